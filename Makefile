@@ -1,0 +1,34 @@
+# Quick start: `make run` (set up and start the app) and `make test` (set up and run the tests).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Tests and benchmarks run in a private network namespace holding only loopback,
+# so no packet (not even the QUIC stack's port-mapping probes) leaves this machine.
+ISOLATED := scripts/isolated
+
+.PHONY: run test bench lint system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+system-deps:
+	@scripts/install-system-deps
+
+run: $(STAMP)
+	$(VENV)/bin/p2p-transfer receive
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests bench
+
+test: $(STAMP) system-deps lint
+	$(ISOLATED) $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) system-deps
+	$(ISOLATED) $(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache test-artifacts

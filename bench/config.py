@@ -1,0 +1,67 @@
+"""Named constants of the benchmark, with the reason for each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+#: Throughput is reported in MB/s with MB = 10^6 bytes, as network tools do.
+MB = 1_000_000
+
+#: Root of the repository: peers are started with it on ``PYTHONPATH``.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Default folder for generated and received data (gitignored).
+DEFAULT_WORK_DIR = Path(__file__).resolve().parent / ".work"
+#: Where a full run writes its table (committed, so others can compare).
+RESULTS_PATH = Path(__file__).resolve().parent / "results.md"
+#: Where a ``--quick`` run writes its table (gitignored), so a smoke run never
+#: overwrites the figures of a full one.
+QUICK_RESULTS_PATH = Path(__file__).resolve().parent / "results" / "quick.md"
+
+# --- Workloads --------------------------------------------------------------
+#: The one large file of the full run.
+BIG_FILE_SIZE = 1 * GiB
+#: Count and size of the small files of the full run.
+SMALL_FILE_COUNT = 10_000
+SMALL_FILE_SIZE = 4 * KiB
+#: The same for ``--quick``: enough to exercise every row in well under a minute.
+QUICK_BIG_FILE_SIZE = 64 * MiB
+QUICK_SMALL_FILE_COUNT = 1_000
+#: Small files are spread over folders of this many, so the receiving side
+#: also has to create a tree, as with a real photo or source folder.
+SMALL_FILES_PER_FOLDER = 100
+#: Seed of the pseudo-random (incompressible) test data, so runs are repeatable.
+DATA_SEED = b"p2p-transfer benchmark data v1"
+#: Block in which test data is generated and hashed.
+GENERATE_BLOCK = 4 * MiB
+#: Free space kept in reserve beyond what a run writes.
+DISK_RESERVE = 512 * MiB
+
+# --- Peers ------------------------------------------------------------------
+#: File read / network write size of the benchmark's own peers: the project's
+#: I/O buffer (256 KiB; larger iroh reads are slower, see DESIGN.md).
+CHUNK_SIZE = 256 * KiB
+#: ALPN of the raw iroh copy; no other program speaks it.
+RAW_IROH_ALPN = b"p2p-transfer/bench-raw/1"
+#: Verification code both p2p-transfer peers are given (the receiver's
+#: ``--code`` fixes it, so no one has to type it).
+P2P_CODE = "123456"
+#: Nameplate of the first magic-wormhole code; each run takes the next one, so
+#: a run never meets a claim left behind by the previous one.
+WORMHOLE_FIRST_NAMEPLATE = 7
+WORMHOLE_CODE_WORDS = "foo-bar"
+
+# --- Deadlines (seconds) -------------------------------------------------------
+#: Time for a receiver to print its ticket or address, or a server to listen.
+STARTUP_TIMEOUT = 60.0
+#: A run is given this much time plus the time its data takes at the slowest
+#: rate still worth reporting; past that it is killed and marked failed.
+RUN_TIMEOUT_BASE = 60.0
+SLOWEST_RATE = 2 * MB
+SLOWEST_FILE_RATE = 20
+#: Grace between SIGTERM and SIGKILL when a process must be stopped.
+KILL_GRACE = 3.0
+#: Time for a finished peer to see its connection closed before giving up.
+CLOSE_TIMEOUT = 10.0

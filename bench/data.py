@@ -1,0 +1,165 @@
+"""Test data: generation, the tree digest used to verify a run, and disk checks.
+
+Every file is pseudo-random (BLAKE3 in extendable-output mode from a fixed
+seed): incompressible, so magic-wormhole's deflated zip gains nothing over the
+others, and the same on every run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from blake3 import blake3
+
+from bench.config import DATA_SEED, DISK_RESERVE, GENERATE_BLOCK, SMALL_FILES_PER_FOLDER, MiB
+
+#: Length prefix of a path in the digest, so ("ab","c") never equals ("a","bc").
+_PATH_LENGTH_BYTES = 4
+_SIZE_BYTES = 8
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What one run sends: a single top-level entry inside ``source_dir``."""
+
+    key: str  # "big" or "small"
+    title: str  # for the report, e.g. "1 file of 1 GiB"
+    source_dir: Path  # holds only ``entry``; its digest is the expected one
+    entry: str  # the file or folder given to the sender
+    total_bytes: int
+    file_count: int
+    digest: str  # tree digest of ``source_dir``
+
+    @property
+    def path(self) -> Path:
+        """The path the sender is given."""
+        return self.source_dir / self.entry
+
+
+def human_size(size: int) -> str:
+    """``1073741824`` → ``1 GiB``; exact binary units where they fit."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} B"
+
+
+def _random_blocks(label: bytes, size: int) -> Iterator[bytes]:
+    """``size`` pseudo-random bytes in blocks, determined by ``label``."""
+    stream = blake3(DATA_SEED + b"/" + label)
+    offset = 0
+    while offset < size:
+        length = min(GENERATE_BLOCK, size - offset)
+        yield stream.digest(length=length, seek=offset)
+        offset += length
+
+
+def make_big(root: Path, size: int) -> Workload:
+    """One file of ``size`` bytes in ``root/big/``."""
+    source = root / "big"
+    source.mkdir(parents=True)
+    with open(source / "big.bin", "wb") as out:
+        for block in _random_blocks(b"big", size):
+            out.write(block)
+    return Workload(
+        key="big",
+        title=f"1 file of {human_size(size)}",
+        source_dir=source,
+        entry="big.bin",
+        total_bytes=size,
+        file_count=1,
+        digest=tree_digest(source),
+    )
+
+
+def make_small(root: Path, count: int, size: int) -> Workload:
+    """``count`` files of ``size`` bytes in folders under ``root/small/small/``."""
+    source = root / "small"
+    folder = source / "small"
+    data = b"".join(_random_blocks(b"small", count * size))
+    for index in range(count):
+        sub = folder / f"d{index // SMALL_FILES_PER_FOLDER:04d}"
+        if index % SMALL_FILES_PER_FOLDER == 0:
+            sub.mkdir(parents=True)
+        (sub / f"f{index:06d}.bin").write_bytes(data[index * size : (index + 1) * size])
+    return Workload(
+        key="small",
+        title=f"{count:,} files of {human_size(size)}",
+        source_dir=source,
+        entry="small",
+        total_bytes=count * size,
+        file_count=count,
+        digest=tree_digest(source),
+    )
+
+
+def iter_files(entry: Path) -> list[tuple[str, Path]]:
+    """Files of ``entry`` (a file or a folder) as (relative POSIX path, path), sorted.
+
+    Relative paths start with ``entry``'s own name, as every tool lays them
+    out in its output folder.
+    """
+    if entry.is_file():
+        return [(entry.name, entry)]
+    found = [
+        (path.relative_to(entry.parent).as_posix(), path)
+        for path in entry.rglob("*")
+        if path.is_file()
+    ]
+    return sorted(found)
+
+
+def file_hash(path: Path) -> bytes:
+    """BLAKE3 of one file (memory-mapped, multi-threaded: verification is not timed)."""
+    hasher = blake3(max_threads=blake3.AUTO)
+    if path.stat().st_size:
+        hasher.update_mmap(path)
+    return hasher.digest()
+
+
+def digest_entries(entries: Iterable[tuple[str, int, bytes]]) -> str:
+    """Digest of (relative path, size, BLAKE3) triples, in the order given (sorted)."""
+    total = blake3()
+    for relpath, size, content_hash in entries:
+        name = relpath.encode()
+        total.update(len(name).to_bytes(_PATH_LENGTH_BYTES, "big"))
+        total.update(name)
+        total.update(size.to_bytes(_SIZE_BYTES, "big"))
+        total.update(content_hash)
+    return total.hexdigest()
+
+
+def tree_digest(root: Path) -> str:
+    """Digest of every file under ``root`` (paths relative to ``root``)."""
+    entries = []
+    for child in sorted(root.iterdir()):
+        for relpath, path in iter_files(child):
+            entries.append((relpath, path.stat().st_size, file_hash(path)))
+    entries.sort()
+    return digest_entries(entries)
+
+
+def check_free_space(folder: Path, needed: int) -> None:
+    """Fail before writing anything when ``folder``'s disk lacks ``needed`` bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < needed + DISK_RESERVE:
+        raise SystemExit(
+            f"not enough free disk for the benchmark: {free // MiB} MiB free, "
+            f"{(needed + DISK_RESERVE) // MiB} MiB needed (try --quick or a smaller --size)"
+        )
+
+
+def remove_tree(path: Path) -> None:
+    """Delete ``path`` if it exists, then flush the page cache's dirty pages.
+
+    The sync makes every run start with no write-back of a previous run
+    still going on behind it.
+    """
+    if path.exists():
+        shutil.rmtree(path)
+    os.sync()

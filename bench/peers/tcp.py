@@ -1,0 +1,81 @@
+"""Plain TCP copy, the practical limit: ``socket.sendfile`` → ``recv_into`` → file.
+
+    python -m bench.peers.tcp receive OUT_DIR     # prints {"event": "ticket", "ticket": "HOST:PORT"}
+    python -m bench.peers.tcp send HOST:PORT PATH
+
+No encryption and no hashing: the kernel copies file pages to the socket and
+the receiver writes what arrives. The harness verifies the output afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from pathlib import Path
+
+from bench.config import CHUNK_SIZE
+from bench.data import iter_files
+from bench.peers.stream import Decoder, FileSink, emit, encode_header
+
+LOOPBACK = "127.0.0.1"
+
+
+def receive(out: Path) -> None:
+    """Accept one connection and write every file it carries under ``out``."""
+    with socket.create_server((LOOPBACK, 0)) as server:
+        host, port = server.getsockname()[:2]
+        emit("ticket", ticket=f"{host}:{port}")
+        conn, _ = server.accept()
+    sink = FileSink(out, hash_files=False)
+    decoder = Decoder(sink)
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    with conn:
+        while True:
+            count = conn.recv_into(buffer)
+            if not count:
+                break
+            decoder.feed(view[:count])
+    decoder.close()
+    emit("done", files=len(sink.entries), bytes=sink.bytes)
+
+
+def send(address: str, entry: Path) -> None:
+    """Send every file of ``entry`` over one connection, then close it."""
+    host, port = address.rsplit(":", 1)
+    files = iter_files(entry)
+    total = 0
+    with socket.create_connection((host, int(port))) as conn:
+        for relpath, path in files:
+            with open(path, "rb") as source:
+                size = source.seek(0, 2)
+                source.seek(0)
+                conn.sendall(encode_header(relpath, size))
+                if size:
+                    conn.sendfile(source)
+            total += size
+        conn.shutdown(socket.SHUT_WR)
+        # Wait for the receiver's close, so our exit means "all was read".
+        while conn.recv(CHUNK_SIZE):
+            pass
+    emit("done", files=len(files), bytes=total)
+
+
+def main() -> None:
+    """Command line of the TCP peer."""
+    parser = argparse.ArgumentParser(prog="python -m bench.peers.tcp")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rx = sub.add_parser("receive")
+    rx.add_argument("out", type=Path)
+    tx = sub.add_parser("send")
+    tx.add_argument("address")
+    tx.add_argument("path", type=Path)
+    args = parser.parse_args()
+    if args.command == "receive":
+        receive(args.out)
+    else:
+        send(args.address, args.path)
+
+
+if __name__ == "__main__":
+    main()

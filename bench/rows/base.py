@@ -1,0 +1,142 @@
+"""What every row shares: its interface, the run context, and the two-peer run."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.config import RUN_TIMEOUT_BASE, SLOWEST_FILE_RATE, SLOWEST_RATE, STARTUP_TIMEOUT
+from bench.data import Workload, remove_tree, tree_digest
+from bench.results import OK, RowResult, failed
+from bench.runner import Child, ChildError, Children
+
+#: Checks a row adds after the tree comparison: (sender, receiver) → problem or None.
+ExtraCheck = Callable[[Child, Child], "str | None"]
+
+
+@dataclass
+class RunContext:
+    """Where and under which number one run of one row happens."""
+
+    work_dir: Path
+    run_index: int = 0
+    timeout: float | None = None  # None: derived from the workload
+
+    def out_dir(self, tool_key: str) -> Path:
+        """A fresh, empty folder for the receiver's output."""
+        path = self.work_dir / "out" / tool_key
+        remove_tree(path)
+        path.mkdir(parents=True)
+        return path
+
+    def log_dir(self, tool_key: str, workload: Workload) -> Path:
+        """Folder for the children's stderr of this run."""
+        return self.work_dir / "logs" / f"{tool_key}-{workload.key}-{self.run_index}"
+
+    def scratch(self, tool_key: str) -> Path:
+        """A fresh folder for a tool's config or temporary files."""
+        path = self.work_dir / "scratch" / tool_key
+        remove_tree(path)
+        path.mkdir(parents=True)
+        return path
+
+    def run_timeout(self, workload: Workload) -> float:
+        """Time a run may take before it is stopped and marked failed."""
+        if self.timeout is not None:
+            return self.timeout
+        return (
+            RUN_TIMEOUT_BASE
+            + workload.total_bytes / SLOWEST_RATE
+            + workload.file_count / SLOWEST_FILE_RATE
+        )
+
+
+@dataclass
+class Row:
+    """One tool of the table. Subclasses fill in ``run``."""
+
+    key: str  # name on the command line (--only)
+    label: str  # name in the table
+    workloads: Sequence[str] = ("big", "small")
+    notes: dict[str, str] = field(default_factory=dict)  # per workload key
+
+    def unavailable_reason(self) -> str | None:
+        """Why this row cannot run here, or None when it can."""
+        return None
+
+    def setup(self, work_dir: Path) -> None:
+        """Start what the row needs across runs (servers); nothing by default."""
+
+    def teardown(self) -> None:
+        """Stop what ``setup`` started."""
+
+    def run(self, workload: Workload, ctx: RunContext) -> RowResult:
+        """Send ``workload`` once and measure it."""
+        raise NotImplementedError
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """argv running one of the benchmark's peer modules with this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
+def run_pair(
+    row: Row,
+    workload: Workload,
+    ctx: RunContext,
+    *,
+    receiver: Callable[[Path], Sequence[str]],
+    sender: Callable[[str], Sequence[str]],
+    ready_event: str = "ticket",
+    ready_field: str = "ticket",
+    extra_check: ExtraCheck | None = None,
+    note: str = "",
+) -> RowResult:
+    """Receiver first, then the sender once the receiver printed its address.
+
+    ``receiver(out_dir)`` gives the receiver's argv; it must print a JSON line
+    ``{"event": ready_event, ready_field: ADDRESS}``; ``sender(ADDRESS)`` gives
+    the sender's argv. Wall time runs from the receiver's start to the last
+    exit, as a user starting both would see it.
+    """
+    out = ctx.out_dir(row.key)
+    timeout = ctx.run_timeout(workload)
+    with Children(ctx.log_dir(row.key, workload)) as children:
+        rx = children.start("receiver", receiver(out))
+        try:
+            ready: dict[str, Any] = rx.wait_for_event(ready_event, STARTUP_TIMEOUT)
+            tx = children.start("sender", sender(str(ready[ready_field])))
+            tx_usage = tx.wait(timeout)
+            rx_usage = rx.wait(max(1.0, timeout - (tx_usage.wall_end - rx.started)))
+        except ChildError as error:
+            return failed(row.label, workload, str(error), note)
+        for child, usage in ((tx, tx_usage), (rx, rx_usage)):
+            if usage.returncode != 0:
+                return failed(row.label, workload, f"{child.name}: {child.describe_exit()}", note)
+        problem = verify_output(out, workload)
+        if problem is None and extra_check is not None:
+            problem = extra_check(tx, rx)
+        if problem is not None:
+            return failed(row.label, workload, problem, note)
+        return RowResult(
+            tool=row.label,
+            workload=workload,
+            status=OK,
+            wall_seconds=max(tx_usage.wall_end, rx_usage.wall_end) - rx.started,
+            cpu_seconds=tx_usage.cpu_seconds + rx_usage.cpu_seconds,
+            sender_rss_bytes=tx_usage.max_rss_bytes,
+            receiver_rss_bytes=rx_usage.max_rss_bytes,
+            note=note,
+        )
+
+
+def verify_output(out: Path, workload: Workload) -> str | None:
+    """None when ``out`` holds exactly the source tree, byte for byte; else why not."""
+    received = tree_digest(out)
+    if received == workload.digest:
+        return None
+    names = sorted(path.name for path in out.iterdir())
+    return f"received tree differs from the source (top level: {', '.join(names)[:120]})"

@@ -1,0 +1,225 @@
+"""Start child processes and measure them as the kernel accounts them.
+
+Each child runs in its own session (so it and anything it starts can be
+stopped together) and is reaped with ``os.wait4``, whose rusage covers the
+child and every descendant it waited for: user and system CPU seconds, and the
+peak resident set size. A thread drains its stdout (so a chatty child never
+blocks on a full pipe) and hands lines to whoever waits for one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.config import KILL_GRACE, REPO_ROOT
+
+#: ``ru_maxrss`` is in KiB on Linux.
+_MAXRSS_UNIT = 1024
+#: Lines of a failed child's stderr quoted in the report.
+_STDERR_TAIL_LINES = 3
+
+
+class ChildError(RuntimeError):
+    """A child did not behave as its row expects (exit code, missing line, timeout)."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the kernel accounted for one finished child (and its reaped descendants)."""
+
+    returncode: int
+    wall_end: float  # time.perf_counter() when it was reaped
+    cpu_seconds: float  # user + system
+    max_rss_bytes: int
+
+
+def peer_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child: ours, with the repository importable."""
+    env = dict(os.environ)
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + path if path else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    if extra:
+        env.update(extra)
+    return env
+
+
+class Child:
+    """One measured child process."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_dir: Path,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.stderr_path = log_dir / f"{name}.stderr"
+        self.stdout_lines: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._usage: Usage | None = None
+        with open(self.stderr_path, "wb") as stderr:
+            self.started = time.perf_counter()
+            self._popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                cwd=cwd,
+                env=peer_env(env),
+                start_new_session=True,
+            )
+        self.pid = self._popen.pid
+        self._reader = threading.Thread(target=self._read, name=f"{name}-stdout", daemon=True)
+        self._waiter = threading.Thread(target=self._wait, name=f"{name}-wait4", daemon=True)
+        self._reader.start()
+        self._waiter.start()
+
+    def _read(self) -> None:
+        assert self._popen.stdout is not None
+        for raw in self._popen.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.stdout_lines.append(line)
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _wait(self) -> None:
+        # We reap the child ourselves: Popen.wait would discard the rusage.
+        _, status, rusage = os.wait4(self.pid, 0)
+        end = time.perf_counter()
+        code = os.waitstatus_to_exitcode(status)
+        self._popen.returncode = code
+        self._usage = Usage(
+            returncode=code,
+            wall_end=end,
+            cpu_seconds=rusage.ru_utime + rusage.ru_stime,
+            max_rss_bytes=rusage.ru_maxrss * _MAXRSS_UNIT,
+        )
+
+    @property
+    def running(self) -> bool:
+        """True until the child has been reaped."""
+        return self._waiter.is_alive()
+
+    def next_line(self, deadline: float) -> str | None:
+        """The next stdout line, or None at end of output or past ``deadline``."""
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            return None
+        try:
+            return self._lines.get(timeout=remaining)
+        except queue.Empty:
+            return None
+
+    def wait_for_event(self, event: str, timeout: float) -> dict[str, Any]:
+        """Read JSON stdout lines until one has ``"event": event``; return it."""
+        deadline = time.perf_counter() + timeout
+        while True:
+            line = self.next_line(deadline)
+            if line is None:
+                raise ChildError(f"{self.name}: no {event!r} line; {self.describe_exit()}")
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(message, dict) and message.get("event") == event:
+                return message
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every JSON object the child printed, in order."""
+        found = []
+        for line in self.stdout_lines:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(message, dict):
+                found.append(message)
+        return found
+
+    def wait(self, timeout: float) -> Usage:
+        """Wait until the child exits; past ``timeout`` stop it and raise."""
+        self._waiter.join(timeout)
+        if self._waiter.is_alive():
+            self.stop()
+            raise ChildError(f"{self.name}: still running after {timeout:.0f} s, stopped")
+        self._reader.join(KILL_GRACE)
+        assert self._usage is not None
+        return self._usage
+
+    def stop(self) -> Usage | None:
+        """SIGTERM the child's session, SIGKILL it after a grace; return its usage."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if not self._waiter.is_alive():
+                break
+            try:
+                os.killpg(self.pid, sig)
+            except ProcessLookupError:
+                pass
+            self._waiter.join(KILL_GRACE)
+        self._waiter.join()
+        return self._usage
+
+    def cpu_seconds_now(self) -> float:
+        """CPU seconds used so far by the running child itself (from /proc)."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return self._usage.cpu_seconds if self._usage else 0.0
+        # Fields after the command name start at "state" (field 3): utime is 14, stime 15.
+        ticks = int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def describe_exit(self) -> str:
+        """Exit status (if any) and the end of stderr, for an error message."""
+        status = "running" if self.running else f"exit {self._popen.returncode}"
+        try:
+            lines = self.stderr_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            lines = []
+        tail = " | ".join(line.strip() for line in lines[-_STDERR_TAIL_LINES:])
+        return f"{status}; stderr: {tail}" if tail else status
+
+
+class Children:
+    """Context manager that stops every child still running when the block ends."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self._children: list[Child] = []
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Child:
+        """Start and track one child."""
+        child = Child(name, argv, log_dir=self.log_dir, cwd=cwd, env=env)
+        self._children.append(child)
+        return child
+
+    def __enter__(self) -> Children:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for child in self._children:
+            if child.running:
+                child.stop()

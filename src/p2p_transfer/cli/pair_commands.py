@@ -1,0 +1,96 @@
+"""``pair`` and ``id``: trusted devices and this device's identity."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+
+import click
+
+from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
+from p2p_transfer.node import Node, NodeConfig
+from p2p_transfer.trust import IdentityError, PairingStore
+from p2p_transfer.trust.files import ensure_private_dir
+
+
+@click.group()
+def pair() -> None:
+    """List or forget trusted (paired) devices."""
+
+
+def _store(ctx: CliContext) -> PairingStore:
+    ensure_private_dir(ctx.config_dir)
+    return PairingStore(ctx.config_dir)
+
+
+@pair.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def pair_list(ctx: CliContext, as_json: bool) -> None:
+    """Show paired devices and when their trust expires."""
+    pairings = _store(ctx).list()
+    for p in pairings:
+        if as_json:
+            click.echo(json.dumps({"event": "pairing", "endpoint_id": p.endpoint_id,
+                                   "name": p.name, "expires_at": p.expires_at}))
+        else:
+            expires = datetime.datetime.fromtimestamp(p.expires_at).strftime("%Y-%m-%d %H:%M")
+            click.echo(f"{p.endpoint_id}  {p.name}  (trusted until {expires})")
+    if not pairings and not as_json:
+        click.echo("no paired devices")
+
+
+@pair.command("remove")
+@click.argument("endpoint_id")
+@click.pass_obj
+def pair_remove(ctx: CliContext, endpoint_id: str) -> None:
+    """Forget the device with this endpoint ID (a unique prefix is enough)."""
+    store = _store(ctx)
+    matches = [p for p in store.list() if p.endpoint_id.startswith(endpoint_id.lower())]
+    if len(matches) > 1:
+        raise click.ClickException(
+            f"{endpoint_id!r} matches {len(matches)} devices; be more specific"
+        )
+    if not matches:
+        raise click.ClickException(f"no paired device matches {endpoint_id!r}")
+    store.remove(matches[0].endpoint_id)
+    click.echo(f"forgot {matches[0].name} ({matches[0].endpoint_id[:10]}…)")
+
+
+@pair.command("clear")
+@click.pass_obj
+def pair_clear(ctx: CliContext) -> None:
+    """Forget every paired device."""
+    count = _store(ctx).clear()
+    click.echo(f"forgot {count} device(s)")
+
+
+@click.command("id")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@click.option("--bind", "bind_addr", default=None, help="Address to put in the ticket.")
+@click.pass_obj
+def id_command(ctx: CliContext, as_json: bool, bind_addr: str | None) -> None:
+    """Print this device's endpoint ID and a ticket for it."""
+
+    async def show() -> int:
+        try:
+            node = await Node.start(NodeConfig(ctx.config_dir, ctx.device_name, bind_addr))
+        except IdentityError as exc:
+            click.echo(f"error: {exc}", err=True)
+            return EXIT_FAILURE
+        try:
+            ticket = node.transport.ticket
+            if as_json:
+                click.echo(json.dumps({"event": "id", "endpoint_id": node.endpoint_id,
+                                       "name": ctx.device_name, "ticket": ticket}))
+            else:
+                click.echo(f"endpoint id: {node.endpoint_id}")
+                click.echo(f"name:        {ctx.device_name}")
+                click.echo(f"ticket:      {ticket}")
+        finally:
+            await node.close()
+        return 0
+
+    sys.exit(run_async(show()))
+

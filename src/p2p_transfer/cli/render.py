@@ -1,0 +1,172 @@
+"""Rendering the event stream: JSON lines for scripts, rich output for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TextIO
+
+import segno
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from p2p_transfer.events import (
+    CodeEvent,
+    ConnectionEvent,
+    DecisionEvent,
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    FileFailedEvent,
+    OfferEvent,
+    ProgressEvent,
+    TicketEvent,
+    VerifiedEvent,
+)
+
+
+class JsonRenderer:
+    """One JSON object per stdout line, each with an ``event`` field."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stdout
+
+    def __call__(self, event: Event) -> None:
+        self._stream.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        """Nothing to tear down."""
+
+
+def human_size(count: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(count) < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+class HumanRenderer:
+    """Progress bars, the ticket's QR code, codes and outcomes, for a terminal."""
+
+    def __init__(self, console: Console | None = None, show_qr: bool = True) -> None:
+        self.console = console or Console(stderr=False, highlight=False)
+        self._show_qr = show_qr
+        self._progress: Progress | None = None
+        self._overall: TaskID | None = None
+        self._files: dict[str, TaskID] = {}
+
+    def __call__(self, event: Event) -> None:
+        handler = getattr(self, f"_on_{event.name}", None)
+        if handler is not None:
+            handler(event)
+
+    def close(self) -> None:
+        """Stop the live display."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def _print(self, *args: object) -> None:
+        target = self._progress.console if self._progress is not None else self.console
+        target.print(*args)
+
+    def _on_ticket(self, event: TicketEvent) -> None:
+        self.console.print(f"[bold]{event.device_name}[/] is ready to receive.")
+        if self._show_qr:
+            qr = segno.make(event.ticket, error="l")
+            qr.terminal(out=self.console.file, compact=True)
+        self.console.print("On the sending device run:")
+        self.console.print(f"  p2p-transfer send --to {event.ticket} FILE...", soft_wrap=True)
+
+    def _on_connection(self, event: ConnectionEvent) -> None:
+        rtt = f", {event.rtt_ms:.0f} ms" if event.rtt_ms is not None else ""
+        self._print(f"[dim]connected ({event.path}{rtt})[/]")
+
+    def _on_code(self, event: CodeEvent) -> None:
+        spaced = f"{event.code[:3]} {event.code[3:]}"
+        self._print(
+            f"\n[bold]{event.peer_name}[/] ({event.peer_id[:10]}…) wants to connect.\n"
+            f"Verification code: [bold reverse] {spaced} [/]  (type it on the sending device)\n"
+        )
+
+    def _on_verified(self, event: VerifiedEvent) -> None:
+        how = "verified by code" if event.by == "code" else "trusted device"
+        self._print(f"[green]✓[/] {event.peer_name}: {how}")
+
+    def _on_offer(self, event: OfferEvent) -> None:
+        names = ", ".join(event.sample)
+        more = "…" if event.files > len(event.sample) else ""
+        self._print(
+            f"[bold]{event.sender}[/] offers {event.files} file(s), "
+            f"{human_size(event.bytes)}: {names}{more}"
+        )
+
+    def _on_decision(self, event: DecisionEvent) -> None:
+        if not event.accepted:
+            self._print(f"[yellow]declined:[/] {event.reason}")
+
+    def _on_progress(self, event: ProgressEvent) -> None:
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("{task.description}", table_column=None),
+                BarColumn(),
+                DownloadColumn(binary_units=True),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self._progress.start()
+            verb = "Sending" if event.direction == "send" else "Receiving"
+            self._overall = self._progress.add_task(verb, total=event.bytes_total)
+        assert self._overall is not None
+        progress = self._progress
+        progress.update(
+            self._overall,
+            completed=event.bytes_done,
+            description=f"{event.files_done}/{event.files_total} files",
+        )
+        active = {f.path: f for f in event.active}
+        for path in list(self._files):
+            if path not in active:
+                progress.remove_task(self._files.pop(path))
+        for path, item in active.items():
+            if path not in self._files:
+                label = path if len(path) <= 40 else "…" + path[-39:]
+                self._files[path] = progress.add_task(f"  {label}", total=item.size)
+            progress.update(self._files[path], completed=item.bytes_done)
+
+    def _on_file_failed(self, event: FileFailedEvent) -> None:
+        self._print(f"[red]✗[/] {event.path}: {event.message}")
+
+    def _on_done(self, event: DoneEvent) -> None:
+        self.close()
+        for task in self._files.values():
+            del task
+        self._files.clear()
+        if event.ok:
+            where = f" into {event.target}" if event.target else ""
+            resumed = event.bytes_total - event.bytes_transferred
+            extra = f" ({human_size(resumed)} already there)" if resumed > 0 else ""
+            self.console.print(
+                f"[green]✓ {event.files} file(s), {human_size(event.bytes_total)} "
+                f"verified{where}[/] in {event.seconds:.1f} s{extra}"
+            )
+        else:
+            self.console.print(
+                f"[red]✗ {event.files_failed} file(s) failed[/], {event.files} verified"
+            )
+
+    def _on_error(self, event: ErrorEvent) -> None:
+        self._print(f"[red]error:[/] {event.message}")

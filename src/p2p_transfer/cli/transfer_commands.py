@@ -1,0 +1,154 @@
+"""``receive`` and ``send``: the two halves of a transfer."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from p2p_transfer.cli.context import (
+    EXIT_FAILURE,
+    CliContext,
+    ask_in_thread,
+    run_async,
+    stdin_is_interactive,
+)
+from p2p_transfer.cli.render import HumanRenderer, JsonRenderer, human_size
+from p2p_transfer.config import current_umask, default_download_dir
+from p2p_transfer.events import ErrorEvent
+from p2p_transfer.limits import DEFAULT_PARALLEL_FILES, MAX_PARALLEL_FILES
+from p2p_transfer.net import NetError
+from p2p_transfer.node import Node, NodeConfig
+from p2p_transfer.transfer import (
+    Decision,
+    IncomingOffer,
+    ReceiveOptions,
+    SendOptions,
+    TransferError,
+    TransferResult,
+)
+from p2p_transfer.trust import IdentityError, is_valid_code_format
+
+
+def _renderer(as_json: bool) -> HumanRenderer | JsonRenderer:
+    return JsonRenderer() if as_json else HumanRenderer()
+
+
+def _exit_code(result: TransferResult | None) -> int:
+    return 0 if result is not None and result.ok else EXIT_FAILURE
+
+
+@click.command()
+@click.option("--dir", "target", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to save into (default: Downloads/p2p-transfer).")
+@click.option("--once", is_flag=True, help="Exit after one sending session.")
+@click.option("--yes", "auto_accept", is_flag=True, help="Accept offers without asking.")
+@click.option("--code", "fixed_code", default=None, help="Use this 6-digit code (for scripts).")
+@click.option("--bind", "bind_addr", default=None, help="Address to listen on (default all).")
+@click.option("--max-size", type=click.IntRange(min=0), default=None,
+              help="Decline offers larger than this many bytes.")
+@click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
+@click.pass_obj
+def receive(
+    ctx: CliContext,
+    target: Path | None,
+    once: bool,
+    auto_accept: bool,
+    fixed_code: str | None,
+    bind_addr: str | None,
+    max_size: int | None,
+    as_json: bool,
+) -> None:
+    """Wait for files: prints a ticket (and QR code) for the sender."""
+    if fixed_code is not None and not is_valid_code_format(fixed_code):
+        raise click.BadParameter("must be 6 digits", param_hint="--code")
+    options = ReceiveOptions(
+        target=(target or default_download_dir()).expanduser(),
+        auto_accept=auto_accept,
+        fixed_code=fixed_code,
+        max_size=max_size,
+        umask=current_umask(),
+    )
+    renderer = _renderer(as_json)
+
+    async def decide(offer: IncomingOffer) -> Decision:
+        if not stdin_is_interactive():
+            return Decision(False, "the receiver cannot be asked (no terminal); use --yes")
+        question = (
+            f"Accept {offer.files} file(s), {human_size(offer.total_bytes)} "
+            f"from {offer.peer_name}?"
+        )
+        answer = await ask_in_thread(
+            lambda: click.confirm(question, default=False, err=True)
+        )
+        return Decision(True) if answer else Decision(False, "declined by the receiver")
+
+    async def run() -> int:
+        try:
+            node = await Node.start(NodeConfig(ctx.config_dir, ctx.device_name, bind_addr))
+        except (IdentityError, NetError) as exc:
+            renderer(ErrorEvent(str(exc)))
+            return EXIT_FAILURE
+        node.events.subscribe(renderer)
+        try:
+            node.announce_ticket()
+            result = await node.serve(options, decide, once=once)
+            return _exit_code(result)
+        finally:
+            renderer.close()
+            await node.close()
+
+    sys.exit(run_async(run()))
+
+
+@click.command()
+@click.option("--to", "ticket", required=True, help="The receiver's ticket.")
+@click.option("--code", default=None, help="The verification code the receiver shows.")
+@click.option("--parallel", type=click.IntRange(1, MAX_PARALLEL_FILES),
+              default=DEFAULT_PARALLEL_FILES, show_default=True, help="Files in flight at once.")
+@click.option("--follow-symlinks", is_flag=True, help="Send what symlinks point to.")
+@click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.pass_obj
+def send(
+    ctx: CliContext,
+    ticket: str,
+    code: str | None,
+    parallel: int,
+    follow_symlinks: bool,
+    as_json: bool,
+    paths: tuple[Path, ...],
+) -> None:
+    """Send files and folders to a receiver."""
+    renderer = _renderer(as_json)
+    options = SendOptions(parallel=parallel, follow_symlinks=follow_symlinks, code=code)
+
+    async def ask_code(peer_name: str) -> str:
+        if not stdin_is_interactive():
+            raise TransferError("the receiver asks for a verification code; pass --code")
+        return await ask_in_thread(
+            lambda: click.prompt(f"Code shown on {peer_name}", err=True, type=str)
+        )
+
+    async def run() -> int:
+        try:
+            node = await Node.start(NodeConfig(ctx.config_dir, ctx.device_name))
+        except (IdentityError, NetError) as exc:
+            renderer(ErrorEvent(str(exc)))
+            return EXIT_FAILURE
+        node.events.subscribe(renderer)
+        try:
+            result = await node.send(ticket, list(paths), options, ask_code)
+            if not result.ok:
+                renderer(ErrorEvent(result.message))
+            return _exit_code(result)
+        except (TransferError, NetError) as exc:
+            renderer(ErrorEvent(str(exc)))
+            return EXIT_FAILURE
+        finally:
+            renderer.close()
+            await node.close()
+
+    sys.exit(run_async(run()))

@@ -1,0 +1,303 @@
+"""The one typed event stream that feeds every front end (terminal, JSON lines, web UI).
+
+Each event is a frozen dataclass with a ``name``; ``to_dict`` gives the JSON
+object the CLI prints with ``--json`` and the web UI receives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+Direction = Literal["send", "receive"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of all events; ``name`` is the ``event`` field of its JSON form."""
+
+    name: ClassVar[str] = "event"
+    #: Field names renamed in JSON (Python keywords).
+    _json_names: ClassVar[dict[str, str]] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as a JSON-ready dict with an ``event`` field first."""
+        out: dict[str, Any] = {"event": self.name}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value):
+                value = dataclasses.asdict(value)
+            elif isinstance(value, list | tuple):
+                value = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value]
+            out[self._json_names.get(f.name, f.name)] = value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class TicketEvent(Event):
+    """This node is reachable with ``ticket``."""
+
+    name: ClassVar[str] = "ticket"
+    ticket: str
+    endpoint_id: str
+    device_name: str
+    _json_names: ClassVar[dict[str, str]] = {"device_name": "name"}
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent(Event):
+    """A peer connection is up; ``path`` is direct or relayed."""
+
+    name: ClassVar[str] = "connection"
+    transfer_id: str
+    peer_id: str
+    path: Literal["direct", "relay", "unknown"]
+    rtt_ms: float | None
+    remote_addr: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CodeEvent(Event):
+    """Receiver: show this verification code to the sending user."""
+
+    name: ClassVar[str] = "code"
+    code: str
+    peer_id: str
+    peer_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedEvent(Event):
+    """The peer is verified: by code just now, or by an earlier pairing."""
+
+    name: ClassVar[str] = "verified"
+    peer_id: str
+    peer_name: str
+    by: Literal["code", "pairing"]
+
+
+@dataclass(frozen=True, slots=True)
+class OfferEvent(Event):
+    """Receiver: a peer offers ``files`` files of ``bytes`` bytes in total."""
+
+    name: ClassVar[str] = "offer"
+    transfer_id: str
+    files: int
+    bytes: int
+    sender: str
+    sender_id: str
+    folders: int = 0
+    sample: list[str] = field(default_factory=list)
+    _json_names: ClassVar[dict[str, str]] = {"sender": "from"}
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionEvent(Event):
+    """The offer was accepted or declined (and why)."""
+
+    name: ClassVar[str] = "decision"
+    transfer_id: str
+    accepted: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FileProgress:
+    """Progress of one file in flight."""
+
+    path: str
+    bytes_done: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent(Event):
+    """Throttled progress of a whole transfer, with the files in flight."""
+
+    name: ClassVar[str] = "progress"
+    transfer_id: str
+    direction: Direction
+    bytes_done: int
+    bytes_total: int
+    files_done: int
+    files_total: int
+    rate: float
+    eta: float | None
+    active: list[FileProgress] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class FileDoneEvent(Event):
+    """One file arrived and its BLAKE3 matched (or, on the sender, was confirmed)."""
+
+    name: ClassVar[str] = "file_done"
+    transfer_id: str
+    direction: Direction
+    path: str
+    size: int
+    blake3: str
+    resumed_from: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FileFailedEvent(Event):
+    """One file did not arrive verified; it is kept only as a ``.part``."""
+
+    name: ClassVar[str] = "file_failed"
+    transfer_id: str
+    direction: Direction
+    path: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class DoneEvent(Event):
+    """A transfer ended; ``ok`` only when every file arrived verified."""
+
+    name: ClassVar[str] = "done"
+    transfer_id: str
+    direction: Direction
+    ok: bool
+    files: int
+    files_failed: int
+    bytes_total: int
+    bytes_transferred: int
+    seconds: float
+    target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent(Event):
+    """Something failed; ``message`` is one clear line for the user."""
+
+    name: ClassVar[str] = "error"
+    message: str
+    transfer_id: str | None = None
+
+
+EventHandler = Callable[[Event], None]
+
+
+class EventBus:
+    """Fans events out to every subscriber; subscribers must not block."""
+
+    def __init__(self) -> None:
+        self._handlers: list[EventHandler] = []
+
+    def subscribe(self, handler: EventHandler) -> Callable[[], None]:
+        """Add a handler; returns a function that removes it."""
+        self._handlers.append(handler)
+        return lambda: self._handlers.remove(handler)
+
+    def emit(self, event: Event) -> None:
+        """Deliver ``event`` to every handler."""
+        for handler in list(self._handlers):
+            handler(event)
+
+
+# --- Share (browser uploads and downloads) ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ShareUrlEvent(Event):
+    """The share server is up: browsers open ``url`` (which contains ``token``)."""
+
+    name: ClassVar[str] = "share_url"
+    url: str
+    token: str
+    public: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ShareUploadRequestEvent(Event):
+    """A browser asks to upload one file; the host is being asked."""
+
+    name: ClassVar[str] = "share_upload_request"
+    request_id: str
+    file_name: str
+    file_size: int
+    client: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShareUploadAcceptedEvent(Event):
+    """The upload was accepted (by the host, or by ``--yes``) and may send bytes."""
+
+    name: ClassVar[str] = "share_upload_accepted"
+    request_id: str
+    file_name: str
+    file_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShareUploadRejectedEvent(Event):
+    """The upload was refused before any byte was written; ``code`` says why."""
+
+    name: ClassVar[str] = "share_upload_rejected"
+    request_id: str
+    file_name: str
+    reason: str
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShareUploadProgressEvent(Event):
+    """Throttled progress of one upload."""
+
+    name: ClassVar[str] = "share_upload_progress"
+    request_id: str
+    file_name: str
+    received_bytes: int
+    file_size: int
+    rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class ShareUploadCompleteEvent(Event):
+    """One upload is finalized under ``path`` (relative to the upload folder)."""
+
+    name: ClassVar[str] = "share_upload_complete"
+    request_id: str
+    file_name: str
+    path: str
+    size: int
+    blake3: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class ShareUploadFailedEvent(Event):
+    """An accepted upload did not finish; its partial data was removed."""
+
+    name: ClassVar[str] = "share_upload_failed"
+    request_id: str
+    file_name: str
+    message: str
+    received_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ShareDownloadStartedEvent(Event):
+    """A browser started downloading a shared item (a file, or a folder as zip)."""
+
+    name: ClassVar[str] = "share_download_started"
+    download_id: str
+    item: str
+    kind: Literal["file", "zip"]
+    bytes: int
+    client: str
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ShareDownloadDoneEvent(Event):
+    """A download ended; ``ok`` is false when the browser went away midway."""
+
+    name: ClassVar[str] = "share_download_done"
+    download_id: str
+    item: str
+    ok: bool
+    seconds: float
+    message: str = ""

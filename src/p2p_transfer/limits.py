@@ -1,0 +1,103 @@
+"""Every limit the program enforces, in one place, named.
+
+The values come from the design reviews of the Rust predecessor: each one is a
+fault that program had (unbounded buffers, tasks or frames) turned into a bound.
+"""
+
+from __future__ import annotations
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+# --- I/O -------------------------------------------------------------------
+#: Size of one file read/write and of one network write of file data.
+IO_BUFFER_SIZE = 256 * KiB
+#: Files whose bytes are in flight at once in one session (``--parallel``).
+DEFAULT_PARALLEL_FILES = 4
+#: Upper bound accepted for ``--parallel``.
+MAX_PARALLEL_FILES = 16
+#: Read size when hashing a file that is already on disk (resume checks).
+HASH_READ_SIZE = 4 * MiB
+#: Small files are packed into one network write until it reaches this size.
+BATCH_WRITE_SIZE = IO_BUFFER_SIZE
+
+# --- Framing ---------------------------------------------------------------
+#: Bytes of the big-endian length prefix in front of every control message.
+FRAME_HEADER_SIZE = 4
+#: Largest control message body; a longer declared length is refused unread.
+MAX_MESSAGE_SIZE = 64 * KiB
+#: Target encoded size of one manifest page, leaving room for the envelope.
+MANIFEST_PAGE_BUDGET = 48 * KiB
+
+# --- Deadlines (seconds) ---------------------------------------------------
+#: A new connection must send its first message within this time.
+FIRST_MESSAGE_TIMEOUT = 5.0
+#: Time the sending user has to type the verification code.
+CODE_ENTRY_TIMEOUT = 60.0
+#: Delay before answering a wrong verification code.
+WRONG_CODE_DELAY = 2.0
+#: Time the receiving user has to accept or decline an offer.
+DECISION_TIMEOUT = 300.0
+#: Time a sender waits for a connection to be established.
+CONNECT_TIMEOUT = 15.0
+#: Time allowed for a closing endpoint to deliver its close to the peer.
+CLOSE_GRACE = 1.0
+
+# --- Verification and pairing -----------------------------------------------
+#: Digits of the verification code.
+CODE_DIGITS = 6
+#: Verifications waiting for a code at the same time.
+MAX_PENDING_VERIFICATIONS = 3
+#: How long a successful pairing is trusted, by default (seconds).
+DEFAULT_PAIRING_LIFETIME = 24 * 3600
+
+# --- Names -----------------------------------------------------------------
+#: Longest file name component, in UTF-8 bytes.
+MAX_NAME_BYTES = 255
+#: Longest relative path in a manifest, in UTF-8 bytes.
+MAX_PATH_BYTES = 4096
+#: Deepest folder nesting in a manifest.
+MAX_PATH_DEPTH = 64
+#: Longest device name, in characters.
+MAX_DEVICE_NAME_CHARS = 64
+
+# --- Manifest --------------------------------------------------------------
+#: Most entries (files and folders) in one offer.
+MAX_MANIFEST_ENTRIES = 1_000_000
+
+# --- Progress --------------------------------------------------------------
+#: Most progress events per second per transfer.
+PROGRESS_EVENTS_PER_SECOND = 10
+
+# --- Identity --------------------------------------------------------------
+#: Length of an Ed25519 secret key file.
+SECRET_KEY_SIZE = 32
+
+# --- Share -----------------------------------------------------------------
+# The browser share (``p2p-transfer share``): an HTTP + WebSocket server that
+# strangers' browsers reach, so every resource it holds for them is bounded.
+#: Largest binary WebSocket frame of upload data a browser may send.
+SHARE_CHUNK_SIZE = 256 * KiB
+#: Largest WebSocket message of any kind; a longer one closes the socket (1009).
+SHARE_MAX_MESSAGE_SIZE = 512 * KiB
+#: Seconds between WebSocket pings (the Rust app's 5 s was needlessly chatty).
+SHARE_PING_INTERVAL = 30.0
+#: Seconds a new (or idle) upload socket has to send ``file_info``.
+SHARE_HANDSHAKE_TIMEOUT = 10.0
+#: Seconds the host has to accept or decline one upload.
+SHARE_ANSWER_TIMEOUT = 60.0
+#: Seconds an accepted upload may go without data before it is failed.
+SHARE_DATA_TIMEOUT = 60.0
+#: Open TCP connections to the share server, in total and from one IP address.
+SHARE_MAX_CONNECTIONS = 100
+SHARE_MAX_CONNECTIONS_PER_IP = 20
+#: Uploads waiting for the host's answer, and uploads receiving bytes, at once.
+SHARE_MAX_PENDING_UPLOADS = 10
+SHARE_MAX_ACTIVE_UPLOADS = 5
+#: Random bits in the share URL's token and in each upload's request ID.
+SHARE_TOKEN_BITS = 128
+#: Highest N tried for ``name (N).ext`` when an upload's name is taken.
+SHARE_MAX_NAME_NUMBER = 999
+#: Bytes of an HTTP request head read from a refused connection before answering 503.
+SHARE_REFUSED_HEAD_BYTES = 8 * KiB

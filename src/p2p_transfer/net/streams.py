@@ -1,0 +1,112 @@
+"""Framed messages and raw bytes over iroh streams.
+
+One task owns each reader: a pending iroh ``read`` that is cancelled after Rust
+completed it loses data, so deadlines are enforced by closing the connection,
+never by abandoning a read.
+"""
+
+from __future__ import annotations
+
+from iroh import iroh_ffi
+
+from p2p_transfer.limits import FRAME_HEADER_SIZE, IO_BUFFER_SIZE
+from p2p_transfer.net.errors import NetError, describe_iroh_error
+from p2p_transfer.protocol import AnyMessage, Message, ProtocolError, body_length, decode_body
+from p2p_transfer.protocol import encode as encode_message
+
+
+class StreamEnded(NetError):
+    """The peer finished the stream where more data was expected."""
+
+
+class MessageReader:
+    """Buffered reads from an iroh RecvStream: whole messages or raw byte runs."""
+
+    def __init__(self, stream: iroh_ffi.RecvStream, read_size: int = IO_BUFFER_SIZE) -> None:
+        self._stream = stream
+        self._read_size = read_size
+        self._buffer = b""
+        self._eof = False
+
+    async def _fill(self) -> bool:
+        """Read more bytes into the buffer; False at the end of the stream."""
+        if self._eof:
+            return False
+        try:
+            chunk = await self._stream.read(self._read_size)
+        except iroh_ffi.IrohError as exc:
+            raise NetError(describe_iroh_error(exc)) from None
+        if not chunk:
+            self._eof = True
+            return False
+        self._buffer = self._buffer + chunk if self._buffer else chunk
+        return True
+
+    async def read_exact(self, size: int) -> bytes:
+        """Exactly ``size`` bytes, or StreamEnded."""
+        while len(self._buffer) < size:
+            if not await self._fill():
+                raise StreamEnded("stream ended early")
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    async def read_some(self, limit: int) -> bytes:
+        """Between 1 and ``limit`` bytes (no copy when the buffer is empty), or StreamEnded."""
+        if not self._buffer and not await self._fill():
+            raise StreamEnded("stream ended early")
+        if len(self._buffer) <= limit:
+            data, self._buffer = self._buffer, b""
+        else:
+            data, self._buffer = self._buffer[:limit], self._buffer[limit:]
+        return data
+
+    async def read_message(self) -> AnyMessage | None:
+        """The next framed message; None if the stream ended cleanly between messages."""
+        if not self._buffer and not await self._fill():
+            return None
+        header = await self.read_exact(FRAME_HEADER_SIZE)
+        length = body_length(header)
+        return decode_body(await self.read_exact(length))
+
+    async def expect(self, kind: type[Message]) -> AnyMessage:
+        """The next message, which must be of ``kind`` (or a peer Error/Cancel)."""
+        message = await self.read_message()
+        if message is None:
+            raise StreamEnded("peer ended the conversation")
+        if not isinstance(message, kind):
+            raise ProtocolError(
+                f"expected {kind.__name__}, got {type(message).__name__}"
+            )
+        return message
+
+
+class MessageWriter:
+    """Writes framed messages and raw bytes to an iroh SendStream."""
+
+    def __init__(self, stream: iroh_ffi.SendStream) -> None:
+        self._stream = stream
+
+    async def send(self, message: Message) -> None:
+        """Write one framed message."""
+        await self.write(encode_message(message))
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Write raw bytes."""
+        try:
+            await self._stream.write_all(data)
+        except iroh_ffi.IrohError as exc:
+            raise NetError(describe_iroh_error(exc)) from None
+
+    async def finish(self) -> None:
+        """Signal the end of this stream."""
+        try:
+            await self._stream.finish()
+        except iroh_ffi.IrohError as exc:
+            raise NetError(describe_iroh_error(exc)) from None
+
+    async def reset(self, code: int) -> None:
+        """Abandon the stream; the peer's reader fails."""
+        try:
+            await self._stream.reset(code)
+        except iroh_ffi.IrohError:
+            pass

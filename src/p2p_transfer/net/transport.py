@@ -1,0 +1,146 @@
+"""The iroh endpoint: one per process, identity-bearing, relays off by default."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Literal
+
+from iroh import iroh_ffi
+
+from p2p_transfer.limits import CLOSE_GRACE, CONNECT_TIMEOUT
+from p2p_transfer.net.binding import apply_binding_fix
+from p2p_transfer.net.errors import NetError, describe_iroh_error
+
+#: Application protocol negotiated on every connection.
+ALPN = b"p2p-transfer/1"
+#: Bind address when none is given: every interface, any free port.
+DEFAULT_BIND = "0.0.0.0:0"
+
+
+class CloseCode:
+    """Application close codes; the reason string travels with them."""
+
+    DONE = 0
+    CANCELLED = 1
+    PROTOCOL_ERROR = 2
+    REFUSED = 3
+    TIMEOUT = 4
+
+
+PathKind = Literal["direct", "relay", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class PathInfo:
+    """How a connection reaches its peer right now."""
+
+    kind: PathKind
+    rtt_ms: float | None
+    remote_addr: str | None
+
+
+def parse_ticket(ticket: str) -> iroh_ffi.EndpointAddr:
+    """Decode a ticket into an address, with a clear error for a mistyped one."""
+    try:
+        return iroh_ffi.EndpointTicket.from_string(ticket.strip()).endpoint_addr()
+    except iroh_ffi.IrohError as exc:
+        raise NetError(f"invalid ticket: {describe_iroh_error(exc)}") from None
+
+
+def path_info(connection: iroh_ffi.Connection) -> PathInfo:
+    """The selected path of a connection: direct or relay, and its RTT."""
+    try:
+        paths = connection.paths()
+    except iroh_ffi.IrohError:
+        paths = []
+    selected = next((p for p in paths if p.is_selected), paths[0] if paths else None)
+    if selected is None:
+        return PathInfo("unknown", None, None)
+    kind: PathKind = "relay" if selected.is_relay else "direct"
+    return PathInfo(kind, float(selected.rtt_ms), str(selected.remote_addr))
+
+
+class Transport:
+    """Owns the process's iroh endpoint; connect out, accept in, close once."""
+
+    def __init__(self, endpoint: iroh_ffi.Endpoint) -> None:
+        self._endpoint = endpoint
+        self._closed = False
+
+    @classmethod
+    async def bind(cls, secret_key: bytes, bind_addr: str | None = None) -> Transport:
+        """Bind an endpoint with this identity; LAN only (no relay)."""
+        apply_binding_fix()
+        iroh_ffi.uniffi_set_event_loop(asyncio.get_running_loop())
+        options = iroh_ffi.EndpointOptions(
+            preset=iroh_ffi.preset_minimal(),
+            bind_addr=_normalize_bind(bind_addr or DEFAULT_BIND),
+            secret_key=secret_key,
+            alpns=[ALPN],
+            relay_mode=iroh_ffi.RelayMode.disabled(),
+        )
+        try:
+            endpoint = await iroh_ffi.Endpoint.bind(options)
+        except iroh_ffi.IrohError as exc:
+            raise NetError(f"cannot bind {bind_addr}: {describe_iroh_error(exc)}") from None
+        return cls(endpoint)
+
+    @property
+    def endpoint_id(self) -> str:
+        """This node's public key, hex."""
+        return str(self._endpoint.id())
+
+    @property
+    def ticket(self) -> str:
+        """A ticket carrying this node's ID and addresses."""
+        return str(iroh_ffi.EndpointTicket.from_addr(self._endpoint.addr()))
+
+    @property
+    def addresses(self) -> list[str]:
+        """Direct socket addresses peers can reach this node on."""
+        return list(self._endpoint.addr().direct_addresses())
+
+    async def connect(self, ticket: str, timeout: float = CONNECT_TIMEOUT) -> iroh_ffi.Connection:
+        """Connect to the node a ticket names, or fail with a clear NetError."""
+        addr = parse_ticket(ticket)
+        try:
+            # Safe to time out: no stream exists yet whose data could be lost.
+            return await asyncio.wait_for(self._endpoint.connect(addr, ALPN), timeout)
+        except TimeoutError:
+            raise NetError(f"no answer from peer within {timeout:.0f} s") from None
+        except iroh_ffi.IrohError as exc:
+            raise NetError(f"cannot connect: {describe_iroh_error(exc)}") from None
+
+    async def accept(self) -> iroh_ffi.Connection | None:
+        """Wait for the next incoming connection; None once the endpoint is closed.
+
+        Connections that fail their handshake are skipped, not raised: one bad
+        peer must not stop the accept loop.
+        """
+        while True:
+            incoming = await self._endpoint.accept_next()
+            if incoming is None:
+                return None
+            try:
+                accepting = await incoming.accept()
+                return await accepting.connect()
+            except iroh_ffi.IrohError:
+                continue
+
+    async def close(self) -> None:
+        """Close the endpoint, giving pending connection closes time to reach peers."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.wait_for(self._endpoint.close(), CLOSE_GRACE * 3)
+        except (TimeoutError, iroh_ffi.IrohError):
+            pass
+
+
+def _normalize_bind(addr: str) -> str:
+    """Accept ``HOST`` as ``HOST:0`` so ``--bind 127.0.0.1`` means any port."""
+    if addr.startswith("["):
+        return addr if "]:" in addr else f"{addr}:0"
+    return addr if addr.count(":") == 1 else (f"{addr}:0" if ":" not in addr else f"[{addr}]:0")

@@ -1,0 +1,130 @@
+"""The composition root: one Node owns the endpoint, trust stores and event stream.
+
+Front ends (CLI, web app) build a Node, subscribe to its events and call its
+methods; nothing below them prints or prompts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from p2p_transfer.events import ErrorEvent, EventBus, TicketEvent
+from p2p_transfer.net import Transport
+from p2p_transfer.transfer.receiver import Decider, ReceiveOptions, ReceiveSession
+from p2p_transfer.transfer.sender import CodePrompt, SendOptions, SendSession
+from p2p_transfer.transfer.session import TransferError, TransferResult
+from p2p_transfer.trust import PairingStore, VerificationSlots, load_or_create_secret_key
+from p2p_transfer.trust.files import ensure_private_dir
+
+
+@dataclass(slots=True)
+class NodeConfig:
+    """Everything a Node needs to start."""
+
+    config_dir: Path
+    device_name: str
+    bind_addr: str | None = None
+
+
+class Node:
+    """One running p2p-transfer instance."""
+
+    def __init__(self, config: NodeConfig, transport: Transport, pairings: PairingStore) -> None:
+        self.config = config
+        self.transport = transport
+        self.pairings = pairings
+        self.events = EventBus()
+        self._slots = VerificationSlots()
+        self._sessions: set[asyncio.Task[TransferResult | None]] = set()
+
+    @classmethod
+    async def start(cls, config: NodeConfig) -> Node:
+        """Load (or create) the identity and bind the endpoint."""
+        ensure_private_dir(config.config_dir)
+        key = await asyncio.to_thread(load_or_create_secret_key, config.config_dir)
+        transport = await Transport.bind(key, config.bind_addr)
+        return cls(config, transport, PairingStore(config.config_dir))
+
+    @property
+    def endpoint_id(self) -> str:
+        """This node's public key."""
+        return self.transport.endpoint_id
+
+    def announce_ticket(self) -> TicketEvent:
+        """Emit (and return) the ticket event peers need to reach this node."""
+        event = TicketEvent(self.transport.ticket, self.endpoint_id, self.config.device_name)
+        self.events.emit(event)
+        return event
+
+    async def send(
+        self,
+        ticket: str,
+        paths: list[Path],
+        options: SendOptions,
+        ask_code: CodePrompt | None = None,
+    ) -> TransferResult:
+        """Send paths to the node a ticket names."""
+        session = SendSession(
+            self.transport, self.config.device_name, self.events, self.pairings, options, ask_code
+        )
+        return await session.run(ticket, paths)
+
+    async def serve(
+        self, options: ReceiveOptions, decide: Decider, once: bool = False
+    ) -> TransferResult | None:
+        """Accept senders until closed; with ``once``, return after the first offer's session."""
+        finished: asyncio.Queue[TransferResult] = asyncio.Queue()
+        acceptor = asyncio.create_task(self._accept_loop(options, decide, finished))
+        try:
+            if once:
+                waiter = asyncio.create_task(finished.get())
+                done, _ = await asyncio.wait(
+                    {acceptor, waiter}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if waiter in done:
+                    return waiter.result()
+                waiter.cancel()
+                return None
+            await acceptor
+            return None
+        finally:
+            acceptor.cancel()
+            for task in list(self._sessions):
+                task.cancel()
+            await asyncio.gather(*self._sessions, return_exceptions=True)
+
+    async def _accept_loop(
+        self, options: ReceiveOptions, decide: Decider, finished: asyncio.Queue[TransferResult]
+    ) -> None:
+        while (connection := await self.transport.accept()) is not None:
+            session = ReceiveSession(
+                connection, self.config.device_name, self.events, self.pairings, self._slots,
+                options, decide,
+            )
+            task = asyncio.create_task(self._run_session(session, finished))
+            self._sessions.add(task)
+            task.add_done_callback(self._sessions.discard)
+
+    async def _run_session(
+        self, session: ReceiveSession, finished: asyncio.Queue[TransferResult]
+    ) -> TransferResult | None:
+        try:
+            result = await session.run()
+        except TransferError as exc:
+            self.events.emit(ErrorEvent(str(exc)))
+            if session.offered:
+                result = TransferResult(False, 0, 0, 0, 0, 0.0, str(exc))
+                finished.put_nowait(result)
+            return None
+        if result is not None:
+            finished.put_nowait(result)
+        return result
+
+    async def close(self) -> None:
+        """Stop sessions and close the endpoint so peers learn of it at once."""
+        for task in list(self._sessions):
+            task.cancel()
+        await asyncio.gather(*self._sessions, return_exceptions=True)
+        await self.transport.close()

@@ -1,0 +1,77 @@
+"""The wire protocol, free of I/O: messages, framing, manifest and path rules.
+
+See docs/PROTOCOL.md for the conversation these pieces make up.
+"""
+
+from p2p_transfer.protocol.errors import ProtocolError
+from p2p_transfer.protocol.framing import FrameDecoder, body_length, decode_body, encode
+from p2p_transfer.protocol.manifest import (
+    ManifestAssembler,
+    ManifestSummary,
+    check_offer,
+    paginate,
+)
+from p2p_transfer.protocol.messages import (
+    PROTOCOL_VERSION,
+    Accept,
+    AnyMessage,
+    Cancel,
+    DataHeader,
+    DataTrailer,
+    Decline,
+    Entry,
+    Error,
+    FileResult,
+    Hello,
+    ManifestPage,
+    Message,
+    Offer,
+    Resume,
+    ResumePage,
+    Summary,
+    Verified,
+    Verify,
+    Welcome,
+)
+from p2p_transfer.protocol.paths import (
+    PART_SUFFIX,
+    numbered_name,
+    sanitize_component,
+    sanitize_path,
+)
+
+__all__ = [
+    "PART_SUFFIX",
+    "PROTOCOL_VERSION",
+    "Accept",
+    "AnyMessage",
+    "Cancel",
+    "DataHeader",
+    "DataTrailer",
+    "Decline",
+    "Entry",
+    "Error",
+    "FileResult",
+    "FrameDecoder",
+    "Hello",
+    "ManifestAssembler",
+    "ManifestPage",
+    "ManifestSummary",
+    "Message",
+    "Offer",
+    "ProtocolError",
+    "Resume",
+    "ResumePage",
+    "Summary",
+    "Verified",
+    "Verify",
+    "Welcome",
+    "body_length",
+    "check_offer",
+    "decode_body",
+    "encode",
+    "numbered_name",
+    "paginate",
+    "sanitize_component",
+    "sanitize_path",
+]

@@ -1,0 +1,106 @@
+"""The offer's manifest: validation and paging, free of I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import msgspec
+
+from p2p_transfer.limits import MANIFEST_PAGE_BUDGET, MAX_MANIFEST_ENTRIES
+from p2p_transfer.protocol.errors import ProtocolError
+from p2p_transfer.protocol.messages import Entry, Offer, Resume
+from p2p_transfer.protocol.paths import sanitize_path
+
+_encoder = msgspec.msgpack.Encoder()
+#: Bytes a page's envelope and per-item list overhead may add to its items.
+_PAGE_OVERHEAD = 16
+
+
+def paginate(items: Iterable[Entry] | Iterable[Resume]) -> Iterator[list]:
+    """Split items into pages whose encoding stays within the page budget."""
+    page: list = []
+    size = _PAGE_OVERHEAD
+    for item in items:
+        item_size = len(_encoder.encode(item))
+        if page and size + item_size > MANIFEST_PAGE_BUDGET:
+            yield page
+            page, size = [], _PAGE_OVERHEAD
+        page.append(item)
+        size += item_size
+    if page:
+        yield page
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestSummary:
+    """What an offer declares, checked before any entry is accepted."""
+
+    entries: int
+    files: int
+    total_bytes: int
+    pages: int
+
+
+def check_offer(offer: Offer) -> ManifestSummary:
+    """Refuse an offer whose declared counts are impossible or over the limits."""
+    if not 0 <= offer.entries <= MAX_MANIFEST_ENTRIES:
+        raise ProtocolError(f"offer of {offer.entries} entries exceeds {MAX_MANIFEST_ENTRIES}")
+    if not 0 <= offer.files <= offer.entries:
+        raise ProtocolError("offer declares more files than entries")
+    if offer.total_bytes < 0:
+        raise ProtocolError("offer declares a negative size")
+    if not 0 <= offer.pages <= offer.entries:
+        raise ProtocolError("offer declares more pages than entries")
+    return ManifestSummary(offer.entries, offer.files, offer.total_bytes, offer.pages)
+
+
+class ManifestAssembler:
+    """Collects manifest pages, sanitizing each path and refusing duplicates."""
+
+    def __init__(self, summary: ManifestSummary) -> None:
+        self.summary = summary
+        self.entries: list[Entry] = []
+        self._paths: set[str] = set()
+        self._bytes = 0
+        self._files = 0
+        self._pages = 0
+
+    @property
+    def complete(self) -> bool:
+        """True once every declared page has arrived."""
+        return self._pages == self.summary.pages
+
+    def add_page(self, entries: list[Entry]) -> None:
+        """Validate and keep one page of entries."""
+        if self.complete:
+            raise ProtocolError("more manifest pages than declared")
+        if len(self.entries) + len(entries) > self.summary.entries:
+            raise ProtocolError("more manifest entries than declared")
+        self._pages += 1
+        for entry in entries:
+            self.entries.append(self._check(entry))
+        if self.complete:
+            self._check_totals()
+
+    def _check(self, entry: Entry) -> Entry:
+        if entry.size < 0 or (entry.kind == "dir" and entry.size != 0):
+            raise ProtocolError(f"invalid size for {entry.path!r}")
+        path = sanitize_path(entry.path)
+        key = path.casefold()
+        if key in self._paths:
+            raise ProtocolError(f"duplicate path {path!r} in manifest")
+        self._paths.add(key)
+        if entry.kind == "file":
+            self._files += 1
+            self._bytes += entry.size
+        return Entry(path, entry.kind, entry.size, entry.mode & 0o777, entry.mtime)
+
+    def _check_totals(self) -> None:
+        declared = self.summary
+        if (len(self.entries), self._files, self._bytes) != (
+            declared.entries,
+            declared.files,
+            declared.total_bytes,
+        ):
+            raise ProtocolError("manifest does not match the offer's declared totals")

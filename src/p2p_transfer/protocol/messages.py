@@ -1,0 +1,169 @@
+"""Typed wire messages; every control message is one of these Structs.
+
+Messages are tagged by a ``type`` field so a decoder can refuse anything it does
+not know; strict decoding turns a wrong field type into a ProtocolError.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+
+class Message(msgspec.Struct, tag_field="type", forbid_unknown_fields=False, frozen=True):
+    """Base of all control messages."""
+
+
+# --- Handshake ---------------------------------------------------------------
+
+
+class Hello(Message, tag="hello"):
+    """First message of the sender: who it is and which protocol it speaks."""
+
+    version: int
+    name: str
+
+
+class Welcome(Message, tag="welcome"):
+    """Receiver's answer to Hello; tells whether a verification code is needed."""
+
+    version: int
+    name: str
+    code_required: bool
+
+
+class Verify(Message, tag="verify"):
+    """The code the sending user typed."""
+
+    code: str
+
+
+class Verified(Message, tag="verified"):
+    """The code matched; the pair is now trusted."""
+
+
+# --- Offer -------------------------------------------------------------------
+
+
+class Entry(msgspec.Struct, frozen=True, array_like=True):
+    """One manifest entry; its index is its position in the offer."""
+
+    path: str
+    kind: Literal["file", "dir"]
+    size: int
+    mode: int
+    mtime: float
+
+
+class Offer(Message, tag="offer"):
+    """Start of an offer; the entries follow in ``pages`` ManifestPage messages."""
+
+    transfer_id: str
+    entries: int
+    files: int
+    total_bytes: int
+    pages: int
+
+
+class ManifestPage(Message, tag="manifest"):
+    """A slice of the manifest, small enough to fit one control message."""
+
+    entries: list[Entry]
+
+
+class Resume(msgspec.Struct, frozen=True, array_like=True):
+    """A file the receiver already holds ``offset`` bytes of, with their BLAKE3."""
+
+    index: int
+    offset: int
+    blake3: str
+
+
+class Accept(Message, tag="accept"):
+    """The receiving user accepted; resume points follow in ``pages`` ResumePage messages."""
+
+    pages: int
+
+
+class ResumePage(Message, tag="resume"):
+    """A slice of the resume points."""
+
+    items: list[Resume]
+
+
+class Decline(Message, tag="decline"):
+    """The offer was declined; ``reason`` is shown to the sending user."""
+
+    reason: str
+
+
+# --- Data streams --------------------------------------------------------------
+
+
+class DataHeader(Message, tag="data"):
+    """Precedes ``length`` raw bytes of file ``index`` starting at ``offset``."""
+
+    index: int
+    offset: int
+    length: int
+
+
+class DataTrailer(Message, tag="end"):
+    """Follows a file's bytes: the BLAKE3 of the whole file, as the sender read it."""
+
+    index: int
+    blake3: str
+
+
+# --- Results -------------------------------------------------------------------
+
+
+class FileResult(Message, tag="file_result"):
+    """Receiver's verdict on one file."""
+
+    index: int
+    ok: bool
+    blake3: str = ""
+    error: str = ""
+
+
+class Summary(Message, tag="summary"):
+    """Receiver's last word on a transfer."""
+
+    files_ok: int
+    files_failed: int
+    bytes_received: int
+
+
+class Cancel(Message, tag="cancel"):
+    """Either side stops the transfer."""
+
+    reason: str
+
+
+class Error(Message, tag="error"):
+    """A fatal error; the connection closes after it."""
+
+    message: str
+
+
+AnyMessage = (
+    Hello
+    | Welcome
+    | Verify
+    | Verified
+    | Offer
+    | ManifestPage
+    | Accept
+    | ResumePage
+    | Decline
+    | DataHeader
+    | DataTrailer
+    | FileResult
+    | Summary
+    | Cancel
+    | Error
+)

@@ -1,0 +1,76 @@
+"""Turning a peer's path into one that is safe to create under the target folder.
+
+Every received name passes here: separators, ``..``, control characters,
+drive letters and Windows reserved names cannot survive, and each component is
+cut to the byte limit while keeping its extension.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from p2p_transfer.limits import MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH
+from p2p_transfer.protocol.errors import ProtocolError
+
+#: Suffix of a file still being received.
+PART_SUFFIX = ".part"
+
+_WINDOWS_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL"}
+    | {f"COM{i}" for i in range(1, 10)}
+    | {f"LPT{i}" for i in range(1, 10)}
+)
+_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
+_REPLACEMENT = "_"
+
+
+def _truncate_utf8(name: str, limit: int) -> str:
+    """Cut ``name`` to at most ``limit`` UTF-8 bytes, keeping a short extension."""
+    if len(name.encode()) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    suffix = f"{dot}{ext}" if stem and len(ext.encode()) <= 16 else ""
+    base = name[: len(name) - len(suffix)]
+    budget = limit - len(suffix.encode())
+    encoded = base.encode()[:budget]
+    return encoded.decode(errors="ignore") + suffix
+
+
+def sanitize_component(name: str) -> str:
+    """Make one path component safe on every common file system; '' if nothing is left."""
+    name = unicodedata.normalize("NFC", name)
+    name = _UNSAFE_CHARS.sub(_REPLACEMENT, name)
+    name = name.strip(" ").rstrip(".")
+    if name in ("", ".", ".."):
+        return ""
+    stem = name.split(".", 1)[0].rstrip(" ")
+    if stem.upper() in _WINDOWS_RESERVED:
+        name = _REPLACEMENT + name
+    # Leave room for the " (N)" a name collision may add and the ".part" suffix.
+    return _truncate_utf8(name, MAX_NAME_BYTES - len(PART_SUFFIX) - len(" (999)"))
+
+
+def sanitize_path(path: str) -> str:
+    """Return a safe relative POSIX path for a received path, or raise ProtocolError.
+
+    Both ``/`` and ``\\`` separate components; empty, ``.`` and ``..`` components
+    are dropped, so absolute paths and traversal land inside the target folder.
+    """
+    if len(path.encode(errors="surrogatepass")) > MAX_PATH_BYTES:
+        raise ProtocolError(f"path longer than {MAX_PATH_BYTES} bytes")
+    parts = [sanitize_component(part) for part in re.split(r"[/\\]", path)]
+    parts = [part for part in parts if part]
+    if not parts:
+        raise ProtocolError(f"path {path!r} has no usable name")
+    if len(parts) > MAX_PATH_DEPTH:
+        raise ProtocolError(f"path deeper than {MAX_PATH_DEPTH} folders")
+    return "/".join(parts)
+
+
+def numbered_name(name: str, number: int) -> str:
+    """``report.pdf`` -> ``report (2).pdf``: the name of the n-th copy."""
+    stem, dot, ext = name.rpartition(".")
+    if not stem:
+        return f"{name} ({number})"
+    return f"{stem} ({number}){dot}{ext}"

@@ -1,0 +1,136 @@
+"""The sender's side of the disk: which files a PATH list means, and reading them.
+
+Reading and hashing happen together, in a worker thread, one buffer at a time:
+the hash is ready when the last byte has been read, with no second pass.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+
+from p2p_transfer.limits import HASH_READ_SIZE
+from p2p_transfer.protocol import Entry
+
+
+class SourceError(Exception):
+    """A path to send cannot be read; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEntry:
+    """A manifest entry and where its bytes come from."""
+
+    entry: Entry
+    source: Path
+
+
+def scan_sources(paths: list[Path], follow_symlinks: bool = False) -> list[SourceEntry]:
+    """Expand files and folders into manifest entries, folders before their contents.
+
+    Relative paths start at each PATH's own name; symlinks are skipped unless
+    ``follow_symlinks`` (then a link loop is cut by tracking visited folders).
+    """
+    out: list[SourceEntry] = []
+    top_names: set[str] = set()
+    for path in paths:
+        try:
+            info = os.stat(path) if follow_symlinks else os.lstat(path)
+        except OSError as exc:
+            raise SourceError(f"cannot read {path}: {exc.strerror}") from None
+        name = path.resolve().name if path.name in ("", ".", "..") else path.name
+        if name in top_names:
+            raise SourceError(f"two paths are both named {name!r}; send them separately")
+        top_names.add(name)
+        if stat.S_ISDIR(info.st_mode):
+            _scan_folder(path, name, follow_symlinks, out, visited=set())
+        elif stat.S_ISREG(info.st_mode):
+            out.append(_file_entry(path, name, info))
+        elif stat.S_ISLNK(info.st_mode):
+            raise SourceError(f"{path} is a symlink; use --follow-symlinks to send its target")
+        else:
+            raise SourceError(f"{path} is not a regular file or folder")
+    return out
+
+
+def _file_entry(path: Path, relative: str, info: os.stat_result) -> SourceEntry:
+    mode = stat.S_IMODE(info.st_mode)
+    return SourceEntry(Entry(relative, "file", info.st_size, mode, info.st_mtime), path)
+
+
+def _scan_folder(
+    folder: Path,
+    relative: str,
+    follow_symlinks: bool,
+    out: list[SourceEntry],
+    visited: set[tuple[int, int]],
+) -> None:
+    info = os.stat(folder)
+    key = (info.st_dev, info.st_ino)
+    if key in visited:
+        return
+    visited.add(key)
+    mode = stat.S_IMODE(info.st_mode)
+    out.append(SourceEntry(Entry(relative, "dir", 0, mode, info.st_mtime), folder))
+    try:
+        children = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise SourceError(f"cannot list {folder}: {exc.strerror}") from None
+    for child in children:
+        child_relative = f"{relative}/{child.name}"
+        if child.is_symlink() and not follow_symlinks:
+            continue
+        try:
+            child_info = child.stat(follow_symlinks=follow_symlinks)
+        except OSError:
+            continue  # a dangling link or a file that vanished
+        if stat.S_ISDIR(child_info.st_mode):
+            _scan_folder(Path(child.path), child_relative, follow_symlinks, out, visited)
+        elif stat.S_ISREG(child_info.st_mode):
+            out.append(_file_entry(Path(child.path), child_relative, child_info))
+
+
+class FileSource:
+    """One file open for sending; reads and hashes in the calling (worker) thread."""
+
+    def __init__(self, path: Path, expected_size: int) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDONLY)
+        self.expected_size = expected_size
+        self.hasher = blake3.blake3()
+        self.position = 0
+
+    def hash_prefix(self, length: int) -> str:
+        """Hash the first ``length`` bytes (to check a resume point); keeps the state."""
+        self.hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        position = 0
+        while position < length:
+            chunk = os.pread(self._fd, min(length - position, HASH_READ_SIZE), position)
+            if not chunk:
+                break
+            self.hasher.update(chunk)
+            position += len(chunk)
+        self.position = position
+        return self.hasher.hexdigest() if position == length else ""
+
+    def restart(self) -> None:
+        """Forget any prefix hashed so far."""
+        self.hasher = blake3.blake3()
+        self.position = 0
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Read ``size`` bytes at ``offset`` and add them to the hash."""
+        data = os.pread(self._fd, size, offset)
+        if len(data) != size:
+            raise SourceError(f"{self.path.name} changed while being sent")
+        self.hasher.update(data)
+        self.position = offset + size
+        return data
+
+    def close(self) -> None:
+        """Release the file descriptor."""
+        os.close(self._fd)

@@ -1,0 +1,105 @@
+"""Progress of one transfer, turned into at most PROGRESS_EVENTS_PER_SECOND events."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from p2p_transfer.events import Direction, FileProgress, ProgressEvent
+from p2p_transfer.limits import PROGRESS_EVENTS_PER_SECOND
+
+#: Weight of the newest rate sample in the smoothed rate.
+RATE_SMOOTHING = 0.3
+#: Most files listed as active in one progress event.
+MAX_ACTIVE_FILES_SHOWN = 8
+
+
+class ProgressTracker:
+    """Counts bytes and files; emits a throttled ProgressEvent through ``emit``."""
+
+    def __init__(
+        self,
+        transfer_id: str,
+        direction: Direction,
+        bytes_total: int,
+        files_total: int,
+        emit: Callable[[ProgressEvent], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.transfer_id = transfer_id
+        self.direction = direction
+        self.bytes_total = bytes_total
+        self.files_total = files_total
+        self.bytes_done = 0
+        self.bytes_transferred = 0
+        self.files_done = 0
+        self._emit = emit
+        self._clock = clock
+        self._started = clock()
+        self._last_emit = float("-inf")
+        self._last_sample = (self._started, 0)
+        self._rate = 0.0
+        self._active: dict[int, FileProgress] = {}
+
+    @property
+    def seconds(self) -> float:
+        """Time since the tracker started."""
+        return self._clock() - self._started
+
+    def skip(self, size: int) -> None:
+        """Count bytes already present on the receiver (resumed or identical)."""
+        self.bytes_done += size
+
+    def start_file(self, index: int, path: str, size: int, done: int = 0) -> None:
+        """A file's bytes begin to move."""
+        self._active[index] = FileProgress(path, done, size)
+
+    def advance(self, index: int, count: int) -> None:
+        """``count`` more bytes of file ``index`` moved."""
+        self.bytes_done += count
+        self.bytes_transferred += count
+        current = self._active.get(index)
+        if current is not None:
+            self._active[index] = FileProgress(
+                current.path, current.bytes_done + count, current.size
+            )
+        self._maybe_emit()
+
+    def finish_file(self, index: int) -> None:
+        """A file is settled (verified or failed)."""
+        self._active.pop(index, None)
+        self.files_done += 1
+        self._maybe_emit()
+
+    def flush(self) -> None:
+        """Emit the current state now, regardless of the rate limit."""
+        self._maybe_emit(force=True)
+
+    def _maybe_emit(self, force: bool = False) -> None:
+        now = self._clock()
+        if not force and now - self._last_emit < 1.0 / PROGRESS_EVENTS_PER_SECOND:
+            return
+        self._last_emit = now
+        sample_time, sample_bytes = self._last_sample
+        if now > sample_time:
+            instant = (self.bytes_transferred - sample_bytes) / (now - sample_time)
+            self._rate = instant if self._rate == 0 else (
+                RATE_SMOOTHING * instant + (1 - RATE_SMOOTHING) * self._rate
+            )
+            self._last_sample = (now, self.bytes_transferred)
+        remaining = max(0, self.bytes_total - self.bytes_done)
+        eta = remaining / self._rate if self._rate > 0 else None
+        active = list(self._active.values())[:MAX_ACTIVE_FILES_SHOWN]
+        self._emit(
+            ProgressEvent(
+                transfer_id=self.transfer_id,
+                direction=self.direction,
+                bytes_done=self.bytes_done,
+                bytes_total=self.bytes_total,
+                files_done=self.files_done,
+                files_total=self.files_total,
+                rate=round(self._rate, 1),
+                eta=round(eta, 1) if eta is not None else None,
+                active=active,
+            )
+        )

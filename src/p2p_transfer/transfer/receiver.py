@@ -1,0 +1,574 @@
+"""The receiving side: verify the peer, ask the user, then take files in.
+
+Bytes go to ``NAME.part`` while being hashed; only a file whose BLAKE3 matches
+the sender's gets its final name. A peer that breaks the protocol loses its
+connection, never the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from iroh import iroh_ffi
+
+from p2p_transfer.events import (
+    CodeEvent,
+    DecisionEvent,
+    DoneEvent,
+    EventBus,
+    FileDoneEvent,
+    FileFailedEvent,
+    OfferEvent,
+    VerifiedEvent,
+)
+from p2p_transfer.limits import (
+    CODE_ENTRY_TIMEOUT,
+    DECISION_TIMEOUT,
+    FIRST_MESSAGE_TIMEOUT,
+    IO_BUFFER_SIZE,
+    MAX_PARALLEL_FILES,
+    WRONG_CODE_DELAY,
+)
+from p2p_transfer.net import (
+    CloseCode,
+    MessageReader,
+    MessageWriter,
+    NetError,
+    describe_iroh_error,
+)
+from p2p_transfer.net.deadline import ConnectionDeadline, close_connection
+from p2p_transfer.protocol import (
+    PROTOCOL_VERSION,
+    Accept,
+    Cancel,
+    DataHeader,
+    DataTrailer,
+    Decline,
+    Entry,
+    Error,
+    FileResult,
+    Hello,
+    ManifestAssembler,
+    ManifestPage,
+    Message,
+    Offer,
+    ProtocolError,
+    Resume,
+    ResumePage,
+    Summary,
+    Verified,
+    Verify,
+    Welcome,
+    check_offer,
+    paginate,
+)
+from p2p_transfer.transfer.progress import ProgressTracker
+from p2p_transfer.transfer.session import PeerError, TransferError, TransferResult, expect
+from p2p_transfer.transfer.target import (
+    PartFile,
+    ResumePoint,
+    TargetError,
+    TargetFolder,
+    describe_os_error,
+)
+from p2p_transfer.trust import (
+    PairingStore,
+    VerificationSlots,
+    codes_match,
+    generate_code,
+)
+
+#: Time the sender has to send its offer after the handshake.
+OFFER_TIMEOUT = 30.0
+#: How long the receiver waits for the sender to close after the summary.
+SUMMARY_CLOSE_WAIT = 5.0
+#: Example names shown with an offer.
+OFFER_SAMPLE_SIZE = 5
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingOffer:
+    """What the receiving user decides on."""
+
+    transfer_id: str
+    peer_id: str
+    peer_name: str
+    files: int
+    folders: int
+    total_bytes: int
+    sample: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Accept, or decline with a reason the sender will see."""
+
+    accept: bool
+    reason: str = ""
+
+
+Decider = Callable[[IncomingOffer], Awaitable[Decision]]
+
+
+@dataclass(slots=True)
+class ReceiveOptions:
+    """How to receive."""
+
+    target: Path
+    auto_accept: bool = False
+    fixed_code: str | None = None
+    max_size: int | None = None
+    umask: int = 0o022
+
+
+class _FileState(Enum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    SETTLED = "settled"
+
+
+@dataclass(slots=True)
+class _IncomingFile:
+    index: int
+    entry: Entry
+    resume: ResumePoint | None = None
+    state: _FileState = _FileState.PENDING
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Files settled so far; ``settled`` is set when every expected file is."""
+
+    expected: int
+    ok: int = 0
+    failed: int = 0
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The first failure of any data stream handler.
+    failure: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def count(self, ok: bool) -> None:
+        if ok:
+            self.ok += 1
+        else:
+            self.failed += 1
+        if self.ok + self.failed >= self.expected:
+            self.settled.set()
+
+    def fail(self, task: asyncio.Task[None]) -> None:
+        """Done-callback of stream handlers: remember the first error."""
+        if not task.cancelled() and task.exception() and not self.failure.done():
+            self.failure.set_exception(task.exception())  # type: ignore[arg-type]
+
+
+class ReceiveSession:
+    """One sender's connection, from hello to summary."""
+
+    def __init__(
+        self,
+        connection: iroh_ffi.Connection,
+        device_name: str,
+        events: EventBus,
+        pairings: PairingStore,
+        slots: VerificationSlots,
+        options: ReceiveOptions,
+        decide: Decider,
+    ) -> None:
+        self._connection = connection
+        self._device_name = device_name
+        self._events = events
+        self._pairings = pairings
+        self._slots = slots
+        self._options = options
+        self._decide = decide
+        self.peer_id = str(connection.remote_id())
+        self.peer_name = self.peer_id[:10]
+        self.offered = False
+        self._lock = asyncio.Lock()
+        self._writer: MessageWriter | None = None
+        self._transfer_id = ""
+
+    async def run(self) -> TransferResult | None:
+        """Serve the peer; None when it never got as far as an offer."""
+        try:
+            return await self._converse()
+        except PeerError as exc:
+            close_connection(self._connection, CloseCode.DONE, "")
+            raise TransferError(str(exc)) from None
+        except ProtocolError as exc:
+            await self._send_error(f"protocol error: {exc}")
+            close_connection(self._connection, CloseCode.PROTOCOL_ERROR, f"protocol error: {exc}")
+            raise TransferError(f"protocol error from {self.peer_name}: {exc}") from None
+        except NetError as exc:
+            close_connection(self._connection, CloseCode.CANCELLED, "receiver stopped")
+            raise TransferError(self._closed_reason() or str(exc)) from None
+        except asyncio.CancelledError:
+            close_connection(self._connection, CloseCode.CANCELLED, "cancelled by peer")
+            raise
+
+    def _closed_reason(self) -> str:
+        reason = self._connection.close_reason()
+        if reason and "closed by peer:" in reason:
+            return reason.split("closed by peer:", 1)[1].split(" (code", 1)[0].strip()
+        return ""
+
+    async def _send_error(self, message: str) -> None:
+        if self._writer is not None:
+            try:
+                async with self._lock:
+                    await self._writer.send(Error(message))
+            except NetError:
+                pass
+
+    async def _send(self, message: Message) -> None:
+        assert self._writer is not None
+        async with self._lock:
+            await self._writer.send(message)
+
+    async def _converse(self) -> TransferResult | None:
+        with ConnectionDeadline(
+            self._connection, FIRST_MESSAGE_TIMEOUT, "no hello within 5 s"
+        ) as deadline:
+            try:
+                stream = await self._connection.accept_bi()
+            except iroh_ffi.IrohError as exc:
+                raise NetError(describe_iroh_error(exc)) from None
+            reader = MessageReader(stream.recv())
+            self._writer = MessageWriter(stream.send())
+            hello = await expect(reader, Hello)
+        if deadline.expired:
+            raise NetError("no hello within 5 s")
+        assert isinstance(hello, Hello)
+        self.peer_name = hello.name[:64] or self.peer_id[:10]
+        if hello.version != PROTOCOL_VERSION:
+            raise ProtocolError(f"unsupported protocol version {hello.version}")
+        await self._verify(reader)
+
+        with ConnectionDeadline(self._connection, OFFER_TIMEOUT, "no offer in time"):
+            offer = await expect(reader, Offer)
+            assert isinstance(offer, Offer)
+            assembler = ManifestAssembler(check_offer(offer))
+            while not assembler.complete:
+                page = await expect(reader, ManifestPage)
+                assert isinstance(page, ManifestPage)
+                assembler.add_page(page.entries)
+        self.offered = True
+        self._transfer_id = offer.transfer_id[:32]
+        entries = assembler.entries
+        incoming = IncomingOffer(
+            transfer_id=self._transfer_id,
+            peer_id=self.peer_id,
+            peer_name=self.peer_name,
+            files=offer.files,
+            folders=offer.entries - offer.files,
+            total_bytes=offer.total_bytes,
+            sample=[e.path for e in entries if e.kind == "file"][:OFFER_SAMPLE_SIZE],
+        )
+        self._events.emit(
+            OfferEvent(
+                incoming.transfer_id, incoming.files, incoming.total_bytes, self.peer_name,
+                self.peer_id, incoming.folders, incoming.sample,
+            )
+        )
+        decision = await self._decide_offer(incoming)
+        self._events.emit(DecisionEvent(incoming.transfer_id, decision.accept, decision.reason))
+        if not decision.accept:
+            await self._send(Decline(decision.reason))
+            await self._await_close()
+            return TransferResult(False, 0, 0, offer.total_bytes, 0, 0.0, decision.reason)
+        return await self._receive(incoming, entries, reader)
+
+    async def _verify(self, reader: MessageReader) -> None:
+        if self._pairings.is_trusted(self.peer_id):
+            await self._send(Welcome(PROTOCOL_VERSION, self._device_name, code_required=False))
+            self._events.emit(VerifiedEvent(self.peer_id, self.peer_name, "pairing"))
+            return
+        if not self._slots.try_acquire():
+            raise PeerError("too many verifications in progress; try again shortly")
+        try:
+            code = self._options.fixed_code or generate_code()
+            self._events.emit(CodeEvent(code, self.peer_id, self.peer_name))
+            await self._send(Welcome(PROTOCOL_VERSION, self._device_name, code_required=True))
+            with ConnectionDeadline(
+                self._connection, CODE_ENTRY_TIMEOUT, "verification code not entered in time"
+            ):
+                attempt = await expect(reader, Verify)
+            assert isinstance(attempt, Verify)
+            if not codes_match(code, attempt.code):
+                await asyncio.sleep(WRONG_CODE_DELAY)
+                await self._send(Error("wrong verification code"))
+                await self._await_close()
+                raise TransferError(f"{self.peer_name} sent a wrong verification code")
+        finally:
+            self._slots.release()
+        self._pairings.add(self.peer_id, self.peer_name)
+        await self._send(Verified())
+        self._events.emit(VerifiedEvent(self.peer_id, self.peer_name, "code"))
+
+    async def _decide_offer(self, offer: IncomingOffer) -> Decision:
+        max_size = self._options.max_size
+        if max_size is not None and offer.total_bytes > max_size:
+            return Decision(False, f"offer of {offer.total_bytes} bytes exceeds the receiver's "
+                                   f"limit of {max_size} bytes")
+        free = await asyncio.to_thread(_free_space, self._options.target)
+        if offer.total_bytes > free:
+            return Decision(False, f"not enough disk space on the receiver "
+                                   f"({offer.total_bytes} bytes offered, {free} free)")
+        if self._options.auto_accept:
+            return Decision(True)
+        try:
+            return await asyncio.wait_for(self._decide(offer), DECISION_TIMEOUT)
+        except TimeoutError:
+            return Decision(False, "the receiver did not answer in time")
+
+    async def _await_close(self) -> None:
+        """Give the peer time to read our last message and close first."""
+        with contextlib.suppress(TimeoutError, iroh_ffi.IrohError):
+            await asyncio.wait_for(self._connection.closed(), SUMMARY_CLOSE_WAIT)
+
+    async def _receive(
+        self, offer: IncomingOffer, entries: list[Entry], reader: MessageReader
+    ) -> TransferResult:
+        target = TargetFolder(self._options.target, self._options.umask)
+        files, resume_items = await asyncio.to_thread(self._prepare, target, entries)
+        pages = list(paginate(resume_items))
+        self._connection.set_max_concurrent_uni_streams(MAX_PARALLEL_FILES)
+        await self._send(Accept(len(pages)))
+        for page in pages:
+            await self._send(ResumePage(page))
+
+        tracker = ProgressTracker(
+            offer.transfer_id, "receive", offer.total_bytes, len(files), self._events.emit
+        )
+        tally = _Tally(expected=len(files))
+        if not files:
+            tally.settled.set()
+        streams = asyncio.create_task(self._accept_streams(target, files, tracker, tally))
+        control = asyncio.create_task(_watch_control(reader))
+        settled = asyncio.create_task(tally.settled.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {streams, control, settled, tally.failure}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                task.result()  # raises a stream or control failure
+        finally:
+            for task in (streams, control, settled):
+                task.cancel()
+        tracker.flush()
+        await self._send(Summary(tally.ok, tally.failed, tracker.bytes_transferred))
+        await self._await_close()
+        ok = tally.failed == 0
+        result = TransferResult(
+            ok, tally.ok, tally.failed, offer.total_bytes, tracker.bytes_transferred,
+            tracker.seconds, "" if ok else f"{tally.failed} file(s) failed verification",
+        )
+        self._events.emit(
+            DoneEvent(
+                offer.transfer_id, "receive", ok, tally.ok, tally.failed, offer.total_bytes,
+                tracker.bytes_transferred, round(tracker.seconds, 3), str(target.root),
+            )
+        )
+        return result
+
+    @staticmethod
+    def _prepare(
+        target: TargetFolder, entries: list[Entry]
+    ) -> tuple[dict[int, _IncomingFile], list[Resume]]:
+        """Create folders and find what is already here (runs in a thread)."""
+        files: dict[int, _IncomingFile] = {}
+        resume_items: list[Resume] = []
+        for index, entry in enumerate(entries):
+            if entry.kind == "dir":
+                target.ensure_folder(entry.path)
+                continue
+            point = target.find_resume_point(entry.path, entry.size)
+            files[index] = _IncomingFile(index, entry, point)
+            if point is not None:
+                resume_items.append(Resume(index, point.offset, point.digest))
+        return files, resume_items
+
+    async def _accept_streams(
+        self,
+        target: TargetFolder,
+        files: dict[int, _IncomingFile],
+        tracker: ProgressTracker,
+        tally: _Tally,
+    ) -> None:
+        handlers: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                try:
+                    stream = await self._connection.accept_uni()
+                except iroh_ffi.IrohError as exc:
+                    raise NetError(self._closed_reason() or describe_iroh_error(exc)) from None
+                task = asyncio.create_task(
+                    self._receive_stream(MessageReader(stream), target, files, tracker, tally)
+                )
+                handlers.add(task)
+                task.add_done_callback(handlers.discard)
+                task.add_done_callback(tally.fail)
+        finally:
+            for task in handlers:
+                task.cancel()
+
+    async def _receive_stream(
+        self,
+        reader: MessageReader,
+        target: TargetFolder,
+        files: dict[int, _IncomingFile],
+        tracker: ProgressTracker,
+        tally: _Tally,
+    ) -> None:
+        """Take files one after another from one data stream."""
+        while (message := await reader.read_message()) is not None:
+            if not isinstance(message, DataHeader):
+                raise ProtocolError(f"expected file data, got {type(message).__name__}")
+            incoming = files.get(message.index)
+            if incoming is None or incoming.state is not _FileState.PENDING:
+                raise ProtocolError(f"data for unknown or repeated file {message.index}")
+            incoming.state = _FileState.ACTIVE
+            await self._receive_file(reader, message, incoming, target, tracker, tally)
+            incoming.state = _FileState.SETTLED
+
+    async def _receive_file(
+        self,
+        reader: MessageReader,
+        header: DataHeader,
+        incoming: _IncomingFile,
+        target: TargetFolder,
+        tracker: ProgressTracker,
+        tally: _Tally,
+    ) -> None:
+        entry, resume = incoming.entry, incoming.resume
+        start = resume.offset if resume is not None and header.offset == resume.offset else 0
+        if header.offset != start or header.offset + header.length != entry.size:
+            raise ProtocolError(f"file {header.index}: data does not match the offer")
+        if start == 0:
+            resume = None
+        tracker.skip(start)
+        tracker.start_file(header.index, entry.path, entry.size, start)
+        part: PartFile | None = None
+        error = ""
+        if resume is not None and resume.complete_file:
+            pass  # identical file already here: only the trailer decides
+        else:
+            try:
+                part = await asyncio.to_thread(target.open_part, entry.path, resume)
+            except TargetError as exc:
+                error = str(exc)
+        error = await self._copy_bytes(reader, header, part, tracker, error)
+        trailer = await reader.read_message()
+        if not isinstance(trailer, DataTrailer) or trailer.index != header.index:
+            raise ProtocolError(f"file {header.index}: missing end of data")
+        digest = part.digest if part is not None else (resume.digest if resume else "")
+        final_path = entry.path
+        if not error:
+            if not trailer.blake3:
+                error = "sender could not read the file"
+            elif not _same_digest(digest, trailer.blake3):
+                error = "BLAKE3 mismatch: data corrupted or sender lied about the hash"
+        if part is not None:
+            try:
+                if error:
+                    keep = "out of disk space" in error
+                    await asyncio.to_thread(part.close if keep else lambda: target.discard(part))
+                else:
+                    final_path = await asyncio.to_thread(
+                        target.finish, part, entry.path, entry.mode, entry.mtime
+                    )
+            except (OSError, TargetError) as exc:
+                error = str(exc) if isinstance(exc, TargetError) else describe_os_error(exc)
+        tracker.finish_file(header.index)
+        await self._settle(incoming, final_path, digest, error, start, tally)
+
+    async def _copy_bytes(
+        self,
+        reader: MessageReader,
+        header: DataHeader,
+        part: PartFile | None,
+        tracker: ProgressTracker,
+        error: str,
+    ) -> str:
+        """Move the file's bytes from the stream to disk, one write behind the network."""
+        remaining = header.length
+        pending: asyncio.Future[None] | None = None
+        loop = asyncio.get_running_loop()
+        while remaining:
+            data = await reader.read_some(min(IO_BUFFER_SIZE, remaining))
+            remaining -= len(data)
+            if pending is not None:
+                error = error or await _write_result(pending)
+                pending = None
+            if part is not None and not error:
+                pending = loop.run_in_executor(None, part.write, data)
+            tracker.advance(header.index, len(data))
+        if pending is not None:
+            error = error or await _write_result(pending)
+        return error
+
+    async def _settle(
+        self,
+        incoming: _IncomingFile,
+        final_path: str,
+        digest: str,
+        error: str,
+        resumed_from: int,
+        tally: _Tally,
+    ) -> None:
+        entry = incoming.entry
+        tally.count(not error)
+        if error:
+            self._events.emit(FileFailedEvent(self._transfer_id, "receive", entry.path, error))
+            await self._send(FileResult(incoming.index, False, error=error))
+        else:
+            self._events.emit(
+                FileDoneEvent(
+                    self._transfer_id, "receive", final_path, entry.size, digest, resumed_from
+                )
+            )
+            await self._send(FileResult(incoming.index, True, blake3=digest))
+
+
+async def _write_result(pending: asyncio.Future[None]) -> str:
+    """'' when a disk write succeeded, else the reason it failed."""
+    try:
+        await pending
+    except OSError as exc:
+        return describe_os_error(exc)
+    return ""
+
+
+def _same_digest(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+async def _watch_control(reader: MessageReader) -> None:
+    """During data transfer the sender may only cancel."""
+    message = await reader.read_message()
+    if message is None:
+        raise PeerError("sender ended the transfer early")
+    await _raise_for(message)
+
+
+async def _raise_for(message: Message) -> None:
+    if isinstance(message, Error):
+        raise PeerError(message.message)
+    if isinstance(message, Cancel):
+        raise PeerError(message.reason or "cancelled by peer")
+    raise ProtocolError(f"unexpected {type(message).__name__} during transfer")
+
+
+def _free_space(folder: Path) -> int:
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    return shutil.disk_usage(probe).free

@@ -1,0 +1,412 @@
+"""The sending side of a transfer: offer, verify, then stream files in parallel.
+
+At most ``parallel`` files are in flight, each worker owning one data stream
+and taking the next file when it finishes the last, so many small files share
+streams and pay no round trip each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from iroh import iroh_ffi
+
+from p2p_transfer.events import (
+    ConnectionEvent,
+    DecisionEvent,
+    DoneEvent,
+    EventBus,
+    FileDoneEvent,
+    FileFailedEvent,
+    VerifiedEvent,
+)
+from p2p_transfer.limits import (
+    BATCH_WRITE_SIZE,
+    DEFAULT_PARALLEL_FILES,
+    IO_BUFFER_SIZE,
+    MAX_PARALLEL_FILES,
+)
+from p2p_transfer.net import (
+    CloseCode,
+    MessageReader,
+    MessageWriter,
+    NetError,
+    Transport,
+    describe_iroh_error,
+    path_info,
+)
+from p2p_transfer.net.deadline import close_connection
+from p2p_transfer.protocol import (
+    PROTOCOL_VERSION,
+    Accept,
+    DataHeader,
+    DataTrailer,
+    Decline,
+    FileResult,
+    Hello,
+    ManifestPage,
+    Offer,
+    ProtocolError,
+    Resume,
+    ResumePage,
+    Summary,
+    Verified,
+    Verify,
+    Welcome,
+    encode,
+    paginate,
+)
+from p2p_transfer.transfer.local import FileSource, SourceEntry, SourceError, scan_sources
+from p2p_transfer.transfer.progress import ProgressTracker
+from p2p_transfer.transfer.session import PeerError, TransferError, TransferResult, expect
+from p2p_transfer.trust import PairingStore
+
+#: Asks the sending user for the code the receiver shows; gets the receiver's name.
+CodePrompt = Callable[[str], Awaitable[str]]
+
+
+@dataclass(slots=True)
+class SendOptions:
+    """How to send."""
+
+    parallel: int = DEFAULT_PARALLEL_FILES
+    follow_symlinks: bool = False
+    code: str | None = None
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """Per-file verdicts as the receiver reports them."""
+
+    ok: set[int] = field(default_factory=set)
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+class SendSession:
+    """Sends one set of paths to one receiver."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        device_name: str,
+        events: EventBus,
+        pairings: PairingStore,
+        options: SendOptions,
+        ask_code: CodePrompt | None = None,
+    ) -> None:
+        self._transport = transport
+        self._device_name = device_name
+        self._events = events
+        self._pairings = pairings
+        self._options = options
+        self._ask_code = ask_code
+        self.transfer_id = secrets.token_hex(8)
+
+    async def run(self, ticket: str, paths: list[Path]) -> TransferResult:
+        """Send ``paths``; returns the result or raises TransferError/NetError."""
+        if not 1 <= self._options.parallel <= MAX_PARALLEL_FILES:
+            raise TransferError(f"--parallel must be between 1 and {MAX_PARALLEL_FILES}")
+        try:
+            sources = await asyncio.to_thread(
+                scan_sources, paths, self._options.follow_symlinks
+            )
+        except SourceError as exc:
+            raise TransferError(str(exc)) from None
+        connection = await self._transport.connect(ticket)
+        try:
+            result = await self._converse(connection, sources)
+        except asyncio.CancelledError:
+            close_connection(connection, CloseCode.CANCELLED, "cancelled by peer")
+            raise
+        except PeerError:
+            close_connection(connection, CloseCode.DONE, "")
+            raise
+        except ProtocolError as exc:
+            close_connection(connection, CloseCode.PROTOCOL_ERROR, f"protocol error: {exc}")
+            raise TransferError(f"protocol error: {exc}") from None
+        except (TransferError, NetError):
+            close_connection(connection, CloseCode.CANCELLED, "sender stopped")
+            raise
+        close_connection(connection, CloseCode.DONE, "transfer complete")
+        return result
+
+    async def _converse(
+        self, connection: iroh_ffi.Connection, sources: list[SourceEntry]
+    ) -> TransferResult:
+        path = path_info(connection)
+        peer_id = str(connection.remote_id())
+        self._events.emit(
+            ConnectionEvent(self.transfer_id, peer_id, path.kind, path.rtt_ms, path.remote_addr)
+        )
+        stream = await connection.open_bi()
+        writer = MessageWriter(stream.send())
+        reader = MessageReader(stream.recv())
+        await writer.send(Hello(PROTOCOL_VERSION, self._device_name))
+        welcome = await expect(reader, Welcome)
+        assert isinstance(welcome, Welcome)
+        if welcome.version != PROTOCOL_VERSION:
+            raise TransferError(
+                f"receiver speaks protocol {welcome.version}, not {PROTOCOL_VERSION}"
+            )
+        await self._verify(welcome, peer_id, reader, writer)
+
+        files = [s for s in sources if s.entry.kind == "file"]
+        total = sum(s.entry.size for s in files)
+        pages = list(paginate(s.entry for s in sources))
+        await writer.send(Offer(self.transfer_id, len(sources), len(files), total, len(pages)))
+        for page in pages:
+            await writer.send(ManifestPage(page))
+        answer = await reader.read_message()
+        if isinstance(answer, Decline):
+            self._events.emit(DecisionEvent(self.transfer_id, False, answer.reason))
+            raise PeerError(f"receiver declined: {answer.reason}")
+        if not isinstance(answer, Accept):
+            return_kind = type(answer).__name__ if answer else "nothing"
+            raise ProtocolError(f"expected accept or decline, got {return_kind}")
+        self._events.emit(DecisionEvent(self.transfer_id, True))
+        resume: dict[int, Resume] = {}
+        for _ in range(answer.pages):
+            page = await expect(reader, ResumePage)
+            assert isinstance(page, ResumePage)
+            resume.update((item.index, item) for item in page.items)
+
+        indexed = {i: s for i, s in enumerate(sources) if s.entry.kind == "file"}
+        tracker = ProgressTracker(
+            self.transfer_id, "send", total, len(indexed), self._events.emit
+        )
+        outcome = _Outcome()
+        jobs = iter(sorted(indexed.items()))
+        workers = [
+            asyncio.create_task(self._worker(connection, jobs, resume, tracker, outcome))
+            for _ in range(min(self._options.parallel, max(1, len(indexed))))
+        ]
+        results = asyncio.create_task(self._collect_results(reader, indexed, tracker, outcome))
+        try:
+            await asyncio.gather(*workers)
+            summary = await results
+        finally:
+            for task in (*workers, results):
+                task.cancel()
+        tracker.flush()
+        ok = not outcome.failed and len(outcome.ok) == len(indexed)
+        result = TransferResult(
+            ok=ok,
+            files=len(outcome.ok),
+            files_failed=len(indexed) - len(outcome.ok),
+            bytes_total=total,
+            bytes_transferred=tracker.bytes_transferred,
+            seconds=tracker.seconds,
+            message="" if ok else _failure_message(outcome, summary),
+        )
+        self._events.emit(
+            DoneEvent(
+                self.transfer_id,
+                "send",
+                result.ok,
+                result.files,
+                result.files_failed,
+                result.bytes_total,
+                result.bytes_transferred,
+                round(result.seconds, 3),
+            )
+        )
+        return result
+
+    async def _verify(
+        self, welcome: Welcome, peer_id: str, reader: MessageReader, writer: MessageWriter
+    ) -> None:
+        if not welcome.code_required:
+            self._events.emit(VerifiedEvent(peer_id, welcome.name, "pairing"))
+            return
+        code = self._options.code
+        if code is None:
+            if self._ask_code is None:
+                raise TransferError("the receiver asks for a verification code; pass --code")
+            code = await self._ask_code(welcome.name)
+        await writer.send(Verify(code.strip()))
+        await expect(reader, Verified)
+        self._pairings.add(peer_id, welcome.name)
+        self._events.emit(VerifiedEvent(peer_id, welcome.name, "code"))
+
+    async def _worker(
+        self,
+        connection: iroh_ffi.Connection,
+        jobs: Iterator[tuple[int, SourceEntry]],
+        resume: dict[int, Resume],
+        tracker: ProgressTracker,
+        outcome: _Outcome,
+    ) -> None:
+        """Send files one after another on one data stream."""
+        writer: MessageWriter | None = None
+        batch = bytearray()
+        for index, source in jobs:
+            if writer is None:
+                try:
+                    writer = MessageWriter(await connection.open_uni())
+                except iroh_ffi.IrohError as exc:
+                    raise NetError(describe_iroh_error(exc)) from None
+            batch = await self._send_file(writer, batch, index, source, resume.get(index), tracker)
+        if writer is not None:
+            if batch:
+                await writer.write(batch)
+            await writer.finish()
+
+    async def _send_file(
+        self,
+        writer: MessageWriter,
+        batch: bytearray,
+        index: int,
+        source: SourceEntry,
+        resume: Resume | None,
+        tracker: ProgressTracker,
+    ) -> bytearray:
+        """Append one file to the stream; returns the unflushed batch."""
+        size = source.entry.size
+        reader = await asyncio.to_thread(FileSource, source.source, size)
+        try:
+            offset = 0
+            if resume is not None and 0 < resume.offset <= size:
+                digest = await asyncio.to_thread(reader.hash_prefix, resume.offset)
+                if secrets.compare_digest(digest, resume.blake3):
+                    offset = resume.offset
+                else:
+                    reader.restart()
+            tracker.skip(offset)
+            tracker.start_file(index, source.entry.path, size, offset)
+            batch += encode(DataHeader(index, offset, size - offset))
+            try:
+                batch = await self._stream_bytes(writer, batch, index, reader, offset, tracker)
+                digest = reader.hasher.hexdigest()
+            except SourceError as exc:
+                # The stream must stay in step: pad the declared length and send
+                # no hash, so the receiver discards this file and goes on.
+                self._events.emit(
+                    FileFailedEvent(self.transfer_id, "send", source.entry.path, str(exc))
+                )
+                batch = await self._pad(writer, batch, index, reader.position, size, tracker)
+                digest = ""
+            batch += encode(DataTrailer(index, digest))
+            if len(batch) >= BATCH_WRITE_SIZE:
+                await writer.write(batch)
+                batch = bytearray()
+            return batch
+        finally:
+            await asyncio.to_thread(reader.close)
+
+    async def _stream_bytes(
+        self,
+        writer: MessageWriter,
+        batch: bytearray,
+        index: int,
+        reader: FileSource,
+        offset: int,
+        tracker: ProgressTracker,
+    ) -> bytearray:
+        """Read (in a thread, one buffer ahead) and write the file's bytes from ``offset``."""
+        size = reader.expected_size
+        loop = asyncio.get_running_loop()
+
+        def read_next(position: int) -> asyncio.Future[bytes] | None:
+            if position >= size:
+                return None
+            return loop.run_in_executor(
+                None, reader.read, position, min(IO_BUFFER_SIZE, size - position)
+            )
+
+        position = offset
+        pending = read_next(position)
+        while pending is not None:
+            data = await pending
+            position += len(data)
+            pending = read_next(position)
+            batch = await self._write(writer, batch, data)
+            tracker.advance(index, len(data))
+        return batch
+
+    async def _pad(
+        self,
+        writer: MessageWriter,
+        batch: bytearray,
+        index: int,
+        position: int,
+        size: int,
+        tracker: ProgressTracker,
+    ) -> bytearray:
+        """Fill the rest of a file that could not be read with zeros."""
+        while position < size:
+            count = min(IO_BUFFER_SIZE, size - position)
+            batch = await self._write(writer, batch, bytes(count))
+            tracker.advance(index, count)
+            position += count
+        return batch
+
+    @staticmethod
+    async def _write(writer: MessageWriter, batch: bytearray, data: bytes) -> bytearray:
+        """Add ``data`` behind a pending batch, or write it directly when none is pending."""
+        if not batch:
+            await writer.write(data)
+            return batch
+        batch += data
+        if len(batch) >= BATCH_WRITE_SIZE:
+            await writer.write(batch)
+            return bytearray()
+        return batch
+
+    async def _collect_results(
+        self,
+        reader: MessageReader,
+        files: dict[int, SourceEntry],
+        tracker: ProgressTracker,
+        outcome: _Outcome,
+    ) -> Summary:
+        """Read the receiver's verdicts until its Summary."""
+        while True:
+            message = await reader.read_message()
+            if message is None:
+                raise TransferError("receiver ended the transfer early")
+            if isinstance(message, Summary):
+                return message
+            if isinstance(message, FileResult):
+                source = files.get(message.index)
+                if source is None:
+                    raise ProtocolError(f"result for unknown file {message.index}")
+                tracker.finish_file(message.index)
+                if message.ok:
+                    outcome.ok.add(message.index)
+                    self._events.emit(
+                        FileDoneEvent(
+                            self.transfer_id, "send", source.entry.path, source.entry.size,
+                            message.blake3,
+                        )
+                    )
+                else:
+                    outcome.failed[message.index] = message.error
+                    self._events.emit(
+                        FileFailedEvent(
+                            self.transfer_id, "send", source.entry.path, message.error
+                        )
+                    )
+                continue
+            await expect_never(message)
+
+
+async def expect_never(message: object) -> None:
+    """A control message that has no place during data transfer."""
+    from p2p_transfer.protocol import Cancel, Error
+
+    if isinstance(message, Error):
+        raise PeerError(message.message)
+    if isinstance(message, Cancel):
+        raise PeerError(message.reason or "cancelled by peer")
+    raise ProtocolError(f"unexpected {type(message).__name__} during transfer")
+
+
+def _failure_message(outcome: _Outcome, summary: Summary) -> str:
+    if outcome.failed:
+        first = next(iter(outcome.failed.values()))
+        return f"{len(outcome.failed)} file(s) failed: {first}"
+    return f"receiver verified {summary.files_ok} file(s), {summary.files_failed} failed"

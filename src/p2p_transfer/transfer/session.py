@@ -1,0 +1,43 @@
+"""What both sides of a transfer share: results, errors and control-message helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from p2p_transfer.net import MessageReader, StreamEnded
+from p2p_transfer.protocol import AnyMessage, Cancel, Error, Message, ProtocolError
+
+
+class TransferError(Exception):
+    """The transfer failed; the message is one line for the user."""
+
+
+class PeerError(TransferError):
+    """The peer reported an error or cancelled."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    """How a transfer ended, from one side's point of view."""
+
+    ok: bool
+    files: int
+    files_failed: int
+    bytes_total: int
+    bytes_transferred: int
+    seconds: float
+    message: str = ""
+
+
+async def expect(reader: MessageReader, kind: type[Message]) -> AnyMessage:
+    """The next control message, which must be ``kind``; a peer Error becomes PeerError."""
+    message = await reader.read_message()
+    if message is None:
+        raise StreamEnded("peer closed the conversation")
+    if isinstance(message, Error):
+        raise PeerError(message.message)
+    if isinstance(message, Cancel):
+        raise PeerError(message.reason or "cancelled by peer")
+    if not isinstance(message, kind):
+        raise ProtocolError(f"expected {kind.__name__}, got {type(message).__name__}")
+    return message

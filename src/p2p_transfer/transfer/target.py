@@ -1,0 +1,197 @@
+"""The receiver's side of the disk: the target folder, ``.part`` files and finishing.
+
+Every path is sanitized before it gets here and is checked again to resolve
+inside the target; no symlink is ever followed, and a finished name never
+replaces an existing file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+
+from p2p_transfer.limits import HASH_READ_SIZE
+from p2p_transfer.protocol import PART_SUFFIX, numbered_name
+from p2p_transfer.trust.files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
+
+#: How many ``name (N).ext`` alternatives are tried before giving up.
+MAX_NAME_ALTERNATIVES = 999
+
+
+class TargetError(Exception):
+    """A received file cannot be placed; the message says why in one line."""
+
+
+def describe_os_error(exc: OSError) -> str:
+    """Short user-facing text for a disk error."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "receiver out of disk space"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "receiver cannot write to the target folder"
+    return exc.strerror or str(exc)
+
+
+@dataclass(slots=True)
+class ResumePoint:
+    """What the receiver already holds of one file."""
+
+    offset: int
+    hasher: blake3.blake3
+    complete_file: bool  # the finished file already exists (not just a .part)
+
+    @property
+    def digest(self) -> str:
+        """BLAKE3 of the bytes held so far."""
+        return self.hasher.hexdigest()
+
+
+class TargetFolder:
+    """A folder received files are placed into, and nowhere else."""
+
+    def __init__(self, root: Path, umask: int = 0o022) -> None:
+        root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+        self.root = root.resolve()
+        self.umask = umask
+
+    def path_of(self, relative: str) -> Path:
+        """The absolute path for a sanitized relative path, checked to stay inside."""
+        candidate = self.root.joinpath(*relative.split("/"))
+        if os.path.commonpath([self.root, candidate]) != str(self.root):
+            raise TargetError(f"path {relative!r} leaves the target folder")
+        return candidate
+
+    def ensure_folder(self, relative: str) -> Path:
+        """Create a folder (and parents) inside the target, refusing symlinked parts."""
+        folder = self.root
+        for part in relative.split("/") if relative else []:
+            folder = folder / part
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise TargetError(describe_os_error(exc)) from None
+            info = os.lstat(folder)
+            if not stat.S_ISDIR(info.st_mode):
+                raise TargetError(f"{relative!r}: {part!r} exists and is not a folder")
+        return folder
+
+    def parent_of(self, relative: str) -> Path:
+        """Create and return the folder a file goes into."""
+        parent, _, _ = relative.rpartition("/")
+        return self.ensure_folder(parent)
+
+    def part_path(self, relative: str) -> Path:
+        """Where the bytes of ``relative`` collect until they are verified."""
+        return self.path_of(relative + PART_SUFFIX)
+
+    def find_resume_point(self, relative: str, size: int) -> ResumePoint | None:
+        """Hash what is already here of a file: a ``.part``, or an identical-size final file."""
+        for path, complete in ((self.part_path(relative), False), (self.path_of(relative), True)):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode) or info.st_size > size:
+                    continue
+                if complete and info.st_size != size:
+                    continue
+                if info.st_size == 0 and not complete:
+                    continue
+                hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+                position = 0
+                while chunk := os.pread(fd, HASH_READ_SIZE, position):
+                    hasher.update(chunk)
+                    position += len(chunk)
+                return ResumePoint(position, hasher, complete)
+            finally:
+                os.close(fd)
+        return None
+
+    def open_part(self, relative: str, resume: ResumePoint | None) -> PartFile:
+        """Open the ``.part`` for writing: appended to when resuming, else created anew."""
+        self.parent_of(relative)
+        path = self.part_path(relative)
+        flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            if resume is not None and not resume.complete_file:
+                fd = os.open(path, flags)
+                os.lseek(fd, resume.offset, os.SEEK_SET)
+                os.ftruncate(fd, resume.offset)
+                return PartFile(path, fd, resume.hasher, resume.offset)
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISREG(os.lstat(path).st_mode):
+                    os.unlink(path)  # a stale part that did not match: start over
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise TargetError(f"{relative!r}: refusing to write through a symlink") from None
+            if exc.errno == errno.EEXIST:
+                raise TargetError(f"{relative!r}: {path.name} exists and is not a file") from None
+            raise TargetError(describe_os_error(exc)) from None
+        return PartFile(path, fd, blake3.blake3(), 0)
+
+    def finish(self, part: PartFile, relative: str, mode: int, mtime: float) -> str:
+        """Give a verified part its final name without replacing anything; returns it."""
+        final_mode = mode & 0o777 & ~self.umask
+        os.fchmod(part.fd, final_mode)
+        os.utime(part.fd, (mtime, mtime))
+        part.close()
+        target = self.path_of(relative)
+        name = target.name
+        for number in range(MAX_NAME_ALTERNATIVES + 1):
+            candidate = target if number == 0 else target.with_name(numbered_name(name, number))
+            try:
+                os.link(part.path, candidate, follow_symlinks=False)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise TargetError(describe_os_error(exc)) from None
+            os.unlink(part.path)
+            return os.path.relpath(candidate, self.root).replace(os.sep, "/")
+        raise TargetError(f"{relative!r}: too many files with that name")
+
+    def discard(self, part: PartFile) -> None:
+        """Delete a part whose bytes failed verification."""
+        part.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(part.path)
+
+
+class PartFile:
+    """An open ``.part`` file that hashes everything written to it."""
+
+    def __init__(self, path: Path, fd: int, hasher: blake3.blake3, offset: int) -> None:
+        self.path = path
+        self.fd = fd
+        self.hasher = hasher
+        self.offset = offset
+        self._closed = False
+
+    def write(self, data: bytes) -> None:
+        """Write and hash one buffer (runs in a worker thread)."""
+        view = memoryview(data)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+        self.hasher.update(data)
+        self.offset += len(data)
+
+    @property
+    def digest(self) -> str:
+        """BLAKE3 of everything in the file so far."""
+        return self.hasher.hexdigest()
+
+    def close(self) -> None:
+        """Close once."""
+        if not self._closed:
+            self._closed = True
+            os.close(self.fd)

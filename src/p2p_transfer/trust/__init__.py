@@ -1,0 +1,22 @@
+"""Who is who: this node's key, the peers it trusts, and verification codes."""
+
+from p2p_transfer.trust.identity import IdentityError, endpoint_id_of, load_or_create_secret_key
+from p2p_transfer.trust.pairing import Pairing, PairingStore
+from p2p_transfer.trust.verification import (
+    VerificationSlots,
+    codes_match,
+    generate_code,
+    is_valid_code_format,
+)
+
+__all__ = [
+    "IdentityError",
+    "Pairing",
+    "PairingStore",
+    "VerificationSlots",
+    "codes_match",
+    "endpoint_id_of",
+    "generate_code",
+    "is_valid_code_format",
+    "load_or_create_secret_key",
+]

@@ -1,0 +1,88 @@
+"""Paired devices: endpoint IDs that verified by code, trusted until they expire.
+
+A pairing is keyed on the peer's authenticated endpoint ID, never on a name or
+anything else a peer says about itself.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from p2p_transfer.limits import DEFAULT_PAIRING_LIFETIME
+from p2p_transfer.trust.files import write_private_atomically
+
+PAIRINGS_FILE_NAME = "pairings.json"
+_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Pairing:
+    """One trusted peer."""
+
+    endpoint_id: str
+    name: str
+    paired_at: float
+    expires_at: float
+
+
+class PairingStore:
+    """The pairings file: read on each query, rewritten atomically on each change."""
+
+    def __init__(self, config_dir: Path, lifetime: float = DEFAULT_PAIRING_LIFETIME) -> None:
+        self.path = config_dir / PAIRINGS_FILE_NAME
+        self.lifetime = lifetime
+
+    def _load(self) -> dict[str, Pairing]:
+        try:
+            raw = json.loads(self.path.read_text())
+            entries = raw.get("pairings", []) if isinstance(raw, dict) else []
+            pairings = (Pairing(**entry) for entry in entries)
+            return {p.endpoint_id: p for p in pairings}
+        except FileNotFoundError:
+            return {}
+        except (ValueError, TypeError):
+            # A damaged file must not grant trust; start over without it.
+            return {}
+
+    def _save(self, pairings: dict[str, Pairing]) -> None:
+        data = {"version": _FORMAT_VERSION, "pairings": [asdict(p) for p in pairings.values()]}
+        write_private_atomically(self.path, json.dumps(data, indent=2).encode())
+
+    def list(self, now: float | None = None) -> list[Pairing]:
+        """Pairings that have not expired."""
+        now = time.time() if now is None else now
+        return sorted(
+            (p for p in self._load().values() if p.expires_at > now), key=lambda p: p.paired_at
+        )
+
+    def is_trusted(self, endpoint_id: str, now: float | None = None) -> bool:
+        """True if this endpoint ID paired and the pairing has not expired."""
+        now = time.time() if now is None else now
+        pairing = self._load().get(endpoint_id)
+        return pairing is not None and pairing.expires_at > now
+
+    def add(self, endpoint_id: str, name: str, now: float | None = None) -> Pairing:
+        """Trust ``endpoint_id`` for the configured lifetime."""
+        now = time.time() if now is None else now
+        pairings = {k: v for k, v in self._load().items() if v.expires_at > now}
+        pairing = Pairing(endpoint_id, name, now, now + self.lifetime)
+        pairings[endpoint_id] = pairing
+        self._save(pairings)
+        return pairing
+
+    def remove(self, endpoint_id_or_prefix: str) -> list[Pairing]:
+        """Forget pairings whose ID starts with the given text; returns what was removed."""
+        pairings = self._load()
+        removed = [p for k, p in pairings.items() if k.startswith(endpoint_id_or_prefix.lower())]
+        if removed:
+            self._save({k: p for k, p in pairings.items() if p not in removed})
+        return removed
+
+    def clear(self) -> int:
+        """Forget every pairing; returns how many there were."""
+        count = len(self._load())
+        self._save({})
+        return count
