@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from p2p_transfer.events import Event
+from p2p_transfer.node import Node, NodeConfig
+from p2p_transfer.transfer import (
+    Decision,
+    IncomingOffer,
+    ReceiveOptions,
+    SendOptions,
+    TransferResult,
+)
 
 IN_CI = os.environ.get("CI") == "true"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -55,3 +68,96 @@ def home(tmp_path: Path) -> Path:
     path = tmp_path / "home"
     path.mkdir(mode=0o700)
     return path
+
+
+# --- Two in-process nodes on loopback ----------------------------------------------
+
+CODE = "123456"
+
+
+@dataclass
+class Peers:
+    """A sender and a receiver node on 127.0.0.1, with the receiver serving."""
+
+    sender: Node
+    receiver: Node
+    target: Path
+    events: dict[str, list[Event]]
+    serve_task: asyncio.Task[object] | None = None
+
+    @property
+    def ticket(self) -> str:
+        return self.receiver.transport.ticket
+
+    def receiver_events(self, kind: type[Event]) -> list[Event]:
+        return [e for e in self.events["receiver"] if isinstance(e, kind)]
+
+    async def wait_for_receiver(self, kind: type[Event], timeout: float = 5.0) -> Event:
+        """The receiver's latest event of ``kind``, waiting for it if needed."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not (found := self.receiver_events(kind)):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"receiver emitted no {kind.__name__}")
+            await asyncio.sleep(0.02)
+        return found[-1]
+
+    def sender_events(self, kind: type[Event]) -> list[Event]:
+        return [e for e in self.events["sender"] if isinstance(e, kind)]
+
+    async def send(self, *paths: Path, code: str | None = CODE, parallel: int = 4) -> TransferResult:
+        return await self.sender.send(
+            self.ticket, list(paths), SendOptions(parallel=parallel, code=code)
+        )
+
+
+async def _always_accept(offer: IncomingOffer) -> Decision:
+    return Decision(True)
+
+
+@pytest.fixture
+async def peers(tmp_path: Path) -> AsyncIterator[Peers]:
+    """Two nodes; the receiver serves with a fixed code and auto-accept."""
+    sender = await Node.start(NodeConfig(tmp_path / "tx-home", "tx", "127.0.0.1"))
+    receiver = await Node.start(NodeConfig(tmp_path / "rx-home", "rx", "127.0.0.1"))
+    events: dict[str, list[Event]] = {"sender": [], "receiver": []}
+    sender.events.subscribe(events["sender"].append)
+    receiver.events.subscribe(events["receiver"].append)
+    target = tmp_path / "inbox"
+    pair = Peers(sender, receiver, target, events)
+    pair.serve_task = asyncio.create_task(
+        receiver.serve(
+            ReceiveOptions(target=target, auto_accept=True, fixed_code=CODE), _always_accept
+        )
+    )
+    try:
+        yield pair
+    finally:
+        pair.serve_task.cancel()
+        await asyncio.gather(pair.serve_task, return_exceptions=True)
+        await sender.close()
+        await receiver.close()
+
+
+def make_tree(root: Path) -> Path:
+    """A small tree with nested folders, unicode names, an empty file and an empty folder."""
+    tree = root / "tree"
+    (tree / "nested" / "deeper").mkdir(parents=True)
+    (tree / "empty folder").mkdir()
+    (tree / "hello.txt").write_text("hello\n")
+    (tree / "empty.bin").write_bytes(b"")
+    (tree / "nested" / "ünïcødé 文件.txt").write_text("ünïcødé\n")
+    (tree / "nested" / "deeper" / "random.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    for i in range(50):
+        (tree / "nested" / f"small-{i:02}.txt").write_text(f"file {i}\n" * i)
+    return tree
+
+
+def assert_same_tree(expected: Path, actual: Path) -> None:
+    """Every file and folder of ``expected`` exists in ``actual`` with the same bytes."""
+    expected_items = sorted(p.relative_to(expected) for p in expected.rglob("*"))
+    actual_items = sorted(p.relative_to(actual) for p in actual.rglob("*"))
+    assert actual_items == expected_items
+    for relative in expected_items:
+        source = expected / relative
+        if source.is_file():
+            assert (actual / relative).read_bytes() == source.read_bytes(), relative

@@ -1,7 +1,7 @@
 """Plain TCP copy, the practical limit: ``socket.sendfile`` → ``recv_into`` → file.
 
-    python -m bench.peers.tcp receive OUT_DIR     # prints {"event": "ticket", "ticket": "HOST:PORT"}
-    python -m bench.peers.tcp send HOST:PORT PATH
+    python -m bench.peers.tcp receive OUT_DIR    # prints {"event": "ticket", "ticket": ADDR}
+    python -m bench.peers.tcp send ADDR PATH      # ADDR is HOST:PORT
 
 No encryption and no hashing: the kernel copies file pages to the socket and
 the receiver writes what arrives. The harness verifies the output afterwards.

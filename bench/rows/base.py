@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,40 +104,69 @@ def run_pair(
     exit, as a user starting both would see it.
     """
     out = ctx.out_dir(row.key)
-    timeout = ctx.run_timeout(workload)
     with Children(ctx.log_dir(row.key, workload)) as children:
         rx = children.start("receiver", receiver(out))
         try:
             ready: dict[str, Any] = rx.wait_for_event(ready_event, STARTUP_TIMEOUT)
-            tx = children.start("sender", sender(str(ready[ready_field])))
-            tx_usage = tx.wait(timeout)
-            rx_usage = rx.wait(max(1.0, timeout - (tx_usage.wall_end - rx.started)))
         except ChildError as error:
             return failed(row.label, workload, str(error), note)
-        for child, usage in ((tx, tx_usage), (rx, rx_usage)):
-            if usage.returncode != 0:
-                return failed(row.label, workload, f"{child.name}: {child.describe_exit()}", note)
-        problem = verify_output(out, workload)
-        if problem is None and extra_check is not None:
-            problem = extra_check(tx, rx)
-        if problem is not None:
-            return failed(row.label, workload, problem, note)
-        return RowResult(
-            tool=row.label,
-            workload=workload,
-            status=OK,
-            wall_seconds=max(tx_usage.wall_end, rx_usage.wall_end) - rx.started,
-            cpu_seconds=tx_usage.cpu_seconds + rx_usage.cpu_seconds,
-            sender_rss_bytes=tx_usage.max_rss_bytes,
-            receiver_rss_bytes=rx_usage.max_rss_bytes,
-            note=note,
+        tx = children.start("sender", sender(str(ready[ready_field])))
+        return finish_pair(
+            row, workload, ctx, out, sender=tx, receiver=rx, extra_check=extra_check, note=note
         )
+
+
+def finish_pair(
+    row: Row,
+    workload: Workload,
+    ctx: RunContext,
+    out: Path,
+    *,
+    sender: Child,
+    receiver: Child,
+    extra_check: ExtraCheck | None = None,
+    note: str = "",
+) -> RowResult:
+    """Wait for both started peers, verify ``out`` and build the row's result.
+
+    Wall time runs from the first of the two starts to the last exit.
+    """
+    started = min(sender.started, receiver.started)
+    deadline = started + ctx.run_timeout(workload)
+    usages = []
+    for child in (sender, receiver):
+        try:
+            usage = child.wait(max(1.0, deadline - time.perf_counter()))
+        except ChildError as error:
+            return failed(row.label, workload, str(error), note)
+        if usage.returncode != 0:
+            return failed(row.label, workload, f"{child.name}: {child.describe_exit()}", note)
+        usages.append(usage)
+    problem = verify_output(out, workload)
+    if problem is None and extra_check is not None:
+        problem = extra_check(sender, receiver)
+    if problem is not None:
+        return failed(row.label, workload, problem, note)
+    tx_usage, rx_usage = usages
+    return RowResult(
+        tool=row.label,
+        workload=workload,
+        status=OK,
+        wall_seconds=max(tx_usage.wall_end, rx_usage.wall_end) - started,
+        cpu_seconds=tx_usage.cpu_seconds + rx_usage.cpu_seconds,
+        sender_rss_bytes=tx_usage.max_rss_bytes,
+        receiver_rss_bytes=rx_usage.max_rss_bytes,
+        note=note,
+    )
 
 
 def verify_output(out: Path, workload: Workload) -> str | None:
     """None when ``out`` holds exactly the source tree, byte for byte; else why not."""
-    received = tree_digest(out)
-    if received == workload.digest:
+    if tree_digest(out) == workload.digest:
         return None
-    names = sorted(path.name for path in out.iterdir())
-    return f"received tree differs from the source (top level: {', '.join(names)[:120]})"
+    files = [path for path in out.rglob("*") if path.is_file()]
+    size = sum(path.stat().st_size for path in files)
+    return (
+        f"received tree differs from the source: {len(files):,} files, {size:,} bytes "
+        f"(sent {workload.file_count:,} files, {workload.total_bytes:,} bytes)"
+    )

@@ -365,7 +365,6 @@ class ReceiveSession:
                 task.cancel()
         tracker.flush()
         await self._send(Summary(tally.ok, tally.failed, tracker.bytes_transferred))
-        await self._await_close()
         ok = tally.failed == 0
         result = TransferResult(
             ok, tally.ok, tally.failed, offer.total_bytes, tracker.bytes_transferred,
@@ -377,6 +376,7 @@ class ReceiveSession:
                 tracker.bytes_transferred, round(tracker.seconds, 3), str(target.root),
             )
         )
+        await self._await_close()
         return result
 
     @staticmethod

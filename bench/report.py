@@ -1,0 +1,155 @@
+"""The markdown report: context, one table per workload, and the acceptance ratios."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+
+from bench.config import MB
+from bench.data import Workload
+from bench.results import RowResult
+
+P2P = "p2p-transfer"
+WORMHOLE = "magic-wormhole"
+RAW_IROH = "raw iroh stream"
+#: (numerator, denominator) tool labels of the ratios the acceptance needs.
+RATIOS = ((P2P, WORMHOLE), (P2P, RAW_IROH))
+_NO_FIGURE = "—"
+_VERSIONED_PACKAGES = ("iroh", "blake3", "magic-wormhole")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """How the figures were obtained, for the header."""
+
+    mode: str  # "full" or "quick"
+    repeat: int
+    isolated: bool
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _mb(size: int) -> str:
+    return f"{size / MB:,.0f}" if size else _NO_FIGURE
+
+
+def _row_cells(result: RowResult, many_files: bool) -> list[str]:
+    if not result.ok:
+        blanks = 8 if many_files else 6
+        return [result.tool, _cell(result.status), *[_NO_FIGURE] * blanks, _cell(result.note)]
+    speed = (
+        [f"{result.files_per_second:,.0f}", f"{result.megabytes_per_second:,.1f}"]
+        if many_files
+        else [f"{result.megabytes_per_second:,.0f}"]
+    )
+    cpu = [f"{result.cpu_seconds:.2f}"]
+    if many_files:
+        cpu.append(f"{result.cpu_ms_per_file:.3f}")
+    cpu.append(f"{result.cpu_seconds_per_gib:.1f}")
+    return [
+        result.tool,
+        "verified",
+        *speed,
+        f"{result.wall_seconds:.2f}",
+        *cpu,
+        _mb(result.sender_rss_bytes),
+        _mb(result.receiver_rss_bytes),
+        _cell(result.note),
+    ]
+
+
+def workload_table(workload: Workload, results: Sequence[RowResult]) -> list[str]:
+    """Markdown lines of one workload's table."""
+    many_files = workload.file_count > 1
+    speed = ["files/s", "MB/s"] if many_files else ["MB/s"]
+    cpu = ["CPU s", "CPU ms/file", "CPU s/GiB"] if many_files else ["CPU s", "CPU s/GiB"]
+    header = [
+        "tool",
+        "result",
+        *speed,
+        "wall s",
+        *cpu,
+        "peak RSS sender MB",
+        "peak RSS receiver MB",
+        "notes",
+    ]
+    lines = [f"### {workload.title} ({workload.total_bytes / MB:,.1f} MB)", ""]
+    lines.append("| " + " | ".join(header) + " |")
+    aligns = ["---", "---"] + ["---:"] * (len(header) - 3) + ["---"]
+    lines.append("|" + "|".join(aligns) + "|")
+    for result in results:
+        lines.append("| " + " | ".join(_row_cells(result, many_files)) + " |")
+    return lines
+
+
+def ratio_lines(workloads: Sequence[Workload], results: Sequence[RowResult]) -> list[str]:
+    """The throughput ratios the acceptance needs, per workload."""
+    by_key = {(r.tool, r.workload.key): r for r in results}
+    lines = [
+        "### Ratios (throughput, same run)",
+        "",
+        "| ratio | " + " | ".join(w.title for w in workloads) + " |",
+        "|---|" + "---:|" * len(workloads),
+    ]
+    for top, bottom in RATIOS:
+        cells = []
+        for workload in workloads:
+            a, b = by_key.get((top, workload.key)), by_key.get((bottom, workload.key))
+            both = a is not None and b is not None and a.ok and b.ok
+            cells.append(f"{b.wall_seconds / a.wall_seconds:.2f}×" if both else "n/a")
+        lines.append(f"| {top} / {bottom} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def render(info: RunInfo, workloads: Sequence[Workload], results: Sequence[RowResult]) -> str:
+    """The whole report as markdown."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    versions = ", ".join(f"{name} {_version(name)}" for name in _VERSIONED_PACKAGES)
+    sizes = "; ".join(w.title for w in workloads)
+    lines = [
+        "# Benchmark: p2p-transfer and its peers on loopback",
+        "",
+        f"- Date: {now}; mode: {info.mode} (best of {info.repeat} run(s) per row)",
+        f"- Machine: {os.cpu_count()} cores ({_cpu_model()}), {platform.system()} "
+        f"{platform.release()}; Python {platform.python_version()}; {versions}",
+        f"- Workloads: {sizes}; pseudo-random (incompressible) data",
+        "- Network: "
+        + ("a network namespace with only loopback" if info.isolated else "host (loopback)"),
+        "- Wall time: first process started → last process exited (setup included, "
+        "as a user sees it); MB = 10^6 bytes",
+        "- CPU: user + system seconds of sender and receiver, from `wait4` rusage "
+        "(each process with the children it reaped); peak RSS: `ru_maxrss` of each side",
+        "- A row is *verified* only when both processes exited 0 and the received tree "
+        "is byte-identical (BLAKE3) to the source; otherwise it shows why, and no figures",
+        "",
+    ]
+    for workload in workloads:
+        lines += workload_table(workload, [r for r in results if r.workload.key == workload.key])
+        lines.append("")
+    lines += ratio_lines(workloads, results)
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,365 @@
+"""The upload WebSocket: ``file_info`` → host decision → bytes → ``complete``, repeatable.
+
+One reader task per socket moves frames into a small queue; the session reads
+that queue with deadlines (asyncio queues are safe to cancel a ``get`` on), so
+every wait has a bound and a browser that goes away is noticed at once, even
+while the host is still deciding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import WSMessage, WSMsgType, web
+
+from p2p_transfer.events import (
+    EventBus,
+    ShareUploadAcceptedEvent,
+    ShareUploadCompleteEvent,
+    ShareUploadFailedEvent,
+    ShareUploadProgressEvent,
+    ShareUploadRejectedEvent,
+    ShareUploadRequestEvent,
+)
+from p2p_transfer.limits import PROGRESS_EVENTS_PER_SECOND, SHARE_CHUNK_SIZE, SHARE_TOKEN_BITS
+from p2p_transfer.protocol.errors import ProtocolError
+from p2p_transfer.share.config import Decision, ShareConfig, UploadRequest
+from p2p_transfer.share.messages import (
+    Accepted,
+    Complete,
+    Error,
+    FileInfo,
+    Progress,
+    Rejected,
+    RejectCode,
+    ServerMessage,
+    decode_client_message,
+    encode,
+)
+from p2p_transfer.share.partfile import NameTakenError, PartFile, free_space, upload_name
+
+log = logging.getLogger(__name__)
+
+#: Frames read ahead of the disk writer: small, so a socket holds ~1 MiB at most.
+_QUEUE_DEPTH = 2
+_PROGRESS_INTERVAL = 1.0 / PROGRESS_EVENTS_PER_SECOND
+#: WebSocket close codes (RFC 6455).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+_END_TYPES = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+
+
+def new_request_id() -> str:
+    """128 random bits, hex: unguessable, so one browser cannot address another's upload."""
+    return secrets.token_hex(SHARE_TOKEN_BITS // 8)
+
+
+def format_size(size: int) -> str:
+    """``1536`` → ``1.5 KiB``: sizes in messages a person reads."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+@dataclass(slots=True)
+class UploadGate:
+    """Server-wide counts: uploads waiting for the host, uploads receiving, bytes promised."""
+
+    max_pending: int
+    max_active: int
+    pending: int = 0
+    active: int = 0
+    #: Bytes that accepted uploads still have to write (checked against free space).
+    reserved: int = 0
+    sessions: set[UploadSession] = field(default_factory=set)
+
+
+class _Closed(Exception):
+    """The browser closed the socket, or it broke."""
+
+
+class _Timeout(Exception):
+    """Nothing arrived within the deadline."""
+
+
+class _Violation(Exception):
+    """The browser broke the protocol; ``code`` is the close code to use."""
+
+    def __init__(self, message: str, code: int = CLOSE_POLICY) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class UploadSession:
+    """One upload socket: any number of files, one after the other."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        config: ShareConfig,
+        gate: UploadGate,
+        bus: EventBus,
+        client: str,
+    ) -> None:
+        assert config.upload_dir is not None
+        self.ws = ws
+        self.config = config
+        self.upload_dir = config.upload_dir
+        self.gate = gate
+        self.bus = bus
+        self.client = client
+        self._queue: asyncio.Queue[WSMessage] = asyncio.Queue(_QUEUE_DEPTH)
+        self._reader: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        """Serve files until the browser closes, breaks the protocol, or idles too long."""
+        self._reader = asyncio.create_task(self._read_loop())
+        self.gate.sessions.add(self)
+        try:
+            while True:
+                try:
+                    msg = await self._next(self.config.handshake_timeout)
+                except _Timeout:
+                    await self._fail_socket(
+                        f"no file_info within {self.config.handshake_timeout:g} s", CLOSE_POLICY
+                    )
+                    return
+                if msg.type is not WSMsgType.TEXT:
+                    await self._fail_socket("expected a file_info text message", CLOSE_POLICY)
+                    return
+                try:
+                    info = decode_client_message(msg.data)
+                except ProtocolError as exc:
+                    await self._fail_socket(exc.message, CLOSE_POLICY)
+                    return
+                if not await self._upload(info):
+                    return
+        except _Closed:
+            return
+        finally:
+            self.gate.sessions.discard(self)
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            if not self.ws.closed:
+                await self.ws.close()
+
+    async def _read_loop(self) -> None:
+        while True:
+            msg = await self.ws.receive()
+            await self._queue.put(msg)
+            if msg.type in _END_TYPES:
+                return
+
+    async def _next(self, timeout: float) -> WSMessage:
+        """The next data message; raises _Timeout or _Closed."""
+        try:
+            msg = await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            raise _Timeout from None
+        if msg.type in _END_TYPES:
+            # Put it back so later waits see the end too.
+            self._queue.put_nowait(msg)
+            if msg.type is WSMsgType.ERROR:
+                log.debug("upload socket from %s failed: %s", self.client, msg.data)
+            raise _Closed
+        return msg
+
+    async def _send(self, message: ServerMessage) -> None:
+        try:
+            await self.ws.send_str(encode(message))
+        except (ConnectionError, RuntimeError) as exc:
+            raise _Closed from exc
+
+    async def _fail_socket(self, message: str, code: int) -> None:
+        """Tell the browser what went wrong, then close the socket."""
+        with contextlib.suppress(_Closed):
+            await self._send(Error(message))
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.close(code=code, message=message[:100].encode())
+
+    async def _reject(
+        self, request_id: str, name: str, reason: str, code: RejectCode
+    ) -> bool:
+        self.bus.emit(ShareUploadRejectedEvent(request_id, name, reason, code))
+        await self._send(Rejected(reason, code))
+        return True
+
+    async def _upload(self, info: FileInfo) -> bool:
+        """Handle one announced file; False when the socket must end."""
+        config = self.config
+        name = upload_name(info.file_name)
+        size = info.file_size
+        if not name:
+            return await self._reject("", info.file_name, "The file name is not usable.", "bad_name")
+        if config.max_size is not None and size > config.max_size:
+            reason = f"The file is larger than this share's limit of {format_size(config.max_size)}."
+            return await self._reject("", name, reason, "too_large")
+        free = await asyncio.to_thread(free_space, self.upload_dir)
+        if size > free - self.gate.reserved:
+            reason = f"The host has not enough free space ({format_size(size)} needed)."
+            return await self._reject("", name, reason, "no_space")
+        if self.gate.pending >= self.gate.max_pending:
+            reason = "Too many uploads are waiting for the host; try again shortly."
+            return await self._reject("", name, reason, "busy")
+        if self.gate.active >= self.gate.max_active:
+            reason = "The host is receiving too many files at once; try again shortly."
+            return await self._reject("", name, reason, "busy")
+
+        request = UploadRequest(new_request_id(), name, size, self.client)
+        self.bus.emit(ShareUploadRequestEvent(request.request_id, name, size, self.client))
+        self.gate.pending += 1
+        try:
+            decision = await self._ask_host(request)
+        finally:
+            self.gate.pending -= 1
+        if decision is not True:
+            reason, code = decision
+            return await self._reject(request.request_id, name, reason, code)
+        if self.gate.active >= self.gate.max_active:
+            reason = "The host is receiving too many files at once; try again shortly."
+            return await self._reject(request.request_id, name, reason, "busy")
+        return await self._receive(request)
+
+    async def _ask_host(self, request: UploadRequest) -> tuple[str, RejectCode] | bool:
+        """Run the decider under the answer deadline, watching the socket meanwhile.
+
+        Returns True, or (reason, code). Raises _Closed if the browser left, and
+        ends the socket if it sent anything before being answered.
+        """
+        timeout = self.config.answer_timeout
+        decide = self.config.decide
+        if decide is None:
+            return ("This share does not accept uploads.", "declined")
+        decision_task: asyncio.Task[Decision] = asyncio.create_task(decide(request))
+        message_task = asyncio.create_task(self._next(timeout + 1))
+        try:
+            done, _ = await asyncio.wait(
+                {decision_task, message_task}, timeout=timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for task in (decision_task, message_task):
+                task.cancel()
+        if message_task in done:
+            # Anything from the browser now (even a close) ends the request.
+            exc = message_task.exception()
+            self.bus.emit(ShareUploadRejectedEvent(
+                request.request_id, request.file_name, "the browser went away", "error"
+            ))
+            if isinstance(exc, _Closed | _Timeout) or exc is not None:
+                raise _Closed
+            await self._fail_socket("sent data before the upload was accepted", CLOSE_POLICY)
+            raise _Closed
+        if decision_task not in done:
+            return (f"The host did not answer within {timeout:g} s.", "timeout")
+        try:
+            result = decision_task.result()
+        except Exception:
+            log.exception("upload decider failed")
+            return ("The host could not be asked.", "error")
+        if result is True:
+            return True
+        if isinstance(result, str) and result:
+            return (result, "declined")
+        return ("The host declined this file.", "declined")
+
+    async def _receive(self, request: UploadRequest) -> bool:
+        """Accept, write the bytes to a .part, finalize, answer ``complete``."""
+        size = request.file_size
+        try:
+            part = await asyncio.to_thread(PartFile, self.upload_dir, request.file_name)
+        except (OSError, NameTakenError) as exc:
+            log.warning("cannot create upload %r: %s", request.file_name, exc)
+            return await self._reject(
+                request.request_id, request.file_name, "The host could not create the file.",
+                "error",
+            )
+        self.gate.active += 1
+        self.gate.reserved += size
+        started = time.monotonic()
+        last_progress = started
+        received = 0
+        finished = False
+        try:
+            self.bus.emit(ShareUploadAcceptedEvent(request.request_id, request.file_name, size))
+            await self._send(Accepted(request.request_id))
+            while received < size:
+                try:
+                    msg = await self._next(self.config.data_timeout)
+                except _Timeout:
+                    raise _Violation(
+                        f"no data for {self.config.data_timeout:g} s", CLOSE_POLICY
+                    ) from None
+                if msg.type is not WSMsgType.BINARY:
+                    raise _Violation("expected file data (binary frames)")
+                data: bytes = msg.data
+                if len(data) > SHARE_CHUNK_SIZE:
+                    raise _Violation(
+                        f"data frames must be at most {SHARE_CHUNK_SIZE // 1024} KiB",
+                        CLOSE_TOO_BIG,
+                    )
+                if received + len(data) > size:
+                    raise _Violation("more data than the declared file_size")
+                await asyncio.to_thread(part.write, data)
+                received += len(data)
+                self.gate.reserved -= len(data)
+                now = time.monotonic()
+                if now - last_progress >= _PROGRESS_INTERVAL and received < size:
+                    last_progress = now
+                    rate = received / max(now - started, 1e-9)
+                    await self._send(Progress(received))
+                    self.bus.emit(ShareUploadProgressEvent(
+                        request.request_id, request.file_name, received, size, rate
+                    ))
+            final = await asyncio.to_thread(part.finish)
+            finished = True
+            await self._send(Progress(received))
+            await self._send(Complete())
+            self.bus.emit(ShareUploadCompleteEvent(
+                request.request_id, request.file_name, final, size, part.hasher.hexdigest(),
+                time.monotonic() - started,
+            ))
+            return True
+        except _Violation as exc:
+            self.bus.emit(ShareUploadFailedEvent(
+                request.request_id, request.file_name, exc.message, received
+            ))
+            await self._fail_socket(exc.message, exc.code)
+            return False
+        except _Closed:
+            if not finished:
+                self.bus.emit(ShareUploadFailedEvent(
+                    request.request_id, request.file_name,
+                    "the browser closed the connection before the file was complete", received,
+                ))
+            return False
+        except OSError as exc:
+            log.warning("writing upload %r failed: %s", request.file_name, exc)
+            message = "The host could not write the file."
+            self.bus.emit(ShareUploadFailedEvent(
+                request.request_id, request.file_name, f"{message} ({exc.strerror})", received
+            ))
+            await self._fail_socket(message, CLOSE_POLICY)
+            return False
+        finally:
+            self.gate.active -= 1
+            self.gate.reserved -= size - received
+            if not finished:
+                await asyncio.shield(asyncio.to_thread(part.discard))
+
+    async def close(self) -> None:
+        """Close the socket because the server stops."""
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.close(code=CLOSE_GOING_AWAY, message=b"the share was stopped")

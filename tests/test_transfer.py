@@ -1,0 +1,236 @@
+"""Sender and receiver sessions between two real nodes on loopback."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CODE, Peers, assert_same_tree, make_tree
+from p2p_transfer.events import CodeEvent, DoneEvent, FileDoneEvent, OfferEvent, VerifiedEvent
+from p2p_transfer.limits import WRONG_CODE_DELAY
+from p2p_transfer.protocol import PART_SUFFIX, DataTrailer, Entry
+from p2p_transfer.transfer import PeerError, TransferError
+from p2p_transfer.transfer import receiver as receiver_module
+from p2p_transfer.transfer import sender as sender_module
+from p2p_transfer.transfer.local import SourceEntry
+
+
+async def test_tree_arrives_byte_identical(peers: Peers, tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "src")
+    result = await peers.send(tree)
+    assert result.ok, result.message
+    assert_same_tree(tree, peers.target / "tree")
+    done = await peers.wait_for_receiver(DoneEvent)
+    assert isinstance(done, DoneEvent) and done.ok and done.files == result.files
+    assert (peers.target / "tree" / "empty folder").is_dir()
+    assert not list(peers.target.rglob("*" + PART_SUFFIX))
+
+
+async def test_receiver_sees_offer_and_code(peers: Peers, tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "src")
+    await peers.send(tree)
+    offer = peers.receiver_events(OfferEvent)[0]
+    assert isinstance(offer, OfferEvent)
+    assert offer.sender == "tx" and offer.files == sum(1 for p in tree.rglob("*") if p.is_file())
+    assert offer.bytes == sum(p.stat().st_size for p in tree.rglob("*") if p.is_file())
+    code = peers.receiver_events(CodeEvent)[0]
+    assert isinstance(code, CodeEvent) and code.code == CODE
+
+
+async def test_trusted_peer_skips_the_code(peers: Peers, tmp_path: Path) -> None:
+    first = tmp_path / "first.txt"
+    first.write_text("one")
+    assert (await peers.send(first)).ok
+    second = tmp_path / "second.txt"
+    second.write_text("two")
+    result = await peers.send(second, code=None)  # no code needed now
+    assert result.ok
+    verified = peers.receiver_events(VerifiedEvent)
+    assert [e.by for e in verified if isinstance(e, VerifiedEvent)] == ["code", "pairing"]
+    assert len(peers.receiver_events(CodeEvent)) == 1
+    assert peers.receiver.pairings.is_trusted(peers.sender.endpoint_id)
+    assert peers.sender.pairings.is_trusted(peers.receiver.endpoint_id)
+
+
+async def test_wrong_code_is_refused_after_a_delay(peers: Peers, tmp_path: Path) -> None:
+    source = tmp_path / "secret.txt"
+    source.write_text("not for you")
+    started = time.monotonic()
+    with pytest.raises(PeerError, match="wrong verification code"):
+        await peers.send(source, code="000000" if CODE != "000000" else "111111")
+    assert time.monotonic() - started >= WRONG_CODE_DELAY
+    assert not (peers.target / "secret.txt").exists()
+    assert not peers.receiver.pairings.is_trusted(peers.sender.endpoint_id)
+
+
+async def test_missing_code_is_a_clear_error(peers: Peers, tmp_path: Path) -> None:
+    source = tmp_path / "a.txt"
+    source.write_text("a")
+    with pytest.raises(TransferError, match="verification code"):
+        await peers.send(source, code=None)
+
+
+async def test_existing_different_file_is_never_overwritten(peers: Peers, tmp_path: Path) -> None:
+    peers.target.mkdir(parents=True)
+    (peers.target / "report.txt").write_text("mine")
+    source = tmp_path / "report.txt"
+    source.write_text("theirs")
+    assert (await peers.send(source)).ok
+    assert (peers.target / "report.txt").read_text() == "mine"
+    assert (peers.target / "report (1).txt").read_text() == "theirs"
+
+
+async def test_identical_file_is_not_sent_again(peers: Peers, tmp_path: Path) -> None:
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(200_000))
+    assert (await peers.send(source)).ok
+    again = await peers.send(source)
+    assert again.ok and again.bytes_transferred == 0
+    assert sorted(p.name for p in peers.target.iterdir()) == ["data.bin"]
+
+
+async def test_resume_sends_only_the_missing_bytes(peers: Peers, tmp_path: Path) -> None:
+    data = os.urandom(5 * 1024 * 1024 + 3)
+    source = tmp_path / "movie.bin"
+    source.write_bytes(data)
+    held = 2 * 1024 * 1024 + 11
+    peers.target.mkdir(parents=True)
+    (peers.target / ("movie.bin" + PART_SUFFIX)).write_bytes(data[:held])
+    result = await peers.send(source)
+    assert result.ok
+    assert result.bytes_transferred == len(data) - held
+    assert (peers.target / "movie.bin").read_bytes() == data
+    done = await peers.wait_for_receiver(FileDoneEvent)
+    assert isinstance(done, FileDoneEvent) and done.resumed_from == held
+
+
+async def test_resume_from_a_mismatched_part_restarts(peers: Peers, tmp_path: Path) -> None:
+    data = os.urandom(1024 * 1024)
+    source = tmp_path / "doc.bin"
+    source.write_bytes(data)
+    peers.target.mkdir(parents=True)
+    (peers.target / ("doc.bin" + PART_SUFFIX)).write_bytes(os.urandom(4096))
+    result = await peers.send(source)
+    assert result.ok and result.bytes_transferred == len(data)
+    assert (peers.target / "doc.bin").read_bytes() == data
+
+
+async def test_lying_hash_is_never_finalized(
+    peers: Peers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_encode = sender_module.encode
+
+    def lying_encode(message: object) -> bytes:
+        if isinstance(message, DataTrailer) and message.blake3:
+            message = DataTrailer(message.index, "0" * 64)
+        return real_encode(message)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sender_module, "encode", lying_encode)
+    source = tmp_path / "claimed.bin"
+    source.write_bytes(os.urandom(100_000))
+    result = await peers.send(source)
+    assert not result.ok
+    assert "BLAKE3 mismatch" in result.message
+    assert not (peers.target / "claimed.bin").exists()
+    assert not (peers.target / ("claimed.bin" + PART_SUFFIX)).exists()
+
+
+@pytest.mark.parametrize(
+    ("hostile_name", "lands_as"),
+    [
+        ("../escape.txt", "escape.txt"),
+        ("/etc/absolute.txt", "etc/absolute.txt"),
+        ("C:\\Windows\\drive.txt", "C_/Windows/drive.txt"),
+        ("CON", "_CON"),
+        ("bell\x07\x1b[31m.txt", "bell__[31m.txt"),
+        ("nested/../../../../up.txt", "nested/up.txt"),
+    ],
+)
+async def test_hostile_names_stay_inside_the_target(
+    peers: Peers,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    hostile_name: str,
+    lands_as: str,
+) -> None:
+    source = tmp_path / "payload.txt"
+    source.write_text("payload")
+
+    def hostile_scan(paths: list[Path], follow_symlinks: bool = False) -> list[SourceEntry]:
+        entry = Entry(hostile_name, "file", source.stat().st_size, 0o644, 0.0)
+        return [SourceEntry(entry, source)]
+
+    monkeypatch.setattr(sender_module, "scan_sources", hostile_scan)
+    result = await peers.send(source)
+    assert result.ok, result.message
+    landed = [p for p in peers.target.rglob("*") if p.is_file()]
+    assert [p.relative_to(peers.target).as_posix() for p in landed] == [lands_as]
+    assert all(peers.target in p.resolve().parents for p in landed)
+    assert not (tmp_path / "escape.txt").exists()
+
+
+async def test_long_name_is_shortened_keeping_its_extension(
+    peers: Peers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "payload.txt"
+    source.write_text("payload")
+    long_name = "n" * 300 + ".txt"
+
+    def scan(paths: list[Path], follow_symlinks: bool = False) -> list[SourceEntry]:
+        return [SourceEntry(Entry(long_name, "file", 7, 0o644, 0.0), source)]
+
+    monkeypatch.setattr(sender_module, "scan_sources", scan)
+    assert (await peers.send(source)).ok
+    (landed,) = list(peers.target.iterdir())
+    assert landed.name.endswith(".txt") and len(landed.name.encode()) <= 255
+    assert landed.read_text() == "payload"
+
+
+async def test_offer_over_max_size_is_declined(peers: Peers, tmp_path: Path) -> None:
+    peers.serve_task.cancel()  # type: ignore[union-attr]
+    import asyncio
+
+    from p2p_transfer.transfer import Decision, ReceiveOptions
+
+    async def accept(offer: object) -> Decision:
+        return Decision(True)
+
+    peers.serve_task = asyncio.create_task(
+        peers.receiver.serve(
+            ReceiveOptions(peers.target, auto_accept=True, fixed_code=CODE, max_size=1000), accept
+        )
+    )
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(5000))
+    with pytest.raises(PeerError, match="exceeds the receiver's limit"):
+        await peers.send(source)
+    assert not (peers.target / "big.bin").exists()
+
+
+async def test_offer_larger_than_free_space_is_declined(
+    peers: Peers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(receiver_module, "_free_space", lambda folder: 10)
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(5000))
+    with pytest.raises(PeerError, match="not enough disk space"):
+        await peers.send(source)
+    assert not (peers.target / "big.bin").exists()
+
+
+async def test_many_small_files_share_streams(peers: Peers, tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(500):
+        (folder / f"{i:04}.txt").write_bytes(os.urandom(i % 97))
+    result = await peers.send(folder)
+    assert result.ok and result.files == 500
+    assert_same_tree(folder, peers.target / "many")
+
+
+async def test_unreadable_source_is_a_clear_error(peers: Peers, tmp_path: Path) -> None:
+    with pytest.raises(TransferError, match="cannot read"):
+        await peers.send(tmp_path / "missing.txt")
