@@ -1,10 +1,12 @@
 """Start child processes and measure them as the kernel accounts them.
 
-Each child runs in its own session (so it and anything it starts can be
-stopped together) and is reaped with ``os.wait4``, whose rusage covers the
-child and every descendant it waited for: user and system CPU seconds, and the
-peak resident set size. A thread drains its stdout (so a chatty child never
-blocks on a full pipe) and hands lines to whoever waits for one.
+Each measured child runs under ``launch.py``, in its own session (so it and
+anything it starts can be stopped together). The launcher reaps it with
+``os.wait4``, whose rusage covers the program and every descendant it waited
+for: user and system CPU seconds and the peak resident set size, which only a
+launcher of small footprint gets right (see ``launch.py``). A thread drains
+stdout (so a chatty child never blocks on a full pipe) and hands lines to
+whoever waits for one.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import queue
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -22,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import KILL_GRACE, REPO_ROOT
+
+LAUNCHER = Path(__file__).resolve().parent / "launch.py"
 
 #: ``ru_maxrss`` is in KiB on Linux.
 _MAXRSS_UNIT = 1024
@@ -38,9 +43,15 @@ class Usage:
     """What the kernel accounted for one finished child (and its reaped descendants)."""
 
     returncode: int
-    wall_end: float  # time.perf_counter() when it was reaped
+    started: float  # monotonic() when the program was spawned
+    ended: float  # monotonic() when it was reaped
     cpu_seconds: float  # user + system
     max_rss_bytes: int
+
+
+def monotonic() -> float:
+    """CLOCK_MONOTONIC: one clock for the harness and every launcher."""
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
 
 
 def peer_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -55,7 +66,7 @@ def peer_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 class Child:
-    """One measured child process."""
+    """One child process; with ``measured`` its program runs under the launcher."""
 
     def __init__(
         self,
@@ -65,18 +76,25 @@ class Child:
         log_dir: Path,
         cwd: Path | None = None,
         env: Mapping[str, str] | None = None,
+        measured: bool = True,
     ) -> None:
         self.name = name
         self.argv = list(argv)
         log_dir.mkdir(parents=True, exist_ok=True)
         self.stderr_path = log_dir / f"{name}.stderr"
+        self._report: Path | None = None
+        command = self.argv
+        if measured:
+            self._report = log_dir / f"{name}.rusage.json"
+            self._report.unlink(missing_ok=True)
+            command = [sys.executable, "-I", "-S", str(LAUNCHER), str(self._report), "--", *argv]
         self.stdout_lines: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._usage: Usage | None = None
         with open(self.stderr_path, "wb") as stderr:
-            self.started = time.perf_counter()
+            self.started = monotonic()
             self._popen = subprocess.Popen(
-                self.argv,
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
@@ -101,14 +119,43 @@ class Child:
     def _wait(self) -> None:
         # We reap the child ourselves: Popen.wait would discard the rusage.
         _, status, rusage = os.wait4(self.pid, 0)
-        end = time.perf_counter()
+        end = monotonic()
         code = os.waitstatus_to_exitcode(status)
         self._popen.returncode = code
-        self._usage = Usage(
+        usage = Usage(
             returncode=code,
-            wall_end=end,
+            started=self.started,
+            ended=end,
             cpu_seconds=rusage.ru_utime + rusage.ru_stime,
             max_rss_bytes=rusage.ru_maxrss * _MAXRSS_UNIT,
+        )
+        if self._report is not None:
+            usage = self._launcher_usage(usage)
+        self._usage = usage
+
+    def _launcher_usage(self, fallback: Usage) -> Usage:
+        """The program's own figures from the launcher's report.
+
+        Without a report (the launcher was killed, or could not start the
+        program) the launcher's exit code stands and the row fails anyway.
+        """
+        assert self._report is not None
+        try:
+            report = json.loads(self._report.read_text())
+        except (OSError, ValueError):
+            return Usage(
+                returncode=fallback.returncode or -1,
+                started=fallback.started,
+                ended=fallback.ended,
+                cpu_seconds=fallback.cpu_seconds,
+                max_rss_bytes=0,
+            )
+        return Usage(
+            returncode=int(report["returncode"]),
+            started=float(report["spawned"]),
+            ended=float(report["exited"]),
+            cpu_seconds=float(report["cpu_seconds"]),
+            max_rss_bytes=int(report["max_rss_kib"]) * _MAXRSS_UNIT,
         )
 
     @property
@@ -118,7 +165,7 @@ class Child:
 
     def next_line(self, deadline: float) -> str | None:
         """The next stdout line, or None at end of output or past ``deadline``."""
-        remaining = deadline - time.perf_counter()
+        remaining = deadline - monotonic()
         if remaining <= 0:
             return None
         try:
@@ -128,7 +175,7 @@ class Child:
 
     def wait_for_event(self, event: str, timeout: float) -> dict[str, Any]:
         """Read JSON stdout lines until one has ``"event": event``; return it."""
-        deadline = time.perf_counter() + timeout
+        deadline = monotonic() + timeout
         while True:
             line = self.next_line(deadline)
             if line is None:
@@ -210,9 +257,10 @@ class Children:
         *,
         cwd: Path | None = None,
         env: Mapping[str, str] | None = None,
+        measured: bool = True,
     ) -> Child:
         """Start and track one child."""
-        child = Child(name, argv, log_dir=self.log_dir, cwd=cwd, env=env)
+        child = Child(name, argv, log_dir=self.log_dir, cwd=cwd, env=env, measured=measured)
         self._children.append(child)
         return child
 

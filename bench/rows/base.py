@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 from bench.config import RUN_TIMEOUT_BASE, SLOWEST_FILE_RATE, SLOWEST_RATE, STARTUP_TIMEOUT
 from bench.data import Workload, remove_tree, tree_digest
 from bench.results import OK, RowResult, failed
-from bench.runner import Child, ChildError, Children
+from bench.runner import Child, ChildError, Children, monotonic
 
 #: Checks a row adds after the tree comparison: (sender, receiver) → problem or None.
 ExtraCheck = Callable[[Child, Child], "str | None"]
@@ -131,12 +130,11 @@ def finish_pair(
 
     Wall time runs from the first of the two starts to the last exit.
     """
-    started = min(sender.started, receiver.started)
-    deadline = started + ctx.run_timeout(workload)
+    deadline = min(sender.started, receiver.started) + ctx.run_timeout(workload)
     usages = []
     for child in (sender, receiver):
         try:
-            usage = child.wait(max(1.0, deadline - time.perf_counter()))
+            usage = child.wait(max(1.0, deadline - monotonic()))
         except ChildError as error:
             return failed(row.label, workload, str(error), note)
         if usage.returncode != 0:
@@ -152,7 +150,7 @@ def finish_pair(
         tool=row.label,
         workload=workload,
         status=OK,
-        wall_seconds=max(tx_usage.wall_end, rx_usage.wall_end) - started,
+        wall_seconds=max(tx_usage.ended, rx_usage.ended) - min(tx_usage.started, rx_usage.started),
         cpu_seconds=tx_usage.cpu_seconds + rx_usage.cpu_seconds,
         sender_rss_bytes=tx_usage.max_rss_bytes,
         receiver_rss_bytes=rx_usage.max_rss_bytes,

@@ -86,11 +86,13 @@ class WormholeRow(Row):
                 f"--channel-db={state / 'mailbox.sqlite'}",
             ],
             cwd=state,
+            measured=False,
         )
         self._relay = self._servers.start(
             "transit-relay",
             [twist, "transitrelay", f"--port=tcp:{relay_port}:interface={LOOPBACK}"],
             cwd=state,
+            measured=False,
         )
         try:
             _wait_listening(self._mailbox, mailbox_port)

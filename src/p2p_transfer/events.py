@@ -301,3 +301,36 @@ class ShareDownloadDoneEvent(Event):
     ok: bool
     seconds: float
     message: str = ""
+
+
+# --- Discovery (LAN devices by name) ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEvent(Event):
+    """A device on the LAN was found, or its name or addresses changed."""
+
+    name: ClassVar[str] = "device"
+    device_name: str
+    endpoint_id: str
+    addresses: list[str] = field(default_factory=list)
+    _json_names: ClassVar[dict[str, str]] = {"device_name": "name"}
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceLostEvent(Event):
+    """A device left the LAN table: it said goodbye, or its records expired."""
+
+    name: ClassVar[str] = "device_lost"
+    device_name: str
+    endpoint_id: str
+    reason: Literal["goodbye", "expired"]
+    _json_names: ClassVar[dict[str, str]] = {"device_name": "name"}
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryErrorEvent(Event):
+    """LAN discovery could not start or announce; transfers by ticket still work."""
+
+    name: ClassVar[str] = "discovery_error"
+    message: str

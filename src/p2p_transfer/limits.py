@@ -101,3 +101,37 @@ SHARE_TOKEN_BITS = 128
 SHARE_MAX_NAME_NUMBER = 999
 #: Bytes of an HTTP request head read from a refused connection before answering 503.
 SHARE_REFUSED_HEAD_BYTES = 8 * KiB
+
+# --- Discovery -------------------------------------------------------------
+# LAN discovery (mDNS / DNS-SD with zeroconf). Announcements come from anyone
+# on the LAN, so what a browser accepts from them is bounded too.
+#: TTL (seconds) of our SRV, TXT, PTR and address records. A device that
+#: vanishes without a goodbye drops out of other tables this long after its
+#: last answer (RFC 6762's host-record TTL).
+DISCOVERY_RECORD_TTL = 120
+#: Seconds between checks of the device table for records near or past expiry.
+DISCOVERY_SWEEP_INTERVAL = 1.0
+#: Percent of a record's lifetime after which a browser asks for it again
+#: (RFC 6762 section 5.2 suggests 80 %).
+DISCOVERY_REFRESH_PERCENT = 80
+#: Least time between two refresh queries for one device (seconds).
+DISCOVERY_REFRESH_MIN_INTERVAL = 1.0
+#: Milliseconds a browser waits for a newly seen service's SRV/TXT/address answers.
+DISCOVERY_RESOLVE_TIMEOUT_MS = 3000
+#: Default ``devices --timeout``: seconds to listen before listing.
+DISCOVERY_LIST_TIMEOUT = 3.0
+#: Seconds ``send --to NAME`` looks for the named device before giving up.
+DISCOVERY_FIND_TIMEOUT = 5.0
+#: After a first match, seconds to keep listening for another device of the
+#: same name, so an ambiguous name is reported instead of silently picked.
+DISCOVERY_SETTLE_TIME = 1.0
+#: Shortest endpoint-ID prefix accepted by ``send --to`` (hex characters).
+MIN_ENDPOINT_PREFIX = 4
+#: Most direct addresses kept from one announcement.
+MAX_DEVICE_ADDRESSES = 16
+#: Most devices kept in a table; announcements beyond it are ignored.
+MAX_DISCOVERED_DEVICES = 256
+#: Longest DNS-SD TXT ``key=value`` string, in bytes (RFC 6763 section 6.1).
+MAX_TXT_ITEM_BYTES = 255
+#: Longest DNS label (the service instance name), in bytes (RFC 1035).
+MAX_DNS_LABEL_BYTES = 63

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Set
 
 from aiohttp import web
 
@@ -107,7 +107,7 @@ class _CountedProtocol(asyncio.Protocol):
         self,
         make_handler: Callable[[], asyncio.Protocol],
         limiter: ConnectionLimiter,
-        trusted_proxies: frozenset[str],
+        trusted_proxies: Set[str],
         refused_timeout: float,
     ) -> None:
         self._make_handler = make_handler
@@ -167,7 +167,7 @@ class LimitedSite(web.BaseSite):
         port: int,
         limiter: ConnectionLimiter,
         *,
-        trusted_proxies: frozenset[str] = frozenset(),
+        trusted_proxies: Set[str] = frozenset(),
         refused_timeout: float,
     ) -> None:
         super().__init__(runner)

@@ -14,6 +14,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import WSMessage, WSMsgType, web
 
@@ -108,14 +109,14 @@ class UploadSession:
         self,
         ws: web.WebSocketResponse,
         config: ShareConfig,
+        upload_dir: Path,
         gate: UploadGate,
         bus: EventBus,
         client: str,
     ) -> None:
-        assert config.upload_dir is not None
         self.ws = ws
         self.config = config
-        self.upload_dir = config.upload_dir
+        self.upload_dir = upload_dir
         self.gate = gate
         self.bus = bus
         self.client = client
@@ -163,9 +164,14 @@ class UploadSession:
                 return
 
     async def _next(self, timeout: float) -> WSMessage:
-        """The next data message; raises _Timeout or _Closed."""
+        """The next data message; raises _Timeout or _Closed.
+
+        ``asyncio.timeout`` around ``Queue.get`` is cancel-safe: a frame is
+        either returned or left in the queue, never dropped.
+        """
         try:
-            msg = await asyncio.wait_for(self._queue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                msg = await self._queue.get()
         except TimeoutError:
             raise _Timeout from None
         if msg.type in _END_TYPES:
@@ -243,24 +249,23 @@ class UploadSession:
         if decide is None:
             return ("This share does not accept uploads.", "declined")
         decision_task: asyncio.Task[Decision] = asyncio.create_task(decide(request))
-        message_task = asyncio.create_task(self._next(timeout + 1))
+        message_task = asyncio.create_task(self._next(timeout))
+        tasks = (decision_task, message_task)
         try:
             done, _ = await asyncio.wait(
-                {decision_task, message_task}, timeout=timeout,
-                return_when=asyncio.FIRST_COMPLETED,
+                tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
-            for task in (decision_task, message_task):
+            for task in tasks:
                 task.cancel()
-        if message_task in done:
-            # Anything from the browser now (even a close) ends the request.
-            exc = message_task.exception()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if not message_task.cancelled() and not isinstance(message_task.exception(), _Timeout):
+            # Anything from the browser now (a close, or data too early) ends the request.
             self.bus.emit(ShareUploadRejectedEvent(
                 request.request_id, request.file_name, "the browser went away", "error"
             ))
-            if isinstance(exc, _Closed | _Timeout) or exc is not None:
-                raise _Closed
-            await self._fail_socket("sent data before the upload was accepted", CLOSE_POLICY)
+            if message_task.exception() is None:
+                await self._fail_socket("sent data before the upload was accepted", CLOSE_POLICY)
             raise _Closed
         if decision_task not in done:
             return (f"The host did not answer within {timeout:g} s.", "timeout")
@@ -325,7 +330,6 @@ class UploadSession:
                     ))
             final = await asyncio.to_thread(part.finish)
             finished = True
-            await self._send(Progress(received))
             await self._send(Complete())
             self.bus.emit(ShareUploadCompleteEvent(
                 request.request_id, request.file_name, final, size, part.hasher.hexdigest(),
@@ -345,11 +349,11 @@ class UploadSession:
                     "the browser closed the connection before the file was complete", received,
                 ))
             return False
-        except OSError as exc:
+        except (OSError, NameTakenError) as exc:
             log.warning("writing upload %r failed: %s", request.file_name, exc)
             message = "The host could not write the file."
             self.bus.emit(ShareUploadFailedEvent(
-                request.request_id, request.file_name, f"{message} ({exc.strerror})", received
+                request.request_id, request.file_name, f"{message} ({exc})", received
             ))
             await self._fail_socket(message, CLOSE_POLICY)
             return False

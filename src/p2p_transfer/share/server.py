@@ -1,0 +1,276 @@
+"""The share server: one token URL, a static page, an upload WebSocket and downloads.
+
+Everything lives under ``/<token>/``; any other path is a plain 404, so the
+server reveals nothing to someone without the link. Every response carries
+strict security headers (CSP without ``unsafe-inline``, no framing, no
+sniffing, no referrer) and no CORS header.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import web
+from yarl import URL
+
+from p2p_transfer.events import EventBus, ShareUrlEvent
+from p2p_transfer.limits import CLOSE_GRACE, SHARE_CHUNK_SIZE, SHARE_MAX_MESSAGE_SIZE, SHARE_TOKEN_BITS
+from p2p_transfer.share.address import UNSPECIFIED, NoLanAddressError, default_bind_address, url_host
+from p2p_transfer.share.config import ShareConfig
+from p2p_transfer.share.download import Downloads, describe_items, shared_items
+from p2p_transfer.share.limiter import ConnectionLimiter, LimitedSite
+from p2p_transfer.share.upload import UploadGate, UploadSession
+
+log = logging.getLogger(__name__)
+
+#: Everything the page may load comes from this server; nothing inline, nothing framed.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+_STATIC_TYPES = {
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+}
+_NOT_FOUND_PAGE = (
+    "<!doctype html><html lang=en><meta charset=utf-8><title>Not found</title>"
+    "<h1>Not found</h1><p>This address does not exist. Check the link you were given.</p></html>"
+)
+_TOO_MANY = "Too many connections from your address; close other tabs or try again."
+
+
+def _load_static() -> dict[str, tuple[bytes, str]]:
+    """The page's files, read once from the package (they are small)."""
+    files: dict[str, tuple[bytes, str]] = {}
+    for entry in resources.files("p2p_transfer.share").joinpath("static").iterdir():
+        suffix = Path(entry.name).suffix
+        if entry.is_file() and suffix in _STATIC_TYPES:
+            files[entry.name] = (entry.read_bytes(), _STATIC_TYPES[suffix])
+    return files
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """Whether a WebSocket's ``Origin`` names the host the request was sent to."""
+    try:
+        parsed = URL(origin)
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            return False
+        target = URL.build(scheme=parsed.scheme, authority=host)
+    except (ValueError, TypeError):
+        return False
+    return (
+        target.host is not None
+        and parsed.host.lower() == target.host.lower()
+        and parsed.port == target.port
+    )
+
+
+def not_found() -> web.Response:
+    """The same plain 404 for every path that lacks the token."""
+    return web.Response(status=404, text=_NOT_FOUND_PAGE, content_type="text/html")
+
+
+class ShareServer:
+    """Serves the share page, uploads and downloads until ``stop``; events go to ``bus``."""
+
+    def __init__(self, config: ShareConfig, bus: EventBus | None = None) -> None:
+        """Check the configuration now (missing PATHs fail before anything listens)."""
+        self.config = config
+        self.bus = bus or EventBus()
+        #: 128 random bits; the only secret between the host and the browsers.
+        self.token = secrets.token_urlsafe(SHARE_TOKEN_BITS // 8)
+        self.upload_dir: Path | None = None
+        if config.upload_dir is not None:
+            self.upload_dir = Path(config.upload_dir).expanduser().resolve(strict=True)
+            if not self.upload_dir.is_dir():
+                raise NotADirectoryError(f"{config.upload_dir} is not a folder")
+        self._downloads = Downloads(shared_items(config.shared), self.bus)
+        self._gate = UploadGate(config.max_pending_uploads, config.max_active_uploads)
+        self._limiter = ConnectionLimiter(config.max_connections, config.max_connections_per_ip)
+        # Clients behind a trusted proxy are counted per request, by forwarded address.
+        self._forwarded = ConnectionLimiter(config.max_connections, config.max_connections_per_ip)
+        self.trusted_proxies: set[str] = set(config.trusted_proxies)
+        self._static = _load_static()
+        self._runner: web.AppRunner | None = None
+        self._site: LimitedSite | None = None
+        self._url: str | None = None
+
+    # --- lifecycle -----------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``http://<address>:<port>/<token>``, the link to give (after ``start``)."""
+        if self._url is None:
+            raise RuntimeError("the share server is not started")
+        return self._url
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The address and port listened on (after ``start``)."""
+        if self._site is None:
+            raise RuntimeError("the share server is not started")
+        return self._site.bound
+
+    async def start(self) -> None:
+        """Listen and emit ``ShareUrlEvent``; raises OSError if the port is taken."""
+        host = self.config.bind if self.config.bind is not None else default_bind_address()
+        app = self._make_app()
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=CLOSE_GRACE
+        )
+        await runner.setup()
+        site = LimitedSite(
+            runner, host, self.config.port, self._limiter,
+            trusted_proxies=self.trusted_proxies,
+            refused_timeout=self.config.handshake_timeout,
+        )
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner, self._site = runner, site
+        bound_host, port = site.bound
+        if host in UNSPECIFIED:
+            try:
+                bound_host = default_bind_address()
+            except NoLanAddressError:
+                bound_host = "127.0.0.1"
+        self._url = f"http://{url_host(bound_host)}:{port}/{self.token}"
+        self.bus.emit(ShareUrlEvent(url=self._url, token=self.token))
+
+    async def stop(self) -> None:
+        """Close upload sockets (1001), cut downloads after a grace period, stop listening."""
+        if self._runner is None:
+            return
+        runner, self._runner = self._runner, None
+        await runner.cleanup()
+
+    async def __aenter__(self) -> ShareServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- app -----------------------------------------------------------------
+
+    def _make_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._guard], client_max_size=SHARE_MAX_MESSAGE_SIZE)
+        app.on_response_prepare.append(self._security_headers)
+        app.on_shutdown.append(self._close_sessions)
+        app.router.add_get("/{token}", self._redirect)
+        app.router.add_get("/{token}/", self._index)
+        app.router.add_get("/{token}/static/{name}", self._static_file)
+        app.router.add_get("/{token}/api/info", self._info)
+        app.router.add_get("/{token}/ws", self._websocket)
+        app.router.add_get("/{token}/files/{index}/{filename}", self._download)
+        return app
+
+    def client_ip(self, request: web.BaseRequest) -> str:
+        """The browser's address; behind a trusted proxy, the one it forwarded."""
+        peer = request.remote or "unknown"
+        if peer in self.trusted_proxies:
+            forwarded = request.headers.get("X-Forwarded-For", "")
+            last = forwarded.rsplit(",", 1)[-1].strip()
+            if last:
+                return last
+        return peer
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+        """Token first (else 404), then the per-address count for proxied clients."""
+        segment = request.path.split("/", 2)[1] if request.path.startswith("/") else ""
+        if not hmac.compare_digest(segment.encode(), self.token.encode()):
+            return not_found()
+        slot: str | None = None
+        if (request.remote or "") in self.trusted_proxies:
+            slot = self.client_ip(request)
+            if self._forwarded.try_acquire(slot) is not None:
+                return web.Response(status=503, text=_TOO_MANY, headers={"Retry-After": "5"})
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:
+            return not_found()
+        finally:
+            if slot is not None:
+                self._forwarded.release(slot)
+
+    @staticmethod
+    async def _security_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+        response.headers.update(SECURITY_HEADERS)
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.popall("Access-Control-Allow-Origin", None)
+
+    async def _close_sessions(self, app: web.Application) -> None:
+        for session in list(self._gate.sessions):
+            await session.close()
+
+    # --- handlers ------------------------------------------------------------
+
+    async def _redirect(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(f"/{self.token}/")
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        return self._static_response("index.html")
+
+    async def _static_file(self, request: web.Request) -> web.StreamResponse:
+        return self._static_response(request.match_info["name"])
+
+    def _static_response(self, name: str) -> web.Response:
+        if name not in self._static:
+            raise web.HTTPNotFound()
+        body, content_type = self._static[name]
+        return web.Response(body=body, content_type=content_type, charset="utf-8")
+
+    async def _info(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({
+            "device_name": self.config.device_name,
+            "upload": {
+                "enabled": self.upload_dir is not None,
+                "max_size": self.config.max_size,
+                "chunk_size": SHARE_CHUNK_SIZE,
+            },
+            "files": await describe_items(self._downloads.items),
+        })
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        if self.upload_dir is None:
+            raise web.HTTPNotFound()
+        origin = request.headers.get("Origin", "")
+        host = request.host
+        if (request.remote or "") in self.trusted_proxies:
+            host = request.headers.get("X-Forwarded-Host", host)
+        if not same_origin(origin, host):
+            return web.Response(
+                status=403, text="Cross-site WebSocket refused: the Origin must be this page."
+            )
+        ws = web.WebSocketResponse(
+            max_msg_size=SHARE_MAX_MESSAGE_SIZE,
+            heartbeat=self.config.ping_interval,
+            compress=False,
+        )
+        await ws.prepare(request)
+        session = UploadSession(
+            ws, self.config, self.upload_dir, self._gate, self.bus, self.client_ip(request)
+        )
+        await session.run()
+        return ws
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        return await self._downloads.handle(request, self.client_ip(request))

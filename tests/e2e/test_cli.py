@@ -1,0 +1,179 @@
+"""The CLI contract across real processes: events, exit codes, resume and cancel."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_same_tree, make_tree
+from e2e.cli import CliProcess, start_receiver, start_sender
+
+#: Big enough that a kill lands mid-file on loopback.
+RESUME_FILE_SIZE = 192 * 1024 * 1024
+
+
+def test_send_receive_tree_with_json_contract(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "src")
+    receiver, ticket = start_receiver(tmp_path / "rx", tmp_path / "inbox", "--once")
+    try:
+        ticket_event = receiver.named("ticket")[0]
+        assert ticket_event["endpoint_id"] and ticket_event["name"] == "receiver"
+        sender = start_sender(tmp_path / "tx", ticket, tree)
+        assert sender.wait() == 0, sender.stderr_lines
+        assert receiver.wait() == 0, receiver.stderr_lines
+    finally:
+        receiver.stop()
+    assert_same_tree(tree, tmp_path / "inbox" / "tree")
+    files = [p for p in tree.rglob("*") if p.is_file()]
+    total = sum(p.stat().st_size for p in files)
+    assert receiver.named("code")[0]["code"] == "246810"
+    offer = receiver.named("offer")[0]
+    assert (offer["files"], offer["bytes"], offer["from"]) == (len(files), total, "sender")
+    for side in (sender, receiver):
+        done = side.named("done")[-1]
+        assert done["files"] == len(files) and done["bytes_total"] == total
+        assert done["bytes_transferred"] == total and done["seconds"] >= 0
+        assert {e["path"].rsplit("/", 1)[-1] for e in side.named("file_done")} == {
+            p.name for p in files
+        }
+        assert all(len(e["blake3"]) == 64 for e in side.named("file_done"))
+        progress = side.named("progress")
+        assert progress and progress[-1]["bytes_done"] == total
+        assert {"bytes_done", "bytes_total", "rate"} <= progress[-1].keys()
+
+
+def test_wrong_code_fails_with_clear_message(tmp_path: Path) -> None:
+    source = tmp_path / "a.txt"
+    source.write_text("a")
+    receiver, ticket = start_receiver(tmp_path / "rx", tmp_path / "inbox")
+    try:
+        sender = CliProcess(
+            ["send", "--to", ticket, "--code", "999999", "--json", str(source)], tmp_path / "tx"
+        )
+        assert sender.wait() == 1
+        assert "wrong verification code" in sender.wait_for("error")["message"]
+    finally:
+        receiver.stop()
+    assert not (tmp_path / "inbox" / "a.txt").exists()
+
+
+def test_invalid_ticket_is_a_one_line_error(tmp_path: Path) -> None:
+    source = tmp_path / "a.txt"
+    source.write_text("a")
+    sender = CliProcess(["send", "--to", "not-a-ticket", "--json", str(source)], tmp_path / "tx")
+    assert sender.wait() == 1
+    assert sender.wait_for("error")["message"].startswith("invalid ticket")
+
+
+def _big_file(tmp_path: Path) -> Path:
+    source = tmp_path / "big.bin"
+    with source.open("wb") as handle:
+        block = os.urandom(1024 * 1024)
+        for i in range(RESUME_FILE_SIZE // len(block)):
+            handle.write(block[i % 7 :] + block[: i % 7])
+    return source
+
+
+def test_killed_sender_resumes_where_it_stopped(tmp_path: Path) -> None:
+    source = _big_file(tmp_path)
+    receiver, ticket = start_receiver(tmp_path / "rx", tmp_path / "inbox")
+    try:
+        first = start_sender(tmp_path / "tx", ticket, source, extra=("--parallel", "1"))
+        first.wait_for("progress", lambda e: e["bytes_done"] >= RESUME_FILE_SIZE // 2)
+        first.process.send_signal(signal.SIGKILL)
+        first.wait()
+        assert not (tmp_path / "inbox" / "big.bin").exists()
+        assert (tmp_path / "inbox" / "big.bin.part").exists()
+
+        second = start_sender(tmp_path / "tx", ticket, source)
+        assert second.wait(120) == 0, second.stderr_lines
+        done = second.wait_for("done")
+        assert done["bytes_total"] == RESUME_FILE_SIZE
+        assert 0 < done["bytes_transferred"] < RESUME_FILE_SIZE * 0.75
+    finally:
+        receiver.stop()
+    received = tmp_path / "inbox" / "big.bin"
+    assert received.read_bytes() == source.read_bytes()
+    assert not (tmp_path / "inbox" / "big.bin.part").exists()
+
+
+def test_ctrl_c_on_sender_reaches_receiver_within_a_second(tmp_path: Path) -> None:
+    source = _big_file(tmp_path)
+    receiver, ticket = start_receiver(tmp_path / "rx", tmp_path / "inbox")
+    try:
+        sender = start_sender(tmp_path / "tx", ticket, source, extra=("--parallel", "1"))
+        sender.wait_for("progress", lambda e: e["bytes_done"] > 0)
+        interrupted = time.monotonic()
+        sender.process.send_signal(signal.SIGINT)
+        error = receiver.wait_for("error", timeout=5)
+        assert "cancelled by peer" in error["message"]
+        assert time.monotonic() - interrupted < 1.5
+        assert sender.wait() == 130
+    finally:
+        receiver.stop()
+    assert not (tmp_path / "inbox" / "big.bin").exists()
+
+
+def test_ctrl_c_on_receiver_reaches_sender(tmp_path: Path) -> None:
+    source = _big_file(tmp_path)
+    receiver, ticket = start_receiver(tmp_path / "rx", tmp_path / "inbox")
+    try:
+        sender = start_sender(tmp_path / "tx", ticket, source, extra=("--parallel", "1"))
+        sender.wait_for("progress", lambda e: e["bytes_done"] > 0)
+        receiver.process.send_signal(signal.SIGINT)
+        assert sender.wait() == 1
+        assert "cancelled by peer" in sender.wait_for("error")["message"]
+    finally:
+        receiver.stop()
+
+
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "p2p_transfer", "--config-dir", str(home), *args],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+
+
+def test_identity_key_with_loose_permissions_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert _cli(home, "id").returncode == 0
+    key = home / "identity.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    key.chmod(0o644)
+    result = _cli(home, "id")
+    assert result.returncode == 1
+    assert "readable by others" in result.stderr + result.stdout
+
+
+def test_id_is_stable_and_pair_commands_work(tmp_path: Path) -> None:
+    source = tmp_path / "a.txt"
+    source.write_text("a")
+    receiver, ticket = start_receiver(tmp_path / "rx", tmp_path / "inbox", "--once")
+    try:
+        assert start_sender(tmp_path / "tx", ticket, source).wait() == 0
+        assert receiver.wait() == 0
+    finally:
+        receiver.stop()
+    first, second = (json.loads(_cli(tmp_path / "tx", "id", "--json").stdout) for _ in "12")
+    assert first["endpoint_id"] == second["endpoint_id"] and len(first["endpoint_id"]) == 64
+    listed = _cli(tmp_path / "rx", "pair", "list").stdout
+    assert "sender" in listed
+    endpoint_id = listed.split()[0]
+    assert _cli(tmp_path / "rx", "pair", "remove", endpoint_id[:12]).returncode == 0
+    assert "no paired devices" in _cli(tmp_path / "rx", "pair", "list").stdout
+    assert _cli(tmp_path / "tx", "pair", "clear").stdout.startswith("forgot 1")
+
+
+@pytest.mark.parametrize("code", ["12345", "abcdef", "1234567"])
+def test_receiver_rejects_a_malformed_fixed_code(tmp_path: Path, code: str) -> None:
+    result = _cli(tmp_path / "rx", "receive", "--code", code)
+    assert result.returncode == 2
+    assert "6 digits" in result.stderr

@@ -1,0 +1,261 @@
+"""Network-namespace test lab: private hosts joined by bridges, never touching the host's network.
+
+Every bridge lives in a namespace of its own and every veth pair is created
+directly inside the namespaces it joins, so the namespace the tests run in
+(the host's, or the loopback-only one ``scripts/isolated`` makes) gains no
+interface, address or route. Each node namespace gets ``default dev eth0``:
+without a route, multicast joins fail with ENODEV and broadcast with
+ENETUNREACH, and mDNS would silently see nothing.
+
+Names carry the test process's PID, so concurrent runs do not collide and a
+later run can remove what a killed run left behind. ``Lab.close`` kills every
+process the lab started and deletes every namespace it made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Prefix of every namespace this harness creates (followed by ``<pid>-``).
+NS_PREFIX = "p2pt-"
+#: Where ``ip netns`` keeps its named namespaces.
+NETNS_DIR = Path("/run/netns")
+#: Seconds a harness ``ip`` command may take before the test fails.
+IP_COMMAND_TIMEOUT = 10.0
+#: Seconds a lab process gets to exit after SIGTERM before it is killed.
+PROCESS_STOP_GRACE = 5.0
+#: Interface name of a host's link inside its namespace.
+HOST_IFNAME = "eth0"
+#: Name of the bridge inside a bridge namespace.
+BRIDGE_IFNAME = "br0"
+
+_counter = itertools.count(1)
+
+
+class LabError(RuntimeError):
+    """A lab command failed; the message carries the command and its stderr."""
+
+
+def netns_available() -> tuple[bool, str]:
+    """Whether namespace tests can run here, and if not, why (for the skip reason)."""
+    if os.geteuid() != 0:
+        return False, "needs root (network namespaces)"
+    if shutil.which("ip") is None:
+        return False, "needs iproute2 (`ip`); make test installs it"
+    return True, ""
+
+
+def _ip(*args: str) -> None:
+    """Run one ``ip`` command; raise LabError with its stderr on failure."""
+    argv = ["ip", *args]
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=IP_COMMAND_TIMEOUT, check=False
+    )
+    if result.returncode != 0:
+        raise LabError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_namespaces() -> list[str]:
+    """Delete namespaces left by harness runs whose process is gone (e.g. killed with -9)."""
+    removed: list[str] = []
+    if not NETNS_DIR.is_dir():
+        return removed
+    for entry in NETNS_DIR.iterdir():
+        name = entry.name
+        if not name.startswith(NS_PREFIX):
+            continue
+        pid_text = name[len(NS_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        with contextlib.suppress(LabError, subprocess.TimeoutExpired):
+            _ip("netns", "del", name)
+            removed.append(name)
+    return removed
+
+
+@dataclass
+class Host:
+    """A node namespace: one process group's view of a private machine."""
+
+    lab: Lab
+    ns: str
+    addresses: list[str] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        """The host's first IPv4 address (without prefix length)."""
+        return self.addresses[0]
+
+    def argv(self, *command: str) -> list[str]:
+        """``command`` wrapped to run inside this namespace."""
+        return ["ip", "netns", "exec", self.ns, *command]
+
+    def python_argv(self, *args: str) -> list[str]:
+        """This interpreter (the project's venv) run inside this namespace."""
+        return self.argv(sys.executable, *args)
+
+    def run(
+        self, *command: str, timeout: float = IP_COMMAND_TIMEOUT, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command in the namespace and wait for it."""
+        result = subprocess.run(
+            self.argv(*command), capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and result.returncode != 0:
+            raise LabError(f"{' '.join(command)} in {self.ns} failed: {result.stderr.strip()}")
+        return result
+
+    def popen(self, *command: str, **kwargs: object) -> subprocess.Popen[str]:
+        """Start a command in the namespace; the lab kills it at teardown."""
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        kwargs.setdefault("stdin", subprocess.PIPE)
+        kwargs.setdefault("text", True)
+        proc = subprocess.Popen(self.argv(*command), start_new_session=True, **kwargs)  # type: ignore[call-overload]
+        self.lab.processes.append(proc)
+        return proc
+
+
+@dataclass
+class Bridge:
+    """A bridge in a namespace of its own: the lab's Ethernet switch."""
+
+    ns: str
+    ports: int = 0
+
+
+class Lab:
+    """Builder and owner of a set of namespaces; use as a context manager."""
+
+    def __init__(self) -> None:
+        self.tag = f"{NS_PREFIX}{os.getpid()}-{next(_counter)}"
+        self.namespaces: list[str] = []
+        self.processes: list[subprocess.Popen[str]] = []
+
+    def __enter__(self) -> Lab:
+        remove_stale_namespaces()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _new_namespace(self, role: str) -> str:
+        name = f"{self.tag}-{role}"
+        _ip("netns", "add", name)
+        self.namespaces.append(name)
+        _ip("-n", name, "link", "set", "lo", "up")
+        return name
+
+    def bridge(self, role: str = "br") -> Bridge:
+        """A new bridge namespace holding ``br0``, up, with no address."""
+        ns = self._new_namespace(role)
+        _ip("-n", ns, "link", "add", BRIDGE_IFNAME, "type", "bridge")
+        _ip("-n", ns, "link", "set", BRIDGE_IFNAME, "up")
+        return Bridge(ns)
+
+    def host(self, role: str) -> Host:
+        """A new node namespace with only loopback up."""
+        return Host(self, self._new_namespace(role))
+
+    def attach(
+        self,
+        host: Host,
+        bridge: Bridge,
+        cidr: str,
+        ifname: str = HOST_IFNAME,
+        gateway: str | None = None,
+    ) -> None:
+        """Join ``host`` to ``bridge`` with address ``cidr`` on ``ifname``.
+
+        Without ``gateway`` the host gets ``default dev ifname`` (the route
+        multicast joins need); with it, ``default via gateway``.
+        """
+        bridge.ports += 1
+        port = f"p{bridge.ports}"
+        _ip("-n", bridge.ns, "link", "add", port, "type", "veth", "peer", "name", ifname,
+            "netns", host.ns)
+        _ip("-n", bridge.ns, "link", "set", port, "master", BRIDGE_IFNAME, "up")
+        _ip("-n", host.ns, "addr", "add", cidr, "dev", ifname)
+        _ip("-n", host.ns, "link", "set", ifname, "up")
+        if gateway is None:
+            _ip("-n", host.ns, "route", "replace", "default", "dev", ifname)
+        else:
+            _ip("-n", host.ns, "route", "replace", "default", "via", gateway)
+        host.addresses.append(cidr.split("/", 1)[0])
+
+    def enable_forwarding(self, host: Host) -> None:
+        """Make ``host`` route IPv4 between its interfaces (a router namespace)."""
+        host.run("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+
+    def lan(self, count: int, subnet: str = "10.77.0") -> list[Host]:
+        """``count`` hosts on one bridge, at ``subnet``.2, .3, …"""
+        bridge = self.bridge()
+        hosts: list[Host] = []
+        for index in range(count):
+            host = self.host(chr(ord("a") + index))
+            self.attach(host, bridge, f"{subnet}.{index + 2}/24")
+            hosts.append(host)
+        return hosts
+
+    def close(self) -> None:
+        """Stop every lab process, then delete every lab namespace (idempotent)."""
+        for proc in self.processes:
+            stop_process(proc)
+        self.processes.clear()
+        errors: list[str] = []
+        for ns in reversed(self.namespaces):
+            try:
+                _ip("netns", "del", ns)
+            except (LabError, subprocess.TimeoutExpired) as exc:
+                errors.append(str(exc))
+        self.namespaces.clear()
+        if errors:
+            raise LabError("; ".join(errors))
+
+
+def stop_process(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM a lab process's whole session, then SIGKILL it if it lingers."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(PROCESS_STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(PROCESS_STOP_GRACE)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+@contextlib.contextmanager
+def lan(count: int = 2, subnet: str = "10.77.0") -> Iterator[tuple[Lab, list[Host]]]:
+    """A lab with ``count`` hosts on one bridged subnet, torn down on exit."""
+    with Lab() as lab:
+        yield lab, lab.lan(count, subnet)
+
+
+def join_argv(parts: Sequence[str]) -> str:
+    """A command line for error messages."""
+    return " ".join(parts)
