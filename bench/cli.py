@@ -12,6 +12,7 @@ from pathlib import Path
 from bench.config import (
     BIG_FILE_SIZE,
     DEFAULT_WORK_DIR,
+    LOGS_DIR,
     QUICK_BIG_FILE_SIZE,
     QUICK_RESULTS_PATH,
     QUICK_SMALL_FILE_COUNT,
@@ -39,6 +40,8 @@ _UNITS = {
     "g": KiB**3,
     "gib": KiB**3,
 }
+#: File that marks a folder as the benchmark's own, safe to empty.
+WORK_DIR_MARKER = ".p2p-transfer-bench"
 #: Files of a small-file workload take at least one filesystem block each.
 _FS_BLOCK = 4 * KiB
 
@@ -129,7 +132,7 @@ def prepare_workloads(args: argparse.Namespace) -> list[Workload]:
     small = args.files * max(args.file_size, _FS_BLOCK) if "small" in args.workloads else 0
     # Source and one received copy of each; wormhole also spools a zip of the folder.
     check_free_space(args.work_dir, 2 * big + 3 * small)
-    remove_tree(args.work_dir)
+    claim_work_dir(args.work_dir)
     source = args.work_dir / "source"
     workloads = []
     if big:
@@ -139,6 +142,20 @@ def prepare_workloads(args: argparse.Namespace) -> list[Workload]:
         log(f"writing {args.files:,} files of {args.file_size:,} bytes")
         workloads.append(make_small(source, args.files, args.file_size))
     return workloads
+
+
+def claim_work_dir(work_dir: Path) -> None:
+    """Empty ``work_dir`` for this run; refuse a non-empty folder the benchmark did not make.
+
+    The whole folder is deleted afterwards, so ``--work-dir /tmp`` must not be
+    taken literally.
+    """
+    marker = work_dir / WORK_DIR_MARKER
+    if work_dir.exists() and any(work_dir.iterdir()) and not marker.exists():
+        raise SystemExit(f"{work_dir} is not empty and not a benchmark work folder; pick another")
+    remove_tree(work_dir)
+    work_dir.mkdir(parents=True)
+    marker.touch()
 
 
 def log(message: str) -> None:
@@ -168,7 +185,10 @@ def run_row(row: Row, workloads: Sequence[Workload], args: argparse.Namespace) -
             for _ in range(args.repeat):
                 ctx = RunContext(work_dir=args.work_dir, run_index=run_index, timeout=args.timeout)
                 run_index += 1
-                result = row.run(workload, ctx)
+                try:
+                    result = row.run(workload, ctx)
+                finally:
+                    ctx.clean()
                 log(f"{row.label}, {workload.title}: {summary(result)}")
                 runs.append(result)
             results.append(best(runs))
@@ -181,10 +201,22 @@ def summary(result: RowResult) -> str:
     """One line for the progress log."""
     if not result.ok:
         return result.status
+    files = f", {result.files_per_second:,.0f} files/s" if result.workload.file_count > 1 else ""
     return (
-        f"{result.megabytes_per_second:,.1f} MB/s, {result.files_per_second:,.0f} files/s, "
+        f"{result.megabytes_per_second:,.1f} MB/s{files}, "
         f"{result.wall_seconds:.2f} s, CPU {result.cpu_seconds:.2f} s"
     )
+
+
+def clean_work_dir(work_dir: Path, keep_logs: bool) -> None:
+    """Remove the work folder; with ``keep_logs`` only its data, so failures can be read."""
+    if not keep_logs:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        return
+    for child in work_dir.iterdir():
+        if child.name != LOGS_DIR:
+            shutil.rmtree(child, ignore_errors=True)
+    log(f"a row failed: its processes' output is in {work_dir / LOGS_DIR}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -201,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.keep:
             log(f"work folder kept: {args.work_dir}")
         else:
-            shutil.rmtree(args.work_dir, ignore_errors=True)
+            clean_work_dir(args.work_dir, keep_logs=any(r.failed for r in results))
     info = RunInfo(
         mode="quick" if args.quick else "full", repeat=args.repeat, isolated=is_isolated()
     )
@@ -211,4 +243,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.output.write_text(report)
     print(report)
     log(f"report written to {args.output}")
-    return 1 if any(r.status.startswith("FAILED") for r in results) else 0
+    return 1 if any(r.failed for r in results) else 0

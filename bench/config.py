@@ -14,6 +14,8 @@ MB = 1_000_000
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Default folder for generated and received data (gitignored).
 DEFAULT_WORK_DIR = Path(__file__).resolve().parent / ".work"
+#: Folder of the work dir that holds each run's process output and rusage.
+LOGS_DIR = "logs"
 #: Where a full run writes its table (committed, so others can compare).
 RESULTS_PATH = Path(__file__).resolve().parent / "results.md"
 #: Where a ``--quick`` run writes its table (gitignored), so a smoke run never

@@ -105,6 +105,8 @@ def iter_files(entry: Path) -> list[tuple[str, Path]]:
     """
     if entry.is_file():
         return [(entry.name, entry)]
+    if not entry.is_dir():
+        raise FileNotFoundError(f"nothing to send at {entry}")
     found = [
         (path.relative_to(entry.parent).as_posix(), path)
         for path in entry.rglob("*")

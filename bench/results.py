@@ -8,6 +8,7 @@ from bench.config import MB, GiB
 from bench.data import Workload
 
 OK = "ok"
+FAILED = "FAILED"
 
 
 @dataclass
@@ -34,6 +35,11 @@ class RowResult:
         return self.status == OK
 
     @property
+    def failed(self) -> bool:
+        """True when the tool could run but the run went wrong (not merely unavailable)."""
+        return self.status.startswith(FAILED)
+
+    @property
     def megabytes_per_second(self) -> float:
         """Payload bytes over wall time, in MB/s (10^6 B)."""
         return self.workload.total_bytes / MB / self.wall_seconds
@@ -56,7 +62,7 @@ class RowResult:
 
 def failed(tool: str, workload: Workload, reason: str, note: str = "") -> RowResult:
     """A row that produced no trustworthy figure."""
-    return RowResult(tool=tool, workload=workload, status=f"FAILED: {reason}", note=note)
+    return RowResult(tool=tool, workload=workload, status=f"{FAILED}: {reason}", note=note)
 
 
 def unavailable(tool: str, workload: Workload, reason: str) -> RowResult:

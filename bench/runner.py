@@ -82,6 +82,7 @@ class Child:
         self.argv = list(argv)
         log_dir.mkdir(parents=True, exist_ok=True)
         self.stderr_path = log_dir / f"{name}.stderr"
+        self.stdout_path = log_dir / f"{name}.stdout"
         self._report: Path | None = None
         command = self.argv
         if measured:
@@ -110,10 +111,12 @@ class Child:
 
     def _read(self) -> None:
         assert self._popen.stdout is not None
-        for raw in self._popen.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.stdout_lines.append(line)
-            self._lines.put(line)
+        with open(self.stdout_path, "wb") as copy:  # kept with the logs of a failed run
+            for raw in self._popen.stdout:
+                copy.write(raw)
+                line = raw.decode(errors="replace").rstrip("\n")
+                self.stdout_lines.append(line)
+                self._lines.put(line)
         self._lines.put(None)
 
     def _wait(self) -> None:

@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config import RUN_TIMEOUT_BASE, SLOWEST_FILE_RATE, SLOWEST_RATE, STARTUP_TIMEOUT
+from bench.config import (
+    LOGS_DIR,
+    RUN_TIMEOUT_BASE,
+    SLOWEST_FILE_RATE,
+    SLOWEST_RATE,
+    STARTUP_TIMEOUT,
+)
 from bench.data import Workload, remove_tree, tree_digest
 from bench.results import OK, RowResult, failed
 from bench.runner import Child, ChildError, Children, monotonic
@@ -34,7 +40,7 @@ class RunContext:
 
     def log_dir(self, tool_key: str, workload: Workload) -> Path:
         """Folder for the children's stderr of this run."""
-        return self.work_dir / "logs" / f"{tool_key}-{workload.key}-{self.run_index}"
+        return self.work_dir / LOGS_DIR / f"{tool_key}-{workload.key}-{self.run_index}"
 
     def scratch(self, tool_key: str) -> Path:
         """A fresh folder for a tool's config or temporary files."""
@@ -42,6 +48,11 @@ class RunContext:
         remove_tree(path)
         path.mkdir(parents=True)
         return path
+
+    def clean(self) -> None:
+        """Remove what a run received or wrote besides its logs (keeps the disk need low)."""
+        for name in ("out", "scratch"):
+            remove_tree(self.work_dir / name)
 
     def run_timeout(self, workload: Workload) -> float:
         """Time a run may take before it is stopped and marked failed."""

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.config import STARTUP_TIMEOUT, WORMHOLE_CODE_WORDS, WORMHOLE_FIRST_NAMEPLATE
+from bench.config import LOGS_DIR, STARTUP_TIMEOUT, WORMHOLE_CODE_WORDS, WORMHOLE_FIRST_NAMEPLATE
 from bench.data import Workload
 from bench.results import RowResult, failed, unavailable
 from bench.rows.base import Row, RunContext, finish_pair
@@ -74,7 +74,7 @@ class WormholeRow(Row):
         """Start the mailbox server and the transit relay, both on loopback only."""
         state = work_dir / "wormhole-servers"
         state.mkdir(parents=True, exist_ok=True)
-        self._servers = Children(work_dir / "logs" / "wormhole-servers")
+        self._servers = Children(work_dir / LOGS_DIR / "wormhole-servers")
         twist = str(_script("twist"))
         mailbox_port, relay_port = _free_port(), _free_port()
         self._mailbox = self._servers.start(

@@ -104,10 +104,8 @@ class _TrackedFileResponse(web.FileResponse):
     async def prepare(self, request: web.BaseRequest) -> object:  # type: ignore[override]
         try:
             writer = await super().prepare(request)
-        except (ConnectionError, asyncio.CancelledError) as exc:
+        except (ConnectionError, asyncio.CancelledError):
             self._on_done(False, "the browser stopped the download")
-            if isinstance(exc, asyncio.CancelledError):
-                raise
             raise
         ok = self.status < web.HTTPBadRequest.status_code
         self._on_done(ok, "" if ok else f"HTTP {self.status}")

@@ -7,6 +7,7 @@ with one clear line. The SDK is imported only here and only when asked for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
 import os
@@ -65,7 +66,5 @@ class PublicTunnel:
 
     async def close(self) -> None:
         """Take the public URL down (errors are ignored: we are stopping anyway)."""
-        try:
+        with contextlib.suppress(Exception):
             await _call(self._ngrok.disconnect, self.base_url)
-        except Exception:  # noqa: BLE001 - best effort at shutdown
-            pass

@@ -18,8 +18,18 @@ from aiohttp import web
 from yarl import URL
 
 from p2p_transfer.events import EventBus, ShareUrlEvent
-from p2p_transfer.limits import CLOSE_GRACE, SHARE_CHUNK_SIZE, SHARE_MAX_MESSAGE_SIZE, SHARE_TOKEN_BITS
-from p2p_transfer.share.address import UNSPECIFIED, NoLanAddressError, default_bind_address, url_host
+from p2p_transfer.limits import (
+    CLOSE_GRACE,
+    SHARE_CHUNK_SIZE,
+    SHARE_MAX_MESSAGE_SIZE,
+    SHARE_TOKEN_BITS,
+)
+from p2p_transfer.share.address import (
+    UNSPECIFIED,
+    NoLanAddressError,
+    default_bind_address,
+    url_host,
+)
 from p2p_transfer.share.config import ShareConfig
 from p2p_transfer.share.download import Downloads, describe_items, shared_items
 from p2p_transfer.share.limiter import ConnectionLimiter, LimitedSite

@@ -36,8 +36,8 @@ from p2p_transfer.share.messages import (
     Error,
     FileInfo,
     Progress,
-    Rejected,
     RejectCode,
+    Rejected,
     ServerMessage,
     decode_client_message,
     encode,
@@ -208,9 +208,11 @@ class UploadSession:
         name = upload_name(info.file_name)
         size = info.file_size
         if not name:
-            return await self._reject("", info.file_name, "The file name is not usable.", "bad_name")
+            reason = "The file name is not usable."
+            return await self._reject("", info.file_name, reason, "bad_name")
         if config.max_size is not None and size > config.max_size:
-            reason = f"The file is larger than this share's limit of {format_size(config.max_size)}."
+            limit = format_size(config.max_size)
+            reason = f"The file is larger than this share's limit of {limit}."
             return await self._reject("", name, reason, "too_large")
         free = await asyncio.to_thread(free_space, self.upload_dir)
         if size > free - self.gate.reserved:

@@ -10,6 +10,7 @@ a real progress bar. ZIP64 records are used where a size or offset needs them.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import struct
@@ -18,8 +19,6 @@ import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import asyncio
 
 from p2p_transfer.limits import IO_BUFFER_SIZE
 

@@ -1,0 +1,151 @@
+"""The benchmark harness measures real processes and verifies what they received.
+
+Runs the two reference rows (plain TCP, raw iroh) on a few MiB, so a broken
+harness is noticed by ``make test`` and not on the day of a full ``make bench``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from bench.config import MiB
+from bench.data import Workload, make_big, make_small, tree_digest
+from bench.isolation import ISOLATED_COMMAND, is_isolated
+from bench.peers.stream import Decoder, FileSink, StreamError, encode_header
+from bench.report import RunInfo, render
+from bench.results import RowResult
+from bench.rows.base import Row, RunContext, verify_output
+from bench.rows.iroh_raw import IrohRawRow
+from bench.rows.tcp import TcpRow
+
+from conftest import skip_unless
+
+BIG_SIZE = 3 * MiB
+SMALL_COUNT = 40
+SMALL_SIZE = 4096
+#: Each run is given this long; a healthy one takes well under a second.
+RUN_TIMEOUT = 30.0
+
+
+@pytest.fixture(scope="module")
+def workloads(tmp_path_factory: pytest.TempPathFactory) -> list[Workload]:
+    """One file of a few MiB and a few dozen small files, shared by the tests here."""
+    source = tmp_path_factory.mktemp("bench-source")
+    return [make_big(source, BIG_SIZE), make_small(source, SMALL_COUNT, SMALL_SIZE)]
+
+
+def assert_measured(result: RowResult, workload: Workload) -> None:
+    """The row verified its output and every figure is a positive number."""
+    assert result.ok, result.status
+    assert result.workload is workload
+    assert result.wall_seconds > 0
+    assert result.cpu_seconds > 0
+    assert result.megabytes_per_second > 0
+    assert result.files_per_second > 0
+    # The launcher keeps the harness's own peak out of the children's figures.
+    assert 0 < result.sender_rss_bytes < 400 * MiB
+    assert 0 < result.receiver_rss_bytes < 400 * MiB
+
+
+def run_row(row: Row, workload: Workload, work_dir: Path) -> RowResult:
+    ctx = RunContext(work_dir=work_dir, timeout=RUN_TIMEOUT)
+    try:
+        return row.run(workload, ctx)
+    finally:
+        ctx.clean()
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["one-file", "many-files"])
+def test_tcp_row_is_verified_and_measured(
+    workloads: list[Workload], index: int, tmp_path: Path
+) -> None:
+    workload = workloads[index]
+    assert_measured(run_row(TcpRow(), workload, tmp_path), workload)
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["one-file", "many-files"])
+def test_raw_iroh_row_is_verified_and_measured(
+    workloads: list[Workload], index: int, tmp_path: Path
+) -> None:
+    # iroh probes the LAN for port mappings: only ever run it with loopback alone.
+    skip_unless(is_isolated(), f"needs a loopback-only namespace: {ISOLATED_COMMAND}")
+    workload = workloads[index]
+    assert_measured(run_row(IrohRawRow(), workload, tmp_path), workload)
+
+
+def test_a_corrupted_output_is_not_verified(workloads: list[Workload], tmp_path: Path) -> None:
+    workload = workloads[1]
+    out = tmp_path / "out"
+    for relpath, path in (
+        (p.relative_to(workload.source_dir), p) for p in workload.source_dir.rglob("*")
+    ):
+        if path.is_file():
+            (out / relpath).parent.mkdir(parents=True, exist_ok=True)
+            (out / relpath).write_bytes(path.read_bytes())
+    assert verify_output(out, workload) is None
+    victim = sorted(out.rglob("*.bin"))[-1]
+    data = bytearray(victim.read_bytes())
+    data[0] ^= 1
+    victim.write_bytes(bytes(data))
+    assert verify_output(out, workload) is not None
+
+
+def test_a_failed_child_fails_the_row(workloads: list[Workload], tmp_path: Path) -> None:
+    workload = workloads[0]
+    missing = Workload(**{**workload.__dict__, "source_dir": tmp_path / "nothing"})
+    result = run_row(TcpRow(), missing, tmp_path / "work")
+    assert result.failed
+    assert "sender" in result.status
+
+
+def test_decoder_rebuilds_files_from_any_chunking(tmp_path: Path) -> None:
+    files = {"a/b.bin": os.urandom(1000), "a/empty": b"", "c.bin": os.urandom(70_000)}
+    stream = b"".join(encode_header(name, len(data)) + data for name, data in files.items())
+    for piece in (1, 7, 4096, len(stream)):
+        out = tmp_path / f"out-{piece}"
+        sink = FileSink(out, hash_files=True)
+        decoder = Decoder(sink)
+        for start in range(0, len(stream), piece):
+            decoder.feed(stream[start : start + piece])
+        decoder.close()
+        assert {e[0] for e in sink.entries} == set(files)
+        for name, data in files.items():
+            assert (out / name).read_bytes() == data
+        assert sink.digest() == tree_digest(out)
+
+
+@pytest.mark.parametrize("name", ["../escape", "/abs", "a//b", "a/./b"])
+def test_decoder_refuses_unsafe_paths(tmp_path: Path, name: str) -> None:
+    decoder = Decoder(FileSink(tmp_path / "out", hash_files=False))
+    with pytest.raises(StreamError):
+        decoder.feed(encode_header(name, 1) + b"x")
+    assert not (tmp_path / "escape").exists()
+
+
+def test_decoder_refuses_a_truncated_stream(tmp_path: Path) -> None:
+    decoder = Decoder(FileSink(tmp_path, hash_files=False))
+    decoder.feed(encode_header("f", 10) + b"12345")
+    with pytest.raises(StreamError):
+        decoder.close()
+
+
+def test_report_shows_failures_without_figures_and_computes_ratios(
+    workloads: list[Workload],
+) -> None:
+    big = workloads[0]
+
+    def row(tool: str, wall: float) -> RowResult:
+        return RowResult(tool=tool, workload=big, status="ok", wall_seconds=wall, cpu_seconds=1.0)
+
+    results = [
+        row("p2p-transfer", 2.0),
+        row("magic-wormhole", 3.0),
+        RowResult(tool="raw iroh stream", workload=big, status="FAILED: boom | bang"),
+    ]
+    text = render(RunInfo(mode="quick", repeat=1, isolated=True), [big], results)
+    assert "| p2p-transfer / magic-wormhole | 1.50× |" in text
+    assert "| p2p-transfer / raw iroh stream | n/a |" in text
+    assert "FAILED: boom \\| bang" in text
+    assert str(Path.home()) not in text

@@ -1,0 +1,116 @@
+"""The iroh adapter: the binding fix, tickets, framed streams."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import blake3
+import pytest
+from iroh import iroh_ffi
+
+from p2p_transfer.net import MessageReader, MessageWriter, NetError, Transport, parse_ticket
+from p2p_transfer.net.binding import apply_binding_fix, is_binding_fix_applied
+from p2p_transfer.protocol import Hello, Verify
+from p2p_transfer.trust import load_or_create_secret_key
+
+
+async def _transport(home: Path) -> Transport:
+    home.mkdir(mode=0o700)
+    return await Transport.bind(load_or_create_secret_key(home), "127.0.0.1")
+
+
+async def test_binding_fix_is_in_effect_once_a_transport_binds(tmp_path: Path) -> None:
+    transport = await _transport(tmp_path / "a")
+    try:
+        assert is_binding_fix_applied()
+        apply_binding_fix()  # idempotent
+        assert is_binding_fix_applied()
+    finally:
+        await transport.close()
+
+
+@pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview", "slice"])
+async def test_fixed_binding_moves_every_byte(tmp_path: Path, kind: str) -> None:
+    a, b = await _transport(tmp_path / "a"), await _transport(tmp_path / "b")
+    payload = os.urandom(3 * 1024 * 1024 + 5)
+    buffers = {
+        "bytes": payload,
+        "bytearray": bytearray(payload),
+        "memoryview": memoryview(payload),
+        "slice": memoryview(b"xx" + payload + b"yy")[2:-2],
+    }
+    try:
+        async def receive() -> bytes:
+            connection = await b.accept()
+            assert connection is not None
+            stream = await connection.accept_bi()
+            data = await stream.recv().read_to_end(len(payload) + 1)
+            await stream.send().finish()
+            return data
+
+        receiving = asyncio.create_task(receive())
+        connection = await a.connect(b.ticket)
+        stream = await connection.open_bi()
+        await stream.send().write_all(buffers[kind])
+        await stream.send().finish()
+        received = await receiving
+        assert blake3.blake3(received).digest() == blake3.blake3(payload).digest()
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_framed_messages_cross_a_stream(tmp_path: Path) -> None:
+    a, b = await _transport(tmp_path / "a"), await _transport(tmp_path / "b")
+    try:
+        async def receive() -> list[object]:
+            connection = await b.accept()
+            assert connection is not None
+            stream = await connection.accept_bi()
+            reader = MessageReader(stream.recv())
+            messages = [await reader.read_message() for _ in range(3)]
+            raw = await reader.read_exact(5)
+            end = await reader.read_message()
+            return [*messages, raw, end]
+
+        receiving = asyncio.create_task(receive())
+        connection = await a.connect(b.ticket)
+        stream = await connection.open_bi()
+        writer = MessageWriter(stream.send())
+        for message in (Hello(1, "a"), Verify("123456"), Hello(1, "ü" * 100)):
+            await writer.send(message)
+        await writer.write(b"12345")
+        await writer.finish()
+        assert await receiving == [
+            Hello(1, "a"), Verify("123456"), Hello(1, "ü" * 100), b"12345", None
+        ]
+    finally:
+        await a.close()
+        await b.close()
+
+
+def test_a_mistyped_ticket_is_a_clear_error() -> None:
+    with pytest.raises(NetError, match="invalid ticket"):
+        parse_ticket("endpointXYZ")
+
+
+async def test_connecting_to_nobody_fails_within_the_timeout(tmp_path: Path) -> None:
+    a, b = await _transport(tmp_path / "a"), await _transport(tmp_path / "b")
+    ticket = b.ticket
+    await b.close()
+    try:
+        with pytest.raises(NetError, match="no answer"):
+            await a.connect(ticket, timeout=1.0)
+    finally:
+        await a.close()
+
+
+def test_endpoint_id_is_the_public_key(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    home.mkdir(mode=0o700)
+    key = load_or_create_secret_key(home)
+    assert str(iroh_ffi.SecretKey.from_bytes(key).public()) == str(
+        iroh_ffi.SecretKey.from_bytes(load_or_create_secret_key(home)).public()
+    )
