@@ -12,10 +12,15 @@ from pathlib import Path
 
 from p2p_transfer.events import ErrorEvent, EventBus, TicketEvent
 from p2p_transfer.net import Transport
-from p2p_transfer.transfer.receiver import Decider, ReceiveOptions, ReceiveSession
+from p2p_transfer.transfer.receiver import (
+    Decider,
+    ReceiveOptions,
+    ReceiverServices,
+    ReceiveSession,
+)
 from p2p_transfer.transfer.sender import CodePrompt, SendOptions, SendSession
 from p2p_transfer.transfer.session import TransferError, TransferResult
-from p2p_transfer.trust import PairingStore, VerificationSlots, load_or_create_secret_key
+from p2p_transfer.trust import PairingStore, load_or_create_secret_key
 from p2p_transfer.trust.files import ensure_private_dir
 
 
@@ -36,7 +41,7 @@ class Node:
         self.transport = transport
         self.pairings = pairings
         self.events = EventBus()
-        self._slots = VerificationSlots()
+        self._receiving = ReceiverServices(config.device_name, self.events, pairings)
         self._sessions: set[asyncio.Task[TransferResult | None]] = set()
 
     @classmethod
@@ -99,10 +104,7 @@ class Node:
         self, options: ReceiveOptions, decide: Decider, finished: asyncio.Queue[TransferResult]
     ) -> None:
         while (connection := await self.transport.accept()) is not None:
-            session = ReceiveSession(
-                connection, self.config.device_name, self.events, self.pairings, self._slots,
-                options, decide,
-            )
+            session = ReceiveSession(connection, self._receiving, options, decide)
             task = asyncio.create_task(self._run_session(session, finished))
             self._sessions.add(task)
             task.add_done_callback(self._sessions.discard)

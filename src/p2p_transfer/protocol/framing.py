@@ -47,7 +47,8 @@ def decode_body(body: bytes | bytearray | memoryview) -> AnyMessage:
         return _decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise ProtocolError(f"invalid message: {exc}") from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # msgspec lets a string that is not valid UTF-8 through as UnicodeDecodeError.
         raise ProtocolError(f"malformed message: {exc}") from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from p2p_transfer.protocol.paths import sanitize_path
 _encoder = msgspec.msgpack.Encoder()
 #: Bytes a page's envelope and per-item list overhead may add to its items.
 _PAGE_OVERHEAD = 16
+#: Largest |mtime| accepted (about 34,000 years); os.utime fails on NaN, inf and beyond time_t.
+_MAX_MTIME = float(2**40)
 
 
 def paginate(items: Iterable[Entry] | Iterable[Resume]) -> Iterator[list]:
@@ -65,6 +68,8 @@ class ManifestAssembler:
         self._bytes = 0
         self._files = 0
         self._pages = 0
+        if self.complete:  # no pages will come: the offer must declare an empty manifest
+            self._check_totals()
 
     @property
     def complete(self) -> bool:
@@ -86,6 +91,8 @@ class ManifestAssembler:
     def _check(self, entry: Entry) -> Entry:
         if entry.size < 0 or (entry.kind == "dir" and entry.size != 0):
             raise ProtocolError(f"invalid size for {entry.path!r}")
+        if not math.isfinite(entry.mtime) or abs(entry.mtime) > _MAX_MTIME:
+            raise ProtocolError(f"invalid mtime for {entry.path!r}")
         path = sanitize_path(entry.path)
         key = path.casefold()
         if key in self._paths:

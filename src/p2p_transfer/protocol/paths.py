@@ -17,11 +17,13 @@ from p2p_transfer.protocol.errors import ProtocolError
 PART_SUFFIX = ".part"
 
 _WINDOWS_RESERVED = frozenset(
-    {"CON", "PRN", "AUX", "NUL"}
-    | {f"COM{i}" for i in range(1, 10)}
-    | {f"LPT{i}" for i in range(1, 10)}
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{port}{digit}" for port in ("COM", "LPT") for digit in "123456789¹²³"}
 )
-_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
+#: C0 and C1 control characters (C1's U+009B is a terminal CSI) and Windows' forbidden ones.
+_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"|?*]')
+#: Windows drops these from the end of a name (so "..  ." would mean "..").
+_TRAILING = ". "
 _REPLACEMENT = "_"
 
 
@@ -41,14 +43,15 @@ def sanitize_component(name: str) -> str:
     """Make one path component safe on every common file system; '' if nothing is left."""
     name = unicodedata.normalize("NFC", name)
     name = _UNSAFE_CHARS.sub(_REPLACEMENT, name)
-    name = name.strip(" ").rstrip(".")
+    name = name.lstrip(" ").rstrip(_TRAILING)
     if name in ("", ".", ".."):
         return ""
     stem = name.split(".", 1)[0].rstrip(" ")
     if stem.upper() in _WINDOWS_RESERVED:
         name = _REPLACEMENT + name
     # Leave room for the " (N)" a name collision may add and the ".part" suffix.
-    return _truncate_utf8(name, MAX_NAME_BYTES - len(PART_SUFFIX) - len(" (999)"))
+    name = _truncate_utf8(name, MAX_NAME_BYTES - len(PART_SUFFIX) - len(" (999)"))
+    return name.rstrip(_TRAILING)
 
 
 def sanitize_path(path: str) -> str:

@@ -58,16 +58,19 @@ class PartFile:
         self._dir_fd = os.open(directory, os.O_RDONLY | _O_DIRECTORY)
         self._fd: int | None = None
         self._part: str | None = None
+        #: The ``N`` whose ``.part`` this upload holds: its final name is tried first.
+        self._number = 0
         try:
             self._create_part()
         except BaseException:
             os.close(self._dir_fd)
             raise
 
-    def _candidates(self) -> list[str]:
-        return [self.name] + [
+    def _candidates(self, start: int = 0) -> list[str]:
+        names = [self.name] + [
             numbered_name(self.name, n) for n in range(1, SHARE_MAX_NAME_NUMBER + 1)
         ]
+        return names[start:]
 
     def _exists(self, name: str) -> bool:
         try:
@@ -77,7 +80,7 @@ class PartFile:
         return True
 
     def _create_part(self) -> None:
-        for candidate in self._candidates():
+        for number, candidate in enumerate(self._candidates()):
             if self._exists(candidate):
                 continue
             part = candidate + PART_SUFFIX
@@ -86,6 +89,7 @@ class PartFile:
             except FileExistsError:
                 continue  # another upload (or an old one) holds this .part
             self._part = part
+            self._number = number
             return
         raise NameTakenError(f"no free name for {self.name!r}")
 
@@ -110,7 +114,7 @@ class PartFile:
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = None
-        for candidate in self._candidates():
+        for candidate in self._candidates(self._number):
             try:
                 os.link(
                     self._part, candidate, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd,

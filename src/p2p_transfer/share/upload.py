@@ -216,13 +216,13 @@ class UploadSession:
             return await self._reject("", name, reason, "too_large")
         free = await asyncio.to_thread(free_space, self.upload_dir)
         if size > free - self.gate.reserved:
-            reason = f"The host has not enough free space ({format_size(size)} needed)."
+            reason = f"This device does not have enough free space ({format_size(size)} needed)."
             return await self._reject("", name, reason, "no_space")
         if self.gate.pending >= self.gate.max_pending:
-            reason = "Too many uploads are waiting for the host; try again shortly."
+            reason = "Too many uploads are waiting for an answer; try again shortly."
             return await self._reject("", name, reason, "busy")
         if self.gate.active >= self.gate.max_active:
-            reason = "The host is receiving too many files at once; try again shortly."
+            reason = "This device is receiving too many files at once; try again shortly."
             return await self._reject("", name, reason, "busy")
 
         request = UploadRequest(new_request_id(), name, size, self.client)
@@ -236,7 +236,7 @@ class UploadSession:
             reason, code = decision
             return await self._reject(request.request_id, name, reason, code)
         if self.gate.active >= self.gate.max_active:
-            reason = "The host is receiving too many files at once; try again shortly."
+            reason = "This device is receiving too many files at once; try again shortly."
             return await self._reject(request.request_id, name, reason, "busy")
         return await self._receive(request)
 
@@ -270,17 +270,17 @@ class UploadSession:
                 await self._fail_socket("sent data before the upload was accepted", CLOSE_POLICY)
             raise _Closed
         if decision_task not in done:
-            return (f"The host did not answer within {timeout:g} s.", "timeout")
+            return (f"The owner did not answer within {timeout:g} s.", "timeout")
         try:
             result = decision_task.result()
         except Exception:
             log.exception("upload decider failed")
-            return ("The host could not be asked.", "error")
+            return ("The owner could not be asked.", "error")
         if result is True:
             return True
         if isinstance(result, str) and result:
             return (result, "declined")
-        return ("The host declined this file.", "declined")
+        return ("The owner declined this file.", "declined")
 
     async def _receive(self, request: UploadRequest) -> bool:
         """Accept, write the bytes to a .part, finalize, answer ``complete``."""
@@ -290,7 +290,7 @@ class UploadSession:
         except (OSError, NameTakenError) as exc:
             log.warning("cannot create upload %r: %s", request.file_name, exc)
             return await self._reject(
-                request.request_id, request.file_name, "The host could not create the file.",
+                request.request_id, request.file_name, "This device could not create the file.",
                 "error",
             )
         self.gate.active += 1
@@ -353,7 +353,7 @@ class UploadSession:
             return False
         except (OSError, NameTakenError) as exc:
             log.warning("writing upload %r failed: %s", request.file_name, exc)
-            message = "The host could not write the file."
+            message = "This device could not write the file."
             self.bus.emit(ShareUploadFailedEvent(
                 request.request_id, request.file_name, f"{message} ({exc})", received
             ))

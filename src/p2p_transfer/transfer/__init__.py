@@ -5,6 +5,7 @@ from p2p_transfer.transfer.receiver import (
     Decision,
     IncomingOffer,
     ReceiveOptions,
+    ReceiverServices,
     ReceiveSession,
 )
 from p2p_transfer.transfer.sender import CodePrompt, SendOptions, SendSession
@@ -18,6 +19,7 @@ __all__ = [
     "PeerError",
     "ReceiveOptions",
     "ReceiveSession",
+    "ReceiverServices",
     "SendOptions",
     "SendSession",
     "TransferError",

@@ -69,6 +69,7 @@ from p2p_transfer.protocol import (
     check_offer,
     paginate,
 )
+from p2p_transfer.transfer.claims import ClaimOwner, FileClaims, FilesBusyError
 from p2p_transfer.transfer.progress import ProgressTracker
 from p2p_transfer.transfer.session import PeerError, TransferError, TransferResult, expect
 from p2p_transfer.transfer.target import (
@@ -169,24 +170,33 @@ class _Tally:
             self.failure.set_exception(task.exception())  # type: ignore[arg-type]
 
 
-class ReceiveSession:
+@dataclass(frozen=True, slots=True)
+class ReceiverServices:
+    """What every receiving session of a node shares."""
+
+    device_name: str
+    events: EventBus
+    pairings: PairingStore
+    slots: VerificationSlots = field(default_factory=VerificationSlots)
+    claims: FileClaims = field(default_factory=FileClaims)
+
+
+class ReceiveSession(ClaimOwner):
     """One sender's connection, from hello to summary."""
 
     def __init__(
         self,
         connection: iroh_ffi.Connection,
-        device_name: str,
-        events: EventBus,
-        pairings: PairingStore,
-        slots: VerificationSlots,
+        services: ReceiverServices,
         options: ReceiveOptions,
         decide: Decider,
     ) -> None:
         self._connection = connection
-        self._device_name = device_name
-        self._events = events
-        self._pairings = pairings
-        self._slots = slots
+        self._device_name = services.device_name
+        self._events = services.events
+        self._pairings = services.pairings
+        self._slots = services.slots
+        self._claims = services.claims
         self._options = options
         self._decide = decide
         self.peer_id = str(connection.remote_id())
@@ -195,9 +205,12 @@ class ReceiveSession:
         self._lock = asyncio.Lock()
         self._writer: MessageWriter | None = None
         self._transfer_id = ""
+        self._task: asyncio.Task[object] | None = None
+        self._finished = asyncio.Event()
 
     async def run(self) -> TransferResult | None:
         """Serve the peer; None when it never got as far as an offer."""
+        self._task = asyncio.current_task()
         try:
             return await self._converse()
         except PeerError as exc:
@@ -213,6 +226,16 @@ class ReceiveSession:
         except asyncio.CancelledError:
             close_connection(self._connection, CloseCode.CANCELLED, "cancelled by peer")
             raise
+        finally:
+            self._claims.release(self)
+            self._finished.set()
+
+    async def stop(self) -> None:
+        """End this session because the same device reconnected for the same files."""
+        close_connection(self._connection, CloseCode.CANCELLED, "superseded by a new connection")
+        if self._task is not None:
+            self._task.cancel()
+        await self._finished.wait()
 
     def _closed_reason(self) -> str:
         reason = self._connection.close_reason()
@@ -280,11 +303,25 @@ class ReceiveSession:
         )
         decision = await self._decide_offer(incoming)
         self._events.emit(DecisionEvent(incoming.transfer_id, decision.accept, decision.reason))
+        if decision.accept:
+            decision = await self._claim(entries)
         if not decision.accept:
             await self._send(Decline(decision.reason))
             await self._await_close()
             return TransferResult(False, 0, 0, offer.total_bytes, 0, 0.0, decision.reason)
         return await self._receive(incoming, entries, reader)
+
+    async def _claim(self, entries: list[Entry]) -> Decision:
+        """Reserve the offered files in the target so no other session writes them."""
+        target = TargetFolder(self._options.target, self._options.umask)
+        try:
+            paths = [target.path_of(e.path) for e in entries if e.kind == "file"]
+            await self._claims.claim(self, paths)
+        except (FilesBusyError, TargetError) as exc:
+            return Decision(False, str(exc))
+        except TimeoutError:
+            return Decision(False, "an earlier transfer of these files is still stopping")
+        return Decision(True)
 
     async def _verify(self, reader: MessageReader) -> None:
         if self._pairings.is_trusted(self.peer_id):
@@ -457,38 +494,59 @@ class ReceiveSession:
         tracker.skip(start)
         tracker.start_file(header.index, entry.path, entry.size, start)
         part: PartFile | None = None
-        error = ""
-        if resume is not None and resume.complete_file:
-            pass  # identical file already here: only the trailer decides
-        else:
+        disk_error = ""  # the part stays, resumable
+        if resume is None or not resume.complete_file:  # else: identical file already here
             try:
                 part = await asyncio.to_thread(target.open_part, entry.path, resume)
             except TargetError as exc:
-                error = str(exc)
-        error = await self._copy_bytes(reader, header, part, tracker, error)
-        trailer = await reader.read_message()
+                disk_error = str(exc)
+        try:
+            disk_error = await self._copy_bytes(reader, header, part, tracker, disk_error)
+            trailer = await reader.read_message()
+        except BaseException:
+            if part is not None:
+                part.close()  # no write is pending here: _copy_bytes waits for its last one
+            raise
         if not isinstance(trailer, DataTrailer) or trailer.index != header.index:
             raise ProtocolError(f"file {header.index}: missing end of data")
         digest = part.digest if part is not None else (resume.digest if resume else "")
-        final_path = entry.path
-        if not error:
-            if not trailer.blake3:
-                error = "sender could not read the file"
-            elif not _same_digest(digest, trailer.blake3):
-                error = "BLAKE3 mismatch: data corrupted or sender lied about the hash"
-        if part is not None:
-            try:
-                if error:
-                    keep = "out of disk space" in error
-                    await asyncio.to_thread(part.close if keep else lambda: target.discard(part))
-                else:
-                    final_path = await asyncio.to_thread(
-                        target.finish, part, entry.path, entry.mode, entry.mtime
-                    )
-            except (OSError, TargetError) as exc:
-                error = str(exc) if isinstance(exc, TargetError) else describe_os_error(exc)
+        final_path, error = await asyncio.to_thread(
+            self._conclude, target, part, entry, digest, trailer.blake3, disk_error
+        )
         tracker.finish_file(header.index)
         await self._settle(incoming, final_path, digest, error, start, tally)
+
+    @staticmethod
+    def _conclude(
+        target: TargetFolder,
+        part: PartFile | None,
+        entry: Entry,
+        digest: str,
+        claimed: str,
+        disk_error: str,
+    ) -> tuple[str, str]:
+        """Finish a verified part, keep one that hit a disk error, delete a corrupt one."""
+        if disk_error:
+            if part is not None:
+                part.close()
+            return entry.path, disk_error
+        if not claimed or not _same_digest(digest, claimed):
+            if part is not None:
+                target.discard(part)
+            reason = "sender could not read the file" if not claimed else (
+                "BLAKE3 mismatch: data corrupted or sender lied about the hash"
+            )
+            return entry.path, reason
+        if part is None:
+            return entry.path, ""  # the identical file was already here
+        try:
+            return target.finish(part, entry.path, entry.mode, entry.mtime), ""
+        except TargetError as exc:
+            part.close()
+            return entry.path, str(exc)
+        except OSError as exc:
+            part.close()
+            return entry.path, describe_os_error(exc)
 
     async def _copy_bytes(
         self,
@@ -498,21 +556,28 @@ class ReceiveSession:
         tracker: ProgressTracker,
         error: str,
     ) -> str:
-        """Move the file's bytes from the stream to disk, one write behind the network."""
+        """Move the file's bytes from the stream to disk, one write behind the network.
+
+        After a disk error the rest of the file is read and dropped, so the
+        stream stays in step for the files behind it.
+        """
         remaining = header.length
         pending: asyncio.Future[None] | None = None
         loop = asyncio.get_running_loop()
-        while remaining:
-            data = await reader.read_some(min(IO_BUFFER_SIZE, remaining))
-            remaining -= len(data)
+        try:
+            while remaining:
+                data = await reader.read_some(min(IO_BUFFER_SIZE, remaining))
+                remaining -= len(data)
+                if pending is not None:
+                    error = error or await _write_result(pending)
+                    pending = None
+                if part is not None and not error:
+                    pending = loop.run_in_executor(None, part.write, data)
+                tracker.advance(header.index, len(data))
+        finally:
             if pending is not None:
-                error = error or await _write_result(pending)
-                pending = None
-            if part is not None and not error:
-                pending = loop.run_in_executor(None, part.write, data)
-            tracker.advance(header.index, len(data))
-        if pending is not None:
-            error = error or await _write_result(pending)
+                # Even when cancelled, let the thread's write end before the part closes.
+                error = error or await asyncio.shield(_write_result(pending))
         return error
 
     async def _settle(

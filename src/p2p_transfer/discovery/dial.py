@@ -1,0 +1,35 @@
+"""A discovered device as a ticket, so every connect path keeps taking tickets.
+
+Building an ``EndpointAddr`` from the endpoint ID and direct addresses is pure
+(no endpoint, no event loop); the ticket it yields is the same kind
+``receive`` prints, and the QUIC handshake still proves the ID.
+"""
+
+from __future__ import annotations
+
+from iroh import iroh_ffi
+
+from p2p_transfer.discovery.records import Device, DiscoveryError, is_endpoint_id, valid_addresses
+from p2p_transfer.net.errors import describe_iroh_error
+
+
+def ticket_for(endpoint_id: str, addresses: tuple[str, ...] | list[str]) -> str:
+    """An ``endpoint…`` ticket for this ID at these direct addresses (no relay)."""
+    if not is_endpoint_id(endpoint_id):
+        raise DiscoveryError(f"not an endpoint ID: {endpoint_id!r}")
+    dialable = list(valid_addresses(addresses))
+    if not dialable:
+        raise DiscoveryError(f"device {endpoint_id[:12]}… announced no usable address")
+    try:
+        node_id = iroh_ffi.EndpointId.from_bytes(bytes.fromhex(endpoint_id))
+        addr = iroh_ffi.EndpointAddr(node_id, None, dialable)
+        return str(iroh_ffi.EndpointTicket.from_addr(addr))
+    except iroh_ffi.IrohError as exc:
+        raise DiscoveryError(
+            f"cannot build a ticket for {endpoint_id[:12]}…: {describe_iroh_error(exc)}"
+        ) from None
+
+
+def device_ticket(device: Device) -> str:
+    """The ticket that dials a discovered device."""
+    return ticket_for(device.endpoint_id, device.addresses)
