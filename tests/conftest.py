@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from netns import Lab, netns_available
 from p2p_transfer.events import Event
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.transfer import (
@@ -104,7 +105,9 @@ class Peers:
     def sender_events(self, kind: type[Event]) -> list[Event]:
         return [e for e in self.events["sender"] if isinstance(e, kind)]
 
-    async def send(self, *paths: Path, code: str | None = CODE, parallel: int = 4) -> TransferResult:
+    async def send(
+        self, *paths: Path, code: str | None = CODE, parallel: int = 4
+    ) -> TransferResult:
         return await self.sender.send(
             self.ticket, list(paths), SendOptions(parallel=parallel, code=code)
         )
@@ -161,3 +164,13 @@ def assert_same_tree(expected: Path, actual: Path) -> None:
         source = expected / relative
         if source.is_file():
             assert (actual / relative).read_bytes() == source.read_bytes(), relative
+
+
+@pytest.fixture
+def netns_lab() -> Iterator[Lab]:
+    """A network-namespace lab (see tests/netns.py), always torn down; skips unless root."""
+    requires_root()
+    available, reason = netns_available()
+    skip_unless(available, reason)
+    with Lab() as lab:
+        yield lab

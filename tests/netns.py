@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 #: Prefix of every namespace this harness creates (followed by ``<pid>-``).
 NS_PREFIX = "p2pt-"
@@ -124,15 +129,28 @@ class Host:
             raise LabError(f"{' '.join(command)} in {self.ns} failed: {result.stderr.strip()}")
         return result
 
-    def popen(self, *command: str, **kwargs: object) -> subprocess.Popen[str]:
-        """Start a command in the namespace; the lab kills it at teardown."""
-        kwargs.setdefault("stdout", subprocess.PIPE)
-        kwargs.setdefault("stderr", subprocess.PIPE)
-        kwargs.setdefault("stdin", subprocess.PIPE)
-        kwargs.setdefault("text", True)
-        proc = subprocess.Popen(self.argv(*command), start_new_session=True, **kwargs)  # type: ignore[call-overload]
+    def popen(
+        self, *command: str, env: dict[str, str] | None = None, cwd: str | Path | None = None
+    ) -> subprocess.Popen[str]:
+        """Start a command in the namespace (own session, piped stdio); the lab stops it."""
+        proc = subprocess.Popen(
+            self.argv(*command),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
         self.lab.processes.append(proc)
         return proc
+
+    def spawn(
+        self, *command: str, env: dict[str, str] | None = None, cwd: str | Path | None = None
+    ) -> JsonLines:
+        """``popen`` with its stdout read as JSON lines."""
+        return JsonLines(self.popen(*command, env=env, cwd=cwd))
 
 
 @dataclass
@@ -256,6 +274,79 @@ def lan(count: int = 2, subnet: str = "10.77.0") -> Iterator[tuple[Lab, list[Hos
         yield lab, lab.lan(count, subnet)
 
 
-def join_argv(parts: Sequence[str]) -> str:
-    """A command line for error messages."""
-    return " ".join(parts)
+class JsonLines:
+    """The JSON-lines stdout of a lab process, read live by a thread, matched with timeouts.
+
+    Non-JSON lines are kept too (as ``{"raw": line}``) so failures show them.
+    """
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.seen: list[dict[str, Any]] = []
+        self._lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._stderr: list[str] = []
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        with contextlib.suppress(ValueError, OSError):
+            for line in self.proc.stdout:
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError:
+                    obj = {"raw": line.rstrip("\n")}
+                self._lines.put(obj if isinstance(obj, dict) else {"raw": obj})
+        self._lines.put(None)
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        with contextlib.suppress(ValueError, OSError):
+            for line in self.proc.stderr:
+                self._stderr.append(line)
+
+    @property
+    def stderr(self) -> str:
+        """What the process wrote to stderr so far."""
+        return "".join(self._stderr)
+
+    def expect(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float, what: str = "a line"
+    ) -> dict[str, Any]:
+        """The next line matching ``predicate`` within ``timeout`` s; AssertionError otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                obj = self._lines.get(timeout=max(0.0, remaining))
+            except queue.Empty:
+                obj = None
+                ended = False
+            else:
+                ended = obj is None
+            if obj is not None:
+                self.seen.append(obj)
+                if predicate(obj):
+                    return obj
+                continue
+            reason = "the process ended" if ended else f"{timeout:g} s passed"
+            raise AssertionError(
+                f"expected {what}, but {reason}; stdout so far: {self.seen}; "
+                f"stderr: {self.stderr[-2000:]!r}"
+            )
+
+    def expect_event(self, name: str, timeout: float, **fields: object) -> dict[str, Any]:
+        """The next ``{"event": name, **fields}`` line within ``timeout`` seconds."""
+        def matches(obj: dict[str, Any]) -> bool:
+            return obj.get("event") == name and all(obj.get(k) == v for k, v in fields.items())
+        return self.expect(matches, timeout, what=f"event {name} {fields or ''}".strip())
+
+    def send(self, line: str) -> None:
+        """Write one line to the process's stdin."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def wait(self, timeout: float) -> int:
+        """The exit status, waiting up to ``timeout`` seconds."""
+        return self.proc.wait(timeout)

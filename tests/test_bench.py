@@ -7,18 +7,20 @@ harness is noticed by ``make test`` and not on the day of a full ``make bench``.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 from bench.config import MiB
 from bench.data import Workload, make_big, make_small, tree_digest
-from bench.isolation import ISOLATED_COMMAND, is_isolated
+from bench.isolation import is_isolated
 from bench.peers.stream import Decoder, FileSink, StreamError, encode_header
 from bench.report import RunInfo, render
 from bench.results import RowResult
 from bench.rows.base import Row, RunContext, verify_output
 from bench.rows.iroh_raw import IrohRawRow
 from bench.rows.tcp import TcpRow
+from bench.runner import Child, ChildError, Children, monotonic, wait_all
 
 from conftest import skip_unless
 
@@ -27,6 +29,8 @@ SMALL_COUNT = 40
 SMALL_SIZE = 4096
 #: Each run is given this long; a healthy one takes well under a second.
 RUN_TIMEOUT = 30.0
+#: Memory the test process touches before spawning, to show it is not inherited.
+BALLAST_SIZE = 200 * MiB
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +74,7 @@ def test_raw_iroh_row_is_verified_and_measured(
     workloads: list[Workload], index: int, tmp_path: Path
 ) -> None:
     # iroh probes the LAN for port mappings: only ever run it with loopback alone.
-    skip_unless(is_isolated(), f"needs a loopback-only namespace: {ISOLATED_COMMAND}")
+    skip_unless(is_isolated(), "needs a loopback-only namespace: run under scripts/isolated")
     workload = workloads[index]
     assert_measured(run_row(IrohRawRow(), workload, tmp_path), workload)
 
@@ -149,3 +153,26 @@ def test_report_shows_failures_without_figures_and_computes_ratios(
     assert "| p2p-transfer / raw iroh stream | n/a |" in text
     assert "FAILED: boom \\| bang" in text
     assert str(Path.home()) not in text
+
+
+def test_a_failed_peer_stops_the_other_at_once(tmp_path: Path) -> None:
+    with Children(tmp_path) as children:
+        waiting = children.start("waiting", [sys.executable, "-c", "import time; time.sleep(60)"])
+        failing = children.start("failing", [sys.executable, "-c", "raise SystemExit(3)"])
+        started = monotonic()
+        with pytest.raises(ChildError, match="failing: exit 3"):
+            wait_all([waiting, failing], started + RUN_TIMEOUT)
+        assert monotonic() - started < RUN_TIMEOUT / 2
+        assert not waiting.running
+
+
+def test_peak_rss_is_the_childs_own_not_the_harness(tmp_path: Path) -> None:
+    # A fork inherits its parent's peak RSS; the launcher keeps it out of the figures.
+    ballast = b"\x01" * BALLAST_SIZE  # written, so resident
+    try:
+        child = Child("small", [sys.executable, "-c", "pass"], log_dir=tmp_path)
+        usage = child.wait(RUN_TIMEOUT)
+    finally:
+        del ballast
+    assert usage.returncode == 0
+    assert 0 < usage.max_rss_bytes < BALLAST_SIZE / 2

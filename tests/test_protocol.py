@@ -51,7 +51,6 @@ from p2p_transfer.protocol import (
     Welcome,
     body_length,
     check_offer,
-    decode_body,
     encode,
     numbered_name,
     paginate,
@@ -280,7 +279,7 @@ def test_encode_refuses_an_oversized_message() -> None:
 
 def test_encode_accepts_a_message_of_exactly_the_limit() -> None:
     overhead = len(encode(Decline(""))) - FRAME_HEADER_SIZE
-    # A msgpack str of >= 2**16 bytes needs a 5-byte header instead of 3.
+    # A str of 256..65535 bytes has a 3-byte msgpack header, not the 1-byte one of "".
     reason = "r" * (MAX_MESSAGE_SIZE - overhead - 2)
     data = encode(Decline(reason))
     assert len(data) == FRAME_HEADER_SIZE + MAX_MESSAGE_SIZE
@@ -339,13 +338,14 @@ _values = st.recursive(
     | st.floats()
     | st.text(max_size=20)
     | st.binary(max_size=20),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=5), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=5), children, max_size=5)
+    ),
     max_leaves=20,
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     tag=st.sampled_from(_TAGS),
     fields=st.dictionaries(st.sampled_from(_FIELDS), _values, max_size=6),
@@ -380,10 +380,9 @@ def test_fuzz_mutated_valid_messages(message: Message, edits: list[tuple[int, in
 
 #: Windows device names, as Microsoft documents them (CONIN$/CONOUT$ and the
 #: superscript-digit ports included), compared case-insensitively.
-WINDOWS_RESERVED = (
-    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
-    | {f"{port}{digit}" for port in ("COM", "LPT") for digit in "123456789¹²³"}
-)
+WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
+    f"{port}{digit}" for port in ("COM", "LPT") for digit in "123456789¹²³"
+}
 WINDOWS_FORBIDDEN_CHARS = set('<>:"|?*\\/')
 #: Room a component keeps for the " (N)" of a name collision and the ".part" suffix.
 LONGEST_DERIVED_SUFFIX = len(" (999)") + len(PART_SUFFIX)
@@ -436,6 +435,9 @@ def assert_safe_relative_path(result: str) -> None:
         ("name. . .", "name"),
         ("trailing.", "trailing"),
         ("..  ", None),
+        ("..  .", None),
+        (". .", None),
+        ("a .", "a"),
         ("  spaced  /x", "spaced/x"),
         (".hidden", ".hidden"),
         ("...", None),
@@ -512,7 +514,7 @@ _path_alphabet = st.one_of(
 )  # fmt: skip
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(raw=st.lists(_path_alphabet, max_size=40).map("".join))
 def test_fuzz_sanitize_path(raw: str) -> None:
     try:
@@ -524,9 +526,7 @@ def test_fuzz_sanitize_path(raw: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    raw=st.lists(st.text(min_size=250, max_size=300), min_size=1, max_size=3).map("/".join)
-)
+@given(raw=st.lists(st.text(min_size=250, max_size=300), min_size=1, max_size=3).map("/".join))
 def test_fuzz_sanitize_long_components(raw: str) -> None:
     try:
         result = sanitize_path(raw)
@@ -645,7 +645,7 @@ def test_assembler_accepts_and_sanitizes() -> None:
         ["straße", "STRASSE"],
         ["\u00e9", "e\u0301"],
         ["x", "./x"],
-        ["a/../x", "x"],
+        ["../x", "x"],
         ["a:b", "a_b"],
     ],
 )

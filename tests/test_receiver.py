@@ -6,6 +6,7 @@ import asyncio
 import struct
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from iroh import iroh_ffi
@@ -107,5 +108,55 @@ async def test_partial_first_frame_is_dropped_too(peers: Peers, tmp_path: Path) 
         assert "no hello" in reason
     except iroh_ffi.IrohError:
         pytest.fail("connection failed for another reason")
+    finally:
+        await client.close()
+
+
+async def _hello_and_wait_for_welcome(client: Transport, ticket: str) -> tuple[Any, object]:
+    from p2p_transfer.net import MessageReader, MessageWriter
+
+    connection = await client.connect(ticket)
+    stream = await connection.open_bi()
+    await MessageWriter(stream.send()).send(Hello(1, "waiting"))
+    reply = await MessageReader(stream.recv()).read_message()
+    return (connection, stream), reply
+
+
+async def test_at_most_three_verifications_wait_at_once(peers: Peers, tmp_path: Path) -> None:
+    from p2p_transfer.limits import MAX_PENDING_VERIFICATIONS
+    from p2p_transfer.protocol import Error, Welcome
+
+    count = MAX_PENDING_VERIFICATIONS + 1
+    clients = [await _raw_client(tmp_path / f"c{i}") for i in range(count)]
+    try:
+        replies, connections = [], []  # keep connections referenced: dropping one closes it
+        for client in clients:
+            connection, reply = await _hello_and_wait_for_welcome(client, peers.ticket)
+            connections.append(connection)
+            replies.append(reply)
+        waiting = replies[:MAX_PENDING_VERIFICATIONS]
+        assert all(isinstance(r, Welcome) and r.code_required for r in waiting)
+        refused = replies[-1]
+        assert isinstance(refused, Error) and "too many verifications" in refused.message
+    finally:
+        for client in clients:
+            await client.close()
+    # Closed waiters free their slots: an honest peer gets through.
+    await asyncio.sleep(0.5)
+    await _honest_send_still_works(peers, tmp_path)
+
+
+async def test_code_not_entered_in_time_closes_the_connection(
+    peers: Peers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from p2p_transfer.transfer import receiver as receiver_module
+
+    monkeypatch.setattr(receiver_module, "CODE_ENTRY_TIMEOUT", 1.0)
+    client = await _raw_client(tmp_path / "slow-typist")
+    try:
+        (connection, _stream), _ = await _hello_and_wait_for_welcome(client, peers.ticket)
+        closed = connection.closed()
+        reason = await asyncio.wait_for(closed, 1.0 + DEADLINE_SLACK)
+        assert "verification code not entered in time" in reason
     finally:
         await client.close()

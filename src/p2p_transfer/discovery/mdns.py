@@ -46,12 +46,7 @@ from p2p_transfer.discovery.records import (
     service_name,
     valid_addresses,
 )
-from p2p_transfer.discovery.table import (
-    DeviceNotFoundError,
-    DeviceTable,
-    refresh_step,
-    resolve_device,
-)
+from p2p_transfer.discovery.table import DeviceTable, find_device, refresh_step
 from p2p_transfer.events import DeviceEvent, DeviceLostEvent, DiscoveryErrorEvent, EventBus
 from p2p_transfer.limits import (
     DISCOVERY_FIND_TIMEOUT,
@@ -399,29 +394,7 @@ class Discovery:
         second device of the same name makes this an ambiguity error instead
         of a coin toss. Raises DeviceNotFoundError or AmbiguousDeviceError.
         """
-        browser = await self.browse()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        settled_at: float | None = None
-        while True:
-            try:
-                found: Device | None = resolve_device(to, browser.devices())
-                missing: DeviceNotFoundError | None = None
-            except DeviceNotFoundError as exc:  # not (yet) there; ambiguity is raised at once
-                found, missing = None, exc
-            now = loop.time()
-            if found is not None:
-                settled_at = settled_at if settled_at is not None else now + settle
-                if now >= settled_at:
-                    return found
-                wake = settled_at
-            else:
-                settled_at = None
-                if now >= deadline:
-                    assert missing is not None
-                    raise missing
-                wake = deadline
-            await browser.wait_for_change(max(0.0, wake - now))
+        return await find_device(await self.browse(), to, timeout, settle)
 
     async def close(self) -> None:
         """Withdraw every announcement (goodbyes), stop browsing, close the sockets."""

@@ -1,15 +1,16 @@
 """The live device table, record freshness, and turning ``--to NAME`` into one device.
 
-Pure logic with an injectable clock: the mDNS side (``mdns``) feeds it, tests
-drive it directly.
+No sockets here, and an injectable clock: the mDNS side (``mdns``) feeds the
+table, tests drive it directly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Literal
+from typing import Literal, Protocol
 
 from p2p_transfer.discovery.records import NAME_ID_PREFIX, Device, DiscoveryError
 from p2p_transfer.limits import (
@@ -176,3 +177,48 @@ def resolve_device(to: str, devices: Iterable[Device]) -> Device:
         "Is it running `p2p-transfer receive`? If this network blocks multicast, "
         "send with its ticket instead."
     )
+
+
+class DeviceSource(Protocol):
+    """What ``find_device`` needs from a browser: the table now, and a way to wait for news."""
+
+    def devices(self) -> list[Device]:
+        """The devices seen so far."""
+        ...
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Return when the table changes, or after ``timeout`` seconds."""
+        ...
+
+
+async def find_device(source: DeviceSource, to: str, timeout: float, settle: float) -> Device:
+    """Wait up to ``timeout`` seconds for the device ``to`` names (see ``resolve_device``).
+
+    After the first match, listen ``settle`` seconds more: another device of
+    the same name answering a moment later makes this an ambiguity error
+    instead of a coin toss. Ambiguity is raised at once (waiting cannot fix it);
+    not-found only when the time is up.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    settled_at: float | None = None
+    while True:
+        try:
+            found: Device | None = resolve_device(to, source.devices())
+            missing: DeviceNotFoundError | None = None
+        except DeviceNotFoundError as exc:
+            found, missing = None, exc
+        now = loop.time()
+        if found is not None:
+            if settled_at is None:
+                settled_at = now + settle
+            if now >= settled_at:
+                return found
+            wake = settled_at
+        else:
+            settled_at = None
+            if now >= deadline:
+                assert missing is not None
+                raise missing
+            wake = deadline
+        await source.wait_for_change(max(0.0, wake - now))

@@ -8,6 +8,7 @@ sniffing, no referrer) and no CORS header.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import secrets
@@ -74,11 +75,17 @@ def _load_static() -> dict[str, tuple[bytes, str]]:
     return files
 
 
-def same_origin(origin: str, host: str) -> bool:
-    """Whether a WebSocket's ``Origin`` names the host the request was sent to."""
+def same_origin(origin: str, host: str, scheme: str | None = "http") -> bool:
+    """Whether a WebSocket's ``Origin`` is the page served from ``host`` (over ``scheme``).
+
+    ``scheme=None`` accepts http and https: behind a TLS-terminating proxy that
+    does not say which one the browser used.
+    """
     try:
         parsed = URL(origin)
         if parsed.scheme not in ("http", "https") or not parsed.host:
+            return False
+        if scheme is not None and parsed.scheme != scheme:
             return False
         target = URL.build(scheme=parsed.scheme, authority=host)
     except (ValueError, TypeError):
@@ -169,6 +176,9 @@ class ShareServer:
         if self._runner is None:
             return
         runner, self._runner = self._runner, None
+        if self._site is not None:
+            await self._site.stop()  # no new connections while the others close
+        await self._close_sessions()
         await runner.cleanup()
 
     async def __aenter__(self) -> ShareServer:
@@ -227,9 +237,13 @@ class ShareServer:
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers.popall("Access-Control-Allow-Origin", None)
 
-    async def _close_sessions(self, app: web.Application) -> None:
-        for session in list(self._gate.sessions):
-            await session.close()
+    async def _close_sessions(self, app: web.Application | None = None) -> None:
+        """Say "going away" (1001) on every upload socket, each within the close grace."""
+        sessions = list(self._gate.sessions)
+        if sessions:
+            await asyncio.wait(
+                [asyncio.create_task(s.close()) for s in sessions], timeout=CLOSE_GRACE
+            )
 
     # --- handlers ------------------------------------------------------------
 
@@ -263,10 +277,11 @@ class ShareServer:
         if self.upload_dir is None:
             raise web.HTTPNotFound()
         origin = request.headers.get("Origin", "")
-        host = request.host
+        host, scheme = request.host, "http"
         if (request.remote or "") in self.trusted_proxies:
             host = request.headers.get("X-Forwarded-Host", host)
-        if not same_origin(origin, host):
+            scheme = request.headers.get("X-Forwarded-Proto")
+        if not same_origin(origin, host, scheme):
             return web.Response(
                 status=403, text="Cross-site WebSocket refused: the Origin must be this page."
             )

@@ -96,10 +96,12 @@ class _Timeout(Exception):
 class _Violation(Exception):
     """The browser broke the protocol; ``code`` is the close code to use."""
 
-    def __init__(self, message: str, code: int = CLOSE_POLICY) -> None:
+    def __init__(self, message: str, code: int = CLOSE_POLICY, detail: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        #: For the host's event only (may name paths); the browser gets ``message``.
+        self.detail = detail
 
 
 class UploadSession:
@@ -296,74 +298,72 @@ class UploadSession:
         self.gate.active += 1
         self.gate.reserved += size
         started = time.monotonic()
-        last_progress = started
-        received = 0
-        finished = False
+        failure: _Violation | None = None
+        final: str | None = None
         try:
             self.bus.emit(ShareUploadAcceptedEvent(request.request_id, request.file_name, size))
             await self._send(Accepted(request.request_id))
-            while received < size:
-                try:
-                    msg = await self._next(self.config.data_timeout)
-                except _Timeout:
-                    raise _Violation(
-                        f"no data for {self.config.data_timeout:g} s", CLOSE_POLICY
-                    ) from None
-                if msg.type is not WSMsgType.BINARY:
-                    raise _Violation("expected file data (binary frames)")
-                data: bytes = msg.data
-                if len(data) > SHARE_CHUNK_SIZE:
-                    raise _Violation(
-                        f"data frames must be at most {SHARE_CHUNK_SIZE // 1024} KiB",
-                        CLOSE_TOO_BIG,
-                    )
-                if received + len(data) > size:
-                    raise _Violation("more data than the declared file_size")
-                await asyncio.to_thread(part.write, data)
-                received += len(data)
-                self.gate.reserved -= len(data)
-                now = time.monotonic()
-                if now - last_progress >= _PROGRESS_INTERVAL and received < size:
-                    last_progress = now
-                    rate = received / max(now - started, 1e-9)
-                    await self._send(Progress(received))
-                    self.bus.emit(ShareUploadProgressEvent(
-                        request.request_id, request.file_name, received, size, rate
-                    ))
+            await self._receive_bytes(request, part, started)
             final = await asyncio.to_thread(part.finish)
-            finished = True
-            await self._send(Complete())
-            self.bus.emit(ShareUploadCompleteEvent(
-                request.request_id, request.file_name, final, size, part.hasher.hexdigest(),
-                time.monotonic() - started,
-            ))
-            return True
         except _Violation as exc:
-            self.bus.emit(ShareUploadFailedEvent(
-                request.request_id, request.file_name, exc.message, received
-            ))
-            await self._fail_socket(exc.message, exc.code)
-            return False
+            failure = exc
         except _Closed:
-            if not finished:
-                self.bus.emit(ShareUploadFailedEvent(
-                    request.request_id, request.file_name,
-                    "the browser closed the connection before the file was complete", received,
-                ))
-            return False
+            failure = _Violation("the browser closed the connection before the file was complete")
         except (OSError, NameTakenError) as exc:
             log.warning("writing upload %r failed: %s", request.file_name, exc)
-            message = "This device could not write the file."
-            self.bus.emit(ShareUploadFailedEvent(
-                request.request_id, request.file_name, f"{message} ({exc})", received
-            ))
-            await self._fail_socket(message, CLOSE_POLICY)
-            return False
+            failure = _Violation("This device could not write the file.", detail=str(exc))
         finally:
             self.gate.active -= 1
-            self.gate.reserved -= size - received
-            if not finished:
+            self.gate.reserved -= size - part.written
+            if final is None:
+                # Cancelled or failed: the .part goes before anyone hears of the end.
                 await asyncio.shield(asyncio.to_thread(part.discard))
+        if failure is not None:
+            message = f"{failure.message} ({failure.detail})" if failure.detail else failure.message
+            self.bus.emit(ShareUploadFailedEvent(
+                request.request_id, request.file_name, message, part.written
+            ))
+            await self._fail_socket(failure.message, failure.code)
+            return False
+        assert final is not None
+        self.bus.emit(ShareUploadCompleteEvent(
+            request.request_id, request.file_name, final, size, part.hasher.hexdigest(),
+            time.monotonic() - started,
+        ))
+        await self._send(Complete())
+        return True
+
+    async def _receive_bytes(self, request: UploadRequest, part: PartFile, started: float) -> int:
+        """Write binary frames to ``part`` until the declared size has arrived."""
+        size = request.file_size
+        received = 0
+        last_progress = started
+        while received < size:
+            try:
+                msg = await self._next(self.config.data_timeout)
+            except _Timeout:
+                raise _Violation(f"no data for {self.config.data_timeout:g} s") from None
+            if msg.type is not WSMsgType.BINARY:
+                raise _Violation("expected file data (binary frames)")
+            data: bytes = msg.data
+            if len(data) > SHARE_CHUNK_SIZE:
+                raise _Violation(
+                    f"data frames must be at most {SHARE_CHUNK_SIZE // 1024} KiB", CLOSE_TOO_BIG
+                )
+            if received + len(data) > size:
+                raise _Violation("more data than the declared file_size")
+            await asyncio.to_thread(part.write, data)
+            received += len(data)
+            self.gate.reserved -= len(data)
+            now = time.monotonic()
+            if now - last_progress >= _PROGRESS_INTERVAL and received < size:
+                last_progress = now
+                rate = received / max(now - started, 1e-9)
+                self.bus.emit(ShareUploadProgressEvent(
+                    request.request_id, request.file_name, received, size, rate
+                ))
+                await self._send(Progress(received))
+        return received
 
     async def close(self) -> None:
         """Close the socket because the server stops."""

@@ -129,6 +129,10 @@ class ReceiveOptions:
     umask: int = 0o022
 
 
+class Refused(Exception):
+    """This receiver turns the peer away; the message is sent to it."""
+
+
 class _FileState(Enum):
     PENDING = "pending"
     ACTIVE = "active"
@@ -213,6 +217,11 @@ class ReceiveSession(ClaimOwner):
         self._task = asyncio.current_task()
         try:
             return await self._converse()
+        except Refused as exc:
+            await self._send_error(str(exc))
+            await self._await_close()
+            close_connection(self._connection, CloseCode.REFUSED, str(exc))
+            raise TransferError(f"{self.peer_name}: {exc}") from None
         except PeerError as exc:
             close_connection(self._connection, CloseCode.DONE, "")
             raise TransferError(str(exc)) from None
@@ -245,11 +254,9 @@ class ReceiveSession(ClaimOwner):
 
     async def _send_error(self, message: str) -> None:
         if self._writer is not None:
-            try:
+            with contextlib.suppress(NetError):
                 async with self._lock:
                     await self._writer.send(Error(message))
-            except NetError:
-                pass
 
     async def _send(self, message: Message) -> None:
         assert self._writer is not None
@@ -329,7 +336,7 @@ class ReceiveSession(ClaimOwner):
             self._events.emit(VerifiedEvent(self.peer_id, self.peer_name, "pairing"))
             return
         if not self._slots.try_acquire():
-            raise PeerError("too many verifications in progress; try again shortly")
+            raise Refused("too many verifications in progress; try again shortly")
         try:
             code = self._options.fixed_code or generate_code()
             self._events.emit(CodeEvent(code, self.peer_id, self.peer_name))
@@ -341,9 +348,7 @@ class ReceiveSession(ClaimOwner):
             assert isinstance(attempt, Verify)
             if not codes_match(code, attempt.code):
                 await asyncio.sleep(WRONG_CODE_DELAY)
-                await self._send(Error("wrong verification code"))
-                await self._await_close()
-                raise TransferError(f"{self.peer_name} sent a wrong verification code")
+                raise Refused("wrong verification code")
         finally:
             self._slots.release()
         self._pairings.add(self.peer_id, self.peer_name)

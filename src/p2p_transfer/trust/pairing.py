@@ -39,7 +39,7 @@ class PairingStore:
         try:
             raw = json.loads(self.path.read_text())
             entries = raw.get("pairings", []) if isinstance(raw, dict) else []
-            pairings = (Pairing(**entry) for entry in entries)
+            pairings = [_checked(Pairing(**entry)) for entry in entries]
             return {p.endpoint_id: p for p in pairings}
         except FileNotFoundError:
             return {}
@@ -86,3 +86,15 @@ class PairingStore:
         count = len(self._load())
         self._save({})
         return count
+
+
+def _checked(pairing: Pairing) -> Pairing:
+    """Refuse (TypeError) a pairing whose fields have the wrong types."""
+    times = (pairing.paired_at, pairing.expires_at)
+    if not (
+        isinstance(pairing.endpoint_id, str)
+        and isinstance(pairing.name, str)
+        and all(isinstance(t, int | float) and not isinstance(t, bool) for t in times)
+    ):
+        raise TypeError("malformed pairing")
+    return pairing

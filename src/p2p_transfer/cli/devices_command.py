@@ -1,0 +1,91 @@
+"""``devices``: list the devices on the local network that can receive, by name."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import click
+
+from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
+from p2p_transfer.discovery import Device, Discovery, DiscoveryError
+from p2p_transfer.limits import DISCOVERY_LIST_TIMEOUT
+from p2p_transfer.trust import IdentityError, endpoint_id_of
+from p2p_transfer.trust.identity import KEY_FILE_NAME, load_or_create_secret_key
+
+#: Longest ``--timeout`` accepted (seconds): listing is meant to be quick.
+MAX_LIST_TIMEOUT = 600.0
+#: Hex characters of the endpoint ID shown in the human listing.
+SHOWN_ID_CHARS = 12
+
+
+def own_endpoint_id(ctx: CliContext) -> str | None:
+    """This device's endpoint ID if it has an identity yet (listing never creates one)."""
+    if not (ctx.config_dir / KEY_FILE_NAME).is_file():
+        return None
+    try:
+        return endpoint_id_of(load_or_create_secret_key(ctx.config_dir))
+    except (IdentityError, OSError):
+        return None  # the key's problems are reported by the commands that need it
+
+
+def device_json(device: Device) -> dict[str, object]:
+    """The ``--json`` line of one device."""
+    return {
+        "event": "device",
+        "name": device.name,
+        "endpoint_id": device.endpoint_id,
+        "addresses": list(device.addresses),
+    }
+
+
+def format_table(devices: list[Device]) -> list[str]:
+    """Aligned NAME / ENDPOINT ID / ADDRESSES lines for people."""
+    rows = [("NAME", "ENDPOINT ID", "ADDRESSES")] + [
+        (d.name, d.endpoint_id[:SHOWN_ID_CHARS], ", ".join(d.addresses)) for d in devices
+    ]
+    name_width = max(len(r[0]) for r in rows)
+    id_width = max(len(r[1]) for r in rows)
+    return [f"{n:<{name_width}}  {i:<{id_width}}  {a}".rstrip() for n, i, a in rows]
+
+
+@click.command("devices")
+@click.option("--timeout", type=click.FloatRange(0.0, MAX_LIST_TIMEOUT, min_open=True),
+              default=DISCOVERY_LIST_TIMEOUT, show_default=True,
+              help="Seconds to listen for devices.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per device and line.")
+@click.pass_obj
+def devices(ctx: CliContext, timeout: float, as_json: bool) -> None:
+    """List devices on this network that are ready to receive (`p2p-transfer receive`)."""
+
+    async def run() -> int:
+        own_id = await asyncio.to_thread(own_endpoint_id, ctx)
+        try:
+            discovery = await Discovery.start(own_endpoint_id=own_id)
+        except DiscoveryError as exc:
+            if as_json:
+                click.echo(json.dumps({"event": "error", "message": str(exc)}))
+            else:
+                click.echo(f"error: {exc}", err=True)
+            return EXIT_FAILURE
+        try:
+            found = await discovery.list_devices(timeout)
+        finally:
+            await discovery.close()
+        if as_json:
+            for device in found:
+                click.echo(json.dumps(device_json(device), ensure_ascii=False))
+        elif found:
+            for line in format_table(found):
+                click.echo(line)
+        else:
+            click.echo(
+                f"no devices found in {timeout:g} s. Is the other device running "
+                "`p2p-transfer receive` on this network? If the network blocks multicast, "
+                "use its ticket: p2p-transfer send --to TICKET",
+                err=True,
+            )
+        return 0
+
+    sys.exit(run_async(run()))

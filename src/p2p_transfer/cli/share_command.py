@@ -1,0 +1,360 @@
+"""``p2p-transfer share``: a link and QR code where browsers upload to and download from here.
+
+The command builds a ``ShareServer``, asks the host about each upload (a
+``y/N`` line on stdin, or ``--yes``) and renders the events: rich for people,
+JSON lines with ``--json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+import segno
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from p2p_transfer.cli.context import EXIT_FAILURE, run_async
+from p2p_transfer.cli.render import JsonRenderer, human_size
+from p2p_transfer.config import current_umask, default_device_name, default_download_dir
+from p2p_transfer.events import ErrorEvent, Event, ShareUrlEvent
+from p2p_transfer.share import ShareConfig, ShareServer, UploadRequest, accept_all
+from p2p_transfer.share.address import UNSPECIFIED, NoLanAddressError
+from p2p_transfer.share.config import Decision
+from p2p_transfer.share.public import PublicShareError, PublicTunnel, load_ngrok
+
+#: Longest file name shown in a progress line before it is shortened.
+_LABEL_CHARS = 40
+#: Answers that accept; anything else (including an empty line) declines.
+_YES = frozenset({"y", "yes"})
+
+
+class StdinLines:
+    """Lines typed on stdin, read by one daemon thread for the life of the process.
+
+    One reader for every question: a question withdrawn after its deadline
+    leaves no thread behind that would swallow the answer to the next one.
+    """
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+        threading.Thread(target=self._read, daemon=True, name="stdin-lines").start()
+
+    def _read(self) -> None:
+        for line in sys.stdin:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, line)
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
+
+    def drop_stale(self) -> None:
+        """Forget lines typed while no question was open (but keep end of input)."""
+        while not self._queue.empty():
+            if self._queue.get_nowait() is None:
+                self._queue.put_nowait(None)
+                return
+
+    async def next(self) -> str | None:
+        """The next line, or None once stdin is closed (and on every call after)."""
+        line = await self._queue.get()
+        if line is None:
+            self._queue.put_nowait(None)
+        return line
+
+
+class TerminalDecider:
+    """Asks ``Accept NAME (SIZE) from IP? [y/N]`` on stderr, one upload at a time."""
+
+    def __init__(self, view: HumanShareView | None) -> None:
+        self._view = view
+        self._lock = asyncio.Lock()
+        self._lines: StdinLines | None = None
+
+    async def __call__(self, request: UploadRequest) -> Decision:
+        async with self._lock:
+            if self._lines is None:
+                self._lines = StdinLines()
+            self._lines.drop_stale()
+            if self._view is not None:
+                self._view.pause()
+            click.echo(
+                f"Accept {request.file_name!r} ({human_size(request.file_size)}) "
+                f"from {request.client}? [y/N] ",
+                err=True, nl=False,
+            )
+            try:
+                line = await self._lines.next()
+            except asyncio.CancelledError:
+                click.echo("\n  no answer in time (or the browser left): not accepted", err=True)
+                raise
+            finally:
+                if self._view is not None:
+                    self._view.resume()
+            if line is None:
+                click.echo("", err=True)
+                return "The owner cannot be asked right now."
+            return line.strip().lower() in _YES
+
+
+class HumanShareView:
+    """The share's events for a person: link, QR code, one progress bar per upload."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False)
+        self._progress: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
+        self._paused = False
+
+    def __call__(self, event: Event) -> None:
+        handler = getattr(self, f"_on_{event.name}", None)
+        if handler is not None:
+            handler(event)
+
+    def _print(self, *args: Any) -> None:
+        target = self._progress.console if self._progress is not None else self.console
+        target.print(*args)
+
+    # A question on the terminal must not be overdrawn by the live progress bars.
+    def pause(self) -> None:
+        """Stop redrawing the progress bars (a question is being asked)."""
+        if self._progress is not None and not self._paused:
+            self._progress.stop()
+        self._paused = True
+
+    def resume(self) -> None:
+        """Redraw the progress bars again."""
+        if self._progress is not None and self._paused:
+            self._progress.start()
+        self._paused = False
+
+    def close(self) -> None:
+        """Stop the live display."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def _bars(self) -> Progress:
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(binary_units=True),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+            )
+            if not self._paused:
+                self._progress.start()
+        return self._progress
+
+    def _end_bar(self, request_id: str) -> None:
+        task = self._tasks.pop(request_id, None)
+        if task is not None and self._progress is not None:
+            self._progress.remove_task(task)
+            if not self._tasks:
+                self.close()
+
+    def _on_share_url(self, event: Any) -> None:
+        where = "Public link" if event.public else "Share link"
+        self.console.print(f"\n{where}: [bold]{event.url}[/]", soft_wrap=True)
+        segno.make(event.url, error="m").terminal(out=self.console.file, compact=True)
+        if event.public:
+            self.console.print("[yellow]Anyone with this link can reach this share.[/]")
+
+    def _on_share_upload_accepted(self, event: Any) -> None:
+        label = event.file_name
+        if len(label) > _LABEL_CHARS:
+            label = label[: _LABEL_CHARS - 1] + "…"
+        self._tasks[event.request_id] = self._bars().add_task(label, total=event.file_size)
+
+    def _on_share_upload_progress(self, event: Any) -> None:
+        task = self._tasks.get(event.request_id)
+        if task is not None and self._progress is not None:
+            self._progress.update(task, completed=event.received_bytes)
+
+    def _on_share_upload_complete(self, event: Any) -> None:
+        self._end_bar(event.request_id)
+        self._print(
+            f"[green]✓[/] received {event.path} ({human_size(event.size)}) "
+            f"in {event.seconds:.1f} s"
+        )
+
+    def _on_share_upload_failed(self, event: Any) -> None:
+        self._end_bar(event.request_id)
+        self._print(f"[red]✗[/] {event.file_name}: {event.message}")
+
+    def _on_share_upload_rejected(self, event: Any) -> None:
+        self._print(f"[yellow]–[/] {event.file_name}: not accepted ({event.reason})")
+
+    def _on_share_download_started(self, event: Any) -> None:
+        what = "from byte " + str(event.offset) if event.offset else human_size(event.bytes)
+        self._print(f"[cyan]↗[/] {event.client} downloads {event.item} ({what})")
+
+    def _on_share_download_done(self, event: Any) -> None:
+        if not event.ok:
+            self._print(f"[dim]  {event.item}: {event.message}[/]")
+
+    def _on_error(self, event: ErrorEvent) -> None:
+        self._print(f"[red]error:[/] {event.message}")
+
+
+def parse_size(text: str) -> int:
+    """``1048576``, ``500M``, ``2G`` → bytes (K/M/G/T are powers of 1024)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    factor = 1
+    if cleaned and cleaned[-1] in units:
+        factor = units[cleaned[-1]]
+        cleaned = cleaned[:-1]
+    try:
+        value = float(cleaned) if factor > 1 else int(cleaned)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a size (e.g. 1048576, 500M, 2G)") from None
+    if value < 0:
+        raise click.BadParameter("must not be negative")
+    return int(value * factor)
+
+
+class _SizeType(click.ParamType):
+    name = "BYTES"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        return value if isinstance(value, int) else parse_size(str(value))
+
+
+@click.command("share")
+@click.option("--dir", "upload_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Folder for uploads (default: Downloads/p2p-transfer).")
+@click.option("--bind", "bind_addr", default=None,
+              help="Address to listen on (default: this machine's LAN address).")
+@click.option("--port", type=click.IntRange(0, 65535), default=0,
+              help="Port to listen on (default: any free port).")
+@click.option("--yes", "auto_accept", is_flag=True, help="Accept every upload without asking.")
+@click.option("--max-size", type=_SizeType(), default=None,
+              help="Refuse uploads larger than this (bytes, or e.g. 500M, 2G).")
+@click.option("--public", is_flag=True,
+              help="Also serve through an ngrok tunnel (needs NGROK_AUTHTOKEN and the "
+                   "[public] extra).")
+@click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.pass_context
+def share_command(
+    ctx: click.Context,
+    upload_dir: Path | None,
+    bind_addr: str | None,
+    port: int,
+    auto_accept: bool,
+    max_size: int | None,
+    public: bool,
+    as_json: bool,
+    paths: tuple[Path, ...],
+) -> None:
+    """Share a link and QR code: browsers upload files here, and download PATHs."""
+    view = None if as_json else HumanShareView()
+    render = JsonRenderer() if as_json else view
+    assert render is not None
+
+    def fail(message: str) -> None:
+        if as_json:
+            render(ErrorEvent(message))
+            sys.exit(EXIT_FAILURE)
+        raise click.ClickException(message)
+
+    ngrok = None
+    if public:
+        try:
+            ngrok = load_ngrok()
+        except PublicShareError as exc:
+            fail(str(exc))
+
+    device_name = getattr(ctx.obj, "device_name", None) or default_device_name()
+    folder = (upload_dir or default_download_dir()).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        config = ShareConfig(
+            upload_dir=folder,
+            decide=accept_all if auto_accept else TerminalDecider(view),
+            bind=bind_addr,
+            port=port,
+            shared=list(paths),
+            max_size=max_size,
+            device_name=device_name,
+            umask=current_umask(),
+        )
+        server = ShareServer(config)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot share: {exc}")
+        return
+    server.bus.subscribe(render)
+
+    async def run() -> int:
+        try:
+            await server.start()
+        except NoLanAddressError as exc:
+            render(ErrorEvent(str(exc)))
+            return EXIT_FAILURE
+        except OSError as exc:
+            render(ErrorEvent(f"cannot listen: {exc.strerror or exc}"))
+            return EXIT_FAILURE
+        tunnel: PublicTunnel | None = None
+        try:
+            if view is not None:
+                _describe(view.console, folder, paths, auto_accept, max_size)
+            if ngrok is not None:
+                host, bound_port = server.address
+                if host in UNSPECIFIED:
+                    host = "::1" if ":" in host else "127.0.0.1"
+                server.trusted_proxies.add(host)
+                try:
+                    tunnel = await PublicTunnel.open(ngrok, host, bound_port)
+                except PublicShareError as exc:
+                    render(ErrorEvent(str(exc)))
+                    return EXIT_FAILURE
+                server.bus.emit(ShareUrlEvent(
+                    url=f"{tunnel.base_url}/{server.token}", token=server.token, public=True
+                ))
+            await asyncio.Event().wait()  # until Ctrl-C or SIGTERM
+            return 0
+        finally:
+            if tunnel is not None:
+                await tunnel.close()
+            await server.stop()
+            if view is not None:
+                view.close()
+
+    sys.exit(run_async(run()))
+
+
+def _describe(
+    console: Console, folder: Path, paths: tuple[Path, ...], auto_accept: bool,
+    max_size: int | None,
+) -> None:
+    """What the host should know once, under the QR code."""
+    limit = f", up to {human_size(max_size)} each" if max_size is not None else ""
+    console.print(f"Uploads go to [bold]{folder}[/]{limit}.")
+    if auto_accept:
+        console.print("Every upload is accepted (--yes).")
+    elif not sys.stdin.isatty():
+        console.print("[yellow]No terminal to ask on: answer with lines 'y' or 'n' on stdin.[/]")
+    else:
+        console.print("You will be asked to accept each file.")
+    for path in paths:
+        kind = "folder, as zip" if path.is_dir() else human_size(path.stat().st_size)
+        console.print(f"  offered: {path.name} ({kind})")
+    console.print("[dim]Ctrl-C stops sharing.[/]")
+
+
+with contextlib.suppress(Exception):  # the command's conventional name, for add_command
+    share_command.name = "share"

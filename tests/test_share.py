@@ -1,0 +1,892 @@
+"""The HTTP share: every WebSocket message and every limit, against a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import zipfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import WSMsgType
+
+from p2p_transfer.events import (
+    Event,
+    EventBus,
+    ShareDownloadDoneEvent,
+    ShareUploadCompleteEvent,
+    ShareUploadFailedEvent,
+    ShareUploadRejectedEvent,
+)
+from p2p_transfer.limits import (
+    MiB,
+    SHARE_CHUNK_SIZE,
+    SHARE_MAX_ACTIVE_UPLOADS,
+    SHARE_MAX_CONNECTIONS,
+    SHARE_MAX_CONNECTIONS_PER_IP,
+    SHARE_MAX_PENDING_UPLOADS,
+)
+from p2p_transfer.share import ShareConfig, ShareServer, UploadRequest, accept_all
+from p2p_transfer.share.public import PublicShareError, load_ngrok
+from p2p_transfer.share.zipstream import SourceChangedError, ZipLayout, collect, stream_zip
+
+LOOPBACK = "127.0.0.1"
+#: Deadlines used instead of 10 s / 60 s so that crossing them is quick.
+SHORT = 0.3
+
+
+class Share:
+    """A running server plus what a test needs to talk to it."""
+
+    def __init__(self, server: ShareServer, events: list[Event], upload_dir: Path) -> None:
+        self.server = server
+        self.events = events
+        self.upload_dir = upload_dir
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def origin(self) -> str:
+        host, port = self.server.address
+        return f"http://{host}:{port}"
+
+    def of(self, kind: type[Event]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def wait_for(self, kind: type[Event], count: int = 1) -> list[Any]:
+        for _ in range(200):
+            if len(self.of(kind)) >= count:
+                return self.of(kind)
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"no {kind.__name__} event; got {self.events}")
+
+
+MakeShare = Callable[..., Awaitable[Share]]
+
+
+@pytest.fixture
+async def make_share(tmp_path: Path) -> AsyncIterator[MakeShare]:
+    servers: list[ShareServer] = []
+
+    async def make(**overrides: Any) -> Share:
+        upload_dir = tmp_path / f"uploads{len(servers)}"
+        upload_dir.mkdir()
+        config = ShareConfig(upload_dir=upload_dir, decide=accept_all, bind=LOOPBACK)
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        bus = EventBus()
+        events: list[Event] = []
+        bus.subscribe(events.append)
+        server = ShareServer(config, bus)
+        await server.start()
+        servers.append(server)
+        return Share(server, events, upload_dir)
+
+    yield make
+    for server in servers:
+        await server.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def connect(
+    share: Share, http: aiohttp.ClientSession, **kwargs: Any
+) -> aiohttp.ClientWebSocketResponse:
+    headers = kwargs.pop("headers", {"Origin": share.origin})
+    return await http.ws_connect(share.url + "/ws", headers=headers, **kwargs)
+
+
+def file_info(name: str, size: int) -> str:
+    return json.dumps({"type": "file_info", "file_name": name, "file_size": size})
+
+
+async def send_file(ws: aiohttp.ClientWebSocketResponse, name: str, data: bytes) -> list[dict]:
+    """Upload one file on an open socket; returns every server message for it."""
+    await ws.send_str(file_info(name, len(data)))
+    answer = await ws.receive_json()
+    assert answer["type"] == "accepted", answer
+    assert re.fullmatch(r"[0-9a-f]{32}", answer["request_id"])
+    for offset in range(0, len(data), SHARE_CHUNK_SIZE):
+        await ws.send_bytes(data[offset : offset + SHARE_CHUNK_SIZE])
+    messages = [answer]
+    while messages[-1]["type"] not in ("complete", "error"):
+        messages.append(await ws.receive_json())
+    return messages
+
+
+def listing(folder: Path) -> list[str]:
+    """Every entry under ``folder`` (recursively), so a stray .part would show."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+async def expect_close(ws: aiohttp.ClientWebSocketResponse) -> tuple[list[dict], int | None]:
+    """Messages until the server closes the socket, and its close code."""
+    messages = []
+    while True:
+        msg = await ws.receive(timeout=5)
+        if msg.type == WSMsgType.TEXT:
+            messages.append(json.loads(msg.data))
+        elif msg.type == WSMsgType.CLOSE:
+            return messages, int(msg.data)  # the code the server sent
+        elif msg.type in (WSMsgType.CLOSED, WSMsgType.CLOSING, WSMsgType.ERROR):
+            return messages, ws.close_code
+
+
+# --- page, token, headers -----------------------------------------------------
+
+
+async def test_page_is_served_with_security_headers_and_no_inline_code(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share()
+    response = await http.get(share.url)
+    assert response.status == 200
+    assert str(response.url).endswith(f"/{share.server.token}/")  # redirected to the folder
+    html = await response.text()
+    headers = response.headers
+    csp = headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert not [h for h in headers if h.lower().startswith("access-control-")]
+    # Nothing inline that a CSP without unsafe-inline would block.
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
+    assert not re.search(r"\sstyle=|\son[a-z]+=", html)
+    assert "<style" not in html
+    for name, content_type in [("app.js", "text/javascript"), ("style.css", "text/css")]:
+        asset = await http.get(f"{share.url}/static/{name}")
+        assert asset.status == 200
+        assert asset.headers["Content-Type"].startswith(content_type)
+        assert asset.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_every_path_without_the_token_is_a_plain_404(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share()
+    token = share.server.token
+    origin, _ = share.url.rsplit("/", 1)
+    bodies = set()
+    for path in ["/", "/ws", "/static/app.js", f"/{token[:-1]}/", f"/{token}x/ws",
+                 f"/{token.upper()}/api/info", "/favicon.ico", f"/x/{token}/"]:
+        response = await http.get(origin + path, allow_redirects=False)
+        assert response.status == 404, path
+        assert response.headers["X-Frame-Options"] == "DENY"
+        bodies.add(await response.text())
+    assert len(bodies) == 1  # the same page: nothing tells a near miss from a far one
+    response = await http.get(f"{share.url}/static/missing.js")
+    assert response.status == 404
+
+
+async def test_token_has_128_bits(make_share: MakeShare) -> None:
+    share = await make_share()
+    token = share.server.token
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", token)  # 16 random bytes, URL-safe base64
+    assert share.url == f"http://{LOOPBACK}:{share.server.address[1]}/{token}"
+    other = await make_share()
+    assert other.server.token != token
+
+
+# --- uploads --------------------------------------------------------------------
+
+
+async def test_two_files_upload_on_one_socket(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share()
+    first, second = os.urandom(3 * MiB + 17), os.urandom(200 * 1024)
+    ws = await connect(share, http)
+    messages = await send_file(ws, "photo.jpg", first)
+    assert messages[-1] == {"type": "complete"}
+    assert await send_file(ws, "notes.txt", second) != []
+    await ws.close()
+    assert (share.upload_dir / "photo.jpg").read_bytes() == first
+    assert (share.upload_dir / "notes.txt").read_bytes() == second
+    assert listing(share.upload_dir) == ["notes.txt", "photo.jpg"]
+    complete = await share.wait_for(ShareUploadCompleteEvent, 2)
+    assert [e.path for e in complete] == ["photo.jpg", "notes.txt"]
+    import blake3
+
+    assert complete[0].blake3 == blake3.blake3(first).hexdigest()
+
+
+async def test_empty_file_upload(make_share: MakeShare, http: aiohttp.ClientSession) -> None:
+    share = await make_share()
+    ws = await connect(share, http)
+    await ws.send_str(file_info("empty.txt", 0))
+    assert (await ws.receive_json())["type"] == "accepted"
+    assert await ws.receive_json() == {"type": "complete"}
+    assert (share.upload_dir / "empty.txt").read_bytes() == b""
+
+
+async def test_progress_is_reported_at_most_ten_times_a_second(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share()
+    ws = await connect(share, http)
+    data = os.urandom(16 * MiB)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    messages = await send_file(ws, "big.bin", data)
+    elapsed = loop.time() - started
+    progress = [m["received_bytes"] for m in messages if m["type"] == "progress"]
+    assert len(progress) <= elapsed * 10 + 1
+    assert progress == sorted(progress) and all(0 < p < len(data) for p in progress)
+
+
+async def test_existing_file_is_never_replaced(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share()
+    (share.upload_dir / "report.pdf").write_bytes(b"mine")
+    (share.upload_dir / "report (1).pdf.part").write_bytes(b"an old partial upload")
+    ws = await connect(share, http)
+    await send_file(ws, "report.pdf", b"theirs 1")
+    await send_file(ws, "report.pdf", b"theirs 2")
+    assert (share.upload_dir / "report.pdf").read_bytes() == b"mine"
+    assert (share.upload_dir / "report (2).pdf").read_bytes() == b"theirs 1"
+    assert (share.upload_dir / "report (3).pdf").read_bytes() == b"theirs 2"
+    paths = [e.path for e in share.of(ShareUploadCompleteEvent)]
+    assert paths == ["report (2).pdf", "report (3).pdf"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "saved"),
+    [
+        ("../../escape.txt", "escape.txt"),
+        ("..\\..\\windows.txt", "windows.txt"),
+        ("/etc/passwd", "passwd"),
+        ("C:\\fakepath\\photo.png", "photo.png"),
+        ("CON.txt", "_CON.txt"),
+        ("bad\x00name\x1f.txt", "bad_name_.txt"),
+    ],
+)
+async def test_names_are_sanitized_and_stay_inside_the_folder(
+    make_share: MakeShare, http: aiohttp.ClientSession, tmp_path: Path, sent: str, saved: str
+) -> None:
+    share = await make_share()
+    before = listing(tmp_path)
+    ws = await connect(share, http)
+    await send_file(ws, sent, b"data")
+    assert listing(share.upload_dir) == [saved]
+    after = set(listing(tmp_path)) - set(before)
+    assert after == {f"{share.upload_dir.name}/{saved}"}
+
+
+async def test_unusable_name_is_rejected(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share()
+    ws = await connect(share, http)
+    await ws.send_str(file_info("..", 3))
+    answer = await ws.receive_json()
+    assert answer["type"] == "rejected" and answer["code"] == "bad_name"
+    assert "name" in answer["reason"]
+    assert listing(share.upload_dir) == []
+
+
+async def test_symlink_in_upload_folder_is_not_followed(
+    make_share: MakeShare, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    share = await make_share()
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"keep me")
+    (share.upload_dir / "link.txt").symlink_to(outside)
+    (share.upload_dir / "link (1).txt.part").symlink_to(outside)
+    ws = await connect(share, http)
+    await send_file(ws, "link.txt", b"overwrite?")
+    assert outside.read_bytes() == b"keep me"
+    assert (share.upload_dir / "link (2).txt").read_bytes() == b"overwrite?"
+
+
+async def test_part_file_is_private_while_receiving(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share()
+    ws = await connect(share, http)
+    await ws.send_str(file_info("secret.bin", 10))
+    assert (await ws.receive_json())["type"] == "accepted"
+    await ws.send_bytes(b"12345")
+    part = share.upload_dir / "secret.bin.part"
+    for _ in range(100):
+        if part.exists() and part.stat().st_size == 5:
+            break
+        await asyncio.sleep(0.01)
+    assert part.stat().st_mode & 0o777 == 0o600
+    assert not (share.upload_dir / "secret.bin").exists()  # nothing finished-looking yet
+    await ws.send_bytes(b"67890")
+    assert await ws.receive_json() == {"type": "complete"}
+    assert listing(share.upload_dir) == ["secret.bin"]
+
+
+async def test_rejected_upload_writes_nothing_and_socket_stays_usable(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    answers: list[bool | str] = [False, "no videos please", True]
+    asked: list[UploadRequest] = []
+
+    async def decide(request: UploadRequest) -> bool | str:
+        asked.append(request)
+        return answers.pop(0)
+
+    share = await make_share(decide=decide)
+    ws = await connect(share, http)
+    await ws.send_str(file_info("a.txt", 4))
+    assert await ws.receive_json() == {
+        "type": "rejected", "reason": "The owner declined this file.", "code": "declined"
+    }
+    await ws.send_str(file_info("b.mp4", 4))
+    assert await ws.receive_json() == {
+        "type": "rejected", "reason": "no videos please", "code": "declined"
+    }
+    assert listing(share.upload_dir) == []
+    await send_file(ws, "c.txt", b"ok!!")
+    assert listing(share.upload_dir) == ["c.txt"]
+    assert [(r.file_name, r.file_size, r.client) for r in asked] == [
+        ("a.txt", 4, LOOPBACK), ("b.mp4", 4, LOOPBACK), ("c.txt", 4, LOOPBACK)
+    ]
+    rejected = share.of(ShareUploadRejectedEvent)
+    assert [e.code for e in rejected] == ["declined", "declined"]
+
+
+async def test_host_that_does_not_answer_times_out(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    cancelled = asyncio.Event()
+
+    async def never(request: UploadRequest) -> bool:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+        return True
+
+    share = await make_share(decide=never, answer_timeout=SHORT)
+    ws = await connect(share, http)
+    await ws.send_str(file_info("late.txt", 4))
+    answer = await ws.receive_json(timeout=5)
+    assert answer["type"] == "rejected" and answer["code"] == "timeout"
+    assert f"{SHORT:g} s" in answer["reason"]
+    assert cancelled.is_set()  # the prompt is withdrawn, not left dangling
+    assert listing(share.upload_dir) == []
+
+
+async def test_decider_failure_is_a_clear_rejection(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    async def broken(request: UploadRequest) -> bool:
+        raise RuntimeError("dialog crashed")
+
+    share = await make_share(decide=broken)
+    ws = await connect(share, http)
+    await ws.send_str(file_info("x.txt", 1))
+    answer = await ws.receive_json()
+    assert answer == {"type": "rejected", "reason": "The owner could not be asked.", "code": "error"}
+
+
+async def test_browser_leaving_while_host_decides_withdraws_the_question(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    asked, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: UploadRequest) -> bool:
+        asked.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+        return True
+
+    share = await make_share(decide=slow)
+    ws = await connect(share, http)
+    await ws.send_str(file_info("x.txt", 1))
+    await asyncio.wait_for(asked.wait(), 5)
+    await ws.close()
+    await asyncio.wait_for(cancelled.wait(), 5)
+    assert listing(share.upload_dir) == []
+
+
+async def test_data_before_acceptance_ends_the_socket(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    async def slow(request: UploadRequest) -> bool:
+        await asyncio.sleep(5)
+        return True
+
+    share = await make_share(decide=slow)
+    ws = await connect(share, http)
+    await ws.send_str(file_info("x.txt", 3))
+    await ws.send_bytes(b"abc")
+    messages, code = await expect_close(ws)
+    assert messages == [{"type": "error", "message": "sent data before the upload was accepted"}]
+    assert code == 1008
+    assert listing(share.upload_dir) == []
+
+
+async def test_no_file_info_within_the_handshake_deadline_closes(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share(handshake_timeout=SHORT)
+    ws = await connect(share, http)
+    messages, code = await expect_close(ws)
+    assert messages == [{"type": "error", "message": f"no file_info within {SHORT:g} s"}]
+    assert code == 1008
+
+
+async def test_stalled_upload_fails_after_the_data_deadline(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share(data_timeout=SHORT)
+    ws = await connect(share, http)
+    await ws.send_str(file_info("x.bin", 10))
+    assert (await ws.receive_json())["type"] == "accepted"
+    await ws.send_bytes(b"12345")
+    messages, code = await expect_close(ws)
+    assert messages == [{"type": "error", "message": f"no data for {SHORT:g} s"}]
+    assert code == 1008
+    failed = await share.wait_for(ShareUploadFailedEvent)
+    assert failed[0].received_bytes == 5
+    assert listing(share.upload_dir) == []
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ("not json", "expected a JSON file_info message"),
+        ('{"type": "file_info", "file_name": "x"}', "file_size"),
+        ('{"type": "file_info", "file_name": "x", "file_size": -1}', "file_size"),
+        ('{"type": "file_info", "file_name": "x", "file_size": "1"}', "file_size"),
+        ('{"type": "hello"}', "type"),
+    ],
+)
+async def test_malformed_messages_get_a_clear_error(
+    make_share: MakeShare, http: aiohttp.ClientSession, message: str, error: str
+) -> None:
+    share = await make_share()
+    ws = await connect(share, http)
+    await ws.send_str(message)
+    messages, code = await expect_close(ws)
+    assert len(messages) == 1 and messages[0]["type"] == "error"
+    assert error in messages[0]["message"]
+    assert code == 1008
+
+
+async def test_binary_before_file_info_is_an_error(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share()
+    ws = await connect(share, http)
+    await ws.send_bytes(b"data")
+    messages, code = await expect_close(ws)
+    assert messages == [{"type": "error", "message": "expected a file_info text message"}]
+    assert code == 1008
+
+
+async def test_one_mib_frame_closes_the_socket_and_removes_the_part(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share()
+    ws = await connect(share, http, max_msg_size=0)
+    await ws.send_str(file_info("big.bin", 2 * MiB))
+    assert (await ws.receive_json())["type"] == "accepted"
+    await ws.send_bytes(os.urandom(MiB))
+    _, code = await expect_close(ws)
+    assert code == 1009  # message too big
+    await share.wait_for(ShareUploadFailedEvent)
+    assert listing(share.upload_dir) == []
+
+
+async def test_frame_over_the_chunk_size_is_refused(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share()
+    ws = await connect(share, http)
+    await ws.send_str(file_info("big.bin", MiB))
+    assert (await ws.receive_json())["type"] == "accepted"
+    await ws.send_bytes(os.urandom(SHARE_CHUNK_SIZE + 1))
+    messages, code = await expect_close(ws)
+    assert messages == [{"type": "error", "message": "data frames must be at most 256 KiB"}]
+    assert code == 1009
+    assert listing(share.upload_dir) == []
+
+
+async def test_more_bytes_than_declared_fail_the_upload(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share()
+    ws = await connect(share, http)
+    await ws.send_str(file_info("x.bin", 4))
+    assert (await ws.receive_json())["type"] == "accepted"
+    await ws.send_bytes(b"12345")
+    messages, _ = await expect_close(ws)
+    assert messages == [{"type": "error", "message": "more data than the declared file_size"}]
+    assert listing(share.upload_dir) == []
+
+
+async def test_early_close_leaves_no_finished_file(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share()
+    ws = await connect(share, http)
+    await ws.send_str(file_info("half.bin", 2 * SHARE_CHUNK_SIZE))
+    assert (await ws.receive_json())["type"] == "accepted"
+    await ws.send_bytes(os.urandom(SHARE_CHUNK_SIZE))
+    await ws.close()
+    failed = await share.wait_for(ShareUploadFailedEvent)
+    assert "closed" in failed[0].message
+    assert listing(share.upload_dir) == []  # neither half.bin nor half.bin.part
+
+
+async def test_max_size_is_enforced(make_share: MakeShare, http: aiohttp.ClientSession) -> None:
+    share = await make_share(max_size=10)
+    ws = await connect(share, http)
+    await ws.send_str(file_info("big.txt", 11))
+    answer = await ws.receive_json()
+    assert answer["type"] == "rejected" and answer["code"] == "too_large"
+    assert "limit" in answer["reason"]
+    await send_file(ws, "fits.txt", b"0123456789")
+    assert listing(share.upload_dir) == ["fits.txt"]
+
+
+async def test_size_beyond_free_space_is_refused(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share()
+    ws = await connect(share, http)
+    await ws.send_str(file_info("huge.bin", 2**62))
+    answer = await ws.receive_json()
+    assert answer["type"] == "rejected" and answer["code"] == "no_space"
+    assert "free space" in answer["reason"]
+    assert listing(share.upload_dir) == []
+
+
+async def test_eleventh_pending_upload_is_refused(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    release = asyncio.Event()
+    asked = 0
+
+    async def wait(request: UploadRequest) -> bool:
+        nonlocal asked
+        asked += 1
+        await release.wait()
+        return True
+
+    share = await make_share(decide=wait)
+    sockets = [await connect(share, http) for _ in range(SHARE_MAX_PENDING_UPLOADS + 1)]
+    for ws in sockets[:-1]:
+        await ws.send_str(file_info("x.txt", 1))
+    while asked < SHARE_MAX_PENDING_UPLOADS:
+        await asyncio.sleep(0.01)
+    await sockets[-1].send_str(file_info("x.txt", 1))
+    answer = await sockets[-1].receive_json(timeout=5)
+    assert answer["type"] == "rejected" and answer["code"] == "busy"
+    release.set()
+    for ws in sockets[:-1]:
+        assert (await ws.receive_json(timeout=5))["type"] == "accepted"
+
+
+async def test_sixth_active_upload_is_refused(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share()
+    sockets = [await connect(share, http) for _ in range(SHARE_MAX_ACTIVE_UPLOADS + 1)]
+    for ws in sockets[:-1]:
+        await ws.send_str(file_info("x.txt", 2))
+        assert (await ws.receive_json())["type"] == "accepted"
+    await sockets[-1].send_str(file_info("y.txt", 2))
+    answer = await sockets[-1].receive_json()
+    assert answer["type"] == "rejected" and answer["code"] == "busy"
+    # Once one finishes, a new upload gets its slot.
+    await sockets[0].send_bytes(b"ok")
+    assert await sockets[0].receive_json() == {"type": "complete"}
+    await send_file(sockets[-1], "y.txt", b"ok")
+
+
+async def test_server_pings_on_the_configured_interval(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share(ping_interval=0.1)
+    ws = await connect(share, http, autoping=False)
+    msg = await ws.receive(timeout=2)
+    assert msg.type == WSMsgType.PING
+
+
+# --- who may connect -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["http://evil.example", "null", "", "http://127.0.0.1:1", "file://", "https://127.0.0.1"],
+)
+async def test_websocket_from_another_origin_is_refused(
+    make_share: MakeShare, http: aiohttp.ClientSession, origin: str
+) -> None:
+    share = await make_share()
+    headers = {"Origin": origin} if origin else {}
+    if origin == "https://127.0.0.1":
+        headers = {"Origin": share.origin.replace("http://", "https://")}
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await connect(share, http, headers=headers)
+    assert refused.value.status == 403
+
+
+async def test_twenty_first_connection_from_one_address_is_refused(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share()
+    sockets = [await connect(share, http) for _ in range(SHARE_MAX_CONNECTIONS_PER_IP)]
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await connect(share, http)
+    assert refused.value.status == 503
+    # Plain HTTP from that address is refused too, with a readable reason.
+    response = await http.get(share.url + "/api/info")
+    assert response.status == 503
+    assert "Too many connections from your address" in await response.text()
+    await sockets.pop().close()
+    await asyncio.sleep(0.05)
+    sockets.append(await connect(share, http))  # a freed slot is usable again
+    for ws in sockets:
+        await ws.close()
+
+
+async def test_hundred_and_first_connection_is_refused(make_share: MakeShare) -> None:
+    share = await make_share()
+    clients: list[aiohttp.ClientSession] = []
+    sockets = []
+    try:
+        # The whole 127/8 is loopback: five source addresses, twenty sockets each.
+        for n in range(SHARE_MAX_CONNECTIONS // SHARE_MAX_CONNECTIONS_PER_IP + 1):
+            connector = aiohttp.TCPConnector(local_addr=(f"127.0.0.{n + 2}", 0), limit=0)
+            clients.append(aiohttp.ClientSession(connector=connector))
+        for client in clients[:-1]:
+            for _ in range(SHARE_MAX_CONNECTIONS_PER_IP):
+                sockets.append(await connect(share, client))
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await connect(share, clients[-1])
+        assert refused.value.status == 503
+        response = await clients[-1].get(share.url + "/api/info")
+        assert response.status == 503
+        assert "too many connections right now" in await response.text()
+    finally:
+        for ws in sockets:
+            await ws.close()
+        for client in clients:
+            await client.close()
+
+
+async def test_clients_behind_a_trusted_proxy_are_counted_by_forwarded_address(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share(trusted_proxies=frozenset({LOOPBACK}))
+    public = "https://abc.tunnel.example"
+    headers = {"Origin": public, "X-Forwarded-For": "203.0.113.9",
+               "X-Forwarded-Host": "abc.tunnel.example"}
+    sockets = [await connect(share, http, headers=headers)
+               for _ in range(SHARE_MAX_CONNECTIONS_PER_IP)]
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await connect(share, http, headers=headers)
+    assert refused.value.status == 503
+    other = dict(headers, **{"X-Forwarded-For": "198.51.100.7"})
+    ws = await connect(share, http, headers=other)
+    await ws.send_str(file_info("x.txt", 1))
+    assert (await ws.receive_json())["type"] == "accepted"
+    for s in [*sockets, ws]:
+        await s.close()
+
+
+async def test_forwarded_headers_are_ignored_from_untrusted_peers(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share()
+    headers = {"Origin": "https://abc.tunnel.example", "X-Forwarded-Host": "abc.tunnel.example"}
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await connect(share, http, headers=headers)
+    assert refused.value.status == 403
+
+
+async def test_stopping_the_server_closes_uploads_and_removes_parts(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share()
+    ws = await connect(share, http)
+    await ws.send_str(file_info("x.bin", 10))
+    assert (await ws.receive_json())["type"] == "accepted"
+    await ws.send_bytes(b"12345")
+    await asyncio.sleep(0.05)
+    await share.server.stop()
+    _, code = await expect_close(ws)
+    assert code == 1001
+    assert listing(share.upload_dir) == []
+
+
+async def test_download_only_share_has_no_upload_socket(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share(upload_dir=None)
+    info = await (await http.get(share.url + "/api/info")).json()
+    assert info["upload"]["enabled"] is False
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await connect(share, http)
+    assert refused.value.status == 404
+
+
+# --- downloads -------------------------------------------------------------------
+
+
+@pytest.fixture
+def shared(tmp_path: Path) -> dict[str, Path]:
+    root = tmp_path / "shared"
+    folder = root / "Holiday photos"
+    (folder / "day 1").mkdir(parents=True)
+    (folder / "empty").mkdir()
+    (folder / "day 1" / "beach.jpg").write_bytes(os.urandom(700 * 1024))
+    (folder / "notes.txt").write_text("sun\n")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not shared")
+    (folder / "link-to-secret.txt").symlink_to(secret)
+    single = root / "Résumé 2024.pdf"
+    single.write_bytes(os.urandom(300 * 1024 + 3))
+    return {"folder": folder, "file": single}
+
+
+async def test_listing_shows_shared_files_and_folders(
+    make_share: MakeShare, http: aiohttp.ClientSession, shared: dict[str, Path]
+) -> None:
+    share = await make_share(shared=[shared["file"], shared["folder"]], device_name="Ada's laptop")
+    info = await (await http.get(share.url + "/api/info")).json()
+    assert info["device_name"] == "Ada's laptop"
+    assert info["upload"] == {"enabled": True, "max_size": None, "chunk_size": SHARE_CHUNK_SIZE}
+    file_entry, folder_entry = info["files"]
+    assert file_entry == {
+        "name": "Résumé 2024.pdf", "kind": "file", "size": shared["file"].stat().st_size,
+        "files": 1, "url": "files/0/R%C3%A9sum%C3%A9%202024.pdf",
+    }
+    assert folder_entry["name"] == "Holiday photos.zip" and folder_entry["kind"] == "folder"
+    assert folder_entry["files"] == 2  # the symlink is not offered
+    assert folder_entry["size"] == 700 * 1024 + 4
+
+
+async def test_shared_file_downloads_with_name_type_and_ranges(
+    make_share: MakeShare, http: aiohttp.ClientSession, shared: dict[str, Path]
+) -> None:
+    share = await make_share(shared=[shared["file"]])
+    data = shared["file"].read_bytes()
+    url = share.url + "/files/0/R%C3%A9sum%C3%A9%202024.pdf"
+    response = await http.get(url)
+    assert response.status == 200
+    assert await response.read() == data
+    assert response.headers["Content-Type"] == "application/pdf"
+    assert response.headers["Accept-Ranges"] == "bytes"
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith("attachment;")
+    assert "filename*=UTF-8''R%C3%A9sum%C3%A9%202024.pdf" in disposition
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+    partial = await http.get(url, headers={"Range": "bytes=1000-1999"})
+    assert partial.status == 206
+    assert await partial.read() == data[1000:2000]
+    assert partial.headers["Content-Range"] == f"bytes 1000-1999/{len(data)}"
+    tail = await http.get(url, headers={"Range": f"bytes={len(data) - 10}-"})
+    assert await tail.read() == data[-10:]
+    beyond = await http.get(url, headers={"Range": f"bytes={len(data) + 5}-"})
+    assert beyond.status == 416
+    done = await share.wait_for(ShareDownloadDoneEvent, 3)
+    assert [e.ok for e in done[:2]] == [True, True]
+
+
+async def test_shared_folder_streams_as_a_zip(
+    make_share: MakeShare, http: aiohttp.ClientSession, shared: dict[str, Path]
+) -> None:
+    share = await make_share(shared=[shared["folder"]])
+    response = await http.get(share.url + "/files/0/Holiday%20photos.zip")
+    assert response.status == 200
+    body = await response.read()
+    assert int(response.headers["Content-Length"]) == len(body)
+    assert response.headers["Content-Type"] == "application/zip"
+    assert "Holiday%20photos.zip" in response.headers["Content-Disposition"]
+    archive = zipfile.ZipFile(io.BytesIO(body))
+    assert archive.testzip() is None
+    assert sorted(archive.namelist()) == [
+        "Holiday photos/", "Holiday photos/day 1/", "Holiday photos/day 1/beach.jpg",
+        "Holiday photos/empty/", "Holiday photos/notes.txt",
+    ]
+    folder = shared["folder"]
+    assert archive.read("Holiday photos/day 1/beach.jpg") == (folder / "day 1/beach.jpg").read_bytes()
+    assert archive.read("Holiday photos/notes.txt") == b"sun\n"
+
+
+async def test_download_urls_must_match_exactly(
+    make_share: MakeShare, http: aiohttp.ClientSession, shared: dict[str, Path]
+) -> None:
+    share = await make_share(shared=[shared["file"]])
+    for path in ["/files/1/x", "/files/0/other.pdf", "/files/-1/x", "/files/zero/x",
+                 "/files/0/..%2F..%2Fsecret.txt"]:
+        response = await http.get(share.url + path)
+        assert response.status == 404, path
+
+
+def test_zip64_records_are_read_by_zipfile(shared: dict[str, Path]) -> None:
+    members = collect(shared["folder"])
+    layout = ZipLayout(members, force_zip64=True)
+    out = io.BytesIO()
+
+    async def write(data: bytes) -> None:
+        out.write(data)
+
+    assert asyncio.run(stream_zip(layout, write)) == layout.total_size == len(out.getvalue())
+    archive = zipfile.ZipFile(out)
+    assert archive.testzip() is None
+    beach = archive.getinfo("Holiday photos/day 1/beach.jpg")
+    assert beach.file_size == 700 * 1024
+
+
+async def test_zip_of_a_file_that_shrinks_is_cut_short(shared: dict[str, Path]) -> None:
+    members = collect(shared["folder"])
+    (shared["folder"] / "notes.txt").write_text("")
+
+    async def write(data: bytes) -> None:
+        return None
+
+    with pytest.raises(SourceChangedError, match="notes.txt"):
+        await stream_zip(ZipLayout(members), write)
+
+
+def test_missing_shared_path_fails_at_once(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        ShareServer(ShareConfig(upload_dir=tmp_path, shared=[tmp_path / "nope"]))
+
+
+# --- --public -----------------------------------------------------------------------
+
+
+def test_public_without_token_fails_with_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NGROK_AUTHTOKEN", raising=False)
+    with pytest.raises(PublicShareError) as error:
+        load_ngrok()
+    assert "NGROK_AUTHTOKEN" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_public_without_the_sdk_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NGROK_AUTHTOKEN", "test-token-not-used")
+    monkeypatch.setitem(sys.modules, "ngrok", None)  # import fails as if not installed
+    with pytest.raises(PublicShareError) as error:
+        load_ngrok()
+    assert "p2p-transfer[public]" in str(error.value)

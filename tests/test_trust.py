@@ -1,0 +1,346 @@
+"""Identity key file, paired-device store and verification codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from p2p_transfer.limits import (
+    CODE_DIGITS,
+    DEFAULT_PAIRING_LIFETIME,
+    MAX_PENDING_VERIFICATIONS,
+    SECRET_KEY_SIZE,
+)
+from p2p_transfer.trust import (
+    IdentityError,
+    PairingStore,
+    VerificationSlots,
+    codes_match,
+    endpoint_id_of,
+    generate_code,
+    is_valid_code_format,
+    load_or_create_secret_key,
+)
+from p2p_transfer.trust.identity import KEY_FILE_NAME
+from p2p_transfer.trust.pairing import PAIRINGS_FILE_NAME
+
+ALICE = "a1" * 32
+ALBERT = "a2" * 32
+BOB = "b0" * 32
+
+
+@pytest.fixture
+def permissive_umask() -> Iterator[None]:
+    """Umask 0: any private mode seen must come from the code, not from the umask."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+# --- Identity ---------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("permissive_umask")
+def test_key_is_created_private_and_reused(home: Path) -> None:
+    key = load_or_create_secret_key(home)
+    path = home / KEY_FILE_NAME
+    assert len(key) == SECRET_KEY_SIZE
+    assert path.read_bytes() == key
+    assert mode_of(path) == 0o600
+
+    again = load_or_create_secret_key(home)
+    assert again == key
+    assert endpoint_id_of(again) == endpoint_id_of(key)
+    assert path.read_bytes() == key
+
+
+def test_endpoint_id_is_the_public_key(home: Path, tmp_path: Path) -> None:
+    key = load_or_create_secret_key(home)
+    other_home = tmp_path / "other"
+    other_home.mkdir()
+    other = load_or_create_secret_key(other_home)
+    endpoint_id = endpoint_id_of(key)
+    assert len(endpoint_id) == 64 and int(endpoint_id, 16) >= 0
+    assert endpoint_id != endpoint_id_of(other)
+    assert key.hex() not in endpoint_id  # the ID does not reveal the secret
+
+
+def test_existing_key_is_used_not_replaced(home: Path) -> None:
+    path = home / KEY_FILE_NAME
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, bytes(range(SECRET_KEY_SIZE)))
+    os.close(fd)
+    assert load_or_create_secret_key(home) == bytes(range(SECRET_KEY_SIZE))
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o602, 0o644, 0o660])
+def test_key_readable_by_others_is_refused(home: Path, mode: int) -> None:
+    key = load_or_create_secret_key(home)
+    path = home / KEY_FILE_NAME
+    path.chmod(mode)
+    with pytest.raises(IdentityError, match="chmod 600"):
+        load_or_create_secret_key(home)
+    assert path.read_bytes() == key  # refused, and left alone
+
+
+@pytest.mark.parametrize("mode", [0o400, 0o700])
+def test_key_private_to_its_owner_is_accepted(home: Path, mode: int) -> None:
+    key = load_or_create_secret_key(home)
+    (home / KEY_FILE_NAME).chmod(mode)
+    assert load_or_create_secret_key(home) == key
+
+
+@pytest.mark.parametrize("size", [0, 16, SECRET_KEY_SIZE - 1, SECRET_KEY_SIZE + 1, 64])
+def test_key_of_wrong_length_is_refused(home: Path, size: int) -> None:
+    path = home / KEY_FILE_NAME
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, b"k" * size)
+    os.close(fd)
+    with pytest.raises(IdentityError, match=f"{size} bytes, expected {SECRET_KEY_SIZE}"):
+        load_or_create_secret_key(home)
+    assert path.read_bytes() == b"k" * size
+
+
+def test_key_symlink_is_refused(home: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    real = load_or_create_secret_key(elsewhere)
+    (home / KEY_FILE_NAME).symlink_to(elsewhere / KEY_FILE_NAME)
+    with pytest.raises(IdentityError, match="symlink"):
+        load_or_create_secret_key(home)
+    assert (elsewhere / KEY_FILE_NAME).read_bytes() == real
+
+
+def test_dangling_key_symlink_is_refused_and_not_created_through(
+    home: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "attacker-chosen.key"
+    (home / KEY_FILE_NAME).symlink_to(target)
+    with pytest.raises(IdentityError, match="symlink"):
+        load_or_create_secret_key(home)
+    assert not target.exists()
+
+
+def test_key_path_that_is_a_folder_is_refused(home: Path) -> None:
+    (home / KEY_FILE_NAME).mkdir(mode=0o700)
+    with pytest.raises(IdentityError, match="not a regular file"):
+        load_or_create_secret_key(home)
+
+
+# --- Pairing store -------------------------------------------------------------------
+
+
+def test_pairing_add_and_query(home: Path) -> None:
+    store = PairingStore(home)
+    assert not store.is_trusted(ALICE)
+    pairing = store.add(ALICE, "alice's laptop", now=1000.0)
+    assert pairing.expires_at == 1000.0 + DEFAULT_PAIRING_LIFETIME
+    assert store.is_trusted(ALICE, now=1001.0)
+    assert not store.is_trusted(BOB, now=1001.0)
+    assert not store.is_trusted(ALICE[:10], now=1001.0)  # trust needs the whole ID
+    assert [p.name for p in store.list(now=1001.0)] == ["alice's laptop"]
+    # a new store on the same folder (another process) sees the same trust
+    assert PairingStore(home).is_trusted(ALICE, now=1001.0)
+
+
+def test_pairing_expires(home: Path) -> None:
+    store = PairingStore(home, lifetime=100.0)
+    store.add(ALICE, "alice", now=1000.0)
+    assert store.is_trusted(ALICE, now=1099.9)
+    assert not store.is_trusted(ALICE, now=1100.0)
+    assert store.list(now=1100.0) == []
+
+
+def test_pairing_lifetime_defaults_to_24_hours(home: Path) -> None:
+    store = PairingStore(home)
+    store.add(ALICE, "alice", now=0.0)
+    assert store.is_trusted(ALICE, now=24 * 3600 - 1)
+    assert not store.is_trusted(ALICE, now=24 * 3600 + 1)
+
+
+def test_pairing_renewed_by_a_new_verification(home: Path) -> None:
+    store = PairingStore(home, lifetime=100.0)
+    store.add(ALICE, "alice", now=1000.0)
+    store.add(ALICE, "alice", now=1050.0)
+    assert store.is_trusted(ALICE, now=1120.0)
+    assert len(store.list(now=1120.0)) == 1
+
+
+def test_adding_drops_expired_pairings(home: Path) -> None:
+    store = PairingStore(home, lifetime=100.0)
+    store.add(ALICE, "alice", now=0.0)
+    store.add(BOB, "bob", now=500.0)
+    raw = json.loads((home / PAIRINGS_FILE_NAME).read_text())
+    assert [p["endpoint_id"] for p in raw["pairings"]] == [BOB]
+
+
+def test_pairing_remove_by_prefix(home: Path) -> None:
+    store = PairingStore(home)
+    for peer in (ALICE, ALBERT, BOB):
+        store.add(peer, peer[:2], now=1.0)
+    removed = store.remove(ALICE[:3])
+    assert [p.endpoint_id for p in removed] == [ALICE]
+    assert not store.is_trusted(ALICE, now=2.0)
+    assert store.is_trusted(ALBERT, now=2.0) and store.is_trusted(BOB, now=2.0)
+    # a prefix typed in upper case matches the lower-case hex ID
+    assert {p.endpoint_id for p in store.remove("A")} == {ALBERT}
+    assert store.remove("ffff") == []
+    assert [p.endpoint_id for p in store.list(now=2.0)] == [BOB]
+
+
+def test_pairing_clear(home: Path) -> None:
+    store = PairingStore(home)
+    store.add(ALICE, "a", now=1.0)
+    store.add(BOB, "b", now=1.0)
+    assert store.clear() == 2
+    assert not store.is_trusted(ALICE, now=2.0) and not store.is_trusted(BOB, now=2.0)
+    assert store.clear() == 0
+
+
+@pytest.mark.usefixtures("permissive_umask")
+def test_pairings_file_is_private_and_leaves_no_temp_files(home: Path) -> None:
+    store = PairingStore(home)
+    for i in range(5):
+        store.add(f"{i:064x}", f"peer {i}")
+    store.remove("0" * 63)
+    store.clear()
+    assert os.listdir(home) == [PAIRINGS_FILE_NAME]
+    assert mode_of(home / PAIRINGS_FILE_NAME) == 0o600
+
+
+def test_failed_write_keeps_the_old_file(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = PairingStore(home)
+    store.add(ALICE, "alice", now=1.0)
+    before = (home / PAIRINGS_FILE_NAME).read_bytes()
+
+    def no_replace(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("p2p_transfer.trust.files.os.replace", no_replace)
+    with pytest.raises(OSError):
+        store.add(BOB, "bob", now=2.0)
+    monkeypatch.undo()
+    assert (home / PAIRINGS_FILE_NAME).read_bytes() == before
+    assert os.listdir(home) == [PAIRINGS_FILE_NAME]
+
+
+def test_pairings_never_written_through_a_symlink(home: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (home / PAIRINGS_FILE_NAME).symlink_to(victim)
+    PairingStore(home).add(ALICE, "alice")
+    assert victim.read_text() == "precious"
+    assert not (home / PAIRINGS_FILE_NAME).is_symlink()
+
+
+_FOREVER = 1e12
+_ENTRY = {"endpoint_id": ALICE, "name": "alice", "paired_at": 0.0, "expires_at": _FOREVER}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{not json",
+        b"",
+        b"\xff\xfe garbage",
+        b"null",
+        b"[]",
+        json.dumps([_ENTRY]).encode(),
+        json.dumps({"pairings": 5}).encode(),
+        json.dumps({"pairings": {"a": 1}}).encode(),
+        json.dumps({"pairings": [[ALICE, "alice", 0, _FOREVER]]}).encode(),
+        json.dumps({"pairings": [{"endpoint_id": ALICE}]}).encode(),
+        json.dumps({"pairings": [{**_ENTRY, "extra": 1}]}).encode(),
+        json.dumps({"pairings": [{**_ENTRY, "expires_at": str(_FOREVER)}]}).encode(),
+        json.dumps({"pairings": [{**_ENTRY, "expires_at": None}]}).encode(),
+        json.dumps({"pairings": [{**_ENTRY, "expires_at": True}]}).encode(),
+        json.dumps({"pairings": [{**_ENTRY, "endpoint_id": [ALICE]}]}).encode(),
+        json.dumps({"pairings": [{**_ENTRY, "endpoint_id": 7}]}).encode(),
+        json.dumps({"pairings": [{**_ENTRY, "name": None}]}).encode(),
+    ],
+)
+def test_damaged_pairings_file_grants_no_trust(home: Path, content: bytes) -> None:
+    (home / PAIRINGS_FILE_NAME).write_bytes(content)
+    store = PairingStore(home)
+    assert not store.is_trusted(ALICE)
+    assert store.list() == []
+    assert store.remove("a") == []
+    # the store recovers: a new verification is recorded normally
+    store.add(BOB, "bob")
+    assert store.is_trusted(BOB)
+    assert not store.is_trusted(ALICE)
+
+
+# --- Verification codes ------------------------------------------------------------------
+
+
+def test_generated_codes_are_six_random_digits() -> None:
+    codes = [generate_code() for _ in range(2000)]
+    assert all(len(c) == CODE_DIGITS == 6 and c.isascii() and c.isdigit() for c in codes)
+    assert all(is_valid_code_format(c) for c in codes)
+    assert len(set(codes)) > 1950  # ~2 collisions expected among 10**6 values
+    assert any(c.startswith("0") for c in codes)  # zero-padded, not 5-digit numbers
+
+
+@pytest.mark.parametrize(
+    ("code", "valid"),
+    [
+        ("123456", True),
+        ("000000", True),
+        ("12345", False),
+        ("1234567", False),
+        ("12a456", False),
+        ("", False),
+        (" 12345", False),
+        ("١٢٣٤٥٦", False),  # Arabic-Indic digits are digits, but not ASCII
+        ("¹²³⁴⁵⁶", False),
+    ],
+)
+def test_code_format(code: str, valid: bool) -> None:
+    assert is_valid_code_format(code) is valid
+
+
+@pytest.mark.parametrize(
+    ("given", "match"),
+    [
+        ("482913", True),
+        (" 482913\n", True),  # what a prompt returns, surrounding blanks and all
+        ("482914", False),
+        ("48291", False),
+        ("4829130", False),
+        ("", False),
+        ("482 913", False),
+        ("४८२९१३", False),  # Devanagari digits
+    ],
+)
+def test_codes_match(given: str, match: bool) -> None:
+    assert codes_match("482913", given) is match
+
+
+def test_verification_slots_allow_three_then_refuse() -> None:
+    slots = VerificationSlots()
+    assert [slots.try_acquire() for _ in range(MAX_PENDING_VERIFICATIONS)] == [True] * 3
+    assert not slots.try_acquire()
+    assert not slots.try_acquire()
+    slots.release()
+    assert slots.try_acquire()
+    assert not slots.try_acquire()
+
+
+def test_verification_slots_extra_releases_do_not_add_slots() -> None:
+    slots = VerificationSlots(limit=2)
+    for _ in range(5):
+        slots.release()
+    assert slots.try_acquire() and slots.try_acquire()
+    assert not slots.try_acquire()
