@@ -47,6 +47,17 @@ class TicketEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class RelayEvent(Event):
+    """Whether the chosen relay is reachable; if not, only direct addresses work."""
+
+    name: ClassVar[str] = "relay"
+    relay: str
+    connected: bool
+    url: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionEvent(Event):
     """A peer connection is up; ``path`` is direct or relayed."""
 

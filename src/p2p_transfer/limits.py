@@ -41,6 +41,8 @@ WRONG_CODE_DELAY = 2.0
 DECISION_TIMEOUT = 300.0
 #: Time a sender waits for a connection to be established.
 CONNECT_TIMEOUT = 15.0
+#: Time a node with a relay waits for it before going on with direct addresses only.
+RELAY_ONLINE_TIMEOUT = 5.0
 #: Time allowed for a closing endpoint to deliver its close to the peer.
 CLOSE_GRACE = 1.0
 
@@ -109,13 +111,14 @@ SHARE_REFUSED_HEAD_BYTES = 8 * KiB
 #: vanishes without a goodbye drops out of other tables this long after its
 #: last answer (RFC 6762's host-record TTL).
 DISCOVERY_RECORD_TTL = 120
-#: Seconds between checks of the device table for records near or past expiry.
+#: Most seconds between checks of the device table for records near or past
+#: expiry (checks also run at each record's next refresh point).
 DISCOVERY_SWEEP_INTERVAL = 1.0
+#: Least seconds between two checks, so a burst of due records cannot spin.
+DISCOVERY_MIN_SWEEP_DELAY = 0.05
 #: Percent of a record's lifetime after which a browser asks for it again
 #: (RFC 6762 section 5.2 suggests 80 %).
 DISCOVERY_REFRESH_PERCENT = 80
-#: Least time between two refresh queries for one device (seconds).
-DISCOVERY_REFRESH_MIN_INTERVAL = 1.0
 #: Milliseconds a browser waits for a newly seen service's SRV/TXT/address answers.
 DISCOVERY_RESOLVE_TIMEOUT_MS = 3000
 #: Default ``devices --timeout``: seconds to listen before listing.

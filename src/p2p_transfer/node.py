@@ -10,8 +10,9 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from p2p_transfer.events import ErrorEvent, EventBus, TicketEvent
-from p2p_transfer.net import Transport
+from p2p_transfer.events import ErrorEvent, EventBus, RelayEvent, TicketEvent
+from p2p_transfer.limits import RELAY_ONLINE_TIMEOUT
+from p2p_transfer.net import RELAY_OFF, Transport
 from p2p_transfer.transfer.receiver import (
     Decider,
     ReceiveOptions,
@@ -31,6 +32,7 @@ class NodeConfig:
     config_dir: Path
     device_name: str
     bind_addr: str | None = None
+    relay: str = RELAY_OFF
 
 
 class Node:
@@ -49,8 +51,22 @@ class Node:
         """Load (or create) the identity and bind the endpoint."""
         ensure_private_dir(config.config_dir)
         key = await asyncio.to_thread(load_or_create_secret_key, config.config_dir)
-        transport = await Transport.bind(key, config.bind_addr)
+        transport = await Transport.bind(key, config.bind_addr, config.relay)
         return cls(config, transport, PairingStore(config.config_dir))
+
+    async def connect_relay(self) -> RelayEvent | None:
+        """With a relay chosen, wait briefly for it and say whether it is reachable."""
+        if self.config.relay == RELAY_OFF:
+            return None
+        connected = await self.transport.wait_for_relay(RELAY_ONLINE_TIMEOUT)
+        message = (
+            f"relay connected: {self.transport.relay_url}" if connected else
+            f"relay unreachable after {RELAY_ONLINE_TIMEOUT:.0f} s (no internet?); "
+            "using direct addresses only"
+        )
+        event = RelayEvent(self.config.relay, connected, self.transport.relay_url, message)
+        self.events.emit(event)
+        return event
 
     @property
     def endpoint_id(self) -> str:

@@ -28,6 +28,7 @@ from p2p_transfer.events import (
     FileFailedEvent,
     OfferEvent,
     ProgressEvent,
+    RelayEvent,
     TicketEvent,
     VerifiedEvent,
 )
@@ -88,6 +89,10 @@ class HumanRenderer:
             qr.terminal(out=self.console.file, compact=True)
         self.console.print("On the sending device run:")
         self.console.print(f"  p2p-transfer send --to {event.ticket} FILE...", soft_wrap=True)
+
+    def _on_relay(self, event: RelayEvent) -> None:
+        style = "dim" if event.connected else "yellow"
+        self._print(f"[{style}]{event.message}[/]")
 
     def _on_connection(self, event: ConnectionEvent) -> None:
         rtt = f", {event.rtt_ms:.0f} ms" if event.rtt_ms is not None else ""

@@ -8,7 +8,6 @@ JSON lines with ``--json``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import threading
 from pathlib import Path
@@ -196,7 +195,8 @@ class HumanShareView:
         self._print(f"[red]✗[/] {event.file_name}: {event.message}")
 
     def _on_share_upload_rejected(self, event: Any) -> None:
-        self._print(f"[yellow]–[/] {event.file_name}: not accepted ({event.reason})")
+        why = "declined" if event.code == "declined" else event.reason
+        self._print(f"[yellow]–[/] {event.file_name}: not accepted ({why})")
 
     def _on_share_download_started(self, event: Any) -> None:
         what = "from byte " + str(event.offset) if event.offset else human_size(event.bytes)
@@ -354,7 +354,3 @@ def _describe(
         kind = "folder, as zip" if path.is_dir() else human_size(path.stat().st_size)
         console.print(f"  offered: {path.name} ({kind})")
     console.print("[dim]Ctrl-C stops sharing.[/]")
-
-
-with contextlib.suppress(Exception):  # the command's conventional name, for add_command
-    share_command.name = "share"

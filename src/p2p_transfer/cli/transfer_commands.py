@@ -18,7 +18,7 @@ from p2p_transfer.cli.render import HumanRenderer, JsonRenderer, human_size
 from p2p_transfer.config import current_umask, default_download_dir
 from p2p_transfer.events import ErrorEvent
 from p2p_transfer.limits import DEFAULT_PARALLEL_FILES, MAX_PARALLEL_FILES
-from p2p_transfer.net import NetError
+from p2p_transfer.net import RELAY_OFF, NetError
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.transfer import (
     Decision,
@@ -48,6 +48,8 @@ def _exit_code(result: TransferResult | None) -> int:
 @click.option("--bind", "bind_addr", default=None, help="Address to listen on (default all).")
 @click.option("--max-size", type=click.IntRange(min=0), default=None,
               help="Decline offers larger than this many bytes.")
+@click.option("--relay", default=RELAY_OFF, show_default=True,
+              help="off (LAN only), default (iroh's public relays, for peers behind NAT) or a URL.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
 @click.pass_obj
 def receive(
@@ -58,6 +60,7 @@ def receive(
     fixed_code: str | None,
     bind_addr: str | None,
     max_size: int | None,
+    relay: str,
     as_json: bool,
 ) -> None:
     """Wait for files: prints a ticket (and QR code) for the sender."""
@@ -86,12 +89,15 @@ def receive(
 
     async def run() -> int:
         try:
-            node = await Node.start(NodeConfig(ctx.config_dir, ctx.device_name, bind_addr))
+            node = await Node.start(
+                NodeConfig(ctx.config_dir, ctx.device_name, bind_addr, relay)
+            )
         except (IdentityError, NetError) as exc:
             renderer(ErrorEvent(str(exc)))
             return EXIT_FAILURE
         node.events.subscribe(renderer)
         try:
+            await node.connect_relay()
             node.announce_ticket()
             result = await node.serve(options, decide, once=once)
             return _exit_code(result)
@@ -108,6 +114,8 @@ def receive(
 @click.option("--parallel", type=click.IntRange(1, MAX_PARALLEL_FILES),
               default=DEFAULT_PARALLEL_FILES, show_default=True, help="Files in flight at once.")
 @click.option("--follow-symlinks", is_flag=True, help="Send what symlinks point to.")
+@click.option("--relay", default=RELAY_OFF, show_default=True,
+              help="off (LAN only), default (iroh's public relays, for peers behind NAT) or a URL.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
 @click.argument("paths", nargs=-1, required=True,
                 type=click.Path(exists=True, path_type=Path))
@@ -118,6 +126,7 @@ def send(
     code: str | None,
     parallel: int,
     follow_symlinks: bool,
+    relay: str,
     as_json: bool,
     paths: tuple[Path, ...],
 ) -> None:
@@ -134,7 +143,9 @@ def send(
 
     async def run() -> int:
         try:
-            node = await Node.start(NodeConfig(ctx.config_dir, ctx.device_name))
+            node = await Node.start(
+                NodeConfig(ctx.config_dir, ctx.device_name, relay=relay)
+            )
         except (IdentityError, NetError) as exc:
             renderer(ErrorEvent(str(exc)))
             return EXIT_FAILURE

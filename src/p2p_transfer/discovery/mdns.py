@@ -46,10 +46,11 @@ from p2p_transfer.discovery.records import (
     service_name,
     valid_addresses,
 )
-from p2p_transfer.discovery.table import DeviceTable, find_device, refresh_step
+from p2p_transfer.discovery.table import DeviceTable, find_device, next_check_ms, refresh_step
 from p2p_transfer.events import DeviceEvent, DeviceLostEvent, DiscoveryErrorEvent, EventBus
 from p2p_transfer.limits import (
     DISCOVERY_FIND_TIMEOUT,
+    DISCOVERY_MIN_SWEEP_DELAY,
     DISCOVERY_RECORD_TTL,
     DISCOVERY_RESOLVE_TIMEOUT_MS,
     DISCOVERY_SETTLE_TIME,
@@ -268,13 +269,19 @@ class DeviceBrowser:
 
     async def _sweep_loop(self) -> None:
         while True:
-            await asyncio.sleep(DISCOVERY_SWEEP_INTERVAL)
-            self.sweep()
+            wait_ms = self.sweep() - current_time_millis()
+            delay = min(DISCOVERY_SWEEP_INTERVAL, wait_ms / 1000.0)
+            await asyncio.sleep(max(DISCOVERY_MIN_SWEEP_DELAY, delay))
 
-    def sweep(self) -> None:
-        """Refresh devices whose SRV record is aging, drop those whose record expired."""
+    def sweep(self) -> float:
+        """Refresh devices whose SRV record is aging, drop those whose record expired.
+
+        Returns when (zeroconf milliseconds) the next device needs attention,
+        so that short TTLs get every refresh point, not just one per interval.
+        """
         zc = self._zc.zeroconf
         now = current_time_millis()
+        next_ms = now + DISCOVERY_SWEEP_INTERVAL * 1000.0
         for name in self.table.names():
             if name in self._resolving:
                 continue
@@ -298,6 +305,8 @@ class DeviceBrowser:
             if step > self._steps_sent.get(name, 0):
                 self._steps_sent[name] = step
                 self._send_refresh(name, getattr(srv, "server", None))
+            next_ms = min(next_ms, next_check_ms(srv.created, srv.ttl, self._steps_sent[name]))
+        return next_ms
 
     def _send_refresh(self, name: str, server: str | None) -> None:
         out = DNSOutgoing(DNS_FLAGS_QUERY)

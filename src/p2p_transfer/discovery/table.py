@@ -41,6 +41,14 @@ def refresh_step(created_ms: float, ttl_s: float, now_ms: float) -> int | None:
     return step
 
 
+def next_check_ms(created_ms: float, ttl_s: float, steps_sent: int) -> float:
+    """When a record next needs attention: its next unsent refresh point, else its expiry."""
+    lifetime_ms = ttl_s * 1000.0
+    if steps_sent < len(REFRESH_STEPS):
+        return created_ms + lifetime_ms * REFRESH_STEPS[steps_sent] / 100.0
+    return created_ms + lifetime_ms
+
+
 class DeviceTable:
     """Devices keyed by service instance name; never holds this node's own ID.
 

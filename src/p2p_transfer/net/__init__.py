@@ -7,15 +7,20 @@ from p2p_transfer.net.errors import NetError, describe_iroh_error
 from p2p_transfer.net.streams import MessageReader, MessageWriter, StreamEnded
 from p2p_transfer.net.transport import (
     ALPN,
+    RELAY_DEFAULT,
+    RELAY_OFF,
     CloseCode,
     PathInfo,
     Transport,
     parse_ticket,
     path_info,
+    relay_mode,
 )
 
 __all__ = [
     "ALPN",
+    "RELAY_DEFAULT",
+    "RELAY_OFF",
     "CloseCode",
     "MessageReader",
     "MessageWriter",
@@ -26,4 +31,5 @@ __all__ = [
     "describe_iroh_error",
     "parse_ticket",
     "path_info",
+    "relay_mode",
 ]

@@ -16,6 +16,9 @@ from p2p_transfer.net.errors import NetError, describe_iroh_error
 ALPN = b"p2p-transfer/1"
 #: Bind address when none is given: every interface, any free port.
 DEFAULT_BIND = "0.0.0.0:0"
+#: ``--relay`` values besides a URL.
+RELAY_OFF = "off"
+RELAY_DEFAULT = "default"
 
 
 class CloseCode:
@@ -38,6 +41,20 @@ class PathInfo:
     kind: PathKind
     rtt_ms: float | None
     remote_addr: str | None
+
+
+def relay_mode(choice: str) -> iroh_ffi.RelayMode:
+    """``off`` (LAN only), ``default`` (iroh's public relays) or a relay server URL."""
+    if choice == RELAY_OFF:
+        return iroh_ffi.RelayMode.disabled()
+    if choice == RELAY_DEFAULT:
+        return iroh_ffi.RelayMode.default_mode()
+    if not choice.startswith(("http://", "https://")):
+        raise NetError(f"--relay takes off, default or an http(s) URL, not {choice!r}")
+    try:
+        return iroh_ffi.RelayMode.custom_from_urls([choice])
+    except iroh_ffi.IrohError as exc:
+        raise NetError(f"invalid relay URL {choice!r}: {describe_iroh_error(exc)}") from None
 
 
 def parse_ticket(ticket: str) -> iroh_ffi.EndpointAddr:
@@ -69,8 +86,11 @@ class Transport:
         self._closed = False
 
     @classmethod
-    async def bind(cls, secret_key: bytes, bind_addr: str | None = None) -> Transport:
-        """Bind an endpoint with this identity; LAN only (no relay)."""
+    async def bind(
+        cls, secret_key: bytes, bind_addr: str | None = None, relay: str = RELAY_OFF
+    ) -> Transport:
+        """Bind an endpoint with this identity; LAN only unless a relay is chosen."""
+        mode = relay_mode(relay)
         apply_binding_fix()
         iroh_ffi.uniffi_set_event_loop(asyncio.get_running_loop())
         options = iroh_ffi.EndpointOptions(
@@ -78,13 +98,27 @@ class Transport:
             bind_addr=_normalize_bind(bind_addr or DEFAULT_BIND),
             secret_key=secret_key,
             alpns=[ALPN],
-            relay_mode=iroh_ffi.RelayMode.disabled(),
+            relay_mode=mode,
         )
         try:
             endpoint = await iroh_ffi.Endpoint.bind(options)
         except iroh_ffi.IrohError as exc:
             raise NetError(f"cannot bind {bind_addr}: {describe_iroh_error(exc)}") from None
         return cls(endpoint)
+
+    async def wait_for_relay(self, timeout: float) -> bool:
+        """True once a home relay is reachable; False after ``timeout`` (no internet)."""
+        try:
+            # Safe to time out: waiting for the relay moves no stream data.
+            await asyncio.wait_for(self._endpoint.online(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    @property
+    def relay_url(self) -> str | None:
+        """The home relay peers can reach this node through, if any."""
+        return self._endpoint.addr().relay_url()
 
     @property
     def endpoint_id(self) -> str:

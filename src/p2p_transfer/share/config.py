@@ -65,6 +65,8 @@ class ShareConfig:
     max_size: int | None = None
     #: Shown on the page ("Send files to …").
     device_name: str = ""
+    #: Finished uploads get ``0o666 & ~umask`` (like other new files); ``None`` keeps 0600.
+    umask: int | None = None
     #: Peers (reverse proxies such as the ngrok tunnel) whose X-Forwarded-For is believed.
     trusted_proxies: frozenset[str] = field(default_factory=frozenset)
     handshake_timeout: float = SHARE_HANDSHAKE_TIMEOUT

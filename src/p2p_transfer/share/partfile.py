@@ -22,6 +22,8 @@ from p2p_transfer.protocol.paths import PART_SUFFIX, numbered_name, sanitize_com
 
 #: Permissions of a file being received: only this user can read it until it is done.
 PART_MODE = 0o600
+#: Permissions of a finished file before the umask applies.
+FILE_MODE = 0o666
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -47,14 +49,19 @@ def free_space(directory: Path) -> int:
 class PartFile:
     """One upload on disk: a ``.part`` file that becomes a finished file or disappears."""
 
-    def __init__(self, directory: Path, name: str) -> None:
-        """Open the folder and create the ``.part`` for the first free ``name (N)``."""
+    def __init__(self, directory: Path, name: str, umask: int | None = None) -> None:
+        """Open the folder and create the ``.part`` for the first free ``name (N)``.
+
+        ``umask`` set: the finished file gets the usual ``0o666 & ~umask``;
+        until then (and with ``None``) only this user can read it.
+        """
         if not name or name != sanitize_component(name) or _SEPARATORS.search(name):
             raise ValueError(f"not a safe file name: {name!r}")
         self.directory = directory
         self.name = name
         self.hasher = blake3.blake3()
         self.written = 0
+        self._final_mode = None if umask is None else FILE_MODE & ~umask
         self._dir_fd = os.open(directory, os.O_RDONLY | _O_DIRECTORY)
         self._fd: int | None = None
         self._part: str | None = None
@@ -111,6 +118,8 @@ class PartFile:
         links get the name reserved with ``O_EXCL`` and then replaced.
         """
         assert self._fd is not None and self._part is not None, "part file closed"
+        if self._final_mode is not None:
+            os.fchmod(self._fd, self._final_mode)
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = None

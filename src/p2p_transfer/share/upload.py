@@ -288,7 +288,9 @@ class UploadSession:
         """Accept, write the bytes to a .part, finalize, answer ``complete``."""
         size = request.file_size
         try:
-            part = await asyncio.to_thread(PartFile, self.upload_dir, request.file_name)
+            part = await asyncio.to_thread(
+                PartFile, self.upload_dir, request.file_name, self.config.umask
+            )
         except (OSError, NameTakenError) as exc:
             log.warning("cannot create upload %r: %s", request.file_name, exc)
             return await self._reject(
