@@ -39,6 +39,8 @@ CODE_ENTRY_TIMEOUT = 60.0
 WRONG_CODE_DELAY = 2.0
 #: Time the receiving user has to accept or decline an offer.
 DECISION_TIMEOUT = 300.0
+#: Time an incoming connection has to complete its QUIC handshake.
+HANDSHAKE_TIMEOUT = 10.0
 #: Time a sender waits for a connection to be established.
 CONNECT_TIMEOUT = 15.0
 #: Time a node with a relay waits for it before going on with direct addresses only.
@@ -51,8 +53,26 @@ CLOSE_GRACE = 1.0
 CODE_DIGITS = 6
 #: Verifications waiting for a code at the same time.
 MAX_PENDING_VERIFICATIONS = 3
+#: Wrong codes from one endpoint, within WRONG_CODE_WINDOW, that lock it out.
+MAX_WRONG_CODES = 5
+#: Window in which wrong codes are counted (seconds).
+WRONG_CODE_WINDOW = 10 * 60
+#: How long a lock-out lasts (seconds).
+LOCKOUT_SECONDS = 10 * 60
+#: New verification attempts accepted per minute from all endpoints together.
+GLOBAL_ATTEMPTS_PER_MINUTE = 30
 #: How long a successful pairing is trusted, by default (seconds).
 DEFAULT_PAIRING_LIFETIME = 24 * 3600
+
+# --- Connections (receiver) ---------------------------------------------------
+#: Connections a receiver holds at once.
+MAX_CONNECTIONS = 64
+#: Connections a receiver holds at once from one IP address.
+MAX_CONNECTIONS_PER_IP = 16
+#: Offers waiting for the receiving user's answer at once.
+MAX_PENDING_OFFERS = 8
+#: A data stream that moves no byte for this long ends its connection (seconds).
+DATA_STALL_TIMEOUT = 60.0
 
 # --- Names -----------------------------------------------------------------
 #: Longest file name component, in UTF-8 bytes.
@@ -66,7 +86,11 @@ MAX_DEVICE_NAME_CHARS = 64
 
 # --- Manifest --------------------------------------------------------------
 #: Most entries (files and folders) in one offer.
-MAX_MANIFEST_ENTRIES = 1_000_000
+MAX_MANIFEST_ENTRIES = 200_000
+#: Most bytes of path names in one offer, all entries together.
+MAX_MANIFEST_NAME_BYTES = 16 * MiB
+#: Largest total size an offer may declare.
+MAX_OFFER_BYTES = 1 << 50
 
 # --- Progress --------------------------------------------------------------
 #: Most progress events per second per transfer.

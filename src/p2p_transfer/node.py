@@ -12,7 +12,8 @@ from pathlib import Path
 
 from p2p_transfer.events import ErrorEvent, EventBus, RelayEvent, TicketEvent
 from p2p_transfer.limits import RELAY_ONLINE_TIMEOUT
-from p2p_transfer.net import RELAY_OFF, Transport
+from p2p_transfer.net import RELAY_OFF, IncomingConnection, NetError, Transport
+from p2p_transfer.transfer.admission import ConnectionTable
 from p2p_transfer.transfer.receiver import (
     Decider,
     ReceiveOptions,
@@ -21,7 +22,7 @@ from p2p_transfer.transfer.receiver import (
 )
 from p2p_transfer.transfer.sender import CodePrompt, SendOptions, SendSession
 from p2p_transfer.transfer.session import TransferError, TransferResult
-from p2p_transfer.trust import PairingStore, load_or_create_secret_key
+from p2p_transfer.trust import AttemptLimiter, PairingStore, load_or_create_secret_key
 from p2p_transfer.trust.files import ensure_private_dir
 
 
@@ -35,6 +36,24 @@ class NodeConfig:
     relay: str = RELAY_OFF
 
 
+class _ConnectionSlot:
+    """A place in the connection table, held from the first packet to the end."""
+
+    def __init__(self) -> None:
+        self.session: ReceiveSession | None = None
+        self.task: asyncio.Task[TransferResult | None] | None = None
+
+    @property
+    def said_hello(self) -> bool:
+        return self.session is not None and self.session.said_hello
+
+    def evict(self, reason: str) -> None:
+        if self.session is not None:
+            self.session.evict(reason)
+        elif self.task is not None:
+            self.task.cancel()
+
+
 class Node:
     """One running p2p-transfer instance."""
 
@@ -43,8 +62,11 @@ class Node:
         self.transport = transport
         self.pairings = pairings
         self.events = EventBus()
-        self._receiving = ReceiverServices(config.device_name, self.events, pairings)
+        self._receiving = ReceiverServices(
+            config.device_name, self.events, pairings, AttemptLimiter(config.config_dir)
+        )
         self._sessions: set[asyncio.Task[TransferResult | None]] = set()
+        self._connections = ConnectionTable()
 
     @classmethod
     async def start(cls, config: NodeConfig) -> Node:
@@ -119,26 +141,44 @@ class Node:
     async def _accept_loop(
         self, options: ReceiveOptions, decide: Decider, finished: asyncio.Queue[TransferResult]
     ) -> None:
-        while (connection := await self.transport.accept()) is not None:
-            session = ReceiveSession(connection, self._receiving, options, decide)
-            task = asyncio.create_task(self._run_session(session, finished))
+        while (incoming := await self.transport.next_incoming()) is not None:
+            slot = _ConnectionSlot()
+            if not self._connections.admit(slot, incoming.remote_ip):
+                await incoming.refuse()
+                continue
+            task = asyncio.create_task(
+                self._serve_connection(slot, incoming, options, decide, finished)
+            )
+            slot.task = task
             self._sessions.add(task)
             task.add_done_callback(self._sessions.discard)
 
-    async def _run_session(
-        self, session: ReceiveSession, finished: asyncio.Queue[TransferResult]
+    async def _serve_connection(
+        self,
+        slot: _ConnectionSlot,
+        incoming: IncomingConnection,
+        options: ReceiveOptions,
+        decide: Decider,
+        finished: asyncio.Queue[TransferResult],
     ) -> TransferResult | None:
         try:
-            result = await session.run()
-        except TransferError as exc:
-            self.events.emit(ErrorEvent(str(exc)))
-            if session.offered:
-                result = TransferResult(False, 0, 0, 0, 0, 0.0, str(exc))
+            try:
+                connection = await incoming.establish()
+            except NetError:
+                return None
+            session = slot.session = ReceiveSession(connection, self._receiving, options, decide)
+            try:
+                result = await session.run()
+            except TransferError as exc:
+                self.events.emit(ErrorEvent(str(exc)))
+                if session.offered:
+                    finished.put_nowait(TransferResult(False, 0, 0, 0, 0, 0.0, str(exc)))
+                return None
+            if result is not None:
                 finished.put_nowait(result)
-            return None
-        if result is not None:
-            finished.put_nowait(result)
-        return result
+            return result
+        finally:
+            self._connections.release(slot)
 
     async def close(self) -> None:
         """Stop sessions and close the endpoint so peers learn of it at once."""

@@ -8,6 +8,7 @@ import click
 
 from p2p_transfer import __version__
 from p2p_transfer.cli.context import CliContext
+from p2p_transfer.cli.devices_command import devices
 from p2p_transfer.cli.pair_commands import id_command, pair
 from p2p_transfer.cli.transfer_commands import receive, send
 from p2p_transfer.config import default_device_name, resolve_config_dir
@@ -36,6 +37,7 @@ cli.add_command(receive)
 cli.add_command(send)
 cli.add_command(pair)
 cli.add_command(id_command)
+cli.add_command(devices)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from typing import Literal
 
 from iroh import iroh_ffi
 
-from p2p_transfer.limits import CLOSE_GRACE, CONNECT_TIMEOUT
+from p2p_transfer.limits import CLOSE_GRACE, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT
 from p2p_transfer.net.binding import apply_binding_fix
 from p2p_transfer.net.errors import NetError, describe_iroh_error
 
@@ -76,6 +76,38 @@ def path_info(connection: iroh_ffi.Connection) -> PathInfo:
         return PathInfo("unknown", None, None)
     kind: PathKind = "relay" if selected.is_relay else "direct"
     return PathInfo(kind, float(selected.rtt_ms), str(selected.remote_addr))
+
+
+class IncomingConnection:
+    """A peer knocking: its IP is known before any handshake work is spent on it."""
+
+    def __init__(self, incoming: iroh_ffi.Incoming, remote_ip: str | None) -> None:
+        self._incoming = incoming
+        self.remote_ip = remote_ip
+
+    async def establish(self, timeout: float = HANDSHAKE_TIMEOUT) -> iroh_ffi.Connection:
+        """Finish the handshake, authenticating the peer's endpoint ID."""
+        try:
+            accepting = await self._incoming.accept()
+            # Safe to time out: no stream exists yet whose data could be lost.
+            return await asyncio.wait_for(accepting.connect(), timeout)
+        except TimeoutError:
+            raise NetError("handshake timed out") from None
+        except iroh_ffi.IrohError as exc:
+            raise NetError(describe_iroh_error(exc)) from None
+
+    async def refuse(self) -> None:
+        """Turn the peer away without a handshake."""
+        try:
+            await self._incoming.refuse()
+        except iroh_ffi.IrohError:
+            pass
+
+
+def _ip_of(socket_addr: str) -> str:
+    """'1.2.3.4:5' -> '1.2.3.4'; '[::1]:5' -> '::1'."""
+    host = socket_addr.rsplit(":", 1)[0]
+    return host.strip("[]")
 
 
 class Transport:
@@ -146,21 +178,26 @@ class Transport:
         except iroh_ffi.IrohError as exc:
             raise NetError(f"cannot connect: {describe_iroh_error(exc)}") from None
 
-    async def accept(self) -> iroh_ffi.Connection | None:
-        """Wait for the next incoming connection; None once the endpoint is closed.
+    async def next_incoming(self) -> IncomingConnection | None:
+        """The next connection attempt, not yet handshaken; None once the endpoint closed."""
+        incoming = await self._endpoint.accept_next()
+        if incoming is None:
+            return None
+        try:
+            remote = await incoming.remote_addr()
+        except iroh_ffi.IrohError:
+            remote = None
+        ip = _ip_of(str(remote.addr)) if remote is not None and remote.is_ip() else None
+        return IncomingConnection(incoming, ip)
 
-        Connections that fail their handshake are skipped, not raised: one bad
-        peer must not stop the accept loop.
-        """
-        while True:
-            incoming = await self._endpoint.accept_next()
-            if incoming is None:
-                return None
+    async def accept(self) -> iroh_ffi.Connection | None:
+        """The next established connection (no admission policy); None once closed."""
+        while (incoming := await self.next_incoming()) is not None:
             try:
-                accepting = await incoming.accept()
-                return await accepting.connect()
-            except iroh_ffi.IrohError:
+                return await incoming.establish()
+            except NetError:
                 continue
+        return None
 
     async def close(self) -> None:
         """Close the endpoint, giving pending connection closes time to reach peers."""

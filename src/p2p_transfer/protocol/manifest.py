@@ -8,7 +8,12 @@ from dataclasses import dataclass
 
 import msgspec
 
-from p2p_transfer.limits import MANIFEST_PAGE_BUDGET, MAX_MANIFEST_ENTRIES
+from p2p_transfer.limits import (
+    MANIFEST_PAGE_BUDGET,
+    MAX_MANIFEST_ENTRIES,
+    MAX_MANIFEST_NAME_BYTES,
+    MAX_OFFER_BYTES,
+)
 from p2p_transfer.protocol.errors import ProtocolError
 from p2p_transfer.protocol.messages import Entry, Offer, Resume
 from p2p_transfer.protocol.paths import sanitize_path
@@ -53,6 +58,8 @@ def check_offer(offer: Offer) -> ManifestSummary:
         raise ProtocolError("offer declares more files than entries")
     if offer.total_bytes < 0:
         raise ProtocolError("offer declares a negative size")
+    if offer.total_bytes > MAX_OFFER_BYTES:
+        raise ProtocolError(f"offer of {offer.total_bytes} bytes exceeds {MAX_OFFER_BYTES}")
     if not 0 <= offer.pages <= offer.entries:
         raise ProtocolError("offer declares more pages than entries")
     return ManifestSummary(offer.entries, offer.files, offer.total_bytes, offer.pages)
@@ -66,6 +73,7 @@ class ManifestAssembler:
         self.entries: list[Entry] = []
         self._paths: set[str] = set()
         self._bytes = 0
+        self._name_bytes = 0
         self._files = 0
         self._pages = 0
         if self.complete:  # no pages will come: the offer must declare an empty manifest
@@ -91,6 +99,9 @@ class ManifestAssembler:
     def _check(self, entry: Entry) -> Entry:
         if entry.size < 0 or (entry.kind == "dir" and entry.size != 0):
             raise ProtocolError(f"invalid size for {entry.path!r}")
+        self._name_bytes += len(entry.path.encode(errors="surrogatepass"))
+        if self._name_bytes > MAX_MANIFEST_NAME_BYTES:
+            raise ProtocolError(f"manifest names exceed {MAX_MANIFEST_NAME_BYTES} bytes")
         if not math.isfinite(entry.mtime) or abs(entry.mtime) > _MAX_MTIME:
             raise ProtocolError(f"invalid mtime for {entry.path!r}")
         path = sanitize_path(entry.path)

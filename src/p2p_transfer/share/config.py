@@ -69,6 +69,7 @@ class ShareConfig:
     umask: int | None = None
     #: Peers (reverse proxies such as the ngrok tunnel) whose X-Forwarded-For is believed.
     trusted_proxies: frozenset[str] = field(default_factory=frozenset)
+    #: Also bounds a new TCP connection's silence and an idle keep-alive connection.
     handshake_timeout: float = SHARE_HANDSHAKE_TIMEOUT
     answer_timeout: float = SHARE_ANSWER_TIMEOUT
     data_timeout: float = SHARE_DATA_TIMEOUT

@@ -108,16 +108,22 @@ class _CountedProtocol(asyncio.Protocol):
         make_handler: Callable[[], asyncio.Protocol],
         limiter: ConnectionLimiter,
         trusted_proxies: Set[str],
-        refused_timeout: float,
+        first_data_timeout: float,
     ) -> None:
         self._make_handler = make_handler
         self._limiter = limiter
         self._trusted = trusted_proxies
-        self._refused_timeout = refused_timeout
+        self._first_data_timeout = first_data_timeout
         self._inner: asyncio.Protocol | None = None
         self._slot: tuple[str, bool] | None = None
+        self._silence: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A connection that never sends a byte would hold its slot forever.
+        assert isinstance(transport, asyncio.Transport)
+        self._silence = asyncio.get_running_loop().call_later(
+            self._first_data_timeout, transport.abort
+        )
         peer = transport.get_extra_info("peername")
         ip = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
         # A trusted proxy carries many clients; those are counted per request instead.
@@ -127,11 +133,14 @@ class _CountedProtocol(asyncio.Protocol):
             self._slot = (ip, count_ip)
             self._inner = self._make_handler()
         else:
-            self._inner = _RefusedProtocol(refusal, self._refused_timeout)
+            self._inner = _RefusedProtocol(refusal, self._first_data_timeout)
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         assert self._inner is not None
+        if self._silence is not None:
+            self._silence.cancel()
+            self._silence = None
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -147,6 +156,9 @@ class _CountedProtocol(asyncio.Protocol):
         self._inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._silence is not None:
+            self._silence.cancel()
+            self._silence = None
         if self._slot is not None:
             ip, count_ip = self._slot
             self._limiter.release(ip, count_ip=count_ip)
@@ -158,7 +170,7 @@ class _CountedProtocol(asyncio.Protocol):
 class LimitedSite(web.BaseSite):
     """A TCP site whose every connection passes through a ``ConnectionLimiter``."""
 
-    __slots__ = ("_bound", "_host", "_limiter", "_port", "_refused_timeout", "_trusted")
+    __slots__ = ("_bound", "_first_data_timeout", "_host", "_limiter", "_port", "_trusted")
 
     def __init__(
         self,
@@ -168,14 +180,14 @@ class LimitedSite(web.BaseSite):
         limiter: ConnectionLimiter,
         *,
         trusted_proxies: Set[str] = frozenset(),
-        refused_timeout: float,
+        first_data_timeout: float,
     ) -> None:
         super().__init__(runner)
         self._host = host
         self._port = port
         self._limiter = limiter
         self._trusted = trusted_proxies
-        self._refused_timeout = refused_timeout
+        self._first_data_timeout = first_data_timeout
         self._bound: tuple[str, int] | None = None
 
     @property
@@ -198,7 +210,7 @@ class LimitedSite(web.BaseSite):
 
         def factory() -> asyncio.Protocol:
             return _CountedProtocol(
-                make_handler, self._limiter, self._trusted, self._refused_timeout
+                make_handler, self._limiter, self._trusted, self._first_data_timeout
             )
 
         loop = asyncio.get_running_loop()

@@ -147,14 +147,16 @@ class ShareServer:
         """Listen and emit ``ShareUrlEvent``; raises OSError if the port is taken."""
         host = self.config.bind if self.config.bind is not None else default_bind_address()
         app = self._make_app()
+        # Idle keep-alive connections go after the handshake deadline: slots are scarce.
         runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=CLOSE_GRACE
+            app, access_log=None, handle_signals=False, shutdown_timeout=CLOSE_GRACE,
+            keepalive_timeout=self.config.handshake_timeout,
         )
         await runner.setup()
         site = LimitedSite(
             runner, host, self.config.port, self._limiter,
             trusted_proxies=self.trusted_proxies,
-            refused_timeout=self.config.handshake_timeout,
+            first_data_timeout=self.config.handshake_timeout,
         )
         try:
             await site.start()

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 #: Frames read ahead of the disk writer: small, so a socket holds ~1 MiB at most.
 _QUEUE_DEPTH = 2
 _PROGRESS_INTERVAL = 1.0 / PROGRESS_EVENTS_PER_SECOND
+_SIZE_STEP = 1000
 #: WebSocket close codes (RFC 6455).
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
@@ -63,12 +64,12 @@ def new_request_id() -> str:
 
 
 def format_size(size: int) -> str:
-    """``1536`` → ``1.5 KiB``: sizes in messages a person reads."""
+    """``1500`` → ``1.5 KB``: decimal units, as the page and phones show sizes."""
     value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < _SIZE_STEP or unit == "TB":
             return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
+        value /= _SIZE_STEP
     raise AssertionError("unreachable")
 
 

@@ -40,11 +40,17 @@ class ProgressTracker:
         self._last_sample = (self._started, 0)
         self._rate = 0.0
         self._active: dict[int, FileProgress] = {}
+        self._last_activity = self._started
 
     @property
     def seconds(self) -> float:
         """Time since the tracker started."""
         return self._clock() - self._started
+
+    @property
+    def idle_seconds(self) -> float:
+        """Time since bytes last moved (or since the start)."""
+        return self._clock() - self._last_activity
 
     def skip(self, size: int) -> None:
         """Count bytes already present on the receiver (resumed or identical)."""
@@ -58,6 +64,7 @@ class ProgressTracker:
         """``count`` more bytes of file ``index`` moved."""
         self.bytes_done += count
         self.bytes_transferred += count
+        self._last_activity = self._clock()
         current = self._active.get(index)
         if current is not None:
             self._active[index] = FileProgress(

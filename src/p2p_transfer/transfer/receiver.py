@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import math
 import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,10 +31,12 @@ from p2p_transfer.events import (
 )
 from p2p_transfer.limits import (
     CODE_ENTRY_TIMEOUT,
+    DATA_STALL_TIMEOUT,
     DECISION_TIMEOUT,
     FIRST_MESSAGE_TIMEOUT,
     IO_BUFFER_SIZE,
     MAX_PARALLEL_FILES,
+    MAX_PENDING_OFFERS,
     WRONG_CODE_DELAY,
 )
 from p2p_transfer.net import (
@@ -80,6 +83,7 @@ from p2p_transfer.transfer.target import (
     describe_os_error,
 )
 from p2p_transfer.trust import (
+    AttemptLimiter,
     PairingStore,
     VerificationSlots,
     codes_match,
@@ -181,8 +185,12 @@ class ReceiverServices:
     device_name: str
     events: EventBus
     pairings: PairingStore
+    attempts: AttemptLimiter
     slots: VerificationSlots = field(default_factory=VerificationSlots)
     claims: FileClaims = field(default_factory=FileClaims)
+    pending_offers: VerificationSlots = field(
+        default_factory=lambda: VerificationSlots(MAX_PENDING_OFFERS)
+    )
 
 
 class ReceiveSession(ClaimOwner):
@@ -200,12 +208,15 @@ class ReceiveSession(ClaimOwner):
         self._events = services.events
         self._pairings = services.pairings
         self._slots = services.slots
+        self._attempts = services.attempts
+        self._pending_offers = services.pending_offers
         self._claims = services.claims
         self._options = options
         self._decide = decide
         self.peer_id = str(connection.remote_id())
         self.peer_name = self.peer_id[:10]
         self.offered = False
+        self.said_hello = False
         self._lock = asyncio.Lock()
         self._writer: MessageWriter | None = None
         self._transfer_id = ""
@@ -239,6 +250,10 @@ class ReceiveSession(ClaimOwner):
             self._claims.release(self)
             self._finished.set()
 
+    def evict(self, reason: str) -> None:
+        """Drop this connection to make room for others."""
+        close_connection(self._connection, CloseCode.REFUSED, reason)
+
     async def stop(self) -> None:
         """End this session because the same device reconnected for the same files."""
         close_connection(self._connection, CloseCode.CANCELLED, "superseded by a new connection")
@@ -264,6 +279,9 @@ class ReceiveSession(ClaimOwner):
             await self._writer.send(message)
 
     async def _converse(self) -> TransferResult | None:
+        # No data streams until an offer is accepted, and one control stream.
+        self._connection.set_max_concurrent_uni_streams(0)
+        self._connection.set_max_concurrent_bi_streams(1)
         with ConnectionDeadline(
             self._connection, FIRST_MESSAGE_TIMEOUT, "no hello within 5 s"
         ) as deadline:
@@ -277,6 +295,7 @@ class ReceiveSession(ClaimOwner):
         if deadline.expired:
             raise NetError("no hello within 5 s")
         assert isinstance(hello, Hello)
+        self.said_hello = True
         self.peer_name = hello.name[:64] or self.peer_id[:10]
         if hello.version != PROTOCOL_VERSION:
             raise ProtocolError(f"unsupported protocol version {hello.version}")
@@ -335,6 +354,12 @@ class ReceiveSession(ClaimOwner):
             await self._send(Welcome(PROTOCOL_VERSION, self._device_name, code_required=False))
             self._events.emit(VerifiedEvent(self.peer_id, self.peer_name, "pairing"))
             return
+        locked_for = self._attempts.locked_for(self.peer_id)
+        if locked_for > 0:
+            minutes = math.ceil(locked_for / 60)
+            raise Refused(f"too many attempts, try again in {minutes} min")
+        if not self._attempts.begin_attempt():
+            raise Refused("too many verification attempts right now; try again in a minute")
         if not self._slots.try_acquire():
             raise Refused("too many verifications in progress; try again shortly")
         try:
@@ -347,10 +372,12 @@ class ReceiveSession(ClaimOwner):
                 attempt = await expect(reader, Verify)
             assert isinstance(attempt, Verify)
             if not codes_match(code, attempt.code):
+                self._attempts.record_failure(self.peer_id)
                 await asyncio.sleep(WRONG_CODE_DELAY)
                 raise Refused("wrong verification code")
         finally:
             self._slots.release()
+        self._attempts.record_success(self.peer_id)
         self._pairings.add(self.peer_id, self.peer_name)
         await self._send(Verified())
         self._events.emit(VerifiedEvent(self.peer_id, self.peer_name, "code"))
@@ -366,10 +393,14 @@ class ReceiveSession(ClaimOwner):
                                    f"({offer.total_bytes} bytes offered, {free} free)")
         if self._options.auto_accept:
             return Decision(True)
+        if not self._pending_offers.try_acquire():
+            return Decision(False, "the receiver has too many offers waiting; try again later")
         try:
             return await asyncio.wait_for(self._decide(offer), DECISION_TIMEOUT)
         except TimeoutError:
             return Decision(False, "the receiver did not answer in time")
+        finally:
+            self._pending_offers.release()
 
     async def _await_close(self) -> None:
         """Give the peer time to read our last message and close first."""
@@ -396,14 +427,16 @@ class ReceiveSession(ClaimOwner):
         streams = asyncio.create_task(self._accept_streams(target, files, tracker, tally))
         control = asyncio.create_task(_watch_control(reader))
         settled = asyncio.create_task(tally.settled.wait())
+        watchdog = asyncio.create_task(self._watch_for_stall(tracker))
         try:
             done, _ = await asyncio.wait(
-                {streams, control, settled, tally.failure}, return_when=asyncio.FIRST_COMPLETED
+                {streams, control, settled, watchdog, tally.failure},
+                return_when=asyncio.FIRST_COMPLETED,
             )
             for task in done:
-                task.result()  # raises a stream or control failure
+                task.result()  # raises a stream, control or stall failure
         finally:
-            for task in (streams, control, settled):
+            for task in (streams, control, settled, watchdog):
                 task.cancel()
         tracker.flush()
         await self._send(Summary(tally.ok, tally.failed, tracker.bytes_transferred))
@@ -420,6 +453,15 @@ class ReceiveSession(ClaimOwner):
         )
         await self._await_close()
         return result
+
+    async def _watch_for_stall(self, tracker: ProgressTracker) -> None:
+        """End a transfer whose data stopped moving (a vanished or stalling sender)."""
+        while True:
+            await asyncio.sleep(DATA_STALL_TIMEOUT / 4)
+            if tracker.idle_seconds >= DATA_STALL_TIMEOUT:
+                reason = f"no data for {DATA_STALL_TIMEOUT:.0f} s"
+                close_connection(self._connection, CloseCode.TIMEOUT, reason)
+                raise NetError(reason)
 
     @staticmethod
     def _prepare(

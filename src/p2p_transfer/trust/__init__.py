@@ -1,5 +1,6 @@
 """Who is who: this node's key, the peers it trusts, and verification codes."""
 
+from p2p_transfer.trust.attempts import AttemptLimiter
 from p2p_transfer.trust.identity import IdentityError, endpoint_id_of, load_or_create_secret_key
 from p2p_transfer.trust.pairing import Pairing, PairingStore
 from p2p_transfer.trust.verification import (
@@ -10,6 +11,7 @@ from p2p_transfer.trust.verification import (
 )
 
 __all__ = [
+    "AttemptLimiter",
     "IdentityError",
     "Pairing",
     "PairingStore",

@@ -209,7 +209,8 @@
         } else if (msg.type === "complete") {
           item.received = item.file.size;
           const seconds = (performance.now() - item.started) / 1000;
-          const rate = seconds > 0 ? " · " + formatSize(item.file.size / seconds) + "/s" : "";
+          // A speed means something only for files big enough to outlast the round trips.
+          const rate = seconds > 0 && item.file.size >= 1000000 ? " · " + formatSize(item.file.size / seconds) + "/s" : "";
           setState(item, "done", "Sent ✓" + rate);
           break;
         } else if (msg.type === "error") {

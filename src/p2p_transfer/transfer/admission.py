@@ -1,0 +1,58 @@
+"""How many connections a receiver holds, in total and per IP address.
+
+A full table first evicts the oldest connection that has not yet said hello:
+a flood of idle connections then cannot lock out an honest peer, whose hello
+arrives within milliseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from p2p_transfer.limits import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP
+
+
+class Admittee(Protocol):
+    """What the table needs of a connection's session."""
+
+    @property
+    def said_hello(self) -> bool: ...
+
+    def evict(self, reason: str) -> None: ...
+
+
+class ConnectionTable:
+    """Admits connections up to the caps, evicting idle ones to make room."""
+
+    def __init__(
+        self, max_total: int = MAX_CONNECTIONS, max_per_ip: int = MAX_CONNECTIONS_PER_IP
+    ) -> None:
+        self.max_total = max_total
+        self.max_per_ip = max_per_ip
+        self._holders: dict[Admittee, str] = {}  # insertion order = age
+
+    def __len__(self) -> int:
+        return len(self._holders)
+
+    def admit(self, holder: Admittee, ip: str | None) -> bool:
+        """Add ``holder``; False when the caps are reached and nothing idle can go."""
+        key = ip or "?"
+        same_ip = [h for h, i in self._holders.items() if i == key]
+        if len(same_ip) >= self.max_per_ip and not self._evict_idle(same_ip):
+            return False
+        if len(self._holders) >= self.max_total and not self._evict_idle(list(self._holders)):
+            return False
+        self._holders[holder] = key
+        return True
+
+    def release(self, holder: Admittee) -> None:
+        """Forget a finished connection."""
+        self._holders.pop(holder, None)
+
+    def _evict_idle(self, candidates: list[Admittee]) -> bool:
+        for holder in candidates:
+            if not holder.said_hello:
+                self._holders.pop(holder, None)
+                holder.evict("too many connections; idle connection dropped")
+                return True
+        return False
