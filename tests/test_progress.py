@@ -171,3 +171,16 @@ def test_seconds_follow_the_clock(clock: FakeClock, recorder: Recorder) -> None:
     tracker = tracker_for(clock, recorder)
     clock.now = 102.5
     assert tracker.seconds == 2.5
+
+
+def test_idle_seconds_count_from_the_last_byte(clock: FakeClock, recorder: Recorder) -> None:
+    """The receiver's stall watchdog relies on this: only moved bytes are activity."""
+    tracker = tracker_for(clock, recorder)
+    clock.now = 30.0
+    assert tracker.idle_seconds == 30.0
+    tracker.advance(0, 1)
+    clock.now = 45.0
+    tracker.skip(1000)  # resumed bytes are not traffic
+    tracker.finish_file(0)
+    tracker.flush()
+    assert tracker.idle_seconds == 15.0

@@ -200,7 +200,12 @@ class EventBus:
     def subscribe(self, handler: EventHandler) -> Callable[[], None]:
         """Add a handler; returns a function that removes it."""
         self._handlers.append(handler)
-        return lambda: self._handlers.remove(handler)
+
+        def unsubscribe() -> None:
+            if handler in self._handlers:
+                self._handlers.remove(handler)
+
+        return unsubscribe
 
     def emit(self, event: Event) -> None:
         """Deliver ``event`` to every handler."""

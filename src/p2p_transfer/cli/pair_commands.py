@@ -46,6 +46,8 @@ def pair_list(ctx: CliContext, as_json: bool) -> None:
 @click.pass_obj
 def pair_remove(ctx: CliContext, endpoint_id: str) -> None:
     """Forget the device with this endpoint ID (a unique prefix is enough)."""
+    if not endpoint_id.strip():
+        raise click.BadParameter("give an endpoint ID or a prefix of one")
     store = _store(ctx)
     matches = [p for p in store.list() if p.endpoint_id.startswith(endpoint_id.lower())]
     if len(matches) > 1:

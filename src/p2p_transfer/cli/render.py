@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import TextIO
 
 import segno
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -48,6 +50,14 @@ class JsonRenderer:
         """Nothing to tear down."""
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> str:
+    """Peer-supplied text made safe for a terminal: no control characters, no markup."""
+    return escape(_CONTROL.sub("?", text))
+
+
 def human_size(count: float) -> str:
     """1536 -> '1.5 KiB'."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -83,7 +93,7 @@ class HumanRenderer:
         target.print(*args)
 
     def _on_ticket(self, event: TicketEvent) -> None:
-        self.console.print(f"[bold]{event.device_name}[/] is ready to receive.")
+        self.console.print(f"[bold]{shown(event.device_name)}[/] is ready to receive.")
         if self._show_qr:
             qr = segno.make(event.ticket, error="l")
             qr.terminal(out=self.console.file, compact=True)
@@ -92,7 +102,7 @@ class HumanRenderer:
 
     def _on_relay(self, event: RelayEvent) -> None:
         style = "dim" if event.connected else "yellow"
-        self._print(f"[{style}]{event.message}[/]")
+        self._print(f"[{style}]{shown(event.message)}[/]")
 
     def _on_connection(self, event: ConnectionEvent) -> None:
         rtt = f", {event.rtt_ms:.0f} ms" if event.rtt_ms is not None else ""
@@ -101,25 +111,25 @@ class HumanRenderer:
     def _on_code(self, event: CodeEvent) -> None:
         spaced = f"{event.code[:3]} {event.code[3:]}"
         self._print(
-            f"\n[bold]{event.peer_name}[/] ({event.peer_id[:10]}…) wants to connect.\n"
+            f"\n[bold]{shown(event.peer_name)}[/] ({event.peer_id[:10]}…) wants to connect.\n"
             f"Verification code: [bold reverse] {spaced} [/]  (type it on the sending device)\n"
         )
 
     def _on_verified(self, event: VerifiedEvent) -> None:
         how = "verified by code" if event.by == "code" else "trusted device"
-        self._print(f"[green]✓[/] {event.peer_name}: {how}")
+        self._print(f"[green]✓[/] {shown(event.peer_name)}: {how}")
 
     def _on_offer(self, event: OfferEvent) -> None:
-        names = ", ".join(event.sample)
+        names = ", ".join(shown(name) for name in event.sample)
         more = "…" if event.files > len(event.sample) else ""
         self._print(
-            f"[bold]{event.sender}[/] offers {event.files} file(s), "
+            f"[bold]{shown(event.sender)}[/] offers {event.files} file(s), "
             f"{human_size(event.bytes)}: {names}{more}"
         )
 
     def _on_decision(self, event: DecisionEvent) -> None:
         if not event.accepted:
-            self._print(f"[yellow]declined:[/] {event.reason}")
+            self._print(f"[yellow]declined:[/] {shown(event.reason)}")
 
     def _on_progress(self, event: ProgressEvent) -> None:
         if self._progress is None:
@@ -149,11 +159,11 @@ class HumanRenderer:
         for path, item in active.items():
             if path not in self._files:
                 label = path if len(path) <= 40 else "…" + path[-39:]
-                self._files[path] = progress.add_task(f"  {label}", total=item.size)
+                self._files[path] = progress.add_task(f"  {shown(label)}", total=item.size)
             progress.update(self._files[path], completed=item.bytes_done)
 
     def _on_file_failed(self, event: FileFailedEvent) -> None:
-        self._print(f"[red]✗[/] {event.path}: {event.message}")
+        self._print(f"[red]✗[/] {shown(event.path)}: {shown(event.message)}")
 
     def _on_done(self, event: DoneEvent) -> None:
         self.close()
@@ -161,7 +171,7 @@ class HumanRenderer:
             del task
         self._files.clear()
         if event.ok:
-            where = f" into {event.target}" if event.target else ""
+            where = f" into {shown(event.target)}" if event.target else ""
             resumed = event.bytes_total - event.bytes_transferred
             extra = f" ({human_size(resumed)} already there)" if resumed > 0 else ""
             self.console.print(
@@ -174,4 +184,4 @@ class HumanRenderer:
             )
 
     def _on_error(self, event: ErrorEvent) -> None:
-        self._print(f"[red]error:[/] {event.message}")
+        self._print(f"[red]error:[/] {shown(event.message)}")

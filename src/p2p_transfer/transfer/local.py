@@ -43,6 +43,7 @@ def scan_sources(paths: list[Path], follow_symlinks: bool = False) -> list[Sourc
         except OSError as exc:
             raise SourceError(f"cannot read {path}: {exc.strerror}") from None
         name = path.resolve().name if path.name in ("", ".", "..") else path.name
+        _check_encodable(name)
         if name in top_names:
             raise SourceError(f"two paths are both named {name!r}; send them separately")
         top_names.add(name)
@@ -55,6 +56,15 @@ def scan_sources(paths: list[Path], follow_symlinks: bool = False) -> list[Sourc
         else:
             raise SourceError(f"{path} is not a regular file or folder")
     return out
+
+
+def _check_encodable(relative: str) -> None:
+    """Names that are not valid UTF-8 cannot travel; say which one."""
+    try:
+        relative.encode()
+    except UnicodeEncodeError:
+        shown = relative.encode(errors="surrogateescape").decode(errors="replace")
+        raise SourceError(f"{shown!r} is not a valid UTF-8 name; rename it to send it") from None
 
 
 def _file_entry(path: Path, relative: str, info: os.stat_result) -> SourceEntry:
@@ -82,6 +92,7 @@ def _scan_folder(
         raise SourceError(f"cannot list {folder}: {exc.strerror}") from None
     for child in children:
         child_relative = f"{relative}/{child.name}"
+        _check_encodable(child_relative)
         if child.is_symlink() and not follow_symlinks:
             continue
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -24,22 +25,28 @@ class IdentityError(Exception):
 
 
 def load_or_create_secret_key(config_dir: Path) -> bytes:
-    """Read this node's secret key, creating it (0600, O_EXCL) on first use."""
+    """Read this node's secret key, creating it (0600, exclusively) on first use."""
     path = config_dir / KEY_FILE_NAME
     try:
         return _read_key(path)
     except FileNotFoundError:
         pass
     key = iroh_ffi.SecretKey.generate().to_bytes()
+    # Written in full under a temporary name, then linked into place: a crash
+    # never leaves a short key, and link() fails (like O_EXCL) if one appeared.
+    temp = config_dir / f".{KEY_FILE_NAME}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+        try:
+            os.write(fd, key)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(temp, path)
     except FileExistsError:
         return _read_key(path)  # another process created it first
-    try:
-        os.write(fd, key)
-        os.fsync(fd)
     finally:
-        os.close(fd)
+        os.unlink(temp)
     return key
 
 
