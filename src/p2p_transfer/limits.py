@@ -19,6 +19,8 @@ DEFAULT_PARALLEL_FILES = 4
 MAX_PARALLEL_FILES = 16
 #: Read size when hashing a file that is already on disk (resume checks).
 HASH_READ_SIZE = 4 * MiB
+#: Files up to this size are read, hashed (and on the receiver written) in one step.
+SMALL_FILE_SIZE = IO_BUFFER_SIZE
 #: Small files are packed into one network write until it reaches this size.
 BATCH_WRITE_SIZE = IO_BUFFER_SIZE
 

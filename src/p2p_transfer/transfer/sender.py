@@ -29,6 +29,7 @@ from p2p_transfer.limits import (
     DEFAULT_PARALLEL_FILES,
     IO_BUFFER_SIZE,
     MAX_PARALLEL_FILES,
+    SMALL_FILE_SIZE,
 )
 from p2p_transfer.net import (
     CloseCode,
@@ -60,7 +61,14 @@ from p2p_transfer.protocol import (
     encode,
     paginate,
 )
-from p2p_transfer.transfer.local import FileSource, SourceEntry, SourceError, scan_sources
+from p2p_transfer.transfer.local import (
+    FileSource,
+    SmallFile,
+    SourceEntry,
+    SourceError,
+    read_small_file,
+    scan_sources,
+)
 from p2p_transfer.transfer.progress import ProgressTracker
 from p2p_transfer.transfer.session import PeerError, TransferError, TransferResult, expect
 from p2p_transfer.trust import PairingStore
@@ -266,6 +274,8 @@ class SendSession:
     ) -> bytearray:
         """Append one file to the stream; returns the unflushed batch."""
         size = source.entry.size
+        if size <= SMALL_FILE_SIZE:
+            return await self._send_small_file(writer, batch, index, source, resume, tracker)
         reader = await asyncio.to_thread(FileSource, source.source, size)
         try:
             offset = 0
@@ -296,6 +306,34 @@ class SendSession:
             return batch
         finally:
             await asyncio.to_thread(reader.close)
+
+    async def _send_small_file(
+        self,
+        writer: MessageWriter,
+        batch: bytearray,
+        index: int,
+        source: SourceEntry,
+        resume: Resume | None,
+        tracker: ProgressTracker,
+    ) -> bytearray:
+        """A file that fits one buffer: read, hash and resume-check it in one thread hop."""
+        entry = source.entry
+        try:
+            small = await asyncio.to_thread(read_small_file, source.source, entry.size, resume)
+        except (SourceError, OSError) as exc:
+            message = str(exc) if isinstance(exc, SourceError) else f"cannot read: {exc.strerror}"
+            self._events.emit(FileFailedEvent(self.transfer_id, "send", entry.path, message))
+            small = SmallFile(0, bytes(entry.size), "")
+        tracker.skip(small.offset)
+        tracker.start_file(index, entry.path, entry.size, small.offset)
+        batch += encode(DataHeader(index, small.offset, entry.size - small.offset))
+        batch += small.data
+        batch += encode(DataTrailer(index, small.digest))
+        tracker.advance(index, len(small.data))
+        if len(batch) >= BATCH_WRITE_SIZE:
+            await writer.write(batch)
+            batch = bytearray()
+        return batch
 
     async def _stream_bytes(
         self,
