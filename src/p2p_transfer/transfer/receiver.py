@@ -37,6 +37,7 @@ from p2p_transfer.limits import (
     IO_BUFFER_SIZE,
     MAX_PARALLEL_FILES,
     MAX_PENDING_OFFERS,
+    SMALL_FILE_SIZE,
     WRONG_CODE_DELAY,
 )
 from p2p_transfer.net import (
@@ -70,6 +71,7 @@ from p2p_transfer.protocol import (
     Verify,
     Welcome,
     check_offer,
+    encode,
     paginate,
 )
 from p2p_transfer.transfer.claims import ClaimOwner, FileClaims, FilesBusyError
@@ -94,6 +96,8 @@ from p2p_transfer.trust import (
 OFFER_TIMEOUT = 30.0
 #: How long the receiver waits for the sender to close after the summary.
 SUMMARY_CLOSE_WAIT = 5.0
+#: How long a file's result may wait to share a network write with others (seconds).
+RESULT_FLUSH_DELAY = 0.02
 #: Example names shown with an offer.
 OFFER_SAMPLE_SIZE = 5
 
@@ -219,6 +223,8 @@ class ReceiveSession(ClaimOwner):
         self.said_hello = False
         self._lock = asyncio.Lock()
         self._writer: MessageWriter | None = None
+        self._results = bytearray()
+        self._result_flush: asyncio.Task[None] | None = None
         self._transfer_id = ""
         self._task: asyncio.Task[object] | None = None
         self._finished = asyncio.Event()
@@ -277,6 +283,22 @@ class ReceiveSession(ClaimOwner):
         assert self._writer is not None
         async with self._lock:
             await self._writer.send(message)
+
+    def _queue_result(self, message: FileResult) -> None:
+        """Results go out in batches: one network write per RESULT_FLUSH_DELAY, not per file."""
+        self._results += encode(message)
+        if self._result_flush is None or self._result_flush.done():
+            self._result_flush = asyncio.create_task(self._flush_results(RESULT_FLUSH_DELAY))
+
+    async def _flush_results(self, delay: float = 0.0) -> None:
+        """Write the queued results (after ``delay``, so more can join the batch)."""
+        if delay:
+            await asyncio.sleep(delay)
+        assert self._writer is not None
+        async with self._lock:
+            batch, self._results = self._results, bytearray()
+            if batch:
+                await self._writer.write(batch)
 
     async def _converse(self) -> TransferResult | None:
         # No data streams until an offer is accepted, and one control stream.
@@ -439,6 +461,7 @@ class ReceiveSession(ClaimOwner):
             for task in (streams, control, settled, watchdog):
                 task.cancel()
         tracker.flush()
+        await self._flush_results()
         await self._send(Summary(tally.ok, tally.failed, tracker.bytes_transferred))
         ok = tally.failed == 0
         result = TransferResult(
@@ -536,10 +559,21 @@ class ReceiveSession(ClaimOwner):
         start = resume.offset if resume is not None and header.offset == resume.offset else 0
         if header.offset != start or header.offset + header.length != entry.size:
             raise ProtocolError(f"file {header.index}: data does not match the offer")
-        if start == 0:
-            resume = None
+        identical = resume is not None and resume.complete_file and start == entry.size
+        if start == 0 and not identical:
+            resume = None  # the sender starts over: what we held did not match
         tracker.skip(start)
         tracker.start_file(header.index, entry.path, entry.size, start)
+        if header.length <= SMALL_FILE_SIZE and not identical:
+            data = await reader.read_exact(header.length)
+            claimed = await self._read_trailer(reader, header)
+            tracker.advance(header.index, len(data))
+            final_path, digest, error = await asyncio.to_thread(
+                self._store_small, target, entry, resume, data, claimed
+            )
+            tracker.finish_file(header.index)
+            await self._settle(incoming, final_path, digest, error, start, tally)
+            return
         part: PartFile | None = None
         disk_error = ""  # the part stays, resumable
         if resume is None or not resume.complete_file:  # else: identical file already here
@@ -549,19 +583,47 @@ class ReceiveSession(ClaimOwner):
                 disk_error = str(exc)
         try:
             disk_error = await self._copy_bytes(reader, header, part, tracker, disk_error)
-            trailer = await reader.read_message()
+            claimed = await self._read_trailer(reader, header)
         except BaseException:
             if part is not None:
                 part.close()  # no write is pending here: _copy_bytes waits for its last one
             raise
-        if not isinstance(trailer, DataTrailer) or trailer.index != header.index:
-            raise ProtocolError(f"file {header.index}: missing end of data")
         digest = part.digest if part is not None else (resume.digest if resume else "")
         final_path, error = await asyncio.to_thread(
-            self._conclude, target, part, entry, digest, trailer.blake3, disk_error
+            self._conclude, target, part, entry, digest, claimed, disk_error
         )
         tracker.finish_file(header.index)
         await self._settle(incoming, final_path, digest, error, start, tally)
+
+    @staticmethod
+    async def _read_trailer(reader: MessageReader, header: DataHeader) -> str:
+        """The sender's BLAKE3 for the file just received ('' if it could not read it)."""
+        trailer = await reader.read_message()
+        if not isinstance(trailer, DataTrailer) or trailer.index != header.index:
+            raise ProtocolError(f"file {header.index}: missing end of data")
+        return trailer.blake3
+
+    @classmethod
+    def _store_small(
+        cls,
+        target: TargetFolder,
+        entry: Entry,
+        resume: ResumePoint | None,
+        data: bytes,
+        claimed: str,
+    ) -> tuple[str, str, str]:
+        """Write, hash, verify and finish a small file in one go (runs in a thread)."""
+        try:
+            part = target.open_part(entry.path, resume)
+        except TargetError as exc:
+            return entry.path, "", str(exc)
+        try:
+            part.write(data)
+        except OSError as exc:
+            part.close()
+            return entry.path, part.digest, describe_os_error(exc)
+        final_path, error = cls._conclude(target, part, entry, part.digest, claimed, "")
+        return final_path, part.digest, error
 
     @staticmethod
     def _conclude(
@@ -640,14 +702,14 @@ class ReceiveSession(ClaimOwner):
         tally.count(not error)
         if error:
             self._events.emit(FileFailedEvent(self._transfer_id, "receive", entry.path, error))
-            await self._send(FileResult(incoming.index, False, error=error))
+            self._queue_result(FileResult(incoming.index, False, error=error))
         else:
             self._events.emit(
                 FileDoneEvent(
                     self._transfer_id, "receive", final_path, entry.size, digest, resumed_from
                 )
             )
-            await self._send(FileResult(incoming.index, True, blake3=digest))
+            self._queue_result(FileResult(incoming.index, True, blake3=digest))
 
 
 async def _write_result(pending: asyncio.Future[None]) -> str:
