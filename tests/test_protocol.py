@@ -641,22 +641,33 @@ def test_assembler_accepts_and_sanitizes() -> None:
 
 
 @pytest.mark.parametrize(
-    "paths",
+    ("paths", "landed"),
     [
-        ["a/b", "a/b"],
-        ["Readme.md", "README.MD"],
-        ["straße", "STRASSE"],
-        ["\u00e9", "e\u0301"],
-        ["x", "./x"],
-        ["../x", "x"],
-        ["a:b", "a_b"],
+        (["a/b", "a/b"], ["a/b", "a/b (1)"]),
+        (["Readme.md", "README.MD"], ["Readme.md", "README.MD"]),  # case matters on Linux
+        (["\u00e9", "e\u0301"], ["\u00e9", "\u00e9 (1)"]),  # same name once normalized
+        (["x", "./x"], ["x", "x (1)"]),
+        (["../x", "x"], ["x", "x (1)"]),
+        (["a:b", "a_b", "a?b"], ["a_b", "a_b (1)", "a_b (2)"]),
+        (["d/r.txt", "d/r.txt"], ["d/r.txt", "d/r (1).txt"]),
     ],
 )
-def test_assembler_refuses_duplicates(paths: list[str]) -> None:
+def test_files_that_sanitize_alike_get_numbered_names(paths: list[str], landed: list[str]) -> None:
     entries = [f(p) for p in paths]
     assembler = assembler_for(entries)
-    with pytest.raises(ProtocolError, match="duplicate path"):
-        assembler.add_page(entries)
+    assembler.add_page(entries)
+    assert [e.path for e in assembler.entries] == landed
+
+
+def test_folders_of_one_name_merge_but_a_folder_cannot_take_a_files_name() -> None:
+    merging = [d("a"), d("a"), f("a/x")]
+    assembler = assembler_for(merging)
+    assembler.add_page(merging)
+    assert [e.path for e in assembler.entries] == ["a", "a", "a/x"]
+    clashing = [f("a"), d("a")]
+    assembler = assembler_for(clashing)
+    with pytest.raises(ProtocolError, match="has the name of a file"):
+        assembler.add_page(clashing)
 
 
 def test_assembler_refuses_more_entries_than_declared() -> None:

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import zipfile
@@ -19,6 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType
 
+from e2e.share_cli import ShareProcess, share_argv
 from p2p_transfer.events import (
     Event,
     EventBus,
@@ -28,12 +28,12 @@ from p2p_transfer.events import (
     ShareUploadRejectedEvent,
 )
 from p2p_transfer.limits import (
-    MiB,
     SHARE_CHUNK_SIZE,
     SHARE_MAX_ACTIVE_UPLOADS,
     SHARE_MAX_CONNECTIONS,
     SHARE_MAX_CONNECTIONS_PER_IP,
     SHARE_MAX_PENDING_UPLOADS,
+    MiB,
 )
 from p2p_transfer.share import ShareConfig, ShareServer, UploadRequest, accept_all
 from p2p_transfer.share.public import PublicShareError, load_ngrok
@@ -398,7 +398,9 @@ async def test_decider_failure_is_a_clear_rejection(
     ws = await connect(share, http)
     await ws.send_str(file_info("x.txt", 1))
     answer = await ws.receive_json()
-    assert answer == {"type": "rejected", "reason": "The owner could not be asked.", "code": "error"}
+    assert answer == {
+        "type": "rejected", "reason": "The owner could not be asked.", "code": "error"
+    }
 
 
 async def test_browser_leaving_while_host_decides_withdraws_the_question(
@@ -667,6 +669,23 @@ async def test_twenty_first_connection_from_one_address_is_refused(
         await ws.close()
 
 
+async def test_silent_connections_are_dropped_and_free_their_slots(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    share = await make_share(handshake_timeout=SHORT)
+    host, port = share.server.address
+    silent = [await asyncio.open_connection(host, port)
+              for _ in range(SHARE_MAX_CONNECTIONS_PER_IP)]
+    with pytest.raises(aiohttp.WSServerHandshakeError):
+        await connect(share, http)  # all slots held by sockets that say nothing
+    for reader, _ in silent:
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
+    ws = await connect(share, http)
+    await ws.close()
+    for _, writer in silent:
+        writer.close()
+
+
 async def test_hundred_and_first_connection_is_refused(make_share: MakeShare) -> None:
     share = await make_share()
     clients: list[aiohttp.ClientSession] = []
@@ -829,7 +848,8 @@ async def test_shared_folder_streams_as_a_zip(
         "Holiday photos/empty/", "Holiday photos/notes.txt",
     ]
     folder = shared["folder"]
-    assert archive.read("Holiday photos/day 1/beach.jpg") == (folder / "day 1/beach.jpg").read_bytes()
+    beach = (folder / "day 1/beach.jpg").read_bytes()
+    assert archive.read("Holiday photos/day 1/beach.jpg") == beach
     assert archive.read("Holiday photos/notes.txt") == b"sun\n"
 
 
@@ -865,7 +885,7 @@ async def test_zip_of_a_file_that_shrinks_is_cut_short(shared: dict[str, Path]) 
     async def write(data: bytes) -> None:
         return None
 
-    with pytest.raises(SourceChangedError, match="notes.txt"):
+    with pytest.raises(SourceChangedError, match=r"notes\.txt"):
         await stream_zip(ZipLayout(members), write)
 
 
@@ -890,3 +910,140 @@ def test_public_without_the_sdk_says_how_to_install(monkeypatch: pytest.MonkeyPa
     with pytest.raises(PublicShareError) as error:
         load_ngrok()
     assert "p2p-transfer[public]" in str(error.value)
+
+
+# --- the share command, as a real process ----------------------------------------
+
+
+async def _upload_over_http(url: str, name: str, data: bytes) -> dict:
+    """What a browser does: file_info, then the bytes; returns the server's last answer."""
+    host = url.split("/")[2]
+    async with aiohttp.ClientSession() as client:
+        ws = await client.ws_connect(url + "/ws", headers={"Origin": f"http://{host}"})
+        await ws.send_str(file_info(name, len(data)))
+        answer = await ws.receive_json(timeout=30)
+        if answer["type"] != "accepted":
+            return answer
+        for offset in range(0, len(data), SHARE_CHUNK_SIZE):
+            await ws.send_bytes(data[offset : offset + SHARE_CHUNK_SIZE])
+        while answer["type"] not in ("complete", "error"):
+            answer = await ws.receive_json(timeout=30)
+        await ws.close()
+        return answer
+
+
+async def test_cli_json_starts_with_share_url_and_serves_uploads(tmp_path: Path) -> None:
+    uploads = tmp_path / "uploads"
+    share = ShareProcess(share_argv(
+        tmp_path, "--json", "--yes", "--bind", LOOPBACK, "--dir", str(uploads)
+    ))
+    try:
+        first = await asyncio.to_thread(share.wait_for, "share_url")
+        assert share.events[0] == first[0]
+        assert set(first[0]) == {"event", "url", "token", "public"}
+        assert first[0]["url"].endswith("/" + first[0]["token"])
+        assert first[0]["url"].startswith(f"http://{LOOPBACK}:")
+        data = os.urandom(300 * 1024)
+        assert await _upload_over_http(first[0]["url"], "a.bin", data) == {"type": "complete"}
+        done = await asyncio.to_thread(share.wait_for, "share_upload_complete")
+        assert done[0]["path"] == "a.bin" and done[0]["size"] == len(data)
+        assert (uploads / "a.bin").read_bytes() == data
+        names = [e["event"] for e in share.events]
+        assert names[:4] == [
+            "share_url", "share_upload_request", "share_upload_accepted", names[3]
+        ]
+    finally:
+        status = await asyncio.to_thread(share.stop)
+    assert status in (0, 130)  # stopped by Ctrl-C, cleanly
+
+
+async def test_cli_asks_the_host_for_each_upload(tmp_path: Path) -> None:
+    uploads = tmp_path / "uploads"
+    share = ShareProcess(share_argv(tmp_path, "--json", "--bind", LOOPBACK, "--dir", str(uploads)))
+    try:
+        url = (await asyncio.to_thread(share.wait_for, "share_url"))[0]["url"]
+        declined = asyncio.create_task(_upload_over_http(url, "no.txt", b"no"))
+        request = await asyncio.to_thread(share.wait_for, "share_upload_request")
+        assert request[0]["file_name"] == "no.txt" and request[0]["client"] == LOOPBACK
+        share.answer("n")
+        assert (await declined)["type"] == "rejected"
+        accepted = asyncio.create_task(_upload_over_http(url, "yes.txt", b"yes"))
+        request = await asyncio.to_thread(share.wait_for, "share_upload_request", 2)
+        share.answer("y 0123456789abcdef0123456789abcdef")  # for another request: ignored
+        share.answer(f"y {request[1]['request_id']}")
+        assert await accepted == {"type": "complete"}
+        assert listing(uploads) == ["yes.txt"]
+    finally:
+        await asyncio.to_thread(share.stop)
+    assert "Accept 'no.txt' (2 B) from 127.0.0.1? [y/N]" in share.stderr()
+
+
+async def test_cli_prints_the_link_and_its_qr_code(tmp_path: Path) -> None:
+    import segno
+
+    offered = tmp_path / "offered.txt"
+    offered.write_text("hello")
+    share = ShareProcess(share_argv(
+        tmp_path, "--yes", "--bind", LOOPBACK, "--dir", str(tmp_path / "up"), str(offered)
+    ))
+    try:
+        out = await asyncio.to_thread(share.wait_for_text, "Ctrl-C stops sharing")
+    finally:
+        await asyncio.to_thread(share.stop)
+    url = re.search(r"Share link: (http://\S+)", out)
+    assert url is not None
+    qr = io.StringIO()
+    segno.make(url.group(1), error="m").terminal(out=qr, compact=True)
+    assert qr.getvalue() in out  # the QR code of exactly this link
+    assert "offered: offered.txt" in out
+
+
+def test_cli_public_without_token_fails_at_once(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NGROK_AUTHTOKEN"}
+    result = subprocess.run(
+        share_argv(tmp_path, "--public", "--bind", LOOPBACK), env=env,
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: --public needs an ngrok authtoken: set NGROK_AUTHTOKEN "
+        "(from your ngrok dashboard) and try again"
+    ]
+    assert result.stdout == ""
+
+
+def test_cli_public_without_the_sdk_fails_at_once_in_json(tmp_path: Path) -> None:
+    # A stand-in package that fails to import, whether or not the real SDK is installed:
+    # this test can never open a tunnel.
+    fake = tmp_path / "fake" / "ngrok"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('not installed (test)')\n")
+    env = {**os.environ, "NGROK_AUTHTOKEN": "not-a-real-token",
+           "PYTHONPATH": os.pathsep.join([str(fake.parent), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        share_argv(tmp_path, "--public", "--json", "--bind", LOOPBACK), env=env,
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 1
+    event = json.loads(result.stdout.strip())
+    assert event["event"] == "error"
+    assert event["message"] == "--public needs the ngrok SDK: pip install 'p2p-transfer[public]'"
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("1048576", 1048576), ("500M", 500 * MiB), ("2G", 2 << 30), ("1.5K", 1536)]
+)
+def test_max_size_accepts_bytes_and_units(text: str, size: int) -> None:
+    from p2p_transfer.cli.share_command import parse_size
+
+    assert parse_size(text) == size
+
+
+def test_max_size_rejects_nonsense() -> None:
+    import click
+
+    from p2p_transfer.cli.share_command import parse_size
+
+    for text in ["abc", "-5", "5X"]:
+        with pytest.raises(click.BadParameter):
+            parse_size(text)

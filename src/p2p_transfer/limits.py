@@ -83,6 +83,8 @@ MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
 #: Deepest folder nesting in a manifest.
 MAX_PATH_DEPTH = 64
+#: How many ``name (N).ext`` alternatives are tried for one name.
+MAX_NAME_ALTERNATIVES = 999
 #: Longest device name, in characters.
 MAX_DEVICE_NAME_CHARS = 64
 

@@ -10,6 +10,7 @@ from p2p_transfer import __version__
 from p2p_transfer.cli.context import CliContext
 from p2p_transfer.cli.devices_command import devices
 from p2p_transfer.cli.pair_commands import id_command, pair
+from p2p_transfer.cli.share_command import share_command
 from p2p_transfer.cli.transfer_commands import receive, send
 from p2p_transfer.config import default_device_name, resolve_config_dir
 from p2p_transfer.limits import MAX_DEVICE_NAME_CHARS
@@ -37,6 +38,7 @@ cli.add_command(receive)
 cli.add_command(send)
 cli.add_command(pair)
 cli.add_command(id_command)
+cli.add_command(share_command)
 cli.add_command(devices)
 
 

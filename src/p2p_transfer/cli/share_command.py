@@ -74,18 +74,27 @@ class StdinLines:
 
 
 class TerminalDecider:
-    """Asks ``Accept NAME (SIZE) from IP? [y/N]`` on stderr, one upload at a time."""
+    """Asks ``Accept NAME (SIZE) from IP? [y/N]`` on stderr, one upload at a time.
+
+    Answers are lines: ``y`` or ``n`` answer the open question; ``y ID`` or
+    ``n ID`` answer only the request with that ID (scripts reading ``--json``
+    use these, so an answer meant for a withdrawn question never lands on the
+    next one). On a terminal, lines typed while no question was open are
+    dropped, so a stray ``y`` accepts nothing.
+    """
 
     def __init__(self, view: HumanShareView | None) -> None:
         self._view = view
         self._lock = asyncio.Lock()
         self._lines: StdinLines | None = None
+        self._interactive = sys.stdin is not None and sys.stdin.isatty()
 
     async def __call__(self, request: UploadRequest) -> Decision:
         async with self._lock:
             if self._lines is None:
                 self._lines = StdinLines()
-            self._lines.drop_stale()
+            if self._interactive:
+                self._lines.drop_stale()
             if self._view is not None:
                 self._view.pause()
             click.echo(
@@ -94,17 +103,29 @@ class TerminalDecider:
                 err=True, nl=False,
             )
             try:
-                line = await self._lines.next()
+                answer = await self._answer(request.request_id)
             except asyncio.CancelledError:
                 click.echo("\n  no answer in time (or the browser left): not accepted", err=True)
                 raise
             finally:
                 if self._view is not None:
                     self._view.resume()
-            if line is None:
+            if answer is None:
                 click.echo("", err=True)
                 return "The owner cannot be asked right now."
-            return line.strip().lower() in _YES
+            return answer
+
+    async def _answer(self, request_id: str) -> bool | None:
+        """The next line that answers this request; None once stdin is closed."""
+        assert self._lines is not None
+        while True:
+            line = await self._lines.next()
+            if line is None:
+                return None
+            word, _, target = line.strip().partition(" ")
+            if target and target.strip() != request_id:
+                continue  # meant for another (withdrawn) request
+            return word.lower() in _YES
 
 
 class HumanShareView:

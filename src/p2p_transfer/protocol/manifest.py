@@ -12,11 +12,12 @@ from p2p_transfer.limits import (
     MANIFEST_PAGE_BUDGET,
     MAX_MANIFEST_ENTRIES,
     MAX_MANIFEST_NAME_BYTES,
+    MAX_NAME_ALTERNATIVES,
     MAX_OFFER_BYTES,
 )
 from p2p_transfer.protocol.errors import ProtocolError
 from p2p_transfer.protocol.messages import Entry, Offer, Resume
-from p2p_transfer.protocol.paths import sanitize_path
+from p2p_transfer.protocol.paths import numbered_name, sanitize_path
 
 _encoder = msgspec.msgpack.Encoder()
 #: Bytes a page's envelope and per-item list overhead may add to its items.
@@ -71,7 +72,7 @@ class ManifestAssembler:
     def __init__(self, summary: ManifestSummary) -> None:
         self.summary = summary
         self.entries: list[Entry] = []
-        self._paths: set[str] = set()
+        self._paths: dict[str, str] = {}  # sanitized path -> "file" | "dir"
         self._bytes = 0
         self._name_bytes = 0
         self._files = 0
@@ -104,15 +105,33 @@ class ManifestAssembler:
             raise ProtocolError(f"manifest names exceed {MAX_MANIFEST_NAME_BYTES} bytes")
         if not math.isfinite(entry.mtime) or abs(entry.mtime) > _MAX_MTIME:
             raise ProtocolError(f"invalid mtime for {entry.path!r}")
-        path = sanitize_path(entry.path)
-        key = path.casefold()
-        if key in self._paths:
-            raise ProtocolError(f"duplicate path {path!r} in manifest")
-        self._paths.add(key)
+        path = self._unique(sanitize_path(entry.path), entry.kind)
         if entry.kind == "file":
             self._files += 1
             self._bytes += entry.size
         return Entry(path, entry.kind, entry.size, entry.mode & 0o777, entry.mtime)
+
+    def _unique(self, path: str, kind: str) -> str:
+        """Give a file whose sanitized path is taken (``a:b`` vs ``a_b``) a numbered name.
+
+        Folders of the same name simply merge; a folder where a file already is
+        cannot be placed.
+        """
+        if kind == "dir":
+            if self._paths.get(path, "dir") != "dir":
+                raise ProtocolError(f"folder {path!r} has the name of a file in the manifest")
+            self._paths[path] = "dir"
+            return path
+        parent, _, name = path.rpartition("/")
+        candidate, number = path, 0
+        while candidate in self._paths:
+            number += 1
+            if number > MAX_NAME_ALTERNATIVES:
+                raise ProtocolError(f"too many files named {path!r} in manifest")
+            renamed = numbered_name(name, number)
+            candidate = f"{parent}/{renamed}" if parent else renamed
+        self._paths[candidate] = "file"
+        return candidate
 
     def _check_totals(self) -> None:
         declared = self.summary
