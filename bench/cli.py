@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from bench.config import (
     BIG_FILE_SIZE,
     DEFAULT_WORK_DIR,
     LOGS_DIR,
+    PARTIAL_RESULTS_PATH,
     QUICK_BIG_FILE_SIZE,
     QUICK_RESULTS_PATH,
     QUICK_SMALL_FILE_COUNT,
@@ -21,7 +24,7 @@ from bench.config import (
     SMALL_FILE_SIZE,
     KiB,
 )
-from bench.data import Workload, check_free_space, make_big, make_small, remove_tree
+from bench.data import Workload, check_free_space, make_big, make_small
 from bench.isolation import ISOLATED_COMMAND, is_isolated, non_loopback_interfaces
 from bench.report import RunInfo, render
 from bench.results import RowResult, best, unavailable
@@ -40,8 +43,8 @@ _UNITS = {
     "g": KiB**3,
     "gib": KiB**3,
 }
-#: File that marks a folder as the benchmark's own, safe to empty.
-WORK_DIR_MARKER = ".p2p-transfer-bench"
+#: Name prefix of each run's own folder inside the work folder.
+RUN_DIR_PREFIX = "run-"
 #: Files of a small-file workload take at least one filesystem block each.
 _FS_BLOCK = 4 * KiB
 
@@ -97,14 +100,14 @@ def parse_args(argv: Sequence[str] | None, rows: Sequence[Row]) -> argparse.Name
         "--work-dir",
         type=Path,
         default=DEFAULT_WORK_DIR,
-        help="folder for generated and received data (emptied, then removed)",
+        help="folder in which each run makes (and then removes) its own data folder",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder afterwards")
-    parser.add_argument("--output", type=Path, help="where to write the markdown report")
     parser.add_argument(
-        "--allow-host-network",
-        action="store_true",
-        help="run iroh/wormhole rows even outside an isolated namespace",
+        "--output",
+        type=Path,
+        help="where to write the markdown report (default: bench/results.md for a full "
+        "run, else bench/results/quick.md or partial.md)",
     )
     args = parser.parse_args(argv)
     args.only = [key.strip() for key in args.only.split(",") if key.strip()]
@@ -119,43 +122,60 @@ def parse_args(argv: Sequence[str] | None, rows: Sequence[Row]) -> argparse.Name
         args.size = QUICK_BIG_FILE_SIZE if args.quick else BIG_FILE_SIZE
     if args.files is None:
         args.files = QUICK_SMALL_FILE_COUNT if args.quick else SMALL_FILE_COUNT
+    args.mode = run_mode(args, keys)
     if args.output is None:
-        args.output = QUICK_RESULTS_PATH if args.quick else RESULTS_PATH
+        args.output = {"quick": QUICK_RESULTS_PATH, "full": RESULTS_PATH}.get(
+            args.mode, PARTIAL_RESULTS_PATH
+        )
     if args.repeat < 1 or args.files < 1 or args.size < 1:
         parser.error("--repeat, --files and --size must be positive")
     return args
 
 
-def prepare_workloads(args: argparse.Namespace) -> list[Workload]:
-    """Check the disk, then write the source data under the work folder."""
+def run_mode(args: argparse.Namespace, keys: Sequence[str]) -> str:
+    """``full`` (every row and workload, default sizes), ``quick``, or ``partial``."""
+    if args.quick:
+        return "quick"
+    complete = set(args.only) == set(keys) and set(args.workloads) == set(WORKLOAD_KEYS)
+    default_sizes = (args.size, args.files, args.file_size) == (
+        BIG_FILE_SIZE,
+        SMALL_FILE_COUNT,
+        SMALL_FILE_SIZE,
+    )
+    return "full" if complete and default_sizes else "partial"
+
+
+def needed_space(args: argparse.Namespace) -> int:
+    """Bytes a run writes at most: the source and one received copy of each workload.
+
+    Also a zip of the folder, which magic-wormhole's receiver spools.
+    """
     big = args.size if "big" in args.workloads else 0
     small = args.files * max(args.file_size, _FS_BLOCK) if "small" in args.workloads else 0
-    # Source and one received copy of each; wormhole also spools a zip of the folder.
-    check_free_space(args.work_dir, 2 * big + 3 * small)
-    claim_work_dir(args.work_dir)
-    source = args.work_dir / "source"
+    return 2 * big + 3 * small
+
+
+def prepare_workloads(args: argparse.Namespace, run_dir: Path) -> list[Workload]:
+    """Write the source data under ``run_dir``."""
+    source = run_dir / "source"
     workloads = []
-    if big:
+    if "big" in args.workloads:
         log(f"writing one file of {args.size:,} bytes")
         workloads.append(make_big(source, args.size))
-    if small:
+    if "small" in args.workloads:
         log(f"writing {args.files:,} files of {args.file_size:,} bytes")
         workloads.append(make_small(source, args.files, args.file_size))
     return workloads
 
 
-def claim_work_dir(work_dir: Path) -> None:
-    """Empty ``work_dir`` for this run; refuse a non-empty folder the benchmark did not make.
+def make_run_dir(parent: Path) -> Path:
+    """A new folder for this run's data under ``parent``; only it is ever deleted.
 
-    The whole folder is deleted afterwards, so ``--work-dir /tmp`` must not be
-    taken literally.
+    Its own folder per run: two runs at once (several engineers share this
+    machine) must not delete each other's data, and ``--work-dir /tmp`` is safe.
     """
-    marker = work_dir / WORK_DIR_MARKER
-    if work_dir.exists() and any(work_dir.iterdir()) and not marker.exists():
-        raise SystemExit(f"{work_dir} is not empty and not a benchmark work folder; pick another")
-    remove_tree(work_dir)
-    work_dir.mkdir(parents=True)
-    marker.touch()
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX, dir=parent))
 
 
 def log(message: str) -> None:
@@ -163,37 +183,61 @@ def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def run_row(row: Row, workloads: Sequence[Workload], args: argparse.Namespace) -> list[RowResult]:
-    """Every run of one row; servers it needs are up for exactly that long."""
-    chosen = [w for w in workloads if w.key in row.workloads]
+def unavailable_reason(row: Row) -> str | None:
+    """Why ``row`` cannot run in this process, or None."""
     reason = row.unavailable_reason()
-    exposed = not (is_isolated() or args.allow_host_network)
-    if reason is None and exposed and row.key not in LOOPBACK_ONLY_ROWS:
+    if reason is None and not is_isolated() and row.key not in LOOPBACK_ONLY_ROWS:
         reason = (
             f"not in an isolated network namespace (interfaces: "
             f"{', '.join(non_loopback_interfaces())}); run {ISOLATED_COMMAND}"
         )
-    if reason is not None:
-        log(f"{row.label}: unavailable: {reason}")
-        return [unavailable(row.label, w, reason) for w in chosen]
-    results = []
-    row.setup(args.work_dir)
+    return reason
+
+
+def run_all(
+    rows: Sequence[Row], workloads: Sequence[Workload], run_dir: Path, args: argparse.Namespace
+) -> list[RowResult]:
+    """Every run, interleaved: round by round, workload by workload, row by row.
+
+    Rows compared in a ratio run back to back, so a change in the load of
+    this shared machine touches them alike; with ``--repeat`` the
+    fastest verified run of each row is kept.
+    """
+    results: list[RowResult] = []
+    runnable = []
+    for row in rows:
+        reason = unavailable_reason(row)
+        if reason is None:
+            runnable.append(row)
+        else:
+            log(f"{row.label}: unavailable: {reason}")
+            results += [
+                unavailable(row.label, w, reason) for w in workloads if w.key in row.workloads
+            ]
+    runs: dict[tuple[str, str], list[RowResult]] = {}
+    started: list[Row] = []
     try:
+        for row in runnable:
+            row.setup(run_dir)
+            started.append(row)
         run_index = 0
-        for workload in chosen:
-            runs = []
-            for _ in range(args.repeat):
-                ctx = RunContext(work_dir=args.work_dir, run_index=run_index, timeout=args.timeout)
-                run_index += 1
-                try:
-                    result = row.run(workload, ctx)
-                finally:
-                    ctx.clean()
-                log(f"{row.label}, {workload.title}: {summary(result)}")
-                runs.append(result)
-            results.append(best(runs))
+        for _ in range(args.repeat):
+            for workload in workloads:
+                for row in runnable:
+                    if workload.key not in row.workloads:
+                        continue
+                    ctx = RunContext(work_dir=run_dir, run_index=run_index, timeout=args.timeout)
+                    run_index += 1
+                    try:
+                        result = row.run(workload, ctx)
+                    finally:
+                        ctx.clean()
+                    log(f"{row.label}, {workload.title}: {summary(result)}")
+                    runs.setdefault((row.key, workload.key), []).append(result)
     finally:
-        row.teardown()
+        for row in started:
+            row.teardown()
+    results += [best(found) for found in runs.values()]
     return results
 
 
@@ -224,20 +268,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = all_rows()
     args = parse_args(argv, rows)
     selected = [row for row in rows if row.key in args.only]
-    workloads = prepare_workloads(args)
+    check_free_space(args.work_dir, needed_space(args))
+    run_dir = make_run_dir(args.work_dir)
     results: list[RowResult] = []
     try:
-        for row in selected:
-            results += run_row(row, workloads, args)
+        workloads = prepare_workloads(args, run_dir)
+        load_before = os.getloadavg()[0]
+        results = run_all(selected, workloads, run_dir, args)
+        load_after = os.getloadavg()[0]
     finally:
         if args.keep:
-            log(f"work folder kept: {args.work_dir}")
+            log(f"work folder kept: {run_dir}")
         else:
-            clean_work_dir(args.work_dir, keep_logs=any(r.failed for r in results))
+            clean_work_dir(run_dir, keep_logs=any(r.failed for r in results))
     info = RunInfo(
-        mode="quick" if args.quick else "full", repeat=args.repeat, isolated=is_isolated()
+        mode=args.mode,
+        repeat=args.repeat,
+        isolated=is_isolated(),
+        load_before=load_before,
+        load_after=load_after,
     )
-    ordered = [r for w in workloads for r in results if r.workload.key == w.key]
+    keys = [workload.key for workload in workloads]
+    order = {row.label: index for index, row in enumerate(selected)}
+    ordered = sorted(results, key=lambda r: (keys.index(r.workload.key), order[r.tool]))
     report = render(info, workloads, ordered)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(report)

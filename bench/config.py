@@ -16,11 +16,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORK_DIR = Path(__file__).resolve().parent / ".work"
 #: Folder of the work dir that holds each run's process output and rusage.
 LOGS_DIR = "logs"
-#: Where a full run writes its table (committed, so others can compare).
+#: Where a full run (every row, default sizes) writes its table: committed.
 RESULTS_PATH = Path(__file__).resolve().parent / "results.md"
-#: Where a ``--quick`` run writes its table (gitignored), so a smoke run never
-#: overwrites the figures of a full one.
+#: Where other runs write theirs (gitignored), so a smoke run or a partial one
+#: never overwrites the figures of a full one.
 QUICK_RESULTS_PATH = Path(__file__).resolve().parent / "results" / "quick.md"
+PARTIAL_RESULTS_PATH = Path(__file__).resolve().parent / "results" / "partial.md"
 
 # --- Workloads --------------------------------------------------------------
 #: The one large file of the full run.

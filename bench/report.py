@@ -8,16 +8,15 @@ import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
-from bench.config import MB
+from bench.config import MB, REPO_ROOT
 from bench.data import Workload
 from bench.results import RowResult
+from bench.rows import iroh_raw, p2p, wormhole
 
-P2P = "p2p-transfer"
-WORMHOLE = "magic-wormhole"
-RAW_IROH = "raw iroh stream"
-#: (numerator, denominator) tool labels of the ratios the acceptance needs.
-RATIOS = ((P2P, WORMHOLE), (P2P, RAW_IROH))
+#: (numerator, denominator) row labels of the throughput ratios the acceptance needs.
+RATIOS = ((p2p.LABEL, wormhole.LABEL), (p2p.LABEL, iroh_raw.LABEL))
 _NO_FIGURE = "—"
 _VERSIONED_PACKAGES = ("iroh", "blake3", "magic-wormhole")
 
@@ -26,9 +25,11 @@ _VERSIONED_PACKAGES = ("iroh", "blake3", "magic-wormhole")
 class RunInfo:
     """How the figures were obtained, for the header."""
 
-    mode: str  # "full" or "quick"
+    mode: str  # "full", "quick" or "partial"
     repeat: int
     isolated: bool
+    load_before: float  # 1-minute load average when the runs began
+    load_after: float  # and when they ended: others share this machine
 
 
 def _version(package: str) -> str:
@@ -50,6 +51,8 @@ def _cpu_model() -> str:
 
 
 def _cell(text: str) -> str:
+    """Table-safe text, without this machine's paths (the report is committed)."""
+    text = text.replace(str(REPO_ROOT), "<repo>").replace(str(Path.home()), "~")
     return text.replace("|", "\\|").replace("\n", " ")
 
 
@@ -112,6 +115,8 @@ def ratio_lines(workloads: Sequence[Workload], results: Sequence[RowResult]) -> 
     lines = [
         "### Ratios (throughput, same run)",
         "",
+        "Above 1 means p2p-transfer is faster.",
+        "",
         "| ratio | " + " | ".join(w.title for w in workloads) + " |",
         "|---|" + "---:|" * len(workloads),
     ]
@@ -119,8 +124,10 @@ def ratio_lines(workloads: Sequence[Workload], results: Sequence[RowResult]) -> 
         cells = []
         for workload in workloads:
             a, b = by_key.get((top, workload.key)), by_key.get((bottom, workload.key))
-            both = a is not None and b is not None and a.ok and b.ok
-            cells.append(f"{b.wall_seconds / a.wall_seconds:.2f}×" if both else "n/a")
+            if a is not None and b is not None and a.ok and b.ok:
+                cells.append(f"{b.wall_seconds / a.wall_seconds:.2f}×")  # same bytes: 1/wall
+            else:
+                cells.append("n/a")
         lines.append(f"| {top} / {bottom} | " + " | ".join(cells) + " |")
     return lines
 
@@ -136,6 +143,8 @@ def render(info: RunInfo, workloads: Sequence[Workload], results: Sequence[RowRe
         f"- Date: {now}; mode: {info.mode} (best of {info.repeat} run(s) per row)",
         f"- Machine: {os.cpu_count()} cores ({_cpu_model()}), {platform.system()} "
         f"{platform.release()}; Python {platform.python_version()}; {versions}",
+        f"- Load average (1 min), shared machine: {info.load_before:.2f} before the runs, "
+        f"{info.load_after:.2f} after",
         f"- Workloads: {sizes}; pseudo-random (incompressible) data",
         "- Network: "
         + ("a network namespace with only loopback" if info.isolated else "host (loopback)"),

@@ -30,6 +30,8 @@ LAUNCHER = Path(__file__).resolve().parent / "launch.py"
 
 #: ``ru_maxrss`` is in KiB on Linux.
 _MAXRSS_UNIT = 1024
+#: How often ``wait_all`` looks at children that have not exited yet.
+_POLL_INTERVAL = 0.05
 #: Lines of a failed child's stderr quoted in the report.
 _STDERR_TAIL_LINES = 3
 
@@ -55,11 +57,14 @@ def monotonic() -> float:
 
 
 def peer_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a child: ours, with the repository importable."""
+    """The environment for a child: ours, with the repository importable.
+
+    Nothing else changes: the tools run as a user runs them (our own peers
+    flush each line they print).
+    """
     env = dict(os.environ)
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + path if path else "")
-    env["PYTHONUNBUFFERED"] = "1"
     if extra:
         env.update(extra)
     return env
@@ -212,6 +217,15 @@ class Child:
         assert self._usage is not None
         return self._usage
 
+    @property
+    def usage(self) -> Usage | None:
+        """The child's figures once it has exited, else None."""
+        return None if self.running else self._usage
+
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the child to exit."""
+        self._waiter.join(timeout)
+
     def stop(self) -> Usage | None:
         """SIGTERM the child's session, SIGKILL it after a grace; return its usage."""
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -246,6 +260,35 @@ class Child:
         return f"{status}; stderr: {tail}" if tail else status
 
 
+def wait_all(children: Sequence[Child], deadline: float) -> list[Usage]:
+    """Usage of every child once all exited 0, in order.
+
+    As soon as one exits non-zero, or at ``deadline`` (monotonic), the others
+    are stopped and ChildError says why: a peer left waiting for a dead one
+    must not hold the run until its timeout.
+    """
+    while True:
+        for child in children:
+            usage = child.usage
+            if usage is not None and usage.returncode != 0:
+                _stop_all(children)
+                raise ChildError(f"{child.name}: {child.describe_exit()}")
+        pending = [child for child in children if child.running]
+        if not pending:
+            return [child.wait(KILL_GRACE) for child in children]
+        if monotonic() >= deadline:
+            _stop_all(children)
+            names = ", ".join(child.name for child in pending)
+            raise ChildError(f"{names} still running at the deadline, stopped")
+        pending[0].join(_POLL_INTERVAL)
+
+
+def _stop_all(children: Sequence[Child]) -> None:
+    for child in children:
+        if child.running:
+            child.stop()
+
+
 class Children:
     """Context manager that stops every child still running when the block ends."""
 
@@ -270,7 +313,9 @@ class Children:
     def __enter__(self) -> Children:
         return self
 
+    def stop_all(self) -> None:
+        """Stop every child still running."""
+        _stop_all(self._children)
+
     def __exit__(self, *exc: object) -> None:
-        for child in self._children:
-            if child.running:
-                child.stop()
+        self.stop_all()

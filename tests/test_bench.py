@@ -11,14 +11,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench.cli import main
 from bench.config import MiB
 from bench.data import Workload, make_big, make_small, tree_digest
 from bench.isolation import is_isolated
 from bench.peers.stream import Decoder, FileSink, StreamError, encode_header
 from bench.report import RunInfo, render
 from bench.results import RowResult
+from bench.rows import p2p
 from bench.rows.base import Row, RunContext, verify_output
 from bench.rows.iroh_raw import IrohRawRow
+from bench.rows.p2p import P2PRow
 from bench.rows.tcp import TcpRow
 from bench.runner import Child, ChildError, Children, monotonic, wait_all
 
@@ -148,7 +151,11 @@ def test_report_shows_failures_without_figures_and_computes_ratios(
         row("magic-wormhole", 3.0),
         RowResult(tool="raw iroh stream", workload=big, status="FAILED: boom | bang"),
     ]
-    text = render(RunInfo(mode="quick", repeat=1, isolated=True), [big], results)
+    text = render(
+        RunInfo(mode="quick", repeat=1, isolated=True, load_before=0.5, load_after=1.0),
+        [big],
+        results,
+    )
     assert "| p2p-transfer / magic-wormhole | 1.50× |" in text
     assert "| p2p-transfer / raw iroh stream | n/a |" in text
     assert "FAILED: boom \\| bang" in text
@@ -176,3 +183,31 @@ def test_peak_rss_is_the_childs_own_not_the_harness(tmp_path: Path) -> None:
         del ballast
     assert usage.returncode == 0
     assert 0 < usage.max_rss_bytes < BALLAST_SIZE / 2
+
+
+def test_p2p_row_is_unavailable_without_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(p2p, "cli_path", lambda: tmp_path / "missing")
+    assert "not installed" in (P2PRow().unavailable_reason() or "")
+    fake = tmp_path / "p2p-transfer"
+    fake.write_text("#!/bin/sh\necho 'Commands: id  pair'\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(p2p, "cli_path", lambda: fake)
+    assert "no receive/send command" in (P2PRow().unavailable_reason() or "")
+
+
+def test_command_line_writes_a_report_with_unavailable_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(p2p, "cli_path", lambda: tmp_path / "missing")
+    report = tmp_path / "report.md"
+    argv = ["--only", "p2p,tcp", "--workloads", "small", "--files", "20"]
+    argv += ["--work-dir", str(tmp_path / "work"), "--output", str(report)]
+    assert main(argv) == 0
+    text = report.read_text()
+    assert "| p2p-transfer | unavailable: the p2p-transfer command is not installed |" in text
+    assert "| plain TCP sendfile | verified |" in text
+    assert "20 files of 4 KiB" in text
+    assert text in capsys.readouterr().out
+    assert list((tmp_path / "work").iterdir()) == []  # the run's data is gone

@@ -4,12 +4,16 @@
     python -m bench.peers.tcp send ADDR PATH      # ADDR is HOST:PORT
 
 No encryption and no hashing: the kernel copies file pages to the socket and
-the receiver writes what arrives. The harness verifies the output afterwards.
+the receiver writes what arrives. Files smaller than a chunk are packed, with
+their headers, into chunk-sized ``sendall`` calls (two tiny sends per file
+would measure Nagle's algorithm, not the limit). The harness verifies the
+output afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 from pathlib import Path
 
@@ -45,15 +49,24 @@ def send(address: str, entry: Path) -> None:
     host, port = address.rsplit(":", 1)
     files = iter_files(entry)
     total = 0
+    pending = bytearray()
     with socket.create_connection((host, int(port))) as conn:
         for relpath, path in files:
             with open(path, "rb") as source:
-                size = source.seek(0, 2)
-                source.seek(0)
-                conn.sendall(encode_header(relpath, size))
-                if size:
+                size = os.fstat(source.fileno()).st_size
+                header = encode_header(relpath, size)
+                if size < CHUNK_SIZE:
+                    pending += header
+                    pending += source.read()
+                    if len(pending) >= CHUNK_SIZE:
+                        conn.sendall(pending)
+                        pending.clear()
+                else:
+                    conn.sendall(pending + header)
+                    pending.clear()
                     conn.sendfile(source)
             total += size
+        conn.sendall(pending)
         conn.shutdown(socket.SHUT_WR)
         # Wait for the receiver's close, so our exit means "all was read".
         while conn.recv(CHUNK_SIZE):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from bench.config import (
 )
 from bench.data import Workload, remove_tree, tree_digest
 from bench.results import OK, RowResult, failed
-from bench.runner import Child, ChildError, Children, monotonic
+from bench.runner import Child, ChildError, Children, wait_all
 
 #: Checks a row adds after the tree comparison: (sender, receiver) → problem or None.
 ExtraCheck = Callable[[Child, Child], "str | None"]
@@ -72,7 +72,6 @@ class Row:
     key: str  # name on the command line (--only)
     label: str  # name in the table
     workloads: Sequence[str] = ("big", "small")
-    notes: dict[str, str] = field(default_factory=dict)  # per workload key
 
     def unavailable_reason(self) -> str | None:
         """Why this row cannot run here, or None when it can."""
@@ -142,21 +141,15 @@ def finish_pair(
     Wall time runs from the first of the two starts to the last exit.
     """
     deadline = min(sender.started, receiver.started) + ctx.run_timeout(workload)
-    usages = []
-    for child in (sender, receiver):
-        try:
-            usage = child.wait(max(1.0, deadline - monotonic()))
-        except ChildError as error:
-            return failed(row.label, workload, str(error), note)
-        if usage.returncode != 0:
-            return failed(row.label, workload, f"{child.name}: {child.describe_exit()}", note)
-        usages.append(usage)
+    try:
+        tx_usage, rx_usage = wait_all([sender, receiver], deadline)
+    except ChildError as error:
+        return failed(row.label, workload, str(error), note)
     problem = verify_output(out, workload)
     if problem is None and extra_check is not None:
         problem = extra_check(sender, receiver)
     if problem is not None:
         return failed(row.label, workload, problem, note)
-    tx_usage, rx_usage = usages
     return RowResult(
         tool=row.label,
         workload=workload,

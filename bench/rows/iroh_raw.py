@@ -11,6 +11,9 @@ from bench.runner import Child
 
 _PEER = "bench.peers.iroh_raw"
 
+#: Name of the row in the table.
+LABEL = "raw iroh stream"
+
 
 def _same_digests(sender: Child, receiver: Child) -> str | None:
     """Both peers hashed what they saw; their tree digests must agree."""
@@ -30,7 +33,7 @@ class IrohRawRow(Row):
     """One bi stream, 256 KiB reads and writes, BLAKE3 on both sides, no protocol."""
 
     key: str = "iroh"
-    label: str = "raw iroh stream"
+    label: str = LABEL
 
     def run(self, workload: Workload, ctx: RunContext) -> RowResult:
         return run_pair(

@@ -19,6 +19,9 @@ from bench.runner import Child, peer_env
 
 _COMMANDS_NEEDED = ("receive", "send")
 
+#: Name of the row in the table.
+LABEL = "p2p-transfer"
+
 
 def cli_path() -> Path:
     """The ``p2p-transfer`` script installed beside this interpreter."""
@@ -37,7 +40,7 @@ class P2PRow(Row):
     """``p2p-transfer receive --once --yes`` and ``p2p-transfer send`` on loopback."""
 
     key: str = "p2p"
-    label: str = "p2p-transfer"
+    label: str = LABEL
 
     def unavailable_reason(self) -> str | None:
         cli = cli_path()

@@ -10,13 +10,16 @@ from bench.rows.base import Row, RunContext, python_module, run_pair
 
 _PEER = "bench.peers.tcp"
 
+#: Name of the row in the table.
+LABEL = "plain TCP sendfile"
+
 
 @dataclass
 class TcpRow(Row):
     """Kernel ``sendfile`` → ``recv_into`` → file write; no encryption, no hashing."""
 
     key: str = "tcp"
-    label: str = "plain TCP sendfile"
+    label: str = LABEL
 
     def run(self, workload: Workload, ctx: RunContext) -> RowResult:
         return run_pair(

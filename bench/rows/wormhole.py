@@ -25,6 +25,9 @@ from bench.runner import Child, ChildError, Children
 LOOPBACK = "127.0.0.1"
 _POLL_INTERVAL = 0.1
 
+#: Name of the row in the table.
+LABEL = "magic-wormhole"
+
 
 def _script(name: str) -> Path:
     """A console script installed beside this interpreter."""
@@ -57,7 +60,7 @@ class WormholeRow(Row):
     """``wormhole send --code`` and ``wormhole receive --accept-file`` on loopback."""
 
     key: str = "wormhole"
-    label: str = "magic-wormhole"
+    label: str = LABEL
     _servers: Children | None = field(default=None, repr=False)
     _mailbox: Child | None = field(default=None, repr=False)
     _relay: Child | None = field(default=None, repr=False)
@@ -106,7 +109,7 @@ class WormholeRow(Row):
     def teardown(self) -> None:
         """Stop both servers."""
         if self._servers is not None:
-            self._servers.__exit__(None, None, None)
+            self._servers.stop_all()
             self._servers = None
 
     def _server_cpu(self) -> float:
