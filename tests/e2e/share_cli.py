@@ -16,32 +16,10 @@ EVENT_TIMEOUT = 30.0
 #: Seconds a stopped share may take to exit.
 EXIT_TIMEOUT = 10.0
 
-SHIM = """
-import sys
-from pathlib import Path
-import click
-from p2p_transfer.cli.context import CliContext
-from p2p_transfer.cli.share_command import share_command
-
-@click.group()
-@click.option("--config-dir", type=click.Path(path_type=Path))
-@click.option("--name")
-@click.pass_context
-def cli(ctx, config_dir, name):
-    ctx.obj = CliContext(config_dir=config_dir, device_name=name)
-
-cli.add_command(share_command)
-cli(prog_name="p2p-transfer")
-"""
-
-
 def share_argv(home: Path, *args: str) -> list[str]:
-    """``p2p-transfer --config-dir HOME --name NAME share ARGS`` (a shim until it is registered)."""
-    from p2p_transfer.cli.main import cli
-
-    head = ["-m", "p2p_transfer"] if "share" in cli.commands else ["-c", SHIM]
-    return [sys.executable, *head, "--config-dir", str(home), "--name", "Test laptop",
-            "share", *args]
+    """``p2p-transfer --config-dir HOME --name NAME share ARGS``."""
+    return [sys.executable, "-m", "p2p_transfer", "--config-dir", str(home), "--name",
+            "Test laptop", "share", *args]
 
 
 class ShareProcess:

@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
 
 from p2p_transfer import __version__
 from p2p_transfer.cli.context import CliContext
-from p2p_transfer.cli.devices_command import devices
-from p2p_transfer.cli.pair_commands import id_command, pair
-from p2p_transfer.cli.share_command import share_command
-from p2p_transfer.cli.transfer_commands import receive, send
 from p2p_transfer.config import default_device_name, resolve_config_dir
 from p2p_transfer.limits import MAX_DEVICE_NAME_CHARS
 
+#: Each command and where it lives, imported only when run: ``send`` need not
+#: load the web server's libraries (memory is a budget, not an afterthought).
+COMMANDS = {
+    "receive": "p2p_transfer.cli.transfer_commands:receive",
+    "send": "p2p_transfer.cli.transfer_commands:send",
+    "devices": "p2p_transfer.cli.devices_command:devices",
+    "share": "p2p_transfer.cli.share_command:share_command",
+    "pair": "p2p_transfer.cli.pair_commands:pair",
+    "id": "p2p_transfer.cli.pair_commands:id_command",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A command group that imports a command's module only when that command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="p2p-transfer")
 @click.option(
     "--config-dir",
@@ -32,14 +56,6 @@ def cli(ctx: click.Context, config_dir: Path | None, device_name: str | None) ->
     if not name or len(name) > MAX_DEVICE_NAME_CHARS:
         raise click.BadParameter(f"1 to {MAX_DEVICE_NAME_CHARS} characters", param_hint="--name")
     ctx.obj = CliContext(config_dir=resolve_config_dir(config_dir), device_name=name)
-
-
-cli.add_command(receive)
-cli.add_command(send)
-cli.add_command(pair)
-cli.add_command(id_command)
-cli.add_command(share_command)
-cli.add_command(devices)
 
 
 def main() -> None:
