@@ -19,6 +19,7 @@ import itertools
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -42,6 +43,8 @@ PROCESS_STOP_GRACE = 5.0
 HOST_IFNAME = "eth0"
 #: Name of the bridge inside a bridge namespace.
 BRIDGE_IFNAME = "br0"
+#: nftables table holding a host's packet-loss rules.
+LOSS_TABLE = "p2pt_loss"
 
 _counter = itertools.count(1)
 
@@ -201,11 +204,14 @@ class Lab:
         cidr: str,
         ifname: str = HOST_IFNAME,
         gateway: str | None = None,
+        default_route: bool = True,
     ) -> None:
         """Join ``host`` to ``bridge`` with address ``cidr`` on ``ifname``.
 
-        Without ``gateway`` the host gets ``default dev ifname`` (the route
-        multicast joins need); with it, ``default via gateway``.
+        With ``default_route``, the host's default route goes out of this
+        link: ``default via gateway``, or without a gateway ``default dev
+        ifname`` (the route multicast joins need). A host's second link
+        usually passes ``default_route=False``.
         """
         bridge.ports += 1
         port = f"p{bridge.ports}"
@@ -214,9 +220,9 @@ class Lab:
         _ip("-n", bridge.ns, "link", "set", port, "master", BRIDGE_IFNAME, "up")
         _ip("-n", host.ns, "addr", "add", cidr, "dev", ifname)
         _ip("-n", host.ns, "link", "set", ifname, "up")
-        if gateway is None:
+        if default_route and gateway is None:
             _ip("-n", host.ns, "route", "replace", "default", "dev", ifname)
-        else:
+        elif default_route:
             _ip("-n", host.ns, "route", "replace", "default", "via", gateway)
         host.addresses.append(cidr.split("/", 1)[0])
 
@@ -233,6 +239,49 @@ class Lab:
             self.attach(host, bridge, f"{subnet}.{index + 2}/24")
             hosts.append(host)
         return hosts
+
+    def drop_packets(self, host: Host, percent: int) -> None:
+        """Drop ``percent`` % of ``host``'s non-loopback packets, each way (nftables).
+
+        This kernel has no ``netem``; ``numgen random`` is the way to lose packets.
+        """
+        if shutil.which("nft") is None:
+            raise LabError("needs nftables (`nft`); make test installs it")
+        loss = f"numgen random mod 100 < {percent} counter drop"
+        host.run("nft", (
+            f"add table inet {LOSS_TABLE}; "
+            f"add chain inet {LOSS_TABLE} in {{ type filter hook input priority 0; }}; "
+            f"add chain inet {LOSS_TABLE} out {{ type filter hook output priority 0; }}; "
+            f'add rule inet {LOSS_TABLE} in iifname != "lo" {loss}; '
+            f'add rule inet {LOSS_TABLE} out oifname != "lo" {loss}'
+        ))
+
+    def dropped_packets(self, host: Host) -> int:
+        """Packets ``drop_packets`` has dropped on ``host`` so far (both ways)."""
+        listing = host.run("nft", "list", "table", "inet", LOSS_TABLE).stdout
+        return sum(int(n) for n in re.findall(r"counter packets (\d+)", listing))
+
+    def routed(
+        self, count: int = 2, near: str = "10.77.1", far: str = "10.77.2"
+    ) -> tuple[list[Host], Host, Host]:
+        """``count`` hosts on LAN ``near``, one host on LAN ``far``, and a router between.
+
+        Unicast is routed between the subnets; multicast (mDNS) is not, as on
+        real networks. Returns (near hosts, far host, router).
+        """
+        near_bridge, far_bridge = self.bridge("br1"), self.bridge("br2")
+        router = self.host("router")
+        self.attach(router, near_bridge, f"{near}.1/24", "eth0", default_route=False)
+        self.attach(router, far_bridge, f"{far}.1/24", "eth1", default_route=False)
+        self.enable_forwarding(router)
+        hosts: list[Host] = []
+        for index in range(count):
+            host = self.host(chr(ord("a") + index))
+            self.attach(host, near_bridge, f"{near}.{index + 2}/24", gateway=f"{near}.1")
+            hosts.append(host)
+        remote = self.host("far")
+        self.attach(remote, far_bridge, f"{far}.2/24", gateway=f"{far}.1")
+        return hosts, remote, router
 
     def close(self) -> None:
         """Stop every lab process, then delete every lab namespace (idempotent)."""

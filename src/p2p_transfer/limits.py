@@ -166,3 +166,42 @@ MAX_DISCOVERED_DEVICES = 256
 MAX_TXT_ITEM_BYTES = 255
 #: Longest DNS label (the service instance name), in bytes (RFC 1035).
 MAX_DNS_LABEL_BYTES = 63
+
+# --- App -------------------------------------------------------------------
+# The desktop app (``p2p-transfer app``): a UI server on 127.0.0.1 that only
+# its own browser tab should reach, so what it accepts is bounded as well.
+#: Random bits of the UI key (in the URL the app opens, then in a cookie).
+APP_KEY_BITS = 256
+#: Port of the UI server by default: 0 lets the system choose a free one.
+APP_DEFAULT_PORT = 0
+#: Largest JSON request body the UI API reads.
+APP_MAX_JSON_BODY = 1 * MiB
+#: Largest WebSocket message a UI tab may send (it sends nothing meaningful).
+APP_WS_MAX_MESSAGE = 4 * KiB
+#: Seconds between pings on the UI WebSocket.
+APP_WS_PING_INTERVAL = 30.0
+#: Events queued for one UI tab; a tab that falls this far behind is
+#: disconnected and resynchronizes from a fresh state snapshot.
+APP_WS_QUEUE_EVENTS = 2000
+#: UI WebSockets open at once (tabs).
+APP_MAX_UI_CLIENTS = 16
+#: Entries returned for one folder listing (the rest are counted, not listed).
+APP_MAX_DIR_ENTRIES = 5000
+#: Paths in one send request.
+APP_MAX_SEND_PATHS = 10_000
+#: Finished transfers kept on the live board (the history keeps the rest).
+APP_FINISHED_ON_BOARD = 50
+#: Rows kept in the transfer history; older ones are pruned.
+APP_HISTORY_MAX_ROWS = 10_000
+#: Rows returned by one history query.
+APP_HISTORY_PAGE = 200
+#: Bounds of the pairing-lifetime setting, in hours.
+APP_MIN_PAIRING_HOURS = 1
+APP_MAX_PAIRING_HOURS = 24 * 365
+#: Seconds a staged drag-and-drop upload may go without a byte before it is failed.
+APP_STAGING_DATA_TIMEOUT = 60.0
+#: Seconds the browser shows the receiver's code when the sender never answers
+#: (the code deadline plus the wrong-code delay, and a little slack).
+APP_CODE_SHOWN_SECONDS = CODE_ENTRY_TIMEOUT + WRONG_CODE_DELAY + 3.0
+#: Files offered for download through the share at once.
+APP_MAX_SHARED_ITEMS = 256

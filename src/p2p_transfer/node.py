@@ -9,8 +9,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from p2p_transfer.events import ErrorEvent, EventBus, RelayEvent, TicketEvent
+from p2p_transfer.discovery import Announcement, DiscoveryError, device_ticket, port_of
+from p2p_transfer.events import (
+    DeviceEvent,
+    DiscoveryErrorEvent,
+    ErrorEvent,
+    EventBus,
+    RelayEvent,
+    TicketEvent,
+)
 from p2p_transfer.limits import RELAY_ONLINE_TIMEOUT
 from p2p_transfer.net import RELAY_OFF, IncomingConnection, NetError, Transport
 from p2p_transfer.transfer.admission import ConnectionTable
@@ -24,6 +33,9 @@ from p2p_transfer.transfer.sender import CodePrompt, SendOptions, SendSession
 from p2p_transfer.transfer.session import TransferError, TransferResult
 from p2p_transfer.trust import AttemptLimiter, PairingStore, load_or_create_secret_key
 from p2p_transfer.trust.files import ensure_private_dir
+
+if TYPE_CHECKING:
+    from p2p_transfer.discovery import Discovery
 
 
 @dataclass(slots=True)
@@ -44,8 +56,10 @@ class _ConnectionSlot:
         self.task: asyncio.Task[TransferResult | None] | None = None
 
     @property
-    def said_hello(self) -> bool:
-        return self.session is not None and self.session.said_hello
+    def idle(self) -> bool:
+        """Droppable: still in the handshake, no hello yet, or only waiting to close."""
+        session = self.session
+        return session is None or not session.said_hello or session.closing
 
     def evict(self, reason: str) -> None:
         if self.session is not None:
@@ -67,6 +81,7 @@ class Node:
         )
         self._sessions: set[asyncio.Task[TransferResult | None]] = set()
         self._connections = ConnectionTable()
+        self.discovery: Discovery | None = None
 
     @classmethod
     async def start(cls, config: NodeConfig) -> Node:
@@ -100,6 +115,40 @@ class Node:
         event = TicketEvent(self.transport.ticket, self.endpoint_id, self.config.device_name)
         self.events.emit(event)
         return event
+
+    async def announce_on_lan(self) -> None:
+        """Announce this node on the LAN (mDNS) until ``close``.
+
+        Never raises: a network without multicast still works with tickets, so
+        a failure only becomes a ``discovery_error`` event.
+        """
+        from p2p_transfer.discovery import Discovery  # zeroconf is loaded only when used
+
+        try:
+            self.discovery = await Discovery.start(self.events, self.endpoint_id)
+        except DiscoveryError as exc:
+            self.events.emit(DiscoveryErrorEvent(str(exc)))
+            return
+        addresses = tuple(self.transport.addresses)
+        self.discovery.announce_in_background(
+            Announcement(self.config.device_name, self.endpoint_id, addresses,
+                         port_of(addresses) or 0)
+        )
+
+    async def find_device(self, to: str) -> str:
+        """The ticket of the LAN device ``to`` names (a name or endpoint-ID prefix).
+
+        Raises DiscoveryError when none or several devices match.
+        """
+        from p2p_transfer.discovery import Discovery  # zeroconf is loaded only when used
+
+        discovery = await Discovery.start(own_endpoint_id=self.endpoint_id)
+        try:
+            device = await discovery.find(to)
+        finally:
+            await discovery.close()
+        self.events.emit(DeviceEvent(device.name, device.endpoint_id, list(device.addresses)))
+        return device_ticket(device)
 
     async def send(
         self,
@@ -185,4 +234,6 @@ class Node:
         for task in list(self._sessions):
             task.cancel()
         await asyncio.gather(*self._sessions, return_exceptions=True)
+        if self.discovery is not None:
+            await self.discovery.close()  # goodbye packets while the process still can
         await self.transport.close()

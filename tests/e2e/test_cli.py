@@ -68,9 +68,19 @@ def test_wrong_code_fails_with_clear_message(tmp_path: Path) -> None:
 def test_invalid_ticket_is_a_one_line_error(tmp_path: Path) -> None:
     source = tmp_path / "a.txt"
     source.write_text("a")
-    sender = CliProcess(["send", "--to", "not-a-ticket", "--json", str(source)], tmp_path / "tx")
+    damaged = "endpointnotavalidticket0000"  # looks like a ticket, so it is parsed as one
+    sender = CliProcess(["send", "--to", damaged, "--json", str(source)], tmp_path / "tx")
     assert sender.wait() == 1
     assert sender.wait_for("error")["message"].startswith("invalid ticket")
+
+
+def test_unknown_device_name_is_a_one_line_error(tmp_path: Path) -> None:
+    source = tmp_path / "a.txt"
+    source.write_text("a")
+    sender = CliProcess(["send", "--to", "nobody-here", "--json", str(source)], tmp_path / "tx")
+    assert sender.wait() == 1
+    message = sender.wait_for("error")["message"]
+    assert message.startswith("no device named 'nobody-here'") and "ticket" in message
 
 
 def _big_file(tmp_path: Path) -> Path:

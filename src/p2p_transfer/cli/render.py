@@ -24,6 +24,8 @@ from p2p_transfer.events import (
     CodeEvent,
     ConnectionEvent,
     DecisionEvent,
+    DeviceEvent,
+    DiscoveryErrorEvent,
     DoneEvent,
     ErrorEvent,
     Event,
@@ -182,6 +184,16 @@ class HumanRenderer:
             self.console.print(
                 f"[red]✗ {event.files_failed} file(s) failed[/], {event.files} verified"
             )
+
+    def _on_device(self, event: DeviceEvent) -> None:
+        addresses = ", ".join(event.addresses)
+        self._print(
+            f"[dim]found {shown(event.device_name)} ({event.endpoint_id[:12]}) at {addresses}[/]"
+        )
+
+    def _on_discovery_error(self, event: DiscoveryErrorEvent) -> None:
+        self._print(f"[yellow]not announced on the LAN:[/] {shown(event.message)} "
+                    "(senders can still use the ticket)")
 
     def _on_error(self, event: ErrorEvent) -> None:
         self._print(f"[red]error:[/] {shown(event.message)}")

@@ -16,6 +16,7 @@ from p2p_transfer.cli.context import (
 )
 from p2p_transfer.cli.render import HumanRenderer, JsonRenderer, human_size
 from p2p_transfer.config import current_umask, default_download_dir
+from p2p_transfer.discovery import DiscoveryError, looks_like_ticket
 from p2p_transfer.events import ErrorEvent
 from p2p_transfer.limits import DEFAULT_PARALLEL_FILES, MAX_PARALLEL_FILES
 from p2p_transfer.net import RELAY_OFF, NetError
@@ -50,6 +51,8 @@ def _exit_code(result: TransferResult | None) -> int:
               help="Decline offers larger than this many bytes.")
 @click.option("--relay", default=RELAY_OFF, show_default=True,
               help="off (LAN only), default (iroh's public relays, for peers behind NAT) or a URL.")
+@click.option("--no-announce", "announce", is_flag=True, flag_value=False, default=True,
+              help="Do not announce this device on the LAN; senders then need the ticket.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
 @click.pass_obj
 def receive(
@@ -61,6 +64,7 @@ def receive(
     bind_addr: str | None,
     max_size: int | None,
     relay: str,
+    announce: bool,
     as_json: bool,
 ) -> None:
     """Wait for files: prints a ticket (and QR code) for the sender."""
@@ -99,6 +103,8 @@ def receive(
         try:
             await node.connect_relay()
             node.announce_ticket()
+            if announce:
+                await node.announce_on_lan()
             result = await node.serve(options, decide, once=once)
             return _exit_code(result)
         finally:
@@ -109,7 +115,8 @@ def receive(
 
 
 @click.command()
-@click.option("--to", "ticket", required=True, help="The receiver's ticket.")
+@click.option("--to", "ticket", required=True,
+              help="The receiver's ticket, or its device name (or endpoint-ID prefix) on this LAN.")
 @click.option("--code", default=None, help="The verification code the receiver shows.")
 @click.option("--parallel", type=click.IntRange(1, MAX_PARALLEL_FILES),
               default=DEFAULT_PARALLEL_FILES, show_default=True, help="Files in flight at once.")
@@ -151,7 +158,14 @@ def send(
             return EXIT_FAILURE
         node.events.subscribe(renderer)
         try:
-            result = await node.send(ticket, list(paths), options, ask_code)
+            target = ticket
+            if not looks_like_ticket(ticket):
+                try:
+                    target = await node.find_device(ticket)
+                except DiscoveryError as exc:
+                    renderer(ErrorEvent(str(exc)))
+                    return EXIT_FAILURE
+            result = await node.send(target, list(paths), options, ask_code)
             if not result.ok:
                 renderer(ErrorEvent(result.message))
             return _exit_code(result)

@@ -7,6 +7,8 @@ Building an ``EndpointAddr`` from the endpoint ID and direct addresses is pure
 
 from __future__ import annotations
 
+import re
+
 from iroh import iroh_ffi
 
 from p2p_transfer.discovery.records import Device, DiscoveryError, is_endpoint_id, valid_addresses
@@ -33,3 +35,17 @@ def ticket_for(endpoint_id: str, addresses: tuple[str, ...] | list[str]) -> str:
 def device_ticket(device: Device) -> str:
     """The ticket that dials a discovered device."""
     return ticket_for(device.endpoint_id, device.addresses)
+
+
+#: Tickets are ``endpoint`` and then base32; a mangled one (cut short, a stray
+#: digit) should still be reported as a bad ticket, not looked up as a name.
+_TICKET = re.compile(r"endpoint[a-z0-9]{16,}", re.IGNORECASE)
+
+
+def looks_like_ticket(text: str) -> bool:
+    """True when ``send --to`` was given a ticket (maybe a damaged one), not a device name.
+
+    Names such as ``endpoint-laptop`` or ``Endpoint 2`` stay names: a ticket
+    has no separators.
+    """
+    return _TICKET.fullmatch(text.strip()) is not None

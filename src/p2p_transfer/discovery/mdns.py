@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from zeroconf import (
     DNSOutgoing,
@@ -69,6 +69,9 @@ DNS_TYPE_SRV = 33
 DNS_FLAGS_QUERY = 0x0000
 
 Interfaces = Sequence[str] | None
+#: Why a device left the table: its goodbye (or zeroconf's own expiry of its
+#: PTR record), or its SRV record expiring unanswered.
+LostReason = Literal["goodbye", "expired"]
 
 
 class Announcer:
@@ -252,18 +255,18 @@ class DeviceBrowser:
             service_name=name,
         )
         change = self.table.upsert(device)
-        self._srv_created.pop(name, None)
-        self._steps_sent[name] = 0
+        if name in self.table:  # restart the refresh schedule from the fresh records
+            self._srv_created.pop(name, None)
+            self._steps_sent[name] = 0
         if change is not None:
             self._emit(DeviceEvent(device.name, device.endpoint_id, list(device.addresses)))
 
-    def _drop(self, name: str, reason: str) -> None:
+    def _drop(self, name: str, reason: LostReason) -> None:
         self._srv_created.pop(name, None)
         self._steps_sent.pop(name, None)
         device = self.table.remove(name)
         if device is not None:
-            lost_reason = "expired" if reason == "expired" else "goodbye"
-            self._emit(DeviceLostEvent(device.name, device.endpoint_id, lost_reason))
+            self._emit(DeviceLostEvent(device.name, device.endpoint_id, reason))
 
     # --- expiry and refresh ---------------------------------------------------
 

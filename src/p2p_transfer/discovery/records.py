@@ -42,6 +42,8 @@ ADDRESS_SEPARATOR = ","
 
 _ENDPOINT_ID = re.compile(r"[0-9a-f]{64}")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Bidirectional-text controls: they can make one name display as another.
+_BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 #: Characters that would change how a DNS-SD instance label is parsed or shown.
 _LABEL_UNSAFE = re.compile(r"[\x00-\x1f\x7f.\\]")
 
@@ -92,9 +94,9 @@ def truncate_utf8(text: str, limit: int) -> str:
 
 
 def clean_device_name(raw: str) -> str:
-    """A peer's claimed name made safe to show: NFC, no control characters, bounded."""
+    """A peer's claimed name made safe to show: NFC, no control or bidi characters, bounded."""
     name = unicodedata.normalize("NFC", raw)
-    name = _CONTROL_CHARS.sub("", name).strip()
+    name = _BIDI_CONTROLS.sub("", _CONTROL_CHARS.sub("", name)).strip()
     return name[:MAX_DEVICE_NAME_CHARS]
 
 

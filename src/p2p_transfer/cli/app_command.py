@@ -1,0 +1,191 @@
+"""``p2p-transfer app``: the desktop app, a long-running node with a local web UI.
+
+Starts the node (receiving all the time, LAN discovery), serves the UI on
+127.0.0.1 behind a per-run key and opens it in the default browser. One app
+per config dir: a second ``app`` only prints (and opens) the first one's link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import webbrowser
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from p2p_transfer.app import AppOptions, AppServer, AppService
+from p2p_transfer.app.service import AppError
+from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
+from p2p_transfer.cli.render import JsonRenderer
+from p2p_transfer.config import current_umask
+from p2p_transfer.events import Event
+from p2p_transfer.limits import APP_DEFAULT_PORT
+from p2p_transfer.trust.files import ensure_private_dir, write_private_atomically
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: one app per config dir is not enforced
+    fcntl = None  # type: ignore[assignment]
+
+#: Held (flock) by the running app, so a second one finds it.
+LOCK_FILE_NAME = "app.lock"
+#: The running app's UI link (0600: it carries the key).
+URL_FILE_NAME = "app-url"
+
+
+class AlreadyRunning(Exception):
+    """Another app holds this config dir; ``url`` is its link, if readable."""
+
+    def __init__(self, url: str | None) -> None:
+        super().__init__("another app is running with this config dir")
+        self.url = url
+
+
+@contextlib.contextmanager
+def single_instance(config_dir: Path) -> Iterator[None]:
+    """Hold the config dir's app lock for the duration, or raise AlreadyRunning."""
+    ensure_private_dir(config_dir)
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    handle: IO[bytes] = open(config_dir / LOCK_FILE_NAME, "ab")  # noqa: SIM115 - held open
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(read_url(config_dir)) from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(config_dir / URL_FILE_NAME)
+    finally:
+        handle.close()
+
+
+def read_url(config_dir: Path) -> str | None:
+    """The running app's link, if it wrote one."""
+    try:
+        return (config_dir / URL_FILE_NAME).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def open_in_browser(url: str) -> None:
+    """Open the UI in the default browser (never blocks the event loop for long)."""
+    with contextlib.suppress(webbrowser.Error):
+        webbrowser.open(url, new=2)
+
+
+def _say(as_json: bool, url: str, already_running: bool = False) -> None:
+    if as_json:
+        data: dict[str, Any] = {"event": "ui_url", "url": url}
+        if already_running:
+            data["already_running"] = True
+        click.echo(json.dumps(data))
+    elif already_running:
+        click.echo(f"p2p-transfer app is already running: {url}")
+    else:
+        click.echo(f"p2p-transfer app: {url}")
+        click.echo("Open that link to use the app (it carries this session's key). Ctrl-C stops.")
+
+
+class _HumanNotes:
+    """Without --json the terminal only hears about failures; the UI shows the rest."""
+
+    def __call__(self, event: Event) -> None:
+        if event.name in ("error", "discovery_error"):
+            message = getattr(event, "message", "")
+            click.echo(f"{event.name.replace('_', ' ')}: {message}", err=True)
+
+
+@click.command("app")
+@click.option("--port", type=click.IntRange(0, 65535), default=APP_DEFAULT_PORT,
+              show_default=True, help="Port of the UI on 127.0.0.1 (0: any free port).")
+@click.option("--no-browser", is_flag=True, help="Do not open the UI in the browser.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"event": "ui_url", "url"} and then every event as JSON lines.')
+@click.option("--bind-addr", "bind_addr", default=None,
+              help="Address the QUIC endpoint listens on (default: all).")
+@click.option("--share-bind", default=None,
+              help="Address the share link listens on (default: the LAN address).")
+@click.option("--no-discovery", is_flag=True, help="Do not announce or look for LAN devices.")
+@click.pass_context
+def app_command(
+    ctx: click.Context,
+    port: int,
+    no_browser: bool,
+    as_json: bool,
+    bind_addr: str | None,
+    share_bind: str | None,
+    no_discovery: bool,
+) -> None:
+    """Start the desktop app: a local web UI for everything the CLI does."""
+    obj: CliContext = ctx.obj
+    named = ctx.find_root().params.get("device_name") is not None
+    options = AppOptions(
+        config_dir=obj.config_dir,
+        device_name=obj.device_name,
+        force_device_name=named,
+        bind_addr=bind_addr,
+        share_bind=share_bind,
+        discovery=not no_discovery,
+        umask=current_umask(),
+    )
+
+    async def run() -> int:
+        service = AppService(options)
+        if as_json:
+            service.events.subscribe(JsonRenderer())
+        else:
+            service.events.subscribe(_HumanNotes())
+        server = AppServer(service, port)
+        try:
+            await service.start()
+            await server.start()
+        except (AppError, OSError) as exc:
+            await server.stop()
+            await service.close()
+            message = getattr(exc, "strerror", None) or str(exc)
+            if as_json:
+                click.echo(json.dumps({"event": "error", "message": f"cannot start: {message}"}))
+            else:
+                click.echo(f"error: cannot start: {message}", err=True)
+            return EXIT_FAILURE
+        try:
+            await asyncio.to_thread(
+                write_private_atomically, obj.config_dir / URL_FILE_NAME, server.url.encode()
+            )
+            _say(as_json, server.url)
+            if not no_browser:
+                await asyncio.to_thread(open_in_browser, server.url)
+            try:
+                await asyncio.Event().wait()  # until Ctrl-C or SIGTERM
+            except asyncio.CancelledError:
+                # Stopping is how an app ends: not a failure. Clean up, then exit 0.
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+            return 0
+        finally:
+            await server.stop()
+            await service.close()
+
+    try:
+        with single_instance(obj.config_dir):
+            status = run_async(run())
+    except AlreadyRunning as exc:
+        if exc.url is None:
+            click.echo("error: another app is running with this config dir", err=True)
+            sys.exit(EXIT_FAILURE)
+        _say(as_json, exc.url, already_running=True)
+        if not no_browser:
+            open_in_browser(exc.url)
+        status = 0
+    sys.exit(status)
