@@ -10,7 +10,15 @@ import blake3
 import pytest
 from iroh import iroh_ffi
 
-from p2p_transfer.net import MessageReader, MessageWriter, NetError, Transport, parse_ticket
+from p2p_transfer.net import (
+    MessageReader,
+    MessageWriter,
+    NetError,
+    Transport,
+    parse_host_port,
+    parse_ticket,
+    ticket_via,
+)
 from p2p_transfer.net.binding import apply_binding_fix, is_binding_fix_applied
 from p2p_transfer.protocol import Hello, Verify
 from p2p_transfer.trust import load_or_create_secret_key
@@ -114,3 +122,31 @@ def test_endpoint_id_is_the_public_key(tmp_path: Path) -> None:
     assert str(iroh_ffi.SecretKey.from_bytes(key).public()) == str(
         iroh_ffi.SecretKey.from_bytes(load_or_create_secret_key(home)).public()
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("192.168.1.5:4000", ("192.168.1.5", 4000)),
+        ("laptop.local:51234", ("laptop.local", 51234)),
+        ("[fe80::1]:4000", ("fe80::1", 4000)),
+        ("laptop", None),
+        ("1.2.3.4:0", None),
+        ("1.2.3.4:70000", None),
+        ("endpointabc", None),
+        ("a b:1", None),
+    ],
+)
+def test_host_port_parsing(text: str, parsed: tuple[str, int] | None) -> None:
+    assert parse_host_port(text) == parsed
+
+
+async def test_ticket_via_puts_the_known_address_first(tmp_path: Path) -> None:
+    transport = await _transport(tmp_path / "a")
+    try:
+        rerouted = ticket_via(transport.ticket, "10.1.2.3:4567")
+        addr = parse_ticket(rerouted)
+        assert str(addr.id()) == transport.endpoint_id
+        assert addr.direct_addresses()[0] == "10.1.2.3:4567"
+    finally:
+        await transport.close()

@@ -43,6 +43,7 @@ class TicketEvent(Event):
     ticket: str
     endpoint_id: str
     device_name: str
+    addresses: list[str] = field(default_factory=list)
     _json_names: ClassVar[dict[str, str]] = {"device_name": "name"}
 
 

@@ -47,6 +47,10 @@ HANDSHAKE_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 15.0
 #: Time a node with a relay waits for it before going on with direct addresses only.
 RELAY_ONLINE_TIMEOUT = 5.0
+#: Time ``send --to HOST:PORT`` waits for the receiver's ticket.
+IDENTIFY_TIMEOUT = 5.0
+#: Largest ticket reply accepted from ``HOST:PORT``.
+MAX_IDENTIFY_REPLY = 4096
 #: Time allowed for a closing endpoint to deliver its close to the peer.
 CLOSE_GRACE = 1.0
 

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from p2p_transfer.discovery import Announcement, DiscoveryError, device_ticket, port_of
+from p2p_transfer.discovery import (
+    Announcement,
+    DiscoveryError,
+    device_ticket,
+    looks_like_ticket,
+    port_of,
+)
 from p2p_transfer.events import (
     DeviceEvent,
     DiscoveryErrorEvent,
@@ -21,7 +27,16 @@ from p2p_transfer.events import (
     TicketEvent,
 )
 from p2p_transfer.limits import RELAY_ONLINE_TIMEOUT
-from p2p_transfer.net import RELAY_OFF, IncomingConnection, NetError, Transport
+from p2p_transfer.net import (
+    RELAY_OFF,
+    IdentityResponder,
+    IncomingConnection,
+    NetError,
+    Transport,
+    fetch_ticket,
+    parse_host_port,
+    ticket_via,
+)
 from p2p_transfer.transfer.admission import ConnectionTable
 from p2p_transfer.transfer.receiver import (
     Decider,
@@ -82,6 +97,7 @@ class Node:
         self._sessions: set[asyncio.Task[TransferResult | None]] = set()
         self._connections = ConnectionTable()
         self.discovery: Discovery | None = None
+        self._identity: IdentityResponder | None = None
 
     @classmethod
     async def start(cls, config: NodeConfig) -> Node:
@@ -112,7 +128,10 @@ class Node:
 
     def announce_ticket(self) -> TicketEvent:
         """Emit (and return) the ticket event peers need to reach this node."""
-        event = TicketEvent(self.transport.ticket, self.endpoint_id, self.config.device_name)
+        event = TicketEvent(
+            self.transport.ticket, self.endpoint_id, self.config.device_name,
+            self.transport.addresses,
+        )
         self.events.emit(event)
         return event
 
@@ -134,6 +153,29 @@ class Node:
             Announcement(self.config.device_name, self.endpoint_id, addresses,
                          port_of(addresses) or 0)
         )
+
+    async def answer_address_queries(self) -> None:
+        """Let ``send --to HOST:PORT`` learn our ticket (TCP, same port number as QUIC)."""
+        local = self.transport.local_udp_socket
+        if local is None:
+            return
+        try:
+            self._identity = await IdentityResponder.start(*local, self.transport.ticket)
+        except OSError as exc:
+            self.events.emit(
+                DiscoveryErrorEvent(f"--to HOST:PORT will not work: TCP port {local[1]}: "
+                                    f"{exc.strerror or exc}")
+            )
+
+    async def resolve(self, to: str) -> str:
+        """A ticket for ``--to``: a ticket as is, ``HOST:PORT``, or a LAN device name."""
+        if looks_like_ticket(to):
+            return to
+        if (host_port := parse_host_port(to)) is not None:
+            host, port = host_port
+            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            return ticket_via(await fetch_ticket(host, port), address)
+        return await self.find_device(to)
 
     async def find_device(self, to: str) -> str:
         """The ticket of the LAN device ``to`` names (a name or endpoint-ID prefix).
@@ -236,4 +278,6 @@ class Node:
         await asyncio.gather(*self._sessions, return_exceptions=True)
         if self.discovery is not None:
             await self.discovery.close()  # goodbye packets while the process still can
+        if self._identity is not None:
+            await self._identity.close()
         await self.transport.close()

@@ -187,3 +187,26 @@ def test_receiver_rejects_a_malformed_fixed_code(tmp_path: Path, code: str) -> N
     result = _cli(tmp_path / "rx", "receive", "--code", code)
     assert result.returncode == 2
     assert "6 digits" in result.stderr
+
+
+def test_send_to_host_and_port_without_a_ticket(tmp_path: Path) -> None:
+    source = tmp_path / "by-address.txt"
+    source.write_text("no ticket needed")
+    receiver, _ = start_receiver(tmp_path / "rx", tmp_path / "inbox", "--once")
+    try:
+        addresses = receiver.named("ticket")[0]["addresses"]
+        address = next(a for a in addresses if a.startswith("127.0.0.1:"))
+        sender = start_sender(tmp_path / "tx", address, source)
+        assert sender.wait() == 0, sender.stderr_lines
+        assert receiver.wait() == 0
+    finally:
+        receiver.stop()
+    assert (tmp_path / "inbox" / "by-address.txt").read_text() == "no ticket needed"
+
+
+def test_host_and_port_with_nobody_there_is_a_clear_error(tmp_path: Path) -> None:
+    source = tmp_path / "a.txt"
+    source.write_text("a")
+    sender = start_sender(tmp_path / "tx", "127.0.0.1:9", source)
+    assert sender.wait() == 1
+    assert "cannot reach 127.0.0.1:9" in sender.wait_for("error")["message"]

@@ -52,6 +52,8 @@ class JsonRenderer:
         """Nothing to tear down."""
 
 
+#: How many ``HOST:PORT`` alternatives the receiver prints.
+ADDRESSES_SHOWN = 3
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -101,6 +103,10 @@ class HumanRenderer:
             qr.terminal(out=self.console.file, compact=True)
         self.console.print("On the sending device run:")
         self.console.print(f"  p2p-transfer send --to {event.ticket} FILE...", soft_wrap=True)
+        self.console.print(f"or, on this network: p2p-transfer send --to {shown(event.device_name)}"
+                           " FILE...")
+        for address in event.addresses[:ADDRESSES_SHOWN]:
+            self.console.print(f"or: p2p-transfer send --to {address} FILE...")
 
     def _on_relay(self, event: RelayEvent) -> None:
         style = "dim" if event.connected else "yellow"

@@ -16,7 +16,7 @@ from p2p_transfer.cli.context import (
 )
 from p2p_transfer.cli.render import HumanRenderer, JsonRenderer, human_size
 from p2p_transfer.config import current_umask, default_download_dir
-from p2p_transfer.discovery import DiscoveryError, looks_like_ticket
+from p2p_transfer.discovery import DiscoveryError
 from p2p_transfer.events import ErrorEvent
 from p2p_transfer.limits import DEFAULT_PARALLEL_FILES, MAX_PARALLEL_FILES
 from p2p_transfer.net import RELAY_OFF, NetError
@@ -105,6 +105,7 @@ def receive(
             node.announce_ticket()
             if announce:
                 await node.announce_on_lan()
+            await node.answer_address_queries()
             result = await node.serve(options, decide, once=once)
             return _exit_code(result)
         finally:
@@ -116,7 +117,8 @@ def receive(
 
 @click.command()
 @click.option("--to", "ticket", required=True,
-              help="The receiver's ticket, or its device name (or endpoint-ID prefix) on this LAN.")
+              help="The receiver's ticket, its HOST:PORT, or its device name (or endpoint-ID "
+                   "prefix) on this LAN.")
 @click.option("--code", default=None, help="The verification code the receiver shows.")
 @click.option("--parallel", type=click.IntRange(1, MAX_PARALLEL_FILES),
               default=DEFAULT_PARALLEL_FILES, show_default=True, help="Files in flight at once.")
@@ -158,13 +160,11 @@ def send(
             return EXIT_FAILURE
         node.events.subscribe(renderer)
         try:
-            target = ticket
-            if not looks_like_ticket(ticket):
-                try:
-                    target = await node.find_device(ticket)
-                except DiscoveryError as exc:
-                    renderer(ErrorEvent(str(exc)))
-                    return EXIT_FAILURE
+            try:
+                target = await node.resolve(ticket)
+            except DiscoveryError as exc:
+                renderer(ErrorEvent(str(exc)))
+                return EXIT_FAILURE
             result = await node.send(target, list(paths), options, ask_code)
             if not result.ok:
                 renderer(ErrorEvent(result.message))

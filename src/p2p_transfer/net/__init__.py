@@ -4,6 +4,7 @@ The binding fix lives here (``binding``) and is applied when a Transport binds.
 """
 
 from p2p_transfer.net.errors import NetError, describe_iroh_error
+from p2p_transfer.net.identify import IdentityResponder, fetch_ticket, parse_host_port
 from p2p_transfer.net.streams import MessageReader, MessageWriter, StreamEnded
 from p2p_transfer.net.transport import (
     ALPN,
@@ -16,6 +17,7 @@ from p2p_transfer.net.transport import (
     parse_ticket,
     path_info,
     relay_mode,
+    ticket_via,
 )
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "RELAY_DEFAULT",
     "RELAY_OFF",
     "CloseCode",
+    "IdentityResponder",
     "IncomingConnection",
     "MessageReader",
     "MessageWriter",
@@ -31,7 +34,10 @@ __all__ = [
     "StreamEnded",
     "Transport",
     "describe_iroh_error",
+    "fetch_ticket",
+    "parse_host_port",
     "parse_ticket",
     "path_info",
     "relay_mode",
+    "ticket_via",
 ]

@@ -65,6 +65,20 @@ def parse_ticket(ticket: str) -> iroh_ffi.EndpointAddr:
         raise NetError(f"invalid ticket: {describe_iroh_error(exc)}") from None
 
 
+def ticket_via(ticket: str, address: str) -> str:
+    """The same peer, to be dialed first at ``address`` (the one the user knows works)."""
+    addr = parse_ticket(ticket)
+    addresses = [address, *(a for a in addr.direct_addresses() if a != address)]
+    try:
+        return str(
+            iroh_ffi.EndpointTicket.from_addr(
+                iroh_ffi.EndpointAddr(addr.id(), addr.relay_url(), addresses)
+            )
+        )
+    except iroh_ffi.IrohError as exc:
+        raise NetError(f"invalid address {address!r}: {describe_iroh_error(exc)}") from None
+
+
 def path_info(connection: iroh_ffi.Connection) -> PathInfo:
     """The selected path of a connection: direct or relay, and its RTT."""
     try:
@@ -161,6 +175,15 @@ class Transport:
     def ticket(self) -> str:
         """A ticket carrying this node's ID and addresses."""
         return str(iroh_ffi.EndpointTicket.from_addr(self._endpoint.addr()))
+
+    @property
+    def local_udp_socket(self) -> tuple[str, int] | None:
+        """The IPv4 host and port the endpoint listens on, if any."""
+        for socket_addr in self._endpoint.bound_sockets():
+            if not socket_addr.startswith("["):
+                host, _, port = socket_addr.rpartition(":")
+                return host, int(port)
+        return None
 
     @property
     def addresses(self) -> list[str]:

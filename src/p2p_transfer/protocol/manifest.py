@@ -17,7 +17,7 @@ from p2p_transfer.limits import (
 )
 from p2p_transfer.protocol.errors import ProtocolError
 from p2p_transfer.protocol.messages import Entry, Offer, Resume
-from p2p_transfer.protocol.paths import numbered_name, sanitize_path
+from p2p_transfer.protocol.paths import PART_SUFFIX, numbered_name, sanitize_path
 
 _encoder = msgspec.msgpack.Encoder()
 #: Bytes a page's envelope and per-item list overhead may add to its items.
@@ -112,7 +112,8 @@ class ManifestAssembler:
         return Entry(path, entry.kind, entry.size, entry.mode & 0o777, entry.mtime)
 
     def _unique(self, path: str, kind: str) -> str:
-        """Give a file whose sanitized path is taken (``a:b`` vs ``a_b``) a numbered name.
+        """Give a file whose sanitized path is taken (``a:b`` vs ``a_b``, or ``x`` vs
+        ``x.part``) a numbered name.
 
         Folders of the same name simply merge; a folder where a file already is
         cannot be placed.
@@ -124,7 +125,7 @@ class ManifestAssembler:
             return path
         parent, _, name = path.rpartition("/")
         candidate, number = path, 0
-        while candidate in self._paths:
+        while self._taken(candidate):
             number += 1
             if number > MAX_NAME_ALTERNATIVES:
                 raise ProtocolError(f"too many files named {path!r} in manifest")
@@ -132,6 +133,15 @@ class ManifestAssembler:
             candidate = f"{parent}/{renamed}" if parent else renamed
         self._paths[candidate] = "file"
         return candidate
+
+    def _taken(self, path: str) -> bool:
+        """True when a file may not have ``path``: an entry has it, or it is (or has) the
+        ``.part`` name of another file. Each file is received as ``NAME.part`` first,
+        so ``x`` and ``x.part`` in one offer would otherwise overwrite each other."""
+        if path in self._paths or path + PART_SUFFIX in self._paths:
+            return True
+        stem = path.removesuffix(PART_SUFFIX)
+        return stem != path and self._paths.get(stem) == "file"
 
     def _check_totals(self) -> None:
         declared = self.summary

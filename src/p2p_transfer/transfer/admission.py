@@ -1,7 +1,9 @@
 """How many connections a receiver holds, in total and per IP address.
 
-A full table first evicts the oldest connection that has not yet said hello:
-a flood of idle connections then cannot lock out an honest peer, whose hello
+A full table first evicts the oldest idle connection: one that has not yet
+said hello, or one that was answered (refused, declined, done) and is only
+waiting for its peer to hang up. A flood of idle connections, or of peers that
+were told no and linger, then cannot lock out an honest peer, whose hello
 arrives within milliseconds.
 """
 
@@ -16,7 +18,9 @@ class Admittee(Protocol):
     """What the table needs of a connection's session."""
 
     @property
-    def said_hello(self) -> bool: ...
+    def idle(self) -> bool:
+        """True while the connection may be dropped to make room for another."""
+        ...
 
     def evict(self, reason: str) -> None: ...
 
@@ -51,7 +55,7 @@ class ConnectionTable:
 
     def _evict_idle(self, candidates: list[Admittee]) -> bool:
         for holder in candidates:
-            if not holder.said_hello:
+            if holder.idle:
                 self._holders.pop(holder, None)
                 holder.evict("too many connections; idle connection dropped")
                 return True

@@ -45,6 +45,7 @@ from p2p_transfer.net import (
     MessageReader,
     MessageWriter,
     NetError,
+    StreamEnded,
     describe_iroh_error,
 )
 from p2p_transfer.net.deadline import ConnectionDeadline, close_connection
@@ -182,6 +183,15 @@ class _Tally:
             self.failure.set_exception(task.exception())  # type: ignore[arg-type]
 
 
+@dataclass(slots=True)
+class _Prepared:
+    """An accepted offer's place in the target: its files and what is already there."""
+
+    target: TargetFolder
+    files: dict[int, _IncomingFile]
+    resume_items: list[Resume]
+
+
 @dataclass(frozen=True, slots=True)
 class ReceiverServices:
     """What every receiving session of a node shares."""
@@ -195,6 +205,9 @@ class ReceiverServices:
     pending_offers: VerificationSlots = field(
         default_factory=lambda: VerificationSlots(MAX_PENDING_OFFERS)
     )
+    #: The session waiting for each endpoint's code: one at a time per endpoint, so
+    #: parallel connections cannot turn the last guess before a lock-out into several.
+    verifying: dict[str, ReceiveSession] = field(default_factory=dict)
 
 
 class ReceiveSession(ClaimOwner):
@@ -213,6 +226,7 @@ class ReceiveSession(ClaimOwner):
         self._pairings = services.pairings
         self._slots = services.slots
         self._attempts = services.attempts
+        self._verifying = services.verifying
         self._pending_offers = services.pending_offers
         self._claims = services.claims
         self._options = options
@@ -221,6 +235,14 @@ class ReceiveSession(ClaimOwner):
         self.peer_name = self.peer_id[:10]
         self.offered = False
         self.said_hello = False
+        #: Only waiting for the peer to hang up: the connection table may drop it.
+        self.closing = False
+        #: Where data streams go while an accepted transfer runs; None before and after.
+        self._intake: Callable[[iroh_ffi.RecvStream], None] | None = None
+        self._transfer_over = False
+        #: The stream rule the peer broke, once it broke one (the connection is closed).
+        self._violation: str | None = None
+        self._guards: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
         self._writer: MessageWriter | None = None
         self._results = bytearray()
@@ -242,17 +264,35 @@ class ReceiveSession(ClaimOwner):
         except PeerError as exc:
             close_connection(self._connection, CloseCode.DONE, "")
             raise TransferError(str(exc)) from None
-        except ProtocolError as exc:
-            await self._send_error(f"protocol error: {exc}")
-            close_connection(self._connection, CloseCode.PROTOCOL_ERROR, f"protocol error: {exc}")
-            raise TransferError(f"protocol error from {self.peer_name}: {exc}") from None
+        except (ProtocolError, StreamEnded) as exc:
+            # A stream that ends inside a message or before the data it announced
+            # is the peer breaking the protocol, and told so, not "receiver stopped".
+            reason = self._violation or str(exc)
+            await self._send_error(f"protocol error: {reason}")
+            close_connection(
+                self._connection, CloseCode.PROTOCOL_ERROR, f"protocol error: {reason}"
+            )
+            raise TransferError(f"protocol error from {self.peer_name}: {reason}") from None
         except NetError as exc:
+            if self._violation is not None:  # we closed the connection for it
+                raise TransferError(
+                    f"protocol error from {self.peer_name}: {self._violation}"
+                ) from None
             close_connection(self._connection, CloseCode.CANCELLED, "receiver stopped")
             raise TransferError(self._closed_reason() or str(exc)) from None
+        except (TargetError, OSError) as exc:
+            # The target folder failed us outside a file (each file's own disk errors are
+            # reported per file): the peer hears why instead of seeing a silent hang-up.
+            reason = str(exc) if isinstance(exc, TargetError) else describe_os_error(exc)
+            await self._send_error(reason)
+            close_connection(self._connection, CloseCode.CANCELLED, reason)
+            raise TransferError(f"{self.peer_name}: {reason}") from None
         except asyncio.CancelledError:
             close_connection(self._connection, CloseCode.CANCELLED, "cancelled by peer")
             raise
         finally:
+            for guard in self._guards:
+                guard.cancel()
             self._claims.release(self)
             self._finished.set()
 
@@ -301,9 +341,13 @@ class ReceiveSession(ClaimOwner):
                 await self._writer.write(batch)
 
     async def _converse(self) -> TransferResult | None:
-        # No data streams until an offer is accepted, and one control stream.
+        # No data streams until an offer is accepted, and one control stream. These
+        # limits only stop new grants: iroh already gave the peer 100 streams of each
+        # kind with the handshake. So every stream is taken the moment it arrives, and
+        # one the peer had no business opening ends the connection before data piles up.
         self._connection.set_max_concurrent_uni_streams(0)
         self._connection.set_max_concurrent_bi_streams(1)
+        self._guard(self._take_data_streams())
         with ConnectionDeadline(
             self._connection, FIRST_MESSAGE_TIMEOUT, "no hello within 5 s"
         ) as deadline:
@@ -311,6 +355,7 @@ class ReceiveSession(ClaimOwner):
                 stream = await self._connection.accept_bi()
             except iroh_ffi.IrohError as exc:
                 raise NetError(describe_iroh_error(exc)) from None
+            self._guard(self._refuse_more_control_streams())
             reader = MessageReader(stream.recv())
             self._writer = MessageWriter(stream.send())
             hello = await expect(reader, Hello)
@@ -351,31 +396,66 @@ class ReceiveSession(ClaimOwner):
         )
         decision = await self._decide_offer(incoming)
         self._events.emit(DecisionEvent(incoming.transfer_id, decision.accept, decision.reason))
+        prepared = None
         if decision.accept:
-            decision = await self._claim(entries)
-        if not decision.accept:
+            decision, prepared = await self._claim(entries)
+        if not decision.accept or prepared is None:
             await self._send(Decline(decision.reason))
             await self._await_close()
+            close_connection(self._connection, CloseCode.DONE, f"declined: {decision.reason}")
             return TransferResult(False, 0, 0, offer.total_bytes, 0, 0.0, decision.reason)
-        return await self._receive(incoming, entries, reader)
+        return await self._receive(incoming, prepared, reader)
 
-    async def _claim(self, entries: list[Entry]) -> Decision:
-        """Reserve the offered files in the target so no other session writes them."""
-        target = TargetFolder(self._options.target, self._options.umask)
+    async def _claim(self, entries: list[Entry]) -> tuple[Decision, _Prepared | None]:
+        """Reserve the offered files in the target so no other session writes them, then
+        make the folders and find what is already there.
+
+        A target that cannot take the offer (a file where a folder must go, a folder
+        that cannot be created) declines it with the reason, before anything is sent.
+        """
         try:
+            target = TargetFolder(self._options.target, self._options.umask)
             paths = [target.path_of(e.path) for e in entries if e.kind == "file"]
             await self._claims.claim(self, paths)
+            files, resume_items = await asyncio.to_thread(self._prepare, target, entries)
+        except TimeoutError:  # before OSError: it is one
+            return Decision(False, "an earlier transfer of these files is still stopping"), None
         except (FilesBusyError, TargetError) as exc:
-            return Decision(False, str(exc))
-        except TimeoutError:
-            return Decision(False, "an earlier transfer of these files is still stopping")
-        return Decision(True)
+            return Decision(False, str(exc)), None
+        except OSError as exc:
+            return Decision(False, describe_os_error(exc)), None
+        return Decision(True), _Prepared(target, files, resume_items)
 
     async def _verify(self, reader: MessageReader) -> None:
         if self._pairings.is_trusted(self.peer_id):
             await self._send(Welcome(PROTOCOL_VERSION, self._device_name, code_required=False))
             self._events.emit(VerifiedEvent(self.peer_id, self.peer_name, "pairing"))
             return
+        # A new connection of an endpoint replaces its verification still waiting, so
+        # one endpoint never has two guesses pending (and a restarted sender is not
+        # refused while its old connection lingers).
+        while (previous := self._verifying.get(self.peer_id)) not in (None, self):
+            assert previous is not None
+            await previous.stop()
+            if self._verifying.get(self.peer_id) is previous:
+                del self._verifying[self.peer_id]
+        self._verifying[self.peer_id] = self
+        try:
+            await self._check_code(reader)
+        finally:
+            if self._verifying.get(self.peer_id) is self:
+                del self._verifying[self.peer_id]
+        self._attempts.record_success(self.peer_id)
+        self._pairings.add(self.peer_id, self.peer_name)
+        await self._send(Verified())
+        self._events.emit(VerifiedEvent(self.peer_id, self.peer_name, "code"))
+
+    async def _check_code(self, reader: MessageReader) -> None:
+        """Show a code and compare the peer's answer; Refused unless it is right and in time.
+
+        A locked-out endpoint, or one over the global attempt cap, is refused before a
+        code exists: the receiving user is not prompted for it.
+        """
         locked_for = self._attempts.locked_for(self.peer_id)
         if locked_for > 0:
             minutes = math.ceil(locked_for / 60)
@@ -390,8 +470,10 @@ class ReceiveSession(ClaimOwner):
             await self._send(Welcome(PROTOCOL_VERSION, self._device_name, code_required=True))
             with ConnectionDeadline(
                 self._connection, CODE_ENTRY_TIMEOUT, "verification code not entered in time"
-            ):
+            ) as deadline:
                 attempt = await expect(reader, Verify)
+            if deadline.expired:  # read just as time ran out: too late, never compared
+                raise NetError("verification code not entered in time")
             assert isinstance(attempt, Verify)
             if not codes_match(code, attempt.code):
                 self._attempts.record_failure(self.peer_id)
@@ -399,10 +481,6 @@ class ReceiveSession(ClaimOwner):
                 raise Refused("wrong verification code")
         finally:
             self._slots.release()
-        self._attempts.record_success(self.peer_id)
-        self._pairings.add(self.peer_id, self.peer_name)
-        await self._send(Verified())
-        self._events.emit(VerifiedEvent(self.peer_id, self.peer_name, "code"))
 
     async def _decide_offer(self, offer: IncomingOffer) -> Decision:
         max_size = self._options.max_size
@@ -426,39 +504,54 @@ class ReceiveSession(ClaimOwner):
 
     async def _await_close(self) -> None:
         """Give the peer time to read our last message and close first."""
+        self.closing = True
         with contextlib.suppress(TimeoutError, iroh_ffi.IrohError):
             await asyncio.wait_for(self._connection.closed(), SUMMARY_CLOSE_WAIT)
 
     async def _receive(
-        self, offer: IncomingOffer, entries: list[Entry], reader: MessageReader
+        self, offer: IncomingOffer, prepared: _Prepared, reader: MessageReader
     ) -> TransferResult:
-        target = TargetFolder(self._options.target, self._options.umask)
-        files, resume_items = await asyncio.to_thread(self._prepare, target, entries)
-        pages = list(paginate(resume_items))
-        self._connection.set_max_concurrent_uni_streams(MAX_PARALLEL_FILES)
-        await self._send(Accept(len(pages)))
-        for page in pages:
-            await self._send(ResumePage(page))
-
+        target, files = prepared.target, prepared.files
+        pages = list(paginate(prepared.resume_items))
         tracker = ProgressTracker(
             offer.transfer_id, "receive", offer.total_bytes, len(files), self._events.emit
         )
         tally = _Tally(expected=len(files))
         if not files:
             tally.settled.set()
-        streams = asyncio.create_task(self._accept_streams(target, files, tracker, tally))
+        handlers: set[asyncio.Task[None]] = set()
+
+        def take(stream: iroh_ffi.RecvStream) -> None:
+            if len(handlers) >= MAX_PARALLEL_FILES:
+                self._break_stream_rule(f"more than {MAX_PARALLEL_FILES} data streams at once")
+                return
+            task = asyncio.create_task(
+                self._receive_stream(MessageReader(stream), target, files, tracker, tally)
+            )
+            handlers.add(task)
+            task.add_done_callback(handlers.discard)
+            task.add_done_callback(tally.fail)
+
+        self._intake = take  # open before Accept goes out: the sender may start at once
+        self._connection.set_max_concurrent_uni_streams(MAX_PARALLEL_FILES)
+        await self._send(Accept(len(pages)))
+        for page in pages:
+            await self._send(ResumePage(page))
+
         control = asyncio.create_task(_watch_control(reader))
         settled = asyncio.create_task(tally.settled.wait())
         watchdog = asyncio.create_task(self._watch_for_stall(tracker))
         try:
             done, _ = await asyncio.wait(
-                {streams, control, settled, watchdog, tally.failure},
+                {control, settled, watchdog, tally.failure},
                 return_when=asyncio.FIRST_COMPLETED,
             )
             for task in done:
                 task.result()  # raises a stream, control or stall failure
         finally:
-            for task in (streams, control, settled, watchdog):
+            self._intake = None
+            self._transfer_over = True
+            for task in (*handlers, control, settled, watchdog):
                 task.cancel()
         tracker.flush()
         await self._flush_results()
@@ -475,7 +568,41 @@ class ReceiveSession(ClaimOwner):
             )
         )
         await self._await_close()
+        close_connection(self._connection, CloseCode.DONE, "transfer complete")
         return result
+
+    def _guard(self, watcher: Awaitable[None]) -> None:
+        """Run a stream watcher for the life of the session."""
+        self._guards.append(asyncio.ensure_future(watcher))
+
+    def _break_stream_rule(self, rule: str) -> None:
+        """The peer opened a stream it must not: end the connection (and drop what it sent)."""
+        if self._violation is None:
+            self._violation = rule
+            close_connection(self._connection, CloseCode.PROTOCOL_ERROR, f"protocol error: {rule}")
+
+    async def _take_data_streams(self) -> None:
+        """Take each data stream as it arrives: into the transfer, or as a violation."""
+        while True:
+            try:
+                stream = await self._connection.accept_uni()
+            except iroh_ffi.IrohError:
+                return  # the connection ended; the conversation notices on its own
+            if self._intake is None:
+                self._break_stream_rule(
+                    "data stream after the transfer ended" if self._transfer_over
+                    else "data stream before the offer was accepted"
+                )
+                return
+            self._intake(stream)
+
+    async def _refuse_more_control_streams(self) -> None:
+        """A second bidirectional stream ends the connection."""
+        try:
+            await self._connection.accept_bi()
+        except iroh_ffi.IrohError:
+            return
+        self._break_stream_rule("only one control stream is allowed")
 
     async def _watch_for_stall(self, tracker: ProgressTracker) -> None:
         """End a transfer whose data stopped moving (a vanished or stalling sender)."""
@@ -502,30 +629,6 @@ class ReceiveSession(ClaimOwner):
             if point is not None:
                 resume_items.append(Resume(index, point.offset, point.digest))
         return files, resume_items
-
-    async def _accept_streams(
-        self,
-        target: TargetFolder,
-        files: dict[int, _IncomingFile],
-        tracker: ProgressTracker,
-        tally: _Tally,
-    ) -> None:
-        handlers: set[asyncio.Task[None]] = set()
-        try:
-            while True:
-                try:
-                    stream = await self._connection.accept_uni()
-                except iroh_ffi.IrohError as exc:
-                    raise NetError(self._closed_reason() or describe_iroh_error(exc)) from None
-                task = asyncio.create_task(
-                    self._receive_stream(MessageReader(stream), target, files, tracker, tally)
-                )
-                handlers.add(task)
-                task.add_done_callback(handlers.discard)
-                task.add_done_callback(tally.fail)
-        finally:
-            for task in handlers:
-                task.cancel()
 
     async def _receive_stream(
         self,

@@ -91,8 +91,18 @@ class TargetFolder:
         """Where the bytes of ``relative`` collect until they are verified."""
         return self.path_of(relative + PART_SUFFIX)
 
+    def _no_link_above(self, path: Path) -> bool:
+        """True when no folder between the root and ``path`` is a symlink."""
+        return os.path.realpath(path.parent) == str(path.parent)
+
     def find_resume_point(self, relative: str, size: int) -> ResumePoint | None:
-        """Hash what is already here of a file: a ``.part``, or an identical-size final file."""
+        """Hash what is already here of a file: a ``.part``, or an identical-size final file.
+
+        Never through a symlinked folder: the sender would learn the BLAKE3 of a file
+        outside the target (and could confirm a guess of its contents).
+        """
+        if not self._no_link_above(self.path_of(relative)):
+            return None
         for path, complete in ((self.part_path(relative), False), (self.path_of(relative), True)):
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)

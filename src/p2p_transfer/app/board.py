@@ -1,0 +1,193 @@
+"""The live transfer board: one record per transfer, updated from the node's events.
+
+The UI never reassembles a transfer from raw events: every change here is
+published as a whole ``transfer`` snapshot, so a tab that (re)connects only
+needs the latest snapshot of each transfer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from p2p_transfer.events import (
+    Direction,
+    DoneEvent,
+    Event,
+    FileFailedEvent,
+    FileProgress,
+    ProgressEvent,
+    TransferSnapshot,
+    TransferUpdateEvent,
+)
+from p2p_transfer.limits import APP_FINISHED_ON_BOARD
+
+#: States a transfer ends in.
+FINAL_STATES = frozenset({"done", "failed", "declined", "cancelled"})
+
+
+@dataclass(slots=True)
+class TransferRecord:
+    """The mutable state behind a snapshot."""
+
+    id: str
+    direction: Direction
+    state: str
+    peer_name: str = ""
+    peer_id: str = ""
+    transfer_id: str = ""
+    verified: str = ""
+    files_total: int = 0
+    files_done: int = 0
+    files_failed: int = 0
+    bytes_total: int = 0
+    bytes_done: int = 0
+    rate: float = 0.0
+    eta: float | None = None
+    active: list[FileProgress] = field(default_factory=list)
+    message: str = ""
+    folder: str = ""
+    names: list[str] = field(default_factory=list)
+    path: str = ""
+    rtt_ms: float | None = None
+    started_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    #: Set when the user asked to cancel (so the ending is "cancelled", not "failed").
+    cancel_requested: bool = False
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def snapshot(self) -> TransferSnapshot:
+        return TransferSnapshot(
+            id=self.id,
+            direction=self.direction,
+            state=self.state,
+            peer_name=self.peer_name,
+            peer_id=self.peer_id,
+            transfer_id=self.transfer_id,
+            verified=self.verified,
+            files_total=self.files_total,
+            files_done=self.files_done,
+            files_failed=self.files_failed,
+            bytes_total=self.bytes_total,
+            bytes_done=self.bytes_done,
+            rate=self.rate,
+            eta=self.eta,
+            active=list(self.active),
+            message=self.message,
+            folder=self.folder,
+            names=list(self.names),
+            path=self.path,
+            rtt_ms=self.rtt_ms,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+        )
+
+
+class TransferBoard:
+    """Records by ID (and by protocol transfer ID), publishing a snapshot on every change."""
+
+    def __init__(
+        self,
+        emit: Callable[[Event], None],
+        on_finished: Callable[[TransferSnapshot], None],
+        keep_finished: int = APP_FINISHED_ON_BOARD,
+    ) -> None:
+        self._emit = emit
+        self._on_finished = on_finished
+        self._keep_finished = keep_finished
+        self._records: dict[str, TransferRecord] = {}
+        self._by_transfer_id: dict[str, str] = {}
+
+    def get(self, record_id: str) -> TransferRecord | None:
+        return self._records.get(record_id)
+
+    def by_transfer_id(self, transfer_id: str) -> TransferRecord | None:
+        record_id = self._by_transfer_id.get(transfer_id)
+        return self._records.get(record_id) if record_id is not None else None
+
+    def snapshots(self) -> list[TransferSnapshot]:
+        """Every record on the board, oldest first."""
+        return [r.snapshot() for r in self._records.values()]
+
+    def active(self) -> list[TransferRecord]:
+        """Records not yet finished."""
+        return [r for r in self._records.values() if not r.final]
+
+    def add(self, record: TransferRecord) -> TransferRecord:
+        self._records[record.id] = record
+        if record.transfer_id:
+            self._by_transfer_id[record.transfer_id] = record.id
+        self._publish(record)
+        return record
+
+    def update(self, record: TransferRecord, **changes: Any) -> None:
+        """Change fields of an unfinished record and publish it (finished records stay put)."""
+        if record.final:
+            return
+        for key, value in changes.items():
+            setattr(record, key, value)
+        if record.transfer_id:
+            self._by_transfer_id[record.transfer_id] = record.id
+        self._publish(record)
+
+    def finish(self, record: TransferRecord, state: str, message: str = "") -> None:
+        """End a record once; later endings (a cancel racing a failure) are ignored."""
+        if record.final:
+            return
+        if record.cancel_requested and state == "failed":
+            state = "cancelled"
+        record.state = state
+        record.message = message or record.message
+        record.finished_at = time.time()
+        record.active = []
+        record.rate = 0.0
+        record.eta = None
+        self._publish(record)
+        self._on_finished(record.snapshot())
+        self._trim()
+
+    def apply(self, record: TransferRecord, event: Event) -> None:
+        """Fold a progress, file or done event into its record."""
+        if isinstance(event, ProgressEvent):
+            self.update(
+                record,
+                state="transferring",
+                bytes_done=event.bytes_done,
+                bytes_total=event.bytes_total,
+                files_done=event.files_done,
+                files_total=event.files_total,
+                rate=event.rate,
+                eta=event.eta,
+                active=list(event.active),
+            )
+        elif isinstance(event, FileFailedEvent):
+            self.update(
+                record, files_failed=record.files_failed + 1,
+                message=f"{event.path}: {event.message}",
+            )
+        elif isinstance(event, DoneEvent):
+            record.files_done = event.files
+            record.files_failed = event.files_failed
+            record.bytes_total = event.bytes_total
+            if event.ok:
+                record.bytes_done = event.bytes_total
+            if event.target:
+                record.folder = event.target
+            if event.ok:
+                self.finish(record, "done")
+            else:
+                self.finish(record, "failed", f"{event.files_failed} file(s) failed verification")
+
+    def _publish(self, record: TransferRecord) -> None:
+        self._emit(TransferUpdateEvent(record.snapshot()))
+
+    def _trim(self) -> None:
+        finished = [r for r in self._records.values() if r.final]
+        for record in finished[: max(0, len(finished) - self._keep_finished)]:
+            del self._records[record.id]
+            self._by_transfer_id.pop(record.transfer_id, None)

@@ -1,0 +1,170 @@
+"""Finished transfers, kept in SQLite in the config dir so the Transfers view survives restarts.
+
+Each call opens its own short-lived connection inside a worker thread: the
+database is tiny, writes are one row, and no connection is shared across
+threads. The file is created 0600 (it names peers and folders).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from p2p_transfer.events import TransferSnapshot
+from p2p_transfer.limits import APP_HISTORY_MAX_ROWS, APP_HISTORY_PAGE
+from p2p_transfer.trust.files import PRIVATE_FILE_MODE
+
+HISTORY_FILE_NAME = "app-history.sqlite3"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS transfers (
+    id TEXT PRIMARY KEY,
+    direction TEXT NOT NULL,
+    state TEXT NOT NULL,
+    peer_name TEXT NOT NULL,
+    peer_id TEXT NOT NULL,
+    files INTEGER NOT NULL,
+    files_failed INTEGER NOT NULL,
+    bytes_total INTEGER NOT NULL,
+    bytes_done INTEGER NOT NULL,
+    verified TEXT NOT NULL,
+    message TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    names TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transfers_finished ON transfers (finished_at);
+"""
+#: Separator of the ``names`` column (a character no file name holds).
+_NAMES_SEPARATOR = "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One finished transfer."""
+
+    id: str
+    direction: str
+    state: str
+    peer_name: str
+    peer_id: str
+    files: int
+    files_failed: int
+    bytes_total: int
+    bytes_done: int
+    verified: str
+    message: str
+    folder: str
+    names: list[str]
+    started_at: float
+    finished_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API's JSON form."""
+        return asdict(self)
+
+    @classmethod
+    def of(cls, snapshot: TransferSnapshot) -> HistoryEntry:
+        """The history row of a finished transfer."""
+        return cls(
+            id=snapshot.id,
+            direction=snapshot.direction,
+            state=snapshot.state,
+            peer_name=snapshot.peer_name,
+            peer_id=snapshot.peer_id,
+            files=snapshot.files_done,
+            files_failed=snapshot.files_failed,
+            bytes_total=snapshot.bytes_total,
+            bytes_done=snapshot.bytes_done,
+            verified=snapshot.verified,
+            message=snapshot.message,
+            folder=snapshot.folder,
+            names=list(snapshot.names),
+            started_at=snapshot.started_at,
+            finished_at=snapshot.finished_at or snapshot.started_at,
+        )
+
+
+class History:
+    """The history database: add rows, list the newest, find one, clear."""
+
+    def __init__(self, config_dir: Path, max_rows: int = APP_HISTORY_MAX_ROWS) -> None:
+        self.path = config_dir / HISTORY_FILE_NAME
+        self.max_rows = max_rows
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        if not self.path.exists():
+            # Create it private before SQLite opens it with the umask's mode.
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+            os.close(fd)
+        connection = sqlite3.connect(self.path, timeout=5.0)
+        try:
+            connection.executescript(_SCHEMA)
+            with connection:
+                yield connection
+        finally:
+            connection.close()
+
+    def _add(self, entry: HistoryEntry) -> None:
+        row = asdict(entry)
+        row["names"] = _NAMES_SEPARATOR.join(entry.names)
+        columns = ", ".join(row)
+        marks = ", ".join(f":{k}" for k in row)
+        with self._connect() as db:
+            db.execute(f"INSERT OR REPLACE INTO transfers ({columns}) VALUES ({marks})", row)
+            db.execute(
+                "DELETE FROM transfers WHERE id NOT IN "
+                "(SELECT id FROM transfers ORDER BY finished_at DESC LIMIT ?)",
+                (self.max_rows,),
+            )
+
+    def _list(self, limit: int) -> list[HistoryEntry]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT * FROM transfers ORDER BY finished_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [_entry(row) for row in rows]
+
+    def _get(self, entry_id: str) -> HistoryEntry | None:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM transfers WHERE id = ?", (entry_id,)).fetchone()
+        return _entry(row) if row is not None else None
+
+    def _clear(self) -> int:
+        with self._connect() as db:
+            return db.execute("DELETE FROM transfers").rowcount
+
+    async def add(self, entry: HistoryEntry) -> None:
+        """Record a finished transfer (replacing an earlier row with its ID)."""
+        await asyncio.to_thread(self._add, entry)
+
+    async def list(self, limit: int = APP_HISTORY_PAGE) -> list[HistoryEntry]:
+        """The newest ``limit`` rows, newest first."""
+        return await asyncio.to_thread(self._list, max(1, min(limit, APP_HISTORY_PAGE)))
+
+    async def get(self, entry_id: str) -> HistoryEntry | None:
+        """One row by transfer ID."""
+        return await asyncio.to_thread(self._get, entry_id)
+
+    async def clear(self) -> int:
+        """Forget every row; returns how many there were."""
+        return await asyncio.to_thread(self._clear)
+
+
+def _entry(row: tuple[Any, ...]) -> HistoryEntry:
+    (
+        entry_id, direction, state, peer_name, peer_id, files, files_failed, bytes_total,
+        bytes_done, verified, message, folder, names, started_at, finished_at,
+    ) = row
+    return HistoryEntry(
+        entry_id, direction, state, peer_name, peer_id, files, files_failed, bytes_total,
+        bytes_done, verified, message, folder,
+        [n for n in str(names).split(_NAMES_SEPARATOR) if n], started_at, finished_at,
+    )

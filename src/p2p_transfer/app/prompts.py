@@ -1,0 +1,127 @@
+"""Questions the UI must answer: accept an offer, type a code, accept an upload; and codes to show.
+
+Each prompt has an ID; the UI answers through the API with that ID, so an
+answer can never land on a different question. A prompt closes once: when
+answered, when its deadline passes, when the peer goes away, or when dismissed;
+every close is announced with a ``prompt_closed`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from p2p_transfer.events import Event, PromptClosedEvent
+
+PromptKind = Literal["offer", "code", "code_shown", "upload"]
+#: Random bits of a prompt ID.
+_PROMPT_ID_BYTES = 12
+
+
+class PromptError(Exception):
+    """The answer does not fit the prompt, or the prompt is gone."""
+
+
+class PromptGone(PromptError):
+    """No open prompt has this ID (answered, timed out or withdrawn)."""
+
+
+@dataclass(slots=True)
+class Prompt:
+    """One open question (or, for ``code_shown``, one code on screen)."""
+
+    id: str
+    kind: PromptKind
+    event: Event
+    deadline: float
+    future: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    expiry: asyncio.TimerHandle | None = None
+
+
+def new_prompt_id() -> str:
+    """A fresh random prompt ID."""
+    return secrets.token_hex(_PROMPT_ID_BYTES)
+
+
+class PromptBook:
+    """The open prompts, in the order they were opened."""
+
+    def __init__(self, emit: Callable[[Event], None]) -> None:
+        self._emit = emit
+        self._open: dict[str, Prompt] = {}
+
+    def open(
+        self,
+        kind: PromptKind,
+        make_event: Callable[[str, float], Event],
+        timeout: float,
+        expire_after: float | None = None,
+    ) -> Prompt:
+        """Open a prompt and announce it; the UI shows ``timeout`` as the time left.
+
+        With ``expire_after`` the prompt closes itself after that many seconds;
+        without, the caller enforces the deadline (the transfer and share
+        layers already do, and withdraw the question by cancelling).
+        """
+        prompt_id = new_prompt_id()
+        deadline = time.time() + timeout
+        prompt = Prompt(prompt_id, kind, make_event(prompt_id, deadline), deadline)
+        if expire_after is not None:
+            loop = asyncio.get_running_loop()
+            prompt.expiry = loop.call_later(expire_after, self.close, prompt_id, "timeout")
+        self._open[prompt_id] = prompt
+        self._emit(prompt.event)
+        return prompt
+
+    def get(self, prompt_id: str) -> Prompt:
+        """The open prompt with this ID, or PromptGone."""
+        prompt = self._open.get(prompt_id)
+        if prompt is None:
+            raise PromptGone("this question is no longer open (answered, expired or withdrawn)")
+        return prompt
+
+    def answer(self, prompt_id: str, value: Any, outcome: str) -> None:
+        """Hand ``value`` to whoever waits on the prompt, then close it with ``outcome``."""
+        prompt = self.get(prompt_id)
+        if not prompt.future.done():
+            prompt.future.set_result(value)
+        self.close(prompt_id, outcome)
+
+    def close(self, prompt_id: str, outcome: str) -> bool:
+        """Close a prompt (if still open) and announce it; True if it was open."""
+        prompt = self._open.pop(prompt_id, None)
+        if prompt is None:
+            return False
+        if prompt.expiry is not None:
+            prompt.expiry.cancel()
+        if not prompt.future.done():
+            prompt.future.cancel()
+        self._emit(PromptClosedEvent(prompt_id, outcome))
+        return True
+
+    def close_all(self, outcome: str) -> None:
+        """Close every prompt (the app is stopping or the node restarts)."""
+        for prompt_id in list(self._open):
+            self.close(prompt_id, outcome)
+
+    def pending(self) -> list[Prompt]:
+        """Open prompts, oldest first."""
+        return list(self._open.values())
+
+    async def wait(self, prompt: Prompt) -> Any:
+        """The answer to ``prompt``; if the waiter is cancelled, the prompt is withdrawn."""
+        try:
+            return await asyncio.shield(prompt.future)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                self.close(prompt.id, "withdrawn")
+                raise
+            # The prompt itself was closed (the app is stopping): no answer will come.
+            raise PromptGone("the question was closed without an answer") from None

@@ -1,0 +1,1134 @@
+// p2p-transfer desktop app UI. Plain DOM, no framework, no inline code (CSP).
+// Every action is one call to the JSON API (docs/API.md); live state comes from
+// one WebSocket whose first message is a full snapshot, then the event stream.
+"use strict";
+
+// --- helpers -----------------------------------------------------------------------
+
+const $ = (id) => document.getElementById(id);
+
+/** Build an element: h("div", {class: "x", onclick: fn}, child, "text", ...). */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "class") el.className = value;
+    else if (key === "text") el.textContent = value;
+    else if (key in el && typeof value !== "string") el[key] = value;
+    else el.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const ICON_PATHS = {
+  dir: "M3 7a2 2 0 0 1 2-2h4l2 2h8a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2Z",
+  file: "M6 3h8l4 4v14H6Z M14 3v4h4",
+  link: "M10 14a4 4 0 0 0 5.7 0l3-3a4 4 0 0 0-5.7-5.7l-1 1M14 10a4 4 0 0 0-5.7 0l-3 3a4 4 0 0 0 5.7 5.7l1-1",
+  other: "M12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18Z",
+  up: "M12 19V5m0 0-6 6m6-6 6 6",
+  home: "M3 11 12 4l9 7v9h-6v-6H9v6H3Z",
+};
+
+function icon(name) {
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(SVG_NS, "path");
+  path.setAttribute("d", ICON_PATHS[name] || ICON_PATHS.other);
+  svg.append(path);
+  return svg;
+}
+
+function fmtSize(bytes) {
+  if (bytes === null || bytes === undefined) return "";
+  let value = bytes;
+  for (const unit of ["B", "KiB", "MiB", "GiB", "TiB"]) {
+    if (Math.abs(value) < 1024 || unit === "TiB") {
+      return unit === "B" ? `${value} B` : `${value.toFixed(1)} ${unit}`;
+    }
+    value /= 1024;
+  }
+  return `${bytes} B`;
+}
+
+const fmtRate = (rate) => (rate > 0 ? `${fmtSize(Math.round(rate))}/s` : "");
+
+function fmtDuration(seconds) {
+  if (seconds === null || seconds === undefined || !isFinite(seconds)) return "";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+function fmtAgo(epoch) {
+  if (!epoch) return "";
+  const s = Math.max(0, Date.now() / 1000 - epoch);
+  if (s < 10) return "just now";
+  if (s < 60) return `${Math.round(s)} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return new Date(epoch * 1000).toLocaleDateString();
+}
+
+const fmtDate = (epoch) => new Date(epoch * 1000).toLocaleString([], {
+  dateStyle: "medium", timeStyle: "short",
+});
+
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+const shortId = (id) => (id ? `${id.slice(0, 12)}` : "");
+const initial = (name) => (name || "?").trim().charAt(0).toUpperCase() || "?";
+
+async function api(method, path, body) {
+  const options = { method, headers: {}, credentials: "same-origin" };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, options);
+  let data = null;
+  try { data = await response.json(); } catch (_) { data = null; }
+  if (!response.ok) {
+    throw new Error((data && data.error) || `${response.status} ${response.statusText}`);
+  }
+  return data;
+}
+
+let toastTimer = 0;
+function toast(message) {
+  const el = $("toast");
+  el.textContent = message;
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { el.hidden = true; }, 4000);
+}
+
+function setStatus(el, message, kind) {
+  el.textContent = message || "";
+  el.classList.toggle("bad", kind === "bad");
+  el.classList.toggle("ok", kind === "ok");
+}
+
+function replaceChildren(list, items, emptyEl) {
+  list.replaceChildren(...items);
+  if (emptyEl) emptyEl.hidden = items.length > 0;
+}
+
+async function copyFrom(id) {
+  const el = $(id);
+  try {
+    await navigator.clipboard.writeText(el.value);
+  } catch (_) {
+    el.select();
+    document.execCommand("copy");
+  }
+  toast("Copied");
+}
+
+// --- state ---------------------------------------------------------------------------
+
+const state = {
+  node: {},
+  settings: {},
+  transfers: new Map(),
+  prompts: new Map(),
+  share: { running: false, files: [] },
+  devices: { devices: [], trusted: [], discovery: {} },
+  shareActivity: new Map(),
+  view: "devices",
+  targetDevice: "",
+};
+
+const FINAL = new Set(["done", "failed", "declined", "cancelled"]);
+
+// --- navigation ------------------------------------------------------------------------
+
+const VIEWS = ["devices", "send", "transfers", "incoming", "share", "wan", "settings"];
+
+function showView() {
+  const wanted = location.hash.replace("#", "");
+  const view = VIEWS.includes(wanted) ? wanted : "devices";
+  state.view = view;
+  for (const name of VIEWS) $(`view-${name}`).hidden = name !== view;
+  for (const link of document.querySelectorAll(".nav a")) {
+    if (link.dataset.view === view) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (view === "devices") loadDevices();
+  if (view === "send") { loadDevices(); sendBrowser.load(sendBrowser.path); }
+  if (view === "transfers") loadHistory();
+  if (view === "wan") loadWan();
+  if (view === "settings") fillSettings(true);
+}
+
+// --- live events -----------------------------------------------------------------------
+
+let socket = null;
+let retryDelay = 500;
+
+function connect() {
+  setLinkState("connecting");
+  socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+  socket.addEventListener("open", () => { retryDelay = 500; setLinkState("live"); });
+  socket.addEventListener("message", (message) => {
+    let event;
+    try { event = JSON.parse(message.data); } catch (_) { return; }
+    handleEvent(event);
+  });
+  socket.addEventListener("close", (close) => {
+    setLinkState("offline");
+    const delay = close.code === 1013 ? 100 : retryDelay;
+    retryDelay = Math.min(retryDelay * 2, 8000);
+    setTimeout(connect, delay);
+  });
+}
+
+function setLinkState(kind) {
+  const pill = $("link-state");
+  pill.dataset.state = kind === "live" ? "live" : kind === "offline" ? "bad" : "warn";
+  pill.textContent = kind === "live" ? "live" : kind === "offline" ? "reconnecting" : "connecting";
+}
+
+const debounced = (fn, ms) => {
+  let timer = 0;
+  return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
+};
+const refreshDevices = debounced(() => loadDevices(), 250);
+const refreshWan = debounced(() => { if (state.view === "wan") loadWan(); }, 300);
+const refreshHistory = debounced(() => loadHistory(), 300);
+
+const PROMPT_EVENTS = new Set(["offer_prompt", "code_prompt", "code_shown", "upload_prompt"]);
+
+function handleEvent(event) {
+  const name = event.event;
+  if (name === "state") {
+    state.node = event.node;
+    state.settings = event.settings;
+    state.transfers = new Map(event.transfers.map((t) => [t.id, t]));
+    state.prompts = new Map(event.prompts.map((p) => [p.prompt_id, p]));
+    state.share = event.share;
+    renderAll();
+    return;
+  }
+  if (PROMPT_EVENTS.has(name)) {
+    state.prompts.set(event.prompt_id, event);
+    renderPrompts();
+  } else if (name === "prompt_closed") {
+    state.prompts.delete(event.prompt_id);
+    renderPrompts();
+  } else if (name === "transfer") {
+    const t = event.transfer;
+    state.transfers.set(t.id, t);
+    renderTransfers();
+    if (FINAL.has(t.state)) refreshHistory();
+    refreshWan();
+  } else if (name === "settings") {
+    const { event: _, ...settings } = event;
+    state.settings = settings;
+    renderHeader();
+    fillSettings(false);
+    renderIncomingFacts();
+  } else if (name === "share_state") {
+    state.share = event;
+    renderShare();
+  } else if (name === "node_state") {
+    state.node = { ...state.node, state: event.state, message: event.message,
+      device_name: event.device_name, endpoint_id: event.endpoint_id || state.node.endpoint_id };
+    renderHeader();
+    refreshWan();
+  } else if (name === "ticket") {
+    state.node = { ...state.node, ticket: event.ticket, endpoint_id: event.endpoint_id };
+    refreshWan();
+  } else if (name === "relay") {
+    refreshWan();
+  } else if (name === "device" || name === "device_lost" || name === "discovery_error") {
+    refreshDevices();
+  } else if (name.startsWith("share_upload_")) {
+    shareActivity(event);
+  } else if (name === "verified") {
+    refreshDevices();
+  } else if (name === "error" && !event.transfer_id) {
+    toast(event.message);
+  }
+}
+
+// --- header and notices -------------------------------------------------------------------
+
+function renderHeader() {
+  $("device-name").textContent = state.settings.device_name || state.node.device_name || "";
+  const notice = $("global-notice");
+  if (state.node.state === "stopped" && state.node.message) {
+    notice.textContent = `The node is stopped: ${state.node.message}`;
+    notice.hidden = false;
+  } else if (state.node.state === "starting") {
+    notice.textContent = "The node is restarting…";
+    notice.hidden = false;
+  } else {
+    notice.hidden = true;
+  }
+}
+
+function renderAll() {
+  renderHeader();
+  renderTransfers();
+  renderPrompts();
+  renderShare();
+  renderIncomingFacts();
+  fillSettings(false);
+  if (state.view === "wan") loadWan();
+  if (state.view === "devices" || state.view === "send") loadDevices();
+  if (state.view === "transfers") loadHistory();
+}
+
+// --- devices -------------------------------------------------------------------------------
+
+async function loadDevices() {
+  try {
+    state.devices = await api("GET", "/api/devices");
+  } catch (error) {
+    return;
+  }
+  renderDevices();
+  renderTargets();
+}
+
+function renderDevices() {
+  const { devices, trusted, discovery } = state.devices;
+  const note = $("discovery-note");
+  if (!discovery.enabled) {
+    note.textContent = "LAN discovery is off (--no-discovery).";
+  } else if (discovery.error) {
+    note.textContent = `LAN discovery: ${discovery.error}`;
+  }
+  note.hidden = discovery.enabled && !discovery.error;
+  replaceChildren($("device-list"), devices.map((d) => h("li", { class: "row" },
+    h("span", { class: "row-icon", text: initial(d.name) }),
+    h("span", { class: "row-main" },
+      h("span", { class: "row-title" }, h("span", { text: d.name }),
+        d.trusted ? h("span", { class: "pill", "data-state": "ok", text: "trusted" })
+          : h("span", { class: "pill plain", text: "new" })),
+      h("span", { class: "row-meta",
+        text: `${shortId(d.endpoint_id)} · ${d.addresses.join(", ")} · seen ${fmtAgo(d.last_seen)}` })),
+    h("span", { class: "row-actions" },
+      h("button", { type: "button", class: "ghost small", text: "Send to…",
+        onclick: () => sendTo(d.endpoint_id) })),
+  )), $("device-empty"));
+  $("forget-all").hidden = trusted.length === 0;
+  replaceChildren($("trusted-list"), trusted.map((p) => h("li", { class: "row" },
+    h("span", { class: "row-icon", text: initial(p.name) }),
+    h("span", { class: "row-main" },
+      h("span", { class: "row-title" }, h("span", { text: p.name }),
+        p.online ? h("span", { class: "pill", "data-state": "live", text: "on this network" }) : null),
+      h("span", { class: "row-meta", text: `${shortId(p.endpoint_id)} · trusted until ${fmtDate(p.expires_at)}` })),
+    h("span", { class: "row-actions" },
+      p.online ? h("button", { type: "button", class: "ghost small", text: "Send to…",
+        onclick: () => sendTo(p.endpoint_id) }) : null,
+      h("button", { type: "button", class: "ghost small danger", text: "Forget",
+        onclick: () => forget(p) })),
+  )), $("trusted-empty"));
+}
+
+async function forget(pairing) {
+  if (!confirm(`Forget ${pairing.name}? It will need a code again next time.`)) return;
+  try {
+    await api("DELETE", `/api/pairings/${encodeURIComponent(pairing.endpoint_id)}`);
+    toast(`Forgot ${pairing.name}`);
+  } catch (error) { toast(error.message); }
+  loadDevices();
+}
+
+function sendTo(endpointId) {
+  state.targetDevice = endpointId;
+  location.hash = "#send";
+  renderTargets();
+  updateSendButton();
+}
+
+// --- file browser (Send view and the share picker) ------------------------------------------------
+
+class FileBrowserView {
+  constructor(container, hiddenToggle, selection) {
+    this.container = container;
+    this.hiddenToggle = hiddenToggle;
+    this.selection = selection; // Map path -> {path, name, kind, size}
+    this.path = null;
+    this.onchange = () => {};
+    hiddenToggle.addEventListener("change", () => this.load(this.path));
+  }
+
+  async load(path) {
+    const query = new URLSearchParams();
+    if (path) query.set("path", path);
+    if (this.hiddenToggle.checked) query.set("hidden", "1");
+    let listing;
+    try {
+      listing = await api("GET", `/api/files?${query}`);
+    } catch (error) {
+      if (path) { toast(error.message); return this.load(null); }
+      this.container.replaceChildren(h("p", { class: "empty", text: error.message }));
+      return;
+    }
+    this.path = listing.path;
+    this.render(listing);
+  }
+
+  render(listing) {
+    const crumbs = h("div", { class: "crumbs" },
+      h("button", { type: "button", class: "ghost small", title: "Up one folder", text: "Up",
+        disabled: !listing.parent, onclick: () => this.load(listing.parent) }),
+      h("button", { type: "button", class: "ghost small", title: "Home folder", text: "Home",
+        onclick: () => this.load(null) }),
+      h("span", { class: "path", title: listing.path, text: listing.path }));
+    const rows = listing.entries.map((entry) => {
+      const selectable = entry.kind === "file" || entry.kind === "dir";
+      const box = h("input", { type: "checkbox", "aria-label": `Select ${entry.name}`,
+        disabled: !selectable, checked: this.selection.has(entry.path) });
+      box.addEventListener("change", () => {
+        if (box.checked) this.selection.set(entry.path, entry);
+        else this.selection.delete(entry.path);
+        this.onchange();
+      });
+      const name = entry.kind === "dir"
+        ? h("button", { type: "button", class: "entry-name", text: entry.name,
+            onclick: () => this.load(entry.path) })
+        : h("span", { class: "entry-name", text: entry.name,
+            title: entry.kind === "link" ? "A link to outside the folders the app may use" : entry.name });
+      return h("li", { class: "entry", "data-kind": entry.kind, "data-name": entry.name },
+        box, icon(entry.kind), name,
+        h("span", { class: "entry-size",
+          text: entry.kind === "file" ? fmtSize(entry.size) : entry.kind === "link" ? "link" : "" }));
+    });
+    const list = h("ul", { class: "entries" }, rows);
+    if (rows.length === 0) list.append(h("li", { class: "empty", text: "This folder is empty." }));
+    if (listing.truncated) {
+      list.append(h("li", { class: "empty", text: `Showing ${rows.length} of ${listing.total} items.` }));
+    }
+    this.container.replaceChildren(crumbs, list);
+  }
+}
+
+// --- send ----------------------------------------------------------------------------------------
+
+const selection = new Map();
+const staged = { batch: null, items: new Map(), uploading: 0 };
+const sendBrowser = new FileBrowserView($("send-browser"), $("send-hidden"), selection);
+sendBrowser.onchange = () => { renderSelection(); updateSendButton(); };
+
+function renderSelection() {
+  const rows = [];
+  for (const entry of selection.values()) {
+    rows.push(selectionRow(entry.kind === "dir" ? "dir" : "file", entry.name, entry.path,
+      entry.kind === "file" ? fmtSize(entry.size) : "folder", () => {
+        selection.delete(entry.path);
+        sendBrowser.render && sendBrowser.load(sendBrowser.path);
+        renderSelection();
+        updateSendButton();
+      }));
+  }
+  for (const item of staged.items.values()) {
+    rows.push(selectionRow(item.kind, item.name, "dropped here (staged)",
+      item.done < item.files ? `uploading ${item.done}/${item.files}` : fmtSize(item.bytes),
+      () => dropStaged()));
+  }
+  replaceChildren($("selection-list"), rows, $("selection-empty"));
+}
+
+function selectionRow(kind, name, where, size, onremove) {
+  return h("li", { class: "row" },
+    h("span", { class: "row-icon" }, icon(kind === "dir" ? "dir" : "file")),
+    h("span", { class: "row-main" }, h("span", { class: "row-title" }, h("span", { text: name })),
+      h("span", { class: "row-meta", text: `${size} · ${where}` })),
+    h("span", { class: "row-actions" },
+      h("button", { type: "button", class: "ghost small", text: "Remove", onclick: onremove })));
+}
+
+async function dropStaged() {
+  if (!staged.batch) return;
+  const batch = staged.batch;
+  staged.batch = null;
+  staged.items.clear();
+  renderSelection();
+  updateSendButton();
+  try { await api("DELETE", `/api/staging/${batch}`); } catch (_) { /* already gone */ }
+}
+
+function renderTargets() {
+  const list = $("target-list");
+  const seen = new Set();
+  const choices = [];
+  for (const d of state.devices.devices || []) {
+    seen.add(d.endpoint_id);
+    choices.push({ id: d.endpoint_id, name: d.name, meta: `${shortId(d.endpoint_id)} · ${d.trusted ? "trusted" : "new device"}` });
+  }
+  if (state.targetDevice && !seen.has(state.targetDevice)) {
+    const trusted = (state.devices.trusted || []).find((p) => p.endpoint_id === state.targetDevice);
+    if (!trusted) state.targetDevice = "";
+  }
+  const rows = choices.map((c) => {
+    const radio = h("input", { type: "radio", name: "target", value: c.id,
+      checked: state.targetDevice === c.id });
+    radio.addEventListener("change", () => { state.targetDevice = c.id; updateSendButton(); });
+    return h("label", { class: "target" }, radio,
+      h("span", { class: "row-main" }, h("span", { class: "row-title" }, h("span", { text: c.name })),
+        h("span", { class: "row-meta", text: c.meta })),
+      h("span", { class: "pill plain", text: "LAN" }));
+  });
+  const ticketRadio = h("input", { type: "radio", name: "target", value: "",
+    checked: !state.targetDevice, id: "target-ticket" });
+  ticketRadio.addEventListener("change", () => { state.targetDevice = ""; updateSendButton(); });
+  rows.push(h("label", { class: "target" }, ticketRadio,
+    h("span", { class: "row-main" }, h("span", { class: "row-title" }, h("span", { text: "A ticket" })),
+      h("span", { class: "row-meta", text: "Any device, on this network or across the internet" })),
+    h("span", { class: "pill plain", text: "WAN" })));
+  list.replaceChildren(...rows);
+  $("ticket-input").closest(".field").hidden = Boolean(state.targetDevice);
+}
+
+function updateSendButton() {
+  const hasItems = selection.size > 0 || (staged.batch && staged.items.size > 0);
+  const hasTarget = state.targetDevice || $("ticket-input").value.trim();
+  $("send-button").disabled = !(hasItems && hasTarget) || staged.uploading > 0;
+}
+
+async function send() {
+  const body = { paths: [...selection.keys()] };
+  if (state.targetDevice) body.device = state.targetDevice;
+  else body.ticket = $("ticket-input").value.trim();
+  if (staged.batch && staged.items.size) body.staging = staged.batch;
+  const button = $("send-button");
+  button.disabled = true;
+  setStatus($("send-status"), "Starting…");
+  try {
+    await api("POST", "/api/send", body);
+    selection.clear();
+    staged.batch = null;
+    staged.items.clear();
+    renderSelection();
+    setStatus($("send-status"), "");
+    location.hash = "#transfers";
+  } catch (error) {
+    setStatus($("send-status"), error.message, "bad");
+  }
+  updateSendButton();
+}
+
+// Dropped files and folders: read with the entries API, uploaded one by one into a staging batch.
+async function ensureBatch() {
+  if (!staged.batch) staged.batch = (await api("POST", "/api/staging")).batch;
+  return staged.batch;
+}
+
+function readEntries(reader) {
+  return new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+}
+
+async function collect(entry, prefix, out) {
+  if (entry.isFile) {
+    const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
+    out.push({ file, path: prefix + entry.name });
+  } else if (entry.isDirectory) {
+    const reader = entry.createReader();
+    for (;;) {
+      const batch = await readEntries(reader);
+      if (!batch.length) break;
+      for (const child of batch) await collect(child, `${prefix}${entry.name}/`, out);
+    }
+    out.push({ folder: true, path: prefix + entry.name });
+  }
+}
+
+async function stageFiles(items) {
+  // items: [{file, path}] (and {folder: true, path} for folders, empty ones included)
+  const files = items.filter((i) => !i.folder);
+  let batch;
+  try { batch = await ensureBatch(); } catch (error) { toast(error.message); return; }
+  const tops = new Map();
+  for (const item of items) {
+    const top = item.path.split("/")[0];
+    const isDir = item.path.includes("/") || item.folder;
+    const entry = tops.get(top) || { name: top, kind: isDir ? "dir" : "file", files: 0, done: 0, bytes: 0 };
+    if (!item.folder) { entry.files += 1; entry.bytes += item.file.size; }
+    tops.set(top, entry);
+  }
+  for (const entry of tops.values()) staged.items.set(entry.name, entry);
+  staged.uploading += 1;
+  renderSelection();
+  updateSendButton();
+  try {
+    for (const item of files) {
+      const response = await fetch(
+        `/api/staging/${batch}/files?path=${encodeURIComponent(item.path)}`,
+        { method: "PUT", body: item.file, credentials: "same-origin" });
+      if (!response.ok) {
+        const data = await response.json().catch(() => ({}));
+        throw new Error(data.error || `upload failed (${response.status})`);
+      }
+      tops.get(item.path.split("/")[0]).done += 1;
+      renderSelection();
+    }
+  } catch (error) {
+    toast(error.message);
+    for (const name of tops.keys()) staged.items.delete(name);
+  } finally {
+    staged.uploading -= 1;
+    renderSelection();
+    updateSendButton();
+  }
+}
+
+function setupDrop() {
+  const zone = $("drop-zone");
+  const view = $("view-send");
+  view.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  view.addEventListener("dragleave", (e) => {
+    if (!view.contains(e.relatedTarget)) zone.classList.remove("over");
+  });
+  view.addEventListener("drop", async (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    const entries = [...e.dataTransfer.items]
+      .map((item) => (item.webkitGetAsEntry ? item.webkitGetAsEntry() : null))
+      .filter(Boolean);
+    const out = [];
+    if (entries.length) {
+      for (const entry of entries) await collect(entry, "", out);
+    } else {
+      for (const file of e.dataTransfer.files) out.push({ file, path: file.name });
+    }
+    if (out.length) stageFiles(out);
+  });
+  $("drop-input").addEventListener("change", (e) => {
+    const out = [...e.target.files].map((file) => ({ file, path: file.name }));
+    e.target.value = "";
+    if (out.length) stageFiles(out);
+  });
+}
+
+// --- transfers -------------------------------------------------------------------------------------
+
+const STATE_LABELS = {
+  connecting: "Connecting…",
+  verifying: "Verifying…",
+  transferring: "Transferring",
+  done: "Done",
+  failed: "Failed",
+  declined: "Declined",
+  cancelled: "Cancelled",
+};
+const STATE_PILLS = { done: "ok", failed: "bad", declined: "warn", cancelled: "warn", transferring: "accent" };
+
+function stateLabel(t) {
+  if (t.state === "waiting") {
+    return t.direction === "send" ? `Waiting for ${t.peer_name} to accept` : "Waiting for your answer";
+  }
+  return STATE_LABELS[t.state] || t.state;
+}
+
+function verifiedPill(t) {
+  if (!t.verified) return null;
+  const how = t.verified === "code" ? "by code" : "paired";
+  return h("span", { class: "pill", "data-state": "ok", "data-verified": t.verified, text: `verified (${how})` });
+}
+
+function transferCard(t) {
+  const title = t.direction === "send" ? `To ${t.peer_name || "…"}` : `From ${t.peer_name || "…"}`;
+  const what = t.names.length ? t.names.slice(0, 3).join(", ") + (t.names.length > 3 ? "…" : "") : "";
+  const known = t.files_total > 0 || t.bytes_total > 0 || FINAL.has(t.state);
+  const stats = known ? [
+    `${t.files_done} / ${plural(t.files_total, "file")}`,
+    `${fmtSize(t.bytes_done)} of ${fmtSize(t.bytes_total)}`,
+  ] : ["Preparing…"];
+  if (!FINAL.has(t.state) && t.rate) stats.push(fmtRate(t.rate));
+  if (!FINAL.has(t.state) && t.eta !== null && t.eta !== undefined) stats.push(`${fmtDuration(t.eta)} left`);
+  if (FINAL.has(t.state) && t.finished_at) stats.push(`took ${fmtDuration(t.finished_at - t.started_at)}`);
+  const bar = h("progress", { max: Math.max(1, t.bytes_total), value: t.state === "done" ? Math.max(1, t.bytes_total) : t.bytes_done,
+    "aria-label": `${title} progress` });
+  const files = (t.active || []).map((f) => h("li", {},
+    h("span", { class: "name", title: f.path, text: f.path }),
+    h("progress", { max: Math.max(1, f.size), value: f.bytes_done }),
+    h("span", { class: "pct", text: `${f.size ? Math.floor((100 * f.bytes_done) / f.size) : 100}%` })));
+  const actions = [];
+  if (!FINAL.has(t.state)) {
+    actions.push(h("button", { type: "button", class: "ghost small danger", text: "Cancel",
+      onclick: () => cancelTransfer(t.id) }));
+  } else if (t.folder) {
+    actions.push(h("button", { type: "button", class: "ghost small", text: "Open folder",
+      onclick: () => openHistoryFolder(t.id) }));
+  }
+  const message = t.message && t.state !== "done" ? h("p", { class: "transfer-message", text: t.message }) : null;
+  return h("li", { class: "transfer", "data-id": t.id, "data-state": t.state, "data-direction": t.direction },
+    h("div", { class: "transfer-head" },
+      h("span", { class: "row-icon", text: t.direction === "send" ? "↑" : "↓" }),
+      h("span", { class: "row-main" },
+        h("span", { class: "row-title" }, h("span", { text: title })),
+        h("span", { class: "row-meta", text: what })),
+      h("span", { class: "row-actions" }, actions)),
+    h("div", { class: "transfer-badges" },
+      h("span", { class: "pill", "data-state": STATE_PILLS[t.state] || "", "data-role": "state", text: stateLabel(t) }),
+      verifiedPill(t),
+      t.state === "done" ? h("span", { class: "pill", "data-state": "ok", text: "all files BLAKE3-verified" }) : null,
+      t.path ? h("span", { class: "pill plain", text: t.rtt_ms !== null ? `${t.path} · ${Math.round(t.rtt_ms)} ms` : t.path }) : null),
+    bar,
+    h("div", { class: "transfer-stats" }, stats.map((s) => h("span", { text: s }))),
+    files.length ? h("ul", { class: "transfer-files" }, files) : null,
+    message);
+}
+
+function renderTransfers() {
+  const all = [...state.transfers.values()].sort((a, b) => b.started_at - a.started_at);
+  const active = all.filter((t) => !FINAL.has(t.state));
+  // Finished transfers of this session stay on top until the history has them.
+  const recent = all.filter((t) => FINAL.has(t.state) && Date.now() / 1000 - t.finished_at < 600);
+  replaceChildren($("transfer-list"), [...active, ...recent].map(transferCard), $("transfer-empty"));
+  const badge = $("active-badge");
+  badge.textContent = String(active.length);
+  badge.hidden = active.length === 0;
+}
+
+async function cancelTransfer(id) {
+  try { await api("POST", `/api/transfers/${encodeURIComponent(id)}/cancel`); } catch (error) { toast(error.message); }
+}
+
+async function loadHistory() {
+  let data;
+  try { data = await api("GET", "/api/history?limit=100"); } catch (_) { return; }
+  replaceChildren($("history-list"), data.history.map((e) => {
+    const verb = e.direction === "send" ? "Sent to" : "Received from";
+    const outcome = STATE_LABELS[e.state] || e.state;
+    return h("li", { class: "row", "data-id": e.id, "data-state": e.state },
+      h("span", { class: "row-icon", text: e.direction === "send" ? "↑" : "↓" }),
+      h("span", { class: "row-main" },
+        h("span", { class: "row-title" }, h("span", { text: `${verb} ${e.peer_name}` }),
+          h("span", { class: "pill", "data-state": STATE_PILLS[e.state] || "", text: outcome })),
+        h("span", { class: "row-meta",
+          text: `${plural(e.files, "file")} · ${fmtSize(e.bytes_total)} · ${fmtAgo(e.finished_at)}${e.verified ? " · verified" : ""}${e.message && e.state !== "done" ? ` · ${e.message}` : ""}` })),
+      h("span", { class: "row-actions" },
+        e.folder ? h("button", { type: "button", class: "ghost small", text: "Open folder",
+          onclick: () => openHistoryFolder(e.id) }) : null));
+  }), $("history-empty"));
+}
+
+async function openHistoryFolder(id) {
+  try {
+    const result = await api("POST", `/api/history/${encodeURIComponent(id)}/open`);
+    toast(`Opened ${result.opened}`);
+  } catch (error) { toast(error.message); }
+}
+
+async function openDownloads() {
+  try {
+    const result = await api("POST", "/api/open-downloads");
+    toast(`Opened ${result.opened}`);
+  } catch (error) { toast(error.message); }
+}
+
+// --- prompts: the dialog and the Incoming view ---------------------------------------------------------
+
+function promptTitle(p) {
+  switch (p.event) {
+    case "offer_prompt": return `${p.from} wants to send you ${plural(p.files, "file")}`;
+    case "code_prompt": return `Enter the code shown on ${p.peer_name}`;
+    case "code_shown": return `Verification code for ${p.peer_name}`;
+    case "upload_prompt": return `A browser wants to upload ${p.file_name}`;
+    default: return "Request";
+  }
+}
+
+function promptMeta(p) {
+  switch (p.event) {
+    case "offer_prompt":
+      return `${fmtSize(p.bytes)}${p.folders ? ` · ${plural(p.folders, "folder")}` : ""} · ${p.verified === "pairing" ? "trusted device" : "verified just now by code"} · ${shortId(p.sender_id)}`;
+    case "code_prompt": return "The receiver shows a 6-digit code; type it to verify it is really them.";
+    case "code_shown": return `Type this code on ${p.peer_name} (device ${shortId(p.peer_id)}).`;
+    case "upload_prompt": return `${fmtSize(p.file_size)} from ${p.client}`;
+    default: return "";
+  }
+}
+
+async function answer(promptId, body, statusEl) {
+  try {
+    await api("POST", `/api/prompts/${encodeURIComponent(promptId)}`, body);
+  } catch (error) {
+    if (statusEl) setStatus(statusEl, error.message, "bad");
+    else toast(error.message);
+  }
+}
+
+function promptActions(p, statusEl, codeInput) {
+  const id = p.prompt_id;
+  if (p.event === "offer_prompt" || p.event === "upload_prompt") {
+    return [
+      h("button", { type: "button", class: "ghost", text: "Decline",
+        onclick: () => answer(id, { accept: false }, statusEl) }),
+      h("button", { type: "button", class: "primary", text: "Accept",
+        onclick: () => answer(id, { accept: true }, statusEl) }),
+    ];
+  }
+  if (p.event === "code_prompt") {
+    return [
+      h("button", { type: "button", class: "ghost", text: "Cancel",
+        onclick: () => cancelTransfer(p.transfer) }),
+      h("button", { type: "submit", class: "primary", text: "Verify" }),
+    ];
+  }
+  return [h("button", { type: "button", class: "ghost", text: "Dismiss",
+    onclick: () => answer(id, { dismiss: true }, statusEl) })];
+}
+
+function deadlineText(p) {
+  const left = Math.max(0, Math.round(p.deadline - Date.now() / 1000));
+  return `${fmtDuration(left)} left`;
+}
+
+let dialogPrompt = null;
+
+function renderDialog() {
+  const overlay = $("dialog-overlay");
+  const pending = [...state.prompts.values()];
+  const p = pending[0];
+  if (!p) {
+    overlay.hidden = true;
+    dialogPrompt = null;
+    return;
+  }
+  if (dialogPrompt === p.prompt_id && !overlay.hidden) {
+    const count = overlay.querySelector(".count");
+    if (count) count.textContent = pending.length > 1 ? `1 of ${pending.length}` : "";
+    return; // same question: keep what the user typed
+  }
+  dialogPrompt = p.prompt_id;
+  const status = h("p", { class: "status", role: "status" });
+  const dialog = $("dialog");
+  dialog.dataset.promptKind = p.event.replace("_prompt", "");
+  dialog.dataset.promptId = p.prompt_id;
+  const kickers = { offer_prompt: "Incoming files", code_prompt: "Verify the receiver",
+    code_shown: "New device", upload_prompt: "Browser upload" };
+  const body = [
+    h("div", { class: "card-head" },
+      h("span", { class: "kicker", text: kickers[p.event] || "" }),
+      h("span", { class: "count", text: pending.length > 1 ? `1 of ${pending.length}` : "" })),
+    h("h2", { id: "dialog-title", text: promptTitle(p) }),
+    h("p", { class: "muted", text: promptMeta(p) }),
+  ];
+  let codeInput = null;
+  if (p.event === "code_shown") {
+    body.push(h("div", { class: "code-digits", id: "shown-code", "aria-label": `Code ${p.code.split("").join(" ")}`,
+      text: `${p.code.slice(0, 3)} ${p.code.slice(3)}` }));
+  }
+  if (p.event === "offer_prompt" && p.sample.length) {
+    body.push(h("ul", { class: "sample" }, p.sample.map((name) => h("li", { text: name })),
+      p.files > p.sample.length ? h("li", { class: "muted", text: `and ${p.files - p.sample.length} more` }) : null));
+  }
+  if (p.event === "code_prompt") {
+    codeInput = h("input", { type: "text", id: "code-input", class: "code-input", inputmode: "numeric",
+      autocomplete: "one-time-code", maxlength: "7", placeholder: "000000", "aria-label": "Verification code" });
+    body.push(codeInput);
+  }
+  body.push(h("p", { class: "deadline", text: deadlineText(p) }), status);
+  const actions = h("div", { class: "actions" }, promptActions(p, status, codeInput));
+  if (p.event === "code_prompt") {
+    const form = h("form", { novalidate: true }, body, actions);
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      answer(p.prompt_id, { code: codeInput.value.replace(/\s/g, "") }, status);
+    });
+    dialog.replaceChildren(form);
+  } else {
+    dialog.replaceChildren(...body, actions);
+  }
+  overlay.hidden = false;
+  (codeInput || dialog.querySelector(".primary") || dialog.querySelector("button")).focus();
+}
+
+function renderPrompts() {
+  const pending = [...state.prompts.values()];
+  replaceChildren($("prompt-list"), pending.map((p) => h("li", { class: "prompt-item", "data-kind": p.event },
+    h("span", { class: "row-icon", text: p.event === "code_shown" ? "#" : p.event === "code_prompt" ? "?" : "↓" }),
+    h("span", { class: "row-main" },
+      h("span", { class: "row-title" }, h("span", { text: promptTitle(p) })),
+      h("span", { class: "row-meta", text: p.event === "code_shown" ? `Code ${p.code} · ${deadlineText(p)}` : `${promptMeta(p)} · ${deadlineText(p)}` })),
+    h("span", { class: "row-actions" },
+      p.event === "code_prompt"
+        ? h("button", { type: "button", class: "primary small", text: "Enter code", onclick: () => { dialogPrompt = null; renderDialog(); } })
+        : promptActions(p, null, null).map((b) => { b.classList.add("small"); return b; })),
+  )), $("prompt-empty"));
+  const badge = $("prompt-badge");
+  badge.textContent = String(pending.length);
+  badge.hidden = pending.length === 0;
+  renderDialog();
+}
+
+function tickDeadlines() {
+  for (const el of document.querySelectorAll("#dialog .deadline")) {
+    const p = state.prompts.get($("dialog").dataset.promptId);
+    if (p) el.textContent = deadlineText(p);
+  }
+}
+
+function renderIncomingFacts() {
+  $("incoming-folder").textContent = state.settings.download_dir || "";
+  $("incoming-auto").textContent = state.settings.auto_accept_trusted
+    ? "Offers are accepted without asking" : "You are asked about every offer";
+}
+
+// --- share ----------------------------------------------------------------------------------------------
+
+function renderShare() {
+  const s = state.share;
+  $("share-pill").dataset.state = s.running ? "on" : "off";
+  $("share-pill").textContent = s.running ? "sharing" : "stopped";
+  $("share-running").hidden = !s.running;
+  $("share-toggle").textContent = s.running ? "Stop sharing" : "Start sharing";
+  $("share-toggle").className = s.running ? "ghost danger" : "primary";
+  const notice = $("share-notice");
+  notice.textContent = s.notice || "";
+  notice.hidden = !s.notice;
+  if (s.running) {
+    if ($("share-url").value !== s.url) {
+      $("share-url").value = s.url;
+      $("share-qr").src = `/api/share/qr.svg?u=${encodeURIComponent(s.url.slice(-8))}`;
+    }
+    $("share-folder").textContent = `Uploads are saved to ${s.upload_dir}.`;
+  }
+  replaceChildren($("share-files"), (s.files || []).map((path) => {
+    const name = path.split("/").pop();
+    return h("li", { class: "row" },
+      h("span", { class: "row-icon" }, icon("file")),
+      h("span", { class: "row-main" }, h("span", { class: "row-title" }, h("span", { text: name })),
+        h("span", { class: "row-meta", title: path, text: path })),
+      h("span", { class: "row-actions" },
+        h("button", { type: "button", class: "ghost small", text: "Remove",
+          onclick: () => setShareFiles(s.files.filter((p) => p !== path)) })));
+  }), $("share-files-empty"));
+  renderShareActivity();
+}
+
+async function toggleShare() {
+  const button = $("share-toggle");
+  button.disabled = true;
+  try {
+    await api("POST", state.share.running ? "/api/share/stop" : "/api/share/start", {});
+  } catch (error) { toast(error.message); }
+  button.disabled = false;
+}
+
+async function setShareFiles(paths) {
+  try {
+    state.share = await api("PUT", "/api/share/files", { paths });
+    renderShare();
+  } catch (error) { toast(error.message); }
+}
+
+function shareActivity(event) {
+  const id = event.request_id;
+  const entry = state.shareActivity.get(id) || { name: event.file_name, size: event.file_size || 0, status: "", state: "" };
+  switch (event.event) {
+    case "share_upload_request": entry.status = `asking you · ${event.client}`; break;
+    case "share_upload_accepted": entry.status = "accepted"; entry.state = "active"; break;
+    case "share_upload_progress":
+      entry.status = `${fmtSize(event.received_bytes)} of ${fmtSize(event.file_size)} · ${fmtRate(event.rate)}`; break;
+    case "share_upload_complete": entry.status = `saved as ${event.path} · ${fmtSize(event.size)}`; entry.state = "done"; break;
+    case "share_upload_failed": entry.status = `failed: ${event.message}`; entry.state = "failed"; break;
+    case "share_upload_rejected": entry.status = `not accepted: ${event.reason}`; entry.state = "rejected"; break;
+    default: break;
+  }
+  state.shareActivity.delete(id);
+  state.shareActivity.set(id, entry);
+  while (state.shareActivity.size > 20) state.shareActivity.delete(state.shareActivity.keys().next().value);
+  renderShareActivity();
+}
+
+function renderShareActivity() {
+  const rows = [...state.shareActivity.values()].reverse().map((e) => h("li", { class: "row", "data-state": e.state },
+    h("span", { class: "row-icon", text: "↑" }),
+    h("span", { class: "row-main" }, h("span", { class: "row-title" }, h("span", { text: e.name })),
+      h("span", { class: "row-meta", text: e.status }))));
+  replaceChildren($("share-activity"), rows, $("share-activity-empty"));
+}
+
+const pickerSelection = new Map();
+const pickerBrowser = new FileBrowserView($("picker-browser"), $("picker-hidden"), pickerSelection);
+pickerBrowser.onchange = () => {
+  setStatus($("picker-status"), pickerSelection.size ? `${pickerSelection.size} selected` : "");
+};
+
+function openPicker() {
+  pickerSelection.clear();
+  setStatus($("picker-status"), "");
+  $("picker-overlay").hidden = false;
+  pickerBrowser.load(pickerBrowser.path);
+}
+
+async function finishPicker() {
+  const paths = [...new Set([...(state.share.files || []), ...pickerSelection.keys()])];
+  $("picker-overlay").hidden = true;
+  if (pickerSelection.size) await setShareFiles(paths);
+}
+
+// --- WAN --------------------------------------------------------------------------------------------------
+
+async function loadWan() {
+  let wan;
+  try { wan = await api("GET", "/api/wan"); } catch (_) { return; }
+  if (wan.ticket && $("wan-ticket").value !== wan.ticket) {
+    $("wan-ticket").value = wan.ticket;
+    $("wan-qr").src = `/api/wan/qr.svg?t=${encodeURIComponent(wan.ticket.slice(-8))}`;
+  }
+  $("wan-id").textContent = wan.endpoint_id || "";
+  $("wan-addresses").textContent = (wan.addresses || []).join(", ") || "none";
+  const relay = wan.relay;
+  const select = $("relay-select");
+  if (document.activeElement !== select && document.activeElement !== $("relay-url")) {
+    select.value = relay.setting === "off" || relay.setting === "default" ? relay.setting : "custom";
+    $("relay-url").value = select.value === "custom" ? relay.setting : "";
+    $("relay-url").hidden = select.value !== "custom";
+  }
+  if (relay.setting === "off") setStatus($("relay-status"), "Relay off: peers need a direct address.");
+  else if (relay.connected === null) setStatus($("relay-status"), "Connecting to the relay…");
+  else setStatus($("relay-status"), relay.message, relay.connected ? "ok" : "bad");
+  replaceChildren($("connection-list"), wan.connections.map((c) => h("li", { class: "row" },
+    h("span", { class: "row-icon", text: c.direction === "send" ? "↑" : "↓" }),
+    h("span", { class: "row-main" }, h("span", { class: "row-title" }, h("span", { text: c.peer_name })),
+      h("span", { class: "row-meta", text: `${shortId(c.peer_id)} · ${c.direction}` })),
+    h("span", { class: "row-actions" },
+      h("span", { class: "pill", "data-state": c.path === "direct" ? "ok" : c.path === "relay" ? "warn" : "",
+        text: c.rtt_ms !== null ? `${c.path} · ${Math.round(c.rtt_ms)} ms` : c.path })))), $("connection-empty"));
+}
+
+async function saveRelay() {
+  const select = $("relay-select");
+  const relay = select.value === "custom" ? $("relay-url").value.trim() : select.value;
+  setStatus($("relay-status"), "Restarting the node…");
+  try {
+    await api("PUT", "/api/settings", { relay });
+    loadWan();
+  } catch (error) { setStatus($("relay-status"), error.message, "bad"); }
+}
+
+let checkedTicket = "";
+async function checkTicket() {
+  const ticket = $("connect-ticket").value.trim();
+  const facts = $("connect-facts");
+  $("connect-send").disabled = true;
+  facts.hidden = true;
+  try {
+    const info = await api("POST", "/api/tickets/inspect", { ticket });
+    checkedTicket = ticket;
+    facts.replaceChildren(
+      h("dt", { text: "Device" }), h("dd", { text: info.is_self ? `${info.name} (this device)` : info.name }),
+      h("dt", { text: "Endpoint ID" }), h("dd", { class: "mono", text: info.endpoint_id }),
+      h("dt", { text: "Addresses" }), h("dd", { class: "mono", text: info.addresses.join(", ") || "none" }),
+      h("dt", { text: "Relay" }), h("dd", { class: "mono", text: info.relay_url || "none" }),
+      h("dt", { text: "Trusted" }), h("dd", { text: info.trusted ? "yes: no code needed" : "no: the receiver will show a code" }));
+    facts.hidden = false;
+    setStatus($("connect-status"), "Valid ticket", "ok");
+    $("connect-send").disabled = info.is_self;
+  } catch (error) {
+    setStatus($("connect-status"), error.message, "bad");
+  }
+}
+
+function sendToTicket() {
+  state.targetDevice = "";
+  $("ticket-input").value = checkedTicket;
+  location.hash = "#send";
+  renderTargets();
+  updateSendButton();
+}
+
+// --- settings -----------------------------------------------------------------------------------------------
+
+let settingsDirty = false;
+
+function fillSettings(force) {
+  if (settingsDirty && !force) return;
+  const s = state.settings;
+  if (!s || !s.device_name) return;
+  $("set-device-name").value = s.device_name;
+  $("set-download-dir").value = s.download_dir;
+  $("set-auto-accept").checked = s.auto_accept_trusted;
+  $("set-pairing-hours").value = String(Math.round(s.pairing_lifetime_hours * 100) / 100);
+  $("set-parallel").value = String(s.parallel_files);
+  settingsDirty = false;
+}
+
+async function saveSettings(e) {
+  e.preventDefault();
+  const s = state.settings;
+  const wanted = {
+    device_name: $("set-device-name").value.trim(),
+    download_dir: $("set-download-dir").value.trim(),
+    auto_accept_trusted: $("set-auto-accept").checked,
+    pairing_lifetime_hours: Number($("set-pairing-hours").value),
+    parallel_files: Number($("set-parallel").value),
+  };
+  const changes = {};
+  for (const [key, value] of Object.entries(wanted)) if (value !== s[key]) changes[key] = value;
+  if (!Object.keys(changes).length) { setStatus($("settings-status"), "Nothing changed."); return; }
+  setStatus($("settings-status"), changes.device_name ? "Saving and restarting the node…" : "Saving…");
+  try {
+    state.settings = await api("PUT", "/api/settings", changes);
+    settingsDirty = false;
+    fillSettings(true);
+    renderHeader();
+    setStatus($("settings-status"), "Saved.", "ok");
+  } catch (error) {
+    setStatus($("settings-status"), error.message, "bad");
+  }
+}
+
+// --- wiring -------------------------------------------------------------------------------------------------
+
+function wire() {
+  window.addEventListener("hashchange", showView);
+  $("devices-refresh").addEventListener("click", loadDevices);
+  $("forget-all").addEventListener("click", async () => {
+    if (!confirm("Forget every trusted device?")) return;
+    try { await api("DELETE", "/api/pairings"); } catch (error) { toast(error.message); }
+    loadDevices();
+  });
+  $("ticket-input").addEventListener("input", () => {
+    if ($("ticket-input").value.trim() && state.targetDevice) {
+      state.targetDevice = "";
+      renderTargets();
+    }
+    updateSendButton();
+  });
+  $("send-button").addEventListener("click", send);
+  $("open-downloads").addEventListener("click", openDownloads);
+  $("settings-open-downloads").addEventListener("click", openDownloads);
+  $("clear-history").addEventListener("click", async () => {
+    if (!confirm("Clear the transfer history?")) return;
+    try { await api("DELETE", "/api/history"); } catch (error) { toast(error.message); }
+    loadHistory();
+  });
+  $("share-toggle").addEventListener("click", toggleShare);
+  $("share-add").addEventListener("click", openPicker);
+  $("picker-cancel").addEventListener("click", () => { $("picker-overlay").hidden = true; });
+  $("picker-done").addEventListener("click", finishPicker);
+  for (const button of document.querySelectorAll("[data-copy]")) {
+    button.addEventListener("click", () => copyFrom(button.dataset.copy));
+  }
+  $("relay-select").addEventListener("change", () => {
+    $("relay-url").hidden = $("relay-select").value !== "custom";
+  });
+  $("relay-save").addEventListener("click", saveRelay);
+  $("connect-check").addEventListener("click", checkTicket);
+  $("connect-send").addEventListener("click", sendToTicket);
+  $("settings-form").addEventListener("submit", saveSettings);
+  $("settings-form").addEventListener("input", () => { settingsDirty = true; });
+  setupDrop();
+  setInterval(tickDeadlines, 1000);
+}
+
+wire();
+renderTargets();
+renderSelection();
+showView();
+connect();
