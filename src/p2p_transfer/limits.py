@@ -54,6 +54,14 @@ MAX_IDENTIFY_REPLY = 4096
 #: Time allowed for a closing endpoint to deliver its close to the peer.
 CLOSE_GRACE = 1.0
 
+# --- LAN fast path (TCP + TLS) ------------------------------------------------
+#: Time the sender gives the TCP connect and TLS handshake before using QUIC instead.
+TCP_CONNECT_TIMEOUT = 2.0
+#: Time a new data connection has to present its token.
+TCP_TOKEN_TIMEOUT = 2.0
+#: Bytes of the single-use token that binds a TCP data connection to its session.
+TCP_TOKEN_BYTES = 32
+
 # --- Verification and pairing -----------------------------------------------
 #: Digits of the verification code.
 CODE_DIGITS = 6

@@ -1,4 +1,4 @@
-"""Framed messages and raw bytes over iroh streams.
+"""Framed messages and raw bytes over a byte stream: an iroh stream or a TLS socket.
 
 One task owns each reader: a pending iroh ``read`` that is cancelled after Rust
 completed it loses data, so deadlines are enforced by closing the connection,
@@ -6,6 +6,8 @@ never by abandoning a read.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from iroh import iroh_ffi
 
@@ -19,11 +21,69 @@ class StreamEnded(NetError):
     """The peer finished the stream where more data was expected."""
 
 
-class MessageReader:
-    """Buffered reads from an iroh RecvStream: whole messages or raw byte runs."""
+class ByteSource(Protocol):
+    """Where a reader's bytes come from; ``read`` returns b"" at the end, raises NetError."""
 
-    def __init__(self, stream: iroh_ffi.RecvStream, read_size: int = IO_BUFFER_SIZE) -> None:
+    async def read(self, limit: int) -> bytes: ...
+
+
+class ByteSink(Protocol):
+    """Where a writer's bytes go; every method raises NetError on failure."""
+
+    async def write_all(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    async def finish(self) -> None: ...
+
+    async def reset(self, code: int) -> None: ...
+
+
+class _IrohSource:
+    """An iroh RecvStream as a ByteSource."""
+
+    def __init__(self, stream: iroh_ffi.RecvStream) -> None:
         self._stream = stream
+
+    async def read(self, limit: int) -> bytes:
+        try:
+            return await self._stream.read(limit)
+        except iroh_ffi.IrohError as exc:
+            raise NetError(describe_iroh_error(exc)) from None
+
+
+class _IrohSink:
+    """An iroh SendStream as a ByteSink."""
+
+    def __init__(self, stream: iroh_ffi.SendStream) -> None:
+        self._stream = stream
+
+    async def write_all(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            await self._stream.write_all(data)
+        except iroh_ffi.IrohError as exc:
+            raise NetError(describe_iroh_error(exc)) from None
+
+    async def finish(self) -> None:
+        try:
+            await self._stream.finish()
+        except iroh_ffi.IrohError as exc:
+            raise NetError(describe_iroh_error(exc)) from None
+
+    async def reset(self, code: int) -> None:
+        try:
+            await self._stream.reset(code)
+        except iroh_ffi.IrohError:
+            pass
+
+
+class MessageReader:
+    """Buffered reads from a stream: whole messages or raw byte runs."""
+
+    def __init__(
+        self, stream: iroh_ffi.RecvStream | ByteSource, read_size: int = IO_BUFFER_SIZE
+    ) -> None:
+        self._stream: ByteSource = (
+            _IrohSource(stream) if isinstance(stream, iroh_ffi.RecvStream) else stream
+        )
         self._read_size = read_size
         self._buffer = b""
         self._eof = False
@@ -32,10 +92,7 @@ class MessageReader:
         """Read more bytes into the buffer; False at the end of the stream."""
         if self._eof:
             return False
-        try:
-            chunk = await self._stream.read(self._read_size)
-        except iroh_ffi.IrohError as exc:
-            raise NetError(describe_iroh_error(exc)) from None
+        chunk = await self._stream.read(self._read_size)
         if not chunk:
             self._eof = True
             return False
@@ -81,32 +138,25 @@ class MessageReader:
 
 
 class MessageWriter:
-    """Writes framed messages and raw bytes to an iroh SendStream."""
+    """Writes framed messages and raw bytes to a stream."""
 
-    def __init__(self, stream: iroh_ffi.SendStream) -> None:
-        self._stream = stream
+    def __init__(self, stream: iroh_ffi.SendStream | ByteSink) -> None:
+        self._stream: ByteSink = (
+            _IrohSink(stream) if isinstance(stream, iroh_ffi.SendStream) else stream
+        )
 
     async def send(self, message: Message) -> None:
         """Write one framed message."""
-        await self.write(encode_message(message))
+        await self._stream.write_all(encode_message(message))
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         """Write raw bytes."""
-        try:
-            await self._stream.write_all(data)
-        except iroh_ffi.IrohError as exc:
-            raise NetError(describe_iroh_error(exc)) from None
+        await self._stream.write_all(data)
 
     async def finish(self) -> None:
         """Signal the end of this stream."""
-        try:
-            await self._stream.finish()
-        except iroh_ffi.IrohError as exc:
-            raise NetError(describe_iroh_error(exc)) from None
+        await self._stream.finish()
 
     async def reset(self, code: int) -> None:
         """Abandon the stream; the peer's reader fails."""
-        try:
-            await self._stream.reset(code)
-        except iroh_ffi.IrohError:
-            pass
+        await self._stream.reset(code)
