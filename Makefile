@@ -19,7 +19,7 @@ system-deps:
 	@scripts/install-system-deps
 
 run: $(STAMP)
-	$(VENV)/bin/p2p-transfer receive
+	$(VENV)/bin/p2p-transfer app
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests bench

@@ -37,9 +37,9 @@ def test_offer_event_uses_the_from_key() -> None:
 
 
 def test_ticket_event_uses_the_name_key() -> None:
-    data = TicketEvent("endpointabc", "ab" * 32, "desk").to_dict()
+    data = TicketEvent("endpointabc", "ab" * 32, "desk", ["10.0.0.2:4000"]).to_dict()
     assert data == {"event": "ticket", "ticket": "endpointabc", "endpoint_id": "ab" * 32,
-                    "name": "desk"}  # fmt: skip
+                    "name": "desk", "addresses": ["10.0.0.2:4000"]}  # fmt: skip
     assert "device_name" not in data
 
 

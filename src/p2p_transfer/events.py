@@ -68,6 +68,8 @@ class ConnectionEvent(Event):
     path: Literal["direct", "relay", "unknown"]
     rtt_ms: float | None
     remote_addr: str | None = None
+    #: Which channel carries file data: TCP on a direct LAN path, else QUIC (once known).
+    data_path: Literal["tcp", "quic"] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -161,6 +161,10 @@ class StagingError(Exception):
     """A staged upload cannot be stored; the message says why."""
 
 
+class NoSuchBatch(StagingError):
+    """The staging batch does not exist (never made, already sent, or removed)."""
+
+
 class Staging:
     """Batches of files dropped into the page, each in ``<config>/staging/<batch>/``."""
 
@@ -181,10 +185,10 @@ class Staging:
     def folder(self, batch: str) -> Path:
         """The batch's folder; StagingError if there is no such batch."""
         if len(batch) != _BATCH_ID_CHARS or not all(c in "0123456789abcdef" for c in batch):
-            raise StagingError("no such staging batch")
+            raise NoSuchBatch("no such staging batch")
         folder = self.root / batch
         if not folder.is_dir():
-            raise StagingError("no such staging batch")
+            raise NoSuchBatch("no such staging batch")
         return folder
 
     def top_level(self, batch: str) -> list[Path]:

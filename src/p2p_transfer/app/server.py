@@ -34,7 +34,7 @@ from typing import Any
 import segno
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from p2p_transfer.app.files import PathMissing, PathRefused, StagingError
+from p2p_transfer.app.files import NoSuchBatch, PathMissing, PathRefused, StagingError
 from p2p_transfer.app.service import AppError, AppService, NotFoundError
 from p2p_transfer.events import Event
 from p2p_transfer.limits import (
@@ -57,6 +57,7 @@ UI_HOST = "127.0.0.1"
 #: Host names a browser may use for it.
 _LOCAL_NAMES = ("127.0.0.1", "localhost")
 KEY_PARAM = "key"
+_HTTP_DEFAULT_PORT = 80
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -253,10 +254,20 @@ class AppServer:
     # --- access control --------------------------------------------------------
 
     def _allowed_hosts(self) -> set[str]:
-        return {f"{name}:{self.port}" for name in _LOCAL_NAMES}
+        hosts = {f"{name}:{self.port}" for name in _LOCAL_NAMES}
+        if self.port == _HTTP_DEFAULT_PORT:  # browsers leave the default port out
+            hosts |= set(_LOCAL_NAMES)
+        return hosts
 
     def _allowed_origins(self) -> set[str]:
         return {f"http://{host}" for host in self._allowed_hosts()}
+
+    @property
+    def bound_addresses(self) -> list[str]:
+        """The addresses the UI listens on (only 127.0.0.1)."""
+        if self._runner is None:
+            return []
+        return [str(address[0]) for address in self._runner.addresses]
 
     def _has_key(self, request: web.Request) -> bool:
         cookie = request.cookies.get(self.cookie_name, "")
@@ -435,6 +446,8 @@ class AppServer:
             stored = await self.service.staging.write(
                 request.match_info["batch"], relative, size, _chunks(request)
             )
+        except NoSuchBatch as exc:
+            raise NotFoundError(str(exc)) from None
         except StagingError as exc:
             raise AppError(str(exc)) from None
         return web.json_response({"path": stored, "size": size}, status=201)
@@ -444,11 +457,11 @@ class AppServer:
         paths = body.get("paths", [])
         if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
             raise AppError("paths: a list of absolute paths")
-        ticket, device, batch = body.get("ticket"), body.get("device"), body.get("staging")
-        for name, value in (("ticket", ticket), ("device", device), ("staging", batch)):
+        to, device, batch = body.get("to"), body.get("device"), body.get("staging")
+        for name, value in (("to", to), ("device", device), ("staging", batch)):
             if value is not None and not isinstance(value, str):
                 raise AppError(f"{name}: text")
-        snapshot = self.service.start_send(ticket, device, paths, batch)
+        snapshot = self.service.start_send(to, device, paths, batch)
         return web.json_response({"transfer": _asdict(snapshot)}, status=202)
 
     async def _transfers(self, request: web.Request) -> web.StreamResponse:

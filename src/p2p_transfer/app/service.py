@@ -23,7 +23,7 @@ import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from p2p_transfer.app.board import TransferBoard, TransferRecord
 from p2p_transfer.app.files import FileBrowser, PathRefused, Staging, StagingError
@@ -32,13 +32,11 @@ from p2p_transfer.app.prompts import Prompt, PromptBook, PromptError, PromptGone
 from p2p_transfer.app.settings import Settings, SettingsError, SettingsStore, defaults, validated
 from p2p_transfer.config import current_umask
 from p2p_transfer.discovery import (
-    Announcement,
     Device,
     DeviceBrowser,
-    Discovery,
     DiscoveryError,
     device_ticket,
-    port_of,
+    looks_like_ticket,
 )
 from p2p_transfer.events import (
     CodeEvent,
@@ -95,6 +93,7 @@ _SEND_RECORD: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 SHARE_FALLBACK_BIND = "127.0.0.1"
 #: Random bytes of a record ID.
 _RECORD_ID_BYTES = 8
+NodeState = Literal["starting", "running", "stopped"]
 
 
 class AppError(Exception):
@@ -179,7 +178,7 @@ class AppService:
         self.staging = Staging(options.config_dir)
         self.node: Node | None = None
         self._node_lock = asyncio.Lock()
-        self._node_state = "stopped"
+        self._node_state: NodeState = "stopped"
         self._node_message = ""
         self._unsubscribe_node: Any = None
         self._serve_task: asyncio.Task[Any] | None = None
@@ -188,7 +187,6 @@ class AppService:
         self._receives: dict[str, TransferRecord] = {}
         self._jobs: dict[str, _SendJob] = {}
         self._relay: RelayEvent | None = None
-        self._discovery: Discovery | None = None
         self._browser: DeviceBrowser | None = None
         self._discovery_error = ""
         self._share: ShareServer | None = None
@@ -251,12 +249,12 @@ class AppService:
             raise BusyError(f"the node is not running ({self._node_message or self._node_state})")
         return self.node
 
-    def _set_node_state(self, state: str, message: str = "") -> None:
+    def _set_node_state(self, state: NodeState, message: str = "") -> None:
         self._node_state = state
         self._node_message = message
         node = self.node
         self.events.emit(NodeStateEvent(
-            state,  # type: ignore[arg-type]
+            state,
             self.settings.device_name,
             node.endpoint_id if node is not None else "",
             message,
@@ -290,6 +288,7 @@ class AppService:
             node.announce_ticket()
             if self.options.discovery:
                 await self._start_discovery(node)
+            await node.answer_address_queries()  # others may send to HOST:PORT
             self._set_node_state("running")
 
     def _serve_ended(self, task: asyncio.Task[Any]) -> None:
@@ -303,7 +302,7 @@ class AppService:
 
     async def _stop_node(self) -> None:
         async with self._node_lock:
-            await self._stop_discovery()
+            self._browser = None  # the node closes its discovery
             node, self.node = self.node, None
             if self._serve_task is not None:
                 self._serve_task.cancel()
@@ -327,28 +326,15 @@ class AppService:
         await self._start_node()
 
     async def _start_discovery(self, node: Node) -> None:
+        """Announce on the LAN and keep the device table (trouble is only an event)."""
         self._discovery_error = ""
-        try:
-            discovery = await Discovery.start(events=self.events, own_endpoint_id=node.endpoint_id)
-        except DiscoveryError as exc:
-            self.events.emit(DiscoveryErrorEvent(str(exc)))
+        await node.announce_on_lan()
+        if node.discovery is None:
             return
-        self._discovery = discovery
-        addresses = node.transport.addresses
-        port = port_of(addresses)
-        if port is not None:
-            discovery.announce_in_background(
-                Announcement(self.settings.device_name, node.endpoint_id, tuple(addresses), port)
-            )
         try:
-            self._browser = await discovery.browse()
+            self._browser = await node.discovery.browse()
         except (DiscoveryError, OSError) as exc:
             self.events.emit(DiscoveryErrorEvent(f"cannot look for devices: {exc}"))
-
-    async def _stop_discovery(self) -> None:
-        discovery, self._discovery, self._browser = self._discovery, None, None
-        if discovery is not None:
-            await discovery.close()
 
     def _watch_own_events(self, event: Event) -> None:
         """Remember what the Devices and WAN views report (discovery trouble, relay state)."""
@@ -496,15 +482,24 @@ class AppService:
 
     # --- sending ---------------------------------------------------------------
 
-    def resolve_target(self, ticket: str | None, device: str | None) -> tuple[str, str, str]:
-        """(ticket, peer name, peer ID) from a pasted ticket or a discovered device's ID."""
-        if ticket:
+    def resolve_target(self, to: str | None, device: str | None) -> tuple[str, str, str]:
+        """(what to dial, peer name, peer ID) for a send.
+
+        ``to`` is a ticket (checked now, so a mistyped one fails at once), or
+        ``HOST:PORT`` or a LAN device name, which the send resolves when it
+        starts (that takes a network round trip). ``device`` is the endpoint ID
+        of a device in the Devices list.
+        """
+        text = (to or "").strip()
+        if text:
+            if not looks_like_ticket(text):
+                return text, text, ""
             try:
-                addr = parse_ticket(ticket)
+                addr = parse_ticket(text)
             except NetError as exc:
                 raise AppError(str(exc)) from None
             peer_id = str(addr.id())
-            return ticket.strip(), self._known_name(peer_id), peer_id
+            return text, self._known_name(peer_id), peer_id
         if device:
             found = self._device(device)
             if found is None:
@@ -515,7 +510,7 @@ class AppService:
                 return device_ticket(found), found.name, found.endpoint_id
             except DiscoveryError as exc:
                 raise AppError(str(exc)) from None
-        raise AppError("choose a device or paste a ticket")
+        raise AppError("choose a device, or give a ticket, HOST:PORT or device name")
 
     def _known_name(self, peer_id: str) -> str:
         node = self.node
@@ -535,14 +530,14 @@ class AppService:
 
     def start_send(
         self,
-        ticket: str | None,
+        to: str | None,
         device: str | None,
         paths: list[str],
         staging_batch: str | None = None,
     ) -> TransferSnapshot:
         """Check the target and paths, then send in the background; returns the new record."""
         node = self.running_node
-        target_ticket, peer_name, peer_id = self.resolve_target(ticket, device)
+        target, peer_name, peer_id = self.resolve_target(to, device)
         if len(paths) > APP_MAX_SEND_PATHS:
             raise AppError(f"at most {APP_MAX_SEND_PATHS} paths per send")
         try:
@@ -571,13 +566,13 @@ class AppService:
         context = contextvars.copy_context()
         context.run(_SEND_RECORD.set, record.id)
         job.task = asyncio.get_running_loop().create_task(
-            self._run_send(node, job, target_ticket, chosen), name=f"app-send {record.id}",
+            self._run_send(node, job, target, chosen), name=f"app-send {record.id}",
             context=context,
         )
         return record.snapshot()
 
     async def _run_send(
-        self, node: Node, job: _SendJob, ticket: str, paths: list[Path]
+        self, node: Node, job: _SendJob, target: str, paths: list[Path]
     ) -> None:
         record = job.record
         options = SendOptions(parallel=self.settings.parallel_files)
@@ -586,12 +581,15 @@ class AppService:
             return await self._ask_code(record, peer_name)
 
         try:
+            ticket = target if looks_like_ticket(target) else await node.resolve(target)
+            if not record.peer_id:
+                self.board.update(record, peer_id=str(parse_ticket(ticket).id()))
             result = await node.send(ticket, paths, options, ask_code)
             if result.ok:
                 self.board.finish(record, "done")
             else:
                 self.board.finish(record, "failed", result.message)
-        except (TransferError, NetError) as exc:
+        except (TransferError, NetError, DiscoveryError) as exc:
             message = str(exc)
             if message.startswith("receiver declined:"):
                 self.board.finish(record, "declined", message.split(":", 1)[1].strip())
@@ -756,7 +754,15 @@ class AppService:
             self.node.pairings.lifetime = new.pairing_lifetime_seconds
         self.events.emit(self.settings_event())
         if restart:
-            await self.restart_node()
+            try:
+                await self.restart_node()
+            except AppError as exc:
+                # E.g. a relay URL iroh refuses: go back to what worked.
+                self.settings = old
+                await asyncio.to_thread(self._settings_store.save, old)
+                self.events.emit(self.settings_event())
+                await self._start_node()
+                raise AppError(f"{exc} (the previous settings are kept)") from None
         if new.download_dir != old.download_dir and self._share is not None:
             await self.start_share(self._share_files)
         return new

@@ -21,7 +21,7 @@ from p2p_transfer.limits import (
     MAX_DEVICE_NAME_CHARS,
     MAX_PARALLEL_FILES,
 )
-from p2p_transfer.net import RELAY_DEFAULT, RELAY_OFF
+from p2p_transfer.net import RELAY_DEFAULT, RELAY_OFF, NetError, relay_mode
 from p2p_transfer.trust.files import write_private_atomically
 
 log = logging.getLogger(__name__)
@@ -134,9 +134,15 @@ def _relay(value: Any) -> str:
     if not isinstance(value, str):
         raise SettingsError("relay: off, default or an http(s) URL")
     choice = value.strip()
-    if choice in (RELAY_OFF, RELAY_DEFAULT) or choice.startswith(("http://", "https://")):
+    if choice in (RELAY_OFF, RELAY_DEFAULT):
         return choice
-    raise SettingsError("relay: off, default or an http(s) URL")
+    if not choice.startswith(("http://", "https://")):
+        raise SettingsError("relay: off, default or an http(s) URL")
+    try:
+        relay_mode(choice)  # what the endpoint will be given: refuse it now, not at restart
+    except NetError as exc:
+        raise SettingsError(f"relay: {exc}") from None
+    return choice
 
 
 _CHECKS = {

@@ -54,7 +54,8 @@ def single_instance(config_dir: Path) -> Iterator[None]:
     if fcntl is None:  # pragma: no cover
         yield
         return
-    handle: IO[bytes] = open(config_dir / LOCK_FILE_NAME, "ab")  # noqa: SIM115 - held open
+    fd = os.open(config_dir / LOCK_FILE_NAME, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    handle: IO[bytes] = os.fdopen(fd, "wb")
     try:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

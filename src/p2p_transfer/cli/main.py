@@ -21,6 +21,7 @@ COMMANDS = {
     "share": "p2p_transfer.cli.share_command:share_command",
     "pair": "p2p_transfer.cli.pair_commands:pair",
     "id": "p2p_transfer.cli.pair_commands:id_command",
+    "app": "p2p_transfer.cli.app_command:app_command",
 }
 
 

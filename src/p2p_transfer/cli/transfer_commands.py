@@ -29,6 +29,7 @@ from p2p_transfer.transfer import (
     TransferError,
     TransferResult,
 )
+from p2p_transfer.transfer.session import DataTransport
 from p2p_transfer.trust import IdentityError, is_valid_code_format
 
 
@@ -51,6 +52,9 @@ def _exit_code(result: TransferResult | None) -> int:
               help="Decline offers larger than this many bytes.")
 @click.option("--relay", default=RELAY_OFF, show_default=True,
               help="off (LAN only), default (iroh's public relays, for peers behind NAT) or a URL.")
+@click.option("--transport", type=click.Choice(["auto", "quic", "tcp"]), default="auto",
+              show_default=True,
+              help="Channel for file data: TCP+TLS on a direct LAN path (auto), or only one.")
 @click.option("--no-announce", "announce", is_flag=True, flag_value=False, default=True,
               help="Do not announce this device on the LAN; senders then need the ticket.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
@@ -64,6 +68,7 @@ def receive(
     bind_addr: str | None,
     max_size: int | None,
     relay: str,
+    transport: DataTransport,
     announce: bool,
     as_json: bool,
 ) -> None:
@@ -76,6 +81,7 @@ def receive(
         fixed_code=fixed_code,
         max_size=max_size,
         umask=current_umask(),
+        transport=transport,
     )
     renderer = _renderer(as_json)
 
@@ -123,6 +129,9 @@ def receive(
 @click.option("--parallel", type=click.IntRange(1, MAX_PARALLEL_FILES),
               default=DEFAULT_PARALLEL_FILES, show_default=True, help="Files in flight at once.")
 @click.option("--follow-symlinks", is_flag=True, help="Send what symlinks point to.")
+@click.option("--transport", type=click.Choice(["auto", "quic", "tcp"]), default="auto",
+              show_default=True,
+              help="Channel for file data: TCP+TLS on a direct LAN path (auto), or only one.")
 @click.option("--relay", default=RELAY_OFF, show_default=True,
               help="off (LAN only), default (iroh's public relays, for peers behind NAT) or a URL.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
@@ -136,12 +145,15 @@ def send(
     parallel: int,
     follow_symlinks: bool,
     relay: str,
+    transport: DataTransport,
     as_json: bool,
     paths: tuple[Path, ...],
 ) -> None:
     """Send files and folders to a receiver."""
     renderer = _renderer(as_json)
-    options = SendOptions(parallel=parallel, follow_symlinks=follow_symlinks, code=code)
+    options = SendOptions(
+        parallel=parallel, follow_symlinks=follow_symlinks, code=code, transport=transport
+    )
 
     async def ask_code(peer_name: str) -> str:
         if not stdin_is_interactive():

@@ -83,9 +83,17 @@ class Resume(msgspec.Struct, frozen=True, array_like=True):
 
 
 class Accept(Message, tag="accept"):
-    """The receiving user accepted; resume points follow in ``pages`` ResumePage messages."""
+    """The receiving user accepted; resume points follow in ``pages`` ResumePage messages.
+
+    With ``tcp_port`` set the receiver also offers the LAN fast path: a TLS
+    listener whose certificate has SHA-256 ``tcp_fingerprint``, admitting the
+    one connection that presents ``tcp_token``.
+    """
 
     pages: int
+    tcp_port: int = 0
+    tcp_fingerprint: str = ""
+    tcp_token: bytes = b""
 
 
 class ResumePage(Message, tag="resume"):

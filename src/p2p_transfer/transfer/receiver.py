@@ -16,11 +16,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Literal
 
 from iroh import iroh_ffi
 
 from p2p_transfer.events import (
     CodeEvent,
+    ConnectionEvent,
     DecisionEvent,
     DoneEvent,
     EventBus,
@@ -47,8 +49,10 @@ from p2p_transfer.net import (
     NetError,
     StreamEnded,
     describe_iroh_error,
+    path_info,
 )
 from p2p_transfer.net.deadline import ConnectionDeadline, close_connection
+from p2p_transfer.net.tcp import DataListener
 from p2p_transfer.protocol import (
     PROTOCOL_VERSION,
     Accept,
@@ -77,7 +81,13 @@ from p2p_transfer.protocol import (
 )
 from p2p_transfer.transfer.claims import ClaimOwner, FileClaims, FilesBusyError
 from p2p_transfer.transfer.progress import ProgressTracker
-from p2p_transfer.transfer.session import PeerError, TransferError, TransferResult, expect
+from p2p_transfer.transfer.session import (
+    DataTransport,
+    PeerError,
+    TransferError,
+    TransferResult,
+    expect,
+)
 from p2p_transfer.transfer.target import (
     PartFile,
     ResumePoint,
@@ -136,6 +146,7 @@ class ReceiveOptions:
     fixed_code: str | None = None
     max_size: int | None = None
     umask: int = 0o022
+    transport: DataTransport = "auto"
 
 
 class Refused(Exception):
@@ -200,6 +211,8 @@ class ReceiverServices:
     events: EventBus
     pairings: PairingStore
     attempts: AttemptLimiter
+    #: Address the LAN fast path's TCP listeners bind (the QUIC socket's host).
+    data_host: str = "0.0.0.0"
     slots: VerificationSlots = field(default_factory=VerificationSlots)
     claims: FileClaims = field(default_factory=FileClaims)
     pending_offers: VerificationSlots = field(
@@ -248,6 +261,8 @@ class ReceiveSession(ClaimOwner):
         self._results = bytearray()
         self._result_flush: asyncio.Task[None] | None = None
         self._transfer_id = ""
+        self._data_path: Literal["tcp", "quic"] | None = None
+        self._data_host = services.data_host
         self._task: asyncio.Task[object] | None = None
         self._finished = asyncio.Event()
 
@@ -525,6 +540,7 @@ class ReceiveSession(ClaimOwner):
             if len(handlers) >= MAX_PARALLEL_FILES:
                 self._break_stream_rule(f"more than {MAX_PARALLEL_FILES} data streams at once")
                 return
+            self._report_data_path("quic")
             task = asyncio.create_task(
                 self._receive_stream(MessageReader(stream), target, files, tracker, tally)
             )
@@ -534,9 +550,22 @@ class ReceiveSession(ClaimOwner):
 
         self._intake = take  # open before Accept goes out: the sender may start at once
         self._connection.set_max_concurrent_uni_streams(MAX_PARALLEL_FILES)
-        await self._send(Accept(len(pages)))
+        listener = await self._open_data_listener()
+        info = listener.info if listener is not None else None
+        await self._send(
+            Accept(len(pages))
+            if info is None
+            else Accept(len(pages), info.port, info.fingerprint, info.token)
+        )
         for page in pages:
             await self._send(ResumePage(page))
+        if listener is not None:
+            tcp = asyncio.create_task(
+                self._receive_over_tcp(listener, target, files, tracker, tally)
+            )
+            handlers.add(tcp)
+            tcp.add_done_callback(handlers.discard)
+            tcp.add_done_callback(tally.fail)
 
         control = asyncio.create_task(_watch_control(reader))
         settled = asyncio.create_task(tally.settled.wait())
@@ -553,6 +582,8 @@ class ReceiveSession(ClaimOwner):
             self._transfer_over = True
             for task in (*handlers, control, settled, watchdog):
                 task.cancel()
+            if listener is not None:
+                await listener.close()
         tracker.flush()
         await self._flush_results()
         await self._send(Summary(tally.ok, tally.failed, tracker.bytes_transferred))
@@ -603,6 +634,44 @@ class ReceiveSession(ClaimOwner):
         except iroh_ffi.IrohError:
             return
         self._break_stream_rule("only one control stream is allowed")
+
+    async def _open_data_listener(self) -> DataListener | None:
+        """A TLS listener for the LAN fast path, when allowed and the QUIC path is direct."""
+        if self._options.transport == "quic" or path_info(self._connection).kind != "direct":
+            return None
+        try:
+            return await DataListener.open(self._data_host)
+        except OSError:
+            return None  # no TCP here: the sender uses QUIC
+
+    async def _receive_over_tcp(
+        self,
+        listener: DataListener,
+        target: TargetFolder,
+        files: dict[int, _IncomingFile],
+        tracker: ProgressTracker,
+        tally: _Tally,
+    ) -> None:
+        """Take files from the one TCP connection that presents this session's token."""
+        channel = await listener.accepted()
+        self._report_data_path("tcp")
+        try:
+            await self._receive_stream(MessageReader(channel), target, files, tracker, tally)
+        finally:
+            channel.abort()
+
+    def _report_data_path(self, data_path: Literal["tcp", "quic"]) -> None:
+        """Say once which channel carries this transfer's data."""
+        if self._data_path is not None:
+            return
+        self._data_path = data_path
+        path = path_info(self._connection)
+        self._events.emit(
+            ConnectionEvent(
+                self._transfer_id, self.peer_id, path.kind, path.rtt_ms, path.remote_addr,
+                data_path,
+            )
+        )
 
     async def _watch_for_stall(self, tracker: ProgressTracker) -> None:
         """End a transfer whose data stopped moving (a vanished or stalling sender)."""

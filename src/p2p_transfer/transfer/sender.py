@@ -30,6 +30,7 @@ from p2p_transfer.limits import (
     IO_BUFFER_SIZE,
     MAX_PARALLEL_FILES,
     SMALL_FILE_SIZE,
+    TCP_CONNECT_TIMEOUT,
 )
 from p2p_transfer.net import (
     CloseCode,
@@ -38,9 +39,11 @@ from p2p_transfer.net import (
     NetError,
     Transport,
     describe_iroh_error,
+    parse_ticket,
     path_info,
 )
 from p2p_transfer.net.deadline import close_connection
+from p2p_transfer.net.tcp import TcpEndpointInfo, TlsChannel, connect_data_channel
 from p2p_transfer.protocol import (
     PROTOCOL_VERSION,
     Accept,
@@ -70,7 +73,13 @@ from p2p_transfer.transfer.local import (
     scan_sources,
 )
 from p2p_transfer.transfer.progress import ProgressTracker
-from p2p_transfer.transfer.session import PeerError, TransferError, TransferResult, expect
+from p2p_transfer.transfer.session import (
+    DataTransport,
+    PeerError,
+    TransferError,
+    TransferResult,
+    expect,
+)
 from p2p_transfer.trust import PairingStore
 
 #: Asks the sending user for the code the receiver shows; gets the receiver's name.
@@ -84,6 +93,7 @@ class SendOptions:
     parallel: int = DEFAULT_PARALLEL_FILES
     follow_symlinks: bool = False
     code: str | None = None
+    transport: DataTransport = "auto"
 
 
 @dataclass(slots=True)
@@ -113,6 +123,7 @@ class SendSession:
         self._options = options
         self._ask_code = ask_code
         self.transfer_id = secrets.token_hex(8)
+        self._ticket_addresses: list[str] = []
 
     async def run(self, ticket: str, paths: list[Path]) -> TransferResult:
         """Send ``paths``; returns the result or raises TransferError/NetError."""
@@ -125,6 +136,7 @@ class SendSession:
         except SourceError as exc:
             raise TransferError(str(exc)) from None
         connection = await self._transport.connect(ticket)
+        self._ticket_addresses = list(parse_ticket(ticket).direct_addresses())
         try:
             result = await self._converse(connection, sources)
         except asyncio.CancelledError:
@@ -188,9 +200,22 @@ class SendSession:
         )
         outcome = _Outcome()
         jobs = iter(sorted(indexed.items()))
+        channel = await self._open_tcp(connection, answer)
+        self._events.emit(
+            ConnectionEvent(
+                self.transfer_id, peer_id, path.kind, path.rtt_ms, path.remote_addr,
+                data_path="tcp" if channel is not None else "quic",
+            )
+        )
+        if channel is not None:
+            # One TLS connection carries every file, one after another.
+            openers = [_fixed_writer(MessageWriter(channel))]
+        else:
+            count = min(self._options.parallel, max(1, len(indexed)))
+            openers = [_quic_writer(connection)] * count
         workers = [
-            asyncio.create_task(self._worker(connection, jobs, resume, tracker, outcome))
-            for _ in range(min(self._options.parallel, max(1, len(indexed))))
+            asyncio.create_task(self._worker(open_writer, jobs, resume, tracker))
+            for open_writer in openers
         ]
         results = asyncio.create_task(self._collect_results(reader, indexed, tracker, outcome))
         try:
@@ -240,23 +265,50 @@ class SendSession:
         self._pairings.add(peer_id, welcome.name)
         self._events.emit(VerifiedEvent(peer_id, welcome.name, "code"))
 
+    async def _open_tcp(
+        self, connection: iroh_ffi.Connection, answer: Accept
+    ) -> TlsChannel | None:
+        """The LAN fast path when the receiver offers it and it connects in time, else None."""
+        wanted = self._options.transport
+        if wanted == "quic":
+            return None
+        if not answer.tcp_port:
+            if wanted == "tcp":
+                raise TransferError("the receiver offers no TCP data path (relayed or disabled)")
+            return None
+        info = TcpEndpointInfo(answer.tcp_port, answer.tcp_fingerprint, answer.tcp_token)
+        # The host QUIC reached first, then the ticket's other addresses, IPv4 first.
+        candidates = [path_info(connection).remote_addr, *sorted(
+            self._ticket_addresses, key=lambda address: address.startswith("[")
+        )]
+        hosts = list(dict.fromkeys(h for h in map(_host_of, candidates) if h is not None))
+        deadline = asyncio.get_running_loop().time() + TCP_CONNECT_TIMEOUT
+        error = "no address to try"
+        for host in hosts:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            try:
+                return await connect_data_channel(host, info, remaining)
+            except NetError as exc:
+                error = str(exc)
+        if wanted == "tcp":
+            raise TransferError(error)
+        return None  # firewalled, NATed or IPv6 only: QUIC carries the data instead
+
     async def _worker(
         self,
-        connection: iroh_ffi.Connection,
+        open_writer: Callable[[], Awaitable[MessageWriter]],
         jobs: Iterator[tuple[int, SourceEntry]],
         resume: dict[int, Resume],
         tracker: ProgressTracker,
-        outcome: _Outcome,
     ) -> None:
-        """Send files one after another on one data stream."""
+        """Send files one after another on one data channel."""
         writer: MessageWriter | None = None
         batch = bytearray()
         for index, source in jobs:
             if writer is None:
-                try:
-                    writer = MessageWriter(await connection.open_uni())
-                except iroh_ffi.IrohError as exc:
-                    raise NetError(describe_iroh_error(exc)) from None
+                writer = await open_writer()
             batch = await self._send_file(writer, batch, index, source, resume.get(index), tracker)
         if writer is not None:
             if batch:
@@ -430,6 +482,34 @@ class SendSession:
                     )
                 continue
             await expect_never(message)
+
+
+def _quic_writer(connection: iroh_ffi.Connection) -> Callable[[], Awaitable[MessageWriter]]:
+    """Opens a new QUIC data stream per worker."""
+
+    async def open_writer() -> MessageWriter:
+        try:
+            return MessageWriter(await connection.open_uni())
+        except iroh_ffi.IrohError as exc:
+            raise NetError(describe_iroh_error(exc)) from None
+
+    return open_writer
+
+
+def _fixed_writer(writer: MessageWriter) -> Callable[[], Awaitable[MessageWriter]]:
+    """Hands out the one TCP data channel."""
+
+    async def open_writer() -> MessageWriter:
+        return writer
+
+    return open_writer
+
+
+def _host_of(socket_addr: str | None) -> str | None:
+    """'10.0.0.2:4000' -> '10.0.0.2'; '[fe80::1]:4000' -> 'fe80::1'."""
+    if not socket_addr or ":" not in socket_addr:
+        return None
+    return socket_addr.rsplit(":", 1)[0].strip("[]")
 
 
 async def expect_never(message: object) -> None:

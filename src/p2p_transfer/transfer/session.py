@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from p2p_transfer.net import MessageReader, StreamEnded
 from p2p_transfer.protocol import AnyMessage, Cancel, Error, Message, ProtocolError
+
+#: Which channel may carry file data: TCP + TLS when the path is direct (``auto``),
+#: only QUIC, or only TCP.
+DataTransport = Literal["auto", "quic", "tcp"]
 
 
 class TransferError(Exception):

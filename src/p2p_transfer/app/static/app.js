@@ -483,8 +483,8 @@ function renderTargets() {
     checked: !state.targetDevice, id: "target-ticket" });
   ticketRadio.addEventListener("change", () => { state.targetDevice = ""; updateSendButton(); });
   rows.push(h("label", { class: "target" }, ticketRadio,
-    h("span", { class: "row-main" }, h("span", { class: "row-title" }, h("span", { text: "A ticket" })),
-      h("span", { class: "row-meta", text: "Any device, on this network or across the internet" })),
+    h("span", { class: "row-main" }, h("span", { class: "row-title" }, h("span", { text: "A ticket or address" })),
+      h("span", { class: "row-meta", text: "Any device: a ticket, HOST:PORT, or a device name" })),
     h("span", { class: "pill plain", text: "WAN" })));
   list.replaceChildren(...rows);
   $("ticket-input").closest(".field").hidden = Boolean(state.targetDevice);
@@ -499,7 +499,7 @@ function updateSendButton() {
 async function send() {
   const body = { paths: [...selection.keys()] };
   if (state.targetDevice) body.device = state.targetDevice;
-  else body.ticket = $("ticket-input").value.trim();
+  else body.to = $("ticket-input").value.trim();
   if (staged.batch && staged.items.size) body.staging = staged.batch;
   const button = $("send-button");
   button.disabled = true;

@@ -1,0 +1,276 @@
+"""Connection caps, idle eviction and pending offers: a flood of connections cannot
+keep an honest peer out, and each cap holds when no one can be dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Peers
+from p2p_transfer.events import DoneEvent, OfferEvent
+from p2p_transfer.limits import (
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_IP,
+    MAX_PENDING_OFFERS,
+    MiB,
+)
+from p2p_transfer.net import NetError
+from p2p_transfer.node import Node, NodeConfig
+from p2p_transfer.protocol import Decline, Error, Welcome
+from p2p_transfer.transfer import Decision, IncomingOffer, SendOptions
+from p2p_transfer.transfer.admission import ConnectionTable
+from p2p_transfer.trust import attempts as attempts_module
+from security.conftest import HostileFactory, reserve, wait_until
+from security.hostile import Conversation, HostileClient, file_entry
+
+#: Idle connections an attacker tries to hold while an honest file goes through.
+IDLE_FLOOD = 200
+#: The honest file sent through the flood (the benchmark uses 100 MiB).
+HONEST_FILE_SIZE = 20 * MiB
+
+
+class _Holder:
+    """A connection as the table sees it."""
+
+    def __init__(self, name: str, idle: bool = True) -> None:
+        self.name = name
+        self.idle = idle
+        self.evicted: str | None = None
+
+    def evict(self, reason: str) -> None:
+        self.evicted = reason
+
+
+# --- The table itself ----------------------------------------------------------------
+
+
+def test_table_evicts_the_oldest_idle_connection_of_a_full_ip() -> None:
+    table = ConnectionTable(max_total=10, max_per_ip=3)
+    old, busy, young = _Holder("old"), _Holder("busy", idle=False), _Holder("young")
+    for holder in (old, busy, young):
+        assert table.admit(holder, "10.0.0.1")
+    newcomer = _Holder("new")
+    assert table.admit(newcomer, "10.0.0.1")
+    assert old.evicted == "too many connections; idle connection dropped"
+    assert busy.evicted is None and young.evicted is None
+    assert len(table) == 3
+
+
+def test_table_refuses_when_no_one_of_that_ip_is_idle() -> None:
+    table = ConnectionTable(max_total=10, max_per_ip=2)
+    busy = [_Holder(f"busy{i}", idle=False) for i in range(2)]
+    for holder in busy:
+        assert table.admit(holder, "10.0.0.1")
+    assert not table.admit(_Holder("new"), "10.0.0.1")
+    assert all(h.evicted is None for h in busy)
+    assert table.admit(_Holder("elsewhere"), "10.0.0.2")  # other addresses unaffected
+
+
+def test_table_total_cap_evicts_idle_from_any_ip_then_refuses() -> None:
+    table = ConnectionTable(max_total=3, max_per_ip=3)
+    idle = _Holder("idle")
+    assert table.admit(idle, "10.0.0.1")
+    assert table.admit(_Holder("b1", idle=False), "10.0.0.2")
+    assert table.admit(_Holder("b2", idle=False), "10.0.0.3")
+    assert table.admit(_Holder("b3", idle=False), "10.0.0.4")
+    assert idle.evicted is not None
+    assert not table.admit(_Holder("b4", idle=False), "10.0.0.5")
+    assert len(table) == 3
+
+
+def test_table_release_frees_a_place() -> None:
+    table = ConnectionTable(max_total=1, max_per_ip=1)
+    first = _Holder("first", idle=False)
+    assert table.admit(first, None)
+    assert not table.admit(_Holder("second", idle=False), None)
+    table.release(first)
+    table.release(first)  # twice is harmless
+    assert table.admit(_Holder("third", idle=False), None)
+
+
+# --- Real connections ----------------------------------------------------------------
+
+
+async def _hold_after_hello(client: HostileClient, ticket: str, count: int) -> list[Conversation]:
+    """``count`` connections of a trusted client that said hello and then sit."""
+    held = []
+    for _ in range(count):
+        conversation = await client.connect(ticket)
+        welcome = await conversation.hello()
+        assert isinstance(welcome, Welcome), welcome
+        held.append(conversation)
+    return held
+
+
+async def _refused(client: HostileClient, ticket: str) -> bool:
+    """True when a new connection is turned away (at connect or right after)."""
+    try:
+        conversation = await client.connect(ticket, timeout=5)
+        reply = await conversation.hello()
+    except NetError:
+        return True
+    return not isinstance(reply, Welcome)
+
+
+async def test_idle_connections_make_room_for_an_honest_peer(
+    peers: Peers, hostile: HostileFactory, tmp_path: Path
+) -> None:
+    client = await hostile("idler")
+    idle = [await client.connect(peers.ticket) for _ in range(MAX_CONNECTIONS_PER_IP)]
+    await asyncio.sleep(0.2)
+    assert all(c.connection.close_reason() is None for c in idle)
+    source = tmp_path / "honest.txt"
+    source.write_text("through")
+    assert (await peers.send(source)).ok  # same IP (127.0.0.1) as the idle ones
+    reason = await idle[0].closed(5)
+    assert "too many connections; idle connection dropped" in reason
+
+
+async def test_per_ip_cap_holds_when_no_one_is_idle(
+    peers: Peers, hostile: HostileFactory, tmp_path: Path
+) -> None:
+    client = await hostile("busy", bind="127.0.0.3", trusted_by=peers)
+    held = await _hold_after_hello(client, peers.ticket, MAX_CONNECTIONS_PER_IP)
+    assert await _refused(client, peers.ticket)
+    assert all(c.connection.close_reason() is None for c in held)
+    source = tmp_path / "other-ip.txt"
+    source.write_text("another address is unaffected")
+    assert (await peers.send(source)).ok
+
+
+async def test_total_cap_holds_across_addresses(
+    peers: Peers, hostile: HostileFactory
+) -> None:
+    per_address = MAX_CONNECTIONS_PER_IP
+    addresses = MAX_CONNECTIONS // per_address
+    held = []
+    for i in range(addresses):
+        client = await hostile(f"busy{i}", bind=f"127.0.1.{i + 1}", trusted_by=peers)
+        held += await _hold_after_hello(client, peers.ticket, per_address)
+    assert len(held) == MAX_CONNECTIONS
+    late = await hostile("late", bind="127.0.1.200", trusted_by=peers)
+    assert await _refused(late, peers.ticket)
+    held[0].close()  # one leaves: there is room again
+    await asyncio.sleep(0.5)
+    conversation = await late.connect(peers.ticket)
+    assert isinstance(await conversation.hello(), Welcome)
+
+
+async def test_refused_peers_lingering_before_close_can_be_dropped(
+    peers: Peers, hostile: HostileFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer that was told no (here: the attempt cap) and does not hang up holds its
+    place only until someone needs it: refusals cannot fill the table."""
+    monkeypatch.setattr(attempts_module, "GLOBAL_ATTEMPTS_PER_MINUTE", 0)
+    address = "127.0.0.4"
+    lingering = []
+    for i in range(MAX_CONNECTIONS_PER_IP):
+        client = await hostile(f"refused{i}", bind=address)
+        conversation = await client.connect(peers.ticket)
+        reply = await conversation.hello()
+        assert isinstance(reply, Error) and "too many verification attempts" in reply.message
+        lingering.append(conversation)  # ...and never closes
+    trusted = await hostile("trusted", bind=address, trusted_by=peers)
+    conversation = await trusted.connect(peers.ticket)
+    assert isinstance(await conversation.hello(), Welcome)
+
+
+async def test_honest_send_completes_through_a_flood_of_idle_connections(
+    peers: Peers, hostile: HostileFactory, tmp_path: Path
+) -> None:
+    """IDLE_FLOOD idle connections from four addresses (one of them the honest peer's),
+    kept coming during the transfer: the honest file still arrives verified."""
+    attackers = [await hostile(f"flood{i}", bind=f"127.0.0.{1 + 9 * i}") for i in range(4)]
+    opened: list[Conversation] = []
+    refused = 0
+
+    async def open_one(client: HostileClient) -> None:
+        nonlocal refused
+        try:
+            opened.append(await client.connect(peers.ticket, timeout=10))
+        except NetError:
+            refused += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(open_one(attackers[i % 4]) for i in range(IDLE_FLOOD)))
+    assert len(opened) + refused == IDLE_FLOOD
+
+    async def keep_coming() -> None:
+        i = 0
+        while True:
+            await open_one(attackers[i % 4])
+            i += 1
+            await asyncio.sleep(0.01)
+
+    churn = asyncio.create_task(keep_coming())
+    source = tmp_path / "honest.bin"
+    data = os.urandom(HONEST_FILE_SIZE)
+    source.write_bytes(data)
+    try:
+        result = await peers.send(source)
+    finally:
+        churn.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await churn
+    assert result.ok, result.message
+    assert (peers.target / "honest.bin").read_bytes() == data
+    done = await peers.wait_for_receiver(DoneEvent)
+    assert isinstance(done, DoneEvent) and done.ok and done.files == 1
+    still_open = sum(c.connection.close_reason() is None for c in opened)
+    assert still_open <= MAX_CONNECTIONS  # the rest were dropped or refused
+    assert time.monotonic() - started < 60
+
+
+async def test_pending_offers_are_capped(peers: Peers, hostile: HostileFactory) -> None:
+    release = asyncio.Event()
+    waiting = 0
+
+    async def busy_user(offer: IncomingOffer) -> Decision:
+        nonlocal waiting
+        waiting += 1
+        await release.wait()
+        return Decision(False, "done waiting")
+
+    await reserve(peers, busy_user, auto_accept=False)
+    client = await hostile("offerer", trusted_by=peers)
+    conversations = []
+    for i in range(MAX_PENDING_OFFERS):
+        conversation = await client.connect(peers.ticket)
+        await conversation.hello()
+        offer = asyncio.create_task(conversation.offer([file_entry(f"f{i}.txt", 1)]))
+        conversations.append((conversation, offer))
+    await wait_until(lambda: waiting == MAX_PENDING_OFFERS, what="offers to wait")
+    one_more = await client.connect(peers.ticket)
+    await one_more.hello()
+    answer, _ = await one_more.offer([file_entry("extra.txt", 1)])
+    assert isinstance(answer, Decline), answer
+    assert answer.reason == "the receiver has too many offers waiting; try again later"
+    assert waiting == MAX_PENDING_OFFERS  # the user was not asked about it
+    assert len(peers.receiver_events(OfferEvent)) == MAX_PENDING_OFFERS + 1
+    release.set()
+    for _, offer in conversations:
+        answer, _ = await offer
+        assert isinstance(answer, Decline) and answer.reason == "done waiting"
+
+
+async def test_a_second_node_on_another_address_is_served_during_a_flood(
+    peers: Peers, hostile: HostileFactory, tmp_path: Path
+) -> None:
+    """The per-address cap keeps a flood from one address from touching another."""
+    client = await hostile("flooder", bind="127.0.0.6", trusted_by=peers)
+    await _hold_after_hello(client, peers.ticket, MAX_CONNECTIONS_PER_IP)
+    other = await Node.start(NodeConfig(tmp_path / "other-home", "other", "127.0.0.7"))
+    try:
+        source = tmp_path / "from-elsewhere.txt"
+        source.write_text("hi")
+        from conftest import CODE
+
+        assert (await other.send(peers.ticket, [source], SendOptions(code=CODE))).ok
+    finally:
+        await other.close()

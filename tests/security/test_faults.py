@@ -1,0 +1,268 @@
+"""Faults: a killed sender, a killed receiver and a full disk leave the target with
+only verified files and resumable ``.part`` files, and the repeated send completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import Peers, assert_same_tree, requires_root
+from e2e.cli import CODE, start_receiver, start_sender
+from netns import Host, JsonLines, Lab
+from p2p_transfer.limits import MiB
+from p2p_transfer.protocol import PART_SUFFIX
+from p2p_transfer.transfer import Decision, IncomingOffer
+from security.conftest import reserve
+
+#: Files of the killed transfers: big enough that a kill lands inside one.
+KILL_FILES = 6
+KILL_FILE_SIZE = 16 * MiB
+#: The tmpfs target of the disk-full test, and the file that does not fit.
+DISK_SIZE = "16m"
+BIGGER_DISK_SIZE = "64m"
+FULL_DISK_FILE_SIZE = 12 * MiB
+#: What another program writes to the disk while the user decides.
+FILLER_SIZE = 8 * MiB
+
+
+def _source_folder(root: Path) -> Path:
+    folder = root / "batch"
+    folder.mkdir(parents=True)
+    for i in range(KILL_FILES):
+        (folder / f"part-{i}.bin").write_bytes(os.urandom(KILL_FILE_SIZE))
+    return folder
+
+
+def assert_only_verified_or_resumable(source: Path, received: Path) -> int:
+    """Every file under ``received`` is a complete copy of its source or a ``.part``
+    holding a true prefix of it; returns how many bytes are held in parts."""
+    held = 0
+    for path in received.rglob("*"):
+        if path.is_dir():
+            continue
+        relative = path.relative_to(received).as_posix()
+        if relative.endswith(PART_SUFFIX):
+            original = (source / relative[: -len(PART_SUFFIX)]).read_bytes()
+            data = path.read_bytes()
+            assert len(data) < len(original) and original.startswith(data), relative
+            held += len(data)
+        else:
+            assert path.read_bytes() == (source / relative).read_bytes(), relative
+    return held
+
+
+def _partly_sent(event: dict) -> bool:
+    """A sender progress event with a file in the middle of its bytes, past 1/3 overall."""
+    return event["bytes_done"] >= event["bytes_total"] // 3 and any(
+        0 < f["bytes_done"] < f["size"] for f in event.get("active", [])
+    )
+
+
+def test_killed_sender_leaves_only_verified_files_and_parts(tmp_path: Path) -> None:
+    source = _source_folder(tmp_path / "src")
+    total = KILL_FILES * KILL_FILE_SIZE
+    inbox = tmp_path / "inbox"
+    receiver, ticket = start_receiver(tmp_path / "rx", inbox)
+    try:
+        first = start_sender(tmp_path / "tx", ticket, source, extra=("--parallel", "2"))
+        first.wait_for("progress", _partly_sent)
+        first.process.send_signal(signal.SIGKILL)
+        first.wait()
+        assert_only_verified_or_resumable(source, inbox / "batch")
+        assert list((inbox / "batch").iterdir())  # something arrived before the kill
+
+        second = start_sender(tmp_path / "tx", ticket, source)
+        assert second.wait(60) == 0, second.stderr_lines
+        done = second.wait_for("done")
+        assert done["ok"] and done["files"] == KILL_FILES
+        assert done["bytes_transferred"] < total  # what was held was not sent again
+    finally:
+        receiver.stop()
+    assert_same_tree(source, inbox / "batch")
+
+
+def test_killed_receiver_resumes_after_a_restart(tmp_path: Path) -> None:
+    source = _source_folder(tmp_path / "src")
+    total = KILL_FILES * KILL_FILE_SIZE
+    inbox = tmp_path / "inbox"
+    receiver, ticket = start_receiver(tmp_path / "rx", inbox)
+    try:
+        sender = start_sender(tmp_path / "tx", ticket, source, extra=("--parallel", "2"))
+        sender.wait_for("progress", _partly_sent)
+        receiver.process.send_signal(signal.SIGKILL)
+        receiver.wait()
+        sender.process.send_signal(signal.SIGKILL)  # it would wait ~30 s to notice
+        sender.wait()
+    finally:
+        receiver.stop()
+    held = assert_only_verified_or_resumable(source, inbox / "batch")
+    finished = [p for p in (inbox / "batch").iterdir() if not p.name.endswith(PART_SUFFIX)]
+    assert held or finished
+
+    restarted, ticket = start_receiver(tmp_path / "rx", inbox)
+    try:
+        again = start_sender(tmp_path / "tx", ticket, source)
+        assert again.wait(60) == 0, again.stderr_lines
+        done = again.wait_for("done")
+        assert done["ok"] and done["bytes_transferred"] < total
+        assert restarted.wait_for("done")["ok"]
+    finally:
+        restarted.stop()
+    assert_same_tree(source, inbox / "batch")
+
+
+def _mount_tmpfs(folder: Path, size: str) -> None:
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
+        check=True, capture_output=True,
+    )
+
+
+def _resize_tmpfs(folder: Path, size: str) -> None:
+    subprocess.run(
+        ["mount", "-o", f"remount,size={size}", str(folder)], check=True, capture_output=True
+    )
+
+
+def _unmount(folder: Path) -> None:
+    subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True)
+
+
+async def test_disk_full_mid_file_keeps_a_resumable_part(peers: Peers, tmp_path: Path) -> None:
+    requires_root()
+    peers.target.mkdir(parents=True, exist_ok=True)
+    _mount_tmpfs(peers.target, DISK_SIZE)
+    try:
+        (peers.target / "keep-me.txt").write_text("the user's own file")
+        fill_once = [True]
+
+        async def user_while_disk_fills(offer: IncomingOffer) -> Decision:
+            # While the user looks at the offer, another program takes half the disk.
+            if fill_once:
+                fill_once.clear()
+                (peers.target / "other-program.bin").write_bytes(b"\0" * FILLER_SIZE)
+            return Decision(True)
+
+        await reserve(peers, user_while_disk_fills, auto_accept=False)
+        source = tmp_path / "big.bin"
+        data = os.urandom(FULL_DISK_FILE_SIZE)
+        source.write_bytes(data)
+
+        first = await peers.send(source)
+        assert not first.ok
+        assert "receiver out of disk space" in first.message, first.message
+        part = peers.target / ("big.bin" + PART_SUFFIX)
+        held = part.read_bytes()
+        assert 0 < len(held) < len(data) and data.startswith(held)
+        assert not (peers.target / "big.bin").exists()
+        assert (peers.target / "keep-me.txt").read_text() == "the user's own file"
+        assert (peers.target / "other-program.bin").stat().st_size == FILLER_SIZE
+        assert sorted(p.name for p in peers.target.iterdir()) == [
+            "big.bin.part", "keep-me.txt", "other-program.bin",
+        ]
+
+        _resize_tmpfs(peers.target, BIGGER_DISK_SIZE)  # space freed
+        second = await peers.send(source)
+        assert second.ok, second.message
+        assert second.bytes_transferred == len(data) - len(held)  # resumed, not restarted
+        assert (peers.target / "big.bin").read_bytes() == data
+        assert not part.exists()
+        assert (peers.target / "keep-me.txt").read_text() == "the user's own file"
+    finally:
+        assert peers.serve_task is not None
+        peers.serve_task.cancel()
+        await asyncio.gather(peers.serve_task, return_exceptions=True)
+        _unmount(peers.target)
+
+
+def test_cli_offer_bigger_than_the_free_space_is_declined_unwritten(tmp_path: Path) -> None:
+    """Through real processes, on a real small disk: an offer that cannot fit is declined
+    before a byte is written, and the sending user reads why."""
+    requires_root()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    _mount_tmpfs(inbox, "4m")
+    try:
+        source = tmp_path / "big.bin"
+        source.write_bytes(os.urandom(3 * MiB))
+        (inbox / "filler.bin").write_bytes(b"\0" * (2 * MiB))
+        receiver, ticket = start_receiver(tmp_path / "rx", inbox)
+        try:
+            sender = start_sender(tmp_path / "tx", ticket, source)
+            assert sender.wait(60) == 1
+            assert "not enough disk space" in sender.wait_for("error")["message"]
+        finally:
+            receiver.stop()
+        assert sorted(p.name for p in inbox.iterdir()) == ["filler.bin"]
+    finally:
+        _unmount(inbox)
+
+
+#: nftables table that cuts a host off (every non-loopback packet dropped, both ways).
+CUT_TABLE = "p2pt_cut"
+
+
+def _cli(host: Host, home: Path, *args: str) -> JsonLines:
+    return host.spawn(sys.executable, "-m", "p2p_transfer", "--config-dir", str(home), *args)
+
+
+def _cut_off(host: Host) -> None:
+    host.run("nft", (
+        f"add table inet {CUT_TABLE}; "
+        f"add chain inet {CUT_TABLE} in {{ type filter hook input priority 0; }}; "
+        f"add chain inet {CUT_TABLE} out {{ type filter hook output priority 0; }}; "
+        f'add rule inet {CUT_TABLE} in iifname != "lo" counter drop; '
+        f'add rule inet {CUT_TABLE} out oifname != "lo" counter drop'
+    ))
+
+
+def _reconnect(host: Host) -> int:
+    """Remove the cut; returns how many packets it dropped."""
+    listing = host.run("nft", "list", "table", "inet", CUT_TABLE).stdout
+    host.run("nft", "delete", "table", "inet", CUT_TABLE)
+    return sum(int(n) for n in re.findall(r"counter packets (\d+)", listing))
+
+
+def test_network_drop_mid_transfer_then_the_sender_comes_back(
+    netns_lab: Lab, tmp_path: Path
+) -> None:
+    """Two hosts on a bridge; the sender's link drops every packet mid-file and the
+    sender dies. The receiver keeps serving, holds only verified files and true-prefix
+    parts, and when the link is back the same send resumes and completes."""
+    receiving, sending = netns_lab.lan(2)
+    source = _source_folder(tmp_path / "src")
+    total = KILL_FILES * KILL_FILE_SIZE
+    inbox = tmp_path / "inbox"
+    receiver = _cli(receiving, tmp_path / "rx", "--name", "rx", "receive", "--dir", str(inbox),
+                    "--yes", "--code", CODE, "--bind", receiving.address, "--no-announce",
+                    "--json")
+    ticket = receiver.expect_event("ticket", 30)["ticket"]
+    first = _cli(sending, tmp_path / "tx", "--name", "tx", "send", "--to", ticket, "--code",
+                 CODE, "--parallel", "2", "--json", str(source))
+    try:
+        first.expect(lambda e: e.get("event") == "progress" and _partly_sent(e), 20, "progress")
+    except AssertionError:
+        import contextlib
+        with contextlib.suppress(AssertionError):
+            receiver.expect(lambda e: False, 1)
+        raise AssertionError(f"RECEIVER {receiver.seen} {receiver.stderr}") from None
+    _cut_off(sending)
+    time.sleep(2)  # the cable is out: nothing moves
+    os.killpg(first.proc.pid, signal.SIGKILL)
+    first.wait(10)
+    assert_only_verified_or_resumable(source, inbox / "batch")
+    assert _reconnect(sending) > 0  # the drop was real
+    again = _cli(sending, tmp_path / "tx", "--name", "tx", "send", "--to", ticket, "--code",
+                 CODE, "--json", str(source))
+    done = again.expect_event("done", 60)
+    assert done["ok"] and done["bytes_transferred"] < total, again.seen
+    assert again.wait(30) == 0, again.stderr
+    assert receiver.proc.poll() is None  # still serving
+    assert_same_tree(source, inbox / "batch")

@@ -1,0 +1,367 @@
+"""Hostile manifests: sizes refused before allocation, names that try to leave the
+target folder, and symlinks in the target that must never be followed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import blake3
+import pytest
+
+from conftest import Peers
+from p2p_transfer.limits import (
+    MAX_MANIFEST_ENTRIES,
+    MAX_OFFER_BYTES,
+    MAX_PATH_BYTES,
+    MAX_PATH_DEPTH,
+    SMALL_FILE_SIZE,
+)
+from p2p_transfer.protocol import (
+    PART_SUFFIX,
+    Accept,
+    DataHeader,
+    DataTrailer,
+    Decline,
+    Entry,
+    FileResult,
+    ManifestPage,
+    Offer,
+    Summary,
+    Welcome,
+)
+from security.conftest import HostileFactory, errors_of
+from security.hostile import Conversation, dir_entry, file_entry, files_in, rss_bytes
+
+#: How much the receiving process may grow while refusing a huge manifest.
+HUGE_MANIFEST_RSS_SLACK = 32 * 1024 * 1024
+
+
+async def _trusted(peers: Peers, hostile: HostileFactory) -> Conversation:
+    client = await hostile(trusted_by=peers)
+    conversation = await client.connect(peers.ticket)
+    welcome = await conversation.hello()
+    assert isinstance(welcome, Welcome) and not welcome.code_required
+    return conversation
+
+
+async def _deliver(conversation: Conversation, entries: list[Entry], data: bytes) -> list:
+    """Offer ``entries`` and send ``data`` for every file; returns the results and summary."""
+    answer, _ = await conversation.offer(entries)
+    assert isinstance(answer, Accept), answer
+    stream = await conversation.open_data()
+    digest = blake3.blake3(data).hexdigest()
+    for index, entry in enumerate(entries):
+        if entry.kind == "file":
+            await stream.send(DataHeader(index, 0, len(data)))
+            await stream.write(data)
+            await stream.send(DataTrailer(index, digest))
+    await stream.finish()
+    replies = []
+    while not replies or not isinstance(replies[-1], Summary):
+        reply = await conversation.read()
+        assert isinstance(reply, FileResult | Summary), reply
+        replies.append(reply)
+    return replies
+
+
+def _snapshot(root: Path, skip: Path) -> set[str]:
+    """Every path under ``root`` except inside ``skip``."""
+    return {
+        str(p.relative_to(root)) for p in root.rglob("*") if skip not in (p, *p.parents)
+    }
+
+
+# --- Sizes refused before anything is allocated ------------------------------------------
+
+
+async def test_ten_million_entries_refused_before_allocation(
+    peers: Peers, hostile: HostileFactory
+) -> None:
+    conversation = await _trusted(peers, hostile)
+    before = rss_bytes()
+    await conversation.send(Offer("huge", 10_000_000, 10_000_000, 10_000_000, 10_000_000))
+    # The pages it would take never get a chance to matter; send a few anyway.
+    for _ in range(3):
+        await conversation.send(ManifestPage([file_entry(f"f{i}", 1) for i in range(2000)]))
+    closed = await conversation.closed()
+    assert f"offer of 10000000 entries exceeds {MAX_MANIFEST_ENTRIES}" in closed, closed
+    assert rss_bytes() - before < HUGE_MANIFEST_RSS_SLACK
+    assert any("10000000 entries" in message for message in errors_of(peers))
+
+
+@pytest.mark.parametrize(
+    ("offer", "reason"),
+    [
+        (Offer("t", 1, 1, MAX_OFFER_BYTES + 1, 1), f"exceeds {MAX_OFFER_BYTES}"),
+        (Offer("t", 1, 1, -1, 1), "negative size"),
+        (Offer("t", 1, 2, 1, 1), "more files than entries"),
+        (Offer("t", 2, 2, 2, 3), "more pages than entries"),
+        (Offer("t", -5, 0, 0, 0), "entries exceeds"),
+    ],
+    ids=["too-big", "negative", "files>entries", "pages>entries", "negative-entries"],
+)
+async def test_impossible_offer_headers(
+    peers: Peers, hostile: HostileFactory, offer: Offer, reason: str
+) -> None:
+    conversation = await _trusted(peers, hostile)
+    await conversation.send(offer)
+    closed = await conversation.closed()
+    assert reason in closed, closed
+
+
+async def test_more_entries_than_declared(peers: Peers, hostile: HostileFactory) -> None:
+    conversation = await _trusted(peers, hostile)
+    await conversation.send(Offer("t", 2, 2, 2, 1))
+    await conversation.send(ManifestPage([file_entry(f"f{i}", 1) for i in range(2000)]))
+    closed = await conversation.closed()
+    assert "more manifest entries than declared" in closed, closed
+
+
+# --- Names -----------------------------------------------------------------------------------
+
+HOSTILE_NAMES = [
+    ("../escape.txt", "escape.txt"),
+    ("../../../../../../tmp/escape.txt", "tmp/escape.txt"),
+    ("/etc/passwd", "etc/passwd"),
+    ("//server/share/x", "server/share/x"),
+    ("C:\\Windows\\System32\\evil.dll", "C_/Windows/System32/evil.dll"),
+    ("c:relative.txt", "c_relative.txt"),
+    ("a/./b/../c.txt", "a/b/c.txt"),
+    ("..\\..\\windows.txt", "windows.txt"),
+    ("nul\x00byte.txt", "nul_byte.txt"),
+    ("bell\x07esc\x1b[2Jcsi\x9b.txt", "bell_esc_[2Jcsi_.txt"),
+    ("new\nline\r.txt", "new_line_.txt"),
+    ("CON", "_CON"),
+    ("nul.txt", "_nul.txt"),
+    ("COM1.log", "_COM1.log"),
+    ("lpt9", "_lpt9"),
+    ("CONIN$", "_CONIN$"),
+    ("trailing dots...", "trailing dots"),
+    ("   spaces   ", "spaces"),
+    ('wild<>:"|?*card', "wild_______card"),
+]
+
+
+@pytest.mark.parametrize(("raw", "lands_as"), HOSTILE_NAMES, ids=[n for n, _ in HOSTILE_NAMES])
+async def test_hostile_name_lands_inside_the_target(
+    peers: Peers, hostile: HostileFactory, tmp_path: Path, raw: str, lands_as: str
+) -> None:
+    conversation = await _trusted(peers, hostile)
+    outside_before = _snapshot(tmp_path, peers.target)
+    replies = await _deliver(conversation, [file_entry(raw, 7)], b"payload")
+    assert isinstance(replies[0], FileResult) and replies[0].ok, replies
+    assert files_in(peers.target) == [lands_as]
+    landed = peers.target / lands_as
+    assert landed.read_bytes() == b"payload"
+    assert peers.target.resolve() in landed.resolve().parents
+    assert _snapshot(tmp_path, peers.target) == outside_before
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "has no usable name"),
+        ("../..", "has no usable name"),
+        ("/./\\/.", "has no usable name"),
+        ("x" * (MAX_PATH_BYTES + 1), f"path longer than {MAX_PATH_BYTES} bytes"),
+        ("/".join(["d"] * (MAX_PATH_DEPTH + 1)), f"path deeper than {MAX_PATH_DEPTH} folders"),
+    ],
+    ids=["empty", "only-dots", "only-separators", "4097-bytes", "too-deep"],
+)
+async def test_unusable_path_refuses_the_offer(
+    peers: Peers, hostile: HostileFactory, raw: str, reason: str
+) -> None:
+    conversation = await _trusted(peers, hostile)
+    await conversation.send(Offer("t", 1, 1, 1, 1), ManifestPage([file_entry(raw, 1)]))
+    closed = await conversation.closed()
+    assert "protocol error" in closed and reason in closed, closed
+    assert files_in(peers.target) == []
+
+
+async def test_path_of_4096_bytes_fails_cleanly(peers: Peers, hostile: HostileFactory) -> None:
+    """A path at the byte limit is allowed by the protocol but too long for the disk
+    below the target: the receiver says so and keeps serving, nothing half-made stays."""
+    component = "d" * 200
+    depth = MAX_PATH_BYTES // (len(component) + 1)
+    path = "/".join([component] * depth)
+    path += "/" + "f" * (MAX_PATH_BYTES - len(path) - 1)
+    assert len(path.encode()) == MAX_PATH_BYTES
+    conversation = await _trusted(peers, hostile)
+    answer, _ = await conversation.offer([file_entry(path, 3)])
+    if isinstance(answer, Decline):
+        assert "too long" in answer.reason.lower(), answer.reason
+    else:
+        assert isinstance(answer, Accept), answer
+        stream = await conversation.open_data()
+        await stream.send(DataHeader(0, 0, 3))
+        await stream.write(b"abc")
+        await stream.send(DataTrailer(0, blake3.blake3(b"abc").hexdigest()))
+        result = await conversation.read()
+        assert isinstance(result, FileResult) and not result.ok, result
+        assert "too long" in result.error.lower(), result.error
+    assert not [name for name in files_in(peers.target) if name.endswith("fff")]
+
+
+@pytest.mark.parametrize(
+    ("paths", "landed"),
+    [
+        (["same.txt", "same.txt"], ["same (1).txt", "same.txt"]),
+        (["caf\u00e9.txt", "cafe\u0301.txt"], ["caf\u00e9 (1).txt", "caf\u00e9.txt"]),
+        (["dir/x", "dir\\x"], ["dir/x", "dir/x (1)"]),
+        (["a:b", "a_b"], ["a_b", "a_b (1)"]),
+        (["../up", "up"], ["up", "up (1)"]),
+    ],
+    ids=["exact", "unicode-normalization", "separator", "sanitized-alike", "dot-dot"],
+)
+async def test_colliding_paths_never_overwrite_each_other(
+    peers: Peers, hostile: HostileFactory, paths: list[str], landed: list[str]
+) -> None:
+    """Two entries that name one file get distinct names: both arrive, neither is lost."""
+    conversation = await _trusted(peers, hostile)
+    contents = [b"first", b"second"]
+    entries = [file_entry(p, len(c)) for p, c in zip(paths, contents, strict=True)]
+    answer, _ = await conversation.offer(entries)
+    assert isinstance(answer, Accept), answer
+    stream = await conversation.open_data()
+    for index, data in enumerate(contents):
+        await stream.send(DataHeader(index, 0, len(data)))
+        await stream.write(data)
+        await stream.send(DataTrailer(index, blake3.blake3(data).hexdigest()))
+    await stream.finish()
+    replies = [await conversation.read() for _ in range(3)]
+    assert all(isinstance(r, FileResult) and r.ok for r in replies[:2]), replies
+    assert files_in(peers.target) == sorted(landed)
+    assert sorted((peers.target / name).read_bytes() for name in landed) == sorted(contents)
+
+
+async def test_folder_and_file_of_one_name_refuse_the_offer(
+    peers: Peers, hostile: HostileFactory
+) -> None:
+    conversation = await _trusted(peers, hostile)
+    await conversation.send(
+        Offer("t", 2, 1, 1, 1), ManifestPage([file_entry("d", 1), dir_entry("d")])
+    )
+    closed = await conversation.closed()
+    assert "has the name of a file" in closed, closed
+    assert files_in(peers.target) == []
+
+
+async def test_file_named_like_another_files_part(
+    peers: Peers, hostile: HostileFactory
+) -> None:
+    """``x`` and ``x.part`` in one offer: neither may destroy the other."""
+    big = os.urandom(SMALL_FILE_SIZE * 2)
+    small = b"i am a file whose name ends in .part"
+    conversation = await _trusted(peers, hostile)
+    entries = [file_entry("x.part", len(small)), file_entry("x", len(big))]
+    answer, _ = await conversation.offer(entries)
+    if isinstance(answer, Decline):  # refusing the pair outright is also safe
+        assert "x.part" in answer.reason
+        return
+    assert isinstance(answer, Accept), answer
+    stream = await conversation.open_data()
+    for index, data in enumerate([small, big]):
+        await stream.send(DataHeader(index, 0, len(data)))
+        await stream.write(data)
+        await stream.send(DataTrailer(index, blake3.blake3(data).hexdigest()))
+    await stream.finish()
+    replies = []
+    while not replies or not isinstance(replies[-1], Summary):
+        replies.append(await conversation.read())
+    ok = {r.index for r in replies if isinstance(r, FileResult) and r.ok}
+    held = {p.read_bytes() for p in peers.target.iterdir() if p.is_file()}
+    # Whatever was reported as received is on disk, byte for byte.
+    assert all({0: small, 1: big}[i] in held for i in ok), (ok, files_in(peers.target))
+
+
+# --- Symlinks in the target folder -------------------------------------------------------------
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "secret.txt").write_text("do not touch")
+    return folder
+
+
+async def test_symlink_named_like_the_incoming_file(
+    peers: Peers, hostile: HostileFactory, outside: Path
+) -> None:
+    peers.target.mkdir(parents=True, exist_ok=True)
+    (peers.target / "report.txt").symlink_to(outside / "secret.txt")
+    conversation = await _trusted(peers, hostile)
+    replies = await _deliver(conversation, [file_entry("report.txt", 7)], b"payload")
+    assert isinstance(replies[0], FileResult) and replies[0].ok
+    assert (outside / "secret.txt").read_text() == "do not touch"
+    assert (peers.target / "report.txt").is_symlink()
+    assert (peers.target / "report (1).txt").read_bytes() == b"payload"
+
+
+@pytest.mark.parametrize("size", [7, SMALL_FILE_SIZE * 2], ids=["small", "large"])
+async def test_symlink_named_like_the_part_file(
+    peers: Peers, hostile: HostileFactory, outside: Path, size: int
+) -> None:
+    peers.target.mkdir(parents=True, exist_ok=True)
+    (peers.target / ("report.txt" + PART_SUFFIX)).symlink_to(outside / "secret.txt")
+    conversation = await _trusted(peers, hostile)
+    answer, resume = await conversation.offer([file_entry("report.txt", size)])
+    assert isinstance(answer, Accept)
+    assert resume == {}  # the symlink was not read to offer a resume point
+    data = os.urandom(size)
+    stream = await conversation.open_data()
+    await stream.send(DataHeader(0, 0, size))
+    await stream.write(data)
+    await stream.send(DataTrailer(0, blake3.blake3(data).hexdigest()))
+    result = await conversation.read()
+    assert isinstance(result, FileResult) and not result.ok
+    assert "exists and is not a file" in result.error or "symlink" in result.error
+    assert (outside / "secret.txt").read_text() == "do not touch"
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    assert not (peers.target / "report.txt").exists()
+
+
+async def test_symlinked_folder_is_not_entered(
+    peers: Peers, hostile: HostileFactory, outside: Path
+) -> None:
+    peers.target.mkdir(parents=True, exist_ok=True)
+    (peers.target / "docs").symlink_to(outside, target_is_directory=True)
+    conversation = await _trusted(peers, hostile)
+    replies = await _deliver(conversation, [file_entry("docs/new.txt", 7)], b"payload")
+    result = replies[0]
+    assert isinstance(result, FileResult) and not result.ok
+    assert "not a folder" in result.error, result.error
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+
+
+async def test_symlinked_folder_leaks_no_hash_of_outside_files(
+    peers: Peers, hostile: HostileFactory, outside: Path
+) -> None:
+    """Resume points are never computed through a symlink: the sender must not learn
+    the BLAKE3 of a file outside the target (a confirmation oracle for guessed contents)."""
+    peers.target.mkdir(parents=True, exist_ok=True)
+    (peers.target / "docs").symlink_to(outside, target_is_directory=True)
+    secret = (outside / "secret.txt").read_bytes()
+    (outside / ("partial.txt" + PART_SUFFIX)).write_bytes(secret[:4])
+    conversation = await _trusted(peers, hostile)
+    entries = [file_entry("docs/secret.txt", len(secret)), file_entry("docs/partial.txt", 100)]
+    answer, resume = await conversation.offer(entries)
+    assert isinstance(answer, Accept)
+    assert resume == {}, resume
+
+
+async def test_folder_entry_where_a_file_exists_is_a_clear_refusal(
+    peers: Peers, hostile: HostileFactory, tmp_path: Path
+) -> None:
+    peers.target.mkdir(parents=True, exist_ok=True)
+    (peers.target / "docs").write_text("a file, not a folder")
+    conversation = await _trusted(peers, hostile)
+    answer, _ = await conversation.offer([dir_entry("docs"), file_entry("docs/a.txt", 1)])
+    assert isinstance(answer, Decline), answer
+    assert "docs" in answer.reason and "not a folder" in answer.reason
+    assert (peers.target / "docs").read_text() == "a file, not a folder"
+    source = tmp_path / "after.txt"
+    source.write_text("still serving")
+    assert (await peers.send(source)).ok

@@ -1,0 +1,743 @@
+"""The desktop app's API, against real app instances (node, UI server) on 127.0.0.1.
+
+Access control (key, cookie, Origin, Host), settings, history, the file
+browser's roots, and whole transfers between two apps driven only through the
+API, as the page drives them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sqlite3
+import stat
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from conftest import assert_same_tree
+from p2p_transfer.app import AppOptions, AppServer, AppService
+from p2p_transfer.app.board import TransferRecord
+from p2p_transfer.app.history import HISTORY_FILE_NAME
+from p2p_transfer.app.settings import SETTINGS_FILE_NAME, Settings, SettingsStore
+from p2p_transfer.events import (
+    CodePromptEvent,
+    CodeShownEvent,
+    Event,
+    NodeStateEvent,
+    OfferPromptEvent,
+    PromptClosedEvent,
+    SettingsEvent,
+    TicketEvent,
+    TransferUpdateEvent,
+    UploadPromptEvent,
+)
+from p2p_transfer.limits import KiB, MiB
+
+#: Seconds a test waits for an event.
+WAIT = 20.0
+
+
+class Ui:
+    """One app (service + UI server) and an HTTP client holding its key cookie."""
+
+    def __init__(self, service: AppService, root: Path) -> None:
+        self.service = service
+        self.server = AppServer(service, 0, opener=self.open_folder)
+        self.root = root
+        self.events: list[Event] = []
+        self.opened: list[Path] = []
+        self.file_manager = True
+        service.events.subscribe(self.events.append)
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def open_folder(self, folder: Path) -> bool:
+        """Stands in for the system's file manager."""
+        if self.file_manager:
+            self.opened.append(folder)
+        return self.file_manager
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def downloads(self) -> Path:
+        return self.root / "downloads"
+
+    @property
+    def origin(self) -> str:
+        return self.server.base_url
+
+    async def login(self) -> None:
+        async with self.http.get(self.server.url, allow_redirects=False) as response:
+            assert response.status == 303
+
+    async def call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        sent = {"Origin": self.origin, **(headers or {})}
+        kwargs: dict[str, Any] = {"headers": sent}
+        if body is not None:
+            kwargs["json"] = body
+        async with self.http.request(method, self.origin + path, **kwargs) as response:
+            text = await response.text()
+            try:
+                return response.status, json.loads(text)
+            except ValueError:
+                return response.status, text
+
+    def of(self, kind: type[Event]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def wait_for(
+        self, kind: type[Event], where: Callable[[Any], bool] = lambda e: True,
+        timeout: float = WAIT,
+    ) -> Any:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            found = [e for e in self.of(kind) if where(e)]
+            if found:
+                return found[-1]
+            if asyncio.get_running_loop().time() > deadline:
+                names = [e.name for e in self.events]
+                raise AssertionError(f"no matching {kind.__name__}; got {names}")
+            await asyncio.sleep(0.02)
+
+    async def transfer_done(self, record_id: str | None = None, state: str = "done") -> Any:
+        event = await self.wait_for(
+            TransferUpdateEvent,
+            lambda e: (record_id is None or e.transfer.id == record_id)
+            and e.transfer.state in ("done", "failed", "declined", "cancelled"),
+        )
+        assert event.transfer.state == state, event.transfer
+        return event.transfer
+
+    async def close(self) -> None:
+        await self.http.close()
+        await self.server.stop()
+        await self.service.close()
+
+
+StartUi = Callable[..., Awaitable[Ui]]
+
+
+@pytest.fixture
+async def start_ui(tmp_path: Path) -> AsyncIterator[StartUi]:
+    started: list[Ui] = []
+
+    async def start(name: str = "alpha", login: bool = True, **settings: Any) -> Ui:
+        root = tmp_path / name
+        (root / "home").mkdir(parents=True)
+        config = root / "config"
+        config.mkdir(mode=0o700)
+        SettingsStore(config).save(
+            Settings(device_name=name, download_dir=str(root / "downloads"), **settings)
+        )
+        service = AppService(AppOptions(
+            config_dir=config, device_name=name, bind_addr="127.0.0.1",
+            share_bind="127.0.0.1", browse_roots=(root / "home",), discovery=False,
+        ))
+        ui = Ui(service, root)
+        await service.start()
+        await ui.server.start()
+        started.append(ui)
+        if login:
+            await ui.login()
+        return ui
+
+    try:
+        yield start
+    finally:
+        for ui in started:
+            await ui.close()
+
+
+# --- access control -----------------------------------------------------------------------
+
+
+async def test_the_key_link_sets_a_strict_http_only_cookie_and_drops_the_key(
+    start_ui: StartUi,
+) -> None:
+    ui = await start_ui(login=False)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?key=[\w-]{43}", ui.server.url)
+    async with ui.http.get(ui.server.url, allow_redirects=False) as response:
+        assert response.status == 303
+        assert response.headers["Location"] == "/"
+        cookie = response.headers["Set-Cookie"]
+    assert f"{ui.server.cookie_name}={ui.server.key}" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    status, state = await ui.call("GET", "/api/state")
+    assert status == 200
+    assert state["node"]["device_name"] == "alpha"
+    assert state["node"]["state"] == "running"
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/"),
+    ("GET", "/static/app.js"),
+    ("GET", "/api/state"),
+    ("GET", "/api/files"),
+    ("PUT", "/api/settings"),
+    ("POST", "/api/share/start"),
+    ("GET", "/ws"),
+])
+async def test_requests_without_the_key_get_403(
+    start_ui: StartUi, method: str, path: str
+) -> None:
+    ui = await start_ui(login=False)
+    status, _ = await ui.call(method, path, {} if method != "GET" else None)
+    assert status == 403
+    assert ui.service.share_url is None
+
+
+async def test_a_wrong_key_gets_403_and_no_cookie(start_ui: StartUi) -> None:
+    ui = await start_ui(login=False)
+    async with ui.http.get(
+        f"{ui.origin}/?key={'A' * 43}", allow_redirects=False
+    ) as response:
+        assert response.status == 403
+        assert "Set-Cookie" not in response.headers
+    async with aiohttp.ClientSession(
+        cookies={ui.server.cookie_name: "guess"}, cookie_jar=aiohttp.CookieJar(unsafe=True)
+    ) as stranger, stranger.get(ui.origin + "/api/state") as response:
+        assert response.status == 403
+
+
+@pytest.mark.parametrize("origin", [
+    "http://evil.example",
+    "null",
+    "http://127.0.0.1:1",
+    "https://127.0.0.1:{port}",
+    "http://127.0.0.1.evil.example:{port}",
+])
+async def test_a_foreign_origin_gets_403_even_with_the_key(start_ui: StartUi, origin: str) -> None:
+    ui = await start_ui()
+    foreign = {"Origin": origin.format(port=ui.server.port)}
+    for method, path, body in [
+        ("GET", "/api/state", None),
+        ("POST", "/api/share/start", {}),
+        ("PUT", "/api/settings", {"parallel_files": 2}),
+        ("DELETE", "/api/history", None),
+    ]:
+        status, answer = await ui.call(method, path, body, headers=foreign)
+        assert status == 403, (method, path)
+        assert "Origin" in answer["error"]
+    assert ui.service.share_url is None
+    assert ui.service.settings.parallel_files == 4
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await ui.http.ws_connect(ui.origin + "/ws", headers=foreign)
+    assert refused.value.status == 403
+
+
+async def test_changes_without_an_origin_get_403(start_ui: StartUi) -> None:
+    ui = await start_ui()
+    async with ui.http.put(ui.origin + "/api/settings", json={"parallel_files": 2}) as response:
+        assert response.status == 403
+    async with ui.http.get(ui.origin + "/api/settings") as response:
+        assert response.status == 200  # a same-origin GET carries no Origin
+    with pytest.raises(aiohttp.WSServerHandshakeError):
+        await ui.http.ws_connect(ui.origin + "/ws")
+    assert ui.service.settings.parallel_files == 4
+
+
+async def test_cross_site_fetch_metadata_gets_403(start_ui: StartUi) -> None:
+    ui = await start_ui()
+    status, _ = await ui.call("GET", "/api/state", headers={"Sec-Fetch-Site": "cross-site"})
+    assert status == 403
+    status, _ = await ui.call("GET", "/api/state", headers={"Sec-Fetch-Site": "same-origin"})
+    assert status == 200
+
+
+async def test_a_foreign_host_header_gets_403_against_dns_rebinding(start_ui: StartUi) -> None:
+    ui = await start_ui()
+    host = {"Host": f"rebind.evil.example:{ui.server.port}"}
+    status, _ = await ui.call("GET", "/api/state", headers=host)
+    assert status == 403
+    local = f"localhost:{ui.server.port}"
+    status, _ = await ui.call(
+        "GET", "/api/state", headers={"Host": local, "Origin": f"http://{local}"}
+    )
+    assert status == 200  # "localhost" is this machine too
+
+
+async def test_the_ui_listens_on_loopback_only(start_ui: StartUi) -> None:
+    ui = await start_ui()
+    assert ui.server.bound_addresses == ["127.0.0.1"]
+
+
+async def test_pages_have_a_strict_csp_and_no_inline_code(start_ui: StartUi) -> None:
+    ui = await start_ui()
+    async with ui.http.get(ui.origin + "/") as response:
+        assert response.status == 200
+        csp = response.headers["Content-Security-Policy"]
+        page = await response.text()
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Cache-Control"] == "no-store"
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert re.findall(r"<script(?![^>]*\bsrc=)", page) == []
+    assert "<style" not in page and " style=" not in page
+    assert re.search(r"\son[a-z]+=", page) is None  # no inline event handlers
+    assert re.search(r"""(src|href)=["']?(https?:)?//""", page) is None  # nothing from a CDN
+    script = resources.files("p2p_transfer.app").joinpath("static/app.js").read_text()
+    assert "innerHTML" not in script and "eval(" not in script
+    assert "http" not in script.replace("https:", "").replace("http:", "")
+
+
+# --- settings -----------------------------------------------------------------------------
+
+
+async def test_settings_are_validated_applied_and_saved_private(
+    start_ui: StartUi, tmp_path: Path
+) -> None:
+    ui = await start_ui()
+    status, settings = await ui.call("GET", "/api/settings")
+    assert status == 200
+    assert settings == {
+        "device_name": "alpha", "download_dir": str(ui.downloads), "auto_accept_trusted": False,
+        "pairing_lifetime_hours": 24.0, "parallel_files": 4, "relay": "off",
+    }
+    elsewhere = tmp_path / "elsewhere" / "inbox"
+    status, settings = await ui.call("PUT", "/api/settings", {
+        "auto_accept_trusted": True, "pairing_lifetime_hours": 2, "parallel_files": 8,
+        "download_dir": str(elsewhere),
+    })
+    assert status == 200, settings
+    assert settings["parallel_files"] == 8 and settings["download_dir"] == str(elsewhere)
+    assert elsewhere.is_dir()
+    node = ui.service.node
+    assert node is not None and node.pairings.lifetime == 2 * 3600
+    assert ui.service._receive_options is not None
+    assert ui.service._receive_options.target == elsewhere
+    assert (await ui.wait_for(SettingsEvent)).parallel_files == 8
+    path = ui.root / "config" / SETTINGS_FILE_NAME
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text())["settings"]["parallel_files"] == 8
+
+    for bad in [
+        {"parallel_files": 0}, {"parallel_files": 17}, {"parallel_files": "4"},
+        {"parallel_files": True}, {"pairing_lifetime_hours": 0},
+        {"pairing_lifetime_hours": 1e9}, {"download_dir": "relative/path"},
+        {"download_dir": str(path)}, {"device_name": ""}, {"device_name": "x" * 65},
+        {"device_name": "bad\x1bname"}, {"auto_accept_trusted": "yes"},
+        {"relay": "ftp://relay"}, {"relay": "https://bad host"}, {"colour": "blue"},
+    ]:
+        status, answer = await ui.call("PUT", "/api/settings", bad)
+        assert status == 400, bad
+        assert next(iter(bad)) in answer["error"]
+    status, after = await ui.call("GET", "/api/settings")
+    assert after == settings
+    status, answer = await ui.call("PUT", "/api/settings", [1, 2])
+    assert status == 400
+
+
+async def test_saved_settings_come_back_and_a_damaged_value_falls_back(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    store = SettingsStore(config)
+    fallback = Settings(device_name="fresh", download_dir=str(tmp_path / "dl"))
+    assert store.load(fallback) == fallback
+    (config / SETTINGS_FILE_NAME).write_text("{not json")
+    assert store.load(fallback) == fallback
+    (config / SETTINGS_FILE_NAME).write_text(json.dumps({"settings": {
+        "device_name": "kept", "parallel_files": 99, "auto_accept_trusted": True,
+    }}))
+    loaded = store.load(fallback)
+    assert loaded.device_name == "kept" and loaded.auto_accept_trusted is True
+    assert loaded.parallel_files == fallback.parallel_files
+
+
+async def test_a_new_device_name_restarts_the_node_under_that_name(start_ui: StartUi) -> None:
+    ui = await start_ui()
+    old_id = ui.service.running_node.endpoint_id
+    status, settings = await ui.call("PUT", "/api/settings", {"device_name": "  Renamed  "})
+    assert status == 200 and settings["device_name"] == "Renamed"
+    await ui.wait_for(NodeStateEvent, lambda e: e.state == "running" and e.device_name == "Renamed")
+    ticket = await ui.wait_for(TicketEvent, lambda e: e.device_name == "Renamed")
+    assert ticket.endpoint_id == old_id  # the same identity
+    _, state = await ui.call("GET", "/api/state")
+    assert state["node"]["device_name"] == "Renamed" and state["node"]["state"] == "running"
+
+    # The relay setting restarts the node too (the WAN view's on/off).
+    relay = "https://relay.example.invalid"
+    status, settings = await ui.call("PUT", "/api/settings", {"relay": relay})
+    assert status == 200 and settings["relay"] == relay
+    assert ui.service.running_node.config.relay == relay
+    _, wan = await ui.call("GET", "/api/wan")
+    assert wan["relay"]["setting"] == relay and wan["endpoint_id"] == old_id
+    status, _ = await ui.call("PUT", "/api/settings", {"relay": "off"})
+    assert status == 200 and ui.service.running_node.config.relay == "off"
+
+
+# --- history ------------------------------------------------------------------------------
+
+
+def finished_record(service: AppService, folder: Path, state: str = "done") -> TransferRecord:
+    record = TransferRecord(
+        id=f"r-test-{state}", direction="receive", state="transferring", peer_name="Peer",
+        peer_id="ab" * 32, transfer_id="t1", verified="code", files_total=2, bytes_total=10,
+        folder=str(folder), names=["a.txt", "b.txt"],
+    )
+    service.board.add(record)
+    service.board.finish(record, state, "" if state == "done" else "broke")
+    return record
+
+
+async def test_history_is_kept_in_sqlite_private_and_opens_folders(
+    start_ui: StartUi, tmp_path: Path
+) -> None:
+    ui = await start_ui()
+    folder = tmp_path / "received"
+    folder.mkdir()
+    finished_record(ui.service, folder)
+    finished_record(ui.service, folder / "gone", "failed")
+    await asyncio.gather(*ui.service._background)
+    status, answer = await ui.call("GET", "/api/history")
+    assert status == 200
+    rows = answer["history"]
+    assert {r["id"] for r in rows} == {"r-test-done", "r-test-failed"}
+    done = next(r for r in rows if r["id"] == "r-test-done")
+    assert done["names"] == ["a.txt", "b.txt"] and done["peer_name"] == "Peer"
+    assert done["verified"] == "code" and done["folder"] == str(folder)
+    database = ui.root / "config" / HISTORY_FILE_NAME
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM transfers").fetchone() == (2,)
+
+    status, answer = await ui.call("POST", "/api/history/r-test-done/open")
+    assert status == 200 and ui.opened == [folder]
+    status, _ = await ui.call("POST", "/api/history/r-test-failed/open")
+    assert status == 404  # its folder is gone
+    status, _ = await ui.call("POST", "/api/history/nope/open")
+    assert status == 404
+
+    ui.file_manager = False
+    status, answer = await ui.call("POST", "/api/open-downloads")
+    assert status == 501 and "file manager" in answer["error"]
+
+    status, answer = await ui.call("DELETE", "/api/history")
+    assert status == 200 and answer["removed"] == 2
+    assert (await ui.call("GET", "/api/history"))[1]["history"] == []
+
+
+# --- file browser -------------------------------------------------------------------------
+
+
+async def test_the_file_browser_starts_at_home_and_hides_dotfiles_unless_asked(
+    start_ui: StartUi,
+) -> None:
+    ui = await start_ui()
+    (ui.home / "Photos" / "2024").mkdir(parents=True)
+    (ui.home / "notes.txt").write_text("hello")
+    (ui.home / ".secret").write_text("x")
+    status, listing = await ui.call("GET", "/api/files")
+    assert status == 200
+    assert listing["path"] == str(ui.home.resolve())
+    assert listing["parent"] is None  # home is a root: nothing above it
+    assert [(e["name"], e["kind"]) for e in listing["entries"]] == [
+        ("Photos", "dir"), ("notes.txt", "file"),
+    ]
+    assert listing["entries"][1]["size"] == 5
+    _, listing = await ui.call("GET", "/api/files?hidden=1")
+    assert [e["name"] for e in listing["entries"]] == ["Photos", ".secret", "notes.txt"]
+    _, listing = await ui.call("GET", f"/api/files?path={ui.home / 'Photos'}")
+    assert listing["parent"] == str(ui.home.resolve())
+    assert [e["name"] for e in listing["entries"]] == ["2024"]
+
+
+async def test_the_file_browser_refuses_paths_outside_home_and_the_download_folder(
+    start_ui: StartUi, tmp_path: Path
+) -> None:
+    ui = await start_ui()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "private.txt").write_text("no")
+    (ui.home / "escape").symlink_to(outside)
+    (ui.home / "inside-link").symlink_to(ui.home)
+    ui.downloads.mkdir()
+    _, listing = await ui.call("GET", "/api/files")
+    kinds = {e["name"]: e["kind"] for e in listing["entries"]}
+    assert kinds == {"escape": "link", "inside-link": "dir"}
+    for path in [
+        "/etc", str(outside), str(ui.home / "escape"), str(ui.home / "escape" / "private.txt"),
+        f"{ui.home}/../../outside", f"{ui.home}/../../no-such-thing", "/no/such/path",
+        "relative/path", "",
+    ]:
+        status, answer = await ui.call("GET", f"/api/files?path={path}")
+        if path == "":
+            assert status == 200  # no path: home
+            continue
+        assert status == 403, path
+        assert "error" in answer
+    status, _ = await ui.call("GET", f"/api/files?path={ui.home / 'missing'}")
+    assert status == 404
+    status, listing = await ui.call("GET", f"/api/files?path={ui.downloads}")
+    assert status == 200 and listing["path"] == str(ui.downloads.resolve())
+    assert str(ui.downloads.resolve()) in listing["roots"]
+    status, answer = await ui.call(
+        "POST", "/api/send", {"to": ui.service.running_node.transport.ticket,
+                              "paths": [str(outside / "private.txt")]},
+    )
+    assert status == 400 and "outside" in answer["error"]
+    status, answer = await ui.call(
+        "PUT", "/api/share/files", {"paths": [str(ui.home / "escape")]}
+    )
+    assert status == 400
+    assert ui.service.board.snapshots() == []
+
+
+# --- transfers between two apps, through the API only -------------------------------------
+
+
+async def answer_code_flow(sender: Ui, receiver: Ui, record_id: str) -> None:
+    """Read the code off the receiver's prompt and type it into the sender's."""
+    shown = await receiver.wait_for(CodeShownEvent)
+    asked = await sender.wait_for(CodePromptEvent, lambda e: e.transfer == record_id)
+    assert asked.peer_name == receiver.service.settings.device_name
+    status, answer = await sender.call("POST", f"/api/prompts/{asked.prompt_id}", {"code": "12"})
+    assert status == 400 and "6 digits" in answer["error"]
+    status, _ = await sender.call("POST", f"/api/prompts/{asked.prompt_id}", {"code": shown.code})
+    assert status == 200
+    await receiver.wait_for(PromptClosedEvent, lambda e: e.prompt_id == shown.prompt_id)
+
+
+async def test_two_apps_send_a_folder_and_a_dropped_file_with_code_and_accept(
+    start_ui: StartUi,
+) -> None:
+    alice, bob = await start_ui("alice"), await start_ui("bob")
+    folder = alice.home / "Album"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("alpha\n")
+    (folder / "sub" / "b.bin").write_bytes(os.urandom(1 * MiB + 3))
+
+    # A file dropped into the page: staged, with a hostile name that must stay inside.
+    status, answer = await alice.call("POST", "/api/staging")
+    assert status == 201
+    batch = answer["batch"]
+    dropped = os.urandom(40 * KiB)
+    async with alice.http.put(
+        f"{alice.origin}/api/staging/{batch}/files", params={"path": "../../Dropped/x.bin"},
+        data=dropped, headers={"Origin": alice.origin},
+    ) as response:
+        assert response.status == 201
+        assert (await response.json())["path"] == "Dropped/x.bin"
+    staging = alice.root / "config" / "staging" / batch
+    assert (staging / "Dropped" / "x.bin").read_bytes() == dropped
+    async with alice.http.put(
+        f"{alice.origin}/api/staging/{batch}/files", params={"path": "Dropped/x.bin"},
+        data=b"again", headers={"Origin": alice.origin},
+    ) as response:
+        assert response.status == 400  # dropped twice
+    async with alice.http.put(
+        f"{alice.origin}/api/staging/{'0' * 16}/files", params={"path": "y.bin"},
+        data=b"y", headers={"Origin": alice.origin},
+    ) as response:
+        assert response.status == 404
+    status, answer = await alice.call("GET", f"/api/staging/{batch}")
+    assert answer["items"] == [{"name": "Dropped", "kind": "dir"}]
+    assert (staging / "Dropped" / "x.bin").read_bytes() == dropped
+
+    ticket = bob.service.running_node.transport.ticket
+    status, answer = await alice.call(
+        "POST", "/api/send", {"to": ticket, "paths": [str(folder)], "staging": batch}
+    )
+    assert status == 202, answer
+    record_id = answer["transfer"]["id"]
+    assert answer["transfer"]["state"] == "connecting"
+    await answer_code_flow(alice, bob, record_id)
+
+    offer = await bob.wait_for(OfferPromptEvent)
+    assert offer.sender == "alice" and offer.files == 3 and offer.verified == "code"
+    status, _ = await bob.call("POST", f"/api/prompts/{offer.prompt_id}", {"accept": "yes"})
+    assert status == 400
+    status, _ = await bob.call("POST", f"/api/prompts/{offer.prompt_id}", {"accept": True})
+    assert status == 200
+    status, _ = await bob.call("POST", f"/api/prompts/{offer.prompt_id}", {"accept": True})
+    assert status == 410  # answered already
+
+    sent = await alice.transfer_done(record_id)
+    received = await bob.transfer_done()
+    for snapshot in (sent, received):
+        assert snapshot.verified == "code"
+        assert snapshot.files_done == 3 and snapshot.bytes_done == snapshot.bytes_total
+    assert sent.peer_name == "bob" and received.peer_name == "alice"
+    assert received.folder == str(bob.downloads.resolve())
+    assert_same_tree(folder, bob.downloads / "Album")
+    assert (bob.downloads / "Dropped" / "x.bin").read_bytes() == dropped
+    assert not staging.exists()  # the staged copy is gone once sent
+    await asyncio.gather(*alice.service._background, *bob.service._background)
+    assert [r["state"] for r in (await alice.call("GET", "/api/history"))[1]["history"]] == ["done"]
+    assert [r["state"] for r in (await bob.call("GET", "/api/history"))[1]["history"]] == ["done"]
+
+    # Now trusted both ways: with auto-accept on, the next send needs neither code nor answer.
+    _, devices = await bob.call("GET", "/api/devices")
+    assert [p["name"] for p in devices["trusted"]] == ["alice"]
+    await bob.call("PUT", "/api/settings", {"auto_accept_trusted": True})
+    prompts_before = len(bob.of(OfferPromptEvent))
+    status, answer = await alice.call(
+        "POST", "/api/send", {"to": ticket, "paths": [str(folder / "a.txt")]}
+    )
+    again = await alice.transfer_done(answer["transfer"]["id"])
+    assert again.verified == "pairing"
+    assert len(bob.of(OfferPromptEvent)) == prompts_before
+    assert (bob.downloads / "a.txt").read_text() == "alpha\n"
+
+    # Forgetting the device brings the code back.
+    alice_id = alice.service.running_node.endpoint_id
+    status, answer = await bob.call("DELETE", f"/api/pairings/{alice_id}")
+    assert status == 200 and answer["removed"] == 1
+    assert (await bob.call("GET", "/api/devices"))[1]["trusted"] == []
+
+
+async def test_a_declined_offer_ends_both_transfers_as_declined(start_ui: StartUi) -> None:
+    alice, bob = await start_ui("alice"), await start_ui("bob")
+    (alice.home / "f.txt").write_text("x")
+    _, answer = await alice.call("POST", "/api/send", {
+        "to": bob.service.running_node.transport.ticket, "paths": [str(alice.home / "f.txt")],
+    })
+    record_id = answer["transfer"]["id"]
+    await answer_code_flow(alice, bob, record_id)
+    offer = await bob.wait_for(OfferPromptEvent)
+    no = {"accept": False, "reason": "not now"}
+    await bob.call("POST", f"/api/prompts/{offer.prompt_id}", no)
+    sent = await alice.transfer_done(record_id, "declined")
+    assert "not now" in sent.message
+    await bob.transfer_done(state="declined")
+    assert not (bob.downloads / "f.txt").exists()
+
+
+async def test_cancelling_while_the_code_is_awaited_closes_both_sides(start_ui: StartUi) -> None:
+    alice, bob = await start_ui("alice"), await start_ui("bob")
+    (alice.home / "f.txt").write_text("x")
+    _, answer = await alice.call("POST", "/api/send", {
+        "to": bob.service.running_node.transport.ticket, "paths": [str(alice.home / "f.txt")],
+    })
+    record_id = answer["transfer"]["id"]
+    asked = await alice.wait_for(CodePromptEvent)
+    shown = await bob.wait_for(CodeShownEvent)
+    status, answer = await alice.call("PUT", "/api/settings", {"device_name": "later"})
+    assert status == 409 and "transfers" in answer["error"]
+    assert alice.service.settings.device_name == "alice"
+    status, answer = await alice.call("POST", f"/api/transfers/{record_id}/cancel")
+    assert status == 200
+    await alice.transfer_done(record_id, "cancelled")
+    await alice.wait_for(PromptClosedEvent, lambda e: e.prompt_id == asked.prompt_id)
+    closed = await bob.wait_for(PromptClosedEvent, lambda e: e.prompt_id == shown.prompt_id)
+    assert closed.outcome in ("ended", "failed")
+    assert bob.service.prompts.pending() == []
+    status, _ = await alice.call("POST", "/api/transfers/nope/cancel")
+    assert status == 404
+    status, _ = await alice.call("POST", f"/api/prompts/{asked.prompt_id}", {"code": "123456"})
+    assert status == 410
+
+
+async def test_sending_needs_a_valid_target(start_ui: StartUi) -> None:
+    ui = await start_ui()
+    (ui.home / "f.txt").write_text("x")
+    path = str(ui.home / "f.txt")
+    ticket = ui.service.running_node.transport.ticket
+    for body in [
+        {"paths": [path]},
+        {"to": "endpoint" + "a" * 30, "paths": [path]},
+        {"device": "ab" * 32, "paths": [path]},
+        {"to": ticket, "paths": []},
+        {"to": ticket, "paths": "f.txt"},
+        {"to": ["list"], "paths": [path]},
+    ]:
+        status, answer = await ui.call("POST", "/api/send", body)
+        assert status in (400, 404), body
+        assert answer["error"]
+    assert ui.service.board.snapshots() == []
+    # HOST:PORT is looked up when the send starts: a dead address fails the transfer.
+    status, answer = await ui.call("POST", "/api/send", {"to": "127.0.0.1:9", "paths": [path]})
+    assert status == 202
+    failed = await ui.transfer_done(answer["transfer"]["id"], "failed")
+    assert failed.message
+    status, answer = await ui.call("POST", "/api/tickets/inspect", {"ticket": "garbage"})
+    assert status == 400 and "invalid ticket" in answer["error"]
+    status, info = await ui.call(
+        "POST", "/api/tickets/inspect", {"ticket": ui.service.running_node.transport.ticket}
+    )
+    assert status == 200 and info["is_self"] is True
+    assert info["endpoint_id"] == ui.service.running_node.endpoint_id
+    assert any(a.startswith("127.0.0.1:") for a in info["addresses"])
+
+
+# --- live events --------------------------------------------------------------------------
+
+
+async def test_the_websocket_starts_with_a_snapshot_then_streams_events(start_ui: StartUi) -> None:
+    ui = await start_ui()
+    async with ui.http.ws_connect(ui.origin + "/ws", headers={"Origin": ui.origin}) as ws:
+        first = json.loads((await ws.receive(timeout=5)).data)
+        assert first["event"] == "state"
+        assert first["node"]["endpoint_id"] == ui.service.running_node.endpoint_id
+        assert set(first) >= {"settings", "transfers", "prompts", "share", "node"}
+        await ui.call("PUT", "/api/settings", {"parallel_files": 3})
+        second = json.loads((await ws.receive(timeout=5)).data)
+        assert second == {"event": "settings", **ui.service.settings.to_dict()}
+        assert second["parallel_files"] == 3
+
+
+# --- share --------------------------------------------------------------------------------
+
+
+async def test_a_browser_upload_through_the_share_is_asked_in_the_ui(start_ui: StartUi) -> None:
+    ui = await start_ui()
+    (ui.home / "offer.pdf").write_bytes(b"%PDF" + os.urandom(1000))
+    offered = {"paths": [str(ui.home / "offer.pdf")]}
+    status, state = await ui.call("PUT", "/api/share/files", offered)
+    assert status == 200 and state["running"] is False
+    status, state = await ui.call("POST", "/api/share/start")
+    assert status == 200 and state["running"] is True
+    assert state["files"] == [str((ui.home / "offer.pdf").resolve())]
+    url = state["url"]
+    async with ui.http.get(ui.origin + "/api/share/qr.svg") as response:
+        assert response.status == 200 and response.content_type == "image/svg+xml"
+    async with ui.http.get(url + "/api/info") as response:
+        info = await response.json()
+    assert [f["name"] for f in info["files"]] == ["offer.pdf"]
+
+    share_origin = url.rsplit("/", 1)[0]
+    data = os.urandom(20 * KiB)
+    async with aiohttp.ClientSession() as browser, browser.ws_connect(
+        url + "/ws", headers={"Origin": share_origin}
+    ) as ws:
+        await ws.send_str(json.dumps(
+            {"type": "file_info", "file_name": "phone photo.jpg", "file_size": len(data)}
+        ))
+        prompt = await ui.wait_for(UploadPromptEvent)
+        assert prompt.file_name == "phone photo.jpg" and prompt.file_size == len(data)
+        _, pending = await ui.call("GET", "/api/prompts")
+        assert [p["prompt_id"] for p in pending["prompts"]] == [prompt.prompt_id]
+        status, _ = await ui.call("POST", f"/api/prompts/{prompt.prompt_id}", {"accept": True})
+        assert status == 200
+        assert json.loads((await ws.receive(timeout=5)).data)["type"] == "accepted"
+        await ws.send_bytes(data)
+        while (message := json.loads((await ws.receive(timeout=5)).data))["type"] == "progress":
+            pass
+        assert message["type"] == "complete"
+    assert (ui.downloads / "phone photo.jpg").read_bytes() == data
+
+    status, state = await ui.call("POST", "/api/share/stop")
+    assert status == 200 and state["running"] is False and state["url"] is None
+    status, _ = await ui.call("GET", "/api/share/qr.svg")
+    assert status == 404
+
+
+async def test_answers_to_unknown_prompts_get_410(start_ui: StartUi) -> None:
+    ui = await start_ui()
+    unknown = "/api/prompts/0123456789abcdef01234567"
+    status, answer = await ui.call("POST", unknown, {"accept": True})
+    assert status == 410 and "no longer open" in answer["error"]
+    status, answer = await ui.call("POST", "/api/prompts/x", "not an object")
+    assert status in (400, 410)
