@@ -31,7 +31,7 @@ from bench.results import RowResult, best, unavailable
 from bench.rows import Row, RunContext, all_rows
 
 #: Rows that may run outside an isolated namespace: they only touch 127.0.0.1.
-LOOPBACK_ONLY_ROWS = frozenset({"tcp"})
+LOOPBACK_ONLY_ROWS = frozenset({"tcp", "tls"})
 WORKLOAD_KEYS = ("big", "small")
 _UNITS = {
     "": 1,
@@ -62,7 +62,7 @@ def parse_args(argv: Sequence[str] | None, rows: Sequence[Row]) -> argparse.Name
     keys = [row.key for row in rows]
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Compare p2p-transfer with magic-wormhole, plain TCP and raw iroh "
+        description="Compare p2p-transfer with magic-wormhole, raw iroh, raw TLS and plain TCP "
         f"on loopback. Run it isolated: {ISOLATED_COMMAND} (as make bench does).",
     )
     parser.add_argument(

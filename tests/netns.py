@@ -45,6 +45,8 @@ HOST_IFNAME = "eth0"
 BRIDGE_IFNAME = "br0"
 #: nftables table holding a host's packet-loss rules.
 LOSS_TABLE = "p2pt_loss"
+#: nftables table holding a host's TCP firewall rule.
+TCP_BLOCK_TABLE = "p2pt_block_tcp"
 
 _counter = itertools.count(1)
 
@@ -259,6 +261,26 @@ class Lab:
     def dropped_packets(self, host: Host) -> int:
         """Packets ``drop_packets`` has dropped on ``host`` so far (both ways)."""
         listing = host.run("nft", "list", "table", "inet", LOSS_TABLE).stdout
+        return sum(int(n) for n in re.findall(r"counter packets (\d+)", listing))
+
+    def block_tcp(self, host: Host) -> None:
+        """Drop every TCP packet reaching ``host`` from outside (nftables), UDP untouched.
+
+        A firewall that lets QUIC through but silently swallows TCP connection
+        attempts: a connect to ``host`` hangs until its own deadline, as on a
+        real network, instead of being refused at once.
+        """
+        if shutil.which("nft") is None:
+            raise LabError("needs nftables (`nft`); make test installs it")
+        host.run("nft", (
+            f"add table inet {TCP_BLOCK_TABLE}; "
+            f"add chain inet {TCP_BLOCK_TABLE} in {{ type filter hook input priority 0; }}; "
+            f'add rule inet {TCP_BLOCK_TABLE} in iifname != "lo" meta l4proto tcp counter drop'
+        ))
+
+    def blocked_tcp_packets(self, host: Host) -> int:
+        """TCP packets ``block_tcp`` has dropped on ``host`` so far."""
+        listing = host.run("nft", "list", "table", "inet", TCP_BLOCK_TABLE).stdout
         return sum(int(n) for n in re.findall(r"counter packets (\d+)", listing))
 
     def routed(

@@ -1,6 +1,6 @@
 """The benchmark harness measures real processes and verifies what they received.
 
-Runs the two reference rows (plain TCP, raw iroh) on a few MiB, so a broken
+Runs the reference rows (plain TCP, raw TLS, raw iroh) on a few MiB, so a broken
 harness is noticed by ``make test`` and not on the day of a full ``make bench``.
 """
 
@@ -23,6 +23,7 @@ from bench.rows.base import Row, RunContext, verify_output
 from bench.rows.iroh_raw import IrohRawRow
 from bench.rows.p2p import P2PRow
 from bench.rows.tcp import TcpRow
+from bench.rows.tls import TlsRow
 from bench.runner import Child, ChildError, Children, monotonic, wait_all
 
 from conftest import skip_unless
@@ -70,6 +71,11 @@ def test_tcp_row_is_verified_and_measured(
 ) -> None:
     workload = workloads[index]
     assert_measured(run_row(TcpRow(), workload, tmp_path), workload)
+
+
+def test_raw_tls_row_is_verified_and_measured(workloads: list[Workload], tmp_path: Path) -> None:
+    for workload in workloads:
+        assert_measured(run_row(TlsRow(), workload, tmp_path), workload)
 
 
 @pytest.mark.parametrize("index", [0, 1], ids=["one-file", "many-files"])
@@ -150,14 +156,18 @@ def test_report_shows_failures_without_figures_and_computes_ratios(
         row("p2p-transfer", 2.0),
         row("magic-wormhole", 3.0),
         RowResult(tool="raw iroh stream", workload=big, status="FAILED: boom | bang"),
+        RowResult(tool="raw TLS over TCP", workload=big, status="ok", wall_seconds=1.0,
+                  cpu_seconds=0.5),
     ]
     text = render(
         RunInfo(mode="quick", repeat=1, isolated=True, load_before=0.5, load_after=1.0),
         [big],
         results,
     )
-    assert "| p2p-transfer / magic-wormhole | 1.50× |" in text
-    assert "| p2p-transfer / raw iroh stream | n/a |" in text
+    assert "| p2p-transfer / magic-wormhole, throughput | 1.50× |" in text
+    assert "| p2p-transfer / magic-wormhole, CPU seconds | 1.00× |" in text
+    assert "| p2p-transfer / raw TLS over TCP, CPU seconds | 2.00× |" in text
+    assert "| p2p-transfer (QUIC) / raw iroh stream, throughput | n/a |" in text
     assert "FAILED: boom \\| bang" in text
     assert str(Path.home()) not in text
 
@@ -195,6 +205,24 @@ def test_p2p_row_is_unavailable_without_the_cli(
     fake.chmod(0o755)
     monkeypatch.setattr(p2p, "cli_path", lambda: fake)
     assert "no receive/send command" in (P2PRow().unavailable_reason() or "")
+
+
+class _Printed:
+    """Stands in for a finished Child: its name and the JSON lines it printed."""
+
+    def __init__(self, *data_paths: str | None) -> None:
+        self.name = "sender"
+        self._events = [{"event": "connection", "data_path": path} for path in data_paths]
+
+    def events(self) -> list[dict[str, object]]:
+        return self._events
+
+
+def test_p2p_rows_count_only_the_data_path_they_claim() -> None:
+    assert p2p.data_path_problem(_Printed(None, "tcp"), "tcp") is None  # type: ignore[arg-type]
+    problem = p2p.data_path_problem(_Printed(None, "quic"), "tcp")  # type: ignore[arg-type]
+    assert problem == "sender reported data path quic, not tcp"
+    assert "none" in (p2p.data_path_problem(_Printed(), "quic") or "")  # type: ignore[arg-type]
 
 
 def test_command_line_writes_a_report_with_unavailable_rows(

@@ -22,7 +22,7 @@ from iroh import iroh_ffi
 
 from bench.config import CHUNK_SIZE, CLOSE_TIMEOUT, RAW_IROH_ALPN
 from bench.data import digest_entries, iter_files
-from bench.peers.stream import Decoder, FileSink, emit, encode_header, fail
+from bench.peers.stream import BatchWriter, Decoder, FileSink, emit, encode_header, fail
 
 _ACK = b"\x01"
 _CLOSE_DONE = 0
@@ -82,30 +82,6 @@ async def receive(out: Path) -> None:
         await endpoint.close()
 
 
-class _Writer:
-    """Sends small pieces (headers, small files) in CHUNK_SIZE batches, large ones as is.
-
-    One ``write_all`` per piece would cost an FFI round trip per 4 KiB file.
-    """
-
-    def __init__(self, send: Any) -> None:
-        self._send = send
-        self._pending = bytearray()
-
-    async def write(self, data: bytes) -> None:
-        if self._pending and len(self._pending) + len(data) > CHUNK_SIZE:
-            await self.flush()
-        if len(data) >= CHUNK_SIZE:
-            await self._send.write_all(data)
-        else:
-            self._pending += data
-
-    async def flush(self) -> None:
-        if self._pending:
-            await self._send.write_all(bytes(self._pending))
-            self._pending.clear()
-
-
 async def send(ticket: str, entry: Path) -> None:
     """Open one stream to the receiver and send every file of ``entry`` on it."""
     _prepare()
@@ -115,7 +91,7 @@ async def send(ticket: str, entry: Path) -> None:
         conn = await endpoint.connect(addr, RAW_IROH_ALPN)
         stream = await conn.open_bi()
         send, recv = stream.send(), stream.recv()
-        writer = _Writer(send)
+        writer = BatchWriter(send)
         entries = []
         total = 0
         for relpath, path in iter_files(entry):

@@ -11,10 +11,11 @@ import json
 import struct
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from blake3 import blake3
 
+from bench.config import CHUNK_SIZE
 from bench.data import digest_entries
 
 HEADER = struct.Struct(">HQ")
@@ -132,6 +133,39 @@ class Decoder:
         """End of stream: fail if it cut a header or a file short."""
         if self._header or self._left:
             raise StreamError("stream ended in the middle of a file")
+
+
+class ByteSink(Protocol):
+    """What a raw peer writes to: an iroh SendStream or p2p-transfer's TLS channel."""
+
+    async def write_all(self, data: bytes | bytearray | memoryview) -> None: ...
+
+
+class BatchWriter:
+    """Sends small pieces (headers, small files) in CHUNK_SIZE batches, large ones as is.
+
+    One ``write_all`` per piece would cost a round through the transport (an FFI
+    call for iroh, a TLS record for TCP) per 4 KiB file.
+    """
+
+    def __init__(self, sink: ByteSink) -> None:
+        self._sink = sink
+        self._pending = bytearray()
+
+    async def write(self, data: bytes) -> None:
+        """Queue ``data``, sending what is queued first when it would overflow a batch."""
+        if self._pending and len(self._pending) + len(data) > CHUNK_SIZE:
+            await self.flush()
+        if len(data) >= CHUNK_SIZE:
+            await self._sink.write_all(data)
+        else:
+            self._pending += data
+
+    async def flush(self) -> None:
+        """Send whatever is queued."""
+        if self._pending:
+            await self._sink.write_all(bytes(self._pending))
+            self._pending.clear()
 
 
 def fail(message: str) -> None:

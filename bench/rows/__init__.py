@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from bench.rows.base import Row, RunContext
 from bench.rows.iroh_raw import IrohRawRow
-from bench.rows.p2p import P2PRow
+from bench.rows.p2p import P2PQuicRow, P2PRow
 from bench.rows.tcp import TcpRow
+from bench.rows.tls import TlsRow
 from bench.rows.wormhole import WormholeRow
 
 
 def all_rows() -> list[Row]:
-    """Every row, in table order: the product, its rival, then the two ceilings."""
-    return [P2PRow(), WormholeRow(), TcpRow(), IrohRawRow()]
+    """Every row, in table (and run) order.
+
+    Each ratio's two rows run back to back, so a change in the load of this
+    shared machine touches them alike: p2p-transfer and its rival, its QUIC
+    path and that transport's ceiling, then the TCP ceilings.
+    """
+    return [P2PRow(), WormholeRow(), P2PQuicRow(), IrohRawRow(), TlsRow(), TcpRow()]
 
 
 __all__ = ["Row", "RunContext", "all_rows"]

@@ -172,3 +172,16 @@ def verify_output(out: Path, workload: Workload) -> str | None:
         f"received tree differs from the source: {len(files):,} files, {size:,} bytes "
         f"(sent {workload.file_count:,} files, {workload.total_bytes:,} bytes)"
     )
+
+
+def same_digests(sender: Child, receiver: Child) -> str | None:
+    """The raw peers hashed what they saw: the sender's and receiver's tree digests agree."""
+    digests = []
+    for child in (sender, receiver):
+        done = [event for event in child.events() if event.get("event") == "done"]
+        if not done:
+            return f"{child.name} printed no 'done' line"
+        digests.append(done[-1].get("digest"))
+    if digests[0] != digests[1]:
+        return "sender's and receiver's BLAKE3 digests differ"
+    return None

@@ -61,6 +61,10 @@ TCP_CONNECT_TIMEOUT = 2.0
 TCP_TOKEN_TIMEOUT = 2.0
 #: Bytes of the single-use token that binds a TCP data connection to its session.
 TCP_TOKEN_BYTES = 32
+#: Connections a data listener holds at once before one has presented the token
+#: (TLS handshake or token still to come); more are closed before any TLS work.
+#: The real sender needs one: the others can only be strangers who found the port.
+TCP_MAX_PENDING_CONNECTIONS = 8
 
 # --- Verification and pairing -----------------------------------------------
 #: Digits of the verification code.

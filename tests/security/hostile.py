@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 from iroh import iroh_ffi
 
-from p2p_transfer.net import MessageReader, MessageWriter, NetError, Transport
+from p2p_transfer.net import (
+    MessageReader,
+    MessageWriter,
+    NetError,
+    Transport,
+    describe_iroh_error,
+)
 from p2p_transfer.protocol import (
     PROTOCOL_VERSION,
     Accept,
@@ -67,6 +74,35 @@ class HostileClient:
         await self.transport.close()
 
 
+class HostileWriter(MessageWriter):
+    """A data stream writer that carries on when the receiver cuts it off.
+
+    Being cut off is what the tests expect of a good receiver; whether the cut
+    lands before or after the last write is a race, so writes after it are
+    dropped (``cut_off`` tells) and the test checks the receiver's close reason.
+    """
+
+    cut_off = False
+
+    async def _quietly(self, write: Awaitable[None]) -> None:
+        if self.cut_off:
+            write.close()  # type: ignore[attr-defined]
+            return
+        try:
+            await write
+        except NetError:
+            self.cut_off = True
+
+    async def send(self, message: Message) -> None:
+        await self._quietly(super().send(message))
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        await self._quietly(super().write(data))
+
+    async def finish(self) -> None:
+        await self._quietly(super().finish())
+
+
 class Conversation:
     """One connection of a hostile client, with its control stream once opened."""
 
@@ -80,7 +116,7 @@ class Conversation:
 
     async def open_control(self) -> None:
         """Open the bidirectional control stream (sends nothing yet)."""
-        stream = await self.connection.open_bi()
+        stream = await _opened(self.connection.open_bi())
         self.keep.append(stream)
         self._writer = MessageWriter(stream.send())
         self._reader = MessageReader(stream.recv())
@@ -152,17 +188,17 @@ class Conversation:
 
     # --- data streams ------------------------------------------------------------
 
-    async def open_data(self) -> MessageWriter:
+    async def open_data(self) -> HostileWriter:
         """Open a unidirectional data stream."""
-        stream = await self.connection.open_uni()
+        stream = await _opened(self.connection.open_uni())
         self.keep.append(stream)
-        return MessageWriter(stream)
+        return HostileWriter(stream)
 
-    async def open_extra_bi(self) -> MessageWriter:
+    async def open_extra_bi(self) -> HostileWriter:
         """Open another bidirectional stream (the protocol allows only one)."""
-        stream = await self.connection.open_bi()
+        stream = await _opened(self.connection.open_bi())
         self.keep.append(stream)
-        return MessageWriter(stream.send())
+        return HostileWriter(stream.send())
 
     # --- the end -------------------------------------------------------------------
 
@@ -175,6 +211,14 @@ class Conversation:
             self.connection.close(0, b"bye")
         except iroh_ffi.IrohError:
             pass
+
+
+async def _opened(opening: Awaitable[Any]) -> Any:
+    """A newly opened stream; NetError (as from the writers) when the connection is gone."""
+    try:
+        return await opening
+    except iroh_ffi.IrohError as exc:
+        raise NetError(describe_iroh_error(exc)) from None
 
 
 def file_entry(path: str, size: int, mode: int = 0o644, mtime: float = 0.0) -> Entry:

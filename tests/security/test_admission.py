@@ -184,21 +184,26 @@ async def test_refused_peers_lingering_before_close_can_be_dropped(
 async def test_honest_send_completes_through_a_flood_of_idle_connections(
     peers: Peers, hostile: HostileFactory, tmp_path: Path
 ) -> None:
-    """IDLE_FLOOD idle connections from four addresses (one of them the honest peer's),
-    kept coming during the transfer: the honest file still arrives verified."""
+    """IDLE_FLOOD idle or slow connections from four addresses (one of them the honest
+    peer's), kept coming during the transfer: the honest file still arrives verified."""
     attackers = [await hostile(f"flood{i}", bind=f"127.0.0.{1 + 9 * i}") for i in range(4)]
     opened: list[Conversation] = []
     refused = 0
 
-    async def open_one(client: HostileClient) -> None:
+    async def open_one(client: HostileClient, slow: bool = False) -> None:
         nonlocal refused
         try:
-            opened.append(await client.connect(peers.ticket, timeout=10))
+            conversation = await client.connect(peers.ticket, timeout=10)
         except NetError:
             refused += 1
+            return
+        opened.append(conversation)
+        if slow:  # a slowloris: half a frame header, then nothing
+            with contextlib.suppress(NetError):  # unless it was dropped already
+                await conversation.send_raw(b"\x00\x00")
 
     started = time.monotonic()
-    await asyncio.gather(*(open_one(attackers[i % 4]) for i in range(IDLE_FLOOD)))
+    await asyncio.gather(*(open_one(attackers[i % 4], i % 3 == 0) for i in range(IDLE_FLOOD)))
     assert len(opened) + refused == IDLE_FLOOD
 
     async def keep_coming() -> None:

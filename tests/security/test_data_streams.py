@@ -6,6 +6,7 @@ finished when its BLAKE3 matches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 
@@ -15,6 +16,7 @@ import pytest
 from conftest import Peers
 from p2p_transfer.events import DecisionEvent, FileDoneEvent, OfferEvent
 from p2p_transfer.limits import FIRST_MESSAGE_TIMEOUT, MAX_PARALLEL_FILES, SMALL_FILE_SIZE
+from p2p_transfer.net import MessageWriter, NetError
 from p2p_transfer.protocol import (
     PART_SUFFIX,
     Accept,
@@ -40,10 +42,9 @@ def _digest(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
 
 
-async def _send_file(stream_writer: object, index: int, data: bytes, digest: str = "") -> None:
-    from p2p_transfer.net import MessageWriter
-
-    assert isinstance(stream_writer, MessageWriter)
+async def _send_file(
+    stream_writer: MessageWriter, index: int, data: bytes, digest: str = ""
+) -> None:
     await stream_writer.send(DataHeader(index, 0, len(data)))
     await stream_writer.write(data)
     await stream_writer.send(DataTrailer(index, digest or _digest(data)))
@@ -129,11 +130,11 @@ async def test_flood_of_streams_before_hello_is_cut_off(
     conversation = await client.connect(peers.ticket)
     streams = [await conversation.open_data() for _ in range(20)]
     chunk = os.urandom(64 * 1024)
-    with pytest.raises(Exception):  # noqa: B017 - the receiver resets or closes: any error
-        for _ in range(64):
-            await asyncio.gather(*(asyncio.wait_for(s.write(chunk), 5) for s in streams))
+    for _ in range(64):
+        await asyncio.gather(*(asyncio.wait_for(s.write(chunk), 5) for s in streams))
     closed = await conversation.closed()
     assert "data stream before" in closed, closed
+    assert all(s.cut_off for s in streams)  # the 4 MiB each never went out
 
 
 async def test_second_control_stream_is_refused(peers: Peers, hostile: HostileFactory) -> None:
@@ -351,8 +352,9 @@ async def test_declined_offer_gets_no_data_in(peers: Peers, hostile: HostileFact
     await conversation.hello()
     answer, _ = await conversation.offer([file_entry("x.txt", 3)])
     assert isinstance(answer, Decline) and answer.reason == "not today"
-    stream = await conversation.open_data()
-    await _send_file(stream, 0, b"abc")
+    with contextlib.suppress(NetError):  # the receiver may hang up before the stream opens
+        stream = await conversation.open_data()
+        await _send_file(stream, 0, b"abc")
     await conversation.closed()
     assert files_in(peers.target) == []
     decision = peers.receiver_events(DecisionEvent)[-1]

@@ -23,6 +23,7 @@ from p2p_transfer.limits import (
     WRONG_CODE_WINDOW,
 )
 from p2p_transfer.net import MessageReader, MessageWriter, NetError, Transport
+from p2p_transfer.net.deadline import ConnectionDeadline
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.protocol import Accept, Error, Offer, Verified, Verify, Welcome
 from p2p_transfer.transfer import PeerError, ReceiveOptions, SendOptions, TransferError
@@ -165,6 +166,27 @@ async def test_expired_code_gets_the_same_answer_right_or_wrong(
         assert not peers.receiver.pairings.is_trusted(client.endpoint_id)
     assert answers[0] == answers[1]
     assert "verification code not entered in time" in answers[0][1]
+
+
+async def test_code_read_as_its_time_ran_out_is_never_compared(
+    peers: Peers, hostile: HostileFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race where the deadline fires just after the code was read: too late is too late,
+    even for the right code."""
+
+    class ExpiresAsItEnds(ConnectionDeadline):
+        def __exit__(self, *exc: object) -> None:
+            super().__exit__(*exc)  # type: ignore[arg-type]
+            if self.reason == "verification code not entered in time":
+                self.expired = True
+
+    monkeypatch.setattr(receiver_module, "ConnectionDeadline", ExpiresAsItEnds)
+    client = await hostile()
+    conversation = await client.connect(peers.ticket)
+    reply = await conversation.verify(CODE)
+    assert not isinstance(reply, Verified), reply
+    await conversation.closed()
+    assert not peers.receiver.pairings.is_trusted(client.endpoint_id)
 
 
 async def test_near_miss_and_far_miss_look_the_same(

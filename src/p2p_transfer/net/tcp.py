@@ -29,6 +29,7 @@ from cryptography.x509.oid import NameOID
 from p2p_transfer.limits import (
     IO_BUFFER_SIZE,
     TCP_CONNECT_TIMEOUT,
+    TCP_MAX_PENDING_CONNECTIONS,
     TCP_TOKEN_BYTES,
     TCP_TOKEN_TIMEOUT,
 )
@@ -125,26 +126,53 @@ class TlsChannel:
             transport.abort()
 
 
+class _PlainUntilTls(asyncio.StreamReaderProtocol):
+    """A server-side stream protocol that reads nothing before TLS takes the socket.
+
+    The listener counts and limits connections before spending a TLS handshake on
+    them, so it starts TLS itself (``StreamWriter.start_tls``). Reading stays paused
+    from the first moment: a ClientHello read by the plain protocol would be lost
+    to the TLS layer. ``start_tls`` resumes reading under TLS.
+    """
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.ReadTransport)
+        transport.pause_reading()
+        super().connection_made(transport)
+
+
 class DataListener:
-    """A TLS listener that admits exactly one connection: the one with the token."""
+    """A TLS listener that admits exactly one connection: the one with the token.
+
+    Every other connection is a stranger who found the port (the token is 256
+    bits): it gets TCP_CONNECT_TIMEOUT for the TLS handshake and
+    TCP_TOKEN_TIMEOUT for the token, and at most TCP_MAX_PENDING_CONNECTIONS
+    of them are held at once.
+    """
 
     def __init__(self) -> None:
         self._server: asyncio.Server | None = None
+        self._context: ssl.SSLContext | None = None
         self._token = secrets.token_bytes(TCP_TOKEN_BYTES)
         self._accepted: asyncio.Future[TlsChannel] = asyncio.get_running_loop().create_future()
+        self._pending = 0
         self.info: TcpEndpointInfo | None = None
-        #: Connections refused for a wrong, late or reused token.
+        #: Connections refused: wrong, late, partial or reused token, failed TLS, or over
+        #: the cap of pending connections.
         self.refused = 0
 
     @classmethod
     async def open(cls, host: str) -> DataListener:
         """Listen on ``host`` at a free port with a fresh certificate."""
         listener = cls()
-        context, fingerprint = await asyncio.to_thread(_server_context)
-        listener._server = await asyncio.start_server(
-            listener._on_connection, host, 0, ssl=context, limit=IO_BUFFER_SIZE * 2,
-            ssl_handshake_timeout=TCP_CONNECT_TIMEOUT,
-        )
+        listener._context, fingerprint = await asyncio.to_thread(_server_context)
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> _PlainUntilTls:
+            reader = asyncio.StreamReader(limit=IO_BUFFER_SIZE * 2)
+            return _PlainUntilTls(reader, listener._on_connection)
+
+        listener._server = await loop.create_server(protocol, host, 0)
         port = listener._server.sockets[0].getsockname()[1]
         listener.info = TcpEndpointInfo(port, fingerprint, listener._token)
         return listener
@@ -153,22 +181,45 @@ class DataListener:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         channel = TlsChannel(reader, writer)
-        try:
-            async with asyncio.timeout(TCP_TOKEN_TIMEOUT):
-                token = await reader.readexactly(TCP_TOKEN_BYTES)
-        except (TimeoutError, asyncio.IncompleteReadError, OSError, ssl.SSLError):
+        if self._accepted.done() or self._pending >= TCP_MAX_PENDING_CONNECTIONS:
             self.refused += 1
-            channel.abort()
+            channel.abort()  # taken, closed, or too many strangers at once: no TLS work
             return
-        if self._accepted.done() or not hmac.compare_digest(token, self._token):
+        self._pending += 1
+        try:
+            token = await self._read_token(reader, writer)
+        finally:
+            self._pending -= 1
+        if (
+            token is None
+            or self._accepted.done()
+            or not hmac.compare_digest(token, self._token)
+        ):
             self.refused += 1
-            channel.abort()  # wrong or already used token: no second chance
+            channel.abort()  # wrong, late or already used token: no second chance
             return
         self._accepted.set_result(channel)
         with contextlib.suppress(OSError):
             writer.write(TOKEN_ACCEPTED)
         if self._server is not None:
             self._server.close()  # single use: nobody else gets in
+
+    async def _read_token(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bytes | None:
+        """TLS, then the token, each within its deadline; None when either fails."""
+        assert self._context is not None
+        try:
+            await writer.start_tls(self._context, ssl_handshake_timeout=TCP_CONNECT_TIMEOUT)
+            async with asyncio.timeout(TCP_TOKEN_TIMEOUT):
+                return await reader.readexactly(TCP_TOKEN_BYTES)
+        except (TimeoutError, asyncio.IncompleteReadError, OSError, ssl.SSLError):
+            return None
+
+    @property
+    def pending(self) -> int:
+        """Connections held now that have not presented the token yet."""
+        return self._pending
 
     @property
     def has_accepted(self) -> bool:
@@ -179,22 +230,31 @@ class DataListener:
         """The sender's connection, once it has presented the token."""
         return await self._accepted
 
-    async def close(self) -> None:
-        """Stop listening (an accepted channel stays open)."""
+    def stop(self) -> None:
+        """Stop listening (an accepted channel stays open); the token is dead from now on."""
         if self._server is not None:
             self._server.close()
         if not self._accepted.done():
             self._accepted.cancel()
 
+    async def close(self) -> None:
+        """``stop``, for callers that close things with ``await``."""
+        self.stop()
+
 
 async def connect_data_channel(
     host: str, info: TcpEndpointInfo, timeout: float = TCP_CONNECT_TIMEOUT
 ) -> TlsChannel:
-    """Connect, check the pinned certificate and present the token; NetError otherwise."""
+    """Connect, check the pinned certificate and present the token; NetError otherwise.
+
+    A connection that fails half-way (late, wrong certificate, refused) is aborted
+    here, not left for the garbage collector: the caller goes on without it.
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # trust comes from the pinned fingerprint below
+    channel: TlsChannel | None = None
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(
@@ -205,16 +265,18 @@ async def connect_data_channel(
             der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
             seen = hashlib.sha256(der or b"").hexdigest()
             if not hmac.compare_digest(seen, info.fingerprint):
-                channel.abort()
                 raise NetError("data connection refused: the receiver's certificate does not "
                                "match the one it announced (man in the middle?)")
             writer.write(info.token)
             await writer.drain()
             if await reader.read(len(TOKEN_ACCEPTED)) != TOKEN_ACCEPTED:
-                channel.abort()
                 raise NetError("data connection refused by the receiver")
             return channel
-    except TimeoutError:
-        raise NetError(f"no TCP data connection within {timeout:.0f} s") from None
-    except (OSError, ssl.SSLError) as exc:
-        raise NetError(f"TCP data connection failed: {exc}") from None
+    except BaseException as exc:
+        if channel is not None:
+            channel.abort()
+        if isinstance(exc, TimeoutError):
+            raise NetError(f"no TCP data connection within {timeout:.0f} s") from None
+        if isinstance(exc, OSError | ssl.SSLError):
+            raise NetError(f"TCP data connection failed: {exc}") from None
+        raise

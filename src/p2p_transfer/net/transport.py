@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -77,6 +78,28 @@ def ticket_via(ticket: str, address: str) -> str:
         )
     except iroh_ffi.IrohError as exc:
         raise NetError(f"invalid address {address!r}: {describe_iroh_error(exc)}") from None
+
+
+def peer_close_reason(connection: iroh_ffi.Connection) -> str:
+    """Why the peer closed the connection, as it said; '' if it did not (yet)."""
+    reason = connection.close_reason()
+    if reason and "closed by peer:" in reason:
+        return reason.split("closed by peer:", 1)[1].split(" (code", 1)[0].strip()
+    return ""
+
+
+async def await_peer_close_reason(connection: iroh_ffi.Connection, wait: float) -> str:
+    """The peer's close reason, waiting up to ``wait`` s for a close already on its way.
+
+    A TCP data channel can fail a moment before the QUIC close that explains
+    why arrives; the explanation is what the user should see.
+    """
+    if not (reason := peer_close_reason(connection)):
+        # Safe to time out: waiting for the close moves no stream data.
+        with contextlib.suppress(TimeoutError, iroh_ffi.IrohError):
+            await asyncio.wait_for(connection.closed(), wait)
+        reason = peer_close_reason(connection)
+    return reason
 
 
 def path_info(connection: iroh_ffi.Connection) -> PathInfo:

@@ -32,6 +32,7 @@ from p2p_transfer.events import (
     VerifiedEvent,
 )
 from p2p_transfer.limits import (
+    CLOSE_GRACE,
     CODE_ENTRY_TIMEOUT,
     DATA_STALL_TIMEOUT,
     DECISION_TIMEOUT,
@@ -48,8 +49,10 @@ from p2p_transfer.net import (
     MessageWriter,
     NetError,
     StreamEnded,
+    await_peer_close_reason,
     describe_iroh_error,
     path_info,
+    peer_close_reason,
 )
 from p2p_transfer.net.deadline import ConnectionDeadline, close_connection
 from p2p_transfer.net.tcp import DataListener
@@ -262,6 +265,8 @@ class ReceiveSession(ClaimOwner):
         self._result_flush: asyncio.Task[None] | None = None
         self._transfer_id = ""
         self._data_path: Literal["tcp", "quic"] | None = None
+        #: The LAN fast path's listener while it may still admit the sender.
+        self._listener: DataListener | None = None
         self._data_host = services.data_host
         self._task: asyncio.Task[object] | None = None
         self._finished = asyncio.Event()
@@ -280,6 +285,8 @@ class ReceiveSession(ClaimOwner):
             close_connection(self._connection, CloseCode.DONE, "")
             raise TransferError(str(exc)) from None
         except (ProtocolError, StreamEnded) as exc:
+            if isinstance(exc, StreamEnded) and (said := self._closed_reason()):
+                raise TransferError(said) from None  # the peer hung up, and said why
             # A stream that ends inside a message or before the data it announced
             # is the peer breaking the protocol, and told so, not "receiver stopped".
             reason = self._violation or str(exc)
@@ -323,10 +330,7 @@ class ReceiveSession(ClaimOwner):
         await self._finished.wait()
 
     def _closed_reason(self) -> str:
-        reason = self._connection.close_reason()
-        if reason and "closed by peer:" in reason:
-            return reason.split("closed by peer:", 1)[1].split(" (code", 1)[0].strip()
-        return ""
+        return peer_close_reason(self._connection)
 
     async def _send_error(self, message: str) -> None:
         if self._writer is not None:
@@ -412,6 +416,11 @@ class ReceiveSession(ClaimOwner):
         decision = await self._decide_offer(incoming)
         self._events.emit(DecisionEvent(incoming.transfer_id, decision.accept, decision.reason))
         prepared = None
+        if decision.accept and self._options.transport == "tcp" and (
+            path_info(self._connection).kind != "direct"
+        ):
+            decision = Decision(False, "this receiver takes file data only over TCP "
+                                       "(--transport tcp), and the path is not direct")
         if decision.accept:
             decision, prepared = await self._claim(entries)
         if not decision.accept or prepared is None:
@@ -540,7 +549,16 @@ class ReceiveSession(ClaimOwner):
             if len(handlers) >= MAX_PARALLEL_FILES:
                 self._break_stream_rule(f"more than {MAX_PARALLEL_FILES} data streams at once")
                 return
+            if self._options.transport == "tcp":
+                self._break_stream_rule(
+                    "file data over QUIC, but this receiver takes it only over TCP "
+                    "(--transport tcp)"
+                )
+                return
             self._report_data_path("quic")
+            if self._listener is not None:
+                # The sender chose QUIC: no TCP port stays open for the rest of the transfer.
+                self._listener.stop()
             task = asyncio.create_task(
                 self._receive_stream(MessageReader(stream), target, files, tracker, tally)
             )
@@ -550,7 +568,7 @@ class ReceiveSession(ClaimOwner):
 
         self._intake = take  # open before Accept goes out: the sender may start at once
         self._connection.set_max_concurrent_uni_streams(MAX_PARALLEL_FILES)
-        listener = await self._open_data_listener()
+        listener = self._listener = await self._open_data_listener()
         info = listener.info if listener is not None else None
         await self._send(
             Accept(len(pages))
@@ -583,7 +601,8 @@ class ReceiveSession(ClaimOwner):
             for task in (*handlers, control, settled, watchdog):
                 task.cancel()
             if listener is not None:
-                await listener.close()
+                listener.stop()
+                self._listener = None
         tracker.flush()
         await self._flush_results()
         await self._send(Summary(tally.ok, tally.failed, tracker.bytes_transferred))
@@ -652,11 +671,21 @@ class ReceiveSession(ClaimOwner):
         tracker: ProgressTracker,
         tally: _Tally,
     ) -> None:
-        """Take files from the one TCP connection that presents this session's token."""
+        """Take files from the one TCP connection that presents this session's token.
+
+        A sender that stops (Ctrl-C, an error) closes QUIC with its reason and drops
+        the TCP connection; the TCP end can arrive first. The broken channel then
+        waits a moment for that reason, so the user reads "cancelled by peer", not
+        a protocol error.
+        """
         channel = await listener.accepted()
         self._report_data_path("tcp")
         try:
             await self._receive_stream(MessageReader(channel), target, files, tracker, tally)
+        except NetError:  # StreamEnded included: cut inside a message or a file
+            if said := await await_peer_close_reason(self._connection, CLOSE_GRACE):
+                raise PeerError(said) from None
+            raise
         finally:
             channel.abort()
 

@@ -26,6 +26,7 @@ from p2p_transfer.events import (
 )
 from p2p_transfer.limits import (
     BATCH_WRITE_SIZE,
+    CLOSE_GRACE,
     DEFAULT_PARALLEL_FILES,
     IO_BUFFER_SIZE,
     MAX_PARALLEL_FILES,
@@ -38,6 +39,7 @@ from p2p_transfer.net import (
     MessageWriter,
     NetError,
     Transport,
+    await_peer_close_reason,
     describe_iroh_error,
     parse_ticket,
     path_info,
@@ -148,7 +150,11 @@ class SendSession:
         except ProtocolError as exc:
             close_connection(connection, CloseCode.PROTOCOL_ERROR, f"protocol error: {exc}")
             raise TransferError(f"protocol error: {exc}") from None
-        except (TransferError, NetError):
+        except NetError as exc:
+            said = await await_peer_close_reason(connection, CLOSE_GRACE)
+            close_connection(connection, CloseCode.CANCELLED, "sender stopped")
+            raise NetError(said or str(exc)) from None
+        except TransferError:
             close_connection(connection, CloseCode.CANCELLED, "sender stopped")
             raise
         close_connection(connection, CloseCode.DONE, "transfer complete")
@@ -221,9 +227,15 @@ class SendSession:
         try:
             await asyncio.gather(*workers)
             summary = await results
+        except BaseException:
+            if channel is not None:
+                channel.abort()  # a failed or cancelled transfer leaves no TLS socket behind
+            raise
         finally:
             for task in (*workers, results):
                 task.cancel()
+            if channel is not None:
+                channel.close()  # no-op after the worker's finish; closes it when no file used it
         tracker.flush()
         ok = not outcome.failed and len(outcome.ok) == len(indexed)
         result = TransferResult(
@@ -293,7 +305,7 @@ class SendSession:
             except NetError as exc:
                 error = str(exc)
         if wanted == "tcp":
-            raise TransferError(error)
+            raise TransferError(f"no TCP data path to the receiver (--transport tcp): {error}")
         return None  # firewalled, NATed or IPv6 only: QUIC carries the data instead
 
     async def _worker(

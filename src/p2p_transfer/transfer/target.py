@@ -60,8 +60,12 @@ class TargetFolder:
         self.umask = umask
 
     def path_of(self, relative: str) -> Path:
-        """The absolute path for a sanitized relative path, checked to stay inside."""
-        candidate = self.root.joinpath(*relative.split("/"))
+        """The absolute path for a sanitized relative path, checked to stay inside.
+
+        The check runs on the normalized path (``commonpath`` alone is lexical and
+        would let ``a/../../x`` through), so it holds even for an unsanitized path.
+        """
+        candidate = Path(os.path.normpath(self.root.joinpath(*relative.split("/"))))
         if os.path.commonpath([self.root, candidate]) != str(self.root):
             raise TargetError(f"path {relative!r} leaves the target folder")
         return candidate
