@@ -87,12 +87,12 @@ async def test_framed_messages_cross_a_stream(tmp_path: Path) -> None:
         connection = await a.connect(b.ticket)
         stream = await connection.open_bi()
         writer = MessageWriter(stream.send())
-        for message in (Hello(1, "a"), Verify("123456"), Hello(1, "ü" * 100)):
+        for message in (Hello(1, "a"), Verify(b"\x00pake", b"proof"), Hello(1, "ü" * 100)):
             await writer.send(message)
         await writer.write(b"12345")
         await writer.finish()
         assert await receiving == [
-            Hello(1, "a"), Verify("123456"), Hello(1, "ü" * 100), b"12345", None
+            Hello(1, "a"), Verify(b"\x00pake", b"proof"), Hello(1, "ü" * 100), b"12345", None
         ]
     finally:
         await a.close()

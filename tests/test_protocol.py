@@ -66,8 +66,8 @@ EVERY_MESSAGE: list[Message] = [
     Hello(PROTOCOL_VERSION, "laptop ☃"),
     Welcome(PROTOCOL_VERSION, "desk", code_required=True),
     Welcome(PROTOCOL_VERSION, "desk", code_required=False),
-    Verify("012345"),
-    Verified(),
+    Verify(b"\x00spake2", b"proof"),
+    Verified(b"proof"),
     Offer("0123456789abcdef", entries=3, files=2, total_bytes=10, pages=1),
     ManifestPage(
         [
@@ -155,8 +155,8 @@ def test_truncated_frame_waits_for_more() -> None:
 
 def test_two_frames_in_one_chunk() -> None:
     decoder = FrameDecoder()
-    decoder.feed(encode(Verify("123456")) + encode(Verified()) + encode(Cancel("x"))[:3])
-    assert decoder.messages() == [Verify("123456"), Verified()]
+    decoder.feed(encode(Verify(b"m", b"p")) + encode(Verified()) + encode(Cancel("x"))[:3])
+    assert decoder.messages() == [Verify(b"m", b"p"), Verified()]
     assert decoder.buffered == 3
 
 

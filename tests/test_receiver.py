@@ -69,7 +69,7 @@ async def test_bad_first_frame_closes_with_a_clear_reason(
 async def test_message_out_of_order_is_refused(peers: Peers, tmp_path: Path) -> None:
     from p2p_transfer.protocol import Verify
 
-    closed = await _send_raw_and_wait_close(peers, tmp_path, encode(Verify("123456")))
+    closed = await _send_raw_and_wait_close(peers, tmp_path, encode(Verify(b"pake", b"proof")))
     assert "expected Hello" in closed
 
 

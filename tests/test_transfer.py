@@ -234,3 +234,18 @@ async def test_many_small_files_share_streams(peers: Peers, tmp_path: Path) -> N
 async def test_unreadable_source_is_a_clear_error(peers: Peers, tmp_path: Path) -> None:
     with pytest.raises(TransferError, match="cannot read"):
         await peers.send(tmp_path / "missing.txt")
+
+
+async def test_a_pairing_held_by_one_side_only_asks_for_the_code_again(
+    peers: Peers, tmp_path: Path
+) -> None:
+    first = tmp_path / "first.txt"
+    first.write_text("one")
+    assert (await peers.send(first)).ok
+    peers.sender.pairings.clear()  # the sending user forgot the receiver
+    second = tmp_path / "second.txt"
+    second.write_text("two")
+    with pytest.raises(TransferError, match="verification code"):
+        await peers.send(second, code=None)
+    assert (await peers.send(second)).ok  # with the code it goes, and pairs again
+    assert peers.sender.pairings.is_trusted(peers.receiver.endpoint_id)

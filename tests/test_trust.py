@@ -20,7 +20,6 @@ from p2p_transfer.trust import (
     IdentityError,
     PairingStore,
     VerificationSlots,
-    codes_match,
     endpoint_id_of,
     generate_code,
     is_valid_code_format,
@@ -28,6 +27,7 @@ from p2p_transfer.trust import (
 )
 from p2p_transfer.trust.identity import KEY_FILE_NAME
 from p2p_transfer.trust.pairing import PAIRINGS_FILE_NAME
+from p2p_transfer.trust.pake import CodeExchange, PakeError
 
 ALICE = "a1" * 32
 ALBERT = "a2" * 32
@@ -324,8 +324,35 @@ def test_code_format(code: str, valid: bool) -> None:
         ("४८२९१३", False),  # Devanagari digits
     ],
 )
-def test_codes_match(given: str, match: bool) -> None:
-    assert codes_match("482913", given) is match
+def test_code_exchange_proves_the_same_code_both_ways(given: str, match: bool) -> None:
+    receiver = CodeExchange("482913", receiver_id="r" * 64, sender_id="s" * 64)
+    sender = CodeExchange(given, receiver_id="r" * 64, sender_id="s" * 64)
+    sender.finish(receiver.message)
+    receiver.finish(sender.message)
+    assert receiver.check_sender(sender.sender_proof()) is match
+    assert sender.check_receiver(receiver.receiver_proof()) is match
+
+
+def test_code_exchange_is_bound_to_both_endpoint_ids() -> None:
+    receiver = CodeExchange("482913", receiver_id="r" * 64, sender_id="s" * 64)
+    relayed = CodeExchange("482913", receiver_id="m" * 64, sender_id="s" * 64)
+    relayed.finish(receiver.message)
+    receiver.finish(relayed.message)
+    assert not receiver.check_sender(relayed.sender_proof())
+
+
+def test_the_code_never_appears_in_what_is_sent() -> None:
+    exchange = CodeExchange("482913", receiver_id="r" * 64, sender_id="s" * 64)
+    other = CodeExchange("482913", receiver_id="r" * 64, sender_id="s" * 64)
+    exchange.finish(other.message)
+    for sent in (exchange.message, exchange.sender_proof()):
+        assert b"482913" not in sent
+
+
+def test_a_malformed_exchange_message_is_a_pake_error() -> None:
+    exchange = CodeExchange("482913", receiver_id="r" * 64, sender_id="s" * 64)
+    with pytest.raises(PakeError):
+        exchange.finish(b"\x00not a point")
 
 
 def test_verification_slots_allow_three_then_refuse() -> None:

@@ -93,7 +93,8 @@ class Node:
         self.events = EventBus()
         local = transport.local_udp_socket
         self._receiving = ReceiverServices(
-            config.device_name, self.events, pairings, AttemptLimiter(config.config_dir),
+            config.device_name, transport.endpoint_id, self.events, pairings,
+            AttemptLimiter(config.config_dir),
             data_host=local[0] if local else "0.0.0.0",
         )
         self._sessions: set[asyncio.Task[TransferResult | None]] = set()

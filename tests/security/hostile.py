@@ -39,6 +39,7 @@ from p2p_transfer.protocol import (
     paginate,
 )
 from p2p_transfer.trust import load_or_create_secret_key
+from p2p_transfer.trust.pake import CodeExchange, PakeError
 
 #: Seconds a hostile client waits for something it expects from the receiver.
 REPLY_TIMEOUT = 10.0
@@ -66,7 +67,7 @@ class HostileClient:
     async def connect(self, ticket: str, timeout: float = REPLY_TIMEOUT) -> Conversation:
         """A new connection to ``ticket`` (no stream opened yet)."""
         connection = await self.transport.connect(ticket, timeout)
-        conversation = Conversation(connection)
+        conversation = Conversation(connection, self.endpoint_id)
         self.conversations.append(conversation)
         return conversation
 
@@ -106,8 +107,10 @@ class HostileWriter(MessageWriter):
 class Conversation:
     """One connection of a hostile client, with its control stream once opened."""
 
-    def __init__(self, connection: iroh_ffi.Connection) -> None:
+    def __init__(self, connection: iroh_ffi.Connection, own_id: str) -> None:
         self.connection = connection
+        self.own_id = own_id
+        self.welcome: Welcome | None = None  # the last Welcome, for code answers
         self.keep: list[Any] = []  # every stream object, kept alive on purpose
         self._writer: MessageWriter | None = None
         self._reader: MessageReader | None = None
@@ -154,17 +157,31 @@ class Conversation:
 
     # --- steps of the real conversation -------------------------------------------
 
-    async def hello(self, name: str = "hostile") -> AnyMessage | None:
-        """Hello; returns the receiver's answer (Welcome, or an Error)."""
-        await self.send(Hello(PROTOCOL_VERSION, name))
-        return await self.read()
+    async def hello(self, name: str = "hostile", paired: bool = True) -> AnyMessage | None:
+        """Hello (claiming a pairing, so only the receiver's decides); returns its answer."""
+        await self.send(Hello(PROTOCOL_VERSION, name, paired))
+        answer = await self.read()
+        if isinstance(answer, Welcome):
+            self.welcome = answer
+        return answer
+
+    def answer_code(self, code: str) -> Verify:
+        """The Verify message a sender who typed ``code`` sends (SPAKE2, as the real one)."""
+        assert self.welcome is not None, "hello() first"
+        receiver_id = str(self.connection.remote_id())
+        exchange = CodeExchange(code, receiver_id=receiver_id, sender_id=self.own_id)
+        try:
+            exchange.finish(self.welcome.pake)
+        except PakeError:
+            return Verify(exchange.message, b"")
+        return Verify(exchange.message, exchange.sender_proof())
 
     async def verify(self, code: str) -> AnyMessage | None:
         """Hello then, if asked, the code; returns Verified/Welcome(no code)/Error."""
         welcome = await self.hello()
         if not isinstance(welcome, Welcome) or not welcome.code_required:
             return welcome
-        await self.send(Verify(code))
+        await self.send(self.answer_code(code))
         return await self.read()
 
     async def offer(

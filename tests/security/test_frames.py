@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CODE, Peers
+from conftest import Peers
 from p2p_transfer.limits import FIRST_MESSAGE_TIMEOUT, MAX_MESSAGE_SIZE
 from p2p_transfer.protocol import (
     Accept,
@@ -114,7 +114,7 @@ async def test_truncated_frame_then_end_of_stream(
 
 
 OUT_OF_ORDER: list[tuple[str, Message, str]] = [
-    ("first", Verify(CODE), "expected Hello, got Verify"),
+    ("first", Verify(b"pake", b"proof"), "expected Hello, got Verify"),
     ("first", Offer("t", 1, 1, 1, 1), "expected Hello, got Offer"),
     ("first", DataHeader(0, 0, 1), "expected Hello, got DataHeader"),
     ("first", Welcome(1, "me", False), "expected Hello, got Welcome"),

@@ -37,6 +37,7 @@ async def test_twenty_senders_at_once_all_verified(peers: Peers, tmp_path: Path)
                 NodeConfig(tmp_path / f"sender-{i}", f"sender-{i}", f"127.0.2.{i + 1}")
             )
             peers.receiver.pairings.add(node.endpoint_id, f"sender-{i}")
+            node.pairings.add(peers.receiver.endpoint_id, "rx")
             senders.append(node)
         results = await asyncio.gather(
             *(

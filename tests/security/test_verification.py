@@ -25,7 +25,7 @@ from p2p_transfer.limits import (
 from p2p_transfer.net import MessageReader, MessageWriter, NetError, Transport
 from p2p_transfer.net.deadline import ConnectionDeadline
 from p2p_transfer.node import Node, NodeConfig
-from p2p_transfer.protocol import Accept, Error, Offer, Verified, Verify, Welcome
+from p2p_transfer.protocol import Accept, Error, Offer, Verified, Welcome
 from p2p_transfer.transfer import PeerError, ReceiveOptions, SendOptions, TransferError
 from p2p_transfer.transfer import receiver as receiver_module
 from p2p_transfer.trust import AttemptLimiter, load_or_create_secret_key
@@ -132,7 +132,7 @@ async def test_parallel_connections_get_no_extra_guesses(
     replies = []
     for conversation in conversations:
         try:
-            await conversation.send(Verify(WRONG))
+            await conversation.send(conversation.answer_code(WRONG))
         except NetError:
             replies.append(None)
             continue
@@ -158,7 +158,7 @@ async def test_expired_code_gets_the_same_answer_right_or_wrong(
         assert isinstance(welcome, Welcome) and welcome.code_required
         await asyncio.sleep(1.0)
         try:
-            await conversation.send(Verify(code))
+            await conversation.send(conversation.answer_code(code))
         except NetError:
             pass
         reply = await conversation.read()
@@ -201,7 +201,7 @@ async def test_near_miss_and_far_miss_look_the_same(
         welcome = await conversation.hello()
         assert isinstance(welcome, Welcome) and welcome.code_required
         started = time.monotonic()
-        await conversation.send(Verify(code))
+        await conversation.send(conversation.answer_code(code))
         reply = await conversation.read()
         return reply, time.monotonic() - started
 
@@ -232,6 +232,7 @@ async def test_global_attempt_cap_bounds_throwaway_identities(
     assert _codes_shown(peers.events["receiver"]) == cap
     # A paired peer does not need an attempt and still gets through.
     peers.receiver.pairings.add(peers.sender.endpoint_id, "tx")
+    peers.sender.pairings.add(peers.receiver.endpoint_id, "rx")
     assert (await peers.send(source, code=None)).ok
 
 
@@ -329,11 +330,6 @@ async def _pretend_paired_receiver(
         received.append(chunk)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sender.py trusts code_required=False from any receiver: it should require its "
-    "own pairing with that endpoint ID (pairing bound to both keys); lead's file",
-)
 async def test_sender_does_not_take_a_receivers_word_for_a_pairing(
     peers: Peers, tmp_path: Path, source: Path
 ) -> None:

@@ -13,7 +13,9 @@ import msgspec
 PROTOCOL_VERSION = 1
 
 
-class Message(msgspec.Struct, tag_field="type", forbid_unknown_fields=False, frozen=True):
+class Message(
+    msgspec.Struct, tag_field="type", forbid_unknown_fields=False, frozen=True, omit_defaults=True
+):
     """Base of all control messages."""
 
 
@@ -21,28 +23,37 @@ class Message(msgspec.Struct, tag_field="type", forbid_unknown_fields=False, fro
 
 
 class Hello(Message, tag="hello"):
-    """First message of the sender: who it is and which protocol it speaks."""
+    """First message of the sender: who it is, which protocol it speaks, and whether
+    it holds a pairing with this receiver (a code is skipped only if both sides do)."""
 
     version: int
     name: str
+    paired: bool = False
 
 
 class Welcome(Message, tag="welcome"):
-    """Receiver's answer to Hello; tells whether a verification code is needed."""
+    """Receiver's answer to Hello; when a code is needed, its SPAKE2 message."""
 
     version: int
     name: str
     code_required: bool
+    pake: bytes = b""
 
 
 class Verify(Message, tag="verify"):
-    """The code the sending user typed."""
+    """The sender's SPAKE2 message for the typed code, and its proof of the shared key.
 
-    code: str
+    The code itself never travels (see trust/pake.py).
+    """
+
+    pake: bytes
+    proof: bytes
 
 
 class Verified(Message, tag="verified"):
-    """The code matched; the pair is now trusted."""
+    """The code matched; the receiver's proof that it holds the same code."""
+
+    proof: bytes = b""
 
 
 # --- Offer -------------------------------------------------------------------

@@ -102,9 +102,9 @@ from p2p_transfer.trust import (
     AttemptLimiter,
     PairingStore,
     VerificationSlots,
-    codes_match,
     generate_code,
 )
+from p2p_transfer.trust.pake import CodeExchange, PakeError
 
 #: Time the sender has to send its offer after the handshake.
 OFFER_TIMEOUT = 30.0
@@ -211,6 +211,7 @@ class ReceiverServices:
     """What every receiving session of a node shares."""
 
     device_name: str
+    endpoint_id: str
     events: EventBus
     pairings: PairingStore
     attempts: AttemptLimiter
@@ -238,6 +239,7 @@ class ReceiveSession(ClaimOwner):
     ) -> None:
         self._connection = connection
         self._device_name = services.device_name
+        self._own_id = services.endpoint_id
         self._events = services.events
         self._pairings = services.pairings
         self._slots = services.slots
@@ -385,7 +387,7 @@ class ReceiveSession(ClaimOwner):
         self.peer_name = hello.name[:64] or self.peer_id[:10]
         if hello.version != PROTOCOL_VERSION:
             raise ProtocolError(f"unsupported protocol version {hello.version}")
-        await self._verify(reader)
+        await self._verify(reader, hello)
 
         with ConnectionDeadline(self._connection, OFFER_TIMEOUT, "no offer in time"):
             offer = await expect(reader, Offer)
@@ -450,8 +452,10 @@ class ReceiveSession(ClaimOwner):
             return Decision(False, describe_os_error(exc)), None
         return Decision(True), _Prepared(target, files, resume_items)
 
-    async def _verify(self, reader: MessageReader) -> None:
-        if self._pairings.is_trusted(self.peer_id):
+    async def _verify(self, reader: MessageReader, hello: Hello) -> None:
+        # Both sides must hold the pairing: a sender that lost or never had it
+        # verifies again, so it always knows whom it sends to.
+        if hello.paired and self._pairings.is_trusted(self.peer_id):
             await self._send(Welcome(PROTOCOL_VERSION, self._device_name, code_required=False))
             self._events.emit(VerifiedEvent(self.peer_id, self.peer_name, "pairing"))
             return
@@ -465,17 +469,17 @@ class ReceiveSession(ClaimOwner):
                 del self._verifying[self.peer_id]
         self._verifying[self.peer_id] = self
         try:
-            await self._check_code(reader)
+            exchange = await self._check_code(reader)
         finally:
             if self._verifying.get(self.peer_id) is self:
                 del self._verifying[self.peer_id]
         self._attempts.record_success(self.peer_id)
         self._pairings.add(self.peer_id, self.peer_name)
-        await self._send(Verified())
+        await self._send(Verified(exchange.receiver_proof()))
         self._events.emit(VerifiedEvent(self.peer_id, self.peer_name, "code"))
 
-    async def _check_code(self, reader: MessageReader) -> None:
-        """Show a code and compare the peer's answer; Refused unless it is right and in time.
+    async def _check_code(self, reader: MessageReader) -> CodeExchange:
+        """Show a code and check the peer's proof; Refused unless it is right and in time.
 
         A locked-out endpoint, or one over the global attempt cap, is refused before a
         code exists: the receiving user is not prompted for it.
@@ -490,8 +494,11 @@ class ReceiveSession(ClaimOwner):
             raise Refused("too many verifications in progress; try again shortly")
         try:
             code = self._options.fixed_code or generate_code()
+            exchange = CodeExchange(code, receiver_id=self._own_id, sender_id=self.peer_id)
             self._events.emit(CodeEvent(code, self.peer_id, self.peer_name))
-            await self._send(Welcome(PROTOCOL_VERSION, self._device_name, code_required=True))
+            await self._send(
+                Welcome(PROTOCOL_VERSION, self._device_name, True, exchange.message)
+            )
             with ConnectionDeadline(
                 self._connection, CODE_ENTRY_TIMEOUT, "verification code not entered in time"
             ) as deadline:
@@ -499,10 +506,16 @@ class ReceiveSession(ClaimOwner):
             if deadline.expired:  # read just as time ran out: too late, never compared
                 raise NetError("verification code not entered in time")
             assert isinstance(attempt, Verify)
-            if not codes_match(code, attempt.code):
+            try:
+                exchange.finish(attempt.pake)
+                right = exchange.check_sender(attempt.proof)
+            except PakeError:
+                right = False  # a malformed message is a wrong guess, counted alike
+            if not right:
                 self._attempts.record_failure(self.peer_id)
                 await asyncio.sleep(WRONG_CODE_DELAY)
                 raise Refused("wrong verification code")
+            return exchange
         finally:
             self._slots.release()
 

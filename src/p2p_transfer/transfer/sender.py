@@ -83,6 +83,7 @@ from p2p_transfer.transfer.session import (
     expect,
 )
 from p2p_transfer.trust import PairingStore
+from p2p_transfer.trust.pake import CodeExchange, PakeError
 
 #: Asks the sending user for the code the receiver shows; gets the receiver's name.
 CodePrompt = Callable[[str], Awaitable[str]]
@@ -171,7 +172,8 @@ class SendSession:
         stream = await connection.open_bi()
         writer = MessageWriter(stream.send())
         reader = MessageReader(stream.recv())
-        await writer.send(Hello(PROTOCOL_VERSION, self._device_name))
+        paired = self._pairings.is_trusted(peer_id)
+        await writer.send(Hello(PROTOCOL_VERSION, self._device_name, paired))
         welcome = await expect(reader, Welcome)
         assert isinstance(welcome, Welcome)
         if welcome.version != PROTOCOL_VERSION:
@@ -265,6 +267,13 @@ class SendSession:
         self, welcome: Welcome, peer_id: str, reader: MessageReader, writer: MessageWriter
     ) -> None:
         if not welcome.code_required:
+            if not self._pairings.is_trusted(peer_id):
+                # Only a pairing this device holds may skip the code: a receiver's word
+                # is not enough (it could be an impostor answering for a name).
+                raise TransferError(
+                    "the receiver skipped verification, but this device never paired "
+                    "with it; not sending"
+                )
             self._events.emit(VerifiedEvent(peer_id, welcome.name, "pairing"))
             return
         code = self._options.code
@@ -272,8 +281,19 @@ class SendSession:
             if self._ask_code is None:
                 raise TransferError("the receiver asks for a verification code; pass --code")
             code = await self._ask_code(welcome.name)
-        await writer.send(Verify(code.strip()))
-        await expect(reader, Verified)
+        exchange = CodeExchange(code, receiver_id=peer_id, sender_id=self._transport.endpoint_id)
+        try:
+            exchange.finish(welcome.pake)
+        except PakeError as exc:
+            raise ProtocolError(str(exc)) from None
+        await writer.send(Verify(exchange.message, exchange.sender_proof()))
+        verified = await expect(reader, Verified)
+        assert isinstance(verified, Verified)
+        if not exchange.check_receiver(verified.proof):
+            raise TransferError(
+                "the receiver could not prove it shows this code; not sending "
+                "(is it the device you think?)"
+            )
         self._pairings.add(peer_id, welcome.name)
         self._events.emit(VerifiedEvent(peer_id, welcome.name, "code"))
 

@@ -3,20 +3,21 @@
 from p2p_transfer.trust.attempts import AttemptLimiter
 from p2p_transfer.trust.identity import IdentityError, endpoint_id_of, load_or_create_secret_key
 from p2p_transfer.trust.pairing import Pairing, PairingStore
+from p2p_transfer.trust.pake import CodeExchange, PakeError
 from p2p_transfer.trust.verification import (
     VerificationSlots,
-    codes_match,
     generate_code,
     is_valid_code_format,
 )
 
 __all__ = [
     "AttemptLimiter",
+    "CodeExchange",
     "IdentityError",
     "Pairing",
     "PairingStore",
+    "PakeError",
     "VerificationSlots",
-    "codes_match",
     "endpoint_id_of",
     "generate_code",
     "is_valid_code_format",

@@ -42,9 +42,12 @@ class CodeExchange:
 
     def finish(self, peer_message: bytes) -> None:
         """Derive the shared key from the peer's message."""
+        # Checked here: the library only asserts the side byte and length.
+        if len(peer_message) != len(self.message) or peer_message[:1] != self.message[:1]:
+            raise PakeError("malformed verification message")
         try:
             self._key = self._spake.finish(peer_message)
-        except (SPAKEError, ValueError) as exc:
+        except (SPAKEError, ValueError, AssertionError) as exc:
             raise PakeError(f"malformed verification message: {exc}") from None
 
     def _proof(self, role: bytes) -> bytes:

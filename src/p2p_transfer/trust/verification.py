@@ -1,8 +1,10 @@
-"""Verification codes: generated from ``secrets``, compared in constant time, bounded."""
+"""Verification codes: generated from ``secrets``, and how many may wait at once.
+
+A code is checked by a SPAKE2 exchange (trust/pake.py), never compared in the clear.
+"""
 
 from __future__ import annotations
 
-import hmac
 import secrets
 
 from p2p_transfer.limits import CODE_DIGITS, MAX_PENDING_VERIFICATIONS
@@ -16,11 +18,6 @@ def generate_code() -> str:
 def is_valid_code_format(code: str) -> bool:
     """True for exactly CODE_DIGITS ASCII digits."""
     return len(code) == CODE_DIGITS and code.isascii() and code.isdigit()
-
-
-def codes_match(expected: str, given: str) -> bool:
-    """Compare in constant time so timing reveals nothing about the code."""
-    return hmac.compare_digest(expected.encode(), given.strip().encode())
 
 
 class VerificationSlots:
