@@ -27,7 +27,6 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +48,8 @@ from p2p_transfer.limits import (
     CLOSE_GRACE,
     IO_BUFFER_SIZE,
 )
+from p2p_transfer.webpage import SECURITY_HEADERS as PAGE_SECURITY_HEADERS
+from p2p_transfer.webpage import load_static
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +59,7 @@ UI_HOST = "127.0.0.1"
 _LOCAL_NAMES = ("127.0.0.1", "localhost")
 KEY_PARAM = "key"
 _HTTP_DEFAULT_PORT = 80
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-    "Cache-Control": "no-store",
-}
-_STATIC_TYPES = {
-    ".html": "text/html",
-    ".js": "text/javascript",
-    ".css": "text/css",
-    ".svg": "image/svg+xml",
-}
+SECURITY_HEADERS = {**PAGE_SECURITY_HEADERS, "Cache-Control": "no-store"}
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _FORBIDDEN_PAGE = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>p2p-transfer</title>"
@@ -105,16 +87,6 @@ async def open_folder(folder: Path) -> bool:
         stderr=subprocess.DEVNULL, start_new_session=True,
     )
     return True
-
-
-def _load_static() -> dict[str, tuple[bytes, str]]:
-    """The page's files, read once from the package."""
-    files: dict[str, tuple[bytes, str]] = {}
-    for entry in resources.files("p2p_transfer.app").joinpath("static").iterdir():
-        suffix = Path(entry.name).suffix
-        if entry.is_file() and suffix in _STATIC_TYPES:
-            files[entry.name] = (entry.read_bytes(), _STATIC_TYPES[suffix])
-    return files
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -146,7 +118,7 @@ class AppServer:
         self.port = port
         self.key = key or secrets.token_urlsafe(APP_KEY_BITS // 8)
         self._opener = opener
-        self._static = _load_static()
+        self._static = load_static("p2p_transfer.app")
         self._clients: set[_Client] = set()
         self._runner: web.AppRunner | None = None
         self._unsubscribe: Callable[[], None] | None = None

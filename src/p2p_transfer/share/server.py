@@ -12,7 +12,6 @@ import asyncio
 import hmac
 import logging
 import secrets
-from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
@@ -35,44 +34,15 @@ from p2p_transfer.share.config import ShareConfig
 from p2p_transfer.share.download import Downloads, describe_items, shared_items
 from p2p_transfer.share.limiter import ConnectionLimiter, LimitedSite
 from p2p_transfer.share.upload import UploadGate, UploadSession
+from p2p_transfer.webpage import SECURITY_HEADERS, load_static
 
 log = logging.getLogger(__name__)
 
-#: Everything the page may load comes from this server; nothing inline, nothing framed.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-}
-_STATIC_TYPES = {
-    ".html": "text/html",
-    ".js": "text/javascript",
-    ".css": "text/css",
-    ".svg": "image/svg+xml",
-}
 _NOT_FOUND_PAGE = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>Not found</title>"
     "<h1>Not found</h1><p>This address does not exist. Check the link you were given.</p></html>"
 )
 _TOO_MANY = "Too many connections from your address; close other tabs or try again."
-
-
-def _load_static() -> dict[str, tuple[bytes, str]]:
-    """The page's files, read once from the package (they are small)."""
-    files: dict[str, tuple[bytes, str]] = {}
-    for entry in resources.files("p2p_transfer.share").joinpath("static").iterdir():
-        suffix = Path(entry.name).suffix
-        if entry.is_file() and suffix in _STATIC_TYPES:
-            files[entry.name] = (entry.read_bytes(), _STATIC_TYPES[suffix])
-    return files
 
 
 def same_origin(origin: str, host: str, scheme: str | None = "http") -> bool:
@@ -122,7 +92,7 @@ class ShareServer:
         # Clients behind a trusted proxy are counted per request, by forwarded address.
         self._forwarded = ConnectionLimiter(config.max_connections, config.max_connections_per_ip)
         self.trusted_proxies: set[str] = set(config.trusted_proxies)
-        self._static = _load_static()
+        self._static = load_static("p2p_transfer.share")
         self._runner: web.AppRunner | None = None
         self._site: LimitedSite | None = None
         self._url: str | None = None
