@@ -83,7 +83,10 @@ async def test_plain_tcp_without_tls_gets_nothing() -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", listener.info.port)
     writer.write(listener.info.token)
     await writer.drain()
-    reply = await asyncio.wait_for(reader.read(100), 5)
+    try:
+        reply = await asyncio.wait_for(reader.read(100), 5)
+    except ConnectionResetError:
+        reply = b""  # cut off: fine, nothing was accepted
     assert b"\x01" not in reply or reply.startswith(b"\x15")  # a TLS alert at most
     writer.close()
     await listener.close()
