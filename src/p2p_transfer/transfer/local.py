@@ -14,7 +14,7 @@ from pathlib import Path
 
 import blake3
 
-from p2p_transfer.limits import HASH_READ_SIZE
+from p2p_transfer.limits import HASH_READ_SIZE, IO_BUFFER_SIZE
 from p2p_transfer.protocol import Entry, Resume
 
 
@@ -142,6 +142,13 @@ class FileSource:
         self.hasher.update(data)
         self.position = offset + size
         return data
+
+    def read_buffers(self, offset: int, length: int) -> list[bytes]:
+        """Read ``length`` bytes at ``offset`` as IO_BUFFER_SIZE pieces, hashing them."""
+        return [
+            self.read(position, min(IO_BUFFER_SIZE, offset + length - position))
+            for position in range(offset, offset + length, IO_BUFFER_SIZE)
+        ]
 
     def close(self) -> None:
         """Release the file descriptor."""

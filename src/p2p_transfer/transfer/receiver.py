@@ -110,6 +110,8 @@ from p2p_transfer.trust.pake import CodeExchange, PakeError
 OFFER_TIMEOUT = 30.0
 #: How long the receiver waits for the sender to close after the summary.
 SUMMARY_CLOSE_WAIT = 5.0
+#: Bytes gathered from the network before one trip to the disk thread.
+WRITE_BATCH_SIZE = 1024 * 1024
 #: How long a file's result may wait to share a network write with others (seconds).
 RESULT_FLUSH_DELAY = 0.02
 #: Example names shown with an offer.
@@ -887,20 +889,36 @@ class ReceiveSession(ClaimOwner):
         remaining = header.length
         pending: asyncio.Future[None] | None = None
         loop = asyncio.get_running_loop()
+        buffers: list[bytes] = []
+        buffered = 0
         try:
             while remaining:
                 data = await reader.read_some(min(IO_BUFFER_SIZE, remaining))
                 remaining -= len(data)
-                if pending is not None:
-                    error = error or await _write_result(pending)
-                    pending = None
-                if part is not None and not error:
-                    pending = loop.run_in_executor(None, part.write, data)
                 tracker.advance(header.index, len(data))
+                if part is None or error:
+                    continue
+                buffers.append(data)
+                buffered += len(data)
+                # Gather while the disk thread is busy; an idle one writes at once, so
+                # what arrived is on disk even if the sender stops mid-file.
+                busy = pending is not None and not pending.done()
+                if busy and remaining and buffered < WRITE_BATCH_SIZE:
+                    continue
+                if pending is not None:
+                    error = await _write_result(pending)
+                    pending = None
+                if not error:
+                    pending = loop.run_in_executor(None, part.write_buffers, buffers)
+                buffers, buffered = [], 0
         finally:
             if pending is not None:
                 # Even when cancelled, let the thread's write end before the part closes.
                 error = error or await asyncio.shield(_write_result(pending))
+            if buffers and part is not None and not error:
+                # Stopped mid-file: keep what arrived, for the resume.
+                writing = loop.run_in_executor(None, part.write_buffers, buffers)
+                error = await asyncio.shield(_write_result(writing))
         return error
 
     async def _settle(

@@ -85,6 +85,8 @@ from p2p_transfer.transfer.session import (
 from p2p_transfer.trust import PairingStore
 from p2p_transfer.trust.pake import CodeExchange, PakeError
 
+#: Bytes read (as IO_BUFFER_SIZE buffers) per trip to the disk thread.
+READ_BATCH_SIZE = 1024 * 1024
 #: Asks the sending user for the code the receiver shows; gets the receiver's name.
 CodePrompt = Callable[[str], Awaitable[str]]
 
@@ -428,25 +430,25 @@ class SendSession:
         offset: int,
         tracker: ProgressTracker,
     ) -> bytearray:
-        """Read (in a thread, one buffer ahead) and write the file's bytes from ``offset``."""
+        """Read (in a thread, a batch of buffers ahead) and write the file from ``offset``."""
         size = reader.expected_size
         loop = asyncio.get_running_loop()
 
-        def read_next(position: int) -> asyncio.Future[bytes] | None:
+        def read_next(position: int) -> asyncio.Future[list[bytes]] | None:
             if position >= size:
                 return None
-            return loop.run_in_executor(
-                None, reader.read, position, min(IO_BUFFER_SIZE, size - position)
-            )
+            length = min(READ_BATCH_SIZE, size - position)
+            return loop.run_in_executor(None, reader.read_buffers, position, length)
 
         position = offset
         pending = read_next(position)
         while pending is not None:
-            data = await pending
-            position += len(data)
+            buffers = await pending
+            position += sum(map(len, buffers))
             pending = read_next(position)
-            batch = await self._write(writer, batch, data)
-            tracker.advance(index, len(data))
+            for data in buffers:
+                batch = await self._write(writer, batch, data)
+                tracker.advance(index, len(data))
         return batch
 
     async def _pad(

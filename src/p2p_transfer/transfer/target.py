@@ -199,6 +199,18 @@ class PartFile:
         self.hasher.update(data)
         self.offset += len(data)
 
+    def write_buffers(self, buffers: list[bytes]) -> None:
+        """Write and hash several buffers with one system call (runs in a worker thread)."""
+        total = sum(map(len, buffers))
+        written = os.writev(self.fd, buffers)
+        if written < total:  # rare: finish the rest piece by piece
+            view = memoryview(b"".join(buffers))[written:]
+            while view:
+                view = view[os.write(self.fd, view):]
+        for data in buffers:
+            self.hasher.update(data)
+        self.offset += total
+
     @property
     def digest(self) -> str:
         """BLAKE3 of everything in the file so far."""
