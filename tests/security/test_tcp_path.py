@@ -78,7 +78,8 @@ async def test_data_port_admits_only_the_token_and_only_once(
 async def test_tcp_channel_obeys_the_file_rules(peers: Peers, hostile: HostileFactory) -> None:
     conversation, info = await _accepted_with_tcp(peers, hostile, [file_entry("a.txt", 3)])
     channel = await connect_data_channel(HOST, info)
-    await _send_over(channel, 5, b"abc")
+    with contextlib.suppress(NetError):  # the receiver may cut us off mid-write: fine
+        await _send_over(channel, 5, b"abc")
     closed = await conversation.closed()
     assert "data for unknown or repeated file 5" in closed, closed
     assert files_in(peers.target) == []
