@@ -15,24 +15,28 @@ from bench.config import (
     BIG_FILE_SIZE,
     DEFAULT_WORK_DIR,
     LOGS_DIR,
+    MB,
     PARTIAL_RESULTS_PATH,
     QUICK_BIG_FILE_SIZE,
     QUICK_RESULTS_PATH,
     QUICK_SMALL_FILE_COUNT,
+    QUICK_UPLOAD_SIZE,
     RESULTS_PATH,
     SMALL_FILE_COUNT,
     SMALL_FILE_SIZE,
+    UPLOAD_CLIENTS,
+    UPLOAD_SIZE,
     KiB,
 )
-from bench.data import Workload, check_free_space, make_big, make_small
+from bench.data import Workload, check_free_space, make_big, make_small, make_uploads
 from bench.isolation import ISOLATED_COMMAND, is_isolated, non_loopback_interfaces
 from bench.report import RunInfo, render
 from bench.results import RowResult, best, unavailable
 from bench.rows import Row, RunContext, all_rows
 
 #: Rows that may run outside an isolated namespace: they only touch 127.0.0.1.
-LOOPBACK_ONLY_ROWS = frozenset({"tcp", "tls"})
-WORKLOAD_KEYS = ("big", "small")
+LOOPBACK_ONLY_ROWS = frozenset({"tcp", "tls", "share"})
+WORKLOAD_KEYS = ("big", "small", "uploads")
 _UNITS = {
     "": 1,
     "b": 1,
@@ -63,13 +67,15 @@ def parse_args(argv: Sequence[str] | None, rows: Sequence[Row]) -> argparse.Name
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Compare p2p-transfer with magic-wormhole, raw iroh, raw TLS and plain TCP "
-        f"on loopback. Run it isolated: {ISOLATED_COMMAND} (as make bench does).",
+        "on loopback, and measure its HTTP share server under browser-like uploads."
+        f" Run it isolated: {ISOLATED_COMMAND} (as make bench does).",
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"smoke run: {QUICK_BIG_FILE_SIZE >> 20} MiB and "
-        f"{QUICK_SMALL_FILE_COUNT:,} files; report to bench/results/quick.md",
+        help=f"smoke run: {QUICK_BIG_FILE_SIZE >> 20} MiB, "
+        f"{QUICK_SMALL_FILE_COUNT:,} files and uploads of {QUICK_UPLOAD_SIZE >> 20} MiB; "
+        "report to bench/results/quick.md",
     )
     parser.add_argument(
         "--only", default=",".join(keys), help=f"comma-separated rows to run, of: {', '.join(keys)}"
@@ -77,10 +83,16 @@ def parse_args(argv: Sequence[str] | None, rows: Sequence[Row]) -> argparse.Name
     parser.add_argument(
         "--workloads",
         default=",".join(WORKLOAD_KEYS),
-        help="comma-separated workloads: big (one file), small (many files)",
+        help="comma-separated workloads: big (one file), small (many files), "
+        f"uploads ({UPLOAD_CLIENTS} uploads to the share server at once)",
     )
     parser.add_argument("--size", type=parse_size, help="size of the big file (e.g. 256MiB)")
     parser.add_argument("--files", type=int, help="number of small files")
+    parser.add_argument(
+        "--upload-size",
+        type=parse_size,
+        help=f"size of each of the {UPLOAD_CLIENTS} concurrent uploads (default 200MiB)",
+    )
     parser.add_argument(
         "--file-size",
         type=parse_size,
@@ -122,13 +134,15 @@ def parse_args(argv: Sequence[str] | None, rows: Sequence[Row]) -> argparse.Name
         args.size = QUICK_BIG_FILE_SIZE if args.quick else BIG_FILE_SIZE
     if args.files is None:
         args.files = QUICK_SMALL_FILE_COUNT if args.quick else SMALL_FILE_COUNT
+    if args.upload_size is None:
+        args.upload_size = QUICK_UPLOAD_SIZE if args.quick else UPLOAD_SIZE
     args.mode = run_mode(args, keys)
     if args.output is None:
         args.output = {"quick": QUICK_RESULTS_PATH, "full": RESULTS_PATH}.get(
             args.mode, PARTIAL_RESULTS_PATH
         )
-    if args.repeat < 1 or args.files < 1 or args.size < 1:
-        parser.error("--repeat, --files and --size must be positive")
+    if args.repeat < 1 or args.files < 1 or args.size < 1 or args.upload_size < 1:
+        parser.error("--repeat, --files, --size and --upload-size must be positive")
     return args
 
 
@@ -137,10 +151,11 @@ def run_mode(args: argparse.Namespace, keys: Sequence[str]) -> str:
     if args.quick:
         return "quick"
     complete = set(args.only) == set(keys) and set(args.workloads) == set(WORKLOAD_KEYS)
-    default_sizes = (args.size, args.files, args.file_size) == (
+    default_sizes = (args.size, args.files, args.file_size, args.upload_size) == (
         BIG_FILE_SIZE,
         SMALL_FILE_COUNT,
         SMALL_FILE_SIZE,
+        UPLOAD_SIZE,
     )
     return "full" if complete and default_sizes else "partial"
 
@@ -148,11 +163,13 @@ def run_mode(args: argparse.Namespace, keys: Sequence[str]) -> str:
 def needed_space(args: argparse.Namespace) -> int:
     """Bytes a run writes at most: the source and one received copy of each workload.
 
-    Also a zip of the folder, which magic-wormhole's receiver spools.
+    Also a zip of the folder, which magic-wormhole's receiver spools; the
+    uploads workload's source is one file, received once per client.
     """
     big = args.size if "big" in args.workloads else 0
     small = args.files * max(args.file_size, _FS_BLOCK) if "small" in args.workloads else 0
-    return 2 * big + 3 * small
+    uploads = (1 + UPLOAD_CLIENTS) * args.upload_size if "uploads" in args.workloads else 0
+    return 2 * big + 3 * small + uploads
 
 
 def prepare_workloads(args: argparse.Namespace, run_dir: Path) -> list[Workload]:
@@ -165,6 +182,9 @@ def prepare_workloads(args: argparse.Namespace, run_dir: Path) -> list[Workload]
     if "small" in args.workloads:
         log(f"writing {args.files:,} files of {args.file_size:,} bytes")
         workloads.append(make_small(source, args.files, args.file_size))
+    if "uploads" in args.workloads:
+        log(f"writing one file of {args.upload_size:,} bytes for {UPLOAD_CLIENTS} uploads")
+        workloads.append(make_uploads(source, UPLOAD_CLIENTS, args.upload_size))
     return workloads
 
 
@@ -245,10 +265,11 @@ def summary(result: RowResult) -> str:
     """One line for the progress log."""
     if not result.ok:
         return result.status
-    files = f", {result.files_per_second:,.0f} files/s" if result.workload.file_count > 1 else ""
+    files = f", {result.files_per_second:,.0f} files/s" if result.workload.many_files else ""
     return (
         f"{result.megabytes_per_second:,.1f} MB/s{files}, "
-        f"{result.wall_seconds:.2f} s, CPU {result.cpu_seconds:.2f} s"
+        f"{result.wall_seconds:.2f} s, CPU {result.cpu_seconds:.2f} s, "
+        f"peak RSS {result.sender_rss_bytes / MB:,.0f} / {result.receiver_rss_bytes / MB:,.0f} MB"
     )
 
 
@@ -268,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = all_rows()
     args = parse_args(argv, rows)
     selected = [row for row in rows if row.key in args.only]
+    # Write only the data some selected row takes (the uploads are the share row's alone).
+    args.workloads = [k for k in args.workloads if any(k in row.workloads for row in selected)]
     check_free_space(args.work_dir, needed_space(args))
     run_dir = make_run_dir(args.work_dir)
     results: list[RowResult] = []

@@ -32,6 +32,13 @@ SMALL_FILE_SIZE = 4 * KiB
 #: The same for ``--quick``: enough to exercise every row in well under a minute.
 QUICK_BIG_FILE_SIZE = 64 * MiB
 QUICK_SMALL_FILE_COUNT = 1_000
+#: The share server's concurrent uploads (issue 5: 5 browsers, 200 MiB each),
+#: and their size in a quick run.
+UPLOAD_CLIENTS = 5
+UPLOAD_SIZE = 200 * MiB
+QUICK_UPLOAD_SIZE = 16 * MiB
+#: Issue 5's bar: the share server's peak RSS while those uploads run.
+SHARE_RSS_TARGET = 80 * MB
 #: Small files are spread over folders of this many, so the receiving side
 #: also has to create a tree, as with a real photo or source folder.
 SMALL_FILES_PER_FOLDER = 100

@@ -26,7 +26,7 @@ _SIZE_BYTES = 8
 class Workload:
     """What one run sends: a single top-level entry inside ``source_dir``."""
 
-    key: str  # "big" or "small"
+    key: str  # "big", "small" or "uploads"
     title: str  # for the report, e.g. "1 file of 1 GiB"
     source_dir: Path  # holds only ``entry``; its digest is the expected one
     entry: str  # the file or folder given to the sender
@@ -38,6 +38,11 @@ class Workload:
     def path(self) -> Path:
         """The path the sender is given."""
         return self.source_dir / self.entry
+
+    @property
+    def many_files(self) -> bool:
+        """True for the small-file workload, whose table also gives files/s and CPU per file."""
+        return self.key == "small"
 
 
 def human_size(size: int) -> str:
@@ -91,6 +96,28 @@ def make_small(root: Path, count: int, size: int) -> Workload:
         title=f"{count:,} files of {human_size(size)}",
         source_dir=source,
         entry="small",
+        total_bytes=count * size,
+        file_count=count,
+        digest=tree_digest(source),
+    )
+
+
+def make_uploads(root: Path, count: int, size: int) -> Workload:
+    """One file of ``size`` bytes in ``root/uploads/``, which ``count`` clients upload at once.
+
+    ``total_bytes`` and ``file_count`` count every upload; the digest is the
+    source tree's (one file), so a row checks each received copy against it.
+    """
+    source = root / "uploads"
+    source.mkdir(parents=True)
+    with open(source / "upload.bin", "wb") as out:
+        for block in _random_blocks(b"uploads", size):
+            out.write(block)
+    return Workload(
+        key="uploads",
+        title=f"{count} uploads of {human_size(size)} at once",
+        source_dir=source,
+        entry="upload.bin",
         total_bytes=count * size,
         file_count=count,
         digest=tree_digest(source),

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from bench.config import MB, REPO_ROOT
+from bench.config import MB, REPO_ROOT, SHARE_RSS_TARGET
 from bench.data import Workload
 from bench.results import RowResult
-from bench.rows import iroh_raw, p2p, tls, wormhole
+from bench.rows import iroh_raw, p2p, share, tls, wormhole
 
 THROUGHPUT = "throughput"
 CPU = "CPU seconds"
@@ -115,7 +115,7 @@ def _row_cells(result: RowResult, many_files: bool) -> list[str]:
 
 def workload_table(workload: Workload, results: Sequence[RowResult]) -> list[str]:
     """Markdown lines of one workload's table."""
-    many_files = workload.file_count > 1
+    many_files = workload.many_files
     speed = ["files/s", "MB/s"] if many_files else ["MB/s"]
     cpu = ["CPU s", "CPU ms/file", "CPU s/GiB"] if many_files else ["CPU s", "CPU s/GiB"]
     header = [
@@ -129,6 +129,12 @@ def workload_table(workload: Workload, results: Sequence[RowResult]) -> list[str
         "notes",
     ]
     lines = [f"### {workload.title} ({workload.total_bytes / MB:,.1f} MB)", ""]
+    if workload.key == "uploads":
+        lines += [
+            "Only the share server takes this workload: its clients upload one file "
+            f"{workload.file_count} times at once, so MB/s is their aggregate.",
+            "",
+        ]
     lines.append("| " + " | ".join(header) + " |")
     aligns = ["---", "---"] + ["---:"] * (len(header) - 3) + ["---"]
     lines.append("|" + "|".join(aligns) + "|")
@@ -147,6 +153,7 @@ def _ratio(ratio: Ratio, top: RowResult, bottom: RowResult) -> float:
 def ratio_lines(workloads: Sequence[Workload], results: Sequence[RowResult]) -> list[str]:
     """The throughput and CPU ratios the acceptance needs, per workload."""
     by_key = {(r.tool, r.workload.key): r for r in results}
+    workloads = [w for w in workloads if w.key != "uploads"]  # no rival row to compare with
     lines = [
         "### Ratios (same run)",
         "",
@@ -168,6 +175,26 @@ def ratio_lines(workloads: Sequence[Workload], results: Sequence[RowResult]) -> 
         name = f"{ratio.top} / {ratio.bottom}, {ratio.measure}"
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
+
+
+def share_rss_lines(results: Sequence[RowResult]) -> list[str]:
+    """Issue 5's figure: the share server's peak RSS during the concurrent uploads."""
+    found = [r for r in results if r.tool == share.LABEL and r.workload.key == "uploads"]
+    if not found:
+        return []
+    result = found[0]
+    lines = ["### Share server memory", ""]
+    if not result.ok:
+        return [*lines, f"Peak RSS of the share server: no figure ({_cell(result.status)})."]
+    peak = result.receiver_rss_bytes
+    verdict = "met" if peak < SHARE_RSS_TARGET else "NOT met"
+    return [
+        *lines,
+        f"Peak RSS of the share server while {result.workload.title.replace(' at once', '')} "
+        f"ran at once: {peak / MB:,.1f} MB (issue 5's target: under "
+        f"{SHARE_RSS_TARGET / MB:,.0f} MB; {verdict}); aggregate "
+        f"{result.megabytes_per_second:,.0f} MB/s.",
+    ]
 
 
 def render(info: RunInfo, workloads: Sequence[Workload], results: Sequence[RowResult]) -> str:
@@ -199,4 +226,7 @@ def render(info: RunInfo, workloads: Sequence[Workload], results: Sequence[RowRe
         lines.append("")
     lines += ratio_lines(workloads, results)
     lines.append("")
+    memory = share_rss_lines(results)
+    if memory:
+        lines += [*memory, ""]
     return "\n".join(lines)

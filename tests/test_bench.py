@@ -13,15 +13,17 @@ from pathlib import Path
 import pytest
 from bench.cli import main
 from bench.config import MiB
-from bench.data import Workload, make_big, make_small, tree_digest
+from bench.data import Workload, file_hash, make_big, make_small, make_uploads, tree_digest
 from bench.isolation import is_isolated
+from bench.peers.share_upload import ws_url
 from bench.peers.stream import Decoder, FileSink, StreamError, encode_header
-from bench.report import RunInfo, render
+from bench.report import RunInfo, render, share_rss_lines
 from bench.results import RowResult
 from bench.rows import p2p
 from bench.rows.base import Row, RunContext, verify_output
 from bench.rows.iroh_raw import IrohRawRow
 from bench.rows.p2p import P2PRow
+from bench.rows.share import ShareRow, check_uploads, upload_names
 from bench.rows.tcp import TcpRow
 from bench.rows.tls import TlsRow
 from bench.runner import Child, ChildError, Children, monotonic, wait_all
@@ -239,3 +241,39 @@ def test_command_line_writes_a_report_with_unavailable_rows(
     assert "20 files of 4 KiB" in text
     assert text in capsys.readouterr().out
     assert list((tmp_path / "work").iterdir()) == []  # the run's data is gone
+
+
+def test_share_row_uploads_as_browsers_do_and_is_measured(
+    workloads: list[Workload], tmp_path: Path
+) -> None:
+    uploads = make_uploads(tmp_path / "source", 3, 1 * MiB)
+    assert (uploads.total_bytes, uploads.file_count) == (3 * MiB, 3)
+    for workload in (workloads[0], uploads):
+        result = run_row(ShareRow(), workload, tmp_path / "work")
+        assert_measured(result, workload)
+    memory = "\n".join(share_rss_lines([result]))
+    assert "Peak RSS of the share server while 3 uploads of 1 MiB ran at once" in memory
+
+
+def test_share_row_pieces(tmp_path: Path) -> None:
+    assert ws_url("http://127.0.0.1:8080/abc") == ("ws://127.0.0.1:8080/abc/ws",
+                                                   "http://127.0.0.1:8080")
+    source = make_uploads(tmp_path / "source", 2, 64 * 1024)
+    names = upload_names(source)
+    assert names == ["upload-0.bin", "upload-1.bin"]
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in names:
+        (out / name).write_bytes(source.path.read_bytes())
+    expected = file_hash(source.path)
+    assert check_uploads(out, names, expected) is None
+    (out / "upload-1.bin.part").write_bytes(b"")
+    assert "upload folder holds" in (check_uploads(out, names, expected) or "")
+    (out / "upload-1.bin.part").unlink()
+    data = bytearray((out / "upload-1.bin").read_bytes())
+    data[-1] ^= 1
+    (out / "upload-1.bin").write_bytes(bytes(data))
+    assert check_uploads(out, names, expected) == "upload-1.bin: BLAKE3 differs from the source"
+    over = RowResult(tool=ShareRow().label, workload=source, status="ok", wall_seconds=1.0,
+                     receiver_rss_bytes=90_000_000)
+    assert "90.0 MB (issue 5's target: under 80 MB; NOT met)" in "\n".join(share_rss_lines([over]))

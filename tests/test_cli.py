@@ -7,7 +7,8 @@ import json
 
 from rich.console import Console
 
-from p2p_transfer.cli.render import HumanRenderer, JsonRenderer, human_size
+from p2p_transfer.cli.render import JsonRenderer, human_size
+from p2p_transfer.cli.terminal import HumanRenderer
 from p2p_transfer.events import CodeEvent, ErrorEvent, OfferEvent
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,7 +15,10 @@ from p2p_transfer.cli.context import (
     run_async,
     stdin_is_interactive,
 )
-from p2p_transfer.cli.render import HumanRenderer, JsonRenderer, human_size
+from p2p_transfer.cli.render import JsonRenderer, human_size
+
+if TYPE_CHECKING:
+    from p2p_transfer.cli.terminal import HumanRenderer
 from p2p_transfer.config import current_umask, default_download_dir
 from p2p_transfer.discovery import DiscoveryError
 from p2p_transfer.events import ErrorEvent
@@ -34,7 +38,11 @@ from p2p_transfer.trust import IdentityError, is_valid_code_format
 
 
 def _renderer(as_json: bool) -> HumanRenderer | JsonRenderer:
-    return JsonRenderer() if as_json else HumanRenderer()
+    if as_json:
+        return JsonRenderer()
+    from p2p_transfer.cli.terminal import HumanRenderer  # rich, only for people
+
+    return HumanRenderer()
 
 
 def _exit_code(result: TransferResult | None) -> int:

@@ -85,8 +85,15 @@ class MessageReader:
             _IrohSource(stream) if isinstance(stream, iroh_ffi.RecvStream) else stream
         )
         self._read_size = read_size
+        # Unread bytes are self._buffer[self._position:]; the buffer is replaced only
+        # when used up, so taking small pieces never copies what remains.
         self._buffer = b""
+        self._position = 0
         self._eof = False
+
+    @property
+    def _available(self) -> int:
+        return len(self._buffer) - self._position
 
     async def _fill(self) -> bool:
         """Read more bytes into the buffer; False at the end of the stream."""
@@ -96,30 +103,37 @@ class MessageReader:
         if not chunk:
             self._eof = True
             return False
-        self._buffer = self._buffer + chunk if self._buffer else chunk
+        if self._available:
+            self._buffer = self._buffer[self._position :] + chunk
+        else:
+            self._buffer = chunk
+        self._position = 0
         return True
+
+    def _take(self, size: int) -> bytes:
+        start = self._position
+        self._position += size
+        if start == 0 and size == len(self._buffer):
+            data, self._buffer, self._position = self._buffer, b"", 0  # no copy
+            return data
+        return self._buffer[start : start + size]
 
     async def read_exact(self, size: int) -> bytes:
         """Exactly ``size`` bytes, or StreamEnded."""
-        while len(self._buffer) < size:
+        while self._available < size:
             if not await self._fill():
                 raise StreamEnded("stream ended early")
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
+        return self._take(size)
 
     async def read_some(self, limit: int) -> bytes:
-        """Between 1 and ``limit`` bytes (no copy when the buffer is empty), or StreamEnded."""
-        if not self._buffer and not await self._fill():
+        """Between 1 and ``limit`` bytes (no copy when a whole buffer fits), or StreamEnded."""
+        if not self._available and not await self._fill():
             raise StreamEnded("stream ended early")
-        if len(self._buffer) <= limit:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:limit], self._buffer[limit:]
-        return data
+        return self._take(min(limit, self._available))
 
     async def read_message(self) -> AnyMessage | None:
         """The next framed message; None if the stream ended cleanly between messages."""
-        if not self._buffer and not await self._fill():
+        if not self._available and not await self._fill():
             return None
         header = await self.read_exact(FRAME_HEADER_SIZE)
         length = body_length(header)

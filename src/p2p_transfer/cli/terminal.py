@@ -1,0 +1,182 @@
+"""The event stream for people at a terminal: progress bars, the ticket's QR code.
+
+Kept apart from the JSON renderer so scripts (``--json``) never load rich.
+"""
+
+from __future__ import annotations
+
+import re
+
+import segno
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from p2p_transfer.cli.render import human_size
+from p2p_transfer.events import (
+    CodeEvent,
+    ConnectionEvent,
+    DecisionEvent,
+    DeviceEvent,
+    DiscoveryErrorEvent,
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    FileFailedEvent,
+    OfferEvent,
+    ProgressEvent,
+    RelayEvent,
+    TicketEvent,
+    VerifiedEvent,
+)
+
+#: How many ``HOST:PORT`` alternatives the receiver prints.
+ADDRESSES_SHOWN = 3
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> str:
+    """Peer-supplied text made safe for a terminal: no control characters, no markup."""
+    return escape(_CONTROL.sub("?", text))
+
+
+class HumanRenderer:
+    """Progress bars, the ticket's QR code, codes and outcomes, for a terminal."""
+
+    def __init__(self, console: Console | None = None, show_qr: bool = True) -> None:
+        self.console = console or Console(stderr=False, highlight=False)
+        self._show_qr = show_qr
+        self._progress: Progress | None = None
+        self._overall: TaskID | None = None
+        self._files: dict[str, TaskID] = {}
+
+    def __call__(self, event: Event) -> None:
+        handler = getattr(self, f"_on_{event.name}", None)
+        if handler is not None:
+            handler(event)
+
+    def close(self) -> None:
+        """Stop the live display."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def _print(self, *args: object) -> None:
+        target = self._progress.console if self._progress is not None else self.console
+        target.print(*args)
+
+    def _on_ticket(self, event: TicketEvent) -> None:
+        self.console.print(f"[bold]{shown(event.device_name)}[/] is ready to receive.")
+        if self._show_qr:
+            qr = segno.make(event.ticket, error="l")
+            qr.terminal(out=self.console.file, compact=True)
+        self.console.print("On the sending device run:")
+        self.console.print(f"  p2p-transfer send --to {event.ticket} FILE...", soft_wrap=True)
+        self.console.print(f"or, on this network: p2p-transfer send --to {shown(event.device_name)}"
+                           " FILE...")
+        for address in event.addresses[:ADDRESSES_SHOWN]:
+            self.console.print(f"or: p2p-transfer send --to {address} FILE...")
+
+    def _on_relay(self, event: RelayEvent) -> None:
+        style = "dim" if event.connected else "yellow"
+        self._print(f"[{style}]{shown(event.message)}[/]")
+
+    def _on_connection(self, event: ConnectionEvent) -> None:
+        rtt = f", {event.rtt_ms:.0f} ms" if event.rtt_ms is not None else ""
+        self._print(f"[dim]connected ({event.path}{rtt})[/]")
+
+    def _on_code(self, event: CodeEvent) -> None:
+        spaced = f"{event.code[:3]} {event.code[3:]}"
+        self._print(
+            f"\n[bold]{shown(event.peer_name)}[/] ({event.peer_id[:10]}…) wants to connect.\n"
+            f"Verification code: [bold reverse] {spaced} [/]  (type it on the sending device)\n"
+        )
+
+    def _on_verified(self, event: VerifiedEvent) -> None:
+        how = "verified by code" if event.by == "code" else "trusted device"
+        self._print(f"[green]✓[/] {shown(event.peer_name)}: {how}")
+
+    def _on_offer(self, event: OfferEvent) -> None:
+        names = ", ".join(shown(name) for name in event.sample)
+        more = "…" if event.files > len(event.sample) else ""
+        self._print(
+            f"[bold]{shown(event.sender)}[/] offers {event.files} file(s), "
+            f"{human_size(event.bytes)}: {names}{more}"
+        )
+
+    def _on_decision(self, event: DecisionEvent) -> None:
+        if not event.accepted:
+            self._print(f"[yellow]declined:[/] {shown(event.reason)}")
+
+    def _on_progress(self, event: ProgressEvent) -> None:
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("{task.description}", table_column=None),
+                BarColumn(),
+                DownloadColumn(binary_units=True),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self._progress.start()
+            verb = "Sending" if event.direction == "send" else "Receiving"
+            self._overall = self._progress.add_task(verb, total=event.bytes_total)
+        assert self._overall is not None
+        progress = self._progress
+        progress.update(
+            self._overall,
+            completed=event.bytes_done,
+            description=f"{event.files_done}/{event.files_total} files",
+        )
+        active = {f.path: f for f in event.active}
+        for path in list(self._files):
+            if path not in active:
+                progress.remove_task(self._files.pop(path))
+        for path, item in active.items():
+            if path not in self._files:
+                label = path if len(path) <= 40 else "…" + path[-39:]
+                self._files[path] = progress.add_task(f"  {shown(label)}", total=item.size)
+            progress.update(self._files[path], completed=item.bytes_done)
+
+    def _on_file_failed(self, event: FileFailedEvent) -> None:
+        self._print(f"[red]✗[/] {shown(event.path)}: {shown(event.message)}")
+
+    def _on_done(self, event: DoneEvent) -> None:
+        self.close()
+        for task in self._files.values():
+            del task
+        self._files.clear()
+        if event.ok:
+            where = f" into {shown(event.target)}" if event.target else ""
+            resumed = event.bytes_total - event.bytes_transferred
+            extra = f" ({human_size(resumed)} already there)" if resumed > 0 else ""
+            self.console.print(
+                f"[green]✓ {event.files} file(s), {human_size(event.bytes_total)} "
+                f"verified{where}[/] in {event.seconds:.1f} s{extra}"
+            )
+        else:
+            self.console.print(
+                f"[red]✗ {event.files_failed} file(s) failed[/], {event.files} verified"
+            )
+
+    def _on_device(self, event: DeviceEvent) -> None:
+        addresses = ", ".join(event.addresses)
+        self._print(
+            f"[dim]found {shown(event.device_name)} ({event.endpoint_id[:12]}) at {addresses}[/]"
+        )
+
+    def _on_discovery_error(self, event: DiscoveryErrorEvent) -> None:
+        self._print(f"[yellow]not announced on the LAN:[/] {shown(event.message)} "
+                    "(senders can still use the ticket)")
+
+    def _on_error(self, event: ErrorEvent) -> None:
+        self._print(f"[red]error:[/] {shown(event.message)}")
