@@ -31,8 +31,8 @@ from security.hostile import Conversation, HostileClient, file_entry
 
 #: Idle connections an attacker tries to hold while an honest file goes through.
 IDLE_FLOOD = 200
-#: The honest file sent through the flood (the benchmark uses 100 MiB).
-HONEST_FILE_SIZE = 20 * MiB
+#: The honest file sent through the flood (the size issue 3 names).
+HONEST_FILE_SIZE = 100 * MiB
 
 
 class _Holder:
