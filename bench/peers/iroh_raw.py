@@ -12,7 +12,6 @@ every byte was read; the sender then closes the connection.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,15 @@ from iroh import iroh_ffi
 
 from bench.config import CHUNK_SIZE, CLOSE_TIMEOUT, RAW_IROH_ALPN
 from bench.data import digest_entries, iter_files
-from bench.peers.stream import BatchWriter, Decoder, FileSink, emit, encode_header, fail
+from bench.peers.stream import (
+    BatchWriter,
+    Decoder,
+    FileSink,
+    emit,
+    encode_header,
+    fail,
+    parse_peer_args,
+)
 
 _ACK = b"\x01"
 _CLOSE_DONE = 0
@@ -117,19 +124,12 @@ async def send(ticket: str, entry: Path) -> None:
 
 def main() -> None:
     """Command line of the raw iroh peer."""
-    parser = argparse.ArgumentParser(prog="python -m bench.peers.iroh_raw")
-    sub = parser.add_subparsers(dest="command", required=True)
-    rx = sub.add_parser("receive")
-    rx.add_argument("out", type=Path)
-    tx = sub.add_parser("send")
-    tx.add_argument("ticket")
-    tx.add_argument("path", type=Path)
-    args = parser.parse_args()
+    args = parse_peer_args("python -m bench.peers.iroh_raw")
     try:
         if args.command == "receive":
             asyncio.run(receive(args.out))
         else:
-            asyncio.run(send(args.ticket, args.path))
+            asyncio.run(send(args.address, args.path))
     except Exception as error:  # the harness reads the reason from stdout/stderr
         fail(_error_text(error))
 

@@ -7,6 +7,7 @@ received chunks into calls on a sink, so the TCP and iroh receivers share it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import struct
 import sys
@@ -173,3 +174,14 @@ def fail(message: str) -> None:
     emit("error", message=message)
     print(message, file=sys.stderr)
     raise SystemExit(1)
+
+
+def parse_peer_args(prog: str) -> argparse.Namespace:
+    """Every bench peer's command line: ``receive OUT`` or ``send ADDRESS PATH``."""
+    parser = argparse.ArgumentParser(prog=prog)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("receive").add_argument("out", type=Path)
+    tx = sub.add_parser("send")
+    tx.add_argument("address")
+    tx.add_argument("path", type=Path)
+    return parser.parse_args()

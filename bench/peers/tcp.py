@@ -12,14 +12,13 @@ output afterwards.
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 from pathlib import Path
 
 from bench.config import CHUNK_SIZE
 from bench.data import iter_files
-from bench.peers.stream import Decoder, FileSink, emit, encode_header
+from bench.peers.stream import Decoder, FileSink, emit, encode_header, parse_peer_args
 
 LOOPBACK = "127.0.0.1"
 
@@ -76,14 +75,7 @@ def send(address: str, entry: Path) -> None:
 
 def main() -> None:
     """Command line of the TCP peer."""
-    parser = argparse.ArgumentParser(prog="python -m bench.peers.tcp")
-    sub = parser.add_subparsers(dest="command", required=True)
-    rx = sub.add_parser("receive")
-    rx.add_argument("out", type=Path)
-    tx = sub.add_parser("send")
-    tx.add_argument("address")
-    tx.add_argument("path", type=Path)
-    args = parser.parse_args()
+    args = parse_peer_args("python -m bench.peers.tcp")
     if args.command == "receive":
         receive(args.out)
     else:

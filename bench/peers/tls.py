@@ -18,7 +18,6 @@ sender's exit means every byte was read; the sender then closes.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import struct
 from pathlib import Path
@@ -27,7 +26,15 @@ from blake3 import blake3
 
 from bench.config import CHUNK_SIZE, CLOSE_TIMEOUT
 from bench.data import digest_entries, iter_files
-from bench.peers.stream import BatchWriter, Decoder, FileSink, emit, encode_header, fail
+from bench.peers.stream import (
+    BatchWriter,
+    Decoder,
+    FileSink,
+    emit,
+    encode_header,
+    fail,
+    parse_peer_args,
+)
 from p2p_transfer.net import NetError
 from p2p_transfer.net.tcp import DataListener, TcpEndpointInfo, TlsChannel, connect_data_channel
 
@@ -109,19 +116,12 @@ async def send(ticket: str, entry: Path) -> None:
 
 def main() -> None:
     """Command line of the raw TLS peer."""
-    parser = argparse.ArgumentParser(prog="python -m bench.peers.tls")
-    sub = parser.add_subparsers(dest="command", required=True)
-    rx = sub.add_parser("receive")
-    rx.add_argument("out", type=Path)
-    tx = sub.add_parser("send")
-    tx.add_argument("ticket")
-    tx.add_argument("path", type=Path)
-    args = parser.parse_args()
+    args = parse_peer_args("python -m bench.peers.tls")
     try:
         if args.command == "receive":
             asyncio.run(receive(args.out))
         else:
-            asyncio.run(send(args.ticket, args.path))
+            asyncio.run(send(args.address, args.path))
     except (NetError, OSError, ValueError, TimeoutError) as error:
         fail(f"{type(error).__name__}: {error}")
 

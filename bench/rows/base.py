@@ -185,3 +185,25 @@ def same_digests(sender: Child, receiver: Child) -> str | None:
     if digests[0] != digests[1]:
         return "sender's and receiver's BLAKE3 digests differ"
     return None
+
+
+@dataclass
+class PeerCopyRow(Row):
+    """Two processes of one ``bench.peers`` module: ``receive OUT`` prints its
+    address, ``send ADDRESS PATH`` copies the workload to it."""
+
+    peer: str = ""  # the module, e.g. "bench.peers.tls"
+    note: str = ""
+    #: Whether both sides report a BLAKE3 of what they moved, to compare.
+    check_digests: bool = True
+
+    def run(self, workload: Workload, ctx: RunContext) -> RowResult:
+        return run_pair(
+            self,
+            workload,
+            ctx,
+            receiver=lambda out: python_module(self.peer, "receive", str(out)),
+            sender=lambda address: python_module(self.peer, "send", address, str(workload.path)),
+            extra_check=same_digests if self.check_digests else None,
+            note=self.note,
+        )
