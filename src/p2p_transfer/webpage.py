@@ -6,6 +6,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from aiohttp import web
+
 #: Everything a page may load comes from its own server; nothing inline, nothing framed.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -29,11 +31,27 @@ STATIC_TYPES = {
 }
 
 
-def load_static(package: str) -> dict[str, tuple[bytes, str]]:
-    """The files of ``package``'s ``static`` folder with their types, read once (they are small)."""
-    files: dict[str, tuple[bytes, str]] = {}
-    for entry in resources.files(package).joinpath("static").iterdir():
-        suffix = Path(entry.name).suffix
-        if entry.is_file() and suffix in STATIC_TYPES:
-            files[entry.name] = (entry.read_bytes(), STATIC_TYPES[suffix])
-    return files
+class StaticPage:
+    """A page's files (``package``/static), read once and served from memory (they are small)."""
+
+    def __init__(self, package: str) -> None:
+        self._files: dict[str, tuple[bytes, str]] = {}
+        for entry in resources.files(package).joinpath("static").iterdir():
+            suffix = Path(entry.name).suffix
+            if entry.is_file() and suffix in STATIC_TYPES:
+                self._files[entry.name] = (entry.read_bytes(), STATIC_TYPES[suffix])
+
+    def response(self, name: str) -> web.Response:
+        """The file ``name``, or 404."""
+        if name not in self._files:
+            raise web.HTTPNotFound()
+        body, content_type = self._files[name]
+        return web.Response(body=body, content_type=content_type, charset="utf-8")
+
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        """Handler: the page itself."""
+        return self.response("index.html")
+
+    async def file(self, request: web.Request) -> web.StreamResponse:
+        """Handler: ``.../static/{name}``."""
+        return self.response(request.match_info["name"])

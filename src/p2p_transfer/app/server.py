@@ -49,7 +49,7 @@ from p2p_transfer.limits import (
     IO_BUFFER_SIZE,
 )
 from p2p_transfer.webpage import SECURITY_HEADERS as PAGE_SECURITY_HEADERS
-from p2p_transfer.webpage import load_static
+from p2p_transfer.webpage import StaticPage
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class AppServer:
         self.port = port
         self.key = key or secrets.token_urlsafe(APP_KEY_BITS // 8)
         self._opener = opener
-        self._static = load_static("p2p_transfer.app")
+        self._static = StaticPage("p2p_transfer.app")
         self._clients: set[_Client] = set()
         self._runner: web.AppRunner | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -171,8 +171,8 @@ class AppServer:
         app.on_cleanup.append(self._unsubscribe_events)
         get, post = app.router.add_get, app.router.add_post
         put, delete = app.router.add_put, app.router.add_delete
-        get("/", self._index)
-        get("/static/{name}", self._static_file)
+        get("/", self._static.index)
+        get("/static/{name}", self._static.file)
         get("/ws", self._websocket)
         get("/api/state", self._state)
         get("/api/settings", self._get_settings)
@@ -293,18 +293,6 @@ class AppServer:
         response.headers.update(SECURITY_HEADERS)
 
     # --- page ------------------------------------------------------------------
-
-    async def _index(self, request: web.Request) -> web.StreamResponse:
-        return self._static_response("index.html")
-
-    async def _static_file(self, request: web.Request) -> web.StreamResponse:
-        return self._static_response(request.match_info["name"])
-
-    def _static_response(self, name: str) -> web.Response:
-        if name not in self._static:
-            raise web.HTTPNotFound()
-        body, content_type = self._static[name]
-        return web.Response(body=body, content_type=content_type, charset="utf-8")
 
     # --- events ----------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from p2p_transfer.share.config import ShareConfig
 from p2p_transfer.share.download import Downloads, describe_items, shared_items
 from p2p_transfer.share.limiter import ConnectionLimiter, LimitedSite
 from p2p_transfer.share.upload import UploadGate, UploadSession
-from p2p_transfer.webpage import SECURITY_HEADERS, load_static
+from p2p_transfer.webpage import SECURITY_HEADERS, StaticPage
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class ShareServer:
         # Clients behind a trusted proxy are counted per request, by forwarded address.
         self._forwarded = ConnectionLimiter(config.max_connections, config.max_connections_per_ip)
         self.trusted_proxies: set[str] = set(config.trusted_proxies)
-        self._static = load_static("p2p_transfer.share")
+        self._static = StaticPage("p2p_transfer.share")
         self._runner: web.AppRunner | None = None
         self._site: LimitedSite | None = None
         self._url: str | None = None
@@ -167,8 +167,8 @@ class ShareServer:
         app.on_response_prepare.append(self._security_headers)
         app.on_shutdown.append(self._close_sessions)
         app.router.add_get("/{token}", self._redirect)
-        app.router.add_get("/{token}/", self._index)
-        app.router.add_get("/{token}/static/{name}", self._static_file)
+        app.router.add_get("/{token}/", self._static.index)
+        app.router.add_get("/{token}/static/{name}", self._static.file)
         app.router.add_get("/{token}/api/info", self._info)
         app.router.add_get("/{token}/ws", self._websocket)
         app.router.add_get("/{token}/files/{index}/{filename}", self._download)
@@ -221,18 +221,6 @@ class ShareServer:
 
     async def _redirect(self, request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound(f"/{self.token}/")
-
-    async def _index(self, request: web.Request) -> web.StreamResponse:
-        return self._static_response("index.html")
-
-    async def _static_file(self, request: web.Request) -> web.StreamResponse:
-        return self._static_response(request.match_info["name"])
-
-    def _static_response(self, name: str) -> web.Response:
-        if name not in self._static:
-            raise web.HTTPNotFound()
-        body, content_type = self._static[name]
-        return web.Response(body=body, content_type=content_type, charset="utf-8")
 
     async def _info(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({
