@@ -213,7 +213,7 @@ async def test_offer_over_max_size_is_declined(peers: Peers, tmp_path: Path) -> 
 async def test_offer_larger_than_free_space_is_declined(
     peers: Peers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(receiver_module, "_free_space", lambda folder: 10)
+    monkeypatch.setattr(receiver_module, "free_space", lambda folder: 10)
     source = tmp_path / "big.bin"
     source.write_bytes(os.urandom(5000))
     with pytest.raises(PeerError, match="not enough disk space"):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import shutil
 from pathlib import Path
 
 import blake3
@@ -39,11 +38,6 @@ class NameTakenError(Exception):
 def upload_name(raw: str) -> str:
     """The safe name for a browser's file name: its last component, sanitized ('' if none)."""
     return sanitize_component(_SEPARATORS.split(raw)[-1])
-
-
-def free_space(directory: Path) -> int:
-    """Bytes available to this user in ``directory``'s file system."""
-    return shutil.disk_usage(directory).free
 
 
 class PartFile:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import WSMessage, WSMsgType, web
 
+from p2p_transfer.disk import free_space
 from p2p_transfer.events import (
     EventBus,
     ShareUploadAcceptedEvent,
@@ -42,7 +43,7 @@ from p2p_transfer.share.messages import (
     decode_client_message,
     encode,
 )
-from p2p_transfer.share.partfile import NameTakenError, PartFile, free_space, upload_name
+from p2p_transfer.share.partfile import NameTakenError, PartFile, upload_name
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import hmac
 import math
-import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -20,6 +19,7 @@ from typing import Literal
 
 from iroh import iroh_ffi
 
+from p2p_transfer.disk import free_space
 from p2p_transfer.events import (
     CodeEvent,
     ConnectionEvent,
@@ -526,7 +526,7 @@ class ReceiveSession(ClaimOwner):
         if max_size is not None and offer.total_bytes > max_size:
             return Decision(False, f"offer of {offer.total_bytes} bytes exceeds the receiver's "
                                    f"limit of {max_size} bytes")
-        free = await asyncio.to_thread(_free_space, self._options.target)
+        free = await asyncio.to_thread(free_space, self._options.target)
         if offer.total_bytes > free:
             return Decision(False, f"not enough disk space on the receiver "
                                    f"({offer.total_bytes} bytes offered, {free} free)")
@@ -973,8 +973,3 @@ async def _raise_for(message: Message) -> None:
     raise ProtocolError(f"unexpected {type(message).__name__} during transfer")
 
 
-def _free_space(folder: Path) -> int:
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    return shutil.disk_usage(probe).free
