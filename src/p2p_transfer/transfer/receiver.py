@@ -59,7 +59,6 @@ from p2p_transfer.net.tcp import DataListener
 from p2p_transfer.protocol import (
     PROTOCOL_VERSION,
     Accept,
-    Cancel,
     DataHeader,
     DataTrailer,
     Decline,
@@ -90,6 +89,7 @@ from p2p_transfer.transfer.session import (
     TransferError,
     TransferResult,
     expect,
+    reject_during_transfer,
 )
 from p2p_transfer.transfer.target import (
     PartFile,
@@ -962,14 +962,6 @@ async def _watch_control(reader: MessageReader) -> None:
     message = await reader.read_message()
     if message is None:
         raise PeerError("sender ended the transfer early")
-    await _raise_for(message)
-
-
-async def _raise_for(message: Message) -> None:
-    if isinstance(message, Error):
-        raise PeerError(message.message)
-    if isinstance(message, Cancel):
-        raise PeerError(message.reason or "cancelled by peer")
-    raise ProtocolError(f"unexpected {type(message).__name__} during transfer")
+    reject_during_transfer(message)
 
 

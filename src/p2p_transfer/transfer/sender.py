@@ -81,6 +81,7 @@ from p2p_transfer.transfer.session import (
     TransferError,
     TransferResult,
     expect,
+    reject_during_transfer,
 )
 from p2p_transfer.trust import PairingStore
 from p2p_transfer.trust.pake import CodeExchange, PakeError
@@ -515,7 +516,7 @@ class SendSession:
                         )
                     )
                 continue
-            await expect_never(message)
+            reject_during_transfer(message)
 
 
 def _quic_writer(connection: iroh_ffi.Connection) -> Callable[[], Awaitable[MessageWriter]]:
@@ -544,17 +545,6 @@ def _host_of(socket_addr: str | None) -> str | None:
     if not socket_addr or ":" not in socket_addr:
         return None
     return socket_addr.rsplit(":", 1)[0].strip("[]")
-
-
-async def expect_never(message: object) -> None:
-    """A control message that has no place during data transfer."""
-    from p2p_transfer.protocol import Cancel, Error
-
-    if isinstance(message, Error):
-        raise PeerError(message.message)
-    if isinstance(message, Cancel):
-        raise PeerError(message.reason or "cancelled by peer")
-    raise ProtocolError(f"unexpected {type(message).__name__} during transfer")
 
 
 def _failure_message(outcome: _Outcome, summary: Summary) -> str:

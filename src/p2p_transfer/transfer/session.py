@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NoReturn
 
 from p2p_transfer.net import MessageReader, StreamEnded
 from p2p_transfer.protocol import AnyMessage, Cancel, Error, Message, ProtocolError
@@ -39,10 +39,21 @@ async def expect(reader: MessageReader, kind: type[Message]) -> AnyMessage:
     message = await reader.read_message()
     if message is None:
         raise StreamEnded("peer closed the conversation")
+    _raise_if_peer_stopped(message)
+    if not isinstance(message, kind):
+        raise ProtocolError(f"expected {kind.__name__}, got {type(message).__name__}")
+    return message
+
+
+def reject_during_transfer(message: Message) -> NoReturn:
+    """While data flows a peer may only stop the transfer; anything else breaks the protocol."""
+    _raise_if_peer_stopped(message)
+    raise ProtocolError(f"unexpected {type(message).__name__} during transfer")
+
+
+def _raise_if_peer_stopped(message: Message) -> None:
+    """A peer's Error or Cancel ends the transfer with its own words."""
     if isinstance(message, Error):
         raise PeerError(message.message)
     if isinstance(message, Cancel):
         raise PeerError(message.reason or "cancelled by peer")
-    if not isinstance(message, kind):
-        raise ProtocolError(f"expected {kind.__name__}, got {type(message).__name__}")
-    return message
