@@ -65,6 +65,12 @@ TCP_TOKEN_BYTES = 32
 #: (TLS handshake or token still to come); more are closed before any TLS work.
 #: The real sender needs one: the others can only be strangers who found the port.
 TCP_MAX_PENDING_CONNECTIONS = 8
+#: Bytes a data channel pumps per disk read or write and per TLS socket call.
+PUMP_BUFFER_SIZE = 1 * MiB
+#: A receiving pump hands over what it holds once it has this much...
+PUMP_HANDOVER_SIZE = 256 * KiB
+#: ...or when no more bytes came for this long (seconds), so slow links show progress.
+PUMP_HANDOVER_WAIT = 0.5
 
 # --- Verification and pairing -----------------------------------------------
 #: Digits of the verification code.

@@ -7,11 +7,14 @@ never by abandoning a read.
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+import mmap
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from iroh import iroh_ffi
 
-from p2p_transfer.limits import FRAME_HEADER_SIZE, IO_BUFFER_SIZE
+from p2p_transfer.limits import FRAME_HEADER_SIZE, IO_BUFFER_SIZE, PUMP_BUFFER_SIZE
 from p2p_transfer.net.errors import NetError, describe_iroh_error
 from p2p_transfer.protocol import AnyMessage, Message, ProtocolError, body_length, decode_body
 from p2p_transfer.protocol import encode as encode_message
@@ -35,6 +38,96 @@ class ByteSink(Protocol):
     async def finish(self) -> None: ...
 
     async def reset(self, code: int) -> None: ...
+
+
+#: Fills a buffer, all of it, with a file's next bytes (runs in a worker thread).
+Produce = Callable[[memoryview], None]
+#: Stores a file's next bytes (runs in a worker thread).
+Consume = Callable[[memoryview], None]
+#: Told on the event loop how many more bytes of a file went by.
+Progress = Callable[[int], None]
+
+
+def page_aligned(size: int) -> memoryview:
+    """A zeroed buffer that starts on a page boundary.
+
+    A big bytearray starts 16 bytes past one (malloc's header), and on some CPUs
+    the kernel then copies file data into or out of it several times slower.
+    """
+    return memoryview(mmap.mmap(-1, max(size, 1)))[:size]
+
+
+class LocalFileError(Exception):
+    """This side's file could not be read or stored; the stream itself is fine."""
+
+
+class FileFeed:
+    """Where a pumped file's bytes come from: ``produce`` until it fails, then zeros.
+
+    The zeros keep the stream in step for the files behind this one; ``error``
+    tells the sender not to vouch for the file (it sends no hash).
+    """
+
+    def __init__(self, produce: Produce) -> None:
+        self._produce = produce
+        self.error: LocalFileError | OSError | None = None
+
+    def fill(self, view: memoryview) -> None:
+        if self.error is None:
+            try:
+                self._produce(view)
+                return
+            except (LocalFileError, OSError) as exc:
+                self.error = exc
+        view[:] = bytes(len(view))
+
+
+class FileDrain:
+    """Where a pumped file's bytes go: ``consume`` until it fails, then nowhere.
+
+    The stream is still read to the file's end, so the files behind it arrive.
+    """
+
+    def __init__(self, consume: Consume | None) -> None:
+        self._consume = consume
+        self.error: LocalFileError | OSError | None = None
+
+    def take(self, view: memoryview) -> None:
+        if self._consume is not None and self.error is None:
+            try:
+                self._consume(view)
+            except (LocalFileError, OSError) as exc:
+                self.error = exc
+
+    def take_all(self, buffers: list[bytes]) -> None:
+        for data in buffers:
+            self.take(memoryview(data))
+
+    @property
+    def storing(self) -> bool:
+        """False once there is nowhere for the bytes to go."""
+        return self._consume is not None and self.error is None
+
+
+@runtime_checkable
+class PumpingSink(Protocol):
+    """A ByteSink that moves a whole file itself, off the event loop."""
+
+    async def pump_out(self, length: int, feed: FileFeed, progress: Progress) -> None: ...
+
+
+@runtime_checkable
+class PumpingSource(Protocol):
+    """A ByteSource that moves a whole file itself, off the event loop."""
+
+    async def pump_in(
+        self, length: int, first: bytes, drain: FileDrain, progress: Progress
+    ) -> None: ...
+
+
+def _filled(feed: FileFeed, batch: memoryview) -> memoryview:
+    feed.fill(batch)
+    return batch
 
 
 class _IrohSource:
@@ -139,6 +232,60 @@ class MessageReader:
         length = body_length(header)
         return decode_body(await self.read_exact(length))
 
+    async def pump(
+        self, length: int, consume: Consume | None, progress: Progress
+    ) -> LocalFileError | OSError | None:
+        """Move the next ``length`` bytes, a file's, to ``consume`` (None: drop them).
+
+        Returns why ``consume`` failed, if it did (the rest was read and dropped);
+        raises StreamEnded or NetError if the stream did. When it returns or raises,
+        ``consume`` is no longer running.
+        """
+        drain = FileDrain(consume)
+        first = self._take(min(self._available, length))
+        if isinstance(self._stream, PumpingSource):
+            await self._stream.pump_in(length - len(first), first, drain, progress)
+        else:
+            await self._pump_on_loop(length - len(first), first, drain, progress)
+        return drain.error
+
+    async def _pump_on_loop(
+        self, length: int, first: bytes, drain: FileDrain, progress: Progress
+    ) -> None:
+        """Network reads on the loop, writes in a thread one batch behind."""
+        loop = asyncio.get_running_loop()
+        pending: asyncio.Future[None] | None = None
+        buffers: list[bytes] = [first] if first else []
+        buffered = len(first)
+        if first:
+            progress(len(first))
+        remaining = length
+        try:
+            while remaining or buffers:
+                if remaining:
+                    data = await self.read_some(min(self._read_size, remaining))
+                    remaining -= len(data)
+                    progress(len(data))
+                    if drain.storing:
+                        buffers.append(data)
+                        buffered += len(data)
+                # Gather while the disk thread is busy; an idle one writes at once, so
+                # what arrived is on disk even if the stream breaks mid-file.
+                busy = pending is not None and not pending.done()
+                if busy and remaining and buffered < PUMP_BUFFER_SIZE:
+                    continue
+                if pending is not None:
+                    await pending
+                    pending = None
+                if buffers:
+                    pending = loop.run_in_executor(None, drain.take_all, buffers)
+                buffers, buffered = [], 0
+        finally:
+            if pending is not None:
+                await asyncio.shield(pending)  # even when cancelled: let the write end
+            if buffers:
+                await asyncio.shield(loop.run_in_executor(None, drain.take_all, buffers))
+
     async def expect(self, kind: type[Message]) -> AnyMessage:
         """The next message, which must be of ``kind`` (or a peer Error/Cancel)."""
         message = await self.read_message()
@@ -166,6 +313,51 @@ class MessageWriter:
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         """Write raw bytes."""
         await self._stream.write_all(data)
+
+    async def pump(
+        self, length: int, produce: Produce, progress: Progress
+    ) -> LocalFileError | OSError | None:
+        """Send ``length`` bytes, a file's, from ``produce``.
+
+        Returns why ``produce`` failed, if it did (zeros were sent in place of
+        the rest); raises NetError if the stream failed.
+        """
+        feed = FileFeed(produce)
+        if isinstance(self._stream, PumpingSink):
+            await self._stream.pump_out(length, feed, progress)
+        else:
+            await self._pump_on_loop(length, feed, progress)
+        return feed.error
+
+    async def _pump_on_loop(self, length: int, feed: FileFeed, progress: Progress) -> None:
+        """Disk reads in a thread, one batch ahead of the network writes on the loop."""
+        loop = asyncio.get_running_loop()
+        size = min(PUMP_BUFFER_SIZE, length)
+        batches = (page_aligned(size), page_aligned(size))  # one filling, one being sent
+        unread = length
+
+        def read_next(turn: int) -> asyncio.Future[memoryview] | None:
+            nonlocal unread
+            if not unread:
+                return None
+            batch = batches[turn][: min(size, unread)]
+            unread -= len(batch)
+            return loop.run_in_executor(None, _filled, feed, batch)
+
+        turn = 0
+        pending = read_next(turn)
+        try:
+            while pending is not None:
+                batch = await pending
+                turn ^= 1
+                pending = read_next(turn)
+                for start in range(0, len(batch), IO_BUFFER_SIZE):
+                    piece = batch[start : start + IO_BUFFER_SIZE]
+                    await self._stream.write_all(piece)
+                    progress(len(piece))
+        finally:
+            if pending is not None:
+                await asyncio.shield(pending)  # the file stays open until its read ends
 
     async def finish(self) -> None:
         """Signal the end of this stream."""

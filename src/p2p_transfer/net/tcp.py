@@ -7,28 +7,32 @@ certificate's SHA-256 and a single-use token. The sender pins the certificate
 QUIC keeps the conversation; TCP only carries bytes, which cost far less CPU
 per byte from Python than QUIC does.
 
-TLS runs on blocking sockets in worker threads (CPython's ``ssl`` releases the
-GIL while it encrypts and moves bytes), not in asyncio's pure-Python TLS layer:
-that halves the CPU the channel costs. The event loop sees only whole buffers.
+TLS runs through memory BIOs on blocking sockets in the channel's own threads:
+one socket call moves up to a megabyte of TLS records (Python's SSLSocket makes
+one or two calls per 16 KiB record), and file bytes are pumped between disk and
+socket in those threads, so the event loop sees each file only at its start
+and end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime
 import hashlib
 import hmac
 import queue
 import secrets
-import select
 import socket
 import ssl
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -36,20 +40,25 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from p2p_transfer.limits import (
-    IO_BUFFER_SIZE,
+    PUMP_BUFFER_SIZE,
+    PUMP_HANDOVER_SIZE,
+    PUMP_HANDOVER_WAIT,
     TCP_CONNECT_TIMEOUT,
     TCP_MAX_PENDING_CONNECTIONS,
     TCP_TOKEN_BYTES,
     TCP_TOKEN_TIMEOUT,
 )
 from p2p_transfer.net.errors import NetError
+from p2p_transfer.net.streams import FileDrain, FileFeed, Progress, StreamEnded, page_aligned
 
 #: Lifetime of the throw-away certificate (the listener lives for one session).
 _CERT_LIFETIME = datetime.timedelta(days=1)
 #: Byte the listener answers a valid token with, so the sender knows it was accepted.
 TOKEN_ACCEPTED = b"\x01"
-#: Buffers read ahead of, or queued for writing behind, the event loop.
+#: Writes queued behind the event loop before ``write_all`` waits for the oldest.
 CHANNEL_BUFFERS = 4
+#: Socket reads during the TLS handshake and token (strangers get no big buffer).
+_HANDSHAKE_READ_SIZE = 64 * 1024
 #: How often a listening thread looks whether it was stopped (seconds).
 _ACCEPT_POLL = 0.2
 _T = TypeVar("_T")
@@ -94,6 +103,7 @@ def _server_context() -> tuple[ssl.SSLContext, str]:
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     # The end of the data is framed and hashed; a bare TCP close is no attack surface.
     context.options |= ssl.OP_IGNORE_UNEXPECTED_EOF
+    context.num_tickets = 0  # one connection per listener: nothing to resume
     # load_cert_chain only reads files: a private temporary folder, removed at once.
     with tempfile.TemporaryDirectory() as folder:
         cert_file, key_file = Path(folder, "cert.pem"), Path(folder, "key.pem")
@@ -104,120 +114,299 @@ def _server_context() -> tuple[ssl.SSLContext, str]:
     return context, fingerprint
 
 
-class TlsChannel:
-    """One TLS connection as a ByteSource and ByteSink (see net.streams).
+def _client_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.options |= ssl.OP_IGNORE_UNEXPECTED_EOF
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # trust comes from the pinned fingerprint
+    return context
 
-    A reader thread keeps up to CHANNEL_BUFFERS buffers ready; a writer thread
-    sends queued buffers; both hand results to the loop with call_soon_threadsafe.
+
+class TlsSocket:
+    """TLS on a blocking TCP socket, through memory BIOs (see the module's docstring).
+
+    One thread may read while another writes: the TLS state is touched under a
+    lock, the socket calls happen outside it.
     """
 
-    def __init__(self, sock: ssl.SSLSocket) -> None:
-        self._sock = sock
-        self._loop = asyncio.get_running_loop()
-        self._incoming: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
-        self._read_credits = threading.Semaphore(CHANNEL_BUFFERS)
-        self._reader: threading.Thread | None = None
-        self._leftover = b""
-        self._outgoing: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._write_credits = asyncio.Semaphore(CHANNEL_BUFFERS)
-        self._writer: threading.Thread | None = None
-        self._written: asyncio.Future[None] = self._loop.create_future()
+    def __init__(self, sock: socket.socket, context: ssl.SSLContext, server_side: bool) -> None:
+        self.sock = sock
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=server_side)
+        self._lock = threading.Lock()
+        self._raw: bytearray | memoryview = bytearray(_HANDSHAKE_READ_SIZE)
+        #: Monotonic time by which every read must be done (the handshake and token),
+        #: or None: then a read that finds nothing for the socket's timeout returns early.
+        self.deadline: float | None = None
+        #: The peer ended the stream (TCP end or TLS close).
+        self.ended = False
+
+    def bulk(self, patience: float | None) -> None:
+        """From now on read in big pieces, handing over early after ``patience`` seconds."""
+        self.deadline = None
+        self._raw = page_aligned(PUMP_BUFFER_SIZE)
+        self.sock.settimeout(patience)
+
+    def handshake(self) -> None:
+        """The TLS handshake (raises OSError, ssl.SSLError or TimeoutError)."""
+        while True:
+            with self._lock:
+                try:
+                    self._tls.do_handshake()
+                    done = True
+                except ssl.SSLWantReadError:
+                    done = False
+                out = self._outgoing.read()
+            if out:
+                self.sock.sendall(out)
+            if done:
+                return
+            if self._receive_raw() is False:
+                raise ConnectionError("connection closed during the TLS handshake")
+
+    def peer_certificate(self) -> bytes:
+        """The peer's certificate (DER)."""
+        return self._tls.getpeercert(binary_form=True) or b""
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Encrypt and send all of ``data`` (one socket call for up to a megabyte)."""
+        with self._lock:
+            self._tls.write(data)
+            out = self._outgoing.read()
+        self.sock.sendall(out)
+
+    def recv_into(self, view: memoryview, minimum: int = 1) -> int:
+        """Decrypt into ``view``: at least ``minimum`` bytes, fewer only at the end of
+        the stream or when the socket stayed quiet for its timeout with something in hand.
+        """
+        filled = 0
+        while filled < len(view):
+            with self._lock:
+                try:
+                    got: int | None = self._tls.read(len(view) - filled, view[filled:])
+                except ssl.SSLWantReadError:
+                    got = None
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                    got = 0
+            if got == 0:
+                self.ended = True
+                break
+            if got is not None:
+                filled += got
+                continue
+            if filled >= minimum or self.ended:
+                break
+            came = self._receive_raw()
+            if came is False:
+                self.ended = True
+                break
+            if came is None and filled:
+                break  # a slow link: hand over what came
+        return filled
+
+    def recv_exactly(self, size: int) -> bytes:
+        """``size`` bytes, or fewer if the stream ended."""
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        filled = 0
+        while filled < size and not self.ended:
+            filled += self.recv_into(view[filled:], size - filled)
+        return bytes(buffer[:filled])
+
+    def _receive_raw(self) -> bool | None:
+        """Pull what the socket has: True if bytes came, False at its end, None if none
+        came within the socket's timeout (only without a deadline)."""
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the peer took too long")
+            self.sock.settimeout(remaining)
+        try:
+            got = self.sock.recv_into(self._raw)
+        except TimeoutError:
+            if self.deadline is not None:
+                raise
+            return None
+        if not got:
+            return False
+        with self._lock:
+            self._incoming.write(memoryview(self._raw)[:got])
+        return True
+
+
+class _Worker:
+    """A thread that runs one direction's blocking calls in order, for the event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, name: str) -> None:
+        self._loop = loop
+        self._jobs: queue.SimpleQueue[tuple[asyncio.Future[Any], Callable[[], Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._started = False
+        self._stopped = False
+
+    def submit(self, job: Callable[[], _T]) -> asyncio.Future[_T]:
+        """Run ``job`` after the ones before it; its result or exception ends up in the future."""
+        future: asyncio.Future[_T] = self._loop.create_future()
+        if self._stopped:
+            future.set_exception(NetError("data connection closed"))
+        else:
+            if not self._started:
+                self._started = True
+                self._thread.start()
+            self._jobs.put((future, job))
+        future.add_done_callback(_retrieve)
+        return future
+
+    def stop(self) -> None:
+        """End the thread after the jobs already queued (which then fail fast)."""
+        if not self._stopped:
+            self._stopped = True
+            self._jobs.put(None)
+
+    def _run(self) -> None:
+        while (item := self._jobs.get()) is not None:
+            future, job = item
+            try:
+                result = job()
+            except BaseException as exc:
+                self._settle(future, None, exc)
+            else:
+                self._settle(future, result, None)
+
+    def _settle(
+        self, future: asyncio.Future[Any], result: Any, error: BaseException | None
+    ) -> None:
+        def settle() -> None:
+            if future.done():
+                return
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+            self._loop.call_soon_threadsafe(settle)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a job's failure as seen: a closed channel fails every queued job alike."""
+    if not future.cancelled():
+        future.exception()
+
+
+class TlsChannel:
+    """One TLS connection as a ByteSource and ByteSink (see net.streams), that also
+    pumps whole files: ``pump_out`` and ``pump_in`` move a file's bytes between disk
+    and socket in the channel's threads.
+
+    Each direction has its own thread; the sender only writes, the receiver only reads.
+    """
+
+    def __init__(self, tls: TlsSocket) -> None:
+        self._tls = tls
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._reader = _Worker(loop, "tls-reader")
+        self._writer = _Worker(loop, "tls-writer")
+        self._writes: collections.deque[asyncio.Future[None]] = collections.deque()
         self._closed = False
 
     # --- reading ---------------------------------------------------------------
 
     async def read(self, limit: int) -> bytes:
-        if self._leftover:
-            data, self._leftover = self._leftover[:limit], self._leftover[limit:]
-            return data
-        if self._reader is None:
-            self._reader = threading.Thread(target=self._read_loop, daemon=True)
-            self._reader.start()
-        item = await self._incoming.get()
-        self._read_credits.release()
-        if isinstance(item, BaseException):
-            self._incoming.put_nowait(item)  # every later read fails the same way
-            self._read_credits.acquire(blocking=False)
-            raise NetError(f"data connection failed: {item}")
-        data, self._leftover = item[:limit], item[limit:]
-        return data
+        """What has arrived, up to ``limit`` bytes; b"" at the end of the stream."""
+        return await self._reader.submit(lambda: self._read_some(limit))
 
-    def _read_loop(self) -> None:
-        """Fill buffers from the socket: one blocking read, then whatever is already there."""
-        buffer = bytearray(IO_BUFFER_SIZE)
-        view = memoryview(buffer)
-        while True:
-            self._read_credits.acquire()
-            try:
-                got = self._sock.recv_into(view)
-                while got and got < IO_BUFFER_SIZE and self._readable_now():
-                    more = self._sock.recv_into(view[got:])
-                    if not more:
-                        break
-                    got += more
-            except (OSError, ValueError) as exc:
-                self._deliver(exc if not self._closed else ConnectionError("closed"))
-                return
-            self._deliver(bytes(view[:got]))
+    def _read_some(self, limit: int) -> bytes:
+        buffer = bytearray(limit)
+        got = self._guarded(self._tls.recv_into, memoryview(buffer))
+        del buffer[got:]
+        return bytes(buffer)
+
+    async def pump_in(
+        self, length: int, first: bytes, drain: FileDrain, progress: Progress
+    ) -> None:
+        """Take a file's ``length`` bytes (after ``first``, already read) into ``drain``."""
+        done = self._reader.submit(lambda: self._receive_file(length, first, drain, progress))
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            self.abort()  # the thread's read fails at once; wait so the file is let go
+            with contextlib.suppress(NetError):
+                await done
+            raise
+
+    def _receive_file(
+        self, length: int, first: bytes, drain: FileDrain, progress: Progress
+    ) -> None:
+        if first:
+            drain.take(memoryview(first))
+            self._report(progress, len(first))
+        buffer = page_aligned(min(PUMP_BUFFER_SIZE, length))
+        remaining = length
+        while remaining:
+            want = min(len(buffer), remaining)
+            piece = buffer[:want]
+            got = self._guarded(self._tls.recv_into, piece, min(want, PUMP_HANDOVER_SIZE))
             if not got:
-                return
-
-    def _readable_now(self) -> bool:
-        if self._sock.pending():
-            return True
-        ready, _, _ = select.select([self._sock], [], [], 0)
-        return bool(ready)
-
-    def _deliver(self, item: bytes | BaseException) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is reading
-            self._loop.call_soon_threadsafe(self._incoming.put_nowait, item)
+                raise StreamEnded("stream ended early")
+            drain.take(buffer[:got])
+            self._report(progress, got)
+            remaining -= got
 
     # --- writing ---------------------------------------------------------------
 
     async def write_all(self, data: bytes | bytearray | memoryview) -> None:
-        if self._written.done():
-            self._written.result()  # raises the writer's failure
+        """Queue ``data``; waits only when CHANNEL_BUFFERS writes are already queued."""
+        if self._closed:
             raise NetError("data connection closed")
-        await self._write_credits.acquire()
-        if self._writer is None:
-            self._writer = threading.Thread(target=self._write_loop, daemon=True)
-            self._writer.start()
-        self._outgoing.put(data if isinstance(data, bytes) else bytes(data))
+        while len(self._writes) >= CHANNEL_BUFFERS or (self._writes and self._writes[0].done()):
+            await self._writes.popleft()  # raises the first failure
+        owned = bytes(data)  # the caller may reuse its buffer
+        self._writes.append(self._writer.submit(lambda: self._guarded(self._tls.send, owned)))
 
-    def _write_loop(self) -> None:
-        try:
-            while (data := self._outgoing.get()) is not None:
-                self._sock.sendall(data)
-                self._loop.call_soon_threadsafe(self._write_credits.release)
-            self._sock.shutdown(socket.SHUT_WR)
-        except (OSError, ValueError) as exc:
-            self._settle_writes(NetError(f"data connection failed: {exc}"))
-            return
-        self._settle_writes(None)
+    async def pump_out(self, length: int, feed: FileFeed, progress: Progress) -> None:
+        """Send a file's ``length`` bytes, read from ``feed``, after what is queued."""
+        await self._writer.submit(lambda: self._send_file(length, feed, progress))
 
-    def _settle_writes(self, error: NetError | None) -> None:
-        def settle() -> None:
-            if self._written.done():
-                return
-            if error is None:
-                self._written.set_result(None)
-            else:
-                self._written.set_exception(error)
-            self._write_credits.release()  # wake a writer waiting for a credit
-
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(settle)
+    def _send_file(self, length: int, feed: FileFeed, progress: Progress) -> None:
+        buffer = page_aligned(min(PUMP_BUFFER_SIZE, length))
+        remaining = length
+        while remaining:
+            piece = buffer[: min(len(buffer), remaining)]
+            feed.fill(piece)
+            self._guarded(self._tls.send, piece)
+            self._report(progress, len(piece))
+            remaining -= len(piece)
 
     async def finish(self) -> None:
         """Send what is queued, then end the stream; the peer reads its end."""
-        if self._writer is None:
-            self._writer = threading.Thread(target=self._write_loop, daemon=True)
-            self._writer.start()
-        self._outgoing.put(None)
-        await asyncio.shield(self._written)
+        await self._writer.submit(
+            lambda: self._guarded(self._tls.sock.shutdown, socket.SHUT_WR)
+        )
+        while self._writes:
+            await self._writes.popleft()
 
     async def reset(self, code: int) -> None:
         self.abort()
+
+    # --- both ----------------------------------------------------------------
+
+    def _guarded(self, call: Callable[..., _T], *args: Any) -> _T:
+        """Make a socket call in a channel thread; its failures become NetError."""
+        try:
+            return call(*args)
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            reason = "closed" if self._closed else str(exc) or type(exc).__name__
+            raise NetError(f"data connection failed: {reason}") from None
+
+    def _report(self, progress: Progress, count: int) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is counting
+            self._loop.call_soon_threadsafe(progress, count)
 
     def close(self) -> None:
         """Close the socket (threads blocked on it wake with an error and end)."""
@@ -227,20 +416,9 @@ class TlsChannel:
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-        self._sock.close()
-        self._outgoing.put(None)
-
-
-def _read_exactly(sock: ssl.SSLSocket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
+        _drop(self._tls.sock)
+        self._reader.stop()
+        self._writer.stop()
 
 
 class DataListener:
@@ -306,14 +484,13 @@ class DataListener:
         self._socket.close()
 
     def _admit(self, conn: socket.socket) -> None:
-        """TLS and the token within TCP_TOKEN_TIMEOUT, else the connection is cut."""
+        """TLS and the token within TCP_TOKEN_TIMEOUT in all, else the connection is cut."""
         assert self._context is not None
-        tls: ssl.SSLSocket | None = None
-        token = b""
+        tls = TlsSocket(conn, self._context, server_side=True)
+        tls.deadline = time.monotonic() + TCP_TOKEN_TIMEOUT
         try:
-            conn.settimeout(TCP_TOKEN_TIMEOUT)
-            tls = self._context.wrap_socket(conn, server_side=True)
-            token = _read_exactly(tls, TCP_TOKEN_BYTES)
+            tls.handshake()
+            token = tls.recv_exactly(TCP_TOKEN_BYTES)
         except (OSError, ssl.SSLError):
             token = b""
         with self._lock:
@@ -330,21 +507,20 @@ class DataListener:
             else:
                 self.refused += 1
         if not won:
-            _drop(tls or conn)  # wrong, late or already used token: no second chance
+            _drop(conn)  # wrong, late or already used token: no second chance
             return
-        assert tls is not None
         try:
-            tls.settimeout(None)
-            tls.sendall(TOKEN_ACCEPTED)
-        except OSError:
-            _drop(tls)
+            tls.send(TOKEN_ACCEPTED)
+            tls.bulk(patience=PUMP_HANDOVER_WAIT)
+        except (OSError, ssl.SSLError):
+            _drop(conn)
             return
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._hand_over, tls)
 
-    def _hand_over(self, tls: ssl.SSLSocket) -> None:
+    def _hand_over(self, tls: TlsSocket) -> None:
         if self._accepted.done():
-            _drop(tls)  # stopped meanwhile
+            _drop(tls.sock)  # stopped meanwhile
         else:
             self._accepted.set_result(TlsChannel(tls))
 
@@ -381,31 +557,25 @@ def _drop(sock: socket.socket) -> None:
     sock.close()
 
 
-def _connect(host: str, info: TcpEndpointInfo, timeout: float) -> ssl.SSLSocket:
+def _connect(host: str, info: TcpEndpointInfo, timeout: float) -> TlsSocket:
     """The blocking half of connect_data_channel (runs in a worker thread)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
-    context.options |= ssl.OP_IGNORE_UNEXPECTED_EOF
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # trust comes from the pinned fingerprint below
+    deadline = time.monotonic() + timeout
     raw = socket.create_connection((host, info.port), timeout=timeout)
+    tls = TlsSocket(raw, _client_context(), server_side=False)
+    tls.deadline = deadline
     try:
-        tls = context.wrap_socket(raw, server_hostname=None)
-    except BaseException:
-        _drop(raw)
-        raise
-    try:
-        seen = hashlib.sha256(tls.getpeercert(binary_form=True) or b"").hexdigest()
+        tls.handshake()
+        seen = hashlib.sha256(tls.peer_certificate()).hexdigest()
         if not hmac.compare_digest(seen, info.fingerprint):
             raise NetError("data connection refused: the receiver's certificate does not "
                            "match the one it announced (man in the middle?)")
-        tls.sendall(info.token)
-        if _read_exactly(tls, len(TOKEN_ACCEPTED)) != TOKEN_ACCEPTED:
+        tls.send(info.token)
+        if tls.recv_exactly(len(TOKEN_ACCEPTED)) != TOKEN_ACCEPTED:
             raise NetError("data connection refused by the receiver")
-        tls.settimeout(None)
+        tls.bulk(patience=None)
         return tls
     except BaseException:
-        _drop(tls)
+        _drop(raw)
         raise
 
 

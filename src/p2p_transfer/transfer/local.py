@@ -14,11 +14,12 @@ from pathlib import Path
 
 import blake3
 
-from p2p_transfer.limits import HASH_READ_SIZE, IO_BUFFER_SIZE
+from p2p_transfer.limits import HASH_READ_SIZE
+from p2p_transfer.net.streams import LocalFileError
 from p2p_transfer.protocol import Entry, Resume
 
 
-class SourceError(Exception):
+class SourceError(LocalFileError):
     """A path to send cannot be read; the message names it."""
 
 
@@ -134,21 +135,17 @@ class FileSource:
         self.hasher = blake3.blake3()
         self.position = 0
 
-    def read(self, offset: int, size: int) -> bytes:
-        """Read ``size`` bytes at ``offset`` and add them to the hash."""
-        data = os.pread(self._fd, size, offset)
-        if len(data) != size:
-            raise SourceError(f"{self.path.name} changed while being sent")
-        self.hasher.update(data)
-        self.position = offset + size
-        return data
-
-    def read_buffers(self, offset: int, length: int) -> list[bytes]:
-        """Read ``length`` bytes at ``offset`` as IO_BUFFER_SIZE pieces, hashing them."""
-        return [
-            self.read(position, min(IO_BUFFER_SIZE, offset + length - position))
-            for position in range(offset, offset + length, IO_BUFFER_SIZE)
-        ]
+    def fill(self, view: memoryview) -> None:
+        """Read the next ``len(view)`` bytes into ``view`` and add them to the hash."""
+        size = len(view)
+        got = os.preadv(self._fd, [view], self.position)
+        while got < size:  # a short read: only the end of the file makes it final
+            more = os.preadv(self._fd, [view[got:]], self.position + got)
+            if not more:
+                raise SourceError(f"{self.path.name} changed while being sent")
+            got += more
+        self.hasher.update(view)
+        self.position += size
 
     def close(self) -> None:
         """Release the file descriptor."""

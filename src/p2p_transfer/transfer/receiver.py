@@ -37,7 +37,6 @@ from p2p_transfer.limits import (
     DATA_STALL_TIMEOUT,
     DECISION_TIMEOUT,
     FIRST_MESSAGE_TIMEOUT,
-    IO_BUFFER_SIZE,
     MAX_PARALLEL_FILES,
     MAX_PENDING_OFFERS,
     SMALL_FILE_SIZE,
@@ -110,8 +109,6 @@ from p2p_transfer.trust.pake import CodeExchange, PakeError
 OFFER_TIMEOUT = 30.0
 #: How long the receiver waits for the sender to close after the summary.
 SUMMARY_CLOSE_WAIT = 5.0
-#: Bytes gathered from the network before one trip to the disk thread.
-WRITE_BATCH_SIZE = 1024 * 1024
 #: How long a file's result may wait to share a network write with others (seconds).
 RESULT_FLUSH_DELAY = 0.02
 #: Example names shown with an offer.
@@ -798,11 +795,17 @@ class ReceiveSession(ClaimOwner):
             except TargetError as exc:
                 disk_error = str(exc)
         try:
-            disk_error = await self._copy_bytes(reader, header, part, tracker, disk_error)
+            failure = await reader.pump(
+                header.length,
+                part.write if part is not None else None,
+                lambda count: tracker.advance(header.index, count),
+            )
+            if failure is not None:
+                disk_error = _describe_failure(failure)
             claimed = await self._read_trailer(reader, header)
         except BaseException:
             if part is not None:
-                part.close()  # no write is pending here: _copy_bytes waits for its last one
+                part.close()  # the pump has let go of it: it waits for its last write
             raise
         digest = part.digest if part is not None else (resume.digest if resume else "")
         final_path, error = await asyncio.to_thread(
@@ -873,54 +876,6 @@ class ReceiveSession(ClaimOwner):
             part.close()
             return entry.path, describe_os_error(exc)
 
-    async def _copy_bytes(
-        self,
-        reader: MessageReader,
-        header: DataHeader,
-        part: PartFile | None,
-        tracker: ProgressTracker,
-        error: str,
-    ) -> str:
-        """Move the file's bytes from the stream to disk, one write behind the network.
-
-        After a disk error the rest of the file is read and dropped, so the
-        stream stays in step for the files behind it.
-        """
-        remaining = header.length
-        pending: asyncio.Future[None] | None = None
-        loop = asyncio.get_running_loop()
-        buffers: list[bytes] = []
-        buffered = 0
-        try:
-            while remaining:
-                data = await reader.read_some(min(IO_BUFFER_SIZE, remaining))
-                remaining -= len(data)
-                tracker.advance(header.index, len(data))
-                if part is None or error:
-                    continue
-                buffers.append(data)
-                buffered += len(data)
-                # Gather while the disk thread is busy; an idle one writes at once, so
-                # what arrived is on disk even if the sender stops mid-file.
-                busy = pending is not None and not pending.done()
-                if busy and remaining and buffered < WRITE_BATCH_SIZE:
-                    continue
-                if pending is not None:
-                    error = await _write_result(pending)
-                    pending = None
-                if not error:
-                    pending = loop.run_in_executor(None, part.write_buffers, buffers)
-                buffers, buffered = [], 0
-        finally:
-            if pending is not None:
-                # Even when cancelled, let the thread's write end before the part closes.
-                error = error or await asyncio.shield(_write_result(pending))
-            if buffers and part is not None and not error:
-                # Stopped mid-file: keep what arrived, for the resume.
-                writing = loop.run_in_executor(None, part.write_buffers, buffers)
-                error = await asyncio.shield(_write_result(writing))
-        return error
-
     async def _settle(
         self,
         incoming: _IncomingFile,
@@ -944,13 +899,9 @@ class ReceiveSession(ClaimOwner):
             self._queue_result(FileResult(incoming.index, True, blake3=digest))
 
 
-async def _write_result(pending: asyncio.Future[None]) -> str:
-    """'' when a disk write succeeded, else the reason it failed."""
-    try:
-        await pending
-    except OSError as exc:
-        return describe_os_error(exc)
-    return ""
+def _describe_failure(failure: Exception) -> str:
+    """One line for a file that could not be stored."""
+    return describe_os_error(failure) if isinstance(failure, OSError) else str(failure)
 
 
 def _same_digest(a: str, b: str) -> bool:

@@ -28,7 +28,6 @@ from p2p_transfer.limits import (
     BATCH_WRITE_SIZE,
     CLOSE_GRACE,
     DEFAULT_PARALLEL_FILES,
-    IO_BUFFER_SIZE,
     MAX_PARALLEL_FILES,
     SMALL_FILE_SIZE,
     TCP_CONNECT_TIMEOUT,
@@ -86,8 +85,6 @@ from p2p_transfer.transfer.session import (
 from p2p_transfer.trust import PairingStore
 from p2p_transfer.trust.pake import CodeExchange, PakeError
 
-#: Bytes read (as IO_BUFFER_SIZE buffers) per trip to the disk thread.
-READ_BATCH_SIZE = 1024 * 1024
 #: Asks the sending user for the code the receiver shows; gets the receiver's name.
 CodePrompt = Callable[[str], Awaitable[str]]
 
@@ -363,10 +360,15 @@ class SendSession:
         size = source.entry.size
         if size <= SMALL_FILE_SIZE:
             return await self._send_small_file(writer, batch, index, source, resume, tracker)
-        reader = await asyncio.to_thread(FileSource, source.source, size)
+        reader: FileSource | None = None
+        try:
+            reader = await asyncio.to_thread(FileSource, source.source, size)
+            produce = reader.fill
+        except OSError as exc:
+            produce = _failing(exc)  # zeros in its place, and the reason
         try:
             offset = 0
-            if resume is not None and 0 < resume.offset <= size:
+            if reader is not None and resume is not None and 0 < resume.offset <= size:
                 digest = await asyncio.to_thread(reader.hash_prefix, resume.offset)
                 if secrets.compare_digest(digest, resume.blake3):
                     offset = resume.offset
@@ -375,24 +377,24 @@ class SendSession:
             tracker.skip(offset)
             tracker.start_file(index, source.entry.path, size, offset)
             batch += encode(DataHeader(index, offset, size - offset))
-            try:
-                batch = await self._stream_bytes(writer, batch, index, reader, offset, tracker)
+            await writer.write(batch)
+            failure = await writer.pump(
+                size - offset, produce, lambda count: tracker.advance(index, count)
+            )
+            if failure is None:
+                assert reader is not None  # without one, every byte fails
                 digest = reader.hasher.hexdigest()
-            except SourceError as exc:
-                # The stream must stay in step: pad the declared length and send
-                # no hash, so the receiver discards this file and goes on.
-                self._events.emit(
-                    FileFailedEvent(self.transfer_id, "send", source.entry.path, str(exc))
-                )
-                batch = await self._pad(writer, batch, index, reader.position, size, tracker)
+            else:
+                # The pump sent zeros in place of the file, so the stream stays in
+                # step; no hash, so the receiver discards this file and goes on.
+                self._events.emit(FileFailedEvent(
+                    self.transfer_id, "send", source.entry.path, _describe(failure)
+                ))
                 digest = ""
-            batch += encode(DataTrailer(index, digest))
-            if len(batch) >= BATCH_WRITE_SIZE:
-                await writer.write(batch)
-                batch = bytearray()
-            return batch
+            return bytearray(encode(DataTrailer(index, digest)))
         finally:
-            await asyncio.to_thread(reader.close)
+            if reader is not None:
+                await asyncio.to_thread(reader.close)
 
     async def _send_small_file(
         self,
@@ -408,8 +410,9 @@ class SendSession:
         try:
             small = await asyncio.to_thread(read_small_file, source.source, entry.size, resume)
         except (SourceError, OSError) as exc:
-            message = str(exc) if isinstance(exc, SourceError) else f"cannot read: {exc.strerror}"
-            self._events.emit(FileFailedEvent(self.transfer_id, "send", entry.path, message))
+            self._events.emit(
+                FileFailedEvent(self.transfer_id, "send", entry.path, _describe(exc))
+            )
             small = SmallFile(0, bytes(entry.size), "")
         tracker.skip(small.offset)
         tracker.start_file(index, entry.path, entry.size, small.offset)
@@ -420,65 +423,6 @@ class SendSession:
         if len(batch) >= BATCH_WRITE_SIZE:
             await writer.write(batch)
             batch = bytearray()
-        return batch
-
-    async def _stream_bytes(
-        self,
-        writer: MessageWriter,
-        batch: bytearray,
-        index: int,
-        reader: FileSource,
-        offset: int,
-        tracker: ProgressTracker,
-    ) -> bytearray:
-        """Read (in a thread, a batch of buffers ahead) and write the file from ``offset``."""
-        size = reader.expected_size
-        loop = asyncio.get_running_loop()
-
-        def read_next(position: int) -> asyncio.Future[list[bytes]] | None:
-            if position >= size:
-                return None
-            length = min(READ_BATCH_SIZE, size - position)
-            return loop.run_in_executor(None, reader.read_buffers, position, length)
-
-        position = offset
-        pending = read_next(position)
-        while pending is not None:
-            buffers = await pending
-            position += sum(map(len, buffers))
-            pending = read_next(position)
-            for data in buffers:
-                batch = await self._write(writer, batch, data)
-                tracker.advance(index, len(data))
-        return batch
-
-    async def _pad(
-        self,
-        writer: MessageWriter,
-        batch: bytearray,
-        index: int,
-        position: int,
-        size: int,
-        tracker: ProgressTracker,
-    ) -> bytearray:
-        """Fill the rest of a file that could not be read with zeros."""
-        while position < size:
-            count = min(IO_BUFFER_SIZE, size - position)
-            batch = await self._write(writer, batch, bytes(count))
-            tracker.advance(index, count)
-            position += count
-        return batch
-
-    @staticmethod
-    async def _write(writer: MessageWriter, batch: bytearray, data: bytes) -> bytearray:
-        """Add ``data`` behind a pending batch, or write it directly when none is pending."""
-        if not batch:
-            await writer.write(data)
-            return batch
-        batch += data
-        if len(batch) >= BATCH_WRITE_SIZE:
-            await writer.write(batch)
-            return bytearray()
         return batch
 
     async def _collect_results(
@@ -545,6 +489,22 @@ def _host_of(socket_addr: str | None) -> str | None:
     if not socket_addr or ":" not in socket_addr:
         return None
     return socket_addr.rsplit(":", 1)[0].strip("[]")
+
+
+def _failing(error: OSError) -> Callable[[memoryview], None]:
+    """A source for a file that could not even be opened."""
+
+    def produce(view: memoryview) -> None:
+        raise error
+
+    return produce
+
+
+def _describe(failure: Exception) -> str:
+    """One line for a file that could not be read while being sent."""
+    if isinstance(failure, OSError):
+        return f"cannot read: {failure.strerror or failure}"
+    return str(failure)
 
 
 def _failure_message(outcome: _Outcome, summary: Summary) -> str:

@@ -190,7 +190,7 @@ class PartFile:
         self.offset = offset
         self._closed = False
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         """Write and hash one buffer (runs in a worker thread)."""
         view = memoryview(data)
         while view:
@@ -198,18 +198,6 @@ class PartFile:
             view = view[written:]
         self.hasher.update(data)
         self.offset += len(data)
-
-    def write_buffers(self, buffers: list[bytes]) -> None:
-        """Write and hash several buffers with one system call (runs in a worker thread)."""
-        total = sum(map(len, buffers))
-        written = os.writev(self.fd, buffers)
-        if written < total:  # rare: finish the rest piece by piece
-            view = memoryview(b"".join(buffers))[written:]
-            while view:
-                view = view[os.write(self.fd, view):]
-        for data in buffers:
-            self.hasher.update(data)
-        self.offset += total
 
     @property
     def digest(self) -> str:
