@@ -19,9 +19,11 @@ from p2p_transfer.discovery import (
     port_of,
 )
 from p2p_transfer.events import (
+    DecisionEvent,
     DeviceEvent,
     DiscoveryErrorEvent,
     ErrorEvent,
+    Event,
     EventBus,
     RelayEvent,
     TicketEvent,
@@ -100,6 +102,7 @@ class Node:
         self._sessions: set[asyncio.Task[TransferResult | None]] = set()
         self._connections = ConnectionTable()
         self.discovery: Discovery | None = None
+        self._withdrawal: asyncio.Task[None] | None = None
         self._identity: IdentityResponder | None = None
 
     @classmethod
@@ -157,6 +160,12 @@ class Node:
                          port_of(addresses) or 0)
         )
 
+    def withdraw_from_lan(self) -> asyncio.Task[None] | None:
+        """Stop announcing this node; the goodbye packets go out in the background."""
+        if self.discovery is not None and self._withdrawal is None:
+            self._withdrawal = asyncio.create_task(self.discovery.close())
+        return self._withdrawal
+
     async def answer_address_queries(self) -> None:
         """Let ``send --to HOST:PORT`` learn our ticket (TCP, same port number as QUIC)."""
         local = self.transport.local_udp_socket
@@ -212,6 +221,9 @@ class Node:
         self, options: ReceiveOptions, decide: Decider, once: bool = False
     ) -> TransferResult | None:
         """Accept senders until closed; with ``once``, return after the first offer's session."""
+        # The first offer takes a ``once`` node: nobody else should find it from then
+        # on, and its goodbyes go out while the files move, not when the user waits.
+        unsubscribe = self.events.subscribe(self._withdraw_on_decision) if once else None
         finished: asyncio.Queue[TransferResult] = asyncio.Queue()
         acceptor = asyncio.create_task(self._accept_loop(options, decide, finished))
         try:
@@ -227,10 +239,16 @@ class Node:
             await acceptor
             return None
         finally:
+            if unsubscribe is not None:
+                unsubscribe()
             acceptor.cancel()
             for task in list(self._sessions):
                 task.cancel()
             await asyncio.gather(*self._sessions, return_exceptions=True)
+
+    def _withdraw_on_decision(self, event: Event) -> None:
+        if isinstance(event, DecisionEvent):
+            self.withdraw_from_lan()
 
     async def _accept_loop(
         self, options: ReceiveOptions, decide: Decider, finished: asyncio.Queue[TransferResult]
@@ -279,8 +297,8 @@ class Node:
         for task in list(self._sessions):
             task.cancel()
         await asyncio.gather(*self._sessions, return_exceptions=True)
-        if self.discovery is not None:
-            await self.discovery.close()  # goodbye packets while the process still can
+        if (withdrawal := self.withdraw_from_lan()) is not None:
+            await withdrawal  # goodbye packets while the process still can
         if self._identity is not None:
             await self._identity.close()
         await self.transport.close()
