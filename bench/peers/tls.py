@@ -1,4 +1,4 @@
-"""Raw TLS over TCP from asyncio, the LAN fast path's ceiling: one connection, no protocol.
+"""Raw TLS over TCP, the LAN fast path's ceiling: one connection, no protocol.
 
     python -m bench.peers.tls receive OUT_DIR  # prints {"event": "ticket", "ticket": T}
     python -m bench.peers.tls send TICKET PATH
@@ -7,9 +7,10 @@ The channel is p2p-transfer's own (``p2p_transfer.net.tcp``): a one-use
 listener with a fresh certificate that the sender pins by its SHA-256, and a
 single-use token. The ticket carries what the QUIC control stream carries in
 the product (``PORT:FINGERPRINT:TOKEN``, token in hex). Both sides hash every
-file with BLAKE3 as the product must and read and write 256 KiB pieces, in one
-thread, as the raw iroh peer does: what p2p-transfer's TCP path adds on top is
-the difference between the two rows.
+file with BLAKE3 as the product must, and big files move through the channel's
+own pumps (disk to socket in its threads) as in the product; small files go in
+256 KiB batches. What p2p-transfer's TCP path adds on top (its protocol, the
+QUIC conversation, verification) is the difference between the two rows.
 
 TLS has no half-close, so the sender first sends the stream's length (8 bytes,
 big-endian); the receiver answers one byte once it has read that much, so the
@@ -19,6 +20,7 @@ sender's exit means every byte was read; the sender then closes.
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
 from pathlib import Path
 
@@ -27,16 +29,16 @@ from blake3 import blake3
 from bench.config import CHUNK_SIZE, CLOSE_TIMEOUT
 from bench.data import digest_entries, iter_files
 from bench.peers.stream import (
+    HEADER,
     BatchWriter,
-    Decoder,
     FileSink,
     emit,
     encode_header,
     fail,
     parse_peer_args,
 )
-from p2p_transfer.net import NetError
-from p2p_transfer.net.tcp import DataListener, TcpEndpointInfo, TlsChannel, connect_data_channel
+from p2p_transfer.net import MessageReader, MessageWriter, NetError
+from p2p_transfer.net.tcp import DataListener, TcpEndpointInfo, connect_data_channel
 
 LOOPBACK = "127.0.0.1"
 _ACK = b"\x01"
@@ -55,14 +57,8 @@ def parse_ticket(ticket: str) -> TcpEndpointInfo:
     return TcpEndpointInfo(int(port), fingerprint, bytes.fromhex(token))
 
 
-async def _read_exact(channel: TlsChannel, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = await channel.read(size - len(data))
-        if not chunk:
-            fail("stream ended early")
-        data += chunk
-    return data
+def _ignore(count: int) -> None:
+    """Progress is not reported."""
 
 
 async def receive(out: Path) -> None:
@@ -72,21 +68,40 @@ async def receive(out: Path) -> None:
     emit("ticket", ticket=ticket_of(listener.info))
     channel = await listener.accepted()
     await listener.close()
-    (remaining,) = _LENGTH.unpack(await _read_exact(channel, _LENGTH.size))
+    reader = MessageReader(channel)
+    (remaining,) = _LENGTH.unpack(await reader.read_exact(_LENGTH.size))
     sink = FileSink(out, hash_files=True)
-    decoder = Decoder(sink)
     while remaining:
-        chunk = await channel.read(min(CHUNK_SIZE, remaining))
-        if not chunk:
-            fail("stream ended early")
-        decoder.feed(chunk)
-        remaining -= len(chunk)
-    decoder.close()
+        name_length, size = HEADER.unpack(await reader.read_exact(HEADER.size))
+        sink.start((await reader.read_exact(name_length)).decode(), size)
+        if (failure := await reader.pump(size, sink.write, _ignore)) is not None:
+            fail(f"cannot write: {failure}")
+        sink.end()
+        remaining -= HEADER.size + name_length + size
     await channel.write_all(_ACK)
     # The sender closes once it has our answer; leaving earlier could lose it.
     await asyncio.wait_for(channel.read(len(_ACK)), CLOSE_TIMEOUT)
     channel.close()
     emit("done", files=len(sink.entries), bytes=sink.bytes, digest=sink.digest())
+
+
+class _HashedFile:
+    """A file read from the start and hashed as it goes (in the channel's thread)."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDONLY)
+        self._position = 0
+        self.hasher = blake3()
+
+    def fill(self, view: memoryview) -> None:
+        got = os.preadv(self._fd, [view], self._position)
+        if got != len(view):
+            raise OSError(f"short read at {self._position}")
+        self.hasher.update(view)
+        self._position += got
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 async def send(ticket: str, entry: Path) -> None:
@@ -98,13 +113,20 @@ async def send(ticket: str, entry: Path) -> None:
     await writer.write(_LENGTH.pack(length))
     entries = []
     for relpath, path, size in files:
-        hasher = blake3()
         await writer.write(encode_header(relpath, size))
-        with open(path, "rb") as source:
-            while chunk := source.read(CHUNK_SIZE):
-                hasher.update(chunk)
-                await writer.write(chunk)
-        entries.append((relpath, size, hasher.digest()))
+        if size <= CHUNK_SIZE:  # small files travel in batches
+            data = path.read_bytes()
+            await writer.write(data)
+            entries.append((relpath, size, blake3(data).digest()))
+            continue
+        await writer.flush()
+        source = _HashedFile(path)
+        try:
+            if (failure := await MessageWriter(channel).pump(size, source.fill, _ignore)):
+                fail(f"cannot read {path}: {failure}")
+        finally:
+            source.close()
+        entries.append((relpath, size, source.hasher.digest()))
     await writer.flush()
     answer = await channel.read(len(_ACK))
     if answer != _ACK:

@@ -12,7 +12,7 @@ LABEL = "raw TLS over TCP"
 
 @dataclass
 class TlsRow(PeerCopyRow):
-    """p2p-transfer's pinned TLS channel (threaded sockets), 256 KiB pieces, BLAKE3 both sides."""
+    """p2p-transfer's pinned TLS channel and its pumps, BLAKE3 both sides, no protocol."""
 
     key: str = "tls"
     label: str = LABEL
