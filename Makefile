@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # so no packet (not even the QUIC stack's port-mapping probes) leaves this machine.
 ISOLATED := scripts/isolated
 
-.PHONY: run test bench lint system-deps clean
+.PHONY: run test bench lint system-deps bytecode clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,12 @@ $(STAMP): pyproject.toml
 system-deps:
 	@scripts/install-system-deps
 
-run: $(STAMP)
+# An installed package comes with bytecode; an editable one would parse every
+# module again on each start (more so where PYTHONDONTWRITEBYTECODE is set).
+bytecode: $(STAMP)
+	@$(PY) -m compileall -q src >/dev/null
+
+run: $(STAMP) bytecode
 	$(VENV)/bin/p2p-transfer app
 
 lint: $(STAMP)
@@ -27,7 +32,7 @@ lint: $(STAMP)
 test: $(STAMP) system-deps lint
 	$(ISOLATED) $(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP) system-deps
+bench: $(STAMP) system-deps bytecode
 	$(ISOLATED) $(PY) -m bench $(BENCH_ARGS)
 
 clean:
