@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import ssl
 
 import pytest
 
-from p2p_transfer.limits import TCP_TOKEN_BYTES
+from p2p_transfer.limits import PUMP_BUFFER_SIZE, PUMP_HANDOVER_WAIT, TCP_TOKEN_BYTES
 from p2p_transfer.net import MessageReader, MessageWriter, NetError
-from p2p_transfer.net.tcp import DataListener, TcpEndpointInfo, connect_data_channel
+from p2p_transfer.net import tcp as tcp_module
+from p2p_transfer.net.streams import LocalFileError
+from p2p_transfer.net.tcp import DataListener, TcpEndpointInfo, TlsChannel, connect_data_channel
 
 
 async def _drain(listener: DataListener) -> bytes:
@@ -104,3 +107,127 @@ async def test_nobody_listening_fails_fast() -> None:
 
 def test_tls_1_3_is_available() -> None:
     assert ssl.HAS_TLSv1_3
+
+
+async def _connected_pair() -> tuple[DataListener, TlsChannel, TlsChannel]:
+    listener = await DataListener.open("127.0.0.1")
+    assert listener.info is not None
+    sender = await connect_data_channel("127.0.0.1", listener.info)
+    return listener, sender, await listener.accepted()
+
+
+async def test_a_file_pumps_through_the_channel_intact_with_its_progress() -> None:
+    listener, sender, receiver = await _connected_pair()
+    payload = os.urandom(2 * PUMP_BUFFER_SIZE + 12345)
+    position = 0
+
+    def produce(view: memoryview) -> None:
+        nonlocal position
+        view[:] = payload[position : position + len(view)]
+        position += len(view)
+
+    received = bytearray()
+    counted: list[int] = []
+    writer, reader = MessageWriter(sender), MessageReader(receiver)
+    await writer.write(b"head")  # a frame ahead of the file, read before it
+    sending = asyncio.create_task(writer.pump(len(payload), produce, lambda n: None))
+    assert await reader.read_exact(4) == b"head"
+    failure = await reader.pump(len(payload), received.extend, counted.append)
+    assert failure is None and await sending is None
+    assert received == payload and sum(counted) == len(payload)
+    sender.close()
+    receiver.close()
+    await listener.close()
+
+
+async def test_a_source_that_fails_mid_file_sends_zeros_for_the_rest_and_says_why() -> None:
+    listener, sender, receiver = await _connected_pair()
+    good = os.urandom(PUMP_BUFFER_SIZE)
+    calls = 0
+
+    def produce(view: memoryview) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise LocalFileError("f.bin changed while being sent")
+        view[:] = good[: len(view)]
+
+    length = 3 * PUMP_BUFFER_SIZE
+    received = bytearray()
+    sending = asyncio.create_task(MessageWriter(sender).pump(length, produce, lambda n: None))
+    assert await MessageReader(receiver).pump(length, received.extend, lambda n: None) is None
+    failure = await sending
+    assert isinstance(failure, LocalFileError) and "changed" in str(failure)
+    # The stream stays in step: the whole length arrived, zeros after the failure.
+    assert received == good + bytes(length - len(good))
+    sender.close()
+    receiver.close()
+    await listener.close()
+
+
+async def test_a_store_that_fails_mid_file_still_reads_the_file_to_its_end() -> None:
+    listener, sender, receiver = await _connected_pair()
+    length = 3 * PUMP_BUFFER_SIZE
+    stored = 0
+
+    def consume(view: memoryview) -> None:
+        nonlocal stored
+        if stored:
+            raise OSError(28, "No space left on device")
+        stored += len(view)
+
+    writer = MessageWriter(sender)
+
+    async def send_file_then_more() -> None:
+        await writer.pump(length, lambda view: None, lambda n: None)
+        await writer.write(b"next")  # the file behind it
+
+    sending = asyncio.create_task(send_file_then_more())
+    reader = MessageReader(receiver)
+    failure = await reader.pump(length, consume, lambda n: None)
+    assert isinstance(failure, OSError) and failure.errno == 28
+    assert await reader.read_exact(4) == b"next"
+    await sending
+    sender.close()
+    receiver.close()
+    await listener.close()
+
+
+async def test_a_slow_link_shows_progress_before_a_buffer_fills() -> None:
+    listener, sender, receiver = await _connected_pair()
+    received: list[int] = []
+    receiving = asyncio.create_task(
+        MessageReader(receiver).pump(PUMP_BUFFER_SIZE, None, received.append)
+    )
+    await MessageWriter(sender).write(b"x" * 1000)  # then nothing for a while
+    deadline = asyncio.get_running_loop().time() + PUMP_HANDOVER_WAIT + 2.0
+    while sum(received) < 1000:
+        assert asyncio.get_running_loop().time() < deadline, "no progress while waiting"
+        await asyncio.sleep(0.05)
+    receiving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await receiving
+    sender.close()
+    await listener.close()
+
+
+async def test_a_trickled_handshake_is_cut_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each byte comes well within any per-read timeout; the deadline covers them all.
+    monkeypatch.setattr(tcp_module, "TCP_TOKEN_TIMEOUT", 0.5)
+    listener = await DataListener.open("127.0.0.1")
+    assert listener.info is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", listener.info.port)
+    writer.write(b"\x16\x03\x01\x02\x00")  # a handshake record of 512 bytes is coming
+    started = asyncio.get_running_loop().time()
+    with contextlib.suppress(ConnectionError):
+        while not reader.at_eof() and asyncio.get_running_loop().time() - started < 5:
+            writer.write(b"\x00")
+            await writer.drain()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(reader.read(1), 0.1)
+    assert asyncio.get_running_loop().time() - started < 2.5
+    assert listener.refused == 1 and not listener.has_accepted
+    writer.close()
+    await listener.close()

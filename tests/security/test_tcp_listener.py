@@ -192,7 +192,7 @@ async def test_no_token_within_the_deadline_is_dropped(
 
 
 async def test_a_stalled_tls_handshake_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tcp_module, "TCP_CONNECT_TIMEOUT", SHORT_DEADLINE)
+    monkeypatch.setattr(tcp_module, "TCP_TOKEN_TIMEOUT", SHORT_DEADLINE)
     listener = await DataListener.open("127.0.0.1")
     assert listener.info is not None
     reader, writer = await asyncio.open_connection("127.0.0.1", listener.info.port)
@@ -208,7 +208,7 @@ async def test_strangers_beyond_the_pending_cap_are_closed_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Long deadlines: only the cap can explain a quick close here.
-    monkeypatch.setattr(tcp_module, "TCP_CONNECT_TIMEOUT", 60.0)
+    monkeypatch.setattr(tcp_module, "TCP_TOKEN_TIMEOUT", 60.0)
     listener = await DataListener.open("127.0.0.1")
     assert listener.info is not None
     port = listener.info.port
