@@ -305,7 +305,7 @@ def test_scan_records_mode_mtime_and_source(tree: Path) -> None:
     os.utime(beach, (1e9, 1_500_000_000.5))
     found = {s.entry.path: s for s in scan_sources([tree])}
     source = found["album/2024/summer/beach.jpg"]
-    assert source.source == beach
+    assert source.source == str(beach)
     assert source.entry == Entry("album/2024/summer/beach.jpg", "file", 10, 0o640, 1_500_000_000.5)
 
 

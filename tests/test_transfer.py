@@ -161,7 +161,7 @@ async def test_hostile_names_stay_inside_the_target(
 
     def hostile_scan(paths: list[Path], follow_symlinks: bool = False) -> list[SourceEntry]:
         entry = Entry(hostile_name, "file", source.stat().st_size, 0o644, 0.0)
-        return [SourceEntry(entry, source)]
+        return [SourceEntry(entry, str(source))]
 
     monkeypatch.setattr(sender_module, "scan_sources", hostile_scan)
     result = await peers.send(source)
@@ -180,7 +180,7 @@ async def test_long_name_is_shortened_keeping_its_extension(
     long_name = "n" * 300 + ".txt"
 
     def scan(paths: list[Path], follow_symlinks: bool = False) -> list[SourceEntry]:
-        return [SourceEntry(Entry(long_name, "file", 7, 0o644, 0.0), source)]
+        return [SourceEntry(Entry(long_name, "file", 7, 0o644, 0.0), str(source))]
 
     monkeypatch.setattr(sender_module, "scan_sources", scan)
     assert (await peers.send(source)).ok

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from pathlib import Path
 
 #: How long a superseded session gets to let go of its files.
 SUPERSEDE_TIMEOUT = 10.0
@@ -30,12 +29,12 @@ class ClaimOwner:
 
 
 class FileClaims:
-    """Paths (absolute) currently being written, and by whom."""
+    """Paths (absolute, normalized) currently being written, and by whom."""
 
     def __init__(self) -> None:
-        self._owners: dict[Path, ClaimOwner] = {}
+        self._owners: dict[str, ClaimOwner] = {}
 
-    async def claim(self, owner: ClaimOwner, paths: Iterable[Path]) -> None:
+    async def claim(self, owner: ClaimOwner, paths: Iterable[str]) -> None:
         """Claim every path for ``owner``, stopping an older session of the same peer."""
         wanted = list(paths)
         conflicts = {self._owners[p] for p in wanted if self._owners.get(p, owner) is not owner}

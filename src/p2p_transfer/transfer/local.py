@@ -28,7 +28,7 @@ class SourceEntry:
     """A manifest entry and where its bytes come from."""
 
     entry: Entry
-    source: Path
+    source: str  # a plain string: a big tree holds one per file
 
 
 def scan_sources(paths: list[Path], follow_symlinks: bool = False) -> list[SourceEntry]:
@@ -52,7 +52,7 @@ def scan_sources(paths: list[Path], follow_symlinks: bool = False) -> list[Sourc
         if stat.S_ISDIR(info.st_mode):
             _scan_folder(path, name, follow_symlinks, out, visited=set())
         elif stat.S_ISREG(info.st_mode):
-            out.append(_file_entry(path, name, info))
+            out.append(_file_entry(str(path), name, info))
         elif stat.S_ISLNK(info.st_mode):
             raise SourceError(f"{path} is a symlink; use --follow-symlinks to send its target")
         else:
@@ -69,13 +69,13 @@ def _check_encodable(relative: str) -> None:
         raise SourceError(f"{shown!r} is not a valid UTF-8 name; rename it to send it") from None
 
 
-def _file_entry(path: Path, relative: str, info: os.stat_result) -> SourceEntry:
+def _file_entry(path: str, relative: str, info: os.stat_result) -> SourceEntry:
     mode = stat.S_IMODE(info.st_mode)
     return SourceEntry(Entry(relative, "file", info.st_size, mode, info.st_mtime), path)
 
 
 def _scan_folder(
-    folder: Path,
+    folder: Path | str,
     relative: str,
     follow_symlinks: bool,
     out: list[SourceEntry],
@@ -87,31 +87,34 @@ def _scan_folder(
         return
     visited.add(key)
     mode = stat.S_IMODE(info.st_mode)
-    out.append(SourceEntry(Entry(relative, "dir", 0, mode, info.st_mtime), folder))
+    out.append(SourceEntry(Entry(relative, "dir", 0, mode, info.st_mtime), str(folder)))
     try:
-        children = sorted(os.scandir(folder), key=lambda e: e.name)
+        names = sorted(os.listdir(folder))  # names only: a folder may hold a million
     except OSError as exc:
         raise SourceError(f"cannot list {folder}: {exc.strerror}") from None
-    for child in children:
-        child_relative = f"{relative}/{child.name}"
+    for name in names:
+        child_relative = f"{relative}/{name}"
         _check_encodable(child_relative)
-        if child.is_symlink() and not follow_symlinks:
-            continue
+        child = os.path.join(folder, name)
         try:
-            child_info = child.stat(follow_symlinks=follow_symlinks)
+            child_info = os.lstat(child)
+            if stat.S_ISLNK(child_info.st_mode):
+                if not follow_symlinks:
+                    continue
+                child_info = os.stat(child)
         except OSError:
             continue  # a dangling link or a file that vanished
         if stat.S_ISDIR(child_info.st_mode):
-            _scan_folder(Path(child.path), child_relative, follow_symlinks, out, visited)
+            _scan_folder(child, child_relative, follow_symlinks, out, visited)
         elif stat.S_ISREG(child_info.st_mode):
-            out.append(_file_entry(Path(child.path), child_relative, child_info))
+            out.append(_file_entry(child, child_relative, child_info))
 
 
 class FileSource:
     """One file open for sending; reads and hashes in the calling (worker) thread."""
 
-    def __init__(self, path: Path, expected_size: int) -> None:
-        self.path = path
+    def __init__(self, path: str | Path, expected_size: int) -> None:
+        self.name = os.path.basename(path)
         self._fd = os.open(path, os.O_RDONLY)
         self.expected_size = expected_size
         self.hasher = blake3.blake3()
@@ -142,7 +145,7 @@ class FileSource:
         while got < size:  # a short read: only the end of the file makes it final
             more = os.preadv(self._fd, [view[got:]], self.position + got)
             if not more:
-                raise SourceError(f"{self.path.name} changed while being sent")
+                raise SourceError(f"{self.name} changed while being sent")
             got += more
         self.hasher.update(view)
         self.position += size
@@ -161,7 +164,7 @@ class SmallFile:
     digest: str
 
 
-def read_small_file(path: Path, size: int, resume: Resume | None) -> SmallFile:
+def read_small_file(path: str | Path, size: int, resume: Resume | None) -> SmallFile:
     """Read, hash and resume-check a file of at most SMALL_FILE_SIZE bytes at once.
 
     Many small files then cost one thread hop each, not one per step.
@@ -172,7 +175,7 @@ def read_small_file(path: Path, size: int, resume: Resume | None) -> SmallFile:
     finally:
         os.close(fd)
     if len(data) != size:
-        raise SourceError(f"{path.name} changed while being sent")
+        raise SourceError(f"{os.path.basename(path)} changed while being sent")
     offset = 0
     if resume is not None and 0 <= resume.offset <= size:
         held = blake3.blake3(data[: resume.offset]).hexdigest()

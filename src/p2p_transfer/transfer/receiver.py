@@ -440,7 +440,7 @@ class ReceiveSession(ClaimOwner):
         """
         try:
             target = TargetFolder(self._options.target, self._options.umask)
-            paths = [target.path_of(e.path) for e in entries if e.kind == "file"]
+            paths = [target.location_of(e.path) for e in entries if e.kind == "file"]
             await self._claims.claim(self, paths)
             files, resume_items = await asyncio.to_thread(self._prepare, target, entries)
         except TimeoutError:  # before OSError: it is one

@@ -60,13 +60,18 @@ class TargetFolder:
         self.umask = umask
 
     def path_of(self, relative: str) -> Path:
-        """The absolute path for a sanitized relative path, checked to stay inside.
+        """The absolute path for a sanitized relative path, checked to stay inside."""
+        return Path(self.location_of(relative))
+
+    def location_of(self, relative: str) -> str:
+        """``path_of`` as a plain string, cheap to hold for every file of an offer.
 
         The check runs on the normalized path (``commonpath`` alone is lexical and
         would let ``a/../../x`` through), so it holds even for an unsanitized path.
         """
-        candidate = Path(os.path.normpath(self.root.joinpath(*relative.split("/"))))
-        if os.path.commonpath([self.root, candidate]) != str(self.root):
+        root = str(self.root)
+        candidate = os.path.normpath(os.path.join(root, *relative.split("/")))
+        if os.path.commonpath([root, candidate]) != root:
             raise TargetError(f"path {relative!r} leaves the target folder")
         return candidate
 
