@@ -14,6 +14,7 @@ from pathlib import Path
 from bench.config import (
     BIG_FILE_SIZE,
     DEFAULT_WORK_DIR,
+    FULL_RUN_REPEAT,
     LOGS_DIR,
     MB,
     PARTIAL_RESULTS_PATH,
@@ -102,8 +103,8 @@ def parse_args(argv: Sequence[str] | None, rows: Sequence[Row]) -> argparse.Name
     parser.add_argument(
         "--repeat",
         type=int,
-        default=1,
-        help="runs per row and workload; the fastest verified one is reported",
+        help=f"runs per row and workload (default: {FULL_RUN_REPEAT} for a full run, else 1); "
+        "the fastest verified one is reported",
     )
     parser.add_argument(
         "--timeout", type=float, help="seconds one run may take (default: derived from the size)"
@@ -137,6 +138,8 @@ def parse_args(argv: Sequence[str] | None, rows: Sequence[Row]) -> argparse.Name
     if args.upload_size is None:
         args.upload_size = QUICK_UPLOAD_SIZE if args.quick else UPLOAD_SIZE
     args.mode = run_mode(args, keys)
+    if args.repeat is None:
+        args.repeat = FULL_RUN_REPEAT if args.mode == "full" else 1
     if args.output is None:
         args.output = {"quick": QUICK_RESULTS_PATH, "full": RESULTS_PATH}.get(
             args.mode, PARTIAL_RESULTS_PATH
