@@ -9,10 +9,17 @@ from pathlib import Path
 import pytest
 
 from conftest import CODE, Peers, assert_same_tree, make_tree
-from p2p_transfer.events import CodeEvent, DoneEvent, FileDoneEvent, OfferEvent, VerifiedEvent
+from p2p_transfer.events import (
+    CodeEvent,
+    DoneEvent,
+    FileDoneEvent,
+    FileFailedEvent,
+    OfferEvent,
+    VerifiedEvent,
+)
 from p2p_transfer.limits import WRONG_CODE_DELAY
 from p2p_transfer.protocol import PART_SUFFIX, DataTrailer, Entry
-from p2p_transfer.transfer import PeerError, TransferError
+from p2p_transfer.transfer import PeerError, SendOptions, TransferError
 from p2p_transfer.transfer import receiver as receiver_module
 from p2p_transfer.transfer import sender as sender_module
 from p2p_transfer.transfer.local import SourceEntry
@@ -234,6 +241,33 @@ async def test_many_small_files_share_streams(peers: Peers, tmp_path: Path) -> N
 async def test_unreadable_source_is_a_clear_error(peers: Peers, tmp_path: Path) -> None:
     with pytest.raises(TransferError, match="cannot read"):
         await peers.send(tmp_path / "missing.txt")
+
+
+@pytest.mark.parametrize("transport", ["auto", "quic"])
+async def test_a_file_gone_after_the_offer_fails_alone_and_the_rest_arrive(
+    peers: Peers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, transport: str
+) -> None:
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    (folder / "a-gone.bin").write_bytes(os.urandom(2 * 1024 * 1024))
+    (folder / "b-kept.bin").write_bytes(kept := os.urandom(3 * 1024 * 1024 + 5))
+    real_scan = sender_module.scan_sources
+
+    def scan_then_lose_one(paths: list[Path], follow_symlinks: bool = False) -> list[SourceEntry]:
+        found = real_scan(paths, follow_symlinks)
+        (folder / "a-gone.bin").unlink()  # deleted while the receiver decides
+        return found
+
+    monkeypatch.setattr(sender_module, "scan_sources", scan_then_lose_one)
+    result = await peers.sender.send(
+        peers.ticket, [folder], SendOptions(code=CODE, transport=transport)  # type: ignore[arg-type]
+    )
+    assert not result.ok and (result.files, result.files_failed) == (1, 1)
+    assert (peers.target / "batch" / "b-kept.bin").read_bytes() == kept
+    assert not (peers.target / "batch" / "a-gone.bin").exists()
+    failed = peers.sender_events(FileFailedEvent)  # as read, then as the receiver judged it
+    assert {event.path for event in failed} == {"batch/a-gone.bin"}  # type: ignore[attr-defined]
+    assert "cannot read" in failed[0].message  # type: ignore[attr-defined]
 
 
 async def test_a_pairing_held_by_one_side_only_asks_for_the_code_again(

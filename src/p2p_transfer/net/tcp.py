@@ -34,11 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from p2p_transfer.limits import (
     PUMP_BUFFER_SIZE,
     PUMP_HANDOVER_SIZE,
@@ -75,6 +70,13 @@ class TcpEndpointInfo:
 
 def _self_signed() -> tuple[bytes, bytes, str]:
     """A fresh EC key and certificate (PEM) and the certificate's SHA-256."""
+    # Loaded here, by a receiver about to listen: it costs ~10 MB, which a sender
+    # and a QUIC-only receiver never need.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "p2p-transfer data")])
     now = datetime.datetime.now(datetime.UTC)
