@@ -20,7 +20,6 @@ sender's exit means every byte was read; the sender then closes.
 from __future__ import annotations
 
 import asyncio
-import os
 import struct
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from bench.peers.stream import (
 )
 from p2p_transfer.net import MessageReader, MessageWriter, NetError
 from p2p_transfer.net.tcp import DataListener, TcpEndpointInfo, connect_data_channel
+from p2p_transfer.transfer.local import FileSource
 
 LOOPBACK = "127.0.0.1"
 _ACK = b"\x01"
@@ -85,25 +85,6 @@ async def receive(out: Path) -> None:
     emit("done", files=len(sink.entries), bytes=sink.bytes, digest=sink.digest())
 
 
-class _HashedFile:
-    """A file read from the start and hashed as it goes (in the channel's thread)."""
-
-    def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_RDONLY)
-        self._position = 0
-        self.hasher = blake3()
-
-    def fill(self, view: memoryview) -> None:
-        got = os.preadv(self._fd, [view], self._position)
-        if got != len(view):
-            raise OSError(f"short read at {self._position}")
-        self.hasher.update(view)
-        self._position += got
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-
 async def send(ticket: str, entry: Path) -> None:
     """Connect with the pinned certificate and token; send every file of ``entry``."""
     channel = await connect_data_channel(LOOPBACK, parse_ticket(ticket))
@@ -120,7 +101,7 @@ async def send(ticket: str, entry: Path) -> None:
             entries.append((relpath, size, blake3(data).digest()))
             continue
         await writer.flush()
-        source = _HashedFile(path)
+        source = FileSource(path, size)
         try:
             if (failure := await MessageWriter(channel).pump(size, source.fill, _ignore)):
                 fail(f"cannot read {path}: {failure}")
