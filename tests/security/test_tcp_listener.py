@@ -11,6 +11,7 @@ channel and crowding strangers: test_tcp_path.py.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import ssl
 import time
@@ -200,6 +201,33 @@ async def test_a_stalled_tls_handshake_is_dropped(monkeypatch: pytest.MonkeyPatc
     assert SHORT_DEADLINE * 0.8 <= elapsed < SHORT_DEADLINE + DEADLINE_SLACK
     await wait_until(lambda: listener.refused == 1, what="the refusal to be counted")
     assert listener.pending == 0
+    writer.close()
+    await listener.close()
+
+
+async def test_a_trickled_handshake_is_cut_at_its_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each byte comes well within any per-read timeout; the deadline covers them all.
+    monkeypatch.setattr(tcp_module, "TCP_TOKEN_TIMEOUT", SHORT_DEADLINE)
+    listener = await DataListener.open("127.0.0.1")
+    assert listener.info is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", listener.info.port)
+    writer.write(b"\x16\x03\x01\x02\x00")  # a handshake record of 512 bytes is coming
+
+    async def trickle() -> None:
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(b"\x00")
+                await writer.drain()
+                await asyncio.sleep(0.1)
+
+    trickling = asyncio.create_task(trickle())
+    elapsed = await _closed_after(reader, SHORT_DEADLINE + DEADLINE_SLACK)
+    trickling.cancel()
+    assert elapsed < SHORT_DEADLINE + DEADLINE_SLACK
+    await wait_until(lambda: listener.refused == 1, what="the refusal to be counted")
+    assert not listener.has_accepted
     writer.close()
     await listener.close()
 
