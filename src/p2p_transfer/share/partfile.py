@@ -16,6 +16,7 @@ from pathlib import Path
 
 import blake3
 
+from p2p_transfer.disk import write_all
 from p2p_transfer.limits import SHARE_MAX_NAME_NUMBER
 from p2p_transfer.protocol.paths import PART_SUFFIX, numbered_name, sanitize_component
 
@@ -97,10 +98,7 @@ class PartFile:
     def write(self, data: bytes) -> None:
         """Append ``data`` and feed it to the hash."""
         assert self._fd is not None, "part file closed"
-        view = memoryview(data)
-        while view:
-            done = os.write(self._fd, view)
-            view = view[done:]
+        write_all(self._fd, data)
         self.hasher.update(data)
         self.written += len(data)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import blake3
 
+from p2p_transfer.disk import write_all
 from p2p_transfer.limits import HASH_READ_SIZE
 from p2p_transfer.protocol import PART_SUFFIX, numbered_name
 from p2p_transfer.trust.files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
@@ -197,10 +198,7 @@ class PartFile:
 
     def write(self, data: bytes | memoryview) -> None:
         """Write and hash one buffer (runs in a worker thread)."""
-        view = memoryview(data)
-        while view:
-            written = os.write(self.fd, view)
-            view = view[written:]
+        write_all(self.fd, data)
         self.hasher.update(data)
         self.offset += len(data)
 
