@@ -63,13 +63,18 @@ def _random_blocks(label: bytes, size: int) -> Iterator[bytes]:
         offset += length
 
 
+def _write_random(path: Path, seed: bytes, size: int) -> None:
+    """A new folder holding one file of ``size`` pseudo-random bytes from ``seed``."""
+    path.parent.mkdir(parents=True)
+    with open(path, "wb") as out:
+        for block in _random_blocks(seed, size):
+            out.write(block)
+
+
 def make_big(root: Path, size: int) -> Workload:
     """One file of ``size`` bytes in ``root/big/``."""
     source = root / "big"
-    source.mkdir(parents=True)
-    with open(source / "big.bin", "wb") as out:
-        for block in _random_blocks(b"big", size):
-            out.write(block)
+    _write_random(source / "big.bin", b"big", size)
     return Workload(
         key="big",
         title=f"1 file of {human_size(size)}",
@@ -109,10 +114,7 @@ def make_uploads(root: Path, count: int, size: int) -> Workload:
     source tree's (one file), so a row checks each received copy against it.
     """
     source = root / "uploads"
-    source.mkdir(parents=True)
-    with open(source / "upload.bin", "wb") as out:
-        for block in _random_blocks(b"uploads", size):
-            out.write(block)
+    _write_random(source / "upload.bin", b"uploads", size)
     return Workload(
         key="uploads",
         title=f"{count} uploads of {human_size(size)} at once",
