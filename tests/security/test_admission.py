@@ -227,8 +227,12 @@ async def test_honest_send_completes_through_a_flood_of_idle_connections(
     assert (peers.target / "honest.bin").read_bytes() == data
     done = await peers.wait_for_receiver(DoneEvent)
     assert isinstance(done, DoneEvent) and done.ok and done.files == 1
-    still_open = sum(c.connection.close_reason() is None for c in opened)
-    assert still_open <= MAX_CONNECTIONS  # the rest were dropped or refused
+    # The rest were dropped or refused; a drop's close frame may still be on its way.
+    await wait_until(
+        lambda: sum(c.connection.close_reason() is None for c in opened) <= MAX_CONNECTIONS,
+        timeout=5.0,
+        what=f"at most {MAX_CONNECTIONS} flood connections left open",
+    )
     assert time.monotonic() - started < 60
 
 
