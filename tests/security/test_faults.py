@@ -77,6 +77,7 @@ def test_killed_sender_leaves_only_verified_files_and_parts(tmp_path: Path) -> N
         first.wait_for("progress", _partly_sent)
         first.process.send_signal(signal.SIGKILL)
         first.wait()
+        receiver.wait_for("error")  # it has let go of the transfer: the folder stands still
         assert_only_verified_or_resumable(source, inbox / "batch")
         assert list((inbox / "batch").iterdir())  # something arrived before the kill
 
