@@ -20,6 +20,7 @@ from p2p_transfer.net import (
     ticket_via,
 )
 from p2p_transfer.net.binding import apply_binding_fix, is_binding_fix_applied
+from p2p_transfer.net.transport import CloseCode, _connection_within
 from p2p_transfer.protocol import Hello, Verify
 from p2p_transfer.trust import load_or_create_secret_key
 
@@ -113,6 +114,31 @@ async def test_connecting_to_nobody_fails_within_the_timeout(tmp_path: Path) -> 
             await a.connect(ticket, timeout=1.0)
     finally:
         await a.close()
+
+
+async def test_a_connect_cancelled_as_it_completes_stays_cancelled() -> None:
+    """iroh's connect finishes rather than stops when cancelled, and Python 3.11's
+    ``wait_for`` would then hand the connection to a caller that was cancelled: a
+    Ctrl-C (or a test's cleanup) that lands then must not be lost."""
+    closed: list[int] = []
+
+    class Connection:
+        def close(self, code: int, reason: bytes) -> None:
+            closed.append(code)
+
+    handshake_done = asyncio.Event()
+
+    async def connect() -> Connection:
+        await handshake_done.wait()
+        return Connection()
+
+    connecting = asyncio.create_task(_connection_within(connect(), 30))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    handshake_done.set()
+    connecting.cancel()  # in the same turn of the loop
+    with pytest.raises(asyncio.CancelledError):
+        await connecting
+    assert closed == [CloseCode.CANCELLED]  # and the unwanted connection is closed
 
 
 def test_endpoint_id_is_the_public_key(tmp_path: Path) -> None:

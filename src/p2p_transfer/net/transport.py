@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -115,6 +116,24 @@ def path_info(connection: iroh_ffi.Connection) -> PathInfo:
     return PathInfo(kind, float(selected.rtt_ms), str(selected.remote_addr))
 
 
+async def _connection_within(
+    connecting: Awaitable[iroh_ffi.Connection], timeout: float
+) -> iroh_ffi.Connection:
+    """``asyncio.wait_for`` for a connection, without losing a cancellation.
+
+    Python 3.11's ``wait_for`` returns the result when the call it awaits ends
+    just as the task is cancelled (iroh's calls finish rather than stop), and
+    the cancelled caller would carry on with a connection nobody wants.
+    """
+    connection = await asyncio.wait_for(connecting, timeout)
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        with contextlib.suppress(iroh_ffi.IrohError):
+            connection.close(CloseCode.CANCELLED, b"cancelled")
+        raise asyncio.CancelledError
+    return connection
+
+
 class IncomingConnection:
     """A peer knocking: its IP is known before any handshake work is spent on it."""
 
@@ -127,7 +146,7 @@ class IncomingConnection:
         try:
             accepting = await self._incoming.accept()
             # Safe to time out: no stream exists yet whose data could be lost.
-            return await asyncio.wait_for(accepting.connect(), timeout)
+            return await _connection_within(accepting.connect(), timeout)
         except TimeoutError:
             raise NetError("handshake timed out") from None
         except iroh_ffi.IrohError as exc:
@@ -218,7 +237,7 @@ class Transport:
         addr = parse_ticket(ticket)
         try:
             # Safe to time out: no stream exists yet whose data could be lost.
-            return await asyncio.wait_for(self._endpoint.connect(addr, ALPN), timeout)
+            return await _connection_within(self._endpoint.connect(addr, ALPN), timeout)
         except TimeoutError:
             raise NetError(f"no answer from peer within {timeout:.0f} s") from None
         except iroh_ffi.IrohError as exc:
