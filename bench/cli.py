@@ -166,13 +166,15 @@ def run_mode(args: argparse.Namespace, keys: Sequence[str]) -> str:
 def needed_space(args: argparse.Namespace) -> int:
     """Bytes a run writes at most: the source and one received copy of each workload.
 
-    Also a zip of the folder, which magic-wormhole's receiver spools; the
-    uploads workload's source is one file, received once per client.
+    Also a zip of the folder, which magic-wormhole's receiver spools, and every
+    received copy of the many small files, which stay until the end (SET_ASIDE_FILES);
+    the uploads workload's source is one file, received once per client.
     """
     big = args.size if "big" in args.workloads else 0
     small = args.files * max(args.file_size, _FS_BLOCK) if "small" in args.workloads else 0
     uploads = (1 + UPLOAD_CLIENTS) * args.upload_size if "uploads" in args.workloads else 0
-    return 2 * big + 3 * small + uploads
+    small_copies = 2 + len(args.only) * args.repeat
+    return 2 * big + small_copies * small + uploads
 
 
 def prepare_workloads(args: argparse.Namespace, run_dir: Path) -> list[Workload]:

@@ -51,6 +51,14 @@ DATA_SEED = b"p2p-transfer benchmark data v1"
 GENERATE_BLOCK = 4 * MiB
 #: Free space kept in reserve beyond what a run writes.
 DISK_RESERVE = 512 * MiB
+#: A received tree of more files than this is set aside until the whole run ends,
+#: not deleted: ext4 without a journal passes over inodes freed in the last
+#: minutes when it creates files (``recently_deleted``), so deleting one run's
+#: 10,000 files made the next run's creates several times slower, whichever
+#: tool came next.
+SET_ASIDE_FILES = 1_000
+#: Folder of the work dir that holds those trees.
+SET_ASIDE_DIR = "set-aside"
 
 # --- Peers ------------------------------------------------------------------
 #: File read / network write size of the benchmark's own peers: the project's

@@ -15,7 +15,14 @@ from pathlib import Path
 
 from blake3 import blake3
 
-from bench.config import DATA_SEED, DISK_RESERVE, GENERATE_BLOCK, SMALL_FILES_PER_FOLDER, MiB
+from bench.config import (
+    DATA_SEED,
+    DISK_RESERVE,
+    GENERATE_BLOCK,
+    SET_ASIDE_FILES,
+    SMALL_FILES_PER_FOLDER,
+    MiB,
+)
 
 #: Length prefix of a path in the digest, so ("ab","c") never equals ("a","bc").
 _PATH_LENGTH_BYTES = 4
@@ -185,12 +192,26 @@ def check_free_space(folder: Path, needed: int) -> None:
         )
 
 
-def remove_tree(path: Path) -> None:
-    """Delete ``path`` if it exists, then flush the page cache's dirty pages.
+def discard_tree(path: Path, set_aside: Path) -> None:
+    """Delete ``path`` if it exists (or move it into ``set_aside``, see
+    SET_ASIDE_FILES), then flush the page cache's dirty pages.
 
     The sync makes every run start with no write-back of a previous run
     still going on behind it.
     """
     if path.exists():
-        shutil.rmtree(path)
+        if _holds_more_files(path, SET_ASIDE_FILES):
+            set_aside.mkdir(parents=True, exist_ok=True)
+            path.rename(set_aside / str(len(os.listdir(set_aside))))
+        else:
+            shutil.rmtree(path)
     os.sync()
+
+
+def _holds_more_files(path: Path, limit: int) -> bool:
+    count = 0
+    for _, _, files in os.walk(path):
+        count += len(files)
+        if count > limit:
+            return True
+    return False

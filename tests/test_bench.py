@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench import data as bench_data
 from bench.cli import main
-from bench.config import MiB
+from bench.config import SET_ASIDE_DIR, MiB
 from bench.data import Workload, file_hash, make_big, make_small, make_uploads, tree_digest
 from bench.isolation import is_isolated
 from bench.peers.share_upload import ws_url
@@ -113,6 +114,21 @@ def test_a_failed_child_fails_the_row(workloads: list[Workload], tmp_path: Path)
     result = run_row(TcpRow(), missing, tmp_path / "work")
     assert result.failed
     assert "sender" in result.status
+
+
+def test_trees_of_many_files_are_set_aside_not_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Freed inodes slow the next run's creates on ext4: many-file trees wait for the end."""
+    monkeypatch.setattr(bench_data, "SET_ASIDE_FILES", 2)
+    ctx = RunContext(work_dir=tmp_path)
+    many, few = ctx.out_dir("row"), ctx.scratch("row")
+    for name in "abc":
+        (many / name).write_bytes(b"1")
+    (few / "one").write_bytes(b"1")
+    assert not any(ctx.out_dir("row").iterdir()) and not any(ctx.scratch("row").iterdir())
+    (aside,) = (tmp_path / SET_ASIDE_DIR).iterdir()
+    assert sorted(p.name for p in aside.iterdir()) == ["a", "b", "c"]  # "one" was deleted
 
 
 def test_decoder_rebuilds_files_from_any_chunking(tmp_path: Path) -> None:

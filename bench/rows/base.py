@@ -11,11 +11,12 @@ from typing import Any
 from bench.config import (
     LOGS_DIR,
     RUN_TIMEOUT_BASE,
+    SET_ASIDE_DIR,
     SLOWEST_FILE_RATE,
     SLOWEST_RATE,
     STARTUP_TIMEOUT,
 )
-from bench.data import Workload, remove_tree, tree_digest
+from bench.data import Workload, discard_tree, tree_digest
 from bench.results import OK, RowResult, failed
 from bench.runner import Child, ChildError, Children, wait_all
 
@@ -34,7 +35,7 @@ class RunContext:
     def out_dir(self, tool_key: str) -> Path:
         """A fresh, empty folder for the receiver's output."""
         path = self.work_dir / "out" / tool_key
-        remove_tree(path)
+        self._discard(path)
         path.mkdir(parents=True)
         return path
 
@@ -45,14 +46,17 @@ class RunContext:
     def scratch(self, tool_key: str) -> Path:
         """A fresh folder for a tool's config or temporary files."""
         path = self.work_dir / "scratch" / tool_key
-        remove_tree(path)
+        self._discard(path)
         path.mkdir(parents=True)
         return path
 
     def clean(self) -> None:
         """Remove what a run received or wrote besides its logs (keeps the disk need low)."""
         for name in ("out", "scratch"):
-            remove_tree(self.work_dir / name)
+            self._discard(self.work_dir / name)
+
+    def _discard(self, path: Path) -> None:
+        discard_tree(path, self.work_dir / SET_ASIDE_DIR)
 
     def run_timeout(self, workload: Workload) -> float:
         """Time a run may take before it is stopped and marked failed."""
