@@ -97,6 +97,9 @@ def test_finish_never_overwrites(target: TargetFolder) -> None:
     assert (target.root / "photo (1).jpg").read_bytes() == b"new one"
     assert (target.root / "photo (2).jpg").read_bytes() == b"newer"
     assert not list(target.root.glob("*.part"))
+    (target.root / "trip").mkdir()
+    (target.root / "trip" / "day 1.jpg").write_bytes(b"original")
+    assert receive(target, "trip/day 1.jpg", b"new one") == "trip/day 1 (1).jpg"
 
 
 def test_finish_does_not_replace_a_folder(target: TargetFolder) -> None:
@@ -225,6 +228,33 @@ def test_no_resume_from_an_empty_or_oversized_part(target: TargetFolder, held: b
 
 def test_no_resume_point_when_nothing_is_held(target: TargetFolder) -> None:
     assert target.find_resume_point("missing/file", 10) is None
+
+
+def test_resume_points_of_a_whole_offer(target: TargetFolder, outside: Path) -> None:
+    """One look per folder finds parts and finished files, in the root and below, and
+    names that end in the part suffix themselves; nothing behind a symlinked folder."""
+    (target.root / "a.txt.part").write_bytes(b"01234")
+    (target.root / "sub").mkdir()
+    (target.root / "sub" / "b.bin").write_bytes(b"done")
+    (target.root / "sub" / "c.part").write_bytes(b"xy")  # a file called c.part, finished
+    (target.root / "linked").symlink_to(outside, target_is_directory=True)
+    (outside / "secret.txt").write_bytes(b"secret")
+    points = target.find_resume_points(
+        [("a.txt", 10), ("sub/b.bin", 4), ("sub/c.part", 2), ("sub/new", 3),
+         ("linked/secret.txt", 6), ("nowhere/x", 1)]
+    )
+    assert {path: (p.offset, p.complete_file) for path, p in points.items()} == {
+        "a.txt": (5, False), "sub/b.bin": (4, True), "sub/c.part": (2, True),
+    }
+
+
+def test_a_folder_removed_during_a_transfer_is_made_again(target: TargetFolder) -> None:
+    assert receive(target, "photos/2024/a.jpg", b"a") == "photos/2024/a.jpg"
+    (target.root / "photos" / "2024" / "a.jpg").unlink()
+    (target.root / "photos" / "2024").rmdir()
+    (target.root / "photos").rmdir()
+    assert receive(target, "photos/2024/b.jpg", b"b") == "photos/2024/b.jpg"
+    assert (target.root / "photos" / "2024" / "b.jpg").read_bytes() == b"b"
 
 
 def test_new_part_replaces_a_stale_one(target: TargetFolder) -> None:

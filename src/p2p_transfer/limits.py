@@ -23,6 +23,8 @@ HASH_READ_SIZE = 4 * MiB
 SMALL_FILE_SIZE = IO_BUFFER_SIZE
 #: Small files are packed into one network write until it reaches this size.
 BATCH_WRITE_SIZE = IO_BUFFER_SIZE
+#: Small files a receiving stream holds in memory while earlier ones are stored.
+SMALL_STORE_BACKLOG = 1 * MiB
 
 # --- Framing ---------------------------------------------------------------
 #: Bytes of the big-endian length prefix in front of every control message.

@@ -40,6 +40,7 @@ from p2p_transfer.limits import (
     MAX_PARALLEL_FILES,
     MAX_PENDING_OFFERS,
     SMALL_FILE_SIZE,
+    SMALL_STORE_BACKLOG,
     WRONG_CODE_DELAY,
 )
 from p2p_transfer.net import (
@@ -90,6 +91,7 @@ from p2p_transfer.transfer.session import (
     expect,
     reject_during_transfer,
 )
+from p2p_transfer.transfer.store_behind import StoreBehind
 from p2p_transfer.transfer.target import (
     PartFile,
     ResumePoint,
@@ -167,6 +169,21 @@ class _IncomingFile:
     entry: Entry
     resume: ResumePoint | None = None
     state: _FileState = _FileState.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class _SmallFile:
+    """A small file read off a stream, waiting to be stored."""
+
+    incoming: _IncomingFile
+    resume: ResumePoint | None
+    data: bytes
+    claimed: str  # the sender's BLAKE3
+    start: int  # where the sender started: above 0 when resumed
+
+
+#: How a stored file ended: its final path, its BLAKE3 and an error ('' when fine).
+_Stored = tuple[str, str, str]
 
 
 @dataclass(slots=True)
@@ -729,14 +746,16 @@ class ReceiveSession(ClaimOwner):
     ) -> tuple[dict[int, _IncomingFile], list[Resume]]:
         """Create folders and find what is already here (runs in a thread)."""
         files: dict[int, _IncomingFile] = {}
-        resume_items: list[Resume] = []
         for index, entry in enumerate(entries):
             if entry.kind == "dir":
                 target.ensure_folder(entry.path)
-                continue
-            point = target.find_resume_point(entry.path, entry.size)
-            files[index] = _IncomingFile(index, entry, point)
-            if point is not None:
+            else:
+                files[index] = _IncomingFile(index, entry)
+        points = target.find_resume_points((f.entry.path, f.entry.size) for f in files.values())
+        resume_items: list[Resume] = []
+        for index, incoming in files.items():
+            if (point := points.get(incoming.entry.path)) is not None:
+                incoming.resume = point
                 resume_items.append(Resume(index, point.offset, point.digest))
         return files, resume_items
 
@@ -749,15 +768,35 @@ class ReceiveSession(ClaimOwner):
         tally: _Tally,
     ) -> None:
         """Take files one after another from one data stream."""
-        while (message := await reader.read_message()) is not None:
-            if not isinstance(message, DataHeader):
-                raise ProtocolError(f"expected file data, got {type(message).__name__}")
-            incoming = files.get(message.index)
-            if incoming is None or incoming.state is not _FileState.PENDING:
-                raise ProtocolError(f"data for unknown or repeated file {message.index}")
-            incoming.state = _FileState.ACTIVE
-            await self._receive_file(reader, message, incoming, target, tracker, tally)
-            incoming.state = _FileState.SETTLED
+
+        def settle_small(small: _SmallFile, stored: _Stored) -> None:
+            self._settle(small.incoming, *stored, small.start, tally, tracker)
+
+        small_files: StoreBehind[_SmallFile, _Stored] = StoreBehind(
+            lambda small: self._store_small(target, small),
+            settle_small,
+            lambda small: len(small.data),
+            SMALL_STORE_BACKLOG,
+        )
+        try:
+            while (message := await reader.read_message()) is not None:
+                if not isinstance(message, DataHeader):
+                    raise ProtocolError(f"expected file data, got {type(message).__name__}")
+                incoming = files.get(message.index)
+                if incoming is None or incoming.state is not _FileState.PENDING:
+                    raise ProtocolError(f"data for unknown or repeated file {message.index}")
+                incoming.state = _FileState.ACTIVE
+                await self._receive_file(
+                    reader, message, incoming, target, tracker, tally, small_files
+                )
+        except asyncio.CancelledError:
+            small_files.cancel()
+            raise
+        except Exception:
+            with contextlib.suppress(Exception):
+                await small_files.drain()  # files that arrived whole before the failure stay
+            raise
+        await small_files.drain()
 
     async def _receive_file(
         self,
@@ -767,6 +806,7 @@ class ReceiveSession(ClaimOwner):
         target: TargetFolder,
         tracker: ProgressTracker,
         tally: _Tally,
+        small_files: StoreBehind[_SmallFile, _Stored],
     ) -> None:
         entry, resume = incoming.entry, incoming.resume
         start = resume.offset if resume is not None and header.offset == resume.offset else 0
@@ -781,11 +821,7 @@ class ReceiveSession(ClaimOwner):
             data = await reader.read_exact(header.length)
             claimed = await self._read_trailer(reader, header)
             tracker.advance(header.index, len(data))
-            final_path, digest, error = await asyncio.to_thread(
-                self._store_small, target, entry, resume, data, claimed
-            )
-            tracker.finish_file(header.index)
-            await self._settle(incoming, final_path, digest, error, start, tally)
+            await small_files.put(_SmallFile(incoming, resume, data, claimed, start))
             return
         part: PartFile | None = None
         disk_error = ""  # the part stays, resumable
@@ -811,8 +847,7 @@ class ReceiveSession(ClaimOwner):
         final_path, error = await asyncio.to_thread(
             self._conclude, target, part, entry, digest, claimed, disk_error
         )
-        tracker.finish_file(header.index)
-        await self._settle(incoming, final_path, digest, error, start, tally)
+        self._settle(incoming, final_path, digest, error, start, tally, tracker)
 
     @staticmethod
     async def _read_trailer(reader: MessageReader, header: DataHeader) -> str:
@@ -823,25 +858,19 @@ class ReceiveSession(ClaimOwner):
         return trailer.blake3
 
     @classmethod
-    def _store_small(
-        cls,
-        target: TargetFolder,
-        entry: Entry,
-        resume: ResumePoint | None,
-        data: bytes,
-        claimed: str,
-    ) -> tuple[str, str, str]:
+    def _store_small(cls, target: TargetFolder, small: _SmallFile) -> _Stored:
         """Write, hash, verify and finish a small file in one go (runs in a thread)."""
+        entry = small.incoming.entry
         try:
-            part = target.open_part(entry.path, resume)
+            part = target.open_part(entry.path, small.resume)
         except TargetError as exc:
             return entry.path, "", str(exc)
         try:
-            part.write(data)
+            part.write(small.data)
         except OSError as exc:
             part.close()
             return entry.path, part.digest, describe_os_error(exc)
-        final_path, error = cls._conclude(target, part, entry, part.digest, claimed, "")
+        final_path, error = cls._conclude(target, part, entry, part.digest, small.claimed, "")
         return final_path, part.digest, error
 
     @staticmethod
@@ -876,7 +905,7 @@ class ReceiveSession(ClaimOwner):
             part.close()
             return entry.path, describe_os_error(exc)
 
-    async def _settle(
+    def _settle(
         self,
         incoming: _IncomingFile,
         final_path: str,
@@ -884,8 +913,12 @@ class ReceiveSession(ClaimOwner):
         error: str,
         resumed_from: int,
         tally: _Tally,
+        tracker: ProgressTracker,
     ) -> None:
+        """Report a stored (or failed) file to the user and the sender."""
         entry = incoming.entry
+        incoming.state = _FileState.SETTLED
+        tracker.finish_file(incoming.index)
         tally.count(not error)
         if error:
             self._events.emit(FileFailedEvent(self._transfer_id, "receive", entry.path, error))

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import os
 import stat
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,10 @@ class TargetFolder:
         root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
         self.root = root.resolve()
         self.umask = umask
+        self._inside = os.path.join(str(self.root), "")  # the root with a trailing separator
+        #: Folders made or checked already: a tree of small files costs one
+        #: mkdir and lstat per folder, not per file.
+        self._folders_ready: set[str] = {""}
 
     def path_of(self, relative: str) -> Path:
         """The absolute path for a sanitized relative path, checked to stay inside."""
@@ -67,35 +72,35 @@ class TargetFolder:
     def location_of(self, relative: str) -> str:
         """``path_of`` as a plain string, cheap to hold for every file of an offer.
 
-        The check runs on the normalized path (``commonpath`` alone is lexical and
+        The check runs on the normalized path (a prefix check alone is lexical and
         would let ``a/../../x`` through), so it holds even for an unsanitized path.
         """
         root = str(self.root)
         candidate = os.path.normpath(os.path.join(root, *relative.split("/")))
-        if os.path.commonpath([root, candidate]) != root:
+        if candidate != root and not candidate.startswith(self._inside):
             raise TargetError(f"path {relative!r} leaves the target folder")
         return candidate
 
-    def ensure_folder(self, relative: str) -> Path:
+    def ensure_folder(self, relative: str) -> None:
         """Create a folder (and parents) inside the target, refusing symlinked parts."""
-        folder = self.root
-        for part in relative.split("/") if relative else []:
-            folder = folder / part
-            try:
-                os.mkdir(folder)
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                raise TargetError(describe_os_error(exc)) from None
-            info = os.lstat(folder)
-            if not stat.S_ISDIR(info.st_mode):
-                raise TargetError(f"{relative!r}: {part!r} exists and is not a folder")
-        return folder
+        if relative in self._folders_ready:
+            return
+        parent, _, part = relative.rpartition("/")
+        self.ensure_folder(parent)
+        folder = self.location_of(relative)
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise TargetError(describe_os_error(exc)) from None
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            raise TargetError(f"{relative!r}: {part!r} exists and is not a folder")
+        self._folders_ready.add(relative)
 
-    def parent_of(self, relative: str) -> Path:
-        """Create and return the folder a file goes into."""
-        parent, _, _ = relative.rpartition("/")
-        return self.ensure_folder(parent)
+    def _ensure_parent(self, relative: str) -> None:
+        """Create the folder a file goes into."""
+        self.ensure_folder(relative.rpartition("/")[0])
 
     def part_path(self, relative: str) -> Path:
         """Where the bytes of ``relative`` collect until they are verified."""
@@ -136,9 +141,44 @@ class TargetFolder:
                 os.close(fd)
         return None
 
+    def find_resume_points(self, files: Iterable[tuple[str, int]]) -> dict[str, ResumePoint]:
+        """``find_resume_point`` for many ``(relative, size)`` files, keyed by path.
+
+        Each folder is listed once, so a fresh target (the usual case) costs a
+        failed listing per folder instead of two failed opens per file.
+        """
+        wanted: dict[str, dict[str, int]] = {}
+        for relative, size in files:
+            folder, _, name = relative.rpartition("/")
+            wanted.setdefault(folder, {})[name] = size
+        points: dict[str, ResumePoint] = {}
+        for folder, sizes in wanted.items():
+            for name in self._present_in(folder, sizes.keys()):
+                relative = f"{folder}/{name}" if folder else name
+                if (point := self.find_resume_point(relative, sizes[name])) is not None:
+                    points[relative] = point
+        return points
+
+    def _present_in(self, folder: str, names: Collection[str]) -> set[str]:
+        """Those of ``names`` with a file or a ``.part`` in ``folder`` (none behind a link)."""
+        location = self.location_of(folder)
+        if os.path.realpath(location) != location:
+            return set()
+        present: set[str] = set()
+        try:
+            with os.scandir(location) as listing:
+                for item in listing:
+                    if item.name in names:
+                        present.add(item.name)
+                    if (held := item.name.removesuffix(PART_SUFFIX)) in names:
+                        present.add(held)
+        except OSError:  # no such folder yet: nothing to resume
+            return set()
+        return present
+
     def open_part(self, relative: str, resume: ResumePoint | None) -> PartFile:
         """Open the ``.part`` for writing: appended to when resuming, else created anew."""
-        self.parent_of(relative)
+        self._ensure_parent(relative)
         path = self.part_path(relative)
         flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
@@ -147,10 +187,7 @@ class TargetFolder:
                 os.lseek(fd, resume.offset, os.SEEK_SET)
                 os.ftruncate(fd, resume.offset)
                 return PartFile(path, fd, resume.hasher, resume.offset)
-            with contextlib.suppress(FileNotFoundError):
-                if stat.S_ISREG(os.lstat(path).st_mode):
-                    os.unlink(path)  # a stale part that did not match: start over
-            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+            fd = self._create_part(relative, path)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise TargetError(f"{relative!r}: refusing to write through a symlink") from None
@@ -159,24 +196,38 @@ class TargetFolder:
             raise TargetError(describe_os_error(exc)) from None
         return PartFile(path, fd, blake3.blake3(), 0)
 
+    def _create_part(self, relative: str, path: Path) -> int:
+        """A new, empty part; a stale regular one that did not match is replaced."""
+        flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_CREAT | os.O_EXCL
+        try:
+            return os.open(path, flags, PRIVATE_FILE_MODE)
+        except FileExistsError:
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                raise  # a link or folder by that name is never replaced
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        except FileNotFoundError:  # its folder was removed after it was made
+            self._folders_ready.intersection_update({""})
+            self._ensure_parent(relative)
+        return os.open(path, flags, PRIVATE_FILE_MODE)
+
     def finish(self, part: PartFile, relative: str, mode: int, mtime: float) -> str:
         """Give a verified part its final name without replacing anything; returns it."""
         final_mode = mode & 0o777 & ~self.umask
         os.fchmod(part.fd, final_mode)
         os.utime(part.fd, (mtime, mtime))
         part.close()
-        target = self.path_of(relative)
-        name = target.name
+        folder, slash, name = relative.rpartition("/")
         for number in range(MAX_NAME_ALTERNATIVES + 1):
-            candidate = target if number == 0 else target.with_name(numbered_name(name, number))
+            final = relative if number == 0 else folder + slash + numbered_name(name, number)
             try:
-                os.link(part.path, candidate, follow_symlinks=False)
+                os.link(part.path, self.location_of(final), follow_symlinks=False)
             except FileExistsError:
                 continue
             except OSError as exc:
                 raise TargetError(describe_os_error(exc)) from None
             os.unlink(part.path)
-            return os.path.relpath(candidate, self.root).replace(os.sep, "/")
+            return final
         raise TargetError(f"{relative!r}: too many files with that name")
 
     def discard(self, part: PartFile) -> None:

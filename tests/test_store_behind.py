@@ -1,0 +1,97 @@
+"""Small files stored in batches behind the stream: every one done, memory bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from p2p_transfer.transfer.store_behind import StoreBehind
+
+BACKLOG = 10
+
+
+class Disk:
+    """Stores items in a worker thread; can be held up to show what waits for it."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.open.set()
+        self.threads: set[str] = set()
+        self.done: list[tuple[int, int]] = []
+        self.batches = 0
+
+    def store(self, item: int) -> int:
+        self.open.wait()
+        self.threads.add(threading.current_thread().name)
+        if item < 0:
+            raise OSError("disk on fire")
+        return item * 10
+
+    def finished(self, item: int, outcome: int) -> None:
+        assert threading.current_thread() is threading.main_thread()  # on the loop
+        self.done.append((item, outcome))
+
+    def behind(self) -> StoreBehind[int, int]:
+        return StoreBehind(self.store, self.finished, lambda item: 1, BACKLOG)
+
+
+async def test_every_item_is_stored_off_the_loop_and_done_in_order() -> None:
+    disk = Disk()
+    store = disk.behind()
+    for item in range(25):
+        await store.put(item)
+    await store.drain()
+    assert disk.done == [(item, item * 10) for item in range(25)]
+    assert threading.main_thread().name not in disk.threads
+
+
+async def test_items_queued_while_the_disk_works_go_in_one_batch() -> None:
+    disk = Disk()
+    calls = 0
+    store = disk.behind()
+    store_all = store._store_all
+
+    def counting(batch: list[int]) -> list[int]:
+        nonlocal calls
+        calls += 1
+        return store_all(batch)
+
+    store._store_all = counting  # type: ignore[method-assign]
+    disk.open.clear()
+    await store.put(0)
+    await asyncio.sleep(0.05)  # the first batch is in its thread, held up
+    for item in range(1, 6):
+        await store.put(item)
+    disk.open.set()
+    await store.drain()
+    assert calls == 2  # [0] and [1..5], not one trip per item
+    assert [item for item, _ in disk.done] == list(range(6))
+
+
+async def test_a_slow_disk_holds_the_stream_at_the_backlog() -> None:
+    disk = Disk()
+    store = disk.behind()
+    disk.open.clear()
+    await store.put(0)
+    await asyncio.sleep(0.05)  # taken into the held-up batch
+    for item in range(1, BACKLOG):
+        await store.put(item)  # room for these...
+    blocked = asyncio.create_task(store.put(BACKLOG))  # ...not for this one
+    await asyncio.sleep(0.1)
+    assert not blocked.done()
+    disk.open.set()
+    await asyncio.wait_for(blocked, 5)
+    await store.drain()
+    assert len(disk.done) == BACKLOG + 1
+
+
+async def test_a_failure_reaches_the_stream() -> None:
+    disk = Disk()
+    store = disk.behind()
+    await store.put(-1)
+    with pytest.raises(OSError, match="disk on fire"):
+        await store.drain()
+    with pytest.raises(OSError, match="disk on fire"):
+        await store.put(1)
