@@ -17,7 +17,7 @@ from p2p_transfer.events import (
     OfferEvent,
     VerifiedEvent,
 )
-from p2p_transfer.limits import WRONG_CODE_DELAY
+from p2p_transfer.limits import WRONG_CODE_DELAY, MiB
 from p2p_transfer.protocol import PART_SUFFIX, DataTrailer, Entry
 from p2p_transfer.transfer import PeerError, SendOptions, TransferError
 from p2p_transfer.transfer import receiver as receiver_module
@@ -247,27 +247,35 @@ async def test_unreadable_source_is_a_clear_error(peers: Peers, tmp_path: Path) 
 async def test_a_file_gone_after_the_offer_fails_alone_and_the_rest_arrive(
     peers: Peers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, transport: str
 ) -> None:
+    """Big and small files (read in batches), lost between the offer and their turn."""
     folder = tmp_path / "batch"
     folder.mkdir()
-    (folder / "a-gone.bin").write_bytes(os.urandom(2 * 1024 * 1024))
-    (folder / "b-kept.bin").write_bytes(kept := os.urandom(3 * 1024 * 1024 + 5))
+    sizes = {"a-gone.bin": 2 * MiB, "b-kept.bin": 3 * MiB + 5, "c-gone.txt": 100,
+             "d-kept.txt": 200, "e-kept.bin": 2 * MiB}
+    kept = {}
+    for name, size in sizes.items():
+        (folder / name).write_bytes(data := os.urandom(size))
+        if "kept" in name:
+            kept[name] = data
     real_scan = sender_module.scan_sources
 
-    def scan_then_lose_one(paths: list[Path], follow_symlinks: bool = False) -> list[SourceEntry]:
+    def scan_then_lose_some(paths: list[Path], follow_symlinks: bool = False) -> list[SourceEntry]:
         found = real_scan(paths, follow_symlinks)
-        (folder / "a-gone.bin").unlink()  # deleted while the receiver decides
+        for name in sizes:
+            if "gone" in name:
+                (folder / name).unlink()  # deleted while the receiver decides
         return found
 
-    monkeypatch.setattr(sender_module, "scan_sources", scan_then_lose_one)
+    monkeypatch.setattr(sender_module, "scan_sources", scan_then_lose_some)
     result = await peers.sender.send(
         peers.ticket, [folder], SendOptions(code=CODE, transport=transport)  # type: ignore[arg-type]
     )
-    assert not result.ok and (result.files, result.files_failed) == (1, 1)
-    assert (peers.target / "batch" / "b-kept.bin").read_bytes() == kept
-    assert not (peers.target / "batch" / "a-gone.bin").exists()
+    assert not result.ok and (result.files, result.files_failed) == (3, 2)
+    assert {p.name: p.read_bytes() for p in (peers.target / "batch").iterdir()} == kept
     failed = peers.sender_events(FileFailedEvent)  # as read, then as the receiver judged it
-    assert {event.path for event in failed} == {"batch/a-gone.bin"}  # type: ignore[attr-defined]
-    assert "cannot read" in failed[0].message  # type: ignore[attr-defined]
+    gone = {"batch/a-gone.bin", "batch/c-gone.txt"}
+    assert {event.path for event in failed} == gone  # type: ignore[attr-defined]
+    assert {e.path for e in failed if "cannot read" in e.message} == gone  # type: ignore[attr-defined]
 
 
 async def test_a_pairing_held_by_one_side_only_asks_for_the_code_again(

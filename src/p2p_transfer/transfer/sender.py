@@ -30,6 +30,8 @@ from p2p_transfer.limits import (
     DEFAULT_PARALLEL_FILES,
     MAX_PARALLEL_FILES,
     SMALL_FILE_SIZE,
+    SMALL_READ_AHEAD,
+    SMALL_READ_AHEAD_FILES,
     TCP_CONNECT_TIMEOUT,
 )
 from p2p_transfer.net import (
@@ -70,7 +72,7 @@ from p2p_transfer.transfer.local import (
     SmallFile,
     SourceEntry,
     SourceError,
-    read_small_file,
+    read_small_files,
     scan_sources,
 )
 from p2p_transfer.transfer.progress import ProgressTracker
@@ -87,6 +89,8 @@ from p2p_transfer.trust.pake import CodeExchange, PakeError
 
 #: Asks the sending user for the code the receiver shows; gets the receiver's name.
 CodePrompt = Callable[[str], Awaitable[str]]
+#: A file to send: its index in the offer and where it comes from.
+_Job = tuple[int, SourceEntry]
 
 
 @dataclass(slots=True)
@@ -331,16 +335,23 @@ class SendSession:
     async def _worker(
         self,
         open_writer: Callable[[], Awaitable[MessageWriter]],
-        jobs: Iterator[tuple[int, SourceEntry]],
+        jobs: Iterator[_Job],
         resume: dict[int, Resume],
         tracker: ProgressTracker,
     ) -> None:
         """Send files one after another on one data channel."""
         writer: MessageWriter | None = None
         batch = bytearray()
-        for index, source in jobs:
+        for job in jobs:
             if writer is None:
                 writer = await open_writer()
+            if job[1].entry.size <= SMALL_FILE_SIZE:
+                small_files, job_after = _small_run(job, jobs)
+                batch = await self._send_small_files(writer, batch, small_files, resume, tracker)
+                if job_after is None:
+                    continue
+                job = job_after
+            index, source = job
             batch = await self._send_file(writer, batch, index, source, resume.get(index), tracker)
         if writer is not None:
             if batch:
@@ -358,8 +369,6 @@ class SendSession:
     ) -> bytearray:
         """Append one file to the stream; returns the unflushed batch."""
         size = source.entry.size
-        if size <= SMALL_FILE_SIZE:
-            return await self._send_small_file(writer, batch, index, source, resume, tracker)
         reader: FileSource | None = None
         try:
             reader = await asyncio.to_thread(FileSource, source.source, size)
@@ -396,33 +405,34 @@ class SendSession:
             if reader is not None:
                 await asyncio.to_thread(reader.close)
 
-    async def _send_small_file(
+    async def _send_small_files(
         self,
         writer: MessageWriter,
         batch: bytearray,
-        index: int,
-        source: SourceEntry,
-        resume: Resume | None,
+        jobs: list[_Job],
+        resume: dict[int, Resume],
         tracker: ProgressTracker,
     ) -> bytearray:
-        """A file that fits one buffer: read, hash and resume-check it in one thread hop."""
-        entry = source.entry
-        try:
-            small = await asyncio.to_thread(read_small_file, source.source, entry.size, resume)
-        except (SourceError, OSError) as exc:
-            self._events.emit(
-                FileFailedEvent(self.transfer_id, "send", entry.path, _describe(exc))
-            )
-            small = SmallFile(0, bytes(entry.size), "")
-        tracker.skip(small.offset)
-        tracker.start_file(index, entry.path, entry.size, small.offset)
-        batch += encode(DataHeader(index, small.offset, entry.size - small.offset))
-        batch += small.data
-        batch += encode(DataTrailer(index, small.digest))
-        tracker.advance(index, len(small.data))
-        if len(batch) >= BATCH_WRITE_SIZE:
-            await writer.write(batch)
-            batch = bytearray()
+        """Files that fit one buffer: read, hash and resume-check them in one thread hop."""
+        wanted = [(source.source, source.entry.size, resume.get(index)) for index, source in jobs]
+        for (index, source), small in zip(
+            jobs, await asyncio.to_thread(read_small_files, wanted), strict=True
+        ):
+            entry = source.entry
+            if not isinstance(small, SmallFile):
+                self._events.emit(
+                    FileFailedEvent(self.transfer_id, "send", entry.path, _describe(small))
+                )
+                small = SmallFile(0, bytes(entry.size), "")  # in step; the receiver drops it
+            tracker.skip(small.offset)
+            tracker.start_file(index, entry.path, entry.size, small.offset)
+            batch += encode(DataHeader(index, small.offset, entry.size - small.offset))
+            batch += small.data
+            batch += encode(DataTrailer(index, small.digest))
+            tracker.advance(index, len(small.data))
+            if len(batch) >= BATCH_WRITE_SIZE:
+                await writer.write(batch)
+                batch = bytearray()
         return batch
 
     async def _collect_results(
@@ -461,6 +471,21 @@ class SendSession:
                     )
                 continue
             reject_during_transfer(message)
+
+
+def _small_run(first: _Job, jobs: Iterator[_Job]) -> tuple[list[_Job], _Job | None]:
+    """``first`` (a small file) and the small files after it, up to the read-ahead
+    limits; and the big file that ended the run early, if one did."""
+    run, size = [first], first[1].entry.size
+    while size < SMALL_READ_AHEAD and len(run) < SMALL_READ_AHEAD_FILES:
+        job = next(jobs, None)
+        if job is None:
+            break
+        if job[1].entry.size > SMALL_FILE_SIZE:
+            return run, job
+        run.append(job)
+        size += job[1].entry.size
+    return run, None
 
 
 def _quic_writer(connection: iroh_ffi.Connection) -> Callable[[], Awaitable[MessageWriter]]:
