@@ -7,6 +7,7 @@ object the CLI prints with ``--json`` and the web UI receives.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -25,14 +26,26 @@ class Event:
     def to_dict(self) -> dict[str, Any]:
         """The event as a JSON-ready dict with an ``event`` field first."""
         out: dict[str, Any] = {"event": self.name}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if dataclasses.is_dataclass(value):
-                value = dataclasses.asdict(value)
-            elif isinstance(value, list | tuple):
-                value = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value]
-            out[self._json_names.get(f.name, f.name)] = value
+        for field_name, json_name in _json_fields(type(self)):
+            value = getattr(self, field_name)
+            if isinstance(value, list | tuple):
+                value = [_plain(v) for v in value]
+            out[json_name] = _plain(value)
         return out
+
+
+@functools.cache
+def _json_fields(kind: type[Event]) -> tuple[tuple[str, str], ...]:
+    """Each field of an event class with its JSON name, worked out once per class:
+    a transfer of many small files emits an event per file."""
+    return tuple((f.name, kind._json_names.get(f.name, f.name)) for f in dataclasses.fields(kind))
+
+
+def _plain(value: Any) -> Any:
+    """A nested dataclass (a file's progress) as a dict; anything else as it is."""
+    if isinstance(value, str | int | float | list) or value is None:
+        return value
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
 
 @dataclass(frozen=True, slots=True)
