@@ -24,7 +24,7 @@ SMALL_FILE_SIZE = IO_BUFFER_SIZE
 #: Small files are packed into one network write until it reaches this size.
 BATCH_WRITE_SIZE = IO_BUFFER_SIZE
 #: Small files a receiving stream holds in memory while earlier ones are stored.
-SMALL_STORE_BACKLOG = 256 * KiB
+SMALL_STORE_BACKLOG = 64 * KiB
 #: Small files a sender reads in one go (one thread hop), in bytes and in files.
 SMALL_READ_AHEAD = 256 * KiB
 SMALL_READ_AHEAD_FILES = 256
