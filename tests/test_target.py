@@ -74,7 +74,7 @@ def test_part_file_is_private(target: TargetFolder) -> None:
     finally:
         os.umask(old)
     try:
-        assert part.path == target.root / "docs" / "report.pdf.part"
+        assert Path(part.path) == target.root / "docs" / "report.pdf.part"
         assert mode_of(part.path) == 0o600
     finally:
         part.close()

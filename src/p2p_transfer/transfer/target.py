@@ -102,9 +102,9 @@ class TargetFolder:
         """Create the folder a file goes into."""
         self.ensure_folder(relative.rpartition("/")[0])
 
-    def part_path(self, relative: str) -> Path:
+    def part_path(self, relative: str) -> str:
         """Where the bytes of ``relative`` collect until they are verified."""
-        return self.path_of(relative + PART_SUFFIX)
+        return self.location_of(relative + PART_SUFFIX)
 
     def _no_link_above(self, path: Path) -> bool:
         """True when no folder between the root and ``path`` is a symlink."""
@@ -192,11 +192,12 @@ class TargetFolder:
             if exc.errno == errno.ELOOP:
                 raise TargetError(f"{relative!r}: refusing to write through a symlink") from None
             if exc.errno == errno.EEXIST:
-                raise TargetError(f"{relative!r}: {path.name} exists and is not a file") from None
+                name = os.path.basename(path)
+                raise TargetError(f"{relative!r}: {name} exists and is not a file") from None
             raise TargetError(describe_os_error(exc)) from None
         return PartFile(path, fd, blake3.blake3(), 0)
 
-    def _create_part(self, relative: str, path: Path) -> int:
+    def _create_part(self, relative: str, path: str) -> int:
         """A new, empty part; a stale regular one that did not match is replaced."""
         flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_CREAT | os.O_EXCL
         try:
@@ -240,7 +241,7 @@ class TargetFolder:
 class PartFile:
     """An open ``.part`` file that hashes everything written to it."""
 
-    def __init__(self, path: Path, fd: int, hasher: blake3.blake3, offset: int) -> None:
+    def __init__(self, path: str, fd: int, hasher: blake3.blake3, offset: int) -> None:
         self.path = path
         self.fd = fd
         self.hasher = hasher
