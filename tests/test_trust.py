@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -331,6 +333,15 @@ def test_code_exchange_proves_the_same_code_both_ways(given: str, match: bool) -
     receiver.finish(sender.message)
     assert receiver.check_sender(sender.sender_proof()) is match
     assert sender.check_receiver(receiver.receiver_proof()) is match
+
+
+def test_spake2_is_loaded_only_when_a_code_is_exchanged() -> None:
+    """Paired devices never exchange a code: a node starts without the ~8 MB library."""
+    check = "import sys, p2p_transfer.node; print('spake2' in sys.modules)"
+    loaded = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert loaded.stdout.strip() == "False"
 
 
 def test_code_exchange_is_bound_to_both_endpoint_ids() -> None:

@@ -13,9 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from spake2 import SPAKE2_Symmetric
-from spake2.spake2 import SPAKEError
-
 _CONTEXT = b"p2p-transfer/1 verification"
 _SENDER_PROOF = b"sender"
 _RECEIVER_PROOF = b"receiver"
@@ -34,6 +31,10 @@ class CodeExchange:
     """One side's half of the exchange for one code."""
 
     def __init__(self, code: str, receiver_id: str, sender_id: str) -> None:
+        # Loaded here, not at import: pure-Python SPAKE2 takes ~0.1 s and ~8 MB to
+        # load, which a transfer between paired devices never needs.
+        from spake2 import SPAKE2_Symmetric
+
         self._spake = SPAKE2_Symmetric(
             code.strip().encode(), idSymmetric=_binding(receiver_id, sender_id)
         )
@@ -45,6 +46,8 @@ class CodeExchange:
         # Checked here: the library only asserts the side byte and length.
         if len(peer_message) != len(self.message) or peer_message[:1] != self.message[:1]:
             raise PakeError("malformed verification message")
+        from spake2.spake2 import SPAKEError
+
         try:
             self._key = self._spake.finish(peer_message)
         except (SPAKEError, ValueError, AssertionError) as exc:
