@@ -414,7 +414,7 @@ def test_file_source_resumes_from_a_checked_prefix(tmp_path: Path) -> None:
     data = os.urandom(300_000)
     path = tmp_path / "f.bin"
     path.write_bytes(data)
-    source = FileSource(path, len(data))
+    source = FileSource(path)
     try:
         assert source.hash_prefix(100_000) == digest(data[:100_000])
         rest = bytearray(200_000)
@@ -429,7 +429,7 @@ def test_file_source_resumes_from_a_checked_prefix(tmp_path: Path) -> None:
 def test_file_source_notices_a_shrunken_file(tmp_path: Path) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(b"x" * 100)
-    source = FileSource(path, 100)
+    source = FileSource(path)
     try:
         os.truncate(path, 50)
         with pytest.raises(SourceError, match="changed while being sent"):

@@ -101,7 +101,7 @@ async def send(ticket: str, entry: Path) -> None:
             entries.append((relpath, size, blake3(data).digest()))
             continue
         await writer.flush()
-        source = FileSource(path, size)
+        source = FileSource(path)
         try:
             if (failure := await MessageWriter(channel).pump(size, source.fill, _ignore)):
                 fail(f"cannot read {path}: {failure}")

@@ -113,10 +113,9 @@ def _scan_folder(
 class FileSource:
     """One file open for sending; reads and hashes in the calling (worker) thread."""
 
-    def __init__(self, path: str | Path, expected_size: int) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.name = os.path.basename(path)
         self._fd = os.open(path, os.O_RDONLY)
-        self.expected_size = expected_size
         self.hasher = blake3.blake3()
         self.position = 0
 

@@ -371,7 +371,7 @@ class SendSession:
         size = source.entry.size
         reader: FileSource | None = None
         try:
-            reader = await asyncio.to_thread(FileSource, source.source, size)
+            reader = await asyncio.to_thread(FileSource, source.source)
             produce = reader.fill
         except OSError as exc:
             produce = _failing(exc)  # zeros in its place, and the reason
