@@ -154,16 +154,18 @@ def test_file_in_place_of_a_folder(target: TargetFolder) -> None:
 
 @pytest.mark.parametrize("relative", ["a", "a/b/c", "x y/ünï.txt"])
 def test_paths_stay_inside_the_root(target: TargetFolder, relative: str) -> None:
-    path = target.path_of(relative)
+    path = Path(target.location_of(relative))
     assert path.is_relative_to(target.root)
     assert path == target.root.joinpath(*relative.split("/"))
 
 
 @pytest.mark.parametrize("relative", ["../escape", "a/../../escape"])
-def test_path_of_refuses_traversal_even_unsanitized(target: TargetFolder, relative: str) -> None:
-    """Defence in depth: callers sanitize first, but path_of claims to check too."""
+def test_location_of_refuses_traversal_even_unsanitized(
+    target: TargetFolder, relative: str
+) -> None:
+    """Defence in depth: callers sanitize first, but location_of claims to check too."""
     with pytest.raises(TargetError):
-        target.path_of(relative)
+        target.location_of(relative)
 
 
 @pytest.mark.parametrize(

@@ -65,12 +65,9 @@ class TargetFolder:
         #: mkdir and lstat per folder, not per file.
         self._folders_ready: set[str] = {""}
 
-    def path_of(self, relative: str) -> Path:
-        """The absolute path for a sanitized relative path, checked to stay inside."""
-        return Path(self.location_of(relative))
-
     def location_of(self, relative: str) -> str:
-        """``path_of`` as a plain string, cheap to hold for every file of an offer.
+        """The absolute path of a sanitized relative path, checked to stay inside; a plain
+        string, cheap to hold for every file of an offer.
 
         The check runs on the normalized path (a prefix check alone is lexical and
         would let ``a/../../x`` through), so it holds even for an unsanitized path.
@@ -106,9 +103,10 @@ class TargetFolder:
         """Where the bytes of ``relative`` collect until they are verified."""
         return self.location_of(relative + PART_SUFFIX)
 
-    def _no_link_above(self, path: Path) -> bool:
-        """True when no folder between the root and ``path`` is a symlink."""
-        return os.path.realpath(path.parent) == str(path.parent)
+    @staticmethod
+    def _no_link_to(folder: str) -> bool:
+        """True when no folder from the root down to ``folder`` (absolute) is a symlink."""
+        return os.path.realpath(folder) == folder
 
     def find_resume_point(self, relative: str, size: int) -> ResumePoint | None:
         """Hash what is already here of a file: a ``.part``, or an identical-size final file.
@@ -116,9 +114,16 @@ class TargetFolder:
         Never through a symlinked folder: the sender would learn the BLAKE3 of a file
         outside the target (and could confirm a guess of its contents).
         """
-        if not self._no_link_above(self.path_of(relative)):
+        if not self._no_link_to(self.location_of(relative.rpartition("/")[0])):
             return None
-        for path, complete in ((self.part_path(relative), False), (self.path_of(relative), True)):
+        return self._held(relative, size)
+
+    def _held(self, relative: str, size: int) -> ResumePoint | None:
+        """``find_resume_point`` once its folder is known to be no link."""
+        for path, complete in (
+            (self.part_path(relative), False),
+            (self.location_of(relative), True),
+        ):
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
             except OSError:
@@ -155,14 +160,14 @@ class TargetFolder:
         for folder, sizes in wanted.items():
             for name in self._present_in(folder, sizes.keys()):
                 relative = f"{folder}/{name}" if folder else name
-                if (point := self.find_resume_point(relative, sizes[name])) is not None:
+                if (point := self._held(relative, sizes[name])) is not None:
                     points[relative] = point
         return points
 
     def _present_in(self, folder: str, names: Collection[str]) -> set[str]:
         """Those of ``names`` with a file or a ``.part`` in ``folder`` (none behind a link)."""
         location = self.location_of(folder)
-        if os.path.realpath(location) != location:
+        if not self._no_link_to(location):
             return set()
         present: set[str] = set()
         try:
