@@ -28,9 +28,8 @@ class Event:
         out: dict[str, Any] = {"event": self.name}
         for field_name, json_name in _json_fields(type(self)):
             value = getattr(self, field_name)
-            if isinstance(value, list | tuple):
-                value = [_plain(v) for v in value]
-            out[json_name] = _plain(value)
+            is_list = isinstance(value, list | tuple)
+            out[json_name] = [_plain(v) for v in value] if is_list else _plain(value)
         return out
 
 
@@ -43,7 +42,7 @@ def _json_fields(kind: type[Event]) -> tuple[tuple[str, str], ...]:
 
 def _plain(value: Any) -> Any:
     """A nested dataclass (a file's progress) as a dict; anything else as it is."""
-    if isinstance(value, str | int | float | list) or value is None:
+    if isinstance(value, str | int | float) or value is None:
         return value
     return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
