@@ -24,19 +24,21 @@ import pytest
 from conftest import assert_same_tree
 from p2p_transfer.app import AppOptions, AppServer, AppService
 from p2p_transfer.app.board import TransferRecord
-from p2p_transfer.app.history import HISTORY_FILE_NAME
-from p2p_transfer.app.settings import SETTINGS_FILE_NAME, Settings, SettingsStore
-from p2p_transfer.events import (
+from p2p_transfer.app.events import (
     CodePromptEvent,
     CodeShownEvent,
-    Event,
     NodeStateEvent,
     OfferPromptEvent,
     PromptClosedEvent,
     SettingsEvent,
-    TicketEvent,
     TransferUpdateEvent,
     UploadPromptEvent,
+)
+from p2p_transfer.app.history import HISTORY_FILE_NAME
+from p2p_transfer.app.settings import SETTINGS_FILE_NAME, Settings, SettingsStore
+from p2p_transfer.events import (
+    Event,
+    TicketEvent,
 )
 from p2p_transfer.limits import KiB, MiB
 

@@ -12,6 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from p2p_transfer.app.events import (
+    TransferSnapshot,
+    TransferUpdateEvent,
+)
 from p2p_transfer.events import (
     Direction,
     DoneEvent,
@@ -19,8 +23,6 @@ from p2p_transfer.events import (
     FileFailedEvent,
     FileProgress,
     ProgressEvent,
-    TransferSnapshot,
-    TransferUpdateEvent,
 )
 from p2p_transfer.limits import APP_FINISHED_ON_BOARD
 

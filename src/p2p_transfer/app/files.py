@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.limits import APP_MAX_DIR_ENTRIES
 from p2p_transfer.protocol import ProtocolError
 from p2p_transfer.protocol.paths import sanitize_path
@@ -35,7 +36,7 @@ STAGING_DIR_NAME = "staging"
 _BATCH_ID_CHARS = 16
 
 
-class PathRefused(Exception):
+class PathRefused(P2PTransferError):
     """A path is outside the roots, or not usable; the message says why."""
 
 
@@ -157,7 +158,7 @@ class FileBrowser:
         return DirEntry(item.name, str(path), "other", None, info.st_mtime, hidden)
 
 
-class StagingError(Exception):
+class StagingError(P2PTransferError):
     """A staged upload cannot be stored; the message says why."""
 
 

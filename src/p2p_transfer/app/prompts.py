@@ -15,14 +15,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from p2p_transfer.events import Event, PromptClosedEvent
+from p2p_transfer.app.events import (
+    PromptClosedEvent,
+)
+from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.events import (
+    Event,
+)
 
 PromptKind = Literal["offer", "code", "code_shown", "upload"]
 #: Random bits of a prompt ID.
 _PROMPT_ID_BYTES = 12
 
 
-class PromptError(Exception):
+class PromptError(P2PTransferError):
     """The answer does not fit the prompt, or the prompt is gone."""
 
 

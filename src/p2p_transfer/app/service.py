@@ -26,6 +26,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from p2p_transfer.app.board import TransferBoard, TransferRecord
+from p2p_transfer.app.events import (
+    CodePromptEvent,
+    CodeShownEvent,
+    NodeStateEvent,
+    OfferPromptEvent,
+    SettingsEvent,
+    ShareStateEvent,
+    TransferSnapshot,
+    UploadPromptEvent,
+)
 from p2p_transfer.app.files import FileBrowser, PathRefused, Staging, StagingError
 from p2p_transfer.app.history import History, HistoryEntry
 from p2p_transfer.app.prompts import Prompt, PromptBook, PromptError, PromptGone
@@ -38,10 +48,9 @@ from p2p_transfer.discovery import (
     device_ticket,
     looks_like_ticket,
 )
+from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import (
     CodeEvent,
-    CodePromptEvent,
-    CodeShownEvent,
     ConnectionEvent,
     DecisionEvent,
     DiscoveryErrorEvent,
@@ -50,15 +59,9 @@ from p2p_transfer.events import (
     Event,
     EventBus,
     FileFailedEvent,
-    NodeStateEvent,
     OfferEvent,
-    OfferPromptEvent,
     ProgressEvent,
     RelayEvent,
-    SettingsEvent,
-    ShareStateEvent,
-    TransferSnapshot,
-    UploadPromptEvent,
     VerifiedEvent,
 )
 from p2p_transfer.limits import (
@@ -96,7 +99,7 @@ _RECORD_ID_BYTES = 8
 NodeState = Literal["starting", "running", "stopped"]
 
 
-class AppError(Exception):
+class AppError(P2PTransferError):
     """An action the UI asked for cannot be done; ``status`` is the HTTP status it maps to."""
 
     status = 400

@@ -24,6 +24,7 @@ from p2p_transfer.app.service import AppError
 from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
 from p2p_transfer.cli.render import JsonRenderer
 from p2p_transfer.config import current_umask
+from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import Event
 from p2p_transfer.limits import APP_DEFAULT_PORT
 from p2p_transfer.trust.files import ensure_private_dir, write_private_atomically
@@ -39,7 +40,7 @@ LOCK_FILE_NAME = "app.lock"
 URL_FILE_NAME = "app-url"
 
 
-class AlreadyRunning(Exception):
+class AlreadyRunning(P2PTransferError):
     """Another app holds this config dir; ``url`` is its link, if readable."""
 
     def __init__(self, url: str | None) -> None:

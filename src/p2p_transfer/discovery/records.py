@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.limits import (
     MAX_DEVICE_ADDRESSES,
     MAX_DEVICE_NAME_CHARS,
@@ -48,7 +49,7 @@ _BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _LABEL_UNSAFE = re.compile(r"[\x00-\x1f\x7f.\\]")
 
 
-class DiscoveryError(Exception):
+class DiscoveryError(P2PTransferError):
     """LAN discovery failed, or a device could not be found or used."""
 
 

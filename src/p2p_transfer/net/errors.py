@@ -6,8 +6,10 @@ import re
 
 from iroh import iroh_ffi
 
+from p2p_transfer.errors import P2PTransferError
 
-class NetError(Exception):
+
+class NetError(P2PTransferError):
     """A network operation failed; the message is one line for the user."""
 
 

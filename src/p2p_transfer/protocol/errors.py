@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from p2p_transfer.errors import P2PTransferError
 
-class ProtocolError(Exception):
+
+class ProtocolError(P2PTransferError):
     """A peer broke the wire protocol; the message is safe to show and to send back."""
 
     def __init__(self, message: str) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import blake3
 
 from p2p_transfer.disk import write_all
+from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.limits import SHARE_MAX_NAME_NUMBER
 from p2p_transfer.protocol.paths import PART_SUFFIX, numbered_name, sanitize_component
 
@@ -32,7 +33,7 @@ _PART_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
 _SEPARATORS = re.compile(r"[/\\]")
 
 
-class NameTakenError(Exception):
+class NameTakenError(P2PTransferError):
     """Every ``name (N)`` up to the limit exists already."""
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
+from p2p_transfer.errors import P2PTransferError
+
 #: How long a superseded session gets to let go of its files.
 SUPERSEDE_TIMEOUT = 10.0
 
 
-class FilesBusyError(Exception):
+class FilesBusyError(P2PTransferError):
     """Another device is sending the same files into the same folder right now."""
 
 

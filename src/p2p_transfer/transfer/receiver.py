@@ -20,6 +20,7 @@ from typing import Literal
 from iroh import iroh_ffi
 
 from p2p_transfer.disk import free_space
+from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import (
     CodeEvent,
     ConnectionEvent,
@@ -153,7 +154,7 @@ class ReceiveOptions:
     transport: DataTransport = "auto"
 
 
-class Refused(Exception):
+class Refused(P2PTransferError):
     """This receiver turns the peer away; the message is sent to it."""
 
 

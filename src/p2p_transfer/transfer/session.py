@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, NoReturn
 
+from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.net import MessageReader, StreamEnded
 from p2p_transfer.protocol import AnyMessage, Cancel, Error, Message, ProtocolError
 
@@ -13,7 +14,7 @@ from p2p_transfer.protocol import AnyMessage, Cancel, Error, Message, ProtocolEr
 DataTransport = Literal["auto", "quic", "tcp"]
 
 
-class TransferError(Exception):
+class TransferError(P2PTransferError):
     """The transfer failed; the message is one line for the user."""
 
 

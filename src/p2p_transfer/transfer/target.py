@@ -18,6 +18,7 @@ from pathlib import Path
 import blake3
 
 from p2p_transfer.disk import write_all
+from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.limits import HASH_READ_SIZE
 from p2p_transfer.protocol import PART_SUFFIX, numbered_name
 from p2p_transfer.trust.files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
@@ -26,7 +27,7 @@ from p2p_transfer.trust.files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 MAX_NAME_ALTERNATIVES = 999
 
 
-class TargetError(Exception):
+class TargetError(P2PTransferError):
     """A received file cannot be placed; the message says why in one line."""
 
 

@@ -14,13 +14,14 @@ from pathlib import Path
 
 from iroh import iroh_ffi
 
+from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.limits import SECRET_KEY_SIZE
 from p2p_transfer.trust.files import PRIVATE_FILE_MODE
 
 KEY_FILE_NAME = "identity.key"
 
 
-class IdentityError(Exception):
+class IdentityError(P2PTransferError):
     """The key file exists but cannot be trusted or read."""
 
 

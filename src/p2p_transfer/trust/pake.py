@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from p2p_transfer.errors import P2PTransferError
+
 _CONTEXT = b"p2p-transfer/1 verification"
 _SENDER_PROOF = b"sender"
 _RECEIVER_PROOF = b"receiver"
 
 
-class PakeError(Exception):
+class PakeError(P2PTransferError):
     """The other side did not prove it knows the code."""
 
 

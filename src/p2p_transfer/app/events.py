@@ -1,0 +1,159 @@
+"""Events the desktop app adds to the node's stream for its UI.
+
+A snapshot of each transfer whenever it changes, and the questions the UI must
+answer. They travel on the app's bus beside the node's own events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from p2p_transfer.events import Direction, Event, FileProgress
+
+
+
+@dataclass(frozen=True, slots=True)
+class TransferSnapshot:
+    """Everything the UI shows about one transfer (not an event: the ``transfer`` event's body)."""
+
+    id: str
+    direction: Direction
+    #: connecting, verifying, waiting (for an answer), transferring, done,
+    #: failed, declined or cancelled.
+    state: str
+    peer_name: str
+    peer_id: str
+    #: The protocol's transfer ID ("" until known: a send learns it on connect).
+    transfer_id: str
+    #: How the peer was verified: "code", "pairing", or "" (not yet).
+    verified: str
+    files_total: int
+    files_done: int
+    files_failed: int
+    bytes_total: int
+    bytes_done: int
+    rate: float
+    eta: float | None
+    active: list[FileProgress]
+    message: str
+    #: Receive: the folder files go to; send: the folder the first path is in.
+    folder: str
+    #: Top-level names being sent (send) or a sample of offered files (receive).
+    names: list[str]
+    #: "direct", "relay" or "unknown" once connected (sender side), else "".
+    path: str
+    rtt_ms: float | None
+    started_at: float
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransferUpdateEvent(Event):
+    """A transfer changed; ``transfer`` is its whole current state."""
+
+    name: ClassVar[str] = "transfer"
+    transfer: TransferSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class OfferPromptEvent(Event):
+    """Receiver: ask the user to accept or decline an offer (answer with the prompt ID)."""
+
+    name: ClassVar[str] = "offer_prompt"
+    prompt_id: str
+    transfer_id: str
+    sender: str
+    sender_id: str
+    files: int
+    folders: int
+    bytes: int
+    sample: list[str]
+    #: How the sender was verified: "code" (just now) or "pairing" (a trusted device).
+    verified: str
+    #: Wall-clock time (``time.time()``) after which the offer is declined unanswered.
+    deadline: float
+    _json_names: ClassVar[dict[str, str]] = {"sender": "from"}
+
+
+@dataclass(frozen=True, slots=True)
+class CodePromptEvent(Event):
+    """Sender: ask the user for the 6-digit code the receiver shows."""
+
+    name: ClassVar[str] = "code_prompt"
+    prompt_id: str
+    #: The app's ID of the sending transfer (``TransferSnapshot.id``).
+    transfer: str
+    peer_name: str
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class CodeShownEvent(Event):
+    """Receiver: show this code large until the sender has typed it (or gave up)."""
+
+    name: ClassVar[str] = "code_shown"
+    prompt_id: str
+    code: str
+    peer_name: str
+    peer_id: str
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPromptEvent(Event):
+    """Share: ask the user to accept or decline one browser upload."""
+
+    name: ClassVar[str] = "upload_prompt"
+    prompt_id: str
+    request_id: str
+    file_name: str
+    file_size: int
+    client: str
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class PromptClosedEvent(Event):
+    """A prompt is gone: answered, timed out, withdrawn by the peer, or dismissed."""
+
+    name: ClassVar[str] = "prompt_closed"
+    prompt_id: str
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsEvent(Event):
+    """The app's settings changed (every open UI tab shows the new values)."""
+
+    name: ClassVar[str] = "settings"
+    device_name: str
+    download_dir: str
+    auto_accept_trusted: bool
+    pairing_lifetime_hours: float
+    parallel_files: int
+    relay: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShareStateEvent(Event):
+    """The app's share server started, stopped, or changed what it offers."""
+
+    name: ClassVar[str] = "share_state"
+    running: bool
+    url: str | None
+    upload_dir: str
+    files: list[str]
+    #: Why the link reaches only this machine, or why the share stopped ("" if not).
+    notice: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStateEvent(Event):
+    """The app's node is (re)starting, running or stopped (a name or relay change restarts it)."""
+
+    name: ClassVar[str] = "node_state"
+    state: Literal["starting", "running", "stopped"]
+    device_name: str
+    endpoint_id: str
+    message: str = ""
