@@ -12,7 +12,6 @@ from typing import ClassVar, Literal
 from p2p_transfer.events import Direction, Event, FileProgress
 
 
-
 @dataclass(frozen=True, slots=True)
 class TransferSnapshot:
     """Everything the UI shows about one transfer (not an event: the ``transfer`` event's body)."""
