@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Literal
 
@@ -27,8 +25,6 @@ from p2p_transfer.events import (
     DecisionEvent,
     DoneEvent,
     EventBus,
-    FileDoneEvent,
-    FileFailedEvent,
     OfferEvent,
     VerifiedEvent,
 )
@@ -40,8 +36,6 @@ from p2p_transfer.limits import (
     FIRST_MESSAGE_TIMEOUT,
     MAX_PARALLEL_FILES,
     MAX_PENDING_OFFERS,
-    SMALL_FILE_SIZE,
-    SMALL_STORE_BACKLOG,
     WRONG_CODE_DELAY,
 )
 from p2p_transfer.net import (
@@ -60,8 +54,6 @@ from p2p_transfer.net.tcp import DataListener
 from p2p_transfer.protocol import (
     PROTOCOL_VERSION,
     Accept,
-    DataHeader,
-    DataTrailer,
     Decline,
     Entry,
     Error,
@@ -72,7 +64,6 @@ from p2p_transfer.protocol import (
     Message,
     Offer,
     ProtocolError,
-    Resume,
     ResumePage,
     Summary,
     Verified,
@@ -83,6 +74,7 @@ from p2p_transfer.protocol import (
     paginate,
 )
 from p2p_transfer.transfer.claims import ClaimOwner, FileClaims, FilesBusyError
+from p2p_transfer.transfer.intake import FileIntake, PreparedOffer
 from p2p_transfer.transfer.progress import ProgressTracker
 from p2p_transfer.transfer.session import (
     DataTransport,
@@ -92,10 +84,7 @@ from p2p_transfer.transfer.session import (
     expect,
     reject_during_transfer,
 )
-from p2p_transfer.transfer.store_behind import StoreBehind
 from p2p_transfer.transfer.target import (
-    PartFile,
-    ResumePoint,
     TargetError,
     TargetFolder,
     describe_os_error,
@@ -156,71 +145,6 @@ class ReceiveOptions:
 
 class Refused(P2PTransferError):
     """This receiver turns the peer away; the message is sent to it."""
-
-
-class _FileState(Enum):
-    PENDING = "pending"
-    ACTIVE = "active"
-    SETTLED = "settled"
-
-
-@dataclass(slots=True)
-class _IncomingFile:
-    index: int
-    entry: Entry
-    resume: ResumePoint | None = None
-    state: _FileState = _FileState.PENDING
-
-
-@dataclass(frozen=True, slots=True)
-class _SmallFile:
-    """A small file read off a stream, waiting to be stored."""
-
-    incoming: _IncomingFile
-    resume: ResumePoint | None
-    data: bytes
-    claimed: str  # the sender's BLAKE3
-    start: int  # where the sender started: above 0 when resumed
-
-
-#: How a stored file ended: its final path, its BLAKE3 and an error ('' when fine).
-_Stored = tuple[str, str, str]
-
-
-@dataclass(slots=True)
-class _Tally:
-    """Files settled so far; ``settled`` is set when every expected file is."""
-
-    expected: int
-    ok: int = 0
-    failed: int = 0
-    settled: asyncio.Event = field(default_factory=asyncio.Event)
-    #: The first failure of any data stream handler.
-    failure: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-    def count(self, ok: bool) -> None:
-        if ok:
-            self.ok += 1
-        else:
-            self.failed += 1
-        if self.ok + self.failed >= self.expected:
-            self.settled.set()
-
-    def fail(self, task: asyncio.Task[None]) -> None:
-        """Done-callback of stream handlers: remember the first error."""
-        if not task.cancelled() and task.exception() and not self.failure.done():
-            self.failure.set_exception(task.exception())  # type: ignore[arg-type]
-
-
-@dataclass(slots=True)
-class _Prepared:
-    """An accepted offer's place in the target: its files and what is already there."""
-
-    target: TargetFolder
-    files: dict[int, _IncomingFile]
-    resume_items: list[Resume]
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,7 +373,7 @@ class ReceiveSession(ClaimOwner):
             return TransferResult(False, 0, 0, offer.total_bytes, 0, 0.0, decision.reason)
         return await self._receive(incoming, prepared, reader)
 
-    async def _claim(self, entries: list[Entry]) -> tuple[Decision, _Prepared | None]:
+    async def _claim(self, entries: list[Entry]) -> tuple[Decision, PreparedOffer | None]:
         """Reserve the offered files in the target so no other session writes them, then
         make the folders and find what is already there.
 
@@ -460,14 +384,14 @@ class ReceiveSession(ClaimOwner):
             target = TargetFolder(self._options.target, self._options.umask)
             paths = [target.location_of(e.path) for e in entries if e.kind == "file"]
             await self._claims.claim(self, paths)
-            files, resume_items = await asyncio.to_thread(self._prepare, target, entries)
+            prepared = await asyncio.to_thread(PreparedOffer.prepare, target, entries)
         except TimeoutError:  # before OSError: it is one
             return Decision(False, "an earlier transfer of these files is still stopping"), None
         except (FilesBusyError, TargetError) as exc:
             return Decision(False, str(exc)), None
         except OSError as exc:
             return Decision(False, describe_os_error(exc)), None
-        return Decision(True), _Prepared(target, files, resume_items)
+        return Decision(True), prepared
 
     async def _verify(self, reader: MessageReader, hello: Hello) -> None:
         # Both sides must hold the pairing: a sender that lost or never had it
@@ -563,16 +487,17 @@ class ReceiveSession(ClaimOwner):
             await asyncio.wait_for(self._connection.closed(), SUMMARY_CLOSE_WAIT)
 
     async def _receive(
-        self, offer: IncomingOffer, prepared: _Prepared, reader: MessageReader
+        self, offer: IncomingOffer, prepared: PreparedOffer, reader: MessageReader
     ) -> TransferResult:
-        target, files = prepared.target, prepared.files
         pages = list(paginate(prepared.resume_items))
         tracker = ProgressTracker(
-            offer.transfer_id, "receive", offer.total_bytes, len(files), self._events.emit
+            offer.transfer_id, "receive", offer.total_bytes, len(prepared.files),
+            self._events.emit,
         )
-        tally = _Tally(expected=len(files))
-        if not files:
-            tally.settled.set()
+        intake = FileIntake(
+            offer.transfer_id, prepared, tracker, self._events, self._queue_result
+        )
+        tally = intake.tally
         handlers: set[asyncio.Task[None]] = set()
 
         def take(stream: iroh_ffi.RecvStream) -> None:
@@ -589,9 +514,7 @@ class ReceiveSession(ClaimOwner):
             if self._listener is not None:
                 # The sender chose QUIC: no TCP port stays open for the rest of the transfer.
                 self._listener.stop()
-            task = asyncio.create_task(
-                self._receive_stream(MessageReader(stream), target, files, tracker, tally)
-            )
+            task = asyncio.create_task(intake.receive_stream(MessageReader(stream)))
             handlers.add(task)
             task.add_done_callback(handlers.discard)
             task.add_done_callback(tally.fail)
@@ -608,9 +531,7 @@ class ReceiveSession(ClaimOwner):
         for page in pages:
             await self._send(ResumePage(page))
         if listener is not None:
-            tcp = asyncio.create_task(
-                self._receive_over_tcp(listener, target, files, tracker, tally)
-            )
+            tcp = asyncio.create_task(self._receive_over_tcp(listener, intake))
             handlers.add(tcp)
             tcp.add_done_callback(handlers.discard)
             tcp.add_done_callback(tally.fail)
@@ -644,7 +565,7 @@ class ReceiveSession(ClaimOwner):
         self._events.emit(
             DoneEvent(
                 offer.transfer_id, "receive", ok, tally.ok, tally.failed, offer.total_bytes,
-                tracker.bytes_transferred, round(tracker.seconds, 3), str(target.root),
+                tracker.bytes_transferred, round(tracker.seconds, 3), str(prepared.target.root),
             )
         )
         await self._await_close()
@@ -693,14 +614,7 @@ class ReceiveSession(ClaimOwner):
         except OSError:
             return None  # no TCP here: the sender uses QUIC
 
-    async def _receive_over_tcp(
-        self,
-        listener: DataListener,
-        target: TargetFolder,
-        files: dict[int, _IncomingFile],
-        tracker: ProgressTracker,
-        tally: _Tally,
-    ) -> None:
+    async def _receive_over_tcp(self, listener: DataListener, intake: FileIntake) -> None:
         """Take files from the one TCP connection that presents this session's token.
 
         A sender that stops (Ctrl-C, an error) closes QUIC with its reason and drops
@@ -711,7 +625,7 @@ class ReceiveSession(ClaimOwner):
         channel = await listener.accepted()
         self._report_data_path("tcp")
         try:
-            await self._receive_stream(MessageReader(channel), target, files, tracker, tally)
+            await intake.receive_stream(MessageReader(channel))
         except NetError:  # StreamEnded included: cut inside a message or a file
             if said := await await_peer_close_reason(self._connection, CLOSE_GRACE):
                 raise PeerError(said) from None
@@ -740,207 +654,6 @@ class ReceiveSession(ClaimOwner):
                 reason = f"no data for {DATA_STALL_TIMEOUT:.0f} s"
                 close_connection(self._connection, CloseCode.TIMEOUT, reason)
                 raise NetError(reason)
-
-    @staticmethod
-    def _prepare(
-        target: TargetFolder, entries: list[Entry]
-    ) -> tuple[dict[int, _IncomingFile], list[Resume]]:
-        """Create folders and find what is already here (runs in a thread)."""
-        files: dict[int, _IncomingFile] = {}
-        for index, entry in enumerate(entries):
-            if entry.kind == "dir":
-                target.ensure_folder(entry.path)
-            else:
-                files[index] = _IncomingFile(index, entry)
-        points = target.find_resume_points((f.entry.path, f.entry.size) for f in files.values())
-        resume_items: list[Resume] = []
-        for index, incoming in files.items():
-            if (point := points.get(incoming.entry.path)) is not None:
-                incoming.resume = point
-                resume_items.append(Resume(index, point.offset, point.digest))
-        return files, resume_items
-
-    async def _receive_stream(
-        self,
-        reader: MessageReader,
-        target: TargetFolder,
-        files: dict[int, _IncomingFile],
-        tracker: ProgressTracker,
-        tally: _Tally,
-    ) -> None:
-        """Take files one after another from one data stream."""
-
-        def settle_small(small: _SmallFile, stored: _Stored) -> None:
-            self._settle(small.incoming, *stored, small.start, tally, tracker)
-
-        small_files: StoreBehind[_SmallFile, _Stored] = StoreBehind(
-            lambda small: self._store_small(target, small),
-            settle_small,
-            lambda small: len(small.data),
-            SMALL_STORE_BACKLOG,
-        )
-        try:
-            while (message := await reader.read_message()) is not None:
-                if not isinstance(message, DataHeader):
-                    raise ProtocolError(f"expected file data, got {type(message).__name__}")
-                incoming = files.get(message.index)
-                if incoming is None or incoming.state is not _FileState.PENDING:
-                    raise ProtocolError(f"data for unknown or repeated file {message.index}")
-                incoming.state = _FileState.ACTIVE
-                await self._receive_file(
-                    reader, message, incoming, target, tracker, tally, small_files
-                )
-        except asyncio.CancelledError:
-            small_files.cancel()
-            raise
-        except Exception:
-            with contextlib.suppress(Exception):
-                await small_files.drain()  # files that arrived whole before the failure stay
-            raise
-        await small_files.drain()
-
-    async def _receive_file(
-        self,
-        reader: MessageReader,
-        header: DataHeader,
-        incoming: _IncomingFile,
-        target: TargetFolder,
-        tracker: ProgressTracker,
-        tally: _Tally,
-        small_files: StoreBehind[_SmallFile, _Stored],
-    ) -> None:
-        entry, resume = incoming.entry, incoming.resume
-        start = resume.offset if resume is not None and header.offset == resume.offset else 0
-        if header.offset != start or header.offset + header.length != entry.size:
-            raise ProtocolError(f"file {header.index}: data does not match the offer")
-        identical = resume is not None and resume.complete_file and start == entry.size
-        if start == 0 and not identical:
-            resume = None  # the sender starts over: what we held did not match
-        tracker.skip(start)
-        tracker.start_file(header.index, entry.path, entry.size, start)
-        if header.length <= SMALL_FILE_SIZE and not identical:
-            data = await reader.read_exact(header.length)
-            claimed = await self._read_trailer(reader, header)
-            tracker.advance(header.index, len(data))
-            await small_files.put(_SmallFile(incoming, resume, data, claimed, start))
-            return
-        part: PartFile | None = None
-        disk_error = ""  # the part stays, resumable
-        if resume is None or not resume.complete_file:  # else: identical file already here
-            try:
-                part = await asyncio.to_thread(target.open_part, entry.path, resume)
-            except TargetError as exc:
-                disk_error = str(exc)
-        try:
-            failure = await reader.pump(
-                header.length,
-                part.write if part is not None else None,
-                lambda count: tracker.advance(header.index, count),
-            )
-            if failure is not None:
-                disk_error = _describe_failure(failure)
-            claimed = await self._read_trailer(reader, header)
-        except BaseException:
-            if part is not None:
-                part.close()  # the pump has let go of it: it waits for its last write
-            raise
-        digest = part.digest if part is not None else (resume.digest if resume else "")
-        final_path, error = await asyncio.to_thread(
-            self._conclude, target, part, entry, digest, claimed, disk_error
-        )
-        self._settle(incoming, final_path, digest, error, start, tally, tracker)
-
-    @staticmethod
-    async def _read_trailer(reader: MessageReader, header: DataHeader) -> str:
-        """The sender's BLAKE3 for the file just received ('' if it could not read it)."""
-        trailer = await reader.read_message()
-        if not isinstance(trailer, DataTrailer) or trailer.index != header.index:
-            raise ProtocolError(f"file {header.index}: missing end of data")
-        return trailer.blake3
-
-    @classmethod
-    def _store_small(cls, target: TargetFolder, small: _SmallFile) -> _Stored:
-        """Write, hash, verify and finish a small file in one go (runs in a thread)."""
-        entry = small.incoming.entry
-        try:
-            part = target.open_part(entry.path, small.resume)
-        except TargetError as exc:
-            return entry.path, "", str(exc)
-        try:
-            part.write(small.data)
-        except OSError as exc:
-            part.close()
-            return entry.path, part.digest, describe_os_error(exc)
-        final_path, error = cls._conclude(target, part, entry, part.digest, small.claimed, "")
-        return final_path, part.digest, error
-
-    @staticmethod
-    def _conclude(
-        target: TargetFolder,
-        part: PartFile | None,
-        entry: Entry,
-        digest: str,
-        claimed: str,
-        disk_error: str,
-    ) -> tuple[str, str]:
-        """Finish a verified part, keep one that hit a disk error, delete a corrupt one."""
-        if disk_error:
-            if part is not None:
-                part.close()
-            return entry.path, disk_error
-        if not claimed or not _same_digest(digest, claimed):
-            if part is not None:
-                target.discard(part)
-            reason = "sender could not read the file" if not claimed else (
-                "BLAKE3 mismatch: data corrupted or sender lied about the hash"
-            )
-            return entry.path, reason
-        if part is None:
-            return entry.path, ""  # the identical file was already here
-        try:
-            return target.finish(part, entry.path, entry.mode, entry.mtime), ""
-        except TargetError as exc:
-            part.close()
-            return entry.path, str(exc)
-        except OSError as exc:
-            part.close()
-            return entry.path, describe_os_error(exc)
-
-    def _settle(
-        self,
-        incoming: _IncomingFile,
-        final_path: str,
-        digest: str,
-        error: str,
-        resumed_from: int,
-        tally: _Tally,
-        tracker: ProgressTracker,
-    ) -> None:
-        """Report a stored (or failed) file to the user and the sender."""
-        entry = incoming.entry
-        incoming.state = _FileState.SETTLED
-        tracker.finish_file(incoming.index)
-        tally.count(not error)
-        if error:
-            self._events.emit(FileFailedEvent(self._transfer_id, "receive", entry.path, error))
-            self._queue_result(FileResult(incoming.index, False, error=error))
-        else:
-            self._events.emit(
-                FileDoneEvent(
-                    self._transfer_id, "receive", final_path, entry.size, digest, resumed_from
-                )
-            )
-            self._queue_result(FileResult(incoming.index, True, blake3=digest))
-
-
-def _describe_failure(failure: Exception) -> str:
-    """One line for a file that could not be stored."""
-    return describe_os_error(failure) if isinstance(failure, OSError) else str(failure)
-
-
-def _same_digest(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
-
 
 async def _watch_control(reader: MessageReader) -> None:
     """During data transfer the sender may only cancel."""

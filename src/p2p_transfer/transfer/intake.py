@@ -1,0 +1,299 @@
+"""Taking an accepted offer's files off data streams and into the target folder.
+
+Bytes go to ``NAME.part`` while being hashed; only a file whose BLAKE3 matches
+the sender's gets its final name. Each file ends settled: stored and reported
+to the sender (``FileResult``) and to the user (``file_done``/``file_failed``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from p2p_transfer.events import EventBus, FileDoneEvent, FileFailedEvent
+from p2p_transfer.limits import SMALL_FILE_SIZE, SMALL_STORE_BACKLOG
+from p2p_transfer.net import MessageReader
+from p2p_transfer.protocol import DataHeader, DataTrailer, Entry, FileResult, ProtocolError, Resume
+from p2p_transfer.transfer.progress import ProgressTracker
+from p2p_transfer.transfer.store_behind import StoreBehind
+from p2p_transfer.transfer.target import (
+    PartFile,
+    ResumePoint,
+    TargetError,
+    TargetFolder,
+    describe_os_error,
+)
+
+
+class _FileState(Enum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    SETTLED = "settled"
+
+
+@dataclass(slots=True)
+class IncomingFile:
+    """One offered file and how far it got."""
+
+    index: int
+    entry: Entry
+    resume: ResumePoint | None = None
+    state: _FileState = _FileState.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class _SmallFile:
+    """A small file read off a stream, waiting to be stored."""
+
+    incoming: IncomingFile
+    resume: ResumePoint | None
+    data: bytes
+    claimed: str  # the sender's BLAKE3
+    start: int  # where the sender started: above 0 when resumed
+
+
+#: How a stored file ended: its final path, its BLAKE3 and an error ('' when fine).
+_Stored = tuple[str, str, str]
+
+
+@dataclass(slots=True)
+class Tally:
+    """Files settled so far; ``settled`` is set when every expected file is."""
+
+    expected: int
+    ok: int = 0
+    failed: int = 0
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The first failure of any data stream handler.
+    failure: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def __post_init__(self) -> None:
+        if self.expected == 0:
+            self.settled.set()
+
+    def count(self, ok: bool) -> None:
+        if ok:
+            self.ok += 1
+        else:
+            self.failed += 1
+        if self.ok + self.failed >= self.expected:
+            self.settled.set()
+
+    def fail(self, task: asyncio.Task[None]) -> None:
+        """Done-callback of stream handlers: remember the first error."""
+        if not task.cancelled() and task.exception() and not self.failure.done():
+            self.failure.set_exception(task.exception())  # type: ignore[arg-type]
+
+
+@dataclass(slots=True)
+class PreparedOffer:
+    """An accepted offer's place in the target: its files and what is already there."""
+
+    target: TargetFolder
+    files: dict[int, IncomingFile]
+    resume_items: list[Resume]
+
+    @classmethod
+    def prepare(cls, target: TargetFolder, entries: list[Entry]) -> PreparedOffer:
+        """Create folders and find what is already here (runs in a thread)."""
+        files: dict[int, IncomingFile] = {}
+        for index, entry in enumerate(entries):
+            if entry.kind == "dir":
+                target.ensure_folder(entry.path)
+            else:
+                files[index] = IncomingFile(index, entry)
+        points = target.find_resume_points((f.entry.path, f.entry.size) for f in files.values())
+        resume_items: list[Resume] = []
+        for index, incoming in files.items():
+            if (point := points.get(incoming.entry.path)) is not None:
+                incoming.resume = point
+                resume_items.append(Resume(index, point.offset, point.digest))
+        return cls(target, files, resume_items)
+
+
+class FileIntake:
+    """Stores the files of one accepted offer, from any number of data streams."""
+
+    def __init__(
+        self,
+        transfer_id: str,
+        prepared: PreparedOffer,
+        tracker: ProgressTracker,
+        events: EventBus,
+        report: Callable[[FileResult], None],
+    ) -> None:
+        self._transfer_id = transfer_id
+        self._target = prepared.target
+        self._files = prepared.files
+        self._tracker = tracker
+        self._events = events
+        self._report = report
+        self.tally = Tally(expected=len(prepared.files))
+
+    async def receive_stream(self, reader: MessageReader) -> None:
+        """Take files one after another from one data stream."""
+
+        def settle_small(small: _SmallFile, stored: _Stored) -> None:
+            self._settle(small.incoming, *stored, small.start)
+
+        small_files: StoreBehind[_SmallFile, _Stored] = StoreBehind(
+            lambda small: self._store_small(self._target, small),
+            settle_small,
+            lambda small: len(small.data),
+            SMALL_STORE_BACKLOG,
+        )
+        try:
+            while (message := await reader.read_message()) is not None:
+                if not isinstance(message, DataHeader):
+                    raise ProtocolError(f"expected file data, got {type(message).__name__}")
+                incoming = self._files.get(message.index)
+                if incoming is None or incoming.state is not _FileState.PENDING:
+                    raise ProtocolError(f"data for unknown or repeated file {message.index}")
+                incoming.state = _FileState.ACTIVE
+                await self._receive_file(reader, message, incoming, small_files)
+        except asyncio.CancelledError:
+            small_files.cancel()
+            raise
+        except Exception:
+            with contextlib.suppress(Exception):
+                await small_files.drain()  # files that arrived whole before the failure stay
+            raise
+        await small_files.drain()
+
+    async def _receive_file(
+        self,
+        reader: MessageReader,
+        header: DataHeader,
+        incoming: IncomingFile,
+        small_files: StoreBehind[_SmallFile, _Stored],
+    ) -> None:
+        entry, resume, tracker = incoming.entry, incoming.resume, self._tracker
+        start = resume.offset if resume is not None and header.offset == resume.offset else 0
+        if header.offset != start or header.offset + header.length != entry.size:
+            raise ProtocolError(f"file {header.index}: data does not match the offer")
+        identical = resume is not None and resume.complete_file and start == entry.size
+        if start == 0 and not identical:
+            resume = None  # the sender starts over: what we held did not match
+        tracker.skip(start)
+        tracker.start_file(header.index, entry.path, entry.size, start)
+        if header.length <= SMALL_FILE_SIZE and not identical:
+            data = await reader.read_exact(header.length)
+            claimed = await _read_trailer(reader, header)
+            tracker.advance(header.index, len(data))
+            await small_files.put(_SmallFile(incoming, resume, data, claimed, start))
+            return
+        part: PartFile | None = None
+        disk_error = ""  # the part stays, resumable
+        if resume is None or not resume.complete_file:  # else: identical file already here
+            try:
+                part = await asyncio.to_thread(self._target.open_part, entry.path, resume)
+            except TargetError as exc:
+                disk_error = str(exc)
+        try:
+            failure = await reader.pump(
+                header.length,
+                part.write if part is not None else None,
+                lambda count: tracker.advance(header.index, count),
+            )
+            if failure is not None:
+                disk_error = _describe_failure(failure)
+            claimed = await _read_trailer(reader, header)
+        except BaseException:
+            if part is not None:
+                part.close()  # the pump has let go of it: it waits for its last write
+            raise
+        digest = part.digest if part is not None else (resume.digest if resume else "")
+        final_path, error = await asyncio.to_thread(
+            _conclude, self._target, part, entry, digest, claimed, disk_error
+        )
+        self._settle(incoming, final_path, digest, error, start)
+
+    @staticmethod
+    def _store_small(target: TargetFolder, small: _SmallFile) -> _Stored:
+        """Write, hash, verify and finish a small file in one go (runs in a thread)."""
+        entry = small.incoming.entry
+        try:
+            part = target.open_part(entry.path, small.resume)
+        except TargetError as exc:
+            return entry.path, "", str(exc)
+        try:
+            part.write(small.data)
+        except OSError as exc:
+            part.close()
+            return entry.path, part.digest, describe_os_error(exc)
+        final_path, error = _conclude(target, part, entry, part.digest, small.claimed, "")
+        return final_path, part.digest, error
+
+    def _settle(
+        self, incoming: IncomingFile, final_path: str, digest: str, error: str, resumed_from: int
+    ) -> None:
+        """Report a stored (or failed) file to the user and the sender."""
+        entry = incoming.entry
+        incoming.state = _FileState.SETTLED
+        self._tracker.finish_file(incoming.index)
+        self.tally.count(not error)
+        if error:
+            self._events.emit(FileFailedEvent(self._transfer_id, "receive", entry.path, error))
+            self._report(FileResult(incoming.index, False, error=error))
+        else:
+            self._events.emit(
+                FileDoneEvent(
+                    self._transfer_id, "receive", final_path, entry.size, digest, resumed_from
+                )
+            )
+            self._report(FileResult(incoming.index, True, blake3=digest))
+
+
+async def _read_trailer(reader: MessageReader, header: DataHeader) -> str:
+    """The sender's BLAKE3 for the file just received ('' if it could not read it)."""
+    trailer = await reader.read_message()
+    if not isinstance(trailer, DataTrailer) or trailer.index != header.index:
+        raise ProtocolError(f"file {header.index}: missing end of data")
+    return trailer.blake3
+
+
+def _conclude(
+    target: TargetFolder,
+    part: PartFile | None,
+    entry: Entry,
+    digest: str,
+    claimed: str,
+    disk_error: str,
+) -> tuple[str, str]:
+    """Finish a verified part, keep one that hit a disk error, delete a corrupt one."""
+    if disk_error:
+        if part is not None:
+            part.close()
+        return entry.path, disk_error
+    if not claimed or not _same_digest(digest, claimed):
+        if part is not None:
+            target.discard(part)
+        reason = "sender could not read the file" if not claimed else (
+            "BLAKE3 mismatch: data corrupted or sender lied about the hash"
+        )
+        return entry.path, reason
+    if part is None:
+        return entry.path, ""  # the identical file was already here
+    try:
+        return target.finish(part, entry.path, entry.mode, entry.mtime), ""
+    except TargetError as exc:
+        part.close()
+        return entry.path, str(exc)
+    except OSError as exc:
+        part.close()
+        return entry.path, describe_os_error(exc)
+
+
+def _describe_failure(failure: Exception) -> str:
+    """One line for a file that could not be stored."""
+    return describe_os_error(failure) if isinstance(failure, OSError) else str(failure)
+
+
+def _same_digest(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
