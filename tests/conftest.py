@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from netns import Lab, netns_available
+from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import Event
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.transfer import (
@@ -111,6 +113,18 @@ class Peers:
         return await self.sender.send(
             self.ticket, list(paths), SendOptions(parallel=parallel, code=code)
         )
+
+
+async def fails_with(
+    kind: type[P2PTransferError], sending: Awaitable[TransferResult], match: str | None = None
+) -> P2PTransferError:
+    """The typed outcome of a send that must not succeed (``kind``, its words ``match``)."""
+    result = await sending
+    assert not result.ok, result
+    assert isinstance(result.error, kind), result
+    if match is not None:
+        assert re.search(match, str(result.error)), result
+    return result.error
 
 
 async def _always_accept(offer: IncomingOffer) -> Decision:

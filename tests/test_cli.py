@@ -26,7 +26,7 @@ def test_peer_text_cannot_inject_markup_or_terminal_escapes() -> None:
     out = io.StringIO()
     render = HumanRenderer(Console(file=out, force_terminal=False, width=200))
     hostile = "[/bold][red]evil\x1b[2J\x9b31m"
-    render(CodeEvent("123456", "cd" * 32, hostile))
+    render(CodeEvent("s1", "123456", "cd" * 32, hostile))
     render(OfferEvent("t1", 1, 10, hostile, "cd" * 32, sample=[hostile]))
     text = out.getvalue()
     assert "\x1b" not in text and "\x9b" not in text

@@ -20,8 +20,8 @@ import pytest
 from click.testing import CliRunner
 from iroh import iroh_ffi
 
+import p2p_transfer.discovery as discovery_package
 from netns import Host, JsonLines, Lab
-from p2p_transfer.cli import devices_command
 from p2p_transfer.cli.context import CliContext
 from p2p_transfer.cli.devices_command import devices
 from p2p_transfer.discovery import (
@@ -467,7 +467,7 @@ class StubDiscovery:
 @pytest.fixture
 def stub_discovery(monkeypatch: pytest.MonkeyPatch) -> type[StubDiscovery]:
     StubDiscovery.found, StubDiscovery.fail, StubDiscovery.closed = [], None, False
-    monkeypatch.setattr(devices_command, "Discovery", StubDiscovery)
+    monkeypatch.setattr(discovery_package, "Discovery", StubDiscovery)
     return StubDiscovery
 
 

@@ -25,7 +25,7 @@ def test_offer_event_uses_the_from_key() -> None:
     data = event.to_dict()
     assert data == {
         "event": "offer",
-        "transfer_id": "t1",
+        "session": "t1",
         "files": 3,
         "bytes": 4096,
         "from": "alice's laptop",
@@ -45,11 +45,11 @@ def test_ticket_event_uses_the_name_key() -> None:
 
 def test_renames_do_not_leak_between_events() -> None:
     """``name``/``from`` renames belong to their own event only."""
-    assert CodeEvent("123456", "ab", "bob").to_dict() == {
-        "event": "code", "code": "123456", "peer_id": "ab", "peer_name": "bob",
+    assert CodeEvent("s1", "123456", "ab", "bob").to_dict() == {
+        "event": "code", "session": "s1", "code": "123456", "peer_id": "ab", "peer_name": "bob",
     }  # fmt: skip
     assert ErrorEvent("boom").to_dict() == {
-        "event": "error", "message": "boom", "transfer_id": None,
+        "event": "error", "message": "boom", "session": None,
     }  # fmt: skip
 
 

@@ -106,7 +106,7 @@ def test_flush_with_nothing_moved(clock: FakeClock, recorder: Recorder) -> None:
     tracker.flush()
     event = recorder.last
     assert (event.bytes_done, event.rate, event.eta) == (0, 0.0, None)
-    assert (event.transfer_id, event.direction, event.files_total) == ("t1", "send", 2)
+    assert (event.session, event.direction, event.files_total) == ("t1", "send", 2)
 
 
 def test_rate_and_eta_at_a_steady_rate(clock: FakeClock, recorder: Recorder) -> None:

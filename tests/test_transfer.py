@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CODE, Peers, assert_same_tree, make_tree
+from conftest import CODE, Peers, assert_same_tree, fails_with, make_tree
 from p2p_transfer.events import (
     CodeEvent,
     DoneEvent,
@@ -17,9 +17,9 @@ from p2p_transfer.events import (
     OfferEvent,
     VerifiedEvent,
 )
-from p2p_transfer.limits import WRONG_CODE_DELAY, MiB
+from p2p_transfer.limits import MAX_WRONG_CODES, WRONG_CODE_DELAY, MiB
 from p2p_transfer.protocol import PART_SUFFIX, DataTrailer, Entry
-from p2p_transfer.transfer import PeerError, SendOptions, TransferError
+from p2p_transfer.transfer import Declined, SendOptions, TransferError, WrongCode
 from p2p_transfer.transfer import receiver as receiver_module
 from p2p_transfer.transfer import sender as sender_module
 from p2p_transfer.transfer.local import SourceEntry
@@ -66,8 +66,9 @@ async def test_wrong_code_is_refused_after_a_delay(peers: Peers, tmp_path: Path)
     source = tmp_path / "secret.txt"
     source.write_text("not for you")
     started = time.monotonic()
-    with pytest.raises(PeerError, match="wrong verification code"):
-        await peers.send(source, code="000000" if CODE != "000000" else "111111")
+    wrong = "000000" if CODE != "000000" else "111111"
+    error = await fails_with(WrongCode, peers.send(source, code=wrong), "wrong verification code")
+    assert isinstance(error, WrongCode) and error.attempts_left == MAX_WRONG_CODES - 1
     assert time.monotonic() - started >= WRONG_CODE_DELAY
     assert not (peers.target / "secret.txt").exists()
     assert not peers.receiver.pairings.is_trusted(peers.sender.endpoint_id)
@@ -76,8 +77,7 @@ async def test_wrong_code_is_refused_after_a_delay(peers: Peers, tmp_path: Path)
 async def test_missing_code_is_a_clear_error(peers: Peers, tmp_path: Path) -> None:
     source = tmp_path / "a.txt"
     source.write_text("a")
-    with pytest.raises(TransferError, match="verification code"):
-        await peers.send(source, code=None)
+    await fails_with(TransferError, peers.send(source, code=None), "verification code")
 
 
 async def test_existing_different_file_is_never_overwritten(peers: Peers, tmp_path: Path) -> None:
@@ -212,8 +212,7 @@ async def test_offer_over_max_size_is_declined(peers: Peers, tmp_path: Path) -> 
     )
     source = tmp_path / "big.bin"
     source.write_bytes(os.urandom(5000))
-    with pytest.raises(PeerError, match="exceeds the receiver's limit"):
-        await peers.send(source)
+    await fails_with(Declined, peers.send(source), "exceeds the receiver's limit")
     assert not (peers.target / "big.bin").exists()
 
 
@@ -223,8 +222,7 @@ async def test_offer_larger_than_free_space_is_declined(
     monkeypatch.setattr(receiver_module, "free_space", lambda folder: 10)
     source = tmp_path / "big.bin"
     source.write_bytes(os.urandom(5000))
-    with pytest.raises(PeerError, match="not enough disk space"):
-        await peers.send(source)
+    await fails_with(Declined, peers.send(source), "not enough disk space")
     assert not (peers.target / "big.bin").exists()
 
 
@@ -239,8 +237,7 @@ async def test_many_small_files_share_streams(peers: Peers, tmp_path: Path) -> N
 
 
 async def test_unreadable_source_is_a_clear_error(peers: Peers, tmp_path: Path) -> None:
-    with pytest.raises(TransferError, match="cannot read"):
-        await peers.send(tmp_path / "missing.txt")
+    await fails_with(TransferError, peers.send(tmp_path / "missing.txt"), "cannot read")
 
 
 @pytest.mark.parametrize("transport", ["auto", "quic"])
@@ -287,7 +284,6 @@ async def test_a_pairing_held_by_one_side_only_asks_for_the_code_again(
     peers.sender.pairings.clear()  # the sending user forgot the receiver
     second = tmp_path / "second.txt"
     second.write_text("two")
-    with pytest.raises(TransferError, match="verification code"):
-        await peers.send(second, code=None)
+    await fails_with(TransferError, peers.send(second, code=None), "verification code")
     assert (await peers.send(second)).ok  # with the code it goes, and pairs again
     assert peers.sender.pairings.is_trusted(peers.receiver.endpoint_id)

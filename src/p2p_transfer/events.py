@@ -10,9 +10,39 @@ import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 Direction = Literal["send", "receive"]
+#: Who ended a session early: this side ("local") or the other ("peer").
+Actor = Literal["local", "peer"]
+
+
+class SessionState(StrEnum):
+    """Where a session stands. States only move forward, in this order; the last
+    four are final. app.js mirrors these strings (docs/API.md)."""
+
+    CONNECTING = "connecting"
+    VERIFYING = "verifying"
+    #: Waiting for the receiving user's answer to the offer.
+    WAITING = "waiting"
+    TRANSFERRING = "transferring"
+    DONE = "done"
+    FAILED = "failed"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        """True for done, failed, declined and cancelled."""
+        return _STATE_RANK[self] >= _STATE_RANK[SessionState.DONE]
+
+    def precedes(self, other: SessionState) -> bool:
+        """True when ``other`` comes later in a session's life than this state."""
+        return _STATE_RANK[self] < _STATE_RANK[other]
+
+
+_STATE_RANK = {state: min(rank, 4) for rank, state in enumerate(SessionState)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +72,33 @@ def _json_fields(kind: type[Event]) -> tuple[tuple[str, str], ...]:
 
 def _plain(value: Any) -> Any:
     """A nested dataclass (a file's progress) as a dict; anything else as it is."""
+    if isinstance(value, StrEnum):
+        return str(value)
     if isinstance(value, str | int | float) or value is None:
         return value
     return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEvent(Event):
+    """An event of one session (a send, a receive, a share upload): ``session`` is the ID
+    the Node gave it when it started, the same on every event it emits."""
+
+    session: str
+
+
+@dataclass(frozen=True, slots=True)
+class StateEvent(SessionEvent):
+    """A session moved on (never back); a final state says why, and ``by`` who ended it."""
+
+    name: ClassVar[str] = "state"
+    direction: Direction
+    state: SessionState
+    message: str = ""
+    #: For a cancelled session: this side ("local") or the peer ("peer"); else "".
+    by: Actor | Literal[""] = ""
+    #: The peer's name, once known ("" before).
+    peer_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +125,10 @@ class RelayEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectionEvent(Event):
+class ConnectionEvent(SessionEvent):
     """A peer connection is up; ``path`` is direct or relayed."""
 
     name: ClassVar[str] = "connection"
-    transfer_id: str
     peer_id: str
     path: Literal["direct", "relay", "unknown"]
     rtt_ms: float | None
@@ -85,7 +138,7 @@ class ConnectionEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class CodeEvent(Event):
+class CodeEvent(SessionEvent):
     """Receiver: show this verification code to the sending user."""
 
     name: ClassVar[str] = "code"
@@ -95,7 +148,7 @@ class CodeEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class VerifiedEvent(Event):
+class VerifiedEvent(SessionEvent):
     """The peer is verified: by code just now, or by an earlier pairing."""
 
     name: ClassVar[str] = "verified"
@@ -105,11 +158,10 @@ class VerifiedEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class OfferEvent(Event):
+class OfferEvent(SessionEvent):
     """Receiver: a peer offers ``files`` files of ``bytes`` bytes in total."""
 
     name: ClassVar[str] = "offer"
-    transfer_id: str
     files: int
     bytes: int
     sender: str
@@ -120,11 +172,10 @@ class OfferEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class DecisionEvent(Event):
+class DecisionEvent(SessionEvent):
     """The offer was accepted or declined (and why)."""
 
     name: ClassVar[str] = "decision"
-    transfer_id: str
     accepted: bool
     reason: str = ""
 
@@ -139,11 +190,10 @@ class FileProgress:
 
 
 @dataclass(frozen=True, slots=True)
-class ProgressEvent(Event):
+class ProgressEvent(SessionEvent):
     """Throttled progress of a whole transfer, with the files in flight."""
 
     name: ClassVar[str] = "progress"
-    transfer_id: str
     direction: Direction
     bytes_done: int
     bytes_total: int
@@ -155,11 +205,10 @@ class ProgressEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class FileDoneEvent(Event):
+class FileDoneEvent(SessionEvent):
     """One file arrived and its BLAKE3 matched (or, on the sender, was confirmed)."""
 
     name: ClassVar[str] = "file_done"
-    transfer_id: str
     direction: Direction
     path: str
     size: int
@@ -168,22 +217,20 @@ class FileDoneEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class FileFailedEvent(Event):
+class FileFailedEvent(SessionEvent):
     """One file did not arrive verified; it is kept only as a ``.part``."""
 
     name: ClassVar[str] = "file_failed"
-    transfer_id: str
     direction: Direction
     path: str
     message: str
 
 
 @dataclass(frozen=True, slots=True)
-class DoneEvent(Event):
+class DoneEvent(SessionEvent):
     """A transfer ended; ``ok`` only when every file arrived verified."""
 
     name: ClassVar[str] = "done"
-    transfer_id: str
     direction: Direction
     ok: bool
     files: int
@@ -196,11 +243,24 @@ class DoneEvent(Event):
 
 @dataclass(frozen=True, slots=True)
 class ErrorEvent(Event):
-    """Something failed; ``message`` is one clear line for the user."""
+    """Something failed; ``message`` is one clear line for the user (what happened and,
+    where there is something to do, what to do next)."""
 
     name: ClassVar[str] = "error"
     message: str
-    transfer_id: str | None = None
+    #: The session that failed; None for a failure of the program itself.
+    session: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent(Event):
+    """A warning from a part of the program (discovery, share, app) for the user to see."""
+
+    name: ClassVar[str] = "log"
+    level: Literal["warning", "error"]
+    #: Which part said it: "discovery", "share", "app", ...
+    source: str
+    message: str
 
 
 EventHandler = Callable[[Event], None]
@@ -242,7 +302,7 @@ class ShareUrlEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ShareUploadRequestEvent(Event):
+class ShareUploadRequestEvent(SessionEvent):
     """A browser asks to upload one file; the host is being asked."""
 
     name: ClassVar[str] = "share_upload_request"
@@ -253,7 +313,7 @@ class ShareUploadRequestEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ShareUploadAcceptedEvent(Event):
+class ShareUploadAcceptedEvent(SessionEvent):
     """The upload was accepted (by the host, or by ``--yes``) and may send bytes."""
 
     name: ClassVar[str] = "share_upload_accepted"
@@ -263,7 +323,7 @@ class ShareUploadAcceptedEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ShareUploadRejectedEvent(Event):
+class ShareUploadRejectedEvent(SessionEvent):
     """The upload was refused before any byte was written; ``code`` says why."""
 
     name: ClassVar[str] = "share_upload_rejected"
@@ -274,7 +334,7 @@ class ShareUploadRejectedEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ShareUploadProgressEvent(Event):
+class ShareUploadProgressEvent(SessionEvent):
     """Throttled progress of one upload."""
 
     name: ClassVar[str] = "share_upload_progress"
@@ -286,7 +346,7 @@ class ShareUploadProgressEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ShareUploadCompleteEvent(Event):
+class ShareUploadCompleteEvent(SessionEvent):
     """One upload is finalized under ``path`` (relative to the upload folder)."""
 
     name: ClassVar[str] = "share_upload_complete"
@@ -299,7 +359,7 @@ class ShareUploadCompleteEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ShareUploadFailedEvent(Event):
+class ShareUploadFailedEvent(SessionEvent):
     """An accepted upload did not finish; its partial data was removed."""
 
     name: ClassVar[str] = "share_upload_failed"

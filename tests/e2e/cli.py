@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,35 @@ class CliProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@contextlib.contextmanager
+def throttled(pid: int, share: float = 0.1, period: float = 0.02) -> Iterator[None]:
+    """Let process ``pid`` (its whole group) run only ``share`` of the time, by SIGSTOP
+    and SIGCONT: on loopback a transfer is over in a blink, and a test that must catch it
+    mid-file (to kill it there) needs it to take seconds. Nothing in the program is
+    changed; it just gets less time."""
+    done = threading.Event()
+
+    def signal_group(sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig) if os.getpgid(pid) == pid else os.kill(pid, sig)
+
+    def pace() -> None:
+        while not done.is_set():
+            signal_group(signal.SIGSTOP)
+            time.sleep(period * (1 - share))
+            signal_group(signal.SIGCONT)
+            time.sleep(period * share)
+
+    thread = threading.Thread(target=pace, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        signal_group(signal.SIGCONT)
 
 
 def start_receiver(home: Path, target: Path, *extra: str) -> tuple[CliProcess, str]:

@@ -123,10 +123,13 @@ def test_ctrl_c_on_sender_reaches_receiver_within_a_second(tmp_path: Path) -> No
         sender.wait_for("progress", lambda e: e["bytes_done"] > 0)
         interrupted = time.monotonic()
         sender.process.send_signal(signal.SIGINT)
-        error = receiver.wait_for("error", timeout=5)
-        assert "cancelled by peer" in error["message"]
+        ended = receiver.wait_for("state", lambda e: e["state"] == "cancelled", timeout=5)
+        assert ended["by"] == "peer" and ended["peer_name"] == "sender", receiver.events
         assert time.monotonic() - interrupted < 1.5
         assert sender.wait() == 130
+        assert sender.named("state")[-1]["state"] == "cancelled"
+        assert sender.named("state")[-1]["by"] == "local"
+        assert not receiver.named("error")  # a cancel is not a failure
     finally:
         receiver.stop()
     assert not (tmp_path / "inbox" / "big.bin").exists()
@@ -140,7 +143,10 @@ def test_ctrl_c_on_receiver_reaches_sender(tmp_path: Path) -> None:
         sender.wait_for("progress", lambda e: e["bytes_done"] > 0)
         receiver.process.send_signal(signal.SIGINT)
         assert sender.wait() == 1
-        assert "cancelled by peer" in sender.wait_for("error")["message"]
+        ended = sender.wait_for("state", lambda e: e["state"] == "cancelled")
+        assert ended["by"] == "peer" and ended["peer_name"] == "receiver"
+        assert ended["message"] == "receiver cancelled"
+        assert not sender.named("error")
     finally:
         receiver.stop()
 

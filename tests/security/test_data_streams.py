@@ -440,7 +440,7 @@ async def test_same_device_reconnecting_takes_over_and_resumes(
     await new.hello()
     answer, resume = await new.offer([file_entry("movie.bin", LARGE)])
     assert isinstance(answer, Accept), answer
-    assert "superseded by a new connection" in await old.closed()
+    assert "replaced by a new connection" in await old.closed()
     offset = resume[0].offset
     assert 0 < offset <= LARGE // 2 and resume[0].blake3 == _digest(data[:offset])
     resumed = await new.open_data()

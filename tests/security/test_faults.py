@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from conftest import Peers, assert_same_tree, requires_root
-from e2e.cli import CODE, start_receiver, start_sender
+from e2e.cli import CODE, start_receiver, start_sender, throttled
 from netns import Host, JsonLines, Lab
 from p2p_transfer.limits import MiB
 from p2p_transfer.protocol import PART_SUFFIX
@@ -74,8 +74,9 @@ def test_killed_sender_leaves_only_verified_files_and_parts(tmp_path: Path) -> N
     receiver, ticket = start_receiver(tmp_path / "rx", inbox)
     try:
         first = start_sender(tmp_path / "tx", ticket, source, extra=("--parallel", "2"))
-        first.wait_for("progress", _partly_sent)
-        first.process.send_signal(signal.SIGKILL)
+        with throttled(first.process.pid):
+            first.wait_for("progress", _partly_sent)
+            first.process.send_signal(signal.SIGKILL)
         first.wait()
         receiver.wait_for("error")  # it has let go of the transfer: the folder stands still
         assert_only_verified_or_resumable(source, inbox / "batch")
@@ -98,8 +99,9 @@ def test_killed_receiver_resumes_after_a_restart(tmp_path: Path) -> None:
     receiver, ticket = start_receiver(tmp_path / "rx", inbox)
     try:
         sender = start_sender(tmp_path / "tx", ticket, source, extra=("--parallel", "2"))
-        sender.wait_for("progress", _partly_sent)
-        receiver.process.send_signal(signal.SIGKILL)
+        with throttled(sender.process.pid):
+            sender.wait_for("progress", _partly_sent)
+            receiver.process.send_signal(signal.SIGKILL)
         receiver.wait()
         sender.process.send_signal(signal.SIGKILL)  # it would wait ~30 s to notice
         sender.wait()
@@ -200,7 +202,9 @@ def test_cli_offer_bigger_than_the_free_space_is_declined_unwritten(tmp_path: Pa
         try:
             sender = start_sender(tmp_path / "tx", ticket, source)
             assert sender.wait(60) == 1
-            assert "not enough disk space" in sender.wait_for("error")["message"]
+            declined = sender.wait_for("decision")
+            assert not declined["accepted"] and "not enough disk space" in declined["reason"]
+            assert sender.named("state")[-1]["state"] == "declined"
         finally:
             receiver.stop()
         assert sorted(p.name for p in inbox.iterdir()) == ["filler.bin"]
@@ -250,12 +254,15 @@ def test_network_drop_mid_transfer_then_the_sender_comes_back(
     first = _cli(sending, tmp_path / "tx", "--name", "tx", "send", "--to", ticket, "--code",
                  CODE, "--parallel", "2", "--json", str(source))
     try:
-        first.expect(lambda e: e.get("event") == "progress" and _partly_sent(e), 30, "progress")
+        with throttled(first.proc.pid):
+            first.expect(
+                lambda e: e.get("event") == "progress" and _partly_sent(e), 30, "progress"
+            )
+            _cut_off(sending)
     except AssertionError as exc:
         with contextlib.suppress(AssertionError):
             receiver.expect(lambda e: False, 1)  # collect what the receiver said
         raise AssertionError(f"{exc}; receiver: {receiver.seen} {receiver.stderr}") from None
-    _cut_off(sending)
     time.sleep(2)  # the cable is out: nothing moves
     os.killpg(first.proc.pid, signal.SIGKILL)
     first.wait(10)

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import Peers
+from conftest import Peers, fails_with
 from p2p_transfer.limits import TCP_MAX_PENDING_CONNECTIONS, TCP_TOKEN_BYTES
 from p2p_transfer.net import NetError
 from p2p_transfer.net import tcp as tcp_module
@@ -31,7 +31,7 @@ from p2p_transfer.protocol import (
     Welcome,
 )
 from p2p_transfer.protocol.messages import PROTOCOL_VERSION
-from p2p_transfer.transfer import Decision, IncomingOffer, PeerError
+from p2p_transfer.transfer import Decision, Declined, IncomingOffer
 from security.conftest import HostileFactory, errors_of, reserve, wait_until
 from security.hostile import file_entry, files_in
 
@@ -109,8 +109,7 @@ async def test_a_declined_offer_opens_no_listener(
     await reserve(peers, decline, auto_accept=False)
     source = peers.target.parent / "unwanted.txt"
     source.write_text("no")
-    with pytest.raises(PeerError, match="not today"):
-        await peers.send(source)
+    await fails_with(Declined, peers.send(source), "not today")
     assert opened_listeners == []
     assert files_in(peers.target) == []
 

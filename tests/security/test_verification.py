@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CODE, Peers
+from conftest import CODE, Peers, fails_with
 from p2p_transfer.events import CodeEvent, VerifiedEvent
 from p2p_transfer.limits import (
     GLOBAL_ATTEMPTS_PER_MINUTE,
@@ -26,7 +26,13 @@ from p2p_transfer.net import MessageReader, MessageWriter, NetError, Transport
 from p2p_transfer.net.deadline import ConnectionDeadline
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.protocol import Accept, Error, Offer, Verified, Welcome
-from p2p_transfer.transfer import PeerError, ReceiveOptions, SendOptions, TransferError
+from p2p_transfer.transfer import (
+    LockedOut,
+    ReceiveOptions,
+    SendOptions,
+    TransferError,
+    WrongCode,
+)
 from p2p_transfer.transfer import receiver as receiver_module
 from p2p_transfer.trust import AttemptLimiter, load_or_create_secret_key
 from p2p_transfer.trust import attempts as attempts_module
@@ -35,7 +41,7 @@ from security.conftest import HostileFactory, accept_all
 from security.hostile import files_in
 
 WRONG = "000000" if CODE != "000000" else "111111"
-LOCKED = f"too many attempts, try again in {LOCKOUT_SECONDS // 60} min"
+LOCKED = f"too many wrong codes; try again in {LOCKOUT_SECONDS // 60} min"
 
 
 @pytest.fixture
@@ -60,13 +66,11 @@ async def test_lockout_after_wrong_codes_even_with_the_right_code(
     peers: Peers, tmp_path: Path, source: Path
 ) -> None:
     for _ in range(MAX_WRONG_CODES):
-        with pytest.raises(PeerError, match=r"^wrong verification code$"):
-            await peers.send(source, code=WRONG)
+        await fails_with(WrongCode, peers.send(source, code=WRONG), r"^wrong verification code$")
     assert _codes_shown(peers.events["receiver"]) == MAX_WRONG_CODES
 
-    with pytest.raises(PeerError) as locked:
-        await peers.send(source, code=CODE)
-    assert str(locked.value) == LOCKED
+    locked = await fails_with(LockedOut, peers.send(source, code=CODE))
+    assert str(locked) == LOCKED
     # The receiving user was shown no code (no prompt) for the locked-out attempt.
     assert _codes_shown(peers.events["receiver"]) == MAX_WRONG_CODES
     assert not peers.receiver.pairings.is_trusted(peers.sender.endpoint_id)
@@ -88,8 +92,7 @@ async def test_lockout_after_wrong_codes_even_with_the_right_code(
 @pytest.mark.usefixtures("quick_wrong_codes")
 async def test_lockout_survives_a_restart(peers: Peers, tmp_path: Path, source: Path) -> None:
     for _ in range(MAX_WRONG_CODES):
-        with pytest.raises(PeerError, match="wrong verification code"):
-            await peers.send(source, code=WRONG)
+        await fails_with(WrongCode, peers.send(source, code=WRONG), "wrong verification code")
     assert peers.serve_task is not None
     peers.serve_task.cancel()
     await asyncio.gather(peers.serve_task, return_exceptions=True)
@@ -102,11 +105,9 @@ async def test_lockout_survives_a_restart(peers: Peers, tmp_path: Path, source: 
         restarted.serve(ReceiveOptions(peers.target, True, CODE), accept_all)
     )
     try:
-        with pytest.raises(PeerError) as locked:
-            await peers.sender.send(
-                restarted.transport.ticket, [source], SendOptions(code=CODE)
-            )
-        assert str(locked.value) == LOCKED
+        sending = peers.sender.send(restarted.transport.ticket, [source], SendOptions(code=CODE))
+        locked = await fails_with(LockedOut, sending)
+        assert str(locked) == LOCKED
         assert _codes_shown(shown) == 0
     finally:
         serving.cancel()
@@ -208,7 +209,8 @@ async def test_near_miss_and_far_miss_look_the_same(
     (near_reply, near_time), (far_reply, far_time) = await asyncio.gather(
         guess(near), guess(WRONG)
     )
-    assert near_reply == far_reply == Error("wrong verification code")
+    wrong = Error("wrong verification code", "wrong_code", attempts_left=MAX_WRONG_CODES - 1)
+    assert near_reply == far_reply == wrong
     assert near_time >= WRONG_CODE_DELAY and far_time >= WRONG_CODE_DELAY
     assert abs(near_time - far_time) < 0.5
 
@@ -272,8 +274,10 @@ async def test_pairing_cannot_be_claimed_by_name(
     assert (await peers.send(source)).ok  # "tx" pairs with the code
     impostor = await Node.start(NodeConfig(tmp_path / "impostor-home", "tx", "127.0.0.1"))
     try:
-        with pytest.raises(TransferError, match="asks for a verification code"):
-            await impostor.send(peers.ticket, [source], SendOptions(code=None))
+        await fails_with(
+            TransferError, impostor.send(peers.ticket, [source], SendOptions(code=None)),
+            "asks for a verification code",
+        )
     finally:
         await impostor.close()
     # A raw hello with the paired device's name is asked for a code too.

@@ -1,8 +1,9 @@
-"""The live transfer board: one record per transfer, updated from the node's events.
+"""The live transfer board: one record per session, updated from the node's events.
 
 The UI never reassembles a transfer from raw events: every change here is
 published as a whole ``transfer`` snapshot, so a tab that (re)connects only
-needs the latest snapshot of each transfer.
+needs the latest snapshot of each transfer. A record's state only moves
+forward (``SessionState``); a late event never takes it back.
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from p2p_transfer.app.events import (
-    TransferSnapshot,
-    TransferUpdateEvent,
-)
+from p2p_transfer.app.events import TransferSnapshot, TransferUpdateEvent
 from p2p_transfer.events import (
     Direction,
     DoneEvent,
@@ -23,23 +21,20 @@ from p2p_transfer.events import (
     FileFailedEvent,
     FileProgress,
     ProgressEvent,
+    SessionState,
 )
 from p2p_transfer.limits import APP_FINISHED_ON_BOARD
-
-#: States a transfer ends in.
-FINAL_STATES = frozenset({"done", "failed", "declined", "cancelled"})
 
 
 @dataclass(slots=True)
 class TransferRecord:
-    """The mutable state behind a snapshot."""
+    """The mutable state behind a snapshot; ``id`` is the session ID."""
 
     id: str
     direction: Direction
-    state: str
+    state: SessionState
     peer_name: str = ""
     peer_id: str = ""
-    transfer_id: str = ""
     verified: str = ""
     files_total: int = 0
     files_done: int = 0
@@ -50,18 +45,17 @@ class TransferRecord:
     eta: float | None = None
     active: list[FileProgress] = field(default_factory=list)
     message: str = ""
+    cancelled_by: str = ""
     folder: str = ""
     names: list[str] = field(default_factory=list)
     path: str = ""
     rtt_ms: float | None = None
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
-    #: Set when the user asked to cancel (so the ending is "cancelled", not "failed").
-    cancel_requested: bool = False
 
     @property
     def final(self) -> bool:
-        return self.state in FINAL_STATES
+        return self.state.final
 
     def snapshot(self) -> TransferSnapshot:
         return TransferSnapshot(
@@ -70,7 +64,6 @@ class TransferRecord:
             state=self.state,
             peer_name=self.peer_name,
             peer_id=self.peer_id,
-            transfer_id=self.transfer_id,
             verified=self.verified,
             files_total=self.files_total,
             files_done=self.files_done,
@@ -81,6 +74,7 @@ class TransferRecord:
             eta=self.eta,
             active=list(self.active),
             message=self.message,
+            cancelled_by=self.cancelled_by,
             folder=self.folder,
             names=list(self.names),
             path=self.path,
@@ -91,7 +85,7 @@ class TransferRecord:
 
 
 class TransferBoard:
-    """Records by ID (and by protocol transfer ID), publishing a snapshot on every change."""
+    """Records by session ID, publishing a snapshot on every change."""
 
     def __init__(
         self,
@@ -103,14 +97,9 @@ class TransferBoard:
         self._on_finished = on_finished
         self._keep_finished = keep_finished
         self._records: dict[str, TransferRecord] = {}
-        self._by_transfer_id: dict[str, str] = {}
 
     def get(self, record_id: str) -> TransferRecord | None:
         return self._records.get(record_id)
-
-    def by_transfer_id(self, transfer_id: str) -> TransferRecord | None:
-        record_id = self._by_transfer_id.get(transfer_id)
-        return self._records.get(record_id) if record_id is not None else None
 
     def snapshots(self) -> list[TransferSnapshot]:
         """Every record on the board, oldest first."""
@@ -122,8 +111,6 @@ class TransferBoard:
 
     def add(self, record: TransferRecord) -> TransferRecord:
         self._records[record.id] = record
-        if record.transfer_id:
-            self._by_transfer_id[record.transfer_id] = record.id
         self._publish(record)
         return record
 
@@ -133,18 +120,26 @@ class TransferBoard:
             return
         for key, value in changes.items():
             setattr(record, key, value)
-        if record.transfer_id:
-            self._by_transfer_id[record.transfer_id] = record.id
         self._publish(record)
 
-    def finish(self, record: TransferRecord, state: str, message: str = "") -> None:
+    def advance(self, record: TransferRecord, state: SessionState, message: str = "") -> None:
+        """Move a record to a later state (an earlier or equal one is ignored)."""
+        if record.final or not record.state.precedes(state):
+            return
+        if state.final:
+            self.finish(record, state, message)
+        else:
+            self.update(record, state=state)
+
+    def finish(
+        self, record: TransferRecord, state: SessionState, message: str = "", by: str = ""
+    ) -> None:
         """End a record once; later endings (a cancel racing a failure) are ignored."""
         if record.final:
             return
-        if record.cancel_requested and state == "failed":
-            state = "cancelled"
         record.state = state
         record.message = message or record.message
+        record.cancelled_by = by if state is SessionState.CANCELLED else ""
         record.finished_at = time.time()
         record.active = []
         record.rate = 0.0
@@ -154,11 +149,10 @@ class TransferBoard:
         self._trim()
 
     def apply(self, record: TransferRecord, event: Event) -> None:
-        """Fold a progress, file or done event into its record."""
+        """Fold a progress, file or done event into its record (states come separately)."""
         if isinstance(event, ProgressEvent):
             self.update(
                 record,
-                state="transferring",
                 bytes_done=event.bytes_done,
                 bytes_total=event.bytes_total,
                 files_done=event.files_done,
@@ -173,17 +167,15 @@ class TransferBoard:
                 message=f"{event.path}: {event.message}",
             )
         elif isinstance(event, DoneEvent):
-            record.files_done = event.files
-            record.files_failed = event.files_failed
-            record.bytes_total = event.bytes_total
+            changes: dict[str, Any] = {
+                "files_done": event.files, "files_failed": event.files_failed,
+                "bytes_total": event.bytes_total,
+            }
             if event.ok:
-                record.bytes_done = event.bytes_total
+                changes["bytes_done"] = event.bytes_total
             if event.target:
-                record.folder = event.target
-            if event.ok:
-                self.finish(record, "done")
-            else:
-                self.finish(record, "failed", f"{event.files_failed} file(s) failed verification")
+                changes["folder"] = event.target
+            self.update(record, **changes)
 
     def _publish(self, record: TransferRecord) -> None:
         self._emit(TransferUpdateEvent(record.snapshot()))
@@ -192,4 +184,3 @@ class TransferBoard:
         finished = [r for r in self._records.values() if r.final]
         for record in finished[: max(0, len(finished) - self._keep_finished)]:
             del self._records[record.id]
-            self._by_transfer_id.pop(record.transfer_id, None)

@@ -9,22 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from p2p_transfer.events import Direction, Event, FileProgress
+from p2p_transfer.events import Direction, Event, FileProgress, SessionState
 
 
 @dataclass(frozen=True, slots=True)
 class TransferSnapshot:
     """Everything the UI shows about one transfer (not an event: the ``transfer`` event's body)."""
 
+    #: The session ID (the ``session`` of the node's events for this transfer).
     id: str
     direction: Direction
     #: connecting, verifying, waiting (for an answer), transferring, done,
-    #: failed, declined or cancelled.
-    state: str
+    #: failed, declined or cancelled; it only ever moves forward in that order.
+    state: SessionState
     peer_name: str
     peer_id: str
-    #: The protocol's transfer ID ("" until known: a send learns it on connect).
-    transfer_id: str
     #: How the peer was verified: "code", "pairing", or "" (not yet).
     verified: str
     files_total: int
@@ -36,6 +35,8 @@ class TransferSnapshot:
     eta: float | None
     active: list[FileProgress]
     message: str
+    #: Who ended a cancelled transfer: "local" (this app's user) or "peer"; else "".
+    cancelled_by: str
     #: Receive: the folder files go to; send: the folder the first path is in.
     folder: str
     #: Top-level names being sent (send) or a sample of offered files (receive).
@@ -61,7 +62,8 @@ class OfferPromptEvent(Event):
 
     name: ClassVar[str] = "offer_prompt"
     prompt_id: str
-    transfer_id: str
+    #: The receiving session (its transfer's ``id`` on the board once it is there).
+    session: str
     sender: str
     sender_id: str
     files: int

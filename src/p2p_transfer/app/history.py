@@ -16,9 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from p2p_transfer.app.events import (
-    TransferSnapshot,
-)
+from p2p_transfer.app.events import TransferSnapshot
 from p2p_transfer.limits import APP_HISTORY_MAX_ROWS, APP_HISTORY_PAGE
 from p2p_transfer.trust.files import PRIVATE_FILE_MODE
 

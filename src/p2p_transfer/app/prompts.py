@@ -15,13 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from p2p_transfer.app.events import (
-    PromptClosedEvent,
-)
+from p2p_transfer.app.events import PromptClosedEvent
 from p2p_transfer.errors import P2PTransferError
-from p2p_transfer.events import (
-    Event,
-)
+from p2p_transfer.events import Event
 
 PromptKind = Literal["offer", "code", "code_shown", "upload"]
 #: Random bits of a prompt ID.
@@ -125,9 +121,8 @@ class PromptBook:
         try:
             return await asyncio.shield(prompt.future)
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                self.close(prompt.id, "withdrawn")
-                raise
-            # The prompt itself was closed (the app is stopping): no answer will come.
-            raise PromptGone("the question was closed without an answer") from None
+            if prompt.future.cancelled():
+                # The prompt itself was closed (expired, or the app is stopping).
+                raise PromptGone("the question was closed without an answer") from None
+            self.close(prompt.id, "withdrawn")  # the one waiting for it went away
+            raise

@@ -19,7 +19,6 @@ import asyncio
 import hmac
 import io
 import json
-import logging
 import os
 import secrets
 import shutil
@@ -50,8 +49,6 @@ from p2p_transfer.limits import (
 )
 from p2p_transfer.webpage import SECURITY_HEADERS as PAGE_SECURITY_HEADERS
 from p2p_transfer.webpage import StaticPage
-
-log = logging.getLogger(__name__)
 
 #: The UI is reachable on this address only.
 UI_HOST = "127.0.0.1"
@@ -320,7 +317,7 @@ class AppServer:
         client = _Client(ws)
         # The snapshot and the subscription happen with no await between them, so
         # the tab sees every event after its snapshot, and none twice.
-        client.queue.put_nowait(json.dumps({"event": "state", **self.service.state()}))
+        client.queue.put_nowait(json.dumps({"event": "snapshot", **self.service.state()}))
         self._clients.add(client)
         pump = asyncio.create_task(self._pump(client))
         try:

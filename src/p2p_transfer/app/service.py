@@ -4,22 +4,14 @@
 terminal: questions (accept this offer? which code? accept this upload?)
 become prompts the UI answers through the API, and everything that happens is
 an event on ``AppService.events`` (the node's own events, forwarded unchanged,
-plus the app's ``transfer`` snapshots and prompts).
-
-How node events are matched to transfers: a send runs in a task of ours with
-the context variable ``_SEND_RECORD`` set, so every event it emits (also from
-its worker tasks) names its record. A receive runs in a session task the node
-creates; its code, verification, offer and error events are emitted from that
-task itself, so the task identifies the session, and its end (a done-callback)
-closes whatever the session left open.
+plus the app's ``transfer`` snapshots and prompts). Its parts: the session
+tracker (node events → board, by session ID), the share control, the views.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
-import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,19 +19,18 @@ from typing import Any, Literal
 
 from p2p_transfer.app.board import TransferBoard, TransferRecord
 from p2p_transfer.app.events import (
-    CodePromptEvent,
-    CodeShownEvent,
     NodeStateEvent,
-    OfferPromptEvent,
     SettingsEvent,
     ShareStateEvent,
     TransferSnapshot,
-    UploadPromptEvent,
 )
 from p2p_transfer.app.files import FileBrowser, PathRefused, Staging, StagingError
 from p2p_transfer.app.history import History, HistoryEntry
 from p2p_transfer.app.prompts import Prompt, PromptBook, PromptError, PromptGone
 from p2p_transfer.app.settings import Settings, SettingsError, SettingsStore, defaults, validated
+from p2p_transfer.app.share_control import ShareControl, ShareRefused
+from p2p_transfer.app.tracker import SessionTracker
+from p2p_transfer.app.views import devices_view, wan_view
 from p2p_transfer.config import current_umask
 from p2p_transfer.discovery import (
     Device,
@@ -50,52 +41,22 @@ from p2p_transfer.discovery import (
 )
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import (
-    CodeEvent,
-    ConnectionEvent,
-    DecisionEvent,
     DiscoveryErrorEvent,
-    DoneEvent,
     ErrorEvent,
     Event,
     EventBus,
-    FileFailedEvent,
-    OfferEvent,
-    ProgressEvent,
     RelayEvent,
-    VerifiedEvent,
+    SessionState,
 )
-from p2p_transfer.limits import (
-    APP_CODE_SHOWN_SECONDS,
-    APP_MAX_SEND_PATHS,
-    APP_MAX_SHARED_ITEMS,
-    CODE_ENTRY_TIMEOUT,
-    DECISION_TIMEOUT,
-    SHARE_ANSWER_TIMEOUT,
-)
+from p2p_transfer.limits import APP_MAX_SEND_PATHS
 from p2p_transfer.net import NetError, parse_ticket
-from p2p_transfer.node import Node, NodeConfig
-from p2p_transfer.share import ShareConfig, ShareServer, UploadRequest
-from p2p_transfer.share.address import NoLanAddressError
-from p2p_transfer.transfer import (
-    Decision,
-    IncomingOffer,
-    ReceiveOptions,
-    SendOptions,
-    TransferError,
-)
+from p2p_transfer.node import Node, NodeConfig, RunningSession
+from p2p_transfer.transfer import ReceiveOptions, SendOptions
 from p2p_transfer.trust import IdentityError, is_valid_code_format
 from p2p_transfer.trust.files import ensure_private_dir
 
 log = logging.getLogger(__name__)
 
-#: The send record whose task (or worker task) is running; None elsewhere.
-_SEND_RECORD: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "p2p_transfer_app_send_record", default=None
-)
-#: Where the share listens when the machine has no LAN address (offline, or a test namespace).
-SHARE_FALLBACK_BIND = "127.0.0.1"
-#: Random bytes of a record ID.
-_RECORD_ID_BYTES = 8
 NodeState = Literal["starting", "running", "stopped"]
 
 
@@ -144,26 +105,6 @@ class AppOptions:
     umask: int = field(default_factory=current_umask)
 
 
-@dataclass(slots=True)
-class _ReceiveSession:
-    """What the app knows of one incoming connection, by the node's session task."""
-
-    task: asyncio.Task[Any]
-    peer_id: str = ""
-    peer_name: str = ""
-    verified: str = ""
-    record: TransferRecord | None = None
-    code_prompt: str | None = None
-    error: str = ""
-
-
-@dataclass(slots=True)
-class _SendJob:
-    record: TransferRecord
-    task: asyncio.Task[None] | None = None
-    staging_batch: str | None = None
-
-
 class AppService:
     """Owns the node and everything the UI can do with it."""
 
@@ -176,9 +117,17 @@ class AppService:
         self.history = History(options.config_dir)
         self.prompts = PromptBook(self.events.emit)
         self.board = TransferBoard(self.events.emit, self._record_finished)
+        self.tracker = SessionTracker(
+            self.board, self.prompts,
+            receive_folder=lambda: str(self.settings.download_path),
+            auto_accept_trusted=lambda: self.settings.auto_accept_trusted,
+        )
         roots = options.browse_roots or (Path.home(),)
         self.files = FileBrowser(lambda: [*roots, self.settings.download_path])
         self.staging = Staging(options.config_dir)
+        self.share = ShareControl(
+            self.events.emit, self.prompts, self.files, options.share_bind, options.umask
+        )
         self.node: Node | None = None
         self._node_lock = asyncio.Lock()
         self._node_state: NodeState = "stopped"
@@ -186,16 +135,11 @@ class AppService:
         self._unsubscribe_node: Any = None
         self._serve_task: asyncio.Task[Any] | None = None
         self._receive_options: ReceiveOptions | None = None
-        self._sessions: dict[asyncio.Task[Any], _ReceiveSession] = {}
-        self._receives: dict[str, TransferRecord] = {}
-        self._jobs: dict[str, _SendJob] = {}
+        #: Staging batches being sent, by the sending session's ID.
+        self._sending_batches: dict[str, str] = {}
         self._relay: RelayEvent | None = None
         self._browser: DeviceBrowser | None = None
         self._discovery_error = ""
-        self._share: ShareServer | None = None
-        self._share_files: list[Path] = []
-        self._share_notice = ""
-        self._share_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
         self._closed = False
         self.events.subscribe(self._watch_own_events)
@@ -210,6 +154,7 @@ class AppService:
         if self.options.force_device_name and self.settings.device_name != self.options.device_name:
             self.settings = validated(self.settings, {"device_name": self.options.device_name})
         await asyncio.to_thread(self._settings_store.save, self.settings)
+        self._share_settings()
         await asyncio.to_thread(self.staging.clear_all)
         await self._start_node()
 
@@ -218,13 +163,7 @@ class AppService:
         if self._closed:
             return
         self._closed = True
-        await self.stop_share()
-        for job in list(self._jobs.values()):
-            if job.task is not None:
-                job.task.cancel()
-        await asyncio.gather(
-            *(j.task for j in self._jobs.values() if j.task is not None), return_exceptions=True
-        )
+        await self.share.stop()
         await self._stop_node()
         self.prompts.close_all("app stopped")
         if self._background:
@@ -282,7 +221,7 @@ class AppService:
                 target=settings.download_path, umask=self.options.umask
             )
             self._serve_task = asyncio.create_task(
-                node.serve(self._receive_options, self._decide_offer), name="app-serve"
+                node.serve(self._receive_options, self.tracker.decide_offer), name="app-serve"
             )
             self._serve_task.add_done_callback(self._serve_ended)
             self._relay = None
@@ -312,13 +251,16 @@ class AppService:
                 await asyncio.gather(self._serve_task, return_exceptions=True)
                 self._serve_task = None
             if node is not None:
-                await node.close()
+                await node.close()  # its sessions end cancelled, told on its events
             if self._unsubscribe_node is not None:
                 self._unsubscribe_node()
                 self._unsubscribe_node = None
+            self.tracker.forget_arrivals("node stopped")
             for prompt in self.prompts.pending():
                 if prompt.kind in ("offer", "code", "code_shown"):
                     self.prompts.close(prompt.id, "node stopped")
+            for record in self.board.active():
+                self.board.finish(record, SessionState.CANCELLED, "the app stopped", "local")
             self._set_node_state("stopped")
 
     async def restart_node(self) -> None:
@@ -327,15 +269,13 @@ class AppService:
             raise BusyError("wait until the running transfers finish (or cancel them)")
         await self._stop_node()
         await self._start_node()
+        await self.share.restart(self.running_node)
 
     async def _start_discovery(self, node: Node) -> None:
         """Announce on the LAN and keep the device table (trouble is only an event)."""
         self._discovery_error = ""
-        await node.announce_on_lan()
-        if node.discovery is None:
-            return
         try:
-            self._browser = await node.discovery.browse()
+            self._browser = await node.browse_lan()
         except (DiscoveryError, OSError) as exc:
             self.events.emit(DiscoveryErrorEvent(f"cannot look for devices: {exc}"))
 
@@ -346,142 +286,13 @@ class AppService:
         elif isinstance(event, RelayEvent):
             self._relay = event
 
-    # --- node events -> board and prompts ---------------------------------------
-
     def _on_node_event(self, event: Event) -> None:
         """Forward the event unchanged, then fold it into the board and prompts."""
         self.events.emit(event)
-        record_id = _SEND_RECORD.get()
-        job = self._jobs.get(record_id) if record_id is not None else None
-        if job is not None:
-            self._on_send_event(job.record, event)
-            return
-        if isinstance(event, CodeEvent | VerifiedEvent | OfferEvent | ErrorEvent):
-            task = asyncio.current_task()
-            if task is not None and (isinstance(event, ErrorEvent) and task not in self._sessions):
-                return  # an error not from a receive session: forwarded is enough
-            if task is not None:
-                self._on_session_event(self._session(task), event)
-            return
-        transfer_id = getattr(event, "transfer_id", None)
-        record = self._receives.get(transfer_id) if transfer_id else None
-        if record is None:
-            return
-        if isinstance(event, DecisionEvent):
-            if event.accepted:
-                self.board.update(record, state="transferring")
-            else:
-                self.board.finish(record, "declined", event.reason)
-        elif isinstance(event, ProgressEvent | FileFailedEvent | DoneEvent):
-            self.board.apply(record, event)
-
-    def _on_send_event(self, record: TransferRecord, event: Event) -> None:
-        if isinstance(event, ConnectionEvent):
-            self.board.update(
-                record, state="verifying", transfer_id=event.transfer_id, peer_id=event.peer_id,
-                path=event.path, rtt_ms=event.rtt_ms,
-            )
-        elif isinstance(event, VerifiedEvent):
-            self.board.update(
-                record, state="waiting", verified=event.by, peer_name=event.peer_name,
-                peer_id=event.peer_id,
-            )
-        elif isinstance(event, DecisionEvent):
-            if event.accepted:
-                self.board.update(record, state="transferring")
-            else:
-                self.board.finish(record, "declined", event.reason or "declined")
-        elif isinstance(event, ProgressEvent | FileFailedEvent | DoneEvent):
-            self.board.apply(record, event)
-
-    def _session(self, task: asyncio.Task[Any]) -> _ReceiveSession:
-        session = self._sessions.get(task)
-        if session is None:
-            session = self._sessions[task] = _ReceiveSession(task)
-            task.add_done_callback(self._session_ended)
-        return session
-
-    def _on_session_event(self, session: _ReceiveSession, event: Event) -> None:
-        if isinstance(event, CodeEvent):
-            session.peer_id, session.peer_name = event.peer_id, event.peer_name
-            self._close_code(session, "replaced")
-            session.code_prompt = self.prompts.open(
-                "code_shown",
-                lambda pid, deadline: CodeShownEvent(
-                    pid, event.code, event.peer_name, event.peer_id, deadline
-                ),
-                CODE_ENTRY_TIMEOUT,
-                expire_after=APP_CODE_SHOWN_SECONDS,
-            ).id
-        elif isinstance(event, VerifiedEvent):
-            session.peer_id, session.peer_name = event.peer_id, event.peer_name
-            session.verified = event.by
-            self._close_code(session, "verified")
-        elif isinstance(event, OfferEvent):
-            record = TransferRecord(
-                id=_record_id("r"),
-                direction="receive",
-                state="waiting",
-                peer_name=event.sender,
-                peer_id=event.sender_id,
-                transfer_id=event.transfer_id,
-                verified=session.verified,
-                files_total=event.files,
-                bytes_total=event.bytes,
-                folder=str(self._receive_options.target) if self._receive_options else "",
-                names=list(event.sample),
-            )
-            session.record = record
-            self._receives[event.transfer_id] = record
-            self.board.add(record)
-        elif isinstance(event, ErrorEvent):
-            session.error = event.message
-            self._close_code(session, "failed")
-            if session.record is not None:
-                self.board.finish(session.record, "failed", event.message)
-
-    def _close_code(self, session: _ReceiveSession, outcome: str) -> None:
-        if session.code_prompt is not None:
-            self.prompts.close(session.code_prompt, outcome)
-            session.code_prompt = None
-
-    def _session_ended(self, task: asyncio.Task[Any]) -> None:
-        session = self._sessions.pop(task, None)
-        if session is None:
-            return
-        self._close_code(session, "ended")
-        record = session.record
-        if record is not None:
-            if not record.final:
-                state = "cancelled" if task.cancelled() or record.cancel_requested else "failed"
-                self.board.finish(record, state, session.error or "the connection ended")
-            if self._receives.get(record.transfer_id) is record:
-                del self._receives[record.transfer_id]
+        self.tracker.on_event(event)
 
     def _record_finished(self, snapshot: TransferSnapshot) -> None:
         self._spawn(self.history.add(HistoryEntry.of(snapshot)), f"app-history {snapshot.id}")
-
-    # --- receiving -------------------------------------------------------------
-
-    async def _decide_offer(self, offer: IncomingOffer) -> Decision:
-        """The node's question about an offer: auto-accept a trusted device, else ask the UI."""
-        record = self._receives.get(offer.transfer_id)
-        verified = record.verified if record is not None else ""
-        if verified == "pairing" and self.settings.auto_accept_trusted:
-            return Decision(True)
-        prompt = self.prompts.open(
-            "offer",
-            lambda pid, deadline: OfferPromptEvent(
-                pid, offer.transfer_id, offer.peer_name, offer.peer_id, offer.files,
-                offer.folders, offer.total_bytes, list(offer.sample), verified, deadline,
-            ),
-            DECISION_TIMEOUT,
-        )
-        try:
-            accept, reason = await self.prompts.wait(prompt)
-        except PromptGone:
-            return Decision(False, "the receiver is not answering right now")
-        return Decision(True) if accept else Decision(False, reason or "declined by the receiver")
 
     # --- sending ---------------------------------------------------------------
 
@@ -554,95 +365,41 @@ class AppService:
         names = [p.name for p in chosen]
         if len(set(names)) != len(names):
             raise AppError("two of the chosen items have the same name; send them separately")
+        options = SendOptions(parallel=self.settings.parallel_files)
+        session = node.start_send(target, chosen, options, self.tracker.ask_code)
         record = TransferRecord(
-            id=_record_id("s"),
+            id=session.id,
             direction="send",
-            state="connecting",
+            state=SessionState.CONNECTING,
             peer_name=peer_name,
             peer_id=peer_id,
             folder="" if staging_batch else str(chosen[0].parent),
             names=names,
         )
-        job = _SendJob(record, staging_batch=staging_batch)
-        self._jobs[record.id] = job
-        self.board.add(record)
-        context = contextvars.copy_context()
-        context.run(_SEND_RECORD.set, record.id)
-        job.task = asyncio.get_running_loop().create_task(
-            self._run_send(node, job, target, chosen), name=f"app-send {record.id}",
-            context=context,
-        )
+        self.tracker.track_send(record)
+        if staging_batch:
+            self._sending_batches[session.id] = staging_batch
+            self._spawn(self._drop_batch_after(session, staging_batch), f"app-send {session.id}")
         return record.snapshot()
 
-    async def _run_send(
-        self, node: Node, job: _SendJob, target: str, paths: list[Path]
-    ) -> None:
-        record = job.record
-        options = SendOptions(parallel=self.settings.parallel_files)
-
-        async def ask_code(peer_name: str) -> str:
-            return await self._ask_code(record, peer_name)
-
+    async def _drop_batch_after(self, session: RunningSession, batch: str) -> None:
+        """Staged (dropped) files are the app's copies: gone once their send ends."""
         try:
-            ticket = target if looks_like_ticket(target) else await node.resolve(target)
-            if not record.peer_id:
-                self.board.update(record, peer_id=str(parse_ticket(ticket).id()))
-            result = await node.send(ticket, paths, options, ask_code)
-            if result.ok:
-                self.board.finish(record, "done")
-            else:
-                self.board.finish(record, "failed", result.message)
-        except (TransferError, NetError, DiscoveryError) as exc:
-            message = str(exc)
-            if message.startswith("receiver declined:"):
-                self.board.finish(record, "declined", message.split(":", 1)[1].strip())
-            else:
-                self.board.finish(record, "failed", message)
-        except asyncio.CancelledError:
-            self.board.finish(record, "cancelled", "cancelled")
-        except Exception as exc:  # a bug must not leave the record running forever
-            log.exception("send %s failed", record.id)
-            self.board.finish(record, "failed", f"unexpected error: {exc}")
+            await asyncio.gather(session.task, return_exceptions=True)
         finally:
-            self._jobs.pop(record.id, None)
-            if job.staging_batch:
-                await asyncio.to_thread(self.staging.remove, job.staging_batch)
-
-    async def _ask_code(self, record: TransferRecord, peer_name: str) -> str:
-        """The node's question on the sending side: the code the receiver shows."""
-        self.board.update(record, state="verifying", peer_name=peer_name)
-        prompt = self.prompts.open(
-            "code",
-            lambda pid, deadline: CodePromptEvent(pid, record.id, peer_name, deadline),
-            CODE_ENTRY_TIMEOUT,
-            expire_after=CODE_ENTRY_TIMEOUT,
-        )
-        try:
-            code = await self.prompts.wait(prompt)
-        except PromptGone:
-            raise TransferError(
-                f"no code entered (the receiver waits {CODE_ENTRY_TIMEOUT:.0f} s)"
-            ) from None
-        return str(code)
+            self._sending_batches.pop(session.id, None)
+            await asyncio.to_thread(self.staging.remove, batch)
 
     def cancel(self, record_id: str) -> TransferSnapshot:
-        """Stop a running transfer (either direction)."""
+        """Stop a running transfer (either direction); both sides end it as cancelled."""
         record = self.board.get(record_id)
         if record is None:
             raise NotFoundError("no such transfer")
         if record.final:
             return record.snapshot()
-        record.cancel_requested = True
-        if record.direction == "send":
-            job = self._jobs.get(record_id)
-            if job is not None and job.task is not None:
-                job.task.cancel()
-        else:
-            session = next((s for s in self._sessions.values() if s.record is record), None)
-            if session is not None:
-                session.task.cancel()
-            else:
-                self.board.finish(record, "cancelled", "cancelled")
+        node = self.node
+        if node is None or not node.cancel(record_id):
+            self.board.finish(record, SessionState.CANCELLED, "cancelled", "local")
         return record.snapshot()
 
     # --- prompts ---------------------------------------------------------------
@@ -685,39 +442,15 @@ class AppService:
     def devices(self) -> dict[str, Any]:
         """Discovered devices (with trust) and trusted devices (with presence)."""
         node = self.node
-        pairings = node.pairings.list() if node is not None else []
-        trusted_ids = {p.endpoint_id: p for p in pairings}
-        found = self._browser.devices() if self._browser is not None else []
-        online = {d.endpoint_id for d in found}
-        return {
-            "discovery": {
+        return devices_view(
+            self._browser.devices() if self._browser is not None else [],
+            node.pairings.list() if node is not None else [],
+            {
                 "enabled": self.options.discovery,
                 "running": self._browser is not None,
                 "error": self._discovery_error,
             },
-            "devices": [
-                {
-                    "name": d.name,
-                    "endpoint_id": d.endpoint_id,
-                    "short_id": d.endpoint_id[:12],
-                    "addresses": list(d.addresses),
-                    "trusted": d.endpoint_id in trusted_ids,
-                    "last_seen": d.last_seen or None,
-                }
-                for d in found
-            ],
-            "trusted": [
-                {
-                    "name": p.name,
-                    "endpoint_id": p.endpoint_id,
-                    "short_id": p.endpoint_id[:12],
-                    "paired_at": p.paired_at,
-                    "expires_at": p.expires_at,
-                    "online": p.endpoint_id in online,
-                }
-                for p in pairings
-            ],
-        }
+        )
 
     def forget(self, endpoint_id: str) -> int:
         """Forget one trusted device by its full endpoint ID; returns how many were removed."""
@@ -757,17 +490,21 @@ class AppService:
             self.node.pairings.lifetime = new.pairing_lifetime_seconds
         self.events.emit(self.settings_event())
         if restart:
+            self._share_settings()
             try:
                 await self.restart_node()
             except AppError as exc:
                 # E.g. a relay URL iroh refuses: go back to what worked.
                 self.settings = old
+                self._share_settings()
                 await asyncio.to_thread(self._settings_store.save, old)
                 self.events.emit(self.settings_event())
                 await self._start_node()
+                await self.share.restart(self.running_node)
                 raise AppError(f"{exc} (the previous settings are kept)") from None
-        if new.download_dir != old.download_dir and self._share is not None:
-            await self.start_share(self._share_files)
+        self._share_settings()
+        if new.download_dir != old.download_dir and self.share.running:
+            await self.share.start(self.running_node)
         return new
 
     def settings_event(self) -> SettingsEvent:
@@ -780,149 +517,42 @@ class AppService:
 
     # --- share -----------------------------------------------------------------
 
+    def _share_settings(self) -> None:
+        self.share.folder = self.settings.download_path
+        self.share.device_name = self.settings.device_name
+
     def share_state(self) -> ShareStateEvent:
         """Whether the share runs, its link, and what it offers."""
-        server = self._share
-        return ShareStateEvent(
-            running=server is not None,
-            url=server.url if server is not None else None,
-            upload_dir=self.settings.download_dir,
-            files=[str(p) for p in self._share_files],
-            notice=self._share_notice,
-        )
+        return self.share.state()
 
     @property
     def share_url(self) -> str | None:
         """The share link while the share runs."""
-        return self._share.url if self._share is not None else None
-
-    def _checked_share_files(self, paths: list[str] | list[Path]) -> list[Path]:
-        if len(paths) > APP_MAX_SHARED_ITEMS:
-            raise AppError(f"at most {APP_MAX_SHARED_ITEMS} shared items")
-        try:
-            offered = [self.files.check(str(p)) for p in paths]
-        except PathRefused as exc:
-            raise AppError(str(exc)) from None
-        return list(dict.fromkeys(offered))
+        return self.share.url
 
     async def set_share_files(self, paths: list[str]) -> ShareStateEvent:
         """Choose what the share offers; a running share restarts (its link changes)."""
-        offered = self._checked_share_files(paths)
-        if self._share is not None:
-            return await self.start_share(offered)
-        self._share_files = offered
-        state = self.share_state()
-        self.events.emit(state)
-        return state
+        try:
+            return await self.share.set_files(self.running_node, paths)
+        except ShareRefused as exc:
+            raise AppError(str(exc)) from None
 
-    async def start_share(self, paths: list[str] | list[Path] | None = None) -> ShareStateEvent:
-        """(Re)start the share: uploads go to the download folder, ``paths`` are offered.
-
-        Without ``paths``, the files chosen before (``set_share_files``) are offered.
-        """
-        async with self._share_lock:
-            if paths is not None:
-                offered = self._checked_share_files(paths)
-            else:
-                offered = list(self._share_files)
-            await self._stop_share_server()
-            folder = self.settings.download_path
-            try:
-                await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-                server = await self._listen(folder, offered)
-            except (OSError, ValueError) as exc:
-                self._share_notice = f"cannot share: {exc}"
-                self.events.emit(self.share_state())
-                raise AppError(self._share_notice) from None
-            self._share, self._share_files = server, offered
-            state = self.share_state()
-            self.events.emit(state)
-            return state
-
-    async def _listen(self, folder: Path, offered: list[Path]) -> ShareServer:
-        bind = self.options.share_bind
-        self._share_notice = ""
-        for attempt in (bind, SHARE_FALLBACK_BIND):
-            config = ShareConfig(
-                upload_dir=folder,
-                decide=self._decide_upload,
-                bind=attempt,
-                shared=offered,
-                device_name=self.settings.device_name,
-                umask=self.options.umask,
-            )
-            server = ShareServer(config, self.events)
-            try:
-                await server.start()
-            except NoLanAddressError:
-                self._share_notice = (
-                    "No LAN address found: the link works on this computer only."
-                )
-                continue
-            return server
-        raise OSError("no address to listen on")
+    async def start_share(self, paths: list[str] | None = None) -> ShareStateEvent:
+        """(Re)start the share: uploads go to the download folder, ``paths`` are offered."""
+        try:
+            return await self.share.start(self.running_node, paths)
+        except ShareRefused as exc:
+            raise AppError(str(exc)) from None
 
     async def stop_share(self) -> ShareStateEvent:
         """Stop the share (open uploads are told the share went away)."""
-        async with self._share_lock:
-            await self._stop_share_server()
-            self._share_notice = ""
-            state = self.share_state()
-            self.events.emit(state)
-            return state
-
-    async def _stop_share_server(self) -> None:
-        server, self._share = self._share, None
-        if server is not None:
-            await server.stop()
-            for prompt in self.prompts.pending():
-                if prompt.kind == "upload":
-                    self.prompts.close(prompt.id, "share stopped")
-
-    async def _decide_upload(self, request: UploadRequest) -> bool | str:
-        """The share's question about one browser upload, asked in the UI."""
-        prompt = self.prompts.open(
-            "upload",
-            lambda pid, deadline: UploadPromptEvent(
-                pid, request.request_id, request.file_name, request.file_size, request.client,
-                deadline,
-            ),
-            SHARE_ANSWER_TIMEOUT,
-        )
-        try:
-            return bool(await self.prompts.wait(prompt))
-        except PromptGone:
-            return "The owner is not answering right now."
+        return await self.share.stop()
 
     # --- WAN -------------------------------------------------------------------
 
     def wan(self) -> dict[str, Any]:
         """This node's ticket and relay state, and how live transfers reach their peers."""
-        node = self.node
-        relay = self._relay
-        return {
-            "ticket": node.transport.ticket if node is not None else None,
-            "endpoint_id": node.endpoint_id if node is not None else None,
-            "addresses": node.transport.addresses if node is not None else [],
-            "relay": {
-                "setting": self.settings.relay,
-                "connected": relay.connected if relay is not None else None,
-                "url": relay.url if relay is not None else None,
-                "message": relay.message if relay is not None else "",
-            },
-            "connections": [
-                {
-                    "transfer": r.id,
-                    "direction": r.direction,
-                    "peer_name": r.peer_name,
-                    "peer_id": r.peer_id,
-                    "path": r.path or "unknown",
-                    "rtt_ms": r.rtt_ms,
-                }
-                for r in self.board.active()
-                if r.state != "connecting"
-            ],
-        }
+        return wan_view(self.node, self.settings.relay, self._relay, self.board.active())
 
     def inspect_ticket(self, ticket: str) -> dict[str, Any]:
         """What a ticket names (ID, addresses, relay) and whether that device is trusted."""
@@ -982,11 +612,6 @@ class AppService:
 
     async def drop_staging_batch(self, batch: str) -> None:
         """Delete a staging batch the user removed before sending."""
-        if any(j.staging_batch == batch for j in self._jobs.values()):
+        if batch in self._sending_batches.values():
             raise BusyError("this batch is being sent")
         await asyncio.to_thread(self.staging.remove, batch)
-
-
-def _record_id(prefix: str) -> str:
-    return prefix + secrets.token_hex(_RECORD_ID_BYTES)
-

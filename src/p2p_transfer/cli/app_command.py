@@ -25,8 +25,9 @@ from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
 from p2p_transfer.cli.render import JsonRenderer
 from p2p_transfer.config import current_umask
 from p2p_transfer.errors import P2PTransferError
-from p2p_transfer.events import Event
+from p2p_transfer.events import Event, LogEvent
 from p2p_transfer.limits import APP_DEFAULT_PORT
+from p2p_transfer.logs import forward_logs
 from p2p_transfer.trust.files import ensure_private_dir, write_private_atomically
 
 try:
@@ -105,6 +106,8 @@ class _HumanNotes:
         if event.name in ("error", "discovery_error"):
             message = getattr(event, "message", "")
             click.echo(f"{event.name.replace('_', ' ')}: {message}", err=True)
+        elif isinstance(event, LogEvent):
+            click.echo(f"{event.source}: {event.message}", err=True)
 
 
 @click.command("app")
@@ -148,12 +151,14 @@ def app_command(
         else:
             service.events.subscribe(_HumanNotes())
         server = AppServer(service, port)
+        stop_forwarding = forward_logs(service.events.emit)
         try:
             await service.start()
             await server.start()
         except (AppError, OSError) as exc:
             await server.stop()
             await service.close()
+            stop_forwarding()
             message = getattr(exc, "strerror", None) or str(exc)
             if as_json:
                 click.echo(json.dumps({"event": "error", "message": f"cannot start: {message}"}))
@@ -178,6 +183,7 @@ def app_command(
         finally:
             await server.stop()
             await service.close()
+            stop_forwarding()
 
     try:
         with single_instance(obj.config_dir):

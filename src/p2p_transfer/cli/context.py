@@ -29,8 +29,14 @@ class CliContext:
     device_name: str
 
 
-def run_async(coroutine: Coroutine[Any, Any, int]) -> int:
-    """Run a command's coroutine; Ctrl-C or SIGTERM cancel it cleanly (its finally blocks run)."""
+def run_async(
+    coroutine: Coroutine[Any, Any, int], cancel_shown: Callable[[], bool] = lambda: False
+) -> int:
+    """Run a command's coroutine; Ctrl-C or SIGTERM cancel it cleanly (its finally blocks run).
+
+    Exit status 130 and one "cancelled" line, unless ``cancel_shown`` says the renderer
+    already told it (with what was cancelled).
+    """
 
     async def main() -> int:
         task = asyncio.current_task()
@@ -42,7 +48,8 @@ def run_async(coroutine: Coroutine[Any, Any, int]) -> int:
     try:
         return asyncio.run(main())
     except (KeyboardInterrupt, asyncio.CancelledError):
-        click.echo("cancelled", err=True)
+        if not cancel_shown():
+            click.echo("cancelled", err=True)
         return EXIT_INTERRUPTED
 
 

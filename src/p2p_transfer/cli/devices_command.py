@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 
 import click
 
 from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
-from p2p_transfer.discovery import Device, Discovery, DiscoveryError
+from p2p_transfer.discovery import Device, DiscoveryError
 from p2p_transfer.limits import DISCOVERY_LIST_TIMEOUT
-from p2p_transfer.trust import IdentityError, endpoint_id_of
-from p2p_transfer.trust.identity import KEY_FILE_NAME, load_or_create_secret_key
+from p2p_transfer.node import Node, NodeConfig
 
 #: Longest ``--timeout`` accepted (seconds): listing is meant to be quick.
 MAX_LIST_TIMEOUT = 600.0
 #: Hex characters of the endpoint ID shown in the human listing.
 SHOWN_ID_CHARS = 12
-
-
-def own_endpoint_id(ctx: CliContext) -> str | None:
-    """This device's endpoint ID if it has an identity yet (listing never creates one)."""
-    if not (ctx.config_dir / KEY_FILE_NAME).is_file():
-        return None
-    try:
-        return endpoint_id_of(load_or_create_secret_key(ctx.config_dir))
-    except (IdentityError, OSError):
-        return None  # the key's problems are reported by the commands that need it
 
 
 def device_json(device: Device) -> dict[str, object]:
@@ -60,19 +48,15 @@ def devices(ctx: CliContext, timeout: float, as_json: bool) -> None:
     """List devices on this network that are ready to receive (`p2p-transfer receive`)."""
 
     async def run() -> int:
-        own_id = await asyncio.to_thread(own_endpoint_id, ctx)
+        node = Node.without_endpoint(NodeConfig(ctx.config_dir, ctx.device_name))
         try:
-            discovery = await Discovery.start(own_endpoint_id=own_id)
+            found = await node.list_devices(timeout)
         except DiscoveryError as exc:
             if as_json:
                 click.echo(json.dumps({"event": "error", "message": str(exc)}))
             else:
                 click.echo(f"error: {exc}", err=True)
             return EXIT_FAILURE
-        try:
-            found = await discovery.list_devices(timeout)
-        finally:
-            await discovery.close()
         if as_json:
             for device in found:
                 click.echo(json.dumps(device_json(device), ensure_ascii=False))

@@ -14,6 +14,8 @@ class JsonRenderer:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stdout
+        #: Ctrl-C says "cancelled" on stderr: scripts read the ``state`` event.
+        self.cancel_shown = False
 
     def __call__(self, event: Event) -> None:
         self._stream.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")

@@ -26,11 +26,18 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from p2p_transfer.cli.context import EXIT_FAILURE, run_async
+from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
 from p2p_transfer.cli.render import JsonRenderer, human_size
-from p2p_transfer.config import current_umask, default_device_name, default_download_dir
-from p2p_transfer.events import ErrorEvent, Event, ShareUrlEvent
-from p2p_transfer.share import ShareConfig, ShareServer, UploadRequest, accept_all
+from p2p_transfer.config import (
+    current_umask,
+    default_device_name,
+    default_download_dir,
+    resolve_config_dir,
+)
+from p2p_transfer.events import ErrorEvent, Event, LogEvent, ShareUrlEvent
+from p2p_transfer.logs import forward_logs
+from p2p_transfer.node import Node, NodeConfig
+from p2p_transfer.share import ShareConfig, UploadRequest, accept_all
 from p2p_transfer.share.address import UNSPECIFIED, NoLanAddressError
 from p2p_transfer.share.config import Decision
 from p2p_transfer.share.public import PublicShareError, PublicTunnel, load_ngrok
@@ -230,6 +237,9 @@ class HumanShareView:
     def _on_error(self, event: ErrorEvent) -> None:
         self._print(f"[red]error:[/] {event.message}")
 
+    def _on_log(self, event: LogEvent) -> None:
+        self._print(f"[dim]{event.source}: {event.message}[/]")
+
 
 def parse_size(text: str) -> int:
     """``1048576``, ``500M``, ``2G`` → bytes (K/M/G/T are powers of 1024)."""
@@ -300,34 +310,43 @@ def share_command(
         except PublicShareError as exc:
             fail(str(exc))
 
-    device_name = getattr(ctx.obj, "device_name", None) or default_device_name()
+    cli_context: CliContext | None = ctx.obj
+    device_name = cli_context.device_name if cli_context else default_device_name()
+    config_dir = cli_context.config_dir if cli_context else resolve_config_dir(None)
     folder = (upload_dir or default_download_dir()).expanduser()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        config = ShareConfig(
-            upload_dir=folder,
-            decide=accept_all if auto_accept else TerminalDecider(view),
-            bind=bind_addr,
-            port=port,
-            shared=list(paths),
-            max_size=max_size,
-            device_name=device_name,
-            umask=current_umask(),
-        )
-        server = ShareServer(config)
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         fail(f"cannot share: {exc}")
-        return
-    server.bus.subscribe(render)
+    config = ShareConfig(
+        upload_dir=folder,
+        decide=accept_all if auto_accept else TerminalDecider(view),
+        bind=bind_addr,
+        port=port,
+        shared=list(paths),
+        max_size=max_size,
+        device_name=device_name,
+        umask=current_umask(),
+    )
+    node = Node.without_endpoint(NodeConfig(config_dir, device_name))
+    node.events.subscribe(render)
 
     async def run() -> int:
+        stop_forwarding = forward_logs(render)
         try:
-            await server.start()
+            return await serve()
+        finally:
+            stop_forwarding()
+
+    async def serve() -> int:
+        try:
+            server = await node.open_share(config)
         except NoLanAddressError as exc:
             render(ErrorEvent(str(exc)))
             return EXIT_FAILURE
-        except OSError as exc:
-            render(ErrorEvent(f"cannot listen: {exc.strerror or exc}"))
+        except (OSError, ValueError) as exc:
+            what = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            render(ErrorEvent(f"cannot share: {what}"))
             return EXIT_FAILURE
         tunnel: PublicTunnel | None = None
         try:
@@ -343,7 +362,7 @@ def share_command(
                 except PublicShareError as exc:
                     render(ErrorEvent(str(exc)))
                     return EXIT_FAILURE
-                server.bus.emit(ShareUrlEvent(
+                node.events.emit(ShareUrlEvent(
                     url=f"{tunnel.base_url}/{server.token}", token=server.token, public=True
                 ))
             await asyncio.Event().wait()  # until Ctrl-C or SIGTERM
@@ -351,7 +370,7 @@ def share_command(
         finally:
             if tunnel is not None:
                 await tunnel.close()
-            await server.stop()
+            await node.close()
             if view is not None:
                 view.close()
 

@@ -31,9 +31,12 @@ from p2p_transfer.events import (
     ErrorEvent,
     Event,
     FileFailedEvent,
+    LogEvent,
     OfferEvent,
     ProgressEvent,
     RelayEvent,
+    SessionState,
+    StateEvent,
     TicketEvent,
     VerifiedEvent,
 )
@@ -57,6 +60,8 @@ class HumanRenderer:
         self._progress: Progress | None = None
         self._overall: TaskID | None = None
         self._files: dict[str, TaskID] = {}
+        #: A cancel was already told (Ctrl-C need not say it again).
+        self.cancel_shown = False
 
     def __call__(self, event: Event) -> None:
         handler = getattr(self, f"_on_{event.name}", None)
@@ -180,3 +185,17 @@ class HumanRenderer:
 
     def _on_error(self, event: ErrorEvent) -> None:
         self._print(f"[red]error:[/] {shown(event.message)}")
+
+    def _on_state(self, event: StateEvent) -> None:
+        if event.state is not SessionState.CANCELLED:
+            return  # failures come as errors, declines as decisions, success as done
+        self.close()
+        if event.by == "peer":
+            who = shown(event.peer_name) if event.peer_name else "the other device"
+            self.console.print(f"[yellow]✗ cancelled by {who}[/]")
+        else:
+            self.console.print(f"[yellow]✗ cancelled[/] ({shown(event.message)})")
+        self.cancel_shown = True
+
+    def _on_log(self, event: LogEvent) -> None:
+        self._print(f"[dim]{shown(event.source)}: {shown(event.message)}[/]")

@@ -10,6 +10,7 @@ import click
 
 from p2p_transfer.cli.context import (
     EXIT_FAILURE,
+    EXIT_INTERRUPTED,
     CliContext,
     ask_in_thread,
     run_async,
@@ -20,12 +21,13 @@ from p2p_transfer.cli.render import JsonRenderer, human_size
 if TYPE_CHECKING:
     from p2p_transfer.cli.terminal import HumanRenderer
 from p2p_transfer.config import current_umask, default_download_dir
-from p2p_transfer.discovery import DiscoveryError
-from p2p_transfer.events import ErrorEvent
+from p2p_transfer.events import ErrorEvent, SessionState
 from p2p_transfer.limits import DEFAULT_PARALLEL_FILES, MAX_PARALLEL_FILES
+from p2p_transfer.logs import forward_logs
 from p2p_transfer.net import RELAY_OFF, NetError
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.transfer import (
+    CodeRequest,
     Decision,
     IncomingOffer,
     ReceiveOptions,
@@ -46,6 +48,9 @@ def _renderer(as_json: bool) -> HumanRenderer | JsonRenderer:
 
 
 def _exit_code(result: TransferResult | None) -> int:
+    """0 only when every file arrived verified; 130 when this side cancelled (Ctrl-C)."""
+    if result is not None and result.state is SessionState.CANCELLED and result.by == "local":
+        return EXIT_INTERRUPTED
     return 0 if result is not None and result.ok else EXIT_FAILURE
 
 
@@ -114,6 +119,7 @@ def receive(
             renderer(ErrorEvent(str(exc)))
             return EXIT_FAILURE
         node.events.subscribe(renderer)
+        stop_forwarding = forward_logs(renderer)
         try:
             await node.connect_relay()
             node.announce_ticket()
@@ -125,8 +131,9 @@ def receive(
         finally:
             renderer.close()
             await node.close()
+            stop_forwarding()
 
-    sys.exit(run_async(run()))
+    sys.exit(run_async(run(), lambda: renderer.cancel_shown))
 
 
 @click.command()
@@ -163,11 +170,11 @@ def send(
         parallel=parallel, follow_symlinks=follow_symlinks, code=code, transport=transport
     )
 
-    async def ask_code(peer_name: str) -> str:
+    async def ask_code(request: CodeRequest) -> str:
         if not stdin_is_interactive():
             raise TransferError("the receiver asks for a verification code; pass --code")
         return await ask_in_thread(
-            lambda: click.prompt(f"Code shown on {peer_name}", err=True, type=str)
+            lambda: click.prompt(f"Code shown on {request.peer_name}", err=True, type=str)
         )
 
     async def run() -> int:
@@ -179,21 +186,13 @@ def send(
             renderer(ErrorEvent(str(exc)))
             return EXIT_FAILURE
         node.events.subscribe(renderer)
+        stop_forwarding = forward_logs(renderer)
         try:
-            try:
-                target = await node.resolve(ticket)
-            except DiscoveryError as exc:
-                renderer(ErrorEvent(str(exc)))
-                return EXIT_FAILURE
-            result = await node.send(target, list(paths), options, ask_code)
-            if not result.ok:
-                renderer(ErrorEvent(result.message))
+            result = await node.send(ticket, list(paths), options, ask_code)
             return _exit_code(result)
-        except (TransferError, NetError) as exc:
-            renderer(ErrorEvent(str(exc)))
-            return EXIT_FAILURE
         finally:
             renderer.close()
             await node.close()
+            stop_forwarding()
 
-    sys.exit(run_async(run()))
+    sys.exit(run_async(run(), lambda: renderer.cancel_shown))

@@ -17,7 +17,7 @@ from iroh import iroh_ffi
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.limits import FRAME_HEADER_SIZE, IO_BUFFER_SIZE, PUMP_BUFFER_SIZE
 from p2p_transfer.net.errors import NetError, describe_iroh_error
-from p2p_transfer.protocol import AnyMessage, Message, ProtocolError, body_length, decode_body
+from p2p_transfer.protocol import AnyMessage, Message, body_length, decode_body
 from p2p_transfer.protocol import encode as encode_message
 
 
@@ -286,17 +286,6 @@ class MessageReader:
                 await asyncio.shield(pending)  # even when cancelled: let the write end
             if buffers:
                 await asyncio.shield(loop.run_in_executor(None, drain.take_all, buffers))
-
-    async def expect(self, kind: type[Message]) -> AnyMessage:
-        """The next message, which must be of ``kind`` (or a peer Error/Cancel)."""
-        message = await self.read_message()
-        if message is None:
-            raise StreamEnded("peer ended the conversation")
-        if not isinstance(message, kind):
-            raise ProtocolError(
-                f"expected {kind.__name__}, got {type(message).__name__}"
-            )
-        return message
 
 
 class MessageWriter:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Literal
@@ -27,10 +28,13 @@ class CloseCode:
     """Application close codes; the reason string travels with them."""
 
     DONE = 0
+    #: The user (or the program, on their behalf) stopped the transfer.
     CANCELLED = 1
     PROTOCOL_ERROR = 2
     REFUSED = 3
     TIMEOUT = 4
+    #: This side could not go on (its disk, its files, its network); the reason says why.
+    FAILED = 5
 
 
 PathKind = Literal["direct", "relay", "unknown"]
@@ -81,26 +85,40 @@ def ticket_via(ticket: str, address: str) -> str:
         raise NetError(f"invalid address {address!r}: {describe_iroh_error(exc)}") from None
 
 
-def peer_close_reason(connection: iroh_ffi.Connection) -> str:
-    """Why the peer closed the connection, as it said; '' if it did not (yet)."""
-    reason = connection.close_reason()
-    if reason and "closed by peer:" in reason:
-        return reason.split("closed by peer:", 1)[1].split(" (code", 1)[0].strip()
-    return ""
+@dataclass(frozen=True, slots=True)
+class PeerClose:
+    """How the peer closed a connection: its application code and its words."""
+
+    code: int
+    reason: str
+
+    @property
+    def cancelled(self) -> bool:
+        """The peer's user (or program) cancelled, as opposed to failing."""
+        return self.code == CloseCode.CANCELLED
 
 
-async def await_peer_close_reason(connection: iroh_ffi.Connection, wait: float) -> str:
-    """The peer's close reason, waiting up to ``wait`` s for a close already on its way.
+_PEER_CLOSE = re.compile(r"closed by peer: (.*) \(code (\d+)\)", re.S)
+
+
+def peer_close(connection: iroh_ffi.Connection) -> PeerClose | None:
+    """How the peer closed the connection; None if it did not (yet)."""
+    match = _PEER_CLOSE.search(connection.close_reason() or "")
+    return PeerClose(int(match.group(2)), match.group(1).strip()) if match else None
+
+
+async def await_peer_close(connection: iroh_ffi.Connection, wait: float) -> PeerClose | None:
+    """The peer's close, waiting up to ``wait`` s for a close already on its way.
 
     A TCP data channel can fail a moment before the QUIC close that explains
     why arrives; the explanation is what the user should see.
     """
-    if not (reason := peer_close_reason(connection)):
+    if (close := peer_close(connection)) is None:
         # Safe to time out: waiting for the close moves no stream data.
         with contextlib.suppress(TimeoutError, iroh_ffi.IrohError):
             await asyncio.wait_for(connection.closed(), wait)
-        reason = peer_close_reason(connection)
-    return reason
+        close = peer_close(connection)
+    return close
 
 
 def path_info(connection: iroh_ffi.Connection) -> PathInfo:

@@ -163,10 +163,20 @@ class Cancel(Message, tag="cancel"):
     reason: str
 
 
+#: Why a peer was turned away, when it matters to what the sending user does next.
+ErrorKind = Literal["", "wrong_code", "locked_out", "busy"]
+
+
 class Error(Message, tag="error"):
-    """A fatal error; the connection closes after it."""
+    """A fatal error; the connection closes after it. ``kind`` lets the other side act on
+    it without matching the message's words."""
 
     message: str
+    kind: ErrorKind = ""
+    #: With ``wrong_code``: guesses this endpoint has left before a lock-out.
+    attempts_left: int = 0
+    #: With ``locked_out`` or ``busy``: seconds until trying again makes sense.
+    retry_after: float = 0.0
 
 
 AnyMessage = (

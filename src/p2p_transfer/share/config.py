@@ -35,6 +35,8 @@ class UploadRequest:
     file_size: int
     #: The browser's IP address.
     client: str
+    #: The upload's session ID (the ``session`` of its events).
+    session: str = ""
 
 
 #: ``True`` accepts; ``False`` declines; a string declines with that reason.

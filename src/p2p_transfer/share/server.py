@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import logging
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 from yarl import URL
 
 from p2p_transfer.events import EventBus, ShareUrlEvent
+from p2p_transfer.lifecycle import new_session_id
 from p2p_transfer.limits import (
     CLOSE_GRACE,
     SHARE_CHUNK_SIZE,
@@ -35,8 +36,6 @@ from p2p_transfer.share.download import Downloads, describe_items, shared_items
 from p2p_transfer.share.limiter import ConnectionLimiter, LimitedSite
 from p2p_transfer.share.upload import UploadGate, UploadSession
 from p2p_transfer.webpage import SECURITY_HEADERS, StaticPage
-
-log = logging.getLogger(__name__)
 
 _NOT_FOUND_PAGE = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>Not found</title>"
@@ -75,10 +74,19 @@ def not_found() -> web.Response:
 class ShareServer:
     """Serves the share page, uploads and downloads until ``stop``; events go to ``bus``."""
 
-    def __init__(self, config: ShareConfig, bus: EventBus | None = None) -> None:
-        """Check the configuration now (missing PATHs fail before anything listens)."""
+    def __init__(
+        self,
+        config: ShareConfig,
+        bus: EventBus | None = None,
+        session_ids: Callable[[], str] = new_session_id,
+    ) -> None:
+        """Check the configuration now (missing PATHs fail before anything listens).
+
+        Each upload is a session: ``session_ids`` gives it its ID (the Node's, in the app).
+        """
         self.config = config
         self.bus = bus or EventBus()
+        self._session_ids = session_ids
         #: 128 random bits; the only secret between the host and the browsers.
         self.token = secrets.token_urlsafe(SHARE_TOKEN_BITS // 8)
         self.upload_dir: Path | None = None
@@ -252,7 +260,8 @@ class ShareServer:
         )
         await ws.prepare(request)
         session = UploadSession(
-            ws, self.config, self.upload_dir, self._gate, self.bus, self.client_ip(request)
+            ws, self.config, self.upload_dir, self._gate, self.bus, self.client_ip(request),
+            self._session_ids,
         )
         await session.run()
         return ws

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from aiohttp import WSMessage, WSMsgType, web
 from p2p_transfer.disk import free_space
 from p2p_transfer.events import (
     EventBus,
+    SessionState,
     ShareUploadAcceptedEvent,
     ShareUploadCompleteEvent,
     ShareUploadFailedEvent,
@@ -28,6 +30,7 @@ from p2p_transfer.events import (
     ShareUploadRejectedEvent,
     ShareUploadRequestEvent,
 )
+from p2p_transfer.lifecycle import Lifecycle
 from p2p_transfer.limits import PROGRESS_EVENTS_PER_SECOND, SHARE_CHUNK_SIZE, SHARE_TOKEN_BITS
 from p2p_transfer.protocol.errors import ProtocolError
 from p2p_transfer.share.config import Decision, ShareConfig, UploadRequest
@@ -117,6 +120,7 @@ class UploadSession:
         gate: UploadGate,
         bus: EventBus,
         client: str,
+        session_ids: Callable[[], str],
     ) -> None:
         self.ws = ws
         self.config = config
@@ -124,6 +128,7 @@ class UploadSession:
         self.gate = gate
         self.bus = bus
         self.client = client
+        self._session_ids = session_ids
         self._queue: asyncio.Queue[WSMessage] = asyncio.Queue(_QUEUE_DEPTH)
         self._reader: asyncio.Task[None] | None = None
 
@@ -200,51 +205,60 @@ class UploadSession:
             await self.ws.close(code=code, message=message[:100].encode())
 
     async def _reject(
-        self, request_id: str, name: str, reason: str, code: RejectCode
+        self, upload: Lifecycle, request_id: str, name: str, reason: str, code: RejectCode
     ) -> bool:
-        self.bus.emit(ShareUploadRejectedEvent(request_id, name, reason, code))
+        self.bus.emit(ShareUploadRejectedEvent(upload.session, request_id, name, reason, code))
+        state = SessionState.DECLINED if code == "declined" else SessionState.FAILED
+        upload.advance(state, reason)
         await self._send(Rejected(reason, code))
         return True
 
     async def _upload(self, info: FileInfo) -> bool:
-        """Handle one announced file; False when the socket must end."""
+        """Handle one announced file (a session of its own); False when the socket must end."""
+        upload = Lifecycle(self._session_ids(), "receive", self.bus.emit)
+        upload.peer_name = self.client
         config = self.config
         name = upload_name(info.file_name)
         size = info.file_size
         if not name:
             reason = "The file name is not usable."
-            return await self._reject("", info.file_name, reason, "bad_name")
+            return await self._reject(upload, "", info.file_name, reason, "bad_name")
         if config.max_size is not None and size > config.max_size:
             limit = format_size(config.max_size)
             reason = f"The file is larger than this share's limit of {limit}."
-            return await self._reject("", name, reason, "too_large")
+            return await self._reject(upload, "", name, reason, "too_large")
         free = await asyncio.to_thread(free_space, self.upload_dir)
         if size > free - self.gate.reserved:
             reason = f"This device does not have enough free space ({format_size(size)} needed)."
-            return await self._reject("", name, reason, "no_space")
+            return await self._reject(upload, "", name, reason, "no_space")
         if self.gate.pending >= self.gate.max_pending:
             reason = "Too many uploads are waiting for an answer; try again shortly."
-            return await self._reject("", name, reason, "busy")
+            return await self._reject(upload, "", name, reason, "busy")
         if self.gate.active >= self.gate.max_active:
             reason = "This device is receiving too many files at once; try again shortly."
-            return await self._reject("", name, reason, "busy")
+            return await self._reject(upload, "", name, reason, "busy")
 
-        request = UploadRequest(new_request_id(), name, size, self.client)
-        self.bus.emit(ShareUploadRequestEvent(request.request_id, name, size, self.client))
+        request = UploadRequest(new_request_id(), name, size, self.client, upload.session)
+        self.bus.emit(
+            ShareUploadRequestEvent(upload.session, request.request_id, name, size, self.client)
+        )
+        upload.advance(SessionState.WAITING)
         self.gate.pending += 1
         try:
-            decision = await self._ask_host(request)
+            decision = await self._ask_host(request, upload)
         finally:
             self.gate.pending -= 1
         if decision is not True:
             reason, code = decision
-            return await self._reject(request.request_id, name, reason, code)
+            return await self._reject(upload, request.request_id, name, reason, code)
         if self.gate.active >= self.gate.max_active:
             reason = "This device is receiving too many files at once; try again shortly."
-            return await self._reject(request.request_id, name, reason, "busy")
-        return await self._receive(request)
+            return await self._reject(upload, request.request_id, name, reason, "busy")
+        return await self._receive(request, upload)
 
-    async def _ask_host(self, request: UploadRequest) -> tuple[str, RejectCode] | bool:
+    async def _ask_host(
+        self, request: UploadRequest, upload: Lifecycle
+    ) -> tuple[str, RejectCode] | bool:
         """Run the decider under the answer deadline, watching the socket meanwhile.
 
         Returns True, or (reason, code). Raises _Closed if the browser left, and
@@ -268,8 +282,10 @@ class UploadSession:
         if not message_task.cancelled() and not isinstance(message_task.exception(), _Timeout):
             # Anything from the browser now (a close, or data too early) ends the request.
             self.bus.emit(ShareUploadRejectedEvent(
-                request.request_id, request.file_name, "the browser went away", "error"
+                upload.session, request.request_id, request.file_name, "the browser went away",
+                "error",
             ))
+            upload.advance(SessionState.CANCELLED, "the browser went away", "peer")
             if message_task.exception() is None:
                 await self._fail_socket("sent data before the upload was accepted", CLOSE_POLICY)
             raise _Closed
@@ -286,7 +302,7 @@ class UploadSession:
             return (result, "declined")
         return ("The owner declined this file.", "declined")
 
-    async def _receive(self, request: UploadRequest) -> bool:
+    async def _receive(self, request: UploadRequest, upload: Lifecycle) -> bool:
         """Accept, write the bytes to a .part, finalize, answer ``complete``."""
         size = request.file_size
         try:
@@ -305,14 +321,18 @@ class UploadSession:
         failure: _Violation | None = None
         final: str | None = None
         try:
-            self.bus.emit(ShareUploadAcceptedEvent(request.request_id, request.file_name, size))
+            self.bus.emit(ShareUploadAcceptedEvent(
+                upload.session, request.request_id, request.file_name, size
+            ))
+            upload.advance(SessionState.TRANSFERRING)
             await self._send(Accepted(request.request_id))
-            await self._receive_bytes(request, part, started)
+            await self._receive_bytes(request, upload, part, started)
             final = await asyncio.to_thread(part.finish)
         except _Violation as exc:
             failure = exc
         except _Closed:
             failure = _Violation("the browser closed the connection before the file was complete")
+            upload.advance(SessionState.CANCELLED, failure.message, "peer")
         except (OSError, NameTakenError) as exc:
             log.warning("writing upload %r failed: %s", request.file_name, exc)
             failure = _Violation("This device could not write the file.", detail=str(exc))
@@ -325,19 +345,23 @@ class UploadSession:
         if failure is not None:
             message = f"{failure.message} ({failure.detail})" if failure.detail else failure.message
             self.bus.emit(ShareUploadFailedEvent(
-                request.request_id, request.file_name, message, part.written
+                upload.session, request.request_id, request.file_name, message, part.written
             ))
+            upload.advance(SessionState.FAILED, message)
             await self._fail_socket(failure.message, failure.code)
             return False
         assert final is not None
         self.bus.emit(ShareUploadCompleteEvent(
-            request.request_id, request.file_name, final, size, part.hasher.hexdigest(),
-            time.monotonic() - started,
+            upload.session, request.request_id, request.file_name, final, size,
+            part.hasher.hexdigest(), time.monotonic() - started,
         ))
+        upload.advance(SessionState.DONE)
         await self._send(Complete())
         return True
 
-    async def _receive_bytes(self, request: UploadRequest, part: PartFile, started: float) -> int:
+    async def _receive_bytes(
+        self, request: UploadRequest, upload: Lifecycle, part: PartFile, started: float
+    ) -> int:
         """Write binary frames to ``part`` until the declared size has arrived."""
         size = request.file_size
         received = 0
@@ -364,7 +388,7 @@ class UploadSession:
                 last_progress = now
                 rate = received / max(now - started, 1e-9)
                 self.bus.emit(ShareUploadProgressEvent(
-                    request.request_id, request.file_name, received, size, rate
+                    upload.session, request.request_id, request.file_name, received, size, rate
                 ))
                 await self._send(Progress(received))
         return received

@@ -8,14 +8,26 @@ from p2p_transfer.transfer.receiver import (
     ReceiverServices,
     ReceiveSession,
 )
-from p2p_transfer.transfer.sender import CodePrompt, SendOptions, SendSession
-from p2p_transfer.transfer.session import PeerError, TransferError, TransferResult
+from p2p_transfer.transfer.sender import CodePrompt, CodeRequest, SendOptions, SendSession
+from p2p_transfer.transfer.session import (
+    Cancelled,
+    Declined,
+    LockedOut,
+    PeerError,
+    TransferError,
+    TransferResult,
+    WrongCode,
+)
 
 __all__ = [
+    "Cancelled",
     "CodePrompt",
+    "CodeRequest",
     "Decider",
     "Decision",
+    "Declined",
     "IncomingOffer",
+    "LockedOut",
     "PeerError",
     "ReceiveOptions",
     "ReceiveSession",
@@ -24,4 +36,5 @@ __all__ = [
     "SendSession",
     "TransferError",
     "TransferResult",
+    "WrongCode",
 ]

@@ -19,14 +19,14 @@ class ProgressTracker:
 
     def __init__(
         self,
-        transfer_id: str,
+        session: str,
         direction: Direction,
         bytes_total: int,
         files_total: int,
         emit: Callable[[ProgressEvent], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.transfer_id = transfer_id
+        self.session = session
         self.direction = direction
         self.bytes_total = bytes_total
         self.files_total = files_total
@@ -99,7 +99,7 @@ class ProgressTracker:
         active = list(self._active.values())[:MAX_ACTIVE_FILES_SHOWN]
         self._emit(
             ProgressEvent(
-                transfer_id=self.transfer_id,
+                session=self.session,
                 direction=self.direction,
                 bytes_done=self.bytes_done,
                 bytes_total=self.bytes_total,

@@ -26,8 +26,10 @@ from p2p_transfer.events import (
     DoneEvent,
     EventBus,
     OfferEvent,
+    SessionState,
     VerifiedEvent,
 )
+from p2p_transfer.lifecycle import Lifecycle
 from p2p_transfer.limits import (
     CLOSE_GRACE,
     CODE_ENTRY_TIMEOUT,
@@ -43,11 +45,12 @@ from p2p_transfer.net import (
     MessageReader,
     MessageWriter,
     NetError,
+    PeerClose,
     StreamEnded,
-    await_peer_close_reason,
+    await_peer_close,
     describe_iroh_error,
     path_info,
-    peer_close_reason,
+    peer_close,
 )
 from p2p_transfer.net.deadline import ConnectionDeadline, close_connection
 from p2p_transfer.net.tcp import DataListener
@@ -57,6 +60,7 @@ from p2p_transfer.protocol import (
     Decline,
     Entry,
     Error,
+    ErrorKind,
     FileResult,
     Hello,
     ManifestAssembler,
@@ -77,6 +81,7 @@ from p2p_transfer.transfer.claims import ClaimOwner, FileClaims, FilesBusyError
 from p2p_transfer.transfer.intake import FileIntake, PreparedOffer
 from p2p_transfer.transfer.progress import ProgressTracker
 from p2p_transfer.transfer.session import (
+    Cancelled,
     DataTransport,
     PeerError,
     TransferError,
@@ -111,7 +116,8 @@ OFFER_SAMPLE_SIZE = 5
 class IncomingOffer:
     """What the receiving user decides on."""
 
-    transfer_id: str
+    #: The receiving session's ID (the ``session`` of its events).
+    session: str
     peer_id: str
     peer_name: str
     files: int
@@ -144,7 +150,13 @@ class ReceiveOptions:
 
 
 class Refused(P2PTransferError):
-    """This receiver turns the peer away; the message is sent to it."""
+    """This receiver turns the peer away; the message (and its kind) is sent to it."""
+
+    def __init__(
+        self, message: str, kind: ErrorKind = "", attempts_left: int = 0, retry_after: float = 0.0
+    ) -> None:
+        super().__init__(message)
+        self.error = Error(message, kind, attempts_left, retry_after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +185,14 @@ class ReceiveSession(ClaimOwner):
 
     def __init__(
         self,
+        lifecycle: Lifecycle,
         connection: iroh_ffi.Connection,
         services: ReceiverServices,
         options: ReceiveOptions,
         decide: Decider,
     ) -> None:
+        self._lifecycle = lifecycle
+        self.session = lifecycle.session
         self._connection = connection
         self._device_name = services.device_name
         self._own_id = services.endpoint_id
@@ -206,7 +221,6 @@ class ReceiveSession(ClaimOwner):
         self._writer: MessageWriter | None = None
         self._results = bytearray()
         self._result_flush: asyncio.Task[None] | None = None
-        self._transfer_id = ""
         self._data_path: Literal["tcp", "quic"] | None = None
         #: The LAN fast path's listener while it may still admit the sender.
         self._listener: DataListener | None = None
@@ -215,25 +229,29 @@ class ReceiveSession(ClaimOwner):
         self._finished = asyncio.Event()
 
     async def run(self) -> TransferResult | None:
-        """Serve the peer; None when it never got as far as an offer."""
+        """Serve the peer; None when it never got as far as an offer. Raises a
+        TransferError (``Cancelled`` when the sender cancelled) when it fails."""
         self._task = asyncio.current_task()
         try:
             return await self._converse()
         except Refused as exc:
-            await self._send_error(str(exc))
+            await self._send_error(exc.error)
             await self._await_close()
             close_connection(self._connection, CloseCode.REFUSED, str(exc))
             raise TransferError(f"{self.peer_name}: {exc}") from None
+        except Cancelled:
+            close_connection(self._connection, CloseCode.DONE, "")
+            raise
         except PeerError as exc:
             close_connection(self._connection, CloseCode.DONE, "")
             raise TransferError(str(exc)) from None
         except (ProtocolError, StreamEnded) as exc:
-            if isinstance(exc, StreamEnded) and (said := self._closed_reason()):
-                raise TransferError(said) from None  # the peer hung up, and said why
+            if isinstance(exc, StreamEnded) and (close := peer_close(self._connection)):
+                raise _ended_by(close) from None  # the peer hung up, and said why
             # A stream that ends inside a message or before the data it announced
             # is the peer breaking the protocol, and told so, not "receiver stopped".
             reason = self._violation or str(exc)
-            await self._send_error(f"protocol error: {reason}")
+            await self._send_error(Error(f"protocol error: {reason}"))
             close_connection(
                 self._connection, CloseCode.PROTOCOL_ERROR, f"protocol error: {reason}"
             )
@@ -243,17 +261,19 @@ class ReceiveSession(ClaimOwner):
                 raise TransferError(
                     f"protocol error from {self.peer_name}: {self._violation}"
                 ) from None
-            close_connection(self._connection, CloseCode.CANCELLED, "receiver stopped")
-            raise TransferError(self._closed_reason() or str(exc)) from None
+            close = peer_close(self._connection)  # before our close replaces it
+            close_connection(self._connection, CloseCode.FAILED, "receiver stopped")
+            raise (_ended_by(close) if close else TransferError(str(exc))) from None
         except (TargetError, OSError) as exc:
             # The target folder failed us outside a file (each file's own disk errors are
             # reported per file): the peer hears why instead of seeing a silent hang-up.
             reason = str(exc) if isinstance(exc, TargetError) else describe_os_error(exc)
-            await self._send_error(reason)
-            close_connection(self._connection, CloseCode.CANCELLED, reason)
+            await self._send_error(Error(reason))
+            close_connection(self._connection, CloseCode.FAILED, reason)
             raise TransferError(f"{self.peer_name}: {reason}") from None
         except asyncio.CancelledError:
-            close_connection(self._connection, CloseCode.CANCELLED, "cancelled by peer")
+            reason = self._lifecycle.cancel_reason or f"{self._device_name} cancelled"
+            close_connection(self._connection, CloseCode.CANCELLED, reason)
             raise
         finally:
             for guard in self._guards:
@@ -267,19 +287,16 @@ class ReceiveSession(ClaimOwner):
 
     async def stop(self) -> None:
         """End this session because the same device reconnected for the same files."""
-        close_connection(self._connection, CloseCode.CANCELLED, "superseded by a new connection")
+        self._lifecycle.cancel_reason = "replaced by a new connection from the same device"
         if self._task is not None:
             self._task.cancel()
         await self._finished.wait()
 
-    def _closed_reason(self) -> str:
-        return peer_close_reason(self._connection)
-
-    async def _send_error(self, message: str) -> None:
+    async def _send_error(self, error: Error) -> None:
         if self._writer is not None:
             with contextlib.suppress(NetError):
                 async with self._lock:
-                    await self._writer.send(Error(message))
+                    await self._writer.send(error)
 
     async def _send(self, message: Message) -> None:
         assert self._writer is not None
@@ -323,26 +340,24 @@ class ReceiveSession(ClaimOwner):
             hello = await expect(reader, Hello)
         if deadline.expired:
             raise NetError("no hello within 5 s")
-        assert isinstance(hello, Hello)
         self.said_hello = True
         self.peer_name = hello.name[:64] or self.peer_id[:10]
+        self._lifecycle.peer_name = self.peer_name
+        self._lifecycle.advance(SessionState.VERIFYING)
         if hello.version != PROTOCOL_VERSION:
             raise ProtocolError(f"unsupported protocol version {hello.version}")
         await self._verify(reader, hello)
 
         with ConnectionDeadline(self._connection, OFFER_TIMEOUT, "no offer in time"):
             offer = await expect(reader, Offer)
-            assert isinstance(offer, Offer)
             assembler = ManifestAssembler(check_offer(offer))
             while not assembler.complete:
                 page = await expect(reader, ManifestPage)
-                assert isinstance(page, ManifestPage)
                 assembler.add_page(page.entries)
         self.offered = True
-        self._transfer_id = offer.transfer_id[:32]
         entries = assembler.entries
         incoming = IncomingOffer(
-            transfer_id=self._transfer_id,
+            session=self.session,
             peer_id=self.peer_id,
             peer_name=self.peer_name,
             files=offer.files,
@@ -352,12 +367,13 @@ class ReceiveSession(ClaimOwner):
         )
         self._events.emit(
             OfferEvent(
-                incoming.transfer_id, incoming.files, incoming.total_bytes, self.peer_name,
+                self.session, incoming.files, incoming.total_bytes, self.peer_name,
                 self.peer_id, incoming.folders, incoming.sample,
             )
         )
+        self._lifecycle.advance(SessionState.WAITING)
         decision = await self._decide_offer(incoming)
-        self._events.emit(DecisionEvent(incoming.transfer_id, decision.accept, decision.reason))
+        self._events.emit(DecisionEvent(self.session, decision.accept, decision.reason))
         prepared = None
         if decision.accept and self._options.transport == "tcp" and (
             path_info(self._connection).kind != "direct"
@@ -370,7 +386,9 @@ class ReceiveSession(ClaimOwner):
             await self._send(Decline(decision.reason))
             await self._await_close()
             close_connection(self._connection, CloseCode.DONE, f"declined: {decision.reason}")
-            return TransferResult(False, 0, 0, offer.total_bytes, 0, 0.0, decision.reason)
+            return TransferResult(
+                SessionState.DECLINED, bytes_total=offer.total_bytes, message=decision.reason
+            )
         return await self._receive(incoming, prepared, reader)
 
     async def _claim(self, entries: list[Entry]) -> tuple[Decision, PreparedOffer | None]:
@@ -398,7 +416,7 @@ class ReceiveSession(ClaimOwner):
         # verifies again, so it always knows whom it sends to.
         if hello.paired and self._pairings.is_trusted(self.peer_id):
             await self._send(Welcome(PROTOCOL_VERSION, self._device_name, code_required=False))
-            self._events.emit(VerifiedEvent(self.peer_id, self.peer_name, "pairing"))
+            self._events.emit(VerifiedEvent(self.session, self.peer_id, self.peer_name, "pairing"))
             return
         # A new connection of an endpoint replaces its verification still waiting, so
         # one endpoint never has two guesses pending (and a restarted sender is not
@@ -417,7 +435,7 @@ class ReceiveSession(ClaimOwner):
         self._attempts.record_success(self.peer_id)
         self._pairings.add(self.peer_id, self.peer_name)
         await self._send(Verified(exchange.receiver_proof()))
-        self._events.emit(VerifiedEvent(self.peer_id, self.peer_name, "code"))
+        self._events.emit(VerifiedEvent(self.session, self.peer_id, self.peer_name, "code"))
 
     async def _check_code(self, reader: MessageReader) -> CodeExchange:
         """Show a code and check the peer's proof; Refused unless it is right and in time.
@@ -428,15 +446,23 @@ class ReceiveSession(ClaimOwner):
         locked_for = self._attempts.locked_for(self.peer_id)
         if locked_for > 0:
             minutes = math.ceil(locked_for / 60)
-            raise Refused(f"too many attempts, try again in {minutes} min")
+            raise Refused(
+                f"too many wrong codes; try again in {minutes} min", "locked_out",
+                retry_after=locked_for,
+            )
         if not self._attempts.begin_attempt():
-            raise Refused("too many verification attempts right now; try again in a minute")
+            raise Refused(
+                "too many verification attempts right now; try again in a minute", "busy",
+                retry_after=60.0,
+            )
         if not self._slots.try_acquire():
-            raise Refused("too many verifications in progress; try again shortly")
+            raise Refused(
+                "too many verifications in progress; try again shortly", "busy", retry_after=5.0
+            )
         try:
             code = self._options.fixed_code or generate_code()
             exchange = CodeExchange(code, receiver_id=self._own_id, sender_id=self.peer_id)
-            self._events.emit(CodeEvent(code, self.peer_id, self.peer_name))
+            self._events.emit(CodeEvent(self.session, code, self.peer_id, self.peer_name))
             await self._send(
                 Welcome(PROTOCOL_VERSION, self._device_name, True, exchange.message)
             )
@@ -446,7 +472,6 @@ class ReceiveSession(ClaimOwner):
                 attempt = await expect(reader, Verify)
             if deadline.expired:  # read just as time ran out: too late, never compared
                 raise NetError("verification code not entered in time")
-            assert isinstance(attempt, Verify)
             try:
                 exchange.finish(attempt.pake)
                 right = exchange.check_sender(attempt.proof)
@@ -455,7 +480,10 @@ class ReceiveSession(ClaimOwner):
             if not right:
                 self._attempts.record_failure(self.peer_id)
                 await asyncio.sleep(WRONG_CODE_DELAY)
-                raise Refused("wrong verification code")
+                raise Refused(
+                    "wrong verification code", "wrong_code",
+                    attempts_left=self._attempts.attempts_left(self.peer_id),
+                )
             return exchange
         finally:
             self._slots.release()
@@ -491,12 +519,9 @@ class ReceiveSession(ClaimOwner):
     ) -> TransferResult:
         pages = list(paginate(prepared.resume_items))
         tracker = ProgressTracker(
-            offer.transfer_id, "receive", offer.total_bytes, len(prepared.files),
-            self._events.emit,
+            self.session, "receive", offer.total_bytes, len(prepared.files), self._events.emit
         )
-        intake = FileIntake(
-            offer.transfer_id, prepared, tracker, self._events, self._queue_result
-        )
+        intake = FileIntake(self.session, prepared, tracker, self._events, self._queue_result)
         tally = intake.tally
         handlers: set[asyncio.Task[None]] = set()
 
@@ -530,6 +555,7 @@ class ReceiveSession(ClaimOwner):
         )
         for page in pages:
             await self._send(ResumePage(page))
+        self._lifecycle.advance(SessionState.TRANSFERRING)
         if listener is not None:
             tcp = asyncio.create_task(self._receive_over_tcp(listener, intake))
             handlers.add(tcp)
@@ -559,12 +585,13 @@ class ReceiveSession(ClaimOwner):
         await self._send(Summary(tally.ok, tally.failed, tracker.bytes_transferred))
         ok = tally.failed == 0
         result = TransferResult(
-            ok, tally.ok, tally.failed, offer.total_bytes, tracker.bytes_transferred,
-            tracker.seconds, "" if ok else f"{tally.failed} file(s) failed verification",
+            SessionState.DONE if ok else SessionState.FAILED, tally.ok, tally.failed,
+            offer.total_bytes, tracker.bytes_transferred, tracker.seconds,
+            "" if ok else f"{tally.failed} file(s) failed verification",
         )
         self._events.emit(
             DoneEvent(
-                offer.transfer_id, "receive", ok, tally.ok, tally.failed, offer.total_bytes,
+                self.session, "receive", ok, tally.ok, tally.failed, offer.total_bytes,
                 tracker.bytes_transferred, round(tracker.seconds, 3), str(prepared.target.root),
             )
         )
@@ -627,8 +654,8 @@ class ReceiveSession(ClaimOwner):
         try:
             await intake.receive_stream(MessageReader(channel))
         except NetError:  # StreamEnded included: cut inside a message or a file
-            if said := await await_peer_close_reason(self._connection, CLOSE_GRACE):
-                raise PeerError(said) from None
+            if close := await await_peer_close(self._connection, CLOSE_GRACE):
+                raise _ended_by(close) from None
             raise
         finally:
             channel.abort()
@@ -641,8 +668,7 @@ class ReceiveSession(ClaimOwner):
         path = path_info(self._connection)
         self._events.emit(
             ConnectionEvent(
-                self._transfer_id, self.peer_id, path.kind, path.rtt_ms, path.remote_addr,
-                data_path,
+                self.session, self.peer_id, path.kind, path.rtt_ms, path.remote_addr, data_path
             )
         )
 
@@ -654,6 +680,13 @@ class ReceiveSession(ClaimOwner):
                 reason = f"no data for {DATA_STALL_TIMEOUT:.0f} s"
                 close_connection(self._connection, CloseCode.TIMEOUT, reason)
                 raise NetError(reason)
+
+def _ended_by(close: PeerClose) -> TransferError:
+    """The outcome of a connection the sender closed: cancelled, or failed in its words."""
+    if close.cancelled:
+        return Cancelled(close.reason or "the sender cancelled", "peer")
+    return PeerError(close.reason or "the sender closed the connection")
+
 
 async def _watch_control(reader: MessageReader) -> None:
     """During data transfer the sender may only cancel."""

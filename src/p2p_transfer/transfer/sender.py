@@ -22,8 +22,10 @@ from p2p_transfer.events import (
     EventBus,
     FileDoneEvent,
     FileFailedEvent,
+    SessionState,
     VerifiedEvent,
 )
+from p2p_transfer.lifecycle import Lifecycle
 from p2p_transfer.limits import (
     BATCH_WRITE_SIZE,
     CLOSE_GRACE,
@@ -40,7 +42,7 @@ from p2p_transfer.net import (
     MessageWriter,
     NetError,
     Transport,
-    await_peer_close_reason,
+    await_peer_close,
     describe_iroh_error,
     parse_ticket,
     path_info,
@@ -77,18 +79,30 @@ from p2p_transfer.transfer.local import (
 )
 from p2p_transfer.transfer.progress import ProgressTracker
 from p2p_transfer.transfer.session import (
+    Cancelled,
     DataTransport,
+    Declined,
     PeerError,
     TransferError,
     TransferResult,
     expect,
+    raise_if_peer_stopped,
     reject_during_transfer,
 )
 from p2p_transfer.trust import PairingStore
 from p2p_transfer.trust.pake import CodeExchange, PakeError
 
-#: Asks the sending user for the code the receiver shows; gets the receiver's name.
-CodePrompt = Callable[[str], Awaitable[str]]
+
+@dataclass(frozen=True, slots=True)
+class CodeRequest:
+    """The sending user is asked for the code that ``peer_name`` shows."""
+
+    session: str
+    peer_name: str
+
+
+#: Asks the sending user for the code the receiver shows.
+CodePrompt = Callable[[CodeRequest], Awaitable[str]]
 #: A file to send: its index in the offer and where it comes from.
 _Job = tuple[int, SourceEntry]
 
@@ -116,6 +130,7 @@ class SendSession:
 
     def __init__(
         self,
+        lifecycle: Lifecycle,
         transport: Transport,
         device_name: str,
         events: EventBus,
@@ -123,17 +138,21 @@ class SendSession:
         options: SendOptions,
         ask_code: CodePrompt | None = None,
     ) -> None:
+        self._lifecycle = lifecycle
+        self.session = lifecycle.session
         self._transport = transport
         self._device_name = device_name
         self._events = events
         self._pairings = pairings
         self._options = options
         self._ask_code = ask_code
-        self.transfer_id = secrets.token_hex(8)
+        #: The offer's ID on the wire (the receiver's own session ID is its own).
+        self._transfer_id = secrets.token_hex(8)
         self._ticket_addresses: list[str] = []
 
     async def run(self, ticket: str, paths: list[Path]) -> TransferResult:
-        """Send ``paths``; returns the result or raises TransferError/NetError."""
+        """Send ``paths``; returns the result or raises a TransferError (Declined,
+        Cancelled, WrongCode, ...) or NetError."""
         if not 1 <= self._options.parallel <= MAX_PARALLEL_FILES:
             raise TransferError(f"--parallel must be between 1 and {MAX_PARALLEL_FILES}")
         try:
@@ -147,20 +166,22 @@ class SendSession:
         try:
             result = await self._converse(connection, sources)
         except asyncio.CancelledError:
-            close_connection(connection, CloseCode.CANCELLED, "cancelled by peer")
+            close_connection(connection, CloseCode.CANCELLED, f"{self._device_name} cancelled")
             raise
-        except PeerError:
+        except (PeerError, Cancelled, Declined):
             close_connection(connection, CloseCode.DONE, "")
             raise
         except ProtocolError as exc:
             close_connection(connection, CloseCode.PROTOCOL_ERROR, f"protocol error: {exc}")
             raise TransferError(f"protocol error: {exc}") from None
         except NetError as exc:
-            said = await await_peer_close_reason(connection, CLOSE_GRACE)
-            close_connection(connection, CloseCode.CANCELLED, "sender stopped")
-            raise NetError(said or str(exc)) from None
-        except TransferError:
-            close_connection(connection, CloseCode.CANCELLED, "sender stopped")
+            close = await await_peer_close(connection, CLOSE_GRACE)
+            close_connection(connection, CloseCode.FAILED, "sender stopped")
+            if close is not None and close.cancelled:
+                raise Cancelled(close.reason or "cancelled by the receiver", "peer") from None
+            raise NetError(close.reason if close and close.reason else str(exc)) from None
+        except TransferError as exc:
+            close_connection(connection, CloseCode.FAILED, f"sender stopped: {exc}")
             raise
         close_connection(connection, CloseCode.DONE, "transfer complete")
         return result
@@ -171,7 +192,7 @@ class SendSession:
         path = path_info(connection)
         peer_id = str(connection.remote_id())
         self._events.emit(
-            ConnectionEvent(self.transfer_id, peer_id, path.kind, path.rtt_ms, path.remote_addr)
+            ConnectionEvent(self.session, peer_id, path.kind, path.rtt_ms, path.remote_addr)
         )
         stream = await connection.open_bi()
         writer = MessageWriter(stream.send())
@@ -179,43 +200,44 @@ class SendSession:
         paired = self._pairings.is_trusted(peer_id)
         await writer.send(Hello(PROTOCOL_VERSION, self._device_name, paired))
         welcome = await expect(reader, Welcome)
-        assert isinstance(welcome, Welcome)
         if welcome.version != PROTOCOL_VERSION:
             raise TransferError(
                 f"receiver speaks protocol {welcome.version}, not {PROTOCOL_VERSION}"
             )
+        self._lifecycle.peer_name = welcome.name
+        self._lifecycle.advance(SessionState.VERIFYING)
         await self._verify(welcome, peer_id, reader, writer)
 
         files = [s for s in sources if s.entry.kind == "file"]
         total = sum(s.entry.size for s in files)
         pages = list(paginate(s.entry for s in sources))
-        await writer.send(Offer(self.transfer_id, len(sources), len(files), total, len(pages)))
+        await writer.send(Offer(self._transfer_id, len(sources), len(files), total, len(pages)))
         for page in pages:
             await writer.send(ManifestPage(page))
+        self._lifecycle.advance(SessionState.WAITING)
         answer = await reader.read_message()
         if isinstance(answer, Decline):
-            self._events.emit(DecisionEvent(self.transfer_id, False, answer.reason))
-            raise PeerError(f"receiver declined: {answer.reason}")
+            self._events.emit(DecisionEvent(self.session, False, answer.reason))
+            raise Declined(answer.reason)
         if not isinstance(answer, Accept):
+            raise_if_peer_stopped(answer)
             return_kind = type(answer).__name__ if answer else "nothing"
             raise ProtocolError(f"expected accept or decline, got {return_kind}")
-        self._events.emit(DecisionEvent(self.transfer_id, True))
+        self._events.emit(DecisionEvent(self.session, True))
+        self._lifecycle.advance(SessionState.TRANSFERRING)
         resume: dict[int, Resume] = {}
         for _ in range(answer.pages):
             page = await expect(reader, ResumePage)
-            assert isinstance(page, ResumePage)
             resume.update((item.index, item) for item in page.items)
 
         indexed = {i: s for i, s in enumerate(sources) if s.entry.kind == "file"}
-        tracker = ProgressTracker(
-            self.transfer_id, "send", total, len(indexed), self._events.emit
-        )
+        tracker = ProgressTracker(self.session, "send", total, len(indexed), self._events.emit)
         outcome = _Outcome()
         jobs = iter(sorted(indexed.items()))
         channel = await self._open_tcp(connection, answer)
         self._events.emit(
             ConnectionEvent(
-                self.transfer_id, peer_id, path.kind, path.rtt_ms, path.remote_addr,
+                self.session, peer_id, path.kind, path.rtt_ms, path.remote_addr,
                 data_path="tcp" if channel is not None else "quic",
             )
         )
@@ -245,7 +267,7 @@ class SendSession:
         tracker.flush()
         ok = not outcome.failed and len(outcome.ok) == len(indexed)
         result = TransferResult(
-            ok=ok,
+            state=SessionState.DONE if ok else SessionState.FAILED,
             files=len(outcome.ok),
             files_failed=len(indexed) - len(outcome.ok),
             bytes_total=total,
@@ -255,7 +277,7 @@ class SendSession:
         )
         self._events.emit(
             DoneEvent(
-                self.transfer_id,
+                self.session,
                 "send",
                 result.ok,
                 result.files,
@@ -278,13 +300,13 @@ class SendSession:
                     "the receiver skipped verification, but this device never paired "
                     "with it; not sending"
                 )
-            self._events.emit(VerifiedEvent(peer_id, welcome.name, "pairing"))
+            self._events.emit(VerifiedEvent(self.session, peer_id, welcome.name, "pairing"))
             return
         code = self._options.code
         if code is None:
             if self._ask_code is None:
                 raise TransferError("the receiver asks for a verification code; pass --code")
-            code = await self._ask_code(welcome.name)
+            code = await self._ask_code(CodeRequest(self.session, welcome.name))
         exchange = CodeExchange(code, receiver_id=peer_id, sender_id=self._transport.endpoint_id)
         try:
             exchange.finish(welcome.pake)
@@ -292,14 +314,13 @@ class SendSession:
             raise ProtocolError(str(exc)) from None
         await writer.send(Verify(exchange.message, exchange.sender_proof()))
         verified = await expect(reader, Verified)
-        assert isinstance(verified, Verified)
         if not exchange.check_receiver(verified.proof):
             raise TransferError(
                 "the receiver could not prove it shows this code; not sending "
                 "(is it the device you think?)"
             )
         self._pairings.add(peer_id, welcome.name)
-        self._events.emit(VerifiedEvent(peer_id, welcome.name, "code"))
+        self._events.emit(VerifiedEvent(self.session, peer_id, welcome.name, "code"))
 
     async def _open_tcp(
         self, connection: iroh_ffi.Connection, answer: Accept
@@ -397,7 +418,7 @@ class SendSession:
                 # The pump sent zeros in place of the file, so the stream stays in
                 # step; no hash, so the receiver discards this file and goes on.
                 self._events.emit(FileFailedEvent(
-                    self.transfer_id, "send", source.entry.path, _describe(failure)
+                    self.session, "send", source.entry.path, _describe(failure)
                 ))
                 digest = ""
             return bytearray(encode(DataTrailer(index, digest)))
@@ -421,7 +442,7 @@ class SendSession:
             entry = source.entry
             if not isinstance(small, SmallFile):
                 self._events.emit(
-                    FileFailedEvent(self.transfer_id, "send", entry.path, _describe(small))
+                    FileFailedEvent(self.session, "send", entry.path, _describe(small))
                 )
                 small = SmallFile(0, bytes(entry.size), "")  # in step; the receiver drops it
             tracker.skip(small.offset)
@@ -458,7 +479,7 @@ class SendSession:
                     outcome.ok.add(message.index)
                     self._events.emit(
                         FileDoneEvent(
-                            self.transfer_id, "send", source.entry.path, source.entry.size,
+                            self.session, "send", source.entry.path, source.entry.size,
                             message.blake3,
                         )
                     )
@@ -466,7 +487,7 @@ class SendSession:
                     outcome.failed[message.index] = message.error
                     self._events.emit(
                         FileFailedEvent(
-                            self.transfer_id, "send", source.entry.path, message.error
+                            self.session, "send", source.entry.path, message.error
                         )
                     )
                 continue

@@ -78,6 +78,14 @@ class AttemptLimiter:
         self._save(data)
         return locked
 
+    def attempts_left(self, endpoint_id: str, now: float | None = None) -> int:
+        """Wrong codes this endpoint may still make before it is locked out."""
+        now = time.time() if now is None else now
+        record = self._load().get(endpoint_id, {})
+        failures = record.get("failures", []) if isinstance(record, dict) else []
+        recent = [t for t in failures if isinstance(t, int | float) and now - t < WRONG_CODE_WINDOW]
+        return 0 if self.locked_for(endpoint_id, now) > 0 else MAX_WRONG_CODES - len(recent)
+
     def record_success(self, endpoint_id: str) -> None:
         """A right code clears the endpoint's count."""
         data = self._load()

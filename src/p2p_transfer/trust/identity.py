@@ -83,3 +83,14 @@ def _read_key(path: Path) -> bytes:
 def endpoint_id_of(secret_key: bytes) -> str:
     """The public endpoint ID (hex) of a secret key."""
     return str(iroh_ffi.SecretKey.from_bytes(secret_key).public())
+
+
+def existing_endpoint_id(config_dir: Path) -> str | None:
+    """This device's endpoint ID if it has an identity yet (never creates one); None
+    also for an unusable key file, whose problems the commands that need it report."""
+    if not (config_dir / KEY_FILE_NAME).is_file():
+        return None
+    try:
+        return endpoint_id_of(load_or_create_secret_key(config_dir))
+    except (IdentityError, OSError):
+        return None

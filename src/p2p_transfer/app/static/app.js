@@ -145,6 +145,8 @@ const state = {
   targetDevice: "",
 };
 
+// A transfer's state (the server's SessionState, docs/API.md) only moves forward:
+// connecting → verifying → waiting → transferring → done | failed | declined | cancelled.
 const FINAL = new Set(["done", "failed", "declined", "cancelled"]);
 
 // --- navigation ------------------------------------------------------------------------
@@ -207,7 +209,7 @@ const PROMPT_EVENTS = new Set(["offer_prompt", "code_prompt", "code_shown", "upl
 
 function handleEvent(event) {
   const name = event.event;
-  if (name === "state") {
+  if (name === "snapshot") {
     state.node = event.node;
     state.settings = event.settings;
     state.transfers = new Map(event.transfers.map((t) => [t.id, t]));
@@ -253,7 +255,7 @@ function handleEvent(event) {
     shareActivity(event);
   } else if (name === "verified") {
     refreshDevices();
-  } else if (name === "error" && !event.transfer_id) {
+  } else if (name === "error" && !event.session) {
     toast(event.message);
   }
 }
@@ -627,6 +629,10 @@ function stateLabel(t) {
   if (t.state === "waiting") {
     return t.direction === "send" ? `Waiting for ${t.peer_name} to accept` : "Waiting for your answer";
   }
+  if (t.state === "cancelled") {
+    if (t.cancelled_by === "peer") return `Cancelled by ${t.peer_name || "the other device"}`;
+    if (t.cancelled_by === "local") return "Cancelled by you";
+  }
   return STATE_LABELS[t.state] || t.state;
 }
 
@@ -661,7 +667,8 @@ function transferCard(t) {
     actions.push(h("button", { type: "button", class: "ghost small", text: "Open folder",
       onclick: () => openHistoryFolder(t.id) }));
   }
-  const message = t.message && t.state !== "done" ? h("p", { class: "transfer-message", text: t.message }) : null;
+  const message = t.message && t.state !== "done" && t.state !== "cancelled"
+    ? h("p", { class: "transfer-message", text: t.message }) : null;
   return h("li", { class: "transfer", "data-id": t.id, "data-state": t.state, "data-direction": t.direction },
     h("div", { class: "transfer-head" },
       h("span", { class: "row-icon", text: t.direction === "send" ? "↑" : "↓" }),

@@ -1,0 +1,75 @@
+"""What the UI's read-only views show, built from the app's parts: plain JSON-ready dicts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from p2p_transfer.app.board import TransferRecord
+from p2p_transfer.discovery import Device
+from p2p_transfer.events import RelayEvent, SessionState
+from p2p_transfer.trust import Pairing
+
+if TYPE_CHECKING:
+    from p2p_transfer.node import Node
+
+
+def devices_view(
+    found: list[Device], pairings: list[Pairing], discovery: dict[str, Any]
+) -> dict[str, Any]:
+    """Discovered devices (with trust) and trusted devices (with presence)."""
+    trusted_ids = {p.endpoint_id for p in pairings}
+    online = {d.endpoint_id for d in found}
+    return {
+        "discovery": discovery,
+        "devices": [
+            {
+                "name": d.name,
+                "endpoint_id": d.endpoint_id,
+                "short_id": d.endpoint_id[:12],
+                "addresses": list(d.addresses),
+                "trusted": d.endpoint_id in trusted_ids,
+                "last_seen": d.last_seen or None,
+            }
+            for d in found
+        ],
+        "trusted": [
+            {
+                "name": p.name,
+                "endpoint_id": p.endpoint_id,
+                "short_id": p.endpoint_id[:12],
+                "paired_at": p.paired_at,
+                "expires_at": p.expires_at,
+                "online": p.endpoint_id in online,
+            }
+            for p in pairings
+        ],
+    }
+
+
+def wan_view(
+    node: Node | None, relay_setting: str, relay: RelayEvent | None, active: list[TransferRecord]
+) -> dict[str, Any]:
+    """This node's ticket and relay state, and how live transfers reach their peers."""
+    return {
+        "ticket": node.transport.ticket if node is not None else None,
+        "endpoint_id": node.endpoint_id if node is not None else None,
+        "addresses": node.transport.addresses if node is not None else [],
+        "relay": {
+            "setting": relay_setting,
+            "connected": relay.connected if relay is not None else None,
+            "url": relay.url if relay is not None else None,
+            "message": relay.message if relay is not None else "",
+        },
+        "connections": [
+            {
+                "transfer": r.id,
+                "direction": r.direction,
+                "peer_name": r.peer_name,
+                "peer_id": r.peer_id,
+                "path": r.path or "unknown",
+                "rtt_ms": r.rtt_ms,
+            }
+            for r in active
+            if r.state is not SessionState.CONNECTING
+        ],
+    }
