@@ -11,6 +11,7 @@ import pytest
 from iroh import iroh_ffi
 
 from p2p_transfer.net import (
+    CloseCode,
     MessageReader,
     MessageWriter,
     NetError,
@@ -20,7 +21,7 @@ from p2p_transfer.net import (
     ticket_via,
 )
 from p2p_transfer.net.binding import apply_binding_fix, is_binding_fix_applied
-from p2p_transfer.net.transport import CloseCode, _connection_within
+from p2p_transfer.net.transport import _connection_within
 from p2p_transfer.protocol import Hello, Verify
 from p2p_transfer.trust import load_or_create_secret_key
 
@@ -52,15 +53,16 @@ async def test_fixed_binding_moves_every_byte(tmp_path: Path, kind: str) -> None
     }
     try:
         async def receive() -> bytes:
-            connection = await b.accept()
-            assert connection is not None
+            accepted = await b.accept()
+            assert accepted is not None
+            connection = accepted.raw
             stream = await connection.accept_bi()
             data = await stream.recv().read_to_end(len(payload) + 1)
             await stream.send().finish()
             return data
 
         receiving = asyncio.create_task(receive())
-        connection = await a.connect(b.ticket)
+        connection = (await a.connect(b.ticket)).raw
         stream = await connection.open_bi()
         await stream.send().write_all(buffers[kind])
         await stream.send().finish()
@@ -75,8 +77,9 @@ async def test_framed_messages_cross_a_stream(tmp_path: Path) -> None:
     a, b = await _transport(tmp_path / "a"), await _transport(tmp_path / "b")
     try:
         async def receive() -> list[object]:
-            connection = await b.accept()
-            assert connection is not None
+            accepted = await b.accept()
+            assert accepted is not None
+            connection = accepted.raw
             stream = await connection.accept_bi()
             reader = MessageReader(stream.recv())
             messages = [await reader.read_message() for _ in range(3)]
@@ -85,7 +88,7 @@ async def test_framed_messages_cross_a_stream(tmp_path: Path) -> None:
             return [*messages, raw, end]
 
         receiving = asyncio.create_task(receive())
-        connection = await a.connect(b.ticket)
+        connection = (await a.connect(b.ticket)).raw
         stream = await connection.open_bi()
         writer = MessageWriter(stream.send())
         for message in (Hello(1, "a"), Verify(b"\x00pake", b"proof"), Hello(1, "ü" * 100)):

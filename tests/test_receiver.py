@@ -30,7 +30,7 @@ async def _raw_client(home: Path) -> Transport:
 async def _send_raw_and_wait_close(peers: Peers, tmp_path: Path, payload: bytes) -> str:
     client = await _raw_client(tmp_path / "hostile")
     try:
-        connection = await client.connect(peers.ticket)
+        connection = (await client.connect(peers.ticket)).raw
         stream = await connection.open_bi()
         await stream.send().write_all(payload)
         return await asyncio.wait_for(connection.closed(), 10)
@@ -83,7 +83,7 @@ async def test_silent_peer_is_dropped_after_the_first_message_deadline(
 ) -> None:
     client = await _raw_client(tmp_path / "silent")
     try:
-        connection = await client.connect(peers.ticket)
+        connection = (await client.connect(peers.ticket)).raw
         started = time.monotonic()
         reason = await asyncio.wait_for(
             connection.closed(), FIRST_MESSAGE_TIMEOUT + DEADLINE_SLACK
@@ -99,7 +99,7 @@ async def test_silent_peer_is_dropped_after_the_first_message_deadline(
 async def test_partial_first_frame_is_dropped_too(peers: Peers, tmp_path: Path) -> None:
     client = await _raw_client(tmp_path / "slow")
     try:
-        connection = await client.connect(peers.ticket)
+        connection = (await client.connect(peers.ticket)).raw
         stream = await connection.open_bi()
         await stream.send().write_all(encode(Hello(1, "slow"))[:3])
         reason = await asyncio.wait_for(
@@ -115,7 +115,7 @@ async def test_partial_first_frame_is_dropped_too(peers: Peers, tmp_path: Path) 
 async def _hello_and_wait_for_welcome(client: Transport, ticket: str) -> tuple[Any, object]:
     from p2p_transfer.net import MessageReader, MessageWriter
 
-    connection = await client.connect(ticket)
+    connection = (await client.connect(ticket)).raw
     stream = await connection.open_bi()
     await MessageWriter(stream.send()).send(Hello(1, "waiting"))
     reply = await MessageReader(stream.recv()).read_message()

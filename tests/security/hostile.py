@@ -66,7 +66,7 @@ class HostileClient:
 
     async def connect(self, ticket: str, timeout: float = REPLY_TIMEOUT) -> Conversation:
         """A new connection to ``ticket`` (no stream opened yet)."""
-        connection = await self.transport.connect(ticket, timeout)
+        connection = (await self.transport.connect(ticket, timeout)).raw
         conversation = Conversation(connection, self.endpoint_id)
         self.conversations.append(conversation)
         return conversation

@@ -23,7 +23,8 @@ from p2p_transfer.limits import (
     WRONG_CODE_WINDOW,
 )
 from p2p_transfer.net import MessageReader, MessageWriter, NetError, Transport
-from p2p_transfer.net.deadline import ConnectionDeadline
+from p2p_transfer.net import connection as connection_module
+from p2p_transfer.net.connection import ConnectionDeadline
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.protocol import Accept, Error, Offer, Verified, Welcome
 from p2p_transfer.transfer import (
@@ -181,7 +182,7 @@ async def test_code_read_as_its_time_ran_out_is_never_compared(
             if self.reason == "verification code not entered in time":
                 self.expired = True
 
-    monkeypatch.setattr(receiver_module, "ConnectionDeadline", ExpiresAsItEnds)
+    monkeypatch.setattr(connection_module, "ConnectionDeadline", ExpiresAsItEnds)
     client = await hostile()
     conversation = await client.connect(peers.ticket)
     reply = await conversation.verify(CODE)
@@ -318,8 +319,9 @@ async def _pretend_paired_receiver(
     transport: Transport, received: list[bytes]
 ) -> None:
     """A receiver that claims a pairing it never made, then takes what it is sent."""
-    connection = await transport.accept()
-    assert connection is not None
+    accepted = await transport.accept()
+    assert accepted is not None
+    connection = accepted.raw
     stream = await connection.accept_bi()
     writer, reader = MessageWriter(stream.send()), MessageReader(stream.recv())
     await reader.read_message()  # Hello

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 
-from iroh import iroh_ffi
-
 from p2p_transfer.discovery.records import Device, DiscoveryError, is_endpoint_id, valid_addresses
-from p2p_transfer.net.errors import describe_iroh_error
+from p2p_transfer.net.errors import NetError
+from p2p_transfer.net.keys import ticket_for as address_ticket
 
 
 def ticket_for(endpoint_id: str, addresses: tuple[str, ...] | list[str]) -> str:
@@ -23,13 +22,9 @@ def ticket_for(endpoint_id: str, addresses: tuple[str, ...] | list[str]) -> str:
     if not dialable:
         raise DiscoveryError(f"device {endpoint_id[:12]}… announced no usable address")
     try:
-        node_id = iroh_ffi.EndpointId.from_bytes(bytes.fromhex(endpoint_id))
-        addr = iroh_ffi.EndpointAddr(node_id, None, dialable)
-        return str(iroh_ffi.EndpointTicket.from_addr(addr))
-    except iroh_ffi.IrohError as exc:
-        raise DiscoveryError(
-            f"cannot build a ticket for {endpoint_id[:12]}…: {describe_iroh_error(exc)}"
-        ) from None
+        return address_ticket(endpoint_id, dialable)
+    except NetError as exc:
+        raise DiscoveryError(f"cannot build a ticket for {endpoint_id[:12]}…: {exc}") from None
 
 
 def device_ticket(device: Device) -> str:

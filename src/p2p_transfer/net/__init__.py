@@ -1,8 +1,18 @@
 """The iroh adapter: endpoint, connections and framed streams.
 
-The binding fix lives here (``binding``) and is applied when a Transport binds.
+The only package that touches iroh: above it, a peer is a ``PeerConnection``
+whose streams are ``MessageReader``/``MessageWriter`` and whose failures are
+``NetError``. The binding fix lives here (``binding``) and is applied when a
+Transport binds.
 """
 
+from p2p_transfer.net.connection import (
+    CloseCode,
+    ConnectionDeadline,
+    PathInfo,
+    PeerClose,
+    PeerConnection,
+)
 from p2p_transfer.net.errors import NetError, describe_iroh_error
 from p2p_transfer.net.identify import IdentityResponder, fetch_ticket, parse_host_port
 from p2p_transfer.net.streams import MessageReader, MessageWriter, StreamEnded
@@ -10,16 +20,11 @@ from p2p_transfer.net.transport import (
     ALPN,
     RELAY_DEFAULT,
     RELAY_OFF,
-    CloseCode,
     IncomingConnection,
-    PathInfo,
-    PeerClose,
     Transport,
-    await_peer_close,
     parse_ticket,
-    path_info,
-    peer_close,
     relay_mode,
+    ticket_addresses,
     ticket_via,
 )
 
@@ -28,6 +33,7 @@ __all__ = [
     "RELAY_DEFAULT",
     "RELAY_OFF",
     "CloseCode",
+    "ConnectionDeadline",
     "IdentityResponder",
     "IncomingConnection",
     "MessageReader",
@@ -35,15 +41,14 @@ __all__ = [
     "NetError",
     "PathInfo",
     "PeerClose",
+    "PeerConnection",
     "StreamEnded",
     "Transport",
-    "await_peer_close",
     "describe_iroh_error",
     "fetch_ticket",
     "parse_host_port",
     "parse_ticket",
-    "path_info",
-    "peer_close",
     "relay_mode",
+    "ticket_addresses",
     "ticket_via",
 ]

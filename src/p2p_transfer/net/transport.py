@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Awaitable
-from dataclasses import dataclass
-from typing import Literal
 
 from iroh import iroh_ffi
 
 from p2p_transfer.limits import CLOSE_GRACE, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT
 from p2p_transfer.net.binding import apply_binding_fix
+from p2p_transfer.net.connection import CloseCode, PeerConnection
 from p2p_transfer.net.errors import NetError, describe_iroh_error
 
 #: Application protocol negotiated on every connection.
@@ -22,31 +20,6 @@ DEFAULT_BIND = "0.0.0.0:0"
 #: ``--relay`` values besides a URL.
 RELAY_OFF = "off"
 RELAY_DEFAULT = "default"
-
-
-class CloseCode:
-    """Application close codes; the reason string travels with them."""
-
-    DONE = 0
-    #: The user (or the program, on their behalf) stopped the transfer.
-    CANCELLED = 1
-    PROTOCOL_ERROR = 2
-    REFUSED = 3
-    TIMEOUT = 4
-    #: This side could not go on (its disk, its files, its network); the reason says why.
-    FAILED = 5
-
-
-PathKind = Literal["direct", "relay", "unknown"]
-
-
-@dataclass(frozen=True, slots=True)
-class PathInfo:
-    """How a connection reaches its peer right now."""
-
-    kind: PathKind
-    rtt_ms: float | None
-    remote_addr: str | None
 
 
 def relay_mode(choice: str) -> iroh_ffi.RelayMode:
@@ -71,6 +44,11 @@ def parse_ticket(ticket: str) -> iroh_ffi.EndpointAddr:
         raise NetError(f"invalid ticket: {describe_iroh_error(exc)}") from None
 
 
+def ticket_addresses(ticket: str) -> list[str]:
+    """The direct addresses a ticket carries."""
+    return list(parse_ticket(ticket).direct_addresses())
+
+
 def ticket_via(ticket: str, address: str) -> str:
     """The same peer, to be dialed first at ``address`` (the one the user knows works)."""
     addr = parse_ticket(ticket)
@@ -83,55 +61,6 @@ def ticket_via(ticket: str, address: str) -> str:
         )
     except iroh_ffi.IrohError as exc:
         raise NetError(f"invalid address {address!r}: {describe_iroh_error(exc)}") from None
-
-
-@dataclass(frozen=True, slots=True)
-class PeerClose:
-    """How the peer closed a connection: its application code and its words."""
-
-    code: int
-    reason: str
-
-    @property
-    def cancelled(self) -> bool:
-        """The peer's user (or program) cancelled, as opposed to failing."""
-        return self.code == CloseCode.CANCELLED
-
-
-_PEER_CLOSE = re.compile(r"closed by peer: (.*) \(code (\d+)\)", re.S)
-
-
-def peer_close(connection: iroh_ffi.Connection) -> PeerClose | None:
-    """How the peer closed the connection; None if it did not (yet)."""
-    match = _PEER_CLOSE.search(connection.close_reason() or "")
-    return PeerClose(int(match.group(2)), match.group(1).strip()) if match else None
-
-
-async def await_peer_close(connection: iroh_ffi.Connection, wait: float) -> PeerClose | None:
-    """The peer's close, waiting up to ``wait`` s for a close already on its way.
-
-    A TCP data channel can fail a moment before the QUIC close that explains
-    why arrives; the explanation is what the user should see.
-    """
-    if (close := peer_close(connection)) is None:
-        # Safe to time out: waiting for the close moves no stream data.
-        with contextlib.suppress(TimeoutError, iroh_ffi.IrohError):
-            await asyncio.wait_for(connection.closed(), wait)
-        close = peer_close(connection)
-    return close
-
-
-def path_info(connection: iroh_ffi.Connection) -> PathInfo:
-    """The selected path of a connection: direct or relay, and its RTT."""
-    try:
-        paths = connection.paths()
-    except iroh_ffi.IrohError:
-        paths = []
-    selected = next((p for p in paths if p.is_selected), paths[0] if paths else None)
-    if selected is None:
-        return PathInfo("unknown", None, None)
-    kind: PathKind = "relay" if selected.is_relay else "direct"
-    return PathInfo(kind, float(selected.rtt_ms), str(selected.remote_addr))
 
 
 async def _connection_within(
@@ -159,12 +88,12 @@ class IncomingConnection:
         self._incoming = incoming
         self.remote_ip = remote_ip
 
-    async def establish(self, timeout: float = HANDSHAKE_TIMEOUT) -> iroh_ffi.Connection:
+    async def establish(self, timeout: float = HANDSHAKE_TIMEOUT) -> PeerConnection:
         """Finish the handshake, authenticating the peer's endpoint ID."""
         try:
             accepting = await self._incoming.accept()
             # Safe to time out: no stream exists yet whose data could be lost.
-            return await _connection_within(accepting.connect(), timeout)
+            return PeerConnection(await _connection_within(accepting.connect(), timeout))
         except TimeoutError:
             raise NetError("handshake timed out") from None
         except iroh_ffi.IrohError as exc:
@@ -250,12 +179,13 @@ class Transport:
         """Direct socket addresses peers can reach this node on."""
         return list(self._endpoint.addr().direct_addresses())
 
-    async def connect(self, ticket: str, timeout: float = CONNECT_TIMEOUT) -> iroh_ffi.Connection:
+    async def connect(self, ticket: str, timeout: float = CONNECT_TIMEOUT) -> PeerConnection:
         """Connect to the node a ticket names, or fail with a clear NetError."""
         addr = parse_ticket(ticket)
         try:
             # Safe to time out: no stream exists yet whose data could be lost.
-            return await _connection_within(self._endpoint.connect(addr, ALPN), timeout)
+            connecting = self._endpoint.connect(addr, ALPN)
+            return PeerConnection(await _connection_within(connecting, timeout))
         except TimeoutError:
             raise NetError(f"no answer from peer within {timeout:.0f} s") from None
         except iroh_ffi.IrohError as exc:
@@ -273,7 +203,7 @@ class Transport:
         ip = _ip_of(str(remote.addr)) if remote is not None and remote.is_ip() else None
         return IncomingConnection(incoming, ip)
 
-    async def accept(self) -> iroh_ffi.Connection | None:
+    async def accept(self) -> PeerConnection | None:
         """The next established connection (no admission policy); None once closed."""
         while (incoming := await self.next_incoming()) is not None:
             try:

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from iroh import iroh_ffi
-
 from p2p_transfer.disk import free_space
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import (
@@ -46,13 +44,9 @@ from p2p_transfer.net import (
     MessageWriter,
     NetError,
     PeerClose,
+    PeerConnection,
     StreamEnded,
-    await_peer_close,
-    describe_iroh_error,
-    path_info,
-    peer_close,
 )
-from p2p_transfer.net.deadline import ConnectionDeadline, close_connection
 from p2p_transfer.net.tcp import DataListener
 from p2p_transfer.protocol import (
     PROTOCOL_VERSION,
@@ -186,7 +180,7 @@ class ReceiveSession(ClaimOwner):
     def __init__(
         self,
         lifecycle: Lifecycle,
-        connection: iroh_ffi.Connection,
+        connection: PeerConnection,
         services: ReceiverServices,
         options: ReceiveOptions,
         decide: Decider,
@@ -205,14 +199,14 @@ class ReceiveSession(ClaimOwner):
         self._claims = services.claims
         self._options = options
         self._decide = decide
-        self.peer_id = str(connection.remote_id())
+        self.peer_id = connection.peer_id
         self.peer_name = self.peer_id[:10]
         self.offered = False
         self.said_hello = False
         #: Only waiting for the peer to hang up: the connection table may drop it.
         self.closing = False
         #: Where data streams go while an accepted transfer runs; None before and after.
-        self._intake: Callable[[iroh_ffi.RecvStream], None] | None = None
+        self._intake: Callable[[MessageReader], None] | None = None
         self._transfer_over = False
         #: The stream rule the peer broke, once it broke one (the connection is closed).
         self._violation: str | None = None
@@ -237,23 +231,22 @@ class ReceiveSession(ClaimOwner):
         except Refused as exc:
             await self._send_error(exc.error)
             await self._await_close()
-            close_connection(self._connection, CloseCode.REFUSED, str(exc))
+            self._connection.close(CloseCode.REFUSED, str(exc))
             raise TransferError(f"{self.peer_name}: {exc}") from None
         except Cancelled:
-            close_connection(self._connection, CloseCode.DONE, "")
+            self._connection.close(CloseCode.DONE, "")
             raise
         except PeerError as exc:
-            close_connection(self._connection, CloseCode.DONE, "")
+            self._connection.close(CloseCode.DONE, "")
             raise TransferError(str(exc)) from None
         except (ProtocolError, StreamEnded) as exc:
-            if isinstance(exc, StreamEnded) and (close := peer_close(self._connection)):
+            if isinstance(exc, StreamEnded) and (close := self._connection.peer_close()):
                 raise _ended_by(close) from None  # the peer hung up, and said why
             # A stream that ends inside a message or before the data it announced
             # is the peer breaking the protocol, and told so, not "receiver stopped".
             reason = self._violation or str(exc)
             await self._send_error(Error(f"protocol error: {reason}"))
-            close_connection(
-                self._connection, CloseCode.PROTOCOL_ERROR, f"protocol error: {reason}"
+            self._connection.close(CloseCode.PROTOCOL_ERROR, f"protocol error: {reason}"
             )
             raise TransferError(f"protocol error from {self.peer_name}: {reason}") from None
         except NetError as exc:
@@ -261,19 +254,19 @@ class ReceiveSession(ClaimOwner):
                 raise TransferError(
                     f"protocol error from {self.peer_name}: {self._violation}"
                 ) from None
-            close = peer_close(self._connection)  # before our close replaces it
-            close_connection(self._connection, CloseCode.FAILED, "receiver stopped")
+            close = self._connection.peer_close()  # before our close replaces it
+            self._connection.close(CloseCode.FAILED, "receiver stopped")
             raise (_ended_by(close) if close else TransferError(str(exc))) from None
         except (TargetError, OSError) as exc:
             # The target folder failed us outside a file (each file's own disk errors are
             # reported per file): the peer hears why instead of seeing a silent hang-up.
             reason = str(exc) if isinstance(exc, TargetError) else describe_os_error(exc)
             await self._send_error(Error(reason))
-            close_connection(self._connection, CloseCode.FAILED, reason)
+            self._connection.close(CloseCode.FAILED, reason)
             raise TransferError(f"{self.peer_name}: {reason}") from None
         except asyncio.CancelledError:
             reason = self._lifecycle.cancel_reason or f"{self._device_name} cancelled"
-            close_connection(self._connection, CloseCode.CANCELLED, reason)
+            self._connection.close(CloseCode.CANCELLED, reason)
             raise
         finally:
             for guard in self._guards:
@@ -283,7 +276,7 @@ class ReceiveSession(ClaimOwner):
 
     def evict(self, reason: str) -> None:
         """Drop this connection to make room for others."""
-        close_connection(self._connection, CloseCode.REFUSED, reason)
+        self._connection.close(CloseCode.REFUSED, reason)
 
     async def stop(self) -> None:
         """End this session because the same device reconnected for the same files."""
@@ -324,19 +317,11 @@ class ReceiveSession(ClaimOwner):
         # limits only stop new grants: iroh already gave the peer 100 streams of each
         # kind with the handshake. So every stream is taken the moment it arrives, and
         # one the peer had no business opening ends the connection before data piles up.
-        self._connection.set_max_concurrent_uni_streams(0)
-        self._connection.set_max_concurrent_bi_streams(1)
+        self._connection.limit_streams(data=0, control=1)
         self._guard(self._take_data_streams())
-        with ConnectionDeadline(
-            self._connection, FIRST_MESSAGE_TIMEOUT, "no hello within 5 s"
-        ) as deadline:
-            try:
-                stream = await self._connection.accept_bi()
-            except iroh_ffi.IrohError as exc:
-                raise NetError(describe_iroh_error(exc)) from None
+        with self._connection.deadline(FIRST_MESSAGE_TIMEOUT, "no hello within 5 s") as deadline:
+            reader, self._writer = await self._connection.accept_control()
             self._guard(self._refuse_more_control_streams())
-            reader = MessageReader(stream.recv())
-            self._writer = MessageWriter(stream.send())
             hello = await expect(reader, Hello)
         if deadline.expired:
             raise NetError("no hello within 5 s")
@@ -348,7 +333,7 @@ class ReceiveSession(ClaimOwner):
             raise ProtocolError(f"unsupported protocol version {hello.version}")
         await self._verify(reader, hello)
 
-        with ConnectionDeadline(self._connection, OFFER_TIMEOUT, "no offer in time"):
+        with self._connection.deadline(OFFER_TIMEOUT, "no offer in time"):
             offer = await expect(reader, Offer)
             assembler = ManifestAssembler(check_offer(offer))
             while not assembler.complete:
@@ -376,7 +361,7 @@ class ReceiveSession(ClaimOwner):
         self._events.emit(DecisionEvent(self.session, decision.accept, decision.reason))
         prepared = None
         if decision.accept and self._options.transport == "tcp" and (
-            path_info(self._connection).kind != "direct"
+            self._connection.path().kind != "direct"
         ):
             decision = Decision(False, "this receiver takes file data only over TCP "
                                        "(--transport tcp), and the path is not direct")
@@ -385,7 +370,7 @@ class ReceiveSession(ClaimOwner):
         if not decision.accept or prepared is None:
             await self._send(Decline(decision.reason))
             await self._await_close()
-            close_connection(self._connection, CloseCode.DONE, f"declined: {decision.reason}")
+            self._connection.close(CloseCode.DONE, f"declined: {decision.reason}")
             return TransferResult(
                 SessionState.DECLINED, bytes_total=offer.total_bytes, message=decision.reason
             )
@@ -466,8 +451,8 @@ class ReceiveSession(ClaimOwner):
             await self._send(
                 Welcome(PROTOCOL_VERSION, self._device_name, True, exchange.message)
             )
-            with ConnectionDeadline(
-                self._connection, CODE_ENTRY_TIMEOUT, "verification code not entered in time"
+            with self._connection.deadline(
+                CODE_ENTRY_TIMEOUT, "verification code not entered in time"
             ) as deadline:
                 attempt = await expect(reader, Verify)
             if deadline.expired:  # read just as time ran out: too late, never compared
@@ -511,8 +496,7 @@ class ReceiveSession(ClaimOwner):
     async def _await_close(self) -> None:
         """Give the peer time to read our last message and close first."""
         self.closing = True
-        with contextlib.suppress(TimeoutError, iroh_ffi.IrohError):
-            await asyncio.wait_for(self._connection.closed(), SUMMARY_CLOSE_WAIT)
+        await self._connection.wait_closed(SUMMARY_CLOSE_WAIT)
 
     async def _receive(
         self, offer: IncomingOffer, prepared: PreparedOffer, reader: MessageReader
@@ -525,7 +509,7 @@ class ReceiveSession(ClaimOwner):
         tally = intake.tally
         handlers: set[asyncio.Task[None]] = set()
 
-        def take(stream: iroh_ffi.RecvStream) -> None:
+        def take(stream: MessageReader) -> None:
             if len(handlers) >= MAX_PARALLEL_FILES:
                 self._break_stream_rule(f"more than {MAX_PARALLEL_FILES} data streams at once")
                 return
@@ -539,13 +523,13 @@ class ReceiveSession(ClaimOwner):
             if self._listener is not None:
                 # The sender chose QUIC: no TCP port stays open for the rest of the transfer.
                 self._listener.stop()
-            task = asyncio.create_task(intake.receive_stream(MessageReader(stream)))
+            task = asyncio.create_task(intake.receive_stream(stream))
             handlers.add(task)
             task.add_done_callback(handlers.discard)
             task.add_done_callback(tally.fail)
 
         self._intake = take  # open before Accept goes out: the sender may start at once
-        self._connection.set_max_concurrent_uni_streams(MAX_PARALLEL_FILES)
+        self._connection.limit_streams(data=MAX_PARALLEL_FILES, control=1)
         listener = self._listener = await self._open_data_listener()
         info = listener.info if listener is not None else None
         await self._send(
@@ -596,7 +580,7 @@ class ReceiveSession(ClaimOwner):
             )
         )
         await self._await_close()
-        close_connection(self._connection, CloseCode.DONE, "transfer complete")
+        self._connection.close(CloseCode.DONE, "transfer complete")
         return result
 
     def _guard(self, watcher: Awaitable[None]) -> None:
@@ -607,15 +591,11 @@ class ReceiveSession(ClaimOwner):
         """The peer opened a stream it must not: end the connection (and drop what it sent)."""
         if self._violation is None:
             self._violation = rule
-            close_connection(self._connection, CloseCode.PROTOCOL_ERROR, f"protocol error: {rule}")
+            self._connection.close(CloseCode.PROTOCOL_ERROR, f"protocol error: {rule}")
 
     async def _take_data_streams(self) -> None:
         """Take each data stream as it arrives: into the transfer, or as a violation."""
-        while True:
-            try:
-                stream = await self._connection.accept_uni()
-            except iroh_ffi.IrohError:
-                return  # the connection ended; the conversation notices on its own
+        while (stream := await self._connection.accept_data()) is not None:
             if self._intake is None:
                 self._break_stream_rule(
                     "data stream after the transfer ended" if self._transfer_over
@@ -627,14 +607,14 @@ class ReceiveSession(ClaimOwner):
     async def _refuse_more_control_streams(self) -> None:
         """A second bidirectional stream ends the connection."""
         try:
-            await self._connection.accept_bi()
-        except iroh_ffi.IrohError:
-            return
+            await self._connection.accept_control()
+        except NetError:
+            return  # the connection ended
         self._break_stream_rule("only one control stream is allowed")
 
     async def _open_data_listener(self) -> DataListener | None:
         """A TLS listener for the LAN fast path, when allowed and the QUIC path is direct."""
-        if self._options.transport == "quic" or path_info(self._connection).kind != "direct":
+        if self._options.transport == "quic" or self._connection.path().kind != "direct":
             return None
         try:
             return await DataListener.open(self._data_host)
@@ -654,7 +634,7 @@ class ReceiveSession(ClaimOwner):
         try:
             await intake.receive_stream(MessageReader(channel))
         except NetError:  # StreamEnded included: cut inside a message or a file
-            if close := await await_peer_close(self._connection, CLOSE_GRACE):
+            if close := await self._connection.await_peer_close(CLOSE_GRACE):
                 raise _ended_by(close) from None
             raise
         finally:
@@ -665,7 +645,7 @@ class ReceiveSession(ClaimOwner):
         if self._data_path is not None:
             return
         self._data_path = data_path
-        path = path_info(self._connection)
+        path = self._connection.path()
         self._events.emit(
             ConnectionEvent(
                 self.session, self.peer_id, path.kind, path.rtt_ms, path.remote_addr, data_path
@@ -678,7 +658,7 @@ class ReceiveSession(ClaimOwner):
             await asyncio.sleep(DATA_STALL_TIMEOUT / 4)
             if tracker.idle_seconds >= DATA_STALL_TIMEOUT:
                 reason = f"no data for {DATA_STALL_TIMEOUT:.0f} s"
-                close_connection(self._connection, CloseCode.TIMEOUT, reason)
+                self._connection.close(CloseCode.TIMEOUT, reason)
                 raise NetError(reason)
 
 def _ended_by(close: PeerClose) -> TransferError:

@@ -13,8 +13,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iroh import iroh_ffi
-
 from p2p_transfer.events import (
     ConnectionEvent,
     DecisionEvent,
@@ -41,13 +39,10 @@ from p2p_transfer.net import (
     MessageReader,
     MessageWriter,
     NetError,
+    PeerConnection,
     Transport,
-    await_peer_close,
-    describe_iroh_error,
-    parse_ticket,
-    path_info,
+    ticket_addresses,
 )
-from p2p_transfer.net.deadline import close_connection
 from p2p_transfer.net.tcp import TcpEndpointInfo, TlsChannel, connect_data_channel
 from p2p_transfer.protocol import (
     PROTOCOL_VERSION,
@@ -162,41 +157,39 @@ class SendSession:
         except SourceError as exc:
             raise TransferError(str(exc)) from None
         connection = await self._transport.connect(ticket)
-        self._ticket_addresses = list(parse_ticket(ticket).direct_addresses())
+        self._ticket_addresses = ticket_addresses(ticket)
         try:
             result = await self._converse(connection, sources)
         except asyncio.CancelledError:
-            close_connection(connection, CloseCode.CANCELLED, f"{self._device_name} cancelled")
+            connection.close(CloseCode.CANCELLED, f"{self._device_name} cancelled")
             raise
         except (PeerError, Cancelled, Declined):
-            close_connection(connection, CloseCode.DONE, "")
+            connection.close(CloseCode.DONE, "")
             raise
         except ProtocolError as exc:
-            close_connection(connection, CloseCode.PROTOCOL_ERROR, f"protocol error: {exc}")
+            connection.close(CloseCode.PROTOCOL_ERROR, f"protocol error: {exc}")
             raise TransferError(f"protocol error: {exc}") from None
         except NetError as exc:
-            close = await await_peer_close(connection, CLOSE_GRACE)
-            close_connection(connection, CloseCode.FAILED, "sender stopped")
+            close = await connection.await_peer_close(CLOSE_GRACE)
+            connection.close(CloseCode.FAILED, "sender stopped")
             if close is not None and close.cancelled:
                 raise Cancelled(close.reason or "cancelled by the receiver", "peer") from None
             raise NetError(close.reason if close and close.reason else str(exc)) from None
         except TransferError as exc:
-            close_connection(connection, CloseCode.FAILED, f"sender stopped: {exc}")
+            connection.close(CloseCode.FAILED, f"sender stopped: {exc}")
             raise
-        close_connection(connection, CloseCode.DONE, "transfer complete")
+        connection.close(CloseCode.DONE, "transfer complete")
         return result
 
     async def _converse(
-        self, connection: iroh_ffi.Connection, sources: list[SourceEntry]
+        self, connection: PeerConnection, sources: list[SourceEntry]
     ) -> TransferResult:
-        path = path_info(connection)
-        peer_id = str(connection.remote_id())
+        path = connection.path()
+        peer_id = connection.peer_id
         self._events.emit(
             ConnectionEvent(self.session, peer_id, path.kind, path.rtt_ms, path.remote_addr)
         )
-        stream = await connection.open_bi()
-        writer = MessageWriter(stream.send())
-        reader = MessageReader(stream.recv())
+        reader, writer = await connection.open_control()
         paired = self._pairings.is_trusted(peer_id)
         await writer.send(Hello(PROTOCOL_VERSION, self._device_name, paired))
         welcome = await expect(reader, Welcome)
@@ -246,7 +239,7 @@ class SendSession:
             openers = [_fixed_writer(MessageWriter(channel))]
         else:
             count = min(self._options.parallel, max(1, len(indexed)))
-            openers = [_quic_writer(connection)] * count
+            openers = [connection.open_data] * count
         workers = [
             asyncio.create_task(self._worker(open_writer, jobs, resume, tracker))
             for open_writer in openers
@@ -323,7 +316,7 @@ class SendSession:
         self._events.emit(VerifiedEvent(self.session, peer_id, welcome.name, "code"))
 
     async def _open_tcp(
-        self, connection: iroh_ffi.Connection, answer: Accept
+        self, connection: PeerConnection, answer: Accept
     ) -> TlsChannel | None:
         """The LAN fast path when the receiver offers it and it connects in time, else None."""
         wanted = self._options.transport
@@ -335,7 +328,7 @@ class SendSession:
             return None
         info = TcpEndpointInfo(answer.tcp_port, answer.tcp_fingerprint, answer.tcp_token)
         # The host QUIC reached first, then the ticket's other addresses, IPv4 first.
-        candidates = [path_info(connection).remote_addr, *sorted(
+        candidates = [connection.path().remote_addr, *sorted(
             self._ticket_addresses, key=lambda address: address.startswith("[")
         )]
         hosts = list(dict.fromkeys(h for h in map(_host_of, candidates) if h is not None))
@@ -507,18 +500,6 @@ def _small_run(first: _Job, jobs: Iterator[_Job]) -> tuple[list[_Job], _Job | No
         run.append(job)
         size += job[1].entry.size
     return run, None
-
-
-def _quic_writer(connection: iroh_ffi.Connection) -> Callable[[], Awaitable[MessageWriter]]:
-    """Opens a new QUIC data stream per worker."""
-
-    async def open_writer() -> MessageWriter:
-        try:
-            return MessageWriter(await connection.open_uni())
-        except iroh_ffi.IrohError as exc:
-            raise NetError(describe_iroh_error(exc)) from None
-
-    return open_writer
 
 
 def _fixed_writer(writer: MessageWriter) -> Callable[[], Awaitable[MessageWriter]]:

@@ -12,10 +12,9 @@ import secrets
 import stat
 from pathlib import Path
 
-from iroh import iroh_ffi
-
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.limits import SECRET_KEY_SIZE
+from p2p_transfer.net.keys import generate_secret_key, public_id
 from p2p_transfer.trust.files import PRIVATE_FILE_MODE
 
 KEY_FILE_NAME = "identity.key"
@@ -32,7 +31,7 @@ def load_or_create_secret_key(config_dir: Path) -> bytes:
         return _read_key(path)
     except FileNotFoundError:
         pass
-    key = iroh_ffi.SecretKey.generate().to_bytes()
+    key = generate_secret_key()
     # Written in full under a temporary name, then linked into place: a crash
     # never leaves a short key, and link() fails (like O_EXCL) if one appeared.
     temp = config_dir / f".{KEY_FILE_NAME}.{secrets.token_hex(6)}.tmp"
@@ -82,7 +81,7 @@ def _read_key(path: Path) -> bytes:
 
 def endpoint_id_of(secret_key: bytes) -> str:
     """The public endpoint ID (hex) of a secret key."""
-    return str(iroh_ffi.SecretKey.from_bytes(secret_key).public())
+    return public_id(secret_key)
 
 
 def existing_endpoint_id(config_dir: Path) -> str | None:
