@@ -52,6 +52,7 @@ from p2p_transfer.limits import APP_MAX_SEND_PATHS
 from p2p_transfer.net import NetError, parse_ticket
 from p2p_transfer.node import Node, NodeConfig, RunningSession
 from p2p_transfer.transfer import ReceiveOptions, SendOptions
+from p2p_transfer.transfer.session import DataTransport
 from p2p_transfer.trust import IdentityError, is_valid_code_format
 from p2p_transfer.trust.files import ensure_private_dir
 
@@ -103,6 +104,8 @@ class AppOptions:
     discovery: bool = True
     #: Mode mask for received files (read once at start, before threads exist).
     umask: int = field(default_factory=current_umask)
+    #: Which channel carries file data, both ways (``--transport``).
+    transport: DataTransport = "auto"
 
 
 class AppService:
@@ -218,7 +221,8 @@ class AppService:
             self.node = node
             self._unsubscribe_node = node.events.subscribe(self._on_node_event)
             self._receive_options = ReceiveOptions(
-                target=settings.download_path, umask=self.options.umask
+                target=settings.download_path, umask=self.options.umask,
+                transport=self.options.transport,
             )
             self._serve_task = asyncio.create_task(
                 node.serve(self._receive_options, self.tracker.decide_offer), name="app-serve"
@@ -365,7 +369,9 @@ class AppService:
         names = [p.name for p in chosen]
         if len(set(names)) != len(names):
             raise AppError("two of the chosen items have the same name; send them separately")
-        options = SendOptions(parallel=self.settings.parallel_files)
+        options = SendOptions(
+            parallel=self.settings.parallel_files, transport=self.options.transport
+        )
         session = node.start_send(target, chosen, options, self.tracker.ask_code)
         record = TransferRecord(
             id=session.id,

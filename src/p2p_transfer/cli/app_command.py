@@ -28,6 +28,7 @@ from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import Event, LogEvent
 from p2p_transfer.limits import APP_DEFAULT_PORT
 from p2p_transfer.logs import forward_logs
+from p2p_transfer.transfer.session import DataTransport
 from p2p_transfer.trust.files import ensure_private_dir, write_private_atomically
 
 try:
@@ -121,6 +122,9 @@ class _HumanNotes:
 @click.option("--share-bind", default=None,
               help="Address the share link listens on (default: the LAN address).")
 @click.option("--no-discovery", is_flag=True, help="Do not announce or look for LAN devices.")
+@click.option("--transport", type=click.Choice(["auto", "quic", "tcp"]), default="auto",
+              show_default=True,
+              help="Channel for file data: TCP+TLS on a direct LAN path (auto), or only one.")
 @click.pass_context
 def app_command(
     ctx: click.Context,
@@ -130,6 +134,7 @@ def app_command(
     bind_addr: str | None,
     share_bind: str | None,
     no_discovery: bool,
+    transport: DataTransport,
 ) -> None:
     """Start the desktop app: a local web UI for everything the CLI does."""
     obj: CliContext = ctx.obj
@@ -142,6 +147,7 @@ def app_command(
         share_bind=share_bind,
         discovery=not no_discovery,
         umask=current_umask(),
+        transport=transport,
     )
 
     async def run() -> int:

@@ -193,8 +193,10 @@ class HumanRenderer:
         if event.by == "peer":
             who = shown(event.peer_name) if event.peer_name else "the other device"
             self.console.print(f"[yellow]✗ cancelled by {who}[/]")
+        elif event.message in ("", "cancelled"):
+            self.console.print("[yellow]✗ cancelled[/]")
         else:
-            self.console.print(f"[yellow]✗ cancelled[/] ({shown(event.message)})")
+            self.console.print(f"[yellow]✗ cancelled:[/] {shown(event.message)}")
         self.cancel_shown = True
 
     def _on_log(self, event: LogEvent) -> None:

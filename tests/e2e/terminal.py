@@ -1,0 +1,85 @@
+"""The real CLI in a pseudo-terminal: the lines a person reads, and their keys (Ctrl-C)."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+
+#: The terminal size the tests read lines at.
+COLUMNS, ROWS = 100, 30
+#: Seconds to wait for a line to appear.
+LINE_TIMEOUT = 30.0
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>]|\r")
+
+
+def plain(text: str) -> str:
+    """Terminal output without colour codes, cursor moves and carriage returns."""
+    return _ANSI.sub("", text)
+
+
+class Terminal:
+    """``p2p-transfer ARGS`` in a pty of COLUMNS × ROWS, with its own config dir."""
+
+    def __init__(self, home: Path, *args: str) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TERM": "xterm-256color",
+               "COLUMNS": str(COLUMNS), "LINES": str(ROWS)}
+        self.child = pexpect.spawn(
+            sys.executable, ["-m", "p2p_transfer", "--config-dir", str(home), *args],
+            env=env, dimensions=(ROWS, COLUMNS), encoding="utf-8", timeout=LINE_TIMEOUT,
+        )
+        self.seen = ""
+
+    def expect_line(self, pattern: str, timeout: float = LINE_TIMEOUT) -> re.Match[str]:
+        """Wait for ``pattern`` (a regex) in what the terminal shows, ANSI codes removed."""
+        compiled = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            if (match := compiled.search(plain(self.seen))) is not None:
+                return match
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{pattern!r} not shown; the terminal showed:\n{self.text}")
+            try:
+                self.seen += self.child.read_nonblocking(65536, timeout=min(remaining, 0.2))
+            except pexpect.TIMEOUT:
+                continue
+            except pexpect.EOF:
+                if (match := compiled.search(plain(self.seen))) is not None:
+                    return match
+                raise AssertionError(
+                    f"{pattern!r} not shown before the program ended:\n{self.text}"
+                ) from None
+
+    @property
+    def text(self) -> str:
+        """Everything shown so far, plain."""
+        return plain(self.seen)
+
+    def ctrl_c(self) -> None:
+        """What pressing Ctrl-C does: SIGINT to the foreground program."""
+        self.child.sendintr()
+
+    def wait(self, timeout: float = LINE_TIMEOUT) -> int:
+        """The exit status, once the program ended (the rest of its output is kept)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.seen += self.child.read_nonblocking(65536, timeout=0.2)
+            except pexpect.TIMEOUT:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"still running after {timeout} s:\n{self.text}") from None
+            except pexpect.EOF:
+                break
+        self.child.close()
+        if self.child.signalstatus is not None:
+            return 128 + self.child.signalstatus
+        return int(self.child.exitstatus or 0)
+
+    def stop(self) -> None:
+        if self.child.isalive():
+            self.child.terminate(force=True)
