@@ -140,7 +140,7 @@ HOSTILE_NAMES = [
     ("CONIN$", "_CONIN$"),
     ("trailing dots...", "trailing dots"),
     ("   spaces   ", "spaces"),
-    ('wild<>:"|?*card', "wild_______card"),
+    ('wild<>:"|?*card', 'wild<>_"|?*card'),  # only a disk that refuses them maps the rest
 ]
 
 

@@ -36,6 +36,7 @@ from p2p_transfer.protocol.messages import (
 from p2p_transfer.protocol.paths import (
     PART_SUFFIX,
     numbered_name,
+    portable_name,
     sanitize_component,
     sanitize_path,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "encode",
     "numbered_name",
     "paginate",
+    "portable_name",
     "sanitize_component",
     "sanitize_path",
 ]
