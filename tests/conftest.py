@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from exfat import exfat_missing, mounted_exfat
 from netns import Lab, netns_available
 from p2p_transfer.events import Event
 from p2p_transfer.node import Node, NodeConfig
@@ -174,3 +175,13 @@ def netns_lab() -> Iterator[Lab]:
     skip_unless(available, reason)
     with Lab() as lab:
         yield lab
+
+
+@pytest.fixture
+def exfat(tmp_path: Path) -> Iterator[Path]:
+    """The mount point of a fresh exFAT file system (see tests/exfat.py); skips when
+    this machine cannot make one (not root, tools or devices missing)."""
+    reason = exfat_missing()
+    skip_unless(not reason, reason)
+    with mounted_exfat(tmp_path) as mount:
+        yield mount
