@@ -39,6 +39,7 @@ from p2p_transfer.protocol.paths import (
     portable_name,
     sanitize_component,
     sanitize_path,
+    upload_name,
 )
 
 __all__ = [
@@ -76,4 +77,5 @@ __all__ = [
     "portable_name",
     "sanitize_component",
     "sanitize_path",
+    "upload_name",
 ]

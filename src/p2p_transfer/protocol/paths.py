@@ -27,6 +27,8 @@ _WINDOWS_RESERVED = frozenset(
 _UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f:]")
 #: Characters FAT, exFAT and Windows cannot hold in a name (control characters aside).
 _NOT_PORTABLE = re.compile(r'[\x00-\x1f"*:<>?\\|]')
+#: Both separators count in a name a browser sends: one on Windows may send ``C:\fakepath\x``.
+_SEPARATORS = re.compile(r"[/\\]")
 #: Windows drops these from the end of a name (so "..  ." would mean "..").
 _TRAILING = ". "
 _REPLACEMENT = "_"
@@ -63,6 +65,12 @@ def portable_name(name: str) -> str:
     """``name`` (or a path) with each character FAT forbids replaced by ``_``: ``what?.txt``
     → ``what_.txt``. Same length, so the byte limits above still hold."""
     return _NOT_PORTABLE.sub(_REPLACEMENT, name)
+
+
+def upload_name(raw: str) -> str:
+    """The safe name for a file name a browser sends: its last component, sanitized
+    ('' if nothing is left)."""
+    return sanitize_component(_SEPARATORS.split(raw)[-1])
 
 
 def sanitize_path(path: str) -> str:

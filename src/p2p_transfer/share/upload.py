@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aiohttp import WSMessage, WSMsgType, web
 
-from p2p_transfer.disk import free_space
+from p2p_transfer.disk import TargetError, UploadFile, free_space
 from p2p_transfer.events import (
     EventBus,
     ShareUploadAcceptedEvent,
@@ -30,6 +30,7 @@ from p2p_transfer.events import (
 )
 from p2p_transfer.limits import PROGRESS_EVENTS_PER_SECOND, SHARE_CHUNK_SIZE, SHARE_TOKEN_BITS
 from p2p_transfer.protocol.errors import ProtocolError
+from p2p_transfer.protocol.paths import upload_name
 from p2p_transfer.share.config import Decision, ShareConfig, UploadRequest
 from p2p_transfer.share.messages import (
     Accepted,
@@ -43,7 +44,6 @@ from p2p_transfer.share.messages import (
     decode_client_message,
     encode,
 )
-from p2p_transfer.share.partfile import NameTakenError, PartFile, upload_name
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ class UploadSession:
             reason = f"The file is larger than this share's limit of {limit}."
             return await self._reject("", name, reason, "too_large")
         free = await asyncio.to_thread(free_space, self.upload_dir)
-        if size > free - self.gate.reserved:
+        if free is not None and size > free - self.gate.reserved:  # None: the disk does not say
             reason = f"This device does not have enough free space ({format_size(size)} needed)."
             return await self._reject("", name, reason, "no_space")
         if self.gate.pending >= self.gate.max_pending:
@@ -291,9 +291,9 @@ class UploadSession:
         size = request.file_size
         try:
             part = await asyncio.to_thread(
-                PartFile, self.upload_dir, request.file_name, self.config.umask
+                UploadFile, self.upload_dir, request.file_name, self.config.umask
             )
-        except (OSError, NameTakenError) as exc:
+        except (OSError, TargetError) as exc:
             log.warning("cannot create upload %r: %s", request.file_name, exc)
             return await self._reject(
                 request.request_id, request.file_name, "This device could not create the file.",
@@ -313,7 +313,7 @@ class UploadSession:
             failure = exc
         except _Closed:
             failure = _Violation("the browser closed the connection before the file was complete")
-        except (OSError, NameTakenError) as exc:
+        except (OSError, TargetError) as exc:
             log.warning("writing upload %r failed: %s", request.file_name, exc)
             failure = _Violation("This device could not write the file.", detail=str(exc))
         finally:
@@ -337,7 +337,7 @@ class UploadSession:
         await self._send(Complete())
         return True
 
-    async def _receive_bytes(self, request: UploadRequest, part: PartFile, started: float) -> int:
+    async def _receive_bytes(self, request: UploadRequest, part: UploadFile, started: float) -> int:
         """Write binary frames to ``part`` until the declared size has arrived."""
         size = request.file_size
         received = 0

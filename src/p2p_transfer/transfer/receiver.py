@@ -17,7 +17,7 @@ from typing import Literal
 
 from iroh import iroh_ffi
 
-from p2p_transfer.disk import free_space
+from p2p_transfer.disk import TargetError, TargetFolder, describe_os_error, free_space
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import (
     CodeEvent,
@@ -83,11 +83,6 @@ from p2p_transfer.transfer.session import (
     TransferResult,
     expect,
     reject_during_transfer,
-)
-from p2p_transfer.transfer.target import (
-    TargetError,
-    TargetFolder,
-    describe_os_error,
 )
 from p2p_transfer.trust import (
     AttemptLimiter,
@@ -466,7 +461,7 @@ class ReceiveSession(ClaimOwner):
             return Decision(False, f"offer of {offer.total_bytes} bytes exceeds the receiver's "
                                    f"limit of {max_size} bytes")
         free = await asyncio.to_thread(free_space, self._options.target)
-        if offer.total_bytes > free:
+        if free is not None and offer.total_bytes > free:  # None: the disk does not say
             return Decision(False, f"not enough disk space on the receiver "
                                    f"({offer.total_bytes} bytes offered, {free} free)")
         if self._options.auto_accept:
@@ -556,6 +551,7 @@ class ReceiveSession(ClaimOwner):
                 self._listener = None
         tracker.flush()
         await self._flush_results()
+        await asyncio.to_thread(prepared.target.sync)  # what the summary counts is on disk
         await self._send(Summary(tally.ok, tally.failed, tracker.bytes_transferred))
         ok = tally.failed == 0
         result = TransferResult(
