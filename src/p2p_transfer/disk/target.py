@@ -336,13 +336,15 @@ class TargetFolder:
             fd, part_name = self._names.attempt(candidate + PART_SUFFIX, _part_creator(folder))
         except FileExistsError:
             return None  # another upload (or an old one) holds this part
-        final = self._names.first_choice(candidate)
         try:
-            os.stat(final, dir_fd=folder.fd, follow_symlinks=False)
+            os.stat(self._names.first_choice(candidate), dir_fd=folder.fd, follow_symlinks=False)
         except FileNotFoundError:
             _OPEN_PARTS.add(identity(os.fstat(fd)))
             return fd, part_name
-        os.close(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the finished name is taken: this number is not free
         os.unlink(part_name, dir_fd=folder.fd)
         return None
 
@@ -455,6 +457,7 @@ def _reopen(folder: Folder, relative: str, resume: ResumePoint) -> tuple[int, st
     """The part ``resume`` hashed, open for appending after its verified prefix."""
     part_name = resume.disk_path.rpartition("/")[2]
     fd = os.open(part_name, _REOPEN_PART, dir_fd=folder.fd)
+    registered = False
     try:
         info = os.fstat(fd)
         if (
@@ -462,15 +465,17 @@ def _reopen(folder: Folder, relative: str, resume: ResumePoint) -> tuple[int, st
             or not stat.S_ISREG(info.st_mode)
             or info.st_nlink != 1
             or info.st_size < resume.offset
-            or not _OPEN_PARTS.add(identity(info))
+            or not (registered := _OPEN_PARTS.add(identity(info)))
         ):
             raise TargetError(f"{relative!r}: its partial file changed since the offer")
+        os.set_blocking(fd, True)
+        os.ftruncate(fd, resume.offset)
+        os.lseek(fd, resume.offset, os.SEEK_SET)
     except BaseException:
         os.close(fd)
+        if registered:
+            _OPEN_PARTS.discard(resume.identity)
         raise
-    os.set_blocking(fd, True)
-    os.ftruncate(fd, resume.offset)
-    os.lseek(fd, resume.offset, os.SEEK_SET)
     return fd, part_name
 
 
