@@ -185,3 +185,17 @@ def exfat(tmp_path: Path) -> Iterator[Path]:
     skip_unless(not reason, reason)
     with mounted_exfat(tmp_path) as mount:
         yield mount
+
+
+@pytest.fixture
+def no_disk_totals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``statvfs`` reports 0 blocks and 0 inodes, as some FUSE drivers do."""
+    real = os.statvfs
+
+    def without_totals(path: object) -> os.statvfs_result:
+        info = list(real(path))  # type: ignore[call-overload]
+        info[2:8] = [0] * 6  # f_blocks, f_bfree, f_bavail, f_files, f_ffree, f_favail
+        return os.statvfs_result(info)
+
+    monkeypatch.setattr(os, "statvfs", without_totals)
+

@@ -29,7 +29,6 @@ from p2p_transfer.disk import (
     free_space,
 )
 from p2p_transfer.disk import place as place_module
-from p2p_transfer.disk import space as space_module
 from p2p_transfer.disk import target as target_module
 from p2p_transfer.disk.place import Way
 from p2p_transfer.events import FileDoneEvent
@@ -462,37 +461,24 @@ def test_an_upload_onto_exfat_takes_the_next_free_name(exfat: Path) -> None:
 # --- Free space -----------------------------------------------------------------------
 
 
-def _statvfs_reporting(blocks: int, files: int) -> object:
-    real = os.statvfs
-
-    def fake(path: object) -> os.statvfs_result:
-        info = list(real(path))  # type: ignore[arg-type]
-        info[2], info[5] = blocks, files  # f_blocks, f_files
-        if not blocks:
-            info[3] = info[4] = 0  # f_bfree, f_bavail
-        if not files:
-            info[6] = info[7] = 0  # f_ffree, f_favail
-        return os.statvfs_result(info)
-
-    return fake
+def test_free_space_and_inodes_are_known_on_a_usual_disk(tmp_path: Path) -> None:
+    space, inodes = free_space(tmp_path), free_inodes(tmp_path)
+    assert space is not None and space > 0 and inodes is not None and inodes > 0
+    assert free_space(tmp_path / "not" / "yet" / "made") is not None  # its parent's
 
 
 def test_a_file_system_that_reports_no_totals_has_unknown_room(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, no_disk_totals: None
 ) -> None:
     """Some FUSE drivers report 0 blocks (btrfs: 0 inodes): unknown, not full."""
-    assert free_space(tmp_path) is not None and free_space(tmp_path) > 0
-    assert free_inodes(tmp_path) is not None and free_inodes(tmp_path) > 0
-    monkeypatch.setattr(space_module.os, "statvfs", _statvfs_reporting(0, 0))
     assert free_space(tmp_path) is None
     assert free_inodes(tmp_path) is None
     assert free_space(tmp_path / "not" / "yet" / "made") is None
 
 
 async def test_an_offer_is_accepted_when_the_disk_does_not_say_its_free_space(
-    peers: Peers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    peers: Peers, tmp_path: Path, no_disk_totals: None
 ) -> None:
-    monkeypatch.setattr(space_module.os, "statvfs", _statvfs_reporting(0, 0))
     source = tmp_path / "f.bin"
     source.write_bytes(os.urandom(5000))
     assert (await peers.send(source)).ok

@@ -580,17 +580,9 @@ async def test_size_beyond_free_space_is_refused(
 
 
 async def test_upload_is_accepted_when_the_disk_does_not_say_its_free_space(
-    make_share: MakeShare, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+    make_share: MakeShare, http: aiohttp.ClientSession, no_disk_totals: None
 ) -> None:
     """Some FUSE drivers report 0 blocks: free space unknown, not a full disk."""
-    real = os.statvfs
-
-    def no_totals(path: Any) -> os.statvfs_result:
-        info = list(real(path))
-        info[2:5] = [0, 0, 0]  # f_blocks, f_bfree, f_bavail
-        return os.statvfs_result(info)
-
-    monkeypatch.setattr(os, "statvfs", no_totals)
     share = await make_share()
     ws = await connect(share, http)
     messages = await send_file(ws, "fits.bin", b"0123456789")

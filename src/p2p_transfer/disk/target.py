@@ -339,8 +339,7 @@ class TargetFolder:
         try:
             os.stat(self._names.first_choice(candidate), dir_fd=folder.fd, follow_symlinks=False)
         except FileNotFoundError:
-            _OPEN_PARTS.add(identity(os.fstat(fd)))
-            return fd, part_name
+            return _registered(fd), part_name
         except BaseException:
             os.close(fd)
             raise
@@ -357,8 +356,7 @@ class TargetFolder:
             part_name = str(exc.filename)
             _remove_stale_part(folder, relative, part_name)
             fd = create(part_name)
-        _OPEN_PARTS.add(identity(os.fstat(fd)))
-        return fd, part_name
+        return _registered(fd), part_name
 
     def finish(self, part: PartFile, mode: int, mtime: float | None) -> str:
         """Give a complete part its final name without replacing anything; returns the
@@ -436,6 +434,12 @@ def _best_effort(change: Callable[..., None], *args: object) -> None:
 def _part_creator(folder: Folder) -> Callable[[str], int]:
     """Creating a new part by name in ``folder`` (O_EXCL: never an existing file)."""
     return lambda name: os.open(name, _CREATE_PART, PART_MODE, dir_fd=folder.fd)
+
+
+def _registered(fd: int) -> int:
+    """``fd``, a part just created, entered among the parts in use."""
+    _OPEN_PARTS.add(identity(os.fstat(fd)))
+    return fd
 
 
 def _remove_stale_part(folder: Folder, relative: str, part_name: str) -> None:
