@@ -26,25 +26,31 @@ from bench.config import (
     SMALL_FILES_PER_FOLDER,
     MiB,
 )
-from p2p_transfer.disk import TargetFolder
+from p2p_transfer.disk import TargetFolder, durability
 from p2p_transfer.disk import target as writer
 
 WRITE_SIZE = 1 * MiB
 RUNS = 3
-_FLUSHES = ("flush_data", "start_writeback", "sync_file_system")
+#: Every flush of the writer, by module and name.
+FLUSHES = (
+    (writer, "flush_data"),
+    (writer, "start_writeback"),
+    (durability, "sync_file_system"),
+    (durability, "_sync_folder"),
+)
 
 
 @contextmanager
 def flushes_off() -> Iterator[None]:
     """The writer with its flushes made no-ops: what the policy is measured against."""
-    saved = {name: getattr(writer, name) for name in _FLUSHES}
-    for name in _FLUSHES:
-        setattr(writer, name, lambda *args: None)
+    saved = [(module, name, getattr(module, name)) for module, name in FLUSHES]
+    for module, name in FLUSHES:
+        setattr(module, name, lambda *args: None)
     try:
         yield
     finally:
-        for name, function in saved.items():
-            setattr(writer, name, function)
+        for module, name, function in saved:
+            setattr(module, name, function)
 
 
 def small_files(root: Path, count: int) -> float:

@@ -31,7 +31,6 @@ from bench.rows.tls import TlsRow
 from bench.runner import Child, ChildError, Children, monotonic, wait_all
 
 from conftest import skip_unless
-from p2p_transfer.disk import target as writer
 
 BIG_SIZE = 3 * MiB
 SMALL_COUNT = 40
@@ -300,11 +299,11 @@ def test_share_row_pieces(tmp_path: Path) -> None:
 def test_sync_cost_measures_the_writer_with_and_without_its_flushes(tmp_path: Path) -> None:
     """``python -m bench.sync_cost`` on a few files: a table row per workload, and the
     writer's flushes are back in place afterwards."""
-    flushes = [getattr(writer, name) for name in sync_cost._FLUSHES]
+    flushes = [getattr(module, name) for module, name in sync_cost.FLUSHES]
     argv = ["sync_cost", "--work-dir", str(tmp_path / "w"), "--files", "20",
             "--size", str(2 * MiB), "--runs", "1"]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sys, "argv", argv)
         assert sync_cost.main() == 0
-    assert [getattr(writer, name) for name in sync_cost._FLUSHES] == flushes
+    assert [getattr(module, name) for module, name in sync_cost.FLUSHES] == flushes
     assert not (tmp_path / "w").exists()

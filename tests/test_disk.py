@@ -25,6 +25,7 @@ from p2p_transfer.disk import (
     TargetError,
     TargetFolder,
     UploadFile,
+    durability,
     free_inodes,
     free_space,
 )
@@ -32,7 +33,12 @@ from p2p_transfer.disk import place as place_module
 from p2p_transfer.disk import target as target_module
 from p2p_transfer.disk.place import Way
 from p2p_transfer.events import FileDoneEvent
-from p2p_transfer.limits import FOLDER_HANDLE_CACHE, SYNC_EACH_FILE_FROM, MiB
+from p2p_transfer.limits import (
+    FOLDER_HANDLE_CACHE,
+    SYNC_EACH_FILE_FROM,
+    SYNC_FOLDERS_ONE_BY_ONE,
+    MiB,
+)
 
 
 def digest(data: bytes) -> str:
@@ -335,7 +341,8 @@ def syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """What the writer flushed, in order, around the names it gave."""
     calls: list[str] = []
     monkeypatch.setattr(target_module, "flush_data", lambda fd: calls.append("fdatasync"))
-    monkeypatch.setattr(target_module, "sync_file_system", lambda fd: calls.append("syncfs"))
+    monkeypatch.setattr(durability, "sync_file_system", lambda fd: calls.append("syncfs"))
+    monkeypatch.setattr(durability, "_sync_folder", lambda fd: calls.append("fsync folder"))
     real_place = target_module.NoClobber.place
 
     def place(self: object, *args: object) -> str:
@@ -359,9 +366,21 @@ def test_small_files_are_flushed_together_by_one_sync(
 def test_a_big_file_is_flushed_before_it_gets_its_name(
     target: TargetFolder, syncs: list[str]
 ) -> None:
+    """No syncfs (which would flush other programs' data too): its folder's fsync."""
     receive(target, "big", b"x" * SYNC_EACH_FILE_FROM)
     target.sync()
-    assert syncs == ["fdatasync", "name", "syncfs"]
+    assert syncs == ["fdatasync", "name", "fsync folder"]
+
+
+def test_many_folders_of_flushed_files_are_synced_together(
+    target: TargetFolder, syncs: list[str]
+) -> None:
+    for index in range(SYNC_FOLDERS_ONE_BY_ONE + 1):
+        part = target.open_part(f"d{index}/f", None)
+        part.write(b"x")
+        target.finish(part, 0o644, None, flush=True)
+    target.sync()
+    assert syncs[-1] == "syncfs" and "fsync folder" not in syncs
 
 
 def test_an_upload_is_on_disk_before_it_is_reported_complete(
@@ -370,7 +389,7 @@ def test_an_upload_is_on_disk_before_it_is_reported_complete(
     upload = UploadFile(tmp_path, "x.bin")
     upload.write(b"data")
     upload.finish()
-    assert syncs == ["name", "syncfs"]
+    assert syncs == ["fdatasync", "name", "fsync folder"]
 
 
 async def test_the_receiver_syncs_before_it_reports_the_transfer_done(

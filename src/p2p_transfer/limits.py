@@ -34,6 +34,9 @@ SMALL_READ_AHEAD_FILES = 256
 #: their name; smaller ones are flushed together by one syncfs before the transfer is
 #: reported done: an fsync per 4 KiB file costs ~18x its write (~430 µs vs ~24 µs here).
 SYNC_EACH_FILE_FROM = 1 * MiB
+#: Folders that got new names are fsynced one by one when a transfer ends, up to this
+#: many; beyond it one syncfs flushes them all.
+SYNC_FOLDERS_ONE_BY_ONE = 16
 #: A big file's writer asks the kernel to start writing back every this many bytes, so
 #: the flush before its name waits for the tail only (1 GiB: ~0.28 s → ~0.01 s here).
 WRITEBACK_STEP = 32 * MiB

@@ -84,6 +84,11 @@ class FolderHandles:
             self._evict()
             return found
 
+    def pin(self, folder: Folder) -> None:
+        """Keep a handle that is held already open until one more ``release``."""
+        with self._lock:
+            folder.users += 1
+
     def release(self, folder: Folder) -> None:
         """Let go of a handle from ``hold``; closed once unused and out of the cache."""
         with self._lock:

@@ -24,16 +24,12 @@ from typing import TypeVar
 
 import blake3
 
+from p2p_transfer.disk.durability import PendingSync
 from p2p_transfer.disk.errors import NameTakenError, TargetError, describe_os_error
 from p2p_transfer.disk.folders import Folder, FolderHandles
 from p2p_transfer.disk.names import DiskNames
 from p2p_transfer.disk.place import NoClobber, identity
-from p2p_transfer.disk.syscalls import (
-    flush_data,
-    start_writeback,
-    sync_file_system,
-    write_all,
-)
+from p2p_transfer.disk.syscalls import flush_data, start_writeback, write_all
 from p2p_transfer.limits import (
     HASH_READ_SIZE,
     MAX_NAME_ALTERNATIVES,
@@ -200,9 +196,7 @@ class TargetFolder:
         self._names = DiskNames()
         self._folders = FolderHandles(str(self.root), self._names)
         self._no_clobber = NoClobber(self._names)
-        self._sync_lock = threading.Lock()
-        #: Files finished since the last ``sync``.
-        self._unsynced = False
+        self._pending = PendingSync(self._folders)
         self._close = weakref.finalize(self, self._folders.close)
 
     def close(self) -> None:
@@ -358,18 +352,21 @@ class TargetFolder:
             fd = create(part_name)
         return _registered(fd), part_name
 
-    def finish(self, part: PartFile, mode: int, mtime: float | None) -> str:
+    def finish(
+        self, part: PartFile, mode: int, mtime: float | None, flush: bool = False
+    ) -> str:
         """Give a complete part its final name without replacing anything; returns the
         path it got, relative to the target. On failure the part stays open.
 
-        Files of ``SYNC_EACH_FILE_FROM`` bytes or more are flushed to disk first;
-        smaller ones wait for ``sync``.
+        Its data is flushed to disk first if it has ``SYNC_EACH_FILE_FROM`` bytes or
+        more, or ``flush`` (a file arriving alone); else it waits for ``sync``.
         """
         if part.closed:
             raise TargetError(f"{part.path!r} was closed before it was finished")
+        flushed = flush or part.offset >= SYNC_EACH_FILE_FROM
         try:
             self._set_metadata(part.fd, mode, mtime)
-            if part.offset >= SYNC_EACH_FILE_FROM:
+            if flushed:
                 flush_data(part.fd)
             if not part.still_named():
                 raise TargetError(f"{part.path!r} was replaced while it was being received")
@@ -378,8 +375,7 @@ class TargetFolder:
             )
         except OSError as exc:
             raise TargetError(describe_os_error(exc)) from None
-        with self._sync_lock:
-            self._unsynced = True
+        self._pending.named(part.folder, flushed)
         final = part.folder.child_path(name)
         part.close()
         return final
@@ -403,22 +399,16 @@ class TargetFolder:
             part.close()
 
     def sync(self) -> None:
-        """Make the files finished so far durable, names included: one ``syncfs`` of the
-        target's file system, if any file was finished since the last call.
+        """Make the files finished so far durable, names included (see ``durability``):
+        one ``syncfs`` if small files wait, else an fsync of each folder given names.
 
         Sessions call it before they report the transfer done (peer: before its
         ``Summary``; share: before an upload's ``complete``).
         """
-        with self._sync_lock:
-            if not self._unsynced:
-                return
-            self._unsynced = False
         try:
             with self._folders.folder("", create=False) as root:
-                sync_file_system(root.fd)
+                self._pending.sync(root)
         except OSError as exc:
-            with self._sync_lock:
-                self._unsynced = True
             raise TargetError(describe_os_error(exc)) from None
 
 
