@@ -135,6 +135,18 @@ def test_a_folder_evicted_from_the_cache_is_walked_again_without_following_links
     assert receive(target, f"{folders[-1]}/g.txt", b"g") == f"{folders[-1]}/g.txt"
 
 
+def test_a_target_dropped_without_sync_leaves_no_descriptor_open(tmp_path: Path) -> None:
+    before = open_descriptors()
+    target = TargetFolder(tmp_path / "inbox")
+    for index in range(3):
+        part = target.open_part(f"d{index}/big", None)
+        part.write(b"x" * SYNC_EACH_FILE_FROM)  # flushed: its folder waits for sync
+        target.finish(part, 0o644, None)
+    assert open_descriptors() > before
+    del target, part
+    assert open_descriptors() == before
+
+
 def test_closing_the_target_keeps_open_parts_usable(target: TargetFolder) -> None:
     part = target.open_part("deep/er/x", None)
     target.close()

@@ -47,6 +47,13 @@ class PendingSync:
                 self._handles.release(waiting)
             self._folders = set()
 
+    def drop(self) -> None:
+        """Let go of the folders waiting for ``sync`` without flushing them."""
+        with self._lock:
+            folders, self._folders = self._folders, set()
+        for folder in folders:
+            self._handles.release(folder)
+
     def sync(self, root: Folder) -> None:
         """Flush what is pending: one ``syncfs``, or the folders' entries one by one."""
         with self._lock:

@@ -146,11 +146,6 @@ class PartFile:
         return self.folder.child_path(self.part_name)
 
     @property
-    def written(self) -> int:
-        """Bytes in the part so far (its ``offset``)."""
-        return self.offset
-
-    @property
     def digest(self) -> str:
         """BLAKE3 of everything in the file so far."""
         return self.hasher.hexdigest()
@@ -197,10 +192,11 @@ class TargetFolder:
         self._folders = FolderHandles(str(self.root), self._names)
         self._no_clobber = NoClobber(self._names)
         self._pending = PendingSync(self._folders)
-        self._close = weakref.finalize(self, self._folders.close)
+        self._close = weakref.finalize(self, _close_handles, self._pending, self._folders)
 
     def close(self) -> None:
-        """Close the folder handles (those in use by open parts once they close)."""
+        """Close the folder handles (those in use by open parts once they close), also
+        when the target is dropped; what ``sync`` did not flush yet stays unflushed."""
         self._close()
 
     # --- paths and folders ----------------------------------------------------------
@@ -410,6 +406,11 @@ class TargetFolder:
                 self._pending.sync(root)
         except OSError as exc:
             raise TargetError(describe_os_error(exc)) from None
+
+
+def _close_handles(pending: PendingSync, folders: FolderHandles) -> None:
+    pending.drop()
+    folders.close()
 
 
 def _best_effort(change: Callable[..., None], *args: object) -> None:
