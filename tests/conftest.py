@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from exfat import exfat_missing, mounted_exfat
 from netns import Lab, netns_available
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import Event
@@ -188,3 +189,27 @@ def netns_lab() -> Iterator[Lab]:
     skip_unless(available, reason)
     with Lab() as lab:
         yield lab
+
+
+@pytest.fixture
+def exfat(tmp_path: Path) -> Iterator[Path]:
+    """The mount point of a fresh exFAT file system (see tests/exfat.py); skips when
+    this machine cannot make one (not root, tools or devices missing)."""
+    reason = exfat_missing()
+    skip_unless(not reason, reason)
+    with mounted_exfat(tmp_path) as mount:
+        yield mount
+
+
+@pytest.fixture
+def no_disk_totals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``statvfs`` reports 0 blocks and 0 inodes, as some FUSE drivers do."""
+    real = os.statvfs
+
+    def without_totals(path: object) -> os.statvfs_result:
+        info = list(real(path))  # type: ignore[call-overload]
+        info[2:8] = [0] * 6  # f_blocks, f_bfree, f_bavail, f_files, f_ffree, f_favail
+        return os.statvfs_result(info)
+
+    monkeypatch.setattr(os, "statvfs", without_totals)
+

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from bench import data as bench_data
+from bench import sync_cost
 from bench.cli import main
 from bench.config import SET_ASIDE_DIR, MiB
 from bench.data import Workload, file_hash, make_big, make_small, make_uploads, tree_digest
@@ -293,3 +294,16 @@ def test_share_row_pieces(tmp_path: Path) -> None:
     over = RowResult(tool=ShareRow().label, workload=source, status="ok", wall_seconds=1.0,
                      receiver_rss_bytes=90_000_000)
     assert "90.0 MB (issue 5's target: under 80 MB; NOT met)" in "\n".join(share_rss_lines([over]))
+
+
+def test_sync_cost_measures_the_writer_with_and_without_its_flushes(tmp_path: Path) -> None:
+    """``python -m bench.sync_cost`` on a few files: a table row per workload, and the
+    writer's flushes are back in place afterwards."""
+    flushes = [getattr(module, name) for module, name in sync_cost.FLUSHES]
+    argv = ["sync_cost", "--work-dir", str(tmp_path / "w"), "--files", "20",
+            "--size", str(2 * MiB), "--runs", "1"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", argv)
+        assert sync_cost.main() == 0
+    assert [getattr(module, name) for module, name in sync_cost.FLUSHES] == flushes
+    assert not (tmp_path / "w").exists()

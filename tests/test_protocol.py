@@ -56,6 +56,7 @@ from p2p_transfer.protocol import (
     encode,
     numbered_name,
     paginate,
+    portable_name,
     sanitize_component,
     sanitize_path,
 )
@@ -386,6 +387,8 @@ WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
     f"{port}{digit}" for port in ("COM", "LPT") for digit in "123456789¹²³"
 }
 WINDOWS_FORBIDDEN_CHARS = set('<>:"|?*\\/')
+#: Never in a sanitized name; the other forbidden ones go only where a disk refuses them.
+NEVER_KEPT_CHARS = set(':\\/')
 #: Room a component keeps for the " (N)" of a name collision and the ".part" suffix.
 LONGEST_DERIVED_SUFFIX = len(" (999)") + len(PART_SUFFIX)
 
@@ -402,7 +405,10 @@ def assert_safe_relative_path(result: str) -> None:
     for component in components:
         assert component not in ("", ".", "..")
         assert not any(unicodedata.category(c) == "Cc" for c in component), component
-        assert not WINDOWS_FORBIDDEN_CHARS & set(component), component
+        assert not NEVER_KEPT_CHARS & set(component), component
+        portable = portable_name(component)  # what a FAT disk gets: same length, all safe
+        assert not WINDOWS_FORBIDDEN_CHARS & set(portable), portable
+        assert len(portable.encode()) == len(component.encode())
         # Windows drops trailing dots and spaces: "..  " would become "..".
         assert not component.endswith((".", " ")), component
         assert component.split(".", 1)[0].rstrip(" ").upper() not in WINDOWS_RESERVED
@@ -433,7 +439,8 @@ def assert_safe_relative_path(result: str) -> None:
         ("bell\x07\x7f", "bell__"),
         ("csi\x9b31m", "csi_31m"),
         ("line\nbreak", "line_break"),
-        ('q"<>|?*', "q______"),
+        ('q"<>|?*', 'q"<>|?*'),  # a FAT disk gets them as _ (disk/names.py)
+        ("a:b", "a_b"),
         ("name. . .", "name"),
         ("trailing.", "trailing"),
         ("..  ", None),
@@ -648,7 +655,7 @@ def test_assembler_accepts_and_sanitizes() -> None:
         (["\u00e9", "e\u0301"], ["\u00e9", "\u00e9 (1)"]),  # same name once normalized
         (["x", "./x"], ["x", "x (1)"]),
         (["../x", "x"], ["x", "x (1)"]),
-        (["a:b", "a_b", "a?b"], ["a_b", "a_b (1)", "a_b (2)"]),
+        (["a:b", "a_b", "a?b"], ["a_b", "a_b (1)", "a?b (2)"]),  # one name on FAT
         (["d/r.txt", "d/r.txt"], ["d/r.txt", "d/r (1).txt"]),
     ],
 )

@@ -579,6 +579,17 @@ async def test_size_beyond_free_space_is_refused(
     assert listing(share.upload_dir) == []
 
 
+async def test_upload_is_accepted_when_the_disk_does_not_say_its_free_space(
+    make_share: MakeShare, http: aiohttp.ClientSession, no_disk_totals: None
+) -> None:
+    """Some FUSE drivers report 0 blocks: free space unknown, not a full disk."""
+    share = await make_share()
+    ws = await connect(share, http)
+    messages = await send_file(ws, "fits.bin", b"0123456789")
+    assert messages[-1] == {"type": "complete"}
+    assert (share.upload_dir / "fits.bin").read_bytes() == b"0123456789"
+
+
 async def test_eleventh_pending_upload_is_refused(
     make_share: MakeShare, http: aiohttp.ClientSession
 ) -> None:

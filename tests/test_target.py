@@ -10,14 +10,14 @@ from pathlib import Path
 import blake3
 import pytest
 
-from p2p_transfer.protocol import Entry
-from p2p_transfer.transfer.local import FileSource, SourceError, scan_sources
-from p2p_transfer.transfer.target import (
+from p2p_transfer.disk import (
     PartFile,
     TargetError,
     TargetFolder,
     describe_os_error,
 )
+from p2p_transfer.protocol import Entry
+from p2p_transfer.transfer.local import FileSource, SourceError, scan_sources
 
 
 def digest(data: bytes) -> str:
@@ -48,7 +48,7 @@ def receive(
     part = target.open_part(relative, None)
     part.write(data)
     assert part.digest == digest(data)
-    return target.finish(part, relative, mode, mtime)
+    return target.finish(part, mode, mtime)
 
 
 def files_under(root: Path) -> set[str]:
@@ -74,8 +74,8 @@ def test_part_file_is_private(target: TargetFolder) -> None:
     finally:
         os.umask(old)
     try:
-        assert Path(part.path) == target.root / "docs" / "report.pdf.part"
-        assert mode_of(part.path) == 0o600
+        assert target.root / part.path == target.root / "docs" / "report.pdf.part"
+        assert mode_of(target.root / part.path) == 0o600
     finally:
         part.close()
 
@@ -202,7 +202,7 @@ def test_resume_point_of_a_part(target: TargetFolder) -> None:
     part = target.open_part("big.bin", point)
     part.write(rest)
     assert part.digest == digest(held + rest)  # the hash covers the resumed prefix
-    assert target.finish(part, "big.bin", 0o644, 1e9) == "big.bin"
+    assert target.finish(part, 0o644, 1e9) == "big.bin"
     assert (target.root / "big.bin").read_bytes() == held + rest
 
 
@@ -278,7 +278,7 @@ def test_part_file_write_handles_large_buffers(target: TargetFolder) -> None:
     part: PartFile = target.open_part("large", None)
     part.write(data)
     assert part.offset == len(data)
-    assert target.finish(part, "large", 0o600, 0.0) == "large"
+    assert target.finish(part, 0o600, 0.0) == "large"
     assert (target.root / "large").read_bytes() == data
 
 

@@ -29,6 +29,24 @@ SMALL_STORE_BACKLOG = 64 * KiB
 SMALL_READ_AHEAD = 256 * KiB
 SMALL_READ_AHEAD_FILES = 256
 
+# --- Disk (the file writer) ----------------------------------------------------
+#: Received files of at least this size are flushed to disk (fdatasync) before they get
+#: their name; smaller ones are flushed together by one syncfs before the transfer is
+#: reported done: an fsync per 4 KiB file costs ~18x its write (~430 µs vs ~24 µs here).
+SYNC_EACH_FILE_FROM = 1 * MiB
+#: Folders that got new names are fsynced one by one when a transfer ends, up to this
+#: many; beyond it one syncfs flushes them all.
+SYNC_FOLDERS_ONE_BY_ONE = 16
+#: A big file's writer asks the kernel to start writing back every this many bytes, so
+#: the flush before its name waits for the tail only (1 GiB: ~0.28 s → ~0.01 s here).
+WRITEBACK_STEP = 32 * MiB
+#: Folder handles one target keeps open (a tree may hold 10,000 folders; a process may
+#: open ~1024 descriptors, shared by every transfer and connection).
+FOLDER_HANDLE_CACHE = 32
+#: Seconds a writer waits for another one in this process to let go of a part (a
+#: superseded session winding down) before it treats the part as busy.
+PART_RELEASE_WAIT = 5.0
+
 # --- Framing ---------------------------------------------------------------
 #: Bytes of the big-endian length prefix in front of every control message.
 FRAME_HEADER_SIZE = 4
@@ -110,7 +128,7 @@ MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
 #: Deepest folder nesting in a manifest.
 MAX_PATH_DEPTH = 64
-#: How many ``name (N).ext`` alternatives are tried for one name.
+#: How many ``name (N).ext`` alternatives are tried for one name (received files, uploads).
 MAX_NAME_ALTERNATIVES = 999
 #: Longest device name, in characters.
 MAX_DEVICE_NAME_CHARS = 64
@@ -154,8 +172,6 @@ SHARE_MAX_PENDING_UPLOADS = 10
 SHARE_MAX_ACTIVE_UPLOADS = 5
 #: Random bits in the share URL's token and in each upload's request ID.
 SHARE_TOKEN_BITS = 128
-#: Highest N tried for ``name (N).ext`` when an upload's name is taken.
-SHARE_MAX_NAME_NUMBER = 999
 #: Bytes of an HTTP request head read from a refused connection before answering 503.
 SHARE_REFUSED_HEAD_BYTES = 8 * KiB
 

@@ -259,3 +259,45 @@ def test_page_reports_a_connection_lost_midway(
     finally:
         if not stopped:
             share.close()
+
+
+def test_browser_uploads_onto_exfat_never_overwrite(
+    chromium: Any, exfat: Path, tmp_path: Path
+) -> None:
+    """The share's upload folder on an exFAT stick (no hard links, ``?`` refused): a
+    file and one whose name exFAT refuses arrive; a different file of a taken name
+    arrives beside it as ``name (1).ext``; every byte as sent."""
+    expect = playwright_sync.expect
+    home = tmp_path / "home"
+    home.mkdir()
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+    (first / "report.txt").write_bytes(os.urandom(300 * KiB))
+    (first / "what?.txt").write_bytes(b"a question\n")
+    (second / "report.txt").write_bytes(os.urandom(5 * KiB))
+    share = ShareProcess(share_argv(
+        home, "--json", "--yes", "--bind", "127.0.0.1", "--dir", str(exfat),
+    ))
+    try:
+        url = share.wait_for("share_url")[0]["url"]
+        page, errors = open_page(chromium, url, DESKTOP)
+        page.set_input_files("#file-input", [str(first / "report.txt"), str(first / "what?.txt")])
+        page.click("#send-button")
+        expect(page.locator('#upload-list .file[data-state="done"]')).to_have_count(
+            2, timeout=UI_TIMEOUT
+        )
+        page.set_input_files("#file-input", [str(second / "report.txt")])
+        page.click("#send-button")
+        expect(page.locator('#upload-list .file[data-state="done"]')).to_have_count(
+            3, timeout=UI_TIMEOUT
+        )
+        completed = share.wait_for("share_upload_complete", 3)
+        assert errors == []
+    finally:
+        share.stop()
+    assert sorted(e["path"] for e in completed) == ["report (1).txt", "report.txt", "what_.txt"]
+    assert sorted(p.name for p in exfat.iterdir()) == ["report (1).txt", "report.txt", "what_.txt"]
+    assert (exfat / "report.txt").read_bytes() == (first / "report.txt").read_bytes()
+    assert (exfat / "report (1).txt").read_bytes() == (second / "report.txt").read_bytes()
+    assert (exfat / "what_.txt").read_bytes() == b"a question\n"

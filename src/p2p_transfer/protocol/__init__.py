@@ -37,8 +37,10 @@ from p2p_transfer.protocol.messages import (
 from p2p_transfer.protocol.paths import (
     PART_SUFFIX,
     numbered_name,
+    portable_name,
     sanitize_component,
     sanitize_path,
+    upload_name,
 )
 
 __all__ = [
@@ -74,6 +76,8 @@ __all__ = [
     "encode",
     "numbered_name",
     "paginate",
+    "portable_name",
     "sanitize_component",
     "sanitize_path",
+    "upload_name",
 ]

@@ -17,7 +17,7 @@ from p2p_transfer.limits import (
 )
 from p2p_transfer.protocol.errors import ProtocolError
 from p2p_transfer.protocol.messages import Entry, Offer, Resume
-from p2p_transfer.protocol.paths import PART_SUFFIX, numbered_name, sanitize_path
+from p2p_transfer.protocol.paths import PART_SUFFIX, numbered_name, portable_name, sanitize_path
 
 _encoder = msgspec.msgpack.Encoder()
 #: Bytes a page's envelope and per-item list overhead may add to its items.
@@ -73,6 +73,9 @@ class ManifestAssembler:
         self.summary = summary
         self.entries: list[Entry] = []
         self._paths: dict[str, str] = {}  # sanitized path -> "file" | "dir"
+        #: Files' paths in portable form: two files that a FAT disk would store under one
+        #: name (``a?b`` and ``a_b``) must not share a name or a part there.
+        self._portable_files: set[str] = set()
         self._bytes = 0
         self._name_bytes = 0
         self._files = 0
@@ -112,8 +115,8 @@ class ManifestAssembler:
         return Entry(path, entry.kind, entry.size, entry.mode & 0o777, entry.mtime)
 
     def _unique(self, path: str, kind: str) -> str:
-        """Give a file whose sanitized path is taken (``a:b`` vs ``a_b``, or ``x`` vs
-        ``x.part``) a numbered name.
+        """Give a file whose sanitized path is taken (``x`` twice, ``x`` vs ``x.part``, or
+        ``a?b`` vs ``a_b``, one name on FAT) a numbered name.
 
         Folders of the same name simply merge; a folder where a file already is
         cannot be placed.
@@ -132,16 +135,22 @@ class ManifestAssembler:
             renamed = numbered_name(name, number)
             candidate = f"{parent}/{renamed}" if parent else renamed
         self._paths[candidate] = "file"
+        self._portable_files.add(portable_name(candidate))
         return candidate
 
     def _taken(self, path: str) -> bool:
         """True when a file may not have ``path``: an entry has it, or it is (or has) the
-        ``.part`` name of another file. Each file is received as ``NAME.part`` first,
-        so ``x`` and ``x.part`` in one offer would otherwise overwrite each other."""
+        ``.part`` name of another file, also once made portable. Each file is received
+        as ``NAME.part`` first, so ``x`` and ``x.part`` in one offer would otherwise
+        overwrite each other."""
         if path in self._paths or path + PART_SUFFIX in self._paths:
             return True
-        stem = path.removesuffix(PART_SUFFIX)
-        return stem != path and self._paths.get(stem) == "file"
+        portable = portable_name(path)
+        stem = portable.removesuffix(PART_SUFFIX)
+        files = self._portable_files
+        return portable in files or portable + PART_SUFFIX in files or (
+            stem != portable and stem in files
+        )
 
     def _check_totals(self) -> None:
         declared = self.summary

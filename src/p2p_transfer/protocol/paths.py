@@ -1,8 +1,10 @@
 """Turning a peer's path into one that is safe to create under the target folder.
 
-Every received name passes here: separators, ``..``, control characters,
-drive letters and Windows reserved names cannot survive, and each component is
-cut to the byte limit while keeping its extension.
+Every received name passes here: separators, ``..``, control characters, ``:``
+(drive letters, NTFS streams) and Windows reserved names cannot survive, and each
+component is cut to the byte limit while keeping its extension. The other
+characters that only FAT and Windows forbid (``< > " | ? *``) stay: the writer
+maps them (``portable_name``) only on a file system that refuses them.
 """
 
 from __future__ import annotations
@@ -20,8 +22,13 @@ _WINDOWS_RESERVED = frozenset(
     {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
     | {f"{port}{digit}" for port in ("COM", "LPT") for digit in "123456789¹²³"}
 )
-#: C0 and C1 control characters (C1's U+009B is a terminal CSI) and Windows' forbidden ones.
-_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"|?*]')
+#: C0 and C1 control characters (C1's U+009B is a terminal CSI), and ``:``, which would
+#: make ``C:`` a drive and ``x:y`` a stream of ``x`` on Windows.
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f:]")
+#: Characters FAT, exFAT and Windows cannot hold in a name (control characters aside).
+_NOT_PORTABLE = re.compile(r'[\x00-\x1f"*:<>?\\|]')
+#: Both separators count in a name a browser sends: one on Windows may send ``C:\fakepath\x``.
+_SEPARATORS = re.compile(r"[/\\]")
 #: Windows drops these from the end of a name (so "..  ." would mean "..").
 _TRAILING = ". "
 _REPLACEMENT = "_"
@@ -52,6 +59,18 @@ def sanitize_component(name: str) -> str:
     # Leave room for the " (N)" a name collision may add and the ".part" suffix.
     name = _truncate_utf8(name, MAX_NAME_BYTES - len(PART_SUFFIX) - len(" (999)"))
     return name.rstrip(_TRAILING)
+
+
+def portable_name(name: str) -> str:
+    """``name`` (or a path) with each character FAT forbids replaced by ``_``: ``what?.txt``
+    → ``what_.txt``. Same length, so the byte limits above still hold."""
+    return _NOT_PORTABLE.sub(_REPLACEMENT, name)
+
+
+def upload_name(raw: str) -> str:
+    """The safe name for a file name a browser sends: its last component, sanitized
+    ('' if nothing is left)."""
+    return sanitize_component(_SEPARATORS.split(raw)[-1])
 
 
 def sanitize_path(path: str) -> str:

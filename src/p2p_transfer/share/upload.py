@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import WSMessage, WSMsgType, web
 
-from p2p_transfer.disk import free_space
+from p2p_transfer.disk import TargetError, UploadFile, free_space
 from p2p_transfer.events import (
     EventBus,
     SessionState,
@@ -33,6 +33,7 @@ from p2p_transfer.events import (
 from p2p_transfer.lifecycle import Lifecycle
 from p2p_transfer.limits import PROGRESS_EVENTS_PER_SECOND, SHARE_CHUNK_SIZE, SHARE_TOKEN_BITS
 from p2p_transfer.protocol.errors import ProtocolError
+from p2p_transfer.protocol.paths import upload_name
 from p2p_transfer.share.config import Decision, ShareConfig, UploadRequest
 from p2p_transfer.share.messages import (
     Accepted,
@@ -46,7 +47,6 @@ from p2p_transfer.share.messages import (
     decode_client_message,
     encode,
 )
-from p2p_transfer.share.partfile import NameTakenError, PartFile, upload_name
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ class UploadSession:
             reason = f"The file is larger than this share's limit of {limit}."
             return await self._reject(upload, "", name, reason, "too_large")
         free = await asyncio.to_thread(free_space, self.upload_dir)
-        if size > free - self.gate.reserved:
+        if free is not None and size > free - self.gate.reserved:  # None: the disk does not say
             reason = f"This device does not have enough free space ({format_size(size)} needed)."
             return await self._reject(upload, "", name, reason, "no_space")
         if self.gate.pending >= self.gate.max_pending:
@@ -307,9 +307,9 @@ class UploadSession:
         size = request.file_size
         try:
             part = await asyncio.to_thread(
-                PartFile, self.upload_dir, request.file_name, self.config.umask
+                UploadFile, self.upload_dir, request.file_name, self.config.umask
             )
-        except (OSError, NameTakenError) as exc:
+        except (OSError, TargetError) as exc:
             log.warning("cannot create upload %r: %s", request.file_name, exc)
             return await self._reject(
                 request.request_id, request.file_name, "This device could not create the file.",
@@ -333,7 +333,7 @@ class UploadSession:
         except _Closed:
             failure = _Violation("the browser closed the connection before the file was complete")
             upload.advance(SessionState.CANCELLED, failure.message, "peer")
-        except (OSError, NameTakenError) as exc:
+        except (OSError, TargetError) as exc:
             log.warning("writing upload %r failed: %s", request.file_name, exc)
             failure = _Violation("This device could not write the file.", detail=str(exc))
         finally:
@@ -360,7 +360,7 @@ class UploadSession:
         return True
 
     async def _receive_bytes(
-        self, request: UploadRequest, upload: Lifecycle, part: PartFile, started: float
+        self, request: UploadRequest, upload: Lifecycle, part: UploadFile, started: float
     ) -> int:
         """Write binary frames to ``part`` until the declared size has arrived."""
         size = request.file_size

@@ -14,19 +14,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from p2p_transfer.events import EventBus, FileDoneEvent, FileFailedEvent
-from p2p_transfer.limits import SMALL_FILE_SIZE, SMALL_STORE_BACKLOG
-from p2p_transfer.net import MessageReader
-from p2p_transfer.protocol import DataHeader, DataTrailer, Entry, FileResult, ProtocolError, Resume
-from p2p_transfer.transfer.progress import ProgressTracker
-from p2p_transfer.transfer.store_behind import StoreBehind
-from p2p_transfer.transfer.target import (
+from p2p_transfer.disk import (
     PartFile,
     ResumePoint,
     TargetError,
     TargetFolder,
     describe_os_error,
 )
+from p2p_transfer.events import EventBus, FileDoneEvent, FileFailedEvent
+from p2p_transfer.limits import SMALL_FILE_SIZE, SMALL_STORE_BACKLOG
+from p2p_transfer.net import MessageReader
+from p2p_transfer.protocol import DataHeader, DataTrailer, Entry, FileResult, ProtocolError, Resume
+from p2p_transfer.transfer.progress import ProgressTracker
+from p2p_transfer.transfer.store_behind import StoreBehind
 
 
 class _FileState(Enum):
@@ -209,8 +209,9 @@ class FileIntake:
                 part.close()  # the pump has let go of it: it waits for its last write
             raise
         digest = part.digest if part is not None else (resume.digest if resume else "")
+        held = resume.disk_path if identical and resume is not None else ""
         final_path, error = await asyncio.to_thread(
-            _conclude, self._target, part, entry, digest, claimed, disk_error
+            _conclude, self._target, part, entry, digest, claimed, disk_error, held
         )
         self._settle(incoming, final_path, digest, error, start)
 
@@ -265,8 +266,12 @@ def _conclude(
     digest: str,
     claimed: str,
     disk_error: str,
+    held: str = "",
 ) -> tuple[str, str]:
-    """Finish a verified part, keep one that hit a disk error, delete a corrupt one."""
+    """Finish a verified part, keep one that hit a disk error, delete a corrupt one.
+
+    ``held``: where the identical file already here is (no part then).
+    """
     if disk_error:
         if part is not None:
             part.close()
@@ -279,9 +284,9 @@ def _conclude(
         )
         return entry.path, reason
     if part is None:
-        return entry.path, ""  # the identical file was already here
+        return held or entry.path, ""  # the identical file was already here
     try:
-        return target.finish(part, entry.path, entry.mode, entry.mtime), ""
+        return target.finish(part, entry.mode, entry.mtime), ""
     except TargetError as exc:
         part.close()
         return entry.path, str(exc)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from p2p_transfer.disk import free_space
+from p2p_transfer.disk import TargetError, TargetFolder, describe_os_error, free_space
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import (
     CodeEvent,
@@ -36,6 +36,7 @@ from p2p_transfer.limits import (
     FIRST_MESSAGE_TIMEOUT,
     MAX_PARALLEL_FILES,
     MAX_PENDING_OFFERS,
+    PART_RELEASE_WAIT,
     WRONG_CODE_DELAY,
 )
 from p2p_transfer.net import (
@@ -72,7 +73,7 @@ from p2p_transfer.protocol import (
     paginate,
 )
 from p2p_transfer.transfer.claims import ClaimOwner, FileClaims, FilesBusyError
-from p2p_transfer.transfer.intake import FileIntake, PreparedOffer
+from p2p_transfer.transfer.intake import FileIntake, PreparedOffer, Tally
 from p2p_transfer.transfer.progress import ProgressTracker
 from p2p_transfer.transfer.session import (
     Cancelled,
@@ -82,11 +83,6 @@ from p2p_transfer.transfer.session import (
     TransferResult,
     expect,
     reject_during_transfer,
-)
-from p2p_transfer.transfer.target import (
-    TargetError,
-    TargetFolder,
-    describe_os_error,
 )
 from p2p_transfer.trust import (
     AttemptLimiter,
@@ -479,7 +475,7 @@ class ReceiveSession(ClaimOwner):
             return Decision(False, f"offer of {offer.total_bytes} bytes exceeds the receiver's "
                                    f"limit of {max_size} bytes")
         free = await asyncio.to_thread(free_space, self._options.target)
-        if offer.total_bytes > free:
+        if free is not None and offer.total_bytes > free:  # None: the disk does not say
             return Decision(False, f"not enough disk space on the receiver "
                                    f"({offer.total_bytes} bytes offered, {free} free)")
         if self._options.auto_accept:
@@ -501,13 +497,31 @@ class ReceiveSession(ClaimOwner):
     async def _receive(
         self, offer: IncomingOffer, prepared: PreparedOffer, reader: MessageReader
     ) -> TransferResult:
-        pages = list(paginate(prepared.resume_items))
+        """Take the accepted offer's files in, then tell the sender how it went."""
         tracker = ProgressTracker(
             self.session, "receive", offer.total_bytes, len(prepared.files), self._events.emit
         )
         intake = FileIntake(self.session, prepared, tracker, self._events, self._queue_result)
-        tally = intake.tally
-        handlers: set[asyncio.Task[None]] = set()
+        handlers = _StreamHandlers(intake.tally)
+        try:
+            try:
+                await self._open_data_paths(prepared, intake, handlers)
+                await self._until_settled(intake.tally, tracker, reader)
+            finally:
+                self._intake = None
+                self._transfer_over = True
+                if self._listener is not None:
+                    self._listener.stop()
+                    self._listener = None
+                await handlers.stop()  # no part stays open behind the session's back
+            return await self._summarize(offer, prepared, intake.tally, tracker)
+        finally:
+            prepared.target.close()
+
+    async def _open_data_paths(
+        self, prepared: PreparedOffer, intake: FileIntake, handlers: _StreamHandlers
+    ) -> None:
+        """Admit data streams (and the LAN fast path's listener), then answer Accept."""
 
         def take(stream: MessageReader) -> None:
             if len(handlers) >= MAX_PARALLEL_FILES:
@@ -523,15 +537,13 @@ class ReceiveSession(ClaimOwner):
             if self._listener is not None:
                 # The sender chose QUIC: no TCP port stays open for the rest of the transfer.
                 self._listener.stop()
-            task = asyncio.create_task(intake.receive_stream(stream))
-            handlers.add(task)
-            task.add_done_callback(handlers.discard)
-            task.add_done_callback(tally.fail)
+            handlers.start(intake.receive_stream(stream))
 
         self._intake = take  # open before Accept goes out: the sender may start at once
         self._connection.limit_streams(data=MAX_PARALLEL_FILES, control=1)
         listener = self._listener = await self._open_data_listener()
         info = listener.info if listener is not None else None
+        pages = list(paginate(prepared.resume_items))
         await self._send(
             Accept(len(pages))
             if info is None
@@ -541,11 +553,13 @@ class ReceiveSession(ClaimOwner):
             await self._send(ResumePage(page))
         self._lifecycle.advance(SessionState.TRANSFERRING)
         if listener is not None:
-            tcp = asyncio.create_task(self._receive_over_tcp(listener, intake))
-            handlers.add(tcp)
-            tcp.add_done_callback(handlers.discard)
-            tcp.add_done_callback(tally.fail)
+            handlers.start(self._receive_over_tcp(listener, intake))
 
+    async def _until_settled(
+        self, tally: Tally, tracker: ProgressTracker, reader: MessageReader
+    ) -> None:
+        """Wait until every file is settled; raise a stream's, the control's or a stall's
+        failure first if one comes."""
         control = asyncio.create_task(_watch_control(reader))
         settled = asyncio.create_task(tally.settled.wait())
         watchdog = asyncio.create_task(self._watch_for_stall(tracker))
@@ -557,15 +571,17 @@ class ReceiveSession(ClaimOwner):
             for task in done:
                 task.result()  # raises a stream, control or stall failure
         finally:
-            self._intake = None
-            self._transfer_over = True
-            for task in (*handlers, control, settled, watchdog):
+            for task in (control, settled, watchdog):
                 task.cancel()
-            if listener is not None:
-                listener.stop()
-                self._listener = None
+
+    async def _summarize(
+        self, offer: IncomingOffer, prepared: PreparedOffer, tally: Tally,
+        tracker: ProgressTracker,
+    ) -> TransferResult:
+        """Every file settled: flush results and data, send the Summary, report done."""
         tracker.flush()
         await self._flush_results()
+        await asyncio.to_thread(prepared.target.sync)  # what the summary counts is on disk
         await self._send(Summary(tally.ok, tally.failed, tracker.bytes_transferred))
         ok = tally.failed == 0
         result = TransferResult(
@@ -660,6 +676,32 @@ class ReceiveSession(ClaimOwner):
                 reason = f"no data for {DATA_STALL_TIMEOUT:.0f} s"
                 self._connection.close(CloseCode.TIMEOUT, reason)
                 raise NetError(reason)
+
+class _StreamHandlers:
+    """The tasks taking data streams in: counted, their first failure kept (``Tally``),
+    and stopped together."""
+
+    def __init__(self, tally: Tally) -> None:
+        self._tally = tally
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._tally.fail)
+
+    async def stop(self) -> None:
+        """Cancel them and wait (a bounded while) until each has let go of its file."""
+        tasks = set(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=PART_RELEASE_WAIT)
+
 
 def _ended_by(close: PeerClose) -> TransferError:
     """The outcome of a connection the sender closed: cancelled, or failed in its words."""

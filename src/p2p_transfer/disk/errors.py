@@ -1,0 +1,24 @@
+"""What goes wrong when placing received files, in one line for the user."""
+
+from __future__ import annotations
+
+import errno
+
+from p2p_transfer.errors import P2PTransferError
+
+
+class TargetError(P2PTransferError):
+    """A received file cannot be placed; the message says why in one line."""
+
+
+class NameTakenError(TargetError):
+    """Every ``name (N)`` up to ``MAX_NAME_ALTERNATIVES`` exists already."""
+
+
+def describe_os_error(exc: OSError) -> str:
+    """Short user-facing text for a disk error."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "receiver out of disk space"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "receiver cannot write to the target folder"
+    return exc.strerror or str(exc)
