@@ -315,8 +315,8 @@ async def test_settings_are_validated_applied_and_saved_private(
     assert elsewhere.is_dir()
     node = ui.service.node
     assert node is not None and node.pairings.lifetime == 2 * 3600
-    assert ui.service._receive_options is not None
-    assert ui.service._receive_options.target == elsewhere
+    assert ui.service.nodes.receive_options is not None
+    assert ui.service.nodes.receive_options.target == elsewhere
     assert (await ui.wait_for(SettingsEvent)).parallel_files == 8
     path = ui.root / "config" / SETTINGS_FILE_NAME
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

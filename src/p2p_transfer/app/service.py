@@ -15,17 +15,17 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from p2p_transfer.app.board import TransferBoard, TransferRecord
 from p2p_transfer.app.events import (
-    NodeStateEvent,
     SettingsEvent,
     ShareStateEvent,
     TransferSnapshot,
 )
 from p2p_transfer.app.files import FileBrowser, PathRefused, Staging, StagingError
 from p2p_transfer.app.history import History, HistoryEntry
+from p2p_transfer.app.node_control import NodeControl, NodeOptions, NodeStartError
 from p2p_transfer.app.prompts import Prompt, PromptBook, PromptError, PromptGone
 from p2p_transfer.app.settings import Settings, SettingsError, SettingsStore, defaults, validated
 from p2p_transfer.app.share_control import ShareControl, ShareRefused
@@ -34,32 +34,25 @@ from p2p_transfer.app.views import devices_view, wan_view
 from p2p_transfer.config import current_umask
 from p2p_transfer.discovery import (
     Device,
-    DeviceBrowser,
     DiscoveryError,
     device_ticket,
     looks_like_ticket,
 )
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import (
-    DiscoveryErrorEvent,
-    ErrorEvent,
     Event,
     EventBus,
-    RelayEvent,
     SessionState,
 )
 from p2p_transfer.limits import APP_MAX_SEND_PATHS
 from p2p_transfer.net import NetError, parse_ticket
-from p2p_transfer.node import Node, NodeConfig, RunningSession
-from p2p_transfer.transfer import ReceiveOptions, SendOptions
+from p2p_transfer.node import Node, RunningSession
+from p2p_transfer.transfer import SendOptions
 from p2p_transfer.transfer.session import DataTransport
-from p2p_transfer.trust import IdentityError, is_valid_code_format
+from p2p_transfer.trust import is_valid_code_format
 from p2p_transfer.trust.files import ensure_private_dir
 
 log = logging.getLogger(__name__)
-
-NodeState = Literal["starting", "running", "stopped"]
-
 
 class AppError(P2PTransferError):
     """An action the UI asked for cannot be done; ``status`` is the HTTP status it maps to."""
@@ -131,21 +124,19 @@ class AppService:
         self.share = ShareControl(
             self.events.emit, self.prompts, self.files, options.share_bind, options.umask
         )
-        self.node: Node | None = None
-        self._node_lock = asyncio.Lock()
-        self._node_state: NodeState = "stopped"
-        self._node_message = ""
-        self._unsubscribe_node: Any = None
-        self._serve_task: asyncio.Task[Any] | None = None
-        self._receive_options: ReceiveOptions | None = None
+        self.nodes = NodeControl(
+            NodeOptions(
+                options.config_dir, options.bind_addr, options.discovery, options.umask,
+                options.transport,
+            ),
+            self.events.emit,
+            self._on_node_event,
+            self.tracker.decide_offer,
+        )
         #: Staging batches being sent, by the sending session's ID.
         self._sending_batches: dict[str, str] = {}
-        self._relay: RelayEvent | None = None
-        self._browser: DeviceBrowser | None = None
-        self._discovery_error = ""
         self._background: set[asyncio.Task[Any]] = set()
         self._closed = False
-        self.events.subscribe(self._watch_own_events)
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -188,84 +179,33 @@ class AppService:
     # --- the node --------------------------------------------------------------
 
     @property
+    def node(self) -> Node | None:
+        """The node while it runs."""
+        return self.nodes.node
+
+    @property
     def running_node(self) -> Node:
         """The node, or BusyError while it (re)starts."""
-        if self.node is None:
-            raise BusyError(f"the node is not running ({self._node_message or self._node_state})")
-        return self.node
-
-    def _set_node_state(self, state: NodeState, message: str = "") -> None:
-        self._node_state = state
-        self._node_message = message
-        node = self.node
-        self.events.emit(NodeStateEvent(
-            state,
-            self.settings.device_name,
-            node.endpoint_id if node is not None else "",
-            message,
-        ))
+        if self.nodes.node is None:
+            raise BusyError(
+                f"the node is not running ({self.nodes.message or self.nodes.state})"
+            )
+        return self.nodes.node
 
     async def _start_node(self) -> None:
-        async with self._node_lock:
-            self._set_node_state("starting")
-            settings = self.settings
-            config = NodeConfig(
-                self.config_dir, settings.device_name, self.options.bind_addr, settings.relay
-            )
-            try:
-                node = await Node.start(config)
-            except (IdentityError, NetError) as exc:
-                self._set_node_state("stopped", str(exc))
-                raise AppError(f"cannot start the node: {exc}") from None
-            node.pairings.lifetime = settings.pairing_lifetime_seconds
-            self.node = node
-            self._unsubscribe_node = node.events.subscribe(self._on_node_event)
-            self._receive_options = ReceiveOptions(
-                target=settings.download_path, umask=self.options.umask,
-                transport=self.options.transport,
-            )
-            self._serve_task = asyncio.create_task(
-                node.serve(self._receive_options, self.tracker.decide_offer), name="app-serve"
-            )
-            self._serve_task.add_done_callback(self._serve_ended)
-            self._relay = None
-            if settings.relay != "off":
-                self._spawn(node.connect_relay(), "app-relay")
-            node.announce_ticket()
-            if self.options.discovery:
-                await self._start_discovery(node)
-            await node.answer_address_queries()  # others may send to HOST:PORT
-            self._set_node_state("running")
-
-    def _serve_ended(self, task: asyncio.Task[Any]) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            log.error("the receiver stopped", exc_info=exc)
-            self._node_message = f"receiving stopped: {exc}"
-            self.events.emit(ErrorEvent(f"receiving stopped: {exc}"))
+        try:
+            await self.nodes.start(self.settings)
+        except NodeStartError as exc:
+            raise AppError(str(exc)) from None
 
     async def _stop_node(self) -> None:
-        async with self._node_lock:
-            self._browser = None  # the node closes its discovery
-            node, self.node = self.node, None
-            if self._serve_task is not None:
-                self._serve_task.cancel()
-                await asyncio.gather(self._serve_task, return_exceptions=True)
-                self._serve_task = None
-            if node is not None:
-                await node.close()  # its sessions end cancelled, told on its events
-            if self._unsubscribe_node is not None:
-                self._unsubscribe_node()
-                self._unsubscribe_node = None
-            self.tracker.forget_arrivals("node stopped")
-            for prompt in self.prompts.pending():
-                if prompt.kind in ("offer", "code", "code_shown"):
-                    self.prompts.close(prompt.id, "node stopped")
-            for record in self.board.active():
-                self.board.finish(record, SessionState.CANCELLED, "the app stopped", "local")
-            self._set_node_state("stopped")
+        await self.nodes.stop(self.settings.device_name)
+        self.tracker.forget_arrivals("node stopped")
+        for prompt in self.prompts.pending():
+            if prompt.kind in ("offer", "code", "code_shown"):
+                self.prompts.close(prompt.id, "node stopped")
+        for record in self.board.active():
+            self.board.finish(record, SessionState.CANCELLED, "the app stopped", "local")
 
     async def restart_node(self) -> None:
         """Stop and start the node (a new name or relay); refused while transfers run."""
@@ -274,21 +214,6 @@ class AppService:
         await self._stop_node()
         await self._start_node()
         await self.share.restart(self.running_node)
-
-    async def _start_discovery(self, node: Node) -> None:
-        """Announce on the LAN and keep the device table (trouble is only an event)."""
-        self._discovery_error = ""
-        try:
-            self._browser = await node.browse_lan()
-        except (DiscoveryError, OSError) as exc:
-            self.events.emit(DiscoveryErrorEvent(f"cannot look for devices: {exc}"))
-
-    def _watch_own_events(self, event: Event) -> None:
-        """Remember what the Devices and WAN views report (discovery trouble, relay state)."""
-        if isinstance(event, DiscoveryErrorEvent):
-            self._discovery_error = event.message
-        elif isinstance(event, RelayEvent):
-            self._relay = event
 
     def _on_node_event(self, event: Event) -> None:
         """Forward the event unchanged, then fold it into the board and prompts."""
@@ -340,11 +265,7 @@ class AppService:
         return device.name if device is not None else peer_id[:10]
 
     def _device(self, endpoint_id: str) -> Device | None:
-        if self._browser is None:
-            return None
-        return next(
-            (d for d in self._browser.devices() if d.endpoint_id == endpoint_id.lower()), None
-        )
+        return self.nodes.device(endpoint_id)
 
     def start_send(
         self,
@@ -449,12 +370,12 @@ class AppService:
         """Discovered devices (with trust) and trusted devices (with presence)."""
         node = self.node
         return devices_view(
-            self._browser.devices() if self._browser is not None else [],
+            self.nodes.devices(),
             node.pairings.list() if node is not None else [],
             {
                 "enabled": self.options.discovery,
-                "running": self._browser is not None,
-                "error": self._discovery_error,
+                "running": self.nodes.browser is not None,
+                "error": self.nodes.discovery_error,
             },
         )
 
@@ -489,9 +410,9 @@ class AppService:
                 raise AppError(f"download_dir: cannot create it: {exc.strerror}") from None
         self.settings = new
         await asyncio.to_thread(self._settings_store.save, new)
-        if self._receive_options is not None:
+        if self.nodes.receive_options is not None:
             # Sessions read the target when an offer is accepted: new offers use the new folder.
-            self._receive_options.target = new.download_path
+            self.nodes.receive_options.target = new.download_path
         if self.node is not None:
             self.node.pairings.lifetime = new.pairing_lifetime_seconds
         self.events.emit(self.settings_event())
@@ -558,7 +479,7 @@ class AppService:
 
     def wan(self) -> dict[str, Any]:
         """This node's ticket and relay state, and how live transfers reach their peers."""
-        return wan_view(self.node, self.settings.relay, self._relay, self.board.active())
+        return wan_view(self.node, self.settings.relay, self.nodes.relay, self.board.active())
 
     def inspect_ticket(self, ticket: str) -> dict[str, Any]:
         """What a ticket names (ID, addresses, relay) and whether that device is trusted."""
@@ -584,8 +505,8 @@ class AppService:
         node = self.node
         return {
             "node": {
-                "state": self._node_state,
-                "message": self._node_message,
+                "state": self.nodes.state,
+                "message": self.nodes.message,
                 "device_name": self.settings.device_name,
                 "endpoint_id": node.endpoint_id if node is not None else None,
                 "ticket": node.transport.ticket if node is not None else None,
