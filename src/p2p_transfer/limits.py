@@ -248,3 +248,16 @@ APP_STAGING_DATA_TIMEOUT = 60.0
 APP_CODE_SHOWN_SECONDS = CODE_ENTRY_TIMEOUT + WRONG_CODE_DELAY + 3.0
 #: Files offered for download through the share at once.
 APP_MAX_SHARED_ITEMS = 256
+
+# --- Doctor ----------------------------------------------------------------
+# ``p2p-transfer doctor`` runs its checks at once; the slowest bounds the run.
+#: Seconds the multicast probe listens for its own echo and other devices' answers.
+DOCTOR_MULTICAST_WAIT = 1.5
+#: Seconds spent looking for devices on the LAN.
+DOCTOR_BROWSE_TIME = 2.5
+#: Seconds allowed to reach one device's port.
+DOCTOR_REACH_TIMEOUT = 1.5
+#: Seconds allowed to reach the relay (then it counts as unreachable).
+DOCTOR_RELAY_TIMEOUT = 5.0
+#: Most devices whose reachability one run checks.
+DOCTOR_MAX_DEVICES = 16
