@@ -226,11 +226,6 @@ class Node:
         session.task.cancel()
         return True
 
-    def session_state(self, session_id: str) -> SessionState | None:
-        """Where a running session stands (None once it ended, or if unknown)."""
-        session = self._sessions.get(session_id)
-        return session.lifecycle.state if session is not None else None
-
     # --- sending -------------------------------------------------------------------
 
     def start_send(

@@ -13,7 +13,7 @@ from p2p_transfer.config import default_download_dir
 from p2p_transfer.doctor import DoctorOptions, diagnose
 from p2p_transfer.events import CheckEvent
 from p2p_transfer.net import RELAY_OFF
-from p2p_transfer.trust.identity import existing_endpoint_id
+from p2p_transfer.node import Node, NodeConfig
 
 #: How each status starts its line for people.
 MARKS = {"ok": "✓", "warn": "!", "fail": "✗"}
@@ -43,13 +43,13 @@ def doctor(ctx: CliContext, download_dir: Path | None, relay: str, as_json: bool
         download_dir=(download_dir or default_download_dir()).expanduser(),
         config_dir=ctx.config_dir,
         relay=relay,
-        own_endpoint_id=existing_endpoint_id(ctx.config_dir),
     )
+    node = Node.without_endpoint(NodeConfig(ctx.config_dir, ctx.device_name))
     render = JsonRenderer() if as_json else None
 
     async def run() -> int:
         failed = False
-        async for check in diagnose(options):
+        async for check in diagnose(options, node):
             failed |= check.status == "fail"
             if render is not None:
                 render(check)

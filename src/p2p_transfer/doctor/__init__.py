@@ -28,6 +28,7 @@ from p2p_transfer.limits import (
 )
 from p2p_transfer.net import RELAY_OFF, NetError, Transport
 from p2p_transfer.net.keys import generate_secret_key
+from p2p_transfer.node import Node
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,15 +38,15 @@ class DoctorOptions:
     download_dir: Path
     config_dir: Path
     relay: str = RELAY_OFF
-    own_endpoint_id: str | None = None
 
 
-async def diagnose(options: DoctorOptions) -> AsyncIterator[CheckEvent]:
-    """Every check's verdict, in a fixed order (the slow ones run meanwhile)."""
+async def diagnose(options: DoctorOptions, node: Node) -> AsyncIterator[CheckEvent]:
+    """Every check's verdict, in a fixed order (the slow ones run meanwhile); ``node``
+    looks for devices (one made ``without_endpoint`` will do)."""
     interfaces = await asyncio.to_thread(lan_interfaces)
     default = await asyncio.to_thread(default_route_interface)
     probing = asyncio.create_task(asyncio.to_thread(probe, interfaces, DOCTOR_MULTICAST_WAIT))
-    browsing = asyncio.create_task(_browse(options.own_endpoint_id))
+    browsing = asyncio.create_task(_browse(node))
     relay = asyncio.create_task(check_relay(options.relay)) if options.relay != RELAY_OFF \
         else None
     try:
@@ -72,18 +73,12 @@ async def diagnose(options: DoctorOptions) -> AsyncIterator[CheckEvent]:
                 task.cancel()
 
 
-async def _browse(own_endpoint_id: str | None) -> tuple[list[Device], str]:
+async def _browse(node: Node) -> tuple[list[Device], str]:
     """Devices announcing themselves on the LAN (never this one), or why none could be."""
-    from p2p_transfer.discovery import Discovery  # zeroconf is loaded only when used
-
     try:
-        discovery = await Discovery.start(own_endpoint_id=own_endpoint_id)
+        return await node.list_devices(DOCTOR_BROWSE_TIME), ""
     except DiscoveryError as exc:
         return [], str(exc)
-    try:
-        return await discovery.list_devices(DOCTOR_BROWSE_TIME), ""
-    finally:
-        await discovery.close()
 
 
 async def check_relay(relay: str) -> CheckEvent:
