@@ -15,17 +15,19 @@ import pytest
 from p2p_transfer.limits import (
     CODE_DIGITS,
     DEFAULT_PAIRING_LIFETIME,
-    MAX_PENDING_VERIFICATIONS,
     SECRET_KEY_SIZE,
 )
+from p2p_transfer.transfer.admission import CountedSlots
 from p2p_transfer.trust import (
     IdentityError,
     PairingStore,
     VerificationSlots,
     endpoint_id_of,
+    format_code,
     generate_code,
     is_valid_code_format,
     load_or_create_secret_key,
+    normalize_code,
 )
 from p2p_transfer.trust.identity import KEY_FILE_NAME
 from p2p_transfer.trust.pairing import PAIRINGS_FILE_NAME
@@ -366,19 +368,98 @@ def test_a_malformed_exchange_message_is_a_pake_error() -> None:
         exchange.finish(b"\x00not a point")
 
 
-def test_verification_slots_allow_three_then_refuse() -> None:
-    slots = VerificationSlots()
-    assert [slots.try_acquire() for _ in range(MAX_PENDING_VERIFICATIONS)] == [True] * 3
-    assert not slots.try_acquire()
-    assert not slots.try_acquire()
+@pytest.mark.parametrize(
+    ("typed", "code"),
+    [
+        ("026767", "026767"),
+        ("026 767", "026767"),  # as the receiver shows it
+        ("026-767", "026767"),
+        ("026.767", "026767"),
+        ("  026 767\n", "026767"),
+        ("0 2 6 7 6 7", "026767"),
+        ("０２６７６７", "026767"),  # full-width digits (a CJK keyboard)
+        ("０２６　７６７", "026767"),  # and a full-width space
+        ("٠٢٦٧٦٧", "026767"),  # Arabic-Indic digits
+        ("026–767", "026767"),  # an en dash, as word processors type it
+        ("02676", None),
+        ("0267670", None),
+        ("026a767", None),
+        ("026_767", None),
+        ("", None),
+        ("½23456", None),  # a fraction is not two digits
+    ],
+)
+def test_codes_are_read_as_people_type_them(typed: str, code: str | None) -> None:
+    assert normalize_code(typed) == code
+
+
+def test_codes_are_shown_in_two_groups() -> None:
+    assert format_code("026767") == "026 767"
+
+
+class _Waiting:
+    """A verification as the slots see it."""
+
+    def __init__(self, name: str, checking: bool = False) -> None:
+        self.name = name
+        self.checking = checking
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def test_one_verification_per_key_the_newer_replaces_the_older() -> None:
+    slots: VerificationSlots[_Waiting] = VerificationSlots(limit=8, per_address=2)
+    old, new = _Waiting("old"), _Waiting("new")
+    assert slots.take(old, "key", "10.0.0.1") == []
+    assert slots.take(new, "key", "10.0.0.2") == [old]
+    assert len(slots) == 1
+
+
+def test_a_full_address_makes_room_with_its_oldest_idle_verification() -> None:
+    slots: VerificationSlots[_Waiting] = VerificationSlots(limit=8, per_address=2)
+    first, second = _Waiting("first", checking=True), _Waiting("second")
+    slots.take(first, "k1", "10.0.0.1")
+    slots.take(second, "k2", "10.0.0.1")
+    third = _Waiting("third")
+    assert slots.take(third, "k3", "10.0.0.1") == [second]  # the first is being checked
+    fourth = _Waiting("fourth", checking=True)
+    third.checking = True
+    assert slots.take(fourth, "k4", "10.0.0.1") is None  # nothing idle: no room
+    assert slots.take(_Waiting("elsewhere"), "k5", "10.0.0.2") == []
+
+
+def test_when_all_are_taken_only_a_crowded_address_gives_way() -> None:
+    slots: VerificationSlots[_Waiting] = VerificationSlots(limit=4, per_address=2)
+    crowd = [_Waiting("a1"), _Waiting("a2")]
+    for i, waiting in enumerate(crowd):
+        slots.take(waiting, f"a{i}", "10.0.0.1")
+    slots.take(_Waiting("b"), "b", "10.0.0.2")
+    slots.take(_Waiting("c"), "c", "10.0.0.3")
+    # A newcomer from a fourth address takes the oldest place of the address holding two.
+    assert slots.take(_Waiting("honest"), "h", "10.0.0.4") == [crowd[0]]
+    # Now every address holds one: nobody is pushed out by a newcomer of one more.
+    assert slots.take(_Waiting("late"), "l", "10.0.0.5") is None
+    # Nor by a second from an address that holds one already.
+    assert slots.take(_Waiting("b2"), "b2", "10.0.0.2") is None
+    assert len(slots) == 4
+
+
+def test_released_places_are_free_again() -> None:
+    slots: VerificationSlots[_Waiting] = VerificationSlots(limit=1, per_address=1)
+    first = _Waiting("first", checking=True)
+    slots.take(first, "k1", "10.0.0.1")
+    assert slots.take(_Waiting("second"), "k2", "10.0.0.2") is None
+    slots.release(first)
+    slots.release(first)  # twice is harmless
+    assert slots.take(_Waiting("second"), "k2", "10.0.0.2") == []
+
+
+def test_counted_slots_allow_their_limit_then_refuse() -> None:
+    slots = CountedSlots(2)
+    for _ in range(5):
+        slots.release()  # extra releases add no places
+    assert [slots.try_acquire() for _ in range(3)] == [True, True, False]
     slots.release()
     assert slots.try_acquire()
-    assert not slots.try_acquire()
-
-
-def test_verification_slots_extra_releases_do_not_add_slots() -> None:
-    slots = VerificationSlots(limit=2)
-    for _ in range(5):
-        slots.release()
-    assert slots.try_acquire() and slots.try_acquire()
     assert not slots.try_acquire()
