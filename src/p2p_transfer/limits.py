@@ -116,11 +116,9 @@ GLOBAL_ATTEMPTS_PER_MINUTE = 30
 #: ...and, beyond them, from addresses that made no attempt within WRONG_CODE_WINDOW:
 #: a few busy addresses cannot use up first contact for everyone else.
 FRESH_ADDRESS_ATTEMPTS_PER_MINUTE = 30
-#: New verification attempts accepted per minute from one address.
-ADDRESS_ATTEMPTS_PER_MINUTE = 10
 #: Failed attempts from one address, within WRONG_CODE_WINDOW, that lock it out
-#: (for LOCKOUT_SECONDS), whatever endpoints it uses.
-MAX_ADDRESS_FAILURES = 20
+#: (for LOCKOUT_SECONDS), whatever endpoints it uses: two endpoints' worth.
+MAX_ADDRESS_FAILURES = 10
 #: How long a successful pairing is trusted, by default (seconds).
 DEFAULT_PAIRING_LIFETIME = 24 * 3600
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from p2p_transfer.limits import (
-    ADDRESS_ATTEMPTS_PER_MINUTE,
     FRESH_ADDRESS_ATTEMPTS_PER_MINUTE,
     GLOBAL_ATTEMPTS_PER_MINUTE,
     LOCKOUT_SECONDS,
@@ -70,8 +69,9 @@ class _Record:
     failures: list[tuple[float, str]] = field(default_factory=list)
     locked_until: float = 0.0
 
-    def recent(self, now: float, window: float = WRONG_CODE_WINDOW) -> list[tuple[float, str]]:
-        return [f for f in self.failures if abs(now - f[0]) < window]
+    def recent(self, now: float) -> list[tuple[float, str]]:
+        """The failures within WRONG_CODE_WINDOW (either way: a clock set back counts)."""
+        return [f for f in self.failures if abs(now - f[0]) < WRONG_CODE_WINDOW]
 
     def locked_for(self, limit: int, now: float) -> float:
         """Seconds left of its lock-out; a record at its limit whose last attempt has not
@@ -119,12 +119,6 @@ class AttemptLimiter:
             return Refusal(
                 "too many failed verifications from this network; "
                 f"try again in {_minutes(locked)} min", "locked_out", locked,
-            )
-        this_minute = address_record.recent(now, _MINUTE)
-        if len(this_minute) >= ADDRESS_ATTEMPTS_PER_MINUTE:
-            return Refusal(
-                "too many verification attempts from this network right now; "
-                "try again in a minute", "busy", _MINUTE - abs(now - this_minute[0][0]),
             )
         started = len(self._started_this_minute(now))
         fresh = not address_record.recent(now)
