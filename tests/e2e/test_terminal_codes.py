@@ -115,7 +115,8 @@ def test_ctrl_c_at_the_code_prompt_exits_130_and_tells_the_receiver(tmp_path: Pa
 
 
 def test_ctrl_c_at_the_accept_prompt_exits_130_and_tells_the_sender(tmp_path: Path) -> None:
-    receiver, ticket = _receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--code", CODE)
+    grouped = f"{CODE[:3]}-{CODE[3:]}"  # --code takes a code written as people write it
+    receiver, ticket = _receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--code", grouped)
     sender = start_sender(tmp_path / "tx", ticket, _note(tmp_path / "src"))
     try:
         receiver.expect_line(r"Accept 1 file\(s\), 14 B from sender\? \[y/N\]: $")

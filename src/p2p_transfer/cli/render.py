@@ -35,6 +35,11 @@ def printable(text: str) -> str:
     return _CONTROL.sub("?", text)
 
 
+def attempt_count(attempt: int, max_attempts: int) -> str:
+    """``attempt 2 of 5`` once a code was wrong before (known both ways), else ""."""
+    return f"attempt {attempt} of {max_attempts}" if attempt > 1 and max_attempts else ""
+
+
 def human_size(count: float) -> str:
     """1536 -> '1.5 KiB'."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):

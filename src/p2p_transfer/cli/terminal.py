@@ -18,7 +18,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from p2p_transfer.cli.render import human_size, printable
+from p2p_transfer.cli.render import attempt_count, human_size, printable
 from p2p_transfer.events import (
     CodeEvent,
     ConnectionEvent,
@@ -100,8 +100,7 @@ class HumanRenderer:
 
     def _on_code(self, event: CodeEvent) -> None:
         code = format_code(event.code)
-        count = f"attempt {event.attempt} of {event.max_attempts}" if (
-            event.attempt > 1 and event.max_attempts) else ""
+        count = attempt_count(event.attempt, event.max_attempts)
         if event.session in self._codes_shown:  # the same code, asked for again
             self._print(
                 f"[yellow]✗[/] {shown(event.peer_name)} typed a wrong code; waiting for "

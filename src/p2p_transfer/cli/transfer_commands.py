@@ -17,7 +17,7 @@ from p2p_transfer.cli.context import (
     run_async,
     stdin_is_interactive,
 )
-from p2p_transfer.cli.render import JsonRenderer, human_size, printable
+from p2p_transfer.cli.render import JsonRenderer, attempt_count, human_size, printable
 
 if TYPE_CHECKING:
     from p2p_transfer.cli.terminal import HumanRenderer
@@ -37,7 +37,7 @@ from p2p_transfer.transfer import (
     TransferResult,
 )
 from p2p_transfer.transfer.session import DataTransport
-from p2p_transfer.trust import IdentityError, format_code, normalize_code
+from p2p_transfer.trust import IdentityError, normalize_code
 
 
 def _renderer(as_json: bool) -> HumanRenderer | JsonRenderer:
@@ -56,7 +56,7 @@ def _code_option(
         return None
     code = normalize_code(value)
     if code is None:
-        raise click.BadParameter(f"a code is 6 digits, like {format_code('026767')}")
+        raise click.BadParameter("a code is 6 digits, like 026 767")
     return code
 
 
@@ -65,16 +65,16 @@ async def _ask_code(request: CodeRequest) -> str:
     costs no attempt); the end of input gives up."""
     if request.retry:
         click.echo("✗ That code was wrong.", err=True)
-    count = f" (attempt {request.attempt} of {request.max_attempts})" if (
-        request.attempt > 1 and request.max_attempts) else ""
+    count = attempt_count(request.attempt, request.max_attempts)
+    question = f"Code shown on {printable(request.peer_name)}{f' ({count})' if count else ''}: "
     while True:
-        typed = await ask(f"Code shown on {printable(request.peer_name)}{count}: ")
+        typed = await ask(question)
         if typed is None:
             raise TransferError("no verification code entered")
         if (code := normalize_code(typed)) is not None:
             return code
         if typed.strip():
-            click.echo(f"A code is 6 digits, like {format_code('026767')}.", err=True)
+            click.echo("A code is 6 digits, like 026 767.", err=True)
 
 
 def _exit_code(result: TransferResult | None) -> int:

@@ -61,7 +61,8 @@ class Waiter(Protocol):
 
     @property
     def checking(self) -> bool:
-        """A typed code is being checked: it is not dropped for a newcomer then."""
+        """A typed code is being checked: no other key's newcomer may drop it then
+        (it is not idle)."""
         ...
 
 
