@@ -37,7 +37,7 @@ from p2p_transfer.app.events import (
 from p2p_transfer.app.history import HISTORY_FILE_NAME
 from p2p_transfer.app.settings import SETTINGS_FILE_NAME, Settings, SettingsStore
 from p2p_transfer.events import Event, SessionState, TicketEvent
-from p2p_transfer.limits import KiB, MiB
+from p2p_transfer.limits import MAX_WRONG_CODES, KiB, MiB
 
 #: Seconds a test waits for an event.
 WAIT = 20.0
@@ -637,6 +637,54 @@ async def test_cancelling_while_the_code_is_awaited_closes_both_sides(start_ui: 
     assert status == 404
     status, _ = await alice.call("POST", f"/api/prompts/{asked.prompt_id}", {"code": "123456"})
     assert status == 410
+
+
+async def test_a_wrong_code_keeps_the_dialog_open_and_asks_for_attempt_2(
+    start_ui: StartUi,
+) -> None:
+    """The sender's code prompt stays one prompt: answered, it waits while the code is
+    checked; wrong, it comes back (same ID) saying attempt 2 of 5; the receiver's code
+    stays on screen the whole time, the same code; the right code then goes through."""
+    alice, bob = await start_ui("alice"), await start_ui("bob")
+    (alice.home / "f.txt").write_text("x")
+    _, answer = await alice.call("POST", "/api/send", {
+        "to": bob.service.running_node.transport.ticket, "paths": [str(alice.home / "f.txt")],
+    })
+    record_id = answer["transfer"]["id"]
+    asked = await alice.wait_for(CodePromptEvent, lambda e: e.transfer == record_id)
+    shown = await bob.wait_for(CodeShownEvent)
+    assert (asked.attempt, asked.max_attempts, asked.retry) == (1, MAX_WRONG_CODES, False)
+    wrong = "000 000" if shown.code != "000000" else "111 111"
+    status, _ = await alice.call("POST", f"/api/prompts/{asked.prompt_id}", {"code": wrong})
+    assert status == 200
+    # While it is checked the prompt stays open, and a second answer must wait.
+    status, again = await alice.call("POST", f"/api/prompts/{asked.prompt_id}", {"code": wrong})
+    assert status == 400 and "being checked" in again["error"]
+
+    retry = await alice.wait_for(CodePromptEvent, lambda e: e.retry)
+    assert retry.prompt_id == asked.prompt_id
+    assert (retry.attempt, retry.max_attempts) == (2, MAX_WRONG_CODES)
+    _, pending = await alice.call("GET", "/api/prompts")
+    assert [(p["prompt_id"], p["attempt"], p["retry"]) for p in pending["prompts"]] == [
+        (asked.prompt_id, 2, True)
+    ]
+    still = await bob.wait_for(CodeShownEvent, lambda e: e.attempt == 2)
+    assert (still.prompt_id, still.code) == (shown.prompt_id, shown.code)
+    assert not [e for e in alice.of(PromptClosedEvent) if e.prompt_id == asked.prompt_id]
+    assert not [e for e in bob.of(PromptClosedEvent) if e.prompt_id == shown.prompt_id]
+
+    typed = f"{shown.code[:3]}-{shown.code[3:]}"  # typed as people do
+    status, _ = await alice.call("POST", f"/api/prompts/{asked.prompt_id}", {"code": typed})
+    assert status == 200
+    closed = await alice.wait_for(PromptClosedEvent, lambda e: e.prompt_id == asked.prompt_id)
+    assert closed.outcome == "verified"
+    offer = await bob.wait_for(OfferPromptEvent)
+    await bob.call("POST", f"/api/prompts/{offer.prompt_id}", {"accept": True})
+    sent = await alice.transfer_done(record_id)
+    assert sent.verified == "code"
+    await bob.transfer_done()
+    assert (bob.downloads / "f.txt").read_text() == "x"
+    assert len({e.prompt_id for e in alice.of(CodePromptEvent)}) == 1
 
 
 async def test_sending_needs_a_valid_target(start_ui: StartUi) -> None:

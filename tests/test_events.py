@@ -45,8 +45,9 @@ def test_ticket_event_uses_the_name_key() -> None:
 
 def test_renames_do_not_leak_between_events() -> None:
     """``name``/``from`` renames belong to their own event only."""
-    assert CodeEvent("s1", "123456", "ab", "bob").to_dict() == {
+    assert CodeEvent("s1", "123456", "ab", "bob", 2, 5).to_dict() == {
         "event": "code", "session": "s1", "code": "123456", "peer_id": "ab", "peer_name": "bob",
+        "attempt": 2, "max_attempts": 5,
     }  # fmt: skip
     assert ErrorEvent("boom").to_dict() == {
         "event": "error", "message": "boom", "session": None,

@@ -47,6 +47,7 @@ from p2p_transfer.protocol import (
     ProtocolError,
     Resume,
     ResumePage,
+    Retry,
     Summary,
     Verified,
     Verify,
@@ -65,10 +66,13 @@ HASH = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
 
 EVERY_MESSAGE: list[Message] = [
     Hello(PROTOCOL_VERSION, "laptop ☃"),
+    Hello(PROTOCOL_VERSION, "laptop", paired=True, retries=True),
     Welcome(PROTOCOL_VERSION, "desk", code_required=True),
+    Welcome(PROTOCOL_VERSION, "desk", True, b"\x00spake2", attempt=2, max_attempts=5),
     Welcome(PROTOCOL_VERSION, "desk", code_required=False),
     Verify(b"\x00spake2", b"proof"),
     Verified(b"proof"),
+    Retry(b"\x00spake2", attempt=2, max_attempts=5),
     Offer("0123456789abcdef", entries=3, files=2, total_bytes=10, pages=1),
     ManifestPage(
         [
@@ -109,6 +113,27 @@ def decode_one(data: bytes) -> Message | None:
 def test_every_message_type_is_covered() -> None:
     """The round-trip list below names every message the protocol has."""
     assert {type(m) for m in EVERY_MESSAGE} == set(Message.__subclasses__())
+
+
+def test_retries_are_added_within_version_1_both_ways() -> None:
+    """A Hello or Welcome without the retry fields (an earlier sender or receiver) reads
+    as "no retries"; one with them reads fine where they are unknown (extra fields are
+    ignored), so PROTOCOL_VERSION stays 1."""
+    earlier_hello = msgspec.msgpack.encode({"type": "hello", "version": 1, "name": "old"})
+    assert decode_one(frame(earlier_hello)) == Hello(1, "old", paired=False, retries=False)
+    earlier_welcome = msgspec.msgpack.encode(
+        {"type": "welcome", "version": 1, "name": "old", "code_required": True, "pake": b"m"}
+    )
+    welcome = decode_one(frame(earlier_welcome))
+    assert isinstance(welcome, Welcome) and (welcome.attempt, welcome.max_attempts) == (0, 0)
+
+    class EarlierHello(msgspec.Struct, tag_field="type", tag="hello"):
+        version: int
+        name: str
+        paired: bool = False
+
+    newer = encode(Hello(PROTOCOL_VERSION, "new", retries=True))[FRAME_HEADER_SIZE:]
+    assert msgspec.msgpack.decode(newer, type=EarlierHello) == EarlierHello(1, "new")
 
 
 @pytest.mark.parametrize("message", EVERY_MESSAGE, ids=lambda m: type(m).__name__)

@@ -122,11 +122,13 @@ async def _hello_and_wait_for_welcome(client: Transport, ticket: str) -> tuple[A
     return (connection, stream), reply
 
 
-async def test_at_most_three_verifications_wait_at_once(peers: Peers, tmp_path: Path) -> None:
-    from p2p_transfer.limits import MAX_PENDING_VERIFICATIONS
-    from p2p_transfer.protocol import Error, Welcome
+async def test_one_address_waits_for_two_codes_the_next_replaces_the_oldest(
+    peers: Peers, tmp_path: Path
+) -> None:
+    from p2p_transfer.limits import MAX_PENDING_VERIFICATIONS_PER_ADDRESS
+    from p2p_transfer.protocol import Welcome
 
-    count = MAX_PENDING_VERIFICATIONS + 1
+    count = MAX_PENDING_VERIFICATIONS_PER_ADDRESS + 1
     clients = [await _raw_client(tmp_path / f"c{i}") for i in range(count)]
     try:
         replies, connections = [], []  # keep connections referenced: dropping one closes it
@@ -134,14 +136,15 @@ async def test_at_most_three_verifications_wait_at_once(peers: Peers, tmp_path: 
             connection, reply = await _hello_and_wait_for_welcome(client, peers.ticket)
             connections.append(connection)
             replies.append(reply)
-        waiting = replies[:MAX_PENDING_VERIFICATIONS]
-        assert all(isinstance(r, Welcome) and r.code_required for r in waiting)
-        refused = replies[-1]
-        assert isinstance(refused, Error) and "too many verifications" in refused.message
+        assert all(isinstance(r, Welcome) and r.code_required for r in replies)
+        oldest = connections[0][0]
+        reason = await asyncio.wait_for(oldest.closed(), 5)
+        assert "too many verifications waiting; this one made room for a newer one" in reason
+        assert all(c.close_reason() is None for c, _ in connections[1:])
     finally:
         for client in clients:
             await client.close()
-    # Closed waiters free their slots: an honest peer gets through.
+    # Closed waiters free their places: an honest peer gets through.
     await asyncio.sleep(0.5)
     await _honest_send_still_works(peers, tmp_path)
 

@@ -15,18 +15,28 @@ import pytest
 from p2p_transfer.limits import (
     CODE_DIGITS,
     DEFAULT_PAIRING_LIFETIME,
-    MAX_PENDING_VERIFICATIONS,
+    FRESH_ADDRESS_ATTEMPTS_PER_MINUTE,
+    GLOBAL_ATTEMPTS_PER_MINUTE,
+    LOCKOUT_SECONDS,
+    MAX_ADDRESS_FAILURES,
+    MAX_WRONG_CODES,
     SECRET_KEY_SIZE,
 )
+from p2p_transfer.transfer.admission import CountedSlots
 from p2p_transfer.trust import (
+    AttemptLimiter,
     IdentityError,
     PairingStore,
     VerificationSlots,
+    address_group,
     endpoint_id_of,
+    format_code,
     generate_code,
     is_valid_code_format,
     load_or_create_secret_key,
+    normalize_code,
 )
+from p2p_transfer.trust.attempts import LOCKOUTS_FILE_NAME, RELAYED
 from p2p_transfer.trust.identity import KEY_FILE_NAME
 from p2p_transfer.trust.pairing import PAIRINGS_FILE_NAME
 from p2p_transfer.trust.pake import CodeExchange, PakeError
@@ -366,19 +376,176 @@ def test_a_malformed_exchange_message_is_a_pake_error() -> None:
         exchange.finish(b"\x00not a point")
 
 
-def test_verification_slots_allow_three_then_refuse() -> None:
-    slots = VerificationSlots()
-    assert [slots.try_acquire() for _ in range(MAX_PENDING_VERIFICATIONS)] == [True] * 3
-    assert not slots.try_acquire()
-    assert not slots.try_acquire()
+@pytest.mark.parametrize(
+    ("typed", "code"),
+    [
+        ("026767", "026767"),
+        ("026 767", "026767"),  # as the receiver shows it
+        ("026-767", "026767"),
+        ("026.767", "026767"),
+        ("  026 767\n", "026767"),
+        ("0 2 6 7 6 7", "026767"),
+        ("０２６７６７", "026767"),  # full-width digits (a CJK keyboard)
+        ("０２６　７６７", "026767"),  # and a full-width space
+        ("٠٢٦٧٦٧", "026767"),  # Arabic-Indic digits
+        ("026–767", "026767"),  # an en dash, as word processors type it
+        ("02676", None),
+        ("0267670", None),
+        ("026a767", None),
+        ("026_767", None),
+        ("", None),
+        ("½23456", None),  # a fraction is not two digits
+    ],
+)
+def test_codes_are_read_as_people_type_them(typed: str, code: str | None) -> None:
+    assert normalize_code(typed) == code
+
+
+def test_codes_are_shown_in_two_groups() -> None:
+    assert format_code("026767") == "026 767"
+
+
+class _Waiting:
+    """A verification as the slots see it."""
+
+    def __init__(self, name: str, checking: bool = False) -> None:
+        self.name = name
+        self.checking = checking
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def test_one_verification_per_key_the_newer_replaces_the_older() -> None:
+    slots: VerificationSlots[_Waiting] = VerificationSlots(limit=8, per_address=2)
+    old, new = _Waiting("old"), _Waiting("new")
+    assert slots.take(old, "key", "10.0.0.1") == []
+    assert slots.take(new, "key", "10.0.0.2") == [old]
+    assert len(slots) == 1
+
+
+def test_a_full_address_makes_room_with_its_oldest_idle_verification() -> None:
+    slots: VerificationSlots[_Waiting] = VerificationSlots(limit=8, per_address=2)
+    first, second = _Waiting("first", checking=True), _Waiting("second")
+    slots.take(first, "k1", "10.0.0.1")
+    slots.take(second, "k2", "10.0.0.1")
+    third = _Waiting("third")
+    assert slots.take(third, "k3", "10.0.0.1") == [second]  # the first is being checked
+    fourth = _Waiting("fourth", checking=True)
+    third.checking = True
+    assert slots.take(fourth, "k4", "10.0.0.1") is None  # nothing idle: no room
+    assert slots.take(_Waiting("elsewhere"), "k5", "10.0.0.2") == []
+
+
+def test_when_all_are_taken_only_a_crowded_address_gives_way() -> None:
+    slots: VerificationSlots[_Waiting] = VerificationSlots(limit=4, per_address=2)
+    crowd = [_Waiting("a1"), _Waiting("a2")]
+    for i, waiting in enumerate(crowd):
+        slots.take(waiting, f"a{i}", "10.0.0.1")
+    slots.take(_Waiting("b"), "b", "10.0.0.2")
+    slots.take(_Waiting("c"), "c", "10.0.0.3")
+    # A newcomer from a fourth address takes the oldest place of the address holding two.
+    assert slots.take(_Waiting("honest"), "h", "10.0.0.4") == [crowd[0]]
+    # Now every address holds one: nobody is pushed out by a newcomer of one more.
+    assert slots.take(_Waiting("late"), "l", "10.0.0.5") is None
+    # Nor by a second from an address that holds one already.
+    assert slots.take(_Waiting("b2"), "b2", "10.0.0.2") is None
+    assert len(slots) == 4
+
+
+def test_released_places_are_free_again() -> None:
+    slots: VerificationSlots[_Waiting] = VerificationSlots(limit=1, per_address=1)
+    first = _Waiting("first", checking=True)
+    slots.take(first, "k1", "10.0.0.1")
+    assert slots.take(_Waiting("second"), "k2", "10.0.0.2") is None
+    slots.release(first)
+    slots.release(first)  # twice is harmless
+    assert slots.take(_Waiting("second"), "k2", "10.0.0.2") == []
+
+
+def test_counted_slots_allow_their_limit_then_refuse() -> None:
+    slots = CountedSlots(2)
+    for _ in range(5):
+        slots.release()  # extra releases add no places
+    assert [slots.try_acquire() for _ in range(3)] == [True, True, False]
     slots.release()
     assert slots.try_acquire()
     assert not slots.try_acquire()
 
 
-def test_verification_slots_extra_releases_do_not_add_slots() -> None:
-    slots = VerificationSlots(limit=2)
-    for _ in range(5):
-        slots.release()
-    assert slots.try_acquire() and slots.try_acquire()
-    assert not slots.try_acquire()
+# --- Verification attempts ----------------------------------------------------------------
+
+
+def test_a_code_shown_counts_as_a_failed_attempt_until_the_right_code(tmp_path: Path) -> None:
+    limiter = AttemptLimiter(tmp_path)
+    for i in range(MAX_WRONG_CODES):  # hello, and gone without a guess
+        assert limiter.refusal("key", "10.0.0.1", now=100.0 + i) is None
+        assert limiter.begin("key", "10.0.0.1", now=100.0 + i) == i + 1
+    refused = limiter.refusal("key", "10.0.0.1", now=110.0)
+    assert refused is not None and refused.kind == "locked_out"
+    assert refused.retry_after == pytest.approx(104.0 + LOCKOUT_SECONDS - 110.0)
+    assert AttemptLimiter(tmp_path).attempts_left("key", now=110.0) == 0  # as stored
+
+
+def test_an_address_is_locked_out_whatever_keys_it_uses(tmp_path: Path) -> None:
+    limiter = AttemptLimiter(tmp_path)
+    for i in range(MAX_ADDRESS_FAILURES - 1):
+        limiter.begin(f"throwaway{i}", "10.0.0.1", now=100.0 + i)
+        limiter.fail(f"throwaway{i}", "10.0.0.1", now=100.0 + i)
+    # A key that gets the code right takes its attempts off its address's count...
+    limiter.begin("honest", "10.0.0.1", now=120.0)
+    limiter.succeed("honest", "10.0.0.1", now=121.0)
+    assert limiter.refusal("another", "10.0.0.1", now=122.0) is None
+    limiter.begin("another", "10.0.0.1", now=122.0)
+    limiter.fail("another", "10.0.0.1", now=124.0)
+    refused = limiter.refusal("fresh-key", "10.0.0.1", now=125.0)
+    assert refused is not None and refused.kind == "locked_out"
+    assert refused.message == "too many failed verifications from this network; try again in 10 min"
+    assert limiter.refusal("fresh-key", "10.0.0.2", now=125.0) is None  # another address
+    assert limiter.refusal("fresh-key", "10.0.0.1", now=124.0 + LOCKOUT_SECONDS) is None
+
+
+def test_addresses_that_did_not_try_lately_have_a_reserve(tmp_path: Path) -> None:
+    limiter = AttemptLimiter(tmp_path)
+    busy = [f"10.0.0.{i}" for i in range(GLOBAL_ATTEMPTS_PER_MINUTE // MAX_WRONG_CODES)]
+    for i in range(GLOBAL_ATTEMPTS_PER_MINUTE):
+        limiter.begin(f"key{i}", busy[i % len(busy)], now=100.0)
+    refused = limiter.refusal("new", busy[0], now=101.0)
+    assert refused is not None and refused.kind == "busy"
+    for i in range(FRESH_ADDRESS_ATTEMPTS_PER_MINUTE):
+        address = f"10.1.0.{i}"
+        assert limiter.refusal(f"new{i}", address, now=101.0) is None
+        limiter.begin(f"new{i}", address, now=101.0)
+    assert limiter.refusal("last", "10.2.0.1", now=102.0) is not None  # the reserve is spent
+    assert limiter.refusal("last", "10.2.0.1", now=160.5) is None  # a minute later
+
+
+def test_the_allowance_is_kept_across_restarts_and_the_first_format_still_read(
+    tmp_path: Path,
+) -> None:
+    old = {"ab" * 32: {"failures": [], "locked_until": 1000.0 + LOCKOUT_SECONDS}}
+    (tmp_path / LOCKOUTS_FILE_NAME).write_text(json.dumps(old))
+    assert AttemptLimiter(tmp_path).locked_for("ab" * 32, now=1000.0) == LOCKOUT_SECONDS
+    limiter = AttemptLimiter(tmp_path)
+    for i in range(GLOBAL_ATTEMPTS_PER_MINUTE):
+        limiter.begin(f"key{i}", f"10.0.{i}.1", now=2000.0)
+    restarted = AttemptLimiter(tmp_path)
+    refused = restarted.refusal("key0", "10.0.0.1", now=2001.0)
+    assert refused is not None and refused.kind == "busy"
+    assert restarted.attempts_left("key0", now=2001.0) == MAX_WRONG_CODES - 1
+    assert stat.S_IMODE((tmp_path / LOCKOUTS_FILE_NAME).stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("ip", "address"),
+    [
+        ("192.168.1.20", "192.168.1.20"),
+        ("2001:db8:1:2:a:b:c:d", "2001:db8:1:2::/64"),  # one host gets a whole /64
+        ("2001:db8:1:2::99", "2001:db8:1:2::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("::ffff:10.0.0.7", "10.0.0.7"),
+        (None, RELAYED),  # reached through a relay: no address to go by
+    ],
+)
+def test_what_counts_as_one_address(ip: str | None, address: str) -> None:
+    assert address_group(ip) == address

@@ -139,12 +139,16 @@ class ConnectionEvent(SessionEvent):
 
 @dataclass(frozen=True, slots=True)
 class CodeEvent(SessionEvent):
-    """Receiver: show this verification code to the sending user."""
+    """Receiver: show this verification code to the sending user. Emitted again, with
+    the same code and the next ``attempt``, when the sender typed a wrong one and may
+    try again (of ``max_attempts`` before a lock-out; 0 when not counted)."""
 
     name: ClassVar[str] = "code"
     code: str
     peer_id: str
     peer_name: str
+    attempt: int = 1
+    max_attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,16 +98,27 @@ PUMP_HANDOVER_WAIT = 0.5
 # --- Verification and pairing -----------------------------------------------
 #: Digits of the verification code.
 CODE_DIGITS = 6
-#: Verifications waiting for a code at the same time.
-MAX_PENDING_VERIFICATIONS = 3
-#: Wrong codes from one endpoint, within WRONG_CODE_WINDOW, that lock it out.
+#: Verifications waiting for a code at the same time (each shows the user a code).
+MAX_PENDING_VERIFICATIONS = 8
+#: ...of them from one address: an IPv4 address, an IPv6 /64, or all relayed peers
+#: together (their addresses are not known).
+MAX_PENDING_VERIFICATIONS_PER_ADDRESS = 2
+#: Failed attempts from one endpoint, within WRONG_CODE_WINDOW, that lock it out. An
+#: attempt is one code check: a wrong code fails it, and so does leaving (or running
+#: out of time) without typing one.
 MAX_WRONG_CODES = 5
-#: Window in which wrong codes are counted (seconds).
+#: Window in which failed attempts are counted (seconds).
 WRONG_CODE_WINDOW = 10 * 60
 #: How long a lock-out lasts (seconds).
 LOCKOUT_SECONDS = 10 * 60
-#: New verification attempts accepted per minute from all endpoints together.
+#: New verification attempts accepted per minute from all endpoints together...
 GLOBAL_ATTEMPTS_PER_MINUTE = 30
+#: ...and, beyond them, from addresses that made no attempt within WRONG_CODE_WINDOW:
+#: a few busy addresses cannot use up first contact for everyone else.
+FRESH_ADDRESS_ATTEMPTS_PER_MINUTE = 30
+#: Failed attempts from one address, within WRONG_CODE_WINDOW, that lock it out
+#: (for LOCKOUT_SECONDS), whatever endpoints it uses: two endpoints' worth.
+MAX_ADDRESS_FAILURES = 10
 #: How long a successful pairing is trusted, by default (seconds).
 DEFAULT_PAIRING_LIFETIME = 24 * 3600
 

@@ -323,7 +323,8 @@ class Node:
             assert self._receiving is not None
             session = self._new_session("receive")
             receiver = slot.session = ReceiveSession(
-                session.lifecycle, connection, self._receiving, options, decide
+                session.lifecycle, connection, self._receiving, options, decide,
+                incoming.remote_ip,
             )
             task = self._run(session, receiver.run())
             # The session's own task ends it when this connection task is cancelled.

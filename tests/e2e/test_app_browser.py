@@ -135,7 +135,15 @@ def test_send_a_folder_between_two_app_uis_with_code_and_accept_then_a_share_upl
     shoot(narrow, artifacts_dir, "dialog-code-shown-phone")
     code_input = page_a.locator('#dialog[data-prompt-kind="code"] #code-input')
     expect(code_input).to_be_visible(timeout=UI_TIMEOUT)
-    code_input.fill(code)
+    # A wrong code first: the dialog stays, says so, and asks for attempt 2 of 5.
+    code_input.fill("000 000" if code != "000000" else "111 111")
+    page_a.locator("#dialog").get_by_role("button", name="Verify").click()
+    wrong = page_a.locator('#dialog[data-prompt-kind="code"] .status')
+    expect(wrong).to_have_text("That code was wrong (attempt 2 of 5).", timeout=UI_TIMEOUT)
+    expect(page_b.locator("#dialog")).to_contain_text("Alice typed a wrong code")
+    expect(shown).to_have_text(shown.inner_text())  # the same code stays on B's screen
+    shoot(page_a, artifacts_dir, "dialog-code-wrong-desktop")
+    code_input.fill(shown.inner_text())  # typed as shown, with its space
     shoot(page_a, artifacts_dir, "dialog-code-entry-desktop")
     expect(narrow_a.locator('#dialog[data-prompt-kind="code"]')).to_be_visible()
     shoot(narrow_a, artifacts_dir, "dialog-code-entry-phone")

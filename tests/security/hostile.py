@@ -157,21 +157,25 @@ class Conversation:
 
     # --- steps of the real conversation -------------------------------------------
 
-    async def hello(self, name: str = "hostile", paired: bool = True) -> AnyMessage | None:
-        """Hello (claiming a pairing, so only the receiver's decides); returns its answer."""
-        await self.send(Hello(PROTOCOL_VERSION, name, paired))
+    async def hello(
+        self, name: str = "hostile", paired: bool = True, retries: bool = False
+    ) -> AnyMessage | None:
+        """Hello (claiming a pairing, so only the receiver's decides); returns its answer.
+        With ``retries`` it says it can type another code after a wrong one."""
+        await self.send(Hello(PROTOCOL_VERSION, name, paired, retries))
         answer = await self.read()
         if isinstance(answer, Welcome):
             self.welcome = answer
         return answer
 
-    def answer_code(self, code: str) -> Verify:
-        """The Verify message a sender who typed ``code`` sends (SPAKE2, as the real one)."""
+    def answer_code(self, code: str, pake: bytes | None = None) -> Verify:
+        """The Verify message a sender who typed ``code`` sends (SPAKE2, as the real one),
+        answering the Welcome's exchange or the given one (a Retry's)."""
         assert self.welcome is not None, "hello() first"
         receiver_id = str(self.connection.remote_id())
         exchange = CodeExchange(code, receiver_id=receiver_id, sender_id=self.own_id)
         try:
-            exchange.finish(self.welcome.pake)
+            exchange.finish(self.welcome.pake if pake is None else pake)
         except PakeError:
             return Verify(exchange.message, b"")
         return Verify(exchange.message, exchange.sender_proof())

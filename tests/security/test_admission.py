@@ -168,6 +168,7 @@ async def test_refused_peers_lingering_before_close_can_be_dropped(
     """A peer that was told no (here: the attempt cap) and does not hang up holds its
     place only until someone needs it: refusals cannot fill the table."""
     monkeypatch.setattr(attempts_module, "GLOBAL_ATTEMPTS_PER_MINUTE", 0)
+    monkeypatch.setattr(attempts_module, "FRESH_ADDRESS_ATTEMPTS_PER_MINUTE", 0)
     address = "127.0.0.4"
     lingering = []
     for i in range(MAX_CONNECTIONS_PER_IP):

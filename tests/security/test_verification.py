@@ -121,18 +121,24 @@ async def test_parallel_connections_get_no_extra_guesses(
     peers: Peers, hostile: HostileFactory
 ) -> None:
     """One endpoint has one pending verification at a time: opening several connections
-    at once cannot turn the last guess before a lock-out into several."""
+    at once cannot turn the last guess before a lock-out into several.
+
+    (A hello that is shown a code uses an attempt at once, so after the first of these
+    connections the others are turned away as locked out before any code is shown.)"""
     client = await hostile()
     for _ in range(MAX_WRONG_CODES - 1):
         conversation = await client.connect(peers.ticket)
         reply = await conversation.verify(WRONG)
         assert isinstance(reply, Error) and reply.message == "wrong verification code"
     conversations = [await client.connect(peers.ticket) for _ in range(3)]
-    for conversation in conversations:
-        welcome = await conversation.hello()
-        assert isinstance(welcome, Welcome | None)
+    welcomes = [await conversation.hello() for conversation in conversations]
+    assert isinstance(welcomes[0], Welcome)
+    assert all(isinstance(w, Error) and w.kind == "locked_out" for w in welcomes[1:]), welcomes
     replies = []
     for conversation in conversations:
+        if conversation.welcome is None:
+            replies.append(None)
+            continue
         try:
             await conversation.send(conversation.answer_code(WRONG))
         except NetError:
@@ -241,22 +247,34 @@ async def test_global_attempt_cap_bounds_throwaway_identities(
 
 def test_global_cap_is_a_sliding_minute(tmp_path: Path) -> None:
     limiter = AttemptLimiter(tmp_path)
-    assert all(limiter.begin_attempt(now=100.0 + i) for i in range(GLOBAL_ATTEMPTS_PER_MINUTE))
-    assert not limiter.begin_attempt(now=130.0)
-    assert limiter.begin_attempt(now=160.5)  # the first attempt is more than a minute old
+    addresses = [f"10.0.0.{i}" for i in range(6)]  # none over its own per-minute share
+    for i in range(GLOBAL_ATTEMPTS_PER_MINUTE):
+        limiter.begin(f"key{i}", addresses[i % 6], now=100.0 + i)
+    refused = limiter.refusal("late", addresses[0], now=130.0)
+    assert refused is not None and refused.kind == "busy"
+    assert refused.message == "too many verification attempts right now; try again in a minute"
+    # The first attempt is more than a minute old.
+    assert limiter.refusal("late", addresses[0], now=160.5) is None
+
+
+def _fail(limiter: AttemptLimiter, key: str, now: float, address: str = "10.0.0.1") -> None:
+    """One attempt that ended without the right code."""
+    limiter.begin(key, address, now=now)
+    limiter.fail(key, address, now=now)
 
 
 def test_wrong_codes_outside_the_window_do_not_add_up(tmp_path: Path) -> None:
     peer = "ab" * 32
     limiter = AttemptLimiter(tmp_path)
     for i in range(MAX_WRONG_CODES - 1):
-        assert not limiter.record_failure(peer, now=1000.0 + i)
+        _fail(limiter, peer, now=1000.0 + i)
     later = 1000.0 + WRONG_CODE_WINDOW + 10
-    assert not limiter.record_failure(peer, now=later)
+    _fail(limiter, peer, now=later)
     assert limiter.locked_for(peer, now=later) == 0
+    assert limiter.attempts_left(peer, now=later) == MAX_WRONG_CODES - 1
     for i in range(MAX_WRONG_CODES - 2):
-        limiter.record_failure(peer, now=later + 1 + i)
-    assert limiter.record_failure(peer, now=later + 10)
+        _fail(limiter, peer, now=later + 1 + i)
+    _fail(limiter, peer, now=later + 10)
     assert limiter.locked_for(peer, now=later + 10) == pytest.approx(LOCKOUT_SECONDS)
     assert limiter.locked_for(peer, now=later + 10 + LOCKOUT_SECONDS) == 0
 
@@ -265,7 +283,7 @@ def test_damaged_lockouts_file_is_not_a_crash(tmp_path: Path) -> None:
     (tmp_path / LOCKOUTS_FILE_NAME).write_bytes(os.urandom(64))
     limiter = AttemptLimiter(tmp_path)
     assert limiter.locked_for("cd" * 32) == 0
-    limiter.record_failure("cd" * 32)
+    _fail(limiter, "cd" * 32, now=time.time())
     assert stat.S_IMODE((tmp_path / LOCKOUTS_FILE_NAME).stat().st_mode) == 0o600
 
 
@@ -312,7 +330,7 @@ async def test_right_code_pairs_and_clears_the_count(
     assert isinstance(await conversation.verify(CODE), Verified)
     assert peers.receiver.pairings.is_trusted(client.endpoint_id)
     limiter = AttemptLimiter(tmp_path / "rx-home")
-    assert limiter.record_failure(client.endpoint_id) is False  # counting starts over
+    assert limiter.attempts_left(client.endpoint_id) == MAX_WRONG_CODES  # counting starts over
 
 
 async def _pretend_paired_receiver(

@@ -79,7 +79,8 @@ class OfferPromptEvent(Event):
 
 @dataclass(frozen=True, slots=True)
 class CodePromptEvent(Event):
-    """Sender: ask the user for the 6-digit code the receiver shows."""
+    """Sender: ask the user for the 6-digit code the receiver shows. Sent again with the
+    same ``prompt_id`` when a typed code was wrong and may be typed again (``retry``)."""
 
     name: ClassVar[str] = "code_prompt"
     prompt_id: str
@@ -87,11 +88,17 @@ class CodePromptEvent(Event):
     transfer: str
     peer_name: str
     deadline: float
+    #: Which attempt this is, of ``max_attempts`` before a lock-out (0 and 0: not said).
+    attempt: int = 0
+    max_attempts: int = 0
+    #: The code typed before, on this connection, was wrong.
+    retry: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class CodeShownEvent(Event):
-    """Receiver: show this code large until the sender has typed it (or gave up)."""
+    """Receiver: show this code large until the sender has typed it (or gave up). Sent
+    again with the same ``prompt_id`` and the next ``attempt`` after a wrong code."""
 
     name: ClassVar[str] = "code_shown"
     prompt_id: str
@@ -99,6 +106,8 @@ class CodeShownEvent(Event):
     peer_name: str
     peer_id: str
     deadline: float
+    attempt: int = 1
+    max_attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,32 @@ class PromptBook:
         without, the caller enforces the deadline (the transfer and share
         layers already do, and withdraw the question by cancelling).
         """
-        prompt_id = new_prompt_id()
+        return self._ask(new_prompt_id(), kind, make_event, timeout, expire_after)
+
+    def renew(
+        self,
+        prompt_id: str,
+        make_event: Callable[[str, float], Event],
+        timeout: float,
+        expire_after: float | None = None,
+    ) -> Prompt:
+        """Ask an open prompt's question again under the same ID (a code that was wrong:
+        the dialog stays, with the new words): a new event, deadline and answer."""
+        old = self.get(prompt_id)
+        if old.expiry is not None:
+            old.expiry.cancel()
+        if not old.future.done():
+            old.future.cancel()
+        return self._ask(prompt_id, old.kind, make_event, timeout, expire_after)
+
+    def _ask(
+        self,
+        prompt_id: str,
+        kind: PromptKind,
+        make_event: Callable[[str, float], Event],
+        timeout: float,
+        expire_after: float | None,
+    ) -> Prompt:
         deadline = time.time() + timeout
         prompt = Prompt(prompt_id, kind, make_event(prompt_id, deadline), deadline)
         if expire_after is not None:
@@ -94,6 +119,17 @@ class PromptBook:
         if not prompt.future.done():
             prompt.future.set_result(value)
         self.close(prompt_id, outcome)
+
+    def hand(self, prompt_id: str, value: Any) -> None:
+        """Hand ``value`` to whoever waits on the prompt and keep it open: a typed code
+        stays on screen while it is checked (its session closes or renews it)."""
+        prompt = self.get(prompt_id)
+        if prompt.future.done():
+            raise PromptError("this code is being checked; wait for the answer")
+        prompt.future.set_result(value)
+        if prompt.expiry is not None:
+            prompt.expiry.cancel()
+            prompt.expiry = None
 
     def close(self, prompt_id: str, outcome: str) -> bool:
         """Close a prompt (if still open) and announce it; True if it was open."""

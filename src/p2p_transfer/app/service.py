@@ -49,7 +49,7 @@ from p2p_transfer.net import NetError, parse_ticket
 from p2p_transfer.node import Node, RunningSession
 from p2p_transfer.transfer import SendOptions
 from p2p_transfer.transfer.session import DataTransport
-from p2p_transfer.trust import is_valid_code_format
+from p2p_transfer.trust import normalize_code
 from p2p_transfer.trust.files import ensure_private_dir
 
 log = logging.getLogger(__name__)
@@ -355,10 +355,11 @@ class AppService:
             value: Any = (accept, reason[:200]) if prompt.kind == "offer" else accept
             self.prompts.answer(prompt.id, value, "accepted" if accept else "declined")
         elif prompt.kind == "code":
-            code = body.get("code")
-            if not isinstance(code, str) or not is_valid_code_format(code.strip()):
-                raise PromptError("the code is 6 digits")
-            self.prompts.answer(prompt.id, code.strip(), "answered")
+            typed = body.get("code")
+            code = normalize_code(typed) if isinstance(typed, str) else None
+            if code is None:
+                raise PromptError("the code is 6 digits, like 026 767")
+            self.prompts.hand(prompt.id, code)  # open until the code is checked
         else:
             if body.get("dismiss") is not True:
                 raise PromptError('a shown code is only dismissed: {"dismiss": true}')

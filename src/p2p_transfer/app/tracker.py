@@ -3,17 +3,19 @@
 Every node event names its session; this keeps one record per session ID and
 nothing else to find it by. Sends get their record when the user starts them;
 receives when their offer arrives (a code shown before that is a prompt of
-its own, closed when the session verifies or ends).
+its own, closed when the session verifies or ends). A code prompt, on either
+side, stays one prompt across a wrong code and the next attempt.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from p2p_transfer.app.board import TransferBoard, TransferRecord
 from p2p_transfer.app.events import CodePromptEvent, CodeShownEvent, OfferPromptEvent
-from p2p_transfer.app.prompts import PromptBook, PromptGone
+from p2p_transfer.app.prompts import Prompt, PromptBook, PromptGone, PromptKind
 from p2p_transfer.events import (
     CodeEvent,
     ConnectionEvent,
@@ -59,6 +61,9 @@ class SessionTracker:
         self._receive_folder = receive_folder
         self._auto_accept_trusted = auto_accept_trusted
         self._arrivals: dict[str, _Arrival] = {}
+        #: Each sending session's code prompt, open from the first question until the
+        #: receiver verified the code (or the session ended).
+        self._code_prompts: dict[str, str] = {}
 
     def track_send(self, record: TransferRecord) -> None:
         """A send the user just started (its record's ID is its session ID)."""
@@ -89,6 +94,7 @@ class SessionTracker:
             if event.peer_name and not record.peer_name:
                 self.board.update(record, peer_name=event.peer_name)
             if event.state.final:
+                self._close_code_prompt(record.id, str(event.state))
                 self.board.finish(record, event.state, event.message, event.by)
             else:
                 self.board.advance(record, event.state)
@@ -97,6 +103,7 @@ class SessionTracker:
                 record, peer_id=event.peer_id, path=event.path, rtt_ms=event.rtt_ms
             )
         elif isinstance(event, VerifiedEvent):
+            self._close_code_prompt(record.id, "verified")
             self.board.update(
                 record, verified=event.by, peer_name=event.peer_name, peer_id=event.peer_id
             )
@@ -108,14 +115,13 @@ class SessionTracker:
             arrival.peer_id, arrival.path, arrival.rtt_ms = event.peer_id, event.path, event.rtt_ms
         elif isinstance(event, CodeEvent):
             arrival.peer_id, arrival.peer_name = event.peer_id, event.peer_name
-            self._close_code(arrival, "replaced")
-            arrival.code_prompt = self._prompts.open(
-                "code_shown",
+            arrival.code_prompt = self._ask(
+                arrival.code_prompt, "code_shown",
                 lambda pid, deadline: CodeShownEvent(
-                    pid, event.code, event.peer_name, event.peer_id, deadline
+                    pid, event.code, event.peer_name, event.peer_id, deadline, event.attempt,
+                    event.max_attempts,
                 ),
-                CODE_ENTRY_TIMEOUT,
-                expire_after=APP_CODE_SHOWN_SECONDS,
+                APP_CODE_SHOWN_SECONDS,
             ).id
         elif isinstance(event, VerifiedEvent):
             arrival.peer_id, arrival.peer_name = event.peer_id, event.peer_name
@@ -144,6 +150,25 @@ class SessionTracker:
             self._prompts.close(arrival.code_prompt, outcome)
             arrival.code_prompt = None
 
+    def _close_code_prompt(self, session: str, outcome: str) -> None:
+        if (prompt_id := self._code_prompts.pop(session, None)) is not None:
+            self._prompts.close(prompt_id, outcome)
+
+    def _ask(
+        self,
+        prompt_id: str | None,
+        kind: PromptKind,
+        make_event: Callable[[str, float], Event],
+        expire_after: float,
+    ) -> Prompt:
+        """A code prompt: the open one asked again in place (a wrong code), else a new one."""
+        if prompt_id is not None:
+            with contextlib.suppress(PromptGone):
+                return self._prompts.renew(
+                    prompt_id, make_event, CODE_ENTRY_TIMEOUT, expire_after=expire_after
+                )
+        return self._prompts.open(kind, make_event, CODE_ENTRY_TIMEOUT, expire_after=expire_after)
+
     # --- the node's questions -----------------------------------------------------
 
     async def decide_offer(self, offer: IncomingOffer) -> Decision:
@@ -167,15 +192,17 @@ class SessionTracker:
         return Decision(True) if accept else Decision(False, reason or "declined by the receiver")
 
     async def ask_code(self, request: CodeRequest) -> str:
-        """The sending side's question: the code the receiver shows."""
-        prompt = self._prompts.open(
-            "code",
+        """The sending side's question: the code the receiver shows (asked again in the
+        same prompt after a wrong one, which stays open while a code is checked)."""
+        prompt = self._ask(
+            self._code_prompts.get(request.session), "code",
             lambda pid, deadline: CodePromptEvent(
-                pid, request.session, request.peer_name, deadline
+                pid, request.session, request.peer_name, deadline, request.attempt,
+                request.max_attempts, request.retry,
             ),
             CODE_ENTRY_TIMEOUT,
-            expire_after=CODE_ENTRY_TIMEOUT,
         )
+        self._code_prompts[request.session] = prompt.id
         try:
             code = await self._prompts.wait(prompt)
         except PromptGone:

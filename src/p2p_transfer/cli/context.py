@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
-import threading
+import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-
-T = TypeVar("T")
 
 #: Exit status of a run stopped by Ctrl-C, as shells report SIGINT.
 EXIT_INTERRUPTED = 130
@@ -53,31 +52,66 @@ def run_async(
         return EXIT_INTERRUPTED
 
 
-async def ask_in_thread(question: Callable[[], T]) -> T:
-    """Ask the user without blocking the event loop (a daemon thread: Ctrl-C never waits on it)."""
+async def ask(question: str) -> str | None:
+    """One line the user types after ``question`` (None at the end of input).
+
+    Read on the event loop as the terminal delivers it, never in a thread: a thread
+    blocked reading stdin holds its lock, and Ctrl-C then kills the interpreter at
+    exit ("Fatal Python error: _enter_buffered_busy") instead of ending it cleanly.
+    One question at a time: two sessions asking at once wait for each other.
+    """
     loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def worker() -> None:
+    lock = _question_locks.setdefault(loop, asyncio.Lock())
+    async with lock:
+        click.echo(question, err=True, nl=False)
         try:
-            answer = question()
-        except BaseException as exc:  # EOF, abort: hand it to the waiting coroutine
-            loop.call_soon_threadsafe(_set_exception, future, exc)
-        else:
-            loop.call_soon_threadsafe(_set_result, future, answer)
-
-    threading.Thread(target=worker, daemon=True).start()
-    return await future
+            return await _read_line(loop, sys.stdin.fileno())
+        except asyncio.CancelledError:
+            click.echo(err=True)  # what comes next starts on a line of its own
+            raise
 
 
-def _set_result(future: asyncio.Future[T], value: T) -> None:
+async def ask_yes_no(question: str) -> bool:
+    """``question [y/N]``: True only for yes (Enter, or the end of input, is no)."""
+    while True:
+        answer = await ask(f"{question} [y/N]: ")
+        word = (answer or "").strip().lower()
+        if word in ("y", "yes"):
+            return True
+        if word in ("", "n", "no"):
+            return False
+        click.echo("Please answer y or n.", err=True)
+
+
+#: Bytes typed after a line that was asked for: the start of the next answer.
+_typed_ahead = bytearray()
+_question_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _read_line(loop: asyncio.AbstractEventLoop, fd: int) -> str | None:
+    while b"\n" not in _typed_ahead:
+        readable: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(fd, _wake, readable)
+        try:
+            await readable
+        finally:
+            loop.remove_reader(fd)
+        chunk = os.read(fd, 4096)
+        if not chunk:  # end of input (Ctrl-D)
+            if not _typed_ahead:
+                return None
+            break
+        _typed_ahead.extend(chunk)
+    line, _, rest = bytes(_typed_ahead).partition(b"\n")
+    _typed_ahead[:] = rest
+    return line.decode(errors="replace")
+
+
+def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
-        future.set_result(value)
-
-
-def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc if isinstance(exc, Exception) else click.Abort())
+        future.set_result(None)
 
 
 def stdin_is_interactive() -> bool:

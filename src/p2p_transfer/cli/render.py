@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import TextIO
 
@@ -23,6 +24,20 @@ class JsonRenderer:
 
     def close(self) -> None:
         """Nothing to tear down."""
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Peer-supplied text made safe to print: control characters (terminal escapes,
+    line breaks) become ``?``."""
+    return _CONTROL.sub("?", text)
+
+
+def attempt_count(attempt: int, max_attempts: int) -> str:
+    """``attempt 2 of 5`` once a code was wrong before (known both ways), else ""."""
+    return f"attempt {attempt} of {max_attempts}" if attempt > 1 and max_attempts else ""
 
 
 def human_size(count: float) -> str:

@@ -5,8 +5,6 @@ Kept apart from the JSON renderer so scripts (``--json``) never load rich.
 
 from __future__ import annotations
 
-import re
-
 import segno
 from rich.console import Console
 from rich.markup import escape
@@ -20,7 +18,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from p2p_transfer.cli.render import human_size
+from p2p_transfer.cli.render import attempt_count, human_size, printable
 from p2p_transfer.events import (
     CodeEvent,
     ConnectionEvent,
@@ -40,15 +38,15 @@ from p2p_transfer.events import (
     TicketEvent,
     VerifiedEvent,
 )
+from p2p_transfer.trust.verification import format_code
 
 #: How many ``HOST:PORT`` alternatives the receiver prints.
 ADDRESSES_SHOWN = 3
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def shown(text: str) -> str:
     """Peer-supplied text made safe for a terminal: no control characters, no markup."""
-    return escape(_CONTROL.sub("?", text))
+    return escape(printable(text))
 
 
 class HumanRenderer:
@@ -62,6 +60,8 @@ class HumanRenderer:
         self._files: dict[str, TaskID] = {}
         #: A cancel was already told (Ctrl-C need not say it again).
         self.cancel_shown = False
+        #: Sessions whose code is on screen: a code event for one of them is a retry.
+        self._codes_shown: set[str] = set()
 
     def __call__(self, event: Event) -> None:
         handler = getattr(self, f"_on_{event.name}", None)
@@ -99,10 +99,19 @@ class HumanRenderer:
         self._print(f"[dim]connected ({event.path}{rtt})[/]")
 
     def _on_code(self, event: CodeEvent) -> None:
-        spaced = f"{event.code[:3]} {event.code[3:]}"
+        code = format_code(event.code)
+        count = attempt_count(event.attempt, event.max_attempts)
+        if event.session in self._codes_shown:  # the same code, asked for again
+            self._print(
+                f"[yellow]✗[/] {shown(event.peer_name)} typed a wrong code; waiting for "
+                f"{count or 'another try'} (the code is still [bold]{code}[/])"
+            )
+            return
+        self._codes_shown.add(event.session)
         self._print(
             f"\n[bold]{shown(event.peer_name)}[/] ({event.peer_id[:10]}…) wants to connect.\n"
-            f"Verification code: [bold reverse] {spaced} [/]  (type it on the sending device)\n"
+            f"Verification code: [bold reverse] {code} [/]  (type it on the sending device"
+            f"{'; ' + count if count else ''})\n"
         )
 
     def _on_verified(self, event: VerifiedEvent) -> None:
@@ -187,6 +196,8 @@ class HumanRenderer:
         self._print(f"[red]error:[/] {shown(event.message)}")
 
     def _on_state(self, event: StateEvent) -> None:
+        if event.state.final:
+            self._codes_shown.discard(event.session)
         if event.state is not SessionState.CANCELLED:
             return  # failures come as errors, declines as decisions, success as done
         self.close()

@@ -12,11 +12,12 @@ from p2p_transfer.cli.context import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     CliContext,
-    ask_in_thread,
+    ask,
+    ask_yes_no,
     run_async,
     stdin_is_interactive,
 )
-from p2p_transfer.cli.render import JsonRenderer, human_size
+from p2p_transfer.cli.render import JsonRenderer, attempt_count, human_size, printable
 
 if TYPE_CHECKING:
     from p2p_transfer.cli.terminal import HumanRenderer
@@ -36,7 +37,7 @@ from p2p_transfer.transfer import (
     TransferResult,
 )
 from p2p_transfer.transfer.session import DataTransport
-from p2p_transfer.trust import IdentityError, is_valid_code_format
+from p2p_transfer.trust import IdentityError, normalize_code
 
 
 def _renderer(as_json: bool) -> HumanRenderer | JsonRenderer:
@@ -45,6 +46,35 @@ def _renderer(as_json: bool) -> HumanRenderer | JsonRenderer:
     from p2p_transfer.cli.terminal import HumanRenderer  # rich, only for people
 
     return HumanRenderer()
+
+
+def _code_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """``--code`` as people write it (``026 767``, ``026-767``...), as 6 digits."""
+    if value is None:
+        return None
+    code = normalize_code(value)
+    if code is None:
+        raise click.BadParameter("a code is 6 digits, like 026 767")
+    return code
+
+
+async def _ask_code(request: CodeRequest) -> str:
+    """The code the receiver shows, asked until it looks like one (a typo in its form
+    costs no attempt); the end of input gives up."""
+    if request.retry:
+        click.echo("✗ That code was wrong.", err=True)
+    count = attempt_count(request.attempt, request.max_attempts)
+    question = f"Code shown on {printable(request.peer_name)}{f' ({count})' if count else ''}: "
+    while True:
+        typed = await ask(question)
+        if typed is None:
+            raise TransferError("no verification code entered")
+        if (code := normalize_code(typed)) is not None:
+            return code
+        if typed.strip():
+            click.echo("A code is 6 digits, like 026 767.", err=True)
 
 
 def _exit_code(result: TransferResult | None) -> int:
@@ -59,7 +89,8 @@ def _exit_code(result: TransferResult | None) -> int:
               help="Folder to save into (default: Downloads/p2p-transfer).")
 @click.option("--once", is_flag=True, help="Exit after one sending session.")
 @click.option("--yes", "auto_accept", is_flag=True, help="Accept offers without asking.")
-@click.option("--code", "fixed_code", default=None, help="Use this 6-digit code (for scripts).")
+@click.option("--code", "fixed_code", default=None, callback=_code_option,
+              help="Use this 6-digit code (for scripts).")
 @click.option("--bind", "bind_addr", default=None, help="Address to listen on (default all).")
 @click.option("--max-size", type=click.IntRange(min=0), default=None,
               help="Decline offers larger than this many bytes.")
@@ -86,8 +117,6 @@ def receive(
     as_json: bool,
 ) -> None:
     """Wait for files: prints a ticket (and QR code) for the sender."""
-    if fixed_code is not None and not is_valid_code_format(fixed_code):
-        raise click.BadParameter("must be 6 digits", param_hint="--code")
     options = ReceiveOptions(
         target=(target or default_download_dir()).expanduser(),
         auto_accept=auto_accept,
@@ -103,11 +132,9 @@ def receive(
             return Decision(False, "the receiver cannot be asked (no terminal); use --yes")
         question = (
             f"Accept {offer.files} file(s), {human_size(offer.total_bytes)} "
-            f"from {offer.peer_name}?"
+            f"from {printable(offer.peer_name)}?"
         )
-        answer = await ask_in_thread(
-            lambda: click.confirm(question, default=False, err=True)
-        )
+        answer = await ask_yes_no(question)
         return Decision(True) if answer else Decision(False, "declined by the receiver")
 
     async def run() -> int:
@@ -140,7 +167,8 @@ def receive(
 @click.option("--to", "ticket", required=True,
               help="The receiver's ticket, its HOST:PORT, or its device name (or endpoint-ID "
                    "prefix) on this LAN.")
-@click.option("--code", default=None, help="The verification code the receiver shows.")
+@click.option("--code", default=None, callback=_code_option,
+              help="The verification code the receiver shows (asked for when not given).")
 @click.option("--parallel", type=click.IntRange(1, MAX_PARALLEL_FILES),
               default=DEFAULT_PARALLEL_FILES, show_default=True, help="Files in flight at once.")
 @click.option("--follow-symlinks", is_flag=True, help="Send what symlinks point to.")
@@ -170,13 +198,8 @@ def send(
         parallel=parallel, follow_symlinks=follow_symlinks, code=code, transport=transport
     )
 
-    async def ask_code(request: CodeRequest) -> str:
-        if not stdin_is_interactive():
-            raise TransferError("the receiver asks for a verification code; pass --code")
-        return await ask_in_thread(
-            lambda: click.prompt(f"Code shown on {request.peer_name}", err=True, type=str)
-        )
-
+    # Without a terminal nobody can be asked: the first wrong code ends the send.
+    ask_code = _ask_code if stdin_is_interactive() else None
     async def run() -> int:
         try:
             node = await Node.start(

@@ -29,15 +29,23 @@ class Hello(Message, tag="hello"):
     version: int
     name: str
     paired: bool = False
+    #: The sender can ask its user again after a wrong code, so the receiver may answer
+    #: one with Retry instead of ending the connection. (Added within version 1: a
+    #: receiver that does not know the field ignores it, and one that does never sends
+    #: Retry to a sender that does not set it.)
+    retries: bool = False
 
 
 class Welcome(Message, tag="welcome"):
-    """Receiver's answer to Hello; when a code is needed, its SPAKE2 message."""
+    """Receiver's answer to Hello; when a code is needed, its SPAKE2 message, and which
+    of the sender's allowed attempts this check is (0 and 0 from older receivers)."""
 
     version: int
     name: str
     code_required: bool
     pake: bytes = b""
+    attempt: int = 0
+    max_attempts: int = 0
 
 
 class Verify(Message, tag="verify"):
@@ -54,6 +62,17 @@ class Verified(Message, tag="verified"):
     """The code matched; the receiver's proof that it holds the same code."""
 
     proof: bytes = b""
+
+
+class Retry(Message, tag="retry"):
+    """The code was wrong; the same code stays on the receiver's screen and the sender
+    may type it again, as ``attempt`` of ``max_attempts``. Each guess is a new SPAKE2
+    exchange: ``pake`` is the receiver's fresh message for it. Sent only to a sender
+    whose Hello said ``retries``."""
+
+    pake: bytes
+    attempt: int
+    max_attempts: int
 
 
 # --- Offer -------------------------------------------------------------------
@@ -184,6 +203,7 @@ AnyMessage = (
     | Welcome
     | Verify
     | Verified
+    | Retry
     | Offer
     | ManifestPage
     | Accept

@@ -60,3 +60,22 @@ class ConnectionTable:
                 holder.evict("too many connections; idle connection dropped")
                 return True
         return False
+
+
+class CountedSlots:
+    """At most ``limit`` of something at once (offers waiting for the user's answer)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._taken = 0
+
+    def try_acquire(self) -> bool:
+        """Take a place, or False when all are taken."""
+        if self._taken >= self._limit:
+            return False
+        self._taken += 1
+        return True
+
+    def release(self) -> None:
+        """Give a place back."""
+        self._taken = max(0, self._taken - 1)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from p2p_transfer.limits import (
     FIRST_MESSAGE_TIMEOUT,
     MAX_PARALLEL_FILES,
     MAX_PENDING_OFFERS,
+    MAX_WRONG_CODES,
     PART_RELEASE_WAIT,
     WRONG_CODE_DELAY,
 )
@@ -64,6 +64,7 @@ from p2p_transfer.protocol import (
     Offer,
     ProtocolError,
     ResumePage,
+    Retry,
     Summary,
     Verified,
     Verify,
@@ -72,6 +73,7 @@ from p2p_transfer.protocol import (
     encode,
     paginate,
 )
+from p2p_transfer.transfer.admission import CountedSlots
 from p2p_transfer.transfer.claims import ClaimOwner, FileClaims, FilesBusyError
 from p2p_transfer.transfer.intake import FileIntake, PreparedOffer, Tally
 from p2p_transfer.transfer.progress import ProgressTracker
@@ -88,6 +90,7 @@ from p2p_transfer.trust import (
     AttemptLimiter,
     PairingStore,
     VerificationSlots,
+    address_group,
     generate_code,
 )
 from p2p_transfer.trust.pake import CodeExchange, PakeError
@@ -100,6 +103,8 @@ SUMMARY_CLOSE_WAIT = 5.0
 RESULT_FLUSH_DELAY = 0.02
 #: Example names shown with an offer.
 OFFER_SAMPLE_SIZE = 5
+#: Seconds a peer turned away because too many verifications wait is told to wait.
+VERIFICATIONS_BUSY_RETRY = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,14 +165,13 @@ class ReceiverServices:
     attempts: AttemptLimiter
     #: Address the LAN fast path's TCP listeners bind (the QUIC socket's host).
     data_host: str = "0.0.0.0"
-    slots: VerificationSlots = field(default_factory=VerificationSlots)
+    #: The sessions waiting for a code: one per endpoint (parallel connections cannot
+    #: turn the last guess before a lock-out into several), a few per address.
+    slots: VerificationSlots[ReceiveSession] = field(default_factory=VerificationSlots)
     claims: FileClaims = field(default_factory=FileClaims)
-    pending_offers: VerificationSlots = field(
-        default_factory=lambda: VerificationSlots(MAX_PENDING_OFFERS)
+    pending_offers: CountedSlots = field(
+        default_factory=lambda: CountedSlots(MAX_PENDING_OFFERS)
     )
-    #: The session waiting for each endpoint's code: one at a time per endpoint, so
-    #: parallel connections cannot turn the last guess before a lock-out into several.
-    verifying: dict[str, ReceiveSession] = field(default_factory=dict)
 
 
 class ReceiveSession(ClaimOwner):
@@ -180,6 +184,7 @@ class ReceiveSession(ClaimOwner):
         services: ReceiverServices,
         options: ReceiveOptions,
         decide: Decider,
+        remote_ip: str | None = None,
     ) -> None:
         self._lifecycle = lifecycle
         self.session = lifecycle.session
@@ -190,7 +195,8 @@ class ReceiveSession(ClaimOwner):
         self._pairings = services.pairings
         self._slots = services.slots
         self._attempts = services.attempts
-        self._verifying = services.verifying
+        #: What counts as the peer's address for the verification limits.
+        self._address = address_group(remote_ip)
         self._pending_offers = services.pending_offers
         self._claims = services.claims
         self._options = options
@@ -217,6 +223,10 @@ class ReceiveSession(ClaimOwner):
         self._data_host = services.data_host
         self._task: asyncio.Task[object] | None = None
         self._finished = asyncio.Event()
+        #: How the connection closes if this session is stopped for another one.
+        self._stop_code = CloseCode.CANCELLED
+        #: A typed code is being checked (the session must not be dropped for another).
+        self.checking = False
 
     async def run(self) -> TransferResult | None:
         """Serve the peer; None when it never got as far as an offer. Raises a
@@ -262,7 +272,7 @@ class ReceiveSession(ClaimOwner):
             raise TransferError(f"{self.peer_name}: {reason}") from None
         except asyncio.CancelledError:
             reason = self._lifecycle.cancel_reason or f"{self._device_name} cancelled"
-            self._connection.close(CloseCode.CANCELLED, reason)
+            self._connection.close(self._stop_code, reason)
             raise
         finally:
             for guard in self._guards:
@@ -275,8 +285,20 @@ class ReceiveSession(ClaimOwner):
         self._connection.close(CloseCode.REFUSED, reason)
 
     async def stop(self) -> None:
-        """End this session because the same device reconnected for the same files."""
-        self._lifecycle.cancel_reason = "replaced by a new connection from the same device"
+        """End this session because the same device reconnected (for the same files, or
+        for a new code)."""
+        await self._end("replaced by a new connection from the same device", CloseCode.CANCELLED)
+
+    async def make_room(self) -> None:
+        """End this verification so that a newcomer's can wait in its place."""
+        await self._end(
+            "too many verifications waiting; this one made room for a newer one",
+            CloseCode.REFUSED,
+        )
+
+    async def _end(self, reason: str, close_code: int) -> None:
+        self._lifecycle.cancel_reason = reason
+        self._stop_code = close_code
         if self._task is not None:
             self._task.cancel()
         await self._finished.wait()
@@ -399,75 +421,91 @@ class ReceiveSession(ClaimOwner):
             await self._send(Welcome(PROTOCOL_VERSION, self._device_name, code_required=False))
             self._events.emit(VerifiedEvent(self.session, self.peer_id, self.peer_name, "pairing"))
             return
-        # A new connection of an endpoint replaces its verification still waiting, so
-        # one endpoint never has two guesses pending (and a restarted sender is not
-        # refused while its old connection lingers).
-        while (previous := self._verifying.get(self.peer_id)) not in (None, self):
-            assert previous is not None
-            await previous.stop()
-            if self._verifying.get(self.peer_id) is previous:
-                del self._verifying[self.peer_id]
-        self._verifying[self.peer_id] = self
         try:
-            exchange = await self._check_code(reader)
+            attempt = await self._wait_for_code()
+            exchange = await self._check_code(reader, attempt, hello.retries)
         finally:
-            if self._verifying.get(self.peer_id) is self:
-                del self._verifying[self.peer_id]
-        self._attempts.record_success(self.peer_id)
+            self._slots.release(self)
+        self._attempts.succeed(self.peer_id, self._address)
         self._pairings.add(self.peer_id, self.peer_name)
         await self._send(Verified(exchange.receiver_proof()))
         self._events.emit(VerifiedEvent(self.session, self.peer_id, self.peer_name, "code"))
 
-    async def _check_code(self, reader: MessageReader) -> CodeExchange:
-        """Show a code and check the peer's proof; Refused unless it is right and in time.
+    async def _wait_for_code(self) -> int:
+        """A place among the verifications waiting for a code, and the first attempt's
+        number; Refused before any code exists (the user is not shown one) when the
+        peer's key or address is locked out or over its share, or no place is free.
 
-        A locked-out endpoint, or one over the global attempt cap, is refused before a
-        code exists: the receiving user is not prompted for it.
+        A newcomer replaces its own key's waiting verification, so one endpoint never
+        has two guesses pending, and may displace other idle ones (trust/verification.py).
         """
-        locked_for = self._attempts.locked_for(self.peer_id)
-        if locked_for > 0:
-            minutes = math.ceil(locked_for / 60)
+        self._refuse_if_over_limits()
+        displaced = self._slots.take(self, self.peer_id, self._address)
+        if displaced is None:
             raise Refused(
-                f"too many wrong codes; try again in {minutes} min", "locked_out",
-                retry_after=locked_for,
+                "too many verifications in progress; try again shortly", "busy",
+                retry_after=VERIFICATIONS_BUSY_RETRY,
             )
-        if not self._attempts.begin_attempt():
-            raise Refused(
-                "too many verification attempts right now; try again in a minute", "busy",
-                retry_after=60.0,
-            )
-        if not self._slots.try_acquire():
-            raise Refused(
-                "too many verifications in progress; try again shortly", "busy", retry_after=5.0
-            )
-        try:
-            code = self._options.fixed_code or generate_code()
+        attempt = self._attempts.begin(self.peer_id, self._address)
+        for other in displaced:  # their codes go away before this one is shown
+            await (other.stop() if other.peer_id == self.peer_id else other.make_room())
+        return attempt
+
+    def _refuse_if_over_limits(self) -> None:
+        refusal = self._attempts.refusal(self.peer_id, self._address)
+        if refusal is not None:
+            raise Refused(refusal.message, refusal.kind, retry_after=refusal.retry_after)
+
+    async def _check_code(
+        self, reader: MessageReader, attempt: int, retries: bool
+    ) -> CodeExchange:
+        """Show a code and check the peer's guesses; Refused unless one is right and in time.
+
+        Every guess is a fresh SPAKE2 exchange for the same code, counted as an attempt
+        from the moment it is offered: a sender that can ask its user again (``retries``)
+        gets a Retry after a wrong code, while attempts are left.
+        """
+        code = self._options.fixed_code or generate_code()
+        challenge: type[Welcome] | type[Retry] = Welcome
+        while True:
             exchange = CodeExchange(code, receiver_id=self._own_id, sender_id=self.peer_id)
-            self._events.emit(CodeEvent(self.session, code, self.peer_id, self.peer_name))
-            await self._send(
-                Welcome(PROTOCOL_VERSION, self._device_name, True, exchange.message)
+            self._events.emit(
+                CodeEvent(self.session, code, self.peer_id, self.peer_name, attempt,
+                          MAX_WRONG_CODES)
             )
-            with self._connection.deadline(
-                CODE_ENTRY_TIMEOUT, "verification code not entered in time"
-            ) as deadline:
-                attempt = await expect(reader, Verify)
-            if deadline.expired:  # read just as time ran out: too late, never compared
-                raise NetError("verification code not entered in time")
-            try:
-                exchange.finish(attempt.pake)
-                right = exchange.check_sender(attempt.proof)
-            except PakeError:
-                right = False  # a malformed message is a wrong guess, counted alike
-            if not right:
-                self._attempts.record_failure(self.peer_id)
-                await asyncio.sleep(WRONG_CODE_DELAY)
+            self.checking = False
+            await self._send(
+                Welcome(PROTOCOL_VERSION, self._device_name, True, exchange.message, attempt,
+                        MAX_WRONG_CODES)
+                if challenge is Welcome else Retry(exchange.message, attempt, MAX_WRONG_CODES)
+            )
+            if await self._guessed_right(reader, exchange):
+                return exchange
+            self._attempts.fail(self.peer_id, self._address)
+            await asyncio.sleep(WRONG_CODE_DELAY)
+            attempts_left = self._attempts.attempts_left(self.peer_id)
+            if not retries or attempts_left == 0:
                 raise Refused(
-                    "wrong verification code", "wrong_code",
-                    attempts_left=self._attempts.attempts_left(self.peer_id),
+                    "wrong verification code", "wrong_code", attempts_left=attempts_left
                 )
-            return exchange
-        finally:
-            self._slots.release()
+            self._refuse_if_over_limits()
+            attempt = self._attempts.begin(self.peer_id, self._address)
+            challenge = Retry
+
+    async def _guessed_right(self, reader: MessageReader, exchange: CodeExchange) -> bool:
+        """Read one guess within the code's time and check it (in constant time)."""
+        with self._connection.deadline(
+            CODE_ENTRY_TIMEOUT, "verification code not entered in time"
+        ) as deadline:
+            guess = await expect(reader, Verify)
+        if deadline.expired:  # read just as time ran out: too late, never compared
+            raise NetError("verification code not entered in time")
+        self.checking = True
+        try:
+            exchange.finish(guess.pake)
+            return exchange.check_sender(guess.proof)
+        except PakeError:
+            return False  # a malformed message is a wrong guess, counted alike
 
     async def _decide_offer(self, offer: IncomingOffer) -> Decision:
         max_size = self._options.max_size

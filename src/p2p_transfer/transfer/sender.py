@@ -40,6 +40,7 @@ from p2p_transfer.net import (
     MessageWriter,
     NetError,
     PeerConnection,
+    StreamEnded,
     Transport,
     ticket_addresses,
 )
@@ -57,6 +58,7 @@ from p2p_transfer.protocol import (
     ProtocolError,
     Resume,
     ResumePage,
+    Retry,
     Summary,
     Verified,
     Verify,
@@ -84,7 +86,7 @@ from p2p_transfer.transfer.session import (
     raise_if_peer_stopped,
     reject_during_transfer,
 )
-from p2p_transfer.trust import PairingStore
+from p2p_transfer.trust import PairingStore, normalize_code
 from p2p_transfer.trust.pake import CodeExchange, PakeError
 
 
@@ -94,6 +96,11 @@ class CodeRequest:
 
     session: str
     peer_name: str
+    #: Which of its allowed attempts this is, of ``max_attempts`` (0 and 0: not said).
+    attempt: int = 0
+    max_attempts: int = 0
+    #: Asked again on the same connection: the code typed before was wrong.
+    retry: bool = False
 
 
 #: Asks the sending user for the code the receiver shows.
@@ -191,7 +198,9 @@ class SendSession:
         )
         reader, writer = await connection.open_control()
         paired = self._pairings.is_trusted(peer_id)
-        await writer.send(Hello(PROTOCOL_VERSION, self._device_name, paired))
+        # A user who can be asked again may retry a wrong code on this connection.
+        retries = self._ask_code is not None
+        await writer.send(Hello(PROTOCOL_VERSION, self._device_name, paired, retries))
         welcome = await expect(reader, Welcome)
         if welcome.version != PROTOCOL_VERSION:
             raise TransferError(
@@ -295,25 +304,48 @@ class SendSession:
                 )
             self._events.emit(VerifiedEvent(self.session, peer_id, welcome.name, "pairing"))
             return
-        code = self._options.code
-        if code is None:
-            if self._ask_code is None:
-                raise TransferError("the receiver asks for a verification code; pass --code")
-            code = await self._ask_code(CodeRequest(self.session, welcome.name))
-        exchange = CodeExchange(code, receiver_id=peer_id, sender_id=self._transport.endpoint_id)
-        try:
-            exchange.finish(welcome.pake)
-        except PakeError as exc:
-            raise ProtocolError(str(exc)) from None
-        await writer.send(Verify(exchange.message, exchange.sender_proof()))
-        verified = await expect(reader, Verified)
-        if not exchange.check_receiver(verified.proof):
+        challenge: Welcome | Retry = welcome
+        while True:
+            code = await self._code_for(welcome.name, challenge)
+            exchange = CodeExchange(
+                code, receiver_id=peer_id, sender_id=self._transport.endpoint_id
+            )
+            try:
+                exchange.finish(challenge.pake)
+            except PakeError as exc:
+                raise ProtocolError(str(exc)) from None
+            await writer.send(Verify(exchange.message, exchange.sender_proof()))
+            answer = await reader.read_message()
+            if not isinstance(answer, Retry) or self._ask_code is None:
+                break
+            challenge = answer  # a wrong code: the receiver offers a fresh exchange
+        if answer is None:
+            raise StreamEnded("peer closed the conversation")
+        raise_if_peer_stopped(answer)
+        if not isinstance(answer, Verified):
+            raise ProtocolError(f"expected Verified, got {type(answer).__name__}")
+        if not exchange.check_receiver(answer.proof):
             raise TransferError(
                 "the receiver could not prove it shows this code; not sending "
                 "(is it the device you think?)"
             )
         self._pairings.add(peer_id, welcome.name)
         self._events.emit(VerifiedEvent(self.session, peer_id, welcome.name, "code"))
+
+    async def _code_for(self, peer_name: str, challenge: Welcome | Retry) -> str:
+        """The code to try: ``--code`` first, then what the user types (again)."""
+        retry = isinstance(challenge, Retry)
+        typed = None if retry else self._options.code
+        if typed is None:
+            if self._ask_code is None:
+                raise TransferError("the receiver asks for a verification code; pass --code")
+            typed = await self._ask_code(CodeRequest(
+                self.session, peer_name, challenge.attempt, challenge.max_attempts, retry
+            ))
+        code = normalize_code(typed)
+        if code is None:
+            raise TransferError(f"a verification code is 6 digits, not {typed.strip()!r}")
+        return code
 
     async def _open_tcp(
         self, connection: PeerConnection, answer: Accept

@@ -747,12 +747,21 @@ function promptTitle(p) {
   }
 }
 
+// A code as people read it: "026 767" (the API and events carry the bare digits).
+const fmtCode = (code) => `${code.slice(0, 3)} ${code.slice(3)}`;
+
+// "attempt 2 of 5" once a code has been wrong before, else "".
+const attemptText = (p) => (p.attempt > 1 && p.max_attempts ? `attempt ${p.attempt} of ${p.max_attempts}` : "");
+
 function promptMeta(p) {
   switch (p.event) {
     case "offer_prompt":
       return `${fmtSize(p.bytes)}${p.folders ? ` · ${plural(p.folders, "folder")}` : ""} · ${p.verified === "pairing" ? "trusted device" : "verified just now by code"} · ${shortId(p.sender_id)}`;
-    case "code_prompt": return "The receiver shows a 6-digit code; type it to verify it is really them.";
-    case "code_shown": return `Type this code on ${p.peer_name} (device ${shortId(p.peer_id)}).`;
+    case "code_prompt": // after a wrong code the dialog's status says so, with the attempt
+      return `The receiver shows a 6-digit code; type it to verify it is really them.${attemptText(p) && !p.retry ? ` (${attemptText(p)})` : ""}`;
+    case "code_shown": return attemptText(p)
+      ? `${p.peer_name} typed a wrong code; the code stays the same (${attemptText(p)}).`
+      : `Type this code on ${p.peer_name} (device ${shortId(p.peer_id)}).`;
     case "upload_prompt": return `${fmtSize(p.file_size)} from ${p.client}`;
     default: return "";
   }
@@ -794,6 +803,8 @@ function deadlineText(p) {
 }
 
 let dialogPrompt = null;
+// The deadline of the question on screen: a renewed prompt (a wrong code) has a new one.
+let dialogDeadline = null;
 
 function renderDialog() {
   const overlay = $("dialog-overlay");
@@ -804,12 +815,13 @@ function renderDialog() {
     dialogPrompt = null;
     return;
   }
-  if (dialogPrompt === p.prompt_id && !overlay.hidden) {
+  if (dialogPrompt === p.prompt_id && dialogDeadline === p.deadline && !overlay.hidden) {
     const count = overlay.querySelector(".count");
     if (count) count.textContent = pending.length > 1 ? `1 of ${pending.length}` : "";
     return; // same question: keep what the user typed
   }
   dialogPrompt = p.prompt_id;
+  dialogDeadline = p.deadline;
   const status = h("p", { class: "status", role: "status" });
   const dialog = $("dialog");
   dialog.dataset.promptKind = p.event.replace("_prompt", "");
@@ -826,7 +838,7 @@ function renderDialog() {
   let codeInput = null;
   if (p.event === "code_shown") {
     body.push(h("div", { class: "code-digits", id: "shown-code", "aria-label": `Code ${p.code.split("").join(" ")}`,
-      text: `${p.code.slice(0, 3)} ${p.code.slice(3)}` }));
+      text: fmtCode(p.code) }));
   }
   if (p.event === "offer_prompt" && p.sample.length) {
     body.push(h("ul", { class: "sample" }, p.sample.map((name) => h("li", { text: name })),
@@ -834,18 +846,25 @@ function renderDialog() {
   }
   if (p.event === "code_prompt") {
     codeInput = h("input", { type: "text", id: "code-input", class: "code-input", inputmode: "numeric",
-      autocomplete: "one-time-code", maxlength: "7", placeholder: "000000", "aria-label": "Verification code" });
+      autocomplete: "one-time-code", maxlength: "16", placeholder: "6 digits", "aria-label": "Verification code" });
     body.push(codeInput);
   }
   body.push(h("p", { class: "deadline", text: deadlineText(p) }), status);
   const actions = h("div", { class: "actions" }, promptActions(p, status, codeInput));
   if (p.event === "code_prompt") {
     const form = h("form", { novalidate: true }, body, actions);
-    form.addEventListener("submit", (e) => {
+    const verify = actions.querySelector("button[type=submit]");
+    form.addEventListener("submit", async (e) => {
       e.preventDefault();
-      answer(p.prompt_id, { code: codeInput.value.replace(/\s/g, "") }, status);
+      // The prompt stays open while the receiver checks the code (2 s for a wrong one);
+      // a wrong code comes back as the same prompt, renewed.
+      verify.disabled = true;
+      setStatus(status, "Checking the code…");
+      await answer(p.prompt_id, { code: codeInput.value }, status);
+      if (status.classList.contains("bad")) verify.disabled = false;
     });
     dialog.replaceChildren(form);
+    if (p.retry) setStatus(status, `That code was wrong (${attemptText(p)}).`, "bad");
   } else {
     dialog.replaceChildren(...body, actions);
   }
@@ -859,7 +878,7 @@ function renderPrompts() {
     h("span", { class: "row-icon", text: p.event === "code_shown" ? "#" : p.event === "code_prompt" ? "?" : "↓" }),
     h("span", { class: "row-main" },
       h("span", { class: "row-title" }, h("span", { text: promptTitle(p) })),
-      h("span", { class: "row-meta", text: p.event === "code_shown" ? `Code ${p.code} · ${deadlineText(p)}` : `${promptMeta(p)} · ${deadlineText(p)}` })),
+      h("span", { class: "row-meta", text: p.event === "code_shown" ? `Code ${fmtCode(p.code)} · ${deadlineText(p)}` : `${promptMeta(p)} · ${deadlineText(p)}` })),
     h("span", { class: "row-actions" },
       p.event === "code_prompt"
         ? h("button", { type: "button", class: "primary small", text: "Enter code", onclick: () => { dialogPrompt = null; renderDialog(); } })
