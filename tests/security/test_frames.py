@@ -28,7 +28,7 @@ from p2p_transfer.protocol import (
     Welcome,
     encode,
 )
-from security.conftest import HostileFactory, errors_of
+from security.conftest import HostileFactory, errors_of, wait_until
 from security.hostile import Conversation, file_entry, files_in
 
 #: A refusal must come well before any deadline could have produced it.
@@ -84,7 +84,7 @@ async def test_bad_frame_ends_only_that_connection(
     closed = await conversation.closed()
     assert time.monotonic() - started < PROMPT
     assert "protocol error" in closed and reason in closed, closed
-    assert any(reason in message for message in errors_of(peers))
+    await wait_until(lambda: any(reason in m for m in errors_of(peers)), what="its error")
     assert files_in(peers.target) in ([], ["victim.bin.part"])
     await _honest_send_still_works(peers, tmp_path)
 

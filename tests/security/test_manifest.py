@@ -31,7 +31,7 @@ from p2p_transfer.protocol import (
     Summary,
     Welcome,
 )
-from security.conftest import HostileFactory, errors_of
+from security.conftest import HostileFactory, errors_of, wait_until
 from security.hostile import Conversation, dir_entry, file_entry, files_in, rss_bytes
 
 #: How much the receiving process may grow while refusing a huge manifest.
@@ -88,7 +88,8 @@ async def test_ten_million_entries_refused_before_allocation(
     closed = await conversation.closed()
     assert f"offer of 10000000 entries exceeds {MAX_MANIFEST_ENTRIES}" in closed, closed
     assert rss_bytes() - before < HUGE_MANIFEST_RSS_SLACK
-    assert any("10000000 entries" in message for message in errors_of(peers))
+    await wait_until(lambda: any("10000000 entries" in m for m in errors_of(peers)),
+                     what="its error")
 
 
 @pytest.mark.parametrize(
