@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,6 +63,7 @@ from p2p_transfer.trust.identity import existing_endpoint_id
 
 if TYPE_CHECKING:
     from p2p_transfer.discovery import DeviceBrowser, Discovery
+    from p2p_transfer.localsend import LocalSendService, ReceiverSetup
     from p2p_transfer.share import ShareConfig, ShareServer
 
 
@@ -150,6 +151,9 @@ class Node:
         self._withdrawal: asyncio.Task[None] | None = None
         self._identity: IdentityResponder | None = None
         self._shares: list[ShareServer] = []
+        #: Sessions that got as far as an offer end here while ``serve`` runs.
+        self._finished: asyncio.Queue[TransferResult] | None = None
+        self.localsend: LocalSendService | None = None
 
     @classmethod
     async def start(cls, config: NodeConfig) -> Node:
@@ -274,6 +278,7 @@ class Node:
         # on, and its goodbyes go out while the files move, not when the user waits.
         unsubscribe = self.events.subscribe(self._withdraw_on_decision) if once else None
         finished: asyncio.Queue[TransferResult] = asyncio.Queue()
+        self._finished = finished
         acceptor = asyncio.create_task(self._accept_loop(options, decide, finished))
         try:
             if once:
@@ -288,6 +293,7 @@ class Node:
             await acceptor
             return None
         finally:
+            self._finished = None
             if unsubscribe is not None:
                 unsubscribe()
             acceptor.cancel()
@@ -460,6 +466,41 @@ class Node:
         finally:
             await discovery.close()
 
+    # --- LocalSend -------------------------------------------------------------------
+
+    async def start_localsend(
+        self, setup: ReceiverSetup, port: int, *, announce: bool = True
+    ) -> LocalSendService:
+        """Serve LocalSend devices on ``port`` (HTTPS) until ``close``: their offers are
+        receive sessions of this node, asked through ``setup.decide``; with ``announce``,
+        announce this device on the LAN and answer others' announcements.
+        Raises OSError when the port is taken."""
+        from p2p_transfer.localsend import LocalSendService  # aiohttp, only when used
+
+        self.localsend = await LocalSendService.start(
+            self.config.config_dir, self.config.device_name, self.events, setup,
+            self._launch_receive, host=self.config.bind_addr or "0.0.0.0", port=port,
+            announce=announce,
+        )
+        return self.localsend
+
+    def _launch_receive(
+        self, work: Callable[[Lifecycle], Awaitable[TransferResult | None]]
+    ) -> asyncio.Task[TransferResult | None]:
+        """Run a receive session that came in by another door (LocalSend) as one of ours."""
+        session = self._new_session("receive")
+        task = self._run(session, work(session.lifecycle))
+        finished = self._finished
+        if finished is not None:
+            def report(done: asyncio.Task[TransferResult | None]) -> None:
+                if not done.cancelled() and done.exception() is None and (
+                    result := done.result()
+                ) is not None:
+                    finished.put_nowait(result)
+
+            task.add_done_callback(report)
+        return task
+
     # --- the browser share ---------------------------------------------------------
 
     async def open_share(self, config: ShareConfig) -> ShareServer:
@@ -484,6 +525,8 @@ class Node:
             return_exceptions=True,
         )
         await self._stop_connections()
+        if self.localsend is not None:
+            await self.localsend.close()
         for share in self._shares:
             await share.stop()
         if (withdrawal := self.withdraw_from_lan()) is not None:

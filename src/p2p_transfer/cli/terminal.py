@@ -10,6 +10,7 @@ import re
 import segno
 from rich.console import Console
 from rich.markup import escape
+from rich.panel import Panel
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -37,6 +38,7 @@ from p2p_transfer.events import (
     RelayEvent,
     SessionState,
     StateEvent,
+    TextEvent,
     TicketEvent,
     VerifiedEvent,
 )
@@ -44,11 +46,18 @@ from p2p_transfer.events import (
 #: How many ``HOST:PORT`` alternatives the receiver prints.
 ADDRESSES_SHOWN = 3
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def shown(text: str) -> str:
     """Peer-supplied text made safe for a terminal: no control characters, no markup."""
     return escape(_CONTROL.sub("?", text))
+
+
+def shown_text(text: str) -> str:
+    """A peer's text message made safe for a terminal: its lines and tabs kept, every
+    other control character (escape sequences) replaced, no markup."""
+    return escape(_CONTROL_BUT_LINES.sub("?", text))
 
 
 class HumanRenderer:
@@ -110,12 +119,25 @@ class HumanRenderer:
         self._print(f"[green]✓[/] {shown(event.peer_name)}: {how}")
 
     def _on_offer(self, event: OfferEvent) -> None:
+        sender = f"[bold]{shown(event.sender)}[/]"
+        if event.via == "localsend":
+            model = f"{shown(event.device_model)} · " if event.device_model else ""
+            sender += f" (via LocalSend · {model}{shown(event.sender_id[:8].upper())})"
+        if event.text:
+            self._print(f"{sender} wants to send a text message")
+            return
         names = ", ".join(shown(name) for name in event.sample)
         more = "…" if event.files > len(event.sample) else ""
         self._print(
-            f"[bold]{shown(event.sender)}[/] offers {event.files} file(s), "
-            f"{human_size(event.bytes)}: {names}{more}"
+            f"{sender} offers {event.files} file(s), {human_size(event.bytes)}: {names}{more}"
         )
+
+    def _on_text(self, event: TextEvent) -> None:
+        via = " via LocalSend" if event.via == "localsend" else ""
+        self._print(Panel(
+            shown_text(event.text), title=f"Text from {shown(event.sender)}{via}",
+            title_align="left", expand=False,
+        ))
 
     def _on_decision(self, event: DecisionEvent) -> None:
         if not event.accepted:
