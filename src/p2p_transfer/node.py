@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from p2p_transfer.discovery import (
+    AmbiguousDeviceError,
     Announcement,
     Device,
     DiscoveryError,
@@ -32,12 +35,13 @@ from p2p_transfer.events import (
     ErrorEvent,
     Event,
     EventBus,
+    LogEvent,
     RelayEvent,
     SessionState,
     TicketEvent,
 )
 from p2p_transfer.lifecycle import Lifecycle, new_session_id
-from p2p_transfer.limits import RELAY_ONLINE_TIMEOUT
+from p2p_transfer.limits import DISCOVERY_SETTLE_TIME, RELAY_ONLINE_TIMEOUT
 from p2p_transfer.net import (
     RELAY_OFF,
     IdentityResponder,
@@ -63,7 +67,14 @@ from p2p_transfer.trust.identity import existing_endpoint_id
 
 if TYPE_CHECKING:
     from p2p_transfer.discovery import DeviceBrowser, Discovery
-    from p2p_transfer.localsend import LocalSendService, ReceiverSetup
+    from p2p_transfer.localsend import (
+        DeviceInfo,
+        LocalSendDevice,
+        LocalSendService,
+        PinPrompt,
+        ReceiverSetup,
+        Target,
+    )
     from p2p_transfer.share import ShareConfig, ShareServer
 
 
@@ -243,17 +254,23 @@ class Node:
         paths: list[Path],
         options: SendOptions,
         ask_code: CodePrompt | None = None,
+        ask_pin: PinPrompt | None = None,
     ) -> RunningSession:
-        """Start sending ``paths`` to ``to`` (a ticket, HOST:PORT or LAN device name)."""
+        """Start sending ``paths`` to ``to``: a ticket, HOST:PORT, a LAN device name, or a
+        LocalSend device (``localsend:HOST[:PORT]``, or its name); ``ask_pin`` asks for
+        the PIN a LocalSend device may require."""
         session = self._new_session("send")
-        sender = SendSession(
-            session.lifecycle, self.transport, self.config.device_name, self.events,
-            self.pairings, options, ask_code,
-        )
 
         async def send() -> TransferResult:
             session.lifecycle.advance(SessionState.CONNECTING)
-            return await sender.run(await self.resolve(to), paths)
+            target = await self._send_target(to)
+            if isinstance(target, str):
+                sender = SendSession(
+                    session.lifecycle, self.transport, self.config.device_name, self.events,
+                    self.pairings, options, ask_code,
+                )
+                return await sender.run(target, paths)
+            return await self._send_localsend(session.lifecycle, target, paths, options, ask_pin)
 
         self._run(session, send())
         return session
@@ -264,9 +281,48 @@ class Node:
         paths: list[Path],
         options: SendOptions,
         ask_code: CodePrompt | None = None,
+        ask_pin: PinPrompt | None = None,
     ) -> TransferResult:
         """Send ``paths`` to ``to`` and wait for the outcome (failures are results too)."""
-        return await self.start_send(to, paths, options, ask_code).outcome()
+        return await self.start_send(to, paths, options, ask_code, ask_pin).outcome()
+
+    async def _send_target(self, to: str) -> str | Target:
+        """A ticket for our own protocol, or a LocalSend device to send to."""
+        from p2p_transfer.localsend.client import parse_localsend_address
+
+        if (address := parse_localsend_address(to)) is not None:
+            return address
+        if looks_like_ticket(to) or parse_host_port(to) is not None:
+            return await self.resolve(to)
+        return await self._resolve_name(to)
+
+    async def _send_localsend(
+        self,
+        lifecycle: Lifecycle,
+        target: Target,
+        paths: list[Path],
+        options: SendOptions,
+        ask_pin: PinPrompt | None,
+    ) -> TransferResult:
+        from p2p_transfer.localsend import LocalSendClient, LocalSendSender
+
+        client = LocalSendClient(await self._localsend_info())
+        try:
+            sender = LocalSendSender(lifecycle, self.events, client, target, options, ask_pin)
+            return await sender.run(paths)
+        finally:
+            await client.close()
+
+    async def _localsend_info(self, announce: bool | None = None) -> DeviceInfo:
+        """How we describe ourselves to LocalSend devices (our certificate's fingerprint)."""
+        from p2p_transfer.limits import LOCALSEND_PORT
+        from p2p_transfer.localsend.identity import load_or_create_certificate, own_info
+
+        if self.localsend is not None:
+            return self.localsend.server.info(announce=announce)
+        certificate = await asyncio.to_thread(load_or_create_certificate, self.config.config_dir)
+        return own_info(self.config.device_name, certificate.fingerprint, LOCALSEND_PORT,
+                        announce=announce)
 
     # --- receiving -----------------------------------------------------------------
 
@@ -437,6 +493,59 @@ class Node:
                                     f"{exc.strerror or exc}")
             )
 
+    async def _resolve_name(self, to: str) -> str | Target:
+        """A device name (or ID prefix): ours on the LAN, or a LocalSend device's alias; a
+        name both answer to is an error listing both (the user picks by ticket or address)."""
+        scan = asyncio.create_task(self.scan_localsend(DISCOVERY_SETTLE_TIME * 2))
+        try:
+            ours: str | DiscoveryError = await self.resolve(to)
+        except DiscoveryError as exc:
+            ours = exc
+        localsend = [d for d in await scan if d.name.casefold() == to.strip().casefold()]
+        if not localsend:
+            if isinstance(ours, DiscoveryError):
+                raise ours
+            return ours
+        listing = "; ".join(f"LocalSend: {d.name} at {d.address} (localsend:{d.address})"
+                            for d in localsend)
+        if isinstance(ours, str | AmbiguousDeviceError):
+            raise AmbiguousDeviceError(
+                f"{to!r} names a LocalSend device and a p2p-transfer device: {listing}; "
+                "send with --to localsend:HOST:PORT, or the other device's ticket", [],
+            )
+        if len(localsend) > 1:
+            raise AmbiguousDeviceError(f"{to!r} names several LocalSend devices: {listing}", [])
+        return localsend[0].target()
+
+    async def scan_localsend(self, seconds: float) -> list[LocalSendDevice]:
+        """LocalSend devices heard within ``seconds``: ours announces and listens (the
+        running service's table, if it runs). Never raises: without multicast, none."""
+        from p2p_transfer.localsend import DeviceTable, MulticastDiscovery
+
+        if self.localsend is not None:
+            if self.localsend.discovery is not None:
+                self.localsend.discovery.announce()
+                await asyncio.sleep(seconds)
+            return self.localsend.table.devices()
+        info = await self._localsend_info(announce=True)
+        table = DeviceTable(info.fingerprint)
+        discovery = MulticastDiscovery(
+            lambda announce: msgspec.structs.replace(info, announce=announce), table, None,
+            answer=False,
+        )
+        try:
+            await discovery.start(announce=False)
+        except OSError as exc:
+            self.events.emit(LogEvent("warning", "localsend",
+                                      f"cannot look for LocalSend devices: {exc}"))
+            return []
+        try:
+            discovery.announce()
+            await asyncio.sleep(seconds)
+        finally:
+            await discovery.close()
+        return table.devices()
+
     async def resolve(self, to: str) -> str:
         """A ticket for ``--to``: a ticket as is, ``HOST:PORT``, or a LAN device name."""
         if looks_like_ticket(to):
@@ -455,16 +564,24 @@ class Node:
         self.events.emit(DeviceEvent(device.name, device.endpoint_id, list(device.addresses)))
         return device_ticket(device)
 
-    async def list_devices(self, timeout: float) -> list[Device]:
-        """Devices that announce themselves on the LAN within ``timeout`` s, this one
-        excluded (``p2p-transfer devices``)."""
+    async def list_devices(self, timeout: float) -> list[Device | LocalSendDevice]:
+        """Devices that announce themselves on the LAN within ``timeout`` s, ours and
+        LocalSend ones, this one excluded (``p2p-transfer devices``)."""
         from p2p_transfer.discovery import Discovery  # zeroconf is loaded only when used
 
-        discovery = await Discovery.start(own_endpoint_id=self.own_endpoint_id())
+        localsend = asyncio.create_task(self.scan_localsend(timeout))
         try:
-            return await discovery.list_devices(timeout)
-        finally:
-            await discovery.close()
+            discovery = await Discovery.start(own_endpoint_id=self.own_endpoint_id())
+            try:
+                ours: list[Device | LocalSendDevice] = list(
+                    await discovery.list_devices(timeout)
+                )
+            finally:
+                await discovery.close()
+        except BaseException:
+            localsend.cancel()
+            raise
+        return ours + list(await localsend)
 
     # --- LocalSend -------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import click
 from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
 from p2p_transfer.discovery import Device, DiscoveryError
 from p2p_transfer.limits import DISCOVERY_LIST_TIMEOUT
+from p2p_transfer.localsend.discovery import LocalSendDevice
 from p2p_transfer.node import Node, NodeConfig
 
 #: Longest ``--timeout`` accepted (seconds): listing is meant to be quick.
@@ -18,24 +19,47 @@ MAX_LIST_TIMEOUT = 600.0
 SHOWN_ID_CHARS = 12
 
 
-def device_json(device: Device) -> dict[str, object]:
-    """The ``--json`` line of one device."""
+def device_json(device: Device | LocalSendDevice) -> dict[str, object]:
+    """The ``--json`` line of one device (``protocol`` says which kind it is)."""
+    if isinstance(device, LocalSendDevice):
+        return {
+            "event": "device",
+            "name": device.name,
+            "protocol": "localsend",
+            "fingerprint": device.fingerprint,
+            "addresses": [device.address],
+            "device_model": device.device_model,
+            "device_type": device.device_type,
+        }
     return {
         "event": "device",
         "name": device.name,
+        "protocol": "p2p-transfer",
         "endpoint_id": device.endpoint_id,
         "addresses": list(device.addresses),
     }
 
 
-def format_table(devices: list[Device]) -> list[str]:
-    """Aligned NAME / ENDPOINT ID / ADDRESSES lines for people."""
-    rows = [("NAME", "ENDPOINT ID", "ADDRESSES")] + [
-        (d.name, d.endpoint_id[:SHOWN_ID_CHARS], ", ".join(d.addresses)) for d in devices
-    ]
+def format_table(devices: list[Device | LocalSendDevice]) -> list[str]:
+    """Aligned NAME / ID / ADDRESSES lines for people; LocalSend devices say so."""
+    rows = [("NAME", "ENDPOINT ID", "ADDRESSES")] + [_row(d) for d in devices]
     name_width = max(len(r[0]) for r in rows)
     id_width = max(len(r[1]) for r in rows)
     return [f"{n:<{name_width}}  {i:<{id_width}}  {a}".rstrip() for n, i, a in rows]
+
+
+def _row(device: Device | LocalSendDevice) -> tuple[str, str, str]:
+    if isinstance(device, LocalSendDevice):
+        model = f", {device.device_model}" if device.device_model else ""
+        return (shown(device.name), f"LocalSend{model}",
+                f"{device.address}  (--to localsend:{device.address})")
+    return (shown(device.name), device.endpoint_id[:SHOWN_ID_CHARS],
+            ", ".join(device.addresses))
+
+
+def shown(name: str) -> str:
+    """A name another device chose, without control characters."""
+    return "".join("?" if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in name)
 
 
 @click.command("devices")
@@ -66,7 +90,8 @@ def devices(ctx: CliContext, timeout: float, as_json: bool) -> None:
         else:
             click.echo(
                 f"no devices found in {timeout:g} s. Is the other device running "
-                "`p2p-transfer receive` on this network? If the network blocks multicast, "
+                "`p2p-transfer receive` (or LocalSend) on this network? If the network "
+                "blocks multicast, "
                 "use its ticket: p2p-transfer send --to TICKET",
                 err=True,
             )

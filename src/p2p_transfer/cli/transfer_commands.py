@@ -25,6 +25,7 @@ from p2p_transfer.events import ErrorEvent, LogEvent, SessionState
 from p2p_transfer.limits import DEFAULT_PARALLEL_FILES, LOCALSEND_PORT, MAX_PARALLEL_FILES
 from p2p_transfer.localsend.messages import short_fingerprint
 from p2p_transfer.localsend.receiver import ReceiverSetup
+from p2p_transfer.localsend.sender import PinRequest
 from p2p_transfer.logs import forward_logs
 from p2p_transfer.net import RELAY_OFF, NetError
 from p2p_transfer.node import Node, NodeConfig
@@ -189,7 +190,7 @@ async def _serve_localsend(
 @click.command()
 @click.option("--to", "ticket", required=True,
               help="The receiver's ticket, its HOST:PORT, or its device name (or endpoint-ID "
-                   "prefix) on this LAN.")
+                   "prefix) on this LAN; a LocalSend device by localsend:HOST[:PORT] or name.")
 @click.option("--code", default=None, help="The verification code the receiver shows.")
 @click.option("--parallel", type=click.IntRange(1, MAX_PARALLEL_FILES),
               default=DEFAULT_PARALLEL_FILES, show_default=True, help="Files in flight at once.")
@@ -227,6 +228,15 @@ def send(
             lambda: click.prompt(f"Code shown on {request.peer_name}", err=True, type=str)
         )
 
+    async def ask_pin(request: PinRequest) -> str:
+        if not stdin_is_interactive():
+            raise TransferError(f"{request.peer_name} asks for a PIN; run send in a terminal")
+        again = "Wrong PIN. " if request.retry else ""
+        return await ask_in_thread(lambda: click.prompt(
+            f"{again}PIN for {request.peer_name} (LocalSend)", err=True, type=str,
+            hide_input=True,
+        ))
+
     async def run() -> int:
         try:
             node = await Node.start(
@@ -238,7 +248,7 @@ def send(
         node.events.subscribe(renderer)
         stop_forwarding = forward_logs(renderer)
         try:
-            result = await node.send(ticket, list(paths), options, ask_code)
+            result = await node.send(ticket, list(paths), options, ask_code, ask_pin)
             return _exit_code(result)
         finally:
             renderer.close()

@@ -15,7 +15,11 @@ from dataclasses import dataclass, replace
 
 import aiohttp
 
-from p2p_transfer.limits import LOCALSEND_CONNECT_TIMEOUT, LOCALSEND_MAX_JSON_BODY
+from p2p_transfer.limits import (
+    LOCALSEND_CONNECT_TIMEOUT,
+    LOCALSEND_MAX_JSON_BODY,
+    LOCALSEND_PORT,
+)
 from p2p_transfer.localsend.identity import fingerprint_of
 from p2p_transfer.localsend.messages import (
     API_PREFIX,
@@ -61,6 +65,34 @@ class Target:
         return f"{self.scheme}://{host}:{self.port}{API_PREFIX}"
 
 
+#: ``--to localsend:HOST[:PORT]`` names a LocalSend device by address.
+ADDRESS_PREFIX = "localsend:"
+
+
+def parse_localsend_address(to: str) -> Target | None:
+    """``localsend:HOST[:PORT]`` (``[v6]:PORT`` too) as a target; None for anything else."""
+    if not to.lower().startswith(ADDRESS_PREFIX):
+        return None
+    rest = to[len(ADDRESS_PREFIX):].strip()
+    host, port = rest, LOCALSEND_PORT
+    if rest.startswith("["):
+        host, _, tail = rest[1:].partition("]")
+        if tail.startswith(":"):
+            port = _port(tail[1:], to)
+    elif rest.count(":") == 1:
+        host, _, number = rest.partition(":")
+        port = _port(number, to)
+    if not host:
+        raise LocalSendError(f"{to!r}: no host; use localsend:HOST[:PORT]")
+    return Target(host, port, host)
+
+
+def _port(text: str, whole: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise LocalSendError(f"{whole!r}: the port must be a number from 1 to 65535")
+    return int(text)
+
+
 def _unverified() -> ssl.SSLContext:
     """TLS that accepts a self-signed certificate: the fingerprint is checked instead."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -81,8 +113,6 @@ class LocalSendClient:
                 total=None, sock_connect=LOCALSEND_CONNECT_TIMEOUT,
                 sock_read=LOCALSEND_CONNECT_TIMEOUT,
             ),
-            # The device's answers are JSON of a bounded size; keep-alive is fine.
-            skip_auto_headers=("User-Agent",),
         )
 
     async def close(self) -> None:
