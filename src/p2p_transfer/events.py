@@ -414,6 +414,21 @@ class ShareDownloadDoneEvent(Event):
     message: str = ""
 
 
+# --- LocalSend ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LocalSendReadyEvent(Event):
+    """LocalSend devices can send here: our HTTPS server listens on ``port``."""
+
+    name: ClassVar[str] = "localsend"
+    alias: str
+    port: int
+    #: SHA-256 of our LocalSend certificate (what LocalSend devices know us by).
+    fingerprint: str
+    announced: bool
+
+
 # --- Discovery (LAN devices by name) ----------------------------------------
 
 

@@ -35,6 +35,7 @@ from p2p_transfer.events import (
     ErrorEvent,
     Event,
     EventBus,
+    LocalSendReadyEvent,
     LogEvent,
     RelayEvent,
     SessionState,
@@ -599,6 +600,10 @@ class Node:
             self._launch_receive, host=self.config.bind_addr or "0.0.0.0", port=port,
             announce=announce,
         )
+        self.events.emit(LocalSendReadyEvent(
+            self.config.device_name, self.localsend.port, self.localsend.fingerprint,
+            self.localsend.discovery is not None,
+        ))
         return self.localsend
 
     def _launch_receive(

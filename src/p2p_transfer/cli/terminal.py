@@ -32,6 +32,7 @@ from p2p_transfer.events import (
     ErrorEvent,
     Event,
     FileFailedEvent,
+    LocalSendReadyEvent,
     LogEvent,
     OfferEvent,
     ProgressEvent,
@@ -98,6 +99,13 @@ class HumanRenderer:
                            " FILE...")
         for address in event.addresses[:ADDRESSES_SHOWN]:
             self.console.print(f"or: p2p-transfer send --to {address} FILE...")
+
+    def _on_localsend(self, event: LocalSendReadyEvent) -> None:
+        fingerprint = f"{event.fingerprint[:4]} {event.fingerprint[4:8]}"
+        self.console.print(
+            f"LocalSend devices can send here too: [bold]{shown(event.alias)}[/] "
+            f"(port {event.port}, fingerprint {fingerprint})"
+        )
 
     def _on_relay(self, event: RelayEvent) -> None:
         style = "dim" if event.connected else "yellow"
@@ -186,9 +194,12 @@ class HumanRenderer:
             where = f" into {shown(event.target)}" if event.target else ""
             resumed = event.bytes_total - event.bytes_transferred
             extra = f" ({human_size(resumed)} already there)" if resumed > 0 else ""
+            # LocalSend carries no end-to-end hash we always have: say what happened.
+            how = ("received" if event.direction == "receive" else "sent") + " via LocalSend" \
+                if event.via == "localsend" else "verified"
             self.console.print(
                 f"[green]✓ {event.files} file(s), {human_size(event.bytes_total)} "
-                f"verified{where}[/] in {event.seconds:.1f} s{extra}"
+                f"{how}{where}[/] in {event.seconds:.1f} s{extra}"
             )
         else:
             self.console.print(
