@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -315,15 +316,17 @@ class Node:
             await client.close()
 
     async def _localsend_info(self, announce: bool | None = None) -> DeviceInfo:
-        """How we describe ourselves to LocalSend devices (our certificate's fingerprint)."""
+        """How we describe ourselves to LocalSend devices: our certificate's fingerprint if
+        we have one (so a scan never lists ourselves), else a random one (a sender or a
+        listing needs no certificate, and makes none)."""
         from p2p_transfer.limits import LOCALSEND_PORT
-        from p2p_transfer.localsend.identity import load_or_create_certificate, own_info
+        from p2p_transfer.localsend.identity import existing_fingerprint, own_info
 
         if self.localsend is not None:
             return self.localsend.server.info(announce=announce)
-        certificate = await asyncio.to_thread(load_or_create_certificate, self.config.config_dir)
-        return own_info(self.config.device_name, certificate.fingerprint, LOCALSEND_PORT,
-                        announce=announce)
+        fingerprint = await asyncio.to_thread(existing_fingerprint, self.config.config_dir)
+        return own_info(self.config.device_name, fingerprint or secrets.token_hex(32).upper(),
+                        LOCALSEND_PORT, announce=announce)
 
     # --- receiving -----------------------------------------------------------------
 

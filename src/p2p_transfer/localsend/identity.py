@@ -75,6 +75,15 @@ def load_or_create_certificate(config_dir: Path) -> Certificate:
     return Certificate(cert_path, key_path, fingerprint_of(der))
 
 
+def existing_fingerprint(config_dir: Path) -> str | None:
+    """Our fingerprint if a certificate was made already (never makes one)."""
+    try:
+        pem = (config_dir / FOLDER / CERT_FILE).read_text()
+        return fingerprint_of(ssl.PEM_cert_to_DER_cert(pem))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
 def _self_signed() -> tuple[bytes, bytes]:
     """A new RSA key and a self-signed certificate for it (PEM)."""
     from cryptography import x509
