@@ -248,6 +248,8 @@ APP_STAGING_DATA_TIMEOUT = 60.0
 APP_CODE_SHOWN_SECONDS = CODE_ENTRY_TIMEOUT + WRONG_CODE_DELAY + 3.0
 #: Files offered for download through the share at once.
 APP_MAX_SHARED_ITEMS = 256
+#: Text messages the app keeps for tabs opened later.
+APP_TEXTS_KEPT = 20
 
 # --- LocalSend ---------------------------------------------------------------
 # The LocalSend protocol (v2.1): an HTTPS server any device on the LAN reaches,

@@ -252,15 +252,15 @@ class Node:
 
     def start_send(
         self,
-        to: str,
+        to: str | Target,
         paths: list[Path],
         options: SendOptions,
         ask_code: CodePrompt | None = None,
         ask_pin: PinPrompt | None = None,
     ) -> RunningSession:
         """Start sending ``paths`` to ``to``: a ticket, HOST:PORT, a LAN device name, or a
-        LocalSend device (``localsend:HOST[:PORT]``, or its name); ``ask_pin`` asks for
-        the PIN a LocalSend device may require."""
+        LocalSend device (``localsend:HOST[:PORT]``, its name, or a ``Target`` found by
+        discovery); ``ask_pin`` asks for the PIN a LocalSend device may require."""
         session = self._new_session("send")
 
         async def send() -> TransferResult:
@@ -279,7 +279,7 @@ class Node:
 
     async def send(
         self,
-        to: str,
+        to: str | Target,
         paths: list[Path],
         options: SendOptions,
         ask_code: CodePrompt | None = None,
@@ -288,10 +288,12 @@ class Node:
         """Send ``paths`` to ``to`` and wait for the outcome (failures are results too)."""
         return await self.start_send(to, paths, options, ask_code, ask_pin).outcome()
 
-    async def _send_target(self, to: str) -> str | Target:
+    async def _send_target(self, to: str | Target) -> str | Target:
         """A ticket for our own protocol, or a LocalSend device to send to."""
         from p2p_transfer.localsend.client import parse_localsend_address
 
+        if not isinstance(to, str):
+            return to
         if (address := parse_localsend_address(to)) is not None:
             return address
         if looks_like_ticket(to) or parse_host_port(to) is not None:
