@@ -8,18 +8,26 @@ them and deletes the namespace.
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from netns import Host, JsonLines, Lab
 
+T = TypeVar("T")
+#: ``setns`` flag for a network namespace (linux/sched.h).
+CLONE_NEWNET = 0x40000000
 #: Seconds to wait for a daemon to come up, a transfer to end.
 READY_TIMEOUT = 20.0
 TRANSFER_TIMEOUT = 60.0
@@ -112,3 +120,28 @@ class LocalSendLab:
     def python(self, code: str, timeout: float = TRANSFER_TIMEOUT) -> str:
         """Run Python code in the namespace; its stdout."""
         return self.host.run(sys.executable, "-c", code, timeout=timeout).stdout
+
+    def run_inside(self, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run ``work()`` on an event loop of a thread that joined the namespace, so its
+        sockets (an app's API client) reach what listens on the namespace's loopback."""
+        outcome: dict[str, Any] = {}
+
+        def thread() -> None:
+            try:
+                fd = os.open(f"/run/netns/{self.host.ns}", os.O_RDONLY)
+                try:
+                    libc = ctypes.CDLL(None, use_errno=True)
+                    if libc.setns(fd, CLONE_NEWNET) != 0:  # this thread only
+                        raise OSError(ctypes.get_errno(), "setns failed")
+                finally:
+                    os.close(fd)
+                outcome["value"] = asyncio.run(work())
+            except BaseException as exc:
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=thread, name="in-namespace")
+        worker.start()
+        worker.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]  # type: ignore[no-any-return]

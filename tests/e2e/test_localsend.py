@@ -7,6 +7,7 @@ byte-identical, with declines, PINs, discovery and text messages.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -16,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from e2e.apps import AppProcess
 from e2e.localsend_lab import TRANSFER_TIMEOUT, LocalSendLab
 from e2e.terminal import Terminal
+from e2e.test_app_sessions import ApiClient
 from netns import Lab
 
 #: The port our receiver listens on (LocalSend's default, as localsendctl dials it).
@@ -259,3 +262,78 @@ def _wait_for(read: Callable[[], str], needle: str, timeout: float = TRANSFER_TI
         if needle in text or time.monotonic() > deadline:
             return text
         time.sleep(0.2)
+
+
+# --- the desktop app ----------------------------------------------------------------
+
+
+def test_the_app_receives_from_localsendd_through_its_dialog(
+    ls: LocalSendLab, tmp_path: Path, files: tuple[Path, list[Path]]
+) -> None:
+    big, folder = files
+    app = AppProcess(tmp_path, "carol", wrap=ls.wrap)
+    try:
+        url = app.wait_for("ui_url")["url"]
+        alpha = ls.localsendd("alpha", THEIR_PORT)
+        ls.run_inside(lambda: _drive_app(ls, app, url, alpha.ctl_command, big, folder, tmp_path))
+    finally:
+        app.stop()
+    expected = {p.name: p.read_bytes() for p in [big, *folder]}
+    assert _received(app.downloads) == expected  # the declined file never arrived
+
+
+async def _running(ui: ApiClient) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while (await ui.call("GET", "/api/state"))[1]["node"]["state"] != "running":
+        assert asyncio.get_running_loop().time() < deadline, "the app's node did not start"
+        await asyncio.sleep(0.1)
+    status, devices = await ui.call("GET", "/api/devices")
+    assert status == 200 and devices["discovery"]["localsend_error"] == ""
+
+
+async def _drive_app(
+    ls: LocalSendLab, app: AppProcess, url: str, ctl: str, big: Path, folder: list[Path],
+    tmp_path: Path,
+) -> None:
+    """Three offers from localsendd: accept the file, accept the 20, decline the last."""
+    unwanted = tmp_path / "unwanted.txt"
+    unwanted.write_text("no\n")
+    ui = ApiClient(app, url)
+    await ui.start()
+    try:
+        await _running(ui)  # its LocalSend server starts before the node says "running"
+        answered: set[str] = set()
+        for n, (paths, accept) in enumerate([([big], True), (folder, True), ([unwanted], False)]):
+            out = tmp_path / f"ctl-{n}.out"
+            sender = ls.host.popen("sh", "-c", f"{ctl} send {' '.join(map(str, paths))} "
+                                              f"--to 127.0.0.1 --wait > {out} 2>&1")
+            count = len(paths)
+            prompt = await ui.wait_for(
+                "offer_prompt",
+                lambda e, count=count: e["via"] == "localsend" and e["files"] == count
+                and e["prompt_id"] not in answered,
+            )
+            answered.add(prompt["prompt_id"])
+            assert prompt["from"] == "alpha" and prompt["device_model"]
+            status, _ = await ui.call("POST", f"/api/prompts/{prompt['prompt_id']}",
+                                      {"accept": accept})
+            assert status == 200
+            code = await asyncio.to_thread(sender.wait, TRANSFER_TIMEOUT)
+            shown = out.read_text()
+            if accept:
+                assert code == 0, shown
+                final = await ui.final(prompt["session"])
+                assert final["state"] == "done" and final["files_done"] == count
+            else:
+                assert "declined (127.0.0.1)" in shown  # our 403
+        # A text message: the dialog asks, then the app has it for its card (and new tabs).
+        texting = ls.host.popen(sys.executable, "-c", _SEND_TEXT, "see you at 8")
+        prompt = await ui.wait_for("offer_prompt", lambda e: e["text"] is True)
+        await ui.call("POST", f"/api/prompts/{prompt['prompt_id']}", {"accept": True})
+        assert await asyncio.to_thread(texting.wait, TRANSFER_TIMEOUT) == 0
+        text = await ui.wait_for("text")
+        assert (text["from"], text["text"], text["via"]) == ("alpha", "see you at 8", "localsend")
+        _, state = await ui.call("GET", "/api/state")
+        assert [t["text"] for t in state["texts"]] == ["see you at 8"]
+    finally:
+        await ui.close()
