@@ -18,20 +18,21 @@ from typing import Any
 import aiohttp
 import pytest
 
-from p2p_transfer.events import Event
+from p2p_transfer.events import Event, OfferEvent, ProgressEvent, SessionState, StateEvent
 from p2p_transfer.limits import (
     LOCALSEND_MAX_CONNECTIONS_PER_IP,
     LOCALSEND_MAX_JSON_BODY,
     LOCALSEND_MAX_WRONG_PINS,
     MiB,
 )
+from p2p_transfer.localsend.client import Target
 from p2p_transfer.localsend.messages import FileInfo, PrepareUpload, decode_prepare_upload
 from p2p_transfer.localsend.offer import read_offer
 from p2p_transfer.localsend.pins import PinCheck, PinGate
 from p2p_transfer.localsend.receiver import ReceiverSetup
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.protocol.errors import ProtocolError
-from p2p_transfer.transfer import Decision, IncomingOffer, ReceiveOptions
+from p2p_transfer.transfer import Decision, IncomingOffer, ReceiveOptions, SendOptions
 
 API = "/api/localsend/v2"
 SENDER = {"alias": "mallory", "version": "2.1", "deviceModel": "Evil", "deviceType": "mobile",
@@ -298,3 +299,99 @@ def test_pin_gate_counts_wrong_pins_per_address_and_forgets_them() -> None:
     assert gate.check("10.0.0.2", "1234") is PinCheck.OK  # another address is not affected
     now[0] = 61.0
     assert gate.check("10.0.0.1", "1234") is PinCheck.OK
+
+
+# --- cancels, limits and certificates -------------------------------------------------
+
+
+async def test_a_sender_that_leaves_while_asked_withdraws_the_question(tmp_path: Path) -> None:
+    asked = asyncio.Event()
+
+    async def never(offer: IncomingOffer) -> Decision:
+        asked.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    node = Node.without_endpoint(NodeConfig(tmp_path / "home", "us", bind_addr="127.0.0.1"))
+    await node.start_localsend(
+        ReceiverSetup(ReceiveOptions(target=tmp_path / "in"), never), 0, announce=False
+    )
+    events: list[Event] = []
+    node.events.subscribe(events.append)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as http:
+        served = Served(node, http, tmp_path / "in")
+        request = asyncio.create_task(served.prepare({"x": file_entry("x", "x.bin", b"abc")}))
+        await asyncio.wait_for(asked.wait(), 10)
+        request.cancel()  # the sender gives up: its connection closes
+        await asyncio.gather(request, return_exceptions=True)
+        state = await _final_state(events)
+        assert (state.state, state.by) == (SessionState.CANCELLED, "peer")
+        assert node.localsend is not None
+        receiver = node.localsend.server.receiver
+        for _ in range(250):  # the session's task ends right after its final state
+            if not receiver.busy:
+                break
+            await asyncio.sleep(0.02)
+        assert not receiver.busy  # the next sender is not told 409
+    await node.close()
+
+
+async def test_cancelling_a_send_tells_the_localsend_receiver(
+    served: Served, tmp_path: Path
+) -> None:
+    source = tmp_path / "big.bin"
+    with open(source, "wb") as out:
+        out.truncate(512 * MiB)  # sparse: cheap to make, slow enough to catch midway
+    sender = Node.without_endpoint(NodeConfig(tmp_path / "sender", "sender"))
+    events: list[Event] = []
+    sender.events.subscribe(events.append)
+    session = sender.start_send(f"localsend:127.0.0.1:{served.port}", [source], SendOptions())
+    while not any(isinstance(e, ProgressEvent) for e in events):
+        await asyncio.sleep(0.01)
+    assert sender.cancel(session.id)
+    result = await session.outcome()
+    assert (result.state, result.by) == (SessionState.CANCELLED, "local")
+    state = await _final_state(served.events)
+    assert (state.state, state.by) == (SessionState.CANCELLED, "peer")
+    assert tree(served.target) == set()  # the partial file went with it
+    await sender.close()
+
+
+async def test_an_offer_over_max_size_is_declined_unasked(tmp_path: Path) -> None:
+    async def must_not_ask(offer: IncomingOffer) -> Decision:
+        raise AssertionError("asked")
+
+    node = Node.without_endpoint(NodeConfig(tmp_path / "home", "us", bind_addr="127.0.0.1"))
+    await node.start_localsend(
+        ReceiverSetup(ReceiveOptions(target=tmp_path / "in", max_size=100), must_not_ask), 0,
+        announce=False,
+    )
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as http:
+        response = await Served(node, http, tmp_path / "in").prepare(
+            {"x": file_entry("x", "x.bin", b"\0" * 101)}
+        )
+        assert response.status == 403 and "limit of 100 bytes" in await response.text()
+    await node.close()
+
+
+async def test_a_device_with_another_certificate_than_announced_gets_nothing(
+    served: Served, tmp_path: Path
+) -> None:
+    source = tmp_path / "secret.txt"
+    source.write_text("for the real device only\n")
+    impostor = Target("127.0.0.1", served.port, "phone", "https", "00" * 32)
+    sender = Node.without_endpoint(NodeConfig(tmp_path / "sender", "sender"))
+    result = await sender.send(impostor, [source], SendOptions())
+    assert result.state is SessionState.FAILED
+    assert "presented another certificate than it announced" in result.message
+    assert not any(isinstance(e, OfferEvent) for e in served.events)  # nothing was offered
+    await sender.close()
+
+
+async def _final_state(events: list[Event]) -> StateEvent:
+    for _ in range(500):
+        final = [e for e in events if isinstance(e, StateEvent) and e.state.final]
+        if final:
+            return final[-1]
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no final state: {events}")

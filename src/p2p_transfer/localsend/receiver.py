@@ -190,6 +190,7 @@ class IncomingSession:
         self._failed = 0
         self._changed = asyncio.Event()
         self._stopped: Cancelled | None = None
+        self._stop_signal = asyncio.Event()
         self._accepted = False
         self._target: TargetFolder | None = None
         self._tracker: ProgressTracker | None = None
@@ -232,9 +233,21 @@ class IncomingSession:
         ))
         lifecycle.advance(SessionState.WAITING)
         setup = self._setup
-        decision = await decide_offer(
-            incoming, setup.options, setup.decide, setup.pending_offers
+        deciding = asyncio.create_task(
+            decide_offer(incoming, setup.options, setup.decide, setup.pending_offers)
         )
+        stopping = asyncio.create_task(self._stop_signal.wait())
+        try:
+            await asyncio.wait({deciding, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not deciding.done():  # the sender left first: the question is withdrawn
+                deciding.cancel()
+                await asyncio.gather(deciding, return_exceptions=True)
+        if deciding.cancelled():
+            assert self._stopped is not None
+            raise self._stopped
+        decision = deciding.result()
         if decision.accept and offer.files:
             try:
                 self._target = await asyncio.to_thread(
@@ -298,6 +311,7 @@ class IncomingSession:
             self._stopped = Cancelled(reason or f"cancelled by {who}", "peer")
         if not self.decided.done():
             self.decided.set_result(Decision(False, "cancelled by the sender"))
+        self._stop_signal.set()
         self._changed.set()
 
     def close(self) -> None:
