@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from p2p_transfer.discovery import AmbiguousDeviceError, ticket_for
 from p2p_transfer.events import Event, OfferEvent, ProgressEvent, SessionState, StateEvent
 from p2p_transfer.limits import (
     LOCALSEND_MAX_CONNECTIONS_PER_IP,
@@ -26,13 +27,16 @@ from p2p_transfer.limits import (
     MiB,
 )
 from p2p_transfer.localsend.client import Target
+from p2p_transfer.localsend.discovery import LocalSendDevice, others
 from p2p_transfer.localsend.messages import FileInfo, PrepareUpload, decode_prepare_upload
 from p2p_transfer.localsend.offer import read_offer
 from p2p_transfer.localsend.pins import PinCheck, PinGate
 from p2p_transfer.localsend.receiver import ReceiverSetup
+from p2p_transfer.net.keys import generate_secret_key
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.protocol.errors import ProtocolError
 from p2p_transfer.transfer import Decision, IncomingOffer, ReceiveOptions, SendOptions
+from p2p_transfer.trust.identity import endpoint_id_of
 
 API = "/api/localsend/v2"
 SENDER = {"alias": "mallory", "version": "2.1", "deviceModel": "Evil", "deviceType": "mobile",
@@ -395,3 +399,43 @@ async def _final_state(events: list[Event]) -> StateEvent:
             return final[-1]
         await asyncio.sleep(0.02)
     raise AssertionError(f"no final state: {events}")
+
+
+# --- names shared with our own devices ----------------------------------------------------
+
+
+def _localsend_device(name: str, host: str) -> LocalSendDevice:
+    return LocalSendDevice(name, "CD" * 32, host, 53317, "https", "Pixel", "mobile", 0.0)
+
+
+def test_our_own_devices_are_not_listed_again_as_localsend_devices() -> None:
+    ours = [("Laptop", ["10.0.0.5:4000", "[fe80::1]:4000"])]
+    devices = [_localsend_device("laptop", "10.0.0.5"), _localsend_device("Laptop", "10.0.0.9"),
+               _localsend_device("Phone", "10.0.0.5")]
+    assert [(d.name, d.host) for d in others(devices, ours)] == [
+        ("Laptop", "10.0.0.9"), ("Phone", "10.0.0.5"),
+    ]
+
+
+@pytest.mark.parametrize("ours_at", ["10.0.0.5", "10.0.0.9"])
+async def test_a_name_shared_with_a_localsend_device_is_an_error_listing_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ours_at: str
+) -> None:
+    node = Node.without_endpoint(NodeConfig(tmp_path / "home", "us"))
+    ticket = ticket_for(endpoint_id_of(generate_secret_key()), [f"{ours_at}:4000"])
+
+    async def resolve(to: str) -> str:
+        return ticket
+
+    async def scan(seconds: float) -> list[LocalSendDevice]:
+        return [_localsend_device("Laptop", "10.0.0.5")]
+
+    monkeypatch.setattr(node, "resolve", resolve)
+    monkeypatch.setattr(node, "scan_localsend", scan)
+    if ours_at == "10.0.0.5":  # the same machine, announcing both ways: ours
+        assert await node._send_target("laptop") == ticket
+    else:
+        with pytest.raises(AmbiguousDeviceError) as both:
+            await node._send_target("laptop")
+        assert "LocalSend: Laptop at 10.0.0.5:53317" in str(both.value)
+        assert "and a p2p-transfer device" in str(both.value)

@@ -52,6 +52,7 @@ from p2p_transfer.net import (
     Transport,
     fetch_ticket,
     parse_host_port,
+    parse_ticket,
     ticket_via,
 )
 from p2p_transfer.transfer.admission import ConnectionTable
@@ -501,27 +502,36 @@ class Node:
 
     async def _resolve_name(self, to: str) -> str | Target:
         """A device name (or ID prefix): ours on the LAN, or a LocalSend device's alias; a
-        name both answer to is an error listing both (the user picks by ticket or address)."""
+        name both answer to is an error listing both (the user picks by ticket or address).
+        A device of ours, which also announces itself to LocalSend, is ours."""
+        from p2p_transfer.localsend.discovery import others
+
         scan = asyncio.create_task(self.scan_localsend(DISCOVERY_SETTLE_TIME * 2))
         try:
             ours: str | DiscoveryError = await self.resolve(to)
         except DiscoveryError as exc:
             ours = exc
-        localsend = [d for d in await scan if d.name.casefold() == to.strip().casefold()]
-        if not localsend:
+        except BaseException:
+            scan.cancel()
+            raise
+        named = [d for d in await scan if d.name.casefold() == to.strip().casefold()]
+        if isinstance(ours, str):
+            addresses = [str(a) for a in parse_ticket(ours).direct_addresses()]
+            named = others(named, [(to.strip(), addresses)])
+        if not named:
             if isinstance(ours, DiscoveryError):
                 raise ours
             return ours
         listing = "; ".join(f"LocalSend: {d.name} at {d.address} (localsend:{d.address})"
-                            for d in localsend)
+                            for d in named)
         if isinstance(ours, str | AmbiguousDeviceError):
             raise AmbiguousDeviceError(
                 f"{to!r} names a LocalSend device and a p2p-transfer device: {listing}; "
                 "send with --to localsend:HOST:PORT, or the other device's ticket", [],
             )
-        if len(localsend) > 1:
+        if len(named) > 1:
             raise AmbiguousDeviceError(f"{to!r} names several LocalSend devices: {listing}", [])
-        return localsend[0].target()
+        return named[0].target()
 
     async def scan_localsend(self, seconds: float) -> list[LocalSendDevice]:
         """LocalSend devices heard within ``seconds``: ours announces and listens (the
@@ -570,24 +580,30 @@ class Node:
         self.events.emit(DeviceEvent(device.name, device.endpoint_id, list(device.addresses)))
         return device_ticket(device)
 
-    async def list_devices(self, timeout: float) -> list[Device | LocalSendDevice]:
-        """Devices that announce themselves on the LAN within ``timeout`` s, ours and
-        LocalSend ones, this one excluded (``p2p-transfer devices``)."""
+    async def list_devices(
+        self, timeout: float, *, localsend: bool = False
+    ) -> list[Device | LocalSendDevice]:
+        """Devices that announce themselves on the LAN within ``timeout`` s, this one
+        excluded; with ``localsend``, LocalSend devices too (``p2p-transfer devices``),
+        a device of ours listed once, as ours."""
         from p2p_transfer.discovery import Discovery  # zeroconf is loaded only when used
+        from p2p_transfer.localsend.discovery import others
 
-        localsend = asyncio.create_task(self.scan_localsend(timeout))
+        scan = asyncio.create_task(self.scan_localsend(timeout)) if localsend else None
         try:
             discovery = await Discovery.start(own_endpoint_id=self.own_endpoint_id())
             try:
-                ours: list[Device | LocalSendDevice] = list(
-                    await discovery.list_devices(timeout)
-                )
+                ours = await discovery.list_devices(timeout)
             finally:
                 await discovery.close()
         except BaseException:
-            localsend.cancel()
+            if scan is not None:
+                scan.cancel()
             raise
-        return ours + list(await localsend)
+        found: list[Device | LocalSendDevice] = list(ours)
+        if scan is not None:
+            found += others(await scan, [(d.name, d.addresses) for d in ours])
+        return found
 
     # --- LocalSend -------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from p2p_transfer.app.settings import Settings
 from p2p_transfer.discovery import Device, DeviceBrowser, DiscoveryError
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import DiscoveryErrorEvent, ErrorEvent, Event, LogEvent, RelayEvent
-from p2p_transfer.localsend.discovery import LocalSendDevice
+from p2p_transfer.localsend.discovery import LocalSendDevice, others
 from p2p_transfer.net import NetError
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.transfer import Decider, ReceiveOptions
@@ -184,11 +184,13 @@ class NodeControl:
         return self.browser.devices() if self.browser is not None else []
 
     def localsend_devices(self) -> list[LocalSendDevice]:
-        """The LocalSend devices heard from lately (none while LocalSend is off)."""
+        """The LocalSend devices heard from lately (none while LocalSend is off), without
+        our own devices (they announce to LocalSend too, and are listed as ours)."""
         node = self.node
         if node is None or node.localsend is None:
             return []
-        return node.localsend.table.devices()
+        ours = [(d.name, d.addresses) for d in self.devices()]
+        return others(node.localsend.table.devices(), ours)
 
     def device(self, endpoint_id: str) -> Device | None:
         """The LAN device with this endpoint ID, if it is there."""

@@ -74,7 +74,7 @@ def devices(ctx: CliContext, timeout: float, as_json: bool) -> None:
     async def run() -> int:
         node = Node.without_endpoint(NodeConfig(ctx.config_dir, ctx.device_name))
         try:
-            found = await node.list_devices(timeout)
+            found = await node.list_devices(timeout, localsend=True)
         except DiscoveryError as exc:
             if as_json:
                 click.echo(json.dumps({"event": "error", "message": str(exc)}))

@@ -15,7 +15,7 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import msgspec
@@ -60,6 +60,21 @@ class LocalSendDevice:
         scheme = "http" if self.scheme == "http" else "https"
         return Target(self.host, self.port, self.name, scheme,
                       self.fingerprint.upper() if scheme == "https" else None)
+
+
+def others(
+    devices: Iterable[LocalSendDevice], ours: Iterable[tuple[str, Iterable[str]]]
+) -> list[LocalSendDevice]:
+    """``devices`` without those that are one of our own devices (``ours``: name and
+    ``HOST:PORT`` addresses), which announce to LocalSend devices too: a device of ours
+    is listed once, and its name resolves to our protocol, never to LocalSend."""
+    own = {(name.casefold(), _host(address)) for name, addresses in ours for address in addresses}
+    return [d for d in devices if (d.name.casefold(), d.host) not in own]
+
+
+def _host(address: str) -> str:
+    host = address.rpartition(":")[0] if ":" in address else address
+    return host.strip("[]")
 
 
 class DeviceTable:

@@ -16,6 +16,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.localsend.messages import PROTOCOL_VERSION, DeviceInfo
 from p2p_transfer.trust.files import ensure_private_dir, write_private_atomically
 
@@ -29,7 +30,7 @@ _CERT_LIFETIME = datetime.timedelta(days=10 * 365)
 _RSA_BITS = 2048
 
 
-class CertificateError(OSError):
+class CertificateError(P2PTransferError):
     """The stored certificate cannot be used (unreadable, a symlink, or not ours)."""
 
 
