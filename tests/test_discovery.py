@@ -510,6 +510,7 @@ def test_devices_none_found_explains(stub_discovery: type[StubDiscovery], home: 
     result = invoke_devices(home, "--timeout", "0.1")
     assert result.exit_code == 0
     assert "no devices found" in result.output and "ticket" in result.output
+    assert "p2p-transfer doctor" in result.output and "client isolation" in result.output
 
 
 def test_devices_hides_this_device(stub_discovery: type[StubDiscovery], home: Path) -> None:

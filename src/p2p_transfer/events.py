@@ -455,6 +455,20 @@ class DeviceLostEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class CheckEvent(Event):
+    """One finding of ``p2p-transfer doctor``: what was checked, how it went, what to do."""
+
+    name: ClassVar[str] = "check"
+    check: str
+    status: Literal["ok", "warn", "fail"]
+    #: What was found, in one line.
+    detail: str
+    #: What to do about it, in one line ("" when nothing needs doing).
+    advice: str = ""
+    _json_names: ClassVar[dict[str, str]] = {"check": "name"}
+
+
+@dataclass(frozen=True, slots=True)
 class DiscoveryErrorEvent(Event):
     """LAN discovery could not start or announce; transfers by ticket still work."""
 

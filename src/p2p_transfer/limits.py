@@ -289,3 +289,16 @@ LOCALSEND_ANNOUNCE_INTERVAL = 30.0
 LOCALSEND_MAX_DEVICES = 256
 #: Register requests we send in answer to announcements at once (others are dropped).
 LOCALSEND_MAX_REGISTER_REPLIES = 8
+
+# --- Doctor ----------------------------------------------------------------
+# ``p2p-transfer doctor`` runs its checks at once; the slowest bounds the run.
+#: Seconds the multicast probe listens for its own echo and other devices' answers.
+DOCTOR_MULTICAST_WAIT = 1.5
+#: Seconds spent looking for devices on the LAN.
+DOCTOR_BROWSE_TIME = 2.5
+#: Seconds allowed to reach one device's port.
+DOCTOR_REACH_TIMEOUT = 1.5
+#: Seconds allowed to reach the relay (then it counts as unreachable).
+DOCTOR_RELAY_TIMEOUT = 5.0
+#: Most devices whose reachability one run checks.
+DOCTOR_MAX_DEVICES = 16

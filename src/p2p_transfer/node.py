@@ -244,11 +244,6 @@ class Node:
         session.task.cancel()
         return True
 
-    def session_state(self, session_id: str) -> SessionState | None:
-        """Where a running session stands (None once it ended, or if unknown)."""
-        session = self._sessions.get(session_id)
-        return session.lifecycle.state if session is not None else None
-
     # --- sending -------------------------------------------------------------------
 
     def start_send(
@@ -580,30 +575,30 @@ class Node:
         self.events.emit(DeviceEvent(device.name, device.endpoint_id, list(device.addresses)))
         return device_ticket(device)
 
-    async def list_devices(
-        self, timeout: float, *, localsend: bool = False
-    ) -> list[Device | LocalSendDevice]:
-        """Devices that announce themselves on the LAN within ``timeout`` s, this one
-        excluded; with ``localsend``, LocalSend devices too (``p2p-transfer devices``),
-        a device of ours listed once, as ours."""
+    async def list_devices(self, timeout: float) -> list[Device]:
+        """Devices of ours that announce themselves on the LAN within ``timeout`` s, this
+        one excluded."""
         from p2p_transfer.discovery import Discovery  # zeroconf is loaded only when used
+
+        discovery = await Discovery.start(own_endpoint_id=self.own_endpoint_id())
+        try:
+            return await discovery.list_devices(timeout)
+        finally:
+            await discovery.close()
+
+    async def list_all_devices(self, timeout: float) -> list[Device | LocalSendDevice]:
+        """``list_devices`` and the LocalSend devices heard meanwhile (``p2p-transfer
+        devices``); a device of ours, which announces to LocalSend too, is listed once."""
         from p2p_transfer.localsend.discovery import others
 
-        scan = asyncio.create_task(self.scan_localsend(timeout)) if localsend else None
+        scan = asyncio.create_task(self.scan_localsend(timeout))
         try:
-            discovery = await Discovery.start(own_endpoint_id=self.own_endpoint_id())
-            try:
-                ours = await discovery.list_devices(timeout)
-            finally:
-                await discovery.close()
+            ours = await self.list_devices(timeout)
         except BaseException:
-            if scan is not None:
-                scan.cancel()
+            scan.cancel()
             raise
         found: list[Device | LocalSendDevice] = list(ours)
-        if scan is not None:
-            found += others(await scan, [(d.name, d.addresses) for d in ours])
-        return found
+        return found + others(await scan, [(d.name, d.addresses) for d in ours])
 
     # --- LocalSend -------------------------------------------------------------------
 

@@ -15,6 +15,12 @@ from p2p_transfer.node import Node, NodeConfig
 
 #: Longest ``--timeout`` accepted (seconds): listing is meant to be quick.
 MAX_LIST_TIMEOUT = 600.0
+#: What a person reads when no device answered: the two likely causes, what to do.
+NONE_FOUND = """no devices found in {timeout:g} s. The two most likely causes:
+  - the other device is not running `p2p-transfer receive` (or the app, or LocalSend)
+    on this network;
+  - the network drops multicast or keeps devices apart (guest Wi-Fi, client isolation).
+Run `p2p-transfer doctor` to find out which, or send by ticket: p2p-transfer send --to TICKET"""
 #: Hex characters of the endpoint ID shown in the human listing.
 SHOWN_ID_CHARS = 12
 
@@ -74,7 +80,7 @@ def devices(ctx: CliContext, timeout: float, as_json: bool) -> None:
     async def run() -> int:
         node = Node.without_endpoint(NodeConfig(ctx.config_dir, ctx.device_name))
         try:
-            found = await node.list_devices(timeout, localsend=True)
+            found = await node.list_all_devices(timeout)
         except DiscoveryError as exc:
             if as_json:
                 click.echo(json.dumps({"event": "error", "message": str(exc)}))
@@ -88,13 +94,7 @@ def devices(ctx: CliContext, timeout: float, as_json: bool) -> None:
             for line in format_table(found):
                 click.echo(line)
         else:
-            click.echo(
-                f"no devices found in {timeout:g} s. Is the other device running "
-                "`p2p-transfer receive` (or LocalSend) on this network? If the network "
-                "blocks multicast, "
-                "use its ticket: p2p-transfer send --to TICKET",
-                err=True,
-            )
+            click.echo(NONE_FOUND.format(timeout=timeout), err=True)
         return 0
 
     sys.exit(run_async(run()))

@@ -18,6 +18,7 @@ COMMANDS = {
     "receive": "p2p_transfer.cli.transfer_commands:receive",
     "send": "p2p_transfer.cli.transfer_commands:send",
     "devices": "p2p_transfer.cli.devices_command:devices",
+    "doctor": "p2p_transfer.cli.doctor_command:doctor",
     "share": "p2p_transfer.cli.share_command:share_command",
     "pair": "p2p_transfer.cli.pair_commands:pair",
     "id": "p2p_transfer.cli.pair_commands:id_command",
