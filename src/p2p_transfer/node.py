@@ -43,7 +43,7 @@ from p2p_transfer.events import (
     TicketEvent,
 )
 from p2p_transfer.lifecycle import Lifecycle, new_session_id
-from p2p_transfer.limits import DISCOVERY_SETTLE_TIME, RELAY_ONLINE_TIMEOUT
+from p2p_transfer.limits import DISCOVERY_SETTLE_TIME, LOCALSEND_PORT, RELAY_ONLINE_TIMEOUT
 from p2p_transfer.net import (
     RELAY_OFF,
     IdentityResponder,
@@ -317,7 +317,6 @@ class Node:
         """How we describe ourselves to LocalSend devices: our certificate's fingerprint if
         we have one (so a scan never lists ourselves), else a random one (a sender or a
         listing needs no certificate, and makes none)."""
-        from p2p_transfer.limits import LOCALSEND_PORT
         from p2p_transfer.localsend.identity import existing_fingerprint, own_info
 
         if self.localsend is not None:

@@ -65,6 +65,8 @@ class Target:
         return f"{self.scheme}://{host}:{self.port}{API_PREFIX}"
 
 
+#: Bytes read at a time from a device's answer.
+_READ_SIZE = 64 * 1024
 #: ``--to localsend:HOST[:PORT]`` names a LocalSend device by address.
 ADDRESS_PREFIX = "localsend:"
 
@@ -148,8 +150,7 @@ class LocalSendClient:
                 learned = target
                 if target.scheme == "https" and target.fingerprint is None:
                     learned = replace(target, fingerprint=_peer_fingerprint(response))
-                data = await response.content.read(LOCALSEND_MAX_JSON_BODY)
-                return response.status, data, learned
+                return response.status, await _bounded_body(response, target), learned
         except aiohttp.ServerFingerprintMismatch:
             raise LocalSendError(
                 f"{target.name} presented another certificate than it announced; not sending"
@@ -222,6 +223,18 @@ class LocalSendClient:
                 await self._post(target, "cancel", {"sessionId": session_id})
         except (LocalSendError, TimeoutError):
             pass
+
+
+async def _bounded_body(response: aiohttp.ClientResponse, target: Target) -> bytes:
+    """The answer's body, at most LOCALSEND_MAX_JSON_BODY bytes (a device's answers are
+    small JSON; a flood is not read)."""
+    data = bytearray()
+    while chunk := await response.content.read(_READ_SIZE):
+        data += chunk
+        if len(data) > LOCALSEND_MAX_JSON_BODY:
+            raise LocalSendError(f"{target.name} answered with more than "
+                                 f"{LOCALSEND_MAX_JSON_BODY // 1024} KiB")
+    return bytes(data)
 
 
 def _peer_fingerprint(response: aiohttp.ClientResponse) -> str | None:

@@ -79,7 +79,7 @@ class ReceiverSetup:
     options: ReceiveOptions
     decide: Decider
     pin: str | None = None
-    #: Offers waiting for an answer (shared with the node's own receiver when it has one).
+    #: LocalSend offers waiting for the user's answer at once (more are declined).
     pending_offers: VerificationSlots = field(
         default_factory=lambda: VerificationSlots(MAX_PENDING_OFFERS)
     )
