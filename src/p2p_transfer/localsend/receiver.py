@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from p2p_transfer.disk import TargetError, TargetFolder, describe_os_error
+from p2p_transfer.disk import PartFile, TargetError, TargetFolder, describe_os_error
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import (
     DecisionEvent,
@@ -31,10 +31,12 @@ from p2p_transfer.events import (
 )
 from p2p_transfer.lifecycle import Lifecycle
 from p2p_transfer.limits import (
+    CLOSE_GRACE,
     LOCALSEND_DATA_TIMEOUT,
     LOCALSEND_MAX_TEXT_CHARS,
     LOCALSEND_SESSION_IDLE_TIMEOUT,
     MAX_PENDING_OFFERS,
+    PART_RELEASE_WAIT,
 )
 from p2p_transfer.localsend.messages import DeviceInfo, PrepareUpload, PrepareUploadReply
 from p2p_transfer.localsend.offer import IncomingFile, LocalSendOffer, read_offer
@@ -185,7 +187,8 @@ class IncomingSession:
         self.decided: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._index = {fid: n for n, fid in enumerate(offer.files)}
         self._waiting = set(offer.files)  # not yet begun
-        self._active: set[str] = set()
+        #: Uploads being received, by file ID: their handlers' tasks.
+        self._active: dict[str, asyncio.Task[object]] = {}
         self._ok = 0
         self._failed = 0
         self._changed = asyncio.Event()
@@ -272,6 +275,7 @@ class IncomingSession:
         while self._waiting or self._active:
             self._changed.clear()
             if self._stopped is not None:
+                await self._stop_uploads()
                 raise self._stopped
             try:
                 async with asyncio.timeout(LOCALSEND_SESSION_IDLE_TIMEOUT):
@@ -280,6 +284,7 @@ class IncomingSession:
                 if not self._active and tracker.idle_seconds >= LOCALSEND_SESSION_IDLE_TIMEOUT:
                     self._give_up_waiting()
         if self._stopped is not None:
+            await self._stop_uploads()
             raise self._stopped
         tracker.flush()
         try:
@@ -297,6 +302,15 @@ class IncomingSession:
             self.offer.total_bytes, tracker.bytes_transferred, tracker.seconds,
             "" if ok else f"{self._failed} file(s) did not arrive",
         )
+
+    async def _stop_uploads(self) -> None:
+        """End the uploads still running; they remove their parts before the session ends,
+        so nothing half-received is left when the sender hears it was cancelled."""
+        tasks = list(self._active.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=CLOSE_GRACE + PART_RELEASE_WAIT)
 
     def _give_up_waiting(self) -> None:
         """The sender stopped uploading: files never begun count as failed."""
@@ -341,11 +355,15 @@ class IncomingSession:
         if length is not None and length != file.size:
             self._fail(file_id, f"announced {file.size} bytes, sent {length}")
             raise Refusal(400, f"the body must be exactly {file.size} bytes, as announced")
-        self._active.add(file_id)
+        task = asyncio.current_task()
+        assert task is not None
+        self._active[file_id] = task
         try:
             await self._write(file, body(file.size))
+        except Cancelled:
+            raise Refusal(409, "the session was cancelled") from None
         finally:
-            self._active.discard(file_id)
+            self._active.pop(file_id, None)
             self._changed.set()
 
     async def _write(self, file: IncomingFile, body: AsyncIterator[bytes]) -> None:
@@ -389,14 +407,15 @@ class IncomingSession:
         except Cancelled:
             raise
         except asyncio.CancelledError:
-            self._fail(file.file_id, "the upload broke off")
+            if self._stopped is None:  # a cancelled session says so once, not per file
+                self._fail(file.file_id, "the upload broke off")
             raise
         except Exception:  # the connection broke, or the body's framing did
             self._fail(file.file_id, "the upload broke off")
             raise Refusal(400, "the upload broke off") from None
         finally:
             if final is None:
-                await asyncio.shield(asyncio.to_thread(target.discard, part))
+                await _discard(target, part)
             tracker.finish_file(index)
         self._ok += 1
         self._events.emit(FileDoneEvent(
@@ -407,6 +426,21 @@ class IncomingSession:
         self._failed += 1
         path = self.offer.files[file_id].path
         self._events.emit(FileFailedEvent(self._session, "receive", path, message))
+
+
+async def _discard(target: TargetFolder, part: PartFile) -> None:
+    """Remove a part, to the end even when cancelled meanwhile (then cancelled after it):
+    whoever waits for this upload must not see a part that is still there."""
+    job = asyncio.ensure_future(asyncio.to_thread(target.discard, part))
+    cancelled = False
+    while not job.done():
+        try:
+            await asyncio.shield(job)
+        except asyncio.CancelledError:
+            cancelled = True
+    job.result()
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 async def _on_disk(call: Callable[..., T], *args: object) -> T:
