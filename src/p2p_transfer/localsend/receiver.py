@@ -304,13 +304,16 @@ class IncomingSession:
         )
 
     async def _stop_uploads(self) -> None:
-        """End the uploads still running; they remove their parts before the session ends,
-        so nothing half-received is left when the sender hears it was cancelled."""
+        """Wait for the uploads still running to stop (each sees the stop at its next read
+        of the body) and remove their parts: nothing half-received is left when the
+        session ends. Stragglers are cancelled after a grace."""
         tasks = list(self._active.values())
-        for task in tasks:
-            task.cancel()
         if tasks:
-            await asyncio.wait(tasks, timeout=CLOSE_GRACE + PART_RELEASE_WAIT)
+            _, late = await asyncio.wait(tasks, timeout=CLOSE_GRACE)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=PART_RELEASE_WAIT)
 
     def _give_up_waiting(self) -> None:
         """The sender stopped uploading: files never begun count as failed."""
@@ -370,7 +373,7 @@ class IncomingSession:
         assert self._target is not None and self._tracker is not None
         target, tracker, index = self._target, self._tracker, self._index[file.file_id]
         try:
-            part = await _on_disk(target.open_part, file.path, None)
+            part = await _open_part(target, file.path)
         except TargetError as exc:
             self._fail(file.file_id, str(exc))
             raise Refusal(500, "the receiver cannot create the file") from None
@@ -385,7 +388,7 @@ class IncomingSession:
         final: str | None = None
         try:
             received = 0
-            async for data in _with_deadline(body, LOCALSEND_DATA_TIMEOUT):
+            async for data in _with_deadline(body, LOCALSEND_DATA_TIMEOUT, self._stop_signal):
                 if self._stopped is not None:
                     raise self._stopped
                 if received + len(data) > file.size:
@@ -393,6 +396,8 @@ class IncomingSession:
                 await _on_disk(store, data)
                 received += len(data)
                 tracker.advance(index, len(data))
+            if self._stopped is not None:
+                raise self._stopped
             if received != file.size:
                 raise Refusal(400, f"the body ended after {received} of {file.size} bytes")
             if checksum is not None and checksum.hexdigest() != file.sha256:
@@ -443,6 +448,20 @@ async def _discard(target: TargetFolder, part: PartFile) -> None:
         raise asyncio.CancelledError
 
 
+async def _open_part(target: TargetFolder, path: str) -> PartFile:
+    """A new part; cancelled meanwhile, the part the worker made anyway is removed."""
+    job = asyncio.ensure_future(_on_disk(target.open_part, path, None))
+    try:
+        return await asyncio.shield(job)
+    except asyncio.CancelledError:
+        try:
+            part = await job
+        except TargetError:
+            raise asyncio.CancelledError from None
+        await _discard(target, part)
+        raise
+
+
 async def _on_disk(call: Callable[..., T], *args: object) -> T:
     """A blocking file call in a worker thread, its OSError as a TargetError."""
     try:
@@ -451,16 +470,29 @@ async def _on_disk(call: Callable[..., T], *args: object) -> T:
         raise TargetError(describe_os_error(exc)) from None
 
 
-async def _with_deadline(body: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:
-    """``body``'s chunks, each of which must come within ``seconds``."""
+async def _with_deadline(
+    body: AsyncIterator[bytes], seconds: float, stop: asyncio.Event
+) -> AsyncIterator[bytes]:
+    """``body``'s chunks, each of which must come within ``seconds``; ends at once (with
+    nothing more) when ``stop`` is set, also while waiting for a chunk."""
     iterator = aiter(body)
-    while True:
-        try:
-            async with asyncio.timeout(seconds):
-                data = await anext(iterator)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise Refusal(408, f"no data for {seconds:g} s") from None
-        yield data
-
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while not stop.is_set():
+            chunk = asyncio.ensure_future(anext(iterator))
+            done, _ = await asyncio.wait(
+                {chunk, stopped}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            if chunk not in done:
+                chunk.cancel()
+                await asyncio.gather(chunk, return_exceptions=True)
+                if stop.is_set():
+                    return
+                raise Refusal(408, f"no data for {seconds:g} s")
+            try:
+                data = chunk.result()
+            except StopAsyncIteration:
+                return
+            yield data
+    finally:
+        stopped.cancel()
