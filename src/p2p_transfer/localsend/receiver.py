@@ -10,6 +10,7 @@ gives for it; this module has no HTTP in it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -194,6 +195,8 @@ class IncomingSession:
         self._changed = asyncio.Event()
         self._stopped: Cancelled | None = None
         self._stop_signal = asyncio.Event()
+        #: An upload's connection broke (perhaps the sender cancelling).
+        self._broke_off = False
         self._accepted = False
         self._target: TargetFolder | None = None
         self._tracker: ProgressTracker | None = None
@@ -283,6 +286,11 @@ class IncomingSession:
             except TimeoutError:
                 if not self._active and tracker.idle_seconds >= LOCALSEND_SESSION_IDLE_TIMEOUT:
                     self._give_up_waiting()
+        if self._broke_off and self._stopped is None:
+            # A sender that cancels may drop its uploads a moment before it says so.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_GRACE):
+                    await self._stop_signal.wait()
         if self._stopped is not None:
             await self._stop_uploads()
             raise self._stopped
@@ -413,9 +421,11 @@ class IncomingSession:
             raise
         except asyncio.CancelledError:
             if self._stopped is None:  # a cancelled session says so once, not per file
+                self._broke_off = True
                 self._fail(file.file_id, "the upload broke off")
             raise
         except Exception:  # the connection broke, or the body's framing did
+            self._broke_off = True
             self._fail(file.file_id, "the upload broke off")
             raise Refusal(400, "the upload broke off") from None
         finally:

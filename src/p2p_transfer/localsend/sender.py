@@ -91,11 +91,7 @@ class LocalSendSender:
             return self._finish(tracker, len(outgoing), 0, total)
         session_id, tokens = reply
         self._lifecycle.advance(SessionState.TRANSFERRING)
-        try:
-            failed = await self._upload_all(outgoing, session_id, tokens, tracker)
-        except asyncio.CancelledError:
-            await asyncio.shield(self._client.cancel(self._target, session_id))
-            raise
+        failed = await self._upload_all(outgoing, session_id, tokens, tracker)
         return self._finish(tracker, len(outgoing) - failed, failed, total)
 
     async def _prepare(
@@ -158,12 +154,17 @@ class LocalSendSender:
 
         tasks = [asyncio.create_task(one(item)) for item in outgoing]
         try:
-            await asyncio.gather(*tasks)
-        except BaseException:
+            await asyncio.wait(tasks)  # being cancelled leaves the uploads running...
+        except asyncio.CancelledError:
+            # ...so the device hears "cancel" before its uploads break off (it ends the
+            # session cancelled by us, not failed).
+            await asyncio.shield(self._client.cancel(self._target, session_id))
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+        for task in tasks:
+            task.result()  # an unexpected error of one upload
         return failures
 
     def _finish(
