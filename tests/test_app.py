@@ -304,6 +304,7 @@ async def test_settings_are_validated_applied_and_saved_private(
     assert settings == {
         "device_name": "alpha", "download_dir": str(ui.downloads), "auto_accept_trusted": False,
         "pairing_lifetime_hours": 24.0, "parallel_files": 4, "relay": "off",
+        "localsend": True, "localsend_port": 53317, "localsend_pin": "",
     }
     elsewhere = tmp_path / "elsewhere" / "inbox"
     status, settings = await ui.call("PUT", "/api/settings", {

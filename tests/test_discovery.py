@@ -486,9 +486,10 @@ def test_devices_json_prints_one_line_per_device(
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert lines == [
-        {"event": "device", "name": "Alice", "endpoint_id": alice.endpoint_id,
-         "addresses": ["10.77.0.2:4000"]},
-        {"event": "device", "name": "Bob", "endpoint_id": bob.endpoint_id,
+        {"event": "device", "name": "Alice", "protocol": "p2p-transfer",
+         "endpoint_id": alice.endpoint_id, "addresses": ["10.77.0.2:4000"]},
+        {"event": "device", "name": "Bob", "protocol": "p2p-transfer",
+         "endpoint_id": bob.endpoint_id,
          "addresses": ["10.77.0.3:4000", "[2001:db8::3]:4000"]},
     ]
     assert stub_discovery.closed
@@ -667,8 +668,8 @@ def test_devices_command_lists_a_device_in_another_namespace(
     announcer = announce(a, "Alice", eid)
     announcer.expect_event("announced", REGISTER_WITHIN)
     listed = run_devices_cli(b, tmp_path / "b-home", SEEN_WITHIN)
-    assert listed == [{"event": "device", "name": "Alice", "endpoint_id": eid,
-                       "addresses": [f"{a.address}:4000"]}]
+    assert listed == [{"event": "device", "name": "Alice", "protocol": "p2p-transfer",
+                       "endpoint_id": eid, "addresses": [f"{a.address}:4000"]}]
     announcer.send("stop")
     announcer.expect_event("stopped", GOODBYE_WITHIN)
     assert run_devices_cli(b, tmp_path / "b-home", 1.0) == []

@@ -16,6 +16,7 @@ from p2p_transfer.events import (
     FileProgress,
     OfferEvent,
     ProgressEvent,
+    TextEvent,
     TicketEvent,
 )
 
@@ -32,8 +33,17 @@ def test_offer_event_uses_the_from_key() -> None:
         "sender_id": "ab" * 32,
         "folders": 0,
         "sample": [],
+        "via": "p2p-transfer",
+        "device_model": "",
+        "text": False,
     }
     assert next(iter(data)) == "event"
+
+
+def test_a_text_event_says_who_sent_it_and_how() -> None:
+    data = TextEvent("t1", "phone", "hello\nworld", "localsend").to_dict()
+    assert data == {"event": "text", "session": "t1", "from": "phone",
+                    "text": "hello\nworld", "via": "localsend"}
 
 
 def test_ticket_event_uses_the_name_key() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bench.rows.base import Row, RunContext
 from bench.rows.iroh_raw import IrohRawRow
+from bench.rows.localsend import localsend_rows
 from bench.rows.p2p import P2PQuicRow, P2PRow
 from bench.rows.share import ShareRow
 from bench.rows.tcp import TcpRow
@@ -17,9 +18,13 @@ def all_rows() -> list[Row]:
     Each ratio's two rows run back to back, so a change in the load of this
     shared machine touches them alike: p2p-transfer and its rival, its QUIC
     path and that transport's ceiling, then the TCP ceilings; the share server
-    (uploads from browsers, compared with nothing) last.
+    (uploads from browsers, compared with nothing); localsendd sending to us
+    beside localsendd sending to itself last.
     """
-    return [P2PRow(), WormholeRow(), P2PQuicRow(), IrohRawRow(), TlsRow(), TcpRow(), ShareRow()]
+    return [
+        P2PRow(), WormholeRow(), P2PQuicRow(), IrohRawRow(), TlsRow(), TcpRow(), ShareRow(),
+        *localsend_rows(),
+    ]
 
 
 __all__ = ["Row", "RunContext", "all_rows"]

@@ -14,6 +14,8 @@ from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 Direction = Literal["send", "receive"]
+#: Which protocol carried a session: ours, or LocalSend's (a LocalSend device).
+Via = Literal["p2p-transfer", "localsend"]
 #: Who ended a session early: this side ("local") or the other ("peer").
 Actor = Literal["local", "peer"]
 
@@ -172,6 +174,11 @@ class OfferEvent(SessionEvent):
     sender_id: str
     folders: int = 0
     sample: list[str] = field(default_factory=list)
+    via: Via = "p2p-transfer"
+    #: The sender's device model, as a LocalSend sender states it ("" otherwise).
+    device_model: str = ""
+    #: A LocalSend text message: the offer is to show text, not to store files.
+    text: bool = False
     _json_names: ClassVar[dict[str, str]] = {"sender": "from"}
 
 
@@ -218,6 +225,7 @@ class FileDoneEvent(SessionEvent):
     size: int
     blake3: str
     resumed_from: int = 0
+    via: Via = "p2p-transfer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +251,18 @@ class DoneEvent(SessionEvent):
     bytes_transferred: int
     seconds: float
     target: str | None = None
+    via: Via = "p2p-transfer"
+
+
+@dataclass(frozen=True, slots=True)
+class TextEvent(SessionEvent):
+    """A text message arrived (a note, a link, a password): shown, never stored as a file."""
+
+    name: ClassVar[str] = "text"
+    sender: str
+    text: str
+    via: Via = "p2p-transfer"
+    _json_names: ClassVar[dict[str, str]] = {"sender": "from"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,6 +416,21 @@ class ShareDownloadDoneEvent(Event):
     ok: bool
     seconds: float
     message: str = ""
+
+
+# --- LocalSend ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LocalSendReadyEvent(Event):
+    """LocalSend devices can send here: our HTTPS server listens on ``port``."""
+
+    name: ClassVar[str] = "localsend"
+    alias: str
+    port: int
+    #: SHA-256 of our LocalSend certificate (what LocalSend devices know us by).
+    fingerprint: str
+    announced: bool
 
 
 # --- Discovery (LAN devices by name) ----------------------------------------

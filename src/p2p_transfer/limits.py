@@ -259,6 +259,47 @@ APP_STAGING_DATA_TIMEOUT = 60.0
 APP_CODE_SHOWN_SECONDS = CODE_ENTRY_TIMEOUT + WRONG_CODE_DELAY + 3.0
 #: Files offered for download through the share at once.
 APP_MAX_SHARED_ITEMS = 256
+#: Text messages the app keeps for tabs opened later.
+APP_TEXTS_KEPT = 20
+
+# --- LocalSend ---------------------------------------------------------------
+# The LocalSend protocol (v2.1): an HTTPS server any device on the LAN reaches,
+# with no authentication beyond an optional PIN, so everything it holds is bounded.
+#: TCP port of the LocalSend server, and UDP port of its multicast announcements.
+LOCALSEND_PORT = 53317
+#: Largest JSON body read (register, prepare-upload): ~20,000 files' metadata, or a
+#: long text message; a longer one is refused (413) before it is read.
+LOCALSEND_MAX_JSON_BODY = 4 * MiB
+#: Most files one prepare-upload may announce.
+LOCALSEND_MAX_FILES = 20_000
+#: Longest text message shown (characters of a ``text/plain`` preview).
+LOCALSEND_MAX_TEXT_CHARS = 100_000
+#: Largest multicast announcement read (one UDP datagram).
+LOCALSEND_MAX_DATAGRAM = 16 * KiB
+#: Open TCP connections to the LocalSend server, in total and from one IP address;
+#: a full table drops the oldest connection that has not sent a byte yet.
+LOCALSEND_MAX_CONNECTIONS = 100
+LOCALSEND_MAX_CONNECTIONS_PER_IP = 20
+#: Seconds a new connection has for its TLS handshake, then for its first byte;
+#: also how long an idle keep-alive connection is kept.
+LOCALSEND_HANDSHAKE_TIMEOUT = 10.0
+#: Seconds an upload may go without a byte before it fails.
+LOCALSEND_DATA_TIMEOUT = 60.0
+#: Seconds an accepted session may wait for its next upload before it ends failed.
+LOCALSEND_SESSION_IDLE_TIMEOUT = 120.0
+#: Wrong PINs from one address that make it wait, and for how long (seconds).
+LOCALSEND_MAX_WRONG_PINS = 3
+LOCALSEND_PIN_LOCKOUT = 60.0
+#: Seconds a sender waits for a LocalSend device to connect and answer a request.
+LOCALSEND_CONNECT_TIMEOUT = 10.0
+#: Seconds a LocalSend device is listed after its last announcement.
+LOCALSEND_DEVICE_TTL = 120.0
+#: Seconds between our multicast announcements while announcing (after a first burst).
+LOCALSEND_ANNOUNCE_INTERVAL = 30.0
+#: Most LocalSend devices kept in the table; more announcements are ignored.
+LOCALSEND_MAX_DEVICES = 256
+#: Register requests we send in answer to announcements at once (others are dropped).
+LOCALSEND_MAX_REGISTER_REPLIES = 8
 
 # --- Doctor ----------------------------------------------------------------
 # ``p2p-transfer doctor`` runs its checks at once; the slowest bounds the run.

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from p2p_transfer.discovery import (
+    AmbiguousDeviceError,
     Announcement,
     Device,
     DiscoveryError,
@@ -32,12 +36,14 @@ from p2p_transfer.events import (
     ErrorEvent,
     Event,
     EventBus,
+    LocalSendReadyEvent,
+    LogEvent,
     RelayEvent,
     SessionState,
     TicketEvent,
 )
 from p2p_transfer.lifecycle import Lifecycle, new_session_id
-from p2p_transfer.limits import RELAY_ONLINE_TIMEOUT
+from p2p_transfer.limits import DISCOVERY_SETTLE_TIME, LOCALSEND_PORT, RELAY_ONLINE_TIMEOUT
 from p2p_transfer.net import (
     RELAY_OFF,
     IdentityResponder,
@@ -46,6 +52,7 @@ from p2p_transfer.net import (
     Transport,
     fetch_ticket,
     parse_host_port,
+    parse_ticket,
     ticket_via,
 )
 from p2p_transfer.transfer.admission import ConnectionTable
@@ -63,6 +70,14 @@ from p2p_transfer.trust.identity import existing_endpoint_id
 
 if TYPE_CHECKING:
     from p2p_transfer.discovery import DeviceBrowser, Discovery
+    from p2p_transfer.localsend import (
+        DeviceInfo,
+        LocalSendDevice,
+        LocalSendService,
+        PinPrompt,
+        ReceiverSetup,
+        Target,
+    )
     from p2p_transfer.share import ShareConfig, ShareServer
 
 
@@ -150,6 +165,9 @@ class Node:
         self._withdrawal: asyncio.Task[None] | None = None
         self._identity: IdentityResponder | None = None
         self._shares: list[ShareServer] = []
+        #: Sessions that got as far as an offer end here while ``serve`` runs.
+        self._finished: asyncio.Queue[TransferResult] | None = None
+        self.localsend: LocalSendService | None = None
 
     @classmethod
     async def start(cls, config: NodeConfig) -> Node:
@@ -230,34 +248,82 @@ class Node:
 
     def start_send(
         self,
-        to: str,
+        to: str | Target,
         paths: list[Path],
         options: SendOptions,
         ask_code: CodePrompt | None = None,
+        ask_pin: PinPrompt | None = None,
     ) -> RunningSession:
-        """Start sending ``paths`` to ``to`` (a ticket, HOST:PORT or LAN device name)."""
+        """Start sending ``paths`` to ``to``: a ticket, HOST:PORT, a LAN device name, or a
+        LocalSend device (``localsend:HOST[:PORT]``, its name, or a ``Target`` found by
+        discovery); ``ask_pin`` asks for the PIN a LocalSend device may require."""
         session = self._new_session("send")
-        sender = SendSession(
-            session.lifecycle, self.transport, self.config.device_name, self.events,
-            self.pairings, options, ask_code,
-        )
 
         async def send() -> TransferResult:
             session.lifecycle.advance(SessionState.CONNECTING)
-            return await sender.run(await self.resolve(to), paths)
+            target = await self._send_target(to)
+            if isinstance(target, str):
+                sender = SendSession(
+                    session.lifecycle, self.transport, self.config.device_name, self.events,
+                    self.pairings, options, ask_code,
+                )
+                return await sender.run(target, paths)
+            return await self._send_localsend(session.lifecycle, target, paths, options, ask_pin)
 
         self._run(session, send())
         return session
 
     async def send(
         self,
-        to: str,
+        to: str | Target,
         paths: list[Path],
         options: SendOptions,
         ask_code: CodePrompt | None = None,
+        ask_pin: PinPrompt | None = None,
     ) -> TransferResult:
         """Send ``paths`` to ``to`` and wait for the outcome (failures are results too)."""
-        return await self.start_send(to, paths, options, ask_code).outcome()
+        return await self.start_send(to, paths, options, ask_code, ask_pin).outcome()
+
+    async def _send_target(self, to: str | Target) -> str | Target:
+        """A ticket for our own protocol, or a LocalSend device to send to."""
+        from p2p_transfer.localsend.client import parse_localsend_address
+
+        if not isinstance(to, str):
+            return to
+        if (address := parse_localsend_address(to)) is not None:
+            return address
+        if looks_like_ticket(to) or parse_host_port(to) is not None:
+            return await self.resolve(to)
+        return await self._resolve_name(to)
+
+    async def _send_localsend(
+        self,
+        lifecycle: Lifecycle,
+        target: Target,
+        paths: list[Path],
+        options: SendOptions,
+        ask_pin: PinPrompt | None,
+    ) -> TransferResult:
+        from p2p_transfer.localsend import LocalSendClient, LocalSendSender
+
+        client = LocalSendClient(await self._localsend_info())
+        try:
+            sender = LocalSendSender(lifecycle, self.events, client, target, options, ask_pin)
+            return await sender.run(paths)
+        finally:
+            await client.close()
+
+    async def _localsend_info(self, announce: bool | None = None) -> DeviceInfo:
+        """How we describe ourselves to LocalSend devices: our certificate's fingerprint if
+        we have one (so a scan never lists ourselves), else a random one (a sender or a
+        listing needs no certificate, and makes none)."""
+        from p2p_transfer.localsend.identity import existing_fingerprint, own_info
+
+        if self.localsend is not None:
+            return self.localsend.server.info(announce=announce)
+        fingerprint = await asyncio.to_thread(existing_fingerprint, self.config.config_dir)
+        return own_info(self.config.device_name, fingerprint or secrets.token_hex(32).upper(),
+                        LOCALSEND_PORT, announce=announce)
 
     # --- receiving -----------------------------------------------------------------
 
@@ -269,6 +335,7 @@ class Node:
         # on, and its goodbyes go out while the files move, not when the user waits.
         unsubscribe = self.events.subscribe(self._withdraw_on_decision) if once else None
         finished: asyncio.Queue[TransferResult] = asyncio.Queue()
+        self._finished = finished
         acceptor = asyncio.create_task(self._accept_loop(options, decide, finished))
         try:
             if once:
@@ -283,6 +350,7 @@ class Node:
             await acceptor
             return None
         finally:
+            self._finished = None
             if unsubscribe is not None:
                 unsubscribe()
             acceptor.cancel()
@@ -427,6 +495,68 @@ class Node:
                                     f"{exc.strerror or exc}")
             )
 
+    async def _resolve_name(self, to: str) -> str | Target:
+        """A device name (or ID prefix): ours on the LAN, or a LocalSend device's alias; a
+        name both answer to is an error listing both (the user picks by ticket or address).
+        A device of ours, which also announces itself to LocalSend, is ours."""
+        from p2p_transfer.localsend.discovery import others
+
+        scan = asyncio.create_task(self.scan_localsend(DISCOVERY_SETTLE_TIME * 2))
+        try:
+            ours: str | DiscoveryError = await self.resolve(to)
+        except DiscoveryError as exc:
+            ours = exc
+        except BaseException:
+            scan.cancel()
+            raise
+        named = [d for d in await scan if d.name.casefold() == to.strip().casefold()]
+        if isinstance(ours, str):
+            addresses = [str(a) for a in parse_ticket(ours).direct_addresses()]
+            named = others(named, [(to.strip(), addresses)])
+        if not named:
+            if isinstance(ours, DiscoveryError):
+                raise ours
+            return ours
+        listing = "; ".join(f"LocalSend: {d.name} at {d.address} (localsend:{d.address})"
+                            for d in named)
+        if isinstance(ours, str | AmbiguousDeviceError):
+            raise AmbiguousDeviceError(
+                f"{to!r} names a LocalSend device and a p2p-transfer device: {listing}; "
+                "send with --to localsend:HOST:PORT, or the other device's ticket", [],
+            )
+        if len(named) > 1:
+            raise AmbiguousDeviceError(f"{to!r} names several LocalSend devices: {listing}", [])
+        return named[0].target()
+
+    async def scan_localsend(self, seconds: float) -> list[LocalSendDevice]:
+        """LocalSend devices heard within ``seconds``: ours announces and listens (the
+        running service's table, if it runs). Never raises: without multicast, none."""
+        from p2p_transfer.localsend import DeviceTable, MulticastDiscovery
+
+        if self.localsend is not None:
+            if self.localsend.discovery is not None:
+                self.localsend.discovery.announce()
+                await asyncio.sleep(seconds)
+            return self.localsend.table.devices()
+        info = await self._localsend_info(announce=True)
+        table = DeviceTable(info.fingerprint)
+        discovery = MulticastDiscovery(
+            lambda announce: msgspec.structs.replace(info, announce=announce), table, None,
+            answer=False,
+        )
+        try:
+            await discovery.start(announce=False)
+        except OSError as exc:
+            self.events.emit(LogEvent("warning", "localsend",
+                                      f"cannot look for LocalSend devices: {exc}"))
+            return []
+        try:
+            discovery.announce()
+            await asyncio.sleep(seconds)
+        finally:
+            await discovery.close()
+        return table.devices()
+
     async def resolve(self, to: str) -> str:
         """A ticket for ``--to``: a ticket as is, ``HOST:PORT``, or a LAN device name."""
         if looks_like_ticket(to):
@@ -446,8 +576,8 @@ class Node:
         return device_ticket(device)
 
     async def list_devices(self, timeout: float) -> list[Device]:
-        """Devices that announce themselves on the LAN within ``timeout`` s, this one
-        excluded (``p2p-transfer devices``)."""
+        """Devices of ours that announce themselves on the LAN within ``timeout`` s, this
+        one excluded."""
         from p2p_transfer.discovery import Discovery  # zeroconf is loaded only when used
 
         discovery = await Discovery.start(own_endpoint_id=self.own_endpoint_id())
@@ -455,6 +585,59 @@ class Node:
             return await discovery.list_devices(timeout)
         finally:
             await discovery.close()
+
+    async def list_all_devices(self, timeout: float) -> list[Device | LocalSendDevice]:
+        """``list_devices`` and the LocalSend devices heard meanwhile (``p2p-transfer
+        devices``); a device of ours, which announces to LocalSend too, is listed once."""
+        from p2p_transfer.localsend.discovery import others
+
+        scan = asyncio.create_task(self.scan_localsend(timeout))
+        try:
+            ours = await self.list_devices(timeout)
+        except BaseException:
+            scan.cancel()
+            raise
+        found: list[Device | LocalSendDevice] = list(ours)
+        return found + others(await scan, [(d.name, d.addresses) for d in ours])
+
+    # --- LocalSend -------------------------------------------------------------------
+
+    async def start_localsend(
+        self, setup: ReceiverSetup, port: int, *, announce: bool = True
+    ) -> LocalSendService:
+        """Serve LocalSend devices on ``port`` (HTTPS) until ``close``: their offers are
+        receive sessions of this node, asked through ``setup.decide``; with ``announce``,
+        announce this device on the LAN and answer others' announcements.
+        Raises OSError when the port is taken."""
+        from p2p_transfer.localsend import LocalSendService  # aiohttp, only when used
+
+        self.localsend = await LocalSendService.start(
+            self.config.config_dir, self.config.device_name, self.events, setup,
+            self._launch_receive, host=self.config.bind_addr or "0.0.0.0", port=port,
+            announce=announce,
+        )
+        self.events.emit(LocalSendReadyEvent(
+            self.config.device_name, self.localsend.port, self.localsend.fingerprint,
+            self.localsend.discovery is not None,
+        ))
+        return self.localsend
+
+    def _launch_receive(
+        self, work: Callable[[Lifecycle], Awaitable[TransferResult | None]]
+    ) -> asyncio.Task[TransferResult | None]:
+        """Run a receive session that came in by another door (LocalSend) as one of ours."""
+        session = self._new_session("receive")
+        task = self._run(session, work(session.lifecycle))
+        finished = self._finished
+        if finished is not None:
+            def report(done: asyncio.Task[TransferResult | None]) -> None:
+                if not done.cancelled() and done.exception() is None and (
+                    result := done.result()
+                ) is not None:
+                    finished.put_nowait(result)
+
+            task.add_done_callback(report)
+        return task
 
     # --- the browser share ---------------------------------------------------------
 
@@ -480,6 +663,8 @@ class Node:
             return_exceptions=True,
         )
         await self._stop_connections()
+        if self.localsend is not None:
+            await self.localsend.close()
         for share in self._shares:
             await share.stop()
         if (withdrawal := self.withdraw_from_lan()) is not None:

@@ -21,7 +21,10 @@ CLI = [sys.executable, "-m", "p2p_transfer"]
 class AppProcess:
     """``p2p-transfer app --no-browser --json`` with its own HOME, config dir and JSON events."""
 
-    def __init__(self, root: Path, name: str, *extra: str) -> None:
+    def __init__(
+        self, root: Path, name: str, *extra: str, wrap: tuple[str, ...] = ()
+    ) -> None:
+        """``wrap``: a command to run it under (``ip netns exec NS`` for a namespace)."""
         self.home = root / f"{name}-home"
         self.config = root / f"{name}-config"
         self.home.mkdir()
@@ -29,7 +32,7 @@ class AppProcess:
         for variable in ("XDG_DOWNLOAD_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
             env.pop(variable, None)
         self.process = subprocess.Popen(
-            [*CLI, "--config-dir", str(self.config), "--name", name,
+            [*wrap, *CLI, "--config-dir", str(self.config), "--name", name,
              "app", "--no-browser", "--json", "--bind-addr", "127.0.0.1",
              "--share-bind", "127.0.0.1", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,

@@ -25,11 +25,13 @@ def plain(text: str) -> str:
 class Terminal:
     """``p2p-transfer ARGS`` in a pty of COLUMNS × ROWS, with its own config dir."""
 
-    def __init__(self, home: Path, *args: str) -> None:
+    def __init__(self, home: Path, *args: str, wrap: tuple[str, ...] = ()) -> None:
+        """``wrap``: a command to run it under (``ip netns exec NS`` for a namespace)."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "TERM": "xterm-256color",
                "COLUMNS": str(COLUMNS), "LINES": str(ROWS)}
+        command = [*wrap, sys.executable, "-m", "p2p_transfer", "--config-dir", str(home), *args]
         self.child = pexpect.spawn(
-            sys.executable, ["-m", "p2p_transfer", "--config-dir", str(home), *args],
+            command[0], command[1:],
             env=env, dimensions=(ROWS, COLUMNS), encoding="utf-8", timeout=LINE_TIMEOUT,
         )
         self.seen = ""

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from p2p_transfer.events import Direction, Event, FileProgress, SessionState
+from p2p_transfer.events import Direction, Event, FileProgress, SessionState, Via
+from p2p_transfer.limits import LOCALSEND_PORT
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,11 @@ class OfferPromptEvent(Event):
     verified: str
     #: Wall-clock time (``time.time()``) after which the offer is declined unanswered.
     deadline: float
+    #: "localsend" for a LocalSend device (never verified: the dialog says so).
+    via: Via = "p2p-transfer"
+    device_model: str = ""
+    #: A LocalSend text message: accepting shows it.
+    text: bool = False
     _json_names: ClassVar[dict[str, str]] = {"sender": "from"}
 
 
@@ -93,6 +99,19 @@ class CodePromptEvent(Event):
     max_attempts: int = 0
     #: The code typed before, on this connection, was wrong.
     retry: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PinPromptEvent(Event):
+    """Sender: a LocalSend device asks for its PIN (``retry``: the last one was wrong)."""
+
+    name: ClassVar[str] = "pin_prompt"
+    prompt_id: str
+    #: The app's ID of the sending transfer.
+    transfer: str
+    peer_name: str
+    retry: bool
+    deadline: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +162,9 @@ class SettingsEvent(Event):
     pairing_lifetime_hours: float
     parallel_files: int
     relay: str
+    localsend: bool = True
+    localsend_port: int = LOCALSEND_PORT
+    localsend_pin: str = ""
 
 
 @dataclass(frozen=True, slots=True)

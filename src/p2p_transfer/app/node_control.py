@@ -19,7 +19,8 @@ from p2p_transfer.app.events import NodeStateEvent
 from p2p_transfer.app.settings import Settings
 from p2p_transfer.discovery import Device, DeviceBrowser, DiscoveryError
 from p2p_transfer.errors import P2PTransferError
-from p2p_transfer.events import DiscoveryErrorEvent, ErrorEvent, Event, RelayEvent
+from p2p_transfer.events import DiscoveryErrorEvent, ErrorEvent, Event, LogEvent, RelayEvent
+from p2p_transfer.localsend.discovery import LocalSendDevice, others
 from p2p_transfer.net import NetError
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.transfer import Decider, ReceiveOptions
@@ -65,6 +66,8 @@ class NodeControl:
         self.message = ""
         self.relay: RelayEvent | None = None
         self.discovery_error = ""
+        #: Why LocalSend devices cannot send here ("" when they can, or it is off).
+        self.localsend_error = ""
         self.browser: DeviceBrowser | None = None
         self.receive_options: ReceiveOptions | None = None
         self._lock = asyncio.Lock()
@@ -110,6 +113,7 @@ class NodeControl:
             if self._options.discovery:
                 await self._start_discovery(node)
             await node.answer_address_queries()  # others may send to HOST:PORT
+            await self._start_localsend(node, settings)
             self._set_state("running", settings.device_name)
             return node
 
@@ -129,6 +133,26 @@ class NodeControl:
                 self._unsubscribe()
                 self._unsubscribe = None
             self._set_state("stopped", device_name)
+
+    async def _start_localsend(self, node: Node, settings: Settings) -> None:
+        """Let LocalSend devices send here (their offers go to the app's dialog too); a
+        taken port is only reported."""
+        from p2p_transfer.localsend import CertificateError, ReceiverSetup
+
+        self.localsend_error = ""
+        if not settings.localsend or self.receive_options is None:
+            return
+        setup = ReceiverSetup(self.receive_options, self._decide, settings.localsend_pin or None)
+        try:
+            await node.start_localsend(
+                setup, settings.localsend_port, announce=self._options.discovery
+            )
+        except (OSError, CertificateError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.localsend_error = (
+                f"LocalSend devices cannot send here: TCP port {settings.localsend_port}: {reason}"
+            )
+            self._watch(LogEvent("warning", "localsend", self.localsend_error))
 
     def _serve_ended(self, task: asyncio.Task[Any]) -> None:
         if task.cancelled():
@@ -158,6 +182,15 @@ class NodeControl:
     def devices(self) -> list[Device]:
         """The devices on the LAN right now."""
         return self.browser.devices() if self.browser is not None else []
+
+    def localsend_devices(self) -> list[LocalSendDevice]:
+        """The LocalSend devices heard from lately (none while LocalSend is off), without
+        our own devices (they announce to LocalSend too, and are listed as ours)."""
+        node = self.node
+        if node is None or node.localsend is None:
+            return []
+        ours = [(d.name, d.addresses) for d in self.devices()]
+        return others(node.localsend.table.devices(), ours)
 
     def device(self, endpoint_id: str) -> Device | None:
         """The LAN device with this endpoint ID, if it is there."""

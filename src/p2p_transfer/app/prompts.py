@@ -19,7 +19,7 @@ from p2p_transfer.app.events import PromptClosedEvent
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import Event
 
-PromptKind = Literal["offer", "code", "code_shown", "upload"]
+PromptKind = Literal["offer", "code", "code_shown", "upload", "pin"]
 #: Random bits of a prompt ID.
 _PROMPT_ID_BYTES = 12
 

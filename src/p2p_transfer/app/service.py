@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,14 @@ from p2p_transfer.app.files import FileBrowser, PathRefused, Staging, StagingErr
 from p2p_transfer.app.history import History, HistoryEntry
 from p2p_transfer.app.node_control import NodeControl, NodeOptions, NodeStartError
 from p2p_transfer.app.prompts import Prompt, PromptBook, PromptError, PromptGone
-from p2p_transfer.app.settings import Settings, SettingsError, SettingsStore, defaults, validated
+from p2p_transfer.app.settings import (
+    MAX_PIN_CHARS,
+    Settings,
+    SettingsError,
+    SettingsStore,
+    defaults,
+    validated,
+)
 from p2p_transfer.app.share_control import ShareControl, ShareRefused
 from p2p_transfer.app.tracker import SessionTracker
 from p2p_transfer.app.views import devices_view, wan_view
@@ -43,8 +51,10 @@ from p2p_transfer.events import (
     Event,
     EventBus,
     SessionState,
+    TextEvent,
 )
-from p2p_transfer.limits import APP_MAX_SEND_PATHS
+from p2p_transfer.limits import APP_MAX_SEND_PATHS, APP_TEXTS_KEPT
+from p2p_transfer.localsend.client import Target
 from p2p_transfer.net import NetError, parse_ticket
 from p2p_transfer.node import Node, RunningSession
 from p2p_transfer.transfer import SendOptions
@@ -53,6 +63,12 @@ from p2p_transfer.trust import normalize_code
 from p2p_transfer.trust.files import ensure_private_dir
 
 log = logging.getLogger(__name__)
+
+
+def _node_settings(settings: Settings) -> tuple[object, ...]:
+    """The settings the node is built with: changing one restarts it."""
+    return (settings.device_name, settings.relay, settings.localsend, settings.localsend_port,
+            settings.localsend_pin)
 
 class AppError(P2PTransferError):
     """An action the UI asked for cannot be done; ``status`` is the HTTP status it maps to."""
@@ -133,6 +149,8 @@ class AppService:
             self._on_node_event,
             self.tracker.decide_offer,
         )
+        #: The latest text messages received (LocalSend), for the Incoming view.
+        self.texts: deque[TextEvent] = deque(maxlen=APP_TEXTS_KEPT)
         #: Staging batches being sent, by the sending session's ID.
         self._sending_batches: dict[str, str] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -217,6 +235,8 @@ class AppService:
 
     def _on_node_event(self, event: Event) -> None:
         """Forward the event unchanged, then fold it into the board and prompts."""
+        if isinstance(event, TextEvent):
+            self.texts.append(event)  # a tab opened later shows it too
         self.events.emit(event)
         self.tracker.on_event(event)
 
@@ -225,13 +245,16 @@ class AppService:
 
     # --- sending ---------------------------------------------------------------
 
-    def resolve_target(self, to: str | None, device: str | None) -> tuple[str, str, str]:
+    def resolve_target(
+        self, to: str | None, device: str | None
+    ) -> tuple[str | Target, str, str]:
         """(what to dial, peer name, peer ID) for a send.
 
         ``to`` is a ticket (checked now, so a mistyped one fails at once), or
-        ``HOST:PORT`` or a LAN device name, which the send resolves when it
-        starts (that takes a network round trip). ``device`` is the endpoint ID
-        of a device in the Devices list.
+        ``HOST:PORT``, ``localsend:HOST[:PORT]`` or a LAN device name, which the send
+        resolves when it starts (that takes a network round trip). ``device`` is the
+        endpoint ID of a device in the Devices list, or a LocalSend device's fingerprint
+        (the send then checks the device's certificate against it).
         """
         text = (to or "").strip()
         if text:
@@ -244,6 +267,11 @@ class AppService:
             peer_id = str(addr.id())
             return text, self._known_name(peer_id), peer_id
         if device:
+            localsend = next(
+                (d for d in self.nodes.localsend_devices() if d.fingerprint == device), None
+            )
+            if localsend is not None:
+                return localsend.target(), localsend.name, localsend.fingerprint
             found = self._device(device)
             if found is None:
                 raise NotFoundError(
@@ -293,7 +321,9 @@ class AppService:
         options = SendOptions(
             parallel=self.settings.parallel_files, transport=self.options.transport
         )
-        session = node.start_send(target, chosen, options, self.tracker.ask_code)
+        session = node.start_send(
+            target, chosen, options, self.tracker.ask_code, self.tracker.ask_pin
+        )
         record = TransferRecord(
             id=session.id,
             direction="send",
@@ -354,6 +384,11 @@ class AppService:
                 raise PromptError("reason: text")
             value: Any = (accept, reason[:200]) if prompt.kind == "offer" else accept
             self.prompts.answer(prompt.id, value, "accepted" if accept else "declined")
+        elif prompt.kind == "pin":
+            pin = body.get("pin")
+            if not isinstance(pin, str) or not pin.strip() or len(pin) > MAX_PIN_CHARS:
+                raise PromptError(f'answer with {{"pin": "..."}} (1 to {MAX_PIN_CHARS} characters)')
+            self.prompts.answer(prompt.id, pin.strip(), "answered")
         elif prompt.kind == "code":
             typed = body.get("code")
             code = normalize_code(typed) if isinstance(typed, str) else None
@@ -377,7 +412,10 @@ class AppService:
                 "enabled": self.options.discovery,
                 "running": self.nodes.browser is not None,
                 "error": self.nodes.discovery_error,
+                "localsend": self.settings.localsend,
+                "localsend_error": self.nodes.localsend_error,
             },
+            self.nodes.localsend_devices(),
         )
 
     def forget(self, endpoint_id: str) -> int:
@@ -401,7 +439,7 @@ class AppService:
         except SettingsError as exc:
             raise AppError(str(exc)) from None
         old = self.settings
-        restart = (new.device_name, new.relay) != (old.device_name, old.relay)
+        restart = _node_settings(new) != _node_settings(old)
         if restart and self.board.active():
             raise BusyError("a new name or relay needs a restart: wait for the transfers to finish")
         if new.download_dir != old.download_dir:
@@ -440,7 +478,7 @@ class AppService:
         s = self.settings
         return SettingsEvent(
             s.device_name, s.download_dir, s.auto_accept_trusted, s.pairing_lifetime_hours,
-            s.parallel_files, s.relay,
+            s.parallel_files, s.relay, s.localsend, s.localsend_port, s.localsend_pin,
         )
 
     # --- share -----------------------------------------------------------------
@@ -516,6 +554,7 @@ class AppService:
             "transfers": [asdict(s) for s in self.board.snapshots()],
             "prompts": [p.event.to_dict() for p in self.prompts.pending()],
             "share": self.share_state().to_dict(),
+            "texts": [t.to_dict() for t in self.texts],
             "time": time.time(),
         }
 

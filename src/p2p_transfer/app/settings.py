@@ -19,6 +19,7 @@ from p2p_transfer.limits import (
     APP_MIN_PAIRING_HOURS,
     DEFAULT_PAIRING_LIFETIME,
     DEFAULT_PARALLEL_FILES,
+    LOCALSEND_PORT,
     MAX_DEVICE_NAME_CHARS,
     MAX_PARALLEL_FILES,
 )
@@ -49,6 +50,11 @@ class Settings:
     parallel_files: int = DEFAULT_PARALLEL_FILES
     #: ``off``, ``default`` (iroh's public relays) or a relay URL.
     relay: str = RELAY_OFF
+    #: Receive from LocalSend devices (and announce to them), on this TCP port.
+    localsend: bool = True
+    localsend_port: int = LOCALSEND_PORT
+    #: A PIN LocalSend senders must type first ("" for none).
+    localsend_pin: str = ""
 
     @property
     def pairing_lifetime_seconds(self) -> float:
@@ -146,6 +152,26 @@ def _relay(value: Any) -> str:
     return choice
 
 
+#: Longest LocalSend PIN accepted (the official app takes any text).
+MAX_PIN_CHARS = 64
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise SettingsError("localsend_port: a port number from 1 to 65535")
+    return value
+
+
+def _pin(value: Any) -> str:
+    if not isinstance(value, str):
+        raise SettingsError("localsend_pin: text (empty for no PIN)")
+    pin = value.strip()
+    if len(pin) > MAX_PIN_CHARS or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in pin):
+        raise SettingsError(f"localsend_pin: at most {MAX_PIN_CHARS} characters, no control "
+                            "characters")
+    return pin
+
+
 _CHECKS = {
     "device_name": _device_name,
     "download_dir": _download_dir,
@@ -153,6 +179,9 @@ _CHECKS = {
     "pairing_lifetime_hours": _pairing_hours,
     "parallel_files": _parallel,
     "relay": _relay,
+    "localsend": _flag("localsend"),
+    "localsend_port": _port,
+    "localsend_pin": _pin,
 }
 
 

@@ -14,7 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from p2p_transfer.app.board import TransferBoard, TransferRecord
-from p2p_transfer.app.events import CodePromptEvent, CodeShownEvent, OfferPromptEvent
+from p2p_transfer.app.events import (
+    CodePromptEvent,
+    CodeShownEvent,
+    OfferPromptEvent,
+    PinPromptEvent,
+)
 from p2p_transfer.app.prompts import Prompt, PromptBook, PromptGone, PromptKind
 from p2p_transfer.events import (
     CodeEvent,
@@ -30,6 +35,7 @@ from p2p_transfer.events import (
     VerifiedEvent,
 )
 from p2p_transfer.limits import APP_CODE_SHOWN_SECONDS, CODE_ENTRY_TIMEOUT, DECISION_TIMEOUT
+from p2p_transfer.localsend.sender import PinRequest
 from p2p_transfer.transfer import Decision, IncomingOffer, TransferError
 from p2p_transfer.transfer.sender import CodeRequest
 
@@ -182,6 +188,7 @@ class SessionTracker:
             lambda pid, deadline: OfferPromptEvent(
                 pid, offer.session, offer.peer_name, offer.peer_id, offer.files,
                 offer.folders, offer.total_bytes, list(offer.sample), verified, deadline,
+                offer.via, offer.device_model, offer.text,
             ),
             DECISION_TIMEOUT,
         )
@@ -190,6 +197,24 @@ class SessionTracker:
         except PromptGone:
             return Decision(False, "the receiver is not answering right now")
         return Decision(True) if accept else Decision(False, reason or "declined by the receiver")
+
+    async def ask_pin(self, request: PinRequest) -> str:
+        """The sending side's question for a LocalSend device: its PIN."""
+        prompt = self._prompts.open(
+            "pin",
+            lambda pid, deadline: PinPromptEvent(
+                pid, request.session, request.peer_name, request.retry, deadline
+            ),
+            CODE_ENTRY_TIMEOUT,
+            expire_after=CODE_ENTRY_TIMEOUT,
+        )
+        try:
+            pin = await self._prompts.wait(prompt)
+        except PromptGone:
+            raise TransferError(
+                f"no PIN entered for {request.peer_name} within {CODE_ENTRY_TIMEOUT:.0f} s"
+            ) from None
+        return str(pin)
 
     async def ask_code(self, request: CodeRequest) -> str:
         """The sending side's question: the code the receiver shows (asked again in the

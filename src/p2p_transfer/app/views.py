@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from p2p_transfer.app.board import TransferRecord
 from p2p_transfer.discovery import Device
 from p2p_transfer.events import RelayEvent, SessionState
+from p2p_transfer.localsend.discovery import LocalSendDevice
 from p2p_transfer.trust import Pairing
 
 if TYPE_CHECKING:
@@ -14,9 +15,13 @@ if TYPE_CHECKING:
 
 
 def devices_view(
-    found: list[Device], pairings: list[Pairing], discovery: dict[str, Any]
+    found: list[Device],
+    pairings: list[Pairing],
+    discovery: dict[str, Any],
+    localsend: list[LocalSendDevice] | None = None,
 ) -> dict[str, Any]:
-    """Discovered devices (with trust) and trusted devices (with presence)."""
+    """Discovered devices (with trust), ours and LocalSend ones, and trusted devices (with
+    presence). A LocalSend device's ``endpoint_id`` is its fingerprint (never trusted)."""
     trusted_ids = {p.endpoint_id for p in pairings}
     online = {d.endpoint_id for d in found}
     return {
@@ -24,6 +29,7 @@ def devices_view(
         "devices": [
             {
                 "name": d.name,
+                "protocol": "p2p-transfer",
                 "endpoint_id": d.endpoint_id,
                 "short_id": d.endpoint_id[:12],
                 "addresses": list(d.addresses),
@@ -31,6 +37,19 @@ def devices_view(
                 "last_seen": d.last_seen or None,
             }
             for d in found
+        ] + [
+            {
+                "name": d.name,
+                "protocol": "localsend",
+                "endpoint_id": d.fingerprint,
+                "short_id": d.fingerprint[:8].upper(),
+                "addresses": [d.address],
+                "device_model": d.device_model,
+                "device_type": d.device_type,
+                "trusted": False,
+                "last_seen": d.last_seen or None,
+            }
+            for d in localsend or []
         ],
         "trusted": [
             {

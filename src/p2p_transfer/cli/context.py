@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
+import termios
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,8 +54,9 @@ def run_async(
         return EXIT_INTERRUPTED
 
 
-async def ask(question: str) -> str | None:
-    """One line the user types after ``question`` (None at the end of input).
+async def ask(question: str, hidden: bool = False) -> str | None:
+    """One line the user types after ``question`` (None at the end of input); with
+    ``hidden`` the terminal does not show what is typed (a PIN).
 
     Read on the event loop as the terminal delivers it, never in a thread: a thread
     blocked reading stdin holds its lock, and Ctrl-C then kills the interpreter at
@@ -64,11 +67,32 @@ async def ask(question: str) -> str | None:
     lock = _question_locks.setdefault(loop, asyncio.Lock())
     async with lock:
         click.echo(question, err=True, nl=False)
-        try:
-            return await _read_line(loop, sys.stdin.fileno())
-        except asyncio.CancelledError:
-            click.echo(err=True)  # what comes next starts on a line of its own
-            raise
+        fd = sys.stdin.fileno()
+        with _echo_off(fd) if hidden else contextlib.nullcontext():
+            try:
+                answer = await _read_line(loop, fd)
+            except asyncio.CancelledError:
+                click.echo(err=True)  # what comes next starts on a line of its own
+                raise
+        if hidden:
+            click.echo(err=True)  # the Enter the terminal did not show
+        return answer
+
+
+@contextlib.contextmanager
+def _echo_off(fd: int) -> Iterator[None]:
+    """The terminal stops echoing typed characters until the block ends."""
+    if not os.isatty(fd):
+        yield
+        return
+    saved = termios.tcgetattr(fd)
+    quiet = termios.tcgetattr(fd)
+    quiet[3] &= ~termios.ECHO
+    termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
 
 
 async def ask_yes_no(question: str) -> bool:

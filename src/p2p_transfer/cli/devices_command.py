@@ -10,37 +10,62 @@ import click
 from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
 from p2p_transfer.discovery import Device, DiscoveryError
 from p2p_transfer.limits import DISCOVERY_LIST_TIMEOUT
+from p2p_transfer.localsend.discovery import LocalSendDevice
 from p2p_transfer.node import Node, NodeConfig
 
 #: Longest ``--timeout`` accepted (seconds): listing is meant to be quick.
 MAX_LIST_TIMEOUT = 600.0
 #: What a person reads when no device answered: the two likely causes, what to do.
 NONE_FOUND = """no devices found in {timeout:g} s. The two most likely causes:
-  - the other device is not running `p2p-transfer receive` (or the app) on this network;
+  - the other device is not running `p2p-transfer receive` (or the app, or LocalSend)
+    on this network;
   - the network drops multicast or keeps devices apart (guest Wi-Fi, client isolation).
 Run `p2p-transfer doctor` to find out which, or send by ticket: p2p-transfer send --to TICKET"""
 #: Hex characters of the endpoint ID shown in the human listing.
 SHOWN_ID_CHARS = 12
 
 
-def device_json(device: Device) -> dict[str, object]:
-    """The ``--json`` line of one device."""
+def device_json(device: Device | LocalSendDevice) -> dict[str, object]:
+    """The ``--json`` line of one device (``protocol`` says which kind it is)."""
+    if isinstance(device, LocalSendDevice):
+        return {
+            "event": "device",
+            "name": device.name,
+            "protocol": "localsend",
+            "fingerprint": device.fingerprint,
+            "addresses": [device.address],
+            "device_model": device.device_model,
+            "device_type": device.device_type,
+        }
     return {
         "event": "device",
         "name": device.name,
+        "protocol": "p2p-transfer",
         "endpoint_id": device.endpoint_id,
         "addresses": list(device.addresses),
     }
 
 
-def format_table(devices: list[Device]) -> list[str]:
-    """Aligned NAME / ENDPOINT ID / ADDRESSES lines for people."""
-    rows = [("NAME", "ENDPOINT ID", "ADDRESSES")] + [
-        (d.name, d.endpoint_id[:SHOWN_ID_CHARS], ", ".join(d.addresses)) for d in devices
-    ]
+def format_table(devices: list[Device | LocalSendDevice]) -> list[str]:
+    """Aligned NAME / ID / ADDRESSES lines for people; LocalSend devices say so."""
+    rows = [("NAME", "ENDPOINT ID", "ADDRESSES")] + [_row(d) for d in devices]
     name_width = max(len(r[0]) for r in rows)
     id_width = max(len(r[1]) for r in rows)
     return [f"{n:<{name_width}}  {i:<{id_width}}  {a}".rstrip() for n, i, a in rows]
+
+
+def _row(device: Device | LocalSendDevice) -> tuple[str, str, str]:
+    if isinstance(device, LocalSendDevice):
+        model = f", {device.device_model}" if device.device_model else ""
+        return (shown(device.name), f"LocalSend{model}",
+                f"{device.address}  (--to localsend:{device.address})")
+    return (shown(device.name), device.endpoint_id[:SHOWN_ID_CHARS],
+            ", ".join(device.addresses))
+
+
+def shown(name: str) -> str:
+    """A name another device chose, without control characters."""
+    return "".join("?" if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in name)
 
 
 @click.command("devices")
@@ -55,7 +80,7 @@ def devices(ctx: CliContext, timeout: float, as_json: bool) -> None:
     async def run() -> int:
         node = Node.without_endpoint(NodeConfig(ctx.config_dir, ctx.device_name))
         try:
-            found = await node.list_devices(timeout)
+            found = await node.list_all_devices(timeout)
         except DiscoveryError as exc:
             if as_json:
                 click.echo(json.dumps({"event": "error", "message": str(exc)}))

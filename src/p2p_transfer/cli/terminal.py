@@ -5,9 +5,12 @@ Kept apart from the JSON renderer so scripts (``--json``) never load rich.
 
 from __future__ import annotations
 
+import re
+
 import segno
 from rich.console import Console
 from rich.markup import escape
+from rich.panel import Panel
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -29,12 +32,14 @@ from p2p_transfer.events import (
     ErrorEvent,
     Event,
     FileFailedEvent,
+    LocalSendReadyEvent,
     LogEvent,
     OfferEvent,
     ProgressEvent,
     RelayEvent,
     SessionState,
     StateEvent,
+    TextEvent,
     TicketEvent,
     VerifiedEvent,
 )
@@ -42,11 +47,18 @@ from p2p_transfer.trust.verification import format_code
 
 #: How many ``HOST:PORT`` alternatives the receiver prints.
 ADDRESSES_SHOWN = 3
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def shown(text: str) -> str:
     """Peer-supplied text made safe for a terminal: no control characters, no markup."""
     return escape(printable(text))
+
+
+def shown_text(text: str) -> str:
+    """A peer's text message made safe for a terminal: its lines and tabs kept, every
+    other control character (escape sequences) replaced, no markup."""
+    return escape(_CONTROL_BUT_LINES.sub("?", text))
 
 
 class HumanRenderer:
@@ -90,6 +102,13 @@ class HumanRenderer:
         for address in event.addresses[:ADDRESSES_SHOWN]:
             self.console.print(f"or: p2p-transfer send --to {address} FILE...")
 
+    def _on_localsend(self, event: LocalSendReadyEvent) -> None:
+        fingerprint = f"{event.fingerprint[:4]} {event.fingerprint[4:8]}"
+        self.console.print(
+            f"LocalSend devices can send here too: [bold]{shown(event.alias)}[/] "
+            f"(port {event.port}, fingerprint {fingerprint})"
+        )
+
     def _on_relay(self, event: RelayEvent) -> None:
         style = "dim" if event.connected else "yellow"
         self._print(f"[{style}]{shown(event.message)}[/]")
@@ -119,12 +138,25 @@ class HumanRenderer:
         self._print(f"[green]✓[/] {shown(event.peer_name)}: {how}")
 
     def _on_offer(self, event: OfferEvent) -> None:
+        sender = f"[bold]{shown(event.sender)}[/]"
+        if event.via == "localsend":
+            model = f"{shown(event.device_model)} · " if event.device_model else ""
+            sender += f" (via LocalSend · {model}{shown(event.sender_id[:8].upper())})"
+        if event.text:
+            self._print(f"{sender} wants to send a text message")
+            return
         names = ", ".join(shown(name) for name in event.sample)
         more = "…" if event.files > len(event.sample) else ""
         self._print(
-            f"[bold]{shown(event.sender)}[/] offers {event.files} file(s), "
-            f"{human_size(event.bytes)}: {names}{more}"
+            f"{sender} offers {event.files} file(s), {human_size(event.bytes)}: {names}{more}"
         )
+
+    def _on_text(self, event: TextEvent) -> None:
+        via = " via LocalSend" if event.via == "localsend" else ""
+        self._print(Panel(
+            shown_text(event.text), title=f"Text from {shown(event.sender)}{via}",
+            title_align="left", expand=False,
+        ))
 
     def _on_decision(self, event: DecisionEvent) -> None:
         if not event.accepted:
@@ -173,9 +205,12 @@ class HumanRenderer:
             where = f" into {shown(event.target)}" if event.target else ""
             resumed = event.bytes_total - event.bytes_transferred
             extra = f" ({human_size(resumed)} already there)" if resumed > 0 else ""
+            # LocalSend carries no end-to-end hash we always have: say what happened.
+            how = ("received" if event.direction == "receive" else "sent") + " via LocalSend" \
+                if event.via == "localsend" else "verified"
             self.console.print(
                 f"[green]✓ {event.files} file(s), {human_size(event.bytes_total)} "
-                f"verified{where}[/] in {event.seconds:.1f} s{extra}"
+                f"{how}{where}[/] in {event.seconds:.1f} s{extra}"
             )
         else:
             self.console.print(

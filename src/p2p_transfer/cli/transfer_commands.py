@@ -22,8 +22,11 @@ from p2p_transfer.cli.render import JsonRenderer, attempt_count, human_size, pri
 if TYPE_CHECKING:
     from p2p_transfer.cli.terminal import HumanRenderer
 from p2p_transfer.config import current_umask, default_download_dir
-from p2p_transfer.events import ErrorEvent, SessionState
-from p2p_transfer.limits import DEFAULT_PARALLEL_FILES, MAX_PARALLEL_FILES
+from p2p_transfer.events import ErrorEvent, LogEvent, SessionState
+from p2p_transfer.limits import DEFAULT_PARALLEL_FILES, LOCALSEND_PORT, MAX_PARALLEL_FILES
+from p2p_transfer.localsend.messages import short_fingerprint
+from p2p_transfer.localsend.receiver import ReceiverSetup
+from p2p_transfer.localsend.sender import PinRequest
 from p2p_transfer.logs import forward_logs
 from p2p_transfer.net import RELAY_OFF, NetError
 from p2p_transfer.node import Node, NodeConfig
@@ -100,7 +103,14 @@ def _exit_code(result: TransferResult | None) -> int:
               show_default=True,
               help="Channel for file data: TCP+TLS on a direct LAN path (auto), or only one.")
 @click.option("--no-announce", "announce", is_flag=True, flag_value=False, default=True,
-              help="Do not announce this device on the LAN; senders then need the ticket.")
+              help="Do not announce this device on the LAN (nor to LocalSend devices); "
+                   "senders then need the ticket.")
+@click.option("--localsend-port", type=click.IntRange(1, 65535), default=LOCALSEND_PORT,
+              show_default=True, help="TCP port for LocalSend devices (HTTPS).")
+@click.option("--no-localsend", "localsend", is_flag=True, flag_value=False, default=True,
+              help="Do not receive from LocalSend devices.")
+@click.option("--localsend-pin", default=None, metavar="PIN",
+              help="LocalSend senders must type this PIN first.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
 @click.pass_obj
 def receive(
@@ -114,9 +124,13 @@ def receive(
     relay: str,
     transport: DataTransport,
     announce: bool,
+    localsend_port: int,
+    localsend: bool,
+    localsend_pin: str | None,
     as_json: bool,
 ) -> None:
-    """Wait for files: prints a ticket (and QR code) for the sender."""
+    """Wait for files: prints a ticket (and QR code) for the sender; LocalSend devices
+    can send here too."""
     options = ReceiveOptions(
         target=(target or default_download_dir()).expanduser(),
         auto_accept=auto_accept,
@@ -130,11 +144,7 @@ def receive(
     async def decide(offer: IncomingOffer) -> Decision:
         if not stdin_is_interactive():
             return Decision(False, "the receiver cannot be asked (no terminal); use --yes")
-        question = (
-            f"Accept {offer.files} file(s), {human_size(offer.total_bytes)} "
-            f"from {printable(offer.peer_name)}?"
-        )
-        answer = await ask_yes_no(question)
+        answer = await ask_yes_no(offer_question(offer))
         return Decision(True) if answer else Decision(False, "declined by the receiver")
 
     async def run() -> int:
@@ -153,6 +163,11 @@ def receive(
             if announce:
                 await node.announce_on_lan()
             await node.answer_address_queries()
+            if localsend:
+                await _serve_localsend(
+                    node, ReceiverSetup(options, decide, localsend_pin), localsend_port,
+                    announce, renderer,
+                )
             result = await node.serve(options, decide, once=once)
             return _exit_code(result)
         finally:
@@ -163,10 +178,45 @@ def receive(
     sys.exit(run_async(run(), lambda: renderer.cancel_shown))
 
 
+def offer_question(offer: IncomingOffer) -> str:
+    """The y/N question for an offer; a LocalSend one says who it claims to be, and that
+    nothing proves it."""
+    size = human_size(offer.total_bytes)
+    if offer.via != "localsend":
+        return f"Accept {offer.files} file(s), {size} from {printable(offer.peer_name)}?"
+    what = "a text message" if offer.text else f"{offer.files} file(s), {size}"
+    model = f"{offer.device_model}, " if offer.device_model else ""
+    return (
+        f"Accept {what} from {printable(offer.peer_name)} via LocalSend ({printable(model)}"
+        f"{short_fingerprint(offer.peer_id)}; LocalSend does not prove who sends)?"
+    )
+
+
+async def _serve_localsend(
+    node: Node,
+    setup: ReceiverSetup,
+    port: int,
+    announce: bool,
+    renderer: HumanRenderer | JsonRenderer,
+) -> None:
+    """Let LocalSend devices send here; a taken port is a warning, not the end."""
+    from p2p_transfer.localsend import CertificateError
+
+    try:
+        await node.start_localsend(setup, port, announce=announce)
+    except (OSError, CertificateError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        renderer(LogEvent(
+            "warning", "localsend",
+            f"LocalSend devices cannot send here: TCP port {port}: {reason} "
+            "(use --localsend-port N or --no-localsend)",
+        ))
+
+
 @click.command()
 @click.option("--to", "ticket", required=True,
               help="The receiver's ticket, its HOST:PORT, or its device name (or endpoint-ID "
-                   "prefix) on this LAN.")
+                   "prefix) on this LAN; a LocalSend device by localsend:HOST[:PORT] or name.")
 @click.option("--code", default=None, callback=_code_option,
               help="The verification code the receiver shows (asked for when not given).")
 @click.option("--parallel", type=click.IntRange(1, MAX_PARALLEL_FILES),
@@ -200,6 +250,17 @@ def send(
 
     # Without a terminal nobody can be asked: the first wrong code ends the send.
     ask_code = _ask_code if stdin_is_interactive() else None
+
+    async def ask_pin(request: PinRequest) -> str:
+        if not stdin_is_interactive():
+            raise TransferError(f"{request.peer_name} asks for a PIN; run send in a terminal")
+        again = "Wrong PIN. " if request.retry else ""
+        pin = await ask(f"{again}PIN for {printable(request.peer_name)} (LocalSend): ",
+                        hidden=True)
+        if pin is None:
+            raise TransferError("no PIN entered")
+        return pin.strip()
+
     async def run() -> int:
         try:
             node = await Node.start(
@@ -211,7 +272,7 @@ def send(
         node.events.subscribe(renderer)
         stop_forwarding = forward_logs(renderer)
         try:
-            result = await node.send(ticket, list(paths), options, ask_code)
+            result = await node.send(ticket, list(paths), options, ask_code, ask_pin)
             return _exit_code(result)
         finally:
             renderer.close()

@@ -25,6 +25,7 @@ from p2p_transfer.events import (
     OfferEvent,
     SessionState,
     VerifiedEvent,
+    Via,
 )
 from p2p_transfer.lifecycle import Lifecycle
 from p2p_transfer.limits import (
@@ -119,6 +120,12 @@ class IncomingOffer:
     folders: int
     total_bytes: int
     sample: list[str]
+    #: Which protocol the offer came over; a LocalSend sender is never a paired device.
+    via: Via = "p2p-transfer"
+    #: The sender's device model, as a LocalSend sender states it.
+    device_model: str = ""
+    #: A LocalSend text message (shown when accepted, not stored).
+    text: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,24 +515,7 @@ class ReceiveSession(ClaimOwner):
             return False  # a malformed message is a wrong guess, counted alike
 
     async def _decide_offer(self, offer: IncomingOffer) -> Decision:
-        max_size = self._options.max_size
-        if max_size is not None and offer.total_bytes > max_size:
-            return Decision(False, f"offer of {offer.total_bytes} bytes exceeds the receiver's "
-                                   f"limit of {max_size} bytes")
-        free = await asyncio.to_thread(free_space, self._options.target)
-        if free is not None and offer.total_bytes > free:  # None: the disk does not say
-            return Decision(False, f"not enough disk space on the receiver "
-                                   f"({offer.total_bytes} bytes offered, {free} free)")
-        if self._options.auto_accept:
-            return Decision(True)
-        if not self._pending_offers.try_acquire():
-            return Decision(False, "the receiver has too many offers waiting; try again later")
-        try:
-            return await asyncio.wait_for(self._decide(offer), DECISION_TIMEOUT)
-        except TimeoutError:
-            return Decision(False, "the receiver did not answer in time")
-        finally:
-            self._pending_offers.release()
+        return await decide_offer(offer, self._options, self._decide, self._pending_offers)
 
     async def _await_close(self) -> None:
         """Give the peer time to read our last message and close first."""
@@ -756,3 +746,27 @@ async def _watch_control(reader: MessageReader) -> None:
     reject_during_transfer(message)
 
 
+async def decide_offer(
+    offer: IncomingOffer, options: ReceiveOptions, decide: Decider, pending: CountedSlots
+) -> Decision:
+    """The receiver's answer to an offer: its limits first (size, free space), then
+    ``--yes`` or the user, within DECISION_TIMEOUT and with a bounded number waiting.
+    Every offer takes this path, whatever protocol it came over."""
+    max_size = options.max_size
+    if max_size is not None and offer.total_bytes > max_size:
+        return Decision(False, f"offer of {offer.total_bytes} bytes exceeds the receiver's "
+                               f"limit of {max_size} bytes")
+    free = await asyncio.to_thread(free_space, options.target)
+    if free is not None and offer.total_bytes > free:  # None: the disk does not say
+        return Decision(False, f"not enough disk space on the receiver "
+                               f"({offer.total_bytes} bytes offered, {free} free)")
+    if options.auto_accept:
+        return Decision(True)
+    if not pending.try_acquire():
+        return Decision(False, "the receiver has too many offers waiting; try again later")
+    try:
+        return await asyncio.wait_for(decide(offer), DECISION_TIMEOUT)
+    except TimeoutError:
+        return Decision(False, "the receiver did not answer in time")
+    finally:
+        pending.release()

@@ -205,7 +205,8 @@ const refreshDevices = debounced(() => loadDevices(), 250);
 const refreshWan = debounced(() => { if (state.view === "wan") loadWan(); }, 300);
 const refreshHistory = debounced(() => loadHistory(), 300);
 
-const PROMPT_EVENTS = new Set(["offer_prompt", "code_prompt", "code_shown", "upload_prompt"]);
+const PROMPT_EVENTS = new Set(["offer_prompt", "code_prompt", "code_shown", "upload_prompt",
+  "pin_prompt"]);
 
 function handleEvent(event) {
   const name = event.event;
@@ -216,6 +217,7 @@ function handleEvent(event) {
     state.prompts = new Map(event.prompts.map((p) => [p.prompt_id, p]));
     state.share = event.share;
     renderAll();
+    renderTexts(event.texts || []);
     return;
   }
   if (PROMPT_EVENTS.has(name)) {
@@ -249,8 +251,11 @@ function handleEvent(event) {
     refreshWan();
   } else if (name === "relay") {
     refreshWan();
-  } else if (name === "device" || name === "device_lost" || name === "discovery_error") {
+  } else if (name === "device" || name === "device_lost" || name === "discovery_error"
+             || name === "localsend") {
     refreshDevices();
+  } else if (name === "text") {
+    addText(event);
   } else if (name.startsWith("share_upload_")) {
     shareActivity(event);
   } else if (name === "verified") {
@@ -309,14 +314,19 @@ function renderDevices() {
     note.textContent = `LAN discovery: ${discovery.error}`;
   }
   note.hidden = discovery.enabled && !discovery.error;
-  replaceChildren($("device-list"), devices.map((d) => h("li", { class: "row" },
+  if (discovery.localsend_error) {
+    note.textContent = discovery.localsend_error;
+    note.hidden = false;
+  }
+  replaceChildren($("device-list"), devices.map((d) => h("li", { class: "row", "data-protocol": d.protocol },
     h("span", { class: "row-icon", text: initial(d.name) }),
     h("span", { class: "row-main" },
       h("span", { class: "row-title" }, h("span", { text: d.name }),
-        d.trusted ? h("span", { class: "pill", "data-state": "ok", text: "trusted" })
-          : h("span", { class: "pill plain", text: "new" })),
+        d.protocol === "localsend" ? h("span", { class: "pill plain", text: "LocalSend" })
+          : d.trusted ? h("span", { class: "pill", "data-state": "ok", text: "trusted" })
+            : h("span", { class: "pill plain", text: "new" })),
       h("span", { class: "row-meta",
-        text: `${shortId(d.endpoint_id)} · ${d.addresses.join(", ")} · seen ${fmtAgo(d.last_seen)}` })),
+        text: `${deviceId(d)} · ${d.addresses.join(", ")} · seen ${fmtAgo(d.last_seen)}` })),
     h("span", { class: "row-actions" },
       h("button", { type: "button", class: "ghost small", text: "Send to…",
         onclick: () => sendTo(d.endpoint_id) })),
@@ -343,6 +353,12 @@ async function forget(pairing) {
     toast(`Forgot ${pairing.name}`);
   } catch (error) { toast(error.message); }
   loadDevices();
+}
+
+// A LocalSend device is named by its model and the fingerprint it announced (not a key of ours).
+function deviceId(d) {
+  if (d.protocol !== "localsend") return shortId(d.endpoint_id);
+  return `LocalSend${d.device_model ? ` · ${d.device_model}` : ""} · ${d.short_id}`;
 }
 
 function sendTo(endpointId) {
@@ -466,7 +482,9 @@ function renderTargets() {
   const choices = [];
   for (const d of state.devices.devices || []) {
     seen.add(d.endpoint_id);
-    choices.push({ id: d.endpoint_id, name: d.name, meta: `${shortId(d.endpoint_id)} · ${d.trusted ? "trusted" : "new device"}` });
+    const meta = d.protocol === "localsend" ? deviceId(d)
+      : `${shortId(d.endpoint_id)} · ${d.trusted ? "trusted" : "new device"}`;
+    choices.push({ id: d.endpoint_id, name: d.name, meta, pill: d.protocol === "localsend" ? "LocalSend" : "LAN" });
   }
   if (state.targetDevice && !seen.has(state.targetDevice)) {
     const trusted = (state.devices.trusted || []).find((p) => p.endpoint_id === state.targetDevice);
@@ -479,14 +497,14 @@ function renderTargets() {
     return h("label", { class: "target" }, radio,
       h("span", { class: "row-main" }, h("span", { class: "row-title" }, h("span", { text: c.name })),
         h("span", { class: "row-meta", text: c.meta })),
-      h("span", { class: "pill plain", text: "LAN" }));
+      h("span", { class: "pill plain", text: c.pill }));
   });
   const ticketRadio = h("input", { type: "radio", name: "target", value: "",
     checked: !state.targetDevice, id: "target-ticket" });
   ticketRadio.addEventListener("change", () => { state.targetDevice = ""; updateSendButton(); });
   rows.push(h("label", { class: "target" }, ticketRadio,
     h("span", { class: "row-main" }, h("span", { class: "row-title" }, h("span", { text: "A ticket or address" })),
-      h("span", { class: "row-meta", text: "Any device: a ticket, HOST:PORT, or a device name" })),
+      h("span", { class: "row-meta", text: "Any device: a ticket, HOST:PORT, a device name, or localsend:HOST:PORT" })),
     h("span", { class: "pill plain", text: "WAN" })));
   list.replaceChildren(...rows);
   $("ticket-input").closest(".field").hidden = Boolean(state.targetDevice);
@@ -739,8 +757,11 @@ async function openDownloads() {
 
 function promptTitle(p) {
   switch (p.event) {
-    case "offer_prompt": return `${p.from} wants to send you ${plural(p.files, "file")}`;
+    case "offer_prompt":
+      if (p.text) return `${p.from} wants to send you a text message`;
+      return `${p.from} wants to send you ${plural(p.files, "file")}`;
     case "code_prompt": return `Enter the code shown on ${p.peer_name}`;
+    case "pin_prompt": return `${p.retry ? "Wrong PIN. " : ""}Enter the PIN for ${p.peer_name}`;
     case "code_shown": return `Verification code for ${p.peer_name}`;
     case "upload_prompt": return `A browser wants to upload ${p.file_name}`;
     default: return "Request";
@@ -756,7 +777,12 @@ const attemptText = (p) => (p.attempt > 1 && p.max_attempts ? `attempt ${p.attem
 function promptMeta(p) {
   switch (p.event) {
     case "offer_prompt":
+      if (p.via === "localsend") {
+        const what = p.text ? "" : `${fmtSize(p.bytes)} · `;
+        return `${what}via LocalSend${p.device_model ? ` · ${p.device_model}` : ""} · ${p.sender_id.slice(0, 8).toUpperCase()} · LocalSend does not prove who sends`;
+      }
       return `${fmtSize(p.bytes)}${p.folders ? ` · ${plural(p.folders, "folder")}` : ""} · ${p.verified === "pairing" ? "trusted device" : "verified just now by code"} · ${shortId(p.sender_id)}`;
+    case "pin_prompt": return "This LocalSend device asks for the PIN set on it.";
     case "code_prompt": // after a wrong code the dialog's status says so, with the attempt
       return `The receiver shows a 6-digit code; type it to verify it is really them.${attemptText(p) && !p.retry ? ` (${attemptText(p)})` : ""}`;
     case "code_shown": return attemptText(p)
@@ -786,11 +812,11 @@ function promptActions(p, statusEl, codeInput) {
         onclick: () => answer(id, { accept: true }, statusEl) }),
     ];
   }
-  if (p.event === "code_prompt") {
+  if (p.event === "code_prompt" || p.event === "pin_prompt") {
     return [
       h("button", { type: "button", class: "ghost", text: "Cancel",
         onclick: () => cancelTransfer(p.transfer) }),
-      h("button", { type: "submit", class: "primary", text: "Verify" }),
+      h("button", { type: "submit", class: "primary", text: p.event === "pin_prompt" ? "Send PIN" : "Verify" }),
     ];
   }
   return [h("button", { type: "button", class: "ghost", text: "Dismiss",
@@ -826,8 +852,9 @@ function renderDialog() {
   const dialog = $("dialog");
   dialog.dataset.promptKind = p.event.replace("_prompt", "");
   dialog.dataset.promptId = p.prompt_id;
-  const kickers = { offer_prompt: "Incoming files", code_prompt: "Verify the receiver",
-    code_shown: "New device", upload_prompt: "Browser upload" };
+  const kickers = { offer_prompt: p.via === "localsend" ? "Incoming via LocalSend" : "Incoming files",
+    code_prompt: "Verify the receiver", code_shown: "New device", upload_prompt: "Browser upload",
+    pin_prompt: "LocalSend PIN" };
   const body = [
     h("div", { class: "card-head" },
       h("span", { class: "kicker", text: kickers[p.event] || "" }),
@@ -849,13 +876,22 @@ function renderDialog() {
       autocomplete: "one-time-code", maxlength: "16", placeholder: "6 digits", "aria-label": "Verification code" });
     body.push(codeInput);
   }
+  if (p.event === "pin_prompt") {
+    codeInput = h("input", { type: "password", id: "pin-input", class: "code-input",
+      autocomplete: "off", maxlength: "64", "aria-label": "PIN" });
+    body.push(codeInput);
+  }
   body.push(h("p", { class: "deadline", text: deadlineText(p) }), status);
   const actions = h("div", { class: "actions" }, promptActions(p, status, codeInput));
-  if (p.event === "code_prompt") {
+  if (p.event === "code_prompt" || p.event === "pin_prompt") {
     const form = h("form", { novalidate: true }, body, actions);
     const verify = actions.querySelector("button[type=submit]");
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
+      if (p.event === "pin_prompt") {
+        answer(p.prompt_id, { pin: codeInput.value }, status);
+        return;
+      }
       // The prompt stays open while the receiver checks the code (2 s for a wrong one);
       // a wrong code comes back as the same prompt, renewed.
       verify.disabled = true;
@@ -864,7 +900,10 @@ function renderDialog() {
       if (status.classList.contains("bad")) verify.disabled = false;
     });
     dialog.replaceChildren(form);
-    if (p.retry) setStatus(status, `That code was wrong (${attemptText(p)}).`, "bad");
+    if (p.retry) {
+      setStatus(status, p.event === "pin_prompt" ? "That PIN was wrong."
+        : `That code was wrong (${attemptText(p)}).`, "bad");
+    }
   } else {
     dialog.replaceChildren(...body, actions);
   }
@@ -880,8 +919,8 @@ function renderPrompts() {
       h("span", { class: "row-title" }, h("span", { text: promptTitle(p) })),
       h("span", { class: "row-meta", text: p.event === "code_shown" ? `Code ${fmtCode(p.code)} · ${deadlineText(p)}` : `${promptMeta(p)} · ${deadlineText(p)}` })),
     h("span", { class: "row-actions" },
-      p.event === "code_prompt"
-        ? h("button", { type: "button", class: "primary small", text: "Enter code", onclick: () => { dialogPrompt = null; renderDialog(); } })
+      p.event === "code_prompt" || p.event === "pin_prompt"
+        ? h("button", { type: "button", class: "primary small", text: p.event === "pin_prompt" ? "Enter PIN" : "Enter code", onclick: () => { dialogPrompt = null; renderDialog(); } })
         : promptActions(p, null, null).map((b) => { b.classList.add("small"); return b; })),
   )), $("prompt-empty"));
   const badge = $("prompt-badge");
@@ -1068,6 +1107,44 @@ function sendToTicket() {
   updateSendButton();
 }
 
+// --- text messages (LocalSend; later our own send --text) --------------------------------------------------
+
+const TEXTS_SHOWN = 20;
+let texts = [];
+
+function renderTexts(list) {
+  texts = list.slice(-TEXTS_SHOWN);
+  drawTexts();
+}
+
+function addText(event) {
+  texts = [...texts, event].slice(-TEXTS_SHOWN);
+  drawTexts();
+  toast(`Text from ${event.from}`);
+}
+
+// One card per message, newest first: who sent it, how, the text as text (never HTML), a Copy button.
+function drawTexts() {
+  $("text-card").hidden = texts.length === 0;
+  $("text-list").replaceChildren(...[...texts].reverse().map((t) => {
+    const status = h("span", { class: "status", role: "status" });
+    return h("li", { class: "text-message", "data-session": t.session },
+      h("div", { class: "row-title" }, h("span", { text: `From ${t.from}` }),
+        t.via === "localsend" ? h("span", { class: "pill plain", text: "LocalSend" }) : null),
+      h("pre", { class: "text-body", text: t.text }),
+      h("div", { class: "actions" }, status,
+        h("button", { type: "button", class: "ghost small", text: "Copy",
+          onclick: async () => {
+            try {
+              await navigator.clipboard.writeText(t.text);
+              setStatus(status, "Copied.", "ok");
+            } catch (_) {
+              setStatus(status, "Select the text and copy it.", "bad");
+            }
+          } })));
+  }));
+}
+
 // --- settings -----------------------------------------------------------------------------------------------
 
 let settingsDirty = false;
@@ -1081,6 +1158,9 @@ function fillSettings(force) {
   $("set-auto-accept").checked = s.auto_accept_trusted;
   $("set-pairing-hours").value = String(Math.round(s.pairing_lifetime_hours * 100) / 100);
   $("set-parallel").value = String(s.parallel_files);
+  $("set-localsend").checked = s.localsend;
+  $("set-localsend-port").value = String(s.localsend_port);
+  $("set-localsend-pin").value = s.localsend_pin;
   settingsDirty = false;
 }
 
@@ -1093,6 +1173,9 @@ async function saveSettings(e) {
     auto_accept_trusted: $("set-auto-accept").checked,
     pairing_lifetime_hours: Number($("set-pairing-hours").value),
     parallel_files: Number($("set-parallel").value),
+    localsend: $("set-localsend").checked,
+    localsend_port: Number($("set-localsend-port").value),
+    localsend_pin: $("set-localsend-pin").value.trim(),
   };
   const changes = {};
   for (const [key, value] of Object.entries(wanted)) if (value !== s[key]) changes[key] = value;

@@ -1,0 +1,230 @@
+"""The LocalSend HTTPS server (v2.1 routes) on aiohttp, with the share server's guards.
+
+Connections are counted per address and in total, silent ones dropped first
+when full (``share.limiter``); JSON bodies are capped (LOCALSEND_MAX_JSON_BODY)
+and refused unread when announced larger; an upload's body must be exactly the
+size its file announced. The receiving logic is ``LocalSendReceiver``; this
+module only maps HTTP onto it and its refusals onto the spec's status codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import StreamReader, web
+
+from p2p_transfer.limits import (
+    CLOSE_GRACE,
+    LOCALSEND_HANDSHAKE_TIMEOUT,
+    LOCALSEND_MAX_CONNECTIONS,
+    LOCALSEND_MAX_CONNECTIONS_PER_IP,
+    LOCALSEND_MAX_JSON_BODY,
+    PUMP_BUFFER_SIZE,
+)
+from p2p_transfer.localsend.identity import Certificate, own_info
+from p2p_transfer.localsend.messages import (
+    API_PREFIX,
+    DeviceInfo,
+    decode_device_info,
+    decode_prepare_upload,
+    encode,
+)
+from p2p_transfer.localsend.receiver import LocalSendReceiver, Refusal
+from p2p_transfer.protocol.errors import ProtocolError
+from p2p_transfer.share.limiter import ConnectionLimiter, LimitedSite
+
+log = logging.getLogger(__name__)
+
+#: Called with a device that registered itself (``POST /register``) and its address.
+RegisterHandler = Callable[[DeviceInfo, str], None]
+
+
+def client_ip(request: web.BaseRequest) -> str:
+    """The peer's IP address (an IPv4-mapped IPv6 address as plain IPv4)."""
+    remote = request.remote or "unknown"
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped) if mapped is not None else str(address)
+
+
+class LocalSendServer:
+    """Serves ``/api/localsend/v2/*`` over HTTPS until ``stop``."""
+
+    def __init__(
+        self,
+        certificate: Certificate,
+        alias: str,
+        receiver: LocalSendReceiver,
+        *,
+        host: str = "0.0.0.0",
+        port: int,
+        on_register: RegisterHandler | None = None,
+    ) -> None:
+        self.certificate = certificate
+        self.alias = alias
+        self.receiver = receiver
+        self._host = host
+        self._port = port
+        self.on_register = on_register
+        self._limiter = ConnectionLimiter(
+            LOCALSEND_MAX_CONNECTIONS, LOCALSEND_MAX_CONNECTIONS_PER_IP, evict_silent=True
+        )
+        self._runner: web.AppRunner | None = None
+        self._site: LimitedSite | None = None
+
+    @property
+    def port(self) -> int:
+        """The TCP port listened on (after ``start``)."""
+        assert self._site is not None, "not started"
+        return self._site.bound[1]
+
+    def info(self, *, announce: bool | None = None) -> DeviceInfo:
+        """How we describe ourselves to other devices."""
+        return own_info(
+            self.alias, self.certificate.fingerprint, self.port if self._site else self._port,
+            announce=announce,
+        )
+
+    def info_for_announce(self, announce: bool | None) -> DeviceInfo:
+        """Our info for a multicast message (``announce``: true, or false for a reply)."""
+        return self.info(announce=announce)
+
+    async def start(self) -> None:
+        """Listen; raises OSError when the port is taken."""
+        app = web.Application(client_max_size=LOCALSEND_MAX_JSON_BODY)
+        prefix = API_PREFIX
+        app.router.add_get(f"{prefix}/info", self._info)
+        app.router.add_post(f"{prefix}/register", self._register)
+        app.router.add_post(f"{prefix}/prepare-upload", self._prepare_upload)
+        app.router.add_post(f"{prefix}/upload", self._upload)
+        app.router.add_post(f"{prefix}/cancel", self._cancel)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=CLOSE_GRACE,
+            keepalive_timeout=LOCALSEND_HANDSHAKE_TIMEOUT, handler_cancellation=True,
+        )
+        await runner.setup()
+        site = LimitedSite(
+            runner, self._host, self._port, self._limiter,
+            first_data_timeout=LOCALSEND_HANDSHAKE_TIMEOUT,
+            tls=self.certificate.server_context(),
+        )
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner, self._site = runner, site
+
+    async def stop(self) -> None:
+        """Stop listening and end open requests."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        if self._site is not None:
+            await self._site.stop()
+        await runner.cleanup()
+
+    # --- handlers -------------------------------------------------------------------
+
+    async def _info(self, request: web.Request) -> web.StreamResponse:
+        return _json(encode(self.info()))
+
+    async def _register(self, request: web.Request) -> web.StreamResponse:
+        body = await _json_body(request)
+        if isinstance(body, web.StreamResponse):
+            return body
+        try:
+            peer = decode_device_info(body)
+        except ProtocolError as exc:
+            return _refused(400, str(exc))
+        if self.on_register is not None and peer.fingerprint != self.certificate.fingerprint:
+            self.on_register(peer, client_ip(request))
+        return _json(encode(self.info()))
+
+    async def _prepare_upload(self, request: web.Request) -> web.StreamResponse:
+        ip = client_ip(request)
+        body = await _json_body(request)
+        if isinstance(body, web.StreamResponse):
+            return body
+        try:
+            offer = decode_prepare_upload(body)
+            reply = await self.receiver.prepare_upload(offer, ip, request.query.get("pin"))
+        except ProtocolError as exc:
+            return _refused(400, str(exc))
+        except Refusal as exc:
+            return _refused(exc.status, str(exc))
+        if self.on_register is not None:
+            self.on_register(offer.info, ip)
+        if reply is None:
+            return web.Response(status=204)
+        return _json(encode(reply))
+
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        query = request.query
+        session_id, file_id, token = (query.get(k, "") for k in ("sessionId", "fileId", "token"))
+        if not (session_id and file_id and token):
+            return _refused(400, "sessionId, fileId and token are required", unread=True)
+        length = request.content_length
+        content = request.content
+        try:
+            await self.receiver.upload(
+                session_id, file_id, token, client_ip(request), length,
+                lambda size: _body(content, size),
+            )
+        except Refusal as exc:
+            return _refused(exc.status, str(exc), unread=not content.at_eof())
+        return web.Response(status=200)
+
+    async def _cancel(self, request: web.Request) -> web.StreamResponse:
+        try:
+            self.receiver.cancel(request.query.get("sessionId", ""), client_ip(request))
+        except Refusal as exc:
+            return _refused(exc.status, str(exc))
+        return web.Response(status=200)
+
+
+async def _json_body(request: web.Request) -> bytes | web.StreamResponse:
+    """The request's JSON body, or the refusal when it is (or would be) too large."""
+    limit = LOCALSEND_MAX_JSON_BODY
+    if request.content_length is not None and request.content_length > limit:
+        return _refused(413, f"the body is larger than {limit // 1024} KiB", unread=True)
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _refused(413, f"the body is larger than {limit // 1024} KiB", unread=True)
+
+
+async def _body(content: StreamReader, size: int) -> AsyncIterator[bytes]:
+    """An upload's body in big pieces; ``size`` bytes, then whatever more it holds (so
+    the receiver sees a body longer than announced), or less when it ends early."""
+    remaining = size
+    while remaining:
+        try:
+            data = await content.readexactly(min(remaining, PUMP_BUFFER_SIZE))
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                yield exc.partial
+            return
+        remaining -= len(data)
+        yield data
+    extra = await content.read(1)
+    if extra:
+        yield extra
+
+
+def _json(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="application/json")
+
+
+def _refused(status: int, message: str, *, unread: bool = False) -> web.Response:
+    """An error answer with a one-line reason; a body left unread ends the connection."""
+    response = web.Response(status=status, text=message + "\n")
+    if unread:
+        response.force_close()
+    return response
