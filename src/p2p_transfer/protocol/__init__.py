@@ -34,8 +34,10 @@ from p2p_transfer.protocol.messages import (
     Verify,
     Welcome,
 )
+from p2p_transfer.protocol.names import clean_device_name, without_format_characters
 from p2p_transfer.protocol.paths import (
     PART_SUFFIX,
+    PLACEHOLDER_NAME,
     numbered_name,
     portable_name,
     sanitize_component,
@@ -45,6 +47,7 @@ from p2p_transfer.protocol.paths import (
 
 __all__ = [
     "PART_SUFFIX",
+    "PLACEHOLDER_NAME",
     "PROTOCOL_VERSION",
     "Accept",
     "AnyMessage",
@@ -72,6 +75,7 @@ __all__ = [
     "Welcome",
     "body_length",
     "check_offer",
+    "clean_device_name",
     "decode_body",
     "encode",
     "numbered_name",
@@ -80,4 +84,5 @@ __all__ = [
     "sanitize_component",
     "sanitize_path",
     "upload_name",
+    "without_format_characters",
 ]

@@ -69,6 +69,7 @@ from p2p_transfer.protocol import (
     Verify,
     Welcome,
     check_offer,
+    clean_device_name,
     encode,
     paginate,
 )
@@ -322,7 +323,7 @@ class ReceiveSession(ClaimOwner):
         if deadline.expired:
             raise NetError("no hello within 5 s")
         self.said_hello = True
-        self.peer_name = hello.name[:64] or self.peer_id[:10]
+        self.peer_name = clean_device_name(hello.name) or self.peer_id[:10]
         self._lifecycle.peer_name = self.peer_name
         self._lifecycle.advance(SessionState.VERIFYING)
         if hello.version != PROTOCOL_VERSION:
