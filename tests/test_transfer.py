@@ -31,7 +31,7 @@ from p2p_transfer.transfer import (
     TransferError,
     WrongCode,
 )
-from p2p_transfer.transfer import receiver as receiver_module
+from p2p_transfer.transfer import intake as intake_module
 from p2p_transfer.transfer import sender as sender_module
 from p2p_transfer.transfer.local import SourceEntry
 
@@ -274,7 +274,7 @@ async def test_offer_over_max_size_is_declined(peers: Peers, tmp_path: Path) -> 
 async def test_offer_larger_than_free_space_is_declined(
     peers: Peers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(receiver_module, "free_space", lambda folder: 10)
+    monkeypatch.setattr(intake_module, "free_space", lambda folder: 10)
     source = tmp_path / "big.bin"
     source.write_bytes(os.urandom(5000))
     await fails_with(Declined, peers.send(source), "not enough disk space")

@@ -46,6 +46,10 @@ FOLDER_HANDLE_CACHE = 32
 #: Seconds a writer waits for another one in this process to let go of a part (a
 #: superseded session winding down) before it treats the part as busy.
 PART_RELEASE_WAIT = 5.0
+#: What one new file or folder counts on disk besides its bytes (about one block: an
+#: inode, a directory entry, a small file's last block), against the free space and
+#: ``--max-size``, so an offer of many empty files is not free.
+ENTRY_DISK_COST = 4 * KiB
 
 # --- Framing ---------------------------------------------------------------
 #: Bytes of the big-endian length prefix in front of every control message.
@@ -140,6 +144,15 @@ MAX_MANIFEST_ENTRIES = 200_000
 MAX_MANIFEST_NAME_BYTES = 16 * MiB
 #: Largest total size an offer may declare.
 MAX_OFFER_BYTES = 1 << 50
+#: Manifest entries the offers of all peers together may hold in memory at once (an
+#: entry costs ~100 bytes while its offer is decided on and received): an offer that
+#: would go over is declined before one of its entries is kept.
+MANIFEST_ENTRIES_HELD = 3 * MAX_MANIFEST_ENTRIES
+#: The same, for the offers of one peer together.
+MANIFEST_ENTRIES_HELD_PER_PEER = MAX_MANIFEST_ENTRIES
+#: An offer of at least this many entries hands the memory it freed back to the system
+#: when it ends (a garbage collection and ``malloc_trim``: tens of ms).
+LARGE_MANIFEST_ENTRIES = 10_000
 
 # --- Progress --------------------------------------------------------------
 #: Most progress events per second per transfer.

@@ -273,8 +273,12 @@ class Node:
         # The first offer takes a ``once`` node: nobody else should find it from then
         # on, and its goodbyes go out while the files move, not when the user waits.
         unsubscribe = self.events.subscribe(self._withdraw_on_decision) if once else None
-        finished: asyncio.Queue[TransferResult] = asyncio.Queue()
-        acceptor = asyncio.create_task(self._accept_loop(options, decide, finished))
+        # The first offer's result, for ``once`` only: a result holds its session's error,
+        # whose traceback holds what the session held (its manifest, say).
+        finished: asyncio.Queue[TransferResult] = asyncio.Queue(maxsize=1)
+        acceptor = asyncio.create_task(
+            self._accept_loop(options, decide, finished if once else None)
+        )
         try:
             if once:
                 waiter = asyncio.create_task(finished.get())
@@ -298,7 +302,10 @@ class Node:
             self.withdraw_from_lan()
 
     async def _accept_loop(
-        self, options: ReceiveOptions, decide: Decider, finished: asyncio.Queue[TransferResult]
+        self,
+        options: ReceiveOptions,
+        decide: Decider,
+        finished: asyncio.Queue[TransferResult] | None,
     ) -> None:
         while (incoming := await self.transport.next_incoming()) is not None:
             slot = _ConnectionSlot()
@@ -318,7 +325,7 @@ class Node:
         incoming: IncomingConnection,
         options: ReceiveOptions,
         decide: Decider,
-        finished: asyncio.Queue[TransferResult],
+        finished: asyncio.Queue[TransferResult] | None,
     ) -> None:
         try:
             try:
@@ -339,8 +346,9 @@ class Node:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
                 raise
-            if receiver.offered and result is not None:
-                finished.put_nowait(result)
+            if finished is not None and receiver.offered and result is not None:
+                with contextlib.suppress(asyncio.QueueFull):
+                    finished.put_nowait(result)
         finally:
             self._connections.release(slot)
 

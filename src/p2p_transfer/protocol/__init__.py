@@ -6,6 +6,7 @@ See docs/PROTOCOL.md for the conversation these pieces make up.
 from p2p_transfer.protocol.errors import ProtocolError
 from p2p_transfer.protocol.framing import FrameDecoder, body_length, decode_body, encode
 from p2p_transfer.protocol.manifest import (
+    Manifest,
     ManifestAssembler,
     ManifestSummary,
     check_offer,
@@ -61,6 +62,7 @@ __all__ = [
     "FileResult",
     "FrameDecoder",
     "Hello",
+    "Manifest",
     "ManifestAssembler",
     "ManifestPage",
     "ManifestSummary",

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import traceback
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
-from p2p_transfer.disk import TargetError, TargetFolder, describe_os_error, free_space
+from p2p_transfer.disk import TargetError, TargetFolder, describe_os_error
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import (
     CodeEvent,
@@ -34,11 +36,13 @@ from p2p_transfer.limits import (
     DATA_STALL_TIMEOUT,
     DECISION_TIMEOUT,
     FIRST_MESSAGE_TIMEOUT,
+    LARGE_MANIFEST_ENTRIES,
     MAX_PARALLEL_FILES,
     MAX_PENDING_OFFERS,
     PART_RELEASE_WAIT,
     WRONG_CODE_DELAY,
 )
+from p2p_transfer.memory import return_free_memory
 from p2p_transfer.net import (
     CloseCode,
     MessageReader,
@@ -53,13 +57,14 @@ from p2p_transfer.protocol import (
     PROTOCOL_VERSION,
     Accept,
     Decline,
-    Entry,
     Error,
     ErrorKind,
     FileResult,
     Hello,
+    Manifest,
     ManifestAssembler,
     ManifestPage,
+    ManifestSummary,
     Message,
     Offer,
     ProtocolError,
@@ -73,6 +78,7 @@ from p2p_transfer.protocol import (
     encode,
     paginate,
 )
+from p2p_transfer.transfer.admission import ManifestBudget
 from p2p_transfer.transfer.claims import ClaimOwner, FileClaims, FilesBusyError
 from p2p_transfer.transfer.intake import FileIntake, PreparedOffer, Tally
 from p2p_transfer.transfer.progress import ProgressTracker
@@ -166,6 +172,8 @@ class ReceiverServices:
     pending_offers: VerificationSlots = field(
         default_factory=lambda: VerificationSlots(MAX_PENDING_OFFERS)
     )
+    #: Manifest entries held by all sessions' offers, and by each peer's.
+    manifests: ManifestBudget = field(default_factory=ManifestBudget)
     #: The session waiting for each endpoint's code: one at a time per endpoint, so
     #: parallel connections cannot turn the last guess before a lock-out into several.
     verifying: dict[str, ReceiveSession] = field(default_factory=dict)
@@ -194,6 +202,9 @@ class ReceiveSession(ClaimOwner):
         self._verifying = services.verifying
         self._pending_offers = services.pending_offers
         self._claims = services.claims
+        self._manifests = services.manifests
+        #: Manifest entries this session reserved (given back when it ends).
+        self._manifest_entries = 0
         self._options = options
         self._decide = decide
         self.peer_id = connection.peer_id
@@ -224,7 +235,13 @@ class ReceiveSession(ClaimOwner):
         TransferError (``Cancelled`` when the sender cancelled) when it fails."""
         self._task = asyncio.current_task()
         try:
-            return await self._converse()
+            try:
+                return await self._converse()
+            except BaseException as exc:
+                # The session is over: what its frames held (the manifest, the target)
+                # goes now, not when the error that ended it (and its traceback) does.
+                traceback.clear_frames(exc.__traceback__)
+                raise
         except Refused as exc:
             await self._send_error(exc.error)
             await self._await_close()
@@ -269,6 +286,9 @@ class ReceiveSession(ClaimOwner):
             for guard in self._guards:
                 guard.cancel()
             self._claims.release(self)
+            self._manifests.release(self.peer_id, self._manifest_entries)
+            if self._manifest_entries >= LARGE_MANIFEST_ENTRIES:
+                return_free_memory()  # what the offer held is freed: let the system have it
             self._finished.set()
 
     def evict(self, reason: str) -> None:
@@ -332,20 +352,26 @@ class ReceiveSession(ClaimOwner):
 
         with self._connection.deadline(OFFER_TIMEOUT, "no offer in time"):
             offer = await expect(reader, Offer)
-            assembler = ManifestAssembler(check_offer(offer))
-            while not assembler.complete:
-                page = await expect(reader, ManifestPage)
-                assembler.add_page(page.entries)
-        self.offered = True
-        entries = assembler.entries
+            summary = check_offer(offer)
+            self.offered = True
+            refusal = self._manifests.reserve(self.peer_id, summary.entries)
+            if refusal:
+                await _skip_manifest(reader, summary)  # read, not kept: the sender hears why
+                manifest = None
+            else:
+                self._manifest_entries = summary.entries  # given back when the session ends
+                manifest = await _read_manifest(reader, summary)
+        if manifest is None:
+            self._events.emit(DecisionEvent(self.session, False, refusal))
+            return await self._decline(refusal, offer.total_bytes)
         incoming = IncomingOffer(
             session=self.session,
             peer_id=self.peer_id,
             peer_name=self.peer_name,
-            files=offer.files,
-            folders=offer.entries - offer.files,
-            total_bytes=offer.total_bytes,
-            sample=[e.path for e in entries if e.kind == "file"][:OFFER_SAMPLE_SIZE],
+            files=manifest.files,
+            folders=len(manifest) - manifest.files,
+            total_bytes=manifest.total_bytes,
+            sample=[manifest.path(i) for i in islice(manifest.file_indexes(), OFFER_SAMPLE_SIZE)],
         )
         self._events.emit(
             OfferEvent(
@@ -354,44 +380,56 @@ class ReceiveSession(ClaimOwner):
             )
         )
         self._lifecycle.advance(SessionState.WAITING)
-        decision = await self._decide_offer(incoming)
+        decision, prepared = await self._consider(incoming, manifest)
         self._events.emit(DecisionEvent(self.session, decision.accept, decision.reason))
-        prepared = None
-        if decision.accept and self._options.transport == "tcp" and (
-            self._connection.path().kind != "direct"
-        ):
-            decision = Decision(False, "this receiver takes file data only over TCP "
-                                       "(--transport tcp), and the path is not direct")
-        if decision.accept:
-            decision, prepared = await self._claim(entries)
-        if not decision.accept or prepared is None:
-            await self._send(Decline(decision.reason))
-            await self._await_close()
-            self._connection.close(CloseCode.DONE, f"declined: {decision.reason}")
-            return TransferResult(
-                SessionState.DECLINED, bytes_total=offer.total_bytes, message=decision.reason
-            )
+        if prepared is None:
+            return await self._decline(decision.reason, offer.total_bytes)
         return await self._receive(incoming, prepared, reader)
 
-    async def _claim(self, entries: list[Entry]) -> tuple[Decision, PreparedOffer | None]:
-        """Reserve the offered files in the target so no other session writes them, then
-        make the folders and find what is already there.
+    async def _decline(self, reason: str, total_bytes: int) -> TransferResult:
+        """Tell the sender no, and why; wait for it to hang up."""
+        await self._send(Decline(reason))
+        await self._await_close()
+        self._connection.close(CloseCode.DONE, f"declined: {reason}")
+        return TransferResult(SessionState.DECLINED, bytes_total=total_bytes, message=reason)
 
-        A target that cannot take the offer (a file where a folder must go, a folder
-        that cannot be created) declines it with the reason, before anything is sent.
+    async def _consider(
+        self, offer: IncomingOffer, manifest: Manifest
+    ) -> tuple[Decision, PreparedOffer | None]:
+        """Decide on an offer by what it still needs, then make its folders: the prepared
+        offer when accepted, None (and why) when declined.
+
+        The offered files are reserved first (no other session writes them) and what the
+        target holds of them is found; nothing is written before the offer is accepted.
         """
+        target: TargetFolder | None = None
+        accepted = False
         try:
             target = TargetFolder(self._options.target, self._options.umask)
-            paths = [target.location_of(e.path) for e in entries if e.kind == "file"]
-            await self._claims.claim(self, paths)
-            prepared = await asyncio.to_thread(PreparedOffer.prepare, target, entries)
+            paths = (target.location_of(manifest.path(i)) for i in manifest.file_indexes())
+            await self._claims.claim(self, await asyncio.to_thread(FileClaims.keys, paths))
+            prepared = await asyncio.to_thread(PreparedOffer.survey, target, manifest)
+            shortage = await asyncio.to_thread(prepared.shortage, self._options.max_size)
+            decision = Decision(False, shortage) if shortage else await self._decide_offer(offer)
+            if decision.accept and self._options.transport == "tcp" and (
+                self._connection.path().kind != "direct"
+            ):
+                decision = Decision(False, "this receiver takes file data only over TCP "
+                                           "(--transport tcp), and the path is not direct")
+            if decision.accept:
+                await asyncio.to_thread(prepared.make_folders)
+                accepted = True
+                return decision, prepared
         except TimeoutError:  # before OSError: it is one
-            return Decision(False, "an earlier transfer of these files is still stopping"), None
+            decision = Decision(False, "an earlier transfer of these files is still stopping")
         except (FilesBusyError, TargetError) as exc:
-            return Decision(False, str(exc)), None
+            decision = Decision(False, str(exc))
         except OSError as exc:
-            return Decision(False, describe_os_error(exc)), None
-        return Decision(True), prepared
+            decision = Decision(False, describe_os_error(exc))
+        finally:
+            if target is not None and not accepted:
+                target.close()
+        return decision, None
 
     async def _verify(self, reader: MessageReader, hello: Hello) -> None:
         # Both sides must hold the pairing: a sender that lost or never had it
@@ -471,14 +509,7 @@ class ReceiveSession(ClaimOwner):
             self._slots.release()
 
     async def _decide_offer(self, offer: IncomingOffer) -> Decision:
-        max_size = self._options.max_size
-        if max_size is not None and offer.total_bytes > max_size:
-            return Decision(False, f"offer of {offer.total_bytes} bytes exceeds the receiver's "
-                                   f"limit of {max_size} bytes")
-        free = await asyncio.to_thread(free_space, self._options.target)
-        if free is not None and offer.total_bytes > free:  # None: the disk does not say
-            return Decision(False, f"not enough disk space on the receiver "
-                                   f"({offer.total_bytes} bytes offered, {free} free)")
+        """The receiving user's answer (or ``--yes``), for an offer the target has room for."""
         if self._options.auto_accept:
             return Decision(True)
         if not self._pending_offers.try_acquire():
@@ -500,7 +531,7 @@ class ReceiveSession(ClaimOwner):
     ) -> TransferResult:
         """Take the accepted offer's files in, then tell the sender how it went."""
         tracker = ProgressTracker(
-            self.session, "receive", offer.total_bytes, len(prepared.files), self._events.emit
+            self.session, "receive", offer.total_bytes, prepared.manifest.files, self._events.emit
         )
         intake = FileIntake(self.session, prepared, tracker, self._events, self._queue_result)
         handlers = _StreamHandlers(intake.tally)
@@ -540,11 +571,11 @@ class ReceiveSession(ClaimOwner):
                 self._listener.stop()
             handlers.start(intake.receive_stream(stream))
 
+        pages = list(paginate(prepared.resume_items))  # before a file can take its point
         self._intake = take  # open before Accept goes out: the sender may start at once
         self._connection.limit_streams(data=MAX_PARALLEL_FILES, control=1)
         listener = self._listener = await self._open_data_listener()
         info = listener.info if listener is not None else None
-        pages = list(paginate(prepared.resume_items))
         await self._send(
             Accept(len(pages))
             if info is None
@@ -709,6 +740,21 @@ def _ended_by(close: PeerClose) -> TransferError:
     if close.cancelled:
         return Cancelled(close.reason or "the sender cancelled", "peer")
     return PeerError(close.reason or "the sender closed the connection")
+
+
+async def _read_manifest(reader: MessageReader, summary: ManifestSummary) -> Manifest:
+    """The offer's entries, page by page, checked (what finds duplicates goes after)."""
+    assembler = ManifestAssembler(summary)
+    while not assembler.complete:
+        page = await expect(reader, ManifestPage)
+        assembler.add_page(page.entries)
+    return assembler.entries
+
+
+async def _skip_manifest(reader: MessageReader, summary: ManifestSummary) -> None:
+    """Read an offer's pages without keeping them, so the sender gets to read our answer."""
+    for _ in range(summary.pages):
+        await expect(reader, ManifestPage)
 
 
 async def _watch_control(reader: MessageReader) -> None:
