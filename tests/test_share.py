@@ -23,6 +23,7 @@ from p2p_transfer.events import (
     Event,
     EventBus,
     ShareDownloadDoneEvent,
+    ShareDownloadStartedEvent,
     ShareUploadCompleteEvent,
     ShareUploadFailedEvent,
     ShareUploadRejectedEvent,
@@ -840,6 +841,39 @@ async def test_shared_file_downloads_with_name_type_and_ranges(
     assert beyond.status == 416
     done = await share.wait_for(ShareDownloadDoneEvent, 3)
     assert [e.ok for e in done[:2]] == [True, True]
+
+
+async def test_a_resume_of_a_file_changed_since_gets_the_whole_new_file(
+    make_share: MakeShare, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """A browser resumes with ``Range`` and ``If-Range: <the ETag it has>``: when the
+    file changed since, the answer is 200 with the whole file, never the new file's
+    tail spliced after the old one's head."""
+    shared = tmp_path / "report.bin"
+    old = os.urandom(200_000)
+    shared.write_bytes(old)
+    share = await make_share(shared=[shared])
+    url = share.url + "/files/0/report.bin"
+    first = await http.get(url)
+    etag = first.headers["ETag"]
+    assert await first.read() == old
+
+    same = await http.get(url, headers={"Range": "bytes=1000-", "If-Range": etag})
+    assert same.status == 206 and await same.read() == old[1000:]
+
+    new = os.urandom(200_000)
+    shared.write_bytes(new)
+    os.utime(shared, ns=(shared.stat().st_atime_ns, shared.stat().st_mtime_ns + 10**9))
+    stale = await http.get(url, headers={"Range": "bytes=1000-", "If-Range": etag})
+    assert stale.status == 200
+    assert "Content-Range" not in stale.headers
+    assert await stale.read() == new
+    weak = await http.get(url, headers={"Range": "bytes=1000-", "If-Range": f"W/{etag}"})
+    assert weak.status == 200 and await weak.read() == new
+    fresh = await http.get(url, headers={"Range": "bytes=1000-", "If-Range": stale.headers["ETag"]})
+    assert fresh.status == 206 and await fresh.read() == new[1000:]
+    started = await share.wait_for(ShareDownloadStartedEvent, 5)
+    assert [e.offset for e in started] == [0, 1000, 0, 0, 1000]
 
 
 async def test_shared_folder_streams_as_a_zip(
