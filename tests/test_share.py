@@ -39,6 +39,7 @@ from p2p_transfer.limits import (
 from p2p_transfer.share import ShareConfig, ShareServer, UploadRequest, accept_all
 from p2p_transfer.share.public import PublicShareError, load_ngrok
 from p2p_transfer.share.zipstream import SourceChangedError, ZipLayout, collect, stream_zip
+from slow_clients import SlowFlood
 
 LOOPBACK = "127.0.0.1"
 #: Deadlines used instead of 10 s / 60 s so that crossing them is quick.
@@ -688,14 +689,73 @@ async def test_silent_connections_are_dropped_and_free_their_slots(
     host, port = share.server.address
     silent = [await asyncio.open_connection(host, port)
               for _ in range(SHARE_MAX_CONNECTIONS_PER_IP)]
-    with pytest.raises(aiohttp.WSServerHandshakeError):
-        await connect(share, http)  # all slots held by sockets that say nothing
     for reader, _ in silent:
         assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
     ws = await connect(share, http)
     await ws.close()
     for _, writer in silent:
         writer.close()
+
+
+async def test_a_browser_with_the_link_gets_the_slot_of_the_oldest_silent_connection(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    """Connections that never ask for the token hold every slot of an address: a request
+    for the token takes the oldest one's slot; a request without it is refused."""
+    share = await make_share()
+    host, port = share.server.address
+    silent = [await asyncio.open_connection(host, port)
+              for _ in range(SHARE_MAX_CONNECTIONS_PER_IP)]
+    silent[-1][1].write(b"GET /not-the-token/ HTTP/1.1\r\nHost: x\r\n\r\n")  # a 404, no proof
+    assert b"404" in await silent[-1][0].readline()
+    ws = await connect(share, http)
+    assert await asyncio.wait_for(silent[0][0].read(), 5) == b""  # the oldest made room
+    response = await http.get(share.url.rsplit("/", 1)[0] + "/elsewhere")
+    assert response.status == 503
+    assert "Too many connections from your address" in await response.text()
+    await ws.send_str(file_info("x.txt", 1))
+    assert (await ws.receive_json())["type"] == "accepted"
+    await ws.close()
+    for _, writer in silent:
+        writer.close()
+
+
+#: The slow-connection flood of issue 12: 100 connections from 5 addresses (every slot),
+#: each sending one byte every 5 s and reopened when dropped.
+FLOOD_ADDRESSES = [f"127.0.0.{n}" for n in range(2, 7)]
+FLOOD_INTERVAL = 5.0
+#: Visits of an honest browser during the flood, and the time between them.
+HONEST_VISITS = 5
+HONEST_VISIT_GAP = 3.0
+
+
+async def test_a_browser_with_the_link_gets_through_a_flood_of_slow_connections(
+    make_share: MakeShare,
+) -> None:
+    """Every slot is held by connections that trickle a request head and are reopened
+    as soon as they are dropped; a browser with the link still loads the page, its
+    script and the listing, and uploads, visit after visit."""
+    share = await make_share()
+    host, port = share.server.address
+    per_address = SHARE_MAX_CONNECTIONS // len(FLOOD_ADDRESSES)
+    async with SlowFlood(host, port, FLOOD_ADDRESSES, per_address, FLOOD_INTERVAL) as flood:
+        assert flood.open_now == SHARE_MAX_CONNECTIONS
+        for visit in range(HONEST_VISITS):
+            async with aiohttp.ClientSession() as browser:  # new connections each visit
+                page = await browser.get(share.url + "/")
+                assert page.status == 200 and "<html" in await page.text()
+                script = await browser.get(share.url + "/static/app.js")
+                assert script.status == 200
+                info = await browser.get(share.url + "/api/info")
+                assert info.status == 200 and (await info.json())["upload"]["enabled"]
+                ws = await connect(share, browser)
+                data = os.urandom(300_000)
+                assert (await send_file(ws, f"visit-{visit}.bin", data))[-1]["type"] == "complete"
+                await ws.close()
+                assert (share.upload_dir / f"visit-{visit}.bin").read_bytes() == data
+            await asyncio.sleep(HONEST_VISIT_GAP)  # the flood goes on meanwhile
+        assert flood.dropped >= HONEST_VISITS  # room was made, visit after visit
+        assert flood.open_now >= SHARE_MAX_CONNECTIONS // 2  # and the flood came back
 
 
 async def test_hundred_and_first_connection_is_refused(make_share: MakeShare) -> None:

@@ -185,8 +185,12 @@ SHARE_MAX_PENDING_UPLOADS = 10
 SHARE_MAX_ACTIVE_UPLOADS = 5
 #: Random bits in the share URL's token and in each upload's request ID.
 SHARE_TOKEN_BITS = 128
-#: Bytes of an HTTP request head read from a refused connection before answering 503.
+#: Bytes of an HTTP request head read from a connection held while the slots are full
+#: before it is answered (503, or a slot if it asks for the token).
 SHARE_REFUSED_HEAD_BYTES = 8 * KiB
+#: Seconds a connection has to ask for the token while newcomers find the slots full
+#: (else SHARE_HANDSHAKE_TIMEOUT): a browser asks at once, a slow-loris never does.
+SHARE_PRESSED_HEAD_TIMEOUT = 2.0
 
 # --- Discovery -------------------------------------------------------------
 # LAN discovery (mDNS / DNS-SD with zeroconf). Announcements come from anyone

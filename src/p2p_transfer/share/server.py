@@ -133,8 +133,9 @@ class ShareServer:
         await runner.setup()
         site = LimitedSite(
             runner, host, self.config.port, self._limiter,
+            has_token=self.has_token,
             trusted_proxies=self.trusted_proxies,
-            first_data_timeout=self.config.handshake_timeout,
+            head_timeout=self.config.handshake_timeout,
         )
         try:
             await site.start()
@@ -192,12 +193,19 @@ class ShareServer:
                 return last
         return peer
 
+    def has_token(self, target: str) -> bool:
+        """Whether a request target (``/<token>/...``) is under this share's token."""
+        path = target.split("?", 1)[0]
+        segment = path.split("/", 2)[1] if path.startswith("/") else ""
+        return hmac.compare_digest(segment.encode(), self.token.encode())
+
     @web.middleware
     async def _guard(self, request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
         """Token first (else 404), then the per-address count for proxied clients."""
-        segment = request.path.split("/", 2)[1] if request.path.startswith("/") else ""
-        if not hmac.compare_digest(segment.encode(), self.token.encode()):
+        if not self.has_token(request.path):
             return not_found()
+        if self._site is not None:
+            self._site.prove(request)  # its connection keeps its slot (see limiter.py)
         slot: str | None = None
         if (request.remote or "") in self.trusted_proxies:
             slot = self.client_ip(request)
