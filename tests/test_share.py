@@ -34,12 +34,13 @@ from p2p_transfer.limits import (
     SHARE_MAX_CONNECTIONS,
     SHARE_MAX_CONNECTIONS_PER_IP,
     SHARE_MAX_PENDING_UPLOADS,
+    SHARE_MIN_CHUNK_SIZE,
     MiB,
 )
 from p2p_transfer.share import ShareConfig, ShareServer, UploadRequest, accept_all
 from p2p_transfer.share.public import PublicShareError, load_ngrok
 from p2p_transfer.share.zipstream import SourceChangedError, ZipLayout, collect, stream_zip
-from slow_clients import SlowFlood
+from share_floods import SlowFlood, frame_flood
 
 LOOPBACK = "127.0.0.1"
 #: Deadlines used instead of 10 s / 60 s so that crossing them is quick.
@@ -323,12 +324,12 @@ async def test_part_file_is_private_while_receiving(
 ) -> None:
     share = await make_share()
     ws = await connect(share, http)
-    await ws.send_str(file_info("secret.bin", 10))
+    await ws.send_str(file_info("secret.bin", SHARE_CHUNK_SIZE + 5))
     assert (await ws.receive_json())["type"] == "accepted"
-    await ws.send_bytes(b"12345")
+    await ws.send_bytes(os.urandom(SHARE_CHUNK_SIZE))
     part = share.upload_dir / "secret.bin.part"
     for _ in range(100):
-        if part.exists() and part.stat().st_size == 5:
+        if part.exists() and part.stat().st_size == SHARE_CHUNK_SIZE:
             break
         await asyncio.sleep(0.01)
     assert part.stat().st_mode & 0o777 == 0o600
@@ -459,14 +460,14 @@ async def test_stalled_upload_fails_after_the_data_deadline(
 ) -> None:
     share = await make_share(data_timeout=SHORT)
     ws = await connect(share, http)
-    await ws.send_str(file_info("x.bin", 10))
+    await ws.send_str(file_info("x.bin", SHARE_CHUNK_SIZE + 10))
     assert (await ws.receive_json())["type"] == "accepted"
-    await ws.send_bytes(b"12345")
+    await ws.send_bytes(os.urandom(SHARE_CHUNK_SIZE))
     messages, code = await expect_close(ws)
     assert messages == [{"type": "error", "message": f"no data for {SHORT:g} s"}]
     assert code == 1008
     failed = await share.wait_for(ShareUploadFailedEvent)
-    assert failed[0].received_bytes == 5
+    assert failed[0].received_bytes == SHARE_CHUNK_SIZE
     assert listing(share.upload_dir) == []
 
 
@@ -818,9 +819,9 @@ async def test_stopping_the_server_closes_uploads_and_removes_parts(
 ) -> None:
     share = await make_share()
     ws = await connect(share, http)
-    await ws.send_str(file_info("x.bin", 10))
+    await ws.send_str(file_info("x.bin", SHARE_CHUNK_SIZE + 10))
     assert (await ws.receive_json())["type"] == "accepted"
-    await ws.send_bytes(b"12345")
+    await ws.send_bytes(os.urandom(SHARE_CHUNK_SIZE))
     await asyncio.sleep(0.05)
     await share.server.stop()
     _, code = await expect_close(ws)
@@ -864,7 +865,10 @@ async def test_listing_shows_shared_files_and_folders(
     share = await make_share(shared=[shared["file"], shared["folder"]], device_name="Ada's laptop")
     info = await (await http.get(share.url + "/api/info")).json()
     assert info["device_name"] == "Ada's laptop"
-    assert info["upload"] == {"enabled": True, "max_size": None, "chunk_size": SHARE_CHUNK_SIZE}
+    assert info["upload"] == {
+        "enabled": True, "max_size": None, "chunk_size": SHARE_CHUNK_SIZE,
+        "min_chunk_size": SHARE_MIN_CHUNK_SIZE,
+    }
     file_entry, folder_entry = info["files"]
     assert file_entry == {
         "name": "Résumé 2024.pdf", "kind": "file", "size": shared["file"].stat().st_size,
@@ -1035,6 +1039,111 @@ async def _upload_over_http(url: str, name: str, data: bytes) -> dict:
             answer = await ws.receive_json(timeout=30)
         await ws.close()
         return answer
+
+
+#: Per byte, the worst framing the server accepts (SHARE_MIN_CHUNK_SIZE frames) and a
+#: flood of 1-byte frames cost its CPU at most this many times what the page's frames
+#: (SHARE_CHUNK_SIZE) cost (SHARE.md).
+FRAME_COST_FACTOR = 2.0
+#: Bytes of each measured upload: enough CPU time for /proc's 10 ms clock ticks.
+CPU_UPLOAD_SIZE = 64 * MiB
+#: CPU seconds a share may use while idle over two seconds (two clock ticks).
+IDLE_CPU = 0.02
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _upload_in_frames(url: str, name: str, size: int, frame: int) -> None:
+    origin = url.rsplit("/", 1)[0]
+    async with aiohttp.ClientSession() as browser, browser.ws_connect(
+        url + "/ws", headers={"Origin": origin}
+    ) as ws:
+        await ws.send_str(file_info(name, size))
+        assert (await ws.receive_json())["type"] == "accepted"
+        block = os.urandom(frame)
+        for offset in range(0, size, frame):
+            await ws.send_bytes(block[: min(frame, size - offset)])
+        while (answer := await ws.receive_json())["type"] == "progress":
+            pass
+        assert answer["type"] == "complete", answer
+
+
+async def _stays_idle(pid: int) -> float:
+    """The CPU ``pid`` uses in the two seconds after the next one (all work done by then)."""
+    await asyncio.sleep(1.0)
+    before = _cpu_seconds(pid)
+    await asyncio.sleep(2.0)
+    return _cpu_seconds(pid) - before
+
+
+async def test_tiny_frames_cost_the_server_no_more_per_byte_than_the_pages(
+    tmp_path: Path,
+) -> None:
+    """The share's CPU, measured in its own process: an upload in the smallest frames it
+    accepts, and one sent as 1-byte frames (ended at the first one, what follows is not
+    parsed), each cost at most FRAME_COST_FACTOR times the page's framing per byte; and
+    a client that closes leaves no work behind a second later."""
+    home, uploads = tmp_path / "home", tmp_path / "uploads"
+    share = ShareProcess(share_argv(
+        home, "--json", "--yes", "--bind", LOOPBACK, "--dir", str(uploads),
+    ))
+    try:
+        url = share.wait_for("share_url")[0]["url"]
+        pid = share.process.pid
+        await _upload_in_frames(url, "warm-up.bin", MiB, SHARE_CHUNK_SIZE)
+        cost: dict[str, float] = {}
+        for name, frame in (("page", SHARE_CHUNK_SIZE), ("smallest", SHARE_MIN_CHUNK_SIZE)):
+            before = _cpu_seconds(pid)
+            await _upload_in_frames(url, f"{name}.bin", CPU_UPLOAD_SIZE, frame)
+            cost[name] = _cpu_seconds(pid) - before
+        assert cost["smallest"] <= FRAME_COST_FACTOR * cost["page"], cost
+
+        before = _cpu_seconds(pid)
+        taken = await asyncio.to_thread(frame_flood, url, CPU_UPLOAD_SIZE)
+        assert taken > 0
+        assert await _stays_idle(pid) <= IDLE_CPU  # the flood's client closed: no work left
+        cost["flood"] = _cpu_seconds(pid) - before
+        assert cost["flood"] <= FRAME_COST_FACTOR * cost["page"], cost
+        (failed,) = share.wait_for("share_upload_failed")
+        assert failed["file_name"] == "flood.bin"
+        assert failed["message"] == (
+            f"data frames must be at least {SHARE_MIN_CHUNK_SIZE // 1024} KiB, "
+            "except the last one of a file"
+        )
+        assert sorted(p.name for p in uploads.iterdir()) == [
+            "page.bin", "smallest.bin", "warm-up.bin",
+        ]
+    finally:
+        share.stop()
+
+
+async def test_work_for_an_upload_stops_as_its_browser_leaves(tmp_path: Path) -> None:
+    """A browser that closes in the middle of a file, with data still on its way: a
+    second later the share does nothing more for it, and no part is left."""
+    home, uploads = tmp_path / "home", tmp_path / "uploads"
+    share = ShareProcess(share_argv(
+        home, "--json", "--yes", "--bind", LOOPBACK, "--dir", str(uploads),
+    ))
+    try:
+        url = share.wait_for("share_url")[0]["url"]
+        async with aiohttp.ClientSession() as browser:
+            ws = await browser.ws_connect(url + "/ws", headers={"Origin": url.rsplit("/", 1)[0]})
+            await ws.send_str(file_info("left.bin", 2 * CPU_UPLOAD_SIZE))
+            assert (await ws.receive_json())["type"] == "accepted"
+            block = os.urandom(SHARE_CHUNK_SIZE)
+            for _ in range(CPU_UPLOAD_SIZE // SHARE_CHUNK_SIZE):
+                await ws.send_bytes(block)
+            await ws.close()
+        assert await _stays_idle(share.process.pid) <= IDLE_CPU
+        share.wait_for("share_upload_failed")
+        assert list(uploads.iterdir()) == []
+    finally:
+        share.stop()
 
 
 async def test_cli_json_starts_with_share_url_and_serves_uploads(tmp_path: Path) -> None:

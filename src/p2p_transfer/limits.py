@@ -167,6 +167,11 @@ SECRET_KEY_SIZE = 32
 # strangers' browsers reach, so every resource it holds for them is bounded.
 #: Largest binary WebSocket frame of upload data a browser may send.
 SHARE_CHUNK_SIZE = 256 * KiB
+#: Smallest one, except the last frame of a file (a smaller one ends the socket): a
+#: frame costs the server about what ~100 KiB of data does, so 1-byte frames would
+#: cost it ~100,000x more per byte; at this size the worst framing costs at most
+#: twice what the page's does (SHARE.md).
+SHARE_MIN_CHUNK_SIZE = 64 * KiB
 #: Largest WebSocket message of any kind; a longer one closes the socket (1009).
 SHARE_MAX_MESSAGE_SIZE = 512 * KiB
 #: Seconds between WebSocket pings (the Rust app's 5 s was needlessly chatty).

@@ -20,7 +20,7 @@ from e2e.share_cli import ShareProcess, share_argv
 from p2p_transfer.events import ShareUploadProgressEvent
 from p2p_transfer.limits import SHARE_MAX_CONNECTIONS, KiB, MiB
 from p2p_transfer.share import ShareConfig, ShareServer, UploadRequest, accept_all
-from slow_clients import SlowFlood
+from share_floods import SlowFlood
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 

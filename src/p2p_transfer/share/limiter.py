@@ -121,6 +121,11 @@ class ConnectionTable:
         if transport is not None and (connection := self._by_transport.get(transport)):
             connection.prove()
 
+    def mute(self, transport: asyncio.BaseTransport | None) -> None:
+        """Stop handing what ``transport``'s client sends to aiohttp (``_CountedProtocol.mute``)."""
+        if transport is not None and (connection := self._by_transport.get(transport)):
+            connection.mute()
+
     def admit(self, connection: _CountedProtocol) -> bool:
         """Give ``connection`` a slot if one is free (it stops waiting, if it was)."""
         if self.limiter.try_acquire(connection.ip, count_ip=connection.count_ip) is not None:
@@ -188,6 +193,7 @@ class _CountedProtocol(asyncio.Protocol):
         self._head = bytearray()  # a held newcomer's request head, so far
         self._has_slot = False
         self._proven = False
+        self._muted = False
         self._started = 0.0
         self._deadline: asyncio.TimerHandle | None = None
         self.ip = "unknown"
@@ -214,6 +220,15 @@ class _CountedProtocol(asyncio.Protocol):
             if self._deadline is not None:
                 self._deadline.cancel()
 
+    def mute(self) -> None:
+        """From now on what the client sends is not read (and dropped if aiohttp reads
+        on), never parsed: the server is closing this connection (the client broke
+        the protocol, or took too long), and a client that floods tiny frames must not
+        keep the server busy."""
+        self._muted = True
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.pause_reading()
+
     # --- asyncio.Protocol --------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -236,6 +251,10 @@ class _CountedProtocol(asyncio.Protocol):
             self._set_deadline(SHARE_PRESSED_HEAD_TIMEOUT)
 
     def data_received(self, data: bytes) -> None:
+        if self._muted:  # aiohttp resumed reading (its own flow control): pause again
+            assert self._transport is not None
+            self._transport.pause_reading()
+            return
         if self._inner is not None:
             self._inner.data_received(data)
             return
@@ -354,6 +373,10 @@ class LimitedSite(web.BaseSite):
     def prove(self, request: web.BaseRequest) -> None:
         """``request`` asked for the token: its connection keeps its slot."""
         self._table.prove(request.transport)
+
+    def mute(self, request: web.BaseRequest) -> None:
+        """The server is ending ``request``'s connection: what it still sends is dropped."""
+        self._table.mute(request.transport)
 
     async def start(self) -> None:
         """Listen, wrapping aiohttp's protocol factory with the connection table."""

@@ -23,6 +23,7 @@ from p2p_transfer.limits import (
     CLOSE_GRACE,
     SHARE_CHUNK_SIZE,
     SHARE_MAX_MESSAGE_SIZE,
+    SHARE_MIN_CHUNK_SIZE,
     SHARE_TOKEN_BITS,
 )
 from p2p_transfer.share.address import (
@@ -245,6 +246,7 @@ class ShareServer:
                 "enabled": self.upload_dir is not None,
                 "max_size": self.config.max_size,
                 "chunk_size": SHARE_CHUNK_SIZE,
+                "min_chunk_size": SHARE_MIN_CHUNK_SIZE,
             },
             "files": await describe_items(self._downloads.items),
         })
@@ -265,11 +267,15 @@ class ShareServer:
             max_msg_size=SHARE_MAX_MESSAGE_SIZE,
             heartbeat=self.config.ping_interval,
             compress=False,
+            # Closing waits this long for the browser's close, reading (and dropping)
+            # what it still sends: a socket ended for flooding frames is not read on.
+            timeout=CLOSE_GRACE,
         )
         await ws.prepare(request)
+        site = self._site
         session = UploadSession(
             ws, self.config, self.upload_dir, self._gate, self.bus, self.client_ip(request),
-            self._session_ids,
+            self._session_ids, mute=lambda: site.mute(request) if site is not None else None,
         )
         await session.run()
         return ws
