@@ -27,6 +27,7 @@ from p2p_transfer.events import (
     ShareUploadCompleteEvent,
     ShareUploadFailedEvent,
     ShareUploadRejectedEvent,
+    ShareUploadRequestEvent,
 )
 from p2p_transfer.limits import (
     SHARE_CHUNK_SIZE,
@@ -279,6 +280,9 @@ async def test_existing_file_is_never_replaced(
         ("C:\\fakepath\\photo.png", "photo.png"),
         ("CON.txt", "_CON.txt"),
         ("bad\x00name\x1f.txt", "bad_name_.txt"),
+        ("\u202egnp.exe", "gnp.exe"),  # would show as "exe.png"
+        ("photo\u200b.jpg", "photo.jpg"),
+        ("...", "_"),
     ],
 )
 async def test_names_are_sanitized_and_stay_inside_the_folder(
@@ -796,10 +800,12 @@ async def test_clients_behind_a_trusted_proxy_are_counted_by_forwarded_address(
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await connect(share, http, headers=headers)
     assert refused.value.status == 503
-    other = dict(headers, **{"X-Forwarded-For": "198.51.100.7"})
+    other = dict(headers, **{"X-Forwarded-For": "198.51.100.7\u202e"})  # shown to the host
     ws = await connect(share, http, headers=other)
     await ws.send_str(file_info("x.txt", 1))
     assert (await ws.receive_json())["type"] == "accepted"
+    (request,) = share.of(ShareUploadRequestEvent)
+    assert request.client == "198.51.100.7"
     for s in [*sockets, ws]:
         await s.close()
 

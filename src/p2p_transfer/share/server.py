@@ -26,6 +26,7 @@ from p2p_transfer.limits import (
     SHARE_MIN_CHUNK_SIZE,
     SHARE_TOKEN_BITS,
 )
+from p2p_transfer.protocol.names import clean_device_name
 from p2p_transfer.share.address import (
     UNSPECIFIED,
     NoLanAddressError,
@@ -185,11 +186,12 @@ class ShareServer:
         return app
 
     def client_ip(self, request: web.BaseRequest) -> str:
-        """The browser's address; behind a trusted proxy, the one it forwarded."""
+        """The browser's address; behind a trusted proxy, the one it forwarded (shown to
+        the host, so cleaned like a device name)."""
         peer = request.remote or "unknown"
         if peer in self.trusted_proxies:
             forwarded = request.headers.get("X-Forwarded-For", "")
-            last = forwarded.rsplit(",", 1)[-1].strip()
+            last = clean_device_name(forwarded.rsplit(",", 1)[-1])
             if last:
                 return last
         return peer
