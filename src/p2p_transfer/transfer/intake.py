@@ -119,11 +119,14 @@ class PreparedOffer:
         """Find what is already here: parts to resume, identical files, folders (runs in
         a thread; creates nothing). Only files in folders that exist are looked for, so
         a new tree (the usual case) costs a look at each of its folders."""
-        folders: dict[str, bool] = {"": True}  # folder -> it exists
+        folders: dict[str, bool] = {"": True}  # folder -> it is here already
 
         def exists(folder: str) -> bool:
+            """Whether ``folder`` is here; a missing one is noted with its missing parents
+            (also those the manifest does not list: writing a file makes them)."""
             if (found := folders.get(folder)) is None:
-                found = folders[folder] = target.is_folder(folder)
+                found = exists(folder.rpartition("/")[0]) and target.is_folder(folder)
+                folders[folder] = found
             return found
 
         points = target.find_resume_points(
@@ -132,15 +135,16 @@ class PreparedOffer:
             if exists((path := manifest.path(i)).rpartition("/")[0])
         )
         resume: dict[int, ResumePoint] = {}
-        new_entries = 0
+        new_files = 0
         for index in range(len(manifest)):
             if not manifest.is_file(index):
-                new_entries += not exists(manifest.path(index))
+                exists(manifest.path(index))
             elif points and (point := points.get(manifest.path(index))) is not None:
                 resume[index] = point
             else:
-                new_entries += 1
-        return cls(target, manifest, resume, new_entries, bytearray(len(manifest)))
+                new_files += 1
+        new_folders = sum(not found for found in folders.values())
+        return cls(target, manifest, resume, new_files + new_folders, bytearray(len(manifest)))
 
     @property
     def held_bytes(self) -> int:
