@@ -269,8 +269,8 @@ class ShareServer:
             max_msg_size=SHARE_MAX_MESSAGE_SIZE,
             heartbeat=self.config.ping_interval,
             compress=False,
-            # Closing waits this long for the browser's close, reading (and dropping)
-            # what it still sends: a socket ended for flooding frames is not read on.
+            # Closing waits at most this long for the browser's own close (a socket the
+            # server ends is muted meanwhile: see UploadSession._fail_socket).
             timeout=CLOSE_GRACE,
         )
         await ws.prepare(request)
