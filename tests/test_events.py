@@ -32,6 +32,8 @@ def test_offer_event_uses_the_from_key() -> None:
         "sender_id": "ab" * 32,
         "folders": 0,
         "sample": [],
+        "already_there": 0,
+        "partly_there": 0,
     }
     assert next(iter(data)) == "event"
 
@@ -39,7 +41,7 @@ def test_offer_event_uses_the_from_key() -> None:
 def test_ticket_event_uses_the_name_key() -> None:
     data = TicketEvent("endpointabc", "ab" * 32, "desk", ["10.0.0.2:4000"]).to_dict()
     assert data == {"event": "ticket", "ticket": "endpointabc", "endpoint_id": "ab" * 32,
-                    "name": "desk", "addresses": ["10.0.0.2:4000"]}  # fmt: skip
+                    "name": "desk", "addresses": ["10.0.0.2:4000"], "announced": False}  # fmt: skip
     assert "device_name" not in data
 
 
@@ -50,7 +52,7 @@ def test_renames_do_not_leak_between_events() -> None:
         "attempt": 2, "max_attempts": 5,
     }  # fmt: skip
     assert ErrorEvent("boom").to_dict() == {
-        "event": "error", "message": "boom", "session": None,
+        "event": "error", "message": "boom", "session": None, "detail": "",
     }  # fmt: skip
 
 

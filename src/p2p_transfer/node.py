@@ -214,7 +214,8 @@ class Node:
         session.result = result
         if result is not None:
             if result.state is SessionState.FAILED:
-                self.events.emit(ErrorEvent(result.message, session.id))
+                detail = result.error.detail if result.error is not None else ""
+                self.events.emit(ErrorEvent(result.message, session.id, detail))
             lifecycle.advance(result.state, result.message, result.by)
         return result
 
@@ -244,7 +245,8 @@ class Node:
 
         async def send() -> TransferResult:
             session.lifecycle.advance(SessionState.CONNECTING)
-            return await sender.run(await self.resolve(to), paths)
+            named = "" if looks_like_ticket(to) else to.strip()  # a LAN name, HOST:PORT
+            return await sender.run(await self.resolve(to), paths, named)
 
         self._run(session, send())
         return session
@@ -373,10 +375,11 @@ class Node:
         return existing_endpoint_id(self.config.config_dir)
 
     def announce_ticket(self) -> TicketEvent:
-        """Emit (and return) the ticket event peers need to reach this node."""
+        """Emit (and return) the ticket event peers need to reach this node; it says
+        whether this node is announced on the LAN (after ``announce_on_lan``)."""
         event = TicketEvent(
             self.transport.ticket, self.endpoint_id, self.config.device_name,
-            self.transport.addresses,
+            self.transport.addresses, announced=self.discovery is not None,
         )
         self.events.emit(event)
         return event

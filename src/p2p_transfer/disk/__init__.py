@@ -11,11 +11,13 @@ and before it reports the transfer done (``UploadFile.finish`` does it itself).
 """
 
 from p2p_transfer.disk.errors import NameTakenError, TargetError, describe_os_error
+from p2p_transfer.disk.held import Held, look_for_held
 from p2p_transfer.disk.space import free_inodes, free_space
 from p2p_transfer.disk.target import PartFile, ResumePoint, TargetFolder
 from p2p_transfer.disk.upload import UploadFile
 
 __all__ = [
+    "Held",
     "NameTakenError",
     "PartFile",
     "ResumePoint",
@@ -25,4 +27,5 @@ __all__ = [
     "describe_os_error",
     "free_inodes",
     "free_space",
+    "look_for_held",
 ]

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from p2p_transfer.disk import TargetError, TargetFolder, describe_os_error, free_space
+from p2p_transfer.disk import (
+    TargetError,
+    TargetFolder,
+    describe_os_error,
+    free_space,
+    look_for_held,
+)
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import (
     CodeEvent,
@@ -23,6 +29,7 @@ from p2p_transfer.events import (
     DoneEvent,
     EventBus,
     OfferEvent,
+    ResumeEvent,
     SessionState,
     VerifiedEvent,
 )
@@ -94,6 +101,7 @@ from p2p_transfer.trust import (
     generate_code,
 )
 from p2p_transfer.trust.pake import CodeExchange, PakeError
+from p2p_transfer.units import format_size
 
 #: Time the sender has to send its offer after the handshake.
 OFFER_TIMEOUT = 30.0
@@ -119,6 +127,9 @@ class IncomingOffer:
     folders: int
     total_bytes: int
     sample: list[str]
+    #: Offered files already in the target: same name and size, or a partial ``.part``.
+    already_there: int = 0
+    partly_there: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +370,10 @@ class ReceiveSession(ClaimOwner):
                 assembler.add_page(page.entries)
         self.offered = True
         entries = assembler.entries
+        held = await asyncio.to_thread(
+            look_for_held, self._options.target,
+            ((e.path, e.size) for e in entries if e.kind == "file"),
+        )
         incoming = IncomingOffer(
             session=self.session,
             peer_id=self.peer_id,
@@ -367,11 +382,13 @@ class ReceiveSession(ClaimOwner):
             folders=offer.entries - offer.files,
             total_bytes=offer.total_bytes,
             sample=[e.path for e in entries if e.kind == "file"][:OFFER_SAMPLE_SIZE],
+            already_there=held.whole,
+            partly_there=held.partial,
         )
         self._events.emit(
             OfferEvent(
                 self.session, incoming.files, incoming.total_bytes, self.peer_name,
-                self.peer_id, incoming.folders, incoming.sample,
+                self.peer_id, incoming.folders, incoming.sample, held.whole, held.partial,
             )
         )
         self._lifecycle.advance(SessionState.WAITING)
@@ -510,12 +527,13 @@ class ReceiveSession(ClaimOwner):
     async def _decide_offer(self, offer: IncomingOffer) -> Decision:
         max_size = self._options.max_size
         if max_size is not None and offer.total_bytes > max_size:
-            return Decision(False, f"offer of {offer.total_bytes} bytes exceeds the receiver's "
-                                   f"limit of {max_size} bytes")
+            return Decision(False, f"the offer ({format_size(offer.total_bytes)}) exceeds "
+                                   f"the receiver's limit of {format_size(max_size)}")
         free = await asyncio.to_thread(free_space, self._options.target)
         if free is not None and offer.total_bytes > free:  # None: the disk does not say
             return Decision(False, f"not enough disk space on the receiver "
-                                   f"({offer.total_bytes} bytes offered, {free} free)")
+                                   f"({format_size(offer.total_bytes)} offered, "
+                                   f"{format_size(free)} free)")
         if self._options.auto_accept:
             return Decision(True)
         if not self._pending_offers.try_acquire():
@@ -552,6 +570,7 @@ class ReceiveSession(ClaimOwner):
                     self._listener.stop()
                     self._listener = None
                 await handlers.stop()  # no part stays open behind the session's back
+                intake.tally.close()
             return await self._summarize(offer, prepared, intake.tally, tracker)
         finally:
             prepared.target.close()
@@ -581,6 +600,7 @@ class ReceiveSession(ClaimOwner):
         self._connection.limit_streams(data=MAX_PARALLEL_FILES, control=1)
         listener = self._listener = await self._open_data_listener()
         info = listener.info if listener is not None else None
+        self._announce_resume(prepared)
         pages = list(paginate(prepared.resume_items))
         await self._send(
             Accept(len(pages))
@@ -592,6 +612,19 @@ class ReceiveSession(ClaimOwner):
         self._lifecycle.advance(SessionState.TRANSFERRING)
         if listener is not None:
             handlers.start(self._receive_over_tcp(listener, intake))
+
+    def _announce_resume(self, prepared: PreparedOffer) -> None:
+        """Say what is already here, before data moves (the sender says it too)."""
+        items = prepared.resume_items
+        if items:
+            whole = [
+                item.offset for item in items
+                if (held := prepared.files[item.index].resume) is not None and held.complete_file
+            ]
+            self._events.emit(ResumeEvent(
+                self.session, "receive", len(items), sum(item.offset for item in items),
+                len(whole), sum(whole),
+            ))
 
     async def _until_settled(
         self, tally: Tally, tracker: ProgressTracker, reader: MessageReader
@@ -631,6 +664,7 @@ class ReceiveSession(ClaimOwner):
             DoneEvent(
                 self.session, "receive", ok, tally.ok, tally.failed, offer.total_bytes,
                 tracker.bytes_transferred, round(tracker.seconds, 3), str(prepared.target.root),
+                tally.identical,
             )
         )
         await self._await_close()
