@@ -8,6 +8,7 @@ import sys
 import click
 
 from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
+from p2p_transfer.cli.options import examples
 from p2p_transfer.discovery import Device, DiscoveryError
 from p2p_transfer.limits import DISCOVERY_LIST_TIMEOUT
 from p2p_transfer.node import Node, NodeConfig
@@ -43,7 +44,11 @@ def format_table(devices: list[Device]) -> list[str]:
     return [f"{n:<{name_width}}  {i:<{id_width}}  {a}".rstrip() for n, i, a in rows]
 
 
-@click.command("devices")
+@click.command(
+    "devices",
+    short_help="List devices on this network ready to receive.",
+    epilog=examples("p2p-transfer devices", "p2p-transfer devices --timeout 10 --json"),
+)
 @click.option("--timeout", type=click.FloatRange(0.0, MAX_LIST_TIMEOUT, min_open=True),
               default=DISCOVERY_LIST_TIMEOUT, show_default=True,
               help="Seconds to listen for devices.")
@@ -54,6 +59,8 @@ def devices(ctx: CliContext, timeout: float, as_json: bool) -> None:
 
     async def run() -> int:
         node = Node.without_endpoint(NodeConfig(ctx.config_dir, ctx.device_name))
+        if not as_json:
+            click.echo(f"looking for devices on this network ({timeout:g} s)…", err=True)
         try:
             found = await node.list_devices(timeout)
         except DiscoveryError as exc:
