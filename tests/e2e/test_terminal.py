@@ -60,7 +60,9 @@ def test_ctrl_c_on_the_sender_mid_file_then_the_same_command_resumes(tmp_path: P
     try:
         sender = _sending_terminal(tmp_path / "tx", ticket, source)
         with throttled(sender.child.pid):
+            # Bytes have moved, as both sides say (each tells what it kept).
             sender.expect_line(r"Sending 0/1 file .* [1-9][0-9.]*/256\.0 MiB")
+            receiver.expect_line(r"Receiving 0/1 file")
             sender.ctrl_c()
             assert sender.wait() == 130
         # One line each: what was kept and how to go on; who cancelled and what stays.
@@ -92,6 +94,7 @@ def test_ctrl_c_on_the_receiver_mid_file(tmp_path: Path) -> None:
     sender = _sending_terminal(tmp_path / "tx", ticket, source)
     try:
         with throttled(sender.child.pid):
+            sender.expect_line(r"Sending 0/1 file .* [1-9][0-9.]*/256\.0 MiB")
             receiver.expect_line(r"Receiving 0/1 file")
             receiver.ctrl_c()
             assert receiver.wait() == 130
