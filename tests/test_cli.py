@@ -1,15 +1,37 @@
-"""The CLI's renderers: JSON lines for scripts, safe text for terminals."""
+"""The CLI's renderers (JSON lines for scripts, safe text for terminals), its options and
+how README and --help agree."""
 
 from __future__ import annotations
 
 import io
 import json
+import re
+from pathlib import Path
 
+import click
+from click.testing import CliRunner
 from rich.console import Console
 
-from p2p_transfer.cli.render import JsonRenderer, human_size
+from p2p_transfer.cli.main import COMMANDS, cli
+from p2p_transfer.cli.render import JsonRenderer
 from p2p_transfer.cli.terminal import HumanRenderer
-from p2p_transfer.events import CodeEvent, ErrorEvent, OfferEvent
+from p2p_transfer.events import (
+    Actor,
+    CodeEvent,
+    ConnectionEvent,
+    DecisionEvent,
+    Direction,
+    DoneEvent,
+    ErrorEvent,
+    FileDoneEvent,
+    OfferEvent,
+    ProgressEvent,
+    ResumeEvent,
+    SessionState,
+    StateEvent,
+    TicketEvent,
+)
+from p2p_transfer.limits import GiB, KiB, MiB
 
 
 def test_json_renderer_writes_one_object_per_line() -> None:
@@ -34,7 +56,166 @@ def test_peer_text_cannot_inject_markup_or_terminal_escapes() -> None:
     assert "123 456" in text
 
 
-def test_human_size() -> None:
-    assert human_size(512) == "512 B"
-    assert human_size(1536) == "1.5 KiB"
-    assert human_size(3 * 1024**3) == "3.0 GiB"
+def _screen() -> tuple[HumanRenderer, io.StringIO]:
+    out = io.StringIO()
+    return HumanRenderer(Console(file=out, force_terminal=False, width=200), show_qr=False), out
+
+
+def test_the_name_hint_is_printed_only_when_announced_on_the_lan() -> None:
+    for announced in (True, False):
+        render, out = _screen()
+        render(TicketEvent("endpointabc", "ab" * 32, "laptop", ["10.0.0.2:4000"], announced))
+        assert ("send --to laptop FILE" in out.getvalue()) is announced
+        assert "send --to 10.0.0.2:4000 FILE" in out.getvalue()
+
+
+def test_a_connection_is_announced_once() -> None:
+    render, out = _screen()
+    render(ConnectionEvent("s1", "ab" * 32, "direct", 1.0, "127.0.0.1:1"))
+    render(ConnectionEvent("s1", "ab" * 32, "direct", 1.0, "127.0.0.1:1", data_path="tcp"))
+    assert out.getvalue().count("connected (direct, 1 ms)") == 1
+
+
+def test_what_is_already_there_is_said_in_the_offer_and_the_summary() -> None:
+    render, out = _screen()
+    render(OfferEvent("s1", 3, 3 * MiB, "desk", "ab" * 32, sample=["a", "b", "c"],
+                      already_there=1, partly_there=1))
+    render(ResumeEvent("s1", "receive", 2, MiB + 512 * KiB, 1, MiB))
+    render(FileDoneEvent("s1", "receive", "a", MiB, "00" * 32, saved_as="a (1)"))
+    render(DoneEvent("s1", "receive", True, 3, 0, 3 * MiB, 2 * MiB, 1.0, "/in",
+                     files_identical=1))
+    assert out.getvalue().splitlines() == [
+        "desk offers 3 files, 3.0 MiB: a, b, c (1 already there: skipped if identical; "
+        "1 partly there: resumed)",
+        "resuming: 512 KiB already there; 1 file (1.0 MiB) already there: skipped if identical",
+        "a: saved as a (1)",
+        "✓ 3 files, 3.0 MiB verified into /in in 1.0 s (1.0 MiB already there; "
+        "1 file already there, identical: skipped)",
+    ]
+
+
+def _interrupted(direction: Direction, by: Actor) -> str:
+    render, out = _screen()
+    render(ProgressEvent("s1", direction, 436 * MiB, GiB, 0, 1, 0.0, None))
+    said = "cancelled" if by == "local" else "laptop cancelled"  # as Node words them
+    render(StateEvent("s1", direction, SessionState.CANCELLED, said, by, "laptop"))
+    return out.getvalue().splitlines()[-1]
+
+
+def test_an_interrupted_transfer_says_what_was_kept_and_how_to_go_on() -> None:
+    assert _interrupted("send", "local") == (
+        "✗ cancelled — 436 MiB kept; run the same command to continue"
+    )
+    assert _interrupted("send", "peer") == (
+        "✗ cancelled by laptop — 436 MiB kept; run the same command to continue"
+    )
+    assert _interrupted("receive", "peer") == "✗ laptop cancelled; partial files kept for resume"
+    assert _interrupted("receive", "local") == "✗ cancelled; partial files kept for resume"
+
+
+# --- README and --help agree --------------------------------------------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+_OPTION = re.compile(r"--[a-z][a-z-]*")
+#: An option's line in click's help: two spaces, maybe a short form, then the long one.
+_HELP_OPTION = re.compile(r"^  (?:-\w, )?(--[a-z][a-z-]*)")
+
+
+def _help_options(*command: str) -> set[str]:
+    """The option names ``p2p-transfer COMMAND --help`` lists (its Options section)."""
+    result = CliRunner().invoke(cli, [*command, "--help"], prog_name="p2p-transfer")
+    assert result.exit_code == 0, result.output
+    section = result.output.split("\nOptions:\n", 1)[1].split("\n\n", 1)[0]
+    return {m[1] for line in section.splitlines() if (m := _HELP_OPTION.match(line))} - {
+        "--help"
+    }
+
+
+def _readme_usage() -> dict[tuple[str, ...], set[str]]:
+    """Each command the README's usage table names, with the options its row shows."""
+    usage = README.read_text().split("## Using it", 1)[1].split("\n### ", 1)[0]
+    rows: dict[tuple[str, ...], set[str]] = {}
+    for line in usage.splitlines():
+        if not line.startswith("| `"):
+            continue
+        first_cell = line.split("` |", 1)[0]
+        for span in re.findall(r"`([^`]+)`", first_cell + "`"):
+            words = span.removeprefix("p2p-transfer ").split()
+            group: click.Command = cli
+            path: list[str] = []
+            while words and isinstance(group, click.Group) and (
+                sub := group.get_command(click.Context(group), words[0])
+            ) is not None:
+                group = sub
+                path.append(words.pop(0))
+            rows[tuple(path)] = set(_OPTION.findall(" ".join(words)))
+    return rows
+
+
+def test_the_readme_usage_table_and_help_name_the_same_options() -> None:
+    rows = _readme_usage()
+    commands = {(name,) for name in COMMANDS if name != "pair"} | {
+        ("pair", sub) for sub in ("list", "remove", "clear")
+    }
+    assert set(rows) == commands, "every command has a row, and only commands do"
+    for command, documented in rows.items():
+        assert documented == _help_options(*command), command
+    global_line = README.read_text().split("Global options:", 1)[1].split("\n\n", 1)[0]
+    assert set(_OPTION.findall(global_line)) - {"--help"} == _help_options()
+
+
+def test_every_command_shows_examples_and_a_summary_that_fits() -> None:
+    listing = CliRunner().invoke(cli, ["--help"], prog_name="p2p-transfer").output
+    for name in COMMANDS:
+        text = CliRunner().invoke(cli, [name, "--help"], prog_name="p2p-transfer").output
+        examples = text.split("Examples:", 1)[1].strip().splitlines()
+        assert len(examples) >= 2 and all(
+            line.strip().startswith("p2p-transfer ") for line in examples
+        ), text
+        summary = next(line for line in listing.splitlines() if line.startswith(f"  {name} "))
+        assert not summary.rstrip().endswith("..."), summary
+
+
+def test_old_option_names_still_work_but_are_not_shown() -> None:
+    from p2p_transfer.cli.app_command import app_command
+    from p2p_transfer.cli.transfer_commands import receive
+
+    context = receive.make_context("receive", ["--bind-addr", "10.0.0.2", "--no-discovery"])
+    assert (context.params["bind_addr"], context.params["announce"]) == ("10.0.0.2", False)
+    context = app_command.make_context("app", ["--bind-addr", "10.0.0.2", "--no-discovery"])
+    assert (context.params["bind_addr"], context.params["no_discovery"]) == ("10.0.0.2", True)
+    for command in ("receive", "app", "share", "id"):
+        shown = CliRunner().invoke(cli, [command, "--help"], prog_name="p2p-transfer").output
+        assert "--bind-addr" not in shown and "--no-discovery" not in shown
+
+
+def test_size_options_take_units() -> None:
+    from p2p_transfer.cli.share_command import share_command
+    from p2p_transfer.cli.transfer_commands import receive
+
+    assert receive.make_context("receive", ["--max-size", "1.5GiB"]).params["max_size"] == (
+        3 * GiB // 2
+    )
+    assert share_command.make_context("share", ["--max-size", "500M"]).params["max_size"] == (
+        500 * MiB
+    )
+    result = CliRunner().invoke(cli, ["receive", "--max-size", "lots"])
+    assert result.exit_code == 2 and "is not a size (e.g. 1048576, 500M" in result.output
+
+
+def test_no_bars_are_drawn_while_an_offer_may_be_asked_about() -> None:
+    out = io.StringIO()
+    render = HumanRenderer(Console(file=out, force_terminal=True, width=100), show_qr=False)
+    try:
+        render(ProgressEvent("s1", "receive", MiB, GiB, 0, 1, 0.0, None))
+        assert render.drawing
+        render(StateEvent("s1", "receive", SessionState.CANCELLED, "desk cancelled", "peer"))
+        assert not render.drawing  # finished before anything else is said
+        render(ProgressEvent("s2", "receive", MiB, GiB, 0, 1, 0.0, None))
+        render(OfferEvent("s3", 1, 10, "phone", "cd" * 32, sample=["a"]))
+        assert not render.drawing  # s2's bars wait while s3's question may be on screen
+        render(DecisionEvent("s3", True))
+        assert render.drawing
+    finally:
+        render.close()
+    assert not render.drawing

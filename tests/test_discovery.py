@@ -501,7 +501,8 @@ def test_devices_table_for_people(stub_discovery: type[StubDiscovery], home: Pat
     stub_discovery.found = [alice]
     result = invoke_devices(home, "--timeout", "0.1")
     assert result.exit_code == 0
-    header, row = result.output.splitlines()
+    assert result.stderr == "looking for devices on this network (0.1 s)…\n"
+    header, row = result.stdout.splitlines()
     assert header.split() == ["NAME", "ENDPOINT", "ID", "ADDRESSES"]
     assert row.split() == ["Alice", alice.endpoint_id[:12], "10.77.0.2:4000"]
 

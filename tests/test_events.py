@@ -36,6 +36,8 @@ def test_offer_event_uses_the_from_key() -> None:
         "via": "p2p-transfer",
         "device_model": "",
         "text": False,
+        "already_there": 0,
+        "partly_there": 0,
     }
     assert next(iter(data)) == "event"
 
@@ -49,7 +51,7 @@ def test_a_text_event_says_who_sent_it_and_how() -> None:
 def test_ticket_event_uses_the_name_key() -> None:
     data = TicketEvent("endpointabc", "ab" * 32, "desk", ["10.0.0.2:4000"]).to_dict()
     assert data == {"event": "ticket", "ticket": "endpointabc", "endpoint_id": "ab" * 32,
-                    "name": "desk", "addresses": ["10.0.0.2:4000"]}  # fmt: skip
+                    "name": "desk", "addresses": ["10.0.0.2:4000"], "announced": False}  # fmt: skip
     assert "device_name" not in data
 
 
@@ -60,7 +62,7 @@ def test_renames_do_not_leak_between_events() -> None:
         "attempt": 2, "max_attempts": 5,
     }  # fmt: skip
     assert ErrorEvent("boom").to_dict() == {
-        "event": "error", "message": "boom", "session": None,
+        "event": "error", "message": "boom", "session": None, "detail": "",
     }  # fmt: skip
 
 

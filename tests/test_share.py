@@ -1248,22 +1248,3 @@ def test_cli_public_without_the_sdk_fails_at_once_in_json(tmp_path: Path) -> Non
     event = json.loads(result.stdout.strip())
     assert event["event"] == "error"
     assert event["message"] == "--public needs the ngrok SDK: pip install 'p2p-transfer[public]'"
-
-
-@pytest.mark.parametrize(
-    ("text", "size"), [("1048576", 1048576), ("500M", 500 * MiB), ("2G", 2 << 30), ("1.5K", 1536)]
-)
-def test_max_size_accepts_bytes_and_units(text: str, size: int) -> None:
-    from p2p_transfer.cli.share_command import parse_size
-
-    assert parse_size(text) == size
-
-
-def test_max_size_rejects_nonsense() -> None:
-    import click
-
-    from p2p_transfer.cli.share_command import parse_size
-
-    for text in ["abc", "-5", "5X"]:
-        with pytest.raises(click.BadParameter):
-            parse_size(text)

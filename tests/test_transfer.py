@@ -12,14 +12,19 @@ import pytest
 from conftest import CODE, Peers, assert_same_tree, fails_with, make_tree
 from p2p_transfer.events import (
     CodeEvent,
+    DialingEvent,
     DoneEvent,
     Event,
     FileDoneEvent,
     FileFailedEvent,
     OfferEvent,
+    OfferSentEvent,
+    ProgressEvent,
+    ResumeEvent,
     VerifiedEvent,
 )
 from p2p_transfer.limits import MAX_WRONG_CODES, WRONG_CODE_DELAY, MiB
+from p2p_transfer.net import Transport, Unreachable
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.protocol import PART_SUFFIX, DataTrailer, Entry
 from p2p_transfer.transfer import (
@@ -99,6 +104,36 @@ async def test_existing_different_file_is_never_overwritten(peers: Peers, tmp_pa
     assert (await peers.send(source)).ok
     assert (peers.target / "report.txt").read_text() == "mine"
     assert (peers.target / "report (1).txt").read_text() == "theirs"
+    # Both sides can say where it went: the receiver tells the sender in its FileResult.
+    for side in (peers.sender_events, peers.receiver_events):
+        (done,) = side(FileDoneEvent)
+        assert isinstance(done, FileDoneEvent)
+        assert (done.path, done.saved_as) == ("report.txt", "report (1).txt")
+
+
+async def test_a_file_that_keeps_its_name_has_no_saved_as(peers: Peers, tmp_path: Path) -> None:
+    source = tmp_path / "notes.txt"
+    source.write_text("notes")
+    assert (await peers.send(source)).ok
+    for side in (peers.sender_events, peers.receiver_events):
+        assert [(e.path, e.saved_as) for e in side(FileDoneEvent)] == [("notes.txt", "")]
+
+
+async def test_the_offer_says_what_is_already_there(peers: Peers, tmp_path: Path) -> None:
+    folder = tmp_path / "album"
+    folder.mkdir()
+    for name in ("same.jpg", "partial.jpg", "new.jpg"):
+        (folder / name).write_bytes(os.urandom(1000))
+    (peers.target / "album").mkdir(parents=True)
+    (peers.target / "album" / "same.jpg").write_bytes((folder / "same.jpg").read_bytes())
+    (peers.target / "album" / ("partial.jpg" + PART_SUFFIX)).write_bytes(b"x")
+    assert (await peers.send(folder)).ok
+    (offer,) = peers.receiver_events(OfferEvent)
+    assert isinstance(offer, OfferEvent)
+    assert (offer.files, offer.already_there, offer.partly_there) == (3, 1, 1)
+    (sent,) = peers.sender_events(OfferSentEvent)
+    assert isinstance(sent, OfferSentEvent)
+    assert (sent.peer_name, sent.files, sent.bytes, sent.folders) == ("rx", 3, 3000, 1)
 
 
 async def test_identical_file_is_not_sent_again(peers: Peers, tmp_path: Path) -> None:
@@ -108,6 +143,15 @@ async def test_identical_file_is_not_sent_again(peers: Peers, tmp_path: Path) ->
     again = await peers.send(source)
     assert again.ok and again.bytes_transferred == 0
     assert sorted(p.name for p in peers.target.iterdir()) == ["data.bin"]
+    # Both summaries say it: already there, identical, skipped.
+    for side in (peers.sender_events, peers.receiver_events):
+        first, second = side(DoneEvent)
+        assert isinstance(first, DoneEvent) and isinstance(second, DoneEvent)
+        assert (first.files_identical, second.files_identical) == (0, 1)
+        resumed = side(ResumeEvent)
+        assert [(e.files, e.bytes, e.whole_files, e.whole_bytes) for e in resumed] == [
+            (1, 200_000, 1, 200_000)
+        ]
 
 
 async def test_resume_sends_only_the_missing_bytes(peers: Peers, tmp_path: Path) -> None:
@@ -123,6 +167,11 @@ async def test_resume_sends_only_the_missing_bytes(peers: Peers, tmp_path: Path)
     assert (peers.target / "movie.bin").read_bytes() == data
     done = await peers.wait_for_receiver(FileDoneEvent)
     assert isinstance(done, FileDoneEvent) and done.resumed_from == held
+    # Both sides say so when the offer is answered, before any byte moves.
+    for events in (peers.events["sender"], peers.events["receiver"]):
+        kinds = [e for e in events if isinstance(e, ResumeEvent | ProgressEvent)]
+        assert isinstance(kinds[0], ResumeEvent), kinds
+        assert (kinds[0].files, kinds[0].bytes, kinds[0].whole_files) == (1, held, 0)
 
 
 async def test_resume_from_a_mismatched_part_restarts(peers: Peers, tmp_path: Path) -> None:
@@ -342,3 +391,24 @@ async def test_a_pairing_held_by_one_side_only_asks_for_the_code_again(
     await fails_with(TransferError, peers.send(second, code=None), "verification code")
     assert (await peers.send(second)).ok  # with the code it goes, and pairs again
     assert peers.sender.pairings.is_trusted(peers.receiver.endpoint_id)
+
+
+async def test_a_receiver_that_stopped_cannot_be_reached_and_the_sender_says_why(
+    peers: Peers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "a.txt"
+    source.write_text("a")
+    assert (await peers.send(source)).ok  # now paired: the sender knows its name
+    ticket = peers.ticket
+    await peers.receiver.close()
+    connect = Transport.connect
+    monkeypatch.setattr(  # the real deadline is 15 s
+        Transport, "connect", lambda self, to: connect(self, to, timeout=1.0)
+    )
+    result = await peers.sender.send(ticket, [source], SendOptions(code=CODE))
+    assert isinstance(result.error, Unreachable)
+    assert str(result.error) == (
+        f"cannot reach rx (no answer in 1 s): {sender_module.UNREACHABLE_CAUSES}"
+    )
+    dialing = peers.sender_events(DialingEvent)
+    assert [(e.peer_id, e.peer_name) for e in dialing][-1] == (peers.receiver.endpoint_id, "rx")

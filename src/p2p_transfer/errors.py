@@ -12,3 +12,7 @@ from __future__ import annotations
 
 class P2PTransferError(Exception):
     """Base of every expected failure; the message is one line for the user."""
+
+    #: What went wrong in a library's own words (``ParseError::Postcard``...), for the
+    #: ``detail`` of ``--json`` error events and logs; never printed for a person.
+    detail: str = ""

@@ -112,6 +112,8 @@ class TicketEvent(Event):
     endpoint_id: str
     device_name: str
     addresses: list[str] = field(default_factory=list)
+    #: Announced on the LAN: senders there can also use ``--to NAME``.
+    announced: bool = False
     _json_names: ClassVar[dict[str, str]] = {"device_name": "name"}
 
 
@@ -124,6 +126,17 @@ class RelayEvent(Event):
     connected: bool
     url: str | None
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialingEvent(SessionEvent):
+    """Sender: trying to reach a receiver (the first packets are on their way)."""
+
+    name: ClassVar[str] = "dialing"
+    peer_id: str
+    #: Its name when known (a LAN device, a paired one), else "".
+    peer_name: str
+    addresses: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +192,37 @@ class OfferEvent(SessionEvent):
     device_model: str = ""
     #: A LocalSend text message: the offer is to show text, not to store files.
     text: bool = False
+    #: Offered files already in the target with the same name and size (skipped if
+    #: identical), and files of which a partial ``.part`` is there (resumed).
+    already_there: int = 0
+    partly_there: int = 0
     _json_names: ClassVar[dict[str, str]] = {"sender": "from"}
+
+
+@dataclass(frozen=True, slots=True)
+class OfferSentEvent(SessionEvent):
+    """Sender: the offer is with the receiver, whose user now decides."""
+
+    name: ClassVar[str] = "offer_sent"
+    peer_name: str
+    files: int
+    bytes: int
+    folders: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeEvent(SessionEvent):
+    """The offer was accepted and the receiver already holds ``bytes`` of ``files`` of its
+    files, ``whole_files`` of them (``whole_bytes``) complete: skipped if identical. Said
+    before data moves; the sender checks each against its file and sends it all where
+    they differ."""
+
+    name: ClassVar[str] = "resume"
+    direction: Direction
+    files: int
+    bytes: int
+    whole_files: int = 0
+    whole_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +269,9 @@ class FileDoneEvent(SessionEvent):
     blake3: str
     resumed_from: int = 0
     via: Via = "p2p-transfer"
+    #: Where the receiver saved it, relative to its folder, when that is not ``path``
+    #: (a different file had the name, or the disk refused it); "" otherwise.
+    saved_as: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +298,8 @@ class DoneEvent(SessionEvent):
     seconds: float
     target: str | None = None
     via: Via = "p2p-transfer"
+    #: Files the receiver already held, identical: confirmed by hash, not sent again.
+    files_identical: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +322,9 @@ class ErrorEvent(Event):
     message: str
     #: The session that failed; None for a failure of the program itself.
     session: str | None = None
+    #: The cause in a library's own words, for scripts and bug reports ("" if none);
+    #: the terminal shows only ``message``.
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)

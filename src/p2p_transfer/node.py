@@ -232,7 +232,8 @@ class Node:
         session.result = result
         if result is not None:
             if result.state is SessionState.FAILED:
-                self.events.emit(ErrorEvent(result.message, session.id))
+                detail = result.error.detail if result.error is not None else ""
+                self.events.emit(ErrorEvent(result.message, session.id, detail))
             lifecycle.advance(result.state, result.message, result.by)
         return result
 
@@ -267,7 +268,8 @@ class Node:
                     session.lifecycle, self.transport, self.config.device_name, self.events,
                     self.pairings, options, ask_code,
                 )
-                return await sender.run(target, paths)
+                named = "" if isinstance(to, str) and looks_like_ticket(to) else str(to).strip()
+                return await sender.run(target, paths, named)
             return await self._send_localsend(session.lifecycle, target, paths, options, ask_pin)
 
         self._run(session, send())
@@ -449,10 +451,11 @@ class Node:
         return existing_endpoint_id(self.config.config_dir)
 
     def announce_ticket(self) -> TicketEvent:
-        """Emit (and return) the ticket event peers need to reach this node."""
+        """Emit (and return) the ticket event peers need to reach this node; it says
+        whether this node is announced on the LAN (after ``announce_on_lan``)."""
         event = TicketEvent(
             self.transport.ticket, self.endpoint_id, self.config.device_name,
-            self.transport.addresses,
+            self.transport.addresses, announced=self.discovery is not None,
         )
         self.events.emit(event)
         return event

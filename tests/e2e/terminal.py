@@ -6,6 +6,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pexpect
@@ -23,13 +24,14 @@ def plain(text: str) -> str:
 
 
 class Terminal:
-    """``p2p-transfer ARGS`` in a pty of COLUMNS × ROWS, with its own config dir."""
+    """``p2p-transfer ARGS`` in a pty of COLUMNS × ROWS, with its own config dir; ``inside``
+    runs it through a wrapper (``ip netns exec NS``: another host of a lab)."""
 
-    def __init__(self, home: Path, *args: str, wrap: tuple[str, ...] = ()) -> None:
-        """``wrap``: a command to run it under (``ip netns exec NS`` for a namespace)."""
+    def __init__(self, home: Path, *args: str, inside: Sequence[str] = ()) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "TERM": "xterm-256color",
                "COLUMNS": str(COLUMNS), "LINES": str(ROWS)}
-        command = [*wrap, sys.executable, "-m", "p2p_transfer", "--config-dir", str(home), *args]
+        command = [*inside, sys.executable, "-m", "p2p_transfer", "--config-dir", str(home),
+                   *args]
         self.child = pexpect.spawn(
             command[0], command[1:],
             env=env, dimensions=(ROWS, COLUMNS), encoding="utf-8", timeout=LINE_TIMEOUT,
@@ -61,6 +63,17 @@ class Terminal:
     def text(self) -> str:
         """Everything shown so far, plain."""
         return plain(self.seen)
+
+    def after(self, pattern: str) -> str:
+        """What was shown after the first match of ``pattern`` (a regex)."""
+        match = re.search(pattern, self.text)
+        assert match is not None, f"{pattern!r} not shown:\n{self.text}"
+        return self.text[match.end():]
+
+    def assert_clean(self) -> None:
+        """Nothing a person should never see: a traceback, an interpreter abort."""
+        for sign in ("Traceback", "Fatal Python error", "Aborted", "Exception ignored"):
+            assert sign not in self.text, self.text
 
     def ctrl_c(self) -> None:
         """What pressing Ctrl-C does: SIGINT to the foreground program."""

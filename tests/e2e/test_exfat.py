@@ -36,9 +36,13 @@ def test_a_folder_received_onto_exfat_arrives_whole_and_never_overwrites(
         sender = start_sender(tmp_path / "tx", ticket, album)
         assert sender.wait(120) == 0, sender.stderr_lines
         receiver.wait_for("done", lambda e: e["ok"], timeout=60)
-        done = {e["path"] for e in receiver.named("file_done")}
+        done = {e["saved_as"] or e["path"] for e in receiver.named("file_done")}
         assert len(done) == SMALL_FILES + 2
         assert "album/what_.txt" in done  # the name exFAT took, as reported
+        # ... to the sender too, which can say it.
+        assert {"path": "album/what?.txt", "saved_as": "album/what_.txt"}.items() <= next(
+            e for e in sender.named("file_done") if e["saved_as"]
+        ).items()
         assert (exfat / "album" / "big.bin").read_bytes() == (album / "big.bin").read_bytes()
         for index in range(SMALL_FILES):
             name = f"small/{index:03}.txt"
@@ -50,7 +54,7 @@ def test_a_folder_received_onto_exfat_arrives_whole_and_never_overwrites(
         (other / "what?.txt").write_text("a different question, same name\n")
         again = start_sender(tmp_path / "tx", ticket, other)
         assert again.wait(60) == 0, again.stderr_lines
-        receiver.wait_for("file_done", lambda e: e["path"] == "album/what_ (1).txt")
+        receiver.wait_for("file_done", lambda e: e["saved_as"] == "album/what_ (1).txt")
     finally:
         receiver.stop()
     assert (exfat / "album" / "what_.txt").read_bytes() == b"a question\n"

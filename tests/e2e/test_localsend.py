@@ -85,7 +85,7 @@ def test_a_declined_offer_gives_localsendd_403(ls: LocalSendLab, tmp_path: Path)
     source.write_text("no thanks\n")
     target = tmp_path / "inbox"
     terminal = Terminal(tmp_path / "home", "--name", "ours", "receive", "--dir", str(target),
-                        wrap=ls.wrap)
+                        inside=ls.wrap)
     try:
         terminal.expect_line(r"LocalSend devices can send here too")
         alpha = ls.localsendd("alpha", THEIR_PORT)
@@ -94,7 +94,7 @@ def test_a_declined_offer_gives_localsendd_403(ls: LocalSendLab, tmp_path: Path)
                         f"> {tmp_path / 'ctl.out'} 2>&1",
         )
         terminal.expect_line(r"alpha \(via LocalSend · Linux · [0-9A-F]{8}\) offers 1 file")
-        terminal.expect_line(r"Accept 1 file\(s\), 10 B from alpha via LocalSend .*"
+        terminal.expect_line(r"Accept 1 file, 10 B from alpha via LocalSend .*"
                              r"LocalSend does not prove who sends\)\? \[y/N\]")
         terminal.child.sendline("n")
         terminal.expect_line(r"declined: declined by the receiver")
@@ -153,13 +153,13 @@ def test_send_to_localsendd_that_wants_a_pin_prompts_for_it(
     source.write_bytes(os.urandom(300_000))
     beta = ls.localsendd("beta", THEIR_PORT, pin="1234")
     terminal = Terminal(tmp_path / "home", "send", "--to", f"localsend:127.0.0.1:{THEIR_PORT}",
-                        str(source), wrap=ls.wrap)
+                        str(source), inside=ls.wrap)
     try:
         terminal.expect_line(r"PIN for 127\.0\.0\.1 \(LocalSend\): ")
         terminal.child.sendline("9999")
         terminal.expect_line(r"Wrong PIN\. PIN for 127\.0\.0\.1 \(LocalSend\): ")
         terminal.child.sendline("1234")
-        terminal.expect_line(r"✓ 1 file\(s\), 293\.0 KiB sent via LocalSend")
+        terminal.expect_line(r"✓ 1 file, 293 KiB sent via LocalSend")
         assert terminal.wait() == 0
     finally:
         terminal.stop()
@@ -241,7 +241,7 @@ def test_a_text_message_arrives_as_a_text_event_and_shows_in_the_terminal(
     assert not (tmp_path / "inbox").exists() or not any((tmp_path / "inbox").iterdir())
     ours.proc.terminate()
 
-    terminal = Terminal(tmp_path / "home2", "receive", "--yes", wrap=ls.wrap)
+    terminal = Terminal(tmp_path / "home2", "receive", "--yes", inside=ls.wrap)
     try:
         terminal.expect_line(r"LocalSend devices can send here too")
         ls.host.run(sys.executable, "-c", _SEND_TEXT, "call me back \x1b[31mplease", timeout=30)

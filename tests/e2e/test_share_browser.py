@@ -204,12 +204,12 @@ def test_page_says_clearly_when_a_file_is_declined_timed_out_or_failed(
         return True
 
     share = ThreadedShare(ShareConfig(
-        upload_dir=uploads, decide=decide, bind="127.0.0.1", max_size=1000,
+        upload_dir=uploads, decide=decide, bind="127.0.0.1", max_size=1536,
         answer_timeout=0.5, device_name="Test laptop",
     ))
     try:
         page, errors = open_page(chromium, share.server.url, DESKTOP)
-        expect(page.locator("#limit-hint")).to_have_text("Up to 1.0 KB per file")
+        expect(page.locator("#limit-hint")).to_have_text("Up to 1.5 KiB per file")
         page.set_input_files("#file-input", [str(p) for p in files.values()])
         page.click("#send-button")
         rows = page.locator("#upload-list .file")
@@ -222,7 +222,7 @@ def test_page_says_clearly_when_a_file_is_declined_timed_out_or_failed(
         expect(rows.nth(1).locator(".file-status")).to_contain_text("Timed out")
         expect(rows.nth(2)).to_have_attribute("data-state", "rejected")
         expect(rows.nth(2).locator(".file-status")).to_have_text(
-            "The file is larger than this share's limit of 1.0 KB."
+            "The file is larger than this share's limit of 1.5 KiB."
         )
         assert sorted(p.name for p in uploads.iterdir()) == ["fine.txt"]
         page.screenshot(path=str(artifacts_dir / "share-desktop-outcomes.png"), full_page=True)

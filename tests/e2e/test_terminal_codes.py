@@ -56,7 +56,7 @@ def test_a_code_typed_as_shown_with_its_space_works(tmp_path: Path) -> None:
         sender.child.sendline(shown)  # "026 767", as read off the other screen
         sender.expect_line(r"✓ laptop: verified by code")
         receiver.expect_line(r"✓ desk: verified by code")
-        sender.expect_line(r"✓ 1 file\(s\), .* verified")
+        sender.expect_line(r"✓ 1 file, .* verified")
         assert sender.wait() == 0
         assert receiver.wait() == 0
     finally:
@@ -83,7 +83,7 @@ def test_a_wrong_code_is_asked_again_and_the_right_one_then_works(tmp_path: Path
         )
         sender.child.sendline(shown.replace(" ", "-"))  # "026-767" works too
         sender.expect_line(r"✓ laptop: verified by code")
-        sender.expect_line(r"✓ 1 file\(s\), .* verified")
+        sender.expect_line(r"✓ 1 file, .* verified")
         assert sender.wait() == 0
         assert receiver.wait() == 0
     finally:
@@ -119,7 +119,7 @@ def test_ctrl_c_at_the_accept_prompt_exits_130_and_tells_the_sender(tmp_path: Pa
     receiver, ticket = _receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--code", grouped)
     sender = start_sender(tmp_path / "tx", ticket, _note(tmp_path / "src"))
     try:
-        receiver.expect_line(r"Accept 1 file\(s\), 14 B from sender\? \[y/N\]: $")
+        receiver.expect_line(r"Accept 1 file, 14 B from sender\? \[y/N\]: $")
         receiver.ctrl_c()
         assert receiver.wait() == 130
         ended = sender.wait_for("state", lambda e: e["state"] in ("cancelled", "failed"))

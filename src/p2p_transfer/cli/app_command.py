@@ -22,6 +22,7 @@ import click
 from p2p_transfer.app import AppOptions, AppServer, AppService
 from p2p_transfer.app.service import AppError
 from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
+from p2p_transfer.cli.options import AliasedOption, examples
 from p2p_transfer.cli.render import JsonRenderer
 from p2p_transfer.config import current_umask
 from p2p_transfer.errors import P2PTransferError
@@ -111,17 +112,27 @@ class _HumanNotes:
             click.echo(f"{event.source}: {event.message}", err=True)
 
 
-@click.command("app")
+@click.command(
+    "app",
+    short_help="Start the desktop app: a local web UI.",
+    epilog=examples(
+        "p2p-transfer app",
+        "p2p-transfer app --port 8384 --no-browser  # then open the link it prints",
+        "p2p-transfer app --no-announce             # not seen by others on the LAN",
+    ),
+)
 @click.option("--port", type=click.IntRange(0, 65535), default=APP_DEFAULT_PORT,
               show_default=True, help="Port of the UI on 127.0.0.1 (0: any free port).")
 @click.option("--no-browser", is_flag=True, help="Do not open the UI in the browser.")
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"event": "ui_url", "url"} and then every event as JSON lines.')
-@click.option("--bind-addr", "bind_addr", default=None,
-              help="Address the QUIC endpoint listens on (default: all).")
-@click.option("--share-bind", default=None,
+@click.option("--bind", "--bind-addr", "bind_addr", cls=AliasedOption, metavar="ADDR",
+              default=None, help="Address the QUIC endpoint listens on (default: all).")
+@click.option("--share-bind", metavar="ADDR", default=None,
               help="Address the share link listens on (default: the LAN address).")
-@click.option("--no-discovery", is_flag=True, help="Do not announce or look for LAN devices.")
+@click.option("--no-announce", "--no-discovery", "no_discovery", cls=AliasedOption,
+              is_flag=True, help="Stay off LAN discovery: do not announce this device (nor "
+                                 "list others).")
 @click.option("--transport", type=click.Choice(["auto", "quic", "tcp"]), default="auto",
               show_default=True,
               help="Channel for file data: TCP+TLS on a direct LAN path (auto), or only one.")

@@ -67,10 +67,9 @@ async def ask(question: str, hidden: bool = False) -> str | None:
     lock = _question_locks.setdefault(loop, asyncio.Lock())
     async with lock:
         click.echo(question, err=True, nl=False)
-        fd = sys.stdin.fileno()
-        with _echo_off(fd) if hidden else contextlib.nullcontext():
+        with _echo_off(sys.stdin.fileno()) if hidden else contextlib.nullcontext():
             try:
-                answer = await _read_line(loop, fd)
+                answer = await read_line()
             except asyncio.CancelledError:
                 click.echo(err=True)  # what comes next starts on a line of its own
                 raise
@@ -114,14 +113,13 @@ _question_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lo
 )
 
 
-async def _read_line(loop: asyncio.AbstractEventLoop, fd: int) -> str | None:
+async def read_line() -> str | None:
+    """The next line on stdin (None at its end), read on the event loop: see ``ask``."""
+    if sys.stdin is None:
+        return None
+    fd = sys.stdin.fileno()
     while b"\n" not in _typed_ahead:
-        readable: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(fd, _wake, readable)
-        try:
-            await readable
-        finally:
-            loop.remove_reader(fd)
+        await _readable(fd)
         chunk = os.read(fd, 4096)
         if not chunk:  # end of input (Ctrl-D)
             if not _typed_ahead:
@@ -131,6 +129,29 @@ async def _read_line(loop: asyncio.AbstractEventLoop, fd: int) -> str | None:
     line, _, rest = bytes(_typed_ahead).partition(b"\n")
     _typed_ahead[:] = rest
     return line.decode(errors="replace")
+
+
+def discard_typed_ahead() -> None:
+    """Forget what was typed while no question was open (a stray ``y`` answers nothing)."""
+    _typed_ahead.clear()
+    if stdin_is_interactive():
+        import termios  # POSIX terminals only, like reading stdin on the event loop
+
+        termios.tcflush(sys.stdin.fileno(), termios.TCIFLUSH)
+
+
+async def _readable(fd: int) -> None:
+    """Until ``fd`` has something to read (or says it ended)."""
+    loop = asyncio.get_running_loop()
+    readable: asyncio.Future[None] = loop.create_future()
+    try:
+        loop.add_reader(fd, _wake, readable)
+    except PermissionError:
+        return  # a regular file (or /dev/null): always readable, never blocks
+    try:
+        await readable
+    finally:
+        loop.remove_reader(fd)
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -8,6 +8,8 @@ import sys
 import click
 
 from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
+from p2p_transfer.cli.options import examples
+from p2p_transfer.cli.render import printable
 from p2p_transfer.discovery import Device, DiscoveryError
 from p2p_transfer.limits import DISCOVERY_LIST_TIMEOUT
 from p2p_transfer.localsend.discovery import LocalSendDevice
@@ -57,18 +59,17 @@ def format_table(devices: list[Device | LocalSendDevice]) -> list[str]:
 def _row(device: Device | LocalSendDevice) -> tuple[str, str, str]:
     if isinstance(device, LocalSendDevice):
         model = f", {device.device_model}" if device.device_model else ""
-        return (shown(device.name), f"LocalSend{model}",
+        return (printable(device.name), f"LocalSend{model}",
                 f"{device.address}  (--to localsend:{device.address})")
-    return (shown(device.name), device.endpoint_id[:SHOWN_ID_CHARS],
+    return (printable(device.name), device.endpoint_id[:SHOWN_ID_CHARS],
             ", ".join(device.addresses))
 
 
-def shown(name: str) -> str:
-    """A name another device chose, without control characters."""
-    return "".join("?" if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in name)
-
-
-@click.command("devices")
+@click.command(
+    "devices",
+    short_help="List devices on this network ready to receive.",
+    epilog=examples("p2p-transfer devices", "p2p-transfer devices --timeout 10 --json"),
+)
 @click.option("--timeout", type=click.FloatRange(0.0, MAX_LIST_TIMEOUT, min_open=True),
               default=DISCOVERY_LIST_TIMEOUT, show_default=True,
               help="Seconds to listen for devices.")
@@ -79,6 +80,8 @@ def devices(ctx: CliContext, timeout: float, as_json: bool) -> None:
 
     async def run() -> int:
         node = Node.without_endpoint(NodeConfig(ctx.config_dir, ctx.device_name))
+        if not as_json:
+            click.echo(f"looking for devices on this network ({timeout:g} s)…", err=True)
         try:
             found = await node.list_all_devices(timeout)
         except DiscoveryError as exc:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
+from p2p_transfer.cli.options import examples
 from p2p_transfer.cli.render import JsonRenderer
 from p2p_transfer.config import default_download_dir
 from p2p_transfer.doctor import DoctorOptions, diagnose
@@ -29,11 +30,19 @@ def human_lines(check: CheckEvent) -> list[str]:
     return lines
 
 
-@click.command("doctor")
+@click.command(
+    "doctor",
+    short_help="Find out why devices can't see or reach each other.",
+    epilog=examples(
+        "p2p-transfer doctor",
+        "p2p-transfer doctor --relay default          # also check iroh's public relays",
+        "p2p-transfer doctor --dir /media/usb --json",
+    ),
+)
 @click.option("--dir", "download_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None,
               help="The folder received files go to (default: Downloads/p2p-transfer).")
-@click.option("--relay", default=RELAY_OFF, show_default=True,
+@click.option("--relay", metavar="RELAY", default=RELAY_OFF, show_default=True,
               help="Also check this relay: default (iroh's public relays) or a URL.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per check.")
 @click.pass_obj

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 
 import click
 
 from p2p_transfer import __version__
-from p2p_transfer.cli.context import CliContext
+from p2p_transfer.cli.context import EXIT_INTERRUPTED, CliContext
+from p2p_transfer.cli.options import examples
 from p2p_transfer.config import default_device_name, resolve_config_dir
 from p2p_transfer.limits import MAX_DEVICE_NAME_CHARS
 
@@ -42,7 +44,15 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=examples(
+        "p2p-transfer receive                      # on the receiving device",
+        "p2p-transfer send --to TICKET photos/     # on the sending device",
+        "p2p-transfer app                          # or all of it in a local web UI",
+    ),
+)
 @click.version_option(__version__, prog_name="p2p-transfer")
 @click.option(
     "--config-dir",
@@ -50,7 +60,8 @@ class LazyGroup(click.Group):
     default=None,
     help="Where identity and pairings live (default: $P2P_TRANSFER_HOME or the OS config dir).",
 )
-@click.option("--name", "device_name", default=None, help="This device's name (default: hostname).")
+@click.option("--name", "device_name", metavar="NAME", default=None,
+              help="This device's name (default: hostname).")
 @click.pass_context
 def cli(ctx: click.Context, config_dir: Path | None, device_name: str | None) -> None:
     """Send files between devices: peer to peer, verified, resumable."""
@@ -61,5 +72,15 @@ def cli(ctx: click.Context, config_dir: Path | None, device_name: str | None) ->
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="p2p-transfer")
+    """Console-script entry point. Ctrl-C before a command's event loop runs (while it
+    loads) ends it as a later one does: "cancelled" and status 130, not click's
+    "Aborted!" and 1."""
+    try:
+        status = cli.main(prog_name="p2p-transfer", standalone_mode=False)
+    except click.Abort:
+        click.echo("cancelled", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(status if isinstance(status, int) else 0)

@@ -9,12 +9,17 @@ import sys
 import click
 
 from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
+from p2p_transfer.cli.options import AliasedOption, examples
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.trust import IdentityError, PairingStore
 from p2p_transfer.trust.files import ensure_private_dir
 
 
-@click.group()
+@click.group(
+    short_help="List or forget trusted devices.",
+    epilog=examples("p2p-transfer pair list", "p2p-transfer pair remove 3f2a9c",
+                    "p2p-transfer pair clear"),
+)
 def pair() -> None:
     """List or forget trusted (paired) devices."""
 
@@ -24,7 +29,7 @@ def _store(ctx: CliContext) -> PairingStore:
     return PairingStore(ctx.config_dir)
 
 
-@pair.command("list")
+@pair.command("list", epilog=examples("p2p-transfer pair list", "p2p-transfer pair list --json"))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_obj
 def pair_list(ctx: CliContext, as_json: bool) -> None:
@@ -41,7 +46,9 @@ def pair_list(ctx: CliContext, as_json: bool) -> None:
         click.echo("no paired devices")
 
 
-@pair.command("remove")
+@pair.command(
+    "remove", epilog=examples("p2p-transfer pair remove 3f2a9c   # a unique prefix of its ID")
+)
 @click.argument("endpoint_id")
 @click.pass_obj
 def pair_remove(ctx: CliContext, endpoint_id: str) -> None:
@@ -60,7 +67,7 @@ def pair_remove(ctx: CliContext, endpoint_id: str) -> None:
     click.echo(f"forgot {matches[0].name} ({matches[0].endpoint_id[:10]}…)")
 
 
-@pair.command("clear")
+@pair.command("clear", epilog=examples("p2p-transfer pair clear"))
 @click.pass_obj
 def pair_clear(ctx: CliContext) -> None:
     """Forget every paired device."""
@@ -68,9 +75,14 @@ def pair_clear(ctx: CliContext) -> None:
     click.echo(f"forgot {count} device(s)")
 
 
-@click.command("id")
+@click.command(
+    "id",
+    short_help="Print this device's endpoint ID and a ticket.",
+    epilog=examples("p2p-transfer id", "p2p-transfer id --bind 192.168.1.20 --json"),
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
-@click.option("--bind", "bind_addr", default=None, help="Address to put in the ticket.")
+@click.option("--bind", "--bind-addr", "bind_addr", cls=AliasedOption, metavar="ADDR",
+              default=None, help="Address to put in the ticket.")
 @click.pass_obj
 def id_command(ctx: CliContext, as_json: bool, bind_addr: str | None) -> None:
     """Print this device's endpoint ID and a ticket for it."""

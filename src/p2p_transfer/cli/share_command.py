@@ -9,25 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import click
 import segno
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import Progress, TaskID
 
-from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
-from p2p_transfer.cli.render import JsonRenderer, human_size
+from p2p_transfer.cli.context import (
+    EXIT_FAILURE,
+    CliContext,
+    discard_typed_ahead,
+    read_line,
+    run_async,
+    stdin_is_interactive,
+)
+from p2p_transfer.cli.options import AliasedOption, SizeType, examples
+from p2p_transfer.cli.render import JsonRenderer
+from p2p_transfer.cli.terminal import transfer_bars
 from p2p_transfer.config import (
     current_umask,
     default_device_name,
@@ -41,43 +41,12 @@ from p2p_transfer.share import ShareConfig, UploadRequest, accept_all
 from p2p_transfer.share.address import UNSPECIFIED, NoLanAddressError
 from p2p_transfer.share.config import Decision
 from p2p_transfer.share.public import PublicShareError, PublicTunnel, load_ngrok
+from p2p_transfer.units import format_size
 
 #: Longest file name shown in a progress line before it is shortened.
 _LABEL_CHARS = 40
 #: Answers that accept; anything else (including an empty line) declines.
 _YES = frozenset({"y", "yes"})
-
-
-class StdinLines:
-    """Lines typed on stdin, read by one daemon thread for the life of the process.
-
-    One reader for every question: a question withdrawn after its deadline
-    leaves no thread behind that would swallow the answer to the next one.
-    """
-
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self._loop = asyncio.get_running_loop()
-        threading.Thread(target=self._read, daemon=True, name="stdin-lines").start()
-
-    def _read(self) -> None:
-        for line in sys.stdin:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, line)
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, None)
-
-    def drop_stale(self) -> None:
-        """Forget lines typed while no question was open (but keep end of input)."""
-        while not self._queue.empty():
-            if self._queue.get_nowait() is None:
-                self._queue.put_nowait(None)
-                return
-
-    async def next(self) -> str | None:
-        """The next line, or None once stdin is closed (and on every call after)."""
-        line = await self._queue.get()
-        if line is None:
-            self._queue.put_nowait(None)
-        return line
 
 
 class TerminalDecider:
@@ -87,32 +56,31 @@ class TerminalDecider:
     ``n ID`` answer only the request with that ID (scripts reading ``--json``
     use these, so an answer meant for a withdrawn question never lands on the
     next one). On a terminal, lines typed while no question was open are
-    dropped, so a stray ``y`` accepts nothing.
+    dropped, so a stray ``y`` accepts nothing. Lines are read on the event loop
+    (``context.read_line``), so Ctrl-C at the question ends the program cleanly.
     """
 
     def __init__(self, view: HumanShareView | None) -> None:
         self._view = view
         self._lock = asyncio.Lock()
-        self._lines: StdinLines | None = None
-        self._interactive = sys.stdin is not None and sys.stdin.isatty()
 
     async def __call__(self, request: UploadRequest) -> Decision:
         async with self._lock:
-            if self._lines is None:
-                self._lines = StdinLines()
-            if self._interactive:
-                self._lines.drop_stale()
+            if stdin_is_interactive():
+                discard_typed_ahead()
             if self._view is not None:
                 self._view.pause()
             click.echo(
-                f"Accept {request.file_name!r} ({human_size(request.file_size)}) "
+                f"Accept {request.file_name!r} ({format_size(request.file_size)}) "
                 f"from {request.client}? [y/N] ",
                 err=True, nl=False,
             )
             try:
                 answer = await self._answer(request.request_id)
             except asyncio.CancelledError:
-                click.echo("\n  no answer in time (or the browser left): not accepted", err=True)
+                # Withdrawn (no answer in time, the browser left: the view says which,
+                # or Ctrl-C): what comes next starts on a line of its own.
+                click.echo("", err=True)
                 raise
             finally:
                 if self._view is not None:
@@ -124,9 +92,8 @@ class TerminalDecider:
 
     async def _answer(self, request_id: str) -> bool | None:
         """The next line that answers this request; None once stdin is closed."""
-        assert self._lines is not None
         while True:
-            line = await self._lines.next()
+            line = await read_line()
             if line is None:
                 return None
             word, _, target = line.strip().partition(" ")
@@ -174,14 +141,7 @@ class HumanShareView:
 
     def _bars(self) -> Progress:
         if self._progress is None:
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(binary_units=True),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=self.console,
-            )
+            self._progress = transfer_bars(self.console)
             if not self._paused:
                 self._progress.start()
         return self._progress
@@ -214,7 +174,7 @@ class HumanShareView:
     def _on_share_upload_complete(self, event: Any) -> None:
         self._end_bar(event.request_id)
         self._print(
-            f"[green]✓[/] received {event.path} ({human_size(event.size)}) "
+            f"[green]✓[/] received {event.path} ({format_size(event.size)}) "
             f"in {event.seconds:.1f} s"
         )
 
@@ -227,7 +187,7 @@ class HumanShareView:
         self._print(f"[yellow]–[/] {event.file_name}: not accepted ({why})")
 
     def _on_share_download_started(self, event: Any) -> None:
-        what = "from byte " + str(event.offset) if event.offset else human_size(event.bytes)
+        what = "from byte " + str(event.offset) if event.offset else format_size(event.bytes)
         self._print(f"[cyan]↗[/] {event.client} downloads {event.item} ({what})")
 
     def _on_share_download_done(self, event: Any) -> None:
@@ -241,40 +201,24 @@ class HumanShareView:
         self._print(f"[dim]{event.source}: {event.message}[/]")
 
 
-def parse_size(text: str) -> int:
-    """``1048576``, ``500M``, ``2G`` → bytes (K/M/G/T are powers of 1024)."""
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
-    factor = 1
-    if cleaned and cleaned[-1] in units:
-        factor = units[cleaned[-1]]
-        cleaned = cleaned[:-1]
-    try:
-        value = float(cleaned) if factor > 1 else int(cleaned)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a size (e.g. 1048576, 500M, 2G)") from None
-    if value < 0:
-        raise click.BadParameter("must not be negative")
-    return int(value * factor)
-
-
-class _SizeType(click.ParamType):
-    name = "BYTES"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        return value if isinstance(value, int) else parse_size(str(value))
-
-
-@click.command("share")
+@click.command(
+    "share",
+    short_help="A link and QR code: browsers upload and download.",
+    epilog=examples(
+        "p2p-transfer share                          # browsers upload to this machine",
+        "p2p-transfer share --yes --max-size 500M",
+        "p2p-transfer share slides.pdf photos/       # and download these",
+    ),
+)
 @click.option("--dir", "upload_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Folder for uploads (default: Downloads/p2p-transfer).")
-@click.option("--bind", "bind_addr", default=None,
-              help="Address to listen on (default: this machine's LAN address).")
+@click.option("--bind", "--bind-addr", "bind_addr", cls=AliasedOption, metavar="ADDR",
+              default=None, help="Address to listen on (default: this machine's LAN address).")
 @click.option("--port", type=click.IntRange(0, 65535), default=0,
               help="Port to listen on (default: any free port).")
 @click.option("--yes", "auto_accept", is_flag=True, help="Accept every upload without asking.")
-@click.option("--max-size", type=_SizeType(), default=None,
-              help="Refuse uploads larger than this (bytes, or e.g. 500M, 2G).")
+@click.option("--max-size", type=SizeType(), default=None,
+              help="Refuse uploads larger than this (e.g. 500M, 2G, 1.5GiB).")
 @click.option("--public", is_flag=True,
               help="Also serve through an ngrok tunnel (needs NGROK_AUTHTOKEN and the "
                    "[public] extra).")
@@ -329,7 +273,7 @@ def share_command(
         umask=current_umask(),
     )
     node = Node.without_endpoint(NodeConfig(config_dir, device_name))
-    node.events.subscribe(render)
+    stop_rendering = node.events.subscribe(render)
 
     async def run() -> int:
         stop_forwarding = forward_logs(render)
@@ -370,6 +314,9 @@ def share_command(
         finally:
             if tunnel is not None:
                 await tunnel.close()
+            if view is not None:
+                # Stopping ends every upload; the person who stopped it needs no line each.
+                stop_rendering()
             await node.close()
             if view is not None:
                 view.close()
@@ -382,7 +329,7 @@ def _describe(
     max_size: int | None,
 ) -> None:
     """What the host should know once, under the QR code."""
-    limit = f", up to {human_size(max_size)} each" if max_size is not None else ""
+    limit = f", up to {format_size(max_size)} each" if max_size is not None else ""
     console.print(f"Uploads go to [bold]{folder}[/]{limit}.")
     if auto_accept:
         console.print("Every upload is accepted (--yes).")
@@ -391,6 +338,6 @@ def _describe(
     else:
         console.print("You will be asked to accept each file.")
     for path in paths:
-        kind = "folder, as zip" if path.is_dir() else human_size(path.stat().st_size)
+        kind = "folder, as zip" if path.is_dir() else format_size(path.stat().st_size)
         console.print(f"  offered: {path.name} ({kind})")
     console.print("[dim]Ctrl-C stops sharing.[/]")

@@ -5,7 +5,9 @@ Kept apart from the JSON renderer so scripts (``--json``) never load rich.
 
 from __future__ import annotations
 
+import asyncio
 import re
+from dataclasses import dataclass, field
 
 import segno
 from rich.console import Console
@@ -15,28 +17,36 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
     TaskID,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
 
-from p2p_transfer.cli.render import attempt_count, human_size, printable
+from p2p_transfer.cli.render import attempt_count, counted, printable
 from p2p_transfer.events import (
     CodeEvent,
     ConnectionEvent,
     DecisionEvent,
     DeviceEvent,
+    DialingEvent,
     DiscoveryErrorEvent,
     DoneEvent,
     ErrorEvent,
     Event,
+    FileDoneEvent,
     FileFailedEvent,
     LocalSendReadyEvent,
     LogEvent,
     OfferEvent,
+    OfferSentEvent,
     ProgressEvent,
     RelayEvent,
+    ResumeEvent,
     SessionState,
     StateEvent,
     TextEvent,
@@ -44,15 +54,22 @@ from p2p_transfer.events import (
     VerifiedEvent,
 )
 from p2p_transfer.trust.verification import format_code
+from p2p_transfer.units import format_rate, format_size
 
 #: How many ``HOST:PORT`` alternatives the receiver prints.
 ADDRESSES_SHOWN = 3
-_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: Seconds of connecting before the sender says whom it is trying to reach.
+REACH_NOTICE_DELAY = 2.0
+#: Longest file name in a progress line before it is shortened from the left.
+LABEL_CHARS = 40
 
 
 def shown(text: str) -> str:
     """Peer-supplied text made safe for a terminal: no control characters, no markup."""
     return escape(printable(text))
+
+
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def shown_text(text: str) -> str:
@@ -61,34 +78,131 @@ def shown_text(text: str) -> str:
     return escape(_CONTROL_BUT_LINES.sub("?", text))
 
 
+class RateColumn(ProgressColumn):
+    """Speed in IEC units (``12.5 MiB/s``), like every other size this program shows."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("?" if speed is None else format_rate(speed), style="progress.data.speed")
+
+
+def transfer_bars(console: Console) -> Progress:
+    """Progress bars for bytes moving: name, bar, done/total, speed, time left."""
+    return Progress(
+        TextColumn("{task.description}", table_column=None),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        RateColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+@dataclass(slots=True)
+class _Session:
+    """What the terminal remembers of one session while it runs."""
+
+    direction: str = ""
+    peer_name: str = ""
+    connected: bool = False
+    #: Prints "trying to reach …" if the connection takes a while.
+    reach_notice: asyncio.TimerHandle | None = None
+    overall: TaskID | None = None
+    files: dict[str, TaskID] = field(default_factory=dict)
+    #: Bytes the receiver holds of this transfer (the last progress said), for a cancel.
+    bytes_done: int = 0
+    #: Its code is on screen: a code event for it is a retry.
+    code_shown: bool = False
+
+
 class HumanRenderer:
     """Progress bars, the ticket's QR code, codes and outcomes, for a terminal."""
 
     def __init__(self, console: Console | None = None, show_qr: bool = True) -> None:
         self.console = console or Console(stderr=False, highlight=False)
         self._show_qr = show_qr
-        self._progress: Progress | None = None
-        self._overall: TaskID | None = None
-        self._files: dict[str, TaskID] = {}
+        self._bars: Progress | None = None
+        #: "waiting for NAME to accept…" with the time elapsed, while the receiver decides.
+        self._waiting: Progress | None = None
+        #: Offers whose question may be on screen: no live display may draw over it.
+        self._offers_open: set[str] = set()
+        self._sessions: dict[str, _Session] = {}
         #: A cancel was already told (Ctrl-C need not say it again).
         self.cancel_shown = False
-        #: Sessions whose code is on screen: a code event for one of them is a retry.
-        self._codes_shown: set[str] = set()
 
     def __call__(self, event: Event) -> None:
         handler = getattr(self, f"_on_{event.name}", None)
         if handler is not None:
             handler(event)
 
+    @property
+    def drawing(self) -> bool:
+        """A live display (bars, the wait for an answer) redraws itself now: nothing may be
+        asked on the terminal meanwhile."""
+        return any(
+            live is not None and live.live.is_started for live in (self._bars, self._waiting)
+        )
+
     def close(self) -> None:
-        """Stop the live display."""
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        """Stop the live displays (what they show last stays on screen)."""
+        self._stop_waiting()
+        if self._bars is not None:
+            self._bars.stop()
+            self._bars = None
+        for session in self._sessions.values():
+            if session.reach_notice is not None:
+                session.reach_notice.cancel()
+
+    def _session(self, session_id: str) -> _Session:
+        return self._sessions.setdefault(session_id, _Session())
 
     def _print(self, *args: object) -> None:
-        target = self._progress.console if self._progress is not None else self.console
+        target = self._bars.console if self._bars is not None else self.console
         target.print(*args)
+
+    # --- the live displays -------------------------------------------------------------
+
+    def _pause(self, session_id: str) -> None:
+        """A question comes: the bars stop redrawing (their last state stays above it)."""
+        if self._bars is not None and not self._offers_open:
+            self._bars.stop()
+        self._offers_open.add(session_id)
+
+    def _resume(self, session_id: str) -> None:
+        """The question was answered: the bars draw again once no other one is open."""
+        if session_id not in self._offers_open:
+            return
+        self._offers_open.discard(session_id)
+        if self._bars is not None and not self._offers_open:
+            self._bars.start()
+
+    def _stop_waiting(self) -> None:
+        if self._waiting is not None:
+            self._waiting.stop()
+            self._waiting = None
+
+    def _live_bars(self) -> Progress:
+        if self._bars is None:
+            self._bars = transfer_bars(self.console)
+            if not self._offers_open:
+                self._bars.start()
+        return self._bars
+
+    def _end_bars(self, session: _Session) -> None:
+        """A session ended: its file bars go, its overall bar stays as it ended; the
+        display stops when no other session has bars, so nothing draws over what follows."""
+        bars = self._bars
+        if bars is None:
+            return
+        for task in session.files.values():
+            bars.remove_task(task)
+        session.files.clear()
+        session.overall = None
+        if not any(other.overall is not None for other in self._sessions.values()):
+            bars.stop()
+            self._bars = None
+
+    # --- before the transfer -----------------------------------------------------------
 
     def _on_ticket(self, event: TicketEvent) -> None:
         self.console.print(f"[bold]{shown(event.device_name)}[/] is ready to receive.")
@@ -97,36 +211,50 @@ class HumanRenderer:
             qr.terminal(out=self.console.file, compact=True)
         self.console.print("On the sending device run:")
         self.console.print(f"  p2p-transfer send --to {event.ticket} FILE...", soft_wrap=True)
-        self.console.print(f"or, on this network: p2p-transfer send --to {shown(event.device_name)}"
-                           " FILE...")
+        if event.announced:
+            self.console.print(
+                f"or, on this network: p2p-transfer send --to {shown(event.device_name)} FILE..."
+            )
         for address in event.addresses[:ADDRESSES_SHOWN]:
             self.console.print(f"or: p2p-transfer send --to {address} FILE...")
-
-    def _on_localsend(self, event: LocalSendReadyEvent) -> None:
-        fingerprint = f"{event.fingerprint[:4]} {event.fingerprint[4:8]}"
-        self.console.print(
-            f"LocalSend devices can send here too: [bold]{shown(event.alias)}[/] "
-            f"(port {event.port}, fingerprint {fingerprint})"
-        )
 
     def _on_relay(self, event: RelayEvent) -> None:
         style = "dim" if event.connected else "yellow"
         self._print(f"[{style}]{shown(event.message)}[/]")
 
+    def _on_dialing(self, event: DialingEvent) -> None:
+        session = self._session(event.session)
+        session.direction = "send"
+        who = event.peer_name or event.peer_id[:10]
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not inside a command's event loop: nothing is waited for
+        session.reach_notice = loop.call_later(
+            REACH_NOTICE_DELAY, self._print, f"[dim]trying to reach {shown(who)}…[/]"
+        )
+
     def _on_connection(self, event: ConnectionEvent) -> None:
+        session = self._session(event.session)
+        if session.reach_notice is not None:
+            session.reach_notice.cancel()
+        if session.connected:
+            return  # the same connection, now also naming its data path
+        session.connected = True
         rtt = f", {event.rtt_ms:.0f} ms" if event.rtt_ms is not None else ""
         self._print(f"[dim]connected ({event.path}{rtt})[/]")
 
     def _on_code(self, event: CodeEvent) -> None:
+        session = self._session(event.session)
         code = format_code(event.code)
         count = attempt_count(event.attempt, event.max_attempts)
-        if event.session in self._codes_shown:  # the same code, asked for again
+        if session.code_shown:  # the same code, asked for again
             self._print(
                 f"[yellow]✗[/] {shown(event.peer_name)} typed a wrong code; waiting for "
                 f"{count or 'another try'} (the code is still [bold]{code}[/])"
             )
             return
-        self._codes_shown.add(event.session)
+        session.code_shown = True
         self._print(
             f"\n[bold]{shown(event.peer_name)}[/] ({event.peer_id[:10]}…) wants to connect.\n"
             f"Verification code: [bold reverse] {code} [/]  (type it on the sending device"
@@ -138,6 +266,16 @@ class HumanRenderer:
         self._print(f"[green]✓[/] {shown(event.peer_name)}: {how}")
 
     def _on_offer(self, event: OfferEvent) -> None:
+        session = self._session(event.session)
+        session.direction, session.peer_name = "receive", event.sender
+        self._pause(event.session)  # the user may be asked about it next
+        names = ", ".join(shown(name) for name in event.sample)
+        more = "…" if event.files > len(event.sample) else ""
+        held = []
+        if event.already_there:
+            held.append(f"{event.already_there} already there: skipped if identical")
+        if event.partly_there:
+            held.append(f"{event.partly_there} partly there: resumed")
         sender = f"[bold]{shown(event.sender)}[/]"
         if event.via == "localsend":
             model = f"{shown(event.device_model)} · " if event.device_model else ""
@@ -145,10 +283,10 @@ class HumanRenderer:
         if event.text:
             self._print(f"{sender} wants to send a text message")
             return
-        names = ", ".join(shown(name) for name in event.sample)
-        more = "…" if event.files > len(event.sample) else ""
         self._print(
-            f"{sender} offers {event.files} file(s), {human_size(event.bytes)}: {names}{more}"
+            f"{sender} offers {counted(event.files, 'file')}, "
+            f"{format_size(event.bytes)}: {names}{more}"
+            + (f" ({'; '.join(held)})" if held else "")
         )
 
     def _on_text(self, event: TextEvent) -> None:
@@ -158,64 +296,139 @@ class HumanRenderer:
             title_align="left", expand=False,
         ))
 
+    def _on_localsend(self, event: LocalSendReadyEvent) -> None:
+        fingerprint = f"{event.fingerprint[:4]} {event.fingerprint[4:8]}"
+        self._print(
+            f"LocalSend devices can send here too: [bold]{shown(event.alias)}[/] "
+            f"(port {event.port}, fingerprint {fingerprint})"
+        )
+
+    def _on_offer_sent(self, event: OfferSentEvent) -> None:
+        session = self._session(event.session)
+        session.peer_name = event.peer_name
+        self._stop_waiting()
+        self._waiting = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,  # the answer replaces it
+        )
+        self._waiting.add_task(
+            f"waiting for {shown(event.peer_name)} to accept "
+            f"({counted(event.files, 'file')}, {format_size(event.bytes)})…",
+            total=None,
+        )
+        self._waiting.start()
+
     def _on_decision(self, event: DecisionEvent) -> None:
+        session = self._session(event.session)
+        self._resume(event.session)
+        if self._waiting is not None:  # the sender: the receiving user answered
+            self._stop_waiting()
+            if event.accepted:
+                self._print(f"[green]✓[/] {shown(session.peer_name)} accepted")
         if not event.accepted:
             self._print(f"[yellow]declined:[/] {shown(event.reason)}")
 
-    def _on_progress(self, event: ProgressEvent) -> None:
-        if self._progress is None:
-            self._progress = Progress(
-                TextColumn("{task.description}", table_column=None),
-                BarColumn(),
-                DownloadColumn(binary_units=True),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=self.console,
-                transient=False,
+    def _on_resume(self, event: ResumeEvent) -> None:
+        said = []
+        if event.bytes > event.whole_bytes:
+            said.append(f"resuming: {format_size(event.bytes - event.whole_bytes)} already there")
+        if event.whole_files:
+            said.append(
+                f"{counted(event.whole_files, 'file')} ({format_size(event.whole_bytes)}) "
+                "already there: skipped if identical"
             )
-            self._progress.start()
-            verb = "Sending" if event.direction == "send" else "Receiving"
-            self._overall = self._progress.add_task(verb, total=event.bytes_total)
-        assert self._overall is not None
-        progress = self._progress
-        progress.update(
-            self._overall,
-            completed=event.bytes_done,
-            description=f"{event.files_done}/{event.files_total} files",
-        )
+        self._print("; ".join(said))
+
+    # --- the transfer ------------------------------------------------------------------
+
+    def _on_progress(self, event: ProgressEvent) -> None:
+        session = self._session(event.session)
+        session.direction = event.direction
+        session.bytes_done = event.bytes_done
+        bars = self._live_bars()
+        verb = "Sending" if event.direction == "send" else "Receiving"
+        description = f"{verb} {event.files_done}/{counted(event.files_total, 'file')}"
+        if session.overall is None:
+            session.overall = bars.add_task(description, total=event.bytes_total)
+        bars.update(session.overall, completed=event.bytes_done, description=description)
         active = {f.path: f for f in event.active}
-        for path in list(self._files):
+        for path in list(session.files):
             if path not in active:
-                progress.remove_task(self._files.pop(path))
+                bars.remove_task(session.files.pop(path))
         for path, item in active.items():
-            if path not in self._files:
-                label = path if len(path) <= 40 else "…" + path[-39:]
-                self._files[path] = progress.add_task(f"  {shown(label)}", total=item.size)
-            progress.update(self._files[path], completed=item.bytes_done)
+            if path not in session.files:
+                label = path if len(path) <= LABEL_CHARS else "…" + path[-(LABEL_CHARS - 1):]
+                session.files[path] = bars.add_task(f"  {shown(label)}", total=item.size)
+            bars.update(session.files[path], completed=item.bytes_done)
+
+    def _on_file_done(self, event: FileDoneEvent) -> None:
+        if event.saved_as:
+            self._print(f"{shown(event.path)}: saved as [bold]{shown(event.saved_as)}[/]")
 
     def _on_file_failed(self, event: FileFailedEvent) -> None:
         self._print(f"[red]✗[/] {shown(event.path)}: {shown(event.message)}")
 
     def _on_done(self, event: DoneEvent) -> None:
-        self.close()
-        for task in self._files.values():
-            del task
-        self._files.clear()
-        if event.ok:
-            where = f" into {shown(event.target)}" if event.target else ""
-            resumed = event.bytes_total - event.bytes_transferred
-            extra = f" ({human_size(resumed)} already there)" if resumed > 0 else ""
-            # LocalSend carries no end-to-end hash we always have: say what happened.
-            how = ("received" if event.direction == "receive" else "sent") + " via LocalSend" \
-                if event.via == "localsend" else "verified"
-            self.console.print(
-                f"[green]✓ {event.files} file(s), {human_size(event.bytes_total)} "
-                f"{how}{where}[/] in {event.seconds:.1f} s{extra}"
+        self._end_bars(self._session(event.session))
+        if not event.ok:
+            self._print(
+                f"[red]✗ {counted(event.files_failed, 'file')} failed[/], {event.files} verified"
             )
+            return
+        where = f" into {shown(event.target)}" if event.target else ""
+        notes = []
+        already = event.bytes_total - event.bytes_transferred
+        if already > 0 and event.files_identical < event.files:
+            notes.append(f"{format_size(already)} already there")
+        if event.files_identical:
+            notes.append(
+                f"{counted(event.files_identical, 'file')} already there, identical: skipped"
+            )
+        # LocalSend carries no end-to-end hash we always have: say what happened.
+        how = "verified" if event.via != "localsend" else (
+            ("received" if event.direction == "receive" else "sent") + " via LocalSend"
+        )
+        self._print(
+            f"[green]✓ {counted(event.files, 'file')}, {format_size(event.bytes_total)} "
+            f"{how}{where}[/] in {event.seconds:.1f} s"
+            + (f" ({'; '.join(notes)})" if notes else "")
+        )
+
+    # --- endings -----------------------------------------------------------------------
+
+    def _on_state(self, event: StateEvent) -> None:
+        if not event.state.final:
+            return
+        session = self._sessions.pop(event.session, _Session())
+        if session.reach_notice is not None:
+            session.reach_notice.cancel()
+        self._stop_waiting()
+        self._resume(event.session)
+        self._end_bars(session)
+        if event.state is SessionState.CANCELLED:
+            self._print(f"[yellow]✗ {self._cancelled(event, session)}[/]")
+            self.cancel_shown = True
+        # failures come as errors, declines as decisions, success as done
+
+    @staticmethod
+    def _cancelled(event: StateEvent, session: _Session) -> str:
+        """``cancelled by laptop — 436 MiB kept; run the same command to continue``..."""
+        peer = shown(event.peer_name or session.peer_name) or "the other device"
+        if session.direction == "receive" and session.bytes_done:
+            who = f"{peer} cancelled" if event.by == "peer" else "cancelled"
+            return f"{who}; partial files kept for resume"
+        if event.by == "peer":
+            said = f"cancelled by {peer}"
+        elif event.message in ("", "cancelled"):
+            said = "cancelled"
         else:
-            self.console.print(
-                f"[red]✗ {event.files_failed} file(s) failed[/], {event.files} verified"
-            )
+            said = f"cancelled: {shown(event.message)}"
+        if session.direction == "send" and session.bytes_done:
+            said += f" — {format_size(session.bytes_done)} kept; run the same command to continue"
+        return said
 
     def _on_device(self, event: DeviceEvent) -> None:
         addresses = ", ".join(event.addresses)
@@ -228,22 +441,8 @@ class HumanRenderer:
                     "(senders can still use the ticket)")
 
     def _on_error(self, event: ErrorEvent) -> None:
+        self._stop_waiting()
         self._print(f"[red]error:[/] {shown(event.message)}")
-
-    def _on_state(self, event: StateEvent) -> None:
-        if event.state.final:
-            self._codes_shown.discard(event.session)
-        if event.state is not SessionState.CANCELLED:
-            return  # failures come as errors, declines as decisions, success as done
-        self.close()
-        if event.by == "peer":
-            who = shown(event.peer_name) if event.peer_name else "the other device"
-            self.console.print(f"[yellow]✗ cancelled by {who}[/]")
-        elif event.message in ("", "cancelled"):
-            self.console.print("[yellow]✗ cancelled[/]")
-        else:
-            self.console.print(f"[yellow]✗ cancelled:[/] {shown(event.message)}")
-        self.cancel_shown = True
 
     def _on_log(self, event: LogEvent) -> None:
         self._print(f"[dim]{shown(event.source)}: {shown(event.message)}[/]")

@@ -17,7 +17,8 @@ from p2p_transfer.cli.context import (
     run_async,
     stdin_is_interactive,
 )
-from p2p_transfer.cli.render import JsonRenderer, attempt_count, human_size, printable
+from p2p_transfer.cli.options import AliasedOption, SizeType, examples
+from p2p_transfer.cli.render import JsonRenderer, attempt_count, counted, printable
 
 if TYPE_CHECKING:
     from p2p_transfer.cli.terminal import HumanRenderer
@@ -41,6 +42,7 @@ from p2p_transfer.transfer import (
 )
 from p2p_transfer.transfer.session import DataTransport
 from p2p_transfer.trust import IdentityError, normalize_code
+from p2p_transfer.units import format_size
 
 
 def _renderer(as_json: bool) -> HumanRenderer | JsonRenderer:
@@ -87,27 +89,37 @@ def _exit_code(result: TransferResult | None) -> int:
     return 0 if result is not None and result.ok else EXIT_FAILURE
 
 
-@click.command()
+@click.command(
+    short_help="Wait for files; prints a ticket and QR code.",
+    epilog=examples(
+        "p2p-transfer receive",
+        "p2p-transfer receive --dir ~/Inbox --yes --once",
+        "p2p-transfer receive --max-size 2G --relay default   # reachable across the internet",
+    ),
+)
 @click.option("--dir", "target", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder to save into (default: Downloads/p2p-transfer).")
 @click.option("--once", is_flag=True, help="Exit after one sending session.")
 @click.option("--yes", "auto_accept", is_flag=True, help="Accept offers without asking.")
-@click.option("--code", "fixed_code", default=None, callback=_code_option,
+@click.option("--code", "fixed_code", metavar="CODE", default=None, callback=_code_option,
               help="Use this 6-digit code (for scripts).")
-@click.option("--bind", "bind_addr", default=None, help="Address to listen on (default all).")
-@click.option("--max-size", type=click.IntRange(min=0), default=None,
-              help="Decline offers that need more than this many bytes "
-                   "(each new file or folder counts 4 KiB).")
-@click.option("--relay", default=RELAY_OFF, show_default=True,
+@click.option("--bind", "--bind-addr", "bind_addr", cls=AliasedOption, metavar="ADDR",
+              default=None, help="Address to listen on (default: all).")
+@click.option("--max-size", type=SizeType(), default=None,
+              help="Decline offers that need more than this (e.g. 500M, 2G, 1.5GiB; each new "
+                   "file or folder counts 4 KiB).")
+@click.option("--relay", metavar="RELAY", default=RELAY_OFF, show_default=True,
               help="off (LAN only), default (iroh's public relays, for peers behind NAT) or a URL.")
 @click.option("--transport", type=click.Choice(["auto", "quic", "tcp"]), default="auto",
               show_default=True,
               help="Channel for file data: TCP+TLS on a direct LAN path (auto), or only one.")
-@click.option("--no-announce", "announce", is_flag=True, flag_value=False, default=True,
+@click.option("--no-announce", "--no-discovery", "announce", cls=AliasedOption, is_flag=True,
+              flag_value=False, default=True,
               help="Do not announce this device on the LAN (nor to LocalSend devices); "
                    "senders then need the ticket.")
-@click.option("--localsend-port", type=click.IntRange(1, 65535), default=LOCALSEND_PORT,
-              show_default=True, help="TCP port for LocalSend devices (HTTPS).")
+@click.option("--localsend-port", metavar="N", type=click.IntRange(1, 65535),
+              default=LOCALSEND_PORT, show_default=True,
+              help="TCP port for LocalSend devices (HTTPS).")
 @click.option("--no-localsend", "localsend", is_flag=True, flag_value=False, default=True,
               help="Do not receive from LocalSend devices.")
 @click.option("--localsend-pin", default=None, metavar="PIN",
@@ -130,8 +142,9 @@ def receive(
     localsend_pin: str | None,
     as_json: bool,
 ) -> None:
-    """Wait for files: prints a ticket (and QR code) for the sender; LocalSend devices
-    can send here too."""
+    """Wait for files: prints a ticket (and QR code) for the sender; LocalSend devices can
+    send here too. Files are saved into Downloads/p2p-transfer unless --dir says
+    otherwise; each offer is asked about unless --yes."""
     options = ReceiveOptions(
         target=(target or default_download_dir()).expanduser(),
         auto_accept=auto_accept,
@@ -154,15 +167,15 @@ def receive(
                 NodeConfig(ctx.config_dir, ctx.device_name, bind_addr, relay)
             )
         except (IdentityError, NetError) as exc:
-            renderer(ErrorEvent(str(exc)))
+            renderer(ErrorEvent(str(exc), detail=exc.detail))
             return EXIT_FAILURE
         node.events.subscribe(renderer)
         stop_forwarding = forward_logs(renderer)
         try:
             await node.connect_relay()
-            node.announce_ticket()
             if announce:
                 await node.announce_on_lan()
+            node.announce_ticket()
             await node.answer_address_queries()
             if localsend:
                 await _serve_localsend(
@@ -182,10 +195,10 @@ def receive(
 def offer_question(offer: IncomingOffer) -> str:
     """The y/N question for an offer; a LocalSend one says who it claims to be, and that
     nothing proves it."""
-    size = human_size(offer.total_bytes)
+    size = format_size(offer.total_bytes)
     if offer.via != "localsend":
-        return f"Accept {offer.files} file(s), {size} from {printable(offer.peer_name)}?"
-    what = "a text message" if offer.text else f"{offer.files} file(s), {size}"
+        return f"Accept {counted(offer.files, 'file')}, {size} from {printable(offer.peer_name)}?"
+    what = "a text message" if offer.text else f"{counted(offer.files, 'file')}, {size}"
     model = f"{offer.device_model}, " if offer.device_model else ""
     return (
         f"Accept {what} from {printable(offer.peer_name)} via LocalSend ({printable(model)}"
@@ -214,19 +227,28 @@ async def _serve_localsend(
         ))
 
 
-@click.command()
-@click.option("--to", "ticket", required=True,
+@click.command(
+    short_help="Send files and folders to a receiver.",
+    epilog=examples(
+        "p2p-transfer send --to endpointacjy…7qaaab report.pdf photos/",
+        "p2p-transfer send --to laptop notes.txt        # a receiver on this network",
+        "p2p-transfer send --to 192.168.1.20:41641 --code 026767 big.iso",
+        "p2p-transfer send --to localsend:192.168.1.30 photo.jpg   # a LocalSend device",
+    ),
+)
+@click.option("--to", "ticket", metavar="TICKET|NAME|HOST:PORT|localsend:HOST[:PORT]",
+              required=True,
               help="The receiver's ticket, its HOST:PORT, or its device name (or endpoint-ID "
                    "prefix) on this LAN; a LocalSend device by localsend:HOST[:PORT] or name.")
-@click.option("--code", default=None, callback=_code_option,
+@click.option("--code", metavar="CODE", default=None, callback=_code_option,
               help="The verification code the receiver shows (asked for when not given).")
-@click.option("--parallel", type=click.IntRange(1, MAX_PARALLEL_FILES),
+@click.option("--parallel", metavar="N", type=click.IntRange(1, MAX_PARALLEL_FILES),
               default=DEFAULT_PARALLEL_FILES, show_default=True, help="Files in flight at once.")
 @click.option("--follow-symlinks", is_flag=True, help="Send what symlinks point to.")
 @click.option("--transport", type=click.Choice(["auto", "quic", "tcp"]), default="auto",
               show_default=True,
               help="Channel for file data: TCP+TLS on a direct LAN path (auto), or only one.")
-@click.option("--relay", default=RELAY_OFF, show_default=True,
+@click.option("--relay", metavar="RELAY", default=RELAY_OFF, show_default=True,
               help="off (LAN only), default (iroh's public relays, for peers behind NAT) or a URL.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
 @click.argument("paths", nargs=-1, required=True,
@@ -268,7 +290,7 @@ def send(
                 NodeConfig(ctx.config_dir, ctx.device_name, relay=relay)
             )
         except (IdentityError, NetError) as exc:
-            renderer(ErrorEvent(str(exc)))
+            renderer(ErrorEvent(str(exc), detail=exc.detail))
             return EXIT_FAILURE
         node.events.subscribe(renderer)
         stop_forwarding = forward_logs(renderer)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from p2p_transfer.discovery.records import Device, DiscoveryError, is_endpoint_id, valid_addresses
+from p2p_transfer.limits import MAX_DEVICE_NAME_CHARS
 from p2p_transfer.net.errors import NetError
 from p2p_transfer.net.keys import ticket_for as address_ticket
 
@@ -41,6 +42,11 @@ def looks_like_ticket(text: str) -> bool:
     """True when ``send --to`` was given a ticket (maybe a damaged one), not a device name.
 
     Names such as ``endpoint-laptop`` or ``Endpoint 2`` stay names: a ticket
-    has no separators.
+    has no separators. Whitespace inside counts only in text too long for a
+    name: a ticket copied from a wrapped terminal has line breaks.
     """
-    return _TICKET.fullmatch(text.strip()) is not None
+    pieces = text.split()
+    joined = "".join(pieces)
+    if len(pieces) > 1 and len(joined) <= MAX_DEVICE_NAME_CHARS:
+        return False
+    return _TICKET.fullmatch(joined) is not None

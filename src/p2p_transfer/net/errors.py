@@ -10,10 +10,32 @@ from p2p_transfer.errors import P2PTransferError
 
 
 class NetError(P2PTransferError):
-    """A network operation failed; the message is one line for the user."""
+    """A network operation failed; the message is one line for the user, ``detail``
+    iroh's own words (for ``--json`` and logs)."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 _APPLICATION_CLOSE = re.compile(r'reason: b"([^"]*)"')
+#: An error type's name as Rust prints it (``ConnectError::Connecting``): never for people.
+_INTERNAL_NAME = re.compile(r"\b\w+::\w+")
+#: Where in iroh's sources an error was raised: `` (/home/…/endpoint.rs:61:37)``.
+_SOURCE_LOCATION = re.compile(r"\s*\([^()]*\.rs:\d+:\d+\)")
+#: Plain words for an iroh error whose message is only internal names, by its kind.
+_KIND_WORDS = {
+    "ALPN": "the peer does not speak this program's protocol",
+    "BIND": "cannot use that address",
+    "CONNECT": "could not connect",
+    "CONNECTION": "connection failed",
+    "KEY_PARSING": "not a valid key",
+    "TICKET_PARSING": "not a valid ticket",
+    "RELAY": "the relay failed",
+    "STREAM": "the peer stopped the stream",
+    "TIMEOUT": "timed out",
+    "CLOSED": "the endpoint is closed",
+}
 
 
 def describe_iroh_error(error: BaseException) -> str:
@@ -29,5 +51,21 @@ def describe_iroh_error(error: BaseException) -> str:
             return "connection lost"
         if "Reset" in message:
             return "peer stopped the stream"
-        return message.split(" (/", 1)[0].strip() or str(error.kind())
+        if "invalid peer certificate" in message:  # the key there is not the one we dial
+            return "another device answers at its address: is the ticket mistyped?"
+        first = message.split(" (/", 1)[0].strip()
+        if first and not _INTERNAL_NAME.search(first):
+            return first
+        kind = getattr(error.kind(), "name", "")
+        return _KIND_WORDS.get(kind, "network error")
     return str(error) or type(error).__name__
+
+
+def iroh_detail(error: BaseException) -> str:
+    """An iroh error's full message on one line, without source locations: the
+    ``detail`` scripts and logs get (``ParseError::Postcard; Hit the end of buffer``)."""
+    if isinstance(error, iroh_ffi.IrohError):
+        text = _SOURCE_LOCATION.sub("", error.message())
+        lines = [line.strip() for line in text.splitlines()]
+        return "; ".join(line for line in lines if line and line != "Caused by:")
+    return str(error)

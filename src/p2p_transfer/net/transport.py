@@ -11,7 +11,7 @@ from iroh import iroh_ffi
 from p2p_transfer.limits import CLOSE_GRACE, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT
 from p2p_transfer.net.binding import apply_binding_fix
 from p2p_transfer.net.connection import CloseCode, PeerConnection
-from p2p_transfer.net.errors import NetError, describe_iroh_error
+from p2p_transfer.net.errors import NetError, describe_iroh_error, iroh_detail
 
 #: Application protocol negotiated on every connection.
 ALPN = b"p2p-transfer/1"
@@ -33,15 +33,42 @@ def relay_mode(choice: str) -> iroh_ffi.RelayMode:
     try:
         return iroh_ffi.RelayMode.custom_from_urls([choice])
     except iroh_ffi.IrohError as exc:
-        raise NetError(f"invalid relay URL {choice!r}: {describe_iroh_error(exc)}") from None
+        raise NetError(
+            f"invalid relay URL {choice!r}: {describe_iroh_error(exc)}", iroh_detail(exc)
+        ) from None
+
+
+class DamagedTicket(NetError):
+    """A ticket that does not decode (cut short, a character changed)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            "this ticket is damaged — copy it again from the receiving device", detail
+        )
+
+
+class Unreachable(NetError):
+    """Nobody answered at the addresses a ticket names (or not the device it names)."""
+
+
+def normalize_ticket(text: str) -> str:
+    """A ticket as pasted, without the whitespace around and inside it (a ticket copied
+    from a wrapped terminal has line breaks) and in lower case, as tickets are written."""
+    return "".join(text.split()).lower()
 
 
 def parse_ticket(ticket: str) -> iroh_ffi.EndpointAddr:
-    """Decode a ticket into an address, with a clear error for a mistyped one."""
+    """Decode a ticket (as pasted: see ``normalize_ticket``) into an address; a damaged
+    one raises DamagedTicket."""
     try:
-        return iroh_ffi.EndpointTicket.from_string(ticket.strip()).endpoint_addr()
+        return iroh_ffi.EndpointTicket.from_string(normalize_ticket(ticket)).endpoint_addr()
     except iroh_ffi.IrohError as exc:
-        raise NetError(f"invalid ticket: {describe_iroh_error(exc)}") from None
+        raise DamagedTicket(iroh_detail(exc)) from None
+
+
+def ticket_endpoint_id(ticket: str) -> str:
+    """The endpoint ID (public key, hex) a ticket names."""
+    return str(parse_ticket(ticket).id())
 
 
 def ticket_addresses(ticket: str) -> list[str]:
@@ -60,7 +87,9 @@ def ticket_via(ticket: str, address: str) -> str:
             )
         )
     except iroh_ffi.IrohError as exc:
-        raise NetError(f"invalid address {address!r}: {describe_iroh_error(exc)}") from None
+        raise NetError(
+            f"invalid address {address!r}: {describe_iroh_error(exc)}", iroh_detail(exc)
+        ) from None
 
 
 async def _connection_within(
@@ -138,7 +167,9 @@ class Transport:
         try:
             endpoint = await iroh_ffi.Endpoint.bind(options)
         except iroh_ffi.IrohError as exc:
-            raise NetError(f"cannot bind {bind_addr}: {describe_iroh_error(exc)}") from None
+            raise NetError(
+                f"cannot bind {bind_addr}: {describe_iroh_error(exc)}", iroh_detail(exc)
+            ) from None
         return cls(endpoint)
 
     async def wait_for_relay(self, timeout: float) -> bool:
@@ -180,16 +211,16 @@ class Transport:
         return list(self._endpoint.addr().direct_addresses())
 
     async def connect(self, ticket: str, timeout: float = CONNECT_TIMEOUT) -> PeerConnection:
-        """Connect to the node a ticket names, or fail with a clear NetError."""
+        """Connect to the node a ticket names; DamagedTicket or Unreachable when not."""
         addr = parse_ticket(ticket)
         try:
             # Safe to time out: no stream exists yet whose data could be lost.
             connecting = self._endpoint.connect(addr, ALPN)
             return PeerConnection(await _connection_within(connecting, timeout))
         except TimeoutError:
-            raise NetError(f"no answer from peer within {timeout:.0f} s") from None
+            raise Unreachable(f"no answer in {timeout:.0f} s") from None
         except iroh_ffi.IrohError as exc:
-            raise NetError(f"cannot connect: {describe_iroh_error(exc)}") from None
+            raise Unreachable(describe_iroh_error(exc), iroh_detail(exc)) from None
 
     async def next_incoming(self) -> IncomingConnection | None:
         """The next connection attempt, not yet handshaken; None once the endpoint closed."""

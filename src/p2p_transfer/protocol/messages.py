@@ -160,12 +160,15 @@ class DataTrailer(Message, tag="end"):
 
 
 class FileResult(Message, tag="file_result"):
-    """Receiver's verdict on one file."""
+    """Receiver's verdict on one file: where it was saved when that is not the offered
+    path (``report (1).txt``), and whether an identical file was already there."""
 
     index: int
     ok: bool
     blake3: str = ""
     error: str = ""
+    saved_as: str = ""
+    identical: bool = False
 
 
 class Summary(Message, tag="summary"):

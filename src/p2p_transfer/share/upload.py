@@ -53,13 +53,13 @@ from p2p_transfer.share.messages import (
     decode_client_message,
     encode,
 )
+from p2p_transfer.units import format_size
 
 log = logging.getLogger(__name__)
 
 #: Frames read ahead of the disk writer: small, so a socket holds ~1 MiB at most.
 _QUEUE_DEPTH = 2
 _PROGRESS_INTERVAL = 1.0 / PROGRESS_EVENTS_PER_SECOND
-_SIZE_STEP = 1000
 #: WebSocket close codes (RFC 6455).
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
@@ -77,16 +77,6 @@ def _write_all(part: UploadFile, chunks: list[bytes]) -> None:
 def new_request_id() -> str:
     """128 random bits, hex: unguessable, so one browser cannot address another's upload."""
     return secrets.token_hex(SHARE_TOKEN_BITS // 8)
-
-
-def format_size(size: int) -> str:
-    """``1500`` → ``1.5 KB``: decimal units, as the page and phones show sizes."""
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < _SIZE_STEP or unit == "TB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= _SIZE_STEP
-    raise AssertionError("unreachable")
 
 
 @dataclass(slots=True)

@@ -77,6 +77,8 @@ class Tally:
     expected: int
     ok: int = 0
     failed: int = 0
+    #: Of the ``ok`` ones: already here, identical (nothing was sent).
+    identical: int = 0
     settled: asyncio.Event = field(default_factory=asyncio.Event)
     #: The first failure of any data stream handler.
     failure: asyncio.Future[None] = field(
@@ -99,6 +101,15 @@ class Tally:
         """Done-callback of stream handlers: remember the first error."""
         if not task.cancelled() and task.exception() and not self.failure.done():
             self.failure.set_exception(task.exception())  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """The transfer ended (for another reason, say the peer's cancel): a stream's
+        failure after that is no news, not an error asyncio reports at exit."""
+        if self.failure.done():
+            if not self.failure.cancelled():
+                self.failure.exception()  # seen
+        else:
+            self.failure.cancel()
 
 
 @dataclass(slots=True)
@@ -151,6 +162,12 @@ class PreparedOffer:
     def held_bytes(self) -> int:
         """Bytes of the offer the target holds already (if the sender's data matches)."""
         return sum(point.offset for point in self.resume.values())
+
+    def held_counts(self) -> tuple[int, int]:
+        """Offered files already here: whole (an identical file, if its hash matches) and
+        in part (a ``.part`` to resume)."""
+        whole = sum(point.complete_file for point in self.resume.values())
+        return whole, len(self.resume) - whole
 
     @property
     def needed_bytes(self) -> int:
@@ -280,7 +297,7 @@ class FileIntake:
         final_path, error = await asyncio.to_thread(
             _conclude, self._target, part, entry, digest, claimed, disk_error, held
         )
-        self._settle(incoming, final_path, digest, error, start)
+        self._settle(incoming, final_path, digest, error, start, identical)
 
     @staticmethod
     def _store_small(target: TargetFolder, small: _SmallFile) -> _Stored:
@@ -299,9 +316,11 @@ class FileIntake:
         return final_path, part.digest, error
 
     def _settle(
-        self, incoming: IncomingFile, final_path: str, digest: str, error: str, resumed_from: int
+        self, incoming: IncomingFile, final_path: str, digest: str, error: str,
+        resumed_from: int, identical: bool = False,
     ) -> None:
-        """Report a stored (or failed) file to the user and the sender."""
+        """Report a stored (or failed) file to the user and the sender, with the name it
+        got when that is not the offered one."""
         entry = incoming.entry
         self._states[incoming.index] = _FileState.SETTLED
         self._tracker.finish_file(incoming.index)
@@ -309,13 +328,18 @@ class FileIntake:
         if error:
             self._events.emit(FileFailedEvent(self._transfer_id, "receive", entry.path, error))
             self._report(FileResult(incoming.index, False, error=error))
-        else:
-            self._events.emit(
-                FileDoneEvent(
-                    self._transfer_id, "receive", final_path, entry.size, digest, resumed_from
-                )
+            return
+        saved_as = final_path if final_path != entry.path else ""
+        self.tally.identical += identical
+        self._events.emit(
+            FileDoneEvent(
+                self._transfer_id, "receive", entry.path, entry.size, digest, resumed_from,
+                saved_as=saved_as,
             )
-            self._report(FileResult(incoming.index, True, blake3=digest))
+        )
+        self._report(
+            FileResult(incoming.index, True, blake3=digest, saved_as=saved_as, identical=identical)
+        )
 
 
 async def _read_trailer(reader: MessageReader, header: DataHeader) -> str:

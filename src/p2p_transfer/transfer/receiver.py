@@ -25,6 +25,7 @@ from p2p_transfer.events import (
     DoneEvent,
     EventBus,
     OfferEvent,
+    ResumeEvent,
     SessionState,
     VerifiedEvent,
     Via,
@@ -132,6 +133,9 @@ class IncomingOffer:
     device_model: str = ""
     #: A LocalSend text message (shown when accepted, not stored).
     text: bool = False
+    #: Offered files already in the target: same name and size, or a partial ``.part``.
+    already_there: int = 0
+    partly_there: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +396,8 @@ class ReceiveSession(ClaimOwner):
         if manifest is None:
             self._events.emit(DecisionEvent(self.session, False, refusal))
             return await self._decline(refusal, offer.total_bytes)
+        prepared, refusal = await self._survey(manifest)
+        whole, partial = prepared.held_counts() if prepared is not None else (0, 0)
         incoming = IncomingOffer(
             session=self.session,
             peer_id=self.peer_id,
@@ -400,17 +406,22 @@ class ReceiveSession(ClaimOwner):
             folders=len(manifest) - manifest.files,
             total_bytes=manifest.total_bytes,
             sample=[manifest.path(i) for i in islice(manifest.file_indexes(), OFFER_SAMPLE_SIZE)],
+            already_there=whole,
+            partly_there=partial,
         )
         self._events.emit(
             OfferEvent(
                 self.session, incoming.files, incoming.total_bytes, self.peer_name,
                 self.peer_id, incoming.folders, incoming.sample,
+                already_there=whole, partly_there=partial,
             )
         )
         self._lifecycle.advance(SessionState.WAITING)
-        decision, prepared = await self._consider(incoming, manifest)
+        decision = Decision(False, refusal) if prepared is None else (
+            await self._consider(incoming, prepared)
+        )
         self._events.emit(DecisionEvent(self.session, decision.accept, decision.reason))
-        if prepared is None:
+        if prepared is None or not decision.accept:
             return await self._decline(decision.reason, offer.total_bytes)
         return await self._receive(incoming, prepared, reader)
 
@@ -421,22 +432,31 @@ class ReceiveSession(ClaimOwner):
         self._connection.close(CloseCode.DONE, f"declined: {reason}")
         return TransferResult(SessionState.DECLINED, bytes_total=total_bytes, message=reason)
 
-    async def _consider(
-        self, offer: IncomingOffer, manifest: Manifest
-    ) -> tuple[Decision, PreparedOffer | None]:
-        """Decide on an offer by what it still needs, then make its folders: the prepared
-        offer when accepted, None (and why) when declined.
-
-        The offered files are reserved first (no other session writes them) and what the
-        target holds of them is found; nothing is written before the offer is accepted.
-        """
+    async def _survey(self, manifest: Manifest) -> tuple[PreparedOffer | None, str]:
+        """Reserve the offered files (no other session writes them) and find what the
+        target holds of them, writing nothing: the prepared offer, or None and why the
+        target cannot take it (a file where a folder must go, files being received)."""
         target: TargetFolder | None = None
-        accepted = False
         try:
             target = TargetFolder(self._options.target, self._options.umask)
             paths = (target.location_of(manifest.path(i)) for i in manifest.file_indexes())
             await self._claims.claim(self, await asyncio.to_thread(FileClaims.keys, paths))
-            prepared = await asyncio.to_thread(PreparedOffer.survey, target, manifest)
+            return await asyncio.to_thread(PreparedOffer.survey, target, manifest), ""
+        except TimeoutError:  # before OSError: it is one
+            reason = "an earlier transfer of these files is still stopping"
+        except (FilesBusyError, TargetError) as exc:
+            reason = str(exc)
+        except OSError as exc:
+            reason = describe_os_error(exc)
+        if target is not None:
+            target.close()
+        return None, reason
+
+    async def _consider(self, offer: IncomingOffer, prepared: PreparedOffer) -> Decision:
+        """Decide on a surveyed offer by what it still needs, then make its folders; a
+        declined offer lets go of its target."""
+        accepted = False
+        try:
             shortage = await asyncio.to_thread(prepared.shortage, self._options.max_size)
             decision = Decision(False, shortage) if shortage else await self._decide_offer(offer)
             if decision.accept and self._options.transport == "tcp" and (
@@ -447,17 +467,14 @@ class ReceiveSession(ClaimOwner):
             if decision.accept:
                 await asyncio.to_thread(prepared.make_folders)
                 accepted = True
-                return decision, prepared
-        except TimeoutError:  # before OSError: it is one
-            decision = Decision(False, "an earlier transfer of these files is still stopping")
-        except (FilesBusyError, TargetError) as exc:
-            decision = Decision(False, str(exc))
+            return decision
+        except TargetError as exc:
+            return Decision(False, str(exc))
         except OSError as exc:
-            decision = Decision(False, describe_os_error(exc))
+            return Decision(False, describe_os_error(exc))
         finally:
-            if target is not None and not accepted:
-                target.close()
-        return decision, None
+            if not accepted:
+                prepared.target.close()
 
     async def _verify(self, reader: MessageReader, hello: Hello) -> None:
         # Both sides must hold the pairing: a sender that lost or never had it
@@ -581,6 +598,7 @@ class ReceiveSession(ClaimOwner):
                     self._listener.stop()
                     self._listener = None
                 await handlers.stop()  # no part stays open behind the session's back
+                intake.tally.close()
             return await self._summarize(offer, prepared, intake.tally, tracker)
         finally:
             prepared.target.close()
@@ -611,6 +629,7 @@ class ReceiveSession(ClaimOwner):
         self._connection.limit_streams(data=MAX_PARALLEL_FILES, control=1)
         listener = self._listener = await self._open_data_listener()
         info = listener.info if listener is not None else None
+        self._announce_resume(prepared)
         await self._send(
             Accept(len(pages))
             if info is None
@@ -621,6 +640,18 @@ class ReceiveSession(ClaimOwner):
         self._lifecycle.advance(SessionState.TRANSFERRING)
         if listener is not None:
             handlers.start(self._receive_over_tcp(listener, intake))
+
+    def _announce_resume(self, prepared: PreparedOffer) -> None:
+        """Say what is already here, before data moves (the sender says it too)."""
+        items = prepared.resume_items
+        if items:
+            whole = [
+                item.offset for item in items if prepared.resume[item.index].complete_file
+            ]
+            self._events.emit(ResumeEvent(
+                self.session, "receive", len(items), sum(item.offset for item in items),
+                len(whole), sum(whole),
+            ))
 
     async def _until_settled(
         self, tally: Tally, tracker: ProgressTracker, reader: MessageReader
@@ -660,6 +691,7 @@ class ReceiveSession(ClaimOwner):
             DoneEvent(
                 self.session, "receive", ok, tally.ok, tally.failed, offer.total_bytes,
                 tracker.bytes_transferred, round(tracker.seconds, 3), str(prepared.target.root),
+                files_identical=tally.identical,
             )
         )
         await self._await_close()

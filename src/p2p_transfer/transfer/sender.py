@@ -18,10 +18,13 @@ import msgspec
 from p2p_transfer.events import (
     ConnectionEvent,
     DecisionEvent,
+    DialingEvent,
     DoneEvent,
     EventBus,
     FileDoneEvent,
     FileFailedEvent,
+    OfferSentEvent,
+    ResumeEvent,
     SessionState,
     VerifiedEvent,
 )
@@ -44,7 +47,9 @@ from p2p_transfer.net import (
     PeerConnection,
     StreamEnded,
     Transport,
+    Unreachable,
     ticket_addresses,
+    ticket_endpoint_id,
 )
 from p2p_transfer.net.tcp import TcpEndpointInfo, TlsChannel, connect_data_channel
 from p2p_transfer.protocol import (
@@ -110,6 +115,12 @@ class CodeRequest:
 CodePrompt = Callable[[CodeRequest], Awaitable[str]]
 #: A file to send: its index in the offer and where it comes from.
 _Job = tuple[int, SourceEntry]
+#: Why a receiver does not answer, said with "cannot reach NAME".
+UNREACHABLE_CAUSES = (
+    "the receiver may have stopped; a ticket's addresses change when the receiver "
+    "restarts (copy its new ticket); or it is on another network (then both sides "
+    "need a relay)"
+)
 
 
 @dataclass(slots=True)
@@ -128,6 +139,8 @@ class _Outcome:
 
     ok: set[int] = field(default_factory=set)
     failed: dict[int, str] = field(default_factory=dict)
+    #: Of the ``ok`` ones, those the receiver already held, identical.
+    identical: int = 0
 
 
 class SendSession:
@@ -155,9 +168,10 @@ class SendSession:
         self._transfer_id = secrets.token_hex(8)
         self._ticket_addresses: list[str] = []
 
-    async def run(self, ticket: str, paths: list[Path]) -> TransferResult:
-        """Send ``paths``; returns the result or raises a TransferError (Declined,
-        Cancelled, WrongCode, ...) or NetError."""
+    async def run(self, ticket: str, paths: list[Path], peer_name: str = "") -> TransferResult:
+        """Send ``paths`` to the receiver a ticket names (``peer_name`` when known); returns
+        the result or raises a TransferError (Declined, Cancelled, WrongCode, ...) or
+        NetError."""
         if not 1 <= self._options.parallel <= MAX_PARALLEL_FILES:
             raise TransferError(f"--parallel must be between 1 and {MAX_PARALLEL_FILES}")
         try:
@@ -166,8 +180,7 @@ class SendSession:
             )
         except SourceError as exc:
             raise TransferError(str(exc)) from None
-        connection = await self._transport.connect(ticket)
-        self._ticket_addresses = ticket_addresses(ticket)
+        connection = await self._dial(ticket, peer_name)
         try:
             result = await self._converse(connection, sources)
         except asyncio.CancelledError:
@@ -190,6 +203,24 @@ class SendSession:
             raise
         connection.close(CloseCode.DONE, "transfer complete")
         return result
+
+    async def _dial(self, ticket: str, peer_name: str) -> PeerConnection:
+        """Connect, saying whom we try to reach, and why that may fail when it does."""
+        peer_id = ticket_endpoint_id(ticket)
+        self._ticket_addresses = ticket_addresses(ticket)
+        peer_name = peer_name or next(
+            (p.name for p in self._pairings.list() if p.endpoint_id == peer_id), ""
+        )
+        self._events.emit(
+            DialingEvent(self.session, peer_id, peer_name, list(self._ticket_addresses))
+        )
+        try:
+            return await self._transport.connect(ticket)
+        except Unreachable as exc:
+            who = peer_name or f"{peer_id[:10]}…"
+            raise Unreachable(
+                f"cannot reach {who} ({exc}): {UNREACHABLE_CAUSES}", exc.detail
+            ) from None
 
     async def _converse(
         self, connection: PeerConnection, sources: list[SourceEntry]
@@ -223,6 +254,9 @@ class SendSession:
         await writer.send(Offer(self._transfer_id, len(sources), len(files), total, len(pages)))
         for page in pages:
             await writer.send(ManifestPage(page))
+        self._events.emit(
+            OfferSentEvent(self.session, welcome.name, len(files), total, len(sources) - len(files))
+        )
         self._lifecycle.advance(SessionState.WAITING)
         answer = await reader.read_message()
         if isinstance(answer, Decline):
@@ -238,6 +272,7 @@ class SendSession:
         for _ in range(answer.pages):
             page = await expect(reader, ResumePage)
             resume.update((item.index, item) for item in page.items)
+        self._announce_resume(resume, sources)
 
         indexed = {i: s for i, s in enumerate(sources) if s.entry.kind == "file"}
         tracker = ProgressTracker(self.session, "send", total, len(indexed), self._events.emit)
@@ -294,9 +329,25 @@ class SendSession:
                 result.bytes_total,
                 result.bytes_transferred,
                 round(result.seconds, 3),
+                files_identical=outcome.identical,
             )
         )
         return result
+
+    def _announce_resume(self, resume: dict[int, Resume], sources: list[SourceEntry]) -> None:
+        """Say what the receiver already holds, before data moves (each part is still
+        checked against this file before it is trusted)."""
+        held = [
+            (item, entry.size) for index, item in resume.items()
+            if 0 <= index < len(sources) and (entry := sources[index].entry).kind == "file"
+            and 0 <= item.offset <= entry.size
+        ]
+        if held:
+            whole = [size for item, size in held if item.offset == size]
+            self._events.emit(ResumeEvent(
+                self.session, "send", len(held), sum(item.offset for item, _ in held),
+                len(whole), sum(whole),
+            ))
 
     async def _verify(
         self, welcome: Welcome, peer_id: str, reader: MessageReader, writer: MessageWriter
@@ -509,10 +560,11 @@ class SendSession:
                 tracker.finish_file(message.index)
                 if message.ok:
                     outcome.ok.add(message.index)
+                    outcome.identical += message.identical
                     self._events.emit(
                         FileDoneEvent(
                             self.session, "send", source.entry.path, source.entry.size,
-                            message.blake3,
+                            message.blake3, saved_as=message.saved_as,
                         )
                     )
                 else:

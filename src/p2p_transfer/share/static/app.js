@@ -16,13 +16,15 @@
   let channel = null;
 
   // --- formatting -----------------------------------------------------------
+  // IEC units, as the terminal says them (p2p_transfer/units.py format_size): 3.0 MiB.
   function formatSize(bytes) {
     if (bytes == null) return "";
-    const units = ["B", "KB", "MB", "GB", "TB"];
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
     let value = bytes;
     let unit = 0;
-    while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit += 1; }
-    return (unit === 0 ? String(value) : value.toFixed(value < 10 ? 1 : 0)) + " " + units[unit];
+    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+    if (unit === 0) return Math.floor(value) + " B";
+    return value.toFixed(value < 100 ? 1 : 0) + " " + units[unit];
   }
   function formatDuration(seconds) {
     if (!isFinite(seconds)) return "";
@@ -210,7 +212,7 @@
           item.received = item.file.size;
           const seconds = (performance.now() - item.started) / 1000;
           // A speed means something only for files big enough to outlast the round trips.
-          const rate = seconds > 0 && item.file.size >= 1000000 ? " · " + formatSize(item.file.size / seconds) + "/s" : "";
+          const rate = seconds > 0 && item.file.size >= 1048576 ? " · " + formatSize(item.file.size / seconds) + "/s" : "";
           setState(item, "done", "Sent ✓" + rate);
           break;
         } else if (msg.type === "error") {
