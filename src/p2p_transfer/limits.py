@@ -121,6 +121,10 @@ FRESH_ADDRESS_ATTEMPTS_PER_MINUTE = 30
 MAX_ADDRESS_FAILURES = 10
 #: How long a successful pairing is trusted, by default (seconds).
 DEFAULT_PAIRING_LIFETIME = 24 * 3600
+#: Addresses a pairing remembers a device was reached at (newest first).
+PAIRING_MAX_ADDRESSES = 8
+#: Longest remembered ticket, in characters (ours are ~80; a few addresses and a relay more).
+PAIRING_MAX_TICKET_CHARS = 2048
 
 # --- Connections (receiver) ---------------------------------------------------
 #: Connections a receiver holds at once.
