@@ -247,6 +247,8 @@ APP_MAX_UI_CLIENTS = 16
 APP_MAX_DIR_ENTRIES = 5000
 #: Paths in one send request.
 APP_MAX_SEND_PATHS = 10_000
+#: Devices one send request goes to (a session each).
+APP_MAX_SEND_TARGETS = 16
 #: Finished transfers kept on the live board (the history keeps the rest).
 APP_FINISHED_ON_BOARD = 50
 #: Rows kept in the transfer history; older ones are pruned.
