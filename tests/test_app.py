@@ -483,15 +483,20 @@ async def test_the_file_browser_refuses_paths_outside_home_and_the_download_fold
     status, listing = await ui.call("GET", f"/api/files?path={ui.downloads}")
     assert status == 200 and listing["path"] == str(ui.downloads.resolve())
     assert str(ui.downloads.resolve()) in listing["roots"]
-    status, answer = await ui.call(
-        "POST", "/api/send", {"to": ui.service.running_node.transport.ticket,
-                              "paths": [str(outside / "private.txt")]},
-    )
-    assert status == 400 and "outside" in answer["error"]
-    status, answer = await ui.call(
-        "PUT", "/api/share/files", {"paths": [str(ui.home / "escape")]}
-    )
-    assert status == 400
+    # Sending and sharing follow the browser's rule: 403 outside, 404 missing.
+    ticket = ui.service.running_node.transport.ticket
+    for path in [str(outside / "private.txt"), str(ui.home / "escape"), "relative/path"]:
+        status, answer = await ui.call("POST", "/api/send", {"to": ticket, "paths": [path]})
+        assert status == 403 and answer["error"], path
+        status, answer = await ui.call("PUT", "/api/share/files", {"paths": [path]})
+        assert status == 403 and answer["error"], path
+    status, answer = await ui.call("POST", "/api/send", {"to": ticket, "paths": [str(outside)]})
+    assert "outside the folders the app may use" in answer["error"]
+    missing = str(ui.home / "missing")
+    status, _ = await ui.call("POST", "/api/send", {"to": ticket, "paths": [missing]})
+    assert status == 404
+    status, _ = await ui.call("PUT", "/api/share/files", {"paths": [missing]})
+    assert status == 404
     assert ui.service.board.snapshots() == []
 
 

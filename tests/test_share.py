@@ -23,9 +23,11 @@ from p2p_transfer.events import (
     Event,
     EventBus,
     ShareDownloadDoneEvent,
+    ShareDownloadStartedEvent,
     ShareUploadCompleteEvent,
     ShareUploadFailedEvent,
     ShareUploadRejectedEvent,
+    ShareUploadRequestEvent,
 )
 from p2p_transfer.limits import (
     SHARE_CHUNK_SIZE,
@@ -33,11 +35,13 @@ from p2p_transfer.limits import (
     SHARE_MAX_CONNECTIONS,
     SHARE_MAX_CONNECTIONS_PER_IP,
     SHARE_MAX_PENDING_UPLOADS,
+    SHARE_MIN_CHUNK_SIZE,
     MiB,
 )
 from p2p_transfer.share import ShareConfig, ShareServer, UploadRequest, accept_all
 from p2p_transfer.share.public import PublicShareError, load_ngrok
 from p2p_transfer.share.zipstream import SourceChangedError, ZipLayout, collect, stream_zip
+from share_floods import SlowFlood, frame_flood
 
 LOOPBACK = "127.0.0.1"
 #: Deadlines used instead of 10 s / 60 s so that crossing them is quick.
@@ -276,6 +280,9 @@ async def test_existing_file_is_never_replaced(
         ("C:\\fakepath\\photo.png", "photo.png"),
         ("CON.txt", "_CON.txt"),
         ("bad\x00name\x1f.txt", "bad_name_.txt"),
+        ("\u202egnp.exe", "gnp.exe"),  # would show as "exe.png"
+        ("photo\u200b.jpg", "photo.jpg"),
+        ("...", "_"),
     ],
 )
 async def test_names_are_sanitized_and_stay_inside_the_folder(
@@ -321,12 +328,12 @@ async def test_part_file_is_private_while_receiving(
 ) -> None:
     share = await make_share()
     ws = await connect(share, http)
-    await ws.send_str(file_info("secret.bin", 10))
+    await ws.send_str(file_info("secret.bin", SHARE_CHUNK_SIZE + 5))
     assert (await ws.receive_json())["type"] == "accepted"
-    await ws.send_bytes(b"12345")
+    await ws.send_bytes(os.urandom(SHARE_CHUNK_SIZE))
     part = share.upload_dir / "secret.bin.part"
     for _ in range(100):
-        if part.exists() and part.stat().st_size == 5:
+        if part.exists() and part.stat().st_size == SHARE_CHUNK_SIZE:
             break
         await asyncio.sleep(0.01)
     assert part.stat().st_mode & 0o777 == 0o600
@@ -457,14 +464,14 @@ async def test_stalled_upload_fails_after_the_data_deadline(
 ) -> None:
     share = await make_share(data_timeout=SHORT)
     ws = await connect(share, http)
-    await ws.send_str(file_info("x.bin", 10))
+    await ws.send_str(file_info("x.bin", SHARE_CHUNK_SIZE + 10))
     assert (await ws.receive_json())["type"] == "accepted"
-    await ws.send_bytes(b"12345")
+    await ws.send_bytes(os.urandom(SHARE_CHUNK_SIZE))
     messages, code = await expect_close(ws)
     assert messages == [{"type": "error", "message": f"no data for {SHORT:g} s"}]
     assert code == 1008
     failed = await share.wait_for(ShareUploadFailedEvent)
-    assert failed[0].received_bytes == 5
+    assert failed[0].received_bytes == SHARE_CHUNK_SIZE
     assert listing(share.upload_dir) == []
 
 
@@ -687,14 +694,73 @@ async def test_silent_connections_are_dropped_and_free_their_slots(
     host, port = share.server.address
     silent = [await asyncio.open_connection(host, port)
               for _ in range(SHARE_MAX_CONNECTIONS_PER_IP)]
-    with pytest.raises(aiohttp.WSServerHandshakeError):
-        await connect(share, http)  # all slots held by sockets that say nothing
     for reader, _ in silent:
         assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
     ws = await connect(share, http)
     await ws.close()
     for _, writer in silent:
         writer.close()
+
+
+async def test_a_browser_with_the_link_gets_the_slot_of_the_oldest_silent_connection(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    """Connections that never ask for the token hold every slot of an address: a request
+    for the token takes the oldest one's slot; a request without it is refused."""
+    share = await make_share()
+    host, port = share.server.address
+    silent = [await asyncio.open_connection(host, port)
+              for _ in range(SHARE_MAX_CONNECTIONS_PER_IP)]
+    silent[-1][1].write(b"GET /not-the-token/ HTTP/1.1\r\nHost: x\r\n\r\n")  # a 404, no proof
+    assert b"404" in await silent[-1][0].readline()
+    ws = await connect(share, http)
+    assert await asyncio.wait_for(silent[0][0].read(), 5) == b""  # the oldest made room
+    response = await http.get(share.url.rsplit("/", 1)[0] + "/elsewhere")
+    assert response.status == 503
+    assert "Too many connections from your address" in await response.text()
+    await ws.send_str(file_info("x.txt", 1))
+    assert (await ws.receive_json())["type"] == "accepted"
+    await ws.close()
+    for _, writer in silent:
+        writer.close()
+
+
+#: The slow-connection flood of issue 12: 100 connections from 5 addresses (every slot),
+#: each sending one byte every 5 s and reopened when dropped.
+FLOOD_ADDRESSES = [f"127.0.0.{n}" for n in range(2, 7)]
+FLOOD_INTERVAL = 5.0
+#: Visits of an honest browser during the flood, and the time between them.
+HONEST_VISITS = 5
+HONEST_VISIT_GAP = 3.0
+
+
+async def test_a_browser_with_the_link_gets_through_a_flood_of_slow_connections(
+    make_share: MakeShare,
+) -> None:
+    """Every slot is held by connections that trickle a request head and are reopened
+    as soon as they are dropped; a browser with the link still loads the page, its
+    script and the listing, and uploads, visit after visit."""
+    share = await make_share()
+    host, port = share.server.address
+    per_address = SHARE_MAX_CONNECTIONS // len(FLOOD_ADDRESSES)
+    async with SlowFlood(host, port, FLOOD_ADDRESSES, per_address, FLOOD_INTERVAL) as flood:
+        assert flood.open_now == SHARE_MAX_CONNECTIONS
+        for visit in range(HONEST_VISITS):
+            async with aiohttp.ClientSession() as browser:  # new connections each visit
+                page = await browser.get(share.url + "/")
+                assert page.status == 200 and "<html" in await page.text()
+                script = await browser.get(share.url + "/static/app.js")
+                assert script.status == 200
+                info = await browser.get(share.url + "/api/info")
+                assert info.status == 200 and (await info.json())["upload"]["enabled"]
+                ws = await connect(share, browser)
+                data = os.urandom(300_000)
+                assert (await send_file(ws, f"visit-{visit}.bin", data))[-1]["type"] == "complete"
+                await ws.close()
+                assert (share.upload_dir / f"visit-{visit}.bin").read_bytes() == data
+            await asyncio.sleep(HONEST_VISIT_GAP)  # the flood goes on meanwhile
+        assert flood.dropped >= HONEST_VISITS  # room was made, visit after visit
+        assert flood.open_now >= SHARE_MAX_CONNECTIONS // 2  # and the flood came back
 
 
 async def test_hundred_and_first_connection_is_refused(make_share: MakeShare) -> None:
@@ -734,10 +800,12 @@ async def test_clients_behind_a_trusted_proxy_are_counted_by_forwarded_address(
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await connect(share, http, headers=headers)
     assert refused.value.status == 503
-    other = dict(headers, **{"X-Forwarded-For": "198.51.100.7"})
+    other = dict(headers, **{"X-Forwarded-For": "198.51.100.7\u202e"})  # shown to the host
     ws = await connect(share, http, headers=other)
     await ws.send_str(file_info("x.txt", 1))
     assert (await ws.receive_json())["type"] == "accepted"
+    (request,) = share.of(ShareUploadRequestEvent)
+    assert request.client == "198.51.100.7"
     for s in [*sockets, ws]:
         await s.close()
 
@@ -757,9 +825,9 @@ async def test_stopping_the_server_closes_uploads_and_removes_parts(
 ) -> None:
     share = await make_share()
     ws = await connect(share, http)
-    await ws.send_str(file_info("x.bin", 10))
+    await ws.send_str(file_info("x.bin", SHARE_CHUNK_SIZE + 10))
     assert (await ws.receive_json())["type"] == "accepted"
-    await ws.send_bytes(b"12345")
+    await ws.send_bytes(os.urandom(SHARE_CHUNK_SIZE))
     await asyncio.sleep(0.05)
     await share.server.stop()
     _, code = await expect_close(ws)
@@ -803,7 +871,10 @@ async def test_listing_shows_shared_files_and_folders(
     share = await make_share(shared=[shared["file"], shared["folder"]], device_name="Ada's laptop")
     info = await (await http.get(share.url + "/api/info")).json()
     assert info["device_name"] == "Ada's laptop"
-    assert info["upload"] == {"enabled": True, "max_size": None, "chunk_size": SHARE_CHUNK_SIZE}
+    assert info["upload"] == {
+        "enabled": True, "max_size": None, "chunk_size": SHARE_CHUNK_SIZE,
+        "min_chunk_size": SHARE_MIN_CHUNK_SIZE,
+    }
     file_entry, folder_entry = info["files"]
     assert file_entry == {
         "name": "Résumé 2024.pdf", "kind": "file", "size": shared["file"].stat().st_size,
@@ -840,6 +911,39 @@ async def test_shared_file_downloads_with_name_type_and_ranges(
     assert beyond.status == 416
     done = await share.wait_for(ShareDownloadDoneEvent, 3)
     assert [e.ok for e in done[:2]] == [True, True]
+
+
+async def test_a_resume_of_a_file_changed_since_gets_the_whole_new_file(
+    make_share: MakeShare, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """A browser resumes with ``Range`` and ``If-Range: <the ETag it has>``: when the
+    file changed since, the answer is 200 with the whole file, never the new file's
+    tail spliced after the old one's head."""
+    shared = tmp_path / "report.bin"
+    old = os.urandom(200_000)
+    shared.write_bytes(old)
+    share = await make_share(shared=[shared])
+    url = share.url + "/files/0/report.bin"
+    first = await http.get(url)
+    etag = first.headers["ETag"]
+    assert await first.read() == old
+
+    same = await http.get(url, headers={"Range": "bytes=1000-", "If-Range": etag})
+    assert same.status == 206 and await same.read() == old[1000:]
+
+    new = os.urandom(200_000)
+    shared.write_bytes(new)
+    os.utime(shared, ns=(shared.stat().st_atime_ns, shared.stat().st_mtime_ns + 10**9))
+    stale = await http.get(url, headers={"Range": "bytes=1000-", "If-Range": etag})
+    assert stale.status == 200
+    assert "Content-Range" not in stale.headers
+    assert await stale.read() == new
+    weak = await http.get(url, headers={"Range": "bytes=1000-", "If-Range": f"W/{etag}"})
+    assert weak.status == 200 and await weak.read() == new
+    fresh = await http.get(url, headers={"Range": "bytes=1000-", "If-Range": stale.headers["ETag"]})
+    assert fresh.status == 206 and await fresh.read() == new[1000:]
+    started = await share.wait_for(ShareDownloadStartedEvent, 5)
+    assert [e.offset for e in started] == [0, 1000, 0, 0, 1000]
 
 
 async def test_shared_folder_streams_as_a_zip(
@@ -941,6 +1045,111 @@ async def _upload_over_http(url: str, name: str, data: bytes) -> dict:
             answer = await ws.receive_json(timeout=30)
         await ws.close()
         return answer
+
+
+#: Per byte, the worst framing the server accepts (SHARE_MIN_CHUNK_SIZE frames) and a
+#: flood of 1-byte frames cost its CPU at most this many times what the page's frames
+#: (SHARE_CHUNK_SIZE) cost (SHARE.md).
+FRAME_COST_FACTOR = 2.0
+#: Bytes of each measured upload: enough CPU time for /proc's 10 ms clock ticks.
+CPU_UPLOAD_SIZE = 64 * MiB
+#: CPU seconds a share may use while idle over two seconds (two clock ticks).
+IDLE_CPU = 0.02
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _upload_in_frames(url: str, name: str, size: int, frame: int) -> None:
+    origin = url.rsplit("/", 1)[0]
+    async with aiohttp.ClientSession() as browser, browser.ws_connect(
+        url + "/ws", headers={"Origin": origin}
+    ) as ws:
+        await ws.send_str(file_info(name, size))
+        assert (await ws.receive_json())["type"] == "accepted"
+        block = os.urandom(frame)
+        for offset in range(0, size, frame):
+            await ws.send_bytes(block[: min(frame, size - offset)])
+        while (answer := await ws.receive_json())["type"] == "progress":
+            pass
+        assert answer["type"] == "complete", answer
+
+
+async def _stays_idle(pid: int) -> float:
+    """The CPU ``pid`` uses in the two seconds after the next one (all work done by then)."""
+    await asyncio.sleep(1.0)
+    before = _cpu_seconds(pid)
+    await asyncio.sleep(2.0)
+    return _cpu_seconds(pid) - before
+
+
+async def test_tiny_frames_cost_the_server_no_more_per_byte_than_the_pages(
+    tmp_path: Path,
+) -> None:
+    """The share's CPU, measured in its own process: an upload in the smallest frames it
+    accepts, and one sent as 1-byte frames (ended at the first one, what follows is not
+    parsed), each cost at most FRAME_COST_FACTOR times the page's framing per byte; and
+    a client that closes leaves no work behind a second later."""
+    home, uploads = tmp_path / "home", tmp_path / "uploads"
+    share = ShareProcess(share_argv(
+        home, "--json", "--yes", "--bind", LOOPBACK, "--dir", str(uploads),
+    ))
+    try:
+        url = share.wait_for("share_url")[0]["url"]
+        pid = share.process.pid
+        await _upload_in_frames(url, "warm-up.bin", MiB, SHARE_CHUNK_SIZE)
+        cost: dict[str, float] = {}
+        for name, frame in (("page", SHARE_CHUNK_SIZE), ("smallest", SHARE_MIN_CHUNK_SIZE)):
+            before = _cpu_seconds(pid)
+            await _upload_in_frames(url, f"{name}.bin", CPU_UPLOAD_SIZE, frame)
+            cost[name] = _cpu_seconds(pid) - before
+        assert cost["smallest"] <= FRAME_COST_FACTOR * cost["page"], cost
+
+        before = _cpu_seconds(pid)
+        taken = await asyncio.to_thread(frame_flood, url, CPU_UPLOAD_SIZE)
+        assert taken > 0
+        assert await _stays_idle(pid) <= IDLE_CPU  # the flood's client closed: no work left
+        cost["flood"] = _cpu_seconds(pid) - before
+        assert cost["flood"] <= FRAME_COST_FACTOR * cost["page"], cost
+        (failed,) = share.wait_for("share_upload_failed")
+        assert failed["file_name"] == "flood.bin"
+        assert failed["message"] == (
+            f"data frames must be at least {SHARE_MIN_CHUNK_SIZE // 1024} KiB, "
+            "except the last one of a file"
+        )
+        assert sorted(p.name for p in uploads.iterdir()) == [
+            "page.bin", "smallest.bin", "warm-up.bin",
+        ]
+    finally:
+        share.stop()
+
+
+async def test_work_for_an_upload_stops_as_its_browser_leaves(tmp_path: Path) -> None:
+    """A browser that closes in the middle of a file, with data still on its way: a
+    second later the share does nothing more for it, and no part is left."""
+    home, uploads = tmp_path / "home", tmp_path / "uploads"
+    share = ShareProcess(share_argv(
+        home, "--json", "--yes", "--bind", LOOPBACK, "--dir", str(uploads),
+    ))
+    try:
+        url = share.wait_for("share_url")[0]["url"]
+        async with aiohttp.ClientSession() as browser:
+            ws = await browser.ws_connect(url + "/ws", headers={"Origin": url.rsplit("/", 1)[0]})
+            await ws.send_str(file_info("left.bin", 2 * CPU_UPLOAD_SIZE))
+            assert (await ws.receive_json())["type"] == "accepted"
+            block = os.urandom(SHARE_CHUNK_SIZE)
+            for _ in range(CPU_UPLOAD_SIZE // SHARE_CHUNK_SIZE):
+                await ws.send_bytes(block)
+            await ws.close()
+        assert await _stays_idle(share.process.pid) <= IDLE_CPU
+        share.wait_for("share_upload_failed")
+        assert list(uploads.iterdir()) == []
+    finally:
+        share.stop()
 
 
 async def test_cli_json_starts_with_share_url_and_serves_uploads(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -12,15 +13,25 @@ from conftest import CODE, Peers, assert_same_tree, fails_with, make_tree
 from p2p_transfer.events import (
     CodeEvent,
     DoneEvent,
+    Event,
     FileDoneEvent,
     FileFailedEvent,
     OfferEvent,
     VerifiedEvent,
 )
 from p2p_transfer.limits import MAX_WRONG_CODES, WRONG_CODE_DELAY, MiB
+from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.protocol import PART_SUFFIX, DataTrailer, Entry
-from p2p_transfer.transfer import Declined, SendOptions, TransferError, WrongCode
-from p2p_transfer.transfer import receiver as receiver_module
+from p2p_transfer.transfer import (
+    Decision,
+    Declined,
+    IncomingOffer,
+    ReceiveOptions,
+    SendOptions,
+    TransferError,
+    WrongCode,
+)
+from p2p_transfer.transfer import intake as intake_module
 from p2p_transfer.transfer import sender as sender_module
 from p2p_transfer.transfer.local import SourceEntry
 
@@ -179,6 +190,50 @@ async def test_hostile_names_stay_inside_the_target(
     assert not (tmp_path / "escape.txt").exists()
 
 
+async def _accept(offer: IncomingOffer) -> Decision:
+    return Decision(True)
+
+
+async def test_names_that_would_lie_on_screen_arrive_plain(tmp_path: Path) -> None:
+    """U+202E makes ``\u202egnp.exe`` look like a ``.png`` and zero-width characters hide
+    in names; none arrives, in file names or in device names either way. A name of only
+    dots stays in its folder, as ``_``."""
+    sender = await Node.start(NodeConfig(tmp_path / "tx-home", "\u202eevil\u200b", "127.0.0.1"))
+    receiver = await Node.start(NodeConfig(tmp_path / "rx-home", "r\u200bx\u2066", "127.0.0.1"))
+    seen: list[Event] = []
+    receiver.events.subscribe(seen.append)
+    sender.events.subscribe(seen.append)
+    tree = tmp_path / "names"
+    (tree / "inner").mkdir(parents=True)
+    (tree / "\u202egnp.exe").write_text("an executable")
+    (tree / "photo\u200b.jpg").write_text("a photo")
+    (tree / "...").write_text("only dots")
+    (tree / "inner" / "...").write_text("dots, deeper")
+    inbox = tmp_path / "inbox"
+    serving = asyncio.create_task(receiver.serve(
+        ReceiveOptions(target=inbox, auto_accept=True, fixed_code=CODE), _accept
+    ))
+    try:
+        result = await sender.send(
+            receiver.transport.ticket, [tree], SendOptions(code=CODE)
+        )
+    finally:
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+        await sender.close()
+        await receiver.close()
+    assert result.ok, result.message
+    assert sorted(p.relative_to(inbox).as_posix() for p in inbox.rglob("*")) == [
+        "names", "names/_", "names/gnp.exe", "names/inner", "names/inner/_", "names/photo.jpg",
+    ]
+    assert (inbox / "names" / "_").read_text() == "only dots"
+    assert (inbox / "names" / "inner" / "_").read_text() == "dots, deeper"
+    (offer,) = [e for e in seen if isinstance(e, OfferEvent)]
+    assert offer.sender == "evil"
+    names = {e.peer_name for e in seen if isinstance(e, VerifiedEvent)}
+    assert names == {"evil", "rx"}
+
+
 async def test_long_name_is_shortened_keeping_its_extension(
     peers: Peers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -219,7 +274,7 @@ async def test_offer_over_max_size_is_declined(peers: Peers, tmp_path: Path) -> 
 async def test_offer_larger_than_free_space_is_declined(
     peers: Peers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(receiver_module, "free_space", lambda folder: 10)
+    monkeypatch.setattr(intake_module, "free_space", lambda folder: 10)
     source = tmp_path / "big.bin"
     source.write_bytes(os.urandom(5000))
     await fails_with(Declined, peers.send(source), "not enough disk space")

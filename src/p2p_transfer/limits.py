@@ -46,6 +46,10 @@ FOLDER_HANDLE_CACHE = 32
 #: Seconds a writer waits for another one in this process to let go of a part (a
 #: superseded session winding down) before it treats the part as busy.
 PART_RELEASE_WAIT = 5.0
+#: What one new file or folder counts on disk besides its bytes (about one block: an
+#: inode, a directory entry, a small file's last block), against the free space and
+#: ``--max-size``, so an offer of many empty files is not free.
+ENTRY_DISK_COST = 4 * KiB
 
 # --- Framing ---------------------------------------------------------------
 #: Bytes of the big-endian length prefix in front of every control message.
@@ -155,6 +159,15 @@ MAX_MANIFEST_ENTRIES = 200_000
 MAX_MANIFEST_NAME_BYTES = 16 * MiB
 #: Largest total size an offer may declare.
 MAX_OFFER_BYTES = 1 << 50
+#: Manifest entries the offers of all peers together may hold in memory at once (an
+#: entry costs ~100 bytes while its offer is decided on and received): an offer that
+#: would go over is declined before one of its entries is kept.
+MANIFEST_ENTRIES_HELD = 3 * MAX_MANIFEST_ENTRIES
+#: The same, for the offers of one peer together.
+MANIFEST_ENTRIES_HELD_PER_PEER = MAX_MANIFEST_ENTRIES
+#: An offer of at least this many entries hands the memory it freed back to the system
+#: when it ends (a garbage collection and ``malloc_trim``: tens of ms).
+LARGE_MANIFEST_ENTRIES = 10_000
 
 # --- Progress --------------------------------------------------------------
 #: Most progress events per second per transfer.
@@ -169,6 +182,11 @@ SECRET_KEY_SIZE = 32
 # strangers' browsers reach, so every resource it holds for them is bounded.
 #: Largest binary WebSocket frame of upload data a browser may send.
 SHARE_CHUNK_SIZE = 256 * KiB
+#: Smallest one, except the last frame of a file (a smaller one ends the socket): a
+#: frame costs the server about what ~100 KiB of data does, so 1-byte frames would
+#: cost it ~100,000x more per byte; at this size the worst framing costs at most
+#: twice what the page's does (SHARE.md).
+SHARE_MIN_CHUNK_SIZE = 64 * KiB
 #: Largest WebSocket message of any kind; a longer one closes the socket (1009).
 SHARE_MAX_MESSAGE_SIZE = 512 * KiB
 #: Seconds between WebSocket pings (the Rust app's 5 s was needlessly chatty).
@@ -187,8 +205,12 @@ SHARE_MAX_PENDING_UPLOADS = 10
 SHARE_MAX_ACTIVE_UPLOADS = 5
 #: Random bits in the share URL's token and in each upload's request ID.
 SHARE_TOKEN_BITS = 128
-#: Bytes of an HTTP request head read from a refused connection before answering 503.
+#: Bytes of an HTTP request head read from a connection held while the slots are full
+#: before it is answered (503, or a slot if it asks for the token).
 SHARE_REFUSED_HEAD_BYTES = 8 * KiB
+#: Seconds a connection has to ask for the token while newcomers find the slots full
+#: (else SHARE_HANDSHAKE_TIMEOUT): a browser asks at once, a slow-loris never does.
+SHARE_PRESSED_HEAD_TIMEOUT = 2.0
 
 # --- Discovery -------------------------------------------------------------
 # LAN discovery (mDNS / DNS-SD with zeroconf). Announcements come from anyone

@@ -334,9 +334,13 @@ class Node:
         # The first offer takes a ``once`` node: nobody else should find it from then
         # on, and its goodbyes go out while the files move, not when the user waits.
         unsubscribe = self.events.subscribe(self._withdraw_on_decision) if once else None
-        finished: asyncio.Queue[TransferResult] = asyncio.Queue()
-        self._finished = finished
-        acceptor = asyncio.create_task(self._accept_loop(options, decide, finished))
+        # The first offer's result, for ``once`` only: a result holds its session's error,
+        # whose traceback holds what the session held (its manifest, say).
+        finished: asyncio.Queue[TransferResult] = asyncio.Queue(maxsize=1)
+        self._finished = finished if once else None
+        acceptor = asyncio.create_task(
+            self._accept_loop(options, decide, self._finished)
+        )
         try:
             if once:
                 waiter = asyncio.create_task(finished.get())
@@ -361,7 +365,10 @@ class Node:
             self.withdraw_from_lan()
 
     async def _accept_loop(
-        self, options: ReceiveOptions, decide: Decider, finished: asyncio.Queue[TransferResult]
+        self,
+        options: ReceiveOptions,
+        decide: Decider,
+        finished: asyncio.Queue[TransferResult] | None,
     ) -> None:
         while (incoming := await self.transport.next_incoming()) is not None:
             slot = _ConnectionSlot()
@@ -381,7 +388,7 @@ class Node:
         incoming: IncomingConnection,
         options: ReceiveOptions,
         decide: Decider,
-        finished: asyncio.Queue[TransferResult],
+        finished: asyncio.Queue[TransferResult] | None,
     ) -> None:
         try:
             try:
@@ -403,8 +410,9 @@ class Node:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
                 raise
-            if receiver.offered and result is not None:
-                finished.put_nowait(result)
+            if finished is not None and receiver.offered and result is not None:
+                with contextlib.suppress(asyncio.QueueFull):
+                    finished.put_nowait(result)
         finally:
             self._connections.release(slot)
 
@@ -634,7 +642,8 @@ class Node:
                 if not done.cancelled() and done.exception() is None and (
                     result := done.result()
                 ) is not None:
-                    finished.put_nowait(result)
+                    with contextlib.suppress(asyncio.QueueFull):
+                        finished.put_nowait(result)
 
             task.add_done_callback(report)
         return task

@@ -18,8 +18,9 @@ from blake3 import blake3
 from conftest import requires_chromium
 from e2e.share_cli import ShareProcess, share_argv
 from p2p_transfer.events import ShareUploadProgressEvent
-from p2p_transfer.limits import KiB, MiB
+from p2p_transfer.limits import SHARE_MAX_CONNECTIONS, KiB, MiB
 from p2p_transfer.share import ShareConfig, ShareServer, UploadRequest, accept_all
+from share_floods import SlowFlood
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -301,3 +302,38 @@ def test_browser_uploads_onto_exfat_never_overwrite(
     assert (exfat / "report.txt").read_bytes() == (first / "report.txt").read_bytes()
     assert (exfat / "report (1).txt").read_bytes() == (second / "report.txt").read_bytes()
     assert (exfat / "what_.txt").read_bytes() == b"a question\n"
+
+
+def test_page_loads_and_uploads_through_a_flood_of_slow_connections(
+    chromium: Any, tmp_path: Path
+) -> None:
+    """100 connections from 5 addresses hold every slot of the share, each trickling a
+    byte every 5 s and reopened when dropped: Chromium with the link loads the page and
+    uploads a file all the same."""
+    expect = playwright_sync.expect
+    home, uploads = tmp_path / "home", tmp_path / "uploads"
+    home.mkdir()
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(os.urandom(700 * KiB))
+    share = ShareProcess(share_argv(
+        home, "--json", "--yes", "--bind", "127.0.0.1", "--dir", str(uploads),
+    ))
+    try:
+        url = share.wait_for("share_url")[0]["url"]
+        port = int(url.split(":")[2].split("/")[0])
+        addresses = [f"127.0.0.{n}" for n in range(2, 7)]
+        with SlowFlood.in_thread(
+            "127.0.0.1", port, addresses, SHARE_MAX_CONNECTIONS // len(addresses), 5.0
+        ) as flood:
+            page, errors = open_page(chromium, url, DESKTOP)
+            expect(page.locator("#title")).to_have_text("Send files to Test laptop")
+            page.set_input_files("#file-input", [str(photo)])
+            page.click("#send-button")
+            expect(page.locator('#upload-list .file[data-state="done"]')).to_have_count(
+                1, timeout=UI_TIMEOUT
+            )
+            assert errors == []
+            assert flood.dropped > 0  # the flood held the slots, and some were taken back
+        assert (uploads / "photo.jpg").read_bytes() == photo.read_bytes()
+    finally:
+        share.stop()

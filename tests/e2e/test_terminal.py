@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from e2e.cli import CODE, start_sender
+from e2e.cli import CODE, CliProcess, start_sender
 from e2e.terminal import Terminal
 from p2p_transfer.limits import MiB
 
@@ -56,5 +56,27 @@ def test_ctrl_c_on_the_receiver_says_cancelled_once_and_exits_130(tmp_path: Path
         assert "Traceback" not in receiver.text
         ended = sender.wait_for("state", lambda e: e["state"] == "cancelled")
         assert (ended["by"], ended["peer_name"]) == ("peer", "laptop")
+    finally:
+        receiver.stop()
+
+
+def test_names_that_would_lie_show_as_they_are(tmp_path: Path) -> None:
+    """A sender named ``\u202eevil\u200b`` sends ``\u202egnp.exe`` (which would show as if
+    it ended in ``.png``): the receiving person reads ``evil`` and ``gnp.exe``, and no
+    format character reaches the screen."""
+    receiver, ticket = _receiving_terminal(tmp_path / "rx", tmp_path / "inbox")
+    try:
+        payload = tmp_path / "\u202egnp.exe"
+        payload.write_text("an executable")
+        sender = CliProcess(
+            ["--name", "\u202eevil\u200b", "send", "--to", ticket, "--code", CODE, "--json",
+             str(payload)],
+            tmp_path / "tx",
+        )
+        assert sender.wait() == 0, sender.stderr_lines
+        receiver.expect_line(r"evil \(")
+        receiver.expect_line(r"gnp\.exe")
+        assert not {"\u202e", "\u200b"} & set(receiver.text), receiver.text
+        assert (tmp_path / "inbox" / "gnp.exe").read_text() == "an executable"
     finally:
         receiver.stop()

@@ -24,7 +24,7 @@ from p2p_transfer.net import NetError
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.protocol import Decline, Error, Welcome
 from p2p_transfer.transfer import Decision, IncomingOffer, SendOptions
-from p2p_transfer.transfer.admission import ConnectionTable
+from p2p_transfer.transfer.admission import ConnectionTable, ManifestBudget
 from p2p_transfer.trust import attempts as attempts_module
 from security.conftest import HostileFactory, reserve, wait_until
 from security.hostile import Conversation, HostileClient, file_entry
@@ -92,6 +92,18 @@ def test_table_release_frees_a_place() -> None:
     table.release(first)
     table.release(first)  # twice is harmless
     assert table.admit(_Holder("third", idle=False), None)
+
+
+def test_manifest_budget_holds_per_peer_and_in_all_and_gives_back() -> None:
+    budget = ManifestBudget(total=300, per_peer=200)
+    assert budget.reserve("a", 150) == ""
+    assert "this device's other offers" in budget.reserve("a", 100)  # a's 250 > 200
+    assert budget.reserve("b", 100) == ""
+    assert "too many large offers" in budget.reserve("c", 100)  # 350 in all > 300
+    assert budget.reserve("c", 50) == ""
+    assert budget.held == 300
+    budget.release("a", 150)
+    assert budget.reserve("c", 100) == "" and budget.held == 250
 
 
 # --- Real connections ----------------------------------------------------------------

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,9 +18,9 @@ from pathlib import Path
 from conftest import Peers, assert_same_tree, requires_root
 from e2e.cli import CODE, start_receiver, start_sender, throttled
 from netns import Host, JsonLines, Lab
-from p2p_transfer.limits import MiB
+from p2p_transfer.limits import ENTRY_DISK_COST, MiB
 from p2p_transfer.protocol import PART_SUFFIX
-from p2p_transfer.transfer import Decision, IncomingOffer
+from p2p_transfer.transfer import Decision, Declined, IncomingOffer
 from security.conftest import reserve
 
 #: Files of the killed transfers: big enough that a kill lands inside one.
@@ -27,10 +28,12 @@ KILL_FILES = 6
 KILL_FILE_SIZE = 16 * MiB
 #: The tmpfs target of the disk-full test, and the file that does not fit.
 DISK_SIZE = "16m"
-BIGGER_DISK_SIZE = "64m"
 FULL_DISK_FILE_SIZE = 12 * MiB
 #: What another program writes to the disk while the user decides.
 FILLER_SIZE = 8 * MiB
+#: Free inodes of the small disk an offer of many empty files must not exhaust.
+FEW_INODES = 1000
+MANY_EMPTY_FILES = 6000
 
 
 def _source_folder(root: Path) -> Path:
@@ -123,16 +126,11 @@ def test_killed_receiver_resumes_after_a_restart(tmp_path: Path) -> None:
     assert_same_tree(source, inbox / "batch")
 
 
-def _mount_tmpfs(folder: Path, size: str) -> None:
+def _mount_tmpfs(folder: Path, size: str, inodes: int | None = None) -> None:
+    options = f"size={size},mode=0700" + (f",nr_inodes={inodes}" if inodes else "")
     subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
         check=True, capture_output=True,
-    )
-
-
-def _resize_tmpfs(folder: Path, size: str) -> None:
-    subprocess.run(
-        ["mount", "-o", f"remount,size={size}", str(folder)], check=True, capture_output=True
     )
 
 
@@ -140,7 +138,13 @@ def _unmount(folder: Path) -> None:
     subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True)
 
 
-async def test_disk_full_mid_file_keeps_a_resumable_part(peers: Peers, tmp_path: Path) -> None:
+async def test_disk_full_mid_file_keeps_a_resumable_part_and_the_same_send_resumes(
+    peers: Peers, tmp_path: Path
+) -> None:
+    """A file that fills the disk stays a resumable part. Once a little room is freed
+    (less than the file, more than what is missing) the same send is judged by what it
+    still needs, accepted, and resumes; sent once more with almost no room left, the
+    identical file is accepted and not sent again."""
     requires_root()
     peers.target.mkdir(parents=True, exist_ok=True)
     _mount_tmpfs(peers.target, DISK_SIZE)
@@ -173,13 +177,24 @@ async def test_disk_full_mid_file_keeps_a_resumable_part(peers: Peers, tmp_path:
             "big.bin.part", "keep-me.txt", "other-program.bin",
         ]
 
-        _resize_tmpfs(peers.target, BIGGER_DISK_SIZE)  # space freed
+        (peers.target / "other-program.bin").unlink()  # room for the rest, not the whole
+        free = shutil.disk_usage(peers.target).free
+        assert len(data) - len(held) < free < len(data)
         second = await peers.send(source)
         assert second.ok, second.message
         assert second.bytes_transferred == len(data) - len(held)  # resumed, not restarted
         assert (peers.target / "big.bin").read_bytes() == data
         assert not part.exists()
         assert (peers.target / "keep-me.txt").read_text() == "the user's own file"
+
+        almost_all = shutil.disk_usage(peers.target).free - MiB
+        (peers.target / "filler.bin").write_bytes(b"\0" * almost_all)
+        again = await peers.send(source)
+        assert again.ok, again.message
+        assert again.bytes_transferred == 0
+        assert sorted(p.name for p in peers.target.iterdir()) == [
+            "big.bin", "filler.bin", "keep-me.txt",
+        ]
     finally:
         assert peers.serve_task is not None
         peers.serve_task.cancel()
@@ -210,6 +225,58 @@ def test_cli_offer_bigger_than_the_free_space_is_declined_unwritten(tmp_path: Pa
         assert sorted(p.name for p in inbox.iterdir()) == ["filler.bin"]
     finally:
         _unmount(inbox)
+
+
+def test_cli_offer_of_more_files_than_the_disk_has_inodes_is_declined_unwritten(
+    tmp_path: Path,
+) -> None:
+    """Empty files take no bytes but an inode each: 6,000 of them offered to a disk with
+    1,000 free inodes are declined with the reason, before one is created."""
+    requires_root()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    _mount_tmpfs(inbox, "64m", inodes=FEW_INODES)
+    try:
+        source = tmp_path / "empty"
+        source.mkdir()
+        for index in range(MANY_EMPTY_FILES):
+            (source / f"{index:05}.txt").touch()
+        free = os.statvfs(inbox).f_favail
+        assert 0 < free < MANY_EMPTY_FILES
+        receiver, ticket = start_receiver(tmp_path / "rx", inbox)
+        try:
+            sender = start_sender(tmp_path / "tx", ticket, source)
+            assert sender.wait(60) == 1
+            declined = sender.wait_for("decision")
+            assert not declined["accepted"]
+            assert declined["reason"] == (
+                f"not enough room on the receiver's disk for {MANY_EMPTY_FILES + 1} new files "
+                f"and folders (room for {free})"
+            )
+        finally:
+            receiver.stop()
+        assert list(inbox.iterdir()) == []
+        assert os.statvfs(inbox).f_favail == free
+    finally:
+        _unmount(inbox)
+
+
+async def test_max_size_counts_new_files_not_only_bytes(peers: Peers, tmp_path: Path) -> None:
+    """``--max-size 1`` once let thousands of empty files through (0 bytes each): each new
+    file or folder counts ENTRY_DISK_COST now, so they are declined, unwritten."""
+    await reserve(peers, max_size=1)
+    source = tmp_path / "empty"
+    source.mkdir()
+    for index in range(2000):
+        (source / f"{index:04}.txt").touch()
+    result = await peers.send(source)
+    assert isinstance(result.error, Declined), result
+    needed = 2001 * ENTRY_DISK_COST
+    assert result.message == (
+        f"offer of {needed} bytes: 0 of data and 2001 new files and folders at "
+        f"{ENTRY_DISK_COST} bytes each exceeds the receiver's limit of 1 bytes"
+    )
+    assert not peers.target.exists() or list(peers.target.iterdir()) == []
 
 
 #: nftables table that cuts a host off (every non-loopback packet dropped, both ways).

@@ -24,7 +24,7 @@ from p2p_transfer.app.events import (
     ShareStateEvent,
     TransferSnapshot,
 )
-from p2p_transfer.app.files import FileBrowser, PathRefused, Staging, StagingError
+from p2p_transfer.app.files import FileBrowser, Staging, StagingError
 from p2p_transfer.app.history import History, HistoryEntry
 from p2p_transfer.app.node_control import NodeControl, NodeOptions, NodeStartError
 from p2p_transfer.app.prompts import Prompt, PromptBook, PromptError, PromptGone
@@ -300,11 +300,13 @@ class AppService:
         """The paths to send, checked against the browser's rule, and the staged items."""
         if len(paths) > APP_MAX_SEND_PATHS:
             raise AppError(f"at most {APP_MAX_SEND_PATHS} paths per send")
+        # A path outside the browsable folders is PathRefused (403), a missing one
+        # PathMissing (404), as when browsing.
+        chosen = [self.files.check(p) for p in paths]
         try:
-            chosen = [self.files.check(p) for p in paths]
             if staging_batch:
                 chosen += self.staging.top_level(staging_batch)
-        except (PathRefused, StagingError) as exc:
+        except StagingError as exc:
             raise AppError(str(exc)) from None
         if not chosen:
             raise AppError("choose files or folders to send")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from p2p_transfer.app.events import ShareStateEvent, UploadPromptEvent
-from p2p_transfer.app.files import FileBrowser, PathRefused
+from p2p_transfer.app.files import FileBrowser
 from p2p_transfer.app.prompts import PromptBook, PromptGone
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import Event
@@ -78,13 +78,11 @@ class ShareControl:
         )
 
     def _checked(self, paths: list[str] | list[Path]) -> list[Path]:
+        """The paths, each inside the browsable folders (else PathRefused: 403, or
+        PathMissing: 404, as for browsing)."""
         if len(paths) > APP_MAX_SHARED_ITEMS:
             raise ShareRefused(f"at most {APP_MAX_SHARED_ITEMS} shared items")
-        try:
-            offered = [self._files.check(str(p)) for p in paths]
-        except PathRefused as exc:
-            raise ShareRefused(str(exc)) from None
-        return list(dict.fromkeys(offered))
+        return list(dict.fromkeys(self._files.check(str(p)) for p in paths))
 
     async def set_files(self, node: Node, paths: list[str]) -> ShareStateEvent:
         """Choose what the share offers; a running share restarts (its link changes)."""

@@ -96,7 +96,8 @@ def _exit_code(result: TransferResult | None) -> int:
               help="Use this 6-digit code (for scripts).")
 @click.option("--bind", "bind_addr", default=None, help="Address to listen on (default all).")
 @click.option("--max-size", type=click.IntRange(min=0), default=None,
-              help="Decline offers larger than this many bytes.")
+              help="Decline offers that need more than this many bytes "
+                   "(each new file or folder counts 4 KiB).")
 @click.option("--relay", default=RELAY_OFF, show_default=True,
               help="off (LAN only), default (iroh's public relays, for peers behind NAT) or a URL.")
 @click.option("--transport", type=click.Choice(["auto", "quic", "tcp"]), default="auto",

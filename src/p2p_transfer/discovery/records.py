@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.limits import (
     MAX_DEVICE_ADDRESSES,
-    MAX_DEVICE_NAME_CHARS,
     MAX_DNS_LABEL_BYTES,
     MAX_TXT_ITEM_BYTES,
 )
 from p2p_transfer.protocol.messages import PROTOCOL_VERSION
+from p2p_transfer.protocol.names import clean_device_name
 
 #: The DNS-SD service type every node announces and browses.
 SERVICE_TYPE = "_p2p-transfer._udp.local."
@@ -42,9 +41,6 @@ TXT_KEY_ADDRESSES = "addrs"
 ADDRESS_SEPARATOR = ","
 
 _ENDPOINT_ID = re.compile(r"[0-9a-f]{64}")
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-#: Bidirectional-text controls: they can make one name display as another.
-_BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 #: Characters that would change how a DNS-SD instance label is parsed or shown.
 _LABEL_UNSAFE = re.compile(r"[\x00-\x1f\x7f.\\]")
 
@@ -92,13 +88,6 @@ def is_endpoint_id(text: str) -> bool:
 def truncate_utf8(text: str, limit: int) -> str:
     """Cut ``text`` to at most ``limit`` UTF-8 bytes without splitting a character."""
     return text.encode()[:limit].decode(errors="ignore")
-
-
-def clean_device_name(raw: str) -> str:
-    """A peer's claimed name made safe to show: NFC, no control or bidi characters, bounded."""
-    name = unicodedata.normalize("NFC", raw)
-    name = _BIDI_CONTROLS.sub("", _CONTROL_CHARS.sub("", name)).strip()
-    return name[:MAX_DEVICE_NAME_CHARS]
 
 
 def instance_name(device_name: str, endpoint_id: str) -> str:

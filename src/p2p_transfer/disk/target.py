@@ -219,6 +219,16 @@ class TargetFolder:
         _, folder = self._holding(relative, lambda folder: None)
         self._folders.release(folder)
 
+    def is_folder(self, relative: str) -> bool:
+        """Whether the folder ``relative`` exists already (walked by handle, never
+        through a symlink); creates nothing."""
+        try:
+            folder = self._folders.hold(relative, create=False)
+        except (OSError, TargetError):
+            return False
+        self._folders.release(folder)
+        return True
+
     def _holding(
         self, relative: str, operation: Callable[[Folder], Result]
     ) -> tuple[Result, Folder]:

@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import StreamReader, web
+from aiohttp.typedefs import Handler
 
 from p2p_transfer.limits import (
     CLOSE_GRACE,
@@ -73,7 +74,7 @@ class LocalSendServer:
         self._port = port
         self.on_register = on_register
         self._limiter = ConnectionLimiter(
-            LOCALSEND_MAX_CONNECTIONS, LOCALSEND_MAX_CONNECTIONS_PER_IP, evict_silent=True
+            LOCALSEND_MAX_CONNECTIONS, LOCALSEND_MAX_CONNECTIONS_PER_IP
         )
         self._runner: web.AppRunner | None = None
         self._site: LimitedSite | None = None
@@ -97,7 +98,9 @@ class LocalSendServer:
 
     async def start(self) -> None:
         """Listen; raises OSError when the port is taken."""
-        app = web.Application(client_max_size=LOCALSEND_MAX_JSON_BODY)
+        app = web.Application(
+            client_max_size=LOCALSEND_MAX_JSON_BODY, middlewares=[self._proven_by_asking]
+        )
         prefix = API_PREFIX
         app.router.add_get(f"{prefix}/info", self._info)
         app.router.add_post(f"{prefix}/register", self._register)
@@ -111,7 +114,8 @@ class LocalSendServer:
         await runner.setup()
         site = LimitedSite(
             runner, self._host, self._port, self._limiter,
-            first_data_timeout=LOCALSEND_HANDSHAKE_TIMEOUT,
+            has_token=lambda target: target.startswith(API_PREFIX + "/"),
+            head_timeout=LOCALSEND_HANDSHAKE_TIMEOUT,
             tls=self.certificate.server_context(),
         )
         try:
@@ -129,6 +133,16 @@ class LocalSendServer:
         if self._site is not None:
             await self._site.stop()
         await runner.cleanup()
+
+    @web.middleware
+    async def _proven_by_asking(
+        self, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        """A connection that asks LocalSend's API keeps its slot; a silent or stray one
+        makes room for a newcomer that asks (see share/limiter.py)."""
+        if self._site is not None and request.path.startswith(API_PREFIX + "/"):
+            self._site.prove(request)
+        return await handler(request)
 
     # --- handlers -------------------------------------------------------------------
 

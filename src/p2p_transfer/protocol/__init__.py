@@ -6,6 +6,7 @@ See docs/PROTOCOL.md for the conversation these pieces make up.
 from p2p_transfer.protocol.errors import ProtocolError
 from p2p_transfer.protocol.framing import FrameDecoder, body_length, decode_body, encode
 from p2p_transfer.protocol.manifest import (
+    Manifest,
     ManifestAssembler,
     ManifestSummary,
     check_offer,
@@ -35,8 +36,10 @@ from p2p_transfer.protocol.messages import (
     Verify,
     Welcome,
 )
+from p2p_transfer.protocol.names import clean_device_name, without_format_characters
 from p2p_transfer.protocol.paths import (
     PART_SUFFIX,
+    PLACEHOLDER_NAME,
     numbered_name,
     portable_name,
     sanitize_component,
@@ -46,6 +49,7 @@ from p2p_transfer.protocol.paths import (
 
 __all__ = [
     "PART_SUFFIX",
+    "PLACEHOLDER_NAME",
     "PROTOCOL_VERSION",
     "Accept",
     "AnyMessage",
@@ -59,6 +63,7 @@ __all__ = [
     "FileResult",
     "FrameDecoder",
     "Hello",
+    "Manifest",
     "ManifestAssembler",
     "ManifestPage",
     "ManifestSummary",
@@ -74,6 +79,7 @@ __all__ = [
     "Welcome",
     "body_length",
     "check_offer",
+    "clean_device_name",
     "decode_body",
     "encode",
     "numbered_name",
@@ -82,4 +88,5 @@ __all__ = [
     "sanitize_component",
     "sanitize_path",
     "upload_name",
+    "without_format_characters",
 ]

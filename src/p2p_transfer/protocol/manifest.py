@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import msgspec
 
@@ -66,19 +68,90 @@ def check_offer(offer: Offer) -> ManifestSummary:
     return ManifestSummary(offer.entries, offer.files, offer.total_bytes, offer.pages)
 
 
+class Manifest(Sequence[Entry]):
+    """An offer's entries, kept by column in a few large buffers: the paths' UTF-8 one
+    after another, sizes, modes and times in arrays.
+
+    About 90 bytes an entry instead of ~250 as Entry objects, and no small object per
+    entry, so the memory of a large offer goes back to the system when it ends.
+    ``manifest[i]`` makes the Entry when it is needed.
+    """
+
+    __slots__ = (
+        "_ends", "_is_file", "_modes", "_mtimes", "_names", "_sizes", "files", "total_bytes",
+    )
+
+    def __init__(self) -> None:
+        self._names = bytearray()
+        self._ends = array("Q")  # where each path ends in ``_names``
+        self._is_file = bytearray()
+        self._sizes = array("Q")
+        self._modes = array("H")
+        self._mtimes = array("d")
+        #: Files among the entries, and their bytes together.
+        self.files = 0
+        self.total_bytes = 0
+
+    def append(self, entry: Entry) -> None:
+        """Keep one entry, already checked (``mode`` within 0o777, ``size`` within 64 bits)."""
+        is_file = entry.kind == "file"
+        self._names += entry.path.encode()
+        self._ends.append(len(self._names))
+        self._is_file.append(is_file)
+        self._sizes.append(entry.size)
+        self._modes.append(entry.mode)
+        self._mtimes.append(entry.mtime)
+        if is_file:
+            self.files += 1
+            self.total_bytes += entry.size
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    @overload
+    def __getitem__(self, index: int) -> Entry: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Entry]: ...
+    def __getitem__(self, index: int | slice) -> Entry | list[Entry]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return Entry(
+            self.path(index), "file" if self._is_file[index] else "dir",
+            self._sizes[index], self._modes[index], self._mtimes[index],
+        )
+
+    def path(self, index: int) -> str:
+        if index < 0:
+            index += len(self)
+        start = self._ends[index - 1] if index > 0 else 0
+        return self._names[start : self._ends[index]].decode()
+
+    def size(self, index: int) -> int:
+        return self._sizes[index]
+
+    def is_file(self, index: int) -> bool:
+        return bool(self._is_file[index])
+
+    def file_indexes(self) -> Iterator[int]:
+        """The indexes of the files, in order."""
+        return (i for i, is_file in enumerate(self._is_file) if is_file)
+
+
 class ManifestAssembler:
-    """Collects manifest pages, sanitizing each path and refusing duplicates."""
+    """Collects manifest pages, sanitizing each path and refusing duplicates.
+
+    What it needs to find duplicates goes with it: keep ``entries`` (the
+    ``Manifest``), let the assembler go.
+    """
 
     def __init__(self, summary: ManifestSummary) -> None:
         self.summary = summary
-        self.entries: list[Entry] = []
+        self.entries = Manifest()
         self._paths: dict[str, str] = {}  # sanitized path -> "file" | "dir"
         #: Files' paths in portable form: two files that a FAT disk would store under one
         #: name (``a?b`` and ``a_b``) must not share a name or a part there.
         self._portable_files: set[str] = set()
-        self._bytes = 0
         self._name_bytes = 0
-        self._files = 0
         self._pages = 0
         if self.complete:  # no pages will come: the offer must declare an empty manifest
             self._check_totals()
@@ -101,7 +174,7 @@ class ManifestAssembler:
             self._check_totals()
 
     def _check(self, entry: Entry) -> Entry:
-        if entry.size < 0 or (entry.kind == "dir" and entry.size != 0):
+        if not 0 <= entry.size <= MAX_OFFER_BYTES or (entry.kind == "dir" and entry.size != 0):
             raise ProtocolError(f"invalid size for {entry.path!r}")
         self._name_bytes += len(entry.path.encode(errors="surrogatepass"))
         if self._name_bytes > MAX_MANIFEST_NAME_BYTES:
@@ -109,9 +182,6 @@ class ManifestAssembler:
         if not math.isfinite(entry.mtime) or abs(entry.mtime) > _MAX_MTIME:
             raise ProtocolError(f"invalid mtime for {entry.path!r}")
         path = self._unique(sanitize_path(entry.path), entry.kind)
-        if entry.kind == "file":
-            self._files += 1
-            self._bytes += entry.size
         return Entry(path, entry.kind, entry.size, entry.mode & 0o777, entry.mtime)
 
     def _unique(self, path: str, kind: str) -> str:
@@ -153,8 +223,8 @@ class ManifestAssembler:
         )
 
     def _check_totals(self) -> None:
-        declared = self.summary
-        if (len(self.entries), self._files, self._bytes) != (
+        declared, entries = self.summary, self.entries
+        if (len(entries), entries.files, entries.total_bytes) != (
             declared.entries,
             declared.files,
             declared.total_bytes,

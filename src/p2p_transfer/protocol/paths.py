@@ -1,8 +1,9 @@
 """Turning a peer's path into one that is safe to create under the target folder.
 
-Every received name passes here: separators, ``..``, control characters, ``:``
-(drive letters, NTFS streams) and Windows reserved names cannot survive, and each
-component is cut to the byte limit while keeping its extension. The other
+Every received name passes here: separators, ``..``, control and format
+characters (``protocol.names``), ``:`` (drive letters, NTFS streams) and Windows
+reserved names cannot survive, and each component is cut to the byte limit while
+keeping its extension. The other
 characters that only FAT and Windows forbid (``< > " | ? *``) stay: the writer
 maps them (``portable_name``) only on a file system that refuses them.
 """
@@ -10,10 +11,10 @@ maps them (``portable_name``) only on a file system that refuses them.
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from p2p_transfer.limits import MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH
 from p2p_transfer.protocol.errors import ProtocolError
+from p2p_transfer.protocol.names import normalized
 
 #: Suffix of a file still being received.
 PART_SUFFIX = ".part"
@@ -22,9 +23,10 @@ _WINDOWS_RESERVED = frozenset(
     {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
     | {f"{port}{digit}" for port in ("COM", "LPT") for digit in "123456789¹²³"}
 )
-#: C0 and C1 control characters (C1's U+009B is a terminal CSI), and ``:``, which would
-#: make ``C:`` a drive and ``x:y`` a stream of ``x`` on Windows.
-_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f:]")
+#: C0 and C1 control characters (C1's U+009B is a terminal CSI), the line and paragraph
+#: separators, and ``:``, which would make ``C:`` a drive and ``x:y`` a stream of ``x``
+#: on Windows.
+_UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029:]")
 #: Characters FAT, exFAT and Windows cannot hold in a name (control characters aside).
 _NOT_PORTABLE = re.compile(r'[\x00-\x1f"*:<>?\\|]')
 #: Both separators count in a name a browser sends: one on Windows may send ``C:\fakepath\x``.
@@ -32,6 +34,11 @@ _SEPARATORS = re.compile(r"[/\\]")
 #: Windows drops these from the end of a name (so "..  ." would mean "..").
 _TRAILING = ". "
 _REPLACEMENT = "_"
+#: What a name made only of dots, spaces or invisible characters (``...``, ``. .``,
+#: ``\u200b``) becomes: visible, and still inside its own folder.
+PLACEHOLDER_NAME = "_"
+#: Components that are path syntax, not names: dropped from a received path.
+_PATH_SYNTAX = frozenset({"", ".", ".."})
 
 
 def _truncate_utf8(name: str, limit: int) -> str:
@@ -47,12 +54,18 @@ def _truncate_utf8(name: str, limit: int) -> str:
 
 
 def sanitize_component(name: str) -> str:
-    """Make one path component safe on every common file system; '' if nothing is left."""
-    name = unicodedata.normalize("NFC", name)
+    """Make one path component safe on every common file system.
+
+    ``''`` for path syntax (empty, ``.``, ``..``); a name that cleans to nothing
+    (``...``, `` . ``, only format characters) becomes ``PLACEHOLDER_NAME``.
+    """
+    if name in _PATH_SYNTAX:
+        return ""
+    name = normalized(name)
     name = _UNSAFE_CHARS.sub(_REPLACEMENT, name)
     name = name.lstrip(" ").rstrip(_TRAILING)
-    if name in ("", ".", ".."):
-        return ""
+    if name in _PATH_SYNTAX:
+        return PLACEHOLDER_NAME
     stem = name.split(".", 1)[0].rstrip(" ")
     if stem.upper() in _WINDOWS_RESERVED:
         name = _REPLACEMENT + name
@@ -77,7 +90,8 @@ def sanitize_path(path: str) -> str:
     """Return a safe relative POSIX path for a received path, or raise ProtocolError.
 
     Both ``/`` and ``\\`` separate components; empty, ``.`` and ``..`` components
-    are dropped, so absolute paths and traversal land inside the target folder.
+    are dropped, so absolute paths and traversal land inside the target folder. Any
+    other component keeps its place, as a placeholder if nothing of it is usable.
     """
     if len(path.encode(errors="surrogatepass")) > MAX_PATH_BYTES:
         raise ProtocolError(f"path longer than {MAX_PATH_BYTES} bytes")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mimetypes
 import os
 import secrets
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.helpers import parse_http_date
 
 from p2p_transfer.events import EventBus, ShareDownloadDoneEvent, ShareDownloadStartedEvent
 from p2p_transfer.limits import IO_BUFFER_SIZE
@@ -94,12 +96,46 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+def _etag(info: os.stat_result) -> str:
+    """The strong ETag aiohttp gives a file: its mtime and size."""
+    return f'"{info.st_mtime_ns:x}-{info.st_size:x}"'
+
+
+def range_applies(request: web.BaseRequest, info: os.stat_result) -> bool:
+    """Whether a ``Range`` may be served for the file as ``info`` describes it now.
+
+    ``If-Range`` holds the validator of what the browser already has: a Range is
+    served only if it still matches (RFC 9110 13.1.5), else the whole file. aiohttp
+    reads If-Range only as a date: an ETag there (what browsers send when they have
+    one) would count as absent, and a changed file would be resumed with the new
+    file's bytes after the old one's.
+    """
+    validator = request.headers.get(hdrs.IF_RANGE)
+    if validator is None:
+        return True
+    if (date := parse_http_date(validator)) is not None:
+        return info.st_mtime <= date.timestamp()  # aiohttp's own rule for the date form
+    return validator.strip() == _etag(info)  # strong comparison: a weak tag never matches
+
+
 class _TrackedFileResponse(web.FileResponse):
-    """A FileResponse (Range, ETag, sendfile) that reports when sending ends."""
+    """A FileResponse (Range, ETag, sendfile) that reports when sending ends, and
+    serves the whole file for an If-Range that no longer matches."""
 
     def __init__(self, path: Path, on_done: Callable[[bool, str], None], **kwargs: object) -> None:
         super().__init__(path, **kwargs)  # type: ignore[arg-type]
         self._on_done = on_done
+
+    async def _prepare_open_file(  # type: ignore[override]
+        self, request: web.BaseRequest, fobj: object, st: os.stat_result, encoding: str | None
+    ) -> object:
+        # ``st`` is the open file's own: the same bytes the response is about to send.
+        if not range_applies(request, st):
+            headers = request.headers.copy()
+            for name in (hdrs.RANGE, hdrs.IF_RANGE):
+                headers.popall(name, None)
+            request = request.clone(headers=headers)
+        return await super()._prepare_open_file(request, fobj, st, encoding)  # type: ignore[arg-type]
 
     async def prepare(self, request: web.BaseRequest) -> object:  # type: ignore[override]
         try:
@@ -154,15 +190,14 @@ class Downloads:
         if item.kind == "folder":
             return await self._zip(request, item, client)
         try:
-            size = (await asyncio.to_thread(os.stat, item.path)).st_size
+            info = await asyncio.to_thread(os.stat, item.path)
         except OSError:
             raise web.HTTPNotFound() from None
         offset = 0
-        try:
-            offset = request.http_range.start or 0
-        except ValueError:
-            pass
-        on_done = self._start(item, "file", size, client, max(offset, 0))
+        with contextlib.suppress(ValueError):  # a malformed Range: aiohttp answers 416
+            if range_applies(request, info):
+                offset = request.http_range.start or 0
+        on_done = self._start(item, "file", info.st_size, client, max(offset, 0))
         content_type = mimetypes.guess_type(item.path.name)[0] or _DEFAULT_TYPE
         return _TrackedFileResponse(
             item.path,

@@ -1,10 +1,17 @@
-"""Counting TCP connections per IP and in total, refusing the excess with a plain 503.
+"""Counting TCP connections per IP and in total, and keeping the share reachable
+when slow connections take every place.
 
 aiohttp has no connection limit of its own, so the listening socket's protocol
-factory is wrapped: each accepted connection takes a slot, its end frees it,
-and a connection over the limit never reaches aiohttp at all. With
-``evict_silent``, a full limiter first drops its oldest connection that has not
-sent a byte yet, so a flood of idle sockets cannot lock out an honest client.
+factory is wrapped: each accepted connection takes a slot, its end frees it.
+
+A connection is *proven* once it asked for the share's token (a browser does at
+once): only then is its slot safe. When the slots are full, a newcomer is held
+(not yet given to aiohttp) until its request head is complete. A request for the
+token then takes the slot of the oldest connection that has not proven itself;
+anything else, or a full table of proven connections, gets a plain ``503``. While
+newcomers press like this, unproven connections get SHARE_PRESSED_HEAD_TIMEOUT
+instead of the handshake timeout to prove themselves. So connections that trickle
+a byte now and then, from many addresses, cannot keep a browser with the link out.
 """
 
 from __future__ import annotations
@@ -13,44 +20,41 @@ import asyncio
 import ssl
 from collections import Counter
 from collections.abc import Callable, Set
-from typing import Protocol
 
 from aiohttp import web
 
-from p2p_transfer.limits import SHARE_REFUSED_HEAD_BYTES
+from p2p_transfer.limits import SHARE_PRESSED_HEAD_TIMEOUT, SHARE_REFUSED_HEAD_BYTES
 
-
-class Silent(Protocol):
-    """A connection that has not sent a byte yet, and can be dropped for another."""
-
-    def evict(self) -> None:
-        """Give back the slot at once and drop the connection."""
+#: Ends a request head.
+_HEAD_END = b"\r\n\r\n"
 
 
 class ConnectionLimiter:
-    """Slots for connections: at most ``total`` at once and ``per_ip`` from one address;
-    with ``evict_silent``, a full limiter makes room by dropping a silent connection."""
+    """Slots for connections: at most ``total`` at once and ``per_ip`` from one address."""
 
-    def __init__(self, total: int, per_ip: int, *, evict_silent: bool = False) -> None:
+    def __init__(self, total: int, per_ip: int) -> None:
         self.total = total
         self.per_ip = per_ip
         self._by_ip: Counter[str] = Counter()
         self._count = 0
-        self._evict_silent = evict_silent
-        #: Connections that have not spoken yet, oldest first, with their address.
-        self._silent: dict[Silent, str] = {}
 
     @property
     def count(self) -> int:
         """Slots in use."""
         return self._count
 
-    def try_acquire(self, ip: str, *, count_ip: bool = True) -> str | None:
-        """Take a slot, or return why not (a sentence for the refused client)."""
-        if self._count >= self.total and not self._make_room(None):
-            return "This share has too many connections right now; try again shortly."
-        if count_ip and self._by_ip[ip] >= self.per_ip and not self._make_room(ip):
+    def refusal(self, ip: str, *, count_ip: bool = True) -> str | None:
+        """Why a new connection from ``ip`` has no slot now (a sentence for the client)."""
+        if count_ip and self._by_ip[ip] >= self.per_ip:
             return "Too many connections from your address; close other tabs or try again."
+        if self._count >= self.total:
+            return "This share has too many connections right now; try again shortly."
+        return None
+
+    def try_acquire(self, ip: str, *, count_ip: bool = True) -> str | None:
+        """Take a slot, or return why not."""
+        if (refusal := self.refusal(ip, count_ip=count_ip)) is not None:
+            return refusal
         self._count += 1
         if count_ip:
             self._by_ip[ip] += 1
@@ -64,23 +68,9 @@ class ConnectionLimiter:
             if self._by_ip[ip] <= 0:
                 del self._by_ip[ip]
 
-    def track_silent(self, holder: Silent, ip: str) -> None:
-        """``holder`` holds a slot and has not sent a byte yet."""
-        self._silent[holder] = ip
-
-    def spoke(self, holder: Silent) -> None:
-        """``holder`` sent something (or ended): it is no longer a candidate for eviction."""
-        self._silent.pop(holder, None)
-
-    def _make_room(self, ip: str | None) -> bool:
-        """Drop the oldest silent connection (from ``ip``, if given); False if none."""
-        if not self._evict_silent:
-            return False
-        for holder, holder_ip in self._silent.items():
-            if ip is None or holder_ip == ip:
-                holder.evict()
-                return True
-        return False
+    def ip_full(self, ip: str) -> bool:
+        """Whether ``ip`` has all its slots."""
+        return self._by_ip[ip] >= self.per_ip
 
 
 def refusal_response(reason: str) -> bytes:
@@ -98,39 +88,91 @@ def refusal_response(reason: str) -> bytes:
     return head.encode() + body
 
 
-class _RefusedProtocol(asyncio.Protocol):
-    """Reads the request head (so the client sees the answer, not a reset), answers 503."""
+def request_target(head: bytes) -> str:
+    """The target of a request head's first line (``/token/...``), '' if there is none."""
+    parts = head.split(b"\r\n", 1)[0].split(b" ")
+    return parts[1].decode("latin-1") if len(parts) == 3 else ""
 
-    def __init__(self, reason: str, timeout: float) -> None:
-        self._reason = reason
-        self._timeout = timeout
-        self._head = bytearray()
-        self._transport: asyncio.Transport | None = None
-        self._timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        self._timer = asyncio.get_running_loop().call_later(self._timeout, transport.abort)
+class ConnectionTable:
+    """Every connection of a site: admitted ones (with their slots), and newcomers held
+    while the slots are full. Insertion order is age: the oldest go first."""
 
-    def data_received(self, data: bytes) -> None:
-        self._head += data
-        if b"\r\n\r\n" in self._head or len(self._head) >= SHARE_REFUSED_HEAD_BYTES:
-            self._answer()
+    def __init__(self, limiter: ConnectionLimiter, head_timeout: float) -> None:
+        self.limiter = limiter
+        self.head_timeout = head_timeout
+        self._unproven: dict[_CountedProtocol, None] = {}
+        self._waiting: dict[_CountedProtocol, None] = {}
+        self._by_transport: dict[asyncio.BaseTransport, _CountedProtocol] = {}
+        self._pressed_until = 0.0
 
-    def eof_received(self) -> bool:
-        self._answer()
-        return False
+    @property
+    def pressed(self) -> bool:
+        """Whether newcomers found the slots full within the last head timeout."""
+        return asyncio.get_running_loop().time() < self._pressed_until
 
-    def _answer(self) -> None:
-        if self._transport is None or self._transport.is_closing():
-            return
-        self._transport.write(refusal_response(self._reason))
-        self._transport.close()
+    def track(self, transport: asyncio.BaseTransport, connection: _CountedProtocol) -> None:
+        self._by_transport[transport] = connection
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+    def untrack(self, transport: asyncio.BaseTransport) -> None:
+        self._by_transport.pop(transport, None)
+
+    def prove(self, transport: asyncio.BaseTransport | None) -> None:
+        """The connection of ``transport`` asked for the token: it keeps its slot."""
+        if transport is not None and (connection := self._by_transport.get(transport)):
+            connection.prove()
+
+    def mute(self, transport: asyncio.BaseTransport | None) -> None:
+        """Stop handing what ``transport``'s client sends to aiohttp (``_CountedProtocol.mute``)."""
+        if transport is not None and (connection := self._by_transport.get(transport)):
+            connection.mute()
+
+    def admit(self, connection: _CountedProtocol) -> bool:
+        """Give ``connection`` a slot if one is free (it stops waiting, if it was)."""
+        if self.limiter.try_acquire(connection.ip, count_ip=connection.count_ip) is not None:
+            return False
+        self._waiting.pop(connection, None)
+        self._unproven[connection] = None
+        return True
+
+    def hold(self, connection: _CountedProtocol) -> None:
+        """Keep a newcomer until its head is complete; the oldest newcomer goes when too
+        many wait (from its address, or in all)."""
+        self._press()
+        same_ip = [c for c in self._waiting if c.ip == connection.ip]
+        if len(same_ip) >= self.limiter.per_ip:
+            same_ip[0].drop()
+        elif len(self._waiting) >= self.limiter.total:
+            next(iter(self._waiting)).drop()
+        self._waiting[connection] = None
+
+    def make_room(self, connection: _CountedProtocol) -> bool:
+        """Evict the oldest unproven connection whose slot ``connection`` needs (one of
+        its address when that address is full); then take the slot. False when every
+        such slot is proven."""
+        if connection.count_ip and self.limiter.ip_full(connection.ip):
+            candidates = [c for c in self._unproven if c.ip == connection.ip]
+        else:
+            candidates = list(self._unproven)
+        if candidates and self.limiter.refusal(connection.ip, count_ip=connection.count_ip):
+            candidates[0].drop()
+        return self.admit(connection)
+
+    def proven(self, connection: _CountedProtocol) -> None:
+        self._unproven.pop(connection, None)
+
+    def forget(self, connection: _CountedProtocol, had_slot: bool) -> None:
+        """A connection ended (or was dropped): its slot, if any, is free."""
+        self._waiting.pop(connection, None)
+        self._unproven.pop(connection, None)
+        if had_slot:
+            self.limiter.release(connection.ip, count_ip=connection.count_ip)
+
+    def _press(self) -> None:
+        """Newcomers find the slots full: unproven connections get the shorter deadline."""
+        self._pressed_until = asyncio.get_running_loop().time() + self.head_timeout
+        for connection in list(self._unproven):
+            connection.hurry()
 
 
 class _CountedProtocol(asyncio.Protocol):
@@ -139,87 +181,164 @@ class _CountedProtocol(asyncio.Protocol):
     def __init__(
         self,
         make_handler: Callable[[], asyncio.Protocol],
-        limiter: ConnectionLimiter,
+        table: ConnectionTable,
         trusted_proxies: Set[str],
-        first_data_timeout: float,
+        has_token: Callable[[str], bool],
     ) -> None:
         self._make_handler = make_handler
-        self._limiter = limiter
+        self._table = table
         self._trusted = trusted_proxies
-        self._first_data_timeout = first_data_timeout
+        self._has_token = has_token
         self._inner: asyncio.Protocol | None = None
-        self._slot: tuple[str, bool] | None = None
-        self._silence: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
+        self._head = bytearray()  # a held newcomer's request head, so far
+        self._has_slot = False
+        self._proven = False
+        self._muted = False
+        self._started = 0.0
+        self._deadline: asyncio.TimerHandle | None = None
+        self.ip = "unknown"
+        self.count_ip = True
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A connection that never sends a byte would hold its slot forever.
-        assert isinstance(transport, asyncio.Transport)
-        self._silence = asyncio.get_running_loop().call_later(
-            self._first_data_timeout, transport.abort
-        )
-        peer = transport.get_extra_info("peername")
-        ip = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
-        # A trusted proxy carries many clients; those are counted per request instead.
-        count_ip = ip not in self._trusted
-        refusal = self._limiter.try_acquire(ip, count_ip=count_ip)
-        if refusal is None:
-            self._slot = (ip, count_ip)
-            self._transport = transport
-            self._limiter.track_silent(self, ip)
-            self._inner = self._make_handler()
-        else:
-            self._inner = _RefusedProtocol(refusal, self._first_data_timeout)
-        self._inner.connection_made(transport)
+    # --- the table's view ------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
-        assert self._inner is not None
-        if self._silence is not None:
-            self._silence.cancel()
-            self._silence = None
-            self._limiter.spoke(self)
-        self._inner.data_received(data)
-
-    def evict(self) -> None:
-        """Dropped to make room (see ``ConnectionLimiter``): the slot is free at once."""
-        self._free_slot()
+    def drop(self) -> None:
+        """Close at once, freeing the slot now (the close comes later)."""
+        self._table.forget(self, self._has_slot)
+        self._has_slot = False
         if self._transport is not None:
             self._transport.abort()
 
+    def hurry(self) -> None:
+        """Shorten the time left to prove itself to the pressed deadline."""
+        self._set_deadline(SHARE_PRESSED_HEAD_TIMEOUT)
+
+    def prove(self) -> None:
+        """It asked for the token: its slot is safe, and no deadline hangs over it."""
+        if not self._proven:
+            self._proven = True
+            self._table.proven(self)
+            if self._deadline is not None:
+                self._deadline.cancel()
+
+    def mute(self) -> None:
+        """From now on what the client sends is not read (and dropped if aiohttp reads
+        on), never parsed: the server is closing this connection (the client broke
+        the protocol, or took too long), and a client that floods tiny frames must not
+        keep the server busy."""
+        self._muted = True
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.pause_reading()
+
+    # --- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._table.track(transport, self)
+        self._started = asyncio.get_running_loop().time()
+        peer = transport.get_extra_info("peername")
+        self.ip = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        # A trusted proxy carries many clients; those are counted per request instead.
+        self.count_ip = self.ip not in self._trusted
+        if self._table.admit(self):
+            self._has_slot = True
+            self._serve()
+            self._set_deadline(
+                SHARE_PRESSED_HEAD_TIMEOUT if self._table.pressed else self._table.head_timeout
+            )
+        else:
+            self._table.hold(self)
+            self._set_deadline(SHARE_PRESSED_HEAD_TIMEOUT)
+
+    def data_received(self, data: bytes) -> None:
+        if self._muted:  # aiohttp resumed reading (its own flow control): pause again
+            assert self._transport is not None
+            self._transport.pause_reading()
+            return
+        if self._inner is not None:
+            self._inner.data_received(data)
+            return
+        self._head += data
+        if _HEAD_END in self._head or len(self._head) >= SHARE_REFUSED_HEAD_BYTES:
+            self._judge_held()
+
     def eof_received(self) -> bool | None:
-        assert self._inner is not None
-        return self._inner.eof_received()
+        if self._inner is not None:
+            return self._inner.eof_received()
+        self._refuse()
+        return False
 
     def pause_writing(self) -> None:
-        assert self._inner is not None
-        self._inner.pause_writing()
+        if self._inner is not None:
+            self._inner.pause_writing()
 
     def resume_writing(self) -> None:
-        assert self._inner is not None
-        self._inner.resume_writing()
+        if self._inner is not None:
+            self._inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._silence is not None:
-            self._silence.cancel()
-            self._silence = None
-        self._free_slot()
+        if self._deadline is not None:
+            self._deadline.cancel()
+        if self._transport is not None:
+            self._table.untrack(self._transport)
+        self._table.forget(self, self._has_slot)
+        self._has_slot = False
         if self._inner is not None:
             self._inner.connection_lost(exc)
 
-    def _free_slot(self) -> None:
-        self._limiter.spoke(self)
-        if self._slot is not None:
-            ip, count_ip = self._slot
-            self._limiter.release(ip, count_ip=count_ip)
-            self._slot = None
+    # --- the steps ---------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        assert self._transport is not None
+        self._inner = self._make_handler()
+        self._inner.connection_made(self._transport)
+
+    def _judge_held(self) -> None:
+        """A held newcomer's head is here: a slot if one is free by now, or if it asks
+        for the token and an unproven connection can make room; else 503."""
+        complete = _HEAD_END in self._head
+        with_token = complete and self._has_token(request_target(bytes(self._head)))
+        if complete and (self._table.admit(self) or (with_token and self._table.make_room(self))):
+            self._has_slot = True
+            if with_token:
+                self.prove()
+            self._serve()
+            assert self._inner is not None
+            head, self._head = bytes(self._head), bytearray()
+            self._inner.data_received(head)
+            return
+        self._refuse()
+
+    def _refuse(self) -> None:
+        """Answer a held newcomer ``503`` (so it reads why, not a reset) and close."""
+        if self._transport is None or self._transport.is_closing():
+            return
+        reason = self._table.limiter.refusal(self.ip, count_ip=self.count_ip) or (
+            "This share has too many connections right now; try again shortly."
+        )
+        self._table.forget(self, False)
+        self._transport.write(refusal_response(reason))
+        self._transport.close()
+
+    def _set_deadline(self, seconds: float) -> None:
+        """Abort unless proven (or, held, answered) ``seconds`` after connecting; only
+        ever brings the deadline closer."""
+        if self._proven or self._transport is None:
+            return
+        loop = asyncio.get_running_loop()
+        when = self._started + seconds
+        if self._deadline is not None:
+            if self._deadline.when() <= when:
+                return
+            self._deadline.cancel()
+        self._deadline = loop.call_at(when, self.drop)
 
 
 class LimitedSite(web.BaseSite):
-    """A TCP site whose every connection passes through a ``ConnectionLimiter``."""
+    """A TCP site whose every connection passes through a ``ConnectionTable``."""
 
-    __slots__ = (
-        "_bound", "_first_data_timeout", "_host", "_limiter", "_port", "_tls", "_trusted"
-    )
+    __slots__ = ("_bound", "_has_token", "_host", "_port", "_table", "_tls", "_trusted")
 
     def __init__(
         self,
@@ -228,18 +347,19 @@ class LimitedSite(web.BaseSite):
         port: int,
         limiter: ConnectionLimiter,
         *,
+        has_token: Callable[[str], bool],
         trusted_proxies: Set[str] = frozenset(),
-        first_data_timeout: float,
+        head_timeout: float,
         tls: ssl.SSLContext | None = None,
     ) -> None:
-        """``tls``: serve HTTPS; a handshake gets ``first_data_timeout`` too, and a
-        connection takes its slot once the handshake is done."""
+        """``tls``: serve HTTPS; a connection meets the table once its handshake is done
+        (the handshake itself has ``head_timeout``)."""
         super().__init__(runner)
         self._host = host
         self._port = port
-        self._limiter = limiter
+        self._table = ConnectionTable(limiter, head_timeout)
+        self._has_token = has_token
         self._trusted = trusted_proxies
-        self._first_data_timeout = first_data_timeout
         self._tls = tls
         self._bound: tuple[str, int] | None = None
 
@@ -255,16 +375,22 @@ class LimitedSite(web.BaseSite):
         assert self._bound is not None, "site not started"
         return self._bound
 
+    def prove(self, request: web.BaseRequest) -> None:
+        """``request`` asked for the token: its connection keeps its slot."""
+        self._table.prove(request.transport)
+
+    def mute(self, request: web.BaseRequest) -> None:
+        """The server is ending ``request``'s connection: what it still sends is dropped."""
+        self._table.mute(request.transport)
+
     async def start(self) -> None:
-        """Listen, wrapping aiohttp's protocol factory with the connection count."""
+        """Listen, wrapping aiohttp's protocol factory with the connection table."""
         await super().start()
         make_handler = self._runner.server
         assert make_handler is not None
 
         def factory() -> asyncio.Protocol:
-            return _CountedProtocol(
-                make_handler, self._limiter, self._trusted, self._first_data_timeout
-            )
+            return _CountedProtocol(make_handler, self._table, self._trusted, self._has_token)
 
         loop = asyncio.get_running_loop()
         if self._tls is None:
@@ -272,7 +398,7 @@ class LimitedSite(web.BaseSite):
         else:
             self._server = await loop.create_server(
                 factory, self._host, self._port, ssl=self._tls,
-                ssl_handshake_timeout=self._first_data_timeout,
+                ssl_handshake_timeout=self._table.head_timeout,
             )
         sockname = self._server.sockets[0].getsockname()
         self._bound = (str(sockname[0]), int(sockname[1]))

@@ -23,8 +23,10 @@ from p2p_transfer.limits import (
     CLOSE_GRACE,
     SHARE_CHUNK_SIZE,
     SHARE_MAX_MESSAGE_SIZE,
+    SHARE_MIN_CHUNK_SIZE,
     SHARE_TOKEN_BITS,
 )
+from p2p_transfer.protocol.names import clean_device_name
 from p2p_transfer.share.address import (
     UNSPECIFIED,
     NoLanAddressError,
@@ -133,8 +135,9 @@ class ShareServer:
         await runner.setup()
         site = LimitedSite(
             runner, host, self.config.port, self._limiter,
+            has_token=self.has_token,
             trusted_proxies=self.trusted_proxies,
-            first_data_timeout=self.config.handshake_timeout,
+            head_timeout=self.config.handshake_timeout,
         )
         try:
             await site.start()
@@ -183,21 +186,29 @@ class ShareServer:
         return app
 
     def client_ip(self, request: web.BaseRequest) -> str:
-        """The browser's address; behind a trusted proxy, the one it forwarded."""
+        """The browser's address; behind a trusted proxy, the one it forwarded (shown to
+        the host, so cleaned like a device name)."""
         peer = request.remote or "unknown"
         if peer in self.trusted_proxies:
             forwarded = request.headers.get("X-Forwarded-For", "")
-            last = forwarded.rsplit(",", 1)[-1].strip()
+            last = clean_device_name(forwarded.rsplit(",", 1)[-1])
             if last:
                 return last
         return peer
 
+    def has_token(self, target: str) -> bool:
+        """Whether a request target (``/<token>/...``) is under this share's token."""
+        path = target.split("?", 1)[0]
+        segment = path.split("/", 2)[1] if path.startswith("/") else ""
+        return hmac.compare_digest(segment.encode(), self.token.encode())
+
     @web.middleware
     async def _guard(self, request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
         """Token first (else 404), then the per-address count for proxied clients."""
-        segment = request.path.split("/", 2)[1] if request.path.startswith("/") else ""
-        if not hmac.compare_digest(segment.encode(), self.token.encode()):
+        if not self.has_token(request.path):
             return not_found()
+        if self._site is not None:
+            self._site.prove(request)  # its connection keeps its slot (see limiter.py)
         slot: str | None = None
         if (request.remote or "") in self.trusted_proxies:
             slot = self.client_ip(request)
@@ -237,6 +248,7 @@ class ShareServer:
                 "enabled": self.upload_dir is not None,
                 "max_size": self.config.max_size,
                 "chunk_size": SHARE_CHUNK_SIZE,
+                "min_chunk_size": SHARE_MIN_CHUNK_SIZE,
             },
             "files": await describe_items(self._downloads.items),
         })
@@ -257,11 +269,15 @@ class ShareServer:
             max_msg_size=SHARE_MAX_MESSAGE_SIZE,
             heartbeat=self.config.ping_interval,
             compress=False,
+            # Closing waits at most this long for the browser's own close (a socket the
+            # server ends is muted meanwhile: see UploadSession._fail_socket).
+            timeout=CLOSE_GRACE,
         )
         await ws.prepare(request)
+        site = self._site
         session = UploadSession(
             ws, self.config, self.upload_dir, self._gate, self.bus, self.client_ip(request),
-            self._session_ids,
+            self._session_ids, mute=lambda: site.mute(request) if site is not None else None,
         )
         await session.run()
         return ws

@@ -31,7 +31,13 @@ from p2p_transfer.events import (
     ShareUploadRequestEvent,
 )
 from p2p_transfer.lifecycle import Lifecycle
-from p2p_transfer.limits import PROGRESS_EVENTS_PER_SECOND, SHARE_CHUNK_SIZE, SHARE_TOKEN_BITS
+from p2p_transfer.limits import (
+    PROGRESS_EVENTS_PER_SECOND,
+    SHARE_CHUNK_SIZE,
+    SHARE_MIN_CHUNK_SIZE,
+    SHARE_TOKEN_BITS,
+    KiB,
+)
 from p2p_transfer.protocol.errors import ProtocolError
 from p2p_transfer.protocol.paths import upload_name
 from p2p_transfer.share.config import Decision, ShareConfig, UploadRequest
@@ -60,6 +66,12 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 _END_TYPES = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+
+
+def _write_all(part: UploadFile, chunks: list[bytes]) -> None:
+    """Write a batch of frames (in a worker thread: one hop for the batch)."""
+    for chunk in chunks:
+        part.write(chunk)
 
 
 def new_request_id() -> str:
@@ -121,7 +133,10 @@ class UploadSession:
         bus: EventBus,
         client: str,
         session_ids: Callable[[], str],
+        mute: Callable[[], None] = lambda: None,
     ) -> None:
+        """``mute`` stops the connection's incoming bytes from being parsed (the
+        socket is being ended for a reason of ours)."""
         self.ws = ws
         self.config = config
         self.upload_dir = upload_dir
@@ -129,6 +144,7 @@ class UploadSession:
         self.bus = bus
         self.client = client
         self._session_ids = session_ids
+        self._mute = mute
         self._queue: asyncio.Queue[WSMessage] = asyncio.Queue(_QUEUE_DEPTH)
         self._reader: asyncio.Task[None] | None = None
 
@@ -198,7 +214,9 @@ class UploadSession:
             raise _Closed from exc
 
     async def _fail_socket(self, message: str, code: int) -> None:
-        """Tell the browser what went wrong, then close the socket."""
+        """Tell the browser what went wrong, then close the socket, reading nothing more
+        of what it sends (a flood of tiny frames stops costing anything at once)."""
+        self._mute()
         with contextlib.suppress(_Closed):
             await self._send(Error(message))
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -312,8 +330,8 @@ class UploadSession:
         except (OSError, TargetError) as exc:
             log.warning("cannot create upload %r: %s", request.file_name, exc)
             return await self._reject(
-                request.request_id, request.file_name, "This device could not create the file.",
-                "error",
+                upload, request.request_id, request.file_name,
+                "This device could not create the file.", "error",
             )
         self.gate.active += 1
         self.gate.reserved += size
@@ -362,9 +380,17 @@ class UploadSession:
     async def _receive_bytes(
         self, request: UploadRequest, upload: Lifecycle, part: UploadFile, started: float
     ) -> int:
-        """Write binary frames to ``part`` until the declared size has arrived."""
+        """Write binary frames to ``part`` until the declared size has arrived.
+
+        Each frame but a file's last is at least SHARE_MIN_CHUNK_SIZE: a frame costs
+        the server about as much as 100 KiB of data, so smaller ones would let a
+        browser make it work far more per byte. Frames are written in batches of
+        SHARE_CHUNK_SIZE, one thread hop each.
+        """
         size = request.file_size
         received = 0
+        batch: list[bytes] = []
+        batched = 0
         last_progress = started
         while received < size:
             try:
@@ -376,13 +402,22 @@ class UploadSession:
             data: bytes = msg.data
             if len(data) > SHARE_CHUNK_SIZE:
                 raise _Violation(
-                    f"data frames must be at most {SHARE_CHUNK_SIZE // 1024} KiB", CLOSE_TOO_BIG
+                    f"data frames must be at most {SHARE_CHUNK_SIZE // KiB} KiB", CLOSE_TOO_BIG
                 )
             if received + len(data) > size:
                 raise _Violation("more data than the declared file_size")
-            await asyncio.to_thread(part.write, data)
             received += len(data)
-            self.gate.reserved -= len(data)
+            if len(data) < SHARE_MIN_CHUNK_SIZE and received < size:
+                raise _Violation(
+                    f"data frames must be at least {SHARE_MIN_CHUNK_SIZE // KiB} KiB, "
+                    "except the last one of a file"
+                )
+            batch.append(data)
+            batched += len(data)
+            if batched >= SHARE_CHUNK_SIZE or received == size:
+                await asyncio.to_thread(_write_all, part, batch)
+                self.gate.reserved -= batched
+                batch, batched = [], 0
             now = time.monotonic()
             if now - last_progress >= _PROGRESS_INTERVAL and received < size:
                 last_progress = now

@@ -1,4 +1,5 @@
-"""How many connections a receiver holds, in total and per IP address.
+"""How much a receiver holds for its peers: connections (in total and per IP
+address) and manifest entries (in total and per peer).
 
 A full table first evicts the oldest idle connection: one that has not yet
 said hello, or one that was answered (refused, declined, done) and is only
@@ -9,9 +10,15 @@ arrives within milliseconds.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Protocol
 
-from p2p_transfer.limits import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP
+from p2p_transfer.limits import (
+    MANIFEST_ENTRIES_HELD,
+    MANIFEST_ENTRIES_HELD_PER_PEER,
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_IP,
+)
 
 
 class Admittee(Protocol):
@@ -79,3 +86,42 @@ class CountedSlots:
     def release(self) -> None:
         """Give a place back."""
         self._taken = max(0, self._taken - 1)
+
+
+class ManifestBudget:
+    """Manifest entries held in memory by every offer together, and by one peer's.
+
+    An offer reserves the entries it declares before a page of them is read, and gives
+    them back when its session ends, so a few paired peers offering the largest
+    manifests at once cannot make the receiver hold more than the budget.
+    """
+
+    def __init__(
+        self, total: int = MANIFEST_ENTRIES_HELD, per_peer: int = MANIFEST_ENTRIES_HELD_PER_PEER
+    ) -> None:
+        self.total = total
+        self.per_peer = per_peer
+        self._held: Counter[str] = Counter()
+
+    @property
+    def held(self) -> int:
+        """Entries reserved now, by all peers."""
+        return self._held.total()
+
+    def reserve(self, peer: str, entries: int) -> str:
+        """Reserve ``entries`` for ``peer``; '' when done, else why not (for the sender)."""
+        if self._held[peer] + entries > self.per_peer:
+            return (
+                "this device's other offers to the receiver are too large to take another "
+                "now; send again when they are done"
+            )
+        if self.held + entries > self.total:
+            return "the receiver is taking too many large offers; try again when they are done"
+        self._held[peer] += entries
+        return ""
+
+    def release(self, peer: str, entries: int) -> None:
+        """Give back what ``reserve`` took for ``peer``."""
+        self._held[peer] -= entries
+        if self._held[peer] <= 0:
+            del self._held[peer]

@@ -12,7 +12,8 @@ import contextlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import IntEnum
+from pathlib import Path
 
 from p2p_transfer.disk import (
     PartFile,
@@ -20,29 +21,38 @@ from p2p_transfer.disk import (
     TargetError,
     TargetFolder,
     describe_os_error,
+    free_inodes,
+    free_space,
 )
 from p2p_transfer.events import EventBus, FileDoneEvent, FileFailedEvent
-from p2p_transfer.limits import SMALL_FILE_SIZE, SMALL_STORE_BACKLOG
+from p2p_transfer.limits import ENTRY_DISK_COST, SMALL_FILE_SIZE, SMALL_STORE_BACKLOG
 from p2p_transfer.net import MessageReader
-from p2p_transfer.protocol import DataHeader, DataTrailer, Entry, FileResult, ProtocolError, Resume
+from p2p_transfer.protocol import (
+    DataHeader,
+    DataTrailer,
+    Entry,
+    FileResult,
+    Manifest,
+    ProtocolError,
+    Resume,
+)
 from p2p_transfer.transfer.progress import ProgressTracker
 from p2p_transfer.transfer.store_behind import StoreBehind
 
 
-class _FileState(Enum):
-    PENDING = "pending"
-    ACTIVE = "active"
-    SETTLED = "settled"
+class _FileState(IntEnum):
+    PENDING = 0
+    ACTIVE = 1
+    SETTLED = 2
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class IncomingFile:
-    """One offered file and how far it got."""
+    """One offered file whose data is arriving, and what was held of it."""
 
     index: int
     entry: Entry
     resume: ResumePoint | None = None
-    state: _FileState = _FileState.PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,28 +103,76 @@ class Tally:
 
 @dataclass(slots=True)
 class PreparedOffer:
-    """An accepted offer's place in the target: its files and what is already there."""
+    """An offer's place in the target: what is already there (found before the offer is
+    decided on, writing nothing), then its folders (made once it is accepted)."""
 
     target: TargetFolder
-    files: dict[int, IncomingFile]
-    resume_items: list[Resume]
+    manifest: Manifest
+    #: What the target already holds of each file, by entry index.
+    resume: dict[int, ResumePoint]
+    #: Files and folders the offer would add to the target (those not held already).
+    new_entries: int
+    #: Each entry's ``_FileState``, by entry index.
+    states: bytearray
 
     @classmethod
-    def prepare(cls, target: TargetFolder, entries: list[Entry]) -> PreparedOffer:
-        """Create folders and find what is already here (runs in a thread)."""
-        files: dict[int, IncomingFile] = {}
-        for index, entry in enumerate(entries):
-            if entry.kind == "dir":
-                target.ensure_folder(entry.path)
+    def survey(cls, target: TargetFolder, manifest: Manifest) -> PreparedOffer:
+        """Find what is already here: parts to resume, identical files, folders (runs in
+        a thread; creates nothing). Only files in folders that exist are looked for, so
+        a new tree (the usual case) costs a look at each of its folders."""
+        folders: dict[str, bool] = {"": True}  # folder -> it is here already
+
+        def exists(folder: str) -> bool:
+            """Whether ``folder`` is here; a missing one is noted with its missing parents
+            (also those the manifest does not list: writing a file makes them)."""
+            if (found := folders.get(folder)) is None:
+                found = exists(folder.rpartition("/")[0]) and target.is_folder(folder)
+                folders[folder] = found
+            return found
+
+        points = target.find_resume_points(
+            (path, manifest.size(i))
+            for i in manifest.file_indexes()
+            if exists((path := manifest.path(i)).rpartition("/")[0])
+        )
+        resume: dict[int, ResumePoint] = {}
+        new_files = 0
+        for index in range(len(manifest)):
+            if not manifest.is_file(index):
+                exists(manifest.path(index))
+            elif points and (point := points.get(manifest.path(index))) is not None:
+                resume[index] = point
             else:
-                files[index] = IncomingFile(index, entry)
-        points = target.find_resume_points((f.entry.path, f.entry.size) for f in files.values())
-        resume_items: list[Resume] = []
-        for index, incoming in files.items():
-            if (point := points.get(incoming.entry.path)) is not None:
-                incoming.resume = point
-                resume_items.append(Resume(index, point.offset, point.digest))
-        return cls(target, files, resume_items)
+                new_files += 1
+        new_folders = sum(not found for found in folders.values())
+        return cls(target, manifest, resume, new_files + new_folders, bytearray(len(manifest)))
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of the offer the target holds already (if the sender's data matches)."""
+        return sum(point.offset for point in self.resume.values())
+
+    @property
+    def needed_bytes(self) -> int:
+        """Bytes still to come: the offer less what is held."""
+        return self.manifest.total_bytes - self.held_bytes
+
+    @property
+    def resume_items(self) -> list[Resume]:
+        """What the sender is told is here already."""
+        return [Resume(index, point.offset, point.digest) for index, point in self.resume.items()]
+
+    def shortage(self, max_size: int | None) -> str:
+        """Why the target cannot take what the offer still needs ('' when it can; runs in
+        a thread)."""
+        return room_shortage(self.target.root, self.needed_bytes, self.new_entries, max_size)
+
+    def make_folders(self) -> None:
+        """Create the offer's folders (runs in a thread, once the offer is accepted)."""
+        manifest = self.manifest
+        for index in range(len(manifest)):
+            if not manifest.is_file(index):
+                self.target.ensure_folder(manifest.path(index))
 
 
 class FileIntake:
@@ -130,11 +188,13 @@ class FileIntake:
     ) -> None:
         self._transfer_id = transfer_id
         self._target = prepared.target
-        self._files = prepared.files
+        self._manifest = prepared.manifest
+        self._resume = prepared.resume
+        self._states = prepared.states
         self._tracker = tracker
         self._events = events
         self._report = report
-        self.tally = Tally(expected=len(prepared.files))
+        self.tally = Tally(expected=prepared.manifest.files)
 
     async def receive_stream(self, reader: MessageReader) -> None:
         """Take files one after another from one data stream."""
@@ -152,11 +212,7 @@ class FileIntake:
             while (message := await reader.read_message()) is not None:
                 if not isinstance(message, DataHeader):
                     raise ProtocolError(f"expected file data, got {type(message).__name__}")
-                incoming = self._files.get(message.index)
-                if incoming is None or incoming.state is not _FileState.PENDING:
-                    raise ProtocolError(f"data for unknown or repeated file {message.index}")
-                incoming.state = _FileState.ACTIVE
-                await self._receive_file(reader, message, incoming, small_files)
+                await self._receive_file(reader, message, self._take(message.index), small_files)
         except asyncio.CancelledError:
             small_files.cancel()
             raise
@@ -165,6 +221,17 @@ class FileIntake:
                 await small_files.drain()  # files that arrived whole before the failure stay
             raise
         await small_files.drain()
+
+    def _take(self, index: int) -> IncomingFile:
+        """The offered file whose data begins; a ProtocolError for any other index."""
+        manifest, states = self._manifest, self._states
+        if not (
+            0 <= index < len(manifest) and manifest.is_file(index)
+            and states[index] == _FileState.PENDING
+        ):
+            raise ProtocolError(f"data for unknown or repeated file {index}")
+        states[index] = _FileState.ACTIVE
+        return IncomingFile(index, manifest[index], self._resume.pop(index, None))
 
     async def _receive_file(
         self,
@@ -236,7 +303,7 @@ class FileIntake:
     ) -> None:
         """Report a stored (or failed) file to the user and the sender."""
         entry = incoming.entry
-        incoming.state = _FileState.SETTLED
+        self._states[incoming.index] = _FileState.SETTLED
         self._tracker.finish_file(incoming.index)
         self.tally.count(not error)
         if error:
@@ -302,3 +369,26 @@ def _describe_failure(failure: Exception) -> str:
 
 def _same_digest(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def room_shortage(folder: Path, data: int, entries: int, max_size: int | None) -> str:
+    """Why ``folder`` cannot take ``data`` bytes in ``entries`` new files and folders
+    ('' when it can): each new entry counts ENTRY_DISK_COST besides its bytes, against
+    ``max_size`` and the free space; the entries count against the free inodes."""
+    needed = data + entries * ENTRY_DISK_COST
+    need = f"{needed} bytes" if not entries else (
+        f"{needed} bytes: {data} of data and {entries} new files and folders "
+        f"at {ENTRY_DISK_COST} bytes each"
+    )
+    if max_size is not None and needed > max_size:
+        return f"offer of {need} exceeds the receiver's limit of {max_size} bytes"
+    free = free_space(folder)
+    if free is not None and needed > free:  # None: the disk does not say
+        return f"not enough disk space on the receiver ({need}; {free} bytes free)"
+    inodes = free_inodes(folder)
+    if inodes is not None and entries > inodes:
+        return (
+            f"not enough room on the receiver's disk for {entries} new files and "
+            f"folders (room for {inodes})"
+        )
+    return ""

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import traceback
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
-from p2p_transfer.disk import TargetError, TargetFolder, describe_os_error, free_space
+from p2p_transfer.disk import TargetError, TargetFolder, describe_os_error
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import (
     CodeEvent,
@@ -34,12 +36,14 @@ from p2p_transfer.limits import (
     DATA_STALL_TIMEOUT,
     DECISION_TIMEOUT,
     FIRST_MESSAGE_TIMEOUT,
+    LARGE_MANIFEST_ENTRIES,
     MAX_PARALLEL_FILES,
     MAX_PENDING_OFFERS,
     MAX_WRONG_CODES,
     PART_RELEASE_WAIT,
     WRONG_CODE_DELAY,
 )
+from p2p_transfer.memory import return_free_memory
 from p2p_transfer.net import (
     CloseCode,
     MessageReader,
@@ -54,13 +58,14 @@ from p2p_transfer.protocol import (
     PROTOCOL_VERSION,
     Accept,
     Decline,
-    Entry,
     Error,
     ErrorKind,
     FileResult,
     Hello,
+    Manifest,
     ManifestAssembler,
     ManifestPage,
+    ManifestSummary,
     Message,
     Offer,
     ProtocolError,
@@ -71,12 +76,13 @@ from p2p_transfer.protocol import (
     Verify,
     Welcome,
     check_offer,
+    clean_device_name,
     encode,
     paginate,
 )
-from p2p_transfer.transfer.admission import CountedSlots
+from p2p_transfer.transfer.admission import CountedSlots, ManifestBudget
 from p2p_transfer.transfer.claims import ClaimOwner, FileClaims, FilesBusyError
-from p2p_transfer.transfer.intake import FileIntake, PreparedOffer, Tally
+from p2p_transfer.transfer.intake import FileIntake, PreparedOffer, Tally, room_shortage
 from p2p_transfer.transfer.progress import ProgressTracker
 from p2p_transfer.transfer.session import (
     Cancelled,
@@ -179,6 +185,8 @@ class ReceiverServices:
     pending_offers: CountedSlots = field(
         default_factory=lambda: CountedSlots(MAX_PENDING_OFFERS)
     )
+    #: Manifest entries held by all sessions' offers, and by each peer's.
+    manifests: ManifestBudget = field(default_factory=ManifestBudget)
 
 
 class ReceiveSession(ClaimOwner):
@@ -206,6 +214,9 @@ class ReceiveSession(ClaimOwner):
         self._address = address_group(remote_ip)
         self._pending_offers = services.pending_offers
         self._claims = services.claims
+        self._manifests = services.manifests
+        #: Manifest entries this session reserved (given back when it ends).
+        self._manifest_entries = 0
         self._options = options
         self._decide = decide
         self.peer_id = connection.peer_id
@@ -240,7 +251,13 @@ class ReceiveSession(ClaimOwner):
         TransferError (``Cancelled`` when the sender cancelled) when it fails."""
         self._task = asyncio.current_task()
         try:
-            return await self._converse()
+            try:
+                return await self._converse()
+            except BaseException as exc:
+                # The session is over: what its frames held (the manifest, the target)
+                # goes now, not when the error that ended it (and its traceback) does.
+                traceback.clear_frames(exc.__traceback__)
+                raise
         except Refused as exc:
             await self._send_error(exc.error)
             await self._await_close()
@@ -285,6 +302,9 @@ class ReceiveSession(ClaimOwner):
             for guard in self._guards:
                 guard.cancel()
             self._claims.release(self)
+            self._manifests.release(self.peer_id, self._manifest_entries)
+            if self._manifest_entries >= LARGE_MANIFEST_ENTRIES:
+                return_free_memory()  # what the offer held is freed: let the system have it
             self._finished.set()
 
     def evict(self, reason: str) -> None:
@@ -351,7 +371,7 @@ class ReceiveSession(ClaimOwner):
         if deadline.expired:
             raise NetError("no hello within 5 s")
         self.said_hello = True
-        self.peer_name = hello.name[:64] or self.peer_id[:10]
+        self.peer_name = clean_device_name(hello.name) or self.peer_id[:10]
         self._lifecycle.peer_name = self.peer_name
         self._lifecycle.advance(SessionState.VERIFYING)
         if hello.version != PROTOCOL_VERSION:
@@ -360,20 +380,26 @@ class ReceiveSession(ClaimOwner):
 
         with self._connection.deadline(OFFER_TIMEOUT, "no offer in time"):
             offer = await expect(reader, Offer)
-            assembler = ManifestAssembler(check_offer(offer))
-            while not assembler.complete:
-                page = await expect(reader, ManifestPage)
-                assembler.add_page(page.entries)
-        self.offered = True
-        entries = assembler.entries
+            summary = check_offer(offer)
+            self.offered = True
+            refusal = self._manifests.reserve(self.peer_id, summary.entries)
+            if refusal:
+                await _skip_manifest(reader, summary)  # read, not kept: the sender hears why
+                manifest = None
+            else:
+                self._manifest_entries = summary.entries  # given back when the session ends
+                manifest = await _read_manifest(reader, summary)
+        if manifest is None:
+            self._events.emit(DecisionEvent(self.session, False, refusal))
+            return await self._decline(refusal, offer.total_bytes)
         incoming = IncomingOffer(
             session=self.session,
             peer_id=self.peer_id,
             peer_name=self.peer_name,
-            files=offer.files,
-            folders=offer.entries - offer.files,
-            total_bytes=offer.total_bytes,
-            sample=[e.path for e in entries if e.kind == "file"][:OFFER_SAMPLE_SIZE],
+            files=manifest.files,
+            folders=len(manifest) - manifest.files,
+            total_bytes=manifest.total_bytes,
+            sample=[manifest.path(i) for i in islice(manifest.file_indexes(), OFFER_SAMPLE_SIZE)],
         )
         self._events.emit(
             OfferEvent(
@@ -382,44 +408,56 @@ class ReceiveSession(ClaimOwner):
             )
         )
         self._lifecycle.advance(SessionState.WAITING)
-        decision = await self._decide_offer(incoming)
+        decision, prepared = await self._consider(incoming, manifest)
         self._events.emit(DecisionEvent(self.session, decision.accept, decision.reason))
-        prepared = None
-        if decision.accept and self._options.transport == "tcp" and (
-            self._connection.path().kind != "direct"
-        ):
-            decision = Decision(False, "this receiver takes file data only over TCP "
-                                       "(--transport tcp), and the path is not direct")
-        if decision.accept:
-            decision, prepared = await self._claim(entries)
-        if not decision.accept or prepared is None:
-            await self._send(Decline(decision.reason))
-            await self._await_close()
-            self._connection.close(CloseCode.DONE, f"declined: {decision.reason}")
-            return TransferResult(
-                SessionState.DECLINED, bytes_total=offer.total_bytes, message=decision.reason
-            )
+        if prepared is None:
+            return await self._decline(decision.reason, offer.total_bytes)
         return await self._receive(incoming, prepared, reader)
 
-    async def _claim(self, entries: list[Entry]) -> tuple[Decision, PreparedOffer | None]:
-        """Reserve the offered files in the target so no other session writes them, then
-        make the folders and find what is already there.
+    async def _decline(self, reason: str, total_bytes: int) -> TransferResult:
+        """Tell the sender no, and why; wait for it to hang up."""
+        await self._send(Decline(reason))
+        await self._await_close()
+        self._connection.close(CloseCode.DONE, f"declined: {reason}")
+        return TransferResult(SessionState.DECLINED, bytes_total=total_bytes, message=reason)
 
-        A target that cannot take the offer (a file where a folder must go, a folder
-        that cannot be created) declines it with the reason, before anything is sent.
+    async def _consider(
+        self, offer: IncomingOffer, manifest: Manifest
+    ) -> tuple[Decision, PreparedOffer | None]:
+        """Decide on an offer by what it still needs, then make its folders: the prepared
+        offer when accepted, None (and why) when declined.
+
+        The offered files are reserved first (no other session writes them) and what the
+        target holds of them is found; nothing is written before the offer is accepted.
         """
+        target: TargetFolder | None = None
+        accepted = False
         try:
             target = TargetFolder(self._options.target, self._options.umask)
-            paths = [target.location_of(e.path) for e in entries if e.kind == "file"]
-            await self._claims.claim(self, paths)
-            prepared = await asyncio.to_thread(PreparedOffer.prepare, target, entries)
+            paths = (target.location_of(manifest.path(i)) for i in manifest.file_indexes())
+            await self._claims.claim(self, await asyncio.to_thread(FileClaims.keys, paths))
+            prepared = await asyncio.to_thread(PreparedOffer.survey, target, manifest)
+            shortage = await asyncio.to_thread(prepared.shortage, self._options.max_size)
+            decision = Decision(False, shortage) if shortage else await self._decide_offer(offer)
+            if decision.accept and self._options.transport == "tcp" and (
+                self._connection.path().kind != "direct"
+            ):
+                decision = Decision(False, "this receiver takes file data only over TCP "
+                                           "(--transport tcp), and the path is not direct")
+            if decision.accept:
+                await asyncio.to_thread(prepared.make_folders)
+                accepted = True
+                return decision, prepared
         except TimeoutError:  # before OSError: it is one
-            return Decision(False, "an earlier transfer of these files is still stopping"), None
+            decision = Decision(False, "an earlier transfer of these files is still stopping")
         except (FilesBusyError, TargetError) as exc:
-            return Decision(False, str(exc)), None
+            decision = Decision(False, str(exc))
         except OSError as exc:
-            return Decision(False, describe_os_error(exc)), None
-        return Decision(True), prepared
+            decision = Decision(False, describe_os_error(exc))
+        finally:
+            if target is not None and not accepted:
+                target.close()
+        return decision, None
 
     async def _verify(self, reader: MessageReader, hello: Hello) -> None:
         # Both sides must hold the pairing: a sender that lost or never had it
@@ -515,7 +553,8 @@ class ReceiveSession(ClaimOwner):
             return False  # a malformed message is a wrong guess, counted alike
 
     async def _decide_offer(self, offer: IncomingOffer) -> Decision:
-        return await decide_offer(offer, self._options, self._decide, self._pending_offers)
+        """The receiving user's answer (or ``--yes``), for an offer the target has room for."""
+        return await ask_for_decision(offer, self._options, self._decide, self._pending_offers)
 
     async def _await_close(self) -> None:
         """Give the peer time to read our last message and close first."""
@@ -527,7 +566,7 @@ class ReceiveSession(ClaimOwner):
     ) -> TransferResult:
         """Take the accepted offer's files in, then tell the sender how it went."""
         tracker = ProgressTracker(
-            self.session, "receive", offer.total_bytes, len(prepared.files), self._events.emit
+            self.session, "receive", offer.total_bytes, prepared.manifest.files, self._events.emit
         )
         intake = FileIntake(self.session, prepared, tracker, self._events, self._queue_result)
         handlers = _StreamHandlers(intake.tally)
@@ -567,11 +606,11 @@ class ReceiveSession(ClaimOwner):
                 self._listener.stop()
             handlers.start(intake.receive_stream(stream))
 
+        pages = list(paginate(prepared.resume_items))  # before a file can take its point
         self._intake = take  # open before Accept goes out: the sender may start at once
         self._connection.limit_streams(data=MAX_PARALLEL_FILES, control=1)
         listener = self._listener = await self._open_data_listener()
         info = listener.info if listener is not None else None
-        pages = list(paginate(prepared.resume_items))
         await self._send(
             Accept(len(pages))
             if info is None
@@ -738,6 +777,21 @@ def _ended_by(close: PeerClose) -> TransferError:
     return PeerError(close.reason or "the sender closed the connection")
 
 
+async def _read_manifest(reader: MessageReader, summary: ManifestSummary) -> Manifest:
+    """The offer's entries, page by page, checked (what finds duplicates goes after)."""
+    assembler = ManifestAssembler(summary)
+    while not assembler.complete:
+        page = await expect(reader, ManifestPage)
+        assembler.add_page(page.entries)
+    return assembler.entries
+
+
+async def _skip_manifest(reader: MessageReader, summary: ManifestSummary) -> None:
+    """Read an offer's pages without keeping them, so the sender gets to read our answer."""
+    for _ in range(summary.pages):
+        await expect(reader, ManifestPage)
+
+
 async def _watch_control(reader: MessageReader) -> None:
     """During data transfer the sender may only cancel."""
     message = await reader.read_message()
@@ -749,17 +803,22 @@ async def _watch_control(reader: MessageReader) -> None:
 async def decide_offer(
     offer: IncomingOffer, options: ReceiveOptions, decide: Decider, pending: CountedSlots
 ) -> Decision:
-    """The receiver's answer to an offer: its limits first (size, free space), then
-    ``--yes`` or the user, within DECISION_TIMEOUT and with a bounded number waiting.
-    Every offer takes this path, whatever protocol it came over."""
-    max_size = options.max_size
-    if max_size is not None and offer.total_bytes > max_size:
-        return Decision(False, f"offer of {offer.total_bytes} bytes exceeds the receiver's "
-                               f"limit of {max_size} bytes")
-    free = await asyncio.to_thread(free_space, options.target)
-    if free is not None and offer.total_bytes > free:  # None: the disk does not say
-        return Decision(False, f"not enough disk space on the receiver "
-                               f"({offer.total_bytes} bytes offered, {free} free)")
+    """The answer to an offer that holds nothing of what is already here (LocalSend): the
+    target's room for all of it first, then ``ask_for_decision``."""
+    target = options.target
+    shortage = await asyncio.to_thread(
+        room_shortage, target, offer.total_bytes, offer.files + offer.folders, options.max_size
+    )
+    if shortage:
+        return Decision(False, shortage)
+    return await ask_for_decision(offer, options, decide, pending)
+
+
+async def ask_for_decision(
+    offer: IncomingOffer, options: ReceiveOptions, decide: Decider, pending: CountedSlots
+) -> Decision:
+    """``--yes``, or the user's answer within DECISION_TIMEOUT, with a bounded number of
+    offers waiting. Every offer takes this path, whatever protocol it came over."""
     if options.auto_accept:
         return Decision(True)
     if not pending.try_acquire():

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
 from p2p_transfer.events import (
     ConnectionEvent,
     DecisionEvent,
@@ -63,6 +65,7 @@ from p2p_transfer.protocol import (
     Verified,
     Verify,
     Welcome,
+    clean_device_name,
     encode,
     paginate,
 )
@@ -202,6 +205,10 @@ class SendSession:
         retries = self._ask_code is not None
         await writer.send(Hello(PROTOCOL_VERSION, self._device_name, paired, retries))
         welcome = await expect(reader, Welcome)
+        # The receiver's name is shown and stored: nothing in it may hide or reorder text.
+        welcome = msgspec.structs.replace(
+            welcome, name=clean_device_name(welcome.name) or peer_id[:10]
+        )
         if welcome.version != PROTOCOL_VERSION:
             raise TransferError(
                 f"receiver speaks protocol {welcome.version}, not {PROTOCOL_VERSION}"
