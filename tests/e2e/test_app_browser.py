@@ -294,9 +294,10 @@ window.Notification = class extends RealNotification {
 """
 
 
-def shoot_everywhere(page: Any, folder: Path, name: str) -> None:
-    """The page as it is now at 1280×800 and 390×844, light and dark: its top and, when
-    it is longer than the window, its end (as a person scrolls it: the tab bar stays)."""
+def shoot_everywhere(page: Any, folder: Path, name: str, focus: str | None = None) -> None:
+    """The page as it is now at 1280×800 and 390×844, light and dark: its top, its end
+    when it is longer than the window (as a person scrolls it: the tab bar stays), and
+    the ``focus`` element scrolled to the top."""
     for size_name, size in (("desktop", DESKTOP), ("phone", PHONE)):
         page.set_viewport_size(size)
         for scheme in ("light", "dark"):
@@ -309,6 +310,10 @@ def shoot_everywhere(page: Any, folder: Path, name: str) -> None:
                 page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
                 page.wait_for_timeout(150)
                 page.screenshot(path=str(folder / f"app-{name}-{size_name}{suffix}-end.png"))
+            if focus is not None:
+                page.locator(focus).evaluate("e => e.scrollIntoView({block: 'start'})")
+                page.wait_for_timeout(150)
+                page.screenshot(path=str(folder / f"app-{name}-{size_name}{suffix}-focus.png"))
     page.evaluate("window.scrollTo(0, 0)")
     page.set_viewport_size(DESKTOP)
     page.emulate_media(color_scheme="light")
@@ -584,7 +589,7 @@ def test_trusted_devices_off_the_lan_two_at_once_a_folder_and_the_network_check(
             if check["advice"]:
                 expect(row.locator(".check-advice")).to_have_text(f"→ {check['advice']}")
         expect(page_a.locator("#doctor-status")).not_to_be_empty()
-        shoot_everywhere(page_a, artifacts_dir, "comforts-devices")
+        shoot_everywhere(page_a, artifacts_dir, "comforts-devices", focus="#doctor-card")
         assert errors_a == [] and errors_b == [] and errors_c == []
     finally:
         for app in apps:
