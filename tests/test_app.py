@@ -36,8 +36,12 @@ from p2p_transfer.app.events import (
 )
 from p2p_transfer.app.history import HISTORY_FILE_NAME
 from p2p_transfer.app.settings import SETTINGS_FILE_NAME, Settings, SettingsStore
+from p2p_transfer.app.targets import pasted, remembered_ticket
 from p2p_transfer.events import Event, SessionState, TicketEvent
 from p2p_transfer.limits import MAX_WRONG_CODES, KiB, MiB
+from p2p_transfer.net import parse_ticket
+from p2p_transfer.net.keys import generate_secret_key, public_id, ticket_for
+from p2p_transfer.trust import Pairing
 
 #: Seconds a test waits for an event.
 WAIT = 20.0
@@ -763,6 +767,38 @@ async def pair(sender: Ui, receiver: Ui, to: str, path: Path) -> None:
 def wrapped(ticket: str, width: int = 30) -> str:
     """A ticket as copied from a terminal that wrapped it (and some space around)."""
     return "  " + "\n".join(ticket[i:i + width] for i in range(0, len(ticket), width)) + " \n"
+
+
+def test_what_is_typed_in_the_target_box() -> None:
+    ticket = ticket_for(public_id(generate_secret_key()), ["127.0.0.1:4000"])
+    assert pasted(wrapped(ticket)) == ticket  # line breaks of a wrapped terminal
+    assert pasted(f"  {ticket[:40]} {ticket[40:]}  ") == ticket
+    assert pasted("  Bob's laptop \n") == "Bob's laptop"  # names keep their spaces
+    assert pasted(" endpoint laptop ") == "endpoint laptop"  # short: a name, not a ticket
+    assert pasted(" 192.168.1.5:4000 ") == "192.168.1.5:4000"
+
+
+def test_a_remembered_ticket_adds_the_addresses_last_reached() -> None:
+    peer = public_id(generate_secret_key())
+    other = public_id(generate_secret_key())
+    ticket = ticket_for(peer, ["10.0.0.5:4000"])
+
+    def pairing(addresses: tuple[str, ...], ticket: str = "") -> Pairing:
+        return Pairing(peer, "bob", 0.0, 1e12, addresses, ticket, 1.0)
+
+    dial = remembered_ticket(pairing(("192.168.1.9:4000", "[fd00::9]:4000"), ticket))
+    assert dial is not None
+    assert set(parse_ticket(dial).direct_addresses()) == {
+        "192.168.1.9:4000", "[fd00::9]:4000", "10.0.0.5:4000"
+    }
+    assert remembered_ticket(pairing((), ticket)) == ticket
+    # A ticket that is damaged, or names another device, is not dialed: the addresses are.
+    for bad in ("endpointdamaged", ticket_for(other, ["10.0.0.7:1"])):
+        dial = remembered_ticket(pairing(("192.168.1.9:4000",), bad))
+        assert dial is not None and str(parse_ticket(dial).id()) == peer
+        assert list(parse_ticket(dial).direct_addresses()) == ["192.168.1.9:4000"]
+    assert remembered_ticket(pairing(())) is None  # never reached
+    assert remembered_ticket(pairing(("not an address",))) is None
 
 
 async def test_a_trusted_device_off_the_lan_is_sent_to_where_it_was_last_reached(

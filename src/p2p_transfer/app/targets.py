@@ -56,13 +56,16 @@ def pasted(text: str) -> str:
 def remembered_ticket(pairing: Pairing) -> str | None:
     """A ticket for a trusted device where it was last reached (None: never reached).
 
-    The ticket that reached it (it may name a relay) is dialed at the newest address
-    first; without one, the addresses alone."""
+    The ticket that reached it (it may name a relay) with the remembered addresses
+    added (all are tried at once); without one, the addresses alone."""
     addresses = list(valid_addresses(pairing.addresses))
     if pairing.ticket:
         try:
             if str(parse_ticket(pairing.ticket).id()) == pairing.endpoint_id:
-                return ticket_via(pairing.ticket, addresses[0]) if addresses else pairing.ticket
+                ticket = pairing.ticket
+                for address in addresses:
+                    ticket = ticket_via(ticket, address)
+                return ticket
         except NetError:
             pass  # a damaged ticket: the addresses may still do
     if not addresses:
