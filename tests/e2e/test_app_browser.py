@@ -311,7 +311,9 @@ def shoot_everywhere(page: Any, folder: Path, name: str, focus: str | None = Non
                 page.wait_for_timeout(150)
                 page.screenshot(path=str(folder / f"app-{name}-{size_name}{suffix}-end.png"))
             if focus is not None:
-                page.locator(focus).evaluate("e => e.scrollIntoView({block: 'start'})")
+                page.locator(focus).evaluate(  # just below the top bar
+                    "e => window.scrollTo(0, e.getBoundingClientRect().top + scrollY - 64)"
+                )
                 page.wait_for_timeout(150)
                 page.screenshot(path=str(folder / f"app-{name}-{size_name}{suffix}-focus.png"))
     page.evaluate("window.scrollTo(0, 0)")
