@@ -377,6 +377,8 @@ def test_offers_badge_the_title_and_notify_and_a_cancelled_send_resumes_with_ret
     expect(page_b).to_have_title("(1) p2p-transfer", timeout=UI_TIMEOUT)
     expect(page_a).to_have_title("(1) p2p-transfer", timeout=UI_TIMEOUT)  # the code to type
     code = page_b.locator("#shown-code").inner_text()
+    # A hint that cannot pass for a real code (never 000000).
+    expect(page_a.locator("#code-input")).to_have_attribute("placeholder", "6 digits")
     notified = page_b.evaluate("window.__notified")
     assert notified == [{"title": "Verification code for Alice", "body": f"Code {code}",
                          "tag": notified[0]["tag"]}]
