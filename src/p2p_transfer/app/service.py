@@ -5,7 +5,9 @@ terminal: questions (accept this offer? which code? accept this upload?)
 become prompts the UI answers through the API, and everything that happens is
 an event on ``AppService.events`` (the node's own events, forwarded unchanged,
 plus the app's ``transfer`` snapshots and prompts). Its parts: the session
-tracker (node events → board, by session ID), the share control, the views.
+tracker (node events → board, by session ID), the targets (where a send goes,
+and where trusted devices were reached), the send book (what Retry sends again),
+the share control, the views.
 """
 
 from __future__ import annotations
