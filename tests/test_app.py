@@ -36,8 +36,12 @@ from p2p_transfer.app.events import (
 )
 from p2p_transfer.app.history import HISTORY_FILE_NAME
 from p2p_transfer.app.settings import SETTINGS_FILE_NAME, Settings, SettingsStore
+from p2p_transfer.app.targets import pasted, remembered_ticket
 from p2p_transfer.events import Event, SessionState, TicketEvent
 from p2p_transfer.limits import MAX_WRONG_CODES, KiB, MiB
+from p2p_transfer.net import parse_ticket
+from p2p_transfer.net.keys import generate_secret_key, public_id, ticket_for
+from p2p_transfer.trust import Pairing
 
 #: Seconds a test waits for an event.
 WAIT = 20.0
@@ -723,6 +727,250 @@ async def test_sending_needs_a_valid_target(start_ui: StartUi) -> None:
     assert status == 200 and info["is_self"] is True
     assert info["endpoint_id"] == ui.service.running_node.endpoint_id
     assert any(a.startswith("127.0.0.1:") for a in info["addresses"])
+
+
+# --- sending again, to several devices, to devices off the LAN ----------------------------
+
+
+def is_open(ui: Ui, prompt_id: str) -> bool:
+    return any(p.id == prompt_id for p in ui.service.prompts.pending())
+
+
+async def type_the_code(sender: Ui, receiver: Ui, record_id: str) -> None:
+    """Type the code the receiver shows this sender into the send's code prompt."""
+    asked = await sender.wait_for(CodePromptEvent, lambda e: e.transfer == record_id)
+    sender_id = sender.service.running_node.endpoint_id
+    shown = await receiver.wait_for(
+        CodeShownEvent, lambda e: e.peer_id == sender_id and is_open(receiver, e.prompt_id)
+    )
+    status, _ = await sender.call("POST", f"/api/prompts/{asked.prompt_id}", {"code": shown.code})
+    assert status == 200
+
+
+async def accept_the_offer(receiver: Ui) -> OfferPromptEvent:
+    offer = await receiver.wait_for(OfferPromptEvent, lambda e: is_open(receiver, e.prompt_id))
+    status, _ = await receiver.call("POST", f"/api/prompts/{offer.prompt_id}", {"accept": True})
+    assert status == 200
+    return offer
+
+
+async def pair(sender: Ui, receiver: Ui, to: str, path: Path) -> None:
+    """Send ``path`` to ``to`` (the receiver's ticket, as typed), code and accept."""
+    status, answer = await sender.call("POST", "/api/send", {"to": to, "paths": [str(path)]})
+    assert status == 202, answer
+    record_id = answer["transfer"]["id"]
+    await type_the_code(sender, receiver, record_id)
+    await accept_the_offer(receiver)
+    await sender.transfer_done(record_id)
+
+
+def wrapped(ticket: str, width: int = 30) -> str:
+    """A ticket as copied from a terminal that wrapped it (and some space around)."""
+    return "  " + "\n".join(ticket[i:i + width] for i in range(0, len(ticket), width)) + " \n"
+
+
+def test_what_is_typed_in_the_target_box() -> None:
+    ticket = ticket_for(public_id(generate_secret_key()), ["127.0.0.1:4000"])
+    assert pasted(wrapped(ticket)) == ticket  # line breaks of a wrapped terminal
+    assert pasted(f"  {ticket[:40]} {ticket[40:]}  ") == ticket
+    assert pasted("  Bob's laptop \n") == "Bob's laptop"  # names keep their spaces
+    assert pasted(" endpoint laptop ") == "endpoint laptop"  # short: a name, not a ticket
+    assert pasted(" 192.168.1.5:4000 ") == "192.168.1.5:4000"
+
+
+def test_a_remembered_ticket_adds_the_addresses_last_reached() -> None:
+    peer = public_id(generate_secret_key())
+    other = public_id(generate_secret_key())
+    ticket = ticket_for(peer, ["10.0.0.5:4000"])
+
+    def pairing(addresses: tuple[str, ...], ticket: str = "") -> Pairing:
+        return Pairing(peer, "bob", 0.0, 1e12, addresses, ticket, 1.0)
+
+    dial = remembered_ticket(pairing(("192.168.1.9:4000", "[fd00::9]:4000"), ticket))
+    assert dial is not None
+    assert set(parse_ticket(dial).direct_addresses()) == {
+        "192.168.1.9:4000", "[fd00::9]:4000", "10.0.0.5:4000"
+    }
+    assert remembered_ticket(pairing((), ticket)) == ticket
+    # A ticket that is damaged, or names another device, is not dialed: the addresses are.
+    for bad in ("endpointdamaged", ticket_for(other, ["10.0.0.7:1"])):
+        dial = remembered_ticket(pairing(("192.168.1.9:4000",), bad))
+        assert dial is not None and str(parse_ticket(dial).id()) == peer
+        assert list(parse_ticket(dial).direct_addresses()) == ["192.168.1.9:4000"]
+    assert remembered_ticket(pairing(())) is None  # never reached
+    assert remembered_ticket(pairing(("not an address",))) is None
+
+
+async def test_a_trusted_device_off_the_lan_is_sent_to_where_it_was_last_reached(
+    start_ui: StartUi,
+) -> None:
+    """These apps do not announce on the LAN: once paired by a ticket (pasted as a wrapped
+    terminal shows it), a device is sent to by its ID from the Devices list."""
+    alice, bob = await start_ui("alice"), await start_ui("bob")
+    note = alice.home / "note.txt"
+    note.write_text("hello\n")
+    bob_node = bob.service.running_node
+    status, answer = await alice.call(
+        "POST", "/api/send", {"device": bob_node.endpoint_id, "paths": [str(note)]}
+    )
+    assert status == 404 and "ticket" in answer["error"]  # never reached: no way there
+
+    pasted = wrapped(bob_node.transport.ticket)
+    status, info = await alice.call("POST", "/api/tickets/inspect", {"ticket": pasted})
+    assert status == 200 and info["endpoint_id"] == bob_node.endpoint_id
+    await pair(alice, bob, pasted, note)
+    _, devices = await alice.call("GET", "/api/devices")
+    [trusted] = devices["trusted"]
+    assert trusted["endpoint_id"] == bob_node.endpoint_id
+    assert (trusted["online"], trusted["reachable"]) == (False, True)
+    assert trusted["addresses"][0] in bob_node.transport.addresses
+    assert trusted["reached_at"] > 0
+    [stored] = alice.service.running_node.pairings.list()
+    assert stored.ticket == bob_node.transport.ticket  # the ticket that reached it
+
+    (bob.downloads / "note.txt").unlink()
+    status, answer = await alice.call(
+        "POST", "/api/send", {"device": bob_node.endpoint_id, "paths": [str(note)]}
+    )
+    assert status == 202, answer
+    assert answer["transfer"]["peer_name"] == "bob"
+    offer = await accept_the_offer(bob)
+    assert offer.verified == "pairing"  # no code: the same device, trusted
+    sent = await alice.transfer_done(answer["transfer"]["id"])
+    assert sent.verified == "pairing"
+    assert (bob.downloads / "note.txt").read_text() == "hello\n"
+
+
+async def test_one_send_to_two_devices_is_a_session_and_a_card_each(start_ui: StartUi) -> None:
+    alice, bob, carol = await start_ui("alice"), await start_ui("bob"), await start_ui("carol")
+    folder = alice.home / "Album"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("alpha\n")
+    (folder / "sub" / "b.bin").write_bytes(os.urandom(300 * KiB + 5))
+    first = alice.home / "first.txt"
+    first.write_text("hi")
+    for receiver in (bob, carol):
+        await pair(alice, receiver, receiver.service.running_node.transport.ticket, first)
+        await receiver.call("PUT", "/api/settings", {"auto_accept_trusted": True})
+    bob_id = bob.service.running_node.endpoint_id
+    carol_id = carol.service.running_node.endpoint_id
+
+    # One bad target among good ones: nothing starts.
+    before = len(alice.service.board.snapshots())
+    status, answer = await alice.call("POST", "/api/send", {
+        "devices": [bob_id, carol_id], "to": "endpoint" + "a" * 30, "paths": [str(folder)],
+    })
+    assert status == 400 and answer["error"]
+    assert len(alice.service.board.snapshots()) == before
+
+    status, answer = await alice.call("POST", "/api/send", {
+        "devices": [bob_id, carol_id, bob_id], "paths": [str(folder)],  # bob once
+    })
+    assert status == 202, answer
+    cards = answer["transfers"]
+    assert [c["peer_name"] for c in cards] == ["bob", "carol"]
+    assert answer["transfer"] == cards[0] and cards[0]["id"] != cards[1]["id"]
+    for card in cards:
+        await alice.transfer_done(card["id"])
+    assert_same_tree(folder, bob.downloads / "Album")
+    assert_same_tree(folder, carol.downloads / "Album")
+
+
+async def test_retry_sends_a_cancelled_send_again_with_its_staged_files(
+    start_ui: StartUi,
+) -> None:
+    alice, bob = await start_ui("alice"), await start_ui("bob")
+    picked = alice.home / "picked.txt"
+    picked.write_text("picked\n")
+    _, answer = await alice.call("POST", "/api/staging")
+    batch = answer["batch"]
+    async with alice.http.put(
+        f"{alice.origin}/api/staging/{batch}/files", params={"path": "dropped.bin"},
+        data=b"dropped", headers={"Origin": alice.origin},
+    ) as response:
+        assert response.status == 201
+    staging = alice.root / "config" / "staging" / batch
+    ticket = bob.service.running_node.transport.ticket
+    status, answer = await alice.call(
+        "POST", "/api/send", {"to": ticket, "paths": [str(picked)], "staging": batch}
+    )
+    first_id = answer["transfer"]["id"]
+    assert answer["transfer"]["can_retry"] is False  # running
+    await alice.wait_for(CodePromptEvent, lambda e: e.transfer == first_id)
+    await alice.call("POST", f"/api/transfers/{first_id}/cancel")
+    cancelled = await alice.transfer_done(first_id, "cancelled")
+    assert cancelled.can_retry is True
+    await asyncio.gather(*alice.service._background)
+    assert (staging / "dropped.bin").read_bytes() == b"dropped"  # kept for the retry
+    status, answer = await alice.call("DELETE", f"/api/staging/{batch}")
+    assert status == 409
+
+    status, answer = await alice.call("POST", f"/api/transfers/{first_id}/retry")
+    assert status == 202, answer
+    retry_id = answer["transfer"]["id"]
+    assert retry_id != first_id and answer["transfer"]["retry_of"] == first_id
+    assert answer["transfer"]["peer_id"] == bob.service.running_node.endpoint_id
+    old = alice.service.board.get(first_id)
+    assert old is not None and old.retried_as == retry_id and not old.can_retry
+    status, answer = await alice.call("POST", f"/api/transfers/{first_id}/retry")
+    assert status == 409  # once
+
+    await type_the_code(alice, bob, retry_id)
+    await accept_the_offer(bob)
+    done = await alice.transfer_done(retry_id)
+    assert done.can_retry is False
+    assert (bob.downloads / "picked.txt").read_text() == "picked\n"
+    assert (bob.downloads / "dropped.bin").read_bytes() == b"dropped"
+    await asyncio.gather(*alice.service._background)
+    assert not staging.exists()  # sent: the staged copy is gone
+    status, _ = await alice.call("POST", f"/api/transfers/{retry_id}/retry")
+    assert status == 409  # done: nothing to retry
+    received = bob.service.board.snapshots()[-1]
+    status, _ = await bob.call("POST", f"/api/transfers/{received.id}/retry")
+    assert status == 409  # a receive is retried by its sender
+    status, _ = await alice.call("POST", "/api/transfers/nope/retry")
+    assert status == 404
+
+
+async def test_a_staged_batch_goes_when_its_failed_card_leaves_the_board(
+    start_ui: StartUi,
+) -> None:
+    ui = await start_ui()
+    ui.service.board._keep_finished = 0  # every finished card leaves at once
+    _, answer = await ui.call("POST", "/api/staging")
+    batch = answer["batch"]
+    async with ui.http.put(
+        f"{ui.origin}/api/staging/{batch}/files", params={"path": "x.bin"}, data=b"x",
+        headers={"Origin": ui.origin},
+    ) as response:
+        assert response.status == 201
+    status, answer = await ui.call("POST", "/api/send", {"to": "127.0.0.1:9", "staging": batch})
+    assert status == 202
+    await ui.transfer_done(answer["transfer"]["id"], "failed")
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while (ui.root / "config" / "staging" / batch).exists():
+        assert asyncio.get_running_loop().time() < deadline, "the staged batch stayed"
+        await asyncio.sleep(0.05)
+    status, _ = await ui.call("POST", f"/api/transfers/{answer['transfer']['id']}/retry")
+    assert status == 404  # the card is gone
+
+
+async def test_check_network_runs_the_doctor_with_the_apps_node(start_ui: StartUi) -> None:
+    ui = await start_ui()
+    status, answer = await ui.call("POST", "/api/doctor")
+    assert status == 200, answer
+    checks = answer["checks"]
+    names = [c["name"] for c in checks]
+    assert {"network", "multicast", "devices", "ports", "firewall", "download folder",
+            "config"} <= set(names)
+    assert "relay" not in names  # the app's relay is off
+    for check in checks:
+        assert set(check) == {"name", "status", "detail", "advice"}
+        assert check["status"] in ("ok", "warn", "fail") and check["detail"]
+    [folder] = [c for c in checks if c["name"] == "download folder"]
+    assert folder["status"] == "ok" and str(ui.downloads) in folder["detail"]
+    status, _ = await ui.call("POST", "/api/doctor", headers={"Origin": "http://evil.example"})
+    assert status == 403
 
 
 # --- live events --------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from p2p_transfer.limits import (
     LOCKOUT_SECONDS,
     MAX_ADDRESS_FAILURES,
     MAX_WRONG_CODES,
+    PAIRING_MAX_ADDRESSES,
     SECRET_KEY_SIZE,
 )
 from p2p_transfer.transfer.admission import CountedSlots
@@ -256,6 +257,46 @@ def test_pairings_never_written_through_a_symlink(home: Path, tmp_path: Path) ->
     assert not (home / PAIRINGS_FILE_NAME).is_symlink()
 
 
+def test_a_trusted_device_remembers_where_it_was_last_reached(home: Path) -> None:
+    store = PairingStore(home, lifetime=100.0)
+    assert not store.remember_route(ALICE, ["10.0.0.5:4000"], now=1.0)  # not trusted: nothing
+    store.add(ALICE, "alice", now=1.0)
+    assert store.remember_route(ALICE, ["10.0.0.5:4000"], "endpointabc", now=2.0)
+    assert store.remember_route(ALICE, ["192.168.1.9:4000", "10.0.0.5:4000"], now=3.0)
+    [pairing] = PairingStore(home).list(now=3.0)  # another process reads the same
+    assert pairing.addresses == ("192.168.1.9:4000", "10.0.0.5:4000")  # newest first, once
+    assert pairing.ticket == "endpointabc"  # a send by address keeps the last ticket
+    assert pairing.reached_at == 3.0
+    # A new verification renews the trust and keeps where the device was reached.
+    store.add(ALICE, "alice", now=50.0)
+    [renewed] = store.list(now=120.0)
+    assert renewed.addresses == pairing.addresses and renewed.ticket == "endpointabc"
+    # Expired: no longer noted; forgotten: gone with the pairing.
+    assert not store.remember_route(ALICE, ["10.9.9.9:1"], now=500.0)
+    store.add(BOB, "bob", now=500.0)
+    store.remove(BOB)
+    store.add(BOB, "bob", now=501.0)
+    assert store.list(now=502.0)[0].addresses == ()
+
+
+def test_remembered_addresses_are_bounded(home: Path) -> None:
+    store = PairingStore(home)
+    store.add(ALICE, "alice", now=1.0)
+    many = [f"10.0.0.{i}:4000" for i in range(PAIRING_MAX_ADDRESSES + 5)]
+    store.remember_route(ALICE, [*many, "x" * 100], "endpoint" + "a" * 5000, now=2.0)
+    [pairing] = store.list(now=2.0)
+    assert pairing.addresses == tuple(many[:PAIRING_MAX_ADDRESSES])
+    assert pairing.ticket == ""  # too long to be one of ours: not kept
+
+
+def test_a_pairings_file_without_routes_is_still_read(home: Path) -> None:
+    """Files written before routes were remembered keep their trust."""
+    entry = {"endpoint_id": ALICE, "name": "alice", "paired_at": 0.0, "expires_at": 1e12}
+    (home / PAIRINGS_FILE_NAME).write_text(json.dumps({"version": 1, "pairings": [entry]}))
+    [pairing] = PairingStore(home).list()
+    assert (pairing.name, pairing.addresses, pairing.ticket) == ("alice", (), "")
+
+
 _FOREVER = 1e12
 _ENTRY = {"endpoint_id": ALICE, "name": "alice", "paired_at": 0.0, "expires_at": _FOREVER}
 
@@ -280,6 +321,11 @@ _ENTRY = {"endpoint_id": ALICE, "name": "alice", "paired_at": 0.0, "expires_at":
         json.dumps({"pairings": [{**_ENTRY, "endpoint_id": [ALICE]}]}).encode(),
         json.dumps({"pairings": [{**_ENTRY, "endpoint_id": 7}]}).encode(),
         json.dumps({"pairings": [{**_ENTRY, "name": None}]}).encode(),
+        json.dumps({"pairings": [{**_ENTRY, "addresses": "10.0.0.1:1"}]}).encode(),
+        json.dumps({"pairings": [{**_ENTRY, "addresses": [7]}]}).encode(),
+        json.dumps({"pairings": [{**_ENTRY, "addresses": ["1.2.3.4:5"] * 99}]}).encode(),
+        json.dumps({"pairings": [{**_ENTRY, "ticket": None}]}).encode(),
+        json.dumps({"pairings": [{**_ENTRY, "reached_at": "now"}]}).encode(),
     ],
 )
 def test_damaged_pairings_file_grants_no_trust(home: Path, content: bytes) -> None:

@@ -125,6 +125,10 @@ FRESH_ADDRESS_ATTEMPTS_PER_MINUTE = 30
 MAX_ADDRESS_FAILURES = 10
 #: How long a successful pairing is trusted, by default (seconds).
 DEFAULT_PAIRING_LIFETIME = 24 * 3600
+#: Addresses a pairing remembers a device was reached at (newest first).
+PAIRING_MAX_ADDRESSES = 8
+#: Longest remembered ticket, in characters (ours are ~80; a few addresses and a relay more).
+PAIRING_MAX_TICKET_CHARS = 2048
 
 # --- Connections (receiver) ---------------------------------------------------
 #: Connections a receiver holds at once.
@@ -265,6 +269,8 @@ APP_MAX_UI_CLIENTS = 16
 APP_MAX_DIR_ENTRIES = 5000
 #: Paths in one send request.
 APP_MAX_SEND_PATHS = 10_000
+#: Devices one send request goes to (a session each).
+APP_MAX_SEND_TARGETS = 16
 #: Finished transfers kept on the live board (the history keeps the rest).
 APP_FINISHED_ON_BOARD = 50
 #: Rows kept in the transfer history; older ones are pruned.

@@ -25,6 +25,9 @@ from p2p_transfer.events import (
 )
 from p2p_transfer.limits import APP_FINISHED_ON_BOARD
 
+#: How a send ends that Retry may send again (what arrived is resumed).
+RETRYABLE = frozenset({SessionState.FAILED, SessionState.CANCELLED})
+
 
 @dataclass(slots=True)
 class TransferRecord:
@@ -52,10 +55,20 @@ class TransferRecord:
     rtt_ms: float | None = None
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
+    #: The send this one tries again, and the one that tried this one again ("": none).
+    retry_of: str = ""
+    retried_as: str = ""
 
     @property
     def final(self) -> bool:
         return self.state.final
+
+    @property
+    def can_retry(self) -> bool:
+        """A failed or cancelled send, not retried yet: Retry sends the same again."""
+        return (
+            self.direction == "send" and self.state in RETRYABLE and not self.retried_as
+        )
 
     def snapshot(self) -> TransferSnapshot:
         return TransferSnapshot(
@@ -81,6 +94,9 @@ class TransferRecord:
             rtt_ms=self.rtt_ms,
             started_at=self.started_at,
             finished_at=self.finished_at,
+            can_retry=self.can_retry,
+            retry_of=self.retry_of,
+            retried_as=self.retried_as,
         )
 
 
@@ -92,9 +108,11 @@ class TransferBoard:
         emit: Callable[[Event], None],
         on_finished: Callable[[TransferSnapshot], None],
         keep_finished: int = APP_FINISHED_ON_BOARD,
+        on_removed: Callable[[str], None] = lambda record_id: None,
     ) -> None:
         self._emit = emit
         self._on_finished = on_finished
+        self._on_removed = on_removed
         self._keep_finished = keep_finished
         self._records: dict[str, TransferRecord] = {}
 
@@ -148,6 +166,11 @@ class TransferBoard:
         self._on_finished(record.snapshot())
         self._trim()
 
+    def note_retry(self, record: TransferRecord, retry_id: str) -> None:
+        """A finished send was tried again as ``retry_id`` (its card says so)."""
+        record.retried_as = retry_id
+        self._publish(record)
+
     def apply(self, record: TransferRecord, event: Event) -> None:
         """Fold a progress, file or done event into its record (states come separately)."""
         if isinstance(event, ProgressEvent):
@@ -184,3 +207,4 @@ class TransferBoard:
         finished = [r for r in self._records.values() if r.final]
         for record in finished[: max(0, len(finished) - self._keep_finished)]:
             del self._records[record.id]
+            self._on_removed(record.id)

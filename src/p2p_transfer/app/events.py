@@ -47,6 +47,11 @@ class TransferSnapshot:
     rtt_ms: float | None
     started_at: float
     finished_at: float | None
+    #: A failed or cancelled send that Retry sends again (resuming what arrived).
+    can_retry: bool = False
+    #: The transfer this one retries, and the one that retried this one ("": none).
+    retry_of: str = ""
+    retried_as: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,6 +175,7 @@ class AppServer:
         get("/api/settings", self._get_settings)
         put("/api/settings", self._put_settings)
         get("/api/devices", self._devices)
+        post("/api/doctor", self._doctor)
         delete("/api/pairings", self._forget_all)
         delete("/api/pairings/{endpoint_id}", self._forget)
         get("/api/files", self._files)
@@ -185,6 +186,7 @@ class AppServer:
         post("/api/send", self._send)
         get("/api/transfers", self._transfers)
         post("/api/transfers/{id}/cancel", self._cancel)
+        post("/api/transfers/{id}/retry", self._retry)
         get("/api/history", self._history)
         delete("/api/history", self._clear_history)
         post("/api/history/{id}/open", self._open_history)
@@ -418,8 +420,17 @@ class AppServer:
         for name, value in (("to", to), ("device", device), ("staging", batch)):
             if value is not None and not isinstance(value, str):
                 raise AppError(f"{name}: text")
-        snapshot = self.service.start_send(to, device, paths, batch)
-        return web.json_response({"transfer": _asdict(snapshot)}, status=202)
+        devices = body.get("devices", [])
+        if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
+            raise AppError("devices: a list of device IDs")
+        targets: list[tuple[str | None, str | None]] = [(None, d) for d in [device, *devices] if d]
+        if to and to.strip():
+            targets.append((to, None))
+        snapshots = self.service.start_send(targets, paths, batch)
+        return web.json_response(
+            {"transfer": _asdict(snapshots[0]), "transfers": [_asdict(s) for s in snapshots]},
+            status=202,
+        )
 
     async def _transfers(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(
@@ -429,6 +440,17 @@ class AppServer:
     async def _cancel(self, request: web.Request) -> web.StreamResponse:
         snapshot = self.service.cancel(request.match_info["id"])
         return web.json_response({"transfer": _asdict(snapshot)})
+
+    async def _retry(self, request: web.Request) -> web.StreamResponse:
+        snapshot = self.service.retry(request.match_info["id"])
+        return web.json_response({"transfer": _asdict(snapshot)}, status=202)
+
+    async def _doctor(self, request: web.Request) -> web.StreamResponse:
+        checks = await self.service.check_network()
+        return web.json_response({"checks": [
+            {"name": c.check, "status": c.status, "detail": c.detail, "advice": c.advice}
+            for c in checks
+        ]})
 
     async def _history(self, request: web.Request) -> web.StreamResponse:
         try:

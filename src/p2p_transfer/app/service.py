@@ -5,7 +5,9 @@ terminal: questions (accept this offer? which code? accept this upload?)
 become prompts the UI answers through the API, and everything that happens is
 an event on ``AppService.events`` (the node's own events, forwarded unchanged,
 plus the app's ``transfer`` snapshots and prompts). Its parts: the session
-tracker (node events → board, by session ID), the share control, the views.
+tracker (node events → board, by session ID), the targets (where a send goes,
+and where trusted devices were reached), the send book (what Retry sends again),
+the share control, the views.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from p2p_transfer.app.files import FileBrowser, Staging, StagingError
 from p2p_transfer.app.history import History, HistoryEntry
 from p2p_transfer.app.node_control import NodeControl, NodeOptions, NodeStartError
 from p2p_transfer.app.prompts import Prompt, PromptBook, PromptError, PromptGone
+from p2p_transfer.app.sends import SendBook, SendRequest
 from p2p_transfer.app.settings import (
     MAX_PIN_CHARS,
     Settings,
@@ -37,24 +40,20 @@ from p2p_transfer.app.settings import (
     validated,
 )
 from p2p_transfer.app.share_control import ShareControl, ShareRefused
+from p2p_transfer.app.targets import Destination, TargetError, Targets, pasted
 from p2p_transfer.app.tracker import SessionTracker
 from p2p_transfer.app.views import devices_view, wan_view
 from p2p_transfer.config import current_umask
-from p2p_transfer.discovery import (
-    Device,
-    DiscoveryError,
-    device_ticket,
-    looks_like_ticket,
-)
+from p2p_transfer.doctor import DoctorOptions, diagnose
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import (
+    CheckEvent,
     Event,
     EventBus,
     SessionState,
     TextEvent,
 )
-from p2p_transfer.limits import APP_MAX_SEND_PATHS, APP_TEXTS_KEPT
-from p2p_transfer.localsend.client import Target
+from p2p_transfer.limits import APP_MAX_SEND_PATHS, APP_MAX_SEND_TARGETS, APP_TEXTS_KEPT
 from p2p_transfer.net import NetError, parse_ticket
 from p2p_transfer.node import Node, RunningSession
 from p2p_transfer.transfer import SendOptions
@@ -128,7 +127,9 @@ class AppService:
         self.settings: Settings = defaults(options.device_name)
         self.history = History(options.config_dir)
         self.prompts = PromptBook(self.events.emit)
-        self.board = TransferBoard(self.events.emit, self._record_finished)
+        self.board = TransferBoard(
+            self.events.emit, self._record_finished, on_removed=self._card_removed
+        )
         self.tracker = SessionTracker(
             self.board, self.prompts,
             receive_folder=lambda: str(self.settings.download_path),
@@ -151,8 +152,10 @@ class AppService:
         )
         #: The latest text messages received (LocalSend), for the Incoming view.
         self.texts: deque[TextEvent] = deque(maxlen=APP_TEXTS_KEPT)
-        #: Staging batches being sent, by the sending session's ID.
-        self._sending_batches: dict[str, str] = {}
+        self.targets = Targets(self.nodes)
+        self._doctor_lock = asyncio.Lock()
+        #: What each send on the board was asked to do (Retry), and its staged batch.
+        self.sends = SendBook()
         self._background: set[asyncio.Task[Any]] = set()
         self._closed = False
 
@@ -239,72 +242,64 @@ class AppService:
             self.texts.append(event)  # a tab opened later shows it too
         self.events.emit(event)
         self.tracker.on_event(event)
+        self.targets.on_event(event)
 
     def _record_finished(self, snapshot: TransferSnapshot) -> None:
         self._spawn(self.history.add(HistoryEntry.of(snapshot)), f"app-history {snapshot.id}")
 
     # --- sending ---------------------------------------------------------------
 
-    def resolve_target(
-        self, to: str | None, device: str | None
-    ) -> tuple[str | Target, str, str]:
-        """(what to dial, peer name, peer ID) for a send.
-
-        ``to`` is a ticket (checked now, so a mistyped one fails at once), or
-        ``HOST:PORT``, ``localsend:HOST[:PORT]`` or a LAN device name, which the send
-        resolves when it starts (that takes a network round trip). ``device`` is the
-        endpoint ID of a device in the Devices list, or a LocalSend device's fingerprint
-        (the send then checks the device's certificate against it).
-        """
-        text = (to or "").strip()
-        if text:
-            if not looks_like_ticket(text):
-                return text, text, ""
-            try:
-                addr = parse_ticket(text)
-            except NetError as exc:
-                raise AppError(str(exc)) from None
-            peer_id = str(addr.id())
-            return text, self._known_name(peer_id), peer_id
-        if device:
-            localsend = next(
-                (d for d in self.nodes.localsend_devices() if d.fingerprint == device), None
-            )
-            if localsend is not None:
-                return localsend.target(), localsend.name, localsend.fingerprint
-            found = self._device(device)
-            if found is None:
-                raise NotFoundError(
-                    "that device is not on the LAN right now; ask for its ticket instead"
-                )
-            try:
-                return device_ticket(found), found.name, found.endpoint_id
-            except DiscoveryError as exc:
-                raise AppError(str(exc)) from None
-        raise AppError("choose a device, or give a ticket, HOST:PORT or device name")
-
-    def _known_name(self, peer_id: str) -> str:
-        node = self.node
-        if node is not None:
-            for pairing in node.pairings.list():
-                if pairing.endpoint_id == peer_id:
-                    return pairing.name
-        device = self._device(peer_id)
-        return device.name if device is not None else peer_id[:10]
-
-    def _device(self, endpoint_id: str) -> Device | None:
-        return self.nodes.device(endpoint_id)
-
     def start_send(
         self,
-        to: str | None,
-        device: str | None,
+        targets: list[tuple[str | None, str | None]],
         paths: list[str],
         staging_batch: str | None = None,
-    ) -> TransferSnapshot:
-        """Check the target and paths, then send in the background; returns the new record."""
+    ) -> list[TransferSnapshot]:
+        """Send the paths (and staged files) to each target, a session per target, in the
+        background; returns the new records. ``targets``: (typed or pasted text, picked
+        device) pairs, one of each set. Every target is checked before any send starts."""
         node = self.running_node
-        target, peer_name, peer_id = self.resolve_target(to, device)
+        if not targets:
+            raise AppError("choose a device, or give a ticket, HOST:PORT or device name")
+        if len(targets) > APP_MAX_SEND_TARGETS:
+            raise AppError(f"at most {APP_MAX_SEND_TARGETS} devices per send")
+        chosen = self._chosen(paths, staging_batch)
+        destinations: dict[str, tuple[Destination, SendRequest]] = {}
+        for to, device in targets:  # the same device twice gets one send
+            destination = self._destination(to, device)
+            request = SendRequest(to, device, tuple(paths), staging_batch)
+            destinations.setdefault(destination.peer_id or str(destination.dial),
+                                    (destination, request))
+        return [
+            self._launch(node, destination, request, chosen).snapshot()
+            for destination, request in destinations.values()
+        ]
+
+    def retry(self, record_id: str) -> TransferSnapshot:
+        """Send a failed or cancelled send again, to the same device with the same files:
+        the receiver offers what it already holds, so the send resumes."""
+        node = self.running_node
+        record = self.board.get(record_id)
+        if record is None:
+            raise NotFoundError("no such transfer")
+        request = self.sends.get(record_id)
+        if not record.can_retry or request is None:
+            raise BusyError("only a failed or cancelled send can be tried again, once")
+        destination = self._destination(request.to, request.device)
+        chosen = self._chosen(list(request.paths), request.batch)
+        retry = self._launch(node, destination, request, chosen, retry_of=record_id)
+        self.sends.drop(record_id)  # the retry holds its staged files now
+        self.board.note_retry(record, retry.id)
+        return retry.snapshot()
+
+    def _destination(self, to: str | None, device: str | None) -> Destination:
+        try:
+            return self.targets.resolve(to, device)
+        except TargetError as exc:
+            raise (NotFoundError if exc.missing else AppError)(str(exc)) from None
+
+    def _chosen(self, paths: list[str], staging_batch: str | None) -> list[Path]:
+        """The paths to send, checked against the browser's rule, and the staged items."""
         if len(paths) > APP_MAX_SEND_PATHS:
             raise AppError(f"at most {APP_MAX_SEND_PATHS} paths per send")
         # A path outside the browsable folders is PathRefused (403), a missing one
@@ -320,34 +315,54 @@ class AppService:
         names = [p.name for p in chosen]
         if len(set(names)) != len(names):
             raise AppError("two of the chosen items have the same name; send them separately")
+        return chosen
+
+    def _launch(
+        self,
+        node: Node,
+        destination: Destination,
+        request: SendRequest,
+        chosen: list[Path],
+        retry_of: str = "",
+    ) -> TransferRecord:
+        """Start one send session and its card."""
         options = SendOptions(
             parallel=self.settings.parallel_files, transport=self.options.transport
         )
         session = node.start_send(
-            target, chosen, options, self.tracker.ask_code, self.tracker.ask_pin
+            destination.dial, chosen, options, self.tracker.ask_code, self.tracker.ask_pin
         )
+        self.targets.dialing(session.id, destination)
         record = TransferRecord(
             id=session.id,
             direction="send",
             state=SessionState.CONNECTING,
-            peer_name=peer_name,
-            peer_id=peer_id,
-            folder="" if staging_batch else str(chosen[0].parent),
-            names=names,
+            peer_name=destination.peer_name,
+            peer_id=destination.peer_id,
+            folder=str(chosen[0].parent) if request.paths else "",
+            names=[p.name for p in chosen],
+            retry_of=retry_of,
         )
         self.tracker.track_send(record)
-        if staging_batch:
-            self._sending_batches[session.id] = staging_batch
-            self._spawn(self._drop_batch_after(session, staging_batch), f"app-send {session.id}")
-        return record.snapshot()
+        self.sends.add(session.id, request)
+        self._spawn(self._settle(session), f"app-send {session.id}")
+        return record
 
-    async def _drop_batch_after(self, session: RunningSession, batch: str) -> None:
-        """Staged (dropped) files are the app's copies: gone once their send ends."""
-        try:
-            await asyncio.gather(session.task, return_exceptions=True)
-        finally:
-            self._sending_batches.pop(session.id, None)
+    async def _settle(self, session: RunningSession) -> None:
+        """A send that did not fail or get cancelled will not be retried: forget it (and
+        its staged copies, once no other send holds them)."""
+        await asyncio.gather(session.task, return_exceptions=True)
+        record = self.board.get(session.id)
+        if record is None or not record.can_retry:
+            await self._forget_send(session.id)
+
+    async def _forget_send(self, session_id: str) -> None:
+        if (batch := self.sends.drop(session_id)) is not None:
             await asyncio.to_thread(self.staging.remove, batch)
+
+    def _card_removed(self, record_id: str) -> None:
+        """A card left the board: it can no longer be retried."""
+        self._spawn(self._forget_send(record_id), f"app-forget {record_id}")
 
     def cancel(self, record_id: str) -> TransferSnapshot:
         """Stop a running transfer (either direction); both sides end it as cancelled."""
@@ -419,6 +434,14 @@ class AppService:
             },
             self.nodes.localsend_devices(),
         )
+
+    async def check_network(self) -> list[CheckEvent]:
+        """``p2p-transfer doctor`` for the app's node: why devices can't see or reach each
+        other (one run at a time; a second caller waits for it and gets its own)."""
+        node = self.running_node
+        options = DoctorOptions(self.settings.download_path, self.config_dir, self.settings.relay)
+        async with self._doctor_lock:
+            return [check async for check in diagnose(options, node)]
 
     def forget(self, endpoint_id: str) -> int:
         """Forget one trusted device by its full endpoint ID; returns how many were removed."""
@@ -525,7 +548,7 @@ class AppService:
     def inspect_ticket(self, ticket: str) -> dict[str, Any]:
         """What a ticket names (ID, addresses, relay) and whether that device is trusted."""
         try:
-            addr = parse_ticket(ticket)
+            addr = parse_ticket(pasted(ticket))
         except NetError as exc:
             raise AppError(str(exc)) from None
         peer_id = str(addr.id())
@@ -535,7 +558,7 @@ class AppService:
             "addresses": list(addr.direct_addresses()),
             "relay_url": addr.relay_url(),
             "trusted": node is not None and node.pairings.is_trusted(peer_id),
-            "name": self._known_name(peer_id),
+            "name": self.targets.known_name(peer_id),
             "is_self": node is not None and node.endpoint_id == peer_id,
         }
 
@@ -581,6 +604,6 @@ class AppService:
 
     async def drop_staging_batch(self, batch: str) -> None:
         """Delete a staging batch the user removed before sending."""
-        if batch in self._sending_batches.values():
+        if self.sends.holds(batch):
             raise BusyError("this batch is being sent")
         await asyncio.to_thread(self.staging.remove, batch)

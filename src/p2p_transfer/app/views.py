@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from p2p_transfer.app.board import TransferRecord
+from p2p_transfer.app.targets import remembered_ticket
 from p2p_transfer.discovery import Device
 from p2p_transfer.events import RelayEvent, SessionState
 from p2p_transfer.localsend.discovery import LocalSendDevice
@@ -21,7 +22,8 @@ def devices_view(
     localsend: list[LocalSendDevice] | None = None,
 ) -> dict[str, Any]:
     """Discovered devices (with trust), ours and LocalSend ones, and trusted devices (with
-    presence). A LocalSend device's ``endpoint_id`` is its fingerprint (never trusted)."""
+    presence, and where they were last reached: a send finds them there when they are not
+    on the LAN). A LocalSend device's ``endpoint_id`` is its fingerprint (never trusted)."""
     trusted_ids = {p.endpoint_id for p in pairings}
     online = {d.endpoint_id for d in found}
     return {
@@ -59,6 +61,9 @@ def devices_view(
                 "paired_at": p.paired_at,
                 "expires_at": p.expires_at,
                 "online": p.endpoint_id in online,
+                "addresses": list(p.addresses),
+                "reached_at": p.reached_at or None,
+                "reachable": p.endpoint_id in online or remembered_ticket(p) is not None,
             }
             for p in pairings
         ],

@@ -1,21 +1,29 @@
 """Paired devices: endpoint IDs that verified by code, trusted until they expire.
 
 A pairing is keyed on the peer's authenticated endpoint ID, never on a name or
-anything else a peer says about itself.
+anything else a peer says about itself. It also remembers where the device was
+last reached (its addresses and the ticket used), so a send finds it again when
+it is not announced on the LAN; that is a hint for dialing, never a reason to trust.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from p2p_transfer.limits import DEFAULT_PAIRING_LIFETIME
+from p2p_transfer.limits import (
+    DEFAULT_PAIRING_LIFETIME,
+    PAIRING_MAX_ADDRESSES,
+    PAIRING_MAX_TICKET_CHARS,
+)
 from p2p_transfer.trust.files import write_private_atomically
 
 PAIRINGS_FILE_NAME = "pairings.json"
 _FORMAT_VERSION = 1
+#: Longest remembered address (``[IPv6]:port`` is at most 47 characters).
+_MAX_ADDRESS_CHARS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +34,12 @@ class Pairing:
     name: str
     paired_at: float
     expires_at: float
+    #: Where it was last reached (``IP:port``, newest first; at most PAIRING_MAX_ADDRESSES).
+    addresses: tuple[str, ...] = ()
+    #: The ticket that last reached it ("" when it was dialed by address or name).
+    ticket: str = ""
+    #: When it was last reached (0: not since it paired).
+    reached_at: float = 0.0
 
 
 class PairingStore:
@@ -67,11 +81,37 @@ class PairingStore:
     def add(self, endpoint_id: str, name: str, now: float | None = None) -> Pairing:
         """Trust ``endpoint_id`` for the configured lifetime."""
         now = time.time() if now is None else now
-        pairings = {k: v for k, v in self._load().items() if v.expires_at > now}
+        stored = self._load()
+        pairings = {k: v for k, v in stored.items() if v.expires_at > now}
         pairing = Pairing(endpoint_id, name, now, now + self.lifetime)
+        if (before := stored.get(endpoint_id)) is not None:  # where it was reached stays
+            pairing = replace(pairing, addresses=before.addresses, ticket=before.ticket,
+                              reached_at=before.reached_at)
         pairings[endpoint_id] = pairing
         self._save(pairings)
         return pairing
+
+    def remember_route(
+        self, endpoint_id: str, addresses: list[str], ticket: str = "",
+        now: float | None = None,
+    ) -> bool:
+        """Note that a trusted device was just reached at ``addresses`` (with ``ticket``,
+        if one was dialed); False (nothing noted) when it is not trusted."""
+        now = time.time() if now is None else now
+        pairings = self._load()
+        pairing = pairings.get(endpoint_id)
+        if pairing is None or pairing.expires_at <= now:
+            return False
+        fitting = [a for a in addresses if len(a) <= _MAX_ADDRESS_CHARS]
+        merged = tuple(dict.fromkeys([*fitting, *pairing.addresses]))
+        if len(ticket) > PAIRING_MAX_TICKET_CHARS:
+            ticket = ""
+        pairings[endpoint_id] = replace(
+            pairing, addresses=merged[:PAIRING_MAX_ADDRESSES], ticket=ticket or pairing.ticket,
+            reached_at=now,
+        )
+        self._save(pairings)
+        return True
 
     def remove(self, endpoint_id_or_prefix: str) -> list[Pairing]:
         """Forget pairings whose ID starts with the given text; returns what was removed."""
@@ -89,12 +129,18 @@ class PairingStore:
 
 
 def _checked(pairing: Pairing) -> Pairing:
-    """Refuse (TypeError) a pairing whose fields have the wrong types."""
-    times = (pairing.paired_at, pairing.expires_at)
+    """Refuse (TypeError) a pairing whose fields have the wrong types or sizes."""
+    times = (pairing.paired_at, pairing.expires_at, pairing.reached_at)
+    addresses = pairing.addresses
     if not (
         isinstance(pairing.endpoint_id, str)
         and isinstance(pairing.name, str)
         and all(isinstance(t, int | float) and not isinstance(t, bool) for t in times)
+        and isinstance(addresses, list | tuple)
+        and len(addresses) <= PAIRING_MAX_ADDRESSES
+        and all(isinstance(a, str) and len(a) <= _MAX_ADDRESS_CHARS for a in addresses)
+        and isinstance(pairing.ticket, str)
+        and len(pairing.ticket) <= PAIRING_MAX_TICKET_CHARS
     ):
         raise TypeError("malformed pairing")
-    return pairing
+    return replace(pairing, addresses=tuple(addresses))

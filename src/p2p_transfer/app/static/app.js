@@ -141,8 +141,11 @@ const state = {
   share: { running: false, files: [] },
   devices: { devices: [], trusted: [], discovery: {} },
   shareActivity: new Map(),
-  view: "devices",
-  targetDevice: "",
+  view: "",
+  // Send view: the devices picked (several at once: a send each), and whether the
+  // typed ticket/address is one of the targets.
+  targets: new Set(),
+  ticketChosen: true,
 };
 
 // A transfer's state (the server's SessionState, docs/API.md) only moves forward:
@@ -156,6 +159,7 @@ const VIEWS = ["devices", "send", "transfers", "incoming", "share", "wan", "sett
 function showView() {
   const wanted = location.hash.replace("#", "");
   const view = VIEWS.includes(wanted) ? wanted : "devices";
+  if (view !== state.view) window.scrollTo(0, 0); // each view opens at its top
   state.view = view;
   for (const name of VIEWS) $(`view-${name}`).hidden = name !== view;
   for (const link of document.querySelectorAll(".nav a")) {
@@ -221,8 +225,10 @@ function handleEvent(event) {
     return;
   }
   if (PROMPT_EVENTS.has(name)) {
+    const isNew = !state.prompts.has(event.prompt_id);
     state.prompts.set(event.prompt_id, event);
     renderPrompts();
+    if (isNew) notify(event);
   } else if (name === "prompt_closed") {
     state.prompts.delete(event.prompt_id);
     renderPrompts();
@@ -332,18 +338,26 @@ function renderDevices() {
         onclick: () => sendTo(d.endpoint_id) })),
   )), $("device-empty"));
   $("forget-all").hidden = trusted.length === 0;
-  replaceChildren($("trusted-list"), trusted.map((p) => h("li", { class: "row" },
+  replaceChildren($("trusted-list"), trusted.map((p) => h("li", { class: "row", "data-id": p.endpoint_id },
     h("span", { class: "row-icon", text: initial(p.name) }),
     h("span", { class: "row-main" },
       h("span", { class: "row-title" }, h("span", { text: p.name }),
-        p.online ? h("span", { class: "pill", "data-state": "live", text: "on this network" }) : null),
-      h("span", { class: "row-meta", text: `${shortId(p.endpoint_id)} · trusted until ${fmtDate(p.expires_at)}` })),
+        p.online ? h("span", { class: "pill", "data-state": "live", "data-role": "presence", text: "on this network" })
+          : h("span", { class: "pill plain", "data-role": "presence", text: "not on this network" })),
+      h("span", { class: "row-meta", text: `${shortId(p.endpoint_id)} · trusted until ${fmtDate(p.expires_at)}` }),
+      !p.online && p.reachable ? h("span", { class: "row-meta", text: lastReached(p) }) : null),
     h("span", { class: "row-actions" },
-      p.online ? h("button", { type: "button", class: "ghost small", text: "Send to…",
+      p.reachable ? h("button", { type: "button", class: "ghost small", text: "Send to…",
         onclick: () => sendTo(p.endpoint_id) }) : null,
       h("button", { type: "button", class: "ghost small danger", text: "Forget",
         onclick: () => forget(p) })),
   )), $("trusted-empty"));
+}
+
+// Where a trusted device that is not announced now was last reached (a send goes there).
+function lastReached(p) {
+  const where = p.addresses.length ? ` at ${p.addresses[0]}` : "";
+  return `last reached${where}${p.reached_at ? `, ${fmtAgo(p.reached_at)}` : ""}`;
 }
 
 async function forget(pairing) {
@@ -362,10 +376,38 @@ function deviceId(d) {
 }
 
 function sendTo(endpointId) {
-  state.targetDevice = endpointId;
+  state.targets = new Set([endpointId]);
+  state.ticketChosen = false;
   location.hash = "#send";
   renderTargets();
   updateSendButton();
+}
+
+// --- network check (the doctor) --------------------------------------------------------------
+
+const CHECK_MARKS = { ok: "✓", warn: "!", fail: "✗" };
+
+async function checkNetwork() {
+  const button = $("doctor-run");
+  button.disabled = true;
+  setStatus($("doctor-status"), "Checking the network (takes a few seconds)…");
+  try {
+    const { checks } = await api("POST", "/api/doctor");
+    const failed = checks.filter((c) => c.status === "fail").length;
+    const warned = checks.filter((c) => c.status === "warn").length;
+    setStatus($("doctor-status"), failed ? `${plural(failed, "problem")} found.`
+      : warned ? `No problem, ${plural(warned, "warning")}.` : "All good.", failed ? "bad" : "ok");
+    replaceChildren($("doctor-list"), checks.map((c) => h("li", { class: "row check", "data-status": c.status, "data-name": c.name },
+      h("span", { class: "row-icon", "aria-hidden": "true", text: CHECK_MARKS[c.status] || "?" }),
+      h("span", { class: "row-main" },
+        h("span", { class: "row-title" }, h("span", { text: c.name }),
+          h("span", { class: "pill", "data-state": c.status === "ok" ? "ok" : c.status === "warn" ? "warn" : "bad", text: c.status })),
+        h("span", { class: "check-detail", text: c.detail }),
+        c.advice ? h("span", { class: "check-advice", text: `→ ${c.advice}` }) : null))));
+  } catch (error) {
+    setStatus($("doctor-status"), error.message, "bad");
+  }
+  button.disabled = false;
 }
 
 // --- file browser (Send view and the share picker) ------------------------------------------------
@@ -393,6 +435,7 @@ class FileBrowserView {
       return;
     }
     this.path = listing.path;
+    this.listing = listing;
     this.render(listing);
   }
 
@@ -402,7 +445,9 @@ class FileBrowserView {
         disabled: !listing.parent, onclick: () => this.load(listing.parent) }),
       h("button", { type: "button", class: "ghost small", title: "Home folder", text: "Home",
         onclick: () => this.load(null) }),
-      h("span", { class: "path", title: listing.path, text: listing.path }));
+      // The path is isolated left to right inside the right-to-left box that cuts it
+      // at its start (so the end stays in view): its slashes stay where they belong.
+      h("span", { class: "path", title: listing.path }, h("bdi", { dir: "ltr", text: listing.path })));
     const rows = listing.entries.map((entry) => {
       const selectable = entry.kind === "file" || entry.kind === "dir";
       const box = h("input", { type: "checkbox", "aria-label": `Select ${entry.name}`,
@@ -477,49 +522,70 @@ async function dropStaged() {
 }
 
 function renderTargets() {
-  const list = $("target-list");
-  const seen = new Set();
   const choices = [];
   for (const d of state.devices.devices || []) {
-    seen.add(d.endpoint_id);
     const meta = d.protocol === "localsend" ? deviceId(d)
       : `${shortId(d.endpoint_id)} · ${d.trusted ? "trusted" : "new device"}`;
     choices.push({ id: d.endpoint_id, name: d.name, meta, pill: d.protocol === "localsend" ? "LocalSend" : "LAN" });
   }
-  if (state.targetDevice && !seen.has(state.targetDevice)) {
-    const trusted = (state.devices.trusted || []).find((p) => p.endpoint_id === state.targetDevice);
-    if (!trusted) state.targetDevice = "";
+  // Trusted devices not announced now, sent to where they were last reached.
+  const listed = new Set(choices.map((c) => c.id));
+  for (const p of state.devices.trusted || []) {
+    if (listed.has(p.endpoint_id) || !p.reachable) continue;
+    choices.push({ id: p.endpoint_id, name: p.name,
+      meta: `${shortId(p.endpoint_id)} · not on this network: ${lastReached(p)}`, pill: "trusted" });
   }
+  const known = new Set(choices.map((c) => c.id));
+  for (const id of state.targets) if (!known.has(id)) state.targets.delete(id);
   const rows = choices.map((c) => {
-    const radio = h("input", { type: "radio", name: "target", value: c.id,
-      checked: state.targetDevice === c.id });
-    radio.addEventListener("change", () => { state.targetDevice = c.id; updateSendButton(); });
-    return h("label", { class: "target" }, radio,
+    const box = h("input", { type: "checkbox", value: c.id, checked: state.targets.has(c.id),
+      "aria-label": `Send to ${c.name}` });
+    box.addEventListener("change", () => {
+      if (box.checked) state.targets.add(c.id); else state.targets.delete(c.id);
+      // Picking a device hides an empty ticket box; picking none brings it back.
+      if (!$("ticket-input").value.trim()) state.ticketChosen = state.targets.size === 0;
+      renderTargets();
+      updateSendButton();
+    });
+    return h("label", { class: "target", "data-id": c.id }, box,
       h("span", { class: "row-main" }, h("span", { class: "row-title" }, h("span", { text: c.name })),
         h("span", { class: "row-meta", text: c.meta })),
       h("span", { class: "pill plain", text: c.pill }));
   });
-  const ticketRadio = h("input", { type: "radio", name: "target", value: "",
-    checked: !state.targetDevice, id: "target-ticket" });
-  ticketRadio.addEventListener("change", () => { state.targetDevice = ""; updateSendButton(); });
-  rows.push(h("label", { class: "target" }, ticketRadio,
+  const ticketBox = h("input", { type: "checkbox", value: "", checked: state.ticketChosen,
+    id: "target-ticket", "aria-label": "Send to a ticket or address" });
+  ticketBox.addEventListener("change", () => {
+    state.ticketChosen = ticketBox.checked;
+    renderTargets();
+    updateSendButton();
+    if (ticketBox.checked) $("ticket-input").focus();
+  });
+  rows.push(h("label", { class: "target" }, ticketBox,
     h("span", { class: "row-main" }, h("span", { class: "row-title" }, h("span", { text: "A ticket or address" })),
       h("span", { class: "row-meta", text: "Any device: a ticket, HOST:PORT, a device name, or localsend:HOST:PORT" })),
     h("span", { class: "pill plain", text: "WAN" })));
-  list.replaceChildren(...rows);
-  $("ticket-input").closest(".field").hidden = Boolean(state.targetDevice);
+  $("target-list").replaceChildren(...rows);
+  $("ticket-input").closest(".field").hidden = !state.ticketChosen;
+}
+
+function chosenTargets() {
+  const ticket = state.ticketChosen ? $("ticket-input").value.trim() : "";
+  return { devices: [...state.targets], ticket };
 }
 
 function updateSendButton() {
   const hasItems = selection.size > 0 || (staged.batch && staged.items.size > 0);
-  const hasTarget = state.targetDevice || $("ticket-input").value.trim();
-  $("send-button").disabled = !(hasItems && hasTarget) || staged.uploading > 0;
+  const { devices, ticket } = chosenTargets();
+  const count = devices.length + (ticket ? 1 : 0);
+  const button = $("send-button");
+  button.disabled = !(hasItems && count) || staged.uploading > 0;
+  button.textContent = count > 1 ? `Send to ${count} devices` : "Send";
 }
 
 async function send() {
-  const body = { paths: [...selection.keys()] };
-  if (state.targetDevice) body.device = state.targetDevice;
-  else body.to = $("ticket-input").value.trim();
+  const { devices, ticket } = chosenTargets();
+  const body = { paths: [...selection.keys()], devices };
+  if (ticket) body.to = ticket;
   if (staged.batch && staged.items.size) body.staging = staged.batch;
   const button = $("send-button");
   button.disabled = true;
@@ -530,6 +596,7 @@ async function send() {
     staged.batch = null;
     staged.items.clear();
     renderSelection();
+    if (sendBrowser.listing) sendBrowser.render(sendBrowser.listing); // no tick stays behind
     setStatus($("send-status"), "");
     location.hash = "#transfers";
   } catch (error) {
@@ -628,6 +695,15 @@ function setupDrop() {
     e.target.value = "";
     if (out.length) stageFiles(out);
   });
+  // A chosen folder comes as its files, each with its path inside ("Album/day 1/a.jpg").
+  $("folder-input").addEventListener("change", (e) => {
+    const out = [...e.target.files].map((file) => ({ file, path: file.webkitRelativePath || file.name }));
+    e.target.value = "";
+    if (out.length) stageFiles(out);
+    else toast("That folder is empty: nothing to send.");
+  });
+  $("choose-files").addEventListener("click", () => $("drop-input").click());
+  $("choose-folder").addEventListener("click", () => $("folder-input").click());
 }
 
 // --- transfers -------------------------------------------------------------------------------------
@@ -660,19 +736,25 @@ function verifiedPill(t) {
   return h("span", { class: "pill", "data-state": "ok", "data-verified": t.verified, text: `verified (${how})` });
 }
 
+// Only a folder that holds what moved is worth opening: a receive that failed or was
+// declined before a file arrived wrote nothing (and a send that moved nothing is no news).
+const hasFolder = (folder, files) => Boolean(folder) && files > 0;
+
 function transferCard(t) {
   const title = t.direction === "send" ? `To ${t.peer_name || "…"}` : `From ${t.peer_name || "…"}`;
   const what = t.names.length ? t.names.slice(0, 3).join(", ") + (t.names.length > 3 ? "…" : "") : "";
-  const known = t.files_total > 0 || t.bytes_total > 0 || FINAL.has(t.state);
+  // What is known of the size: nothing before the offer (a send that failed to connect
+  // shows its reason only, never "0 / 0 files").
+  const known = t.files_total > 0 || t.bytes_total > 0;
   const stats = known ? [
     `${t.files_done} / ${plural(t.files_total, "file")}`,
     `${fmtSize(t.bytes_done)} of ${fmtSize(t.bytes_total)}`,
-  ] : ["Preparing…"];
+  ] : FINAL.has(t.state) ? [] : ["Preparing…"];
   if (!FINAL.has(t.state) && t.rate) stats.push(fmtRate(t.rate));
   if (!FINAL.has(t.state) && t.eta !== null && t.eta !== undefined) stats.push(`${fmtDuration(t.eta)} left`);
-  if (FINAL.has(t.state) && t.finished_at) stats.push(`took ${fmtDuration(t.finished_at - t.started_at)}`);
-  const bar = h("progress", { max: Math.max(1, t.bytes_total), value: t.state === "done" ? Math.max(1, t.bytes_total) : t.bytes_done,
-    "aria-label": `${title} progress` });
+  if (FINAL.has(t.state) && t.finished_at && known) stats.push(`took ${fmtDuration(t.finished_at - t.started_at)}`);
+  const bar = known || !FINAL.has(t.state) ? h("progress", { max: Math.max(1, t.bytes_total),
+    value: t.state === "done" ? Math.max(1, t.bytes_total) : t.bytes_done, "aria-label": `${title} progress` }) : null;
   const files = (t.active || []).map((f) => h("li", {},
     h("span", { class: "name", title: f.path, text: f.path }),
     h("progress", { max: Math.max(1, f.size), value: f.bytes_done }),
@@ -681,9 +763,16 @@ function transferCard(t) {
   if (!FINAL.has(t.state)) {
     actions.push(h("button", { type: "button", class: "ghost small danger", text: "Cancel",
       onclick: () => cancelTransfer(t.id) }));
-  } else if (t.folder) {
-    actions.push(h("button", { type: "button", class: "ghost small", text: "Open folder",
-      onclick: () => openHistoryFolder(t.id) }));
+  } else {
+    if (t.can_retry) {
+      // Sent again, the receiver offers what it holds: what arrived is not sent twice.
+      actions.push(h("button", { type: "button", class: "primary small", "data-action": "retry",
+        text: t.bytes_done > 0 ? "Resume" : "Retry", onclick: (e) => retryTransfer(t, e.currentTarget) }));
+    }
+    if (hasFolder(t.folder, t.files_done)) {
+      actions.push(h("button", { type: "button", class: "ghost small", text: "Open folder",
+        onclick: () => openHistoryFolder(t.id) }));
+    }
   }
   const message = t.message && t.state !== "done" && t.state !== "cancelled"
     ? h("p", { class: "transfer-message", text: t.message }) : null;
@@ -700,13 +789,15 @@ function transferCard(t) {
       t.state === "done" ? h("span", { class: "pill", "data-state": "ok", text: "all files BLAKE3-verified" }) : null,
       t.path ? h("span", { class: "pill plain", text: t.rtt_ms !== null ? `${t.path} · ${Math.round(t.rtt_ms)} ms` : t.path }) : null),
     bar,
-    h("div", { class: "transfer-stats" }, stats.map((s) => h("span", { text: s }))),
+    stats.length ? h("div", { class: "transfer-stats" }, stats.map((s) => h("span", { text: s }))) : null,
     files.length ? h("ul", { class: "transfer-files" }, files) : null,
     message);
 }
 
 function renderTransfers() {
-  const all = [...state.transfers.values()].sort((a, b) => b.started_at - a.started_at);
+  // A retried card gives way to the transfer that retries it.
+  const all = [...state.transfers.values()].filter((t) => !t.retried_as)
+    .sort((a, b) => b.started_at - a.started_at);
   const active = all.filter((t) => !FINAL.has(t.state));
   // Finished transfers of this session stay on top until the history has them.
   const recent = all.filter((t) => FINAL.has(t.state) && Date.now() / 1000 - t.finished_at < 600);
@@ -720,21 +811,37 @@ async function cancelTransfer(id) {
   try { await api("POST", `/api/transfers/${encodeURIComponent(id)}/cancel`); } catch (error) { toast(error.message); }
 }
 
+async function retryTransfer(t, button) {
+  button.disabled = true;
+  try {
+    await api("POST", `/api/transfers/${encodeURIComponent(t.id)}/retry`);
+    toast(`Sending to ${t.peer_name || "the device"} again`);
+  } catch (error) {
+    toast(error.message);
+    button.disabled = false;
+  }
+}
+
 async function loadHistory() {
   let data;
   try { data = await api("GET", "/api/history?limit=100"); } catch (_) { return; }
   replaceChildren($("history-list"), data.history.map((e) => {
     const verb = e.direction === "send" ? "Sent to" : "Received from";
     const outcome = STATE_LABELS[e.state] || e.state;
+    const meta = [
+      ...(e.files || e.bytes_total ? [plural(e.files, "file"), fmtSize(e.bytes_total)] : []),
+      fmtAgo(e.finished_at),
+      ...(e.verified ? ["verified"] : []),
+      ...(e.message && e.state !== "done" ? [e.message] : []),
+    ];
     return h("li", { class: "row", "data-id": e.id, "data-state": e.state },
       h("span", { class: "row-icon", text: e.direction === "send" ? "↑" : "↓" }),
       h("span", { class: "row-main" },
         h("span", { class: "row-title" }, h("span", { text: `${verb} ${e.peer_name}` }),
           h("span", { class: "pill", "data-state": STATE_PILLS[e.state] || "", text: outcome })),
-        h("span", { class: "row-meta",
-          text: `${plural(e.files, "file")} · ${fmtSize(e.bytes_total)} · ${fmtAgo(e.finished_at)}${e.verified ? " · verified" : ""}${e.message && e.state !== "done" ? ` · ${e.message}` : ""}` })),
+        h("span", { class: "row-meta", title: meta.join(" · "), text: meta.join(" · ") })),
       h("span", { class: "row-actions" },
-        e.folder ? h("button", { type: "button", class: "ghost small", text: "Open folder",
+        hasFolder(e.folder, e.files) ? h("button", { type: "button", class: "ghost small", text: "Open folder",
           onclick: () => openHistoryFolder(e.id) }) : null));
   }), $("history-empty"));
 }
@@ -926,7 +1033,50 @@ function renderPrompts() {
   const badge = $("prompt-badge");
   badge.textContent = String(pending.length);
   badge.hidden = pending.length === 0;
+  // The tab's title counts what waits for an answer, as mail apps do: "(1) p2p-transfer".
+  document.title = pending.length ? `(${pending.length}) ${APP_TITLE}` : APP_TITLE;
+  for (const [id, shown] of notifications) {
+    if (!state.prompts.has(id)) { shown.close(); notifications.delete(id); }
+  }
   renderDialog();
+}
+
+// --- notifications: an offer or a code while this tab is in the background ----------------------------
+
+const APP_TITLE = "p2p-transfer";
+// What is notified, by prompt ID: closed once answered (here or in another tab).
+const notifications = new Map();
+const notificationsSupported = () => "Notification" in window;
+// Whether the person is looking at this tab (another window or tab: notify instead).
+let pageFocused = document.hasFocus();
+window.addEventListener("focus", () => { pageFocused = true; });
+window.addEventListener("blur", () => { pageFocused = false; });
+
+function notify(p) {
+  if (!notificationsSupported() || Notification.permission !== "granted") return;
+  if (document.visibilityState === "visible" && pageFocused) return; // the dialog shows it
+  const shown = new Notification(promptTitle(p), {
+    body: p.event === "code_shown" ? `Code ${fmtCode(p.code)}` : promptMeta(p),
+    tag: p.prompt_id, icon: "/static/icon.svg", requireInteraction: p.event !== "code_shown",
+  });
+  shown.addEventListener("click", () => { window.focus(); shown.close(); });
+  notifications.set(p.prompt_id, shown);
+}
+
+function renderNotifyState() {
+  const button = $("notify-on");
+  let text;
+  if (!notificationsSupported()) text = "This browser cannot show notifications.";
+  else if (Notification.permission === "granted") text = "On: offers and codes are notified while this tab is in the background.";
+  else if (Notification.permission === "denied") text = "Blocked in this browser's site settings.";
+  else text = "Off: offers are only shown in this tab.";
+  $("notify-state").textContent = text;
+  button.hidden = !notificationsSupported() || Notification.permission !== "default";
+}
+
+async function askToNotify() {
+  try { await Notification.requestPermission(); } catch (_) { /* an old browser: no promise */ }
+  renderNotifyState();
 }
 
 function tickDeadlines() {
@@ -937,6 +1087,7 @@ function tickDeadlines() {
 }
 
 function renderIncomingFacts() {
+  renderNotifyState();
   $("incoming-folder").textContent = state.settings.download_dir || "";
   $("incoming-auto").textContent = state.settings.auto_accept_trusted
     ? "Offers are accepted without asking" : "You are asked about every offer";
@@ -1078,7 +1229,7 @@ async function saveRelay() {
 
 let checkedTicket = "";
 async function checkTicket() {
-  const ticket = $("connect-ticket").value.trim();
+  const ticket = $("connect-ticket").value;
   const facts = $("connect-facts");
   $("connect-send").disabled = true;
   facts.hidden = true;
@@ -1100,7 +1251,8 @@ async function checkTicket() {
 }
 
 function sendToTicket() {
-  state.targetDevice = "";
+  state.targets.clear();
+  state.ticketChosen = true;
   $("ticket-input").value = checkedTicket;
   location.hash = "#send";
   renderTargets();
@@ -1197,16 +1349,15 @@ async function saveSettings(e) {
 function wire() {
   window.addEventListener("hashchange", showView);
   $("devices-refresh").addEventListener("click", loadDevices);
+  $("doctor-run").addEventListener("click", checkNetwork);
+  $("notify-on").addEventListener("click", askToNotify);
   $("forget-all").addEventListener("click", async () => {
     if (!confirm("Forget every trusted device?")) return;
     try { await api("DELETE", "/api/pairings"); } catch (error) { toast(error.message); }
     loadDevices();
   });
   $("ticket-input").addEventListener("input", () => {
-    if ($("ticket-input").value.trim() && state.targetDevice) {
-      state.targetDevice = "";
-      renderTargets();
-    }
+    state.ticketChosen = true;
     updateSendButton();
   });
   $("send-button").addEventListener("click", send);
