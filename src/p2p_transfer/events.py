@@ -320,6 +320,34 @@ class TextEvent(SessionEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class ReceiverOutcome:
+    """How a send ended for one of its receivers."""
+
+    #: The receiver as the user named it (``--to``).
+    to: str
+    session: str
+    #: Its name once known ("" when it was never reached).
+    peer_name: str
+    state: SessionState
+    #: What it got (all of it when ``state`` is done): files and bytes, or a text.
+    files: int
+    bytes: int
+    text: bool = False
+    #: Why not, when it did not end done.
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SendSummaryEvent(Event):
+    """A send to several receivers is over: how it went for each, in the order given;
+    ``ok`` only when every receiver got everything."""
+
+    name: ClassVar[str] = "summary"
+    ok: bool
+    receivers: list[ReceiverOutcome]
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorEvent(Event):
     """Something failed; ``message`` is one clear line for the user (what happened and,
     where there is something to do, what to do next)."""
