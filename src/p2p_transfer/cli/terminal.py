@@ -119,8 +119,6 @@ class _Session:
     code_shown: bool = False
     #: Its line in the "waiting for … to accept" display, while it waits.
     waiting: TaskID | None = None
-    #: A text message, not files.
-    text: bool = False
 
 
 class HumanRenderer:
@@ -378,7 +376,7 @@ class HumanRenderer:
 
     def _on_offer_sent(self, event: OfferSentEvent) -> None:
         session = self._session(event.session)
-        session.peer_name, session.text = event.peer_name, event.text
+        session.peer_name = event.peer_name
         what = f"the text ({format_size(event.bytes)})" if event.text else (
             f"({counted(event.files, 'file')}, {format_size(event.bytes)})"
         )
@@ -479,19 +477,17 @@ class HumanRenderer:
         if not event.state.final:
             self._named(self._session(event.session), event.peer_name)
             return
-        session = self._sessions.get(event.session, _Session())
+        session = self._session(event.session)
         if session.reach_notice is not None:
             session.reach_notice.cancel()
         self._stop_waiting(session)
-        self._sessions.pop(event.session, None)
         self._resume(event.session)
         self._end_bars(session)
         if event.state is SessionState.CANCELLED:
-            line = f"[yellow]✗ {self._cancelled(event, session)}[/]"
-            self._print(f"{shown(session.peer_name)}: {line}" if self._several and (
-                session.peer_name) else line)
+            self._say(event.session, f"[yellow]✗ {self._cancelled(event, session)}[/]")
             self.cancel_shown = True
         # failures come as errors, declines as decisions, success as done
+        del self._sessions[event.session]
 
     @staticmethod
     def _cancelled(event: StateEvent, session: _Session) -> str:
