@@ -142,3 +142,34 @@ def test_codes_are_asked_one_after_the_other_naming_the_device(tmp_path: Path) -
     for name in ("alpha", "beta"):
         assert (tmp_path / f"in-{name}" / "note.txt").read_text() == "to both\n"
     assert "2 of 2 receivers got everything:" in sender.text
+
+
+def test_ctrl_c_at_a_code_prompt_cancels_every_receiver_with_a_line_each(
+    tmp_path: Path,
+) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text("to both\n")
+    names = ("alpha", "beta")
+    receivers, tickets = zip(*(
+        _named_receiver(tmp_path / name, name, tmp_path / f"in-{name}", "--yes", "--once")
+        for name in names
+    ), strict=True)
+    sender = Terminal(tmp_path / "tx", "--name", "desk", "send", "--to", tickets[0], "--to",
+                      tickets[1], str(note))
+    try:
+        asked = sender.expect_line(r"Code shown on (alpha|beta): $").group(1)
+        sender.ctrl_c()
+        assert sender.wait() == 130
+        for receiver in receivers:
+            state = receiver.wait_for("state", lambda e: e["state"] == "cancelled")
+            assert state["message"] == "desk cancelled"
+    finally:
+        sender.stop()
+        for receiver in receivers:
+            receiver.stop()
+    # The question's line ends at ^C; then a line for each receiver, none run together.
+    said = [line for line in sender.after(r"\^C").splitlines() if line.strip()]
+    assert len(said) == 2 and all(line.endswith(": ✗ cancelled") for line in said), said
+    assert f"{asked}: ✗ cancelled" in said
+    assert sender.text.count("Code shown on") == 1
+    sender.assert_clean()

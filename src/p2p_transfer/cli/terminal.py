@@ -140,6 +140,10 @@ class HumanRenderer:
         #: Questions that may be on screen (an offer's, a code's): no live display may
         #: draw over them.
         self._questions_open: set[str] = set()
+        #: Questions of the command's own (a code, a PIN) being asked, and the lines that
+        #: came meanwhile: they wait, so none lands on the question's line.
+        self._asking = 0
+        self._held: list[tuple[object, ...]] = []
         self._sessions: dict[str, _Session] = {}
         #: A cancel was already told (Ctrl-C need not say it again).
         self.cancel_shown = False
@@ -173,6 +177,9 @@ class HumanRenderer:
         return self._sessions.setdefault(session_id, _Session())
 
     def _print(self, *args: object) -> None:
+        if self._asking:
+            self._held.append(args)
+            return
         target = self._bars.console if self._bars is not None else self.console
         target.print(*args)
 
@@ -191,11 +198,18 @@ class HumanRenderer:
 
     @contextlib.contextmanager
     def asking(self, key: str) -> Iterator[None]:
-        """While a question of the command's own (a code, a PIN) is on screen."""
+        """While a question of the command's own (a code, a PIN) is on screen: the live
+        displays stop, and other sessions' lines wait until it is answered."""
         self._pause(key)
+        self._asking += 1
         try:
             yield
         finally:
+            self._asking -= 1
+            if not self._asking:
+                held, self._held = self._held, []
+                for args in held:
+                    self._print(*args)
             self._resume(key)
 
     def _pause(self, key: str) -> None:
