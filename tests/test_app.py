@@ -38,7 +38,7 @@ from p2p_transfer.app.history import HISTORY_FILE_NAME
 from p2p_transfer.app.settings import SETTINGS_FILE_NAME, Settings, SettingsStore
 from p2p_transfer.app.targets import pasted, remembered_ticket
 from p2p_transfer.events import Event, SessionState, TicketEvent
-from p2p_transfer.limits import MAX_WRONG_CODES, KiB, MiB
+from p2p_transfer.limits import MAX_TEXT_BYTES, MAX_WRONG_CODES, KiB, MiB
 from p2p_transfer.net import parse_ticket
 from p2p_transfer.net.keys import generate_secret_key, public_id, ticket_for
 from p2p_transfer.trust import Pairing
@@ -874,6 +874,43 @@ async def test_one_send_to_two_devices_is_a_session_and_a_card_each(start_ui: St
         await alice.transfer_done(card["id"])
     assert_same_tree(folder, bob.downloads / "Album")
     assert_same_tree(folder, carol.downloads / "Album")
+
+
+async def test_a_text_goes_to_a_device_asked_by_its_first_line_and_stays_for_new_tabs(
+    start_ui: StartUi,
+) -> None:
+    alice, bob = await start_ui("alice"), await start_ui("bob")
+    (alice.home / "f.txt").write_text("x")
+    ticket = bob.service.running_node.transport.ticket
+    for body, why in [
+        ({"to": ticket, "text": "hi", "paths": [str(alice.home / "f.txt")]}, "either a text"),
+        ({"to": ticket, "text": "x" * (MAX_TEXT_BYTES + 1)}, "a text message holds"),
+        ({"to": ticket, "text": "  "}, "the text is empty"),
+        ({"to": ticket, "text": ["hi"]}, "text: text"),
+    ]:
+        status, answer = await alice.call("POST", "/api/send", body)
+        assert status == 400 and why in answer["error"], (body, answer)
+    assert alice.service.board.snapshots() == []
+
+    message = "door code 4711\nsee you at 8"
+    status, answer = await alice.call("POST", "/api/send", {"to": ticket, "text": message})
+    assert status == 202, answer
+    card = answer["transfer"]
+    assert (card["text"], card["names"], card["folder"]) == (True, ["door code 4711…"], "")
+    await type_the_code(alice, bob, card["id"])
+    offer = await accept_the_offer(bob)
+    assert (offer.text, offer.preview, offer.files, offer.sender) == (
+        True, "door code 4711…", 0, "alice"
+    )
+    sent = await alice.transfer_done(card["id"])
+    assert sent.text and sent.bytes_total == len(message.encode())
+    received = await bob.transfer_done()
+    assert (received.text, received.names, received.folder) == (True, ["door code 4711…"], "")
+    texts = bob.service.state()["texts"]
+    assert [(t["from"], t["text"], t["via"]) for t in texts] == [
+        ("alice", message, "p2p-transfer")
+    ]
+    assert not bob.downloads.exists() or not any(bob.downloads.iterdir())
 
 
 async def test_retry_sends_a_cancelled_send_again_with_its_staged_files(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from bench import data as bench_data
-from bench import sync_cost
+from bench import fan_out, sync_cost
 from bench.cli import main
 from bench.config import SET_ASIDE_DIR, MiB
 from bench.data import Workload, file_hash, make_big, make_small, make_uploads, tree_digest
@@ -306,4 +306,21 @@ def test_sync_cost_measures_the_writer_with_and_without_its_flushes(tmp_path: Pa
         patch.setattr(sys, "argv", argv)
         assert sync_cost.main() == 0
     assert [getattr(module, name) for module, name in sync_cost.FLUSHES] == flushes
+    assert not (tmp_path / "w").exists()
+
+
+def test_fan_out_sends_to_one_then_two_receivers_and_checks_what_each_got(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m bench.fan_out`` on a small file: the read cost and a row per count of
+    receivers (a receiver that got something else would raise)."""
+    argv = ["fan_out", "--work-dir", str(tmp_path / "w"), "--size", str(2 * MiB), "--runs", "1"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", argv)
+        assert fan_out.main() == 0
+    printed = capsys.readouterr().out
+    assert "read + BLAKE3 of 2 MiB from the page cache" in printed
+    rows = [line for line in printed.splitlines() if line.startswith("| 1 |")
+            or line.startswith("| 2 |")]
+    assert len(rows) == 2
     assert not (tmp_path / "w").exists()

@@ -12,6 +12,7 @@ import click
 from click.testing import CliRunner
 from rich.console import Console
 
+from e2e.terminal import plain
 from p2p_transfer.cli.main import COMMANDS, cli
 from p2p_transfer.cli.render import JsonRenderer
 from p2p_transfer.cli.terminal import HumanRenderer
@@ -20,16 +21,21 @@ from p2p_transfer.events import (
     CodeEvent,
     ConnectionEvent,
     DecisionEvent,
+    DialingEvent,
     Direction,
     DoneEvent,
     ErrorEvent,
     FileDoneEvent,
     OfferEvent,
+    OfferSentEvent,
     ProgressEvent,
+    ReceiverOutcome,
     ResumeEvent,
+    SendSummaryEvent,
     SessionState,
     StateEvent,
     TicketEvent,
+    VerifiedEvent,
 )
 from p2p_transfer.limits import GiB, KiB, MiB
 
@@ -219,3 +225,50 @@ def test_no_bars_are_drawn_while_an_offer_may_be_asked_about() -> None:
     finally:
         render.close()
     assert not render.drawing
+
+
+def test_with_several_receivers_lines_name_them_and_a_question_stops_the_bars() -> None:
+    out = io.StringIO()
+    render = HumanRenderer(Console(file=out, force_terminal=True, width=100), show_qr=False,
+                           several=True)
+    try:
+        render(DialingEvent("a", "ab" * 32, "alpha"))
+        render(DialingEvent("b", "cd" * 32, ""))
+        render(ProgressEvent("a", "send", MiB, GiB, 0, 1, 0.0, None))
+        assert render.drawing
+        render(VerifiedEvent("b", "cd" * 32, "beta", "code"))
+        render(OfferSentEvent("b", "beta", 2, 10))  # alpha's bars move: said as a line
+        with render.asking("code for c"):
+            assert not render.drawing  # nothing redraws over the question
+        assert render.drawing
+        render(DecisionEvent("b", False, "not now"))
+        render(DoneEvent("a", "send", True, 1, 0, GiB, GiB, 1.0))
+        render(SendSummaryEvent(False, [
+            ReceiverOutcome("alpha", "a", "alpha", SessionState.DONE, 1, GiB),
+            ReceiverOutcome("endpoint" + "x" * 60, "b", "", SessionState.FAILED, 0, 0,
+                            message="cannot reach cdcdcdcdcd…"),
+        ]))
+    finally:
+        render.close()
+    text = plain(out.getvalue())  # the bars' redraws run into the lines printed above them
+    assert "waiting for beta to accept (2 files, 10 B)…\n" in text
+    assert "beta: declined: not now\n" in text
+    assert "alpha: ✓ 1 file, 1.0 GiB verified in 1.0 s\n" in text
+    assert [line.rstrip() for line in text.splitlines()][-3:] == [
+        "1 of 2 receivers got everything:",
+        "  ✓ alpha: 1 file, 1.0 GiB",
+        "  ✗ endpointxxxxxxxxxxxx…: cannot reach cdcdcdcdcd…",
+    ]
+
+
+def test_a_text_is_offered_by_its_first_line_and_delivered_in_one_line() -> None:
+    render, out = _screen()
+    render(OfferEvent("r", 0, 34, "desk\x1b[2J", "ab" * 32, text=True, preview="hi \x1b[31m…"))
+    render(OfferSentEvent("s", "laptop", 0, 34, text=True))
+    render(DecisionEvent("s", True))
+    render(DoneEvent("s", "send", True, 0, 0, 34, 34, 0.1, text=True))
+    render(DoneEvent("r", "receive", True, 0, 0, 34, 34, 0.1, text=True))  # the box says it
+    assert out.getvalue().splitlines() == [
+        "desk?[2J wants to send a text (34 B): hi ?[31m…",
+        "✓ text (34 B) delivered to laptop",
+    ]

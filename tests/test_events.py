@@ -36,6 +36,7 @@ def test_offer_event_uses_the_from_key() -> None:
         "via": "p2p-transfer",
         "device_model": "",
         "text": False,
+        "preview": "",
         "already_there": 0,
         "partly_there": 0,
     }

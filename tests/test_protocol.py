@@ -25,6 +25,9 @@ from p2p_transfer.limits import (
     MAX_OFFER_BYTES,
     MAX_PATH_BYTES,
     MAX_PATH_DEPTH,
+    MAX_TEXT_BYTES,
+    TEXT_PAGE_BYTES,
+    TEXT_PREVIEW_CHARS,
 )
 from p2p_transfer.protocol import (
     PART_SUFFIX,
@@ -49,17 +52,23 @@ from p2p_transfer.protocol import (
     ResumePage,
     Retry,
     Summary,
+    TextAssembler,
+    TextOffer,
+    TextPage,
     Verified,
     Verify,
     Welcome,
     body_length,
     check_offer,
+    check_text_offer,
     encode,
     numbered_name,
     paginate,
+    paginate_text,
     portable_name,
     sanitize_component,
     sanitize_path,
+    text_preview,
 )
 
 HASH = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
@@ -82,6 +91,8 @@ EVERY_MESSAGE: list[Message] = [
         ]
     ),
     ManifestPage([]),
+    TextOffer("0123456789abcdef", bytes=9, pages=1, preview="hello ✓"),
+    TextPage("hello ✓"),
     Accept(2),
     ResumePage([Resume(1, 4096, HASH), Resume(7, 1, HASH)]),
     Decline("not now"),
@@ -822,3 +833,78 @@ def test_manifest_names_are_bounded_in_total() -> None:
     assembler = assembler_for(entries)
     with pytest.raises(ProtocolError, match=f"names exceed {MAX_MANIFEST_NAME_BYTES}"):
         assembler.add_page(entries)
+
+
+# --- Text messages ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "preview"),
+    [
+        ("hello ✓", "hello ✓"),
+        ("\n\n  first line  \nsecond", "first line…"),
+        ("x" * TEXT_PREVIEW_CHARS, "x" * TEXT_PREVIEW_CHARS),
+        ("x" * (TEXT_PREVIEW_CHARS + 1), "x" * (TEXT_PREVIEW_CHARS - 1) + "…"),
+        ("\u202egnp.exe is safe", "gnp.exe is safe"),  # nothing reorders the question
+        ("wait…\nmore", "wait…"),
+    ],
+)
+def test_text_preview_is_the_first_line_clipped(text: str, preview: str) -> None:
+    assert text_preview(text) == preview
+    assert text_preview(preview) == preview  # a receiver cleaning it again keeps it
+
+
+@given(text=st.text(max_size=MAX_TEXT_BYTES // 4))
+@settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])
+def test_text_pages_fit_a_message_and_join_into_the_text(text: str) -> None:
+    pages = paginate_text(text)
+    assert "".join(pages) == text
+    assert all(0 < len(page.encode()) <= TEXT_PAGE_BYTES for page in pages)
+
+
+def test_the_largest_text_in_multibyte_characters_fits_two_messages() -> None:
+    text = "x" + "✓" * (MAX_TEXT_BYTES // 3)  # a 3-byte character across the page cut
+    assert len(text.encode()) == MAX_TEXT_BYTES and TEXT_PAGE_BYTES % 3 != 1
+    pages = paginate_text(text)
+    assert len(pages) == 2 and "".join(pages) == text
+    for page in pages:
+        assert len(encode(TextPage(page))) <= FRAME_HEADER_SIZE + MAX_MESSAGE_SIZE
+    offer = TextOffer("t", len(text.encode()), len(pages), text_preview(text))
+    assembler = TextAssembler(offer)
+    for page in pages:
+        assembler.add(page)
+    assert assembler.complete and assembler.text == text
+
+
+@pytest.mark.parametrize(
+    ("size", "pages", "why"),
+    [
+        (0, 1, "a text of 0 bytes"),
+        (MAX_TEXT_BYTES + 1, 2, f"1 to {MAX_TEXT_BYTES} allowed"),
+        (10, 0, "in 0 pages"),
+        (10, 11, "in 11 pages"),
+        (-1, 1, "a text of -1 bytes"),
+    ],
+)
+def test_impossible_text_offers_are_refused(size: int, pages: int, why: str) -> None:
+    with pytest.raises(ProtocolError, match=why):
+        check_text_offer(TextOffer("t", size, pages, "x"))
+
+
+@pytest.mark.parametrize(
+    ("declared", "pages", "why"),
+    [
+        (5, ["hello", "!"], "more than the 5 bytes"),
+        (6, ["hello"], "5 bytes of text, not the 6 offered"),
+        (5, [""], "an empty text page"),
+        (3, ["ab", "c", "d"], "more than the 3 bytes"),
+    ],
+)
+def test_text_pages_that_differ_from_the_offer_are_refused(
+    declared: int, pages: list[str], why: str
+) -> None:
+    offer = TextOffer("t", declared, min(len(pages), declared), "x")
+    assembler = TextAssembler(offer)
+    with pytest.raises(ProtocolError, match=why):
+        for page in pages:
+            assembler.add(page)

@@ -21,9 +21,10 @@ from p2p_transfer.events import (
     OfferSentEvent,
     ProgressEvent,
     ResumeEvent,
+    TextEvent,
     VerifiedEvent,
 )
-from p2p_transfer.limits import MAX_WRONG_CODES, WRONG_CODE_DELAY, MiB
+from p2p_transfer.limits import MAX_TEXT_BYTES, MAX_WRONG_CODES, WRONG_CODE_DELAY, MiB
 from p2p_transfer.net import Transport, Unreachable
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.protocol import PART_SUFFIX, DataTrailer, Entry
@@ -34,6 +35,7 @@ from p2p_transfer.transfer import (
     ReceiveOptions,
     SendOptions,
     TransferError,
+    TransferResult,
     WrongCode,
 )
 from p2p_transfer.transfer import intake as intake_module
@@ -412,3 +414,80 @@ async def test_a_receiver_that_stopped_cannot_be_reached_and_the_sender_says_why
     )
     dialing = peers.sender_events(DialingEvent)
     assert [(e.peer_id, e.peer_name) for e in dialing][-1] == (peers.receiver.endpoint_id, "rx")
+
+
+# --- Text messages -------------------------------------------------------------------
+
+
+async def send_text(peers: Peers, text: str, code: str | None = CODE) -> TransferResult:
+    return await peers.sender.send(peers.ticket, [], SendOptions(code=code, text=text))
+
+
+async def test_a_text_arrives_as_a_text_event_and_nothing_is_written(peers: Peers) -> None:
+    result = await send_text(peers, "hello ✓\nsecond line")
+    assert result.ok, result.message
+    text = await peers.wait_for_receiver(TextEvent)
+    assert isinstance(text, TextEvent)
+    assert (text.text, text.sender, text.via) == ("hello ✓\nsecond line", "tx", "p2p-transfer")
+    (offer,) = peers.receiver_events(OfferEvent)
+    assert isinstance(offer, OfferEvent)
+    assert offer.text and offer.preview == "hello ✓…" and offer.bytes == len(
+        "hello ✓\nsecond line".encode()
+    )
+    sent = [e for e in peers.sender_events(DoneEvent) if isinstance(e, DoneEvent)]
+    assert len(sent) == 1 and sent[0].text and sent[0].ok
+    assert sent[0].bytes_total == offer.bytes
+    (offer_sent,) = peers.sender_events(OfferSentEvent)
+    assert isinstance(offer_sent, OfferSentEvent) and offer_sent.text
+    assert not peers.target.exists() or not any(peers.target.iterdir())
+
+
+async def test_a_text_of_the_largest_size_arrives_whole_across_pages(peers: Peers) -> None:
+    text = "✓" * (MAX_TEXT_BYTES // 3) + "x" * (MAX_TEXT_BYTES % 3)  # 3-byte characters
+    assert len(text.encode()) == MAX_TEXT_BYTES
+    assert (await send_text(peers, text)).ok
+    received = await peers.wait_for_receiver(TextEvent)
+    assert isinstance(received, TextEvent) and received.text == text
+
+
+async def test_a_text_over_the_limit_is_refused_before_anyone_is_dialed(peers: Peers) -> None:
+    await fails_with(
+        TransferError, send_text(peers, "x" * (MAX_TEXT_BYTES + 1)),
+        r"65,537 bytes, over the 65,536 \(64.0 KiB\) a text message holds; send it as a file",
+    )
+    await fails_with(TransferError, send_text(peers, " \n "), "the text is empty")
+    assert not peers.sender_events(DialingEvent)
+
+
+async def test_a_text_from_an_unknown_device_still_needs_the_code(peers: Peers) -> None:
+    await fails_with(TransferError, send_text(peers, "secret", code=None), "verification code")
+    wrong = "000000" if CODE != "000000" else "111111"
+    await fails_with(WrongCode, send_text(peers, "secret", code=wrong))
+    assert not peers.receiver_events(TextEvent)
+    assert not peers.receiver_events(OfferEvent)
+
+
+async def test_a_declined_text_is_never_sent_beyond_its_first_line(
+    peers: Peers, tmp_path: Path
+) -> None:
+    peers.serve_task.cancel()  # type: ignore[union-attr]
+    asked: list[IncomingOffer] = []
+
+    async def decline(offer: IncomingOffer) -> Decision:
+        asked.append(offer)
+        return Decision(False, "not now")
+
+    peers.serve_task = asyncio.create_task(
+        peers.receiver.serve(ReceiveOptions(peers.target, fixed_code=CODE), decline)
+    )
+    await fails_with(Declined, send_text(peers, "first line\nthe password"), "not now")
+    (offer,) = asked
+    assert offer.text and offer.preview == "first line…" and offer.files == 0
+    assert not peers.receiver_events(TextEvent)
+
+
+async def test_a_send_has_text_or_files_not_both(peers: Peers, tmp_path: Path) -> None:
+    source = tmp_path / "a.txt"
+    source.write_text("a")
+    sending = peers.sender.send(peers.ticket, [source], SendOptions(code=CODE, text="hi"))
+    await fails_with(TransferError, sending, "either a text or files")

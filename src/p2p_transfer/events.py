@@ -190,8 +190,10 @@ class OfferEvent(SessionEvent):
     via: Via = "p2p-transfer"
     #: The sender's device model, as a LocalSend sender states it ("" otherwise).
     device_model: str = ""
-    #: A LocalSend text message: the offer is to show text, not to store files.
+    #: A text message: the offer is to show text, not to store files (``bytes`` is its
+    #: size in UTF-8, ``preview`` its first line).
     text: bool = False
+    preview: str = ""
     #: Offered files already in the target with the same name and size (skipped if
     #: identical), and files of which a partial ``.part`` is there (resumed).
     already_there: int = 0
@@ -208,6 +210,8 @@ class OfferSentEvent(SessionEvent):
     files: int
     bytes: int
     folders: int = 0
+    #: A text message (of ``bytes`` bytes), not files.
+    text: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +304,8 @@ class DoneEvent(SessionEvent):
     via: Via = "p2p-transfer"
     #: Files the receiver already held, identical: confirmed by hash, not sent again.
     files_identical: int = 0
+    #: A text message (of ``bytes_total`` bytes) was delivered, not files.
+    text: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +317,34 @@ class TextEvent(SessionEvent):
     text: str
     via: Via = "p2p-transfer"
     _json_names: ClassVar[dict[str, str]] = {"sender": "from"}
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverOutcome:
+    """How a send ended for one of its receivers."""
+
+    #: The receiver as the user named it (``--to``).
+    to: str
+    session: str
+    #: Its name once known ("" when it was never reached).
+    peer_name: str
+    state: SessionState
+    #: What it got (all of it when ``state`` is done): files and bytes, or a text.
+    files: int
+    bytes: int
+    text: bool = False
+    #: Why not, when it did not end done.
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SendSummaryEvent(Event):
+    """A send to several receivers is over: how it went for each, in the order given;
+    ``ok`` only when every receiver got everything."""
+
+    name: ClassVar[str] = "summary"
+    ok: bool
+    receivers: list[ReceiverOutcome]
 
 
 @dataclass(frozen=True, slots=True)

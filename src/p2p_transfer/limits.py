@@ -169,6 +169,16 @@ MANIFEST_ENTRIES_HELD_PER_PEER = MAX_MANIFEST_ENTRIES
 #: when it ends (a garbage collection and ``malloc_trim``: tens of ms).
 LARGE_MANIFEST_ENTRIES = 10_000
 
+# --- Text messages (``send --text``) ----------------------------------------
+#: Longest text sent as a message (UTF-8 bytes): a note, a link, a password; more is a
+#: file's job.
+MAX_TEXT_BYTES = 64 * KiB
+#: UTF-8 bytes of text in one TextPage, leaving room for the envelope under
+#: MAX_MESSAGE_SIZE (a text of MAX_TEXT_BYTES travels in two pages).
+TEXT_PAGE_BYTES = 48 * KiB
+#: Characters of a text's first line that travel with its offer, for the question.
+TEXT_PREVIEW_CHARS = 80
+
 # --- Progress --------------------------------------------------------------
 #: Most progress events per second per transfer.
 PROGRESS_EVENTS_PER_SECOND = 10

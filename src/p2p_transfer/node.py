@@ -255,9 +255,11 @@ class Node:
         ask_code: CodePrompt | None = None,
         ask_pin: PinPrompt | None = None,
     ) -> RunningSession:
-        """Start sending ``paths`` to ``to``: a ticket, HOST:PORT, a LAN device name, or a
-        LocalSend device (``localsend:HOST[:PORT]``, its name, or a ``Target`` found by
-        discovery); ``ask_pin`` asks for the PIN a LocalSend device may require."""
+        """Start sending ``paths`` (or, with no paths, the text message ``options.text``)
+        to ``to``: a ticket, HOST:PORT, a LAN device name, or a LocalSend device
+        (``localsend:HOST[:PORT]``, its name, or a ``Target`` found by discovery);
+        ``ask_pin`` asks for the PIN a LocalSend device may require. Several receivers
+        are several calls: each is its own session."""
         session = self._new_session("send")
 
         async def send() -> TransferResult:

@@ -251,6 +251,32 @@ def test_a_text_message_arrives_as_a_text_event_and_shows_in_the_terminal(
         terminal.stop()
 
 
+def test_send_text_to_localsend_devices_as_their_text_message(
+    ls: LocalSendLab, tmp_path: Path
+) -> None:
+    message = "the wifi password is hunter2 ✓"
+    # localsendd keeps a text message as a file: it asks for the bytes, and gets them.
+    beta = ls.localsendd("beta", THEIR_PORT)
+    sender = ls.ours(tmp_path / "tx", "send", "--to", f"localsend:127.0.0.1:{THEIR_PORT}",
+                     "--text", message)
+    done = sender.expect_event("done", TRANSFER_TIMEOUT)
+    assert (done["ok"], done["text"], done["via"]) == (True, True, "localsend")
+    (stored,) = beta.downloads.iterdir()
+    assert stored.suffix == ".txt" and stored.read_text() == message
+    # One that shows texts (ours, as LocalSend's apps do) answers at once: nothing to upload.
+    ours = ls.ours(tmp_path / "rx", "--name", "ours", "receive", "--yes", "--dir",
+                   str(tmp_path / "inbox"))
+    ours.expect_event("localsend", 20, port=OUR_PORT)
+    sender = ls.ours(tmp_path / "tx", "send", "--to", f"localsend:127.0.0.1:{OUR_PORT}",
+                     "--text", message)
+    assert sender.expect_event("done", TRANSFER_TIMEOUT)["ok"]
+    text = ours.expect_event("text", 20)
+    assert (text["text"], text["via"]) == (message, "localsend")
+    offer = next(e for e in ours.seen if e.get("event") == "offer")
+    assert (offer["text"], offer["preview"]) == (True, message)
+    assert not (tmp_path / "inbox").exists() or not any((tmp_path / "inbox").iterdir())
+
+
 # --- helpers ------------------------------------------------------------------------
 
 

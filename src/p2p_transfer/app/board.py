@@ -58,6 +58,8 @@ class TransferRecord:
     #: The send this one tries again, and the one that tried this one again ("": none).
     retry_of: str = ""
     retried_as: str = ""
+    #: A text message, not files (``names`` holds its first line).
+    text: bool = False
 
     @property
     def final(self) -> bool:
@@ -97,6 +99,7 @@ class TransferRecord:
             can_retry=self.can_retry,
             retry_of=self.retry_of,
             retried_as=self.retried_as,
+            text=self.text,
         )
 
 

@@ -52,6 +52,8 @@ class TransferSnapshot:
     #: The transfer this one retries, and the one that retried this one ("": none).
     retry_of: str = ""
     retried_as: str = ""
+    #: A text message, not files: ``names`` holds its first line, ``bytes_total`` its size.
+    text: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +85,10 @@ class OfferPromptEvent(Event):
     #: "localsend" for a LocalSend device (never verified: the dialog says so).
     via: Via = "p2p-transfer"
     device_model: str = ""
-    #: A LocalSend text message: accepting shows it.
+    #: A text message (ours or LocalSend's): accepting shows it; ``preview`` is its
+    #: first line, ``bytes`` its size.
     text: bool = False
+    preview: str = ""
     _json_names: ClassVar[dict[str, str]] = {"sender": "from"}
 
 

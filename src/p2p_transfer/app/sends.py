@@ -24,6 +24,8 @@ class SendRequest:
     paths: tuple[str, ...]
     #: The staging batch of dropped files, if any.
     batch: str | None = None
+    #: A text message to send instead of files.
+    text: str | None = None
 
 
 class SendBook:

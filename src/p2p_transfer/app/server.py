@@ -417,7 +417,8 @@ class AppServer:
         if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
             raise AppError("paths: a list of absolute paths")
         to, device, batch = body.get("to"), body.get("device"), body.get("staging")
-        for name, value in (("to", to), ("device", device), ("staging", batch)):
+        text = body.get("text")
+        for name, value in (("to", to), ("device", device), ("staging", batch), ("text", text)):
             if value is not None and not isinstance(value, str):
                 raise AppError(f"{name}: text")
         devices = body.get("devices", [])
@@ -426,7 +427,7 @@ class AppServer:
         targets: list[tuple[str | None, str | None]] = [(None, d) for d in [device, *devices] if d]
         if to and to.strip():
             targets.append((to, None))
-        snapshots = self.service.start_send(targets, paths, batch)
+        snapshots = self.service.start_send(targets, paths, batch, text)
         return web.json_response(
             {"transfer": _asdict(snapshots[0]), "transfers": [_asdict(s) for s in snapshots]},
             status=202,

@@ -56,7 +56,9 @@ from p2p_transfer.events import (
 from p2p_transfer.limits import APP_MAX_SEND_PATHS, APP_MAX_SEND_TARGETS, APP_TEXTS_KEPT
 from p2p_transfer.net import NetError, parse_ticket
 from p2p_transfer.node import Node, RunningSession
-from p2p_transfer.transfer import SendOptions
+from p2p_transfer.protocol import text_preview
+from p2p_transfer.transfer import SendOptions, TransferError
+from p2p_transfer.transfer.sender import check_text
 from p2p_transfer.transfer.session import DataTransport
 from p2p_transfer.trust import normalize_code
 from p2p_transfer.trust.files import ensure_private_dir
@@ -150,7 +152,7 @@ class AppService:
             self._on_node_event,
             self.tracker.decide_offer,
         )
-        #: The latest text messages received (LocalSend), for the Incoming view.
+        #: The latest text messages received (ours and LocalSend's), for the Incoming view.
         self.texts: deque[TextEvent] = deque(maxlen=APP_TEXTS_KEPT)
         self.targets = Targets(self.nodes)
         self._doctor_lock = asyncio.Lock()
@@ -254,20 +256,22 @@ class AppService:
         targets: list[tuple[str | None, str | None]],
         paths: list[str],
         staging_batch: str | None = None,
+        text: str | None = None,
     ) -> list[TransferSnapshot]:
-        """Send the paths (and staged files) to each target, a session per target, in the
-        background; returns the new records. ``targets``: (typed or pasted text, picked
-        device) pairs, one of each set. Every target is checked before any send starts."""
+        """Send the paths (and staged files), or a text message, to each target, a session
+        per target, in the background; returns the new records. ``targets``: (typed or
+        pasted text, picked device) pairs, one of each set. Every target is checked before
+        any send starts."""
         node = self.running_node
         if not targets:
             raise AppError("choose a device, or give a ticket, HOST:PORT or device name")
         if len(targets) > APP_MAX_SEND_TARGETS:
             raise AppError(f"at most {APP_MAX_SEND_TARGETS} devices per send")
-        chosen = self._chosen(paths, staging_batch)
+        chosen = self._chosen(paths, staging_batch, text)
         destinations: dict[str, tuple[Destination, SendRequest]] = {}
         for to, device in targets:  # the same device twice gets one send
             destination = self._destination(to, device)
-            request = SendRequest(to, device, tuple(paths), staging_batch)
+            request = SendRequest(to, device, tuple(paths), staging_batch, text)
             destinations.setdefault(destination.peer_id or str(destination.dial),
                                     (destination, request))
         return [
@@ -286,7 +290,7 @@ class AppService:
         if not record.can_retry or request is None:
             raise BusyError("only a failed or cancelled send can be tried again, once")
         destination = self._destination(request.to, request.device)
-        chosen = self._chosen(list(request.paths), request.batch)
+        chosen = self._chosen(list(request.paths), request.batch, request.text)
         retry = self._launch(node, destination, request, chosen, retry_of=record_id)
         self.sends.drop(record_id)  # the retry holds its staged files now
         self.board.note_retry(record, retry.id)
@@ -298,8 +302,19 @@ class AppService:
         except TargetError as exc:
             raise (NotFoundError if exc.missing else AppError)(str(exc)) from None
 
-    def _chosen(self, paths: list[str], staging_batch: str | None) -> list[Path]:
-        """The paths to send, checked against the browser's rule, and the staged items."""
+    def _chosen(
+        self, paths: list[str], staging_batch: str | None, text: str | None = None
+    ) -> list[Path]:
+        """The paths to send, checked against the browser's rule, and the staged items;
+        none for a text message (checked instead)."""
+        if text is not None:
+            if paths or staging_batch:
+                raise AppError("send either a text or files, not both")
+            try:
+                check_text(text, [])
+            except TransferError as exc:
+                raise AppError(str(exc)) from None
+            return []
         if len(paths) > APP_MAX_SEND_PATHS:
             raise AppError(f"at most {APP_MAX_SEND_PATHS} paths per send")
         # A path outside the browsable folders is PathRefused (403), a missing one
@@ -327,7 +342,8 @@ class AppService:
     ) -> TransferRecord:
         """Start one send session and its card."""
         options = SendOptions(
-            parallel=self.settings.parallel_files, transport=self.options.transport
+            parallel=self.settings.parallel_files, transport=self.options.transport,
+            text=request.text,
         )
         session = node.start_send(
             destination.dial, chosen, options, self.tracker.ask_code, self.tracker.ask_pin
@@ -340,8 +356,11 @@ class AppService:
             peer_name=destination.peer_name,
             peer_id=destination.peer_id,
             folder=str(chosen[0].parent) if request.paths else "",
-            names=[p.name for p in chosen],
+            names=[text_preview(request.text)] if request.text is not None else (
+                [p.name for p in chosen]
+            ),
             retry_of=retry_of,
+            text=request.text is not None,
         )
         self.tracker.track_send(record)
         self.sends.add(session.id, request)

@@ -145,10 +145,11 @@ class SessionTracker:
                 verified=arrival.verified,
                 files_total=event.files,
                 bytes_total=event.bytes,
-                folder=self._receive_folder(),
-                names=list(event.sample),
+                folder="" if event.text else self._receive_folder(),
+                names=[event.preview] if event.text else list(event.sample),
                 path=arrival.path,
                 rtt_ms=arrival.rtt_ms,
+                text=event.text,
             ))
 
     def _close_code(self, arrival: _Arrival, outcome: str) -> None:
@@ -188,7 +189,7 @@ class SessionTracker:
             lambda pid, deadline: OfferPromptEvent(
                 pid, offer.session, offer.peer_name, offer.peer_id, offer.files,
                 offer.folders, offer.total_bytes, list(offer.sample), verified, deadline,
-                offer.via, offer.device_model, offer.text,
+                offer.via, offer.device_model, offer.text, offer.preview,
             ),
             DECISION_TIMEOUT,
         )

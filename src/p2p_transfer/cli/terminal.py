@@ -6,7 +6,9 @@ Kept apart from the JSON renderer so scripts (``--json``) never load rich.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import segno
@@ -45,8 +47,10 @@ from p2p_transfer.events import (
     OfferEvent,
     OfferSentEvent,
     ProgressEvent,
+    ReceiverOutcome,
     RelayEvent,
     ResumeEvent,
+    SendSummaryEvent,
     SessionState,
     StateEvent,
     TextEvent,
@@ -113,19 +117,33 @@ class _Session:
     bytes_done: int = 0
     #: Its code is on screen: a code event for it is a retry.
     code_shown: bool = False
+    #: Its line in the "waiting for … to accept" display, while it waits.
+    waiting: TaskID | None = None
 
 
 class HumanRenderer:
-    """Progress bars, the ticket's QR code, codes and outcomes, for a terminal."""
+    """Progress bars, the ticket's QR code, codes and outcomes, for a terminal.
 
-    def __init__(self, console: Console | None = None, show_qr: bool = True) -> None:
+    With ``several`` (a send to several receivers) each session's lines begin with its
+    receiver's name, and the summary event lists how each one went.
+    """
+
+    def __init__(
+        self, console: Console | None = None, show_qr: bool = True, several: bool = False
+    ) -> None:
         self.console = console or Console(stderr=False, highlight=False)
         self._show_qr = show_qr
+        self._several = several
         self._bars: Progress | None = None
-        #: "waiting for NAME to accept…" with the time elapsed, while the receiver decides.
+        #: "waiting for NAME to accept…" with the time elapsed, while receivers decide.
         self._waiting: Progress | None = None
-        #: Offers whose question may be on screen: no live display may draw over it.
-        self._offers_open: set[str] = set()
+        #: Questions that may be on screen (an offer's, a code's): no live display may
+        #: draw over them.
+        self._questions_open: set[str] = set()
+        #: Questions of the command's own (a code, a PIN) being asked, and the lines that
+        #: came meanwhile: they wait, so none lands on the question's line.
+        self._asking = 0
+        self._held: list[tuple[object, ...]] = []
         self._sessions: dict[str, _Session] = {}
         #: A cancel was already told (Ctrl-C need not say it again).
         self.cancel_shown = False
@@ -145,7 +163,9 @@ class HumanRenderer:
 
     def close(self) -> None:
         """Stop the live displays (what they show last stays on screen)."""
-        self._stop_waiting()
+        if self._waiting is not None:
+            self._waiting.stop()
+            self._waiting = None
         if self._bars is not None:
             self._bars.stop()
             self._bars = None
@@ -157,34 +177,94 @@ class HumanRenderer:
         return self._sessions.setdefault(session_id, _Session())
 
     def _print(self, *args: object) -> None:
+        if self._asking:
+            self._held.append(args)
+            return
         target = self._bars.console if self._bars is not None else self.console
         target.print(*args)
 
+    def _say(self, session_id: str | None, line: str) -> None:
+        """A line about one session: with several receivers, it names whom it is about."""
+        session = self._sessions.get(session_id) if session_id is not None else None
+        if self._several and session is not None and session.peer_name:
+            line = f"{shown(session.peer_name)}: {line}"
+        self._print(line)
+
+    def _named(self, session: _Session, peer_name: str) -> None:
+        if peer_name:
+            session.peer_name = peer_name
+
     # --- the live displays -------------------------------------------------------------
 
-    def _pause(self, session_id: str) -> None:
-        """A question comes: the bars stop redrawing (their last state stays above it)."""
-        if self._bars is not None and not self._offers_open:
-            self._bars.stop()
-        self._offers_open.add(session_id)
+    @contextlib.contextmanager
+    def asking(self, key: str) -> Iterator[None]:
+        """While a question of the command's own (a code, a PIN) is on screen: the live
+        displays stop, and other sessions' lines wait until it is answered."""
+        self._pause(key)
+        self._asking += 1
+        try:
+            yield
+        finally:
+            self._asking -= 1
+            if not self._asking:
+                held, self._held = self._held, []
+                for args in held:
+                    self._print(*args)
+            self._resume(key)
 
-    def _resume(self, session_id: str) -> None:
-        """The question was answered: the bars draw again once no other one is open."""
-        if session_id not in self._offers_open:
+    def _pause(self, key: str) -> None:
+        """A question comes: live displays stop redrawing (their last state stays above it;
+        the waiting display, which the answer replaces, goes)."""
+        if not self._questions_open:
+            for live in (self._bars, self._waiting):
+                if live is not None:
+                    live.stop()
+        self._questions_open.add(key)
+
+    def _resume(self, key: str) -> None:
+        """The question was answered: live displays draw again once no other one is open."""
+        if key not in self._questions_open:
             return
-        self._offers_open.discard(session_id)
-        if self._bars is not None and not self._offers_open:
-            self._bars.start()
+        self._questions_open.discard(key)
+        if not self._questions_open:
+            for live in (self._bars, self._waiting):
+                if live is not None:
+                    live.start()
 
-    def _stop_waiting(self) -> None:
-        if self._waiting is not None:
+    def _start_waiting(self, session: _Session, description: str) -> None:
+        """Show "waiting for NAME to accept…" with the time elapsed; with several receivers
+        (whose bars may already move: one live display at a time) as a plain line."""
+        if self._several:
+            self._print(description)
+            return
+        if self._waiting is None:
+            self._waiting = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,  # the answer replaces it
+            )
+            if not self._questions_open:
+                self._waiting.start()
+        session.waiting = self._waiting.add_task(description, total=None)
+
+    def _stop_waiting(self, session: _Session | None) -> None:
+        """A session's wait is over (None: every session's)."""
+        if self._waiting is None:
+            return
+        for each in self._sessions.values() if session is None else [session]:
+            if each.waiting is not None:
+                self._waiting.remove_task(each.waiting)
+                each.waiting = None
+        if not self._waiting.tasks:
             self._waiting.stop()
             self._waiting = None
 
     def _live_bars(self) -> Progress:
         if self._bars is None:
             self._bars = transfer_bars(self.console)
-            if not self._offers_open:
+            if not self._questions_open:
                 self._bars.start()
         return self._bars
 
@@ -226,6 +306,7 @@ class HumanRenderer:
         session = self._session(event.session)
         session.direction = "send"
         who = event.peer_name or event.peer_id[:10]
+        self._named(session, who)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -242,7 +323,7 @@ class HumanRenderer:
             return  # the same connection, now also naming its data path
         session.connected = True
         rtt = f", {event.rtt_ms:.0f} ms" if event.rtt_ms is not None else ""
-        self._print(f"[dim]connected ({event.path}{rtt})[/]")
+        self._say(event.session, f"[dim]connected ({event.path}{rtt})[/]")
 
     def _on_code(self, event: CodeEvent) -> None:
         session = self._session(event.session)
@@ -262,6 +343,7 @@ class HumanRenderer:
         )
 
     def _on_verified(self, event: VerifiedEvent) -> None:
+        self._named(self._session(event.session), event.peer_name)
         how = "verified by code" if event.by == "code" else "trusted device"
         self._print(f"[green]✓[/] {shown(event.peer_name)}: {how}")
 
@@ -281,7 +363,10 @@ class HumanRenderer:
             model = f"{shown(event.device_model)} · " if event.device_model else ""
             sender += f" (via LocalSend · {model}{shown(event.sender_id[:8].upper())})"
         if event.text:
-            self._print(f"{sender} wants to send a text message")
+            self._print(
+                f"{sender} wants to send a text ({format_size(event.bytes)}): "
+                f"{shown(event.preview)}"
+            )
             return
         self._print(
             f"{sender} offers {counted(event.files, 'file')}, "
@@ -306,30 +391,21 @@ class HumanRenderer:
     def _on_offer_sent(self, event: OfferSentEvent) -> None:
         session = self._session(event.session)
         session.peer_name = event.peer_name
-        self._stop_waiting()
-        self._waiting = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=self.console,
-            transient=True,  # the answer replaces it
+        what = f"the text ({format_size(event.bytes)})" if event.text else (
+            f"({counted(event.files, 'file')}, {format_size(event.bytes)})"
         )
-        self._waiting.add_task(
-            f"waiting for {shown(event.peer_name)} to accept "
-            f"({counted(event.files, 'file')}, {format_size(event.bytes)})…",
-            total=None,
-        )
-        self._waiting.start()
+        self._stop_waiting(session)
+        self._start_waiting(session, f"waiting for {shown(event.peer_name)} to accept {what}…")
 
     def _on_decision(self, event: DecisionEvent) -> None:
         session = self._session(event.session)
         self._resume(event.session)
-        if self._waiting is not None:  # the sender: the receiving user answered
-            self._stop_waiting()
+        if session.direction == "send":  # the receiving user answered
+            self._stop_waiting(session)
             if event.accepted:
                 self._print(f"[green]✓[/] {shown(session.peer_name)} accepted")
         if not event.accepted:
-            self._print(f"[yellow]declined:[/] {shown(event.reason)}")
+            self._say(event.session, f"[yellow]declined:[/] {shown(event.reason)}")
 
     def _on_resume(self, event: ResumeEvent) -> None:
         said = []
@@ -340,7 +416,7 @@ class HumanRenderer:
                 f"{counted(event.whole_files, 'file')} ({format_size(event.whole_bytes)}) "
                 "already there: skipped if identical"
             )
-        self._print("; ".join(said))
+        self._say(event.session, "; ".join(said))
 
     # --- the transfer ------------------------------------------------------------------
 
@@ -351,6 +427,8 @@ class HumanRenderer:
         bars = self._live_bars()
         verb = "Sending" if event.direction == "send" else "Receiving"
         description = f"{verb} {event.files_done}/{counted(event.files_total, 'file')}"
+        if self._several and session.peer_name:
+            description = f"{shown(session.peer_name)}: {description.lower()}"
         if session.overall is None:
             session.overall = bars.add_task(description, total=event.bytes_total)
         bars.update(session.overall, completed=event.bytes_done, description=description)
@@ -366,16 +444,25 @@ class HumanRenderer:
 
     def _on_file_done(self, event: FileDoneEvent) -> None:
         if event.saved_as:
-            self._print(f"{shown(event.path)}: saved as [bold]{shown(event.saved_as)}[/]")
+            self._say(
+                event.session, f"{shown(event.path)}: saved as [bold]{shown(event.saved_as)}[/]"
+            )
 
     def _on_file_failed(self, event: FileFailedEvent) -> None:
-        self._print(f"[red]✗[/] {shown(event.path)}: {shown(event.message)}")
+        self._say(event.session, f"[red]✗[/] {shown(event.path)}: {shown(event.message)}")
 
     def _on_done(self, event: DoneEvent) -> None:
-        self._end_bars(self._session(event.session))
+        session = self._session(event.session)
+        self._end_bars(session)
+        if event.text:
+            if event.direction == "send":  # the receiver shows it in a box
+                to = f" to {shown(session.peer_name)}" if session.peer_name else ""
+                self._print(f"[green]✓ text ({format_size(event.bytes_total)}) delivered{to}[/]")
+            return
         if not event.ok:
-            self._print(
-                f"[red]✗ {counted(event.files_failed, 'file')} failed[/], {event.files} verified"
+            self._say(
+                event.session,
+                f"[red]✗ {counted(event.files_failed, 'file')} failed[/], {event.files} verified",
             )
             return
         where = f" into {shown(event.target)}" if event.target else ""
@@ -391,27 +478,30 @@ class HumanRenderer:
         how = "verified" if event.via != "localsend" else (
             ("received" if event.direction == "receive" else "sent") + " via LocalSend"
         )
-        self._print(
+        self._say(
+            event.session,
             f"[green]✓ {counted(event.files, 'file')}, {format_size(event.bytes_total)} "
             f"{how}{where}[/] in {event.seconds:.1f} s"
-            + (f" ({'; '.join(notes)})" if notes else "")
+            + (f" ({'; '.join(notes)})" if notes else ""),
         )
 
     # --- endings -----------------------------------------------------------------------
 
     def _on_state(self, event: StateEvent) -> None:
         if not event.state.final:
+            self._named(self._session(event.session), event.peer_name)
             return
-        session = self._sessions.pop(event.session, _Session())
+        session = self._session(event.session)
         if session.reach_notice is not None:
             session.reach_notice.cancel()
-        self._stop_waiting()
+        self._stop_waiting(session)
         self._resume(event.session)
         self._end_bars(session)
         if event.state is SessionState.CANCELLED:
-            self._print(f"[yellow]✗ {self._cancelled(event, session)}[/]")
+            self._say(event.session, f"[yellow]✗ {self._cancelled(event, session)}[/]")
             self.cancel_shown = True
         # failures come as errors, declines as decisions, success as done
+        del self._sessions[event.session]
 
     @staticmethod
     def _cancelled(event: StateEvent, session: _Session) -> str:
@@ -430,6 +520,31 @@ class HumanRenderer:
             said += f" — {format_size(session.bytes_done)} kept; run the same command to continue"
         return said
 
+    def _on_summary(self, event: SendSummaryEvent) -> None:
+        """A line per receiver: ✓ and what it got, or ✗ and why not."""
+        got = sum(r.state is SessionState.DONE for r in event.receivers)
+        self._print(f"\n{got} of {len(event.receivers)} receivers got everything:")
+        for receiver in event.receivers:
+            name = receiver.peer_name or (
+                receiver.to if len(receiver.to) <= LABEL_CHARS else receiver.to[:20] + "…"
+            )
+            self._print(f"  {self._outcome(receiver, shown(name))}")
+
+    @staticmethod
+    def _outcome(receiver: ReceiverOutcome, name: str) -> str:
+        size = format_size(receiver.bytes)
+        if receiver.state is SessionState.DONE:
+            what = f"text, {size}" if receiver.text else (
+                f"{counted(receiver.files, 'file')}, {size}"
+            )
+            return f"[green]✓[/] {name}: {what}"
+        why = receiver.message
+        if receiver.state is SessionState.DECLINED and not why.startswith("declined"):
+            why = f"declined: {why}" if why else "declined"
+        elif receiver.state is SessionState.CANCELLED and why in ("", "cancelled"):
+            why = "cancelled"
+        return f"[red]✗[/] {name}: {shown(why or str(receiver.state))}"
+
     def _on_device(self, event: DeviceEvent) -> None:
         addresses = ", ".join(event.addresses)
         self._print(
@@ -441,8 +556,11 @@ class HumanRenderer:
                     "(senders can still use the ticket)")
 
     def _on_error(self, event: ErrorEvent) -> None:
-        self._stop_waiting()
-        self._print(f"[red]error:[/] {shown(event.message)}")
+        if event.session is None:
+            self._stop_waiting(None)
+        elif (session := self._sessions.get(event.session)) is not None:
+            self._stop_waiting(session)
+        self._say(event.session, f"[red]error:[/] {shown(event.message)}")
 
     def _on_log(self, event: LogEvent) -> None:
         self._print(f"[dim]{shown(event.source)}: {shown(event.message)}[/]")

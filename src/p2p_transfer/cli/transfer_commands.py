@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,14 +25,25 @@ from p2p_transfer.cli.render import JsonRenderer, attempt_count, counted, printa
 if TYPE_CHECKING:
     from p2p_transfer.cli.terminal import HumanRenderer
 from p2p_transfer.config import current_umask, default_download_dir
-from p2p_transfer.events import ErrorEvent, LogEvent, SessionState
-from p2p_transfer.limits import DEFAULT_PARALLEL_FILES, LOCALSEND_PORT, MAX_PARALLEL_FILES
+from p2p_transfer.events import (
+    ErrorEvent,
+    LogEvent,
+    ReceiverOutcome,
+    SendSummaryEvent,
+    SessionState,
+)
+from p2p_transfer.limits import (
+    DEFAULT_PARALLEL_FILES,
+    LOCALSEND_PORT,
+    MAX_PARALLEL_FILES,
+    MAX_TEXT_BYTES,
+)
 from p2p_transfer.localsend.messages import short_fingerprint
 from p2p_transfer.localsend.receiver import ReceiverSetup
 from p2p_transfer.localsend.sender import PinRequest
 from p2p_transfer.logs import forward_logs
 from p2p_transfer.net import RELAY_OFF, NetError
-from p2p_transfer.node import Node, NodeConfig
+from p2p_transfer.node import Node, NodeConfig, RunningSession
 from p2p_transfer.transfer import (
     CodeRequest,
     Decision,
@@ -40,17 +53,18 @@ from p2p_transfer.transfer import (
     TransferError,
     TransferResult,
 )
+from p2p_transfer.transfer.sender import check_text
 from p2p_transfer.transfer.session import DataTransport
 from p2p_transfer.trust import IdentityError, normalize_code
 from p2p_transfer.units import format_size
 
 
-def _renderer(as_json: bool) -> HumanRenderer | JsonRenderer:
+def _renderer(as_json: bool, several: bool = False) -> HumanRenderer | JsonRenderer:
     if as_json:
         return JsonRenderer()
     from p2p_transfer.cli.terminal import HumanRenderer  # rich, only for people
 
-    return HumanRenderer()
+    return HumanRenderer(several=several)
 
 
 def _code_option(
@@ -196,9 +210,9 @@ def offer_question(offer: IncomingOffer) -> str:
     """The y/N question for an offer; a LocalSend one says who it claims to be, and that
     nothing proves it."""
     size = format_size(offer.total_bytes)
+    what = f"a text ({size})" if offer.text else f"{counted(offer.files, 'file')}, {size}"
     if offer.via != "localsend":
-        return f"Accept {counted(offer.files, 'file')}, {size} from {printable(offer.peer_name)}?"
-    what = "a text message" if offer.text else f"{counted(offer.files, 'file')}, {size}"
+        return f"Accept {what} from {printable(offer.peer_name)}?"
     model = f"{offer.device_model}, " if offer.device_model else ""
     return (
         f"Accept {what} from {printable(offer.peer_name)} via LocalSend ({printable(model)}"
@@ -228,18 +242,25 @@ async def _serve_localsend(
 
 
 @click.command(
-    short_help="Send files and folders to a receiver.",
+    short_help="Send files, folders or a text to one or more receivers.",
     epilog=examples(
         "p2p-transfer send --to endpointacjy…7qaaab report.pdf photos/",
         "p2p-transfer send --to laptop notes.txt        # a receiver on this network",
+        "p2p-transfer send --to laptop --to phone photos/   # to each of them",
+        "p2p-transfer send --to laptop --text 'https://example.org/a-long-link'",
+        "p2p-transfer send --to laptop --text - < note.txt   # the text from stdin",
         "p2p-transfer send --to 192.168.1.20:41641 --code 026767 big.iso",
         "p2p-transfer send --to localsend:192.168.1.30 photo.jpg   # a LocalSend device",
     ),
 )
-@click.option("--to", "ticket", metavar="TICKET|NAME|HOST:PORT|localsend:HOST[:PORT]",
-              required=True,
+@click.option("--to", "targets", metavar="TICKET|NAME|HOST:PORT|localsend:HOST[:PORT]",
+              required=True, multiple=True,
               help="The receiver's ticket, its HOST:PORT, or its device name (or endpoint-ID "
-                   "prefix) on this LAN; a LocalSend device by localsend:HOST[:PORT] or name.")
+                   "prefix) on this LAN; a LocalSend device by localsend:HOST[:PORT] or name. "
+                   "Give it several times to send to each receiver.")
+@click.option("--text", metavar="TEXT", default=None,
+              help="Send this text (a note, a link, a password; up to 64 KiB) instead of "
+                   "files; - reads it from stdin.")
 @click.option("--code", metavar="CODE", default=None, callback=_code_option,
               help="The verification code the receiver shows (asked for when not given).")
 @click.option("--parallel", metavar="N", type=click.IntRange(1, MAX_PARALLEL_FILES),
@@ -251,12 +272,13 @@ async def _serve_localsend(
 @click.option("--relay", metavar="RELAY", default=RELAY_OFF, show_default=True,
               help="off (LAN only), default (iroh's public relays, for peers behind NAT) or a URL.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
-@click.argument("paths", nargs=-1, required=True,
+@click.argument("paths", nargs=-1, metavar="[PATH]...",
                 type=click.Path(exists=True, path_type=Path))
 @click.pass_obj
 def send(
     ctx: CliContext,
-    ticket: str,
+    targets: tuple[str, ...],
+    text: str | None,
     code: str | None,
     parallel: int,
     follow_symlinks: bool,
@@ -265,21 +287,38 @@ def send(
     as_json: bool,
     paths: tuple[Path, ...],
 ) -> None:
-    """Send files and folders to a receiver."""
-    renderer = _renderer(as_json)
+    """Send files and folders, or a text (--text), to a receiver; with several --to, to
+    each of them at once (a line each at the end says how it went)."""
+    if text is not None and paths:
+        raise click.UsageError("send either --text or files, not both")
+    if text is None and not paths:
+        raise click.UsageError("name the files or folders to send (or --text)")
+    receivers = list(dict.fromkeys(targets))  # the same receiver twice gets one send
+    several = len(receivers) > 1
+    renderer = _renderer(as_json, several)
+    if text is not None:
+        try:
+            text = _text_to_send(text)
+            check_text(text, [])
+        except TransferError as exc:
+            renderer(ErrorEvent(str(exc)))
+            sys.exit(EXIT_FAILURE)
     options = SendOptions(
-        parallel=parallel, follow_symlinks=follow_symlinks, code=code, transport=transport
+        parallel=parallel, follow_symlinks=follow_symlinks, code=code, transport=transport,
+        text=text,
     )
 
-    # Without a terminal nobody can be asked: the first wrong code ends the send.
-    ask_code = _ask_code if stdin_is_interactive() else None
+    async def ask_code(request: CodeRequest) -> str:
+        with _asking(renderer, request.session):
+            return await _ask_code(request)
 
     async def ask_pin(request: PinRequest) -> str:
         if not stdin_is_interactive():
             raise TransferError(f"{request.peer_name} asks for a PIN; run send in a terminal")
         again = "Wrong PIN. " if request.retry else ""
-        pin = await ask(f"{again}PIN for {printable(request.peer_name)} (LocalSend): ",
-                        hidden=True)
+        with _asking(renderer, request.session):
+            pin = await ask(f"{again}PIN for {printable(request.peer_name)} (LocalSend): ",
+                            hidden=True)
         if pin is None:
             raise TransferError("no PIN entered")
         return pin.strip()
@@ -295,11 +334,71 @@ def send(
         node.events.subscribe(renderer)
         stop_forwarding = forward_logs(renderer)
         try:
-            result = await node.send(ticket, list(paths), options, ask_code, ask_pin)
-            return _exit_code(result)
+            # Without a terminal nobody can be asked: the first wrong code ends the send.
+            sessions = [
+                node.start_send(to, list(paths), options,
+                                ask_code if stdin_is_interactive() else None, ask_pin)
+                for to in receivers
+            ]
+            results = [await session.outcome() for session in sessions]
+            if several:
+                renderer(_summary(receivers, sessions, results, text is not None))
+            return _sends_exit_code(results)
         finally:
             renderer.close()
             await node.close()
             stop_forwarding()
 
     sys.exit(run_async(run(), lambda: renderer.cancel_shown))
+
+
+def _text_to_send(text: str) -> str:
+    """``--text``'s value, or with ``-`` what stdin holds (one final line break dropped),
+    read no further than a text may be long."""
+    if text != "-":
+        return text
+    if stdin_is_interactive():
+        click.echo("Type the text; end it with Ctrl-D on a line of its own.", err=True)
+    data = sys.stdin.buffer.read(MAX_TEXT_BYTES + 2)  # room for a final line break
+    if len(data.removesuffix(b"\n").removesuffix(b"\r")) > MAX_TEXT_BYTES:
+        raise TransferError(
+            f"the text on stdin is over the {MAX_TEXT_BYTES:,} bytes "
+            f"({format_size(MAX_TEXT_BYTES)}) a text message holds; send it as a file"
+        )
+    try:
+        return data.decode().removesuffix("\n").removesuffix("\r")
+    except UnicodeDecodeError:
+        raise TransferError("the text on stdin is not UTF-8") from None
+
+
+@contextlib.contextmanager
+def _asking(renderer: HumanRenderer | JsonRenderer, key: str) -> Iterator[None]:
+    """The terminal's live displays wait while a question is on screen."""
+    if isinstance(renderer, JsonRenderer):
+        yield
+        return
+    with renderer.asking(key):
+        yield
+
+
+def _summary(
+    receivers: list[str], sessions: list[RunningSession], results: list[TransferResult],
+    text: bool,
+) -> SendSummaryEvent:
+    """How the send went for each receiver, in the order they were given."""
+    outcomes = [
+        ReceiverOutcome(
+            to, session.id, session.lifecycle.peer_name, result.state, result.files,
+            result.bytes_total if result.ok else result.bytes_transferred, text, result.message,
+        )
+        for to, session, result in zip(receivers, sessions, results, strict=True)
+    ]
+    return SendSummaryEvent(all(result.ok for result in results), outcomes)
+
+
+def _sends_exit_code(results: list[TransferResult]) -> int:
+    """0 only when every receiver got every file; 130 when this side cancelled."""
+    codes = [_exit_code(result) for result in results]
+    if EXIT_INTERRUPTED in codes:
+        return EXIT_INTERRUPTED
+    return max(codes)

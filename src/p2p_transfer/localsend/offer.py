@@ -58,7 +58,7 @@ def read_offer(request: PrepareUpload) -> LocalSendOffer:
     """Plan an offer's files (raises ProtocolError for a bad ``sha256``)."""
     text = text_message(request.files)
     if text is not None:
-        return LocalSendOffer({}, 0, text)
+        return LocalSendOffer({}, len(text.encode()), text)
     taken = _TakenNames()
     files: dict[str, IncomingFile] = {}
     for file_id, info in request.files.items():

@@ -42,6 +42,7 @@ from p2p_transfer.limits import (
 from p2p_transfer.localsend.messages import DeviceInfo, PrepareUpload, PrepareUploadReply
 from p2p_transfer.localsend.offer import IncomingFile, LocalSendOffer, read_offer
 from p2p_transfer.localsend.pins import PinCheck, PinGate
+from p2p_transfer.protocol import text_preview
 from p2p_transfer.transfer.admission import CountedSlots
 from p2p_transfer.transfer.progress import ProgressTracker
 from p2p_transfer.transfer.receiver import (
@@ -220,7 +221,12 @@ class IncomingSession:
         if self.offer.text is not None:
             text = self.offer.text[:LOCALSEND_MAX_TEXT_CHARS]
             self._events.emit(TextEvent(self._session, self.sender.name, text, "localsend"))
-            return TransferResult(SessionState.DONE)
+            size = self.offer.total_bytes
+            self._events.emit(DoneEvent(
+                self._session, "receive", True, 0, 0, size, size, 0.0, via="localsend",
+                text=True,
+            ))
+            return TransferResult(SessionState.DONE, bytes_total=size, bytes_transferred=size)
         lifecycle.advance(SessionState.TRANSFERRING)
         return await self._receive_all()
 
@@ -231,11 +237,12 @@ class IncomingSession:
             files=len(offer.files), folders=offer.folders, total_bytes=offer.total_bytes,
             sample=offer.sample, via="localsend", device_model=self.sender.device_model or "",
             text=offer.text is not None,
+            preview=text_preview(offer.text) if offer.text is not None else "",
         )
         self._events.emit(OfferEvent(
             self._session, incoming.files, incoming.total_bytes, incoming.peer_name,
             incoming.peer_id, incoming.folders, incoming.sample, "localsend",
-            incoming.device_model, incoming.text,
+            incoming.device_model, incoming.text, incoming.preview,
         ))
         lifecycle.advance(SessionState.WAITING)
         setup = self._setup

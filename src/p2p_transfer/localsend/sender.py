@@ -16,10 +16,10 @@ from p2p_transfer.events import DoneEvent, EventBus, FileDoneEvent, FileFailedEv
 from p2p_transfer.lifecycle import Lifecycle
 from p2p_transfer.limits import DECISION_TIMEOUT, PUMP_BUFFER_SIZE
 from p2p_transfer.localsend.client import LocalSendClient, LocalSendError, PinRequired, Target
-from p2p_transfer.localsend.messages import FileInfo, FileMetadata
+from p2p_transfer.localsend.messages import TEXT_TYPE, FileInfo, FileMetadata
 from p2p_transfer.transfer.local import SourceEntry, SourceError, scan_sources
 from p2p_transfer.transfer.progress import ProgressTracker
-from p2p_transfer.transfer.sender import SendOptions
+from p2p_transfer.transfer.sender import SendOptions, check_text
 from p2p_transfer.transfer.session import TransferError, TransferResult
 
 #: PIN prompts before giving up (the receiver locks us out after three wrong ones).
@@ -70,6 +70,8 @@ class LocalSendSender:
     async def run(self, paths: list[Path]) -> TransferResult:
         """Offer, upload and report; raises the typed outcomes (Declined, ...)."""
         self._lifecycle.peer_name = self._target.name
+        if self._options.text is not None:
+            return await self._send_text(self._options.text, paths)
         sources = await asyncio.to_thread(
             scan_sources, paths, self._options.follow_symlinks
         )
@@ -93,6 +95,33 @@ class LocalSendSender:
         self._lifecycle.advance(SessionState.TRANSFERRING)
         failed = await self._upload_all(outgoing, session_id, tokens, tracker)
         return self._finish(tracker, len(outgoing) - failed, failed, total)
+
+    async def _send_text(self, text: str, paths: list[Path]) -> TransferResult:
+        """A text message as LocalSend's apps send one: a ``text/plain`` file whose preview
+        is the text. A device that shows it answers at once (204); one that stores texts
+        as files asks for the bytes, and gets them as that file."""
+        check_text(text, paths)
+        data = text.encode()
+        file_id = secrets.token_hex(8)
+        info = FileInfo(id=file_id, file_name=f"{file_id}.txt", size=len(data),
+                        file_type=TEXT_TYPE, preview=text)
+        started = asyncio.get_running_loop().time()
+        self._lifecycle.advance(SessionState.WAITING)
+        reply = await self._prepare({file_id: info})
+        if reply is not None:
+            session_id, tokens = reply
+            if file_id not in tokens:
+                raise TransferError(f"{self._target.name} did not take the text")
+            self._lifecycle.advance(SessionState.TRANSFERRING)
+            await self._client.upload(
+                self._target, session_id, file_id, tokens[file_id], _once(data), len(data)
+            )
+        seconds = asyncio.get_running_loop().time() - started
+        self._events.emit(DoneEvent(
+            self._session, "send", True, 0, 0, len(data), len(data), round(seconds, 3), None,
+            "localsend", text=True,
+        ))
+        return TransferResult(SessionState.DONE, 0, 0, len(data), len(data), seconds)
 
     async def _prepare(
         self, files: dict[str, FileInfo]
@@ -193,6 +222,10 @@ def _file_info(item: _Outgoing) -> FileInfo:
         file_type=mimetypes.guess_type(entry.path)[0] or "application/octet-stream",
         metadata=FileMetadata(modified=modified),
     )
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 async def _read(

@@ -32,6 +32,8 @@ from p2p_transfer.protocol.messages import (
     ResumePage,
     Retry,
     Summary,
+    TextOffer,
+    TextPage,
     Verified,
     Verify,
     Welcome,
@@ -45,6 +47,12 @@ from p2p_transfer.protocol.paths import (
     sanitize_component,
     sanitize_path,
     upload_name,
+)
+from p2p_transfer.protocol.text import (
+    TextAssembler,
+    check_text_offer,
+    paginate_text,
+    text_preview,
 )
 
 __all__ = [
@@ -74,19 +82,25 @@ __all__ = [
     "ResumePage",
     "Retry",
     "Summary",
+    "TextAssembler",
+    "TextOffer",
+    "TextPage",
     "Verified",
     "Verify",
     "Welcome",
     "body_length",
     "check_offer",
+    "check_text_offer",
     "clean_device_name",
     "decode_body",
     "encode",
     "numbered_name",
     "paginate",
+    "paginate_text",
     "portable_name",
     "sanitize_component",
     "sanitize_path",
+    "text_preview",
     "upload_name",
     "without_format_characters",
 ]

@@ -104,6 +104,23 @@ class ManifestPage(Message, tag="manifest"):
     entries: list[Entry]
 
 
+class TextOffer(Message, tag="text_offer"):
+    """An offer of a text message instead of files: ``bytes`` of UTF-8 that follow in
+    ``pages`` TextPage messages once the receiver accepts; until then only ``preview``
+    (its first line, clipped) is with the receiver, for its user's question."""
+
+    transfer_id: str
+    bytes: int
+    pages: int
+    preview: str
+
+
+class TextPage(Message, tag="text"):
+    """A slice of an accepted text message, cut between characters."""
+
+    text: str
+
+
 class Resume(msgspec.Struct, frozen=True, array_like=True):
     """A file the receiver already holds ``offset`` bytes of, with their BLAKE3."""
 
@@ -209,6 +226,8 @@ AnyMessage = (
     | Retry
     | Offer
     | ManifestPage
+    | TextOffer
+    | TextPage
     | Accept
     | ResumePage
     | Decline

@@ -27,6 +27,7 @@ from p2p_transfer.events import (
     OfferEvent,
     ResumeEvent,
     SessionState,
+    TextEvent,
     VerifiedEvent,
     Via,
 )
@@ -73,13 +74,18 @@ from p2p_transfer.protocol import (
     ResumePage,
     Retry,
     Summary,
+    TextAssembler,
+    TextOffer,
+    TextPage,
     Verified,
     Verify,
     Welcome,
     check_offer,
+    check_text_offer,
     clean_device_name,
     encode,
     paginate,
+    text_preview,
 )
 from p2p_transfer.transfer.admission import CountedSlots, ManifestBudget
 from p2p_transfer.transfer.claims import ClaimOwner, FileClaims, FilesBusyError
@@ -92,6 +98,7 @@ from p2p_transfer.transfer.session import (
     TransferError,
     TransferResult,
     expect,
+    raise_if_peer_stopped,
     reject_during_transfer,
 )
 from p2p_transfer.trust import (
@@ -131,8 +138,10 @@ class IncomingOffer:
     via: Via = "p2p-transfer"
     #: The sender's device model, as a LocalSend sender states it.
     device_model: str = ""
-    #: A LocalSend text message (shown when accepted, not stored).
+    #: A text message (shown when accepted, not stored): ``total_bytes`` of UTF-8 whose
+    #: first line is ``preview``.
     text: bool = False
+    preview: str = ""
     #: Offered files already in the target: same name and size, or a partial ``.part``.
     already_there: int = 0
     partly_there: int = 0
@@ -383,16 +392,22 @@ class ReceiveSession(ClaimOwner):
         await self._verify(reader, hello)
 
         with self._connection.deadline(OFFER_TIMEOUT, "no offer in time"):
-            offer = await expect(reader, Offer)
-            summary = check_offer(offer)
-            self.offered = True
-            refusal = self._manifests.reserve(self.peer_id, summary.entries)
-            if refusal:
-                await _skip_manifest(reader, summary)  # read, not kept: the sender hears why
-                manifest = None
+            offer = await _expect_offer(reader)
+            if isinstance(offer, TextOffer):
+                check_text_offer(offer)
+                self.offered = True
             else:
-                self._manifest_entries = summary.entries  # given back when the session ends
-                manifest = await _read_manifest(reader, summary)
+                summary = check_offer(offer)
+                self.offered = True
+                refusal = self._manifests.reserve(self.peer_id, summary.entries)
+                if refusal:
+                    await _skip_manifest(reader, summary)  # read, not kept: the sender hears why
+                    manifest = None
+                else:
+                    self._manifest_entries = summary.entries  # given back when the session ends
+                    manifest = await _read_manifest(reader, summary)
+        if isinstance(offer, TextOffer):
+            return await self._take_text(offer, reader)
         if manifest is None:
             self._events.emit(DecisionEvent(self.session, False, refusal))
             return await self._decline(refusal, offer.total_bytes)
@@ -424,6 +439,43 @@ class ReceiveSession(ClaimOwner):
         if prepared is None or not decision.accept:
             return await self._decline(decision.reason, offer.total_bytes)
         return await self._receive(incoming, prepared, reader)
+
+    async def _take_text(self, offer: TextOffer, reader: MessageReader) -> TransferResult:
+        """Ask about a text message by its first line; once accepted, read and show it."""
+        preview = text_preview(offer.preview)
+        incoming = IncomingOffer(
+            session=self.session, peer_id=self.peer_id, peer_name=self.peer_name, files=0,
+            folders=0, total_bytes=offer.bytes, sample=[], text=True, preview=preview,
+        )
+        self._events.emit(OfferEvent(
+            self.session, 0, offer.bytes, self.peer_name, self.peer_id, text=True,
+            preview=preview,
+        ))
+        self._lifecycle.advance(SessionState.WAITING)
+        decision = await self._decide_offer(incoming)
+        self._events.emit(DecisionEvent(self.session, decision.accept, decision.reason))
+        if not decision.accept:
+            return await self._decline(decision.reason, offer.bytes)
+        await self._send(Accept(0))
+        self._lifecycle.advance(SessionState.TRANSFERRING)
+        started = asyncio.get_running_loop().time()
+        text = TextAssembler(offer)
+        with self._connection.deadline(OFFER_TIMEOUT, "no text in time"):
+            while not text.complete:
+                text.add((await expect(reader, TextPage)).text)
+        seconds = asyncio.get_running_loop().time() - started
+        self._events.emit(TextEvent(self.session, self.peer_name, text.text))
+        await self._send(Summary(0, 0, offer.bytes))
+        self._events.emit(DoneEvent(
+            self.session, "receive", True, 0, 0, offer.bytes, offer.bytes, round(seconds, 3),
+            text=True,
+        ))
+        await self._await_close()
+        self._connection.close(CloseCode.DONE, "transfer complete")
+        return TransferResult(
+            SessionState.DONE, bytes_total=offer.bytes, bytes_transferred=offer.bytes,
+            seconds=seconds,
+        )
 
     async def _decline(self, reason: str, total_bytes: int) -> TransferResult:
         """Tell the sender no, and why; wait for it to hang up."""
@@ -807,6 +859,17 @@ def _ended_by(close: PeerClose) -> TransferError:
     if close.cancelled:
         return Cancelled(close.reason or "the sender cancelled", "peer")
     return PeerError(close.reason or "the sender closed the connection")
+
+
+async def _expect_offer(reader: MessageReader) -> Offer | TextOffer:
+    """The sender's offer: of files, or of a text message."""
+    message = await reader.read_message()
+    if message is None:
+        raise StreamEnded("peer closed the conversation")
+    raise_if_peer_stopped(message)
+    if not isinstance(message, Offer | TextOffer):
+        raise ProtocolError(f"expected Offer, got {type(message).__name__}")
+    return message
 
 
 async def _read_manifest(reader: MessageReader, summary: ManifestSummary) -> Manifest:

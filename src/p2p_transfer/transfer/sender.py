@@ -34,6 +34,7 @@ from p2p_transfer.limits import (
     CLOSE_GRACE,
     DEFAULT_PARALLEL_FILES,
     MAX_PARALLEL_FILES,
+    MAX_TEXT_BYTES,
     SMALL_FILE_SIZE,
     SMALL_READ_AHEAD,
     SMALL_READ_AHEAD_FILES,
@@ -67,12 +68,16 @@ from p2p_transfer.protocol import (
     ResumePage,
     Retry,
     Summary,
+    TextOffer,
+    TextPage,
     Verified,
     Verify,
     Welcome,
     clean_device_name,
     encode,
     paginate,
+    paginate_text,
+    text_preview,
 )
 from p2p_transfer.transfer.local import (
     FileSource,
@@ -96,6 +101,7 @@ from p2p_transfer.transfer.session import (
 )
 from p2p_transfer.trust import PairingStore, normalize_code
 from p2p_transfer.trust.pake import CodeExchange, PakeError
+from p2p_transfer.units import format_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +137,22 @@ class SendOptions:
     follow_symlinks: bool = False
     code: str | None = None
     transport: DataTransport = "auto"
+    #: Send this text message instead of files (at most MAX_TEXT_BYTES of UTF-8).
+    text: str | None = None
+
+
+def check_text(text: str, paths: list[Path]) -> None:
+    """Refuse a text message that cannot be sent (before anyone is dialed)."""
+    if paths:
+        raise TransferError("send either a text or files, not both")
+    if not text.strip():
+        raise TransferError("nothing to send: the text is empty")
+    size = len(text.encode())
+    if size > MAX_TEXT_BYTES:
+        raise TransferError(
+            f"the text is {size:,} bytes, over the {MAX_TEXT_BYTES:,} "
+            f"({format_size(MAX_TEXT_BYTES)}) a text message holds; send it as a file"
+        )
 
 
 @dataclass(slots=True)
@@ -174,12 +196,16 @@ class SendSession:
         NetError."""
         if not 1 <= self._options.parallel <= MAX_PARALLEL_FILES:
             raise TransferError(f"--parallel must be between 1 and {MAX_PARALLEL_FILES}")
-        try:
-            sources = await asyncio.to_thread(
-                scan_sources, paths, self._options.follow_symlinks
-            )
-        except SourceError as exc:
-            raise TransferError(str(exc)) from None
+        sources: list[SourceEntry] = []
+        if self._options.text is not None:
+            check_text(self._options.text, paths)
+        else:
+            try:
+                sources = await asyncio.to_thread(
+                    scan_sources, paths, self._options.follow_symlinks
+                )
+            except SourceError as exc:
+                raise TransferError(str(exc)) from None
         connection = await self._dial(ticket, peer_name)
         try:
             result = await self._converse(connection, sources)
@@ -247,6 +273,8 @@ class SendSession:
         self._lifecycle.peer_name = welcome.name
         self._lifecycle.advance(SessionState.VERIFYING)
         await self._verify(welcome, peer_id, reader, writer)
+        if self._options.text is not None:
+            return await self._send_text(self._options.text, welcome.name, reader, writer)
 
         files = [s for s in sources if s.entry.kind == "file"]
         total = sum(s.entry.size for s in files)
@@ -257,17 +285,7 @@ class SendSession:
         self._events.emit(
             OfferSentEvent(self.session, welcome.name, len(files), total, len(sources) - len(files))
         )
-        self._lifecycle.advance(SessionState.WAITING)
-        answer = await reader.read_message()
-        if isinstance(answer, Decline):
-            self._events.emit(DecisionEvent(self.session, False, answer.reason))
-            raise Declined(answer.reason)
-        if not isinstance(answer, Accept):
-            raise_if_peer_stopped(answer)
-            return_kind = type(answer).__name__ if answer else "nothing"
-            raise ProtocolError(f"expected accept or decline, got {return_kind}")
-        self._events.emit(DecisionEvent(self.session, True))
-        self._lifecycle.advance(SessionState.TRANSFERRING)
+        answer = await self._await_answer(reader)
         resume: dict[int, Resume] = {}
         for _ in range(answer.pages):
             page = await expect(reader, ResumePage)
@@ -333,6 +351,46 @@ class SendSession:
             )
         )
         return result
+
+    async def _await_answer(self, reader: MessageReader) -> Accept:
+        """The receiving user's answer to the offer just sent: Accept, or Declined raised."""
+        self._lifecycle.advance(SessionState.WAITING)
+        answer = await reader.read_message()
+        if isinstance(answer, Decline):
+            self._events.emit(DecisionEvent(self.session, False, answer.reason))
+            raise Declined(answer.reason)
+        if not isinstance(answer, Accept):
+            raise_if_peer_stopped(answer)
+            return_kind = type(answer).__name__ if answer else "nothing"
+            raise ProtocolError(f"expected accept or decline, got {return_kind}")
+        self._events.emit(DecisionEvent(self.session, True))
+        self._lifecycle.advance(SessionState.TRANSFERRING)
+        return answer
+
+    async def _send_text(
+        self, text: str, peer_name: str, reader: MessageReader, writer: MessageWriter
+    ) -> TransferResult:
+        """Offer a text message with its first line; send the rest only once accepted."""
+        size = len(text.encode())
+        pages = paginate_text(text)
+        await writer.send(TextOffer(self._transfer_id, size, len(pages), text_preview(text)))
+        self._events.emit(OfferSentEvent(self.session, peer_name, 0, size, text=True))
+        answer = await self._await_answer(reader)
+        if answer.pages:
+            raise ProtocolError("resume points for a text message")
+        started = asyncio.get_running_loop().time()
+        for page in pages:
+            await writer.send(TextPage(page))
+        summary = await expect(reader, Summary)
+        if summary.bytes_received != size:
+            raise TransferError(
+                f"the receiver got {summary.bytes_received} of the text's {size} bytes"
+            )
+        seconds = asyncio.get_running_loop().time() - started
+        self._events.emit(
+            DoneEvent(self.session, "send", True, 0, 0, size, size, round(seconds, 3), text=True)
+        )
+        return TransferResult(SessionState.DONE, 0, 0, size, size, seconds)
 
     def _announce_resume(self, resume: dict[int, Resume], sources: list[SourceEntry]) -> None:
         """Say what the receiver already holds, before data moves (each part is still

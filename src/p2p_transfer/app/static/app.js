@@ -573,25 +573,45 @@ function chosenTargets() {
   return { devices: [...state.targets], ticket };
 }
 
+// A text message's limit, in UTF-8 bytes (MAX_TEXT_BYTES).
+const MAX_TEXT_BYTES = 64 * 1024;
+
+// Why what is chosen cannot be sent ("" when it can), said next to the Send button.
+function sendProblem(hasItems, text) {
+  if (hasItems && text.trim()) return "Send either the text or the files: clear one.";
+  if (new TextEncoder().encode(text).length > MAX_TEXT_BYTES) {
+    return "The text is over 64 KiB: send it as a file.";
+  }
+  return "";
+}
+
 function updateSendButton() {
   const hasItems = selection.size > 0 || (staged.batch && staged.items.size > 0);
+  const text = $("send-text").value;
   const { devices, ticket } = chosenTargets();
   const count = devices.length + (ticket ? 1 : 0);
+  const problem = sendProblem(hasItems, text);
+  const status = $("send-status");
+  if (problem || status.dataset.problem) setStatus(status, problem, problem ? "bad" : "");
+  status.dataset.problem = problem;
   const button = $("send-button");
-  button.disabled = !(hasItems && count) || staged.uploading > 0;
-  button.textContent = count > 1 ? `Send to ${count} devices` : "Send";
+  button.disabled = !((hasItems || text.trim()) && count) || Boolean(problem) || staged.uploading > 0;
+  const what = text.trim() && !hasItems ? "Send text" : "Send";
+  button.textContent = count > 1 ? `${what} to ${count} devices` : what;
 }
 
 async function send() {
   const { devices, ticket } = chosenTargets();
-  const body = { paths: [...selection.keys()], devices };
+  const text = $("send-text").value;
+  const body = text.trim() ? { text, devices } : { paths: [...selection.keys()], devices };
   if (ticket) body.to = ticket;
-  if (staged.batch && staged.items.size) body.staging = staged.batch;
+  if (!body.text && staged.batch && staged.items.size) body.staging = staged.batch;
   const button = $("send-button");
   button.disabled = true;
   setStatus($("send-status"), "Starting…");
   try {
     await api("POST", "/api/send", body);
+    $("send-text").value = "";
     selection.clear();
     staged.batch = null;
     staged.items.clear();
@@ -742,18 +762,19 @@ const hasFolder = (folder, files) => Boolean(folder) && files > 0;
 
 function transferCard(t) {
   const title = t.direction === "send" ? `To ${t.peer_name || "…"}` : `From ${t.peer_name || "…"}`;
-  const what = t.names.length ? t.names.slice(0, 3).join(", ") + (t.names.length > 3 ? "…" : "") : "";
+  const what = t.text ? `Text: ${t.names[0] || ""}`
+    : t.names.length ? t.names.slice(0, 3).join(", ") + (t.names.length > 3 ? "…" : "") : "";
   // What is known of the size: nothing before the offer (a send that failed to connect
   // shows its reason only, never "0 / 0 files").
   const known = t.files_total > 0 || t.bytes_total > 0;
-  const stats = known ? [
+  const stats = t.text ? (t.bytes_total ? [`text, ${fmtSize(t.bytes_total)}`] : []) : known ? [
     `${t.files_done} / ${plural(t.files_total, "file")}`,
     `${fmtSize(t.bytes_done)} of ${fmtSize(t.bytes_total)}`,
   ] : FINAL.has(t.state) ? [] : ["Preparing…"];
   if (!FINAL.has(t.state) && t.rate) stats.push(fmtRate(t.rate));
   if (!FINAL.has(t.state) && t.eta !== null && t.eta !== undefined) stats.push(`${fmtDuration(t.eta)} left`);
   if (FINAL.has(t.state) && t.finished_at && known) stats.push(`took ${fmtDuration(t.finished_at - t.started_at)}`);
-  const bar = known || !FINAL.has(t.state) ? h("progress", { max: Math.max(1, t.bytes_total),
+  const bar = !t.text && (known || !FINAL.has(t.state)) ? h("progress", { max: Math.max(1, t.bytes_total),
     value: t.state === "done" ? Math.max(1, t.bytes_total) : t.bytes_done, "aria-label": `${title} progress` }) : null;
   const files = (t.active || []).map((f) => h("li", {},
     h("span", { class: "name", title: f.path, text: f.path }),
@@ -786,7 +807,8 @@ function transferCard(t) {
     h("div", { class: "transfer-badges" },
       h("span", { class: "pill", "data-state": STATE_PILLS[t.state] || "", "data-role": "state", text: stateLabel(t) }),
       verifiedPill(t),
-      t.state === "done" ? h("span", { class: "pill", "data-state": "ok", text: "all files BLAKE3-verified" }) : null,
+      t.state === "done" ? h("span", { class: "pill", "data-state": "ok",
+        text: t.text ? (t.direction === "send" ? "text delivered" : "text shown in Incoming") : "all files BLAKE3-verified" }) : null,
       t.path ? h("span", { class: "pill plain", text: t.rtt_ms !== null ? `${t.path} · ${Math.round(t.rtt_ms)} ms` : t.path }) : null),
     bar,
     stats.length ? h("div", { class: "transfer-stats" }, stats.map((s) => h("span", { text: s }))) : null,
@@ -959,7 +981,8 @@ function renderDialog() {
   const dialog = $("dialog");
   dialog.dataset.promptKind = p.event.replace("_prompt", "");
   dialog.dataset.promptId = p.prompt_id;
-  const kickers = { offer_prompt: p.via === "localsend" ? "Incoming via LocalSend" : "Incoming files",
+  const kickers = { offer_prompt: p.via === "localsend" ? "Incoming via LocalSend"
+    : p.text ? "Incoming text" : "Incoming files",
     code_prompt: "Verify the receiver", code_shown: "New device", upload_prompt: "Browser upload",
     pin_prompt: "LocalSend PIN" };
   const body = [
@@ -973,6 +996,9 @@ function renderDialog() {
   if (p.event === "code_shown") {
     body.push(h("div", { class: "code-digits", id: "shown-code", "aria-label": `Code ${p.code.split("").join(" ")}`,
       text: fmtCode(p.code) }));
+  }
+  if (p.event === "offer_prompt" && p.text && p.preview) {
+    body.push(h("blockquote", { class: "text-preview", text: p.preview }));
   }
   if (p.event === "offer_prompt" && p.sample.length) {
     body.push(h("ul", { class: "sample" }, p.sample.map((name) => h("li", { text: name })),
@@ -1361,6 +1387,7 @@ function wire() {
     updateSendButton();
   });
   $("send-button").addEventListener("click", send);
+  $("send-text").addEventListener("input", updateSendButton);
   $("open-downloads").addEventListener("click", openDownloads);
   $("settings-open-downloads").addEventListener("click", openDownloads);
   $("clear-history").addEventListener("click", async () => {
