@@ -43,7 +43,15 @@ def run_async(
         task = asyncio.current_task()
         assert task is not None
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+
+        def stop() -> None:
+            if loop in _stopping:
+                raise KeyboardInterrupt  # a second Ctrl-C: do not wait for the cleanup
+            _stopping.add(loop)  # no question is asked any more (see ``ask``)
+            task.cancel()
+
+        loop.add_signal_handler(signal.SIGINT, stop)
+        loop.add_signal_handler(signal.SIGTERM, stop)
         return await coroutine
 
     try:
@@ -66,6 +74,8 @@ async def ask(question: str, hidden: bool = False) -> str | None:
     loop = asyncio.get_running_loop()
     lock = _question_locks.setdefault(loop, asyncio.Lock())
     async with lock:
+        if loop in _stopping:  # Ctrl-C ended an earlier question: the sessions are ending
+            raise asyncio.CancelledError
         click.echo(question, err=True, nl=False)
         with _echo_off(sys.stdin.fileno()) if hidden else contextlib.nullcontext():
             try:
@@ -111,6 +121,8 @@ _typed_ahead = bytearray()
 _question_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
     weakref.WeakKeyDictionary()
 )
+#: Loops whose command was told to stop (Ctrl-C, SIGTERM).
+_stopping: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
 
 async def read_line() -> str | None:
