@@ -279,9 +279,8 @@ async def test_a_lying_small_file_in_a_batch_leaves_no_trace_and_the_rest_arrive
     (peers.target / "taken.bin").write_bytes(b"the receiver's own file")
     datas = [os.urandom(100 + index) for index in range(4)]
     names = ["a.bin", "liar.bin", "c.bin", "taken.bin"]
-    conversation = await _accepted(
-        peers, hostile, [file_entry(name, len(data)) for name, data in zip(names, datas)]
-    )
+    entries = [file_entry(name, len(data)) for name, data in zip(names, datas, strict=True)]
+    conversation = await _accepted(peers, hostile, entries)
     stream = await conversation.open_data()
     for index, data in enumerate(datas):
         lie = _digest(b"something else") if names[index] == "liar.bin" else ""
