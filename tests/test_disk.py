@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -421,6 +422,46 @@ async def test_the_receiver_syncs_before_it_reports_the_transfer_done(
         (folder / f"{index}.txt").write_text(f"note {index}")
     assert (await peers.send(folder)).ok
     assert synced == [5]  # once, with every file already named
+
+
+# --- Small files written whole ---------------------------------------------------------
+
+
+def test_a_small_file_written_whole_takes_its_name_in_one_step(target: TargetFolder) -> None:
+    """Verified in memory, written unnamed and linked in: no part is ever seen."""
+    assert target.store_whole("docs/a.txt", b"hello", 0o755, 1_234_567_890.0) == "docs/a.txt"
+    path = target.root / "docs" / "a.txt"
+    assert path.read_bytes() == b"hello"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755
+    assert path.stat().st_mtime == 1_234_567_890.0
+    assert tree_of(target.root) == {"docs", "docs/a.txt"}
+
+
+def test_a_small_file_written_whole_never_replaces_anything(
+    target: TargetFolder, outside: Path
+) -> None:
+    (target.root / "a.txt").write_bytes(b"original")
+    (target.root / "notes").mkdir()
+    (target.root / "link.txt").symlink_to(outside / "victim.txt")
+    assert target.store_whole("a.txt", b"new", 0o644, None) == "a (1).txt"
+    assert target.store_whole("notes", b"text", 0o644, None) == "notes (1)"
+    assert target.store_whole("link.txt", b"x", 0o644, None) == "link (1).txt"
+    assert (target.root / "a.txt").read_bytes() == b"original"
+    assert (target.root / "a (1).txt").read_bytes() == b"new"
+    assert list(outside.iterdir()) == []
+
+
+def test_a_small_file_goes_through_a_part_where_there_are_no_unnamed_files(
+    exfat: Path,
+) -> None:
+    """exFAT (FUSE) has no O_TMPFILE: nothing is written, the caller uses a part."""
+    target = TargetFolder(exfat / "inbox")
+    try:
+        assert target.store_whole("a.txt", b"hello", 0o644, None) is None
+        assert tree_of(exfat / "inbox") == set()
+        assert receive(target, "a.txt", b"hello") == "a.txt"
+    finally:
+        target.close()
 
 
 # --- Names a file system refuses ------------------------------------------------------

@@ -26,9 +26,8 @@ from p2p_transfer.limits import (
     LOCALSEND_MAX_WRONG_PINS,
     MiB,
 )
-from p2p_transfer.localsend.client import Target
 from p2p_transfer.localsend.discovery import LocalSendDevice, others
-from p2p_transfer.localsend.messages import FileInfo, PrepareUpload, decode_prepare_upload
+from p2p_transfer.localsend.messages import FileInfo, PrepareUpload, Target, decode_prepare_upload
 from p2p_transfer.localsend.offer import read_offer
 from p2p_transfer.localsend.pins import PinCheck, PinGate
 from p2p_transfer.localsend.receiver import ReceiverSetup
@@ -331,7 +330,7 @@ async def test_a_sender_that_leaves_while_asked_withdraws_the_question(tmp_path:
         state = await _final_state(events)
         assert (state.state, state.by) == (SessionState.CANCELLED, "peer")
         assert node.localsend is not None
-        receiver = node.localsend.server.receiver
+        receiver = node.localsend.receiver
         for _ in range(250):  # the session's task ends right after its final state
             if not receiver.busy:
                 break

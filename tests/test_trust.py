@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -391,13 +391,30 @@ def test_code_exchange_proves_the_same_code_both_ways(given: str, match: bool) -
     assert sender.check_receiver(receiver.receiver_proof()) is match
 
 
-def test_spake2_is_loaded_only_when_a_code_is_exchanged() -> None:
-    """Paired devices never exchange a code: a node starts without the ~8 MB library."""
-    check = "import sys, p2p_transfer.node; print('spake2' in sys.modules)"
-    loaded = subprocess.run(
-        [sys.executable, "-c", check], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert loaded.stdout.strip() == "False"
+@pytest.mark.parametrize("code", ["482913", "000000"])
+def test_the_exchange_is_python_spake2s_symmetric_spake2(code: str) -> None:
+    """Peers running the pure-Python ``spake2`` package (as earlier versions did) and
+    this libsodium one derive the same key: same scalar, blinding point, transcript."""
+    from spake2 import SPAKE2_Symmetric
+
+    from p2p_transfer.trust.pake import _binding
+
+    for ours_first in (True, False):
+        ours = CodeExchange(code, receiver_id="r" * 64, sender_id="s" * 64)
+        theirs = SPAKE2_Symmetric(code.encode(), idSymmetric=_binding("r" * 64, "s" * 64))
+        theirs_message = theirs.start()
+        if ours_first:
+            key = theirs.finish(ours.message)
+            ours.finish(theirs_message)
+        else:
+            ours.finish(theirs_message)
+            key = theirs.finish(ours.message)
+        assert ours.sender_proof() == hmac.new(key, b"sender", hashlib.sha256).digest()
+    stranger = SPAKE2_Symmetric(b"482914", idSymmetric=_binding("r" * 64, "s" * 64))
+    ours = CodeExchange("482913", receiver_id="r" * 64, sender_id="s" * 64)
+    ours.finish(stranger.start())
+    key = stranger.finish(ours.message)
+    assert ours.sender_proof() != hmac.new(key, b"sender", hashlib.sha256).digest()
 
 
 def test_code_exchange_is_bound_to_both_endpoint_ids() -> None:
@@ -416,10 +433,27 @@ def test_the_code_never_appears_in_what_is_sent() -> None:
         assert b"482913" not in sent
 
 
-def test_a_malformed_exchange_message_is_a_pake_error() -> None:
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"\x00not a point",
+        b"S" + bytes(32),  # not a point of the group
+        b"S" + (1).to_bytes(32, "little"),  # the identity: it would cancel the secret
+        b"S" + bytes.fromhex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+        b"A" + bytes(32),  # another variant's side byte
+    ],
+    ids=["short", "zero", "identity", "small-order", "wrong-side"],
+)
+def test_a_malformed_exchange_message_is_a_pake_error(message: bytes) -> None:
     exchange = CodeExchange("482913", receiver_id="r" * 64, sender_id="s" * 64)
     with pytest.raises(PakeError):
-        exchange.finish(b"\x00not a point")
+        exchange.finish(message)
+
+
+def test_our_own_message_reflected_is_refused() -> None:
+    exchange = CodeExchange("482913", receiver_id="r" * 64, sender_id="s" * 64)
+    with pytest.raises(PakeError, match="reflected"):
+        exchange.finish(exchange.message)
 
 
 @pytest.mark.parametrize(

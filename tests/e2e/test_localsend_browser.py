@@ -15,9 +15,9 @@ import pytest
 from e2e.apps import AppProcess
 from e2e.test_app_browser import DESKTOP, UI_TIMEOUT, chromium, open_page, shoot
 from p2p_transfer.limits import LOCALSEND_PORT
-from p2p_transfer.localsend.client import LocalSendClient, Target
+from p2p_transfer.localsend.client import LocalSendClient
 from p2p_transfer.localsend.identity import own_info
-from p2p_transfer.localsend.messages import FileInfo
+from p2p_transfer.localsend.messages import FileInfo, Target
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 __all__ = ["chromium"]  # the browser fixture, shared with the app's browser tests

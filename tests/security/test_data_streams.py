@@ -269,6 +269,36 @@ async def test_lying_hash_is_never_finished(
     assert not peers.receiver_events(FileDoneEvent)
 
 
+async def test_a_lying_small_file_in_a_batch_leaves_no_trace_and_the_rest_arrive(
+    peers: Peers, hostile: HostileFactory
+) -> None:
+    """Small files are verified in memory before anything is written: the one whose
+    hash lies leaves neither a file nor a part, its neighbours arrive under their names,
+    and one whose name is taken by a different file arrives beside it, never over it."""
+    peers.target.mkdir(parents=True, exist_ok=True)
+    (peers.target / "taken.bin").write_bytes(b"the receiver's own file")
+    datas = [os.urandom(100 + index) for index in range(4)]
+    names = ["a.bin", "liar.bin", "c.bin", "taken.bin"]
+    entries = [file_entry(name, len(data)) for name, data in zip(names, datas, strict=True)]
+    conversation = await _accepted(peers, hostile, entries)
+    stream = await conversation.open_data()
+    for index, data in enumerate(datas):
+        lie = _digest(b"something else") if names[index] == "liar.bin" else ""
+        await _send_file(stream, index, data, digest=lie)
+    await stream.finish()
+    results = sorted(await _results(conversation, 4), key=lambda result: result.index)
+    assert [result.ok for result in results] == [True, False, True, True]
+    assert results[3].saved_as == "taken (1).bin"
+    assert "BLAKE3 mismatch" in results[1].error
+    assert files_in(peers.target) == ["a.bin", "c.bin", "taken (1).bin", "taken.bin"]
+    assert (peers.target / "a.bin").read_bytes() == datas[0]
+    assert (peers.target / "c.bin").read_bytes() == datas[2]
+    assert (peers.target / "taken (1).bin").read_bytes() == datas[3]
+    assert (peers.target / "taken.bin").read_bytes() == b"the receiver's own file"
+    done = {event.path: event.saved_as for event in peers.receiver_events(FileDoneEvent)}
+    assert done == {"a.bin": "", "c.bin": "", "taken.bin": "taken (1).bin"}
+
+
 async def test_lying_offer_totals(peers: Peers, hostile: HostileFactory) -> None:
     from p2p_transfer.protocol import ManifestPage
 

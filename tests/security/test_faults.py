@@ -34,6 +34,8 @@ FILLER_SIZE = 8 * MiB
 #: Free inodes of the small disk an offer of many empty files must not exhaust.
 FEW_INODES = 1000
 MANY_EMPTY_FILES = 6000
+#: Small files of the killed receiver: enough that the kill lands between them.
+MANY_SMALL_FILES = 2000
 
 
 def _source_folder(root: Path) -> Path:
@@ -121,6 +123,42 @@ def test_killed_receiver_resumes_after_a_restart(tmp_path: Path) -> None:
         done = again.wait_for("done")
         assert done["ok"] and done["bytes_transferred"] < total
         assert restarted.wait_for("done")["ok"]
+    finally:
+        restarted.stop()
+    assert_same_tree(source, inbox / "batch")
+
+
+def test_killed_receiver_of_many_small_files_keeps_only_whole_ones(tmp_path: Path) -> None:
+    """Small files are written whole under their names in one step: a receiver killed
+    between (or inside) them leaves complete files only, and the repeated send brings
+    the rest."""
+    source = tmp_path / "src" / "batch"
+    source.mkdir(parents=True)
+    for i in range(MANY_SMALL_FILES):
+        (source / f"{i:04}.txt").write_bytes(os.urandom(i % 5000))
+    inbox = tmp_path / "inbox"
+    receiver, ticket = start_receiver(tmp_path / "rx", inbox)
+    try:
+        sender = start_sender(tmp_path / "tx", ticket, source)
+        with throttled(sender.process.pid):
+            sender.wait_for(
+                "progress", lambda e: MANY_SMALL_FILES // 4 <= e["files_done"] < MANY_SMALL_FILES
+            )
+            receiver.process.send_signal(signal.SIGKILL)
+        receiver.wait()
+        sender.process.send_signal(signal.SIGKILL)
+        sender.wait()
+    finally:
+        receiver.stop()
+    assert_only_verified_or_resumable(source, inbox / "batch")
+    arrived = [p for p in (inbox / "batch").iterdir() if not p.name.endswith(PART_SUFFIX)]
+    assert 0 < len(arrived) < MANY_SMALL_FILES
+
+    restarted, ticket = start_receiver(tmp_path / "rx", inbox)
+    try:
+        again = start_sender(tmp_path / "tx", ticket, source)
+        assert again.wait(60) == 0, again.stderr_lines
+        assert again.wait_for("done")["ok"]
     finally:
         restarted.stop()
     assert_same_tree(source, inbox / "batch")

@@ -18,7 +18,7 @@ from p2p_transfer.discovery.records import valid_addresses
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import ConnectionEvent, Event, SessionEvent, StateEvent, VerifiedEvent
 from p2p_transfer.limits import MAX_DEVICE_NAME_CHARS
-from p2p_transfer.localsend.client import Target
+from p2p_transfer.localsend.messages import Target
 from p2p_transfer.net import NetError, parse_ticket, ticket_via
 from p2p_transfer.trust import Pairing
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sys
@@ -11,19 +12,36 @@ from p2p_transfer.events import Event
 
 
 class JsonRenderer:
-    """One JSON object per stdout line, each with an ``event`` field."""
+    """One JSON object per stdout line, each with an ``event`` field.
+
+    Lines written in one turn of the event loop go out in one flush (a transfer of
+    many small files emits an event per file), before the loop waits for anything.
+    """
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stdout
+        self._flush_pending = False
         #: Ctrl-C says "cancelled" on stderr: scripts read the ``state`` event.
         self.cancel_shown = False
 
     def __call__(self, event: Event) -> None:
         self._stream.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # outside the loop (a log from a thread, a command's end)
+            self._stream.flush()
+            return
+        if not self._flush_pending:
+            self._flush_pending = True
+            loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
         self._stream.flush()
 
     def close(self) -> None:
-        """Nothing to tear down."""
+        """Write out what is still buffered."""
+        self._stream.flush()
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

@@ -24,6 +24,7 @@ from p2p_transfer.cli.render import JsonRenderer, attempt_count, counted, printa
 
 if TYPE_CHECKING:
     from p2p_transfer.cli.terminal import HumanRenderer
+    from p2p_transfer.localsend.sender import PinRequest  # aiohttp: loaded only to send there
 from p2p_transfer.config import current_umask, default_download_dir
 from p2p_transfer.events import (
     ErrorEvent,
@@ -40,7 +41,6 @@ from p2p_transfer.limits import (
 )
 from p2p_transfer.localsend.messages import short_fingerprint
 from p2p_transfer.localsend.receiver import ReceiverSetup
-from p2p_transfer.localsend.sender import PinRequest
 from p2p_transfer.logs import forward_logs
 from p2p_transfer.net import RELAY_OFF, NetError
 from p2p_transfer.node import Node, NodeConfig, RunningSession

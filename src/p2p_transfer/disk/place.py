@@ -74,13 +74,20 @@ class NoClobber:
     def place(self, folder_fd: int, part: str, name: str, first_number: int = 0) -> str:
         """Give ``part`` the first free name of ``name``, ``name (1)``, …; returns the
         name it got (as the file system spells it). NameTakenError if none is free."""
-        for number in range(first_number, MAX_NAME_ALTERNATIVES + 1):
-            candidate = name if number == 0 else numbered_name(name, number)
-            try:
-                return self._place_as(folder_fd, part, candidate)
-            except FileExistsError:
-                continue
-        raise NameTakenError(f"{name!r}: too many files with that name")
+        return _first_free(name, first_number, partial(self._place_as, folder_fd, part))
+
+    def link_unnamed(self, folder_fd: int, fd: int, name: str) -> str:
+        """Give an unnamed file (``O_TMPFILE``, open as ``fd``) the first free name of
+        ``name``, ``name (1)``, …: ``linkat`` fails with EEXIST rather than replace."""
+        source = f"/proc/self/fd/{fd}"
+
+        def link(candidate: str) -> str:
+            _, used = self._names.attempt(
+                candidate, lambda tried: os.link(source, tried, dst_dir_fd=folder_fd)
+            )
+            return used
+
+        return _first_free(name, 0, link)
 
     def _place_as(self, folder_fd: int, part: str, name: str) -> str:
         """One name: FileExistsError if taken; falls back to the next way if unsupported."""
@@ -94,6 +101,17 @@ class NoClobber:
                 self.way = _NEXT[way]
                 continue
             return used
+
+
+def _first_free(name: str, first_number: int, take: Callable[[str], str]) -> str:
+    """``take`` the first of ``name``, ``name (1)``, … that is free (``take`` raises
+    FileExistsError for a taken one); NameTakenError if none is."""
+    for number in range(first_number, MAX_NAME_ALTERNATIVES + 1):
+        try:
+            return take(name if number == 0 else numbered_name(name, number))
+        except FileExistsError:
+            continue
+    raise NameTakenError(f"{name!r}: too many files with that name")
 
 
 def _link(folder_fd: int, part: str, name: str) -> None:

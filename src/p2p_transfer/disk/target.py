@@ -1,7 +1,10 @@
 """The one writer of received files: ``.part`` files in a target folder, and nowhere else.
 
 Bytes collect in ``NAME.part`` (0600) and take their name only when complete
-(verified, for peer transfers), never replacing a file. Every file is opened
+(verified, for peer transfers), never replacing a file. A small file that arrived
+whole and verified is written as an unnamed file (``O_TMPFILE``) and linked under
+its name in one step where the file system allows: no part, no rename, and a
+crash leaves nothing behind. Every file is opened
 relative to a handle of its folder (see ``folders``) with ``O_NOFOLLOW``, new
 parts with ``O_EXCL``; a part is resumed only if it is a plain file with one
 link, the very file that was hashed for the offer. Peer transfers, browser
@@ -52,6 +55,11 @@ _CREATE_PART = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEX
 #: O_NONBLOCK: a FIFO put in a part's place fails at once instead of blocking a thread.
 _REOPEN_PART = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _READ_HELD = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_UNNAMED = os.O_WRONLY | os.O_CLOEXEC | getattr(os, "O_TMPFILE", 0)
+#: How file systems (and kernels) say they have no unnamed files; then parts are used.
+_NO_UNNAMED = frozenset(
+    {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EISDIR, errno.EINVAL, errno.ENOSYS}
+)
 #: How file systems without Unix permissions or times (FAT, some shares) refuse them.
 _NO_METADATA = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
 
@@ -192,6 +200,8 @@ class TargetFolder:
         self._folders = FolderHandles(str(self.root), self._names)
         self._no_clobber = NoClobber(self._names)
         self._pending = PendingSync(self._folders)
+        #: Whether this file system makes unnamed files that can be linked in (learned).
+        self._unnamed_files = bool(getattr(os, "O_TMPFILE", 0)) and os.path.isdir("/proc/self/fd")
         self._close = weakref.finalize(self, _close_handles, self._pending, self._folders)
 
     def close(self) -> None:
@@ -385,6 +395,46 @@ class TargetFolder:
         final = part.folder.child_path(name)
         part.close()
         return final
+
+    def store_whole(
+        self, relative: str, data: bytes, mode: int, mtime: float | None
+    ) -> str | None:
+        """Write a complete, verified small file straight under the first free name of
+        ``relative`` (as ``finish`` names it) and return the path it got; None where the
+        file system has no unnamed files: then it goes through a part.
+
+        Its data waits for ``sync`` like any small file's.
+        """
+        if not self._unnamed_files:
+            return None
+        folder_path, _, name = relative.rpartition("/")
+
+        def write_in(folder: Folder) -> str | None:
+            try:
+                fd = os.open(".", _UNNAMED, PART_MODE, dir_fd=folder.fd)
+            except OSError as exc:
+                if exc.errno not in _NO_UNNAMED:
+                    raise
+                self._unnamed_files = False
+                return None
+            try:
+                write_all(fd, data)
+                self._set_metadata(fd, mode, mtime)
+                return self._no_clobber.link_unnamed(folder.fd, fd, name)
+            finally:
+                os.close(fd)
+
+        try:
+            placed, folder = self._holding(folder_path, write_in)
+        except OSError as exc:
+            raise TargetError(_describe(relative, exc)) from None
+        try:
+            if placed is None:
+                return None
+            self._pending.named(folder, flushed=False)
+            return folder.child_path(placed)
+        finally:
+            self._folders.release(folder)
 
     def _set_metadata(self, fd: int, mode: int, mtime: float | None) -> None:
         """Mode (less the umask) and time, where the file system keeps them."""

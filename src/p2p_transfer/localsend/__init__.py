@@ -23,7 +23,7 @@ _HOMES = {
     "MulticastDiscovery": "discovery",
     "LocalSendClient": "client",
     "LocalSendError": "client",
-    "Target": "client",
+    "Target": "messages",
     "LocalSendReceiver": "receiver",
     "ReceiverSetup": "receiver",
     "LocalSendSender": "sender",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import aiohttp
 
@@ -22,12 +22,11 @@ from p2p_transfer.limits import (
 )
 from p2p_transfer.localsend.identity import fingerprint_of
 from p2p_transfer.localsend.messages import (
-    API_PREFIX,
     DeviceInfo,
     FileInfo,
     PrepareUpload,
     PrepareUploadReply,
-    Scheme,
+    Target,
     decode_device_info,
     decode_prepare_reply,
     encode,
@@ -46,23 +45,6 @@ class PinRequired(PeerError):
 
 class Busy(LockedOut):
     """The device is busy with another session (409)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where a LocalSend device listens, and the certificate it must present."""
-
-    host: str
-    port: int
-    name: str
-    scheme: Scheme = "https"
-    #: Uppercase hex SHA-256 of its certificate; None until learned.
-    fingerprint: str | None = None
-
-    @property
-    def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}{API_PREFIX}"
 
 
 #: Bytes read at a time from a device's answer.

@@ -17,6 +17,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -28,9 +29,17 @@ from p2p_transfer.limits import (
     LOCALSEND_MAX_REGISTER_REPLIES,
     LOCALSEND_PORT,
 )
-from p2p_transfer.localsend.client import LocalSendClient, LocalSendError, Target
-from p2p_transfer.localsend.messages import MULTICAST_GROUP, DeviceInfo, decode_device_info, encode
+from p2p_transfer.localsend.messages import (
+    MULTICAST_GROUP,
+    DeviceInfo,
+    Target,
+    decode_device_info,
+    encode,
+)
 from p2p_transfer.protocol.errors import ProtocolError
+
+if TYPE_CHECKING:
+    from p2p_transfer.localsend.client import LocalSendClient
 
 log = logging.getLogger(__name__)
 
@@ -158,13 +167,14 @@ class MulticastDiscovery:
         self,
         own: Callable[[bool | None], DeviceInfo],
         table: DeviceTable,
-        client: LocalSendClient | None,
+        client: Callable[[], LocalSendClient] | None,
         *,
         port: int = LOCALSEND_PORT,
         answer: bool = True,
     ) -> None:
-        """``own(announce)``: our info; ``client``: for answering announcements with
-        ``register`` (None: answer by multicast only); ``answer``: answer at all."""
+        """``own(announce)``: our info; ``client``: gives the client that answers
+        announcements with ``register``, made when first needed (None: answer by
+        multicast only); ``answer``: answer at all."""
         self._own = own
         self.table = table
         self._client = client
@@ -221,16 +231,23 @@ class MulticastDiscovery:
             self.announce(announce=False)
             return
         self._replies += 1
+        task = asyncio.create_task(self._register(info, host))
+        self._tasks.add(task)
+        task.add_done_callback(self._replied)
+
+    def _replied(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._replies -= 1
+
+    async def _register(self, info: DeviceInfo, host: str) -> None:
+        assert self._client is not None
+        # The HTTP client (aiohttp) loads on the first announcement heard, not before.
+        from p2p_transfer.localsend.client import LocalSendError
+
         target = Target(host, info.port, info.name, info.protocol,
                         info.fingerprint.upper() if info.protocol == "https" else None)
-        task = asyncio.create_task(self._register(target))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _register(self, target: Target) -> None:
-        assert self._client is not None
         try:
-            info, learned = await self._client.register(target)
+            info, learned = await self._client().register(target)
         except LocalSendError as exc:
             log.debug("register at %s failed (%s); answering by multicast", target.host, exc)
             self.announce(announce=False)
@@ -239,8 +256,6 @@ class MulticastDiscovery:
                 info = msgspec.structs.replace(info, fingerprint=learned.fingerprint)
             if self.table.add(info, target.host) is not None:
                 self.changed.set()
-        finally:
-            self._replies -= 1
 
     async def close(self) -> None:
         if self._announcer is not None:

@@ -8,6 +8,7 @@ message is safe to show and to answer with.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import msgspec
@@ -33,6 +34,24 @@ TEXT_TYPE = "text/plain"
 
 Scheme = Literal["http", "https"]
 _Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a LocalSend device listens, and the certificate it must present."""
+
+    host: str
+    port: int
+    name: str
+    scheme: Scheme = "https"
+    #: Uppercase hex SHA-256 of its certificate; None until learned.
+    fingerprint: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}{API_PREFIX}"
+
 
 
 class DeviceInfo(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):

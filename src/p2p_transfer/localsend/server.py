@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import StreamReader, web
@@ -63,15 +64,14 @@ class LocalSendServer:
         alias: str,
         receiver: LocalSendReceiver,
         *,
-        host: str = "0.0.0.0",
-        port: int,
+        sock: socket.socket,
         on_register: RegisterHandler | None = None,
     ) -> None:
+        """``sock``: the listening socket, bound by the service before anyone connected."""
         self.certificate = certificate
         self.alias = alias
         self.receiver = receiver
-        self._host = host
-        self._port = port
+        self._sock = sock
         self.on_register = on_register
         self._limiter = ConnectionLimiter(
             LOCALSEND_MAX_CONNECTIONS, LOCALSEND_MAX_CONNECTIONS_PER_IP
@@ -81,20 +81,12 @@ class LocalSendServer:
 
     @property
     def port(self) -> int:
-        """The TCP port listened on (after ``start``)."""
-        assert self._site is not None, "not started"
-        return self._site.bound[1]
+        """The TCP port listened on."""
+        return int(self._sock.getsockname()[1])
 
     def info(self, *, announce: bool | None = None) -> DeviceInfo:
         """How we describe ourselves to other devices."""
-        return own_info(
-            self.alias, self.certificate.fingerprint, self.port if self._site else self._port,
-            announce=announce,
-        )
-
-    def info_for_announce(self, announce: bool | None) -> DeviceInfo:
-        """Our info for a multicast message (``announce``: true, or false for a reply)."""
-        return self.info(announce=announce)
+        return own_info(self.alias, self.certificate.fingerprint, self.port, announce=announce)
 
     async def start(self) -> None:
         """Listen; raises OSError when the port is taken."""
@@ -112,8 +104,9 @@ class LocalSendServer:
             keepalive_timeout=LOCALSEND_HANDSHAKE_TIMEOUT, handler_cancellation=True,
         )
         await runner.setup()
+        host, port = self._sock.getsockname()[:2]
         site = LimitedSite(
-            runner, self._host, self._port, self._limiter,
+            runner, host, port, self._limiter, sock=self._sock,
             has_token=lambda target: target.startswith(API_PREFIX + "/"),
             head_timeout=LOCALSEND_HANDSHAKE_TIMEOUT,
             tls=self.certificate.server_context(),

@@ -1,35 +1,54 @@
-"""The receiving half of LocalSend put together: certificate, HTTPS server, discovery."""
+"""The receiving half of LocalSend put together: certificate, port, HTTPS server, discovery.
+
+The port is bound and announced at once, but the HTTP stack (aiohttp: ~14 MB of
+memory and ~0.2 s of CPU to load) only when the first LocalSend device connects
+(its connection waits in the listen queue meanwhile) or announces itself: most
+runs of ``receive`` never meet one.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import logging
+import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from p2p_transfer.events import EventBus
-from p2p_transfer.localsend.client import LocalSendClient
 from p2p_transfer.localsend.discovery import DeviceTable, MulticastDiscovery
-from p2p_transfer.localsend.identity import load_or_create_certificate
+from p2p_transfer.localsend.identity import Certificate, load_or_create_certificate, own_info
+from p2p_transfer.localsend.messages import DeviceInfo
 from p2p_transfer.localsend.receiver import LocalSendReceiver, ReceiverSetup, SessionLauncher
-from p2p_transfer.localsend.server import LocalSendServer
+
+if TYPE_CHECKING:
+    from p2p_transfer.localsend.client import LocalSendClient
+    from p2p_transfer.localsend.server import LocalSendServer
 
 log = logging.getLogger(__name__)
 
 
 class LocalSendService:
-    """A running LocalSend face: the HTTPS server, and (when announcing) discovery."""
+    """A running LocalSend face: the listening port, the HTTPS server behind it, and
+    (when announcing) discovery."""
 
     def __init__(
         self,
-        server: LocalSendServer,
-        table: DeviceTable,
-        client: LocalSendClient,
-        discovery: MulticastDiscovery | None,
+        certificate: Certificate,
+        alias: str,
+        listener: socket.socket,
+        receiver: LocalSendReceiver,
     ) -> None:
-        self.server = server
-        self.table = table
-        self._client = client
-        self.discovery = discovery
+        self.certificate = certificate
+        self.alias = alias
+        self.receiver = receiver
+        self.table = DeviceTable(certificate.fingerprint)
+        self.discovery: MulticastDiscovery | None = None
+        self._listener = listener
+        self._server: LocalSendServer | None = None
+        self._client: LocalSendClient | None = None
+        self._starting: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -44,36 +63,68 @@ class LocalSendService:
         port: int,
         announce: bool,
     ) -> LocalSendService:
-        """Serve on ``port`` (OSError if taken); a discovery failure is only logged."""
+        """Listen on ``port`` (OSError if taken); a discovery failure is only logged."""
         certificate = await asyncio.to_thread(load_or_create_certificate, config_dir)
-        table = DeviceTable(certificate.fingerprint)
-        receiver = LocalSendReceiver(setup, events, launch)
-        server = LocalSendServer(
-            certificate, alias, receiver, host=host, port=port,
-            on_register=lambda info, ip: table.add(info, ip),
-        )
-        await server.start()
-        client = LocalSendClient(server.info())
-        discovery = None
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.create_server((host, port), family=family)
+        listener.setblocking(False)
+        service = cls(certificate, alias, listener, LocalSendReceiver(setup, events, launch))
+        asyncio.get_running_loop().add_reader(listener.fileno(), service._first_connection)
         if announce:
-            discovery = MulticastDiscovery(server.info_for_announce, table, client)
+            discovery = MulticastDiscovery(service.info_for_announce, service.table, service.client)
             try:
                 await discovery.start(announce=True)
             except OSError as exc:
                 log.warning("LocalSend devices will not find this one by multicast: %s", exc)
-                discovery = None
-        return cls(server, table, client, discovery)
+            else:
+                service.discovery = discovery
+        return service
 
     @property
     def port(self) -> int:
-        return self.server.port
+        return int(self._listener.getsockname()[1])
 
     @property
     def fingerprint(self) -> str:
-        return self.server.certificate.fingerprint
+        return self.certificate.fingerprint
+
+    def info_for_announce(self, announce: bool | None) -> DeviceInfo:
+        """Our info for a multicast message (``announce``: true, or false for a reply)."""
+        return own_info(self.alias, self.fingerprint, self.port, announce=announce)
+
+    def client(self) -> LocalSendClient:
+        """The client that answers announcements with ``register``, made on first use."""
+        if self._client is None:
+            from p2p_transfer.localsend.client import LocalSendClient
+
+            self._client = LocalSendClient(self.info_for_announce(None))
+        return self._client
+
+    def _first_connection(self) -> None:
+        asyncio.get_running_loop().remove_reader(self._listener.fileno())
+        self._starting = asyncio.create_task(self._serve())
+
+    async def _serve(self) -> None:
+        """Load the HTTP server (in a thread: the loop keeps serving) and let it accept."""
+        module = await asyncio.to_thread(importlib.import_module, "p2p_transfer.localsend.server")
+        server: LocalSendServer = module.LocalSendServer(
+            self.certificate, self.alias, self.receiver, sock=self._listener,
+            on_register=lambda info, ip: self.table.add(info, ip),
+        )
+        await server.start()
+        self._server = server
 
     async def close(self) -> None:
         if self.discovery is not None:
             await self.discovery.close()
-        await self.server.stop()
-        await self._client.close()
+        if self._starting is None:
+            asyncio.get_running_loop().remove_reader(self._listener.fileno())
+        else:
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._starting
+        if self._server is not None:
+            await self._server.stop()
+        self._listener.close()
+        if self._client is not None:
+            await self._client.close()

@@ -17,9 +17,11 @@ a byte now and then, from many addresses, cannot keep a browser with the link ou
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections import Counter
 from collections.abc import Callable, Set
+from typing import Any
 
 from aiohttp import web
 
@@ -338,7 +340,7 @@ class _CountedProtocol(asyncio.Protocol):
 class LimitedSite(web.BaseSite):
     """A TCP site whose every connection passes through a ``ConnectionTable``."""
 
-    __slots__ = ("_bound", "_has_token", "_host", "_port", "_table", "_tls", "_trusted")
+    __slots__ = ("_bound", "_has_token", "_host", "_port", "_sock", "_table", "_tls", "_trusted")
 
     def __init__(
         self,
@@ -351,12 +353,15 @@ class LimitedSite(web.BaseSite):
         trusted_proxies: Set[str] = frozenset(),
         head_timeout: float,
         tls: ssl.SSLContext | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
         """``tls``: serve HTTPS; a connection meets the table once its handshake is done
-        (the handshake itself has ``head_timeout``)."""
+        (the handshake itself has ``head_timeout``). ``sock``: a socket already
+        listening, served instead of ``host`` and ``port``."""
         super().__init__(runner)
         self._host = host
         self._port = port
+        self._sock = sock
         self._table = ConnectionTable(limiter, head_timeout)
         self._has_token = has_token
         self._trusted = trusted_proxies
@@ -393,12 +398,15 @@ class LimitedSite(web.BaseSite):
             return _CountedProtocol(make_handler, self._table, self._trusted, self._has_token)
 
         loop = asyncio.get_running_loop()
+        where: dict[str, Any] = (
+            {"sock": self._sock} if self._sock is not None
+            else {"host": self._host, "port": self._port}
+        )
         if self._tls is None:
-            self._server = await loop.create_server(factory, self._host, self._port)
+            self._server = await loop.create_server(factory, **where)
         else:
             self._server = await loop.create_server(
-                factory, self._host, self._port, ssl=self._tls,
-                ssl_handshake_timeout=self._table.head_timeout,
+                factory, **where, ssl=self._tls, ssl_handshake_timeout=self._table.head_timeout
             )
         sockname = self._server.sockets[0].getsockname()
         self._bound = (str(sockname[0]), int(sockname[1]))

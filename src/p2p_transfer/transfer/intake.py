@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
+import blake3
+
 from p2p_transfer.disk import (
     PartFile,
     ResumePoint,
@@ -301,8 +303,19 @@ class FileIntake:
 
     @staticmethod
     def _store_small(target: TargetFolder, small: _SmallFile) -> _Stored:
-        """Write, hash, verify and finish a small file in one go (runs in a thread)."""
+        """Verify a small file in memory, then write it under its name in one go; one
+        that was partly here goes through its part (runs in a thread)."""
         entry = small.incoming.entry
+        if small.incoming.resume is None:
+            digest = blake3.blake3(small.data).hexdigest()
+            if refusal := _refusal(digest, small.claimed):
+                return entry.path, digest, refusal  # nothing was written
+            try:
+                stored = target.store_whole(entry.path, small.data, entry.mode, entry.mtime)
+            except TargetError as exc:
+                return entry.path, digest, str(exc)
+            if stored is not None:
+                return stored, digest, ""
         try:
             part = target.open_part(entry.path, small.resume)
         except TargetError as exc:
@@ -367,13 +380,10 @@ def _conclude(
         if part is not None:
             part.close()
         return entry.path, disk_error
-    if not claimed or not _same_digest(digest, claimed):
+    if refusal := _refusal(digest, claimed):
         if part is not None:
             target.discard(part)
-        reason = "sender could not read the file" if not claimed else (
-            "BLAKE3 mismatch: data corrupted or sender lied about the hash"
-        )
-        return entry.path, reason
+        return entry.path, refusal
     if part is None:
         return held or entry.path, ""  # the identical file was already here
     try:
@@ -391,8 +401,14 @@ def _describe_failure(failure: Exception) -> str:
     return describe_os_error(failure) if isinstance(failure, OSError) else str(failure)
 
 
-def _same_digest(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
+def _refusal(digest: str, claimed: str) -> str:
+    """Why data hashing to ``digest`` is not the file the sender hashed as ``claimed``
+    ('' when it is)."""
+    if not claimed:
+        return "sender could not read the file"
+    if not hmac.compare_digest(digest.encode(), claimed.encode()):
+        return "BLAKE3 mismatch: data corrupted or sender lied about the hash"
+    return ""
 
 
 def room_shortage(folder: Path, data: int, entries: int, max_size: int | None) -> str:
