@@ -290,7 +290,7 @@ class Node:
 
     async def _send_target(self, to: str | Target) -> str | Target:
         """A ticket for our own protocol, or a LocalSend device to send to."""
-        from p2p_transfer.localsend.client import parse_localsend_address
+        from p2p_transfer.localsend.address import parse_localsend_address
 
         if not isinstance(to, str):
             return to

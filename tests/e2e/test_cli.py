@@ -218,3 +218,27 @@ def test_host_and_port_with_nobody_there_is_a_clear_error(tmp_path: Path) -> Non
     sender = start_sender(tmp_path / "tx", "127.0.0.1:9", source)
     assert sender.wait() == 1
     assert "cannot reach 127.0.0.1:9" in sender.wait_for("error")["message"]
+
+
+def test_sending_to_a_peer_loads_no_http_stack_on_either_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiohttp (LocalSend, the share) costs ~90 ms of every start: a send to one of our
+    own peers, and a receiver no LocalSend device calls, never import it."""
+    (tmp_path / "note.txt").write_text("hello")
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")  # each import, on stderr
+    receiver, ticket = start_receiver(tmp_path / "rx", tmp_path / "inbox", "--once")
+    try:
+        sender = start_sender(tmp_path / "tx", ticket, tmp_path / "note.txt")
+        assert sender.wait() == 0, sender.stderr_lines[-5:]
+        assert receiver.wait() == 0
+    finally:
+        receiver.stop()
+    for side in (sender, receiver):
+        imported = {
+            line.rpartition("|")[2].strip()
+            for line in side.stderr_lines
+            if line.startswith("import time:")
+        }
+        assert "p2p_transfer.transfer.intake" in imported  # the listing works
+        assert not {name for name in imported if name.split(".")[0] == "aiohttp"}

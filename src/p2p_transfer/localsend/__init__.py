@@ -3,7 +3,8 @@
 Layers: ``messages`` and ``offer`` are sans-I/O (the wire format, what an offer
 means here); ``identity`` is our certificate; ``receiver`` decides and writes
 (our prompt, our file writer); ``server`` is its HTTPS face on aiohttp;
-``client`` and ``sender`` send; ``discovery`` announces and finds devices.
+``address`` reads ``localsend:HOST[:PORT]``; ``client`` and ``sender`` send;
+``discovery`` announces and finds devices.
 ``service.LocalSendService`` puts the receiving half together for the Node.
 """
 
@@ -22,7 +23,7 @@ _HOMES = {
     "LocalSendDevice": "discovery",
     "MulticastDiscovery": "discovery",
     "LocalSendClient": "client",
-    "LocalSendError": "client",
+    "LocalSendError": "address",
     "Target": "messages",
     "LocalSendReceiver": "receiver",
     "ReceiverSetup": "receiver",

@@ -15,11 +15,8 @@ from dataclasses import replace
 
 import aiohttp
 
-from p2p_transfer.limits import (
-    LOCALSEND_CONNECT_TIMEOUT,
-    LOCALSEND_MAX_JSON_BODY,
-    LOCALSEND_PORT,
-)
+from p2p_transfer.limits import LOCALSEND_CONNECT_TIMEOUT, LOCALSEND_MAX_JSON_BODY
+from p2p_transfer.localsend.address import LocalSendError
 from p2p_transfer.localsend.identity import fingerprint_of
 from p2p_transfer.localsend.messages import (
     DeviceInfo,
@@ -32,11 +29,7 @@ from p2p_transfer.localsend.messages import (
     encode,
 )
 from p2p_transfer.protocol.errors import ProtocolError
-from p2p_transfer.transfer.session import Declined, LockedOut, PeerError, TransferError
-
-
-class LocalSendError(TransferError):
-    """A LocalSend device could not be reached or answered wrongly; one line for the user."""
+from p2p_transfer.transfer.session import Declined, LockedOut, PeerError
 
 
 class PinRequired(PeerError):
@@ -49,34 +42,6 @@ class Busy(LockedOut):
 
 #: Bytes read at a time from a device's answer.
 _READ_SIZE = 64 * 1024
-#: ``--to localsend:HOST[:PORT]`` names a LocalSend device by address.
-ADDRESS_PREFIX = "localsend:"
-
-
-def parse_localsend_address(to: str) -> Target | None:
-    """``localsend:HOST[:PORT]`` (``[v6]:PORT`` too) as a target; None for anything else."""
-    if not to.lower().startswith(ADDRESS_PREFIX):
-        return None
-    rest = to[len(ADDRESS_PREFIX):].strip()
-    host, port = rest, LOCALSEND_PORT
-    if rest.startswith("["):
-        host, _, tail = rest[1:].partition("]")
-        if tail.startswith(":"):
-            port = _port(tail[1:], to)
-    elif rest.count(":") == 1:
-        host, _, number = rest.partition(":")
-        port = _port(number, to)
-    if not host:
-        raise LocalSendError(f"{to!r}: no host; use localsend:HOST[:PORT]")
-    return Target(host, port, host)
-
-
-def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise LocalSendError(f"{whole!r}: the port must be a number from 1 to 65535")
-    return int(text)
-
-
 def _unverified() -> ssl.SSLContext:
     """TLS that accepts a self-signed certificate: the fingerprint is checked instead."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

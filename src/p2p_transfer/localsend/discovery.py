@@ -242,7 +242,7 @@ class MulticastDiscovery:
     async def _register(self, info: DeviceInfo, host: str) -> None:
         assert self._client is not None
         # The HTTP client (aiohttp) loads on the first announcement heard, not before.
-        from p2p_transfer.localsend.client import LocalSendError
+        from p2p_transfer.localsend.address import LocalSendError
 
         target = Target(host, info.port, info.name, info.protocol,
                         info.fingerprint.upper() if info.protocol == "https" else None)

@@ -15,7 +15,8 @@ from pathlib import Path
 from p2p_transfer.events import DoneEvent, EventBus, FileDoneEvent, FileFailedEvent, SessionState
 from p2p_transfer.lifecycle import Lifecycle
 from p2p_transfer.limits import DECISION_TIMEOUT, PUMP_BUFFER_SIZE
-from p2p_transfer.localsend.client import LocalSendClient, LocalSendError, PinRequired
+from p2p_transfer.localsend.address import LocalSendError
+from p2p_transfer.localsend.client import LocalSendClient, PinRequired
 from p2p_transfer.localsend.messages import TEXT_TYPE, FileInfo, FileMetadata, Target
 from p2p_transfer.transfer.local import SourceEntry, SourceError, scan_sources
 from p2p_transfer.transfer.progress import ProgressTracker
