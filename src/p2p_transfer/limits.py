@@ -168,6 +168,9 @@ MANIFEST_ENTRIES_HELD_PER_PEER = MAX_MANIFEST_ENTRIES
 #: An offer of at least this many entries hands the memory it freed back to the system
 #: when it ends (a garbage collection and ``malloc_trim``: tens of ms).
 LARGE_MANIFEST_ENTRIES = 10_000
+#: Seconds after such an offer before that is done: not on the transfer's last steps, and
+#: not at all by a receiver that exits when its one transfer is over (``--once``).
+RETURN_MEMORY_DELAY = 1.0
 
 # --- Text messages (``send --text``) ----------------------------------------
 #: Longest text sent as a message (UTF-8 bytes): a note, a link, a password; more is a

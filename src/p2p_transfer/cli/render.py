@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import sys
 from typing import TextIO
+
+import msgspec
 
 from p2p_transfer.events import Event
 
@@ -25,7 +26,7 @@ class JsonRenderer:
         self.cancel_shown = False
 
     def __call__(self, event: Event) -> None:
-        self._stream.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+        self._stream.write(_encode(event.to_dict()).decode() + "\n")
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # outside the loop (a log from a thread, a command's end)
@@ -43,6 +44,9 @@ class JsonRenderer:
         """Write out what is still buffered."""
         self._stream.flush()
 
+
+#: JSON as compact UTF-8 (msgspec: a tenth of ``json.dumps``'s time; an event per file).
+_encode = msgspec.json.Encoder().encode
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 

@@ -43,6 +43,7 @@ from p2p_transfer.limits import (
     MAX_PENDING_OFFERS,
     MAX_WRONG_CODES,
     PART_RELEASE_WAIT,
+    RETURN_MEMORY_DELAY,
     WRONG_CODE_DELAY,
 )
 from p2p_transfer.memory import return_free_memory
@@ -317,7 +318,8 @@ class ReceiveSession(ClaimOwner):
             self._claims.release(self)
             self._manifests.release(self.peer_id, self._manifest_entries)
             if self._manifest_entries >= LARGE_MANIFEST_ENTRIES:
-                return_free_memory()  # what the offer held is freed: let the system have it
+                # What the offer held is freed: let the system have it, a little later.
+                asyncio.get_running_loop().call_later(RETURN_MEMORY_DELAY, return_free_memory)
             self._finished.set()
 
     def evict(self, reason: str) -> None:
