@@ -14,30 +14,47 @@ from pathlib import Path
 from bench.config import (
     BIG_FILE_SIZE,
     DEFAULT_WORK_DIR,
+    FIRST_BYTE_FILE_SIZE,
     FULL_RUN_REPEAT,
     LOGS_DIR,
     MB,
+    MEDIUM_FILE_COUNT,
+    MEDIUM_FILE_SIZE,
     PARTIAL_RESULTS_PATH,
     QUICK_BIG_FILE_SIZE,
+    QUICK_MEDIUM_FILE_COUNT,
     QUICK_RESULTS_PATH,
     QUICK_SMALL_FILE_COUNT,
+    QUICK_TINY_FILE_COUNT,
     QUICK_UPLOAD_SIZE,
     RESULTS_PATH,
     SMALL_FILE_COUNT,
     SMALL_FILE_SIZE,
+    SMALL_FILES_PER_FOLDER,
+    TINY_FILE_COUNT,
+    TINY_FILE_SIZE,
     UPLOAD_CLIENTS,
     UPLOAD_SIZE,
     KiB,
 )
-from bench.data import Workload, check_free_space, make_big, make_small, make_uploads
+from bench.data import (
+    FIRST_BYTE_WORKLOAD,
+    MANY_FILE_WORKLOADS,
+    Workload,
+    check_free_space,
+    make_big,
+    make_first_byte,
+    make_small,
+    make_uploads,
+)
 from bench.isolation import ISOLATED_COMMAND, is_isolated, non_loopback_interfaces
 from bench.report import RunInfo, render
 from bench.results import RowResult, best, unavailable
 from bench.rows import Row, RunContext, all_rows
 
 #: Rows that may run outside an isolated namespace: they only touch 127.0.0.1.
-LOOPBACK_ONLY_ROWS = frozenset({"tcp", "tls", "share"})
-WORKLOAD_KEYS = ("big", "small", "uploads")
+LOOPBACK_ONLY_ROWS = frozenset({"tcp", "tls", "tar", "share"})
+WORKLOAD_KEYS = ("big", *MANY_FILE_WORKLOADS, "uploads", FIRST_BYTE_WORKLOAD)
 _UNITS = {
     "": 1,
     "b": 1,
@@ -67,16 +84,17 @@ def parse_args(argv: Sequence[str] | None, rows: Sequence[Row]) -> argparse.Name
     keys = [row.key for row in rows]
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Compare p2p-transfer with magic-wormhole, raw iroh, raw TLS and plain TCP "
-        "on loopback, and measure its HTTP share server under browser-like uploads."
+        description="Compare p2p-transfer with magic-wormhole, raw iroh, raw TLS, plain TCP and "
+        "tar on loopback, time its first byte to a paired device, and measure its HTTP share "
+        "server under browser-like uploads."
         f" Run it isolated: {ISOLATED_COMMAND} (as make bench does).",
     )
     parser.add_argument(
         "--quick",
         action="store_true",
         help=f"smoke run: {QUICK_BIG_FILE_SIZE >> 20} MiB, "
-        f"{QUICK_SMALL_FILE_COUNT:,} files and uploads of {QUICK_UPLOAD_SIZE >> 20} MiB; "
-        "report to bench/results/quick.md",
+        f"{QUICK_SMALL_FILE_COUNT:,} / {QUICK_MEDIUM_FILE_COUNT:,} / {QUICK_TINY_FILE_COUNT:,} "
+        f"files and uploads of {QUICK_UPLOAD_SIZE >> 20} MiB; report to bench/results/quick.md",
     )
     parser.add_argument(
         "--only", default=",".join(keys), help=f"comma-separated rows to run, of: {', '.join(keys)}"
@@ -84,11 +102,18 @@ def parse_args(argv: Sequence[str] | None, rows: Sequence[Row]) -> argparse.Name
     parser.add_argument(
         "--workloads",
         default=",".join(WORKLOAD_KEYS),
-        help="comma-separated workloads: big (one file), small (many files), "
-        f"uploads ({UPLOAD_CLIENTS} uploads to the share server at once)",
+        help="comma-separated workloads: big (one file), small, medium, tiny (many files of "
+        f"4 KiB, 64 KiB, 1 KiB), uploads ({UPLOAD_CLIENTS} uploads to the share server at once), "
+        f"{FIRST_BYTE_WORKLOAD} (time to the first progress of a send to a paired device)",
     )
     parser.add_argument("--size", type=parse_size, help="size of the big file (e.g. 256MiB)")
     parser.add_argument("--files", type=int, help="number of small files")
+    parser.add_argument(
+        "--medium-files", type=int, help=f"number of medium files (default {MEDIUM_FILE_COUNT:,})"
+    )
+    parser.add_argument(
+        "--tiny-files", type=int, help=f"number of tiny files (default {TINY_FILE_COUNT:,})"
+    )
     parser.add_argument(
         "--upload-size",
         type=parse_size,
@@ -135,6 +160,10 @@ def parse_args(argv: Sequence[str] | None, rows: Sequence[Row]) -> argparse.Name
         args.size = QUICK_BIG_FILE_SIZE if args.quick else BIG_FILE_SIZE
     if args.files is None:
         args.files = QUICK_SMALL_FILE_COUNT if args.quick else SMALL_FILE_COUNT
+    if args.medium_files is None:
+        args.medium_files = QUICK_MEDIUM_FILE_COUNT if args.quick else MEDIUM_FILE_COUNT
+    if args.tiny_files is None:
+        args.tiny_files = QUICK_TINY_FILE_COUNT if args.quick else TINY_FILE_COUNT
     if args.upload_size is None:
         args.upload_size = QUICK_UPLOAD_SIZE if args.quick else UPLOAD_SIZE
     args.mode = run_mode(args, keys)
@@ -144,8 +173,12 @@ def parse_args(argv: Sequence[str] | None, rows: Sequence[Row]) -> argparse.Name
         args.output = {"quick": QUICK_RESULTS_PATH, "full": RESULTS_PATH}.get(
             args.mode, PARTIAL_RESULTS_PATH
         )
-    if args.repeat < 1 or args.files < 1 or args.size < 1 or args.upload_size < 1:
-        parser.error("--repeat, --files, --size and --upload-size must be positive")
+    counts = (args.repeat, args.files, args.medium_files, args.tiny_files)
+    if min(*counts, args.size, args.upload_size) < 1:
+        parser.error(
+            "--repeat, --files, --medium-files, --tiny-files, --size and --upload-size "
+            "must be positive"
+        )
     return args
 
 
@@ -154,42 +187,75 @@ def run_mode(args: argparse.Namespace, keys: Sequence[str]) -> str:
     if args.quick:
         return "quick"
     complete = set(args.only) == set(keys) and set(args.workloads) == set(WORKLOAD_KEYS)
-    default_sizes = (args.size, args.files, args.file_size, args.upload_size) == (
+    default_sizes = (
+        args.size,
+        args.files,
+        args.file_size,
+        args.medium_files,
+        args.tiny_files,
+        args.upload_size,
+    ) == (
         BIG_FILE_SIZE,
         SMALL_FILE_COUNT,
         SMALL_FILE_SIZE,
+        MEDIUM_FILE_COUNT,
+        TINY_FILE_COUNT,
         UPLOAD_SIZE,
     )
     return "full" if complete and default_sizes else "partial"
 
 
-def needed_space(args: argparse.Namespace) -> int:
+def many_file_specs(args: argparse.Namespace) -> dict[str, tuple[int, int]]:
+    """Count and size of the files of each many-file workload."""
+    return {
+        "small": (args.files, args.file_size),
+        "medium": (args.medium_files, MEDIUM_FILE_SIZE),
+        "tiny": (args.tiny_files, TINY_FILE_SIZE),
+    }
+
+
+def needed_space(args: argparse.Namespace, rows: Sequence[Row]) -> int:
     """Bytes a run writes at most: the source and one received copy of each workload.
 
-    Also a zip of the folder, which magic-wormhole's receiver spools, and every
-    received copy of the many small files, which stay until the end (SET_ASIDE_FILES);
-    the uploads workload's source is one file, received once per client.
+    Every received copy of a many-file tree stays until the end (SET_ASIDE_FILES),
+    as does a zip of it, which magic-wormhole's receiver spools (one such tree
+    counted per workload); each file and folder takes at least a block. The
+    uploads workload's source is one file, received once per client.
     """
-    big = args.size if "big" in args.workloads else 0
-    small = args.files * max(args.file_size, _FS_BLOCK) if "small" in args.workloads else 0
-    uploads = (1 + UPLOAD_CLIENTS) * args.upload_size if "uploads" in args.workloads else 0
-    small_copies = 2 + len(args.only) * args.repeat
-    return 2 * big + small_copies * small + uploads
+    needed = 0
+    if "big" in args.workloads:
+        needed += 2 * args.size
+    if FIRST_BYTE_WORKLOAD in args.workloads:
+        needed += 2 * FIRST_BYTE_FILE_SIZE
+    if "uploads" in args.workloads:
+        needed += (1 + UPLOAD_CLIENTS) * args.upload_size
+    for key, (count, size) in many_file_specs(args).items():
+        if key not in args.workloads:
+            continue
+        folders = -(-count // SMALL_FILES_PER_FOLDER)
+        tree = count * max(size, _FS_BLOCK) + folders * _FS_BLOCK
+        receivers = sum(key in row.workloads for row in rows)
+        needed += (2 + receivers * args.repeat) * tree
+    return needed
 
 
 def prepare_workloads(args: argparse.Namespace, run_dir: Path) -> list[Workload]:
-    """Write the source data under ``run_dir``."""
+    """Write the source data under ``run_dir``, in WORKLOAD_KEYS order."""
     source = run_dir / "source"
     workloads = []
     if "big" in args.workloads:
         log(f"writing one file of {args.size:,} bytes")
         workloads.append(make_big(source, args.size))
-    if "small" in args.workloads:
-        log(f"writing {args.files:,} files of {args.file_size:,} bytes")
-        workloads.append(make_small(source, args.files, args.file_size))
+    for key, (count, size) in many_file_specs(args).items():
+        if key in args.workloads:
+            log(f"writing {count:,} files of {size:,} bytes ({key})")
+            workloads.append(make_small(source, count, size, key))
     if "uploads" in args.workloads:
         log(f"writing one file of {args.upload_size:,} bytes for {UPLOAD_CLIENTS} uploads")
         workloads.append(make_uploads(source, UPLOAD_CLIENTS, args.upload_size))
+    if FIRST_BYTE_WORKLOAD in args.workloads:
+        log(f"writing one file of {FIRST_BYTE_FILE_SIZE:,} bytes to send to a paired device")
+        workloads.append(make_first_byte(source, FIRST_BYTE_FILE_SIZE))
     return workloads
 
 
@@ -270,6 +336,11 @@ def summary(result: RowResult) -> str:
     """One line for the progress log."""
     if not result.ok:
         return result.status
+    if result.first_progress:
+        return (
+            f"first progress {result.first_progress_best:.3f} s best, "
+            f"{result.first_progress_median:.3f} s median of {len(result.first_progress)}"
+        )
     files = f", {result.files_per_second:,.0f} files/s" if result.workload.many_files else ""
     return (
         f"{result.megabytes_per_second:,.1f} MB/s{files}, "
@@ -296,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     selected = [row for row in rows if row.key in args.only]
     # Write only the data some selected row takes (the uploads are the share row's alone).
     args.workloads = [k for k in args.workloads if any(k in row.workloads for row in selected)]
-    check_free_space(args.work_dir, needed_space(args))
+    check_free_space(args.work_dir, needed_space(args, selected))
     run_dir = make_run_dir(args.work_dir)
     results: list[RowResult] = []
     try:

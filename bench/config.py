@@ -32,9 +32,18 @@ BIG_FILE_SIZE = 1 * GiB
 #: Count and size of the small files of the full run.
 SMALL_FILE_COUNT = 10_000
 SMALL_FILE_SIZE = 4 * KiB
+#: Issue 16's two other many-file workloads: files the size of a photo thumbnail
+#: or a source file (1,000 of 64 KiB), and a tree where per-file cost is all there
+#: is (100,000 of 1 KiB: a node_modules or a mail folder).
+MEDIUM_FILE_COUNT = 1_000
+MEDIUM_FILE_SIZE = 64 * KiB
+TINY_FILE_COUNT = 100_000
+TINY_FILE_SIZE = 1 * KiB
 #: The same for ``--quick``: enough to exercise every row in well under a minute.
 QUICK_BIG_FILE_SIZE = 64 * MiB
 QUICK_SMALL_FILE_COUNT = 1_000
+QUICK_MEDIUM_FILE_COUNT = 100
+QUICK_TINY_FILE_COUNT = 2_000
 #: The share server's concurrent uploads (issue 5: 5 browsers, 200 MiB each),
 #: and their size in a quick run.
 UPLOAD_CLIENTS = 5
@@ -42,6 +51,17 @@ UPLOAD_SIZE = 200 * MiB
 QUICK_UPLOAD_SIZE = 16 * MiB
 #: Issue 5's bar: the share server's peak RSS while those uploads run.
 SHARE_RSS_TARGET = 80 * MB
+#: The one file sent to a paired device to time its first progress event
+#: (issue 16: file data on the wire ≤ 0.5 s after ``send`` starts): several
+#: times the sender's 1 MiB pump buffer, so that event comes mid-file, after bytes
+#: went to the socket (a file of up to 256 KiB is counted before its batch is
+#: written), and small enough that each send takes well under a second.
+FIRST_BYTE_FILE_SIZE = 8 * MiB
+#: Sends timed per row in each round (``--repeat`` rounds): a start-up time varies
+#: more from run to run than a throughput, so it takes several to give a median.
+FIRST_BYTE_SENDS = 3
+#: Issue 16's bar for that time, in seconds.
+FIRST_BYTE_TARGET = 0.5
 #: Small files are spread over folders of this many, so the receiving side
 #: also has to create a tree, as with a real photo or source folder.
 SMALL_FILES_PER_FOLDER = 100

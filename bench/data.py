@@ -27,13 +27,17 @@ from bench.config import (
 #: Length prefix of a path in the digest, so ("ab","c") never equals ("a","bc").
 _PATH_LENGTH_BYTES = 4
 _SIZE_BYTES = 8
+#: Workloads of many files: their tables also give files/s and CPU per file.
+MANY_FILE_WORKLOADS = ("small", "medium", "tiny")
+#: The workload timed to its first progress event, not to its end (no throughput table).
+FIRST_BYTE_WORKLOAD = "first-byte"
 
 
 @dataclass(frozen=True)
 class Workload:
     """What one run sends: a single top-level entry inside ``source_dir``."""
 
-    key: str  # "big", "small" or "uploads"
+    key: str  # "big", one of MANY_FILE_WORKLOADS, "uploads" or FIRST_BYTE_WORKLOAD
     title: str  # for the report, e.g. "1 file of 1 GiB"
     source_dir: Path  # holds only ``entry``; its digest is the expected one
     entry: str  # the file or folder given to the sender
@@ -48,8 +52,8 @@ class Workload:
 
     @property
     def many_files(self) -> bool:
-        """True for the small-file workload, whose table also gives files/s and CPU per file."""
-        return self.key == "small"
+        """True for the many-file workloads, whose tables also give files/s and CPU per file."""
+        return self.key in MANY_FILE_WORKLOADS
 
 
 def human_size(size: int) -> str:
@@ -78,36 +82,50 @@ def _write_random(path: Path, seed: bytes, size: int) -> None:
             out.write(block)
 
 
-def make_big(root: Path, size: int) -> Workload:
-    """One file of ``size`` bytes in ``root/big/``."""
-    source = root / "big"
-    _write_random(source / "big.bin", b"big", size)
+def _make_one_file(root: Path, key: str, entry: str, size: int, title: str) -> Workload:
+    """One file of ``size`` bytes in ``root/KEY/``, its data seeded by ``key``."""
+    source = root / key
+    _write_random(source / entry, key.encode(), size)
     return Workload(
-        key="big",
-        title=f"1 file of {human_size(size)}",
+        key=key,
+        title=title,
         source_dir=source,
-        entry="big.bin",
+        entry=entry,
         total_bytes=size,
         file_count=1,
         digest=tree_digest(source),
     )
 
 
-def make_small(root: Path, count: int, size: int) -> Workload:
-    """``count`` files of ``size`` bytes in folders under ``root/small/small/``."""
-    source = root / "small"
-    folder = source / "small"
-    data = b"".join(_random_blocks(b"small", count * size))
+def make_big(root: Path, size: int) -> Workload:
+    """One file of ``size`` bytes in ``root/big/``."""
+    return _make_one_file(root, "big", "big.bin", size, f"1 file of {human_size(size)}")
+
+
+def make_first_byte(root: Path, size: int) -> Workload:
+    """The file sent to a paired device to time the first progress event, in its own folder."""
+    title = f"1 file of {human_size(size)} to a paired device"
+    return _make_one_file(root, FIRST_BYTE_WORKLOAD, "first-byte.bin", size, title)
+
+
+def make_small(root: Path, count: int, size: int, key: str = "small") -> Workload:
+    """``count`` files of ``size`` bytes in folders under ``root/KEY/KEY/``.
+
+    ``key`` names the workload (one of MANY_FILE_WORKLOADS) and seeds its data.
+    """
+    source = root / key
+    folder = source / key
+    data = b"".join(_random_blocks(key.encode(), count * size))
     for index in range(count):
         sub = folder / f"d{index // SMALL_FILES_PER_FOLDER:04d}"
         if index % SMALL_FILES_PER_FOLDER == 0:
             sub.mkdir(parents=True)
         (sub / f"f{index:06d}.bin").write_bytes(data[index * size : (index + 1) * size])
     return Workload(
-        key="small",
+        key=key,
         title=f"{count:,} files of {human_size(size)}",
         source_dir=source,
-        entry="small",
+        entry=key,
         total_bytes=count * size,
         file_count=count,
         digest=tree_digest(source),

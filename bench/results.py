@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, replace
 
 from bench.config import MB, GiB
 from bench.data import Workload
@@ -28,6 +29,9 @@ class RowResult:
     sender_rss_bytes: int = 0
     receiver_rss_bytes: int = 0
     note: str = ""
+    #: The first-byte workload's figure, one per timed send: seconds from the
+    #: sender's spawn to its first progress event (empty for every other workload).
+    first_progress: tuple[float, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -38,6 +42,16 @@ class RowResult:
     def failed(self) -> bool:
         """True when the tool could run but the run went wrong (not merely unavailable)."""
         return self.status.startswith(FAILED)
+
+    @property
+    def first_progress_best(self) -> float:
+        """The quickest of the timed sends' first progress."""
+        return min(self.first_progress)
+
+    @property
+    def first_progress_median(self) -> float:
+        """The median of the timed sends' first progress."""
+        return statistics.median(self.first_progress)
 
     @property
     def megabytes_per_second(self) -> float:
@@ -74,8 +88,14 @@ def best(results: list[RowResult]) -> RowResult:
     """The fastest verified run of several, else the last failure.
 
     On a shared machine the fastest run is the one least disturbed by others.
+    First-byte results carry the first-progress times of every verified run.
     """
     verified = [result for result in results if result.ok]
-    if verified:
-        return min(verified, key=lambda result: result.wall_seconds)
-    return results[-1]
+    if not verified:
+        return results[-1]
+    fastest = min(verified, key=lambda result: result.wall_seconds)
+    if fastest.first_progress:
+        # A start-up time is summed up by best and median of every send, not one round's.
+        samples = tuple(time for result in verified for time in result.first_progress)
+        return replace(fastest, first_progress=samples)
+    return fastest

@@ -13,19 +13,28 @@ from pathlib import Path
 import pytest
 from bench import data as bench_data
 from bench import fan_out, sync_cost
-from bench.cli import main
-from bench.config import SET_ASIDE_DIR, MiB
-from bench.data import Workload, file_hash, make_big, make_small, make_uploads, tree_digest
+from bench.cli import main, parse_args
+from bench.config import FIRST_BYTE_TARGET, SET_ASIDE_DIR, KiB, MiB
+from bench.data import (
+    Workload,
+    file_hash,
+    make_big,
+    make_first_byte,
+    make_small,
+    make_uploads,
+    tree_digest,
+)
 from bench.isolation import is_isolated
 from bench.peers.share_upload import ws_url
 from bench.peers.stream import Decoder, FileSink, StreamError, encode_header
-from bench.report import RunInfo, render, share_rss_lines
-from bench.results import RowResult
-from bench.rows import p2p
+from bench.report import RunInfo, first_byte_lines, render, share_rss_lines
+from bench.results import RowResult, best
+from bench.rows import all_rows, p2p
 from bench.rows.base import Row, RunContext, verify_output
 from bench.rows.iroh_raw import IrohRawRow
 from bench.rows.p2p import P2PRow
 from bench.rows.share import ShareRow, check_uploads, upload_names
+from bench.rows.tar import TarRow
 from bench.rows.tcp import TcpRow
 from bench.rows.tls import TlsRow
 from bench.runner import Child, ChildError, Children, monotonic, wait_all
@@ -75,6 +84,37 @@ def test_tcp_row_is_verified_and_measured(
 ) -> None:
     workload = workloads[index]
     assert_measured(run_row(TcpRow(), workload, tmp_path), workload)
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["one-file", "many-files"])
+def test_tar_row_is_verified_and_measured(
+    workloads: list[Workload], index: int, tmp_path: Path
+) -> None:
+    """``tar c`` → loopback TCP → ``tar x``: the received tree is checked like every row's,
+    and each side's figures include its tar (the peer waits for it)."""
+    workload = workloads[index]
+    result = run_row(TarRow(), workload, tmp_path)
+    assert_measured(result, workload)
+    assert "no encryption" in result.note
+
+
+def test_tar_row_fails_when_the_tree_differs(workloads: list[Workload], tmp_path: Path) -> None:
+    workload = workloads[1]
+    wrong = Workload(**{**workload.__dict__, "digest": "0" * 64})
+    result = run_row(TarRow(), wrong, tmp_path)
+    assert result.failed
+    assert "received tree differs" in result.status
+
+
+def test_many_file_workloads_are_distinct_trees(tmp_path: Path) -> None:
+    medium = make_small(tmp_path, 12, 64 * KiB, "medium")
+    tiny = make_small(tmp_path, 250, 1 * KiB, "tiny")
+    assert (medium.title, tiny.title) == ("12 files of 64 KiB", "250 files of 1 KiB")
+    assert medium.many_files and tiny.many_files
+    assert medium.path == tmp_path / "medium" / "medium"
+    folders = sorted(p.name for p in tiny.path.iterdir())
+    assert folders == ["d0000", "d0001", "d0002"]  # SMALL_FILES_PER_FOLDER each
+    assert (tiny.path / "d0002" / "f000249.bin").stat().st_size == 1 * KiB
 
 
 def test_raw_tls_row_is_verified_and_measured(workloads: list[Workload], tmp_path: Path) -> None:
@@ -324,3 +364,77 @@ def test_fan_out_sends_to_one_then_two_receivers_and_checks_what_each_got(
             or line.startswith("| 2 |")]
     assert len(rows) == 2
     assert not (tmp_path / "w").exists()
+
+
+def test_first_progress_to_a_paired_device_is_timed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows pair once (with the code), then each send without a code is timed from
+    its spawn to its first progress event: a positive time of well under a few seconds."""
+    skip_unless(is_isolated(), "needs a loopback-only namespace: run under scripts/isolated")
+    monkeypatch.setattr(p2p, "FIRST_BYTE_SENDS", 2)
+    workload = make_first_byte(tmp_path / "source", 4 * MiB)
+    row = P2PRow()
+    ctx = RunContext(work_dir=tmp_path / "work", timeout=RUN_TIMEOUT)
+    try:
+        result = row.run(workload, ctx)
+    finally:
+        ctx.clean()
+    assert result.ok, result.status
+    assert len(result.first_progress) == 2
+    assert all(0 < seconds < 5 for seconds in result.first_progress)
+    logs = tmp_path / "work" / "logs" / "p2p-first-byte-0"
+    assert sorted(p.name for p in logs.iterdir()) == ["pairing", "send-1", "send-2"]
+
+
+def test_first_byte_figures_are_gathered_over_rounds_and_reported(
+    workloads: list[Workload], tmp_path: Path
+) -> None:
+    probe = make_first_byte(tmp_path, 64 * KiB)
+    assert not probe.many_files
+
+    def round_of(*times: float) -> RowResult:
+        return RowResult(tool="p2p-transfer", workload=probe, status="ok", wall_seconds=1.0,
+                         first_progress=times)
+
+    merged = best([round_of(0.4, 0.3), RowResult(tool="p2p-transfer", workload=probe,
+                                                 status="FAILED: x"), round_of(0.6)])
+    assert merged.first_progress == (0.4, 0.3, 0.6)
+    quic = RowResult(tool="p2p-transfer (QUIC)", workload=probe, status="FAILED: pairing: boom")
+    text = "\n".join(first_byte_lines([merged, quic]))
+    assert "### Time to first byte, paired device" in text
+    assert f"≤ {FIRST_BYTE_TARGET} s" in text
+    assert "| p2p-transfer | verified | 3 | 0.300 | 0.400 | yes |" in text
+    assert "| p2p-transfer (QUIC) | FAILED: pairing: boom |" in text
+    report = render(RunInfo(mode="quick", repeat=1, isolated=True, load_before=0, load_after=0),
+                    [workloads[0], probe], [merged])
+    assert "### 1 file of 64 KiB to a paired device" not in report  # no throughput table
+    assert "| ratio | 1 file of 3 MiB |" in report
+
+
+def test_p2p_rows_check_how_the_receiver_was_verified() -> None:
+    class Printed:
+        name = "sender"
+
+        def __init__(self, *ways: str) -> None:
+            self._events = [{"event": "verified", "by": way} for way in ways]
+
+        def events(self) -> list[dict[str, object]]:
+            return self._events
+
+    assert p2p.verified_by_problem(Printed("pairing"), "pairing") is None  # type: ignore[arg-type]
+    problem = p2p.verified_by_problem(Printed("code"), "pairing")  # type: ignore[arg-type]
+    assert problem == "sender reported verification by code, not pairing"
+
+
+def test_a_full_run_takes_every_workload_and_row() -> None:
+    rows = all_rows()
+    full = parse_args([], rows)
+    assert full.mode == "full"
+    assert (full.files, full.medium_files, full.tiny_files) == (10_000, 1_000, 100_000)
+    quick = parse_args(["--quick"], rows)
+    assert (quick.files, quick.medium_files, quick.tiny_files) == (1_000, 100, 2_000)
+    assert parse_args(["--workloads", "big,small,medium,tiny,uploads"], rows).mode == "partial"
+    assert parse_args(["--tiny-files", "5000"], rows).mode == "partial"
+    takers = {row.key for row in rows if "tiny" in row.workloads}
+    assert takers == {"p2p", "wormhole", "p2p-quic", "tcp", "tar"}  # see TINY_NOTE

@@ -7,6 +7,7 @@ from bench.rows.iroh_raw import IrohRawRow
 from bench.rows.localsend import localsend_rows
 from bench.rows.p2p import P2PQuicRow, P2PRow
 from bench.rows.share import ShareRow
+from bench.rows.tar import TarRow
 from bench.rows.tcp import TcpRow
 from bench.rows.tls import TlsRow
 from bench.rows.wormhole import WormholeRow
@@ -17,13 +18,14 @@ def all_rows() -> list[Row]:
 
     Each ratio's two rows run back to back, so a change in the load of this
     shared machine touches them alike: p2p-transfer and its rival, its QUIC
-    path and that transport's ceiling, then the TCP ceilings; the share server
+    path and that transport's ceiling, then the TCP ceilings and tar over TCP
+    (a folder with no protocol at all); the share server
     (uploads from browsers, compared with nothing); localsendd sending to us
     beside localsendd sending to itself last.
     """
     return [
-        P2PRow(), WormholeRow(), P2PQuicRow(), IrohRawRow(), TlsRow(), TcpRow(), ShareRow(),
-        *localsend_rows(),
+        P2PRow(), WormholeRow(), P2PQuicRow(), IrohRawRow(), TlsRow(), TcpRow(), TarRow(),
+        ShareRow(), *localsend_rows(),
     ]
 
 

@@ -16,7 +16,7 @@ from bench.config import (
     SLOWEST_RATE,
     STARTUP_TIMEOUT,
 )
-from bench.data import Workload, discard_tree, tree_digest
+from bench.data import MANY_FILE_WORKLOADS, Workload, discard_tree, tree_digest
 from bench.results import OK, RowResult, failed
 from bench.runner import Child, ChildError, Children, wait_all
 
@@ -75,7 +75,7 @@ class Row:
 
     key: str  # name on the command line (--only)
     label: str  # name in the table
-    workloads: Sequence[str] = ("big", "small")
+    workloads: Sequence[str] = ("big", *MANY_FILE_WORKLOADS)
 
     def unavailable_reason(self) -> str | None:
         """Why this row cannot run here, or None when it can."""
