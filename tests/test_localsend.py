@@ -391,6 +391,33 @@ async def test_a_device_with_another_certificate_than_announced_gets_nothing(
     await sender.close()
 
 
+async def test_a_node_serving_localsend_itself_sends_as_its_own_certificate(
+    served: Served, tmp_path: Path
+) -> None:
+    """The app serves LocalSend while it sends to other devices: it introduces itself
+    by the fingerprint of the certificate it serves with, so a scan never lists it."""
+    source = tmp_path / "note.txt"
+    source.write_text("from a node that serves LocalSend too\n")
+    sender = Node.without_endpoint(NodeConfig(tmp_path / "sender", "sender", bind_addr="127.0.0.1"))
+    await sender.start_localsend(
+        ReceiverSetup(ReceiveOptions(target=tmp_path / "sender-in"), _refuse, pin=None), 0,
+        announce=False,
+    )
+    try:
+        assert sender.localsend is not None
+        result = await sender.send(f"localsend:127.0.0.1:{served.port}", [source], SendOptions())
+        assert result.state is SessionState.DONE, result.message
+        offer = next(e for e in served.events if isinstance(e, OfferEvent))
+        assert offer.sender_id == sender.localsend.fingerprint
+        assert (served.target / "note.txt").read_bytes() == source.read_bytes()
+    finally:
+        await sender.close()
+
+
+async def _refuse(offer: IncomingOffer) -> Decision:
+    return Decision(False)
+
+
 async def _final_state(events: list[Event]) -> StateEvent:
     for _ in range(500):
         final = [e for e in events if isinstance(e, StateEvent) and e.state.final]

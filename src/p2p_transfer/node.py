@@ -324,7 +324,7 @@ class Node:
         from p2p_transfer.localsend.identity import existing_fingerprint, own_info
 
         if self.localsend is not None:
-            return self.localsend.server.info(announce=announce)
+            return self.localsend.info_for_announce(announce)
         fingerprint = await asyncio.to_thread(existing_fingerprint, self.config.config_dir)
         return own_info(self.config.device_name, fingerprint or secrets.token_hex(32).upper(),
                         LOCALSEND_PORT, announce=announce)
