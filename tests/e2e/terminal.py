@@ -98,3 +98,12 @@ class Terminal:
     def stop(self) -> None:
         if self.child.isalive():
             self.child.terminate(force=True)
+
+
+def receiving_terminal(home: Path, inbox: Path, *extra: str) -> tuple[Terminal, str]:
+    """``receive`` for a person on loopback as "laptop" (not announced); returns it and the
+    ticket it prints. ``extra``: ``--code``, ``--yes``, ``--once``, as a test needs."""
+    terminal = Terminal(home, "--name", "laptop", "receive", "--dir", str(inbox),
+                        "--bind", "127.0.0.1", "--no-announce", *extra)
+    ticket = terminal.expect_line(r"send --to (endpoint[a-z0-9]+) FILE").group(1)
+    return terminal, ticket

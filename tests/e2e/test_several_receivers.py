@@ -109,16 +109,25 @@ def test_the_summary_lines_on_the_terminal_after_a_decline(tmp_path: Path) -> No
     assert_same_tree(tree, tmp_path / "inbox1" / "tree")
 
 
-def test_codes_are_asked_one_after_the_other_naming_the_device(tmp_path: Path) -> None:
+def _note_to_two_receivers(
+    tmp_path: Path, names: tuple[str, str]
+) -> tuple[tuple[CliProcess, ...], Terminal]:
+    """Two first-contact receivers (``--yes --once``) named ``names``, and a person's
+    ``send`` of a note to both, its codes not yet typed."""
     note = tmp_path / "note.txt"
     note.write_text("to both\n")
-    names = ("alpha", "beta")
     receivers, tickets = zip(*(
         _named_receiver(tmp_path / name, name, tmp_path / f"in-{name}", "--yes", "--once")
         for name in names
     ), strict=True)
     sender = Terminal(tmp_path / "tx", "--name", "desk", "send", "--to", tickets[0], "--to",
                       tickets[1], str(note))
+    return receivers, sender
+
+
+def test_codes_are_asked_one_after_the_other_naming_the_device(tmp_path: Path) -> None:
+    names = ("alpha", "beta")
+    receivers, sender = _note_to_two_receivers(tmp_path, names)
     try:
         codes = {
             name: receiver.wait_for("code")["code"]
@@ -149,15 +158,7 @@ def test_codes_are_asked_one_after_the_other_naming_the_device(tmp_path: Path) -
 def test_ctrl_c_at_a_code_prompt_cancels_every_receiver_with_a_line_each(
     tmp_path: Path,
 ) -> None:
-    note = tmp_path / "note.txt"
-    note.write_text("to both\n")
-    names = ("alpha", "beta")
-    receivers, tickets = zip(*(
-        _named_receiver(tmp_path / name, name, tmp_path / f"in-{name}", "--yes", "--once")
-        for name in names
-    ), strict=True)
-    sender = Terminal(tmp_path / "tx", "--name", "desk", "send", "--to", tickets[0], "--to",
-                      tickets[1], str(note))
+    receivers, sender = _note_to_two_receivers(tmp_path, ("alpha", "beta"))
     try:
         asked = sender.expect_line(r"Code shown on (alpha|beta): $").group(1)
         sender.ctrl_c()

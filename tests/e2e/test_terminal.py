@@ -14,21 +14,17 @@ from pathlib import Path
 import aiohttp
 
 from e2e.cli import CODE, CliProcess, throttled
-from e2e.terminal import Terminal
+from e2e.terminal import Terminal, receiving_terminal
 from p2p_transfer.limits import MiB
 
 #: Large enough to be mid-file when Ctrl-C is pressed.
 FILE_SIZE = 256 * MiB
+#: The receivers here accept at once, with a fixed code.
+ACCEPTING = ("--yes", "--code", CODE)
 #: What the sender says of an interrupted transfer, and of what it kept.
 SENDER_KEPT = r"cancelled — \d+(\.\d)? [KMG]iB kept; run the same command to continue"
 
 
-def _receiving_terminal(home: Path, inbox: Path, *extra: str) -> tuple[Terminal, str]:
-    """``receive`` for a person, on loopback; returns it and the ticket it prints."""
-    terminal = Terminal(home, "--name", "laptop", "receive", "--dir", str(inbox), "--yes",
-                        "--code", CODE, "--bind", "127.0.0.1", "--no-announce", *extra)
-    ticket = terminal.expect_line(r"send --to (endpoint[a-z0-9]+) FILE").group(1)
-    return terminal, ticket
 
 
 def _sending_terminal(home: Path, ticket: str, source: Path) -> Terminal:
@@ -56,7 +52,7 @@ def _big_file(folder: Path) -> Path:
 
 def test_ctrl_c_on_the_sender_mid_file_then_the_same_command_resumes(tmp_path: Path) -> None:
     source = _big_file(tmp_path)
-    receiver, ticket = _receiving_terminal(tmp_path / "rx", tmp_path / "inbox")
+    receiver, ticket = receiving_terminal(tmp_path / "rx", tmp_path / "inbox", *ACCEPTING)
     try:
         sender = _sending_terminal(tmp_path / "tx", ticket, source)
         with throttled(sender.child.pid):
@@ -90,7 +86,7 @@ def test_ctrl_c_on_the_sender_mid_file_then_the_same_command_resumes(tmp_path: P
 
 def test_ctrl_c_on_the_receiver_mid_file(tmp_path: Path) -> None:
     source = _big_file(tmp_path)
-    receiver, ticket = _receiving_terminal(tmp_path / "rx", tmp_path / "inbox")
+    receiver, ticket = receiving_terminal(tmp_path / "rx", tmp_path / "inbox", *ACCEPTING)
     sender = _sending_terminal(tmp_path / "tx", ticket, source)
     try:
         with throttled(sender.child.pid):
@@ -112,7 +108,7 @@ def test_ctrl_c_on_the_receiver_mid_file(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_while_connecting_to_a_receiver_that_is_gone(tmp_path: Path) -> None:
-    receiver, ticket = _receiving_terminal(tmp_path / "rx", tmp_path / "inbox")
+    receiver, ticket = receiving_terminal(tmp_path / "rx", tmp_path / "inbox", *ACCEPTING)
     receiver.ctrl_c()  # waiting for senders: one line, 130
     assert receiver.wait() == 130
     assert _said_after_ctrl_c(receiver) == ["cancelled"]
@@ -172,7 +168,7 @@ def test_names_that_would_lie_show_as_they_are(tmp_path: Path) -> None:
     """A sender named ``\u202eevil\u200b`` sends ``\u202egnp.exe`` (which would show as if
     it ended in ``.png``): the receiving person reads ``evil`` and ``gnp.exe``, and no
     format character reaches the screen."""
-    receiver, ticket = _receiving_terminal(tmp_path / "rx", tmp_path / "inbox")
+    receiver, ticket = receiving_terminal(tmp_path / "rx", tmp_path / "inbox", *ACCEPTING)
     try:
         payload = tmp_path / "\u202egnp.exe"
         payload.write_text("an executable")

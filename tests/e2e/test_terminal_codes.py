@@ -8,16 +8,8 @@ import re
 from pathlib import Path
 
 from e2e.cli import CODE, start_receiver, start_sender
-from e2e.terminal import Terminal
+from e2e.terminal import Terminal, receiving_terminal
 from p2p_transfer.limits import MAX_WRONG_CODES
-
-
-def _receiving_terminal(home: Path, inbox: Path, *extra: str) -> tuple[Terminal, str]:
-    """``receive`` for a person on loopback (a random code); returns it and its ticket."""
-    terminal = Terminal(home, "--name", "laptop", "receive", "--dir", str(inbox),
-                        "--bind", "127.0.0.1", "--no-announce", *extra)
-    ticket = terminal.expect_line(r"send --to (endpoint[a-z0-9]+) FILE").group(1)
-    return terminal, ticket
 
 
 def _sending_terminal(home: Path, ticket: str, source: Path) -> Terminal:
@@ -41,13 +33,8 @@ def _full_width(digits: str) -> str:
     return "".join(chr(ord(d) - ord("0") + ord("０")) for d in digits)
 
 
-def _clean_exit(terminal: Terminal) -> None:
-    assert "Traceback" not in terminal.text, terminal.text
-    assert "Fatal Python error" not in terminal.text, terminal.text
-
-
 def test_a_code_typed_as_shown_with_its_space_works(tmp_path: Path) -> None:
-    receiver, ticket = _receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--yes", "--once")
+    receiver, ticket = receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--yes", "--once")
     sender = _sending_terminal(tmp_path / "tx", ticket, _note(tmp_path / "src"))
     try:
         shown = _shown_code(receiver)
@@ -67,7 +54,7 @@ def test_a_code_typed_as_shown_with_its_space_works(tmp_path: Path) -> None:
 
 
 def test_a_wrong_code_is_asked_again_and_the_right_one_then_works(tmp_path: Path) -> None:
-    receiver, ticket = _receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--yes", "--once")
+    receiver, ticket = receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--yes", "--once")
     sender = _sending_terminal(tmp_path / "tx", ticket, _note(tmp_path / "src"))
     try:
         shown = _shown_code(receiver)
@@ -98,7 +85,7 @@ def test_a_wrong_code_is_asked_again_and_the_right_one_then_works(tmp_path: Path
 
 
 def test_ctrl_c_at_the_code_prompt_exits_130_and_tells_the_receiver(tmp_path: Path) -> None:
-    receiver, ticket = _receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--yes")
+    receiver, ticket = receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--yes")
     sender = _sending_terminal(tmp_path / "tx", ticket, _note(tmp_path / "src"))
     try:
         _shown_code(receiver)
@@ -109,14 +96,14 @@ def test_ctrl_c_at_the_code_prompt_exits_130_and_tells_the_receiver(tmp_path: Pa
     finally:
         sender.stop()
         receiver.stop()
-    _clean_exit(sender)
+    sender.assert_clean()
     assert sender.text.count("cancelled") == 1, sender.text
     assert sender.text.rstrip().endswith("✗ cancelled"), sender.text
 
 
 def test_ctrl_c_at_the_accept_prompt_exits_130_and_tells_the_sender(tmp_path: Path) -> None:
     grouped = f"{CODE[:3]}-{CODE[3:]}"  # --code takes a code written as people write it
-    receiver, ticket = _receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--code", grouped)
+    receiver, ticket = receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--code", grouped)
     sender = start_sender(tmp_path / "tx", ticket, _note(tmp_path / "src"))
     try:
         receiver.expect_line(r"Accept 1 file, 14 B from sender\? \[y/N\]: $")
@@ -127,7 +114,7 @@ def test_ctrl_c_at_the_accept_prompt_exits_130_and_tells_the_sender(tmp_path: Pa
     finally:
         sender.stop()
         receiver.stop()
-    _clean_exit(receiver)
+    receiver.assert_clean()
     assert receiver.text.count("cancelled") == 1, receiver.text
     assert not (tmp_path / "inbox" / "note.txt").exists()
 

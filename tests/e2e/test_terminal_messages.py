@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from e2e.cli import CODE
-from e2e.terminal import Terminal
+from e2e.terminal import Terminal, receiving_terminal
 from netns import Lab
 from p2p_transfer.limits import CONNECT_TIMEOUT
 from p2p_transfer.net import DamagedTicket, parse_ticket
@@ -18,12 +18,6 @@ from p2p_transfer.transfer.sender import UNREACHABLE_CAUSES
 GIVE_UP_TIMEOUT = CONNECT_TIMEOUT + 20
 
 
-def _receiving_terminal(home: Path, inbox: Path, *extra: str) -> tuple[Terminal, str]:
-    """``receive`` for a person on loopback with a fixed code; it and its ticket."""
-    terminal = Terminal(home, "--name", "laptop", "receive", "--dir", str(inbox), "--code", CODE,
-                        "--bind", "127.0.0.1", "--no-announce", *extra)
-    ticket = terminal.expect_line(r"send --to (endpoint[a-z0-9]+) FILE").group(1)
-    return terminal, ticket
 
 
 def _sending_terminal(home: Path, to: str, *paths: Path) -> Terminal:
@@ -36,7 +30,7 @@ def _words(text: str) -> str:
 
 
 def test_a_damaged_ticket_says_so_in_one_plain_sentence(tmp_path: Path) -> None:
-    receiver, ticket = _receiving_terminal(tmp_path / "rx", tmp_path / "inbox")
+    receiver, ticket = receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--code", CODE)
     receiver.stop()
     note = tmp_path / "note.txt"
     note.write_text("hello")
@@ -58,7 +52,7 @@ def test_a_wrapped_ticket_in_capitals_works_and_a_renamed_file_is_named_on_both_
     source = tmp_path / "src" / "report.txt"
     source.parent.mkdir()
     source.write_text("theirs!")
-    receiver, ticket = _receiving_terminal(tmp_path / "rx", inbox, "--once")
+    receiver, ticket = receiving_terminal(tmp_path / "rx", inbox, "--code", CODE, "--once")
     # As copied from a terminal that wrapped it, then typed in capitals by someone.
     pasted = f"  {ticket[:40]}\n{ticket[40:80]}\n  {ticket[80:]}\n".upper()
     sender = _sending_terminal(tmp_path / "tx", pasted, source)
@@ -85,7 +79,9 @@ def test_a_wrapped_ticket_in_capitals_works_and_a_renamed_file_is_named_on_both_
 def test_a_file_already_there_is_skipped_and_both_sides_say_so(tmp_path: Path) -> None:
     note = tmp_path / "note.txt"
     note.write_text("the same note\n")
-    receiver, ticket = _receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--yes")
+    receiver, ticket = receiving_terminal(
+        tmp_path / "rx", tmp_path / "inbox", "--code", CODE, "--yes"
+    )
     try:
         first = _sending_terminal(tmp_path / "tx", ticket, note)
         assert first.wait() == 0
@@ -128,7 +124,9 @@ def _typo_in_the_id(ticket: str) -> str:
 def test_a_typo_in_the_tickets_id_says_whom_it_tries_and_why_it_may_fail(
     tmp_path: Path,
 ) -> None:
-    receiver, ticket = _receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--yes")
+    receiver, ticket = receiving_terminal(
+        tmp_path / "rx", tmp_path / "inbox", "--code", CODE, "--yes"
+    )
     typo = _typo_in_the_id(ticket)
     wrong_id = str(parse_ticket(typo).id())[:10]
     note = tmp_path / "note.txt"

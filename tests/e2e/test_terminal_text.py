@@ -6,15 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from e2e.cli import CODE, CliProcess, start_receiver
-from e2e.terminal import Terminal
+from e2e.terminal import Terminal, receiving_terminal
 
 
 def test_a_text_goes_through_the_code_and_the_question_and_is_shown_in_a_box(
     tmp_path: Path,
 ) -> None:
-    receiver = Terminal(tmp_path / "rx", "--name", "laptop", "receive", "--dir",
-                        str(tmp_path / "inbox"), "--bind", "127.0.0.1", "--no-announce", "--once")
-    ticket = receiver.expect_line(r"send --to (endpoint[a-z0-9]+) FILE").group(1)
+    receiver, ticket = receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--once")
     message = "hello ✓\ncall me back \x1b[31mplease"
     sender = Terminal(tmp_path / "tx", "--name", "desk", "send", "--to", ticket,
                       "--text", message)
