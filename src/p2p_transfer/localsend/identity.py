@@ -18,6 +18,7 @@ from pathlib import Path
 
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.localsend.messages import PROTOCOL_VERSION, DeviceInfo
+from p2p_transfer.net.certificates import self_signed
 from p2p_transfer.trust.files import ensure_private_dir, write_private_atomically
 
 #: Where the certificate and key live, inside the config dir.
@@ -26,8 +27,8 @@ CERT_FILE = "cert.pem"
 KEY_FILE = "key.pem"
 #: LocalSend peers pin the fingerprint, not the dates: a long life avoids a new identity.
 _CERT_LIFETIME = datetime.timedelta(days=10 * 365)
-#: RSA, as the official app uses: every LocalSend client accepts it.
-_RSA_BITS = 2048
+#: Valid from a day before it was made: devices' clocks differ.
+_CLOCK_SKEW = datetime.timedelta(days=1)
 
 
 class CertificateError(P2PTransferError):
@@ -61,7 +62,8 @@ def load_or_create_certificate(config_dir: Path) -> Certificate:
     folder = ensure_private_dir(config_dir / FOLDER)
     cert_path, key_path = folder / CERT_FILE, folder / KEY_FILE
     if not cert_path.exists() and not key_path.exists():
-        cert_pem, key_pem = _self_signed()
+        # RSA, as the official app uses: every LocalSend client accepts it.
+        cert_pem, key_pem = self_signed("rsa", "LocalSend User", _CLOCK_SKEW, _CERT_LIFETIME)
         write_private_atomically(key_path, key_pem)
         write_private_atomically(cert_path, cert_pem)
     for path in (cert_path, key_path):
@@ -83,33 +85,6 @@ def existing_fingerprint(config_dir: Path) -> str | None:
         return fingerprint_of(ssl.PEM_cert_to_DER_cert(pem))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
-
-
-def _self_signed() -> tuple[bytes, bytes]:
-    """A new RSA key and a self-signed certificate for it (PEM)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "LocalSend User")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + _CERT_LIFETIME)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 def device_model() -> str:

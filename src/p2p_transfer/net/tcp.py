@@ -43,11 +43,14 @@ from p2p_transfer.limits import (
     TCP_TOKEN_BYTES,
     TCP_TOKEN_TIMEOUT,
 )
+from p2p_transfer.net.certificates import self_signed
 from p2p_transfer.net.errors import NetError
 from p2p_transfer.net.streams import FileDrain, FileFeed, Progress, StreamEnded, page_aligned
 
 #: Lifetime of the throw-away certificate (the listener lives for one session).
 _CERT_LIFETIME = datetime.timedelta(days=1)
+#: Valid from a little before it was made: the two peers' clocks differ.
+_CLOCK_SKEW = datetime.timedelta(minutes=5)
 #: Byte the listener answers a valid token with, so the sender knows it was accepted.
 TOKEN_ACCEPTED = b"\x01"
 #: Writes queued behind the event loop before ``write_all`` waits for the oldest.
@@ -68,39 +71,9 @@ class TcpEndpointInfo:
     token: bytes
 
 
-def _self_signed() -> tuple[bytes, bytes, str]:
-    """A fresh EC key and certificate (PEM) and the certificate's SHA-256."""
-    # Loaded here, by a receiver about to listen: it costs ~10 MB, which a sender
-    # and a QUIC-only receiver never need.
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "p2p-transfer data")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + _CERT_LIFETIME)
-        .sign(key, hashes.SHA256())
-    )
-    fingerprint = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem, fingerprint
-
-
 def _server_context() -> tuple[ssl.SSLContext, str]:
-    cert_pem, key_pem, fingerprint = _self_signed()
+    cert_pem, key_pem = self_signed("ec", "p2p-transfer data", _CLOCK_SKEW, _CERT_LIFETIME)
+    fingerprint = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert_pem.decode())).hexdigest()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     # The end of the data is framed and hashed; a bare TCP close is no attack surface.
