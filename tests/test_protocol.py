@@ -715,6 +715,9 @@ def test_assembler_accepts_and_sanitizes() -> None:
         (["x", "./x"], ["x", "x (1)"]),
         (["../x", "x"], ["x", "x (1)"]),
         (["a:b", "a_b", "a?b"], ["a_b", "a_b (1)", "a?b (2)"]),  # one name on FAT
+        (["a?b", "a_b.part"], ["a?b", "a_b (1).part"]),  # the part of one is the other
+        (["a_b", "a?b.part"], ["a_b", "a?b (1).part"]),
+        (["a?b.part", "a_b"], ["a?b.part", "a_b (1)"]),
         (["d/r.txt", "d/r.txt"], ["d/r.txt", "d/r (1).txt"]),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import tracemalloc
 from pathlib import Path
 
 import blake3
@@ -17,7 +18,13 @@ from p2p_transfer.disk import (
     describe_os_error,
 )
 from p2p_transfer.protocol import Entry
-from p2p_transfer.transfer.local import FileSource, SourceError, scan_sources
+from p2p_transfer.transfer.local import (
+    FileSource,
+    SourceEntry,
+    SourceError,
+    Sources,
+    scan_sources,
+)
 
 
 def digest(data: bytes) -> str:
@@ -339,6 +346,62 @@ def test_scan_records_mode_mtime_and_source(tree: Path) -> None:
     source = found["album/2024/summer/beach.jpg"]
     assert source.source == str(beach)
     assert source.entry == Entry("album/2024/summer/beach.jpg", "file", 10, 0o640, 1_500_000_000.5)
+
+
+def test_every_entry_is_read_from_where_it_was_found(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sources keeps no path per entry; each must still lead to its own file, for a
+    folder given by an absolute path, by ``.``, with a trailing slash, and a lone file."""
+    single = tmp_path / "single.bin"
+    single.write_bytes(b"s")
+    monkeypatch.chdir(tree / "2024")
+    found = scan_sources([tree, Path("."), Path("summer/"), single])
+    assert [s.entry.path for s in found if s.entry.path.startswith("2024")] == [
+        "2024", "2024/notes.txt", "2024/summer", "2024/summer/beach.jpg",
+    ]
+    for item in found:
+        assert os.path.samefile(item.source, tree.parent / _where(item.entry.path))
+    assert found[-1].source == str(single)
+    assert found[-1] == found[len(found) - 1]
+
+
+def _where(relative: str) -> str:
+    """Where the test tree keeps an entry scanned under the names given above."""
+    top, _, rest = relative.partition("/")
+    folder = {"album": "album", "2024": "album/2024", "summer": "album/2024/summer",
+              "single.bin": "single.bin"}[top]
+    return f"{folder}/{rest}" if rest else folder
+
+
+def test_sources_given_as_entries_keep_each_ones_own_path(tmp_path: Path) -> None:
+    """Entries whose source does not follow from their path (a renamed file) keep it."""
+    items = [
+        SourceEntry(Entry("a", "dir", 0, 0o755, 0.0), "/x/a"),
+        SourceEntry(Entry("a/b.txt", "file", 1, 0o644, 0.0), "/x/a/b.txt"),
+        SourceEntry(Entry("renamed.txt", "file", 2, 0o644, 0.0), "/y/original.txt"),
+        SourceEntry(Entry("a/c.txt", "file", 3, 0o644, 0.0), "/x/a/c.txt"),
+    ]
+    assert list(Sources(items)) == items
+    assert Sources(items)[1:3] == items[1:3]
+
+
+def test_a_tree_of_many_files_is_held_in_little_memory(tmp_path: Path) -> None:
+    """A sender holds its whole listing while it sends: 100,000 files must fit the
+    80 MB a side may use, so ~100 bytes a file, not the ~400 of an object each."""
+    root = tmp_path / "many"
+    for folder in range(20):
+        (root / f"d{folder:02d}").mkdir(parents=True)
+        for index in range(500):
+            (root / f"d{folder:02d}" / f"file-{index:06d}.txt").write_bytes(b"")
+    tracemalloc.start()
+    try:
+        found = scan_sources([root])
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(found) == 10_021
+    assert held / len(found) < 150
 
 
 def test_scan_single_files_and_folders_together(tree: Path, tmp_path: Path) -> None:

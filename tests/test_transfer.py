@@ -40,7 +40,7 @@ from p2p_transfer.transfer import (
 )
 from p2p_transfer.transfer import intake as intake_module
 from p2p_transfer.transfer import sender as sender_module
-from p2p_transfer.transfer.local import SourceEntry
+from p2p_transfer.transfer.local import SourceEntry, Sources
 
 
 async def test_tree_arrives_byte_identical(peers: Peers, tmp_path: Path) -> None:
@@ -228,9 +228,9 @@ async def test_hostile_names_stay_inside_the_target(
     source = tmp_path / "payload.txt"
     source.write_text("payload")
 
-    def hostile_scan(paths: list[Path], follow_symlinks: bool = False) -> list[SourceEntry]:
+    def hostile_scan(paths: list[Path], follow_symlinks: bool = False) -> Sources:
         entry = Entry(hostile_name, "file", source.stat().st_size, 0o644, 0.0)
-        return [SourceEntry(entry, str(source))]
+        return Sources([SourceEntry(entry, str(source))])
 
     monkeypatch.setattr(sender_module, "scan_sources", hostile_scan)
     result = await peers.send(source)
@@ -292,8 +292,8 @@ async def test_long_name_is_shortened_keeping_its_extension(
     source.write_text("payload")
     long_name = "n" * 300 + ".txt"
 
-    def scan(paths: list[Path], follow_symlinks: bool = False) -> list[SourceEntry]:
-        return [SourceEntry(Entry(long_name, "file", 7, 0o644, 0.0), str(source))]
+    def scan(paths: list[Path], follow_symlinks: bool = False) -> Sources:
+        return Sources([SourceEntry(Entry(long_name, "file", 7, 0o644, 0.0), str(source))])
 
     monkeypatch.setattr(sender_module, "scan_sources", scan)
     assert (await peers.send(source)).ok
@@ -362,7 +362,7 @@ async def test_a_file_gone_after_the_offer_fails_alone_and_the_rest_arrive(
             kept[name] = data
     real_scan = sender_module.scan_sources
 
-    def scan_then_lose_some(paths: list[Path], follow_symlinks: bool = False) -> list[SourceEntry]:
+    def scan_then_lose_some(paths: list[Path], follow_symlinks: bool = False) -> Sources:
         found = real_scan(paths, follow_symlinks)
         for name in sizes:
             if "gone" in name:

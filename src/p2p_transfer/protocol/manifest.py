@@ -148,9 +148,11 @@ class ManifestAssembler:
         self.summary = summary
         self.entries = Manifest()
         self._paths: dict[str, str] = {}  # sanitized path -> "file" | "dir"
-        #: Files' paths in portable form: two files that a FAT disk would store under one
-        #: name (``a?b`` and ``a_b``) must not share a name or a part there.
-        self._portable_files: set[str] = set()
+        #: Files' paths in portable form where that differs from the path (most are
+        #: portable: a set of them all took ~40 bytes a file): two files that a FAT
+        #: disk would store under one name (``a?b`` and ``a_b``) must not share a name
+        #: or a part there.
+        self._renamed_on_fat: set[str] = set()
         self._name_bytes = 0
         self._pages = 0
         if self.complete:  # no pages will come: the offer must declare an empty manifest
@@ -205,7 +207,8 @@ class ManifestAssembler:
             renamed = numbered_name(name, number)
             candidate = f"{parent}/{renamed}" if parent else renamed
         self._paths[candidate] = "file"
-        self._portable_files.add(portable_name(candidate))
+        if (portable := portable_name(candidate)) != candidate:
+            self._renamed_on_fat.add(portable)
         return candidate
 
     def _taken(self, path: str) -> bool:
@@ -217,10 +220,14 @@ class ManifestAssembler:
             return True
         portable = portable_name(path)
         stem = portable.removesuffix(PART_SUFFIX)
-        files = self._portable_files
-        return portable in files or portable + PART_SUFFIX in files or (
-            stem != portable and stem in files
+        return self._portable_file(portable) or self._portable_file(portable + PART_SUFFIX) or (
+            stem != portable and self._portable_file(stem)
         )
+
+    def _portable_file(self, portable: str) -> bool:
+        """True when a file's path is ``portable`` once made portable (a path already
+        portable is its own portable form)."""
+        return portable in self._renamed_on_fat or self._paths.get(portable) == "file"
 
     def _check_totals(self) -> None:
         declared, entries = self.summary, self.entries

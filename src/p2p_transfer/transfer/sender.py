@@ -61,6 +61,7 @@ from p2p_transfer.protocol import (
     Decline,
     FileResult,
     Hello,
+    Manifest,
     ManifestPage,
     Offer,
     ProtocolError,
@@ -84,6 +85,7 @@ from p2p_transfer.transfer.local import (
     SmallFile,
     SourceEntry,
     SourceError,
+    Sources,
     read_small_files,
     scan_sources,
 )
@@ -157,12 +159,21 @@ def check_text(text: str, paths: list[Path]) -> None:
 
 @dataclass(slots=True)
 class _Outcome:
-    """Per-file verdicts as the receiver reports them."""
+    """Per-file verdicts as the receiver reports them, one a file."""
 
-    ok: set[int] = field(default_factory=set)
+    #: A byte per entry, set once its verdict came (a set of 100,000 indexes: ~5 MB).
+    judged: bytearray
+    ok: int = 0
     failed: dict[int, str] = field(default_factory=dict)
     #: Of the ``ok`` ones, those the receiver already held, identical.
     identical: int = 0
+
+    def judge(self, index: int) -> bool:
+        """Note ``index``'s verdict; False when it had one already."""
+        if self.judged[index]:
+            return False
+        self.judged[index] = 1
+        return True
 
 
 class SendSession:
@@ -196,7 +207,7 @@ class SendSession:
         NetError."""
         if not 1 <= self._options.parallel <= MAX_PARALLEL_FILES:
             raise TransferError(f"--parallel must be between 1 and {MAX_PARALLEL_FILES}")
-        sources: list[SourceEntry] = []
+        sources = Sources()
         if self._options.text is not None:
             check_text(self._options.text, paths)
         else:
@@ -249,7 +260,7 @@ class SendSession:
             ) from None
 
     async def _converse(
-        self, connection: PeerConnection, sources: list[SourceEntry]
+        self, connection: PeerConnection, sources: Sources
     ) -> TransferResult:
         path = connection.path()
         peer_id = connection.peer_id
@@ -276,26 +287,27 @@ class SendSession:
         if self._options.text is not None:
             return await self._send_text(self._options.text, welcome.name, reader, writer)
 
-        files = [s for s in sources if s.entry.kind == "file"]
-        total = sum(s.entry.size for s in files)
-        pages = list(paginate(s.entry for s in sources))
-        await writer.send(Offer(self._transfer_id, len(sources), len(files), total, len(pages)))
+        entries = sources.entries
+        files, total = entries.files, entries.total_bytes
+        # Encoded at once: 100,000 entries are ~5 MB so, ~25 MB as Entry objects.
+        pages = [encode(ManifestPage(page)) for page in paginate(entries)]
+        await writer.send(Offer(self._transfer_id, len(entries), files, total, len(pages)))
         for page in pages:
-            await writer.send(ManifestPage(page))
+            await writer.write(page)
+        del pages
         self._events.emit(
-            OfferSentEvent(self.session, welcome.name, len(files), total, len(sources) - len(files))
+            OfferSentEvent(self.session, welcome.name, files, total, len(entries) - files)
         )
         answer = await self._await_answer(reader)
         resume: dict[int, Resume] = {}
         for _ in range(answer.pages):
             page = await expect(reader, ResumePage)
             resume.update((item.index, item) for item in page.items)
-        self._announce_resume(resume, sources)
+        self._announce_resume(resume, entries)
 
-        indexed = {i: s for i, s in enumerate(sources) if s.entry.kind == "file"}
-        tracker = ProgressTracker(self.session, "send", total, len(indexed), self._events.emit)
-        outcome = _Outcome()
-        jobs = iter(sorted(indexed.items()))
+        tracker = ProgressTracker(self.session, "send", total, files, self._events.emit)
+        outcome = _Outcome(bytearray(len(entries)))
+        jobs = ((index, sources[index]) for index in entries.file_indexes())
         channel = await self._open_tcp(connection, answer)
         self._events.emit(
             ConnectionEvent(
@@ -307,13 +319,13 @@ class SendSession:
             # One TLS connection carries every file, one after another.
             openers = [_fixed_writer(MessageWriter(channel))]
         else:
-            count = min(self._options.parallel, max(1, len(indexed)))
+            count = min(self._options.parallel, max(1, files))
             openers = [connection.open_data] * count
         workers = [
             asyncio.create_task(self._worker(open_writer, jobs, resume, tracker))
             for open_writer in openers
         ]
-        results = asyncio.create_task(self._collect_results(reader, indexed, tracker, outcome))
+        results = asyncio.create_task(self._collect_results(reader, entries, tracker, outcome))
         try:
             await asyncio.gather(*workers)
             summary = await results
@@ -327,11 +339,11 @@ class SendSession:
             if channel is not None:
                 channel.close()  # no-op after the worker's finish; closes it when no file used it
         tracker.flush()
-        ok = not outcome.failed and len(outcome.ok) == len(indexed)
+        ok = not outcome.failed and outcome.ok == files
         result = TransferResult(
             state=SessionState.DONE if ok else SessionState.FAILED,
-            files=len(outcome.ok),
-            files_failed=len(indexed) - len(outcome.ok),
+            files=outcome.ok,
+            files_failed=files - outcome.ok,
             bytes_total=total,
             bytes_transferred=tracker.bytes_transferred,
             seconds=tracker.seconds,
@@ -392,13 +404,13 @@ class SendSession:
         )
         return TransferResult(SessionState.DONE, 0, 0, size, size, seconds)
 
-    def _announce_resume(self, resume: dict[int, Resume], sources: list[SourceEntry]) -> None:
+    def _announce_resume(self, resume: dict[int, Resume], entries: Manifest) -> None:
         """Say what the receiver already holds, before data moves (each part is still
         checked against this file before it is trusted)."""
         held = [
-            (item, entry.size) for index, item in resume.items()
-            if 0 <= index < len(sources) and (entry := sources[index].entry).kind == "file"
-            and 0 <= item.offset <= entry.size
+            (item, size) for index, item in resume.items()
+            if 0 <= index < len(entries) and entries.is_file(index)
+            and 0 <= item.offset <= (size := entries.size(index))
         ]
         if held:
             whole = [size for item, size in held if item.offset == size]
@@ -600,7 +612,7 @@ class SendSession:
     async def _collect_results(
         self,
         reader: MessageReader,
-        files: dict[int, SourceEntry],
+        entries: Manifest,
         tracker: ProgressTracker,
         outcome: _Outcome,
     ) -> Summary:
@@ -612,26 +624,23 @@ class SendSession:
             if isinstance(message, Summary):
                 return message
             if isinstance(message, FileResult):
-                source = files.get(message.index)
-                if source is None:
-                    raise ProtocolError(f"result for unknown file {message.index}")
-                tracker.finish_file(message.index)
+                index = message.index
+                if not (0 <= index < len(entries) and entries.is_file(index)):
+                    raise ProtocolError(f"result for unknown file {index}")
+                if not outcome.judge(index):
+                    raise ProtocolError(f"a second result for file {index}")
+                tracker.finish_file(index)
+                path = entries.path(index)
                 if message.ok:
-                    outcome.ok.add(message.index)
+                    outcome.ok += 1
                     outcome.identical += message.identical
-                    self._events.emit(
-                        FileDoneEvent(
-                            self.session, "send", source.entry.path, source.entry.size,
-                            message.blake3, saved_as=message.saved_as,
-                        )
-                    )
+                    self._events.emit(FileDoneEvent(
+                        self.session, "send", path, entries.size(index), message.blake3,
+                        saved_as=message.saved_as,
+                    ))
                 else:
-                    outcome.failed[message.index] = message.error
-                    self._events.emit(
-                        FileFailedEvent(
-                            self.session, "send", source.entry.path, message.error
-                        )
-                    )
+                    outcome.failed[index] = message.error
+                    self._events.emit(FileFailedEvent(self.session, "send", path, message.error))
                 continue
             reject_during_transfer(message)
 
