@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
+import math
+import sys
+import types
+import typing
+from typing import Any
 
 import pytest
 
+import p2p_transfer.app.events  # noqa: F401  (the app's events: the web UI sends them too)
 from p2p_transfer.events import (
     CodeEvent,
     DoneEvent,
@@ -16,6 +24,7 @@ from p2p_transfer.events import (
     FileProgress,
     OfferEvent,
     ProgressEvent,
+    SessionState,
     TextEvent,
     TicketEvent,
 )
@@ -99,6 +108,90 @@ def test_progress_event_nests_active_files() -> None:
 def test_to_dict_is_json_ready(event: Event) -> None:
     line = json.dumps(event.to_dict())
     assert json.loads(line)["event"] == event.name
+
+
+#: Strings JSON must escape (quotes, backslashes, control characters) or keep as they
+#: are (U+2028, emoji, non-ASCII, a lone surrogate), and a StrEnum in a str field.
+STRINGS: list[Any] = [
+    "",
+    "plain.txt",
+    'say "hi"',
+    "C:\\dir\\file",
+    "\x00\x01\x1f\t\n\r\x7f\x85",
+    "line\u2028sep\u2029",
+    "🎉 👨‍👩‍👧",
+    "Grüße, 日本語, ﻿bom",
+    "</script>",
+    "\ud800",
+    SessionState.FAILED,
+]
+INTS = [0, 1, -42, 2**64 + 1, -(10**30)]
+FLOATS = [0.0, 0.1, 1e20, -0.0, 1.5e-7, 3.0, 1e300 * 10, -1e300 * 10, math.nan]
+
+
+def samples(kind: Any) -> list[Any]:
+    """Values of an annotated type: every literal or enum member, tricky strings and
+    numbers, lists empty and full, nested dataclasses. A new type fails loudly here."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    simple: dict[Any, list[Any]] = {
+        str: STRINGS, int: INTS, float: FLOATS, bool: [True, False], type(None): [None],
+    }  # fmt: skip
+    if kind in simple:
+        return simple[kind]
+    if origin is typing.Literal:
+        return list(args)
+    if origin in (typing.Union, types.UnionType):
+        return [value for arg in args for value in samples(arg)]
+    if origin is list:
+        return [[], samples(args[0])[:1], samples(args[0])]
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return list(kind)
+    if dataclasses.is_dataclass(kind):
+        return instances(kind)
+    raise TypeError(f"no samples for {kind!r}: add them to samples()")
+
+
+def instances(kind: type) -> list[Any]:
+    """Instances of a dataclass covering every sample of each field (in turn)."""
+    hints = typing.get_type_hints(kind)
+    values = {f.name: samples(hints[f.name]) for f in dataclasses.fields(kind)}
+    count = max((len(v) for v in values.values()), default=1)
+    return [kind(**{n: v[(i + j) % len(v)] for j, (n, v) in enumerate(values.items())})
+            for i in range(count)]  # fmt: skip
+
+
+def concrete_events(kind: type[Event] = Event) -> list[type[Event]]:
+    """Every event class with its own ``name`` (not a base such as SessionEvent), as its
+    module has it (not the class a slotted dataclass replaced)."""
+    exported = getattr(sys.modules[kind.__module__], kind.__qualname__, None) is kind
+    found = [kind] if exported and "name" in vars(kind) and kind is not Event else []
+    for sub in kind.__subclasses__():
+        found += concrete_events(sub)
+    return found
+
+
+def test_every_event_kind_is_sampled() -> None:
+    names = {kind.name for kind in concrete_events()}
+    assert {"file_done", "state", "summary", "transfer", "settings"} <= names
+    assert len(names) == len(concrete_events()) >= 40
+
+
+@pytest.mark.parametrize("kind", concrete_events(), ids=lambda kind: kind.name)
+def test_to_json_is_json_dumps_of_to_dict_byte_for_byte(kind: type[Event]) -> None:
+    """Scripts match ``--json`` lines as text: to_json must not change a byte of them."""
+    for event in instances(kind):
+        assert event.to_json() == json.dumps(event.to_dict(), ensure_ascii=False)
+
+
+def test_to_json_is_the_line_scripts_read() -> None:
+    event = TicketEvent('tick"et', "ab", "Küche 🎉", ["10.0.0.2:4000"], announced=True)
+    assert event.to_json() == (
+        '{"event": "ticket", "ticket": "tick\\"et", "endpoint_id": "ab", "name": "Küche 🎉", '
+        '"addresses": ["10.0.0.2:4000"], "announced": true}'
+    )
+    done = DoneEvent("s", "send", False, 2, 1, 10, 5, math.inf, via="localsend")
+    assert json.loads(done.to_json())["seconds"] == math.inf
+    assert '"seconds": Infinity, "target": null' in done.to_json()
 
 
 def test_to_dict_does_not_share_state_with_the_event() -> None:

@@ -417,6 +417,51 @@ def test_the_exchange_is_python_spake2s_symmetric_spake2(code: str) -> None:
     assert ours.sender_proof() != hmac.new(key, b"sender", hashlib.sha256).digest()
 
 
+@pytest.mark.parametrize(
+    ("salt", "info", "length"),
+    [
+        (b"", b"SPAKE2 pw", 48),  # what the exchange derives
+        (b"", b"", 32),
+        (b"salt", b"", 1),
+        (b"\x00" * 32, b"info", 33),
+        (os.urandom(100), os.urandom(50), 64),
+        (b"s", b"i" * 300, 255 * 32),
+    ],
+)
+def test_the_exchange_s_hkdf_is_cryptography_s(salt: bytes, info: bytes, length: int) -> None:
+    """The standard-library HKDF the exchange uses (so a sender loads no ``cryptography``)
+    derives what ``cryptography``'s does: else no peer could verify with an older one."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from p2p_transfer.trust.pake import _hkdf_sha256
+
+    for key in (b"482913", b"", os.urandom(80)):
+        expected = HKDF(hashes.SHA256(), length=length, salt=salt, info=info).derive(key)
+        assert _hkdf_sha256(key, salt=salt, info=info, length=length) == expected
+
+
+@pytest.mark.parametrize(
+    ("salt", "info", "okm"),
+    [
+        (  # RFC 5869, A.1 (test case 1)
+            bytes(range(13)), bytes(range(0xF0, 0xFA)),
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865",
+        ),
+        (  # RFC 5869, A.3 (test case 3): no salt, no info
+            b"", b"",
+            "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8",
+        ),
+    ],
+)  # fmt: skip
+def test_the_exchange_s_hkdf_gives_rfc_5869_s_vectors(salt: bytes, info: bytes, okm: str) -> None:
+    from p2p_transfer.trust.pake import _hkdf_sha256
+
+    assert _hkdf_sha256(b"\x0b" * 22, salt=salt, info=info, length=42).hex() == okm
+    with pytest.raises(ValueError):
+        _hkdf_sha256(b"\x0b" * 22, salt=salt, info=info, length=255 * 32 + 1)
+
+
 def test_code_exchange_is_bound_to_both_endpoint_ids() -> None:
     receiver = CodeExchange("482913", receiver_id="r" * 64, sender_id="s" * 64)
     relayed = CodeExchange("482913", receiver_id="m" * 64, sender_id="s" * 64)

@@ -1,16 +1,19 @@
 """The one typed event stream that feeds every front end (terminal, JSON lines, web UI).
 
 Each event is a frozen dataclass with a ``name``; ``to_dict`` gives the JSON
-object the CLI prints with ``--json`` and the web UI receives.
+object the CLI prints with ``--json`` and the web UI receives, ``to_json`` its text.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from json.encoder import encode_basestring
 from typing import Any, ClassVar, Literal
 
 Direction = Literal["send", "receive"]
@@ -59,10 +62,21 @@ class Event:
         """The event as a JSON-ready dict with an ``event`` field first."""
         out: dict[str, Any] = {"event": self.name}
         for field_name, json_name in _json_fields(type(self)):
-            value = getattr(self, field_name)
-            is_list = isinstance(value, list | tuple)
-            out[json_name] = [_plain(v) for v in value] if is_list else _plain(value)
+            out[json_name] = _json_ready(getattr(self, field_name))
         return out
+
+    def to_json(self) -> str:
+        """``json.dumps(self.to_dict(), ensure_ascii=False)``, the same text byte for byte,
+        without building the dict: the CLI and the web UI render an event per file sent."""
+        head, prefixes = _json_prefixes(type(self))
+        parts = [head]
+        for field_name, prefix in prefixes:
+            value = getattr(self, field_name)
+            encode = _JSON_BY_TYPE.get(type(value), _json_other)
+            parts.append(prefix)
+            parts.append(encode(value))
+        parts.append("}")
+        return "".join(parts)
 
 
 @functools.cache
@@ -72,6 +86,23 @@ def _json_fields(kind: type[Event]) -> tuple[tuple[str, str], ...]:
     return tuple((f.name, kind._json_names.get(f.name, f.name)) for f in dataclasses.fields(kind))
 
 
+@functools.cache
+def _json_prefixes(kind: type[Event]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """A class's JSON text up to its first field, and each field with the text that
+    goes before its value (``, "name": ``), as ``json.dumps`` spaces them."""
+    head = '{"event": ' + encode_basestring(kind.name)
+    prefixes = tuple(
+        (field_name, ", " + encode_basestring(json_name) + ": ")
+        for field_name, json_name in _json_fields(kind)
+    )
+    return head, prefixes
+
+
+def _json_ready(value: Any) -> Any:
+    """A field's value as ``to_dict`` gives it: lists (and tuples) item by item."""
+    return [_plain(v) for v in value] if isinstance(value, list | tuple) else _plain(value)
+
+
 def _plain(value: Any) -> Any:
     """A nested dataclass (a file's progress) as a dict; anything else as it is."""
     if isinstance(value, StrEnum):
@@ -79,6 +110,32 @@ def _plain(value: Any) -> Any:
     if isinstance(value, str | int | float) or value is None:
         return value
     return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+
+def _json_float(value: float) -> str:
+    """A float as ``json.dumps`` writes it: its repr, or NaN/Infinity/-Infinity."""
+    if math.isfinite(value):
+        return float.__repr__(value)
+    if value != value:
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def _json_other(value: Any) -> str:
+    """Any value without a fast path (a StrEnum, a list, a nested dataclass), as before."""
+    if isinstance(value, StrEnum):
+        return encode_basestring(str(value))
+    return json.dumps(_json_ready(value), ensure_ascii=False)
+
+
+#: The JSON text of a value by its exact type (so not bool for int, nor StrEnum for str).
+_JSON_BY_TYPE: dict[type, Callable[[Any], str]] = {
+    str: encode_basestring,
+    int: int.__repr__,
+    bool: lambda value: "true" if value else "false",
+    type(None): lambda value: "null",
+    float: _json_float,
+}
 
 
 @dataclass(frozen=True, slots=True)

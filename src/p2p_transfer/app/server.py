@@ -299,7 +299,7 @@ class AppServer:
         """Queue an event for every tab; a tab too far behind is dropped (it will resync)."""
         if not self._clients:
             return
-        text = json.dumps(event.to_dict(), ensure_ascii=False)
+        text = event.to_json()
         for client in list(self._clients):
             if client.overflowed:
                 continue

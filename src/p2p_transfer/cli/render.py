@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import sys
 from typing import TextIO
@@ -25,7 +24,7 @@ class JsonRenderer:
         self.cancel_shown = False
 
     def __call__(self, event: Event) -> None:
-        self._stream.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+        self._stream.write(event.to_json() + "\n")
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # outside the loop (a log from a thread, a command's end)

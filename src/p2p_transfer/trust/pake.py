@@ -21,8 +21,6 @@ import hashlib
 import hmac
 import os
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from nacl import bindings as sodium
 from nacl.exceptions import RuntimeError as SodiumError
 
@@ -40,6 +38,7 @@ _S = bytes.fromhex("6f00dae87c1be1a73b5922ef431cd8f57879569c222d22b1cd71e8546ab8
 #: The side byte of a symmetric SPAKE2 message.
 _SIDE = b"S"
 _POINT_BYTES = 32
+_SHA256_BYTES = 32
 
 
 class PakeError(P2PTransferError):
@@ -51,10 +50,24 @@ def _binding(receiver_id: str, sender_id: str) -> bytes:
     return b"|".join((_CONTEXT, receiver_id.encode(), sender_id.encode()))
 
 
+def _hkdf_sha256(key: bytes, salt: bytes, info: bytes, length: int) -> bytes:
+    """HKDF-SHA256 (RFC 5869) on the standard library: ``cryptography``'s would cost every
+    sender its ~6 MB Rust module for this one derivation."""
+    if not 0 <= length <= 255 * _SHA256_BYTES:
+        raise ValueError(f"HKDF-SHA256 cannot give {length} bytes")
+    prk = hmac.digest(salt or bytes(_SHA256_BYTES), key, "sha256")
+    okm, block, counter = b"", b"", 0
+    while len(okm) < length:
+        counter += 1
+        block = hmac.digest(prk, block + info + bytes((counter,)), "sha256")
+        okm += block
+    return okm[:length]
+
+
 def _password_scalar(password: bytes) -> bytes:
     """python-spake2's ``password_to_scalar``: HKDF-SHA256 to 48 bytes, big-endian, mod L
     (as the 32 little-endian bytes libsodium takes)."""
-    oversized = HKDF(hashes.SHA256(), length=48, salt=b"", info=b"SPAKE2 pw").derive(password)
+    oversized = _hkdf_sha256(password, salt=b"", info=b"SPAKE2 pw", length=48)
     return (int.from_bytes(oversized, "big") % _L).to_bytes(32, "little")
 
 
