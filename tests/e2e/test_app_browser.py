@@ -22,6 +22,7 @@ from conftest import assert_same_tree, requires_chromium
 from e2e.apps import CLI, AppProcess
 from e2e.cli import throttled
 from p2p_transfer.limits import KiB, MiB
+from p2p_transfer.protocol.paths import PART_SUFFIX
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -417,6 +418,14 @@ def test_offers_badge_the_title_and_notify_and_a_cancelled_send_resumes_with_ret
         expect(card.locator(".transfer-stats")).to_contain_text(  # some bytes moved
             re.compile(r"[\d.]+ (KiB|MiB) of 128\.0 MiB"), timeout=UI_TIMEOUT
         )
+        # Sent is not yet kept: Bob runs at 5 % of a core, so wait until his disk holds some.
+        part = bob.downloads / f"big.bin{PART_SUFFIX}"
+        for _ in range(UI_TIMEOUT // 50):
+            if part.exists() and part.stat().st_size > 0:
+                break
+            page_b.wait_for_timeout(50)
+        else:
+            pytest.fail("Bob kept nothing of big.bin")
         card.get_by_role("button", name="Cancel").click()
         expect(card).to_have_attribute("data-state", "cancelled", timeout=UI_TIMEOUT)
     expect(card.locator('[data-role="state"]')).to_have_text("Cancelled by you")
