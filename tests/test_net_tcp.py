@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import os
 import ssl
+import subprocess
+import sys
 
 import pytest
 
 from p2p_transfer.limits import PUMP_BUFFER_SIZE, PUMP_HANDOVER_WAIT, TCP_TOKEN_BYTES
 from p2p_transfer.net import MessageReader, MessageWriter, NetError
+from p2p_transfer.net.certificates import ed25519_self_signed
 from p2p_transfer.net.streams import LocalFileError
 from p2p_transfer.net.tcp import DataListener, TcpEndpointInfo, TlsChannel, connect_data_channel
 
@@ -105,6 +109,47 @@ async def test_nobody_listening_fails_fast() -> None:
 
 def test_tls_1_3_is_available() -> None:
     assert ssl.HAS_TLSv1_3
+
+
+def test_the_data_certificate_is_one_an_independent_parser_accepts() -> None:
+    """The Ed25519 certificate is written out by hand: cryptography's X.509 parser must
+    read it as self-signed by its own key, valid now, with a key that matches it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    lifetime, skew = datetime.timedelta(days=3), datetime.timedelta(hours=1)
+    cert_pem, key_pem = ed25519_self_signed("p2p-transfer data", skew, lifetime)
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    public = cert.public_key()
+    assert isinstance(public, ed25519.Ed25519PublicKey)
+    public.verify(cert.signature, cert.tbs_certificate_bytes)  # raises if not its own
+    assert cert.issuer == cert.subject and cert.version == x509.Version.v3
+    now = datetime.datetime.now(datetime.UTC)
+    assert cert.not_valid_before_utc < now < cert.not_valid_after_utc
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc >= lifetime
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    assert isinstance(key, ed25519.Ed25519PrivateKey)
+    assert key.public_key().public_bytes_raw() == public.public_bytes_raw()
+    assert ed25519_self_signed("x", lifetime, lifetime)[0] != cert_pem  # a new key each time
+
+
+def test_a_receiver_listening_for_data_loads_no_cryptography() -> None:
+    """cryptography costs ~13 MB and ~40 ms; the data channel's certificate needs none."""
+    script = (
+        "import asyncio, sys\n"
+        "from p2p_transfer.net.tcp import DataListener, connect_data_channel\n"
+        "async def main():\n"
+        "    listener = await DataListener.open('127.0.0.1')\n"
+        "    channel = await connect_data_channel('127.0.0.1', listener.info)\n"
+        "    (await listener.accepted()).close(); channel.close(); await listener.close()\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'cryptography'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
 
 
 async def _connected_pair() -> tuple[DataListener, TlsChannel, TlsChannel]:

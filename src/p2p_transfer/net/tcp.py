@@ -43,7 +43,7 @@ from p2p_transfer.limits import (
     TCP_TOKEN_BYTES,
     TCP_TOKEN_TIMEOUT,
 )
-from p2p_transfer.net.certificates import self_signed
+from p2p_transfer.net.certificates import ed25519_self_signed
 from p2p_transfer.net.errors import NetError
 from p2p_transfer.net.streams import FileDrain, FileFeed, Progress, StreamEnded, page_aligned
 
@@ -72,7 +72,7 @@ class TcpEndpointInfo:
 
 
 def _server_context() -> tuple[ssl.SSLContext, str]:
-    cert_pem, key_pem = self_signed("ec", "p2p-transfer data", _CLOCK_SKEW, _CERT_LIFETIME)
+    cert_pem, key_pem = ed25519_self_signed("p2p-transfer data", _CLOCK_SKEW, _CERT_LIFETIME)
     fingerprint = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert_pem.decode())).hexdigest()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
