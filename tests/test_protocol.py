@@ -70,6 +70,7 @@ from p2p_transfer.protocol import (
     sanitize_path,
     text_preview,
 )
+from p2p_transfer.protocol.paths import _sanitized
 
 HASH = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
 
@@ -592,6 +593,20 @@ def test_fuzz_sanitize_path(raw: str) -> None:
         return
     assert_safe_relative_path(result)
     assert sanitize_path(result) == result  # a sanitized path is a fixed point
+
+
+_plain_alphabet = st.sampled_from(
+    ["a", "Z", "0", "_", "-", ".", " ", "(", "'", "$", "~", "CON", "com1", "LpT9", "AUX",
+     "conout$", "nul", "COM¹", ":", "?", "\x1f", "é", "\u200b"]
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(raw=st.lists(_plain_alphabet, min_size=1, max_size=12).map("".join) | st.text(max_size=250))
+def test_the_quick_path_for_plain_names_gives_what_the_full_cleaning_does(raw: str) -> None:
+    """Most names skip the cleaning steps (a manifest may hold a million): that must
+    change nothing, for reserved names, dots and spaces at either end, long names."""
+    assert sanitize_component(raw) == _sanitized(raw)
 
 
 @settings(max_examples=100, deadline=None)

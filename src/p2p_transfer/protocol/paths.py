@@ -23,6 +23,7 @@ _WINDOWS_RESERVED = frozenset(
     {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
     | {f"{port}{digit}" for port in ("COM", "LPT") for digit in "123456789¹²³"}
 )
+_RESERVED_STARTS = frozenset(name[:3] for name in _WINDOWS_RESERVED)
 #: C0 and C1 control characters (C1's U+009B is a terminal CSI), the line and paragraph
 #: separators, and ``:``, which would make ``C:`` a drive and ``x:y`` a stream of ``x``
 #: on Windows.
@@ -39,6 +40,14 @@ _REPLACEMENT = "_"
 PLACEHOLDER_NAME = "_"
 #: Components that are path syntax, not names: dropped from a received path.
 _PATH_SYNTAX = frozenset({"", ".", ".."})
+#: A name's UTF-8 bytes at most: room is left for the " (N)" a name collision may add
+#: and the ".part" suffix.
+_NAME_LIMIT = MAX_NAME_BYTES - len(PART_SUFFIX) - len(" (999)")
+#: Names ``sanitize_component`` keeps as they are, reserved ones and length aside (most
+#: names: ASCII letters, digits and common punctuation, neither starting with a space
+#: nor ending with a dot or a space); checked first, as a manifest may hold a million.
+_PLAIN_CHARS = r"[\w\-+=,;@#$%&'()\[\]{}~!^`]+"
+_PLAIN_NAME = re.compile(rf"{_PLAIN_CHARS}(?:[. ]+{_PLAIN_CHARS})*", re.ASCII)
 
 
 def _truncate_utf8(name: str, limit: int) -> str:
@@ -59,6 +68,19 @@ def sanitize_component(name: str) -> str:
     ``''`` for path syntax (empty, ``.``, ``..``); a name that cleans to nothing
     (``...``, `` . ``, only format characters) becomes ``PLACEHOLDER_NAME``.
     """
+    if _PLAIN_NAME.fullmatch(name) and len(name) <= _NAME_LIMIT and not _reserved(name):
+        return name  # the usual name, which every step below leaves as it is
+    return _sanitized(name)
+
+
+def _reserved(name: str) -> bool:
+    """Whether Windows reserves ``name`` (``CON``, ``com1.txt``, ``LPT² .log``)."""
+    return name[:3].upper() in _RESERVED_STARTS and (
+        name.split(".", 1)[0].rstrip(" ").upper() in _WINDOWS_RESERVED
+    )
+
+
+def _sanitized(name: str) -> str:
     if name in _PATH_SYNTAX:
         return ""
     name = normalized(name)
@@ -66,12 +88,9 @@ def sanitize_component(name: str) -> str:
     name = name.lstrip(" ").rstrip(_TRAILING)
     if name in _PATH_SYNTAX:
         return PLACEHOLDER_NAME
-    stem = name.split(".", 1)[0].rstrip(" ")
-    if stem.upper() in _WINDOWS_RESERVED:
+    if _reserved(name):
         name = _REPLACEMENT + name
-    # Leave room for the " (N)" a name collision may add and the ".part" suffix.
-    name = _truncate_utf8(name, MAX_NAME_BYTES - len(PART_SUFFIX) - len(" (999)"))
-    return name.rstrip(_TRAILING)
+    return _truncate_utf8(name, _NAME_LIMIT).rstrip(_TRAILING)
 
 
 def portable_name(name: str) -> str:
