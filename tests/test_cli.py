@@ -3,6 +3,7 @@ how README and --help agree."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -14,7 +15,7 @@ from rich.console import Console
 
 from e2e.terminal import plain
 from p2p_transfer.cli.main import COMMANDS, cli
-from p2p_transfer.cli.render import JsonRenderer
+from p2p_transfer.cli.render import FLUSH_INTERVAL, JsonRenderer
 from p2p_transfer.cli.terminal import HumanRenderer
 from p2p_transfer.events import (
     Actor,
@@ -48,6 +49,37 @@ def test_json_renderer_writes_one_object_per_line() -> None:
     lines = out.getvalue().splitlines()
     assert [json.loads(line)["event"] for line in lines] == ["offer", "error"]
     assert json.loads(lines[0])["from"] == "phone"
+
+
+class _CountedFlushes(io.StringIO):
+    """A stream that counts its flushes and what was out at each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushed: list[str] = []
+
+    def flush(self) -> None:
+        self.flushed.append(self.getvalue())
+
+
+async def test_a_json_line_goes_out_at_once_alone_and_with_others_in_a_burst() -> None:
+    """A script reading ``--json`` sees a lone event at once; a transfer's event per file
+    costs one write per FLUSH_INTERVAL, not one each."""
+    out = _CountedFlushes()
+    render = JsonRenderer(out)
+    loop = asyncio.get_running_loop()
+    render(ErrorEvent("alone"))
+    await asyncio.sleep(0)  # the end of this turn of the loop
+    assert len(out.flushed) == 1 and out.flushed[0].count("\n") == 1
+    await asyncio.sleep(FLUSH_INTERVAL)
+    started = loop.time()
+    for index in range(2000):
+        render(ErrorEvent(f"burst {index}"))
+        await asyncio.sleep(0)  # each file's event in its own turn, as in a transfer
+    await asyncio.sleep(FLUSH_INTERVAL * 2)
+    elapsed = loop.time() - started
+    assert out.flushed[-1].count("\n") == 2001  # every line out, in order
+    assert len(out.flushed) - 1 <= 2 + elapsed / FLUSH_INTERVAL
 
 
 def test_peer_text_cannot_inject_markup_or_terminal_escapes() -> None:

@@ -124,7 +124,9 @@ class FolderHandles:
     def _evict(self) -> None:
         """Close the least recently used unused handles beyond the limit."""
         excess = len(self._cache) - self._limit
-        for key in [k for k, f in self._cache.items() if f.users == 0][: max(excess, 0)]:
+        if excess <= 0:  # the usual case: no walk through the cache on every hold
+            return
+        for key in [k for k, f in self._cache.items() if f.users == 0][:excess]:
             self._uncache(key)
 
     def _walk(self, relative: str, create: bool) -> Folder:
