@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import datetime
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -80,6 +81,18 @@ async def test_a_different_certificate_is_refused_as_a_man_in_the_middle() -> No
     assert impostor.refused == 1  # it never saw the token
     await genuine.close()
     await impostor.close()
+
+
+async def test_both_ends_send_small_writes_without_waiting_for_an_ack() -> None:
+    """The token follows the TLS handshake's last record: with Nagle's algorithm it waited
+    for the receiver's delayed ACK, 40 ms before every transfer's first byte."""
+    listener, sender, receiver = await _connected_pair()
+    for channel in (sender, receiver):
+        sock = channel._tls.sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    sender.close()
+    receiver.close()
+    await listener.close()
 
 
 async def test_plain_tcp_without_tls_gets_nothing() -> None:

@@ -461,6 +461,7 @@ class DataListener:
     def _admit(self, conn: socket.socket) -> None:
         """TLS and the token within TCP_TOKEN_TIMEOUT in all, else the connection is cut."""
         assert self._context is not None
+        _no_delay(conn)
         tls = TlsSocket(conn, self._context, server_side=True)
         tls.deadline = time.monotonic() + TCP_TOKEN_TIMEOUT
         try:
@@ -526,6 +527,13 @@ class DataListener:
         self.stop()
 
 
+def _no_delay(sock: socket.socket) -> None:
+    """Small writes go out at once. The token follows the handshake's last record, and
+    Nagle held it for the receiver's delayed ACK: 40 ms on every transfer's start.
+    The data itself is written in large buffers either way."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def _drop(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
@@ -536,6 +544,7 @@ def _connect(host: str, info: TcpEndpointInfo, timeout: float) -> TlsSocket:
     """The blocking half of connect_data_channel (runs in a worker thread)."""
     deadline = time.monotonic() + timeout
     raw = socket.create_connection((host, info.port), timeout=timeout)
+    _no_delay(raw)
     tls = TlsSocket(raw, _client_context(), server_side=False)
     tls.deadline = deadline
     try:
