@@ -145,25 +145,33 @@ def _scan_folder(
     mode = stat.S_IMODE(info.st_mode)
     out.append(Entry(relative, "dir", 0, mode, info.st_mtime), str(folder))
     try:
-        names = sorted(os.listdir(folder))  # names only: a folder may hold a million
+        # Children are looked at through the folder's handle: a name, not a whole path,
+        # to resolve for each of (maybe) a million files.
+        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
         raise SourceError(f"cannot list {folder}: {exc.strerror}") from None
-    for name in names:
-        child_relative = f"{relative}/{name}"
-        _check_encodable(child_relative)
-        child = os.path.join(folder, name)
-        try:
-            child_info = os.lstat(child)
-            if stat.S_ISLNK(child_info.st_mode):
-                if not follow_symlinks:
-                    continue
-                child_info = os.stat(child)
-        except OSError:
-            continue  # a dangling link or a file that vanished
-        if stat.S_ISDIR(child_info.st_mode):
-            _scan_folder(child, child_relative, follow_symlinks, out, visited)
-        elif stat.S_ISREG(child_info.st_mode):
-            out.append(*_file_entry(child, child_relative, child_info))
+    try:
+        names = sorted(os.listdir(handle))  # names only: a folder may hold a million
+        for name in names:
+            child_relative = f"{relative}/{name}"
+            _check_encodable(child_relative)
+            try:
+                child_info = os.stat(name, dir_fd=handle, follow_symlinks=False)
+                if stat.S_ISLNK(child_info.st_mode):
+                    if not follow_symlinks:
+                        continue
+                    child_info = os.stat(name, dir_fd=handle)
+            except OSError:
+                continue  # a dangling link or a file that vanished
+            child = os.path.join(folder, name)
+            if stat.S_ISDIR(child_info.st_mode):
+                _scan_folder(child, child_relative, follow_symlinks, out, visited)
+            elif stat.S_ISREG(child_info.st_mode):
+                out.append(*_file_entry(child, child_relative, child_info))
+    except OSError as exc:
+        raise SourceError(f"cannot list {folder}: {exc.strerror}") from None
+    finally:
+        os.close(handle)
 
 
 class FileSource:
