@@ -10,8 +10,9 @@ import pytest
 
 from conftest import CODE, Peers
 from p2p_transfer.events import ErrorEvent, Event
+from p2p_transfer.protocol import Welcome
 from p2p_transfer.transfer import Decider, Decision, IncomingOffer, ReceiveOptions
-from security.hostile import HostileClient
+from security.hostile import Conversation, HostileClient
 
 HostileFactory = Callable[..., Awaitable[HostileClient]]
 
@@ -39,6 +40,18 @@ async def hostile(tmp_path: Path) -> AsyncIterator[HostileFactory]:
         yield make
     finally:
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+
+
+async def trusted_conversation(
+    peers: Peers, hostile: HostileFactory, name: str = "hostile"
+) -> Conversation:
+    """A hostile peer the receiver paired with before, connected and past its Hello
+    (no code asked): where the tests of later protocol stages start."""
+    client = await hostile(name, trusted_by=peers)
+    conversation = await client.connect(peers.ticket)
+    welcome = await conversation.hello()
+    assert isinstance(welcome, Welcome) and not welcome.code_required
+    return conversation
 
 
 async def accept_all(offer: IncomingOffer) -> Decision:

@@ -30,7 +30,7 @@ from p2p_transfer.protocol import (
 )
 from p2p_transfer.transfer import Decision, IncomingOffer
 from p2p_transfer.transfer import receiver as receiver_module
-from security.conftest import HostileFactory, reserve, wait_until
+from security.conftest import HostileFactory, reserve, trusted_conversation, wait_until
 from security.hostile import Conversation, dir_entry, file_entry, files_in
 
 PROMPT = FIRST_MESSAGE_TIMEOUT - 2
@@ -62,10 +62,7 @@ async def _results(conversation: Conversation, count: int) -> list[FileResult]:
 async def _accepted(
     peers: Peers, hostile: HostileFactory, entries: list, name: str = "hostile"
 ) -> Conversation:
-    client = await hostile(name, trusted_by=peers)
-    conversation = await client.connect(peers.ticket)
-    welcome = await conversation.hello()
-    assert isinstance(welcome, Welcome) and not welcome.code_required
+    conversation = await trusted_conversation(peers, hostile, name)
     answer, _ = await conversation.offer(entries)
     assert isinstance(answer, Accept), answer
     return conversation

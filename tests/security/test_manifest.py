@@ -44,7 +44,7 @@ from p2p_transfer.protocol import (
     encode,
     paginate,
 )
-from security.conftest import HostileFactory, errors_of, wait_until
+from security.conftest import HostileFactory, errors_of, trusted_conversation, wait_until
 from security.hostile import (
     Conversation,
     HostileClient,
@@ -56,14 +56,6 @@ from security.hostile import (
 
 #: How much the receiving process may grow while refusing a huge manifest.
 HUGE_MANIFEST_RSS_SLACK = 32 * 1024 * 1024
-
-
-async def _trusted(peers: Peers, hostile: HostileFactory) -> Conversation:
-    client = await hostile(trusted_by=peers)
-    conversation = await client.connect(peers.ticket)
-    welcome = await conversation.hello()
-    assert isinstance(welcome, Welcome) and not welcome.code_required
-    return conversation
 
 
 async def _deliver(conversation: Conversation, entries: list[Entry], data: bytes) -> list:
@@ -99,7 +91,7 @@ def _snapshot(root: Path, skip: Path) -> set[str]:
 async def test_ten_million_entries_refused_before_allocation(
     peers: Peers, hostile: HostileFactory
 ) -> None:
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     before = rss_bytes()
     await conversation.send(Offer("huge", 10_000_000, 10_000_000, 10_000_000, 10_000_000))
     # The pages it would take never get a chance to matter; send a few anyway (the
@@ -128,14 +120,14 @@ async def test_ten_million_entries_refused_before_allocation(
 async def test_impossible_offer_headers(
     peers: Peers, hostile: HostileFactory, offer: Offer, reason: str
 ) -> None:
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     await conversation.send(offer)
     closed = await conversation.closed()
     assert reason in closed, closed
 
 
 async def test_more_entries_than_declared(peers: Peers, hostile: HostileFactory) -> None:
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     await conversation.send(Offer("t", 2, 2, 2, 1))
     await conversation.send(ManifestPage([file_entry(f"f{i}", 1) for i in range(2000)]))
     closed = await conversation.closed()
@@ -171,7 +163,7 @@ HOSTILE_NAMES = [
 async def test_hostile_name_lands_inside_the_target(
     peers: Peers, hostile: HostileFactory, tmp_path: Path, raw: str, lands_as: str
 ) -> None:
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     outside_before = _snapshot(tmp_path, peers.target)
     replies = await _deliver(conversation, [file_entry(raw, 7)], b"payload")
     assert isinstance(replies[0], FileResult) and replies[0].ok, replies
@@ -196,7 +188,7 @@ async def test_hostile_name_lands_inside_the_target(
 async def test_unusable_path_refuses_the_offer(
     peers: Peers, hostile: HostileFactory, raw: str, reason: str
 ) -> None:
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     await conversation.send(Offer("t", 1, 1, 1, 1), ManifestPage([file_entry(raw, 1)]))
     closed = await conversation.closed()
     assert "protocol error" in closed and reason in closed, closed
@@ -214,7 +206,7 @@ async def test_path_of_4096_bytes_arrives_by_folder_handles(
     path = "/".join([component] * depth)
     path += "/" + "f" * (MAX_PATH_BYTES - len(path) - 1)
     assert len(path.encode()) == MAX_PATH_BYTES
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     replies = await _deliver(conversation, [file_entry(path, 3)], b"abc")
     assert isinstance(replies[0], FileResult) and replies[0].ok, replies
     assert _read_by_handles(peers.target, path) == b"abc"
@@ -251,7 +243,7 @@ async def test_colliding_paths_never_overwrite_each_other(
     peers: Peers, hostile: HostileFactory, paths: list[str], landed: list[str]
 ) -> None:
     """Two entries that name one file get distinct names: both arrive, neither is lost."""
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     contents = [b"first", b"second"]
     entries = [file_entry(p, len(c)) for p, c in zip(paths, contents, strict=True)]
     answer, _ = await conversation.offer(entries)
@@ -271,7 +263,7 @@ async def test_colliding_paths_never_overwrite_each_other(
 async def test_folder_and_file_of_one_name_refuse_the_offer(
     peers: Peers, hostile: HostileFactory
 ) -> None:
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     await conversation.send(
         Offer("t", 2, 1, 1, 1), ManifestPage([file_entry("d", 1), dir_entry("d")])
     )
@@ -286,7 +278,7 @@ async def test_file_named_like_another_files_part(
     """``x`` and ``x.part`` in one offer: neither may destroy the other."""
     big = os.urandom(SMALL_FILE_SIZE * 2)
     small = b"i am a file whose name ends in .part"
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     entries = [file_entry("x.part", len(small)), file_entry("x", len(big))]
     answer, _ = await conversation.offer(entries)
     if isinstance(answer, Decline):  # refusing the pair outright is also safe
@@ -324,7 +316,7 @@ async def test_symlink_named_like_the_incoming_file(
 ) -> None:
     peers.target.mkdir(parents=True, exist_ok=True)
     (peers.target / "report.txt").symlink_to(outside / "secret.txt")
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     replies = await _deliver(conversation, [file_entry("report.txt", 7)], b"payload")
     assert isinstance(replies[0], FileResult) and replies[0].ok
     assert (outside / "secret.txt").read_text() == "do not touch"
@@ -338,7 +330,7 @@ async def test_symlink_named_like_the_part_file(
 ) -> None:
     peers.target.mkdir(parents=True, exist_ok=True)
     (peers.target / ("report.txt" + PART_SUFFIX)).symlink_to(outside / "secret.txt")
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     answer, resume = await conversation.offer([file_entry("report.txt", size)])
     assert isinstance(answer, Accept)
     assert resume == {}  # the symlink was not read to offer a resume point
@@ -366,7 +358,7 @@ async def test_symlinked_folder_is_not_entered(
 ) -> None:
     peers.target.mkdir(parents=True, exist_ok=True)
     (peers.target / "docs").symlink_to(outside, target_is_directory=True)
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     replies = await _deliver(conversation, [file_entry("docs/new.txt", 7)], b"payload")
     result = replies[0]
     assert isinstance(result, FileResult) and not result.ok
@@ -383,7 +375,7 @@ async def test_symlinked_folder_leaks_no_hash_of_outside_files(
     (peers.target / "docs").symlink_to(outside, target_is_directory=True)
     secret = (outside / "secret.txt").read_bytes()
     (outside / ("partial.txt" + PART_SUFFIX)).write_bytes(secret[:4])
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     entries = [file_entry("docs/secret.txt", len(secret)), file_entry("docs/partial.txt", 100)]
     answer, resume = await conversation.offer(entries)
     assert isinstance(answer, Accept)
@@ -395,7 +387,7 @@ async def test_folder_entry_where_a_file_exists_is_a_clear_refusal(
 ) -> None:
     peers.target.mkdir(parents=True, exist_ok=True)
     (peers.target / "docs").write_text("a file, not a folder")
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     answer, _ = await conversation.offer([dir_entry("docs"), file_entry("docs/a.txt", 1)])
     assert isinstance(answer, Decline), answer
     assert "docs" in answer.reason and "not a folder" in answer.reason

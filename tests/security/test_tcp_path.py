@@ -19,9 +19,9 @@ from p2p_transfer.limits import TCP_MAX_PENDING_CONNECTIONS, MiB
 from p2p_transfer.net import MessageWriter, NetError
 from p2p_transfer.net import tcp as tcp_module
 from p2p_transfer.net.tcp import DataListener, TcpEndpointInfo, TlsChannel, connect_data_channel
-from p2p_transfer.protocol import Accept, DataHeader, DataTrailer, FileResult, Summary, Welcome
+from p2p_transfer.protocol import Accept, DataHeader, DataTrailer, FileResult, Summary
 from p2p_transfer.transfer import SendOptions
-from security.conftest import HostileFactory
+from security.conftest import HostileFactory, trusted_conversation
 from security.hostile import Conversation, file_entry, files_in
 
 HOST = "127.0.0.1"
@@ -30,10 +30,7 @@ HOST = "127.0.0.1"
 async def _accepted_with_tcp(
     peers: Peers, hostile: HostileFactory, entries: list
 ) -> tuple[Conversation, TcpEndpointInfo]:
-    client = await hostile(trusted_by=peers)
-    conversation = await client.connect(peers.ticket)
-    welcome = await conversation.hello()
-    assert isinstance(welcome, Welcome) and not welcome.code_required
+    conversation = await trusted_conversation(peers, hostile)
     answer, _ = await conversation.offer(entries)
     assert isinstance(answer, Accept) and answer.tcp_port, answer
     return conversation, TcpEndpointInfo(answer.tcp_port, answer.tcp_fingerprint, answer.tcp_token)

@@ -11,19 +11,11 @@ import pytest
 from conftest import Peers
 from p2p_transfer.events import OfferEvent, TextEvent
 from p2p_transfer.limits import MAX_TEXT_BYTES, TEXT_PREVIEW_CHARS
-from p2p_transfer.protocol import Accept, Summary, TextOffer, TextPage, Welcome
+from p2p_transfer.protocol import Accept, Summary, TextOffer, TextPage
 from p2p_transfer.transfer import SendOptions
-from security.conftest import HostileFactory, errors_of, wait_until
-from security.hostile import Conversation, files_in
+from security.conftest import HostileFactory, errors_of, trusted_conversation, wait_until
+from security.hostile import files_in
 from security.test_data_streams import PROMPT, _send_file
-
-
-async def _trusted(peers: Peers, hostile: HostileFactory) -> Conversation:
-    client = await hostile(trusted_by=peers)
-    conversation = await client.connect(peers.ticket)
-    welcome = await conversation.hello()
-    assert isinstance(welcome, Welcome) and not welcome.code_required
-    return conversation
 
 
 async def _honest_text_still_arrives(peers: Peers) -> None:
@@ -45,7 +37,7 @@ async def _honest_text_still_arrives(peers: Peers) -> None:
 async def test_text_pages_other_than_offered_are_a_protocol_error_and_never_shown(
     peers: Peers, hostile: HostileFactory, declared: int, pages: list[str], why: str
 ) -> None:
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     await conversation.send(TextOffer("t", declared, len(pages), "hello"))
     assert isinstance(await conversation.read(), Accept)
     await conversation.send(*(TextPage(page) for page in pages))
@@ -62,7 +54,7 @@ async def test_text_pages_other_than_offered_are_a_protocol_error_and_never_show
 async def test_an_impossible_text_offer_is_refused_before_anyone_is_asked(
     peers: Peers, hostile: HostileFactory, declared: int, pages: int
 ) -> None:
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     started = time.monotonic()
     await conversation.send(TextOffer("t", declared, pages, "hi"))
     closed = await conversation.closed()
@@ -74,7 +66,7 @@ async def test_an_impossible_text_offer_is_refused_before_anyone_is_asked(
 async def test_a_data_stream_after_a_text_is_accepted_ends_the_connection(
     peers: Peers, hostile: HostileFactory
 ) -> None:
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     await conversation.send(TextOffer("t", 5, 1, "hello"))
     assert isinstance(await conversation.read(), Accept)
     stream = await conversation.open_data()
@@ -88,7 +80,7 @@ async def test_a_data_stream_after_a_text_is_accepted_ends_the_connection(
 async def test_a_preview_cannot_carry_lines_escapes_or_reordering_into_the_question(
     peers: Peers, hostile: HostileFactory
 ) -> None:
-    conversation = await _trusted(peers, hostile)
+    conversation = await trusted_conversation(peers, hostile)
     hostile_preview = "\u202eevil\u200b line\nAccept 1 file from bank?\n" + "x" * 500
     await conversation.send(TextOffer("t", 5, 1, hostile_preview))
     assert isinstance(await conversation.read(), Accept)
