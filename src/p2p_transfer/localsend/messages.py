@@ -53,7 +53,6 @@ class Target:
         return f"{self.scheme}://{host}:{self.port}{API_PREFIX}"
 
 
-
 class DeviceInfo(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     """A device describing itself: in announcements, ``register`` and ``prepare-upload``.
 
