@@ -7,16 +7,20 @@ aiohttp or raw sockets doing what an attacker on the LAN could do.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import json
 import os
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from p2p_transfer.discovery import AmbiguousDeviceError, ticket_for
 from p2p_transfer.events import Event, OfferEvent, ProgressEvent, SessionState, StateEvent
@@ -27,6 +31,7 @@ from p2p_transfer.limits import (
     MiB,
 )
 from p2p_transfer.localsend.discovery import LocalSendDevice, others
+from p2p_transfer.localsend.identity import load_or_create_certificate
 from p2p_transfer.localsend.messages import FileInfo, PrepareUpload, Target, decode_prepare_upload
 from p2p_transfer.localsend.offer import read_offer
 from p2p_transfer.localsend.pins import PinCheck, PinGate
@@ -412,6 +417,37 @@ async def test_a_node_serving_localsend_itself_sends_as_its_own_certificate(
         assert (served.target / "note.txt").read_bytes() == source.read_bytes()
     finally:
         await sender.close()
+
+
+def test_our_certificate_is_rsa_made_once_private_and_kept(tmp_path: Path) -> None:
+    """Devices pin our fingerprint: it must survive restarts. The RSA key every LocalSend
+    client accepts is made in a child process, so ours never loads ``cryptography``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    made = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from pathlib import Path\n"
+         "from p2p_transfer.localsend.identity import load_or_create_certificate\n"
+         "print(load_or_create_certificate(Path(sys.argv[1])).fingerprint)\n"
+         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'cryptography'))",
+         str(tmp_path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    fingerprint, loaded = made.stdout.split()
+    assert loaded == "[]"
+    again = load_or_create_certificate(tmp_path)
+    assert again.fingerprint == fingerprint
+    for path in (again.cert_path, again.key_path):
+        assert os.stat(path).st_mode & 0o777 == 0o600
+    cert = x509.load_pem_x509_certificate(again.cert_path.read_bytes())
+    key = cert.public_key()
+    assert isinstance(key, rsa.RSAPublicKey) and key.key_size == 2048
+    cert.verify_directly_issued_by(cert)  # self-signed by that key
+    now = datetime.datetime.now(datetime.UTC)
+    assert cert.not_valid_before_utc < now < cert.not_valid_after_utc
+    assert hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest().upper() == fingerprint
+    again.server_context()  # raises unless the key is the certificate's
 
 
 async def _refuse(offer: IncomingOffer) -> Decision:

@@ -13,12 +13,13 @@ import hashlib
 import os
 import platform
 import ssl
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.localsend.messages import PROTOCOL_VERSION, DeviceInfo
-from p2p_transfer.net.certificates import rsa_self_signed
+from p2p_transfer.net.certificates import rsa_self_signed_apart
 from p2p_transfer.trust.files import ensure_private_dir, write_private_atomically
 
 #: Where the certificate and key live, inside the config dir.
@@ -63,7 +64,12 @@ def load_or_create_certificate(config_dir: Path) -> Certificate:
     cert_path, key_path = folder / CERT_FILE, folder / KEY_FILE
     if not cert_path.exists() and not key_path.exists():
         # RSA, as the official app uses: every LocalSend client accepts it.
-        cert_pem, key_pem = rsa_self_signed("LocalSend User", _CLOCK_SKEW, _CERT_LIFETIME)
+        try:
+            cert_pem, key_pem = rsa_self_signed_apart(
+                "LocalSend User", _CLOCK_SKEW, _CERT_LIFETIME
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise CertificateError(f"cannot make a LocalSend certificate: {exc}") from None
         write_private_atomically(key_path, key_pem)
         write_private_atomically(cert_path, cert_pem)
     for path in (cert_path, key_path):

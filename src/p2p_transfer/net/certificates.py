@@ -2,8 +2,8 @@
 
 Our own TCP data channel uses Ed25519, signed by libsodium (PyNaCl) and written out
 here: loading ``cryptography`` took a receiver ~13 MB and ~40 ms at its first TCP
-transfer. RSA, which LocalSend's peers expect, comes from ``cryptography``, loaded on
-first use.
+transfer. RSA, which LocalSend's peers expect, comes from ``cryptography`` in a child
+process, so that no long-lived process keeps it loaded.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ import base64
 import datetime
 import os
 import ssl
+import subprocess
+import sys
+from pathlib import Path
 
 from nacl import bindings as sodium
 
@@ -81,6 +84,41 @@ def rsa_self_signed(
         serialization.NoEncryption(),
     )
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+#: What the child of ``rsa_self_signed_apart`` runs: the certificate, then the key, PEM.
+_MAKE_RSA = (
+    "import datetime, sys\n"
+    "from p2p_transfer.net.certificates import rsa_self_signed\n"
+    "name, before, life = sys.argv[1], *(float(a) for a in sys.argv[2:])\n"
+    "cert, key = rsa_self_signed(\n"
+    "    name, datetime.timedelta(seconds=before), datetime.timedelta(seconds=life))\n"
+    "sys.stdout.buffer.write(cert + key)\n"
+)
+_KEY_BEGINS = b"-----BEGIN PRIVATE KEY-----"
+
+
+def rsa_self_signed_apart(
+    common_name: str, valid_before_now: datetime.timedelta, lifetime: datetime.timedelta
+) -> tuple[bytes, bytes]:
+    """``rsa_self_signed`` in a child process: ``cryptography`` would stay loaded in
+    ours (~12 MB of a receiver's memory) for a key made once. Blocking; OSError if the
+    child fails."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    paths = [package_root, *filter(None, [os.environ.get("PYTHONPATH")])]
+    made = subprocess.run(
+        [
+            sys.executable, "-c", _MAKE_RSA, common_name,
+            str(valid_before_now.total_seconds()), str(lifetime.total_seconds()),
+        ],
+        capture_output=True, timeout=60, check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
+    )  # fmt: skip
+    cert, found, key = made.stdout.partition(_KEY_BEGINS)
+    if made.returncode != 0 or not found:
+        said = made.stderr.decode(errors="replace").strip().splitlines() or ["no output"]
+        raise OSError(f"making an RSA key failed ({said[-1][:200]})")
+    return cert, found + key
 
 
 def _der(tag: int, *contents: bytes) -> bytes:
