@@ -419,6 +419,22 @@ async def test_a_node_serving_localsend_itself_sends_as_its_own_certificate(
         await sender.close()
 
 
+async def test_a_bind_address_with_a_port_serves_localsend_on_its_host(tmp_path: Path) -> None:
+    """``receive --bind 127.0.0.1:0`` names the QUIC endpoint's port: LocalSend keeps its
+    own and listens on that host (it once took the whole text for a host name)."""
+    node = Node.without_endpoint(NodeConfig(tmp_path / "home", "us", bind_addr="127.0.0.1:0"))
+    await node.start_localsend(
+        ReceiverSetup(ReceiveOptions(target=tmp_path / "in"), _refuse), 0, announce=False
+    )
+    try:
+        assert node.localsend is not None
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as http:
+            info = await http.get(f"https://127.0.0.1:{node.localsend.port}{API}/info")
+            assert (await info.json())["alias"] == "us"
+    finally:
+        await node.close()
+
+
 def test_our_certificate_is_rsa_made_once_private_and_kept(tmp_path: Path) -> None:
     """Devices pin our fingerprint: it must survive restarts. The RSA key every LocalSend
     client accepts is made in a child process, so ours never loads ``cryptography``."""

@@ -17,6 +17,7 @@ from p2p_transfer.net import (
     MessageWriter,
     Transport,
     Unreachable,
+    bind_host,
     describe_iroh_error,
     parse_host_port,
     parse_ticket,
@@ -216,6 +217,16 @@ def test_endpoint_id_is_the_public_key(tmp_path: Path) -> None:
 )
 def test_host_port_parsing(text: str, parsed: tuple[str, int] | None) -> None:
     assert parse_host_port(text) == parsed
+
+
+@pytest.mark.parametrize(
+    ("bind", "host"),
+    [("127.0.0.1", "127.0.0.1"), ("127.0.0.1:0", "127.0.0.1"), ("0.0.0.0:4000", "0.0.0.0"),
+     ("::1", "::1"), ("[::1]", "::1"), ("[::]:4000", "::")],
+)
+def test_the_host_of_a_bind_address_is_without_its_port(bind: str, host: str) -> None:
+    """LocalSend listens on its own port, on the host ``--bind`` names."""
+    assert bind_host(bind) == host
 
 
 async def test_ticket_via_puts_the_known_address_first(tmp_path: Path) -> None:

@@ -50,6 +50,7 @@ from p2p_transfer.net import (
     IncomingConnection,
     NetError,
     Transport,
+    bind_host,
     fetch_ticket,
     parse_host_port,
     parse_ticket,
@@ -626,7 +627,7 @@ class Node:
 
         self.localsend = await LocalSendService.start(
             self.config.config_dir, self.config.device_name, self.events, setup,
-            self._launch_receive, host=self.config.bind_addr or "0.0.0.0", port=port,
+            self._launch_receive, host=bind_host(self.config.bind_addr or "0.0.0.0"), port=port,
             announce=announce,
         )
         self.events.emit(LocalSendReadyEvent(

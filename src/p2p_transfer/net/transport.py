@@ -259,3 +259,9 @@ def _normalize_bind(addr: str) -> str:
     if addr.startswith("["):
         return addr if "]:" in addr else f"{addr}:0"
     return addr if addr.count(":") == 1 else (f"{addr}:0" if ":" not in addr else f"[{addr}]:0")
+
+
+def bind_host(addr: str) -> str:
+    """The host of a ``--bind`` address (``HOST``, ``HOST:PORT``, ``[V6]:PORT``), for
+    listeners that keep a port of their own (LocalSend's)."""
+    return _normalize_bind(addr).rpartition(":")[0].removeprefix("[").removesuffix("]")
