@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -34,6 +33,8 @@ _MAXRSS_UNIT = 1024
 _POLL_INTERVAL = 0.05
 #: Lines of a failed child's stderr quoted in the report.
 _STDERR_TAIL_LINES = 3
+#: Most bytes of a child's stdout taken in one read (a pipe holds 64 KiB).
+_READ_SIZE = 1024 * 1024
 
 
 class ChildError(RuntimeError):
@@ -95,7 +96,9 @@ class Child:
             self._report.unlink(missing_ok=True)
             command = [sys.executable, "-I", "-S", str(LAUNCHER), str(self._report), "--", *argv]
         self.stdout_lines: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._new_lines = threading.Condition()
+        self._next_line = 0  # the index in stdout_lines that next_line returns next
+        self._stdout_ended = False
         self._usage: Usage | None = None
         with open(self.stderr_path, "wb") as stderr:
             self.started = monotonic()
@@ -115,14 +118,23 @@ class Child:
         self._waiter.start()
 
     def _read(self) -> None:
+        """Drain stdout a pipeful at a time: a child printing a JSON line per file
+        (100,000 of them) must not wait on a full pipe for our work on each line."""
         assert self._popen.stdout is not None
+        stdout = self._popen.stdout.fileno()
+        partial = b""
         with open(self.stdout_path, "wb") as copy:  # kept with the logs of a failed run
-            for raw in self._popen.stdout:
-                copy.write(raw)
-                line = raw.decode(errors="replace").rstrip("\n")
-                self.stdout_lines.append(line)
-                self._lines.put(line)
-        self._lines.put(None)
+            while chunk := os.read(stdout, _READ_SIZE):
+                copy.write(chunk)
+                *lines, partial = (partial + chunk).split(b"\n")
+                with self._new_lines:
+                    self.stdout_lines.extend(line.decode(errors="replace") for line in lines)
+                    self._new_lines.notify_all()
+        with self._new_lines:
+            if partial:
+                self.stdout_lines.append(partial.decode(errors="replace"))
+            self._stdout_ended = True
+            self._new_lines.notify_all()
 
     def _wait(self) -> None:
         # We reap the child ourselves: Popen.wait would discard the rusage.
@@ -173,13 +185,14 @@ class Child:
 
     def next_line(self, deadline: float) -> str | None:
         """The next stdout line, or None at end of output or past ``deadline``."""
-        remaining = deadline - monotonic()
-        if remaining <= 0:
-            return None
-        try:
-            return self._lines.get(timeout=remaining)
-        except queue.Empty:
-            return None
+        with self._new_lines:
+            while self._next_line == len(self.stdout_lines):
+                remaining = deadline - monotonic()
+                if self._stdout_ended or remaining <= 0:
+                    return None
+                self._new_lines.wait(remaining)
+            self._next_line += 1
+            return self.stdout_lines[self._next_line - 1]
 
     def wait_for_event(self, event: str, timeout: float) -> dict[str, Any]:
         """Read JSON stdout lines until one has ``"event": event``; return it."""

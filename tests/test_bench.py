@@ -254,6 +254,26 @@ def test_peak_rss_is_the_childs_own_not_the_harness(tmp_path: Path) -> None:
     assert 0 < usage.max_rss_bytes < BALLAST_SIZE / 2
 
 
+def test_a_child_printing_a_line_per_file_is_read_whole_and_in_order(tmp_path: Path) -> None:
+    """Our rows print a JSON line per file (100,000 in one workload): the harness takes
+    them a pipeful at a time, and finds an event in them as it comes."""
+    script = (
+        "import json, sys\n"
+        "for i in range(100_000):\n"
+        "    print(json.dumps({'event': 'file_done', 'n': i}))\n"
+        "sys.stdout.flush()\n"
+        "print(json.dumps({'event': 'done'}))\n"
+        "sys.stdout.write('no newline at the end')\n"
+    )
+    child = Child("printer", [sys.executable, "-c", script], log_dir=tmp_path)
+    assert child.wait_for_event("done", RUN_TIMEOUT) == {"event": "done"}
+    assert child.wait(RUN_TIMEOUT).returncode == 0
+    assert child.next_line(monotonic() + RUN_TIMEOUT) == "no newline at the end"
+    assert child.next_line(monotonic() + RUN_TIMEOUT) is None  # the end, not a wait
+    assert [event["n"] for event in child.events()[:-1]] == list(range(100_000))
+    assert child.stdout_path.read_text().endswith("}\nno newline at the end")
+
+
 def test_p2p_row_is_unavailable_without_the_cli(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
