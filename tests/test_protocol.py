@@ -42,6 +42,7 @@ from p2p_transfer.protocol import (
     FileResult,
     FrameDecoder,
     Hello,
+    Manifest,
     ManifestAssembler,
     ManifestPage,
     ManifestSummary,
@@ -685,6 +686,20 @@ def test_paginate_resume_items_fit_the_message_limit() -> None:
     for page in pages:
         encode(ResumePage(page))
     assert [r for page in pages for r in page] == items
+
+
+def test_a_manifest_is_indexed_as_a_list_is() -> None:
+    entries = [Entry("a", "dir", 0, 0o755, 1.0), Entry("a/b.txt", "file", 3, 0o644, 2.0)]
+    manifest = Manifest()
+    for entry in entries:
+        manifest.append(entry)
+    assert [manifest[i] for i in (-2, -1, 0, 1)] == entries * 2
+    assert manifest[::-1] == entries[::-1]
+    for beyond in (2, -3):
+        with pytest.raises(IndexError):
+            manifest[beyond]
+        with pytest.raises(IndexError):
+            manifest.path(beyond)
 
 
 def test_paginate_nothing() -> None:

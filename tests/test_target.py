@@ -364,6 +364,11 @@ def test_every_entry_is_read_from_where_it_was_found(
         assert os.path.samefile(item.source, tree.parent / _where(item.entry.path))
     assert found[-1].source == str(single)
     assert found[-1] == found[len(found) - 1]
+    for beyond in (len(found), -len(found) - 1):
+        with pytest.raises(IndexError):
+            found[beyond]
+        with pytest.raises(IndexError):
+            found.source(beyond)
 
 
 def _where(relative: str) -> str:

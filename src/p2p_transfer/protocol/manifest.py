@@ -123,6 +123,8 @@ class Manifest(Sequence[Entry]):
     def path(self, index: int) -> str:
         if index < 0:
             index += len(self)
+            if index < 0:
+                raise IndexError("manifest index out of range")
         start = self._ends[index - 1] if index > 0 else 0
         return self._names[start : self._ends[index]].decode()
 

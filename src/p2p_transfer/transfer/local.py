@@ -62,8 +62,10 @@ class Sources(Sequence[SourceEntry]):
 
     def source(self, index: int) -> str:
         """The path entry ``index`` is read from."""
-        base = self._bases[bisect_right(self._starts, index) - 1]
-        return self._derived(base, self.entries.path(index))
+        path = self.entries.path(index)  # IndexError out of range
+        if index < 0:
+            index += len(self)
+        return self._derived(self._bases[bisect_right(self._starts, index) - 1], path)
 
     @staticmethod
     def _derived(base: tuple[str, int], path: str) -> str:
@@ -80,11 +82,8 @@ class Sources(Sequence[SourceEntry]):
     def __getitem__(self, index: int | slice) -> SourceEntry | list[SourceEntry]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        return SourceEntry(self.entries[index], self.source(index))
+        entry = self.entries[index]  # IndexError out of range, as any sequence
+        return SourceEntry(entry, self.source(index))
 
 
 def scan_sources(paths: list[Path], follow_symlinks: bool = False) -> Sources:
