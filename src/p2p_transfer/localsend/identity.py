@@ -13,7 +13,6 @@ import hashlib
 import os
 import platform
 import ssl
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +67,7 @@ def load_or_create_certificate(config_dir: Path) -> Certificate:
             cert_pem, key_pem = rsa_self_signed_apart(
                 "LocalSend User", _CLOCK_SKEW, _CERT_LIFETIME
             )
-        except (OSError, subprocess.SubprocessError) as exc:
+        except OSError as exc:
             raise CertificateError(f"cannot make a LocalSend certificate: {exc}") from None
         write_private_atomically(key_path, key_pem)
         write_private_atomically(cert_path, cert_pem)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import datetime
 import os
-import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +53,7 @@ def ed25519_self_signed(
         _SEQUENCE, _der(_INTEGER, b"\x00"), algorithm,
         _der(_OCTET_STRING, _der(_OCTET_STRING, secret[: sodium.crypto_sign_SEEDBYTES])),
     )
-    return ssl.DER_cert_to_PEM_cert(certificate).encode(), _pem("PRIVATE KEY", key)
+    return _pem("CERTIFICATE", certificate), _pem("PRIVATE KEY", key)
 
 
 def rsa_self_signed(
@@ -106,14 +105,17 @@ def rsa_self_signed_apart(
     child fails."""
     package_root = str(Path(__file__).resolve().parents[2])
     paths = [package_root, *filter(None, [os.environ.get("PYTHONPATH")])]
-    made = subprocess.run(
-        [
-            sys.executable, "-c", _MAKE_RSA, common_name,
-            str(valid_before_now.total_seconds()), str(lifetime.total_seconds()),
-        ],
-        capture_output=True, timeout=60, check=False,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
-    )  # fmt: skip
+    try:
+        made = subprocess.run(
+            [
+                sys.executable, "-c", _MAKE_RSA, common_name,
+                str(valid_before_now.total_seconds()), str(lifetime.total_seconds()),
+            ],
+            capture_output=True, timeout=60, check=False,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise OSError("making an RSA key took over a minute") from None
     cert, found, key = made.stdout.partition(_KEY_BEGINS)
     if made.returncode != 0 or not found:
         said = made.stderr.decode(errors="replace").strip().splitlines() or ["no output"]
