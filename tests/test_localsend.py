@@ -508,12 +508,12 @@ async def test_a_name_shared_with_a_localsend_device_is_an_error_listing_both(
     async def scan(seconds: float) -> list[LocalSendDevice]:
         return [_localsend_device("Laptop", "10.0.0.5")]
 
-    monkeypatch.setattr(node, "resolve", resolve)
-    monkeypatch.setattr(node, "scan_localsend", scan)
+    monkeypatch.setattr(node.presence, "resolve", resolve)
+    monkeypatch.setattr(node.presence, "scan_localsend", scan)
     if ours_at == "10.0.0.5":  # the same machine, announcing both ways: ours
-        assert await node._send_target("laptop") == ticket
+        assert await node.presence.send_target("laptop") == ticket
     else:
         with pytest.raises(AmbiguousDeviceError) as both:
-            await node._send_target("laptop")
+            await node.presence.send_target("laptop")
         assert "LocalSend: Laptop at 10.0.0.5:53317" in str(both.value)
         assert "and a p2p-transfer device" in str(both.value)

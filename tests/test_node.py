@@ -1,30 +1,15 @@
-"""The Node: what it does around sessions (its sessions themselves: test_transfer.py)."""
+"""The Node: how it wires its parts (the parts alone: test_sessions.py, test_inbox.py,
+test_presence.py; its sessions themselves: test_transfer.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
-from conftest import CODE, Peers, make_tree
-from p2p_transfer.events import (
-    DoneEvent,
-    ErrorEvent,
-    Event,
-    ProgressEvent,
-    SessionEvent,
-    SessionState,
-    StateEvent,
-)
-from p2p_transfer.limits import MiB
+from conftest import CODE
+from p2p_transfer.events import DoneEvent, Event
 from p2p_transfer.node import Node, NodeConfig
-from p2p_transfer.transfer import (
-    Cancelled,
-    Decision,
-    IncomingOffer,
-    ReceiveOptions,
-    SendOptions,
-)
+from p2p_transfer.transfer import Decision, IncomingOffer, ReceiveOptions, SendOptions
 
 
 class RecordingDiscovery:
@@ -50,7 +35,7 @@ async def _serve_one_send(tmp_path: Path, once: bool) -> RecordingDiscovery:
     events: list[Event] = []
     receiver.events.subscribe(events.append)
     discovery = RecordingDiscovery(events)
-    receiver.discovery = discovery  # type: ignore[assignment]
+    receiver.presence.discovery = discovery  # type: ignore[assignment]
     payload = tmp_path / "payload.bin"
     payload.write_bytes(bytes(3 * 1024 * 1024))
     options = ReceiveOptions(target=tmp_path / "inbox", auto_accept=True, fixed_code=CODE)
@@ -84,59 +69,3 @@ async def test_a_receiver_that_keeps_serving_stays_on_the_lan_until_closed(
 ) -> None:
     discovery = await _serve_one_send(tmp_path, once=False)
     assert discovery.withdrawn and discovery.withdrawn_before_done is False  # at close only
-
-
-# --- sessions: one ID per session on every event, cancelled by ID ----------------------
-
-
-async def test_every_event_of_a_session_carries_its_id(peers: Peers, tmp_path: Path) -> None:
-    tree = make_tree(tmp_path / "src")
-    result = await peers.send(tree)
-    assert result.ok
-    await peers.wait_for_receiver(DoneEvent)
-    await peers.wait_for_receiver(StateEvent)
-    for side in ("sender", "receiver"):
-        sessions = {e.session for e in peers.events[side] if isinstance(e, SessionEvent)}
-        assert len(sessions) == 1, (side, sessions)
-        kinds = {e.name for e in peers.events[side] if isinstance(e, SessionEvent)}
-        assert {"state", "verified", "decision", "progress", "file_done", "done"} <= kinds
-    sent = {e.session for e in peers.events["sender"] if isinstance(e, SessionEvent)}
-    received = {e.session for e in peers.events["receiver"] if isinstance(e, SessionEvent)}
-    assert sent != received  # each node names its own sessions
-
-
-async def test_states_of_a_send_move_forward_and_end_once(peers: Peers, tmp_path: Path) -> None:
-    source = tmp_path / "a.txt"
-    source.write_text("a")
-    assert (await peers.send(source)).ok
-    await peers.wait_for_receiver(DoneEvent)
-    expected = {
-        "sender": ["connecting", "verifying", "waiting", "transferring", "done"],
-        "receiver": ["verifying", "waiting", "transferring", "done"],
-    }
-    for side, states in expected.items():
-        deadline = asyncio.get_running_loop().time() + 5
-        while [e.state for e in peers.events[side] if isinstance(e, StateEvent)] != states:
-            assert asyncio.get_running_loop().time() < deadline, peers.events[side]
-            await asyncio.sleep(0.02)
-
-
-async def test_cancel_by_session_id_ends_both_sides_cancelled_saying_who(
-    peers: Peers, tmp_path: Path
-) -> None:
-    source = tmp_path / "big.bin"
-    source.write_bytes(os.urandom(64 * MiB))
-    sending = asyncio.create_task(
-        peers.sender.send(peers.ticket, [source], SendOptions(code=CODE, transport="quic"))
-    )
-    progress = await peers.wait_for_receiver(ProgressEvent, timeout=30)
-    assert peers.receiver.cancel(progress.session)
-    assert not peers.receiver.cancel("no-such-session")
-    result = await sending
-    assert result.state is SessionState.CANCELLED and result.by == "peer"
-    assert isinstance(result.error, Cancelled) and result.message == "rx cancelled"
-    ended = await peers.wait_for_receiver(StateEvent)
-    assert isinstance(ended, StateEvent)
-    assert (ended.state, ended.by, ended.session) == ("cancelled", "local", progress.session)
-    assert not peers.receiver_events(ErrorEvent)
-    assert not (peers.target / "big.bin").exists()

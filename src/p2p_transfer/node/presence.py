@@ -1,0 +1,222 @@
+"""Presence: who is on this network, and what a ``--to`` name means.
+
+This node announces itself on the LAN (mDNS) and browses for others; LocalSend
+devices are heard by scanning their multicast. Every way of turning a ``--to``
+(a ticket, HOST:PORT, a device name, a LocalSend address or alias) into
+something to send to is here, in one place: ``send_target``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from p2p_transfer.discovery import (
+    AmbiguousDeviceError,
+    Announcement,
+    Device,
+    DiscoveryError,
+    device_ticket,
+    looks_like_ticket,
+    port_of,
+)
+from p2p_transfer.events import DeviceEvent, DiscoveryErrorEvent, EventBus, LogEvent
+from p2p_transfer.limits import DISCOVERY_SETTLE_TIME
+from p2p_transfer.net import Transport, fetch_ticket, parse_host_port, parse_ticket, ticket_via
+from p2p_transfer.node.config import NodeConfig, endpoint
+from p2p_transfer.node.localsend_bridge import LocalSendBridge
+from p2p_transfer.trust.identity import existing_endpoint_id
+
+if TYPE_CHECKING:
+    from p2p_transfer.discovery import DeviceBrowser, Discovery
+    from p2p_transfer.localsend import LocalSendDevice, Target
+
+
+class Presence:
+    """This node on the LAN (announced, browsing) and the resolution of names."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        events: EventBus,
+        transport: Transport | None,
+        localsend: LocalSendBridge,
+    ) -> None:
+        self._config = config
+        self._events = events
+        self._transport = transport
+        self._localsend = localsend
+        #: The LAN announcement, after ``announce_on_lan``.
+        self.discovery: Discovery | None = None
+        self._withdrawal: asyncio.Task[None] | None = None
+
+    def own_endpoint_id(self) -> str | None:
+        """This device's endpoint ID if it has an identity (never creates one)."""
+        if self._transport is not None:
+            return self._transport.endpoint_id
+        return existing_endpoint_id(self._config.config_dir)
+
+    # --- this node on the LAN ------------------------------------------------------
+
+    async def announce_on_lan(self) -> None:
+        """Announce this node on the LAN (mDNS) until ``close``.
+
+        Never raises: a network without multicast still works with tickets, so
+        a failure only becomes a ``discovery_error`` event.
+        """
+        from p2p_transfer.discovery import Discovery  # zeroconf is loaded only when used
+
+        transport = endpoint(self._transport)
+        try:
+            self.discovery = await Discovery.start(self._events, transport.endpoint_id)
+        except DiscoveryError as exc:
+            self._events.emit(DiscoveryErrorEvent(str(exc)))
+            return
+        addresses = tuple(transport.addresses)
+        self.discovery.announce_in_background(
+            Announcement(self._config.device_name, transport.endpoint_id, addresses,
+                         port_of(addresses) or 0)
+        )
+
+    async def browse_lan(self) -> DeviceBrowser | None:
+        """The live table of LAN devices (announcing this node first, if it does not yet)."""
+        if self.discovery is None:
+            await self.announce_on_lan()
+        if self.discovery is None:
+            return None
+        return await self.discovery.browse()
+
+    def withdraw_from_lan(self) -> asyncio.Task[None] | None:
+        """Stop announcing this node; the goodbye packets go out in the background."""
+        if self.discovery is not None and self._withdrawal is None:
+            self._withdrawal = asyncio.create_task(self.discovery.close())
+        return self._withdrawal
+
+    async def close(self) -> None:
+        """Withdraw, and wait for the goodbye packets while the process still can."""
+        if (withdrawal := self.withdraw_from_lan()) is not None:
+            await withdrawal
+
+    # --- what a --to means ---------------------------------------------------------
+
+    async def send_target(self, to: str | Target) -> str | Target:
+        """A ticket for our own protocol, or a LocalSend device to send to."""
+        from p2p_transfer.localsend.address import parse_localsend_address
+
+        if not isinstance(to, str):
+            return to
+        if (address := parse_localsend_address(to)) is not None:
+            return address
+        if looks_like_ticket(to) or parse_host_port(to) is not None:
+            return await self.resolve(to)
+        return await self._resolve_name(to)
+
+    async def resolve(self, to: str) -> str:
+        """A ticket for ``--to``: a ticket as is, ``HOST:PORT``, or a LAN device name."""
+        if looks_like_ticket(to):
+            return to
+        if (host_port := parse_host_port(to)) is not None:
+            host, port = host_port
+            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            return ticket_via(await fetch_ticket(host, port), address)
+        from p2p_transfer.discovery import Discovery  # zeroconf is loaded only when used
+
+        discovery = await Discovery.start(own_endpoint_id=self.own_endpoint_id())
+        try:
+            device = await discovery.find(to)
+        finally:
+            await discovery.close()
+        self._events.emit(DeviceEvent(device.name, device.endpoint_id, list(device.addresses)))
+        return device_ticket(device)
+
+    async def _resolve_name(self, to: str) -> str | Target:
+        """A device name (or ID prefix): ours on the LAN, or a LocalSend device's alias; a
+        name both answer to is an error listing both (the user picks by ticket or address).
+        A device of ours, which also announces itself to LocalSend, is ours."""
+        from p2p_transfer.localsend.discovery import others
+
+        scan = asyncio.create_task(self.scan_localsend(DISCOVERY_SETTLE_TIME * 2))
+        try:
+            ours: str | DiscoveryError = await self.resolve(to)
+        except DiscoveryError as exc:
+            ours = exc
+        except BaseException:
+            scan.cancel()
+            raise
+        named = [d for d in await scan if d.name.casefold() == to.strip().casefold()]
+        if isinstance(ours, str):
+            addresses = [str(a) for a in parse_ticket(ours).direct_addresses()]
+            named = others(named, [(to.strip(), addresses)])
+        if not named:
+            if isinstance(ours, DiscoveryError):
+                raise ours
+            return ours
+        listing = "; ".join(f"LocalSend: {d.name} at {d.address} (localsend:{d.address})"
+                            for d in named)
+        if isinstance(ours, str | AmbiguousDeviceError):
+            raise AmbiguousDeviceError(
+                f"{to!r} names a LocalSend device and a p2p-transfer device: {listing}; "
+                "send with --to localsend:HOST:PORT, or the other device's ticket", [],
+            )
+        if len(named) > 1:
+            raise AmbiguousDeviceError(f"{to!r} names several LocalSend devices: {listing}", [])
+        return named[0].target()
+
+    # --- who is out there ----------------------------------------------------------
+
+    async def scan_localsend(self, seconds: float) -> list[LocalSendDevice]:
+        """LocalSend devices heard within ``seconds``: ours announces and listens (the
+        running service's table, if it runs). Never raises: without multicast, none."""
+        from p2p_transfer.localsend import DeviceTable, MulticastDiscovery
+
+        service = self._localsend.service
+        if service is not None:
+            if service.discovery is not None:
+                service.discovery.announce()
+                await asyncio.sleep(seconds)
+            return service.table.devices()
+        info = await self._localsend.info(announce=True)
+        table = DeviceTable(info.fingerprint)
+        discovery = MulticastDiscovery(
+            lambda announce: msgspec.structs.replace(info, announce=announce), table, None,
+            answer=False,
+        )
+        try:
+            await discovery.start(announce=False)
+        except OSError as exc:
+            self._events.emit(LogEvent("warning", "localsend",
+                                       f"cannot look for LocalSend devices: {exc}"))
+            return []
+        try:
+            discovery.announce()
+            await asyncio.sleep(seconds)
+        finally:
+            await discovery.close()
+        return table.devices()
+
+    async def list_devices(self, timeout: float) -> list[Device]:
+        """Devices of ours that announce themselves on the LAN within ``timeout`` s, this
+        one excluded."""
+        from p2p_transfer.discovery import Discovery  # zeroconf is loaded only when used
+
+        discovery = await Discovery.start(own_endpoint_id=self.own_endpoint_id())
+        try:
+            return await discovery.list_devices(timeout)
+        finally:
+            await discovery.close()
+
+    async def list_all_devices(self, timeout: float) -> list[Device | LocalSendDevice]:
+        """``list_devices`` and the LocalSend devices heard meanwhile (``p2p-transfer
+        devices``); a device of ours, which announces to LocalSend too, is listed once."""
+        from p2p_transfer.localsend.discovery import others
+
+        scan = asyncio.create_task(self.scan_localsend(timeout))
+        try:
+            ours = await self.list_devices(timeout)
+        except BaseException:
+            scan.cancel()
+            raise
+        found: list[Device | LocalSendDevice] = list(ours)
+        return found + others(await scan, [(d.name, d.addresses) for d in ours])

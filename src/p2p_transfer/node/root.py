@@ -1,0 +1,234 @@
+"""The composition root: one Node builds its parts, wires them and closes them in order.
+
+Front ends (CLI, web app) build a Node, subscribe to its events and call its
+methods; nothing below them prints or prompts. The parts, one job each:
+``sessions`` (IDs, run, conclude, cancel), ``inbox`` (accepted connections and
+every receive session), ``presence`` (the LAN, LocalSend scans, what a name
+means), ``sending`` (the route to a receiver), ``localsend`` (this node as a
+LocalSend device) and ``reachability`` (relay, ticket, HOST:PORT queries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from p2p_transfer.events import DecisionEvent, Event, EventBus, RelayEvent, TicketEvent
+from p2p_transfer.lifecycle import new_session_id
+from p2p_transfer.net import Transport
+from p2p_transfer.node.config import NodeConfig, endpoint
+from p2p_transfer.node.inbox import Inbox
+from p2p_transfer.node.localsend_bridge import LocalSendBridge
+from p2p_transfer.node.presence import Presence
+from p2p_transfer.node.reachability import Reachability
+from p2p_transfer.node.sending import Dispatcher
+from p2p_transfer.node.sessions import RunningSession, SessionRegistry
+from p2p_transfer.transfer import (
+    CodePrompt,
+    Decider,
+    ReceiveOptions,
+    ReceiverServices,
+    SendOptions,
+    TransferResult,
+)
+from p2p_transfer.trust import AttemptLimiter, PairingStore, load_or_create_secret_key
+from p2p_transfer.trust.files import ensure_private_dir
+
+if TYPE_CHECKING:
+    from p2p_transfer.discovery import Device, DeviceBrowser
+    from p2p_transfer.localsend import (
+        LocalSendDevice,
+        LocalSendService,
+        PinPrompt,
+        ReceiverSetup,
+        Target,
+    )
+    from p2p_transfer.share import ShareConfig, ShareServer
+
+
+class Node:
+    """One running p2p-transfer instance."""
+
+    def __init__(
+        self, config: NodeConfig, transport: Transport | None, pairings: PairingStore
+    ) -> None:
+        self.config = config
+        self._transport = transport
+        self.pairings = pairings
+        self.events = EventBus()
+        self.sessions = SessionRegistry(self.events)
+        self.inbox = Inbox(self.sessions, transport, self._receiver_services())
+        self.localsend_bridge = LocalSendBridge(config, self.events, self.inbox.launch)
+        self.presence = Presence(config, self.events, transport, self.localsend_bridge)
+        self.reachability = Reachability(config, self.events, transport)
+        self._dispatcher = Dispatcher(
+            config, self.events, pairings, transport, self.presence, self.localsend_bridge
+        )
+        self._shares: list[ShareServer] = []
+
+    def _receiver_services(self) -> ReceiverServices | None:
+        """What every receive session of ours shares (none without an endpoint)."""
+        transport = self._transport
+        if transport is None:
+            return None
+        local = transport.local_udp_socket
+        return ReceiverServices(
+            self.config.device_name, transport.endpoint_id, self.events, self.pairings,
+            AttemptLimiter(self.config.config_dir),
+            data_host=local[0] if local else "0.0.0.0",
+        )
+
+    @classmethod
+    async def start(cls, config: NodeConfig) -> Node:
+        """Load (or create) the identity and bind the endpoint."""
+        ensure_private_dir(config.config_dir)
+        key = await asyncio.to_thread(load_or_create_secret_key, config.config_dir)
+        transport = await Transport.bind(key, config.bind_addr, config.relay)
+        return cls(config, transport, PairingStore(config.config_dir))
+
+    @classmethod
+    def without_endpoint(cls, config: NodeConfig) -> Node:
+        """A node for commands that never send or receive peer to peer (``devices``,
+        ``share``): no endpoint is bound and no identity is created."""
+        return cls(config, None, PairingStore(config.config_dir))
+
+    @property
+    def transport(self) -> Transport:
+        """The endpoint (a node made ``without_endpoint`` has none)."""
+        return endpoint(self._transport)
+
+    @property
+    def endpoint_id(self) -> str:
+        """This node's public key."""
+        return self.transport.endpoint_id
+
+    def own_endpoint_id(self) -> str | None:
+        """This device's endpoint ID if it has an identity (never creates one)."""
+        return self.presence.own_endpoint_id()
+
+    # --- sessions ------------------------------------------------------------------
+
+    def start_send(
+        self,
+        to: str | Target,
+        paths: list[Path],
+        options: SendOptions,
+        ask_code: CodePrompt | None = None,
+        ask_pin: PinPrompt | None = None,
+    ) -> RunningSession:
+        """Start sending ``paths`` (or, with no paths, the text message ``options.text``)
+        to ``to``: a ticket, HOST:PORT, a LAN device name, or a LocalSend device
+        (``localsend:HOST[:PORT]``, its name, or a ``Target`` found by discovery);
+        ``ask_pin`` asks for the PIN a LocalSend device may require. Several receivers
+        are several calls: each is its own session."""
+        return self.sessions.start("send", lambda lifecycle: self._dispatcher.send(
+            lifecycle, to, paths, options, ask_code, ask_pin
+        ))
+
+    async def send(
+        self,
+        to: str | Target,
+        paths: list[Path],
+        options: SendOptions,
+        ask_code: CodePrompt | None = None,
+        ask_pin: PinPrompt | None = None,
+    ) -> TransferResult:
+        """Send ``paths`` to ``to`` and wait for the outcome (failures are results too)."""
+        return await self.start_send(to, paths, options, ask_code, ask_pin).outcome()
+
+    async def serve(
+        self, options: ReceiveOptions, decide: Decider, once: bool = False
+    ) -> TransferResult | None:
+        """Accept senders until closed; with ``once``, return after the first offer's session."""
+        # The first offer takes a ``once`` node: nobody else should find it from then
+        # on, and its goodbyes go out while the files move, not when the user waits.
+        unsubscribe = self.events.subscribe(self._withdraw_on_decision) if once else None
+        try:
+            return await self.inbox.serve(options, decide, once)
+        finally:
+            if unsubscribe is not None:
+                unsubscribe()
+
+    def _withdraw_on_decision(self, event: Event) -> None:
+        if isinstance(event, DecisionEvent):
+            self.presence.withdraw_from_lan()
+
+    def cancel(self, session_id: str) -> bool:
+        """Cancel a running session (either direction); False if there is none by that ID."""
+        return self.sessions.cancel(session_id)
+
+    # --- being found and reached ---------------------------------------------------
+
+    async def connect_relay(self) -> RelayEvent | None:
+        """With a relay chosen, wait briefly for it and say whether it is reachable."""
+        return await self.reachability.connect_relay()
+
+    def announce_ticket(self) -> TicketEvent:
+        """Emit (and return) the ticket event peers need to reach this node; it says
+        whether this node is announced on the LAN (after ``announce_on_lan``)."""
+        return self.reachability.announce_ticket(self.presence.discovery is not None)
+
+    async def answer_address_queries(self) -> None:
+        """Let ``send --to HOST:PORT`` learn our ticket (TCP, same port number as QUIC)."""
+        await self.reachability.answer_address_queries()
+
+    async def announce_on_lan(self) -> None:
+        """Announce this node on the LAN (mDNS) until ``close``; a failure is only an event."""
+        await self.presence.announce_on_lan()
+
+    async def browse_lan(self) -> DeviceBrowser | None:
+        """The live table of LAN devices (announcing this node first, if it does not yet)."""
+        return await self.presence.browse_lan()
+
+    def withdraw_from_lan(self) -> asyncio.Task[None] | None:
+        """Stop announcing this node; the goodbye packets go out in the background."""
+        return self.presence.withdraw_from_lan()
+
+    async def list_devices(self, timeout: float) -> list[Device]:
+        """Devices of ours announcing themselves on the LAN within ``timeout`` s, not us."""
+        return await self.presence.list_devices(timeout)
+
+    async def list_all_devices(self, timeout: float) -> list[Device | LocalSendDevice]:
+        """``list_devices`` and the LocalSend devices heard meanwhile, each once."""
+        return await self.presence.list_all_devices(timeout)
+
+    # --- other doors: LocalSend, the browser share -----------------------------------
+
+    @property
+    def localsend(self) -> LocalSendService | None:
+        """The LocalSend service, once ``start_localsend`` started it."""
+        return self.localsend_bridge.service
+
+    async def start_localsend(
+        self, setup: ReceiverSetup, port: int, *, announce: bool = True
+    ) -> LocalSendService:
+        """Serve LocalSend devices on ``port`` (HTTPS) until ``close``: their offers are
+        receive sessions of this node, asked through ``setup.decide``; with ``announce``,
+        announce this device on the LAN and answer others' announcements.
+        Raises OSError when the port is taken."""
+        return await self.localsend_bridge.start(setup, port, announce=announce)
+
+    async def open_share(self, config: ShareConfig) -> ShareServer:
+        """Start a share server whose uploads are sessions of this node (events included);
+        it stops with the node, or earlier with its own ``stop``."""
+        from p2p_transfer.share import ShareServer  # aiohttp is loaded only when used
+
+        server = ShareServer(config, self.events, session_ids=new_session_id)
+        await server.start()
+        self._shares.append(server)
+        return server
+
+    # --- the end -------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop sessions and close the endpoint so peers learn of it at once."""
+        await self.sessions.close()
+        await self.inbox.close()
+        await self.localsend_bridge.close()
+        for share in self._shares:
+            await share.stop()
+        await self.presence.close()  # goodbye packets while the process still can
+        await self.reachability.close()
+        if self._transport is not None:
+            await self._transport.close()

@@ -1,0 +1,65 @@
+"""Sending: the route to a ``--to``, and the sender that takes it.
+
+A ``--to`` becomes a ticket for our own protocol or a LocalSend device
+(``Presence.send_target``); each route has its own sender. A new way of reaching
+a receiver (a rendezvous code, say) is a new route here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from p2p_transfer.discovery import looks_like_ticket
+from p2p_transfer.events import EventBus, SessionState
+from p2p_transfer.lifecycle import Lifecycle
+from p2p_transfer.net import Transport
+from p2p_transfer.node.config import NodeConfig, endpoint
+from p2p_transfer.node.localsend_bridge import LocalSendBridge
+from p2p_transfer.node.presence import Presence
+from p2p_transfer.transfer import CodePrompt, SendOptions, SendSession, TransferResult
+from p2p_transfer.trust import PairingStore
+
+if TYPE_CHECKING:
+    from p2p_transfer.localsend import PinPrompt, Target
+
+
+class Dispatcher:
+    """Runs one send: resolves ``to``, then sends over the route it names."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        events: EventBus,
+        pairings: PairingStore,
+        transport: Transport | None,
+        presence: Presence,
+        localsend: LocalSendBridge,
+    ) -> None:
+        self._config = config
+        self._events = events
+        self._pairings = pairings
+        self._transport = transport
+        self._presence = presence
+        self._localsend = localsend
+
+    async def send(
+        self,
+        lifecycle: Lifecycle,
+        to: str | Target,
+        paths: list[Path],
+        options: SendOptions,
+        ask_code: CodePrompt | None,
+        ask_pin: PinPrompt | None,
+    ) -> TransferResult:
+        """A send session's work, from resolving ``to`` to the sender's result."""
+        lifecycle.advance(SessionState.CONNECTING)
+        target = await self._presence.send_target(to)
+        if not isinstance(target, str):
+            return await self._localsend.send(lifecycle, target, paths, options, ask_pin)
+        sender = SendSession(
+            lifecycle, endpoint(self._transport), self._config.device_name, self._events,
+            self._pairings, options, ask_code,
+        )
+        named = "" if isinstance(to, str) and looks_like_ticket(to) else str(to).strip()
+        return await sender.run(target, paths, named)
