@@ -1,11 +1,8 @@
 """The composition root: one Node builds its parts, wires them and closes them in order.
 
 Front ends (CLI, web app) build a Node, subscribe to its events and call its
-methods; nothing below them prints or prompts. The parts, one job each:
-``sessions`` (IDs, run, conclude, cancel), ``inbox`` (accepted connections and
-every receive session), ``presence`` (the LAN, LocalSend scans, what a name
-means), ``sending`` (the route to a receiver), ``localsend`` (this node as a
-LocalSend device) and ``reachability`` (relay, ticket, HOST:PORT queries).
+methods; nothing below them prints or prompts. Its parts, one job and one module
+each, are listed in this package's ``__init__``.
 """
 
 from __future__ import annotations
