@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.limits import APP_MAX_DIR_ENTRIES
 from p2p_transfer.protocol import ProtocolError
 from p2p_transfer.protocol.paths import sanitize_path
@@ -36,7 +36,7 @@ STAGING_DIR_NAME = "staging"
 _BATCH_ID_CHARS = 16
 
 
-class PathRefused(P2PTransferError):
+class PathRefused(LocalFault):
     """A path is outside the roots, or not usable; the message says why."""
 
 
@@ -158,7 +158,7 @@ class FileBrowser:
         return DirEntry(item.name, str(path), "other", None, info.st_mtime, hidden)
 
 
-class StagingError(P2PTransferError):
+class StagingError(LocalFault):
     """A staged upload cannot be stored; the message says why."""
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from p2p_transfer.app.events import PromptClosedEvent
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.events import Event
 
 PromptKind = Literal["offer", "code", "code_shown", "upload", "pin"]
@@ -24,7 +24,7 @@ PromptKind = Literal["offer", "code", "code_shown", "upload", "pin"]
 _PROMPT_ID_BYTES = 12
 
 
-class PromptError(P2PTransferError):
+class PromptError(LocalFault):
     """The answer does not fit the prompt, or the prompt is gone."""
 
 

@@ -40,12 +40,12 @@ from p2p_transfer.app.settings import (
     validated,
 )
 from p2p_transfer.app.share_control import ShareControl, ShareRefused
-from p2p_transfer.app.targets import Destination, TargetError, Targets, pasted
+from p2p_transfer.app.targets import Destination, Targets, UnresolvedTarget, pasted
 from p2p_transfer.app.tracker import SessionTracker
 from p2p_transfer.app.views import devices_view, wan_view
 from p2p_transfer.config import current_umask
 from p2p_transfer.doctor import DoctorOptions, diagnose
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.events import (
     CheckEvent,
     Event,
@@ -71,7 +71,7 @@ def _node_settings(settings: Settings) -> tuple[object, ...]:
     return (settings.device_name, settings.relay, settings.localsend, settings.localsend_port,
             settings.localsend_pin)
 
-class AppError(P2PTransferError):
+class AppError(LocalFault):
     """An action the UI asked for cannot be done; ``status`` is the HTTP status it maps to."""
 
     status = 400
@@ -299,7 +299,7 @@ class AppService:
     def _destination(self, to: str | None, device: str | None) -> Destination:
         try:
             return self.targets.resolve(to, device)
-        except TargetError as exc:
+        except UnresolvedTarget as exc:
             raise (NotFoundError if exc.missing else AppError)(str(exc)) from None
 
     def _chosen(

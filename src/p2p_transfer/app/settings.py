@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from p2p_transfer.config import default_download_dir
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.limits import (
     APP_MAX_PAIRING_HOURS,
     APP_MIN_PAIRING_HOURS,
@@ -34,7 +34,7 @@ _FORMAT_VERSION = 1
 _SECONDS_PER_HOUR = 3600.0
 
 
-class SettingsError(P2PTransferError, ValueError):
+class SettingsError(LocalFault, ValueError):
     """A setting was given a value it cannot take; the message says which and why."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Literal, Protocol
 
 from p2p_transfer.discovery.records import NAME_ID_PREFIX, Device, DiscoveryError
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.limits import (
     DISCOVERY_REFRESH_PERCENT,
     MAX_DISCOVERED_DEVICES,
@@ -118,11 +119,11 @@ class DeviceTable:
 # --- Resolving ``send --to`` --------------------------------------------------
 
 
-class DeviceNotFoundError(DiscoveryError):
+class DeviceNotFoundError(DiscoveryError, LocalFault):
     """No device on the LAN matches what the user typed."""
 
 
-class AmbiguousDeviceError(DiscoveryError):
+class AmbiguousDeviceError(DiscoveryError, LocalFault):
     """Several devices match; ``candidates`` lists them for the user to choose."""
 
     def __init__(self, message: str, candidates: list[Device]) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import errno
 
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 
 
-class TargetError(P2PTransferError):
+class TargetError(LocalFault):
     """A received file cannot be placed; the message says why in one line."""
 
 

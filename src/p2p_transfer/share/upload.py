@@ -92,15 +92,20 @@ class UploadGate:
     sessions: set[UploadSession] = field(default_factory=set)
 
 
-class _Closed(Exception):
+class _Signal(Exception):
+    """Control flow inside this module, never raised out of it: deliberately not a
+    P2PTransferError, so no ``except P2PTransferError`` on the way can swallow one."""
+
+
+class _Closed(_Signal):
     """The browser closed the socket, or it broke."""
 
 
-class _Timeout(Exception):
+class _Timeout(_Signal):
     """Nothing arrived within the deadline."""
 
 
-class _Violation(Exception):
+class _Violation(_Signal):
     """The browser broke the protocol; ``code`` is the close code to use."""
 
     def __init__(self, message: str, code: int = CLOSE_POLICY, detail: str = "") -> None:

@@ -12,13 +12,13 @@ import asyncio
 from array import array
 from collections.abc import Iterable
 
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 
 #: How long a superseded session gets to let go of its files.
 SUPERSEDE_TIMEOUT = 10.0
 
 
-class FilesBusyError(P2PTransferError):
+class FilesBusyError(LocalFault):
     """Another device is sending the same files into the same folder right now."""
 
 
