@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from p2p_transfer.errors import LocalFault
-from p2p_transfer.limits import APP_MAX_DIR_ENTRIES
+from p2p_transfer.limits import APP_MAX_DIR_ENTRIES, APP_STAGING_BATCH_ID_CHARS
 from p2p_transfer.protocol import ProtocolError
 from p2p_transfer.protocol.paths import sanitize_path
 from p2p_transfer.trust.files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 
 STAGING_DIR_NAME = "staging"
-#: Hex characters of a staging batch ID (64 random bits).
-_BATCH_ID_CHARS = 16
+_HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 class PathRefused(LocalFault):
@@ -179,13 +178,13 @@ class Staging:
     def create(self) -> str:
         """A new, empty batch; returns its ID."""
         self.root.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-        batch = secrets.token_hex(_BATCH_ID_CHARS // 2)
+        batch = secrets.token_hex(APP_STAGING_BATCH_ID_CHARS // 2)
         (self.root / batch).mkdir(mode=PRIVATE_DIR_MODE)
         return batch
 
     def folder(self, batch: str) -> Path:
         """The batch's folder; StagingError if there is no such batch."""
-        if len(batch) != _BATCH_ID_CHARS or not all(c in "0123456789abcdef" for c in batch):
+        if len(batch) != APP_STAGING_BATCH_ID_CHARS or not set(batch) <= _HEX_DIGITS:
             raise NoSuchBatch("no such staging batch")
         folder = self.root / batch
         if not folder.is_dir():

@@ -13,9 +13,7 @@ from array import array
 from collections.abc import Iterable
 
 from p2p_transfer.errors import LocalFault
-
-#: How long a superseded session gets to let go of its files.
-SUPERSEDE_TIMEOUT = 10.0
+from p2p_transfer.limits import SUPERSEDE_TIMEOUT
 
 
 class FilesBusyError(LocalFault):
