@@ -12,7 +12,15 @@ class TargetError(LocalFault):
 
 
 class NameTakenError(TargetError):
-    """Every ``name (N)`` up to ``MAX_NAME_ALTERNATIVES`` exists already."""
+    """Every ``name (N)`` up to ``MAX_NAME_ALTERNATIVES`` exists already (or, for a file
+    that must take its own name, that name does)."""
+
+
+def name_taken(name: str, several: bool = True) -> NameTakenError:
+    """The error for a name with no free alternative left (or, not ``several``, taken)."""
+    if several:
+        return NameTakenError(f"{name!r}: too many files with that name")
+    return NameTakenError(f"{name!r} exists already")
 
 
 def describe_os_error(exc: OSError) -> str:
