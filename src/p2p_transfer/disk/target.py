@@ -8,8 +8,8 @@ crash leaves nothing behind. Every file is opened
 relative to a handle of its folder (see ``folders``) with ``O_NOFOLLOW``, new
 parts with ``O_EXCL``; a part is resumed only if it is a plain file with one
 link, the very file that was hashed for the offer. Peer transfers, browser
-uploads and (later) LocalSend all write through this module. Every call blocks:
-sessions run them in a worker thread.
+uploads, the app's dropped files and (later) LocalSend all write through this
+module. Every call blocks: sessions run them in a worker thread.
 """
 
 from __future__ import annotations
