@@ -34,6 +34,7 @@ from p2p_transfer.app.events import (
     TransferUpdateEvent,
     UploadPromptEvent,
 )
+from p2p_transfer.app.files import Staging, StagingError
 from p2p_transfer.app.history import HISTORY_FILE_NAME
 from p2p_transfer.app.settings import SETTINGS_FILE_NAME, Settings, SettingsStore
 from p2p_transfer.app.targets import pasted, remembered_ticket
@@ -990,6 +991,41 @@ async def test_a_staged_batch_goes_when_its_failed_card_leaves_the_board(
         await asyncio.sleep(0.05)
     status, _ = await ui.call("POST", f"/api/transfers/{answer['transfer']['id']}/retry")
     assert status == 404  # the card is gone
+
+
+async def _body(*chunks: bytes) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+async def test_staging_writes_drops_through_the_file_writer(tmp_path: Path) -> None:
+    """Each drop takes its own path in the batch or fails leaving nothing: a second of one
+    path, a short or long body, a symlinked folder on the way; ``x.part`` (a browser's
+    unfinished download) keeps ``x`` from nothing."""
+    staging = Staging(tmp_path)
+    batch = staging.create()
+    folder = staging.folder(batch)
+    assert await staging.write(batch, "Downloads/x.part", 7, _body(b"partial")) == (
+        "Downloads/x.part"
+    )
+    assert await staging.write(batch, "Downloads/x", 5, _body(b"who", b"le")) == "Downloads/x"
+    with pytest.raises(StagingError, match="dropped twice"):
+        await staging.write(batch, "Downloads/x", 1, _body(b"y"))
+    with pytest.raises(StagingError, match="ended early"):
+        await staging.write(batch, "short.bin", 10, _body(b"abc"))
+    with pytest.raises(StagingError, match="more bytes than announced"):
+        await staging.write(batch, "long.bin", 2, _body(b"abc"))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (folder / "link").symlink_to(outside)
+    with pytest.raises(StagingError, match="not a folder"):
+        await staging.write(batch, "link/y.bin", 1, _body(b"y"))
+    assert list(outside.iterdir()) == []
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
+        "Downloads", "Downloads/x", "Downloads/x.part", "link",
+    ]
+    assert (folder / "Downloads" / "x").read_bytes() == b"whole"
+    assert stat.S_IMODE((folder / "Downloads" / "x").stat().st_mode) == 0o600
 
 
 async def test_check_network_runs_the_doctor_with_the_apps_node(start_ui: StartUi) -> None:

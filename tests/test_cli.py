@@ -15,7 +15,7 @@ from rich.console import Console
 
 from e2e.terminal import plain
 from p2p_transfer.cli.main import COMMANDS, cli
-from p2p_transfer.cli.render import FLUSH_INTERVAL, JsonRenderer
+from p2p_transfer.cli.render import JsonRenderer
 from p2p_transfer.cli.terminal import HumanRenderer
 from p2p_transfer.events import (
     Actor,
@@ -38,6 +38,7 @@ from p2p_transfer.events import (
     TicketEvent,
     VerifiedEvent,
 )
+from p2p_transfer.limits import JSON_FLUSH_INTERVAL as FLUSH_INTERVAL
 from p2p_transfer.limits import GiB, KiB, MiB
 
 

@@ -346,6 +346,48 @@ def test_a_failed_upload_leaves_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_exact_upload_takes_its_own_name_in_its_folder_or_none(tmp_path: Path) -> None:
+    """A file dropped into the app keeps its path in the batch: a second of that path is
+    refused, when it starts and when it would be named."""
+    first = UploadFile(tmp_path, "album/sub/a.txt", exact=True)
+    second = UploadFile(tmp_path, "album/sub/a.txt", exact=True)  # at once: a part of its own
+    first.write(b"first")
+    second.write(b"second")
+    assert first.finish(durable=False) == "album/sub/a.txt"
+    with pytest.raises(NameTakenError, match="exists already"):
+        second.finish(durable=False)
+    second.discard()
+    with pytest.raises(NameTakenError, match="exists already"):
+        UploadFile(tmp_path, "album/sub/a.txt", exact=True)
+    assert tree_of(tmp_path) == {"album", "album/sub", "album/sub/a.txt"}
+    assert (tmp_path / "album/sub/a.txt").read_bytes() == b"first"
+    assert (tmp_path / "album/sub/a.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_an_exact_upload_is_not_kept_from_its_name_by_a_file_named_like_its_part(
+    tmp_path: Path,
+) -> None:
+    """``x.part`` (a browser's unfinished download) dropped before ``x``: both arrive."""
+    for name, data in (("x.part", b"partial download"), ("x", b"whole")):
+        upload = UploadFile(tmp_path, name, exact=True)
+        upload.write(data)
+        assert upload.finish(durable=False) == name
+    assert (tmp_path / "x.part").read_bytes() == b"partial download"
+    assert (tmp_path / "x").read_bytes() == b"whole"
+    assert tree_of(tmp_path) == {"x", "x.part"}
+
+
+def test_an_exact_upload_never_writes_through_a_symlinked_folder(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "album").symlink_to(outside)
+    with pytest.raises(TargetError, match="not a folder"):
+        UploadFile(batch, "album/a.txt", exact=True)
+    assert list(outside.iterdir()) == []
+
+
 # --- Sync policy ----------------------------------------------------------------------
 
 

@@ -12,9 +12,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from p2p_transfer.events import Actor, Direction, Event, SessionState, StateEvent
-
-#: Random bytes of a session ID (hex in events): unique within a process and its history.
-SESSION_ID_BYTES = 6
+from p2p_transfer.limits import SESSION_ID_BYTES
 
 
 def new_session_id() -> str:

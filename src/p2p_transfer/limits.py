@@ -58,6 +58,8 @@ FRAME_HEADER_SIZE = 4
 MAX_MESSAGE_SIZE = 64 * KiB
 #: Target encoded size of one manifest page, leaving room for the envelope.
 MANIFEST_PAGE_BUDGET = 48 * KiB
+#: Bytes of the reason a closing connection gives its peer (QUIC sends it in one frame).
+CLOSE_REASON_BYTES = 200
 
 # --- Deadlines (seconds) ---------------------------------------------------
 #: A new connection must send its first message within this time.
@@ -86,6 +88,11 @@ CLOSE_GRACE = 1.0
 TCP_CONNECT_TIMEOUT = 2.0
 #: Time a new data connection has to present its token.
 TCP_TOKEN_TIMEOUT = 2.0
+#: Seconds the data listener's throw-away certificate is valid (the listener lives for
+#: one session)...
+TCP_CERT_LIFETIME = 24 * 3600
+#: ...from this many seconds before it was made: the two peers' clocks differ.
+TCP_CERT_CLOCK_SKEW = 5 * 60
 #: Bytes of the single-use token that binds a TCP data connection to its session.
 TCP_TOKEN_BYTES = 32
 #: Connections a data listener holds at once before one has presented the token
@@ -98,6 +105,15 @@ PUMP_BUFFER_SIZE = 1 * MiB
 PUMP_HANDOVER_SIZE = 256 * KiB
 #: ...or when no more bytes came for this long (seconds), so slow links show progress.
 PUMP_HANDOVER_WAIT = 0.5
+#: Writes a data channel queues behind the event loop before ``write_all`` waits for the
+#: oldest: enough to keep the socket busy, few enough to bound memory (x PUMP_BUFFER_SIZE).
+TCP_CHANNEL_BUFFERS = 4
+#: Bytes read from a socket at a time during the TLS handshake and token: strangers who
+#: found the port get no big buffer.
+TCP_HANDSHAKE_READ_SIZE = 64 * KiB
+#: Seconds between a listening thread's looks at whether it was stopped (how long closing
+#: a data listener may take).
+TCP_ACCEPT_POLL = 0.2
 
 # --- Verification and pairing -----------------------------------------------
 #: Digits of the verification code.
@@ -129,6 +145,9 @@ DEFAULT_PAIRING_LIFETIME = 24 * 3600
 PAIRING_MAX_ADDRESSES = 8
 #: Longest remembered ticket, in characters (ours are ~80; a few addresses and a relay more).
 PAIRING_MAX_TICKET_CHARS = 2048
+#: Longest remembered address, in characters (``[IPv6]:port`` is at most ~47); a longer
+#: one is not kept.
+PAIRING_MAX_ADDRESS_CHARS = 64
 
 # --- Connections (receiver) ---------------------------------------------------
 #: Connections a receiver holds at once.
@@ -139,6 +158,9 @@ MAX_CONNECTIONS_PER_IP = 16
 MAX_PENDING_OFFERS = 8
 #: A data stream that moves no byte for this long ends its connection (seconds).
 DATA_STALL_TIMEOUT = 60.0
+#: Seconds a superseded session (the same sender again, after a cut) gets to let go of
+#: the files the new one claims; after that the new session is refused as busy.
+SUPERSEDE_TIMEOUT = 10.0
 
 # --- Names -----------------------------------------------------------------
 #: Longest file name component, in UTF-8 bytes.
@@ -185,10 +207,18 @@ TEXT_PREVIEW_CHARS = 80
 # --- Progress --------------------------------------------------------------
 #: Most progress events per second per transfer.
 PROGRESS_EVENTS_PER_SECOND = 10
+#: Files in flight named in one progress event (with --parallel up to 16, the event and
+#: the terminal stay short).
+MAX_ACTIVE_FILES_SHOWN = 8
+#: Random bytes of a session ID (hex in events): unique within a process and its history.
+SESSION_ID_BYTES = 6
 
 # --- Identity --------------------------------------------------------------
 #: Length of an Ed25519 secret key file.
 SECRET_KEY_SIZE = 32
+#: Seconds a child process has to make an RSA key and certificate (LocalSend's identity);
+#: a key takes well under a second, so more means the machine is stuck.
+RSA_KEY_TIMEOUT = 60.0
 
 # --- Share -----------------------------------------------------------------
 # The browser share (``p2p-transfer share``): an HTTP + WebSocket server that
@@ -224,6 +254,16 @@ SHARE_REFUSED_HEAD_BYTES = 8 * KiB
 #: Seconds a connection has to ask for the token while newcomers find the slots full
 #: (else SHARE_HANDSHAKE_TIMEOUT): a browser asks at once, a slow-loris never does.
 SHARE_PRESSED_HEAD_TIMEOUT = 2.0
+#: Seconds a refused client is told to wait (``Retry-After`` of a 503) before it asks again.
+SHARE_RETRY_AFTER = 5
+#: Frames an upload reads ahead of its disk writer: small, so a socket holds ~1 MiB at
+#: most; beyond them the browser waits (backpressure).
+SHARE_UPLOAD_QUEUE_FRAMES = 2
+#: Random bytes of a download's ID in the host's events: enough to tell concurrent ones apart.
+SHARE_DOWNLOAD_ID_BYTES = 6
+#: Characters of the reason a WebSocket close carries (a close frame holds 123 bytes of
+#: it; the full message went in the ``error`` message before it).
+SHARE_CLOSE_REASON_CHARS = 100
 
 # --- Discovery -------------------------------------------------------------
 # LAN discovery (mDNS / DNS-SD with zeroconf). Announcements come from anyone
@@ -240,10 +280,14 @@ DISCOVERY_MIN_SWEEP_DELAY = 0.05
 #: Percent of a record's lifetime after which a browser asks for it again
 #: (RFC 6762 section 5.2 suggests 80 %).
 DISCOVERY_REFRESH_PERCENT = 80
+#: ...and again every this many percent more, until it expires (80, 85, 90, 95 %).
+DISCOVERY_REFRESH_STEP_PERCENT = 5
 #: Milliseconds a browser waits for a newly seen service's SRV/TXT/address answers.
 DISCOVERY_RESOLVE_TIMEOUT_MS = 3000
 #: Default ``devices --timeout``: seconds to listen before listing.
 DISCOVERY_LIST_TIMEOUT = 3.0
+#: Largest ``devices --timeout`` accepted (seconds).
+DISCOVERY_MAX_LIST_TIMEOUT = 600.0
 #: Seconds ``send --to NAME`` looks for the named device before giving up.
 DISCOVERY_FIND_TIMEOUT = 5.0
 #: After a first match, seconds to keep listening for another device of the
@@ -290,6 +334,10 @@ APP_FINISHED_ON_BOARD = 50
 APP_HISTORY_MAX_ROWS = 10_000
 #: Rows returned by one history query.
 APP_HISTORY_PAGE = 200
+#: Rows a history query returns when it does not say how many.
+APP_HISTORY_DEFAULT_ROWS = 100
+#: Seconds a history write waits for another one holding the database (SQLite's lock).
+APP_HISTORY_LOCK_TIMEOUT = 5.0
 #: Bounds of the pairing-lifetime setting, in hours.
 APP_MIN_PAIRING_HOURS = 1
 APP_MAX_PAIRING_HOURS = 24 * 365
@@ -302,6 +350,12 @@ APP_CODE_SHOWN_SECONDS = CODE_ENTRY_TIMEOUT + WRONG_CODE_DELAY + 3.0
 APP_MAX_SHARED_ITEMS = 256
 #: Text messages the app keeps for tabs opened later.
 APP_TEXTS_KEPT = 20
+#: Characters of the reason a tab gives for declining an offer (sent to the sender).
+APP_DECLINE_REASON_CHARS = 200
+#: Random bytes of an open prompt's ID (the tab answers by it).
+APP_PROMPT_ID_BYTES = 12
+#: Hex characters of a staging batch's ID (64 random bits).
+APP_STAGING_BATCH_ID_CHARS = 16
 
 # --- LocalSend ---------------------------------------------------------------
 # The LocalSend protocol (v2.1): an HTTPS server any device on the LAN reaches,
@@ -331,6 +385,9 @@ LOCALSEND_SESSION_IDLE_TIMEOUT = 120.0
 #: Wrong PINs from one address that make it wait, and for how long (seconds).
 LOCALSEND_MAX_WRONG_PINS = 3
 LOCALSEND_PIN_LOCKOUT = 60.0
+#: Longest LocalSend PIN, set in the app or typed to a device that asks, in characters
+#: (the official app takes any text).
+LOCALSEND_MAX_PIN_CHARS = 64
 #: Seconds a sender waits for a LocalSend device to connect and answer a request.
 LOCALSEND_CONNECT_TIMEOUT = 10.0
 #: Seconds a LocalSend device is listed after its last announcement.
@@ -341,6 +398,14 @@ LOCALSEND_ANNOUNCE_INTERVAL = 30.0
 LOCALSEND_MAX_DEVICES = 256
 #: Register requests we send in answer to announcements at once (others are dropped).
 LOCALSEND_MAX_REGISTER_REPLIES = 8
+
+# --- Terminal and JSON output ------------------------------------------------
+#: Seconds of connecting before the sender says whom it is trying to reach.
+REACH_NOTICE_DELAY = 2.0
+#: JSON lines of a burst go out together at most this often (seconds); a line after a
+#: quiet spell goes out at once. A transfer of many small files emits an event per file,
+#: and a write per line cost a receiver of 100,000 files ~0.4 s.
+JSON_FLUSH_INTERVAL = 0.02
 
 # --- Doctor ----------------------------------------------------------------
 # ``p2p-transfer doctor`` runs its checks at once; the slowest bounds the run.

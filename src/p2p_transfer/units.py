@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 #: What a typed unit multiplies by: K, KB, KiB (any case) all mean 1024.
@@ -16,7 +16,7 @@ _FACTORS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _TYPED_SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
 
 
-class SizeError(P2PTransferError, ValueError):
+class SizeError(LocalFault, ValueError):
     """A typed size that is not one; the message says what a size looks like."""
 
 

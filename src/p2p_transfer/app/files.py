@@ -8,8 +8,8 @@ sent. The UI is only reachable with the key, so this is not the only guard;
 it keeps a bug or a stray request from reading the whole disk.
 
 Staging holds files dragged into the page from the desktop: the browser
-uploads them here (one folder per batch) and they are sent from here, then
-removed.
+uploads them here (one folder per batch), through the one file writer, and they
+are sent from here, then removed.
 """
 
 from __future__ import annotations
@@ -20,23 +20,23 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from p2p_transfer.errors import P2PTransferError
-from p2p_transfer.limits import APP_MAX_DIR_ENTRIES
+from p2p_transfer.disk import NameTakenError, TargetError, UploadFile, describe_os_error, free_space
+from p2p_transfer.errors import LocalFault
+from p2p_transfer.limits import APP_MAX_DIR_ENTRIES, APP_STAGING_BATCH_ID_CHARS
 from p2p_transfer.protocol import ProtocolError
 from p2p_transfer.protocol.paths import sanitize_path
-from p2p_transfer.trust.files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
+from p2p_transfer.trust.files import PRIVATE_DIR_MODE
 
 STAGING_DIR_NAME = "staging"
-#: Hex characters of a staging batch ID (64 random bits).
-_BATCH_ID_CHARS = 16
+_HEX_DIGITS = frozenset("0123456789abcdef")
 
 
-class PathRefused(P2PTransferError):
+class PathRefused(LocalFault):
     """A path is outside the roots, or not usable; the message says why."""
 
 
@@ -158,7 +158,7 @@ class FileBrowser:
         return DirEntry(item.name, str(path), "other", None, info.st_mtime, hidden)
 
 
-class StagingError(P2PTransferError):
+class StagingError(LocalFault):
     """A staged upload cannot be stored; the message says why."""
 
 
@@ -179,13 +179,13 @@ class Staging:
     def create(self) -> str:
         """A new, empty batch; returns its ID."""
         self.root.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-        batch = secrets.token_hex(_BATCH_ID_CHARS // 2)
+        batch = secrets.token_hex(APP_STAGING_BATCH_ID_CHARS // 2)
         (self.root / batch).mkdir(mode=PRIVATE_DIR_MODE)
         return batch
 
     def folder(self, batch: str) -> Path:
         """The batch's folder; StagingError if there is no such batch."""
-        if len(batch) != _BATCH_ID_CHARS or not all(c in "0123456789abcdef" for c in batch):
+        if len(batch) != APP_STAGING_BATCH_ID_CHARS or not set(batch) <= _HEX_DIGITS:
             raise NoSuchBatch("no such staging batch")
         folder = self.root / batch
         if not folder.is_dir():
@@ -201,57 +201,65 @@ class Staging:
         with contextlib.suppress(StagingError):
             shutil.rmtree(self.folder(batch), ignore_errors=True)
 
-    def target(self, batch: str, relative: str) -> tuple[Path, str]:
-        """Where a dropped file's relative path goes in the batch (sanitized), and that path."""
-        try:
-            clean = sanitize_path(relative)
-        except ProtocolError as exc:
-            raise StagingError(f"bad file name: {exc}") from None
-        return self.folder(batch).joinpath(*clean.split("/")), clean
-
     async def write(
         self, batch: str, relative: str, size: int, chunks: AsyncIterator[bytes]
     ) -> str:
-        """Store exactly ``size`` bytes from ``chunks`` as ``relative`` in the batch.
+        """Store exactly ``size`` bytes from ``chunks`` as ``relative`` in the batch;
+        returns the path it got.
 
-        The file is created exclusively (a second file of the same name is
-        refused) and removed again if fewer or more bytes arrive.
+        Through the one file writer (``disk``), like every file that comes from outside:
+        folders walked by handle, never through a symlink; the bytes in a private part,
+        named only when all arrived and never over a file, so a second file of the same
+        name is refused. Nothing stays when fewer or more bytes arrive. Staged files are
+        scratch copies (removed once sent, and at every start): they skip the flush.
         """
-        path, clean = self.target(batch, relative)
-        free = await asyncio.to_thread(lambda: shutil.disk_usage(self.root).free)
-        if size > free:
-            raise StagingError(f"not enough free space to stage {clean}")
         folder = self.folder(batch)
-        await asyncio.to_thread(_make_parents, folder, path.parent)
+        clean = self._clean(relative)
+        free = await asyncio.to_thread(free_space, self.root)
+        if free is not None and size > free:
+            raise StagingError(f"not enough free space to stage {clean}")
+        with _refusals(clean):
+            upload = await asyncio.to_thread(UploadFile, folder, clean, None, True)
+        step: asyncio.Future[Any] | None = None  # the writer's call running in a thread
         try:
-            fd = os.open(
-                path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE
-            )
-        except FileExistsError:
-            raise StagingError(f"{clean} was dropped twice") from None
-        written = 0
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                async for chunk in chunks:
-                    written += len(chunk)
-                    if written > size:
-                        raise StagingError(f"{clean}: more bytes than announced")
-                    await asyncio.to_thread(handle.write, chunk)
-            if written != size:
+            async for chunk in chunks:
+                if upload.written + len(chunk) > size:
+                    raise StagingError(f"{clean}: more bytes than announced")
+                step = asyncio.ensure_future(asyncio.to_thread(upload.write, chunk))
+                with _refusals(clean):
+                    await asyncio.shield(step)
+            if (written := upload.written) != size:
                 raise StagingError(f"{clean}: upload ended early ({written} of {size} bytes)")
+            step = asyncio.ensure_future(asyncio.to_thread(upload.finish, False))
+            with _refusals(clean):
+                return str(await asyncio.shield(step))
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+            await asyncio.shield(_abandon(upload, step))
             raise
-        return clean
+
+    def _clean(self, relative: str) -> str:
+        """A dropped file's relative path, sanitized (it stays inside the batch)."""
+        try:
+            return sanitize_path(relative)
+        except ProtocolError as exc:
+            raise StagingError(f"bad file name: {exc}") from None
 
 
-def _make_parents(folder: Path, parent: Path) -> None:
-    """Create ``parent`` inside ``folder`` one level at a time, refusing symlinks."""
-    current = folder
-    for part in parent.relative_to(folder).parts:
-        current = current / part
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(current, PRIVATE_DIR_MODE)
-        if os.path.islink(current) or not current.is_dir():
-            raise StagingError(f"{part} is not a folder")
+async def _abandon(upload: UploadFile, step: asyncio.Future[Any] | None) -> None:
+    """Remove an upload's part once the thread writing it (if any) is done with it."""
+    if step is not None:
+        await asyncio.wait([step])
+    await asyncio.to_thread(upload.discard)
+
+
+@contextlib.contextmanager
+def _refusals(clean: str) -> Iterator[None]:
+    """The writer's refusals as StagingError: a name dropped twice, a disk error."""
+    try:
+        yield
+    except NameTakenError:
+        raise StagingError(f"{clean} was dropped twice") from None
+    except TargetError as exc:
+        raise StagingError(f"cannot stage {clean}: {exc}") from None
+    except OSError as exc:
+        raise StagingError(f"cannot stage {clean}: {describe_os_error(exc)}") from None

@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from p2p_transfer.app.events import TransferSnapshot
-from p2p_transfer.limits import APP_HISTORY_MAX_ROWS, APP_HISTORY_PAGE
+from p2p_transfer.limits import (
+    APP_HISTORY_LOCK_TIMEOUT,
+    APP_HISTORY_MAX_ROWS,
+    APP_HISTORY_PAGE,
+)
 from p2p_transfer.trust.files import PRIVATE_FILE_MODE
 
 HISTORY_FILE_NAME = "app-history.sqlite3"
@@ -104,7 +108,7 @@ class History:
             # Create it private before SQLite opens it with the umask's mode.
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
             os.close(fd)
-        connection = sqlite3.connect(self.path, timeout=5.0)
+        connection = sqlite3.connect(self.path, timeout=APP_HISTORY_LOCK_TIMEOUT)
         try:
             connection.executescript(_SCHEMA)
             with connection:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from p2p_transfer.app.events import NodeStateEvent
 from p2p_transfer.app.settings import Settings
 from p2p_transfer.discovery import Device, DeviceBrowser, DiscoveryError
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.events import DiscoveryErrorEvent, ErrorEvent, Event, LogEvent, RelayEvent
 from p2p_transfer.localsend.discovery import LocalSendDevice, others
 from p2p_transfer.net import NetError
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 NodeState = Literal["starting", "running", "stopped"]
 
 
-class NodeStartError(P2PTransferError):
+class NodeStartError(LocalFault):
     """The node could not start (its key, its address); the message says why."""
 
 

@@ -16,15 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from p2p_transfer.app.events import PromptClosedEvent
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.events import Event
+from p2p_transfer.limits import APP_PROMPT_ID_BYTES
 
 PromptKind = Literal["offer", "code", "code_shown", "upload", "pin"]
-#: Random bits of a prompt ID.
-_PROMPT_ID_BYTES = 12
 
 
-class PromptError(P2PTransferError):
+class PromptError(LocalFault):
     """The answer does not fit the prompt, or the prompt is gone."""
 
 
@@ -48,7 +47,7 @@ class Prompt:
 
 def new_prompt_id() -> str:
     """A fresh random prompt ID."""
-    return secrets.token_hex(_PROMPT_ID_BYTES)
+    return secrets.token_hex(APP_PROMPT_ID_BYTES)
 
 
 class PromptBook:

@@ -37,6 +37,7 @@ from p2p_transfer.app.service import AppError, AppService, NotFoundError
 from p2p_transfer.events import Event
 from p2p_transfer.limits import (
     APP_DEFAULT_PORT,
+    APP_HISTORY_DEFAULT_ROWS,
     APP_KEY_BITS,
     APP_MAX_JSON_BODY,
     APP_MAX_UI_CLIENTS,
@@ -455,7 +456,7 @@ class AppServer:
 
     async def _history(self, request: web.Request) -> web.StreamResponse:
         try:
-            limit = int(request.query.get("limit", "100"))
+            limit = int(request.query.get("limit", APP_HISTORY_DEFAULT_ROWS))
         except ValueError:
             raise AppError("limit: a whole number") from None
         entries = await self.service.history.list(limit)

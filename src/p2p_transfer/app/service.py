@@ -32,7 +32,6 @@ from p2p_transfer.app.node_control import NodeControl, NodeOptions, NodeStartErr
 from p2p_transfer.app.prompts import Prompt, PromptBook, PromptError, PromptGone
 from p2p_transfer.app.sends import SendBook, SendRequest
 from p2p_transfer.app.settings import (
-    MAX_PIN_CHARS,
     Settings,
     SettingsError,
     SettingsStore,
@@ -40,12 +39,12 @@ from p2p_transfer.app.settings import (
     validated,
 )
 from p2p_transfer.app.share_control import ShareControl, ShareRefused
-from p2p_transfer.app.targets import Destination, TargetError, Targets, pasted
+from p2p_transfer.app.targets import Destination, Targets, UnresolvedTarget, pasted
 from p2p_transfer.app.tracker import SessionTracker
 from p2p_transfer.app.views import devices_view, wan_view
 from p2p_transfer.config import current_umask
 from p2p_transfer.doctor import DoctorOptions, diagnose
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.events import (
     CheckEvent,
     Event,
@@ -53,7 +52,13 @@ from p2p_transfer.events import (
     SessionState,
     TextEvent,
 )
-from p2p_transfer.limits import APP_MAX_SEND_PATHS, APP_MAX_SEND_TARGETS, APP_TEXTS_KEPT
+from p2p_transfer.limits import (
+    APP_DECLINE_REASON_CHARS,
+    APP_MAX_SEND_PATHS,
+    APP_MAX_SEND_TARGETS,
+    APP_TEXTS_KEPT,
+    LOCALSEND_MAX_PIN_CHARS,
+)
 from p2p_transfer.net import NetError, parse_ticket
 from p2p_transfer.node import Node, RunningSession
 from p2p_transfer.protocol import text_preview
@@ -62,6 +67,7 @@ from p2p_transfer.transfer.sender import check_text
 from p2p_transfer.transfer.session import DataTransport
 from p2p_transfer.trust import normalize_code
 from p2p_transfer.trust.files import ensure_private_dir
+from p2p_transfer.trust.verification import CODE_FORM
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +77,7 @@ def _node_settings(settings: Settings) -> tuple[object, ...]:
     return (settings.device_name, settings.relay, settings.localsend, settings.localsend_port,
             settings.localsend_pin)
 
-class AppError(P2PTransferError):
+class AppError(LocalFault):
     """An action the UI asked for cannot be done; ``status`` is the HTTP status it maps to."""
 
     status = 400
@@ -299,7 +305,7 @@ class AppService:
     def _destination(self, to: str | None, device: str | None) -> Destination:
         try:
             return self.targets.resolve(to, device)
-        except TargetError as exc:
+        except UnresolvedTarget as exc:
             raise (NotFoundError if exc.missing else AppError)(str(exc)) from None
 
     def _chosen(
@@ -418,18 +424,21 @@ class AppService:
             reason = body.get("reason", "")
             if not isinstance(reason, str):
                 raise PromptError("reason: text")
-            value: Any = (accept, reason[:200]) if prompt.kind == "offer" else accept
+            reason = reason[:APP_DECLINE_REASON_CHARS]
+            value: Any = (accept, reason) if prompt.kind == "offer" else accept
             self.prompts.answer(prompt.id, value, "accepted" if accept else "declined")
         elif prompt.kind == "pin":
             pin = body.get("pin")
-            if not isinstance(pin, str) or not pin.strip() or len(pin) > MAX_PIN_CHARS:
-                raise PromptError(f'answer with {{"pin": "..."}} (1 to {MAX_PIN_CHARS} characters)')
+            if not isinstance(pin, str) or not pin.strip() or len(pin) > LOCALSEND_MAX_PIN_CHARS:
+                raise PromptError(
+                    f'answer with {{"pin": "..."}} (1 to {LOCALSEND_MAX_PIN_CHARS} characters)'
+                )
             self.prompts.answer(prompt.id, pin.strip(), "answered")
         elif prompt.kind == "code":
             typed = body.get("code")
             code = normalize_code(typed) if isinstance(typed, str) else None
             if code is None:
-                raise PromptError("the code is 6 digits, like 026 767")
+                raise PromptError(f"the code is {CODE_FORM}")
             self.prompts.hand(prompt.id, code)  # open until the code is checked
         else:
             if body.get("dismiss") is not True:

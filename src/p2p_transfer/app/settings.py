@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from p2p_transfer.config import default_download_dir
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.limits import (
     APP_MAX_PAIRING_HOURS,
     APP_MIN_PAIRING_HOURS,
     DEFAULT_PAIRING_LIFETIME,
     DEFAULT_PARALLEL_FILES,
+    LOCALSEND_MAX_PIN_CHARS,
     LOCALSEND_PORT,
     MAX_DEVICE_NAME_CHARS,
     MAX_PARALLEL_FILES,
@@ -34,7 +35,7 @@ _FORMAT_VERSION = 1
 _SECONDS_PER_HOUR = 3600.0
 
 
-class SettingsError(P2PTransferError, ValueError):
+class SettingsError(LocalFault, ValueError):
     """A setting was given a value it cannot take; the message says which and why."""
 
 
@@ -152,10 +153,6 @@ def _relay(value: Any) -> str:
     return choice
 
 
-#: Longest LocalSend PIN accepted (the official app takes any text).
-MAX_PIN_CHARS = 64
-
-
 def _port(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         raise SettingsError("localsend_port: a port number from 1 to 65535")
@@ -166,9 +163,10 @@ def _pin(value: Any) -> str:
     if not isinstance(value, str):
         raise SettingsError("localsend_pin: text (empty for no PIN)")
     pin = value.strip()
-    if len(pin) > MAX_PIN_CHARS or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in pin):
-        raise SettingsError(f"localsend_pin: at most {MAX_PIN_CHARS} characters, no control "
-                            "characters")
+    if len(pin) > LOCALSEND_MAX_PIN_CHARS or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in pin):
+        raise SettingsError(
+            f"localsend_pin: at most {LOCALSEND_MAX_PIN_CHARS} characters, no control characters"
+        )
     return pin
 
 

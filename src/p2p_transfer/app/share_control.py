@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from p2p_transfer.app.events import ShareStateEvent, UploadPromptEvent
 from p2p_transfer.app.files import FileBrowser
 from p2p_transfer.app.prompts import PromptBook, PromptGone
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.events import Event
 from p2p_transfer.limits import APP_MAX_SHARED_ITEMS, SHARE_ANSWER_TIMEOUT
 from p2p_transfer.share import ShareConfig, UploadRequest
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 SHARE_FALLBACK_BIND = "127.0.0.1"
 
 
-class ShareRefused(P2PTransferError):
+class ShareRefused(LocalFault):
     """The share cannot do what was asked (too many items, a path not allowed, no port)."""
 
 

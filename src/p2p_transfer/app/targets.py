@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from p2p_transfer.app.node_control import NodeControl
 from p2p_transfer.discovery import DiscoveryError, device_ticket, looks_like_ticket, ticket_for
 from p2p_transfer.discovery.records import valid_addresses
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.events import ConnectionEvent, Event, SessionEvent, StateEvent, VerifiedEvent
 from p2p_transfer.limits import MAX_DEVICE_NAME_CHARS
 from p2p_transfer.localsend.messages import Target
@@ -23,8 +23,9 @@ from p2p_transfer.net import NetError, parse_ticket, ticket_via
 from p2p_transfer.trust import Pairing
 
 
-class TargetError(P2PTransferError):
-    """The target cannot be sent to; ``missing`` when the device is nowhere to be found."""
+class UnresolvedTarget(LocalFault):
+    """What the user chose to send to resolves to no destination (a damaged ticket, a
+    device gone); ``missing`` when the device is nowhere to be found."""
 
     def __init__(self, message: str, missing: bool = False) -> None:
         super().__init__(message)
@@ -106,11 +107,11 @@ class Targets:
             try:
                 peer_id = str(parse_ticket(text).id())
             except NetError as exc:
-                raise TargetError(str(exc)) from None
+                raise UnresolvedTarget(str(exc)) from None
             return Destination(text, self.known_name(peer_id), peer_id, text)
         if device:
             return self._device(device)
-        raise TargetError("choose a device, or give a ticket, HOST:PORT or device name")
+        raise UnresolvedTarget("choose a device, or give a ticket, HOST:PORT or device name")
 
     def _device(self, device: str) -> Destination:
         localsend = next(
@@ -123,12 +124,12 @@ class Targets:
             try:
                 ticket = device_ticket(found)
             except DiscoveryError as exc:
-                raise TargetError(str(exc)) from None
+                raise UnresolvedTarget(str(exc)) from None
             return Destination(ticket, found.name, found.endpoint_id, ticket)
         pairing = next((p for p in self._pairings() if p.endpoint_id == device.lower()), None)
         if pairing is not None and (ticket := remembered_ticket(pairing)) is not None:
             return Destination(ticket, pairing.name, pairing.endpoint_id, ticket)
-        raise TargetError(
+        raise UnresolvedTarget(
             "that device is not on the LAN right now and was never reached before; "
             "ask for its ticket instead", missing=True,
         )

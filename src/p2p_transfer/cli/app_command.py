@@ -25,7 +25,7 @@ from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
 from p2p_transfer.cli.options import AliasedOption, examples
 from p2p_transfer.cli.render import JsonRenderer
 from p2p_transfer.config import current_umask
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.events import Event, LogEvent
 from p2p_transfer.limits import APP_DEFAULT_PORT
 from p2p_transfer.logs import forward_logs
@@ -43,7 +43,7 @@ LOCK_FILE_NAME = "app.lock"
 URL_FILE_NAME = "app-url"
 
 
-class AlreadyRunning(P2PTransferError):
+class AlreadyRunning(LocalFault):
     """Another app holds this config dir; ``url`` is its link, if readable."""
 
     def __init__(self, url: str | None) -> None:

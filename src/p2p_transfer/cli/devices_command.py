@@ -11,12 +11,10 @@ from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
 from p2p_transfer.cli.options import examples
 from p2p_transfer.cli.render import printable
 from p2p_transfer.discovery import Device, DiscoveryError
-from p2p_transfer.limits import DISCOVERY_LIST_TIMEOUT
+from p2p_transfer.limits import DISCOVERY_LIST_TIMEOUT, DISCOVERY_MAX_LIST_TIMEOUT
 from p2p_transfer.localsend.discovery import LocalSendDevice
 from p2p_transfer.node import Node, NodeConfig
 
-#: Longest ``--timeout`` accepted (seconds): listing is meant to be quick.
-MAX_LIST_TIMEOUT = 600.0
 #: What a person reads when no device answered: the two likely causes, what to do.
 NONE_FOUND = """no devices found in {timeout:g} s. The two most likely causes:
   - the other device is not running `p2p-transfer receive` (or the app, or LocalSend)
@@ -70,7 +68,7 @@ def _row(device: Device | LocalSendDevice) -> tuple[str, str, str]:
     short_help="List devices on this network ready to receive.",
     epilog=examples("p2p-transfer devices", "p2p-transfer devices --timeout 10 --json"),
 )
-@click.option("--timeout", type=click.FloatRange(0.0, MAX_LIST_TIMEOUT, min_open=True),
+@click.option("--timeout", type=click.FloatRange(0.0, DISCOVERY_MAX_LIST_TIMEOUT, min_open=True),
               default=DISCOVERY_LIST_TIMEOUT, show_default=True,
               help="Seconds to listen for devices.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per device and line.")

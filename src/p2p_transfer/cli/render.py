@@ -8,18 +8,14 @@ import sys
 from typing import TextIO
 
 from p2p_transfer.events import Event
-
-#: Lines of a burst go out together at most this often (seconds); a line after a quiet
-#: spell goes out at once. A transfer of many small files emits an event per file, and
-#: a write per line cost a receiver of 100,000 files ~0.4 s.
-FLUSH_INTERVAL = 0.02
+from p2p_transfer.limits import JSON_FLUSH_INTERVAL
 
 
 class JsonRenderer:
     """One JSON object per stdout line, each with an ``event`` field.
 
     Lines are flushed at the end of the event loop's turn, or, in a burst, at most
-    every FLUSH_INTERVAL.
+    every JSON_FLUSH_INTERVAL.
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -39,7 +35,7 @@ class JsonRenderer:
         if self._flush_pending:
             return
         self._flush_pending = True
-        wait = self._flushed_at + FLUSH_INTERVAL - loop.time()
+        wait = self._flushed_at + JSON_FLUSH_INTERVAL - loop.time()
         if wait > 0:
             loop.call_later(wait, self._flush, loop)
         else:

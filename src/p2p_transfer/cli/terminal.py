@@ -57,13 +57,12 @@ from p2p_transfer.events import (
     TicketEvent,
     VerifiedEvent,
 )
+from p2p_transfer.limits import REACH_NOTICE_DELAY
 from p2p_transfer.trust.verification import format_code
 from p2p_transfer.units import format_rate, format_size
 
 #: How many ``HOST:PORT`` alternatives the receiver prints.
 ADDRESSES_SHOWN = 3
-#: Seconds of connecting before the sender says whom it is trying to reach.
-REACH_NOTICE_DELAY = 2.0
 #: Longest file name in a progress line before it is shortened from the left.
 LABEL_CHARS = 40
 

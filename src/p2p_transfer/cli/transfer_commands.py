@@ -34,7 +34,9 @@ from p2p_transfer.events import (
     SessionState,
 )
 from p2p_transfer.limits import (
+    CODE_DIGITS,
     DEFAULT_PARALLEL_FILES,
+    ENTRY_DISK_COST,
     LOCALSEND_PORT,
     MAX_PARALLEL_FILES,
     MAX_TEXT_BYTES,
@@ -56,6 +58,7 @@ from p2p_transfer.transfer import (
 from p2p_transfer.transfer.sender import check_text
 from p2p_transfer.transfer.session import DataTransport
 from p2p_transfer.trust import IdentityError, normalize_code
+from p2p_transfer.trust.verification import CODE_FORM
 from p2p_transfer.units import format_size
 
 
@@ -70,12 +73,12 @@ def _renderer(as_json: bool, several: bool = False) -> HumanRenderer | JsonRende
 def _code_option(
     ctx: click.Context, param: click.Parameter, value: str | None
 ) -> str | None:
-    """``--code`` as people write it (``026 767``, ``026-767``...), as 6 digits."""
+    """``--code`` as people write it (``026 767``, ``026-767``...), as bare digits."""
     if value is None:
         return None
     code = normalize_code(value)
     if code is None:
-        raise click.BadParameter("a code is 6 digits, like 026 767")
+        raise click.BadParameter(f"a code is {CODE_FORM}")
     return code
 
 
@@ -93,7 +96,7 @@ async def _ask_code(request: CodeRequest) -> str:
         if (code := normalize_code(typed)) is not None:
             return code
         if typed.strip():
-            click.echo("A code is 6 digits, like 026 767.", err=True)
+            click.echo(f"A code is {CODE_FORM}.", err=True)
 
 
 def _exit_code(result: TransferResult | None) -> int:
@@ -116,12 +119,12 @@ def _exit_code(result: TransferResult | None) -> int:
 @click.option("--once", is_flag=True, help="Exit after one sending session.")
 @click.option("--yes", "auto_accept", is_flag=True, help="Accept offers without asking.")
 @click.option("--code", "fixed_code", metavar="CODE", default=None, callback=_code_option,
-              help="Use this 6-digit code (for scripts).")
+              help=f"Use this {CODE_DIGITS}-digit code (for scripts).")
 @click.option("--bind", "--bind-addr", "bind_addr", cls=AliasedOption, metavar="ADDR",
               default=None, help="Address to listen on (default: all).")
 @click.option("--max-size", type=SizeType(), default=None,
               help="Decline offers that need more than this (e.g. 500M, 2G, 1.5GiB; each new "
-                   "file or folder counts 4 KiB).")
+                   f"file or folder counts {format_size(ENTRY_DISK_COST)}).")
 @click.option("--relay", metavar="RELAY", default=RELAY_OFF, show_default=True,
               help="off (LAN only), default (iroh's public relays, for peers behind NAT) or a URL.")
 @click.option("--transport", type=click.Choice(["auto", "quic", "tcp"]), default="auto",
@@ -259,8 +262,8 @@ async def _serve_localsend(
                    "prefix) on this LAN; a LocalSend device by localsend:HOST[:PORT] or name. "
                    "Give it several times to send to each receiver.")
 @click.option("--text", metavar="TEXT", default=None,
-              help="Send this text (a note, a link, a password; up to 64 KiB) instead of "
-                   "files; - reads it from stdin.")
+              help="Send this text (a note, a link, a password; up to "
+                   f"{format_size(MAX_TEXT_BYTES)}) instead of files; - reads it from stdin.")
 @click.option("--code", metavar="CODE", default=None, callback=_code_option,
               help="The verification code the receiver shows (asked for when not given).")
 @click.option("--parallel", metavar="N", type=click.IntRange(1, MAX_PARALLEL_FILES),

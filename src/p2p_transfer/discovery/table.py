@@ -13,18 +13,19 @@ from dataclasses import replace
 from typing import Literal, Protocol
 
 from p2p_transfer.discovery.records import NAME_ID_PREFIX, Device, DiscoveryError
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.limits import (
     DISCOVERY_REFRESH_PERCENT,
+    DISCOVERY_REFRESH_STEP_PERCENT,
     MAX_DISCOVERED_DEVICES,
     MIN_ENDPOINT_PREFIX,
 )
 
 Change = Literal["added", "updated"]
 
-#: Percent of a record's lifetime at which refresh queries go out: RFC 6762
+#: Percents of a record's lifetime at which refresh queries go out: RFC 6762
 #: section 5.2 asks at 80 %, then 85, 90 and 95 % while no answer comes.
-REFRESH_STEP_PERCENT = 5
-REFRESH_STEPS = tuple(range(DISCOVERY_REFRESH_PERCENT, 100, REFRESH_STEP_PERCENT))
+REFRESH_STEPS = tuple(range(DISCOVERY_REFRESH_PERCENT, 100, DISCOVERY_REFRESH_STEP_PERCENT))
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -118,11 +119,11 @@ class DeviceTable:
 # --- Resolving ``send --to`` --------------------------------------------------
 
 
-class DeviceNotFoundError(DiscoveryError):
+class DeviceNotFoundError(DiscoveryError, LocalFault):
     """No device on the LAN matches what the user typed."""
 
 
-class AmbiguousDeviceError(DiscoveryError):
+class AmbiguousDeviceError(DiscoveryError, LocalFault):
     """Several devices match; ``candidates`` lists them for the user to choose."""
 
     def __init__(self, message: str, candidates: list[Device]) -> None:

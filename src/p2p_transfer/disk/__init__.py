@@ -1,8 +1,9 @@
 """The disk side of receiving: the one file writer, and what the disk has room for.
 
-Peer transfers (``transfer.intake``), browser uploads (``share.upload``) and,
-later, LocalSend write received files only through ``TargetFolder`` (files
-that may resume, in folders) or ``UploadFile`` (one file arriving whole). This
+Peer transfers (``transfer.intake``), browser uploads (``share.upload``), files
+dropped into the app (``app.files``) and, later, LocalSend write received files
+only through ``TargetFolder`` (files that may resume, in folders) or
+``UploadFile`` (one file arriving whole). This
 package imports neither iroh nor ``p2p_transfer.transfer``/``net``, so the share
 server stays light.
 

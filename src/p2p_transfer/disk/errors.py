@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import errno
 
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 
 
-class TargetError(P2PTransferError):
+class TargetError(LocalFault):
     """A received file cannot be placed; the message says why in one line."""
 
 
 class NameTakenError(TargetError):
-    """Every ``name (N)`` up to ``MAX_NAME_ALTERNATIVES`` exists already."""
+    """Every ``name (N)`` up to ``MAX_NAME_ALTERNATIVES`` exists already (or, for a file
+    that must take its own name, that name does)."""
+
+
+def name_taken(name: str, several: bool = True) -> NameTakenError:
+    """The error for a name with no free alternative left (or, not ``several``, taken)."""
+    if several:
+        return NameTakenError(f"{name!r}: too many files with that name")
+    return NameTakenError(f"{name!r} exists already")
 
 
 def describe_os_error(exc: OSError) -> str:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from enum import Enum
 from functools import partial
 
-from p2p_transfer.disk.errors import NameTakenError
+from p2p_transfer.disk.errors import name_taken
 from p2p_transfer.disk.names import DiskNames
 from p2p_transfer.disk.syscalls import rename_noreplace
 from p2p_transfer.limits import MAX_NAME_ALTERNATIVES
@@ -71,10 +71,14 @@ class NoClobber:
         self._names = names
         self.way = Way.LINK
 
-    def place(self, folder_fd: int, part: str, name: str, first_number: int = 0) -> str:
+    def place(
+        self, folder_fd: int, part: str, name: str, first_number: int = 0, numbered: bool = True
+    ) -> str:
         """Give ``part`` the first free name of ``name``, ``name (1)``, …; returns the
-        name it got (as the file system spells it). NameTakenError if none is free."""
-        return _first_free(name, first_number, partial(self._place_as, folder_fd, part))
+        name it got (as the file system spells it). NameTakenError if none is free.
+        Not ``numbered``: only the ``first_number``-th name, or NameTakenError."""
+        last = MAX_NAME_ALTERNATIVES if numbered else first_number
+        return _first_free(name, first_number, partial(self._place_as, folder_fd, part), last)
 
     def link_unnamed(self, folder_fd: int, fd: int, name: str) -> str:
         """Give an unnamed file (``O_TMPFILE``, open as ``fd``) the first free name of
@@ -103,15 +107,18 @@ class NoClobber:
             return used
 
 
-def _first_free(name: str, first_number: int, take: Callable[[str], str]) -> str:
-    """``take`` the first of ``name``, ``name (1)``, … that is free (``take`` raises
-    FileExistsError for a taken one); NameTakenError if none is."""
-    for number in range(first_number, MAX_NAME_ALTERNATIVES + 1):
+def _first_free(
+    name: str, first_number: int, take: Callable[[str], str], last: int = MAX_NAME_ALTERNATIVES
+) -> str:
+    """``take`` the first of ``name``, ``name (1)``, … up to ``name (last)`` that is free
+    (``take`` raises FileExistsError for a taken one); NameTakenError if none is."""
+    for number in range(first_number, last + 1):
         try:
             return take(name if number == 0 else numbered_name(name, number))
         except FileExistsError:
             continue
-    raise NameTakenError(f"{name!r}: too many files with that name")
+    raise name_taken(name, several=last > first_number)
+
 
 
 def _link(folder_fd: int, part: str, name: str) -> None:

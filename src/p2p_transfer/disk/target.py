@@ -8,8 +8,8 @@ crash leaves nothing behind. Every file is opened
 relative to a handle of its folder (see ``folders``) with ``O_NOFOLLOW``, new
 parts with ``O_EXCL``; a part is resumed only if it is a plain file with one
 link, the very file that was hashed for the offer. Peer transfers, browser
-uploads and (later) LocalSend all write through this module. Every call blocks:
-sessions run them in a worker thread.
+uploads, the app's dropped files and (later) LocalSend all write through this
+module. Every call blocks: sessions run them in a worker thread.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import TypeVar
 import blake3
 
 from p2p_transfer.disk.durability import PendingSync
-from p2p_transfer.disk.errors import NameTakenError, TargetError, describe_os_error
+from p2p_transfer.disk.errors import TargetError, describe_os_error, name_taken
 from p2p_transfer.disk.folders import Folder, FolderHandles
 from p2p_transfer.disk.names import DiskNames
 from p2p_transfer.disk.place import NoClobber, identity
@@ -134,6 +134,7 @@ class PartFile:
         hasher: blake3.blake3,
         offset: int,
         first_number: int = 0,
+        numbered: bool = True,
     ) -> None:
         self.folder = folder  # held (kept open) until the part is closed
         self.name = name  # the name wanted for the finished file
@@ -141,8 +142,10 @@ class PartFile:
         self.fd = fd
         self.hasher = hasher
         self.offset = offset
-        #: The ``N`` of ``name (N)`` tried first when it is finished.
+        #: The ``N`` of ``name (N)`` tried first when it is finished...
         self.first_number = first_number
+        #: ...and whether others are tried after it (else it takes that name or none).
+        self.numbered = numbered
         self.identity = identity(os.fstat(fd))
         self._handles = handles
         self._written_back = offset
@@ -319,31 +322,48 @@ class TargetFolder:
         offset = resume.offset if resumed and resume is not None else 0
         return PartFile(self._folders, folder, name, part_name, fd, hasher, offset)
 
-    def new_part(self, name: str) -> PartFile:
-        """A part of its own for a file that arrives whole (a browser upload), under the
-        first ``name (N)`` whose part and finished name are both free; never resumes,
-        so uploads of one name at once get distinct names."""
-        if not name or name != sanitize_component(name) or "\\" in name:
-            raise ValueError(f"not a safe file name: {name!r}")
-        folder = self._folders.hold("", create=False)
-        try:
-            for number in range(MAX_NAME_ALTERNATIVES + 1):
-                candidate = name if number == 0 else numbered_name(name, number)
-                if (claimed := self._claim_name(folder, candidate)) is not None:
-                    fd, part_name = claimed
-                    return PartFile(
-                        self._folders, folder, name, part_name, fd, blake3.blake3(), 0, number
-                    )
-        except BaseException:
-            self._folders.release(folder)
-            raise
-        self._folders.release(folder)
-        raise NameTakenError(f"{name!r}: too many files with that name")
+    def new_part(self, relative: str, numbered: bool = True) -> PartFile:
+        """A part of its own for a file that arrives whole (a browser upload, a drop the
+        app stages), under the first ``name (N)`` whose part and finished name are both
+        free; never resumes, so uploads of one name at once get distinct names. Not
+        ``numbered``: under ``relative`` itself, or NameTakenError. Missing folders of
+        ``relative`` (sanitized components) are made."""
+        components = relative.split("/")
+        if not all(c and c == sanitize_component(c) and "\\" not in c for c in components):
+            raise ValueError(f"not a safe relative path: {relative!r}")
+        folder_path, _, name = relative.rpartition("/")
 
-    def _claim_name(self, folder: Folder, candidate: str) -> tuple[int, str] | None:
-        """Create ``candidate``'s part with O_EXCL if neither it nor ``candidate`` exists."""
+        def claim(folder: Folder) -> tuple[int, str, int] | None:
+            # Not numbered, the name stays and only its part moves on to a free name: a
+            # dropped ``x.part`` (a browser's unfinished download) must not refuse ``x``.
+            for number in range(MAX_NAME_ALTERNATIVES + 1):
+                stem = name if number == 0 else numbered_name(name, number)
+                try:
+                    claimed = self._claim_name(folder, stem if numbered else name, stem)
+                except FileExistsError:
+                    if not numbered:
+                        return None
+                    continue
+                if claimed is not None:
+                    return (*claimed, number if numbered else 0)
+            return None
+
+        found, folder = self._holding(folder_path, claim)
+        if found is None:
+            self._folders.release(folder)
+            raise name_taken(name if numbered else relative, several=numbered)
+        fd, part_name, number = found
+        return PartFile(
+            self._folders, folder, name, part_name, fd, blake3.blake3(), 0, number, numbered
+        )
+
+    def _claim_name(
+        self, folder: Folder, candidate: str, part_stem: str
+    ) -> tuple[int, str] | None:
+        """Create the part of ``part_stem`` with O_EXCL if ``candidate`` does not exist:
+        None if that part exists, FileExistsError if ``candidate`` does."""
         try:
-            fd, part_name = self._names.attempt(candidate + PART_SUFFIX, _part_creator(folder))
+            fd, part_name = self._names.attempt(part_stem + PART_SUFFIX, _part_creator(folder))
         except FileExistsError:
             return None  # another upload (or an old one) holds this part
         try:
@@ -353,9 +373,9 @@ class TargetFolder:
         except BaseException:
             os.close(fd)
             raise
-        os.close(fd)  # the finished name is taken: this number is not free
+        os.close(fd)  # the finished name is taken
         os.unlink(part_name, dir_fd=folder.fd)
-        return None
+        raise FileExistsError(errno.EEXIST, "the name is taken", candidate)
 
     def _create_part(self, folder: Folder, relative: str, name: str) -> tuple[int, str]:
         """A new, empty part; a stale one (not in use) is replaced."""
@@ -387,7 +407,7 @@ class TargetFolder:
             if not part.still_named():
                 raise TargetError(f"{part.path!r} was replaced while it was being received")
             name = self._no_clobber.place(
-                part.folder.fd, part.part_name, part.name, part.first_number
+                part.folder.fd, part.part_name, part.name, part.first_number, part.numbered
             )
         except OSError as exc:
             raise TargetError(describe_os_error(exc)) from None

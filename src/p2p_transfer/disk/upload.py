@@ -1,7 +1,8 @@
-"""A file that arrives whole, in one go, into a folder: a browser upload (later LocalSend).
+"""A file that arrives whole, in one go, into a folder: a browser upload, a file dropped
+into the app (later LocalSend).
 
-It takes the first free ``name (N)`` with a part of its own, and ends as that
-name, on disk (synced), or as nothing at all.
+It takes the first free ``name (N)`` (or, ``exact``, its own name) with a part of its
+own, and ends as that name, on disk (synced), or as nothing at all.
 """
 
 from __future__ import annotations
@@ -19,15 +20,19 @@ UPLOAD_MODE = 0o666
 class UploadFile:
     """One upload's bytes on their way to a finished file in ``directory``."""
 
-    def __init__(self, directory: Path, name: str, umask: int | None = None) -> None:
-        """Create the part for the first free ``name (N)`` (``name``: one sanitized component).
+    def __init__(
+        self, directory: Path, name: str, umask: int | None = None, exact: bool = False
+    ) -> None:
+        """Create the part for the first free ``name (N)`` (``name``: sanitized components,
+        ``/`` before one in a subfolder, made if missing); ``exact``: for ``name`` itself,
+        NameTakenError if it exists.
 
         ``umask`` set: the finished file gets the usual ``0o666 & ~umask``; until
         then (and with ``None``) only this user can read it.
         """
         self._target = TargetFolder(directory, umask)
         try:
-            self._part = self._target.new_part(name)
+            self._part = self._target.new_part(name, numbered=not exact)
         except BaseException:
             self._target.close()
             raise
@@ -46,16 +51,19 @@ class UploadFile:
         """Append ``data`` and feed it to the hash."""
         self._part.write(data)
 
-    def finish(self) -> str:
-        """Name the file (never replacing one) and flush it to disk; returns the name.
+    def finish(self, durable: bool = True) -> str:
+        """Name the file (never replacing one) and flush it to disk; returns its path
+        relative to ``directory``.
 
         The browser hears ``complete`` only after this: what it was told arrived is
         on disk. A file arriving alone is flushed itself (one ``fdatasync`` and its
-        folder's fsync cost less than a ``syncfs``). On failure the part stays for
-        ``discard``.
+        folder's fsync cost less than a ``syncfs``). Not ``durable`` (a scratch copy):
+        only a big file's data is flushed, as in every transfer. On failure the part
+        stays for ``discard``.
         """
-        name = self._target.finish(self._part, UPLOAD_MODE, None, flush=True)
-        self._target.sync()
+        name = self._target.finish(self._part, UPLOAD_MODE, None, flush=durable)
+        if durable:
+            self._target.sync()
         self._target.close()
         return name
 

@@ -15,11 +15,13 @@ from typing import Any
 
 from iroh import iroh_ffi
 
+from p2p_transfer.errors import LocalFault
+
 _BUILDER: Any = getattr(iroh_ffi, "_UniffiRustBufferBuilder", None)
 _ORIGINAL_WRITE = getattr(_BUILDER, "write", None)
 
 
-class BindingChangedError(RuntimeError):
+class BindingChangedError(LocalFault, RuntimeError):
     """The iroh binding no longer has the shape this fix was written for."""
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from nacl import bindings as sodium
 
+from p2p_transfer.limits import RSA_KEY_TIMEOUT
+
 #: DER of the object identifiers used: Ed25519 (RFC 8410) and an X.500 common name.
 _ED25519 = bytes.fromhex("06032b6570")
 _COMMON_NAME = bytes.fromhex("0603550403")
@@ -111,11 +113,11 @@ def rsa_self_signed_apart(
                 sys.executable, "-c", _MAKE_RSA, common_name,
                 str(valid_before_now.total_seconds()), str(lifetime.total_seconds()),
             ],
-            capture_output=True, timeout=60, check=False,
+            capture_output=True, timeout=RSA_KEY_TIMEOUT, check=False,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
         )  # fmt: skip
     except subprocess.TimeoutExpired:
-        raise OSError("making an RSA key took over a minute") from None
+        raise OSError(f"making an RSA key took over {RSA_KEY_TIMEOUT:g} s") from None
     cert, found, key = made.stdout.partition(_KEY_BEGINS)
     if made.returncode != 0 or not found:
         said = made.stderr.decode(errors="replace").strip().splitlines() or ["no output"]

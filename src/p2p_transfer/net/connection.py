@@ -17,6 +17,7 @@ from typing import Literal, TypeVar
 
 from iroh import iroh_ffi
 
+from p2p_transfer.limits import CLOSE_REASON_BYTES
 from p2p_transfer.net.errors import NetError, describe_iroh_error
 from p2p_transfer.net.streams import MessageReader, MessageWriter
 
@@ -130,7 +131,7 @@ class PeerConnection:
     def close(self, code: int, reason: str) -> None:
         """Close with an application code and a reason the peer will see."""
         try:
-            self._connection.close(code, reason.encode()[:200])
+            self._connection.close(code, reason.encode()[:CLOSE_REASON_BYTES])
         except iroh_ffi.IrohError:
             pass
 

@@ -14,14 +14,14 @@ from typing import Protocol, runtime_checkable
 
 from iroh import iroh_ffi
 
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault, PeerFault
 from p2p_transfer.limits import FRAME_HEADER_SIZE, IO_BUFFER_SIZE, PUMP_BUFFER_SIZE
 from p2p_transfer.net.errors import NetError, describe_iroh_error
 from p2p_transfer.protocol import AnyMessage, Message, body_length, decode_body
 from p2p_transfer.protocol import encode as encode_message
 
 
-class StreamEnded(NetError):
+class StreamEnded(NetError, PeerFault):
     """The peer finished the stream where more data was expected."""
 
 
@@ -58,7 +58,7 @@ def page_aligned(size: int) -> memoryview:
     return memoryview(mmap.mmap(-1, max(size, 1)))[:size]
 
 
-class LocalFileError(P2PTransferError):
+class LocalFileError(LocalFault):
     """This side's file could not be read or stored; the stream itself is fine."""
 
 

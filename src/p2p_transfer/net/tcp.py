@@ -38,7 +38,12 @@ from p2p_transfer.limits import (
     PUMP_BUFFER_SIZE,
     PUMP_HANDOVER_SIZE,
     PUMP_HANDOVER_WAIT,
+    TCP_ACCEPT_POLL,
+    TCP_CERT_CLOCK_SKEW,
+    TCP_CERT_LIFETIME,
+    TCP_CHANNEL_BUFFERS,
     TCP_CONNECT_TIMEOUT,
+    TCP_HANDSHAKE_READ_SIZE,
     TCP_MAX_PENDING_CONNECTIONS,
     TCP_TOKEN_BYTES,
     TCP_TOKEN_TIMEOUT,
@@ -47,18 +52,8 @@ from p2p_transfer.net.certificates import ed25519_self_signed
 from p2p_transfer.net.errors import NetError
 from p2p_transfer.net.streams import FileDrain, FileFeed, Progress, StreamEnded, page_aligned
 
-#: Lifetime of the throw-away certificate (the listener lives for one session).
-_CERT_LIFETIME = datetime.timedelta(days=1)
-#: Valid from a little before it was made: the two peers' clocks differ.
-_CLOCK_SKEW = datetime.timedelta(minutes=5)
 #: Byte the listener answers a valid token with, so the sender knows it was accepted.
 TOKEN_ACCEPTED = b"\x01"
-#: Writes queued behind the event loop before ``write_all`` waits for the oldest.
-CHANNEL_BUFFERS = 4
-#: Socket reads during the TLS handshake and token (strangers get no big buffer).
-_HANDSHAKE_READ_SIZE = 64 * 1024
-#: How often a listening thread looks whether it was stopped (seconds).
-_ACCEPT_POLL = 0.2
 _T = TypeVar("_T")
 
 
@@ -72,7 +67,11 @@ class TcpEndpointInfo:
 
 
 def _server_context() -> tuple[ssl.SSLContext, str]:
-    cert_pem, key_pem = ed25519_self_signed("p2p-transfer data", _CLOCK_SKEW, _CERT_LIFETIME)
+    cert_pem, key_pem = ed25519_self_signed(
+        "p2p-transfer data",
+        datetime.timedelta(seconds=TCP_CERT_CLOCK_SKEW),
+        datetime.timedelta(seconds=TCP_CERT_LIFETIME),
+    )
     fingerprint = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert_pem.decode())).hexdigest()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
@@ -111,7 +110,7 @@ class TlsSocket:
         self._outgoing = ssl.MemoryBIO()
         self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=server_side)
         self._lock = threading.Lock()
-        self._raw: bytearray | memoryview = bytearray(_HANDSHAKE_READ_SIZE)
+        self._raw: bytearray | memoryview = bytearray(TCP_HANDSHAKE_READ_SIZE)
         #: Monotonic time by which every read must be done (the handshake and token),
         #: or None: then a read that finds nothing for the socket's timeout returns early.
         self.deadline: float | None = None
@@ -336,10 +335,10 @@ class TlsChannel:
     # --- writing ---------------------------------------------------------------
 
     async def write_all(self, data: bytes | bytearray | memoryview) -> None:
-        """Queue ``data``; waits only when CHANNEL_BUFFERS writes are already queued."""
+        """Queue ``data``; waits only when TCP_CHANNEL_BUFFERS writes are already queued."""
         if self._closed:
             raise NetError("data connection closed")
-        while len(self._writes) >= CHANNEL_BUFFERS or (self._writes and self._writes[0].done()):
+        while len(self._writes) >= TCP_CHANNEL_BUFFERS or (self._writes and self._writes[0].done()):
             await self._writes.popleft()  # raises the first failure
         owned = bytes(data)  # the caller may reuse its buffer
         self._writes.append(self._writer.submit(lambda: self._guarded(self._tls.send, owned)))
@@ -431,7 +430,7 @@ class DataListener:
         except OSError:
             sock.close()
             raise
-        sock.settimeout(_ACCEPT_POLL)
+        sock.settimeout(TCP_ACCEPT_POLL)
         listener._socket = sock
         listener.info = TcpEndpointInfo(sock.getsockname()[1], fingerprint, listener._token)
         threading.Thread(target=listener._accept_loop, daemon=True).start()

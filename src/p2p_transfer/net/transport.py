@@ -8,6 +8,7 @@ from collections.abc import Awaitable
 
 from iroh import iroh_ffi
 
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.limits import CLOSE_GRACE, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT
 from p2p_transfer.net.binding import apply_binding_fix
 from p2p_transfer.net.connection import CloseCode, PeerConnection
@@ -38,7 +39,7 @@ def relay_mode(choice: str) -> iroh_ffi.RelayMode:
         ) from None
 
 
-class DamagedTicket(NetError):
+class DamagedTicket(NetError, LocalFault):
     """A ticket that does not decode (cut short, a character changed)."""
 
     def __init__(self, detail: str) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import PeerFault
 
 
-class ProtocolError(P2PTransferError):
+class ProtocolError(PeerFault):
     """A peer broke the wire protocol; the message is safe to show and to send back."""
 
     def __init__(self, message: str) -> None:

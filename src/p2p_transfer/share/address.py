@@ -6,13 +6,13 @@ import ipaddress
 
 import ifaddr
 
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 
 #: Addresses that can be told to listen everywhere.
 UNSPECIFIED = frozenset({"0.0.0.0", "::", ""})
 
 
-class NoLanAddressError(P2PTransferError):
+class NoLanAddressError(LocalFault):
     """This machine has no usable LAN address (offline, or only loopback)."""
 
 

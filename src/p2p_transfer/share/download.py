@@ -19,11 +19,9 @@ from aiohttp import hdrs, web
 from aiohttp.helpers import parse_http_date
 
 from p2p_transfer.events import EventBus, ShareDownloadDoneEvent, ShareDownloadStartedEvent
-from p2p_transfer.limits import IO_BUFFER_SIZE
+from p2p_transfer.limits import IO_BUFFER_SIZE, SHARE_DOWNLOAD_ID_BYTES
 from p2p_transfer.share.zipstream import SourceChangedError, ZipLayout, collect, stream_zip
 
-#: Characters of a download's ID in events: enough to tell concurrent ones apart.
-_DOWNLOAD_ID_BYTES = 6
 _ZIP_TYPE = "application/zip"
 _DEFAULT_TYPE = "application/octet-stream"
 
@@ -167,7 +165,7 @@ class Downloads:
 
     def _start(self, item: SharedItem, kind: Literal["file", "zip"], size: int,
                client: str, offset: int) -> Callable[[bool, str], None]:
-        download_id = secrets.token_hex(_DOWNLOAD_ID_BYTES)
+        download_id = secrets.token_hex(SHARE_DOWNLOAD_ID_BYTES)
         started = time.monotonic()
         self.bus.emit(ShareDownloadStartedEvent(
             download_id, item.download_name, kind, size, client, offset

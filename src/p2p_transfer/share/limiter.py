@@ -25,7 +25,11 @@ from typing import Any
 
 from aiohttp import web
 
-from p2p_transfer.limits import SHARE_PRESSED_HEAD_TIMEOUT, SHARE_REFUSED_HEAD_BYTES
+from p2p_transfer.limits import (
+    SHARE_PRESSED_HEAD_TIMEOUT,
+    SHARE_REFUSED_HEAD_BYTES,
+    SHARE_RETRY_AFTER,
+)
 
 #: Ends a request head.
 _HEAD_END = b"\r\n\r\n"
@@ -83,7 +87,7 @@ def refusal_response(reason: str) -> bytes:
         "Content-Type: text/plain; charset=utf-8\r\n"
         "X-Content-Type-Options: nosniff\r\n"
         "Cache-Control: no-store\r\n"
-        "Retry-After: 5\r\n"
+        f"Retry-After: {SHARE_RETRY_AFTER}\r\n"
         "Connection: close\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     )

@@ -14,13 +14,13 @@ import os
 from types import ModuleType
 from typing import Any
 
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 
 #: The environment variable the ngrok SDK reads its credential from.
 AUTHTOKEN_ENV = "NGROK_AUTHTOKEN"
 
 
-class PublicShareError(P2PTransferError):
+class PublicShareError(LocalFault):
     """``--public`` cannot work here; the message is one line for the user."""
 
 

@@ -24,6 +24,7 @@ from p2p_transfer.limits import (
     SHARE_CHUNK_SIZE,
     SHARE_MAX_MESSAGE_SIZE,
     SHARE_MIN_CHUNK_SIZE,
+    SHARE_RETRY_AFTER,
     SHARE_TOKEN_BITS,
 )
 from p2p_transfer.protocol.names import clean_device_name
@@ -213,7 +214,9 @@ class ShareServer:
         if (request.remote or "") in self.trusted_proxies:
             slot = self.client_ip(request)
             if self._forwarded.try_acquire(slot) is not None:
-                return web.Response(status=503, text=_TOO_MANY, headers={"Retry-After": "5"})
+                return web.Response(
+                    status=503, text=_TOO_MANY, headers={"Retry-After": str(SHARE_RETRY_AFTER)}
+                )
         try:
             return await handler(request)
         except web.HTTPNotFound:

@@ -34,8 +34,10 @@ from p2p_transfer.lifecycle import Lifecycle
 from p2p_transfer.limits import (
     PROGRESS_EVENTS_PER_SECOND,
     SHARE_CHUNK_SIZE,
+    SHARE_CLOSE_REASON_CHARS,
     SHARE_MIN_CHUNK_SIZE,
     SHARE_TOKEN_BITS,
+    SHARE_UPLOAD_QUEUE_FRAMES,
     KiB,
 )
 from p2p_transfer.protocol.errors import ProtocolError
@@ -57,8 +59,6 @@ from p2p_transfer.units import format_size
 
 log = logging.getLogger(__name__)
 
-#: Frames read ahead of the disk writer: small, so a socket holds ~1 MiB at most.
-_QUEUE_DEPTH = 2
 _PROGRESS_INTERVAL = 1.0 / PROGRESS_EVENTS_PER_SECOND
 #: WebSocket close codes (RFC 6455).
 CLOSE_NORMAL = 1000
@@ -92,15 +92,20 @@ class UploadGate:
     sessions: set[UploadSession] = field(default_factory=set)
 
 
-class _Closed(Exception):
+class _Signal(Exception):
+    """Control flow inside this module, never raised out of it: deliberately not a
+    P2PTransferError, so no ``except P2PTransferError`` on the way can swallow one."""
+
+
+class _Closed(_Signal):
     """The browser closed the socket, or it broke."""
 
 
-class _Timeout(Exception):
+class _Timeout(_Signal):
     """Nothing arrived within the deadline."""
 
 
-class _Violation(Exception):
+class _Violation(_Signal):
     """The browser broke the protocol; ``code`` is the close code to use."""
 
     def __init__(self, message: str, code: int = CLOSE_POLICY, detail: str = "") -> None:
@@ -135,7 +140,7 @@ class UploadSession:
         self.client = client
         self._session_ids = session_ids
         self._mute = mute
-        self._queue: asyncio.Queue[WSMessage] = asyncio.Queue(_QUEUE_DEPTH)
+        self._queue: asyncio.Queue[WSMessage] = asyncio.Queue(SHARE_UPLOAD_QUEUE_FRAMES)
         self._reader: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
@@ -210,7 +215,7 @@ class UploadSession:
         with contextlib.suppress(_Closed):
             await self._send(Error(message))
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await self.ws.close(code=code, message=message[:100].encode())
+            await self.ws.close(code=code, message=message[:SHARE_CLOSE_REASON_CHARS].encode())
 
     async def _reject(
         self, upload: Lifecycle, request_id: str, name: str, reason: str, code: RejectCode

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.limits import IO_BUFFER_SIZE
 
 #: A size, offset or count at or above these needs a ZIP64 record.
@@ -47,7 +47,7 @@ _EXTRA64_HEADER = struct.Struct("<HH")
 _ZIP64_EXTRA_ID = 0x0001
 
 
-class SourceChangedError(P2PTransferError):
+class SourceChangedError(LocalFault):
     """A file shrank or vanished while it was being zipped; the download is cut short."""
 
 

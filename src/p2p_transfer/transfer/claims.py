@@ -12,13 +12,11 @@ import asyncio
 from array import array
 from collections.abc import Iterable
 
-from p2p_transfer.errors import P2PTransferError
-
-#: How long a superseded session gets to let go of its files.
-SUPERSEDE_TIMEOUT = 10.0
+from p2p_transfer.errors import LocalFault
+from p2p_transfer.limits import SUPERSEDE_TIMEOUT
 
 
-class FilesBusyError(P2PTransferError):
+class FilesBusyError(LocalFault):
     """Another device is sending the same files into the same folder right now."""
 
 

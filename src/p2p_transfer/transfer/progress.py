@@ -6,12 +6,10 @@ import time
 from collections.abc import Callable
 
 from p2p_transfer.events import Direction, FileProgress, ProgressEvent
-from p2p_transfer.limits import PROGRESS_EVENTS_PER_SECOND
+from p2p_transfer.limits import MAX_ACTIVE_FILES_SHOWN, PROGRESS_EVENTS_PER_SECOND
 
 #: Weight of the newest rate sample in the smoothed rate.
 RATE_SMOOTHING = 0.3
-#: Most files listed as active in one progress event.
-MAX_ACTIVE_FILES_SHOWN = 8
 
 
 class ProgressTracker:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, NoReturn, TypeVar
 
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import P2PTransferError, PeerFault
 from p2p_transfer.events import Actor, SessionState
 from p2p_transfer.net import MessageReader, StreamEnded
 from p2p_transfer.protocol import Cancel, Error, Message, ProtocolError
@@ -25,11 +25,11 @@ class TransferError(P2PTransferError):
     """The transfer failed; the message is one line for the user."""
 
 
-class PeerError(TransferError):
+class PeerError(TransferError, PeerFault):
     """The peer reported an error."""
 
 
-class Declined(TransferError):
+class Declined(TransferError, PeerFault):
     """The receiver (its user, or its limits) declined the offer."""
 
     def __init__(self, reason: str) -> None:

@@ -12,7 +12,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.limits import SECRET_KEY_SIZE
 from p2p_transfer.net.keys import generate_secret_key, public_id
 from p2p_transfer.trust.files import PRIVATE_FILE_MODE
@@ -20,7 +20,7 @@ from p2p_transfer.trust.files import PRIVATE_FILE_MODE
 KEY_FILE_NAME = "identity.key"
 
 
-class IdentityError(P2PTransferError):
+class IdentityError(LocalFault):
     """The key file exists but cannot be trusted or read."""
 
 

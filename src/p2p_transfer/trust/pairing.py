@@ -15,6 +15,7 @@ from pathlib import Path
 
 from p2p_transfer.limits import (
     DEFAULT_PAIRING_LIFETIME,
+    PAIRING_MAX_ADDRESS_CHARS,
     PAIRING_MAX_ADDRESSES,
     PAIRING_MAX_TICKET_CHARS,
 )
@@ -22,8 +23,6 @@ from p2p_transfer.trust.files import write_private_atomically
 
 PAIRINGS_FILE_NAME = "pairings.json"
 _FORMAT_VERSION = 1
-#: Longest remembered address (``[IPv6]:port`` is at most 47 characters).
-_MAX_ADDRESS_CHARS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +101,7 @@ class PairingStore:
         pairing = pairings.get(endpoint_id)
         if pairing is None or pairing.expires_at <= now:
             return False
-        fitting = [a for a in addresses if len(a) <= _MAX_ADDRESS_CHARS]
+        fitting = [a for a in addresses if len(a) <= PAIRING_MAX_ADDRESS_CHARS]
         merged = tuple(dict.fromkeys([*fitting, *pairing.addresses]))
         if len(ticket) > PAIRING_MAX_TICKET_CHARS:
             ticket = ""
@@ -138,7 +137,7 @@ def _checked(pairing: Pairing) -> Pairing:
         and all(isinstance(t, int | float) and not isinstance(t, bool) for t in times)
         and isinstance(addresses, list | tuple)
         and len(addresses) <= PAIRING_MAX_ADDRESSES
-        and all(isinstance(a, str) and len(a) <= _MAX_ADDRESS_CHARS for a in addresses)
+        and all(isinstance(a, str) and len(a) <= PAIRING_MAX_ADDRESS_CHARS for a in addresses)
         and isinstance(pairing.ticket, str)
         and len(pairing.ticket) <= PAIRING_MAX_TICKET_CHARS
     ):

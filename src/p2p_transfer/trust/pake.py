@@ -24,7 +24,7 @@ import os
 from nacl import bindings as sodium
 from nacl.exceptions import RuntimeError as SodiumError
 
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import PeerFault
 
 _CONTEXT = b"p2p-transfer/1 verification"
 _SENDER_PROOF = b"sender"
@@ -41,7 +41,7 @@ _POINT_BYTES = 32
 _SHA256_BYTES = 32
 
 
-class PakeError(P2PTransferError):
+class PakeError(PeerFault):
     """The other side did not prove it knows the code."""
 
 

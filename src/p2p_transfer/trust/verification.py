@@ -56,6 +56,10 @@ def format_code(code: str) -> str:
     return f"{code[:half]} {code[half:]}"
 
 
+#: What a code looks like, for the messages that ask for one again: ``6 digits, like 026 767``.
+CODE_FORM = f"{CODE_DIGITS} digits, like {format_code('0267671357'[:CODE_DIGITS])}"
+
+
 class Waiter(Protocol):
     """A verification waiting for its code, as the slots see it."""
 
