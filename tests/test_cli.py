@@ -304,3 +304,31 @@ def test_a_text_is_offered_by_its_first_line_and_delivered_in_one_line() -> None
         "desk?[2J wants to send a text (34 B): hi ?[31m…",
         "✓ text (34 B) delivered to laptop",
     ]
+
+
+# --- one shape per event -----------------------------------
+
+
+def test_a_device_event_has_one_shape_for_ours_and_for_localsend_devices() -> None:
+    from p2p_transfer.cli.devices_command import device_event
+    from p2p_transfer.discovery import Device
+    from p2p_transfer.localsend.discovery import LocalSendDevice
+
+    eid = "ab" * 32
+    ours = Device("laptop", eid, ("10.0.0.2:4000",), 1, "laptop [abababababab]")
+    phone = LocalSendDevice("phone", "CD" * 32, "10.0.0.3", 53317, "https", "Pixel", "mobile", 0)
+    out = io.StringIO()
+    render = JsonRenderer(out)
+    render(device_event(ours))
+    render(device_event(phone))
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert first == {
+        "event": "device", "name": "laptop", "endpoint_id": eid, "addresses": ["10.0.0.2:4000"],
+        "protocol": "p2p-transfer", "fingerprint": "", "device_model": "", "device_type": "",
+    }
+    assert second == {
+        "event": "device", "name": "phone", "endpoint_id": "", "addresses": ["10.0.0.3:53317"],
+        "protocol": "localsend", "fingerprint": "CD" * 32, "device_model": "Pixel",
+        "device_type": "mobile",
+    }
+    assert list(first) == list(second)
