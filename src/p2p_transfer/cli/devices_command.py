@@ -69,6 +69,8 @@ def _row(device: Device | LocalSendDevice) -> tuple[str, str, str]:
 def devices(ctx: CliContext, timeout: float, as_json: bool) -> None:
     """List devices on this network that are ready to receive (`p2p-transfer receive`)."""
     render = JsonRenderer() if as_json else None
+    if render is not None:
+        ctx.logs.to(render)
 
     async def run() -> int:
         node = Node.without_endpoint(NodeConfig(ctx.config_dir, ctx.device_name))
