@@ -568,7 +568,8 @@ def test_announced_device_is_seen_in_another_namespace_then_says_goodbye(
     started = time.monotonic()
     seen = browser.expect_event("device", SEEN_WITHIN, endpoint_id=eid)
     assert seen == {"event": "device", "name": "Alice", "endpoint_id": eid,
-                    "addresses": [f"{a.address}:4000"]}
+                    "addresses": [f"{a.address}:4000"], "protocol": "p2p-transfer",
+                    "fingerprint": "", "device_model": "", "device_type": ""}
     announcer.send("stop")
     lost = browser.expect_event("device_lost", GOODBYE_WITHIN, endpoint_id=eid)
     assert lost["reason"] == "goodbye"
