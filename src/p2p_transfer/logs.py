@@ -12,7 +12,6 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import TextIO
 
 from p2p_transfer.events import Event, LogEvent
@@ -44,9 +43,8 @@ def source_of(logger_name: str) -> str:
 def _module_of(filename: str) -> str:
     """The name of the loaded module whose file is ``filename`` ("" if none is): where a
     ``warnings`` warning was raised, as a logger name would say it."""
-    path = Path(filename)
     for name, module in list(sys.modules.items()):
-        if getattr(module, "__file__", None) and Path(module.__file__) == path:
+        if getattr(module, "__file__", None) == filename:
             return name
     return ""
 
