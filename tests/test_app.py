@@ -186,6 +186,7 @@ async def test_the_key_link_sets_a_strict_http_only_cookie_and_drops_the_key(
 @pytest.mark.parametrize(("method", "path"), [
     ("GET", "/"),
     ("GET", "/static/app.js"),
+    ("GET", "/api/meta"),
     ("GET", "/api/state"),
     ("GET", "/api/files"),
     ("PUT", "/api/settings"),
@@ -295,6 +296,51 @@ async def test_pages_have_a_strict_csp_and_no_inline_code(start_ui: StartUi) -> 
     script = resources.files("p2p_transfer.app").joinpath("static/app.js").read_text()
     assert "innerHTML" not in script and "eval(" not in script
     assert "http" not in script.replace("https:", "").replace("http:", "")
+
+
+# --- one source for the session states ------------------------------------------------------
+
+#: A session state's name as a string literal in app.js ('done', "done" or `done`).
+_STATE_NAMES = "|".join(re.escape(str(state)) for state in SessionState)
+_STATE_LITERAL = re.compile(rf"""(["'`])({_STATE_NAMES})\1""")
+#: app.js tells states apart only by ``isState(value, "name")``.
+_STATE_CHECK = re.compile(r"""isState\([^,()]+,\s*(["'`])([^"'`]*)\1\s*\)""")
+
+
+def _app_js() -> str:
+    return resources.files("p2p_transfer.app").joinpath("static/app.js").read_text()
+
+
+async def test_the_page_learns_every_session_state_from_the_server(start_ui: StartUi) -> None:
+    ui = await start_ui()
+    status, meta = await ui.call("GET", "/api/meta")
+    assert status == 200
+    states = meta["states"]
+    assert [s["name"] for s in states] == [str(state) for state in SessionState]  # in order
+    assert [s["name"] for s in states if s["final"]] == ["done", "failed", "declined", "cancelled"]
+    assert all(s["label"] for s in states)
+    assert {s["name"]: s["tone"] for s in states if s["tone"]} == {
+        "transferring": "accent", "done": "ok", "failed": "bad", "declined": "warn",
+        "cancelled": "warn",
+    }
+
+
+def test_app_js_names_no_state_the_server_does_not_have() -> None:
+    named = {name for _, name in _STATE_CHECK.findall(_app_js())}
+    assert named, "app.js tells no state apart: the pattern no longer matches it"
+    assert named <= {str(state) for state in SessionState}, named - set(SessionState)
+
+
+def test_app_js_keeps_no_list_of_states_of_its_own() -> None:
+    script = _app_js()
+    outside_checks = _STATE_CHECK.sub("isState()", script)
+    assert _STATE_LITERAL.findall(outside_checks) == []
+    # Nor an object keyed by states (a table of labels or colours) ...
+    for block in re.findall(r"\{[^{}]*\}", outside_checks):
+        keys = set(re.findall(rf"(?:^|[{{,\s])({_STATE_NAMES})\s*:", block))
+        assert len(keys) < 2, block
+    # ... nor a transfer's state compared by hand (the node's own state is another thing).
+    assert re.findall(r"(?<!node)\.state\s*[!=]==", script) == []
 
 
 # --- settings -----------------------------------------------------------------------------

@@ -10,12 +10,13 @@ import re
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
 from e2e.terminal import plain
 from p2p_transfer.cli.main import COMMANDS, cli
-from p2p_transfer.cli.render import JsonRenderer
+from p2p_transfer.cli.render import JsonRenderer, LogRoute
 from p2p_transfer.cli.terminal import HumanRenderer
 from p2p_transfer.events import (
     Actor,
@@ -26,7 +27,9 @@ from p2p_transfer.events import (
     Direction,
     DoneEvent,
     ErrorEvent,
+    Event,
     FileDoneEvent,
+    LogEvent,
     OfferEvent,
     OfferSentEvent,
     ProgressEvent,
@@ -40,6 +43,7 @@ from p2p_transfer.events import (
 )
 from p2p_transfer.limits import JSON_FLUSH_INTERVAL as FLUSH_INTERVAL
 from p2p_transfer.limits import GiB, KiB, MiB
+from p2p_transfer.logs import forward_logs
 
 
 def test_json_renderer_writes_one_object_per_line() -> None:
@@ -305,3 +309,64 @@ def test_a_text_is_offered_by_its_first_line_and_delivered_in_one_line() -> None
         "desk?[2J wants to send a text (34 B): hi ?[31m…",
         "✓ text (34 B) delivered to laptop",
     ]
+
+
+# --- one shape per event; the warnings of every command -----------------------------------
+
+
+def test_a_device_event_has_one_shape_for_ours_and_for_localsend_devices() -> None:
+    from p2p_transfer.cli.devices_command import device_event
+    from p2p_transfer.discovery import Device
+    from p2p_transfer.localsend.discovery import LocalSendDevice
+
+    eid = "ab" * 32
+    ours = Device("laptop", eid, ("10.0.0.2:4000",), 1, "laptop [abababababab]")
+    phone = LocalSendDevice("phone", "CD" * 32, "10.0.0.3", 53317, "https", "Pixel", "mobile", 0)
+    out = io.StringIO()
+    render = JsonRenderer(out)
+    render(device_event(ours))
+    render(device_event(phone))
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert first == {
+        "event": "device", "name": "laptop", "endpoint_id": eid, "addresses": ["10.0.0.2:4000"],
+        "protocol": "p2p-transfer", "fingerprint": "", "device_model": "", "device_type": "",
+    }
+    assert second == {
+        "event": "device", "name": "phone", "endpoint_id": "", "addresses": ["10.0.0.3:53317"],
+        "protocol": "localsend", "fingerprint": "CD" * 32, "device_model": "Pixel",
+        "device_type": "mobile",
+    }
+    assert list(first) == list(second)
+
+
+def test_warnings_are_dim_stderr_lines_until_the_command_takes_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    route = LogRoute()
+    route(LogEvent("warning", "discovery", "multicast [bold]off\x1b[2J"))
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "discovery: multicast [bold]off?[2J\n"  # shown, not interpreted
+    seen: list[Event] = []
+    route.to(seen.append)
+    route(LogEvent("error", "web server", "port taken"))
+    assert seen == [LogEvent("error", "web server", "port taken")]
+    assert capsys.readouterr().err == ""
+
+
+def test_the_route_main_forwards_to_reaches_the_command_run(tmp_path: Path) -> None:
+    """``main`` forwards the warnings once, to a route the command group hands every
+    command: here ``pair list --json`` turns a damaged pairings file's warning into a line."""
+    (tmp_path / "pairings.json").write_text("{")
+    route = LogRoute()
+    undo = forward_logs(route)
+    try:
+        result = CliRunner().invoke(
+            cli, ["--config-dir", str(tmp_path), "pair", "list", "--json"], obj=route
+        )
+    finally:
+        undo()
+    assert result.exit_code == 0, result.output
+    (line,) = result.stdout.splitlines()
+    assert json.loads(line)["event"] == "log"
+    assert "pairings.json is damaged" in json.loads(line)["message"]

@@ -433,6 +433,7 @@ def test_device_events_json() -> None:
     eid = secrets.token_hex(32)
     assert DeviceEvent("Alice", eid, ["10.0.0.2:4000"]).to_dict() == {
         "event": "device", "name": "Alice", "endpoint_id": eid, "addresses": ["10.0.0.2:4000"],
+        "protocol": "p2p-transfer", "fingerprint": "", "device_model": "", "device_type": "",
     }
     assert DeviceLostEvent("Alice", eid, "goodbye").to_dict() == {
         "event": "device_lost", "name": "Alice", "endpoint_id": eid, "reason": "goodbye",
@@ -485,10 +486,11 @@ def test_devices_json_prints_one_line_per_device(
     result = invoke_devices(home, "--json", "--timeout", "0.1")
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]
+    ours = {"protocol": "p2p-transfer", "fingerprint": "", "device_model": "", "device_type": ""}
     assert lines == [
-        {"event": "device", "name": "Alice", "protocol": "p2p-transfer",
+        {"event": "device", "name": "Alice", **ours,
          "endpoint_id": alice.endpoint_id, "addresses": ["10.77.0.2:4000"]},
-        {"event": "device", "name": "Bob", "protocol": "p2p-transfer",
+        {"event": "device", "name": "Bob", **ours,
          "endpoint_id": bob.endpoint_id,
          "addresses": ["10.77.0.3:4000", "[2001:db8::3]:4000"]},
     ]
@@ -531,6 +533,7 @@ def test_devices_discovery_failure_is_one_clear_error(
     assert result.exit_code == 1
     assert json.loads(result.output) == {
         "event": "error", "message": "LAN discovery unavailable: no multicast",
+        "session": None, "detail": "",
     }
 
 
@@ -565,7 +568,8 @@ def test_announced_device_is_seen_in_another_namespace_then_says_goodbye(
     started = time.monotonic()
     seen = browser.expect_event("device", SEEN_WITHIN, endpoint_id=eid)
     assert seen == {"event": "device", "name": "Alice", "endpoint_id": eid,
-                    "addresses": [f"{a.address}:4000"]}
+                    "addresses": [f"{a.address}:4000"], "protocol": "p2p-transfer",
+                    "fingerprint": "", "device_model": "", "device_type": ""}
     announcer.send("stop")
     lost = browser.expect_event("device_lost", GOODBYE_WITHIN, endpoint_id=eid)
     assert lost["reason"] == "goodbye"
@@ -670,7 +674,8 @@ def test_devices_command_lists_a_device_in_another_namespace(
     announcer.expect_event("announced", REGISTER_WITHIN)
     listed = run_devices_cli(b, tmp_path / "b-home", SEEN_WITHIN)
     assert listed == [{"event": "device", "name": "Alice", "protocol": "p2p-transfer",
-                       "endpoint_id": eid, "addresses": [f"{a.address}:4000"]}]
+                       "endpoint_id": eid, "addresses": [f"{a.address}:4000"],
+                       "fingerprint": "", "device_model": "", "device_type": ""}]
     announcer.send("stop")
     announcer.expect_event("stopped", GOODBYE_WITHIN)
     assert run_devices_cli(b, tmp_path / "b-home", 1.0) == []

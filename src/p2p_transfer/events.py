@@ -25,7 +25,7 @@ Actor = Literal["local", "peer"]
 
 class SessionState(StrEnum):
     """Where a session stands. States only move forward, in this order; the last
-    four are final. app.js mirrors these strings (docs/API.md)."""
+    four are final. The app serves them to its page (``GET /api/meta``, docs/API.md)."""
 
     CONNECTING = "connecting"
     VERIFYING = "verifying"
@@ -580,12 +580,19 @@ class LocalSendReadyEvent(Event):
 
 @dataclass(frozen=True, slots=True)
 class DeviceEvent(Event):
-    """A device on the LAN was found, or its name or addresses changed."""
+    """A device on the LAN was found, or its name or addresses changed: one of ours (by its
+    endpoint ID) or a LocalSend device (by its certificate fingerprint, ``endpoint_id`` "")."""
 
     name: ClassVar[str] = "device"
     device_name: str
     endpoint_id: str
     addresses: list[str] = field(default_factory=list)
+    protocol: Via = "p2p-transfer"
+    #: A LocalSend device's certificate fingerprint, model and type, as it announces
+    #: them ("" for ours).
+    fingerprint: str = ""
+    device_model: str = ""
+    device_type: str = ""
     _json_names: ClassVar[dict[str, str]] = {"device_name": "name"}
 
 

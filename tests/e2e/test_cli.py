@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -246,3 +247,77 @@ def test_sending_to_a_peer_loads_no_http_stack_and_no_cryptography(
         assert not {name for name in imported if name.split(".")[0] == "aiohttp"}
         assert not {name for name in imported if name.split(".")[0] == "cryptography"}
     assert (tmp_path / "rx" / "localsend" / "cert.pem").is_file()
+
+
+# --- warnings of every command are log events ----------------------------------------------
+
+#: A network namespace of the command's own whose loopback carries multicast but may join
+#: no multicast group (``igmp_max_memberships`` 0): zeroconf, which joins mDNS's group,
+#: warns (ENOBUFS). The host's setting is untouched (it is per namespace).
+NO_MULTICAST_GROUPS = (
+    "ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo"
+    " && sysctl -qw net.ipv4.igmp_max_memberships=0 && exec \"$@\""
+)
+#: What zeroconf says when it cannot join the mDNS group.
+ZEROCONF_WARNING = "No buffer space available when adding 127.0.0.1 to multicast group"
+
+
+def _cli_without_multicast_groups(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["unshare", "--net", "sh", "-c", NO_MULTICAST_GROUPS, "sh",
+         sys.executable, "-m", "p2p_transfer", "--config-dir", str(home), *args],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+
+
+def _json_lines_only(result: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
+    """Every stdout line is a JSON object with an ``event``, and stderr is empty."""
+    assert result.stderr == "", result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert all(isinstance(event, dict) and "event" in event for event in events), events
+    return events
+
+
+needs_namespaces = pytest.mark.skipif(
+    os.geteuid() != 0 or not all(map(shutil.which, ("unshare", "ip", "sysctl"))),
+    reason="needs root, unshare, ip and sysctl (a network namespace per command)",
+)
+
+
+@needs_namespaces
+@pytest.mark.parametrize("command", [("devices", "--json", "--timeout", "0.5"),
+                                     ("doctor", "--json")])
+def test_a_discovery_warning_is_a_json_log_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    result = _cli_without_multicast_groups(tmp_path / "home", *command)
+    events = _json_lines_only(result)
+    logs = [e for e in events if e["event"] == "log"]
+    assert any(
+        e["source"] == "discovery" and e["level"] == "warning"
+        and str(e["message"]).startswith(ZEROCONF_WARNING)
+        for e in logs
+    ), events
+    if command[0] == "doctor":
+        assert {e["name"] for e in events if e["event"] == "check"} >= {"multicast", "devices"}
+
+
+@needs_namespaces
+def test_a_discovery_warning_is_a_line_of_its_own_for_people(tmp_path: Path) -> None:
+    result = _cli_without_multicast_groups(tmp_path / "home", "devices", "--timeout", "0.5")
+    assert result.returncode == 0
+    lines = result.stderr.splitlines()
+    assert any(line.startswith(f"discovery: {ZEROCONF_WARNING}") for line in lines), lines
+    assert "no devices found" in result.stderr
+
+
+def test_a_damaged_pairings_file_is_a_json_log_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    (home / "pairings.json").write_text('{"pairings": [{"endpoint_id": 42}')
+    (log,) = _json_lines_only(_cli(home, "pair", "list", "--json"))
+    assert log["event"] == "log" and log["level"] == "warning"
+    assert "pairings.json is damaged and ignored" in str(log["message"])
+    assert "asked for a code again" in str(log["message"])
+    people = _cli(home, "pair", "list")
+    assert people.stdout == "no paired devices\n"
+    assert "pairings.json is damaged and ignored" in people.stderr
+    assert "Traceback" not in people.stderr

@@ -6,11 +6,51 @@ answer. They travel on the app's bus beside the node's own events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Literal
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
 
 from p2p_transfer.events import Direction, Event, FileProgress, SessionState, Via
 from p2p_transfer.limits import LOCALSEND_PORT
+
+#: The colour of a state's pill on the page ("" plain).
+Tone = Literal["", "accent", "ok", "bad", "warn"]
+
+
+@dataclass(frozen=True, slots=True)
+class StateInfo:
+    """One session state as the page shows it. The page learns every state from the
+    server (``GET /api/meta``) and keeps no list of its own, so the two cannot drift."""
+
+    name: SessionState
+    #: The label of its pill (the page words ``waiting`` and a cancel by whom itself,
+    #: from the transfer's direction and peer).
+    label: str
+    final: bool
+    tone: Tone
+
+
+#: Each state's label and tone: a state added to SessionState without one fails at import.
+_STATE_LOOKS: dict[SessionState, tuple[str, Tone]] = {
+    SessionState.CONNECTING: ("Connecting…", ""),
+    SessionState.VERIFYING: ("Verifying…", ""),
+    SessionState.WAITING: ("Waiting", ""),
+    SessionState.TRANSFERRING: ("Transferring", "accent"),
+    SessionState.DONE: ("Done", "ok"),
+    SessionState.FAILED: ("Failed", "bad"),
+    SessionState.DECLINED: ("Declined", "warn"),
+    SessionState.CANCELLED: ("Cancelled", "warn"),
+}
+#: Every session state, in the order a session moves through them.
+STATES: tuple[StateInfo, ...] = tuple(
+    StateInfo(state, label, state.final, tone)
+    for state in SessionState
+    for label, tone in [_STATE_LOOKS[state]]
+)
+
+
+def page_meta() -> dict[str, Any]:
+    """``GET /api/meta``: what the page takes from the server's types before it draws."""
+    return {"states": [asdict(state) for state in STATES]}
 
 
 @dataclass(frozen=True, slots=True)

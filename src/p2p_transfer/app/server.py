@@ -32,6 +32,7 @@ from typing import Any
 import segno
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from p2p_transfer.app.events import page_meta
 from p2p_transfer.app.files import NoSuchBatch, PathMissing, PathRefused, StagingError
 from p2p_transfer.app.service import AppError, AppService, NotFoundError
 from p2p_transfer.events import Event
@@ -172,6 +173,7 @@ class AppServer:
         get("/", self._static.index)
         get("/static/{name}", self._static.file)
         get("/ws", self._websocket)
+        get("/api/meta", self._meta)
         get("/api/state", self._state)
         get("/api/settings", self._get_settings)
         put("/api/settings", self._put_settings)
@@ -358,6 +360,10 @@ class AppServer:
         if not isinstance(data, dict):
             raise AppError("the body must be a JSON object")
         return data
+
+    @staticmethod
+    async def _meta(request: web.Request) -> web.StreamResponse:
+        return web.json_response(page_meta())
 
     async def _state(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.service.state())

@@ -23,12 +23,11 @@ from p2p_transfer.app import AppOptions, AppServer, AppService
 from p2p_transfer.app.service import AppError
 from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
 from p2p_transfer.cli.options import AliasedOption, examples
-from p2p_transfer.cli.render import JsonRenderer
+from p2p_transfer.cli.render import JsonRenderer, print_log
 from p2p_transfer.config import current_umask
 from p2p_transfer.errors import LocalFault
-from p2p_transfer.events import Event, LogEvent
+from p2p_transfer.events import ErrorEvent, Event, LogEvent
 from p2p_transfer.limits import APP_DEFAULT_PORT
-from p2p_transfer.logs import forward_logs
 from p2p_transfer.transfer.session import DataTransport
 from p2p_transfer.trust.files import ensure_private_dir, write_private_atomically
 
@@ -109,7 +108,7 @@ class _HumanNotes:
             message = getattr(event, "message", "")
             click.echo(f"{event.name.replace('_', ' ')}: {message}", err=True)
         elif isinstance(event, LogEvent):
-            click.echo(f"{event.source}: {event.message}", err=True)
+            print_log(event)
 
 
 @click.command(
@@ -163,24 +162,19 @@ def app_command(
 
     async def run() -> int:
         service = AppService(options)
-        if as_json:
-            service.events.subscribe(JsonRenderer())
-        else:
-            service.events.subscribe(_HumanNotes())
+        render = JsonRenderer() if as_json else _HumanNotes()
+        service.events.subscribe(render)
+        # Warnings reach the terminal and every open UI tab, as the node's events do.
+        obj.logs.to(service.events.emit)
         server = AppServer(service, port)
-        stop_forwarding = forward_logs(service.events.emit)
         try:
             await service.start()
             await server.start()
         except (AppError, OSError) as exc:
             await server.stop()
             await service.close()
-            stop_forwarding()
             message = getattr(exc, "strerror", None) or str(exc)
-            if as_json:
-                click.echo(json.dumps({"event": "error", "message": f"cannot start: {message}"}))
-            else:
-                click.echo(f"error: cannot start: {message}", err=True)
+            render(ErrorEvent(f"cannot start: {message}"))
             return EXIT_FAILURE
         try:
             await asyncio.to_thread(
@@ -200,7 +194,6 @@ def app_command(
         finally:
             await server.stop()
             await service.close()
-            stop_forwarding()
 
     try:
         with single_instance(obj.config_dir):

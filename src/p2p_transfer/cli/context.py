@@ -10,11 +10,13 @@ import sys
 import termios
 import weakref
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
+
+from p2p_transfer.cli.render import LogRoute
 
 #: Exit status of a run stopped by Ctrl-C, as shells report SIGINT.
 EXIT_INTERRUPTED = 130
@@ -28,6 +30,8 @@ class CliContext:
 
     config_dir: Path
     device_name: str
+    #: Where the program's warnings go: a command points it at its renderer.
+    logs: LogRoute = field(default_factory=LogRoute)
 
 
 def run_async(

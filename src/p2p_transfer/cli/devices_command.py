@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
 from p2p_transfer.cli.options import examples
-from p2p_transfer.cli.render import printable
+from p2p_transfer.cli.render import JsonRenderer, printable
 from p2p_transfer.discovery import Device, DiscoveryError
+from p2p_transfer.events import DeviceEvent, ErrorEvent
 from p2p_transfer.limits import DISCOVERY_LIST_TIMEOUT, DISCOVERY_MAX_LIST_TIMEOUT
 from p2p_transfer.localsend.discovery import LocalSendDevice
 from p2p_transfer.node import Node, NodeConfig
@@ -25,25 +25,16 @@ Run `p2p-transfer doctor` to find out which, or send by ticket: p2p-transfer sen
 SHOWN_ID_CHARS = 12
 
 
-def device_json(device: Device | LocalSendDevice) -> dict[str, object]:
-    """The ``--json`` line of one device (``protocol`` says which kind it is)."""
+def device_event(device: Device | LocalSendDevice) -> DeviceEvent:
+    """A found device as the ``device`` event every front end knows (``protocol`` says
+    which kind it is)."""
     if isinstance(device, LocalSendDevice):
-        return {
-            "event": "device",
-            "name": device.name,
-            "protocol": "localsend",
-            "fingerprint": device.fingerprint,
-            "addresses": [device.address],
-            "device_model": device.device_model,
-            "device_type": device.device_type,
-        }
-    return {
-        "event": "device",
-        "name": device.name,
-        "protocol": "p2p-transfer",
-        "endpoint_id": device.endpoint_id,
-        "addresses": list(device.addresses),
-    }
+        return DeviceEvent(
+            device.name, "", [device.address], protocol="localsend",
+            fingerprint=device.fingerprint, device_model=device.device_model,
+            device_type=device.device_type,
+        )
+    return DeviceEvent(device.name, device.endpoint_id, list(device.addresses))
 
 
 def format_table(devices: list[Device | LocalSendDevice]) -> list[str]:
@@ -75,22 +66,26 @@ def _row(device: Device | LocalSendDevice) -> tuple[str, str, str]:
 @click.pass_obj
 def devices(ctx: CliContext, timeout: float, as_json: bool) -> None:
     """List devices on this network that are ready to receive (`p2p-transfer receive`)."""
+    render = JsonRenderer() if as_json else None
+    if render is not None:
+        ctx.logs.to(render)
 
     async def run() -> int:
         node = Node.without_endpoint(NodeConfig(ctx.config_dir, ctx.device_name))
-        if not as_json:
+        if render is None:
             click.echo(f"looking for devices on this network ({timeout:g} s)…", err=True)
         try:
             found = await node.list_all_devices(timeout)
         except DiscoveryError as exc:
-            if as_json:
-                click.echo(json.dumps({"event": "error", "message": str(exc)}))
+            if render is not None:
+                render(ErrorEvent(str(exc)))
             else:
                 click.echo(f"error: {exc}", err=True)
             return EXIT_FAILURE
-        if as_json:
+        if render is not None:
             for device in found:
-                click.echo(json.dumps(device_json(device), ensure_ascii=False))
+                render(device_event(device))
+            render.close()
         elif found:
             for line in format_table(found):
                 click.echo(line)

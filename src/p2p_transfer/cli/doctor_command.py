@@ -55,6 +55,8 @@ def doctor(ctx: CliContext, download_dir: Path | None, relay: str, as_json: bool
     )
     node = Node.without_endpoint(NodeConfig(ctx.config_dir, ctx.device_name))
     render = JsonRenderer() if as_json else None
+    if render is not None:
+        ctx.logs.to(render)
 
     async def run() -> int:
         failed = False

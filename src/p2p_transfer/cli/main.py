@@ -11,8 +11,10 @@ import click
 from p2p_transfer import __version__
 from p2p_transfer.cli.context import EXIT_INTERRUPTED, CliContext
 from p2p_transfer.cli.options import examples
+from p2p_transfer.cli.render import LogRoute
 from p2p_transfer.config import default_device_name, resolve_config_dir
 from p2p_transfer.limits import MAX_DEVICE_NAME_CHARS
+from p2p_transfer.logs import forward_logs
 
 #: Each command and where it lives, imported only when run: ``send`` need not
 #: load the web server's libraries (memory is a budget, not an afterthought).
@@ -68,15 +70,23 @@ def cli(ctx: click.Context, config_dir: Path | None, device_name: str | None) ->
     name = (device_name or default_device_name()).strip()
     if not name or len(name) > MAX_DEVICE_NAME_CHARS:
         raise click.BadParameter(f"1 to {MAX_DEVICE_NAME_CHARS} characters", param_hint="--name")
-    ctx.obj = CliContext(config_dir=resolve_config_dir(config_dir), device_name=name)
+    # ``main`` hands over the route it forwards the warnings to (a test's runner does not).
+    logs = ctx.obj if isinstance(ctx.obj, LogRoute) else LogRoute()
+    ctx.obj = CliContext(config_dir=resolve_config_dir(config_dir), device_name=name, logs=logs)
 
 
 def main() -> None:
     """Console-script entry point. Ctrl-C before a command's event loop runs (while it
     loads) ends it as a later one does: "cancelled" and status 130, not click's
-    "Aborted!" and 1."""
+    "Aborted!" and 1.
+
+    Every command's warnings (ours, aiohttp's, zeroconf's, asyncio's, the ``warnings``
+    module's) become ``log`` events from here to the process's end: none reaches stderr
+    raw, none is lost, and under ``--json`` stdout stays JSON lines."""
+    logs = LogRoute()
+    forward_logs(logs)
     try:
-        status = cli.main(prog_name="p2p-transfer", standalone_mode=False)
+        status = cli.main(prog_name="p2p-transfer", standalone_mode=False, obj=logs)
     except click.Abort:
         click.echo("cancelled", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -10,6 +10,7 @@ import click
 
 from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
 from p2p_transfer.cli.options import AliasedOption, examples
+from p2p_transfer.cli.render import JsonRenderer
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.trust import IdentityError, PairingStore
 from p2p_transfer.trust.files import ensure_private_dir
@@ -34,6 +35,8 @@ def _store(ctx: CliContext) -> PairingStore:
 @click.pass_obj
 def pair_list(ctx: CliContext, as_json: bool) -> None:
     """Show paired devices and when their trust expires."""
+    if as_json:
+        ctx.logs.to(JsonRenderer())
     pairings = _store(ctx).list()
     for p in pairings:
         if as_json:
@@ -86,6 +89,8 @@ def pair_clear(ctx: CliContext) -> None:
 @click.pass_obj
 def id_command(ctx: CliContext, as_json: bool, bind_addr: str | None) -> None:
     """Print this device's endpoint ID and a ticket for it."""
+    if as_json:
+        ctx.logs.to(JsonRenderer())
 
     async def show() -> int:
         try:

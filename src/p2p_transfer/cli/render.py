@@ -1,14 +1,20 @@
-"""Rendering the event stream for scripts: one JSON object per line."""
+"""Rendering the event stream for scripts (one JSON object per line), and where the
+program's warnings go."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import sys
-from typing import TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TextIO
 
-from p2p_transfer.events import Event
+from p2p_transfer.events import Event, LogEvent
 from p2p_transfer.limits import JSON_FLUSH_INTERVAL
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class JsonRenderer:
@@ -68,3 +74,38 @@ def attempt_count(attempt: int, max_attempts: int) -> str:
 def counted(count: int, noun: str) -> str:
     """``1 file``, ``3 files``."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+class LogRoute:
+    """Where the ``log`` events of the program's warnings go, for the whole run.
+
+    ``main`` forwards the warnings once, for every command, to the route; a command
+    points it (``to``) at the renderer of its output (its JSON lines, its screen).
+    Until one does, and for commands that render no events, a dim line on stderr.
+    """
+
+    def __init__(self) -> None:
+        self._emit: Callable[[Event], None] = print_log
+
+    def to(self, emit: Callable[[Event], None]) -> None:
+        """Send the warnings to ``emit`` from now on."""
+        self._emit = emit
+
+    def __call__(self, event: Event) -> None:
+        self._emit(event)
+
+
+def print_log(event: Event) -> None:
+    """A ``log`` event as a dim line on stderr (beside a command's own output)."""
+    if isinstance(event, LogEvent):
+        from rich.markup import escape  # loaded only when a warning comes
+
+        line = f"{printable(event.source)}: {printable(event.message)}"
+        _stderr_console().print(f"[dim]{escape(line)}[/]", soft_wrap=True)
+
+
+@functools.cache
+def _stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)

@@ -15,6 +15,7 @@ from typing import Any
 import click
 import segno
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, TaskID
 
 from p2p_transfer.cli.context import (
@@ -26,7 +27,7 @@ from p2p_transfer.cli.context import (
     stdin_is_interactive,
 )
 from p2p_transfer.cli.options import AliasedOption, SizeType, examples
-from p2p_transfer.cli.render import JsonRenderer
+from p2p_transfer.cli.render import JsonRenderer, printable
 from p2p_transfer.cli.terminal import transfer_bars
 from p2p_transfer.config import (
     current_umask,
@@ -35,7 +36,6 @@ from p2p_transfer.config import (
     resolve_config_dir,
 )
 from p2p_transfer.events import ErrorEvent, Event, LogEvent, ShareUrlEvent
-from p2p_transfer.logs import forward_logs
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.share import ShareConfig, UploadRequest, accept_all
 from p2p_transfer.share.address import UNSPECIFIED, NoLanAddressError
@@ -198,7 +198,7 @@ class HumanShareView:
         self._print(f"[red]error:[/] {event.message}")
 
     def _on_log(self, event: LogEvent) -> None:
-        self._print(f"[dim]{event.source}: {event.message}[/]")
+        self._print(f"[dim]{escape(printable(f'{event.source}: {event.message}'))}[/]")
 
 
 @click.command(
@@ -240,6 +240,8 @@ def share_command(
     view = None if as_json else HumanShareView()
     render = JsonRenderer() if as_json else view
     assert render is not None
+    if isinstance(ctx.obj, CliContext):
+        ctx.obj.logs.to(render)
 
     def fail(message: str) -> None:
         if as_json:
@@ -274,13 +276,6 @@ def share_command(
     )
     node = Node.without_endpoint(NodeConfig(config_dir, device_name))
     stop_rendering = node.events.subscribe(render)
-
-    async def run() -> int:
-        stop_forwarding = forward_logs(render)
-        try:
-            return await serve()
-        finally:
-            stop_forwarding()
 
     async def serve() -> int:
         try:
@@ -321,7 +316,7 @@ def share_command(
             if view is not None:
                 view.close()
 
-    sys.exit(run_async(run()))
+    sys.exit(run_async(serve()))
 
 
 def _describe(

@@ -546,8 +546,9 @@ class HumanRenderer:
 
     def _on_device(self, event: DeviceEvent) -> None:
         addresses = ", ".join(event.addresses)
+        which = "LocalSend" if event.protocol == "localsend" else event.endpoint_id[:12]
         self._print(
-            f"[dim]found {shown(event.device_name)} ({event.endpoint_id[:12]}) at {addresses}[/]"
+            f"[dim]found {shown(event.device_name)} ({which}) at {shown(addresses)}[/]"
         )
 
     def _on_discovery_error(self, event: DiscoveryErrorEvent) -> None:

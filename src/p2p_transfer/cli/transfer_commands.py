@@ -43,7 +43,6 @@ from p2p_transfer.limits import (
 )
 from p2p_transfer.localsend.messages import short_fingerprint
 from p2p_transfer.localsend.receiver import ReceiverSetup
-from p2p_transfer.logs import forward_logs
 from p2p_transfer.net import RELAY_OFF, NetError
 from p2p_transfer.node import Node, NodeConfig, RunningSession
 from p2p_transfer.transfer import (
@@ -171,6 +170,7 @@ def receive(
         transport=transport,
     )
     renderer = _renderer(as_json)
+    ctx.logs.to(renderer)
 
     async def decide(offer: IncomingOffer) -> Decision:
         if not stdin_is_interactive():
@@ -187,7 +187,6 @@ def receive(
             renderer(ErrorEvent(str(exc), detail=exc.detail))
             return EXIT_FAILURE
         node.events.subscribe(renderer)
-        stop_forwarding = forward_logs(renderer)
         try:
             await node.connect_relay()
             if announce:
@@ -204,7 +203,6 @@ def receive(
         finally:
             renderer.close()
             await node.close()
-            stop_forwarding()
 
     sys.exit(run_async(run(), lambda: renderer.cancel_shown))
 
@@ -299,6 +297,7 @@ def send(
     receivers = list(dict.fromkeys(targets))  # the same receiver twice gets one send
     several = len(receivers) > 1
     renderer = _renderer(as_json, several)
+    ctx.logs.to(renderer)
     if text is not None:
         try:
             text = _text_to_send(text)
@@ -335,7 +334,6 @@ def send(
             renderer(ErrorEvent(str(exc), detail=exc.detail))
             return EXIT_FAILURE
         node.events.subscribe(renderer)
-        stop_forwarding = forward_logs(renderer)
         try:
             # Without a terminal nobody can be asked: the first wrong code ends the send.
             sessions = [
@@ -350,7 +348,6 @@ def send(
         finally:
             renderer.close()
             await node.close()
-            stop_forwarding()
 
     sys.exit(run_async(run(), lambda: renderer.cancel_shown))
 

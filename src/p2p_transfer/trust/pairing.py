@@ -9,6 +9,7 @@ it is not announced on the LAN; that is a hint for dialing, never a reason to tr
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -23,6 +24,11 @@ from p2p_transfer.trust.files import write_private_atomically
 
 PAIRINGS_FILE_NAME = "pairings.json"
 _FORMAT_VERSION = 1
+
+log = logging.getLogger(__name__)
+#: Damaged pairings files already reported in this process (a receiver reads the file
+#: on every connection: once is enough).
+_reported_damaged: set[Path] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +62,12 @@ class PairingStore:
             return {p.endpoint_id: p for p in pairings}
         except FileNotFoundError:
             return {}
-        except (ValueError, TypeError):
-            # A damaged file must not grant trust; start over without it.
+        except (ValueError, TypeError) as exc:
+            # A damaged file must not grant trust; start over without it, and say so.
+            if self.path not in _reported_damaged:
+                _reported_damaged.add(self.path)
+                log.warning("%s is damaged and ignored (%s): paired devices are asked for a "
+                            "code again, and the next pairing replaces the file", self.path, exc)
             return {}
 
     def _save(self, pairings: dict[str, Pairing]) -> None:

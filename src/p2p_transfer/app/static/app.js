@@ -148,9 +148,33 @@ const state = {
   ticketChosen: true,
 };
 
-// A transfer's state (the server's SessionState, docs/API.md) only moves forward:
-// connecting → verifying → waiting → transferring → done | failed | declined | cancelled.
-const FINAL = new Set(["done", "failed", "declined", "cancelled"]);
+// A transfer's state only moves forward. The states are the server's (SessionState), served
+// by GET /api/meta in the order a session moves through them, each with its label, its tone
+// and whether it is final: this file keeps no list of its own (docs/API.md).
+const STATES = new Map();
+
+async function loadMeta() {
+  for (let delay = 500; ; delay = Math.min(delay * 2, 8000)) {
+    try {
+      const meta = await api("GET", "/api/meta");
+      for (const info of meta.states) STATES.set(info.name, info);
+      return;
+    } catch (_) {
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+// A state as the server describes it (one it does not know: shown by its name, not final).
+const stateInfo = (name) => STATES.get(name) || { name, label: name, final: false, tone: "" };
+const isFinal = (name) => stateInfo(name).final;
+
+// Whether `value` is the state `name`. This file names a state only here, and only one the
+// server serves (tests/test_app.py checks the names; the console says so at run time).
+function isState(value, name) {
+  if (!STATES.has(name)) console.error(`app.js names a session state the server does not have: ${name}`);
+  return value === name;
+}
 
 // --- navigation ------------------------------------------------------------------------
 
@@ -179,7 +203,7 @@ let socket = null;
 let retryDelay = 500;
 
 function connect() {
-  setLinkState("connecting");
+  setLinkState("opening");
   socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
   socket.addEventListener("open", () => { retryDelay = 500; setLinkState("live"); });
   socket.addEventListener("message", (message) => {
@@ -198,7 +222,7 @@ function connect() {
 function setLinkState(kind) {
   const pill = $("link-state");
   pill.dataset.state = kind === "live" ? "live" : kind === "offline" ? "bad" : "warn";
-  pill.textContent = kind === "live" ? "live" : kind === "offline" ? "reconnecting" : "connecting";
+  pill.textContent = kind === "live" ? "live" : kind === "offline" ? "reconnecting" : "connecting…";
 }
 
 const debounced = (fn, ms) => {
@@ -236,7 +260,7 @@ function handleEvent(event) {
     const t = event.transfer;
     state.transfers.set(t.id, t);
     renderTransfers();
-    if (FINAL.has(t.state)) refreshHistory();
+    if (isFinal(t.state)) refreshHistory();
     refreshWan();
   } else if (name === "settings") {
     const { event: _, ...settings } = event;
@@ -264,6 +288,8 @@ function handleEvent(event) {
     addText(event);
   } else if (name.startsWith("share_upload_")) {
     shareActivity(event);
+  } else if (name === "state") {
+    shareUploadState(event);
   } else if (name === "verified") {
     refreshDevices();
   } else if (name === "error" && !event.session) {
@@ -728,26 +754,15 @@ function setupDrop() {
 
 // --- transfers -------------------------------------------------------------------------------------
 
-const STATE_LABELS = {
-  connecting: "Connecting…",
-  verifying: "Verifying…",
-  transferring: "Transferring",
-  done: "Done",
-  failed: "Failed",
-  declined: "Declined",
-  cancelled: "Cancelled",
-};
-const STATE_PILLS = { done: "ok", failed: "bad", declined: "warn", cancelled: "warn", transferring: "accent" };
-
 function stateLabel(t) {
-  if (t.state === "waiting") {
+  if (isState(t.state, "waiting")) {
     return t.direction === "send" ? `Waiting for ${t.peer_name} to accept` : "Waiting for your answer";
   }
-  if (t.state === "cancelled") {
+  if (isState(t.state, "cancelled")) {
     if (t.cancelled_by === "peer") return `Cancelled by ${t.peer_name || "the other device"}`;
     if (t.cancelled_by === "local") return "Cancelled by you";
   }
-  return STATE_LABELS[t.state] || t.state;
+  return stateInfo(t.state).label;
 }
 
 function verifiedPill(t) {
@@ -770,18 +785,19 @@ function transferCard(t) {
   const stats = t.text ? (t.bytes_total ? [`text, ${fmtSize(t.bytes_total)}`] : []) : known ? [
     `${t.files_done} / ${plural(t.files_total, "file")}`,
     `${fmtSize(t.bytes_done)} of ${fmtSize(t.bytes_total)}`,
-  ] : FINAL.has(t.state) ? [] : ["Preparing…"];
-  if (!FINAL.has(t.state) && t.rate) stats.push(fmtRate(t.rate));
-  if (!FINAL.has(t.state) && t.eta !== null && t.eta !== undefined) stats.push(`${fmtDuration(t.eta)} left`);
-  if (FINAL.has(t.state) && t.finished_at && known) stats.push(`took ${fmtDuration(t.finished_at - t.started_at)}`);
-  const bar = !t.text && (known || !FINAL.has(t.state)) ? h("progress", { max: Math.max(1, t.bytes_total),
-    value: t.state === "done" ? Math.max(1, t.bytes_total) : t.bytes_done, "aria-label": `${title} progress` }) : null;
+  ] : isFinal(t.state) ? [] : ["Preparing…"];
+  if (!isFinal(t.state) && t.rate) stats.push(fmtRate(t.rate));
+  if (!isFinal(t.state) && t.eta !== null && t.eta !== undefined) stats.push(`${fmtDuration(t.eta)} left`);
+  if (isFinal(t.state) && t.finished_at && known) stats.push(`took ${fmtDuration(t.finished_at - t.started_at)}`);
+  const done = isState(t.state, "done");
+  const bar = !t.text && (known || !isFinal(t.state)) ? h("progress", { max: Math.max(1, t.bytes_total),
+    value: done ? Math.max(1, t.bytes_total) : t.bytes_done, "aria-label": `${title} progress` }) : null;
   const files = (t.active || []).map((f) => h("li", {},
     h("span", { class: "name", title: f.path, text: f.path }),
     h("progress", { max: Math.max(1, f.size), value: f.bytes_done }),
     h("span", { class: "pct", text: `${f.size ? Math.floor((100 * f.bytes_done) / f.size) : 100}%` })));
   const actions = [];
-  if (!FINAL.has(t.state)) {
+  if (!isFinal(t.state)) {
     actions.push(h("button", { type: "button", class: "ghost small danger", text: "Cancel",
       onclick: () => cancelTransfer(t.id) }));
   } else {
@@ -795,7 +811,7 @@ function transferCard(t) {
         onclick: () => openHistoryFolder(t.id) }));
     }
   }
-  const message = t.message && t.state !== "done" && t.state !== "cancelled"
+  const message = t.message && !done && !isState(t.state, "cancelled")
     ? h("p", { class: "transfer-message", text: t.message }) : null;
   return h("li", { class: "transfer", "data-id": t.id, "data-state": t.state, "data-direction": t.direction },
     h("div", { class: "transfer-head" },
@@ -805,9 +821,9 @@ function transferCard(t) {
         h("span", { class: "row-meta", text: what })),
       h("span", { class: "row-actions" }, actions)),
     h("div", { class: "transfer-badges" },
-      h("span", { class: "pill", "data-state": STATE_PILLS[t.state] || "", "data-role": "state", text: stateLabel(t) }),
+      h("span", { class: "pill", "data-state": stateInfo(t.state).tone, "data-role": "state", text: stateLabel(t) }),
       verifiedPill(t),
-      t.state === "done" ? h("span", { class: "pill", "data-state": "ok",
+      done ? h("span", { class: "pill", "data-state": "ok",
         text: t.text ? (t.direction === "send" ? "text delivered" : "text shown in Incoming") : "all files BLAKE3-verified" }) : null,
       t.path ? h("span", { class: "pill plain", text: t.rtt_ms !== null ? `${t.path} · ${Math.round(t.rtt_ms)} ms` : t.path }) : null),
     bar,
@@ -820,9 +836,9 @@ function renderTransfers() {
   // A retried card gives way to the transfer that retries it.
   const all = [...state.transfers.values()].filter((t) => !t.retried_as)
     .sort((a, b) => b.started_at - a.started_at);
-  const active = all.filter((t) => !FINAL.has(t.state));
+  const active = all.filter((t) => !isFinal(t.state));
   // Finished transfers of this session stay on top until the history has them.
-  const recent = all.filter((t) => FINAL.has(t.state) && Date.now() / 1000 - t.finished_at < 600);
+  const recent = all.filter((t) => isFinal(t.state) && Date.now() / 1000 - t.finished_at < 600);
   replaceChildren($("transfer-list"), [...active, ...recent].map(transferCard), $("transfer-empty"));
   const badge = $("active-badge");
   badge.textContent = String(active.length);
@@ -849,18 +865,18 @@ async function loadHistory() {
   try { data = await api("GET", "/api/history?limit=100"); } catch (_) { return; }
   replaceChildren($("history-list"), data.history.map((e) => {
     const verb = e.direction === "send" ? "Sent to" : "Received from";
-    const outcome = STATE_LABELS[e.state] || e.state;
+    const outcome = stateInfo(e.state).label;
     const meta = [
       ...(e.files || e.bytes_total ? [plural(e.files, "file"), fmtSize(e.bytes_total)] : []),
       fmtAgo(e.finished_at),
       ...(e.verified ? ["verified"] : []),
-      ...(e.message && e.state !== "done" ? [e.message] : []),
+      ...(e.message && !isState(e.state, "done") ? [e.message] : []),
     ];
     return h("li", { class: "row", "data-id": e.id, "data-state": e.state },
       h("span", { class: "row-icon", text: e.direction === "send" ? "↑" : "↓" }),
       h("span", { class: "row-main" },
         h("span", { class: "row-title" }, h("span", { text: `${verb} ${e.peer_name}` }),
-          h("span", { class: "pill", "data-state": STATE_PILLS[e.state] || "", text: outcome })),
+          h("span", { class: "pill", "data-state": stateInfo(e.state).tone, text: outcome })),
         h("span", { class: "row-meta", title: meta.join(" · "), text: meta.join(" · ") })),
       h("span", { class: "row-actions" },
         hasFolder(e.folder, e.files) ? h("button", { type: "button", class: "ghost small", text: "Open folder",
@@ -1169,21 +1185,34 @@ async function setShareFiles(paths) {
 
 function shareActivity(event) {
   const id = event.request_id;
-  const entry = state.shareActivity.get(id) || { name: event.file_name, size: event.file_size || 0, status: "", state: "" };
+  // Its state (the row's data-state) is its session's, from the server's `state` events.
+  const entry = state.shareActivity.get(id)
+    || { name: event.file_name, size: event.file_size || 0, status: "", state: "", session: event.session };
   switch (event.event) {
     case "share_upload_request": entry.status = `asking you · ${event.client}`; break;
-    case "share_upload_accepted": entry.status = "accepted"; entry.state = "active"; break;
+    case "share_upload_accepted": entry.status = "accepted"; break;
     case "share_upload_progress":
       entry.status = `${fmtSize(event.received_bytes)} of ${fmtSize(event.file_size)} · ${fmtRate(event.rate)}`; break;
-    case "share_upload_complete": entry.status = `saved as ${event.path} · ${fmtSize(event.size)}`; entry.state = "done"; break;
-    case "share_upload_failed": entry.status = `failed: ${event.message}`; entry.state = "failed"; break;
-    case "share_upload_rejected": entry.status = `not accepted: ${event.reason}`; entry.state = "rejected"; break;
+    case "share_upload_complete": entry.status = `saved as ${event.path} · ${fmtSize(event.size)}`; break;
+    case "share_upload_failed": entry.status = `failed: ${event.message}`; break;
+    case "share_upload_rejected": entry.status = `not accepted: ${event.reason}`; break;
     default: break;
   }
   state.shareActivity.delete(id);
   state.shareActivity.set(id, entry);
   while (state.shareActivity.size > 20) state.shareActivity.delete(state.shareActivity.keys().next().value);
   renderShareActivity();
+}
+
+// A share upload moved on: its row shows the state its session is in now.
+function shareUploadState(event) {
+  for (const entry of state.shareActivity.values()) {
+    if (entry.session === event.session) {
+      entry.state = event.state;
+      renderShareActivity();
+      return;
+    }
+  }
 }
 
 function renderShareActivity() {
@@ -1417,5 +1446,7 @@ function wire() {
 wire();
 renderTargets();
 renderSelection();
-showView();
-connect();
+loadMeta().then(() => {
+  showView();
+  connect();
+});
