@@ -187,7 +187,7 @@ def test_data_with_a_text_or_after_the_end_is_refused() -> None:
     text = [HELLO, WELCOME_PAIRED, TEXT_OFFER, ACCEPT]
     assert _refused(text, DATA) == "data stream with a text message"
     done = [HELLO, WELCOME_PAIRED, OFFER, ACCEPT, SUMMARY]
-    assert _refused(done, DATA) == "data stream after the transfer ended"
+    assert _refused(done, DATA) == "data stream after the conversation ended"
 
 
 def test_a_text_page_where_files_were_offered_is_refused() -> None:

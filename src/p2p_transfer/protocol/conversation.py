@@ -12,6 +12,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Final
 
+from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.protocol.errors import ProtocolError
 from p2p_transfer.protocol.messages import (
     Accept,
@@ -134,7 +135,7 @@ _REFUSALS: Final[dict[Side, dict[Phase, str]]] = {
 #: A data stream the receiver must not take, by phase (any phase not listed: too early).
 _DATA_STREAM_REFUSALS: Final[dict[Phase, str]] = {
     Phase.TEXT: "data stream with a text message",
-    Phase.ENDED: "data stream after the transfer ended",
+    Phase.ENDED: "data stream after the conversation ended",
 }
 
 
@@ -163,9 +164,9 @@ def next_phase(side: Side, phase: Phase, move: Message | Event) -> Phase:
     raise ProtocolError(wording.format(name))
 
 
-class SentOutOfTurn(AssertionError):
+class SentOutOfTurn(P2PTransferError):
     """This side tried to send a message out of turn: a bug here, never the peer's doing
-    (so it is not a ProtocolError, which blames the peer)."""
+    (so it is not a ProtocolError, which blames the peer and is sent back to it)."""
 
 
 class Conversation:
