@@ -38,6 +38,7 @@ from p2p_transfer.transfer import (
     TransferResult,
     WrongCode,
 )
+from p2p_transfer.transfer import file_sender as file_sender_module
 from p2p_transfer.transfer import intake as intake_module
 from p2p_transfer.transfer import sender as sender_module
 from p2p_transfer.transfer.local import SourceEntry, Sources
@@ -190,14 +191,14 @@ async def test_resume_from_a_mismatched_part_restarts(peers: Peers, tmp_path: Pa
 async def test_lying_hash_is_never_finalized(
     peers: Peers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_encode = sender_module.encode
+    real_encode = file_sender_module.encode
 
     def lying_encode(message: object) -> bytes:
         if isinstance(message, DataTrailer) and message.blake3:
             message = DataTrailer(message.index, "0" * 64)
         return real_encode(message)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(sender_module, "encode", lying_encode)
+    monkeypatch.setattr(file_sender_module, "encode", lying_encode)
     source = tmp_path / "claimed.bin"
     source.write_bytes(os.urandom(100_000))
     result = await peers.send(source)

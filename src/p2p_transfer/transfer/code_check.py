@@ -1,5 +1,5 @@
-"""The verification code, on the receiver's side: it shows the code and checks the
-guesses; or both sides hold a pairing and skip it.
+"""The verification code, on both sides: the receiver shows it and checks the guesses,
+the sender types it and proves it; or both hold a pairing and skip it.
 
 The code never travels: each guess is a fresh SPAKE2 exchange (trust/pake.py), and
 each side proves the shared key to the other, so a wrong code and an impostor
@@ -9,14 +9,17 @@ receiver are both caught.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from p2p_transfer.events import CodeEvent, VerifiedEvent
+from p2p_transfer.events import CodeEvent, EventBus, VerifiedEvent
 from p2p_transfer.limits import CODE_ENTRY_TIMEOUT, MAX_WRONG_CODES, WRONG_CODE_DELAY
-from p2p_transfer.net import NetError, PeerConnection
+from p2p_transfer.net import NetError, PeerConnection, StreamEnded
 from p2p_transfer.protocol import (
     PROTOCOL_VERSION,
     Hello,
+    ProtocolError,
     Retry,
     Verified,
     Verify,
@@ -24,7 +27,8 @@ from p2p_transfer.protocol import (
 )
 from p2p_transfer.transfer.control import ControlStream
 from p2p_transfer.transfer.offers import Refused
-from p2p_transfer.trust import address_group, generate_code
+from p2p_transfer.transfer.session import TransferError, raise_if_peer_stopped
+from p2p_transfer.trust import PairingStore, address_group, generate_code, normalize_code
 from p2p_transfer.trust.pake import CodeExchange, PakeError
 
 if TYPE_CHECKING:
@@ -154,3 +158,99 @@ class CodeCheck:
             return exchange.check_sender(guess.proof)
         except PakeError:
             return False  # a malformed message is a wrong guess, counted alike
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRequest:
+    """The sending user is asked for the code that ``peer_name`` shows."""
+
+    session: str
+    peer_name: str
+    #: Which of its allowed attempts this is, of ``max_attempts`` (0 and 0: not said).
+    attempt: int = 0
+    max_attempts: int = 0
+    #: Asked again on the same connection: the code typed before was wrong.
+    retry: bool = False
+
+
+#: Asks the sending user for the code the receiver shows.
+CodePrompt = Callable[[CodeRequest], Awaitable[str]]
+
+
+class CodeEntry:
+    """The sender's side: the code typed (``--code`` first, then the user, again after a
+    wrong one when the user can be asked), proved, and the receiver's proof checked."""
+
+    def __init__(
+        self,
+        session: str,
+        endpoint_id: str,
+        pairings: PairingStore,
+        events: EventBus,
+        code: str | None,
+        ask_code: CodePrompt | None,
+    ) -> None:
+        self._session = session
+        self._endpoint_id = endpoint_id
+        self._pairings = pairings
+        self._events = events
+        self._code = code
+        self._ask_code = ask_code
+
+    @property
+    def retries(self) -> bool:
+        """A user who can be asked again may retry a wrong code on the same connection."""
+        return self._ask_code is not None
+
+    async def prove(self, control: ControlStream, welcome: Welcome, peer_id: str) -> None:
+        """Verify the receiver ``welcome`` came from, by pairing or by code, or raise."""
+        if not welcome.code_required:
+            if not self._pairings.is_trusted(peer_id):
+                # Only a pairing this device holds may skip the code: a receiver's word
+                # is not enough (it could be an impostor answering for a name).
+                raise TransferError(
+                    "the receiver skipped verification, but this device never paired "
+                    "with it; not sending"
+                )
+            self._events.emit(VerifiedEvent(self._session, peer_id, welcome.name, "pairing"))
+            return
+        challenge: Welcome | Retry = welcome
+        while True:
+            code = await self._code_for(welcome.name, challenge)
+            exchange = CodeExchange(code, receiver_id=peer_id, sender_id=self._endpoint_id)
+            try:
+                exchange.finish(challenge.pake)
+            except PakeError as exc:
+                raise ProtocolError(str(exc)) from None
+            await control.send(Verify(exchange.message, exchange.sender_proof()))
+            answer = await control.read()
+            if not isinstance(answer, Retry) or not self.retries:
+                break
+            challenge = answer  # a wrong code: the receiver offers a fresh exchange
+        if answer is None:
+            raise StreamEnded("peer closed the conversation")
+        raise_if_peer_stopped(answer)
+        if not isinstance(answer, Verified):
+            raise ProtocolError(f"expected Verified, got {type(answer).__name__}")
+        if not exchange.check_receiver(answer.proof):
+            raise TransferError(
+                "the receiver could not prove it shows this code; not sending "
+                "(is it the device you think?)"
+            )
+        self._pairings.add(peer_id, welcome.name)
+        self._events.emit(VerifiedEvent(self._session, peer_id, welcome.name, "code"))
+
+    async def _code_for(self, peer_name: str, challenge: Welcome | Retry) -> str:
+        """The code to try: ``--code`` first, then what the user types (again)."""
+        retry = isinstance(challenge, Retry)
+        typed = None if retry else self._code
+        if typed is None:
+            if self._ask_code is None:
+                raise TransferError("the receiver asks for a verification code; pass --code")
+            typed = await self._ask_code(CodeRequest(
+                self._session, peer_name, challenge.attempt, challenge.max_attempts, retry
+            ))
+        code = normalize_code(typed)
+        if code is None:
+            raise TransferError(f"a verification code is 6 digits, not {typed.strip()!r}")
+        return code
