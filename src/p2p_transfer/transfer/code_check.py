@@ -51,6 +51,7 @@ class CodeCheck:
         remote_ip: str | None,
         fixed_code: str | None,
     ) -> None:
+        self._session = waiter.session
         self._services = services
         self._connection = connection
         #: The session that holds a place among the verifications (and is ended to free it).
@@ -62,9 +63,9 @@ class CodeCheck:
         #: A typed code is being checked (the session must not be dropped for another).
         self.checking = False
 
-    async def verify(self, control: ControlStream, hello: Hello, session: str) -> None:
+    async def verify(self, control: ControlStream, hello: Hello) -> None:
         """Welcome the peer: by the pairing both sides hold, or by the code."""
-        services, peer_name = self._services, self._waiter.peer_name
+        services, session, peer_name = self._services, self._session, self._waiter.peer_name
         # Both sides must hold the pairing: a sender that lost or never had it
         # verifies again, so it always knows whom it sends to.
         if hello.paired and services.pairings.is_trusted(self._peer_id):
@@ -73,7 +74,7 @@ class CodeCheck:
             return
         try:
             attempt = await self._wait_for_code()
-            exchange = await self._check_code(control, session, attempt, hello.retries)
+            exchange = await self._check_code(control, attempt, hello.retries)
         finally:
             services.slots.release(self._waiter)
         services.attempts.succeed(self._peer_id, self._address)
@@ -108,7 +109,7 @@ class CodeCheck:
             raise Refused(refusal.message, refusal.kind, retry_after=refusal.retry_after)
 
     async def _check_code(
-        self, control: ControlStream, session: str, attempt: int, retries: bool
+        self, control: ControlStream, attempt: int, retries: bool
     ) -> CodeExchange:
         """Show a code and check the peer's guesses; Refused unless one is right and in time.
 
@@ -122,7 +123,7 @@ class CodeCheck:
         while True:
             exchange = CodeExchange(code, receiver_id=services.endpoint_id, sender_id=peer_id)
             services.events.emit(
-                CodeEvent(session, code, peer_id, self._waiter.peer_name, attempt,
+                CodeEvent(self._session, code, peer_id, self._waiter.peer_name, attempt,
                           MAX_WRONG_CODES)
             )
             self.checking = False

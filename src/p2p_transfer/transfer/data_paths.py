@@ -117,8 +117,9 @@ class DataPaths:
 
     def start(self) -> None:
         """Accept is out: take the sender's TCP connection, if the fast path is offered."""
-        if self._listener is not None and self._handlers is not None:
-            self._handlers.start(self._receive_over_tcp(self._listener))
+        listener, handlers, intake = self._listener, self._handlers, self._intake
+        if listener is not None and handlers is not None and intake is not None:
+            handlers.start(self._receive_over_tcp(listener, intake))
 
     async def until_settled(self, tracker: ProgressTracker, control: Awaitable[None]) -> None:
         """Wait until every file is settled; raise a stream's, the control stream's
@@ -177,7 +178,7 @@ class DataPaths:
         except OSError:
             return None  # no TCP here: the sender uses QUIC
 
-    async def _receive_over_tcp(self, listener: DataListener) -> None:
+    async def _receive_over_tcp(self, listener: DataListener, intake: FileIntake) -> None:
         """Take files from the one TCP connection that presents this session's token.
 
         A sender that stops (Ctrl-C, an error) closes QUIC with its reason and drops
@@ -188,8 +189,7 @@ class DataPaths:
         channel = await listener.accepted()
         self._report_data_path("tcp")
         try:
-            assert self._intake is not None
-            await self._intake.receive_stream(MessageReader(channel))
+            await intake.receive_stream(MessageReader(channel))
         except NetError:  # StreamEnded included: cut inside a message or a file
             if close := await self._connection.await_peer_close(CLOSE_GRACE):
                 raise sender_closed(close) from None

@@ -261,7 +261,7 @@ class ReceiveSession(ClaimOwner):
 
     async def _converse(self) -> TransferResult | None:
         control, hello = await self._greet()
-        await self._code.verify(control, hello, self.session)
+        await self._code.verify(control, hello)
         with self._connection.deadline(OFFER_TIMEOUT, "no offer in time"):
             offer = await control.expect(Offer, TextOffer)
             if isinstance(offer, TextOffer):
