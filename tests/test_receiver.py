@@ -152,9 +152,9 @@ async def test_one_address_waits_for_two_codes_the_next_replaces_the_oldest(
 async def test_code_not_entered_in_time_closes_the_connection(
     peers: Peers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from p2p_transfer.transfer import receiver as receiver_module
+    from p2p_transfer.transfer import code_check as code_check_module
 
-    monkeypatch.setattr(receiver_module, "CODE_ENTRY_TIMEOUT", 1.0)
+    monkeypatch.setattr(code_check_module, "CODE_ENTRY_TIMEOUT", 1.0)
     client = await _raw_client(tmp_path / "slow-typist")
     try:
         (connection, _stream), _ = await _hello_and_wait_for_welcome(client, peers.ticket)

@@ -25,9 +25,19 @@ from p2p_transfer.events import (
     VerifiedEvent,
 )
 from p2p_transfer.limits import MAX_TEXT_BYTES, MAX_WRONG_CODES, WRONG_CODE_DELAY, MiB
-from p2p_transfer.net import Transport, Unreachable
+from p2p_transfer.net import CloseCode, PeerClose, Transport, Unreachable
 from p2p_transfer.node import Node, NodeConfig
-from p2p_transfer.protocol import PART_SUFFIX, DataTrailer, Entry
+from p2p_transfer.protocol import (
+    PART_SUFFIX,
+    Accept,
+    DataTrailer,
+    Entry,
+    Hello,
+    Message,
+    Summary,
+    Verify,
+    Welcome,
+)
 from p2p_transfer.transfer import (
     Decision,
     Declined,
@@ -38,9 +48,12 @@ from p2p_transfer.transfer import (
     TransferResult,
     WrongCode,
 )
+from p2p_transfer.transfer import file_sender as file_sender_module
 from p2p_transfer.transfer import intake as intake_module
 from p2p_transfer.transfer import sender as sender_module
 from p2p_transfer.transfer.local import SourceEntry, Sources
+from p2p_transfer.trust import load_or_create_secret_key
+from p2p_transfer.trust.pake import CodeExchange
 
 
 async def test_tree_arrives_byte_identical(peers: Peers, tmp_path: Path) -> None:
@@ -190,14 +203,14 @@ async def test_resume_from_a_mismatched_part_restarts(peers: Peers, tmp_path: Pa
 async def test_lying_hash_is_never_finalized(
     peers: Peers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_encode = sender_module.encode
+    real_encode = file_sender_module.encode
 
     def lying_encode(message: object) -> bytes:
         if isinstance(message, DataTrailer) and message.blake3:
             message = DataTrailer(message.index, "0" * 64)
         return real_encode(message)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(sender_module, "encode", lying_encode)
+    monkeypatch.setattr(file_sender_module, "encode", lying_encode)
     source = tmp_path / "claimed.bin"
     source.write_bytes(os.urandom(100_000))
     result = await peers.send(source)
@@ -414,6 +427,60 @@ async def test_a_receiver_that_stopped_cannot_be_reached_and_the_sender_says_why
     )
     dialing = peers.sender_events(DialingEvent)
     assert [(e.peer_id, e.peer_name) for e in dialing][-1] == (peers.receiver.endpoint_id, "rx")
+
+
+# --- A receiver out of turn ------------------------------------------------------------
+
+
+async def _receiver_out_of_turn(
+    rogue: Transport, sender_id: str, answer: Message, after_code: bool
+) -> PeerClose | None:
+    """A receiver that answers Hello (or, ``after_code``, the sender's Verify) with
+    ``answer``; how the sender closed the connection."""
+    connection = await rogue.accept()
+    assert connection is not None
+    reader, writer = await connection.accept_control()
+    assert isinstance(await reader.read_message(), Hello)
+    if after_code:
+        exchange = CodeExchange(CODE, receiver_id=rogue.endpoint_id, sender_id=sender_id)
+        await writer.send(Welcome(1, "rogue", True, exchange.message, 1, MAX_WRONG_CODES))
+        assert isinstance(await reader.read_message(), Verify)
+    await writer.send(answer)
+    await connection.wait_closed(5)
+    return connection.peer_close()
+
+
+@pytest.mark.parametrize(
+    ("after_code", "answer", "reason"),
+    [
+        (False, Accept(0), "expected Welcome, got Accept"),
+        (False, Summary(1, 0, 1), "expected Welcome, got Summary"),
+        (True, Welcome(1, "rogue", False), "expected Verified, got Welcome"),
+        (True, Accept(0), "expected Verified, got Accept"),
+    ],
+    ids=["accept-for-welcome", "summary-for-welcome", "welcome-again", "accept-unverified"],
+)
+async def test_a_receiver_answering_out_of_turn_ends_the_send_with_a_protocol_error(
+    peers: Peers, tmp_path: Path, after_code: bool, answer: Message, reason: str
+) -> None:
+    """The sender checks the receiver's turns with the same table: one line, sent back."""
+    home = tmp_path / "rogue"
+    home.mkdir()
+    rogue = await Transport.bind(load_or_create_secret_key(home), "127.0.0.1")
+    source = tmp_path / "kept.txt"
+    source.write_text("never sent to a receiver out of turn")
+    try:
+        serving = asyncio.create_task(_receiver_out_of_turn(
+            rogue, peers.sender.transport.endpoint_id, answer, after_code
+        ))
+        sending = peers.sender.send(rogue.ticket, [source], SendOptions(code=CODE))
+        await fails_with(TransferError, sending, f"^protocol error: {reason}$")
+        close = await asyncio.wait_for(serving, 10)
+    finally:
+        await rogue.close()
+    assert close is not None and close.code == CloseCode.PROTOCOL_ERROR
+    assert close.reason == f"protocol error: {reason}"
+    assert not peers.sender.pairings.is_trusted(rogue.endpoint_id)
 
 
 # --- Text messages -------------------------------------------------------------------

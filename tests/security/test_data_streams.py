@@ -29,6 +29,7 @@ from p2p_transfer.protocol import (
     Welcome,
 )
 from p2p_transfer.transfer import Decision, IncomingOffer
+from p2p_transfer.transfer import data_paths as data_paths_module
 from p2p_transfer.transfer import receiver as receiver_module
 from security.conftest import HostileFactory, reserve, trusted_conversation, wait_until
 from security.hostile import Conversation, dir_entry, file_entry, files_in
@@ -325,7 +326,7 @@ async def test_offer_larger_than_the_disk_is_declined(
 async def test_stalled_data_ends_the_connection(
     peers: Peers, hostile: HostileFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(receiver_module, "DATA_STALL_TIMEOUT", 1.0)
+    monkeypatch.setattr(data_paths_module, "DATA_STALL_TIMEOUT", 1.0)
     data = os.urandom(LARGE)
     conversation = await _accepted(peers, hostile, [file_entry("stall.bin", LARGE)])
     stream = await conversation.open_data()
@@ -344,7 +345,7 @@ async def test_stalled_data_ends_the_connection(
 async def test_accepted_but_no_stream_ever_opened(
     peers: Peers, hostile: HostileFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(receiver_module, "DATA_STALL_TIMEOUT", 1.0)
+    monkeypatch.setattr(data_paths_module, "DATA_STALL_TIMEOUT", 1.0)
     conversation = await _accepted(peers, hostile, [file_entry("never.bin", 10)])
     closed = await conversation.closed()
     assert "no data for 1 s" in closed, closed
@@ -354,7 +355,7 @@ async def test_steady_stream_of_empty_files_is_not_a_stall(
     peers: Peers, hostile: HostileFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Files settling count as progress even when they carry no bytes."""
-    monkeypatch.setattr(receiver_module, "DATA_STALL_TIMEOUT", 1.0)
+    monkeypatch.setattr(data_paths_module, "DATA_STALL_TIMEOUT", 1.0)
     count = 6
     conversation = await _accepted(
         peers, hostile, [file_entry(f"empty-{i}", 0) for i in range(count)]

@@ -30,7 +30,7 @@ from p2p_transfer.net import NetError
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.protocol import Error, Retry, Verified, Welcome
 from p2p_transfer.transfer import ReceiveOptions, SendOptions
-from p2p_transfer.transfer import receiver as receiver_module
+from p2p_transfer.transfer import code_check as code_check_module
 from p2p_transfer.transfer.sender import CodeRequest
 from p2p_transfer.trust import attempts as attempts_module
 from p2p_transfer.trust.attempts import LOCKOUTS_FILE_NAME
@@ -45,7 +45,7 @@ CODE_WITHIN = 10.0
 @pytest.fixture
 def quick_wrong_codes(monkeypatch: pytest.MonkeyPatch) -> None:
     """The 2 s pause after a wrong code is tested elsewhere; here it would only cost time."""
-    monkeypatch.setattr(receiver_module, "WRONG_CODE_DELAY", 0.05)
+    monkeypatch.setattr(code_check_module, "WRONG_CODE_DELAY", 0.05)
 
 
 class PromptWatch:

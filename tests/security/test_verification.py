@@ -34,7 +34,7 @@ from p2p_transfer.transfer import (
     TransferError,
     WrongCode,
 )
-from p2p_transfer.transfer import receiver as receiver_module
+from p2p_transfer.transfer import code_check as code_check_module
 from p2p_transfer.trust import AttemptLimiter, load_or_create_secret_key
 from p2p_transfer.trust import attempts as attempts_module
 from p2p_transfer.trust.attempts import LOCKOUTS_FILE_NAME
@@ -48,7 +48,7 @@ LOCKED = f"too many wrong codes; try again in {LOCKOUT_SECONDS // 60} min"
 @pytest.fixture
 def quick_wrong_codes(monkeypatch: pytest.MonkeyPatch) -> None:
     """The 2 s pause after a wrong code is tested elsewhere; here it would only cost time."""
-    monkeypatch.setattr(receiver_module, "WRONG_CODE_DELAY", 0.05)
+    monkeypatch.setattr(code_check_module, "WRONG_CODE_DELAY", 0.05)
 
 
 def _codes_shown(events: list) -> int:
@@ -157,7 +157,7 @@ async def test_expired_code_gets_the_same_answer_right_or_wrong(
 ) -> None:
     """After the code's time is up, nothing the peer sends is compared: the answer cannot
     tell it whether its late guess would have been right."""
-    monkeypatch.setattr(receiver_module, "CODE_ENTRY_TIMEOUT", 0.5)
+    monkeypatch.setattr(code_check_module, "CODE_ENTRY_TIMEOUT", 0.5)
     answers = []
     for code in (CODE, WRONG):
         client = await hostile(code)

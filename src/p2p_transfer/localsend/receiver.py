@@ -3,7 +3,7 @@
 Every offer goes through the receiver's own ``decide_offer`` (limits, ``--yes`` or
 the user), and every byte through the one file writer (``TargetFolder``): the
 same ``.part`` files, no clobbering, sanitized names. What the HTTP layer gets
-back is either an answer or a ``Refusal`` carrying the status code the spec
+back is either an answer or a ``Refused`` carrying the status code the spec
 gives for it; this module has no HTTP in it.
 """
 
@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from p2p_transfer.disk import PartFile, TargetError, TargetFolder, describe_os_error
-from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import (
     DecisionEvent,
     DoneEvent,
@@ -44,14 +43,15 @@ from p2p_transfer.localsend.offer import IncomingFile, LocalSendOffer, read_offe
 from p2p_transfer.localsend.pins import PinCheck, PinGate
 from p2p_transfer.protocol import text_preview
 from p2p_transfer.transfer.admission import CountedSlots
-from p2p_transfer.transfer.progress import ProgressTracker
-from p2p_transfer.transfer.receiver import (
+from p2p_transfer.transfer.offers import (
     Decider,
     Decision,
     IncomingOffer,
     ReceiveOptions,
+    Refused,
     decide_offer,
 )
+from p2p_transfer.transfer.progress import ProgressTracker
 from p2p_transfer.transfer.session import Cancelled, TransferError, TransferResult
 
 T = TypeVar("T")
@@ -68,12 +68,8 @@ SessionLauncher = Callable[
 ]
 
 
-class Refusal(P2PTransferError):
-    """A request is refused with ``status`` (the spec's code for the case) and a reason."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+#: The name localsend/server.py catches a refusal by (one class, shared with our protocol).
+Refusal = Refused
 
 
 @dataclass(slots=True)
@@ -111,14 +107,14 @@ class LocalSendReceiver:
         nothing to upload (no files, or a text message that was shown)."""
         check = self._pins.check(ip, pin)
         if check is PinCheck.LOCKED:
-            raise Refusal(429, "too many wrong PINs; wait a minute")
+            raise Refused("too many wrong PINs; wait a minute", status=429)
         if check is PinCheck.WRONG:
-            raise Refusal(401, "PIN required" if not pin else "wrong PIN")
+            raise Refused("PIN required" if not pin else "wrong PIN", status=401)
         offer = read_offer(request)
         if not offer.files and offer.text is None:
             return None
         if self._current is not None:
-            raise Refusal(409, "busy with another session")
+            raise Refused("busy with another session", status=409)
         session = IncomingSession(request.info, ip, offer, self.setup, self._events)
         self._current = session
         task = self._launch(session.run)
@@ -129,7 +125,7 @@ class LocalSendReceiver:
             session.cancel_by_peer("the sender went away before the answer")
             raise
         if not decision.accept:
-            raise Refusal(403, decision.reason or "declined")
+            raise Refused(decision.reason or "declined", status=403)
         if offer.text is not None:
             return None
         return PrepareUploadReply(session_id=session.wire_id, files=dict(session.tokens))
@@ -164,7 +160,7 @@ class LocalSendReceiver:
             or not hmac.compare_digest(session.wire_id.encode(), session_id.encode())
             or session.ip != ip
         ):
-            raise Refusal(403, "no such session from this address")
+            raise Refused("no such session from this address", status=403)
         return session
 
 
@@ -365,21 +361,21 @@ class IncomingSession:
             or expected is None
             or not hmac.compare_digest(expected.encode(), token.encode())
         ):
-            raise Refusal(403, "invalid token")
+            raise Refused("invalid token", status=403)
         if file_id not in self._waiting:
-            raise Refusal(409, "this file was already sent")
+            raise Refused("this file was already sent", status=409)
         file = self.offer.files[file_id]
         self._waiting.discard(file_id)
         if length is not None and length != file.size:
             self._fail(file_id, f"announced {file.size} bytes, sent {length}")
-            raise Refusal(400, f"the body must be exactly {file.size} bytes, as announced")
+            raise Refused(f"the body must be exactly {file.size} bytes, as announced", status=400)
         task = asyncio.current_task()
         assert task is not None
         self._active[file_id] = task
         try:
             await self._write(file, body(file.size))
         except Cancelled:
-            raise Refusal(409, "the session was cancelled") from None
+            raise Refused("the session was cancelled", status=409) from None
         finally:
             self._active.pop(file_id, None)
             self._changed.set()
@@ -391,7 +387,7 @@ class IncomingSession:
             part = await _open_part(target, file.path)
         except TargetError as exc:
             self._fail(file.file_id, str(exc))
-            raise Refusal(500, "the receiver cannot create the file") from None
+            raise Refused("the receiver cannot create the file", status=500) from None
         checksum = hashlib.sha256() if file.sha256 is not None else None
 
         def store(data: bytes) -> None:
@@ -407,23 +403,23 @@ class IncomingSession:
                 if self._stopped is not None:
                     raise self._stopped
                 if received + len(data) > file.size:
-                    raise Refusal(400, f"more data than the announced {file.size} bytes")
+                    raise Refused(f"more data than the announced {file.size} bytes", status=400)
                 await _on_disk(store, data)
                 received += len(data)
                 tracker.advance(index, len(data))
             if self._stopped is not None:
                 raise self._stopped
             if received != file.size:
-                raise Refusal(400, f"the body ended after {received} of {file.size} bytes")
+                raise Refused(f"the body ended after {received} of {file.size} bytes", status=400)
             if checksum is not None and checksum.hexdigest() != file.sha256:
-                raise Refusal(400, "the data does not match its sha256")
+                raise Refused("the data does not match its sha256", status=400)
             final = await _on_disk(target.finish, part, FILE_MODE, file.mtime)
-        except Refusal as exc:
+        except Refused as exc:
             self._fail(file.file_id, str(exc))
             raise
         except TargetError as exc:
             self._fail(file.file_id, str(exc))
-            raise Refusal(500, "the receiver could not write the file") from None
+            raise Refused("the receiver could not write the file", status=500) from None
         except Cancelled:
             raise
         except asyncio.CancelledError:
@@ -434,7 +430,7 @@ class IncomingSession:
         except Exception:  # the connection broke, or the body's framing did
             self._broke_off = True
             self._fail(file.file_id, "the upload broke off")
-            raise Refusal(400, "the upload broke off") from None
+            raise Refused("the upload broke off", status=400) from None
         finally:
             if final is None:
                 await _discard(target, part)
@@ -505,7 +501,7 @@ async def _with_deadline(
                 await asyncio.gather(chunk, return_exceptions=True)
                 if stop.is_set():
                     return
-                raise Refusal(408, f"no data for {seconds:g} s")
+                raise Refused(f"no data for {seconds:g} s", status=408)
             try:
                 data = chunk.result()
             except StopAsyncIteration:

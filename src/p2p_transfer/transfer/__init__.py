@@ -1,14 +1,9 @@
 """Sender and receiver sessions over the ``net`` layer: bounded, hashed, resumable."""
 
-from p2p_transfer.transfer.receiver import (
-    Decider,
-    Decision,
-    IncomingOffer,
-    ReceiveOptions,
-    ReceiverServices,
-    ReceiveSession,
-)
-from p2p_transfer.transfer.sender import CodePrompt, CodeRequest, SendOptions, SendSession
+from p2p_transfer.transfer.code_check import CodePrompt, CodeRequest
+from p2p_transfer.transfer.offers import Decider, Decision, IncomingOffer, ReceiveOptions
+from p2p_transfer.transfer.receiver import ReceiverServices, ReceiveSession
+from p2p_transfer.transfer.sender import SendOptions, SendSession
 from p2p_transfer.transfer.session import (
     Cancelled,
     Declined,

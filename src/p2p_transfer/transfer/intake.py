@@ -26,7 +26,7 @@ from p2p_transfer.disk import (
     free_inodes,
     free_space,
 )
-from p2p_transfer.events import EventBus, FileDoneEvent, FileFailedEvent
+from p2p_transfer.events import EventBus, FileDoneEvent, FileFailedEvent, ResumeEvent
 from p2p_transfer.limits import ENTRY_DISK_COST, SMALL_FILE_SIZE, SMALL_STORE_BACKLOG
 from p2p_transfer.net import MessageReader
 from p2p_transfer.protocol import (
@@ -170,6 +170,15 @@ class PreparedOffer:
         in part (a ``.part`` to resume)."""
         whole = sum(point.complete_file for point in self.resume.values())
         return whole, len(self.resume) - whole
+
+    def resume_event(self, session: str) -> ResumeEvent | None:
+        """What is already here, to be said before data moves (the sender says it too)."""
+        if not self.resume:
+            return None
+        whole = [point.offset for point in self.resume.values() if point.complete_file]
+        return ResumeEvent(
+            session, "receive", len(self.resume), self.held_bytes, len(whole), sum(whole)
+        )
 
     @property
     def needed_bytes(self) -> int:

@@ -3,182 +3,93 @@
 Bytes go to ``NAME.part`` while being hashed; only a file whose BLAKE3 matches
 the sender's gets its final name. A peer that breaks the protocol loses its
 connection, never the process.
+
+``ReceiveSession`` reads as the conversation goes (hello, code, offer, decision,
+data, summary); each phase's work has its own home: the code check in code_check.py,
+the decision in offers.py, the data paths in data_paths.py, and the control stream,
+refereed by the protocol's conversation table, in control.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import traceback
-from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from itertools import islice
-from pathlib import Path
-from typing import Any, Literal
 
-from p2p_transfer.disk import TargetError, TargetFolder, describe_os_error
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.disk import TargetError, describe_os_error
 from p2p_transfer.events import (
-    CodeEvent,
-    ConnectionEvent,
     DecisionEvent,
     DoneEvent,
     EventBus,
-    OfferEvent,
-    ResumeEvent,
     SessionState,
     TextEvent,
-    VerifiedEvent,
-    Via,
 )
 from p2p_transfer.lifecycle import Lifecycle
 from p2p_transfer.limits import (
-    CLOSE_GRACE,
-    CODE_ENTRY_TIMEOUT,
-    DATA_STALL_TIMEOUT,
-    DECISION_TIMEOUT,
     FIRST_MESSAGE_TIMEOUT,
     LARGE_MANIFEST_ENTRIES,
-    MAX_PARALLEL_FILES,
     MAX_PENDING_OFFERS,
-    MAX_WRONG_CODES,
-    PART_RELEASE_WAIT,
     RETURN_MEMORY_DELAY,
-    WRONG_CODE_DELAY,
 )
 from p2p_transfer.memory import return_free_memory
-from p2p_transfer.net import (
-    CloseCode,
-    MessageReader,
-    MessageWriter,
-    NetError,
-    PeerClose,
-    PeerConnection,
-    StreamEnded,
-)
-from p2p_transfer.net.tcp import DataListener
+from p2p_transfer.net import CloseCode, NetError, PeerConnection, StreamEnded
+from p2p_transfer.net.tcp import TcpEndpointInfo
 from p2p_transfer.protocol import (
     PROTOCOL_VERSION,
     Accept,
     Decline,
     Error,
-    ErrorKind,
-    FileResult,
     Hello,
     Manifest,
     ManifestAssembler,
     ManifestPage,
-    ManifestSummary,
-    Message,
     Offer,
     ProtocolError,
     ResumePage,
-    Retry,
     Summary,
     TextAssembler,
     TextOffer,
     TextPage,
-    Verified,
-    Verify,
-    Welcome,
     check_offer,
     check_text_offer,
     clean_device_name,
-    encode,
     paginate,
     text_preview,
 )
+from p2p_transfer.protocol.conversation import Conversation, Side
 from p2p_transfer.transfer.admission import CountedSlots, ManifestBudget
-from p2p_transfer.transfer.claims import ClaimOwner, FileClaims, FilesBusyError
-from p2p_transfer.transfer.intake import FileIntake, PreparedOffer, Tally, room_shortage
+from p2p_transfer.transfer.claims import ClaimOwner, FileClaims
+from p2p_transfer.transfer.code_check import CodeCheck
+from p2p_transfer.transfer.control import ControlStream
+from p2p_transfer.transfer.data_paths import DataPaths, sender_closed
+from p2p_transfer.transfer.intake import FileIntake, PreparedOffer, Tally
+from p2p_transfer.transfer.offers import (
+    Decider,
+    Decision,
+    IncomingOffer,
+    ReceiveOptions,
+    Refused,
+    ask_for_decision,
+    consider,
+    survey,
+)
 from p2p_transfer.transfer.progress import ProgressTracker
 from p2p_transfer.transfer.session import (
     Cancelled,
-    DataTransport,
     PeerError,
     TransferError,
     TransferResult,
-    expect,
-    raise_if_peer_stopped,
     reject_during_transfer,
 )
-from p2p_transfer.trust import (
-    AttemptLimiter,
-    PairingStore,
-    VerificationSlots,
-    address_group,
-    generate_code,
-)
-from p2p_transfer.trust.pake import CodeExchange, PakeError
+from p2p_transfer.trust import AttemptLimiter, PairingStore, VerificationSlots
 
 #: Time the sender has to send its offer after the handshake.
 OFFER_TIMEOUT = 30.0
 #: How long the receiver waits for the sender to close after the summary.
 SUMMARY_CLOSE_WAIT = 5.0
-#: How long a file's result may wait to share a network write with others (seconds).
-RESULT_FLUSH_DELAY = 0.02
 #: Example names shown with an offer.
 OFFER_SAMPLE_SIZE = 5
-#: Seconds a peer turned away because too many verifications wait is told to wait.
-VERIFICATIONS_BUSY_RETRY = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class IncomingOffer:
-    """What the receiving user decides on."""
-
-    #: The receiving session's ID (the ``session`` of its events).
-    session: str
-    peer_id: str
-    peer_name: str
-    files: int
-    folders: int
-    total_bytes: int
-    sample: list[str]
-    #: Which protocol the offer came over; a LocalSend sender is never a paired device.
-    via: Via = "p2p-transfer"
-    #: The sender's device model, as a LocalSend sender states it.
-    device_model: str = ""
-    #: A text message (shown when accepted, not stored): ``total_bytes`` of UTF-8 whose
-    #: first line is ``preview``.
-    text: bool = False
-    preview: str = ""
-    #: Offered files already in the target: same name and size, or a partial ``.part``.
-    already_there: int = 0
-    partly_there: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """Accept, or decline with a reason the sender will see."""
-
-    accept: bool
-    reason: str = ""
-
-
-Decider = Callable[[IncomingOffer], Awaitable[Decision]]
-
-
-@dataclass(slots=True)
-class ReceiveOptions:
-    """How to receive."""
-
-    target: Path
-    auto_accept: bool = False
-    fixed_code: str | None = None
-    max_size: int | None = None
-    umask: int = 0o022
-    transport: DataTransport = "auto"
-
-
-class Refused(P2PTransferError):
-    """This receiver turns the peer away; the message (and its kind) is sent to it."""
-
-    def __init__(
-        self, message: str, kind: ErrorKind = "", attempts_left: int = 0, retry_after: float = 0.0
-    ) -> None:
-        super().__init__(message)
-        self.error = Error(message, kind, attempts_left, retry_after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,19 +129,8 @@ class ReceiveSession(ClaimOwner):
         self._lifecycle = lifecycle
         self.session = lifecycle.session
         self._connection = connection
-        self._device_name = services.device_name
-        self._own_id = services.endpoint_id
+        self._services = services
         self._events = services.events
-        self._pairings = services.pairings
-        self._slots = services.slots
-        self._attempts = services.attempts
-        #: What counts as the peer's address for the verification limits.
-        self._address = address_group(remote_ip)
-        self._pending_offers = services.pending_offers
-        self._claims = services.claims
-        self._manifests = services.manifests
-        #: Manifest entries this session reserved (given back when it ends).
-        self._manifest_entries = 0
         self._options = options
         self._decide = decide
         self.peer_id = connection.peer_id
@@ -239,26 +139,23 @@ class ReceiveSession(ClaimOwner):
         self.said_hello = False
         #: Only waiting for the peer to hang up: the connection table may drop it.
         self.closing = False
-        #: Where data streams go while an accepted transfer runs; None before and after.
-        self._intake: Callable[[MessageReader], None] | None = None
-        self._transfer_over = False
-        #: The stream rule the peer broke, once it broke one (the connection is closed).
-        self._violation: str | None = None
-        self._guards: list[asyncio.Task[None]] = []
-        self._lock = asyncio.Lock()
-        self._writer: MessageWriter | None = None
-        self._results = bytearray()
-        self._result_flush: asyncio.Task[None] | None = None
-        self._data_path: Literal["tcp", "quic"] | None = None
-        #: The LAN fast path's listener while it may still admit the sender.
-        self._listener: DataListener | None = None
-        self._data_host = services.data_host
+        self._conversation = Conversation(Side.RECEIVER)
+        self._control: ControlStream | None = None
+        self._code = CodeCheck(services, connection, self, remote_ip, options.fixed_code)
+        self._data = DataPaths(
+            self.session, connection, services.events, options.transport, services.data_host
+        )
+        #: Manifest entries this session reserved (given back when it ends).
+        self._manifest_entries = 0
         self._task: asyncio.Task[object] | None = None
         self._finished = asyncio.Event()
         #: How the connection closes if this session is stopped for another one.
         self._stop_code = CloseCode.CANCELLED
-        #: A typed code is being checked (the session must not be dropped for another).
-        self.checking = False
+
+    @property
+    def checking(self) -> bool:
+        """A typed code is being checked (the session must not be dropped for another)."""
+        return self._code.checking
 
     async def run(self) -> TransferResult | None:
         """Serve the peer; None when it never got as far as an offer. Raises a
@@ -283,24 +180,8 @@ class ReceiveSession(ClaimOwner):
         except PeerError as exc:
             self._connection.close(CloseCode.DONE, "")
             raise TransferError(str(exc)) from None
-        except (ProtocolError, StreamEnded) as exc:
-            if isinstance(exc, StreamEnded) and (close := self._connection.peer_close()):
-                raise _ended_by(close) from None  # the peer hung up, and said why
-            # A stream that ends inside a message or before the data it announced
-            # is the peer breaking the protocol, and told so, not "receiver stopped".
-            reason = self._violation or str(exc)
-            await self._send_error(Error(f"protocol error: {reason}"))
-            self._connection.close(CloseCode.PROTOCOL_ERROR, f"protocol error: {reason}"
-            )
-            raise TransferError(f"protocol error from {self.peer_name}: {reason}") from None
-        except NetError as exc:
-            if self._violation is not None:  # we closed the connection for it
-                raise TransferError(
-                    f"protocol error from {self.peer_name}: {self._violation}"
-                ) from None
-            close = self._connection.peer_close()  # before our close replaces it
-            self._connection.close(CloseCode.FAILED, "receiver stopped")
-            raise (_ended_by(close) if close else TransferError(str(exc))) from None
+        except (ProtocolError, NetError) as exc:
+            raise await self._broken(exc) from None
         except (TargetError, OSError) as exc:
             # The target folder failed us outside a file (each file's own disk errors are
             # reported per file): the peer hears why instead of seeing a silent hang-up.
@@ -309,18 +190,40 @@ class ReceiveSession(ClaimOwner):
             self._connection.close(CloseCode.FAILED, reason)
             raise TransferError(f"{self.peer_name}: {reason}") from None
         except asyncio.CancelledError:
-            reason = self._lifecycle.cancel_reason or f"{self._device_name} cancelled"
+            reason = self._lifecycle.cancel_reason or f"{self._services.device_name} cancelled"
             self._connection.close(self._stop_code, reason)
             raise
         finally:
-            for guard in self._guards:
-                guard.cancel()
-            self._claims.release(self)
-            self._manifests.release(self.peer_id, self._manifest_entries)
-            if self._manifest_entries >= LARGE_MANIFEST_ENTRIES:
-                # What the offer held is freed: let the system have it, a little later.
-                asyncio.get_running_loop().call_later(RETURN_MEMORY_DELAY, return_free_memory)
-            self._finished.set()
+            self._let_go()
+
+    async def _broken(self, exc: ProtocolError | NetError) -> TransferError:
+        """The outcome of a peer that broke the protocol, or of a connection that failed;
+        the peer is told why when it still can be."""
+        violation = self._data.violation
+        if isinstance(exc, StreamEnded) and (close := self._connection.peer_close()):
+            return sender_closed(close)  # the peer hung up, and said why
+        if isinstance(exc, ProtocolError | StreamEnded):
+            # A stream that ends inside a message or before the data it announced
+            # is the peer breaking the protocol, and told so, not "receiver stopped".
+            reason = violation or str(exc)
+            await self._send_error(Error(f"protocol error: {reason}"))
+            self._connection.close(CloseCode.PROTOCOL_ERROR, f"protocol error: {reason}")
+            return TransferError(f"protocol error from {self.peer_name}: {reason}")
+        if violation is not None:  # we closed the connection for it
+            return TransferError(f"protocol error from {self.peer_name}: {violation}")
+        close = self._connection.peer_close()  # before our close replaces it
+        self._connection.close(CloseCode.FAILED, "receiver stopped")
+        return sender_closed(close) if close else TransferError(str(exc))
+
+    def _let_go(self) -> None:
+        """The session ended: its stream watchers, files and manifest entries go."""
+        self._data.stop_policing()
+        self._services.claims.release(self)
+        self._services.manifests.release(self.peer_id, self._manifest_entries)
+        if self._manifest_entries >= LARGE_MANIFEST_ENTRIES:
+            # What the offer held is freed: let the system have it, a little later.
+            asyncio.get_running_loop().call_later(RETURN_MEMORY_DELAY, return_free_memory)
+        self._finished.set()
 
     def evict(self, reason: str) -> None:
         """Drop this connection to make room for others."""
@@ -346,43 +249,42 @@ class ReceiveSession(ClaimOwner):
         await self._finished.wait()
 
     async def _send_error(self, error: Error) -> None:
-        if self._writer is not None:
-            with contextlib.suppress(NetError):
-                async with self._lock:
-                    await self._writer.send(error)
+        if self._control is not None:
+            await self._control.send_error(error)
 
-    async def _send(self, message: Message) -> None:
-        assert self._writer is not None
-        async with self._lock:
-            await self._writer.send(message)
+    async def _await_close(self) -> None:
+        """Give the peer time to read our last message and close first."""
+        self.closing = True
+        await self._connection.wait_closed(SUMMARY_CLOSE_WAIT)
 
-    def _queue_result(self, message: FileResult) -> None:
-        """Results go out in batches: one network write per RESULT_FLUSH_DELAY, not per file."""
-        self._results += encode(message)
-        if self._result_flush is None or self._result_flush.done():
-            self._result_flush = asyncio.create_task(self._flush_results(RESULT_FLUSH_DELAY))
-
-    async def _flush_results(self, delay: float = 0.0) -> None:
-        """Write the queued results (after ``delay``, so more can join the batch)."""
-        if delay:
-            await asyncio.sleep(delay)
-        assert self._writer is not None
-        async with self._lock:
-            batch, self._results = self._results, bytearray()
-            if batch:
-                await self._writer.write(batch)
+    # --- the conversation, in its order ----------------------------------------------------
 
     async def _converse(self) -> TransferResult | None:
-        # No data streams until an offer is accepted, and one control stream. These
-        # limits only stop new grants: iroh already gave the peer 100 streams of each
-        # kind with the handshake. So every stream is taken the moment it arrives, and
-        # one the peer had no business opening ends the connection before data piles up.
-        self._connection.limit_streams(data=0, control=1)
-        self._guard(self._take_data_streams())
+        control, hello = await self._greet()
+        await self._code.verify(control, hello)
+        with self._connection.deadline(OFFER_TIMEOUT, "no offer in time"):
+            offer = await control.expect(Offer, TextOffer)
+            if isinstance(offer, TextOffer):
+                check_text_offer(offer)
+                self.offered = True
+                manifest, refusal = None, ""
+            else:
+                manifest, refusal = await self._take_manifest(control, offer)
+        if isinstance(offer, TextOffer):
+            return await self._take_text(control, offer)
+        if manifest is None:
+            self._events.emit(DecisionEvent(self.session, False, refusal))
+            return await self._decline(control, refusal, offer.total_bytes)
+        return await self._take_files(control, manifest)
+
+    async def _greet(self) -> tuple[ControlStream, Hello]:
+        """The control stream and the sender's Hello, within FIRST_MESSAGE_TIMEOUT."""
+        self._data.police_data_streams(self._conversation)
         with self._connection.deadline(FIRST_MESSAGE_TIMEOUT, "no hello within 5 s") as deadline:
-            reader, self._writer = await self._connection.accept_control()
-            self._guard(self._refuse_more_control_streams())
-            hello = await expect(reader, Hello)
+            reader, writer = await self._connection.accept_control()
+            control = self._control = ControlStream(reader, writer, self._conversation)
+            self._data.police_control_streams()
+            hello = await control.expect(Hello)
         if deadline.expired:
             raise NetError("no hello within 5 s")
         self.said_hello = True
@@ -391,29 +293,31 @@ class ReceiveSession(ClaimOwner):
         self._lifecycle.advance(SessionState.VERIFYING)
         if hello.version != PROTOCOL_VERSION:
             raise ProtocolError(f"unsupported protocol version {hello.version}")
-        await self._verify(reader, hello)
+        return control, hello
 
-        with self._connection.deadline(OFFER_TIMEOUT, "no offer in time"):
-            offer = await _expect_offer(reader)
-            if isinstance(offer, TextOffer):
-                check_text_offer(offer)
-                self.offered = True
-            else:
-                summary = check_offer(offer)
-                self.offered = True
-                refusal = self._manifests.reserve(self.peer_id, summary.entries)
-                if refusal:
-                    await _skip_manifest(reader, summary)  # read, not kept: the sender hears why
-                    manifest = None
-                else:
-                    self._manifest_entries = summary.entries  # given back when the session ends
-                    manifest = await _read_manifest(reader, summary)
-        if isinstance(offer, TextOffer):
-            return await self._take_text(offer, reader)
-        if manifest is None:
-            self._events.emit(DecisionEvent(self.session, False, refusal))
-            return await self._decline(refusal, offer.total_bytes)
-        prepared, refusal = await self._survey(manifest)
+    async def _take_manifest(
+        self, control: ControlStream, offer: Offer
+    ) -> tuple[Manifest | None, str]:
+        """The offer's entries, page by page, checked (what finds duplicates goes after);
+        or None and why, when the manifest budget has no room for them: the pages are then
+        read without being kept, so the sender gets to read the answer."""
+        summary = check_offer(offer)
+        self.offered = True
+        refusal = self._services.manifests.reserve(self.peer_id, summary.entries)
+        if refusal:
+            for _ in range(summary.pages):
+                await control.expect(ManifestPage)
+            return None, refusal
+        self._manifest_entries = summary.entries  # given back when the session ends
+        assembler = ManifestAssembler(summary)
+        while not assembler.complete:
+            assembler.add_page((await control.expect(ManifestPage)).entries)
+        return assembler.entries, ""
+
+    async def _take_files(self, control: ControlStream, manifest: Manifest) -> TransferResult:
+        """Ask about a file offer the target can take, then receive it or decline."""
+        services = self._services
+        prepared, refusal = await survey(manifest, self._options, services.claims, self)
         whole, partial = prepared.held_counts() if prepared is not None else (0, 0)
         incoming = IncomingOffer(
             session=self.session,
@@ -426,48 +330,39 @@ class ReceiveSession(ClaimOwner):
             already_there=whole,
             partly_there=partial,
         )
-        self._events.emit(
-            OfferEvent(
-                self.session, incoming.files, incoming.total_bytes, self.peer_name,
-                self.peer_id, incoming.folders, incoming.sample,
-                already_there=whole, partly_there=partial,
-            )
-        )
+        self._events.emit(incoming.event())
         self._lifecycle.advance(SessionState.WAITING)
-        decision = Decision(False, refusal) if prepared is None else (
-            await self._consider(incoming, prepared)
+        decision = Decision(False, refusal) if prepared is None else await consider(
+            prepared, self._options.max_size, lambda: self._ask_for_files(incoming)
         )
         self._events.emit(DecisionEvent(self.session, decision.accept, decision.reason))
         if prepared is None or not decision.accept:
-            return await self._decline(decision.reason, offer.total_bytes)
-        return await self._receive(incoming, prepared, reader)
+            return await self._decline(control, decision.reason, manifest.total_bytes)
+        return await self._receive(control, incoming, prepared)
 
-    async def _take_text(self, offer: TextOffer, reader: MessageReader) -> TransferResult:
+    async def _take_text(self, control: ControlStream, offer: TextOffer) -> TransferResult:
         """Ask about a text message by its first line; once accepted, read and show it."""
         preview = text_preview(offer.preview)
         incoming = IncomingOffer(
             session=self.session, peer_id=self.peer_id, peer_name=self.peer_name, files=0,
             folders=0, total_bytes=offer.bytes, sample=[], text=True, preview=preview,
         )
-        self._events.emit(OfferEvent(
-            self.session, 0, offer.bytes, self.peer_name, self.peer_id, text=True,
-            preview=preview,
-        ))
+        self._events.emit(incoming.event())
         self._lifecycle.advance(SessionState.WAITING)
-        decision = await self._decide_offer(incoming)
+        decision = await self._ask(incoming)
         self._events.emit(DecisionEvent(self.session, decision.accept, decision.reason))
         if not decision.accept:
-            return await self._decline(decision.reason, offer.bytes)
-        await self._send(Accept(0))
+            return await self._decline(control, decision.reason, offer.bytes)
+        await control.send(Accept(0))
         self._lifecycle.advance(SessionState.TRANSFERRING)
         started = asyncio.get_running_loop().time()
         text = TextAssembler(offer)
         with self._connection.deadline(OFFER_TIMEOUT, "no text in time"):
             while not text.complete:
-                text.add((await expect(reader, TextPage)).text)
+                text.add((await control.expect(TextPage)).text)
         seconds = asyncio.get_running_loop().time() - started
         self._events.emit(TextEvent(self.session, self.peer_name, text.text))
-        await self._send(Summary(0, 0, offer.bytes))
+        await control.send(Summary(0, 0, offer.bytes))
         self._events.emit(DoneEvent(
             self.session, "receive", True, 0, 0, offer.bytes, offer.bytes, round(seconds, 3),
             text=True,
@@ -479,262 +374,64 @@ class ReceiveSession(ClaimOwner):
             seconds=seconds,
         )
 
-    async def _decline(self, reason: str, total_bytes: int) -> TransferResult:
+    async def _decline(
+        self, control: ControlStream, reason: str, total_bytes: int
+    ) -> TransferResult:
         """Tell the sender no, and why; wait for it to hang up."""
-        await self._send(Decline(reason))
+        await control.send(Decline(reason))
         await self._await_close()
         self._connection.close(CloseCode.DONE, f"declined: {reason}")
         return TransferResult(SessionState.DECLINED, bytes_total=total_bytes, message=reason)
 
-    async def _survey(self, manifest: Manifest) -> tuple[PreparedOffer | None, str]:
-        """Reserve the offered files (no other session writes them) and find what the
-        target holds of them, writing nothing: the prepared offer, or None and why the
-        target cannot take it (a file where a folder must go, files being received)."""
-        target: TargetFolder | None = None
-        try:
-            target = TargetFolder(self._options.target, self._options.umask)
-            paths = (target.location_of(manifest.path(i)) for i in manifest.file_indexes())
-            await self._claims.claim(self, await asyncio.to_thread(FileClaims.keys, paths))
-            return await asyncio.to_thread(PreparedOffer.survey, target, manifest), ""
-        except TimeoutError:  # before OSError: it is one
-            reason = "an earlier transfer of these files is still stopping"
-        except (FilesBusyError, TargetError) as exc:
-            reason = str(exc)
-        except OSError as exc:
-            reason = describe_os_error(exc)
-        if target is not None:
-            target.close()
-        return None, reason
-
-    async def _consider(self, offer: IncomingOffer, prepared: PreparedOffer) -> Decision:
-        """Decide on a surveyed offer by what it still needs, then make its folders; a
-        declined offer lets go of its target."""
-        accepted = False
-        try:
-            shortage = await asyncio.to_thread(prepared.shortage, self._options.max_size)
-            decision = Decision(False, shortage) if shortage else await self._decide_offer(offer)
-            if decision.accept and self._options.transport == "tcp" and (
-                self._connection.path().kind != "direct"
-            ):
-                decision = Decision(False, "this receiver takes file data only over TCP "
-                                           "(--transport tcp), and the path is not direct")
-            if decision.accept:
-                await asyncio.to_thread(prepared.make_folders)
-                accepted = True
-            return decision
-        except TargetError as exc:
-            return Decision(False, str(exc))
-        except OSError as exc:
-            return Decision(False, describe_os_error(exc))
-        finally:
-            if not accepted:
-                prepared.target.close()
-
-    async def _verify(self, reader: MessageReader, hello: Hello) -> None:
-        # Both sides must hold the pairing: a sender that lost or never had it
-        # verifies again, so it always knows whom it sends to.
-        if hello.paired and self._pairings.is_trusted(self.peer_id):
-            await self._send(Welcome(PROTOCOL_VERSION, self._device_name, code_required=False))
-            self._events.emit(VerifiedEvent(self.session, self.peer_id, self.peer_name, "pairing"))
-            return
-        try:
-            attempt = await self._wait_for_code()
-            exchange = await self._check_code(reader, attempt, hello.retries)
-        finally:
-            self._slots.release(self)
-        self._attempts.succeed(self.peer_id, self._address)
-        self._pairings.add(self.peer_id, self.peer_name)
-        await self._send(Verified(exchange.receiver_proof()))
-        self._events.emit(VerifiedEvent(self.session, self.peer_id, self.peer_name, "code"))
-
-    async def _wait_for_code(self) -> int:
-        """A place among the verifications waiting for a code, and the first attempt's
-        number; Refused before any code exists (the user is not shown one) when the
-        peer's key or address is locked out or over its share, or no place is free.
-
-        A newcomer replaces its own key's waiting verification, so one endpoint never
-        has two guesses pending, and may displace other idle ones (trust/verification.py).
-        """
-        self._refuse_if_over_limits()
-        displaced = self._slots.take(self, self.peer_id, self._address)
-        if displaced is None:
-            raise Refused(
-                "too many verifications in progress; try again shortly", "busy",
-                retry_after=VERIFICATIONS_BUSY_RETRY,
-            )
-        attempt = self._attempts.begin(self.peer_id, self._address)
-        for other in displaced:  # their codes go away before this one is shown
-            await (other.stop() if other.peer_id == self.peer_id else other.make_room())
-        return attempt
-
-    def _refuse_if_over_limits(self) -> None:
-        refusal = self._attempts.refusal(self.peer_id, self._address)
-        if refusal is not None:
-            raise Refused(refusal.message, refusal.kind, retry_after=refusal.retry_after)
-
-    async def _check_code(
-        self, reader: MessageReader, attempt: int, retries: bool
-    ) -> CodeExchange:
-        """Show a code and check the peer's guesses; Refused unless one is right and in time.
-
-        Every guess is a fresh SPAKE2 exchange for the same code, counted as an attempt
-        from the moment it is offered: a sender that can ask its user again (``retries``)
-        gets a Retry after a wrong code, while attempts are left.
-        """
-        code = self._options.fixed_code or generate_code()
-        challenge: type[Welcome] | type[Retry] = Welcome
-        while True:
-            exchange = CodeExchange(code, receiver_id=self._own_id, sender_id=self.peer_id)
-            self._events.emit(
-                CodeEvent(self.session, code, self.peer_id, self.peer_name, attempt,
-                          MAX_WRONG_CODES)
-            )
-            self.checking = False
-            await self._send(
-                Welcome(PROTOCOL_VERSION, self._device_name, True, exchange.message, attempt,
-                        MAX_WRONG_CODES)
-                if challenge is Welcome else Retry(exchange.message, attempt, MAX_WRONG_CODES)
-            )
-            if await self._guessed_right(reader, exchange):
-                return exchange
-            self._attempts.fail(self.peer_id, self._address)
-            await asyncio.sleep(WRONG_CODE_DELAY)
-            attempts_left = self._attempts.attempts_left(self.peer_id)
-            if not retries or attempts_left == 0:
-                raise Refused(
-                    "wrong verification code", "wrong_code", attempts_left=attempts_left
-                )
-            self._refuse_if_over_limits()
-            attempt = self._attempts.begin(self.peer_id, self._address)
-            challenge = Retry
-
-    async def _guessed_right(self, reader: MessageReader, exchange: CodeExchange) -> bool:
-        """Read one guess within the code's time and check it (in constant time)."""
-        with self._connection.deadline(
-            CODE_ENTRY_TIMEOUT, "verification code not entered in time"
-        ) as deadline:
-            guess = await expect(reader, Verify)
-        if deadline.expired:  # read just as time ran out: too late, never compared
-            raise NetError("verification code not entered in time")
-        self.checking = True
-        try:
-            exchange.finish(guess.pake)
-            return exchange.check_sender(guess.proof)
-        except PakeError:
-            return False  # a malformed message is a wrong guess, counted alike
-
-    async def _decide_offer(self, offer: IncomingOffer) -> Decision:
+    async def _ask(self, offer: IncomingOffer) -> Decision:
         """The receiving user's answer (or ``--yes``), for an offer the target has room for."""
-        return await ask_for_decision(offer, self._options, self._decide, self._pending_offers)
+        return await ask_for_decision(
+            offer, self._options, self._decide, self._services.pending_offers
+        )
 
-    async def _await_close(self) -> None:
-        """Give the peer time to read our last message and close first."""
-        self.closing = True
-        await self._connection.wait_closed(SUMMARY_CLOSE_WAIT)
+    async def _ask_for_files(self, offer: IncomingOffer) -> Decision:
+        """The answer to a file offer, which also needs a data path this receiver takes."""
+        decision = await self._ask(offer)
+        if decision.accept and self._options.transport == "tcp" and (
+            self._connection.path().kind != "direct"
+        ):
+            return Decision(False, "this receiver takes file data only over TCP "
+                                   "(--transport tcp), and the path is not direct")
+        return decision
 
     async def _receive(
-        self, offer: IncomingOffer, prepared: PreparedOffer, reader: MessageReader
+        self, control: ControlStream, offer: IncomingOffer, prepared: PreparedOffer
     ) -> TransferResult:
         """Take the accepted offer's files in, then tell the sender how it went."""
         tracker = ProgressTracker(
             self.session, "receive", offer.total_bytes, prepared.manifest.files, self._events.emit
         )
-        intake = FileIntake(self.session, prepared, tracker, self._events, self._queue_result)
-        handlers = _StreamHandlers(intake.tally)
+        intake = FileIntake(self.session, prepared, tracker, self._events, control.queue_result)
         try:
             try:
-                await self._open_data_paths(prepared, intake, handlers)
-                await self._until_settled(intake.tally, tracker, reader)
+                pages = list(paginate(prepared.resume_items))  # before a file can take its point
+                if (held := prepared.resume_event(self.session)) is not None:
+                    self._events.emit(held)
+                tcp = await self._data.admit(intake)
+                await control.send(_accept(len(pages), tcp), *map(ResumePage, pages))
+                self._lifecycle.advance(SessionState.TRANSFERRING)
+                self._data.start()
+                await self._data.until_settled(tracker, _watch_control(control))
             finally:
-                self._intake = None
-                self._transfer_over = True
-                if self._listener is not None:
-                    self._listener.stop()
-                    self._listener = None
-                await handlers.stop()  # no part stays open behind the session's back
-                intake.tally.close()
-            return await self._summarize(offer, prepared, intake.tally, tracker)
+                await self._data.close()  # no part stays open behind the session's back
+            return await self._summarize(control, offer, prepared, intake.tally, tracker)
         finally:
             prepared.target.close()
 
-    async def _open_data_paths(
-        self, prepared: PreparedOffer, intake: FileIntake, handlers: _StreamHandlers
-    ) -> None:
-        """Admit data streams (and the LAN fast path's listener), then answer Accept."""
-
-        def take(stream: MessageReader) -> None:
-            if len(handlers) >= MAX_PARALLEL_FILES:
-                self._break_stream_rule(f"more than {MAX_PARALLEL_FILES} data streams at once")
-                return
-            if self._options.transport == "tcp":
-                self._break_stream_rule(
-                    "file data over QUIC, but this receiver takes it only over TCP "
-                    "(--transport tcp)"
-                )
-                return
-            self._report_data_path("quic")
-            if self._listener is not None:
-                # The sender chose QUIC: no TCP port stays open for the rest of the transfer.
-                self._listener.stop()
-            handlers.start(intake.receive_stream(stream))
-
-        pages = list(paginate(prepared.resume_items))  # before a file can take its point
-        self._intake = take  # open before Accept goes out: the sender may start at once
-        self._connection.limit_streams(data=MAX_PARALLEL_FILES, control=1)
-        listener = self._listener = await self._open_data_listener()
-        info = listener.info if listener is not None else None
-        self._announce_resume(prepared)
-        await self._send(
-            Accept(len(pages))
-            if info is None
-            else Accept(len(pages), info.port, info.fingerprint, info.token)
-        )
-        for page in pages:
-            await self._send(ResumePage(page))
-        self._lifecycle.advance(SessionState.TRANSFERRING)
-        if listener is not None:
-            handlers.start(self._receive_over_tcp(listener, intake))
-
-    def _announce_resume(self, prepared: PreparedOffer) -> None:
-        """Say what is already here, before data moves (the sender says it too)."""
-        items = prepared.resume_items
-        if items:
-            whole = [
-                item.offset for item in items if prepared.resume[item.index].complete_file
-            ]
-            self._events.emit(ResumeEvent(
-                self.session, "receive", len(items), sum(item.offset for item in items),
-                len(whole), sum(whole),
-            ))
-
-    async def _until_settled(
-        self, tally: Tally, tracker: ProgressTracker, reader: MessageReader
-    ) -> None:
-        """Wait until every file is settled; raise a stream's, the control's or a stall's
-        failure first if one comes."""
-        control = asyncio.create_task(_watch_control(reader))
-        settled = asyncio.create_task(tally.settled.wait())
-        watchdog = asyncio.create_task(self._watch_for_stall(tracker))
-        try:
-            done, _ = await asyncio.wait(
-                {control, settled, watchdog, tally.failure},
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            for task in done:
-                task.result()  # raises a stream, control or stall failure
-        finally:
-            for task in (control, settled, watchdog):
-                task.cancel()
-
     async def _summarize(
-        self, offer: IncomingOffer, prepared: PreparedOffer, tally: Tally,
-        tracker: ProgressTracker,
+        self, control: ControlStream, offer: IncomingOffer, prepared: PreparedOffer,
+        tally: Tally, tracker: ProgressTracker,
     ) -> TransferResult:
         """Every file settled: flush results and data, send the Summary, report done."""
         tracker.flush()
-        await self._flush_results()
+        await control.flush_results()
         await asyncio.to_thread(prepared.target.sync)  # what the summary counts is on disk
-        await self._send(Summary(tally.ok, tally.failed, tracker.bytes_transferred))
+        await control.send(Summary(tally.ok, tally.failed, tracker.bytes_transferred))
         ok = tally.failed == 0
         result = TransferResult(
             SessionState.DONE if ok else SessionState.FAILED, tally.ok, tally.failed,
@@ -752,177 +449,17 @@ class ReceiveSession(ClaimOwner):
         self._connection.close(CloseCode.DONE, "transfer complete")
         return result
 
-    def _guard(self, watcher: Awaitable[None]) -> None:
-        """Run a stream watcher for the life of the session."""
-        self._guards.append(asyncio.ensure_future(watcher))
 
-    def _break_stream_rule(self, rule: str) -> None:
-        """The peer opened a stream it must not: end the connection (and drop what it sent)."""
-        if self._violation is None:
-            self._violation = rule
-            self._connection.close(CloseCode.PROTOCOL_ERROR, f"protocol error: {rule}")
-
-    async def _take_data_streams(self) -> None:
-        """Take each data stream as it arrives: into the transfer, or as a violation."""
-        while (stream := await self._connection.accept_data()) is not None:
-            if self._intake is None:
-                self._break_stream_rule(
-                    "data stream after the transfer ended" if self._transfer_over
-                    else "data stream before the offer was accepted"
-                )
-                return
-            self._intake(stream)
-
-    async def _refuse_more_control_streams(self) -> None:
-        """A second bidirectional stream ends the connection."""
-        try:
-            await self._connection.accept_control()
-        except NetError:
-            return  # the connection ended
-        self._break_stream_rule("only one control stream is allowed")
-
-    async def _open_data_listener(self) -> DataListener | None:
-        """A TLS listener for the LAN fast path, when allowed and the QUIC path is direct."""
-        if self._options.transport == "quic" or self._connection.path().kind != "direct":
-            return None
-        try:
-            return await DataListener.open(self._data_host)
-        except OSError:
-            return None  # no TCP here: the sender uses QUIC
-
-    async def _receive_over_tcp(self, listener: DataListener, intake: FileIntake) -> None:
-        """Take files from the one TCP connection that presents this session's token.
-
-        A sender that stops (Ctrl-C, an error) closes QUIC with its reason and drops
-        the TCP connection; the TCP end can arrive first. The broken channel then
-        waits a moment for that reason, so the user reads "cancelled by peer", not
-        a protocol error.
-        """
-        channel = await listener.accepted()
-        self._report_data_path("tcp")
-        try:
-            await intake.receive_stream(MessageReader(channel))
-        except NetError:  # StreamEnded included: cut inside a message or a file
-            if close := await self._connection.await_peer_close(CLOSE_GRACE):
-                raise _ended_by(close) from None
-            raise
-        finally:
-            channel.abort()
-
-    def _report_data_path(self, data_path: Literal["tcp", "quic"]) -> None:
-        """Say once which channel carries this transfer's data."""
-        if self._data_path is not None:
-            return
-        self._data_path = data_path
-        path = self._connection.path()
-        self._events.emit(
-            ConnectionEvent(
-                self.session, self.peer_id, path.kind, path.rtt_ms, path.remote_addr, data_path
-            )
-        )
-
-    async def _watch_for_stall(self, tracker: ProgressTracker) -> None:
-        """End a transfer whose data stopped moving (a vanished or stalling sender)."""
-        while True:
-            await asyncio.sleep(DATA_STALL_TIMEOUT / 4)
-            if tracker.idle_seconds >= DATA_STALL_TIMEOUT:
-                reason = f"no data for {DATA_STALL_TIMEOUT:.0f} s"
-                self._connection.close(CloseCode.TIMEOUT, reason)
-                raise NetError(reason)
-
-class _StreamHandlers:
-    """The tasks taking data streams in: counted, their first failure kept (``Tally``),
-    and stopped together."""
-
-    def __init__(self, tally: Tally) -> None:
-        self._tally = tally
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def __len__(self) -> int:
-        return len(self._tasks)
-
-    def start(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(self._tally.fail)
-
-    async def stop(self) -> None:
-        """Cancel them and wait (a bounded while) until each has let go of its file."""
-        tasks = set(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=PART_RELEASE_WAIT)
+def _accept(pages: int, tcp: TcpEndpointInfo | None) -> Accept:
+    """The answer to an accepted offer: its resume pages' count, and the LAN fast path."""
+    if tcp is None:
+        return Accept(pages)
+    return Accept(pages, tcp.port, tcp.fingerprint, tcp.token)
 
 
-def _ended_by(close: PeerClose) -> TransferError:
-    """The outcome of a connection the sender closed: cancelled, or failed in its words."""
-    if close.cancelled:
-        return Cancelled(close.reason or "the sender cancelled", "peer")
-    return PeerError(close.reason or "the sender closed the connection")
-
-
-async def _expect_offer(reader: MessageReader) -> Offer | TextOffer:
-    """The sender's offer: of files, or of a text message."""
-    message = await reader.read_message()
-    if message is None:
-        raise StreamEnded("peer closed the conversation")
-    raise_if_peer_stopped(message)
-    if not isinstance(message, Offer | TextOffer):
-        raise ProtocolError(f"expected Offer, got {type(message).__name__}")
-    return message
-
-
-async def _read_manifest(reader: MessageReader, summary: ManifestSummary) -> Manifest:
-    """The offer's entries, page by page, checked (what finds duplicates goes after)."""
-    assembler = ManifestAssembler(summary)
-    while not assembler.complete:
-        page = await expect(reader, ManifestPage)
-        assembler.add_page(page.entries)
-    return assembler.entries
-
-
-async def _skip_manifest(reader: MessageReader, summary: ManifestSummary) -> None:
-    """Read an offer's pages without keeping them, so the sender gets to read our answer."""
-    for _ in range(summary.pages):
-        await expect(reader, ManifestPage)
-
-
-async def _watch_control(reader: MessageReader) -> None:
+async def _watch_control(control: ControlStream) -> None:
     """During data transfer the sender may only cancel."""
-    message = await reader.read_message()
+    message = await control.read()
     if message is None:
         raise PeerError("sender ended the transfer early")
     reject_during_transfer(message)
-
-
-async def decide_offer(
-    offer: IncomingOffer, options: ReceiveOptions, decide: Decider, pending: CountedSlots
-) -> Decision:
-    """The answer to an offer that holds nothing of what is already here (LocalSend): the
-    target's room for all of it first, then ``ask_for_decision``."""
-    target = options.target
-    shortage = await asyncio.to_thread(
-        room_shortage, target, offer.total_bytes, offer.files + offer.folders, options.max_size
-    )
-    if shortage:
-        return Decision(False, shortage)
-    return await ask_for_decision(offer, options, decide, pending)
-
-
-async def ask_for_decision(
-    offer: IncomingOffer, options: ReceiveOptions, decide: Decider, pending: CountedSlots
-) -> Decision:
-    """``--yes``, or the user's answer within DECISION_TIMEOUT, with a bounded number of
-    offers waiting. Every offer takes this path, whatever protocol it came over."""
-    if options.auto_accept:
-        return Decision(True)
-    if not pending.try_acquire():
-        return Decision(False, "the receiver has too many offers waiting; try again later")
-    try:
-        return await asyncio.wait_for(decide(offer), DECISION_TIMEOUT)
-    except TimeoutError:
-        return Decision(False, "the receiver did not answer in time")
-    finally:
-        pending.release()

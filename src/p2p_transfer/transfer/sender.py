@@ -1,16 +1,16 @@
-"""The sending side of a transfer: offer, verify, then stream files in parallel.
+"""The sending side of a transfer: greet, verify, offer, then stream the files.
 
-At most ``parallel`` files are in flight, each worker owning one data stream
-and taking the next file when it finishes the last, so many small files share
-streams and pay no round trip each.
+``SendSession`` reads as the conversation goes; the code is entered and proved in
+code_check.py, the files are streamed and their verdicts collected in
+file_sender.py, and every control message passes the protocol's conversation
+table (control.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -21,45 +21,32 @@ from p2p_transfer.events import (
     DialingEvent,
     DoneEvent,
     EventBus,
-    FileDoneEvent,
-    FileFailedEvent,
     OfferSentEvent,
     ResumeEvent,
     SessionState,
-    VerifiedEvent,
 )
 from p2p_transfer.lifecycle import Lifecycle
 from p2p_transfer.limits import (
-    BATCH_WRITE_SIZE,
     CLOSE_GRACE,
     DEFAULT_PARALLEL_FILES,
     MAX_PARALLEL_FILES,
     MAX_TEXT_BYTES,
-    SMALL_FILE_SIZE,
-    SMALL_READ_AHEAD,
-    SMALL_READ_AHEAD_FILES,
-    TCP_CONNECT_TIMEOUT,
 )
 from p2p_transfer.net import (
     CloseCode,
-    MessageReader,
     MessageWriter,
     NetError,
     PeerConnection,
-    StreamEnded,
     Transport,
     Unreachable,
     ticket_addresses,
     ticket_endpoint_id,
 )
-from p2p_transfer.net.tcp import TcpEndpointInfo, TlsChannel, connect_data_channel
+from p2p_transfer.net.tcp import TlsChannel
 from p2p_transfer.protocol import (
     PROTOCOL_VERSION,
     Accept,
-    DataHeader,
-    DataTrailer,
     Decline,
-    FileResult,
     Hello,
     Manifest,
     ManifestPage,
@@ -67,12 +54,9 @@ from p2p_transfer.protocol import (
     ProtocolError,
     Resume,
     ResumePage,
-    Retry,
     Summary,
     TextOffer,
     TextPage,
-    Verified,
-    Verify,
     Welcome,
     clean_device_name,
     encode,
@@ -80,15 +64,12 @@ from p2p_transfer.protocol import (
     paginate_text,
     text_preview,
 )
-from p2p_transfer.transfer.local import (
-    FileSource,
-    SmallFile,
-    SourceEntry,
-    SourceError,
-    Sources,
-    read_small_files,
-    scan_sources,
-)
+from p2p_transfer.protocol.conversation import Conversation, Side
+from p2p_transfer.transfer.code_check import CodeEntry, CodePrompt
+from p2p_transfer.transfer.code_check import CodeRequest as CodeRequest  # re-exported
+from p2p_transfer.transfer.control import ControlStream
+from p2p_transfer.transfer.file_sender import FileSender, Verdicts, fixed_writer, open_tcp
+from p2p_transfer.transfer.local import SourceError, Sources, scan_sources
 from p2p_transfer.transfer.progress import ProgressTracker
 from p2p_transfer.transfer.session import (
     Cancelled,
@@ -97,32 +78,11 @@ from p2p_transfer.transfer.session import (
     PeerError,
     TransferError,
     TransferResult,
-    expect,
     raise_if_peer_stopped,
-    reject_during_transfer,
 )
-from p2p_transfer.trust import PairingStore, normalize_code
-from p2p_transfer.trust.pake import CodeExchange, PakeError
+from p2p_transfer.trust import PairingStore
 from p2p_transfer.units import format_size
 
-
-@dataclass(frozen=True, slots=True)
-class CodeRequest:
-    """The sending user is asked for the code that ``peer_name`` shows."""
-
-    session: str
-    peer_name: str
-    #: Which of its allowed attempts this is, of ``max_attempts`` (0 and 0: not said).
-    attempt: int = 0
-    max_attempts: int = 0
-    #: Asked again on the same connection: the code typed before was wrong.
-    retry: bool = False
-
-
-#: Asks the sending user for the code the receiver shows.
-CodePrompt = Callable[[CodeRequest], Awaitable[str]]
-#: A file to send: its index in the offer and where it comes from.
-_Job = tuple[int, SourceEntry]
 #: Why a receiver does not answer, said with "cannot reach NAME".
 UNREACHABLE_CAUSES = (
     "the receiver may have stopped; a ticket's addresses change when the receiver "
@@ -157,27 +117,8 @@ def check_text(text: str, paths: list[Path]) -> None:
         )
 
 
-@dataclass(slots=True)
-class _Outcome:
-    """Per-file verdicts as the receiver reports them, one a file."""
-
-    #: A byte per entry, set once its verdict came (a set of 100,000 indexes: ~5 MB).
-    judged: bytearray
-    ok: int = 0
-    failed: dict[int, str] = field(default_factory=dict)
-    #: Of the ``ok`` ones, those the receiver already held, identical.
-    identical: int = 0
-
-    def judge(self, index: int) -> bool:
-        """Note ``index``'s verdict; False when it had one already."""
-        if self.judged[index]:
-            return False
-        self.judged[index] = 1
-        return True
-
-
 class SendSession:
-    """Sends one set of paths to one receiver."""
+    """Sends one set of paths (or a text) to one receiver."""
 
     def __init__(
         self,
@@ -196,7 +137,9 @@ class SendSession:
         self._events = events
         self._pairings = pairings
         self._options = options
-        self._ask_code = ask_code
+        self._code = CodeEntry(
+            self.session, transport.endpoint_id, pairings, events, options.code, ask_code
+        )
         #: The offer's ID on the wire (the receiver's own session ID is its own).
         self._transfer_id = secrets.token_hex(8)
         self._ticket_addresses: list[str] = []
@@ -259,20 +202,37 @@ class SendSession:
                 f"cannot reach {who} ({exc}): {UNREACHABLE_CAUSES}", exc.detail
             ) from None
 
-    async def _converse(
-        self, connection: PeerConnection, sources: Sources
-    ) -> TransferResult:
+    async def _converse(self, connection: PeerConnection, sources: Sources) -> TransferResult:
         path = connection.path()
-        peer_id = connection.peer_id
         self._events.emit(
-            ConnectionEvent(self.session, peer_id, path.kind, path.rtt_ms, path.remote_addr)
+            ConnectionEvent(
+                self.session, connection.peer_id, path.kind, path.rtt_ms, path.remote_addr
+            )
         )
+        control, welcome = await self._greet(connection)
+        await self._code.prove(control, welcome, connection.peer_id)
+        if self._options.text is not None:
+            return await self._send_text(control, self._options.text, welcome.name)
+        answer, resume = await self._offer(control, sources.entries, welcome.name)
+        channel = await open_tcp(
+            connection, answer, self._options.transport, self._ticket_addresses
+        )
+        self._events.emit(
+            ConnectionEvent(
+                self.session, connection.peer_id, path.kind, path.rtt_ms, path.remote_addr,
+                data_path="tcp" if channel is not None else "quic",
+            )
+        )
+        return await self._transfer(connection, control, sources, resume, channel)
+
+    async def _greet(self, connection: PeerConnection) -> tuple[ControlStream, Welcome]:
+        """Open the control stream, say Hello and read the receiver's Welcome."""
+        peer_id = connection.peer_id
         reader, writer = await connection.open_control()
+        control = ControlStream(reader, writer, Conversation(Side.SENDER))
         paired = self._pairings.is_trusted(peer_id)
-        # A user who can be asked again may retry a wrong code on this connection.
-        retries = self._ask_code is not None
-        await writer.send(Hello(PROTOCOL_VERSION, self._device_name, paired, retries))
-        welcome = await expect(reader, Welcome)
+        await control.send(Hello(PROTOCOL_VERSION, self._device_name, paired, self._code.retries))
+        welcome = await control.expect(Welcome)
         # The receiver's name is shown and stored: nothing in it may hide or reorder text.
         welcome = msgspec.structs.replace(
             welcome, name=clean_device_name(welcome.name) or peer_id[:10]
@@ -283,71 +243,101 @@ class SendSession:
             )
         self._lifecycle.peer_name = welcome.name
         self._lifecycle.advance(SessionState.VERIFYING)
-        await self._verify(welcome, peer_id, reader, writer)
-        if self._options.text is not None:
-            return await self._send_text(self._options.text, welcome.name, reader, writer)
+        return control, welcome
 
-        entries = sources.entries
+    async def _offer(
+        self, control: ControlStream, entries: Manifest, peer_name: str
+    ) -> tuple[Accept, dict[int, Resume]]:
+        """Offer the files; the receiver's Accept and what it already holds of them (or
+        Declined raised)."""
         files, total = entries.files, entries.total_bytes
         # Kept encoded until sent: ~5 MB for 100,000 entries, where Entry objects took ~25 MB.
         pages = [encode(ManifestPage(page)) for page in paginate(entries)]
-        await writer.send(Offer(self._transfer_id, len(entries), files, total, len(pages)))
+        await control.send(Offer(self._transfer_id, len(entries), files, total, len(pages)))
         for page in pages:
-            await writer.write(page)
+            await control.send_encoded(ManifestPage, page)
         del pages
         self._events.emit(
-            OfferSentEvent(self.session, welcome.name, files, total, len(entries) - files)
+            OfferSentEvent(self.session, peer_name, files, total, len(entries) - files)
         )
-        answer = await self._await_answer(reader)
+        answer = await self._await_answer(control)
         resume: dict[int, Resume] = {}
         for _ in range(answer.pages):
-            page = await expect(reader, ResumePage)
+            page = await control.expect(ResumePage)
             resume.update((item.index, item) for item in page.items)
         self._announce_resume(resume, entries)
+        return answer, resume
 
-        tracker = ProgressTracker(self.session, "send", total, files, self._events.emit)
-        outcome = _Outcome(bytearray(len(entries)))
-        jobs = ((index, sources[index]) for index in entries.file_indexes())
-        channel = await self._open_tcp(connection, answer)
-        self._events.emit(
-            ConnectionEvent(
-                self.session, peer_id, path.kind, path.rtt_ms, path.remote_addr,
-                data_path="tcp" if channel is not None else "quic",
-            )
+    async def _await_answer(self, control: ControlStream) -> Accept:
+        """The receiving user's answer to the offer just sent: Accept, or Declined raised."""
+        self._lifecycle.advance(SessionState.WAITING)
+        answer = await control.read()
+        if isinstance(answer, Decline):
+            self._events.emit(DecisionEvent(self.session, False, answer.reason))
+            raise Declined(answer.reason)
+        if not isinstance(answer, Accept):
+            if answer is not None:
+                raise_if_peer_stopped(answer)
+            return_kind = type(answer).__name__ if answer else "nothing"
+            raise ProtocolError(f"expected accept or decline, got {return_kind}")
+        self._events.emit(DecisionEvent(self.session, True))
+        self._lifecycle.advance(SessionState.TRANSFERRING)
+        return answer
+
+    async def _transfer(
+        self,
+        connection: PeerConnection,
+        control: ControlStream,
+        sources: Sources,
+        resume: dict[int, Resume],
+        channel: TlsChannel | None,
+    ) -> TransferResult:
+        """Stream the files over ``channel`` (TCP) or QUIC data streams while the
+        receiver's verdicts come in; the result once its Summary is here."""
+        entries = sources.entries
+        tracker = ProgressTracker(
+            self.session, "send", entries.total_bytes, entries.files, self._events.emit
         )
         if channel is not None:
             # One TLS connection carries every file, one after another.
-            openers = [_fixed_writer(MessageWriter(channel))]
+            openers = [fixed_writer(MessageWriter(channel))]
         else:
-            count = min(self._options.parallel, max(1, files))
+            count = min(self._options.parallel, max(1, entries.files))
             openers = [connection.open_data] * count
-        workers = [
-            asyncio.create_task(self._worker(open_writer, jobs, resume, tracker))
-            for open_writer in openers
-        ]
-        results = asyncio.create_task(self._collect_results(reader, entries, tracker, outcome))
+        jobs = ((index, sources[index]) for index in entries.file_indexes())
+        verdicts = Verdicts(self.session, self._events, entries, tracker)
+        sender = FileSender(self.session, self._events, resume, tracker)
+        sending = asyncio.create_task(sender.send_all(openers, jobs))
+        results = asyncio.create_task(verdicts.collect(control))
         try:
-            await asyncio.gather(*workers)
+            await sending
             summary = await results
         except BaseException:
             if channel is not None:
                 channel.abort()  # a failed or cancelled transfer leaves no TLS socket behind
             raise
         finally:
-            for task in (*workers, results):
+            for task in (sending, results):
                 task.cancel()
             if channel is not None:
                 channel.close()  # no-op after the worker's finish; closes it when no file used it
         tracker.flush()
-        ok = not outcome.failed and outcome.ok == files
+        return self._report(entries, tracker, verdicts, summary)
+
+    def _report(
+        self, entries: Manifest, tracker: ProgressTracker, verdicts: Verdicts, summary: Summary
+    ) -> TransferResult:
+        """How the transfer went, as a result and a done event."""
+        files = entries.files
+        ok = not verdicts.failed and verdicts.ok == files
         result = TransferResult(
             state=SessionState.DONE if ok else SessionState.FAILED,
-            files=outcome.ok,
-            files_failed=files - outcome.ok,
-            bytes_total=total,
+            files=verdicts.ok,
+            files_failed=files - verdicts.ok,
+            bytes_total=entries.total_bytes,
             bytes_transferred=tracker.bytes_transferred,
             seconds=tracker.seconds,
-            message="" if ok else _failure_message(outcome, summary),
+            message="" if ok else verdicts.failure_message(summary),
         )
         self._events.emit(
             DoneEvent(
@@ -359,41 +349,26 @@ class SendSession:
                 result.bytes_total,
                 result.bytes_transferred,
                 round(result.seconds, 3),
-                files_identical=outcome.identical,
+                files_identical=verdicts.identical,
             )
         )
         return result
 
-    async def _await_answer(self, reader: MessageReader) -> Accept:
-        """The receiving user's answer to the offer just sent: Accept, or Declined raised."""
-        self._lifecycle.advance(SessionState.WAITING)
-        answer = await reader.read_message()
-        if isinstance(answer, Decline):
-            self._events.emit(DecisionEvent(self.session, False, answer.reason))
-            raise Declined(answer.reason)
-        if not isinstance(answer, Accept):
-            raise_if_peer_stopped(answer)
-            return_kind = type(answer).__name__ if answer else "nothing"
-            raise ProtocolError(f"expected accept or decline, got {return_kind}")
-        self._events.emit(DecisionEvent(self.session, True))
-        self._lifecycle.advance(SessionState.TRANSFERRING)
-        return answer
-
     async def _send_text(
-        self, text: str, peer_name: str, reader: MessageReader, writer: MessageWriter
+        self, control: ControlStream, text: str, peer_name: str
     ) -> TransferResult:
         """Offer a text message with its first line; send the rest only once accepted."""
         size = len(text.encode())
         pages = paginate_text(text)
-        await writer.send(TextOffer(self._transfer_id, size, len(pages), text_preview(text)))
+        await control.send(TextOffer(self._transfer_id, size, len(pages), text_preview(text)))
         self._events.emit(OfferSentEvent(self.session, peer_name, 0, size, text=True))
-        answer = await self._await_answer(reader)
+        answer = await self._await_answer(control)
         if answer.pages:
             raise ProtocolError("resume points for a text message")
         started = asyncio.get_running_loop().time()
         for page in pages:
-            await writer.send(TextPage(page))
-        summary = await expect(reader, Summary)
+            await control.send(TextPage(page))
+        summary = await control.expect(Summary)
         if summary.bytes_received != size:
             raise TransferError(
                 f"the receiver got {summary.bytes_received} of the text's {size} bytes"
@@ -419,281 +394,3 @@ class SendSession:
                 len(whole), sum(whole),
             ))
 
-    async def _verify(
-        self, welcome: Welcome, peer_id: str, reader: MessageReader, writer: MessageWriter
-    ) -> None:
-        if not welcome.code_required:
-            if not self._pairings.is_trusted(peer_id):
-                # Only a pairing this device holds may skip the code: a receiver's word
-                # is not enough (it could be an impostor answering for a name).
-                raise TransferError(
-                    "the receiver skipped verification, but this device never paired "
-                    "with it; not sending"
-                )
-            self._events.emit(VerifiedEvent(self.session, peer_id, welcome.name, "pairing"))
-            return
-        challenge: Welcome | Retry = welcome
-        while True:
-            code = await self._code_for(welcome.name, challenge)
-            exchange = CodeExchange(
-                code, receiver_id=peer_id, sender_id=self._transport.endpoint_id
-            )
-            try:
-                exchange.finish(challenge.pake)
-            except PakeError as exc:
-                raise ProtocolError(str(exc)) from None
-            await writer.send(Verify(exchange.message, exchange.sender_proof()))
-            answer = await reader.read_message()
-            if not isinstance(answer, Retry) or self._ask_code is None:
-                break
-            challenge = answer  # a wrong code: the receiver offers a fresh exchange
-        if answer is None:
-            raise StreamEnded("peer closed the conversation")
-        raise_if_peer_stopped(answer)
-        if not isinstance(answer, Verified):
-            raise ProtocolError(f"expected Verified, got {type(answer).__name__}")
-        if not exchange.check_receiver(answer.proof):
-            raise TransferError(
-                "the receiver could not prove it shows this code; not sending "
-                "(is it the device you think?)"
-            )
-        self._pairings.add(peer_id, welcome.name)
-        self._events.emit(VerifiedEvent(self.session, peer_id, welcome.name, "code"))
-
-    async def _code_for(self, peer_name: str, challenge: Welcome | Retry) -> str:
-        """The code to try: ``--code`` first, then what the user types (again)."""
-        retry = isinstance(challenge, Retry)
-        typed = None if retry else self._options.code
-        if typed is None:
-            if self._ask_code is None:
-                raise TransferError("the receiver asks for a verification code; pass --code")
-            typed = await self._ask_code(CodeRequest(
-                self.session, peer_name, challenge.attempt, challenge.max_attempts, retry
-            ))
-        code = normalize_code(typed)
-        if code is None:
-            raise TransferError(f"a verification code is 6 digits, not {typed.strip()!r}")
-        return code
-
-    async def _open_tcp(
-        self, connection: PeerConnection, answer: Accept
-    ) -> TlsChannel | None:
-        """The LAN fast path when the receiver offers it and it connects in time, else None."""
-        wanted = self._options.transport
-        if wanted == "quic":
-            return None
-        if not answer.tcp_port:
-            if wanted == "tcp":
-                raise TransferError("the receiver offers no TCP data path (relayed or disabled)")
-            return None
-        info = TcpEndpointInfo(answer.tcp_port, answer.tcp_fingerprint, answer.tcp_token)
-        # The host QUIC reached first, then the ticket's other addresses, IPv4 first.
-        candidates = [connection.path().remote_addr, *sorted(
-            self._ticket_addresses, key=lambda address: address.startswith("[")
-        )]
-        hosts = list(dict.fromkeys(h for h in map(_host_of, candidates) if h is not None))
-        deadline = asyncio.get_running_loop().time() + TCP_CONNECT_TIMEOUT
-        error = "no address to try"
-        for host in hosts:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
-            try:
-                return await connect_data_channel(host, info, remaining)
-            except NetError as exc:
-                error = str(exc)
-        if wanted == "tcp":
-            raise TransferError(f"no TCP data path to the receiver (--transport tcp): {error}")
-        return None  # firewalled, NATed or IPv6 only: QUIC carries the data instead
-
-    async def _worker(
-        self,
-        open_writer: Callable[[], Awaitable[MessageWriter]],
-        jobs: Iterator[_Job],
-        resume: dict[int, Resume],
-        tracker: ProgressTracker,
-    ) -> None:
-        """Send files one after another on one data channel."""
-        writer: MessageWriter | None = None
-        batch = bytearray()
-        for job in jobs:
-            if writer is None:
-                writer = await open_writer()
-            if job[1].entry.size <= SMALL_FILE_SIZE:
-                small_files, job_after = _small_run(job, jobs)
-                batch = await self._send_small_files(writer, batch, small_files, resume, tracker)
-                if job_after is None:
-                    continue
-                job = job_after
-            index, source = job
-            batch = await self._send_file(writer, batch, index, source, resume.get(index), tracker)
-        if writer is not None:
-            if batch:
-                await writer.write(batch)
-            await writer.finish()
-
-    async def _send_file(
-        self,
-        writer: MessageWriter,
-        batch: bytearray,
-        index: int,
-        source: SourceEntry,
-        resume: Resume | None,
-        tracker: ProgressTracker,
-    ) -> bytearray:
-        """Append one file to the stream; returns the unflushed batch."""
-        size = source.entry.size
-        reader: FileSource | None = None
-        try:
-            reader = await asyncio.to_thread(FileSource, source.source)
-            produce = reader.fill
-        except OSError as exc:
-            produce = _failing(exc)  # zeros in its place, and the reason
-        try:
-            offset = 0
-            if reader is not None and resume is not None and 0 < resume.offset <= size:
-                digest = await asyncio.to_thread(reader.hash_prefix, resume.offset)
-                if secrets.compare_digest(digest, resume.blake3):
-                    offset = resume.offset
-                else:
-                    reader.restart()
-            tracker.skip(offset)
-            tracker.start_file(index, source.entry.path, size, offset)
-            batch += encode(DataHeader(index, offset, size - offset))
-            await writer.write(batch)
-            failure = await writer.pump(
-                size - offset, produce, lambda count: tracker.advance(index, count)
-            )
-            if failure is None:
-                assert reader is not None  # without one, every byte fails
-                digest = reader.hasher.hexdigest()
-            else:
-                # The pump sent zeros in place of the file, so the stream stays in
-                # step; no hash, so the receiver discards this file and goes on.
-                self._events.emit(FileFailedEvent(
-                    self.session, "send", source.entry.path, _describe(failure)
-                ))
-                digest = ""
-            return bytearray(encode(DataTrailer(index, digest)))
-        finally:
-            if reader is not None:
-                await asyncio.to_thread(reader.close)
-
-    async def _send_small_files(
-        self,
-        writer: MessageWriter,
-        batch: bytearray,
-        jobs: list[_Job],
-        resume: dict[int, Resume],
-        tracker: ProgressTracker,
-    ) -> bytearray:
-        """Files that fit one buffer: read, hash and resume-check them in one thread hop."""
-        wanted = [(source.source, source.entry.size, resume.get(index)) for index, source in jobs]
-        for (index, source), small in zip(
-            jobs, await asyncio.to_thread(read_small_files, wanted), strict=True
-        ):
-            entry = source.entry
-            if not isinstance(small, SmallFile):
-                self._events.emit(
-                    FileFailedEvent(self.session, "send", entry.path, _describe(small))
-                )
-                small = SmallFile(0, bytes(entry.size), "")  # in step; the receiver drops it
-            tracker.skip(small.offset)
-            tracker.start_file(index, entry.path, entry.size, small.offset)
-            batch += encode(DataHeader(index, small.offset, entry.size - small.offset))
-            batch += small.data
-            batch += encode(DataTrailer(index, small.digest))
-            tracker.advance(index, len(small.data))
-            if len(batch) >= BATCH_WRITE_SIZE:
-                await writer.write(batch)
-                batch = bytearray()
-        return batch
-
-    async def _collect_results(
-        self,
-        reader: MessageReader,
-        entries: Manifest,
-        tracker: ProgressTracker,
-        outcome: _Outcome,
-    ) -> Summary:
-        """Read the receiver's verdicts until its Summary."""
-        while True:
-            message = await reader.read_message()
-            if message is None:
-                raise TransferError("receiver ended the transfer early")
-            if isinstance(message, Summary):
-                return message
-            if isinstance(message, FileResult):
-                index = message.index
-                if not (0 <= index < len(entries) and entries.is_file(index)):
-                    raise ProtocolError(f"result for unknown file {index}")
-                if not outcome.judge(index):
-                    raise ProtocolError(f"a second result for file {index}")
-                tracker.finish_file(index)
-                path = entries.path(index)
-                if message.ok:
-                    outcome.ok += 1
-                    outcome.identical += message.identical
-                    self._events.emit(FileDoneEvent(
-                        self.session, "send", path, entries.size(index), message.blake3,
-                        saved_as=message.saved_as,
-                    ))
-                else:
-                    outcome.failed[index] = message.error
-                    self._events.emit(FileFailedEvent(self.session, "send", path, message.error))
-                continue
-            reject_during_transfer(message)
-
-
-def _small_run(first: _Job, jobs: Iterator[_Job]) -> tuple[list[_Job], _Job | None]:
-    """``first`` (a small file) and the small files after it, up to the read-ahead
-    limits; and the big file that ended the run early, if one did."""
-    run, size = [first], first[1].entry.size
-    while size < SMALL_READ_AHEAD and len(run) < SMALL_READ_AHEAD_FILES:
-        job = next(jobs, None)
-        if job is None:
-            break
-        if job[1].entry.size > SMALL_FILE_SIZE:
-            return run, job
-        run.append(job)
-        size += job[1].entry.size
-    return run, None
-
-
-def _fixed_writer(writer: MessageWriter) -> Callable[[], Awaitable[MessageWriter]]:
-    """Hands out the one TCP data channel."""
-
-    async def open_writer() -> MessageWriter:
-        return writer
-
-    return open_writer
-
-
-def _host_of(socket_addr: str | None) -> str | None:
-    """'10.0.0.2:4000' -> '10.0.0.2'; '[fe80::1]:4000' -> 'fe80::1'."""
-    if not socket_addr or ":" not in socket_addr:
-        return None
-    return socket_addr.rsplit(":", 1)[0].strip("[]")
-
-
-def _failing(error: OSError) -> Callable[[memoryview], None]:
-    """A source for a file that could not even be opened."""
-
-    def produce(view: memoryview) -> None:
-        raise error
-
-    return produce
-
-
-def _describe(failure: Exception) -> str:
-    """One line for a file that could not be read while being sent."""
-    if isinstance(failure, OSError):
-        return f"cannot read: {failure.strerror or failure}"
-    return str(failure)
-
-
-def _failure_message(outcome: _Outcome, summary: Summary) -> str:
-    if outcome.failed:
-        first = next(iter(outcome.failed.values()))
-        return f"{len(outcome.failed)} file(s) failed: {first}"
-    return f"receiver verified {summary.files_ok} file(s), {summary.files_failed} failed"

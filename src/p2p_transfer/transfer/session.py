@@ -7,14 +7,11 @@ a peer's cancel ``Cancelled``; callers branch on the class, never on the words.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NoReturn, TypeVar
+from typing import Literal, NoReturn
 
 from p2p_transfer.errors import P2PTransferError, PeerFault
 from p2p_transfer.events import Actor, SessionState
-from p2p_transfer.net import MessageReader, StreamEnded
 from p2p_transfer.protocol import Cancel, Error, Message, ProtocolError
-
-M = TypeVar("M", bound=Message)
 
 #: Which channel may carry file data: TCP + TLS when the path is direct (``auto``),
 #: only QUIC, or only TCP.
@@ -81,18 +78,6 @@ class TransferResult:
     def ok(self) -> bool:
         """True only when every file arrived verified."""
         return self.state is SessionState.DONE
-
-
-async def expect(reader: MessageReader, kind: type[M]) -> M:
-    """The next control message, which must be ``kind``; a peer's Error or Cancel raises
-    its typed outcome (PeerError, WrongCode, LockedOut, Cancelled)."""
-    message = await reader.read_message()
-    if message is None:
-        raise StreamEnded("peer closed the conversation")
-    raise_if_peer_stopped(message)
-    if not isinstance(message, kind):
-        raise ProtocolError(f"expected {kind.__name__}, got {type(message).__name__}")
-    return message
 
 
 def reject_during_transfer(message: Message) -> NoReturn:
