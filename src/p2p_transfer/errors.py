@@ -26,14 +26,16 @@ P2PTransferError
 │   ├── SizeError, SettingsError  a size typed, a setting given, that cannot be
 │   ├── IdentityError             the key file cannot be trusted
 │   ├── BindingChangedError       the installed iroh binding is not the one we patch
+│   ├── SentOutOfTurn             this side's session tried a message out of turn (a bug)
 │   ├── NoLanAddressError, PublicShareError, AlreadyRunning, NodeStartError
 │   └── the app's: AppError (NotFoundError, BusyError, GoneError), UnresolvedTarget,
 │       PromptError (PromptGone), PathRefused (PathMissing), StagingError
 │       (NoSuchBatch), ShareRefused
 └── directly under the root, no one's rule broken: NetError (the network between:
     Unreachable), TransferError itself and Cancelled (whose ``by`` says who),
-    DiscoveryError itself; and, not placed in a branch yet, LocalSendError,
-    CertificateError and the receivers' Refused / Refusal.
+    DiscoveryError itself; Refused, this receiver's answer turning a peer away (its
+    ``kind`` says why: a lock-out, a full disk, a busy receiver — either side's doing);
+    and, not placed in a branch yet, LocalSendError and CertificateError.
 
 Outside the root, on purpose: share/upload.py's private ``_Signal`` classes
 (``_Closed``, ``_Timeout``, ``_Violation``), control flow inside one module that never

@@ -12,7 +12,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Final
 
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.protocol.errors import ProtocolError
 from p2p_transfer.protocol.messages import (
     Accept,
@@ -164,7 +164,7 @@ def next_phase(side: Side, phase: Phase, move: Message | Event) -> Phase:
     raise ProtocolError(wording.format(name))
 
 
-class SentOutOfTurn(P2PTransferError):
+class SentOutOfTurn(LocalFault):
     """This side tried to send a message out of turn: a bug here, never the peer's doing
     (so it is not a ProtocolError, which blames the peer and is sent back to it)."""
 
