@@ -7,6 +7,7 @@ from p2p_transfer.transfer.receiver import (
     ReceiveOptions,
     ReceiverServices,
     ReceiveSession,
+    decide_offer,
 )
 from p2p_transfer.transfer.sender import CodePrompt, CodeRequest, SendOptions, SendSession
 from p2p_transfer.transfer.session import (
@@ -37,4 +38,5 @@ __all__ = [
     "TransferError",
     "TransferResult",
     "WrongCode",
+    "decide_offer",
 ]
