@@ -133,13 +133,13 @@ def _unpack_file(
 
 
 def _kind(info: zipfile.ZipInfo) -> str:
-    """``file``, ``dir``, ``link`` or ``other``, from the entry's Unix mode if it has one."""
-    mode = info.external_attr >> 16 if info.create_system == _UNIX else 0
-    if mode and stat.S_ISLNK(mode):
+    """``file``, ``dir``, ``link`` or ``other``, from the entry's Unix file type if it has one."""
+    kind = stat.S_IFMT(info.external_attr >> 16) if info.create_system == _UNIX else 0
+    if kind == stat.S_IFLNK:
         return "link"
-    if info.is_dir() or (mode and stat.S_ISDIR(mode)):
+    if info.is_dir() or kind == stat.S_IFDIR:
         return "dir"
-    if mode and not stat.S_ISREG(mode):
+    if kind not in (0, stat.S_IFREG):  # 0: permissions only, as many zip writers leave it
         return "other"
     return "file"
 
