@@ -212,7 +212,11 @@ class _FileIntake:
         transit = Transit("receiver", mailbox.transit_key(), relays, self._setup.listen)
         sink: _Sink | None = None
         try:
-            sink = await asyncio.to_thread(_Sink.open, self._offer, target)
+            try:
+                sink = await asyncio.to_thread(_Sink.open, self._offer, target)
+            except (OSError, TargetError) as exc:
+                mailbox.refuse("the receiver cannot write to its folder")
+                raise TransferError(f"cannot write to {options.target}: {exc}") from None
             transit.add_peer_hints(hints)
             direct, ours = await transit.start()
             mailbox.send(encode_hints(direct, ours))

@@ -90,27 +90,41 @@ async def send_classic(
     """
     mailbox = Mailbox(wormhole)
     lifecycle.peer_name = PEER_NAME
-    what = await asyncio.to_thread(_prepare, setup)
     try:
-        if isinstance(what.offer, TextOffer):
-            return await _send_text(mailbox, what.offer, lifecycle, events)
-        relays = [parse_relay(setup.transit_relay)] if setup.transit_relay else []
-        transit = Transit("sender", mailbox.transit_key(), relays, setup.listen)
-        try:
-            direct, ours = await transit.start()
-            mailbox.send(encode_hints(direct, ours))
-            _announce(mailbox, what.offer, lifecycle, events)
-            await _wait_for_yes(mailbox, transit, text=False)
-            lifecycle.advance(SessionState.TRANSFERRING)
-            pipe = await transit.connect()
-            try:
-                return await _Upload(what, lifecycle, events, await mailbox.verifier()).run(pipe)
-            finally:
-                await pipe.close()
-        finally:
-            await transit.close()
+        what = await asyncio.to_thread(_prepare, setup)
+    except SourceError:
+        mailbox.refuse("the sender cannot read what it was to send")
+        raise
+    try:
+        return await _send(mailbox, what, setup, lifecycle, events)
+    except ProtocolError as exc:
+        mailbox.refuse(exc)
+        raise
     finally:
         what.close()
+
+
+async def _send(
+    mailbox: Mailbox, what: _Prepared, setup: ClassicSend, lifecycle: Lifecycle,
+    events: EventBus,
+) -> TransferResult:
+    if isinstance(what.offer, TextOffer):
+        return await _send_text(mailbox, what.offer, lifecycle, events)
+    relays = [parse_relay(setup.transit_relay)] if setup.transit_relay else []
+    transit = Transit("sender", mailbox.transit_key(), relays, setup.listen)
+    try:
+        direct, ours = await transit.start()
+        mailbox.send(encode_hints(direct, ours))
+        _announce(mailbox, what.offer, lifecycle, events)
+        await _wait_for_yes(mailbox, transit, text=False)
+        lifecycle.advance(SessionState.TRANSFERRING)
+        pipe = await transit.connect()
+        try:
+            return await _Upload(what, lifecycle, events, await mailbox.verifier()).run(pipe)
+        finally:
+            await pipe.close()
+    finally:
+        await transit.close()
 
 
 @dataclass(slots=True)
@@ -140,7 +154,11 @@ def _prepare(setup: ClassicSend) -> _Prepared:
     sources = scan_sources(setup.paths, setup.follow_symlinks)
     top = sources[0].entry
     if top.kind == "file":
-        return _Prepared(FileOffer(top.path, top.size), source=open(sources.source(0), "rb"))
+        try:
+            source = open(sources.source(0), "rb")  # noqa: SIM115 - closed by _Prepared.close
+        except OSError as exc:
+            raise SourceError(f"cannot read {setup.paths[0]}: {exc.strerror}") from None
+        return _Prepared(FileOffer(top.path, top.size), source=source)
     archive = ZipStream(sized=True)
     cut = len(top.path) + 1
     for index in range(1, len(sources)):
