@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import socket
 import stat
 import time
 import zipfile
@@ -293,3 +294,19 @@ async def test_a_forged_record_fails_authentication() -> None:
 async def test_sides_with_different_keys_never_connect() -> None:
     with pytest.raises(TransitUnreachable, match="could not connect"):
         await _pair(os.urandom(32), os.urandom(32), timeout=1.0)
+
+
+async def test_an_unreachable_relay_fails_at_once_with_a_plain_sentence() -> None:
+    """No side listens and the only relay refuses connections: said in one line, at once
+    (not after the whole transit deadline)."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    transit = Transit("sender", os.urandom(32), [TcpHint("127.0.0.1", port)], listen=False)
+    try:
+        await transit.start()
+        async with asyncio.timeout(10):
+            with pytest.raises(TransitUnreachable, match=f"transit relay \\(127.0.0.1:{port}\\)"):
+                await transit.connect(timeout=60)
+    finally:
+        await transit.close()

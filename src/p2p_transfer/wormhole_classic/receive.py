@@ -254,6 +254,7 @@ class _FileIntake:
                 session, "receive", file.path, file.size, "", via=VIA,
                 saved_as=file.saved_as if file.saved_as != file.path else "",
             ))
+        self._tracker.files_done = len(files)
         self._tracker.flush()
         seconds = round(time.monotonic() - self._started, 3)
         size = self._offer.size

@@ -245,6 +245,7 @@ class _Upload:
         if theirs is not None and not hmac.compare_digest(theirs, sent):
             raise TransferError("the receiver got different data (its SHA-256 does not match)")
         self._settle_files()
+        self._tracker.files_done = self._tracker.files_total
         self._tracker.flush()
         seconds = round(time.monotonic() - started, 3)
         files = self._offer.files if isinstance(self._offer, FolderOffer) else 1

@@ -212,18 +212,19 @@ class Transit:
         delay = WORMHOLE_RELAY_DELAY if direct else 0.0
         for hint in relays:
             race.run(self._dial(hint, relayed=True, delay=delay))
-        if not race.contenders and self._server is None:
-            raise TransitUnreachable("neither side gave a way to connect for the data")
+        where = ", ".join(hint.describe() for hint in relays) or "none"
+        unreachable = TransitUnreachable(
+            f"could not connect to the other side for the data, directly or through the "
+            f"transit relay ({where}); check that the relay is reachable "
+            "(--transit-relay HOST:PORT)"
+        )
+        if self._server is None:  # nothing can come in: when every dial failed, it is over
+            race.give_up_with(unreachable)
         try:
             async with asyncio.timeout(timeout):
                 return await race.winner
         except TimeoutError:
-            where = ", ".join(hint.describe() for hint in relays) or "none"
-            raise TransitUnreachable(
-                f"could not connect to the other side for the data within {timeout:g} s, "
-                f"directly or through the transit relay ({where}); check that the relay is "
-                "reachable (--transit-relay HOST:PORT)"
-            ) from None
+            raise unreachable from None
         finally:
             await race.stop()
 
@@ -276,6 +277,7 @@ class _Race:
         self._role = role
         self.winner: asyncio.Future[RecordPipe] = asyncio.get_running_loop().create_future()
         self.contenders: set[asyncio.Task[None]] = set()
+        self._give_up: TransitUnreachable | None = None
 
     def run(self, attempt: Awaitable[None]) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(attempt)
@@ -283,10 +285,20 @@ class _Race:
         task.add_done_callback(self._ended)
         return task
 
+    def give_up_with(self, error: TransitUnreachable) -> None:
+        """Fail with ``error`` once no attempt is left (now, if none runs)."""
+        self._give_up = error
+        self._maybe_lost()
+
     def _ended(self, task: asyncio.Task[None]) -> None:
         self.contenders.discard(task)
         if not task.cancelled():
             task.exception()  # a failed attempt is just a loser; mark it seen
+        self._maybe_lost()
+
+    def _maybe_lost(self) -> None:
+        if self._give_up is not None and not self.contenders and not self.winner.done():
+            self.winner.set_exception(self._give_up)
 
     async def handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, relayed: bool,
