@@ -369,6 +369,8 @@ WORMHOLE_OFFER_TIMEOUT = 60.0
 WORMHOLE_ANSWER_TIMEOUT = DECISION_TIMEOUT + 10.0
 #: Connection hints accepted from a peer (direct addresses and relays together).
 WORMHOLE_MAX_HINTS = 32
+#: Longest host name accepted in a hint (DNS's own limit).
+WORMHOLE_MAX_HOST_CHARS = 253
 #: Seconds to connect over transit (direct, or through the transit relay).
 WORMHOLE_TRANSIT_TIMEOUT = 60.0
 #: Seconds direct hints get before the transit relay is tried too (the library's value).

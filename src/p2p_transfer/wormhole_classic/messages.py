@@ -18,6 +18,7 @@ from p2p_transfer.limits import (
     MAX_OFFER_BYTES,
     MAX_TEXT_BYTES,
     WORMHOLE_MAX_HINTS,
+    WORMHOLE_MAX_HOST_CHARS,
     WORMHOLE_MAX_MESSAGE_SIZE,
     WORMHOLE_ZIP_MAX_ENTRIES,
 )
@@ -31,8 +32,6 @@ APP_ID = "lothar.com/wormhole/text-or-file-xfer"
 TRANSIT_KEY_PURPOSE = APP_ID + "/transit-key"
 #: The only folder format there is: a zip (its entries say stored or deflated).
 FOLDER_MODE = "zipfile/deflated"
-#: Longest host name accepted in a hint (DNS's limit).
-MAX_HOST_CHARS = 253
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +246,7 @@ def _size(value: object, what: str) -> int:
 
 def _tcp_hint(hint: dict[str, Any]) -> TcpHint:
     host, port, priority = hint.get("hostname"), hint.get("port"), hint.get("priority", 0.0)
-    if not isinstance(host, str) or not 0 < len(host) <= MAX_HOST_CHARS:
+    if not isinstance(host, str) or not 0 < len(host) <= WORMHOLE_MAX_HOST_CHARS:
         raise ProtocolError("a transit hint has no usable host")
     if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
         raise ProtocolError("a transit hint has no usable port")

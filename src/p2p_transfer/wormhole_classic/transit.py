@@ -173,7 +173,7 @@ class Transit:
         self, role: Role, key: bytes, relays: list[TcpHint], listen: bool = True
     ) -> None:
         if len(key) != TRANSIT_KEY_SIZE:
-            raise ValueError("a transit key is 32 bytes")
+            raise ValueError(f"a transit key is {TRANSIT_KEY_SIZE} bytes")
         self.role: Role = role
         self._keys = _Keys.derive(role, key, os.urandom(8).hex())
         self._relays = list(relays)
