@@ -244,7 +244,7 @@ class _FileIntake:
         try:
             digest = await self._receive_bytes(pipe, sink)
             files = await asyncio.to_thread(sink.complete, self._offer, target)
-        except ProtocolError as exc:
+        except (ProtocolError, TargetError) as exc:  # the sender hears why, in its ack
             with contextlib.suppress(OSError, TransferError):
                 await pipe.send(encode_message({"ack": "error", "error": str(exc)}))
             raise
