@@ -17,8 +17,9 @@ from json.encoder import encode_basestring
 from typing import Any, ClassVar, Literal
 
 Direction = Literal["send", "receive"]
-#: Which protocol carried a session: ours, or LocalSend's (a LocalSend device).
-Via = Literal["p2p-transfer", "localsend"]
+#: Which protocol carried a session: ours, LocalSend's (a LocalSend device), or the
+#: classic magic-wormhole file transfer (a plain ``wormhole`` client).
+Via = Literal["p2p-transfer", "localsend", "magic-wormhole"]
 #: Who ended a session early: this side ("local") or the other ("peer").
 Actor = Literal["local", "peer"]
 

@@ -419,3 +419,40 @@ DOCTOR_REACH_TIMEOUT = 1.5
 DOCTOR_RELAY_TIMEOUT = 5.0
 #: Most devices whose reachability one run checks.
 DOCTOR_MAX_DEVICES = 16
+
+# --- magic-wormhole (the classic file transfer) ------------------------------------
+# A plain magic-wormhole client (``wormhole send``/``receive``) is a stranger until its
+# PAKE, and afterwards only as honest as it chooses to be: what it sends is bounded.
+#: Largest message a magic-wormhole peer may send through the mailbox (an offer, its
+#: transit hints, an answer): a text of MAX_TEXT_BYTES fits even fully \u-escaped.
+WORMHOLE_MAX_MESSAGE_SIZE = 512 * KiB
+#: Messages a peer may send before its offer (transit hints; the CLI sends one).
+WORMHOLE_MAX_MESSAGES_BEFORE_OFFER = 8
+#: Seconds a peer has to send its offer once the code's PAKE is done.
+WORMHOLE_OFFER_TIMEOUT = 60.0
+#: Seconds a sender waits for the receiver's answer (its user decides, as ours do).
+WORMHOLE_ANSWER_TIMEOUT = DECISION_TIMEOUT + 10.0
+#: Connection hints accepted from a peer (direct addresses and relays together).
+WORMHOLE_MAX_HINTS = 32
+#: Longest host name accepted in a hint (DNS's own limit).
+WORMHOLE_MAX_HOST_CHARS = 253
+#: Seconds to connect over transit (direct, or through the transit relay).
+WORMHOLE_TRANSIT_TIMEOUT = 60.0
+#: Seconds direct hints get before the transit relay is tried too (the library's value).
+WORMHOLE_RELAY_DELAY = 2.0
+#: Inbound transit connections still in their handshake at once; more are closed.
+WORMHOLE_MAX_PENDING_TRANSIT = 8
+#: Largest transit record accepted (the wormhole CLI sends 16 KiB ones); the declared
+#: length of a longer one is refused before its body is read.
+WORMHOLE_MAX_RECORD_SIZE = 4 * MiB
+#: Plaintext bytes in each record we send: the reference sender's size, which every
+#: client takes.
+WORMHOLE_SEND_RECORD_SIZE = 16 * KiB
+#: Seconds a sender waits for the receiver's ack after the last byte: a receiver acks a
+#: folder only once its zip is unpacked and on disk.
+WORMHOLE_ACK_TIMEOUT = 600.0
+#: Largest ratio of an entry's size to its compressed size in a received zip: deflate
+#: cannot do better than ~1032:1, so a higher claim is a crafted zip (a "zip bomb").
+WORMHOLE_ZIP_MAX_RATIO = 1032
+#: Most entries (files and folders) in a received zip.
+WORMHOLE_ZIP_MAX_ENTRIES = MAX_MANIFEST_ENTRIES

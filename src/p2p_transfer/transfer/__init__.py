@@ -1,7 +1,13 @@
 """Sender and receiver sessions over the ``net`` layer: bounded, hashed, resumable."""
 
 from p2p_transfer.transfer.code_check import CodePrompt, CodeRequest
-from p2p_transfer.transfer.offers import Decider, Decision, IncomingOffer, ReceiveOptions
+from p2p_transfer.transfer.offers import (
+    Decider,
+    Decision,
+    IncomingOffer,
+    ReceiveOptions,
+    decide_offer,
+)
 from p2p_transfer.transfer.receiver import ReceiverServices, ReceiveSession
 from p2p_transfer.transfer.sender import SendOptions, SendSession
 from p2p_transfer.transfer.session import (
@@ -32,4 +38,5 @@ __all__ = [
     "TransferError",
     "TransferResult",
     "WrongCode",
+    "decide_offer",
 ]

@@ -1,0 +1,173 @@
+"""magic-wormhole's servers on 127.0.0.1, its CLI, and wormholes made with its library.
+
+``WormholeServers`` starts a real ``magic-wormhole-mailbox-server`` and
+``magic-wormhole-transit-relay`` (the ``test`` extra installs both) on loopback, once
+per test module. ``connected`` makes a wormhole with the library on the test's own
+asyncio loop (Twisted's asyncio reactor, not installed globally) and waits until
+the peer's versions arrive: what ``receive_classic``/``send_classic`` are given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import wormhole
+from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+
+from p2p_transfer.wormhole_classic import APP_ID
+
+LOOPBACK = "127.0.0.1"
+#: Seconds the servers have to start listening (Twisted's import is slow on a busy box).
+START_TIMEOUT = 60.0
+#: Seconds for the two sides of a wormhole to agree on a key and exchange versions.
+CONNECT_TIMEOUT = 30.0
+#: Seconds a ``wormhole`` CLI run may take.
+CLI_TIMEOUT = 90.0
+_nameplates = itertools.count(1)
+
+
+def venv_script(name: str) -> str:
+    """A console script beside this interpreter (the ``test`` extra installs them)."""
+    path = Path(sys.executable).with_name(name)
+    if not path.exists():
+        pytest.fail(f"{name} is missing: pip install -e '.[test]' installs magic-wormhole "
+                    "and its servers")
+    return str(path)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class WormholeServers:
+    """A mailbox server and a transit relay, on loopback."""
+
+    mailbox_port: int
+    relay_port: int
+    processes: list[subprocess.Popen[bytes]]
+
+    @property
+    def mailbox_url(self) -> str:
+        return f"ws://{LOOPBACK}:{self.mailbox_port}/v1"
+
+    @property
+    def transit_relay(self) -> str:
+        return f"tcp:{LOOPBACK}:{self.relay_port}"
+
+    def cli(self, *args: str) -> list[str]:
+        """The ``wormhole`` command line, pointed at these servers."""
+        return [venv_script("wormhole"), "--relay-url", self.mailbox_url,
+                "--transit-helper", self.transit_relay, *args]
+
+    def run_cli(self, *args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.cli(*args), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
+        )
+
+    @classmethod
+    @contextlib.contextmanager
+    def started(cls, state: Path) -> Iterator[WormholeServers]:
+        twist = venv_script("twist")
+        mailbox_port, relay_port = _free_port(), _free_port()
+        logs = [open(state / name, "wb") for name in ("mailbox.log", "relay.log")]  # noqa: SIM115
+        processes = [
+            subprocess.Popen(
+                [twist, "wormhole-mailbox", f"--port=tcp:{mailbox_port}:interface={LOOPBACK}",
+                 f"--channel-db={state / 'mailbox.sqlite'}"],
+                cwd=state, stdout=logs[0], stderr=subprocess.STDOUT,
+            ),
+            subprocess.Popen(
+                [twist, "transitrelay", f"--port=tcp:{relay_port}:interface={LOOPBACK}"],
+                cwd=state, stdout=logs[1], stderr=subprocess.STDOUT,
+            ),
+        ]
+        servers = cls(mailbox_port, relay_port, processes)
+        try:
+            for process, port in zip(processes, (mailbox_port, relay_port), strict=True):
+                _wait_listening(process, port)
+            yield servers
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            for log in logs:
+                log.close()
+
+
+def _wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{process.args[1]} exited with {process.returncode}")
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=1.0):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"{process.args[1]} did not listen on port {port}")
+
+
+def new_code() -> str:
+    """A code no earlier test of this process used (each nameplate is used once)."""
+    return f"{next(_nameplates)}-guitarist-revenge"
+
+
+@contextlib.asynccontextmanager
+async def asyncio_reactor() -> AsyncIterator[AsyncioSelectorReactor]:
+    """Twisted on the running asyncio loop, for this test only (never installed)."""
+    reactor = AsyncioSelectorReactor(asyncio.get_running_loop())
+    reactor.startRunning(installSignalHandlers=False)
+    try:
+        yield reactor
+    finally:
+        if reactor.threadpool is not None:
+            reactor.threadpool.stop()
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    servers: WormholeServers, reactor: AsyncioSelectorReactor, code: str
+) -> AsyncIterator[Any]:
+    """A wormhole on ``code`` whose key is agreed and whose peer's versions arrived."""
+    loop = asyncio.get_running_loop()
+    w = wormhole.create(APP_ID, servers.mailbox_url, reactor)
+    try:
+        w.set_code(code)
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            await w.get_versions().asFuture(loop)
+        yield w
+    finally:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(10):
+                await w.close().asFuture(loop)
+
+
+async def finished(process: subprocess.Popen[str], timeout: float = CLI_TIMEOUT) -> str:
+    """Wait for a CLI run (without blocking the loop); its output. Kills it if too slow."""
+    try:
+        output, _ = await asyncio.to_thread(process.communicate, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = await asyncio.to_thread(process.communicate)
+        raise AssertionError(f"wormhole did not finish within {timeout:g} s:\n{output}") from None
+    return output
