@@ -59,6 +59,8 @@ def test_the_request_dialog_keeps_focus_opens_on_decline_and_esc_declines(
 ) -> None:
     alice, bob = apps
     (alice.home / "note.txt").write_text("a note\n")
+    (alice.home / "docs").mkdir()
+    (alice.home / "docs" / "plan.txt").write_text("a plan\n")
     ticket_b = bob.wait_for("ticket")["ticket"]
     page_a, errors_a = open_page(chromium, alice.wait_for("ui_url")["url"], DESKTOP)
     page_b, errors_b = open_page(chromium, bob.wait_for("ui_url")["url"], DESKTOP)
@@ -74,6 +76,16 @@ def test_the_request_dialog_keeps_focus_opens_on_decline_and_esc_declines(
     expect(send).to_be_disabled()
     expect(status).to_have_text("Pick a device, or paste a ticket or address.")
     page_a.fill("#send-text", "")
+    # Opening a folder from the keyboard puts focus on its first item; going back up, on Up
+    # (or Home, at the top): never on the page's start.
+    folder = page_a.get_by_role("button", name="Open folder docs")
+    folder.focus()
+    page_a.keyboard.press("Enter")
+    expect(page_a.get_by_role("checkbox", name="Select plan.txt")).to_be_focused()
+    page_a.get_by_role("button", name="Up one folder").focus()
+    page_a.keyboard.press("Enter")
+    expect(page_a.get_by_role("button", name="Home folder")).to_be_focused()
+    expect(folder).to_be_visible()
     pick(page_a, "note.txt")
     page_a.fill("#ticket-input", ticket_b)
     expect(page_a.locator("#target-ticket")).to_be_checked()  # typing there ticks it
@@ -161,6 +173,9 @@ def test_the_request_dialog_keeps_focus_opens_on_decline_and_esc_declines(
     accept.click()
     for page, verb in ((page_a, "Sent to Bob"), (page_b, "Received from Alice")):
         go(page, "transfers")
+        expect(page.locator(".transfer").first).to_have_attribute(
+            "data-state", "done", timeout=UI_TIMEOUT
+        )
         row = page.locator("#history-list .row").first
         expect(row).to_contain_text(verb, timeout=UI_TIMEOUT)
         expect(row.locator(".row-meta")).to_contain_text("text · 28 B")

@@ -783,6 +783,10 @@ async function send() {
     setStatus($("send-status"), error.message, "bad");
   }
   updateSendButton();
+  // Disabled while it started, the button lost focus: a send refused here gives it back.
+  if (!isShown(document.activeElement) && state.view === "send") {
+    if (button.disabled) focusHeading(); else button.focus();
+  }
 }
 
 // Dropped files and folders: read with the entries API, uploaded one by one into a staging batch.
