@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # so no packet (not even the QUIC stack's port-mapping probes) leaves this machine.
 ISOLATED := scripts/isolated
 
-.PHONY: run test bench lint system-deps bytecode clean
+.PHONY: run test bench lint system-deps js-deps bytecode clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 
 system-deps:
 	@scripts/install-system-deps
+
+# The browser tests' JavaScript (axe-core), pinned in tests/js/package-lock.json.
+js-deps: system-deps
+	@scripts/install-js-deps
 
 # An installed package comes with bytecode; an editable one would parse every
 # module again on each start (more so where PYTHONDONTWRITEBYTECODE is set).
@@ -29,11 +33,11 @@ run: $(STAMP) bytecode
 lint: $(STAMP)
 	$(PY) -m ruff check src tests bench
 
-test: $(STAMP) system-deps lint
+test: $(STAMP) system-deps js-deps lint
 	$(ISOLATED) $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) system-deps bytecode
 	$(ISOLATED) $(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache test-artifacts
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache test-artifacts tests/js/node_modules

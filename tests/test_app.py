@@ -35,7 +35,7 @@ from p2p_transfer.app.events import (
     UploadPromptEvent,
 )
 from p2p_transfer.app.files import Staging, StagingError
-from p2p_transfer.app.history import HISTORY_FILE_NAME
+from p2p_transfer.app.history import HISTORY_FILE_NAME, History, HistoryEntry
 from p2p_transfer.app.settings import SETTINGS_FILE_NAME, Settings, SettingsStore
 from p2p_transfer.app.targets import pasted, remembered_ticket
 from p2p_transfer.events import Event, SessionState, TicketEvent
@@ -478,6 +478,41 @@ async def test_history_is_kept_in_sqlite_private_and_opens_folders(
     status, answer = await ui.call("DELETE", "/api/history")
     assert status == 200 and answer["removed"] == 2
     assert (await ui.call("GET", "/api/history"))[1]["history"] == []
+
+
+_OLD_HISTORY_SCHEMA = """
+CREATE TABLE transfers (
+    id TEXT PRIMARY KEY, direction TEXT NOT NULL, state TEXT NOT NULL, peer_name TEXT NOT NULL,
+    peer_id TEXT NOT NULL, files INTEGER NOT NULL, files_failed INTEGER NOT NULL,
+    bytes_total INTEGER NOT NULL, bytes_done INTEGER NOT NULL, verified TEXT NOT NULL,
+    message TEXT NOT NULL, folder TEXT NOT NULL, names TEXT NOT NULL, started_at REAL NOT NULL,
+    finished_at REAL NOT NULL
+);
+INSERT INTO transfers VALUES ('old', 'receive', 'done', 'Peer', 'ab', 2, 0, 10, 10, 'code', '',
+    '/x', 'a.txt', 1.0, 2.0);
+"""
+
+
+async def test_history_says_which_rows_are_texts_also_in_a_database_of_an_earlier_version(
+    tmp_path: Path,
+) -> None:
+    """The page says "text · 140 B" for a text, not "0 files · 140 B": the row says it is one.
+    A history kept by an earlier version (no such column) opens with its rows as they were."""
+    with sqlite3.connect(tmp_path / HISTORY_FILE_NAME) as db:
+        db.executescript(_OLD_HISTORY_SCHEMA)
+    history = History(tmp_path)
+    text = HistoryEntry(
+        id="t", direction="send", state="done", peer_name="Bob", peer_id="cd", files=0,
+        files_failed=0, bytes_total=140, bytes_done=140, verified="pairing", message="",
+        folder="", names=["the wifi password…"], started_at=3.0, finished_at=4.0, text=True,
+    )
+    await history.add(text)
+    rows = await history.list()
+    assert [(r.id, r.text, r.files, r.names) for r in rows] == [
+        ("t", True, 0, ["the wifi password…"]), ("old", False, 2, ["a.txt"])
+    ]
+    assert await history.get("t") == text
+    assert rows[0].to_dict()["text"] is True
 
 
 # --- file browser -------------------------------------------------------------------------

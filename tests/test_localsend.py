@@ -25,13 +25,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from p2p_transfer.discovery import AmbiguousDeviceError, ticket_for
 from p2p_transfer.events import Event, OfferEvent, ProgressEvent, SessionState, StateEvent
 from p2p_transfer.limits import (
+    LOCALSEND_ANNOUNCE_INTERVAL,
+    LOCALSEND_DEVICE_TTL,
     LOCALSEND_MAX_CONNECTIONS_PER_IP,
     LOCALSEND_MAX_JSON_BODY,
     LOCALSEND_MAX_WRONG_PINS,
     MiB,
 )
-from p2p_transfer.localsend.discovery import LocalSendDevice, others
-from p2p_transfer.localsend.identity import load_or_create_certificate
+from p2p_transfer.localsend.discovery import DeviceTable, LocalSendDevice, others
+from p2p_transfer.localsend.identity import load_or_create_certificate, own_info
 from p2p_transfer.localsend.messages import FileInfo, PrepareUpload, Target, decode_prepare_upload
 from p2p_transfer.localsend.offer import read_offer
 from p2p_transfer.localsend.pins import PinCheck, PinGate
@@ -493,6 +495,25 @@ def test_our_own_devices_are_not_listed_again_as_localsend_devices() -> None:
     assert [(d.name, d.host) for d in others(devices, ours)] == [
         ("Laptop", "10.0.0.9"), ("Phone", "10.0.0.5"),
     ]
+
+
+def test_a_localsend_device_that_went_quiet_is_dropped_after_the_stated_time() -> None:
+    """A LocalSend device that exited stops answering our announcements: the app's list
+    (and ``devices``) drop it LOCALSEND_DEVICE_TTL after it was last heard from; one that
+    still answers stays."""
+    now = [1000.0]
+    table = DeviceTable("AA" * 32, clock=lambda: now[0])
+    table.add(own_info("Pixel 8", "EF" * 32, 53317), "10.0.0.7")
+    table.add(own_info("Laptop", "CD" * 32, 53317), "10.0.0.8")
+    assert [d.name for d in table.devices()] == ["Laptop", "Pixel 8"]
+    assert LOCALSEND_ANNOUNCE_INTERVAL * 3 < LOCALSEND_DEVICE_TTL <= 180  # a few missed answers
+    for _ in range(int(LOCALSEND_DEVICE_TTL // LOCALSEND_ANNOUNCE_INTERVAL)):
+        now[0] += LOCALSEND_ANNOUNCE_INTERVAL
+        table.add(own_info("Laptop", "CD" * 32, 53317), "10.0.0.8")  # it answers; Pixel does not
+    assert [d.name for d in table.devices()] == ["Laptop", "Pixel 8"]  # heard TTL ago: still in
+    now[0] += 1
+    assert [(d.name, d.last_seen) for d in table.devices()] == [("Laptop", now[0] - 1)]
+    assert table.named("pixel 8") == []
 
 
 @pytest.mark.parametrize("ours_at", ["10.0.0.5", "10.0.0.9"])

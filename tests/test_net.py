@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from pathlib import Path
 
 import blake3
@@ -24,6 +25,8 @@ from p2p_transfer.net import (
     ticket_via,
 )
 from p2p_transfer.net.binding import apply_binding_fix, is_binding_fix_applied
+from p2p_transfer.net.errors import NetError
+from p2p_transfer.net.identify import fetch_ticket
 from p2p_transfer.net.keys import public_id, ticket_for
 from p2p_transfer.net.transport import _connection_within
 from p2p_transfer.protocol import Hello, Verify
@@ -238,3 +241,19 @@ async def test_ticket_via_puts_the_known_address_first(tmp_path: Path) -> None:
         assert addr.direct_addresses()[0] == "10.1.2.3:4567"
     finally:
         await transport.close()
+
+
+async def test_a_host_port_that_refuses_is_said_in_a_sentence_not_a_python_tuple() -> None:
+    """``--to HOST:PORT`` where nothing listens: what to check, not asyncio's
+    ``Connect call failed ('127.0.0.1', 9)`` (the app showed it on its error card)."""
+    with socket.socket() as unused:  # a port nothing listens on: bound, never listening
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+        with pytest.raises(NetError) as failed:
+            await fetch_ticket("127.0.0.1", port)
+    message = str(failed.value)
+    assert message == (
+        f"cannot reach 127.0.0.1:{port}: nothing there accepts the connection; check the port, "
+        "and that p2p-transfer receive or the app runs on that device"
+    )
+    assert "Connect call" not in message and "(" not in message

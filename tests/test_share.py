@@ -39,8 +39,10 @@ from p2p_transfer.limits import (
     MiB,
 )
 from p2p_transfer.share import ShareConfig, ShareServer, UploadRequest, accept_all
+from p2p_transfer.share.browser import browser_summary
 from p2p_transfer.share.public import PublicShareError, load_ngrok
 from p2p_transfer.share.zipstream import SourceChangedError, ZipLayout, collect, stream_zip
+from p2p_transfer.webpage import trustworthy_origin
 from share_floods import SlowFlood, frame_flood
 
 LOOPBACK = "127.0.0.1"
@@ -179,6 +181,74 @@ async def test_page_is_served_with_security_headers_and_no_inline_code(
         assert asset.status == 200
         assert asset.headers["Content-Type"].startswith(content_type)
         assert asset.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_the_opener_policy_is_sent_only_where_browsers_apply_it(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    """A share link on a LAN address over plain http is no trustworthy origin: a browser
+    ignores Cross-Origin-Opener-Policy there and logs an error in the console for it."""
+    share = await make_share()
+    port = share.server.address[1]
+    for host, sent in [(f"127.0.0.1:{port}", True), (f"localhost:{port}", True),
+                       (f"192.168.1.7:{port}", False), (f"phone-share.lan:{port}", False)]:
+        response = await http.get(share.url + "/", headers={"Host": host})
+        assert response.status == 200
+        policy = response.headers.get("Cross-Origin-Opener-Policy")
+        assert policy == ("same-origin" if sent else None), host
+        assert response.headers["Cross-Origin-Resource-Policy"] == "same-origin"
+
+
+@pytest.mark.parametrize(
+    ("host", "secure", "trustworthy"),
+    [("127.0.0.1:8000", False, True), ("[::1]:8000", False, True), ("localhost", False, True),
+     ("app.localhost:1", False, True), ("10.0.0.2:8000", False, False),
+     ("10.0.0.2:8000", True, True), ("example.org", False, False), ("bad host", False, False)],
+)
+def test_trustworthy_origins(host: str, secure: bool, trustworthy: bool) -> None:
+    assert trustworthy_origin(host, secure) is trustworthy
+
+
+def test_the_browser_is_summed_up_from_fixed_names_only() -> None:
+    """What the host is told about who uploads: a browser and a system it knows, never
+    words the browser made up."""
+    android = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko)"
+               " Chrome/126.0.0.0 Mobile Safari/537.36")
+    iphone = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15"
+              " (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
+    edge = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+            " Chrome/126.0.0.0 Safari/537.36 Edg/126.0.0.0")
+    firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+    assert browser_summary(android) == "Chrome on Android"
+    assert browser_summary(iphone) == "Safari on iPhone"
+    assert browser_summary(edge) == "Edge on Windows"
+    assert browser_summary(firefox) == "Firefox on Linux"
+    assert browser_summary("Python/3.12 aiohttp/3.9") == ""
+    assert browser_summary("Mozilla/5.0 (Linux) Evil\x1b[2J/1.0") == "a browser on Linux"
+    request = UploadRequest("id", "a.jpg", 1, "192.168.1.7", browser="Chrome on Android")
+    assert request.who == "Chrome on Android at 192.168.1.7"
+    assert UploadRequest("id", "a.jpg", 1, "192.168.1.7").who == "192.168.1.7"
+
+
+async def test_the_host_is_told_which_browser_asks_to_upload(
+    make_share: MakeShare, http: aiohttp.ClientSession
+) -> None:
+    asked: list[UploadRequest] = []
+
+    async def decide(request: UploadRequest) -> bool:
+        asked.append(request)
+        return True
+
+    share = await make_share(decide=decide)
+    phone = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36"
+    ws = await connect(share, http, headers={"Origin": share.origin, "User-Agent": phone})
+    await send_file(ws, "photo.jpg", b"jpeg")
+    await ws.close()
+    (event,) = share.of(ShareUploadRequestEvent)
+    assert (event.client, event.browser) == (LOOPBACK, "Chrome on Android")
+    assert [(r.file_name, r.file_size, r.who) for r in asked] == [
+        ("photo.jpg", 4, f"Chrome on Android at {LOOPBACK}")
+    ]
 
 
 async def test_every_path_without_the_token_is_a_plain_404(

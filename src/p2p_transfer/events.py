@@ -477,6 +477,8 @@ class ShareUploadRequestEvent(SessionEvent):
     file_name: str
     file_size: int
     client: str
+    #: Which browser it says it is ("Chrome on Android"), "" when it names none we know.
+    browser: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,12 @@ and their static files, shipped in the package and served from memory."""
 
 from __future__ import annotations
 
+import ipaddress
 from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
+from yarl import URL
 
 #: Everything a page may load comes from its own server; nothing inline, nothing framed.
 CONTENT_SECURITY_POLICY = (
@@ -18,10 +20,31 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+#: No other window (one that opened the page, or one it opens) gets a handle on it. Browsers
+#: apply it only on a trustworthy origin (https, or loopback) and log an error for it on any
+#: other (a share link on a LAN address over plain http): sent only where it applies.
+OPENER_POLICY = {"Cross-Origin-Opener-Policy": "same-origin"}
+
+
+def trustworthy_origin(host: str, secure: bool) -> bool:
+    """Whether a page reached as ``host`` (``HOST[:PORT]``, as the Host header says it), over
+    https when ``secure``, is a potentially trustworthy origin (W3C Secure Contexts 3.2)."""
+    if secure:
+        return True
+    try:
+        name = URL.build(scheme="http", authority=host).host or ""
+    except (ValueError, TypeError):
+        return False
+    name = name.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
 #: Content types of the files a page is made of.
 STATIC_TYPES = {
     ".html": "text/html",

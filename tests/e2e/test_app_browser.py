@@ -554,7 +554,7 @@ def test_trusted_devices_off_the_lan_two_at_once_a_folder_and_the_network_check(
         for row in rows.all():
             expect(row.locator('[data-role="presence"]')).to_have_text("not on this network")
             expect(row).to_contain_text(re.compile(r"last reached at (127\.0\.0\.1|\[::1\]):\d+"))
-        rows.filter(has_text="Bob").get_by_role("button", name="Send to…").click()
+        rows.filter(has_text="Bob").get_by_role("button", name="Send to Bob…").click()
         expect(page_a.locator("#view-send")).to_be_visible()
         expect(page_a.locator("#ticket-input")).to_be_hidden()
         chosen = page_a.locator("#target-list .target:has(input:checked)")

@@ -140,7 +140,7 @@ def test_browser_uploads_two_files_and_downloads_a_file_and_a_folder(
         assert sha256(saved.read_bytes()) == sha256(manual.read_bytes())
 
         with page.expect_download() as zip_download:
-            page.get_by_role("link", name="Download Album.zip").click()
+            page.get_by_role("link", name="Download zip of Album").click()
         saved_zip = tmp_path / "got-album.zip"
         zip_download.value.save_as(saved_zip)
         assert zip_download.value.suggested_filename == "Album.zip"

@@ -189,6 +189,8 @@ class UploadPromptEvent(Event):
     file_size: int
     client: str
     deadline: float
+    #: Which browser it says it is ("Chrome on Android"), "" when it names none we know.
+    browser: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,14 @@ CREATE TABLE IF NOT EXISTS transfers (
     folder TEXT NOT NULL,
     names TEXT NOT NULL,
     started_at REAL NOT NULL,
-    finished_at REAL NOT NULL
+    finished_at REAL NOT NULL,
+    text INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS transfers_finished ON transfers (finished_at);
 """
+#: Columns added since the table was first made, with their definitions: a database of an
+#: earlier version gets them (old rows take the default) the first time it is opened.
+_ADDED_COLUMNS = {"text": "INTEGER NOT NULL DEFAULT 0"}
 #: Separator of the ``names`` column (a character no file name holds).
 _NAMES_SEPARATOR = "\n"
 
@@ -68,6 +72,8 @@ class HistoryEntry:
     names: list[str]
     started_at: float
     finished_at: float
+    #: A text message, not files (the page says "text · 140 B", not "0 files · 140 B").
+    text: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The API's JSON form."""
@@ -92,6 +98,7 @@ class HistoryEntry:
             names=list(snapshot.names),
             started_at=snapshot.started_at,
             finished_at=snapshot.finished_at or snapshot.started_at,
+            text=snapshot.text,
         )
 
 
@@ -111,6 +118,7 @@ class History:
         connection = sqlite3.connect(self.path, timeout=APP_HISTORY_LOCK_TIMEOUT)
         try:
             connection.executescript(_SCHEMA)
+            _add_missing_columns(connection)
             with connection:
                 yield connection
         finally:
@@ -132,13 +140,15 @@ class History:
     def _list(self, limit: int) -> list[HistoryEntry]:
         with self._connect() as db:
             rows = db.execute(
-                "SELECT * FROM transfers ORDER BY finished_at DESC LIMIT ?", (limit,)
+                f"SELECT {_COLUMNS} FROM transfers ORDER BY finished_at DESC LIMIT ?", (limit,)
             ).fetchall()
         return [_entry(row) for row in rows]
 
     def _get(self, entry_id: str) -> HistoryEntry | None:
         with self._connect() as db:
-            row = db.execute("SELECT * FROM transfers WHERE id = ?", (entry_id,)).fetchone()
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM transfers WHERE id = ?", (entry_id,)
+            ).fetchone()
         return _entry(row) if row is not None else None
 
     def _clear(self) -> int:
@@ -162,13 +172,25 @@ class History:
         return await asyncio.to_thread(self._clear)
 
 
+#: The columns read, by name and in the entry's order (an added column is last in the table).
+_COLUMNS = ", ".join(field.name for field in fields(HistoryEntry))
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    """Bring a database of an earlier version up to this table (see _ADDED_COLUMNS)."""
+    have = {row[1] for row in connection.execute("PRAGMA table_info(transfers)")}
+    for name, definition in _ADDED_COLUMNS.items():
+        if name not in have:
+            try:
+                connection.execute(f"ALTER TABLE transfers ADD COLUMN {name} {definition}")
+            except sqlite3.OperationalError:  # added meanwhile by another connection
+                have = {row[1] for row in connection.execute("PRAGMA table_info(transfers)")}
+                if name not in have:
+                    raise
+
+
 def _entry(row: tuple[Any, ...]) -> HistoryEntry:
-    (
-        entry_id, direction, state, peer_name, peer_id, files, files_failed, bytes_total,
-        bytes_done, verified, message, folder, names, started_at, finished_at,
-    ) = row
-    return HistoryEntry(
-        entry_id, direction, state, peer_name, peer_id, files, files_failed, bytes_total,
-        bytes_done, verified, message, folder,
-        [n for n in str(names).split(_NAMES_SEPARATOR) if n], started_at, finished_at,
-    )
+    values = dict(zip((field.name for field in fields(HistoryEntry)), row, strict=True))
+    values["names"] = [n for n in str(values["names"]).split(_NAMES_SEPARATOR) if n]
+    values["text"] = bool(values["text"])
+    return HistoryEntry(**values)

@@ -49,8 +49,8 @@ from p2p_transfer.limits import (
     CLOSE_GRACE,
     IO_BUFFER_SIZE,
 )
+from p2p_transfer.webpage import OPENER_POLICY, StaticPage
 from p2p_transfer.webpage import SECURITY_HEADERS as PAGE_SECURITY_HEADERS
-from p2p_transfer.webpage import StaticPage
 
 #: The UI is reachable on this address only.
 UI_HOST = "127.0.0.1"
@@ -58,7 +58,8 @@ UI_HOST = "127.0.0.1"
 _LOCAL_NAMES = ("127.0.0.1", "localhost")
 KEY_PARAM = "key"
 _HTTP_DEFAULT_PORT = 80
-SECURITY_HEADERS = {**PAGE_SECURITY_HEADERS, "Cache-Control": "no-store"}
+#: The UI is on loopback only, an origin where browsers apply the opener policy.
+SECURITY_HEADERS = {**PAGE_SECURITY_HEADERS, **OPENER_POLICY, "Cache-Control": "no-store"}
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _FORBIDDEN_PAGE = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>p2p-transfer</title>"

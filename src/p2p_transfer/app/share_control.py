@@ -161,7 +161,7 @@ class ShareControl:
             "upload",
             lambda pid, deadline: UploadPromptEvent(
                 pid, request.request_id, request.file_name, request.file_size, request.client,
-                deadline,
+                deadline, request.browser,
             ),
             SHARE_ANSWER_TIMEOUT,
         )

@@ -72,7 +72,7 @@ class TerminalDecider:
                 self._view.pause()
             click.echo(
                 f"Accept {request.file_name!r} ({format_size(request.file_size)}) "
-                f"from {request.client}? [y/N] ",
+                f"from {request.who}? [y/N] ",
                 err=True, nl=False,
             )
             try:

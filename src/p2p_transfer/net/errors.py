@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 
 from iroh import iroh_ffi
@@ -69,3 +71,25 @@ def iroh_detail(error: BaseException) -> str:
         lines = [line.strip() for line in text.splitlines()]
         return "; ".join(line for line in lines if line and line != "Caused by:")
     return str(error)
+
+
+#: Why a TCP connection could not be made, in words (asyncio's own text is
+#: ``Connect call failed ('127.0.0.1', 9)``: a Python tuple, not a sentence).
+_CONNECT_WORDS = {
+    errno.ECONNREFUSED: "nothing there accepts the connection; check the port, and that "
+                        "p2p-transfer receive or the app runs on that device",
+    errno.ETIMEDOUT: "it does not answer; check the address, and that no firewall drops it",
+    errno.EHOSTUNREACH: "no route to that address; check that you are on the same network",
+    errno.ENETUNREACH: "no route to that network; check your network connection",
+    errno.ECONNRESET: "the connection was reset; try again",
+}
+
+
+def describe_connect_error(exc: OSError) -> str:
+    """One plain sentence for a failed TCP connect (never the tuple asyncio puts in it)."""
+    if exc.errno in _CONNECT_WORDS:
+        return _CONNECT_WORDS[exc.errno]
+    if exc.errno is not None:
+        return os.strerror(exc.errno).lower()
+    # Several addresses, each failing (asyncio then joins their messages): no one cause.
+    return "no address of it accepts the connection; check the address and port"

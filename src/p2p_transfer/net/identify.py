@@ -14,7 +14,7 @@ import contextlib
 import re
 
 from p2p_transfer.limits import IDENTIFY_TIMEOUT, MAX_IDENTIFY_REPLY
-from p2p_transfer.net.errors import NetError
+from p2p_transfer.net.errors import NetError, describe_connect_error
 
 #: First line of the reply, naming the protocol.
 IDENTIFY_GREETING = b"p2p-transfer/1 ticket\n"
@@ -71,7 +71,7 @@ async def fetch_ticket(host: str, port: int, timeout: float = IDENTIFY_TIMEOUT) 
     except TimeoutError:
         raise NetError(f"no answer from {where} within {timeout:.0f} s") from None
     except OSError as exc:
-        raise NetError(f"cannot reach {where}: {exc.strerror or exc}") from None
+        raise NetError(f"cannot reach {where}: {describe_connect_error(exc)}") from None
     if not reply.startswith(IDENTIFY_GREETING):
         raise NetError(f"{where} is not a p2p-transfer receiver")
     return reply[len(IDENTIFY_GREETING):].decode(errors="replace").strip()

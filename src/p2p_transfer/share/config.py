@@ -37,6 +37,13 @@ class UploadRequest:
     client: str
     #: The upload's session ID (the ``session`` of its events).
     session: str = ""
+    #: Which browser it says it is ("Chrome on Android"; "" when it names none we know).
+    browser: str = ""
+
+    @property
+    def who(self) -> str:
+        """The browser as the host is told of it: ``Chrome on Android at 192.168.1.7``."""
+        return f"{self.browser} at {self.client}" if self.browser else self.client
 
 
 #: ``True`` accepts; ``False`` declines; a string declines with that reason.

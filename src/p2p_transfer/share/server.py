@@ -34,11 +34,17 @@ from p2p_transfer.share.address import (
     default_bind_address,
     url_host,
 )
+from p2p_transfer.share.browser import browser_summary
 from p2p_transfer.share.config import ShareConfig
 from p2p_transfer.share.download import Downloads, describe_items, shared_items
 from p2p_transfer.share.limiter import ConnectionLimiter, LimitedSite
 from p2p_transfer.share.upload import UploadGate, UploadSession
-from p2p_transfer.webpage import SECURITY_HEADERS, StaticPage
+from p2p_transfer.webpage import (
+    OPENER_POLICY,
+    SECURITY_HEADERS,
+    StaticPage,
+    trustworthy_origin,
+)
 
 _NOT_FOUND_PAGE = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>Not found</title>"
@@ -225,11 +231,22 @@ class ShareServer:
             if slot is not None:
                 self._forwarded.release(slot)
 
-    @staticmethod
-    async def _security_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    async def _security_headers(
+        self, request: web.BaseRequest, response: web.StreamResponse
+    ) -> None:
         response.headers.update(SECURITY_HEADERS)
+        if trustworthy_origin(*self._origin_as_seen(request)):
+            response.headers.update(OPENER_POLICY)
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers.popall("Access-Control-Allow-Origin", None)
+
+    def _origin_as_seen(self, request: web.BaseRequest) -> tuple[str, bool]:
+        """The host the browser asked for, and whether over https: behind a trusted proxy
+        (the public share), as the proxy forwards them."""
+        if (request.remote or "") in self.trusted_proxies:
+            return (request.headers.get("X-Forwarded-Host", request.host),
+                    request.headers.get("X-Forwarded-Proto", "") == "https")
+        return request.host, request.secure
 
     async def _close_sessions(self, app: web.Application | None = None) -> None:
         """Say "going away" (1001) on every upload socket, each within the close grace."""
@@ -281,6 +298,7 @@ class ShareServer:
         session = UploadSession(
             ws, self.config, self.upload_dir, self._gate, self.bus, self.client_ip(request),
             self._session_ids, mute=lambda: site.mute(request) if site is not None else None,
+            browser=browser_summary(request.headers.get("User-Agent", "")),
         )
         await session.run()
         return ws

@@ -129,15 +129,18 @@ class UploadSession:
         client: str,
         session_ids: Callable[[], str],
         mute: Callable[[], None] = lambda: None,
+        browser: str = "",
     ) -> None:
         """``mute`` stops the connection's incoming bytes from being parsed (the
-        socket is being ended for a reason of ours)."""
+        socket is being ended for a reason of ours); ``browser`` is which one it says it
+        is (share/browser.py), told to the host with each request."""
         self.ws = ws
         self.config = config
         self.upload_dir = upload_dir
         self.gate = gate
         self.bus = bus
         self.client = client
+        self.browser = browser
         self._session_ids = session_ids
         self._mute = mute
         self._queue: asyncio.Queue[WSMessage] = asyncio.Queue(SHARE_UPLOAD_QUEUE_FRAMES)
@@ -251,10 +254,12 @@ class UploadSession:
             reason = "This device is receiving too many files at once; try again shortly."
             return await self._reject(upload, "", name, reason, "busy")
 
-        request = UploadRequest(new_request_id(), name, size, self.client, upload.session)
-        self.bus.emit(
-            ShareUploadRequestEvent(upload.session, request.request_id, name, size, self.client)
+        request = UploadRequest(
+            new_request_id(), name, size, self.client, upload.session, self.browser
         )
+        self.bus.emit(ShareUploadRequestEvent(
+            upload.session, request.request_id, name, size, self.client, self.browser
+        ))
         upload.advance(SessionState.WAITING)
         self.gate.pending += 1
         try:

@@ -115,9 +115,24 @@ function setStatus(el, message, kind) {
   el.classList.toggle("ok", kind === "ok");
 }
 
+// Lists are drawn anew on every change (a transfer's progress, the device list's refresh):
+// a control that had focus in the old rows gets it back in the new ones by its
+// data-focus-key, so the keyboard never falls back to the page's start. One whose row is
+// gone (removed, answered) hands focus to the one now in its place, else to the heading
+// of the list's card.
 function replaceChildren(list, items, emptyEl) {
+  const active = document.activeElement;
+  const had = active && active !== list && list.contains(active);
+  const before = had ? [...list.querySelectorAll("[data-focus-key]")] : [];
   list.replaceChildren(...items);
   if (emptyEl) emptyEl.hidden = items.length > 0;
+  if (!had) return;
+  const now = [...list.querySelectorAll("[data-focus-key]")];
+  const again = now.find((el) => el.dataset.focusKey === active.dataset.focusKey)
+    || now[Math.min(Math.max(before.indexOf(active), 0), now.length - 1)];
+  if (again) { again.focus(); return; }
+  const heading = list.closest(".card")?.querySelector("h2");
+  if (heading) { heading.tabIndex = -1; heading.focus(); }
 }
 
 async function copyFrom(id) {
@@ -145,7 +160,7 @@ const state = {
   // Send view: the devices picked (several at once: a send each), and whether the
   // typed ticket/address is one of the targets.
   targets: new Set(),
-  ticketChosen: true,
+  ticketChosen: false,
 };
 
 // A transfer's state only moves forward. The states are the server's (SessionState), served
@@ -183,9 +198,14 @@ const VIEWS = ["devices", "send", "transfers", "incoming", "share", "wan", "sett
 function showView() {
   const wanted = location.hash.replace("#", "");
   const view = VIEWS.includes(wanted) ? wanted : "devices";
-  if (view !== state.view) window.scrollTo(0, 0); // each view opens at its top
+  const changed = view !== state.view;
+  if (changed) window.scrollTo(0, 0); // each view opens at its top
+  const first = !state.view;
   state.view = view;
   for (const name of VIEWS) $(`view-${name}`).hidden = name !== view;
+  // Sent here by an action (Send, "Send to…"): focus would stay on a control of the view
+  // just hidden, that is nowhere; the new view's heading takes it.
+  if (changed && !first && !isShown(document.activeElement)) focusHeading();
   for (const link of document.querySelectorAll(".nav a")) {
     if (link.dataset.view === view) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -196,6 +216,88 @@ function showView() {
   if (view === "wan") loadWan();
   if (view === "settings") fillSettings(true);
 }
+
+// Whether an element can hold focus where a person sees it (not hidden, not behind a dialog).
+function isShown(el) {
+  return Boolean(el) && el !== document.body && el.isConnected && el.getClientRects().length > 0
+    && !el.closest("[inert]");
+}
+
+// Focus the heading of the view on screen (headings take focus from code only: tabindex -1).
+function focusHeading() {
+  const heading = document.querySelector(`#view-${state.view} h1`);
+  if (heading) heading.focus();
+}
+
+// --- modal dialogs ---------------------------------------------------------------------------
+// While a dialog is open, the page behind it is inert (nothing there can be reached or
+// clicked), Tab and Shift-Tab cycle inside it, and Esc does what its cancelling button does
+// (Decline, Cancel, Dismiss). When the last one closes, focus goes back to where it was.
+
+const FOCUSABLE = "button, [href], input, select, textarea, [tabindex]:not([tabindex='-1'])";
+const openModals = [];
+
+class Modal {
+  constructor(overlay, onEscape) {
+    this.overlay = overlay;
+    this.onEscape = onEscape;
+    this.returnTo = null;
+  }
+
+  get open() { return openModals.includes(this); }
+
+  /** Show it (if it is not yet) and put focus on `target`. */
+  show(target) {
+    if (!this.open) {
+      const active = document.activeElement;
+      this.returnTo = isShown(active) ? active : null;
+      openModals.push(this);
+      this.overlay.hidden = false;
+      updateInert();
+    }
+    if (target) target.focus();
+  }
+
+  hide() {
+    if (!this.open) return;
+    openModals.splice(openModals.indexOf(this), 1);
+    this.overlay.hidden = true;
+    updateInert();
+    const top = openModals[openModals.length - 1];
+    if (top) {
+      if (!top.overlay.contains(document.activeElement)) focusables(top.overlay)[0]?.focus();
+    } else if (!isShown(document.activeElement)) {
+      if (isShown(this.returnTo)) this.returnTo.focus(); else focusHeading();
+    }
+    this.returnTo = null;
+  }
+}
+
+// Only the dialog on top takes input: the app and any dialog under it are inert.
+function updateInert() {
+  const top = openModals[openModals.length - 1];
+  document.querySelector(".app").inert = Boolean(top);
+  for (const modal of openModals) modal.overlay.inert = modal !== top;
+}
+
+function focusables(root) {
+  return [...root.querySelectorAll(FOCUSABLE)].filter((el) => !el.disabled && isShown(el));
+}
+
+document.addEventListener("keydown", (e) => {
+  const top = openModals[openModals.length - 1];
+  if (!top) return;
+  if (e.key === "Escape") {
+    e.preventDefault();
+    top.onEscape();
+  } else if (e.key === "Tab") {
+    const items = focusables(top.overlay);
+    const at = items.indexOf(document.activeElement);
+    if (!items.length) { e.preventDefault(); return; }
+    if (e.shiftKey && at <= 0) { e.preventDefault(); items[items.length - 1].focus(); }
+    else if (!e.shiftKey && (at === -1 || at === items.length - 1)) { e.preventDefault(); items[0].focus(); }
+  }
+});
 
 // --- live events -----------------------------------------------------------------------
 
@@ -327,6 +429,11 @@ function renderAll() {
 
 // --- devices -------------------------------------------------------------------------------
 
+// How often the device list is asked again while Devices or Send is on screen: LocalSend
+// devices come and go without an event (the node drops one LOCALSEND_DEVICE_TTL after it was
+// last heard from, docs/API.md), and each row's "seen … ago" moves on.
+const DEVICE_REFRESH_MS = 5000;
+
 async function loadDevices() {
   try {
     state.devices = await api("GET", "/api/devices");
@@ -360,8 +467,8 @@ function renderDevices() {
       h("span", { class: "row-meta",
         text: `${deviceId(d)} · ${d.addresses.join(", ")} · seen ${fmtAgo(d.last_seen)}` })),
     h("span", { class: "row-actions" },
-      h("button", { type: "button", class: "ghost small", text: "Send to…",
-        onclick: () => sendTo(d.endpoint_id) })),
+      h("button", { type: "button", class: "ghost small", text: "Send to…", "aria-label": `Send to ${d.name}…`,
+        "data-focus-key": `send:${d.endpoint_id}`, onclick: () => sendTo(d.endpoint_id) })),
   )), $("device-empty"));
   $("forget-all").hidden = trusted.length === 0;
   replaceChildren($("trusted-list"), trusted.map((p) => h("li", { class: "row", "data-id": p.endpoint_id },
@@ -374,8 +481,10 @@ function renderDevices() {
       !p.online && p.reachable ? h("span", { class: "row-meta", text: lastReached(p) }) : null),
     h("span", { class: "row-actions" },
       p.reachable ? h("button", { type: "button", class: "ghost small", text: "Send to…",
+        "aria-label": `Send to ${p.name}…`, "data-focus-key": `send:${p.endpoint_id}`,
         onclick: () => sendTo(p.endpoint_id) }) : null,
       h("button", { type: "button", class: "ghost small danger", text: "Forget",
+        "aria-label": `Forget ${p.name}`, "data-focus-key": `forget:${p.endpoint_id}`,
         onclick: () => forget(p) })),
   )), $("trusted-empty"));
 }
@@ -448,7 +557,9 @@ class FileBrowserView {
     hiddenToggle.addEventListener("change", () => this.load(this.path));
   }
 
-  async load(path) {
+  /** Show the folder `path` (null: home); `focus` says which control takes focus after
+   *  ("up", "home", or "first": the first item, as after opening a folder). */
+  async load(path, focus) {
     const query = new URLSearchParams();
     if (path) query.set("path", path);
     if (this.hiddenToggle.checked) query.set("hidden", "1");
@@ -456,21 +567,21 @@ class FileBrowserView {
     try {
       listing = await api("GET", `/api/files?${query}`);
     } catch (error) {
-      if (path) { toast(error.message); return this.load(null); }
+      if (path) { toast(error.message); return this.load(null, focus); }
       this.container.replaceChildren(h("p", { class: "empty", text: error.message }));
       return;
     }
     this.path = listing.path;
     this.listing = listing;
-    this.render(listing);
+    this.render(listing, focus);
   }
 
-  render(listing) {
-    const crumbs = h("div", { class: "crumbs" },
-      h("button", { type: "button", class: "ghost small", title: "Up one folder", text: "Up",
-        disabled: !listing.parent, onclick: () => this.load(listing.parent) }),
-      h("button", { type: "button", class: "ghost small", title: "Home folder", text: "Home",
-        onclick: () => this.load(null) }),
+  render(listing, focus) {
+    const up = h("button", { type: "button", class: "ghost small", title: "Up one folder", text: "Up",
+      "aria-label": "Up one folder", disabled: !listing.parent, onclick: () => this.load(listing.parent, "up") });
+    const home = h("button", { type: "button", class: "ghost small", title: "Home folder", text: "Home",
+      "aria-label": "Home folder", onclick: () => this.load(null, "home") });
+    const crumbs = h("div", { class: "crumbs" }, up, home,
       // The path is isolated left to right inside the right-to-left box that cuts it
       // at its start (so the end stays in view): its slashes stay where they belong.
       h("span", { class: "path", title: listing.path }, h("bdi", { dir: "ltr", text: listing.path })));
@@ -485,7 +596,7 @@ class FileBrowserView {
       });
       const name = entry.kind === "dir"
         ? h("button", { type: "button", class: "entry-name", text: entry.name,
-            onclick: () => this.load(entry.path) })
+            "aria-label": `Open folder ${entry.name}`, onclick: () => this.load(entry.path, "first") })
         : h("span", { class: "entry-name", text: entry.name,
             title: entry.kind === "link" ? "A link to outside the folders the app may use" : entry.name });
       return h("li", { class: "entry", "data-kind": entry.kind, "data-name": entry.name },
@@ -499,6 +610,11 @@ class FileBrowserView {
       list.append(h("li", { class: "empty", text: `Showing ${rows.length} of ${listing.total} items.` }));
     }
     this.container.replaceChildren(crumbs, list);
+    // The control that was pressed is gone with the old listing: its place in the new one
+    // takes focus (the first item after opening a folder), never the page's start.
+    const wanted = focus === "up" && !up.disabled ? up : focus === "home" || focus === "up" ? home
+      : focus === "first" ? list.querySelector("input:not(:disabled), button") || up : null;
+    if (wanted) wanted.focus();
   }
 }
 
@@ -534,7 +650,8 @@ function selectionRow(kind, name, where, size, onremove) {
     h("span", { class: "row-main" }, h("span", { class: "row-title" }, h("span", { text: name })),
       h("span", { class: "row-meta", text: `${size} · ${where}` })),
     h("span", { class: "row-actions" },
-      h("button", { type: "button", class: "ghost small", text: "Remove", onclick: onremove })));
+      h("button", { type: "button", class: "ghost small", text: "Remove", "aria-label": `Remove ${name}`,
+        "data-focus-key": `remove:${where}/${name}`, onclick: onremove })));
 }
 
 async function dropStaged() {
@@ -565,11 +682,11 @@ function renderTargets() {
   for (const id of state.targets) if (!known.has(id)) state.targets.delete(id);
   const rows = choices.map((c) => {
     const box = h("input", { type: "checkbox", value: c.id, checked: state.targets.has(c.id),
-      "aria-label": `Send to ${c.name}` });
+      "aria-label": `Send to ${c.name}`, "data-focus-key": `target:${c.id}` });
     box.addEventListener("change", () => {
       if (box.checked) state.targets.add(c.id); else state.targets.delete(c.id);
       // Picking a device hides an empty ticket box; picking none brings it back.
-      if (!$("ticket-input").value.trim()) state.ticketChosen = state.targets.size === 0;
+      if (!$("ticket-input").value.trim()) state.ticketChosen = false;
       renderTargets();
       updateSendButton();
     });
@@ -579,7 +696,7 @@ function renderTargets() {
       h("span", { class: "pill plain", text: c.pill }));
   });
   const ticketBox = h("input", { type: "checkbox", value: "", checked: state.ticketChosen,
-    id: "target-ticket", "aria-label": "Send to a ticket or address" });
+    id: "target-ticket", "aria-label": "Send to a ticket or address", "data-focus-key": "target:ticket" });
   ticketBox.addEventListener("change", () => {
     state.ticketChosen = ticketBox.checked;
     renderTargets();
@@ -590,8 +707,9 @@ function renderTargets() {
     h("span", { class: "row-main" }, h("span", { class: "row-title" }, h("span", { text: "A ticket or address" })),
       h("span", { class: "row-meta", text: "Any device: a ticket, HOST:PORT, a device name, or localsend:HOST:PORT" })),
     h("span", { class: "pill plain", text: "WAN" })));
-  $("target-list").replaceChildren(...rows);
-  $("ticket-input").closest(".field").hidden = !state.ticketChosen;
+  replaceChildren($("target-list"), rows);
+  // The box for a ticket shows while it is ticked, and while no device is: typing there ticks it.
+  $("ticket-input").closest(".field").hidden = !state.ticketChosen && state.targets.size > 0;
 }
 
 function chosenTargets() {
@@ -611,17 +729,33 @@ function sendProblem(hasItems, text) {
   return "";
 }
 
+// What is still missing before Send can be pressed ("" when nothing is), said next to it:
+// a disabled button never stands there without a reason.
+function sendMissing(hasSomething, count) {
+  if (staged.uploading > 0) return "Copying the dropped files…";
+  if (!hasSomething && !count) return "Choose files or type a text, and pick where to send it.";
+  if (!hasSomething) return "Choose files or type a text to send.";
+  if (!count) {
+    return state.ticketChosen ? "Paste the receiver's ticket or address, or pick a device."
+      : "Pick a device, or paste a ticket or address.";
+  }
+  return "";
+}
+
 function updateSendButton() {
   const hasItems = selection.size > 0 || (staged.batch && staged.items.size > 0);
   const text = $("send-text").value;
   const { devices, ticket } = chosenTargets();
   const count = devices.length + (ticket ? 1 : 0);
   const problem = sendProblem(hasItems, text);
+  const missing = problem ? "" : sendMissing(hasItems || Boolean(text.trim()), count);
   const status = $("send-status");
-  if (problem || status.dataset.problem) setStatus(status, problem, problem ? "bad" : "");
-  status.dataset.problem = problem;
+  const reason = problem || missing;
+  // The reason replaces only a reason (or nothing): a send's own outcome stays until then.
+  if (reason || status.dataset.reason) setStatus(status, reason, problem ? "bad" : "");
+  status.dataset.reason = reason;
   const button = $("send-button");
-  button.disabled = !((hasItems || text.trim()) && count) || Boolean(problem) || staged.uploading > 0;
+  button.disabled = Boolean(reason);
   const what = text.trim() && !hasItems ? "Send text" : "Send";
   button.textContent = count > 1 ? `${what} to ${count} devices` : what;
 }
@@ -649,6 +783,10 @@ async function send() {
     setStatus($("send-status"), error.message, "bad");
   }
   updateSendButton();
+  // Disabled while it started, the button lost focus: a send refused here gives it back.
+  if (!isShown(document.activeElement) && state.view === "send") {
+    if (button.disabled) focusHeading(); else button.focus();
+  }
 }
 
 // Dropped files and folders: read with the entries API, uploaded one by one into a staging batch.
@@ -796,18 +934,23 @@ function transferCard(t) {
     h("span", { class: "name", title: f.path, text: f.path }),
     h("progress", { max: Math.max(1, f.size), value: f.bytes_done }),
     h("span", { class: "pct", text: `${f.size ? Math.floor((100 * f.bytes_done) / f.size) : 100}%` })));
+  // Each card's buttons say which transfer they act on (several cards have a Cancel).
+  const which = `the ${t.text ? "text" : "transfer"} ${t.direction === "send" ? "to" : "from"} ${t.peer_name || "the other device"}`;
   const actions = [];
   if (!isFinal(t.state)) {
     actions.push(h("button", { type: "button", class: "ghost small danger", text: "Cancel",
-      onclick: () => cancelTransfer(t.id) }));
+      "aria-label": `Cancel ${which}`, "data-focus-key": `cancel:${t.id}`, onclick: () => cancelTransfer(t.id) }));
   } else {
     if (t.can_retry) {
       // Sent again, the receiver offers what it holds: what arrived is not sent twice.
+      const verb = t.bytes_done > 0 ? "Resume" : "Retry";
       actions.push(h("button", { type: "button", class: "primary small", "data-action": "retry",
-        text: t.bytes_done > 0 ? "Resume" : "Retry", onclick: (e) => retryTransfer(t, e.currentTarget) }));
+        text: verb, "aria-label": `${verb} ${which}`, "data-focus-key": `retry:${t.id}`,
+        onclick: (e) => retryTransfer(t, e.currentTarget) }));
     }
     if (hasFolder(t.folder, t.files_done)) {
       actions.push(h("button", { type: "button", class: "ghost small", text: "Open folder",
+        "aria-label": `Open folder of ${which}`, "data-focus-key": `open:${t.id}`,
         onclick: () => openHistoryFolder(t.id) }));
     }
   }
@@ -866,8 +1009,10 @@ async function loadHistory() {
   replaceChildren($("history-list"), data.history.map((e) => {
     const verb = e.direction === "send" ? "Sent to" : "Received from";
     const outcome = stateInfo(e.state).label;
+    // A text is no file: "text · 140 B", never "0 files · 140 B".
     const meta = [
-      ...(e.files || e.bytes_total ? [plural(e.files, "file"), fmtSize(e.bytes_total)] : []),
+      ...(e.text ? ["text", fmtSize(e.bytes_total)]
+        : e.files || e.bytes_total ? [plural(e.files, "file"), fmtSize(e.bytes_total)] : []),
       fmtAgo(e.finished_at),
       ...(e.verified ? ["verified"] : []),
       ...(e.message && !isState(e.state, "done") ? [e.message] : []),
@@ -880,7 +1025,8 @@ async function loadHistory() {
         h("span", { class: "row-meta", title: meta.join(" · "), text: meta.join(" · ") })),
       h("span", { class: "row-actions" },
         hasFolder(e.folder, e.files) ? h("button", { type: "button", class: "ghost small", text: "Open folder",
-          onclick: () => openHistoryFolder(e.id) }) : null));
+          "aria-label": `Open folder of what was ${verb.toLowerCase()} ${e.peer_name}, ${fmtAgo(e.finished_at)}`,
+          "data-focus-key": `history-open:${e.id}`, onclick: () => openHistoryFolder(e.id) }) : null));
   }), $("history-empty"));
 }
 
@@ -913,6 +1059,9 @@ function promptTitle(p) {
   }
 }
 
+// Who uploads through the share, as far as the app knows: "Chrome on Android at 192.168.1.7".
+const browserAt = (e) => (e.browser ? `${e.browser} at ${e.client}` : e.client);
+
 // A code as people read it: "026 767" (the API and events carry the bare digits).
 const fmtCode = (code) => `${code.slice(0, 3)} ${code.slice(3)}`;
 
@@ -933,7 +1082,7 @@ function promptMeta(p) {
     case "code_shown": return attemptText(p)
       ? `${p.peer_name} typed a wrong code; the code stays the same (${attemptText(p)}).`
       : `Type this code on ${p.peer_name} (device ${shortId(p.peer_id)}).`;
-    case "upload_prompt": return `${fmtSize(p.file_size)} from ${p.client}`;
+    case "upload_prompt": return `${fmtSize(p.file_size)} from ${browserAt(p)}`;
     default: return "";
   }
 }
@@ -949,9 +1098,11 @@ async function answer(promptId, body, statusEl) {
 
 function promptActions(p, statusEl, codeInput) {
   const id = p.prompt_id;
+  // The first button is the one that says no (Esc presses it; the dialog opens on it,
+  // as the terminal's y/N defaults to N).
   if (p.event === "offer_prompt" || p.event === "upload_prompt") {
     return [
-      h("button", { type: "button", class: "ghost", text: "Decline",
+      h("button", { type: "button", class: "ghost", text: "Decline", "data-role": "cancel",
         onclick: () => answer(id, { accept: false }, statusEl) }),
       h("button", { type: "button", class: "primary", text: "Accept",
         onclick: () => answer(id, { accept: true }, statusEl) }),
@@ -959,12 +1110,12 @@ function promptActions(p, statusEl, codeInput) {
   }
   if (p.event === "code_prompt" || p.event === "pin_prompt") {
     return [
-      h("button", { type: "button", class: "ghost", text: "Cancel",
+      h("button", { type: "button", class: "ghost", text: "Cancel", "data-role": "cancel",
         onclick: () => cancelTransfer(p.transfer) }),
       h("button", { type: "submit", class: "primary", text: p.event === "pin_prompt" ? "Send PIN" : "Verify" }),
     ];
   }
-  return [h("button", { type: "button", class: "ghost", text: "Dismiss",
+  return [h("button", { type: "button", class: "ghost", text: "Dismiss", "data-role": "cancel",
     onclick: () => answer(id, { dismiss: true }, statusEl) })];
 }
 
@@ -976,17 +1127,22 @@ function deadlineText(p) {
 let dialogPrompt = null;
 // The deadline of the question on screen: a renewed prompt (a wrong code) has a new one.
 let dialogDeadline = null;
+// Esc answers the question on screen as its first button does (Decline, Cancel, Dismiss).
+const promptModal = new Modal($("dialog-overlay"), () => {
+  const cancel = $("dialog").querySelector('[data-role="cancel"]');
+  if (cancel && !cancel.disabled) cancel.click();
+});
 
 function renderDialog() {
   const overlay = $("dialog-overlay");
   const pending = [...state.prompts.values()];
   const p = pending[0];
   if (!p) {
-    overlay.hidden = true;
+    promptModal.hide();
     dialogPrompt = null;
     return;
   }
-  if (dialogPrompt === p.prompt_id && dialogDeadline === p.deadline && !overlay.hidden) {
+  if (dialogPrompt === p.prompt_id && dialogDeadline === p.deadline && promptModal.open) {
     const count = overlay.querySelector(".count");
     if (count) count.textContent = pending.length > 1 ? `1 of ${pending.length}` : "";
     return; // same question: keep what the user typed
@@ -1056,8 +1212,7 @@ function renderDialog() {
   } else {
     dialog.replaceChildren(...body, actions);
   }
-  overlay.hidden = false;
-  (codeInput || dialog.querySelector(".primary") || dialog.querySelector("button")).focus();
+  promptModal.show(codeInput || actions.querySelector('[data-role="cancel"]'));
 }
 
 function renderPrompts() {
@@ -1069,8 +1224,16 @@ function renderPrompts() {
       h("span", { class: "row-meta", text: p.event === "code_shown" ? `Code ${fmtCode(p.code)} · ${deadlineText(p)}` : `${promptMeta(p)} · ${deadlineText(p)}` })),
     h("span", { class: "row-actions" },
       p.event === "code_prompt" || p.event === "pin_prompt"
-        ? h("button", { type: "button", class: "primary small", text: p.event === "pin_prompt" ? "Enter PIN" : "Enter code", onclick: () => { dialogPrompt = null; renderDialog(); } })
-        : promptActions(p, null, null).map((b) => { b.classList.add("small"); return b; })),
+        ? h("button", { type: "button", class: "primary small", text: p.event === "pin_prompt" ? "Enter PIN" : "Enter code",
+          "aria-label": `${p.event === "pin_prompt" ? "Enter PIN" : "Enter code"} for ${p.peer_name}`,
+          onclick: () => { dialogPrompt = null; renderDialog(); } })
+        : promptActions(p, null, null).map((b) => {
+          // One row per request: each button names the request it answers.
+          b.classList.add("small");
+          b.setAttribute("aria-label", `${b.textContent}: ${promptTitle(p)}`);
+          b.dataset.focusKey = `${p.prompt_id}:${b.textContent}`;
+          return b;
+        })),
   )), $("prompt-empty"));
   const badge = $("prompt-badge");
   badge.textContent = String(pending.length);
@@ -1161,7 +1324,8 @@ function renderShare() {
       h("span", { class: "row-main" }, h("span", { class: "row-title" }, h("span", { text: name })),
         h("span", { class: "row-meta", title: path, text: path })),
       h("span", { class: "row-actions" },
-        h("button", { type: "button", class: "ghost small", text: "Remove",
+        h("button", { type: "button", class: "ghost small", text: "Remove", "aria-label": `Remove ${name}`,
+          "data-focus-key": `share-remove:${path}`,
           onclick: () => setShareFiles(s.files.filter((p) => p !== path)) })));
   }), $("share-files-empty"));
   renderShareActivity();
@@ -1189,7 +1353,7 @@ function shareActivity(event) {
   const entry = state.shareActivity.get(id)
     || { name: event.file_name, size: event.file_size || 0, status: "", state: "", session: event.session };
   switch (event.event) {
-    case "share_upload_request": entry.status = `asking you · ${event.client}`; break;
+    case "share_upload_request": entry.status = `asking you · ${browserAt(event)}`; break;
     case "share_upload_accepted": entry.status = "accepted"; break;
     case "share_upload_progress":
       entry.status = `${fmtSize(event.received_bytes)} of ${fmtSize(event.file_size)} · ${fmtRate(event.rate)}`; break;
@@ -1229,16 +1393,19 @@ pickerBrowser.onchange = () => {
   setStatus($("picker-status"), pickerSelection.size ? `${pickerSelection.size} selected` : "");
 };
 
+// The picker opens on itself (its title is read out); Tab goes to its first control.
+const pickerModal = new Modal($("picker-overlay"), () => pickerModal.hide());
+
 function openPicker() {
   pickerSelection.clear();
   setStatus($("picker-status"), "");
-  $("picker-overlay").hidden = false;
+  pickerModal.show($("picker-dialog"));
   pickerBrowser.load(pickerBrowser.path);
 }
 
 async function finishPicker() {
   const paths = [...new Set([...(state.share.files || []), ...pickerSelection.keys()])];
-  $("picker-overlay").hidden = true;
+  pickerModal.hide();
   if (pickerSelection.size) await setShareFiles(paths);
 }
 
@@ -1341,7 +1508,7 @@ function drawTexts() {
       h("pre", { class: "text-body", text: t.text }),
       h("div", { class: "actions" }, status,
         h("button", { type: "button", class: "ghost small", text: "Copy",
-          onclick: async () => {
+          "aria-label": `Copy the text from ${t.from}`, onclick: async () => {
             try {
               await navigator.clipboard.writeText(t.text);
               setStatus(status, "Copied.", "ok");
@@ -1412,7 +1579,11 @@ function wire() {
     loadDevices();
   });
   $("ticket-input").addEventListener("input", () => {
-    state.ticketChosen = true;
+    const typed = Boolean($("ticket-input").value.trim());
+    if (typed !== state.ticketChosen) {
+      state.ticketChosen = typed;
+      renderTargets();
+    }
     updateSendButton();
   });
   $("send-button").addEventListener("click", send);
@@ -1426,7 +1597,7 @@ function wire() {
   });
   $("share-toggle").addEventListener("click", toggleShare);
   $("share-add").addEventListener("click", openPicker);
-  $("picker-cancel").addEventListener("click", () => { $("picker-overlay").hidden = true; });
+  $("picker-cancel").addEventListener("click", () => pickerModal.hide());
   $("picker-done").addEventListener("click", finishPicker);
   for (const button of document.querySelectorAll("[data-copy]")) {
     button.addEventListener("click", () => copyFrom(button.dataset.copy));
@@ -1441,11 +1612,15 @@ function wire() {
   $("settings-form").addEventListener("input", () => { settingsDirty = true; });
   setupDrop();
   setInterval(tickDeadlines, 1000);
+  setInterval(() => {
+    if (!document.hidden && (state.view === "devices" || state.view === "send")) loadDevices();
+  }, DEVICE_REFRESH_MS);
 }
 
 wire();
 renderTargets();
 renderSelection();
+updateSendButton();
 loadMeta().then(() => {
   showView();
   connect();

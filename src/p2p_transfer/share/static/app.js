@@ -101,9 +101,11 @@
       remove.type = "button";
       remove.setAttribute("aria-label", "Remove " + file.name);
       remove.addEventListener("click", () => {
-        items.splice(items.indexOf(item), 1);
+        const at = items.indexOf(item);
+        items.splice(at, 1);
         row.remove();
         refresh();
+        focusAfterRemoval(at);
       });
       const bar = el("progress");
       bar.max = 1;
@@ -116,6 +118,14 @@
       $("upload-list").append(row);
     }
     refresh();
+  }
+
+  // The row whose Remove was pressed is gone: the next row's Remove takes focus (else the
+  // one before, else the file chooser), never the page's start.
+  function focusAfterRemoval(at) {
+    const removable = (i) => i && !i.remove.hidden;
+    const next = items.slice(at).find(removable) || items.slice(0, at).reverse().find(removable);
+    if (next) next.remove.focus(); else $("file-input").focus();
   }
 
   function setState(item, state, text) {
@@ -131,8 +141,18 @@
   function refresh() {
     const queued = items.filter((i) => i.state === "queued");
     const finished = items.filter((i) => ["done", "rejected", "timeout", "failed"].includes(i.state));
+    // While files go one by one, a file not yet asked about waits for the one before it.
+    let ahead = null;
+    for (const item of items) {
+      if (item.state === "queued") {
+        item.status.textContent = sending && ahead ? "Queued behind " + ahead.file.name : "Ready to send";
+      }
+      if (!finished.includes(item)) ahead = item;
+    }
     const sendButton = $("send-button");
-    sendButton.disabled = sending || queued.length === 0;
+    // aria-disabled, not disabled: a focused button that becomes disabled drops focus to
+    // the page's start; this one keeps it (its clicks do nothing meanwhile).
+    sendButton.setAttribute("aria-disabled", String(sending || queued.length === 0));
     sendButton.textContent = sending ? "Sending…" : queued.length > 1 ? "Send " + queued.length + " files" : "Send";
     $("clear-button").hidden = sending || finished.length === 0;
     const done = items.filter((i) => i.state === "done").length;
@@ -237,7 +257,7 @@
   }
 
   async function sendAll() {
-    if (sending) return;
+    if (sending || $("send-button").getAttribute("aria-disabled") === "true") return;
     sending = true;
     refresh();
     keepAwake(true);
@@ -263,10 +283,14 @@
       let meta = entry.missing ? "No longer available" : formatSize(entry.size);
       if (entry.kind === "folder" && !entry.missing) meta = "Folder · " + entry.files + (entry.files === 1 ? " file · " : " files · ") + meta;
       info.append(el("span", "file-name", entry.name), el("span", "file-meta", meta));
-      const link = el("a", "button", entry.kind === "folder" ? "Download zip" : "Download");
+      const folder = entry.kind === "folder";
+      const link = el("a", "button", folder ? "Download zip" : "Download");
       link.href = entry.url;
       link.setAttribute("download", "");
-      link.setAttribute("aria-label", "Download " + entry.name);
+      // The name read out starts with the words on the link (WCAG 2.5.3), then says which.
+      link.setAttribute("aria-label", folder
+        ? "Download zip of " + entry.name.replace(/\.zip$/i, "")
+        : "Download " + entry.name);
       row.append(info, link);
       list.append(row);
     }
@@ -305,6 +329,7 @@
       item.row.remove();
     }
     refresh();
+    $("file-input").focus(); // the button is gone now
   });
 
   const drop = $("drop");
