@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS transfers (
 );
 CREATE INDEX IF NOT EXISTS transfers_finished ON transfers (finished_at);
 """
+#: Columns added since the first schema, with their definitions (rows from before get
+#: the default).
+_ADDED_COLUMNS = {"via": "TEXT NOT NULL DEFAULT 'p2p-transfer'"}
 #: Separator of the ``names`` column (a character no file name holds).
 _NAMES_SEPARATOR = "\n"
 
@@ -64,6 +67,8 @@ class HistoryEntry:
     names: list[str]
     started_at: float
     finished_at: float
+    #: ``p2p-transfer`` (files verified end to end) or ``localsend`` (not).
+    via: str = "p2p-transfer"
 
     def to_dict(self) -> dict[str, Any]:
         """The API's JSON form."""
@@ -88,6 +93,7 @@ class HistoryEntry:
             names=list(snapshot.names),
             started_at=snapshot.started_at,
             finished_at=snapshot.finished_at or snapshot.started_at,
+            via=snapshot.via,
         )
 
 
@@ -107,6 +113,7 @@ class History:
         connection = sqlite3.connect(self.path, timeout=5.0)
         try:
             connection.executescript(_SCHEMA)
+            _add_columns(connection)
             with connection:
                 yield connection
         finally:
@@ -158,13 +165,21 @@ class History:
         return await asyncio.to_thread(self._clear)
 
 
+def _add_columns(connection: sqlite3.Connection) -> None:
+    """Bring a database made by an earlier version up to the columns rows now have."""
+    have = {row[1] for row in connection.execute("PRAGMA table_info(transfers)")}
+    for column, definition in _ADDED_COLUMNS.items():
+        if column not in have:
+            connection.execute(f"ALTER TABLE transfers ADD COLUMN {column} {definition}")
+
+
 def _entry(row: tuple[Any, ...]) -> HistoryEntry:
     (
         entry_id, direction, state, peer_name, peer_id, files, files_failed, bytes_total,
-        bytes_done, verified, message, folder, names, started_at, finished_at,
+        bytes_done, verified, message, folder, names, started_at, finished_at, via,
     ) = row
     return HistoryEntry(
         entry_id, direction, state, peer_name, peer_id, files, files_failed, bytes_total,
         bytes_done, verified, message, folder,
-        [n for n in str(names).split(_NAMES_SEPARATOR) if n], started_at, finished_at,
+        [n for n in str(names).split(_NAMES_SEPARATOR) if n], started_at, finished_at, via,
     )

@@ -750,6 +750,15 @@ function stateLabel(t) {
   return STATE_LABELS[t.state] || t.state;
 }
 
+// What was checked, said the same on cards and in the history: LocalSend hashes nothing
+// end to end and proves no key, so its transfers are never called verified.
+const LOCALSEND_BADGE = "via LocalSend — not verified end to end";
+
+function viaPill(t) {
+  if (t.via !== "localsend") return null;
+  return h("span", { class: "pill", "data-state": "warn", "data-via": "localsend", text: LOCALSEND_BADGE });
+}
+
 function verifiedPill(t) {
   if (!t.verified) return null;
   const how = t.verified === "code" ? "by code" : "paired";
@@ -807,7 +816,8 @@ function transferCard(t) {
     h("div", { class: "transfer-badges" },
       h("span", { class: "pill", "data-state": STATE_PILLS[t.state] || "", "data-role": "state", text: stateLabel(t) }),
       verifiedPill(t),
-      t.state === "done" ? h("span", { class: "pill", "data-state": "ok",
+      viaPill(t),
+      t.state === "done" && (t.text || t.via !== "localsend") ? h("span", { class: "pill", "data-state": "ok",
         text: t.text ? (t.direction === "send" ? "text delivered" : "text shown in Incoming") : "all files BLAKE3-verified" }) : null,
       t.path ? h("span", { class: "pill plain", text: t.rtt_ms !== null ? `${t.path} · ${Math.round(t.rtt_ms)} ms` : t.path }) : null),
     bar,
@@ -853,7 +863,7 @@ async function loadHistory() {
     const meta = [
       ...(e.files || e.bytes_total ? [plural(e.files, "file"), fmtSize(e.bytes_total)] : []),
       fmtAgo(e.finished_at),
-      ...(e.verified ? ["verified"] : []),
+      ...(e.via === "localsend" ? [LOCALSEND_BADGE] : e.verified ? ["verified"] : []),
       ...(e.message && e.state !== "done" ? [e.message] : []),
     ];
     return h("li", { class: "row", "data-id": e.id, "data-state": e.state },
