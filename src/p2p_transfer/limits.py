@@ -256,7 +256,7 @@ PAIRED_LOOKUP_WINDOW = 2.5
 #: Seconds a paired device, not announced on the LAN, has to answer where it was last
 #: reached before the send says it is not there (on a LAN it answers in milliseconds;
 #: a remembered route with a relay gets the full CONNECT_TIMEOUT).
-REMEMBERED_ROUTE_TIMEOUT = 4.0
+REMEMBERED_ROUTE_TIMEOUT = 3.0
 #: Shortest endpoint-ID prefix accepted by ``send --to`` (hex characters).
 MIN_ENDPOINT_PREFIX = 4
 #: Most direct addresses kept from one announcement.

@@ -331,12 +331,13 @@ class HumanRenderer:
         session = self._session(event.session)
         self._named(session, event.peer_name)
         who = shown(event.peer_name or event.to)
+        # Each line names the device already: no "name:" before it with several receivers.
         if event.found == "pairing":
             where = ", ".join(event.addresses) or "its relay"
-            self._say(event.session, f"[dim]{who} is not announced on this network; trying "
-                                     f"where it was last reached ({shown(where)})…[/]")
+            self._print(f"[dim]{who} is not announced on this network; trying where it was "
+                        f"last reached ({shown(where)})…[/]")
         if event.warning and not (self._asks_unverified and event.found == "localsend"):
-            self._say(event.session, f"[yellow]![/] {shown(event.warning)}")
+            self._print(f"[yellow]![/] {shown(event.warning)}")
 
     def _on_dialing(self, event: DialingEvent) -> None:
         session = self._session(event.session)

@@ -135,9 +135,10 @@ class Node:
         options: SendOptions,
         ask_code: CodePrompt | None = None,
         ask_pin: PinPrompt | None = None,
+        confirm: ConfirmPrompt | None = None,
     ) -> TransferResult:
         """Send ``paths`` to ``to`` and wait for the outcome (failures are results too)."""
-        return await self.start_send(to, paths, options, ask_code, ask_pin).outcome()
+        return await self.start_send(to, paths, options, ask_code, ask_pin, confirm).outcome()
 
     async def serve(
         self, options: ReceiveOptions, decide: Decider, once: bool = False
