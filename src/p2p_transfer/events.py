@@ -442,8 +442,13 @@ class ReceiverOutcome:
     text: bool = False
     #: Why not, when it did not end done.
     message: str = ""
-    #: What it got was checked end to end (p2p-transfer); false over LocalSend.
-    verified: bool = False
+    #: The protocol its send took (its route).
+    via: Via = "p2p-transfer"
+    #: What it got was checked end to end: true over p2p-transfer, false over LocalSend.
+    verified: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verified", verified_via(self.via))
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from p2p_transfer.localsend.sender import PinRequest  # aiohttp: loaded only to send there
 from p2p_transfer.config import current_umask, default_download_dir
 from p2p_transfer.events import (
-    DoneEvent,
     ErrorEvent,
     Event,
     LogEvent,
@@ -35,6 +34,7 @@ from p2p_transfer.events import (
     RouteEvent,
     SendSummaryEvent,
     SessionState,
+    Via,
 )
 from p2p_transfer.limits import (
     DEFAULT_PARALLEL_FILES,
@@ -351,7 +351,7 @@ def send(
             renderer(ErrorEvent(str(exc), detail=exc.detail))
             return EXIT_FAILURE
         node.events.subscribe(renderer)
-        verified = _verified_sessions(node)
+        taken = _routes_taken(node)
         stop_forwarding = forward_logs(renderer)
         try:
             # Without a terminal nobody can be asked: the first wrong code ends the send.
@@ -363,7 +363,7 @@ def send(
             ]
             results = [await session.outcome() for session in sessions]
             if several:
-                renderer(_summary(receivers, sessions, results, text is not None, verified))
+                renderer(_summary(receivers, sessions, results, text is not None, taken))
             return _sends_exit_code(results)
         finally:
             renderer.close()
@@ -402,28 +402,28 @@ def _asking(renderer: HumanRenderer | JsonRenderer, key: str) -> Iterator[None]:
         yield
 
 
-def _verified_sessions(node: Node) -> dict[str, bool]:
-    """Whether what each session delivered was verified end to end, from its ``done``."""
-    verified: dict[str, bool] = {}
+def _routes_taken(node: Node) -> dict[str, Via]:
+    """The protocol each send session took, from its ``route`` event."""
+    taken: dict[str, Via] = {}
 
     def note(event: Event) -> None:
-        if isinstance(event, DoneEvent):
-            verified[event.session] = event.verified
+        if isinstance(event, RouteEvent):
+            taken[event.session] = event.via
 
     node.events.subscribe(note)
-    return verified
+    return taken
 
 
 def _summary(
     receivers: list[str], sessions: list[RunningSession], results: list[TransferResult],
-    text: bool, verified: dict[str, bool],
+    text: bool, taken: dict[str, Via],
 ) -> SendSummaryEvent:
     """How the send went for each receiver, in the order they were given."""
     outcomes = [
         ReceiverOutcome(
             to, session.id, session.lifecycle.peer_name, result.state, result.files,
             result.bytes_total if result.ok else result.bytes_transferred, text, result.message,
-            verified.get(session.id, False),
+            taken.get(session.id, "p2p-transfer"),
         )
         for to, session, result in zip(receivers, sessions, results, strict=True)
     ]
