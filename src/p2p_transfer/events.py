@@ -199,11 +199,13 @@ class RelayEvent(Event):
 
 @dataclass(frozen=True, slots=True)
 class LookupEvent(SessionEvent):
-    """Sender: looking up the name ``to`` (LAN devices, pairings, LocalSend devices); said
-    at once, since a lookup takes seconds on a network that drops multicast."""
+    """Sender: looking up ``to`` before anything is sent: a name (LAN devices, pairings,
+    LocalSend devices: seconds on a network that drops multicast), or a ``HOST:PORT`` asked
+    for its ticket."""
 
     name: ClassVar[str] = "lookup"
     to: str
+    what: Literal["name", "address"] = "name"
 
 
 @dataclass(frozen=True, slots=True)

@@ -324,11 +324,23 @@ class HumanRenderer:
         self._print(f"[{style}]{shown(event.message)}[/]")
 
     def _on_lookup(self, event: LookupEvent) -> None:
-        self._session(event.session).direction = "send"
-        self._print(f"[dim]looking for {shown(event.to)} on this network…[/]")
+        session = self._session(event.session)
+        session.direction = "send"
+        if event.what == "name":  # seconds where multicast is dropped: said at once
+            self._print(f"[dim]looking for {shown(event.to)} on this network…[/]")
+            return
+        try:  # an address answers at once, or is said to be asked after a moment
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        session.reach_notice = loop.call_later(
+            REACH_NOTICE_DELAY, self._print, f"[dim]asking {shown(event.to)} for its ticket…[/]"
+        )
 
     def _on_route(self, event: RouteEvent) -> None:
         session = self._session(event.session)
+        if session.reach_notice is not None:  # the lookup's answer came
+            session.reach_notice.cancel()
         self._named(session, event.peer_name)
         who = shown(event.peer_name or event.to)
         # Each line names the device already: no "name:" before it with several receivers.

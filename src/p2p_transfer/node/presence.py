@@ -27,7 +27,6 @@ from p2p_transfer.events import (
     DeviceEvent,
     DiscoveryErrorEvent,
     EventBus,
-    Found,
     LogEvent,
     LookupEvent,
 )
@@ -134,9 +133,12 @@ class Presence:
             return localsend_route(to, "device")
         if (address := parse_localsend_address(to)) is not None:
             return localsend_route(address, "address")
-        if looks_like_ticket(to) or parse_host_port(to) is not None:
-            found: Found = "ticket" if looks_like_ticket(to) else "address"
-            return ticket_route(await self.resolve(to), found)
+        if looks_like_ticket(to):
+            return ticket_route(await self.resolve(to), "ticket")
+        if parse_host_port(to) is not None:
+            if session:
+                self._events.emit(LookupEvent(session, to.strip(), "address"))
+            return ticket_route(await self.resolve(to), "address")
         name = to.strip()
         if session:
             self._events.emit(LookupEvent(session, name))
