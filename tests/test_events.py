@@ -152,9 +152,10 @@ def samples(kind: Any) -> list[Any]:
 
 
 def instances(kind: type) -> list[Any]:
-    """Instances of a dataclass covering every sample of each field (in turn)."""
+    """Instances of a dataclass covering every sample of each field (in turn); a field
+    the class derives itself (``init=False``) is left to it."""
     hints = typing.get_type_hints(kind)
-    values = {f.name: samples(hints[f.name]) for f in dataclasses.fields(kind)}
+    values = {f.name: samples(hints[f.name]) for f in dataclasses.fields(kind) if f.init}
     count = max((len(v) for v in values.values()), default=1)
     return [kind(**{n: v[(i + j) % len(v)] for j, (n, v) in enumerate(values.items())})
             for i in range(count)]  # fmt: skip

@@ -4,6 +4,7 @@ and its withdrawal."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import pytest
 
 from p2p_transfer import discovery as discovery_package
 from p2p_transfer.discovery import DiscoveryError, ticket_for
-from p2p_transfer.events import DiscoveryErrorEvent, Event
+from p2p_transfer.events import DiscoveryErrorEvent, Event, LookupEvent
+from p2p_transfer.limits import DISCOVERY_FIND_TIMEOUT, PAIRED_LOOKUP_WINDOW
 from p2p_transfer.localsend import LocalSendDevice, Target
 from p2p_transfer.net import parse_ticket, ticket_endpoint_id
 from p2p_transfer.net.keys import generate_secret_key
@@ -170,3 +172,57 @@ async def test_withdrawing_says_goodbye_once_and_close_waits_for_it(tmp_path: Pa
     await presence.close()
     assert first.done() and announcement.closed == 1
 
+
+
+async def test_a_name_lookup_is_said_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket = _ticket()
+    presence = _presence(tmp_path, monkeypatch)
+    said: list[Event] = []
+    lookups = Lookups(ticket, [])
+
+    async def resolve(to: str) -> str:
+        if to == "laptop":  # a name: on screen while the LAN is asked
+            assert [type(e) for e in said] == [LookupEvent]
+        return await lookups.resolve(to)
+
+    monkeypatch.setattr(presence, "resolve", resolve)
+    monkeypatch.setattr(presence, "scan_localsend", lookups.scan_localsend)
+    presence._events.subscribe(said.append)
+    route = await presence.route(" laptop ", "s1")
+    assert (route.target, route.found) == (ticket, "lan")
+    assert said[0] == LookupEvent("s1", "laptop")
+    # A ticket is no lookup.
+    said.clear()
+    assert (await presence.route(ticket, "s2")).found == "ticket"
+    assert not any(isinstance(e, LookupEvent) for e in said)
+
+
+async def test_a_paired_device_is_looked_for_on_the_lan_only_briefly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "home").mkdir()
+    node = Node.without_endpoint(NodeConfig(tmp_path / "home", "us"))
+    bob = endpoint_id_of(generate_secret_key())
+    node.pairings.add(bob, "bob")
+    node.pairings.remember_route(bob, ["10.0.0.3:4000"])
+    silent = asyncio.Event()  # mDNS dropped: the LAN never answers
+
+    async def resolve(to: str) -> str:
+        await silent.wait()
+        raise AssertionError("never answered")
+
+    async def scan(seconds: float) -> list[LocalSendDevice]:
+        return []
+
+    monkeypatch.setattr(node.presence, "resolve", resolve)
+    monkeypatch.setattr(node.presence, "scan_localsend", scan)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    route = await node.presence.route("bob", "s1")
+    took = loop.time() - started
+    assert (route.found, route.via, route.peer_id, route.addresses) == (
+        "pairing", "p2p-transfer", bob, ("10.0.0.3:4000",)
+    )
+    assert PAIRED_LOOKUP_WINDOW <= took < DISCOVERY_FIND_TIMEOUT

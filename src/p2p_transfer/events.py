@@ -22,6 +22,18 @@ Direction = Literal["send", "receive"]
 Via = Literal["p2p-transfer", "localsend", "magic-wormhole"]
 #: Who ended a session early: this side ("local") or the other ("peer").
 Actor = Literal["local", "peer"]
+#: How a send's ``--to`` was found: a ticket, an address (``HOST:PORT``,
+#: ``localsend:HOST``), announced on the LAN (mDNS), a paired device that is not
+#: announced (tried where it was last reached), a LocalSend device's announcement,
+#: or a device the front end picked from its list.
+Found = Literal["ticket", "address", "lan", "pairing", "localsend", "device"]
+
+
+def verified_via(via: Via) -> bool:
+    """Whether files that came this way were checked end to end: BLAKE3 against the
+    sender's offer, over a connection bound to the peer's key. LocalSend hashes nothing
+    end to end and proves no key, so never."""
+    return via == "p2p-transfer"
 
 
 class SessionState(StrEnum):
@@ -187,6 +199,34 @@ class RelayEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class LookupEvent(SessionEvent):
+    """Sender: looking up ``to`` before anything is sent: a name (LAN devices, pairings,
+    LocalSend devices: seconds on a network that drops multicast), or a ``HOST:PORT`` asked
+    for its ticket."""
+
+    name: ClassVar[str] = "lookup"
+    to: str
+    what: Literal["name", "address"] = "name"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteEvent(SessionEvent):
+    """Sender: where ``to`` leads, before anything is sent to it. ``warning`` says what the
+    route gives up (a LocalSend device: files go unverified by the receiver's key)."""
+
+    name: ClassVar[str] = "route"
+    to: str
+    via: Via
+    peer_name: str
+    #: The endpoint ID (p2p-transfer), or the certificate fingerprint a LocalSend device
+    #: claims ("" when not known yet: ``localsend:HOST`` before it answers).
+    peer_id: str
+    found: Found
+    addresses: list[str] = field(default_factory=list)
+    warning: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class DialingEvent(SessionEvent):
     """Sender: trying to reach a receiver (the first packets are on their way)."""
 
@@ -334,6 +374,12 @@ class FileDoneEvent(SessionEvent):
     #: Where the receiver saved it, relative to its folder, when that is not ``path``
     #: (a different file had the name, or the disk refused it); "" otherwise.
     saved_as: str = ""
+    #: Checked end to end (BLAKE3, over a connection bound to the peer's key): true over
+    #: p2p-transfer, false over LocalSend. Derived from ``via``, so it cannot be set wrong.
+    verified: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verified", verified_via(self.via))
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +410,12 @@ class DoneEvent(SessionEvent):
     files_identical: int = 0
     #: A text message (of ``bytes_total`` bytes) was delivered, not files.
     text: bool = False
+    #: What this transfer reports as arrived was checked end to end (see FileDoneEvent):
+    #: true over p2p-transfer, false over LocalSend; ``ok`` says whether all of it arrived.
+    verified: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verified", verified_via(self.via))
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +445,13 @@ class ReceiverOutcome:
     text: bool = False
     #: Why not, when it did not end done.
     message: str = ""
+    #: The protocol its send took (its route).
+    via: Via = "p2p-transfer"
+    #: What it got was checked end to end: true over p2p-transfer, false over LocalSend.
+    verified: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verified", verified_via(self.via))
 
 
 @dataclass(frozen=True, slots=True)

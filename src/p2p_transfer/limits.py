@@ -293,6 +293,14 @@ DISCOVERY_FIND_TIMEOUT = 5.0
 #: After a first match, seconds to keep listening for another device of the
 #: same name, so an ambiguous name is reported instead of silently picked.
 DISCOVERY_SETTLE_TIME = 1.0
+#: Seconds ``send --to NAME`` looks on the LAN for a paired device that was reached
+#: before: past it, the device is dialed where it was last reached (mDNS finds a
+#: device in well under a second when multicast passes; this bounds the wait when not).
+PAIRED_LOOKUP_WINDOW = 2.5
+#: Seconds a paired device, not announced on the LAN, has to answer where it was last
+#: reached before the send says it is not there (on a LAN it answers in milliseconds;
+#: a remembered route with a relay gets the full CONNECT_TIMEOUT).
+REMEMBERED_ROUTE_TIMEOUT = 3.0
 #: Shortest endpoint-ID prefix accepted by ``send --to`` (hex characters).
 MIN_ENDPOINT_PREFIX = 4
 #: Most direct addresses kept from one announcement.

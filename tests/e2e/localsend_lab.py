@@ -73,12 +73,15 @@ class Localsendd:
 
 
 class LocalSendLab:
-    """One namespace with multicast on loopback; start daemons and our CLI in it."""
+    """One namespace with multicast on loopback; start daemons and our CLI in it. Given
+    ``host`` (a host of a LAN the lab built), its LAN carries the multicast instead."""
 
-    def __init__(self, lab: Lab, root: Path) -> None:
-        self.host = lab.host("ls")
-        self.host.run("ip", "link", "set", "lo", "multicast", "on")
-        self.host.run("ip", "route", "add", "224.0.0.0/4", "dev", "lo")
+    def __init__(self, lab: Lab, root: Path, host: Host | None = None) -> None:
+        if host is None:
+            host = lab.host("ls")
+            host.run("ip", "link", "set", "lo", "multicast", "on")
+            host.run("ip", "route", "add", "224.0.0.0/4", "dev", "lo")
+        self.host = host
         self.root = root
 
     def localsendd(

@@ -155,9 +155,10 @@ def test_send_to_localsendd_that_wants_a_pin_prompts_for_it(
     terminal = Terminal(tmp_path / "home", "send", "--to", f"localsend:127.0.0.1:{THEIR_PORT}",
                         str(source), inside=ls.wrap)
     try:
-        terminal.expect_line(r"PIN for 127\.0\.0\.1 \(LocalSend\): ")
+        # Named by its alias (asked with register), not by the address typed.
+        terminal.expect_line(r"PIN for beta \(LocalSend\): ")
         terminal.child.sendline("9999")
-        terminal.expect_line(r"Wrong PIN\. PIN for 127\.0\.0\.1 \(LocalSend\): ")
+        terminal.expect_line(r"Wrong PIN\. PIN for beta \(LocalSend\): ")
         terminal.child.sendline("1234")
         terminal.expect_line(r"✓ 1 file, 293 KiB sent via LocalSend")
         assert terminal.wait() == 0

@@ -22,6 +22,7 @@ from p2p_transfer.events import (
     FileProgress,
     ProgressEvent,
     SessionState,
+    Via,
 )
 from p2p_transfer.limits import APP_FINISHED_ON_BOARD
 
@@ -60,6 +61,8 @@ class TransferRecord:
     retried_as: str = ""
     #: A text message, not files (``names`` holds its first line).
     text: bool = False
+    #: The protocol it goes over: ours (verified end to end) or LocalSend's (not).
+    via: Via = "p2p-transfer"
 
     @property
     def final(self) -> bool:
@@ -100,6 +103,7 @@ class TransferRecord:
             retry_of=self.retry_of,
             retried_as=self.retried_as,
             text=self.text,
+            via=self.via,
         )
 
 
@@ -195,7 +199,7 @@ class TransferBoard:
         elif isinstance(event, DoneEvent):
             changes: dict[str, Any] = {
                 "files_done": event.files, "files_failed": event.files_failed,
-                "bytes_total": event.bytes_total,
+                "bytes_total": event.bytes_total, "via": event.via,
             }
             if event.ok:
                 changes["bytes_done"] = event.bytes_total

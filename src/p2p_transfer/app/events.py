@@ -94,6 +94,8 @@ class TransferSnapshot:
     retried_as: str = ""
     #: A text message, not files: ``names`` holds its first line, ``bytes_total`` its size.
     text: bool = False
+    #: ``p2p-transfer`` (files verified end to end) or ``localsend`` (not verified).
+    via: Via = "p2p-transfer"
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,13 +42,17 @@ CREATE TABLE IF NOT EXISTS transfers (
     names TEXT NOT NULL,
     started_at REAL NOT NULL,
     finished_at REAL NOT NULL,
-    text INTEGER NOT NULL DEFAULT 0
+    text INTEGER NOT NULL DEFAULT 0,
+    via TEXT NOT NULL DEFAULT 'p2p-transfer'
 );
 CREATE INDEX IF NOT EXISTS transfers_finished ON transfers (finished_at);
 """
 #: Columns added since the table was first made, with their definitions: a database of an
 #: earlier version gets them (old rows take the default) the first time it is opened.
-_ADDED_COLUMNS = {"text": "INTEGER NOT NULL DEFAULT 0"}
+_ADDED_COLUMNS = {
+    "text": "INTEGER NOT NULL DEFAULT 0",
+    "via": "TEXT NOT NULL DEFAULT 'p2p-transfer'",
+}
 #: Separator of the ``names`` column (a character no file name holds).
 _NAMES_SEPARATOR = "\n"
 
@@ -74,6 +78,8 @@ class HistoryEntry:
     finished_at: float
     #: A text message, not files (the page says "text · 140 B", not "0 files · 140 B").
     text: bool = False
+    #: ``p2p-transfer`` (files verified end to end) or ``localsend`` (not).
+    via: str = "p2p-transfer"
 
     def to_dict(self) -> dict[str, Any]:
         """The API's JSON form."""
@@ -99,6 +105,7 @@ class HistoryEntry:
             started_at=snapshot.started_at,
             finished_at=snapshot.finished_at or snapshot.started_at,
             text=snapshot.text,
+            via=snapshot.via,
         )
 
 

@@ -250,7 +250,6 @@ class AppService:
             self.texts.append(event)  # a tab opened later shows it too
         self.events.emit(event)
         self.tracker.on_event(event)
-        self.targets.on_event(event)
 
     def _record_finished(self, snapshot: TransferSnapshot) -> None:
         self._spawn(self.history.add(HistoryEntry.of(snapshot)), f"app-history {snapshot.id}")
@@ -354,7 +353,6 @@ class AppService:
         session = node.start_send(
             destination.dial, chosen, options, self.tracker.ask_code, self.tracker.ask_pin
         )
-        self.targets.dialing(session.id, destination)
         record = TransferRecord(
             id=session.id,
             direction="send",

@@ -1,11 +1,10 @@
-"""Where the app's sends go, and where trusted devices were last reached.
+"""Where the app's sends go.
 
 A target is what the user gave: a ticket (pasted, maybe with the line breaks of a
 wrapped terminal), ``HOST:PORT``, ``localsend:HOST``, a device name, or a device
 picked in the Devices list: on the LAN now, a LocalSend device, or a trusted device
-that is not announced (multicast blocked, another network) but was reached before.
-Where a send reached a trusted device is noted in the pairing store once the
-device is verified, so the next send finds it without a ticket.
+that is not announced (multicast blocked, another network) but was reached before
+(the node notes where each send reached a trusted device: ``node.routes``).
 """
 
 from __future__ import annotations
@@ -13,13 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from p2p_transfer.app.node_control import NodeControl
-from p2p_transfer.discovery import DiscoveryError, device_ticket, looks_like_ticket, ticket_for
-from p2p_transfer.discovery.records import valid_addresses
+from p2p_transfer.discovery import DiscoveryError, device_ticket, looks_like_ticket
 from p2p_transfer.errors import LocalFault
-from p2p_transfer.events import ConnectionEvent, Event, SessionEvent, StateEvent, VerifiedEvent
 from p2p_transfer.limits import MAX_DEVICE_NAME_CHARS
 from p2p_transfer.localsend.messages import Target
-from p2p_transfer.net import NetError, parse_ticket, ticket_via
+from p2p_transfer.net import NetError, parse_ticket
+from p2p_transfer.node.routes import remembered_ticket
 from p2p_transfer.trust import Pairing
 
 
@@ -54,44 +52,11 @@ def pasted(text: str) -> str:
     return text.strip()
 
 
-def remembered_ticket(pairing: Pairing) -> str | None:
-    """A ticket for a trusted device where it was last reached (None: never reached).
-
-    The ticket that reached it (it may name a relay) with the remembered addresses
-    added (all are tried at once); without one, the addresses alone."""
-    addresses = list(valid_addresses(pairing.addresses))
-    if pairing.ticket:
-        try:
-            if str(parse_ticket(pairing.ticket).id()) == pairing.endpoint_id:
-                ticket = pairing.ticket
-                for address in addresses:
-                    ticket = ticket_via(ticket, address)
-                return ticket
-        except NetError:
-            pass  # a damaged ticket: the addresses may still do
-    if not addresses:
-        return None
-    try:
-        return ticket_for(pairing.endpoint_id, addresses)
-    except DiscoveryError:
-        return None
-
-
-@dataclass(slots=True)
-class _Dialed:
-    """A sending session's target, and the direct address its connection took."""
-
-    ticket: str
-    address: str = ""
-
-
 class Targets:
-    """Resolves the app's send targets and remembers where trusted devices were reached."""
+    """Resolves the app's send targets."""
 
     def __init__(self, nodes: NodeControl) -> None:
         self._nodes = nodes
-        #: Sending sessions by ID, until they end.
-        self._dialed: dict[str, _Dialed] = {}
 
     def _pairings(self) -> list[Pairing]:
         node = self._nodes.node
@@ -141,23 +106,3 @@ class Targets:
                 return pairing.name
         device = self._nodes.device(peer_id)
         return device.name if device is not None else peer_id[:10]
-
-    # --- where trusted devices were reached -------------------------------------------
-
-    def dialing(self, session: str, destination: Destination) -> None:
-        """A send to ``destination`` started as ``session``."""
-        self._dialed[session] = _Dialed(destination.ticket)
-
-    def on_event(self, event: Event) -> None:
-        """Note a sending session's direct address; once its receiver is verified (by
-        code or pairing, so trusted now), remember it in the pairing store."""
-        if not isinstance(event, SessionEvent) or event.session not in self._dialed:
-            return
-        dialed = self._dialed[event.session]
-        if isinstance(event, ConnectionEvent) and event.path == "direct" and event.remote_addr:
-            dialed.address = next(iter(valid_addresses([event.remote_addr])), dialed.address)
-        elif isinstance(event, VerifiedEvent) and (node := self._nodes.node) is not None:
-            addresses = [dialed.address] if dialed.address else []
-            node.pairings.remember_route(event.peer_id, addresses, dialed.ticket)
-        elif isinstance(event, StateEvent) and event.state.final:
-            del self._dialed[event.session]

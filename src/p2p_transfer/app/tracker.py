@@ -29,6 +29,7 @@ from p2p_transfer.events import (
     FileFailedEvent,
     OfferEvent,
     ProgressEvent,
+    RouteEvent,
     SessionEvent,
     SessionState,
     StateEvent,
@@ -108,6 +109,8 @@ class SessionTracker:
             self.board.update(
                 record, peer_id=event.peer_id, path=event.path, rtt_ms=event.rtt_ms
             )
+        elif isinstance(event, RouteEvent):
+            self.board.update(record, via=event.via)
         elif isinstance(event, VerifiedEvent):
             self._close_code_prompt(record.id, "verified")
             self.board.update(
@@ -150,6 +153,7 @@ class SessionTracker:
                 path=arrival.path,
                 rtt_ms=arrival.rtt_ms,
                 text=event.text,
+                via=event.via,
             ))
 
     def _close_code(self, arrival: _Arrival, outcome: str) -> None:

@@ -44,12 +44,14 @@ from p2p_transfer.events import (
     FileFailedEvent,
     LocalSendReadyEvent,
     LogEvent,
+    LookupEvent,
     OfferEvent,
     OfferSentEvent,
     ProgressEvent,
     ReceiverOutcome,
     RelayEvent,
     ResumeEvent,
+    RouteEvent,
     SendSummaryEvent,
     SessionState,
     StateEvent,
@@ -73,6 +75,18 @@ def shown(text: str) -> str:
 
 
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def shown_lines(text: str) -> str:
+    """A message of several lines (an ambiguity listing every device): each line made safe
+    as ``shown`` makes it, the lines after the first indented under it, so no line of it
+    can pass for a line of its own."""
+    first, *rest = text.split("\n")
+    return "\n".join([shown(first), *(f"  {shown(line)}" for line in rest)])
+
+
+#: What the summary says of files that came over LocalSend: nothing was hashed end to end.
+UNVERIFIED = "not verified end to end"
 
 
 def shown_text(text: str) -> str:
@@ -128,11 +142,18 @@ class HumanRenderer:
     """
 
     def __init__(
-        self, console: Console | None = None, show_qr: bool = True, several: bool = False
+        self,
+        console: Console | None = None,
+        show_qr: bool = True,
+        several: bool = False,
+        asks_unverified: bool = False,
     ) -> None:
         self.console = console or Console(stderr=False, highlight=False)
         self._show_qr = show_qr
         self._several = several
+        #: The command asks before sending to a LocalSend device found by name (its question
+        #: says the warning, so the route's line need not).
+        self._asks_unverified = asks_unverified
         self._bars: Progress | None = None
         #: "waiting for NAME to accept…" with the time elapsed, while receivers decide.
         self._waiting: Progress | None = None
@@ -301,11 +322,41 @@ class HumanRenderer:
         style = "dim" if event.connected else "yellow"
         self._print(f"[{style}]{shown(event.message)}[/]")
 
+    def _on_lookup(self, event: LookupEvent) -> None:
+        session = self._session(event.session)
+        session.direction = "send"
+        if event.what == "name":  # seconds where multicast is dropped: said at once
+            self._print(f"[dim]looking for {shown(event.to)} on this network…[/]")
+            return
+        try:  # an address answers at once, or is said to be asked after a moment
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        session.reach_notice = loop.call_later(
+            REACH_NOTICE_DELAY, self._print, f"[dim]asking {shown(event.to)} for its ticket…[/]"
+        )
+
+    def _on_route(self, event: RouteEvent) -> None:
+        session = self._session(event.session)
+        if session.reach_notice is not None:  # the lookup's answer came
+            session.reach_notice.cancel()
+        self._named(session, event.peer_name)
+        who = shown(event.peer_name or event.to)
+        # Each line names the device already: no "name:" before it with several receivers.
+        if event.found == "pairing":
+            where = ", ".join(event.addresses) or "its relay"
+            self._print(f"[dim]{who} is not announced on this network; trying where it was "
+                        f"last reached ({shown(where)})…[/]")
+        if event.warning and not (self._asks_unverified and event.found == "localsend"):
+            self._print(f"[yellow]![/] {shown(event.warning)}")
+
     def _on_dialing(self, event: DialingEvent) -> None:
         session = self._session(event.session)
         session.direction = "send"
         who = event.peer_name or event.peer_id[:10]
         self._named(session, who)
+        if session.reach_notice is not None:
+            session.reach_notice.cancel()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -390,6 +441,8 @@ class HumanRenderer:
     def _on_offer_sent(self, event: OfferSentEvent) -> None:
         session = self._session(event.session)
         session.peer_name = event.peer_name
+        if session.reach_notice is not None:  # reached: the offer is with it
+            session.reach_notice.cancel()
         what = f"the text ({format_size(event.bytes)})" if event.text else (
             f"({counted(event.files, 'file')}, {format_size(event.bytes)})"
         )
@@ -403,6 +456,10 @@ class HumanRenderer:
             self._stop_waiting(session)
             if event.accepted:
                 self._print(f"[green]✓[/] {shown(session.peer_name)} accepted")
+            elif not event.reason:  # LocalSend says no more than that
+                who = shown(session.peer_name) or "the receiver"
+                self._print(f"[yellow]✗ {who} declined[/]")
+                return
         if not event.accepted:
             self._say(event.session, f"[yellow]declined:[/] {shown(event.reason)}")
 
@@ -456,12 +513,17 @@ class HumanRenderer:
         if event.text:
             if event.direction == "send":  # the receiver shows it in a box
                 to = f" to {shown(session.peer_name)}" if session.peer_name else ""
-                self._print(f"[green]✓ text ({format_size(event.bytes_total)}) delivered{to}[/]")
+                how = "" if event.verified else f" via LocalSend — [yellow]{UNVERIFIED}[/]"
+                self._print(
+                    f"[green]✓ text ({format_size(event.bytes_total)}) delivered{to}[/]{how}"
+                )
             return
+        moved = "received" if event.direction == "receive" else "sent"
         if not event.ok:
+            arrived = "verified" if event.verified else f"{moved} ({UNVERIFIED})"
             self._say(
                 event.session,
-                f"[red]✗ {counted(event.files_failed, 'file')} failed[/], {event.files} verified",
+                f"[red]✗ {counted(event.files_failed, 'file')} failed[/], {event.files} {arrived}",
             )
             return
         where = f" into {shown(event.target)}" if event.target else ""
@@ -473,15 +535,14 @@ class HumanRenderer:
             notes.append(
                 f"{counted(event.files_identical, 'file')} already there, identical: skipped"
             )
-        # LocalSend carries no end-to-end hash we always have: say what happened.
-        how = "verified" if event.via != "localsend" else (
-            ("received" if event.direction == "receive" else "sent") + " via LocalSend"
-        )
+        # "verified" only where BLAKE3 and the peer's key checked it; LocalSend checks neither.
+        how = "verified" if event.verified else f"{moved} via LocalSend"
+        unverified = "" if event.verified else f" — [yellow]{UNVERIFIED}[/]"
         self._say(
             event.session,
             f"[green]✓ {counted(event.files, 'file')}, {format_size(event.bytes_total)} "
             f"{how}{where}[/] in {event.seconds:.1f} s"
-            + (f" ({'; '.join(notes)})" if notes else ""),
+            + (f" ({'; '.join(notes)})" if notes else "") + unverified,
         )
 
     # --- endings -----------------------------------------------------------------------
@@ -536,7 +597,8 @@ class HumanRenderer:
             what = f"text, {size}" if receiver.text else (
                 f"{counted(receiver.files, 'file')}, {size}"
             )
-            return f"[green]✓[/] {name}: {what}"
+            how = "" if receiver.verified else f" via LocalSend — [yellow]{UNVERIFIED}[/]"
+            return f"[green]✓[/] {name}: {what}{how}"
         why = receiver.message
         if receiver.state is SessionState.DECLINED and not why.startswith("declined"):
             why = f"declined: {why}" if why else "declined"
@@ -560,7 +622,7 @@ class HumanRenderer:
             self._stop_waiting(None)
         elif (session := self._sessions.get(event.session)) is not None:
             self._stop_waiting(session)
-        self._say(event.session, f"[red]error:[/] {shown(event.message)}")
+        self._say(event.session, f"[red]error:[/] {shown_lines(event.message)}")
 
     def _on_log(self, event: LogEvent) -> None:
         self._print(f"[dim]{shown(event.source)}: {shown(event.message)}[/]")

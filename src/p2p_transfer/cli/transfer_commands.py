@@ -28,10 +28,13 @@ if TYPE_CHECKING:
 from p2p_transfer.config import current_umask, default_download_dir
 from p2p_transfer.events import (
     ErrorEvent,
+    Event,
     LogEvent,
     ReceiverOutcome,
+    RouteEvent,
     SendSummaryEvent,
     SessionState,
+    Via,
 )
 from p2p_transfer.limits import (
     CODE_DIGITS,
@@ -61,12 +64,14 @@ from p2p_transfer.trust.verification import CODE_FORM
 from p2p_transfer.units import format_size
 
 
-def _renderer(as_json: bool, several: bool = False) -> HumanRenderer | JsonRenderer:
+def _renderer(
+    as_json: bool, several: bool = False, asks_unverified: bool = False
+) -> HumanRenderer | JsonRenderer:
     if as_json:
         return JsonRenderer()
     from p2p_transfer.cli.terminal import HumanRenderer  # rich, only for people
 
-    return HumanRenderer(several=several)
+    return HumanRenderer(several=several, asks_unverified=asks_unverified)
 
 
 def _code_option(
@@ -252,6 +257,7 @@ async def _serve_localsend(
         "p2p-transfer send --to laptop --text - < note.txt   # the text from stdin",
         "p2p-transfer send --to 192.168.1.20:41641 --code 026767 big.iso",
         "p2p-transfer send --to localsend:192.168.1.30 photo.jpg   # a LocalSend device",
+        "p2p-transfer send --to phone --yes photo.jpg   # a LocalSend device, without asking",
     ),
 )
 @click.option("--to", "targets", metavar="TICKET|NAME|HOST:PORT|localsend:HOST[:PORT]",
@@ -272,6 +278,9 @@ async def _serve_localsend(
               help="Channel for file data: TCP+TLS on a direct LAN path (auto), or only one.")
 @click.option("--relay", metavar="RELAY", default=RELAY_OFF, show_default=True,
               help="off (LAN only), default (iroh's public relays, for peers behind NAT) or a URL.")
+@click.option("--yes", "unverified_ok", is_flag=True,
+              help="Send to a LocalSend device found by name without asking (its files go "
+                   "unverified by the receiver's key).")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
 @click.argument("paths", nargs=-1, metavar="[PATH]...",
                 type=click.Path(exists=True, path_type=Path))
@@ -285,18 +294,21 @@ def send(
     follow_symlinks: bool,
     relay: str,
     transport: DataTransport,
+    unverified_ok: bool,
     as_json: bool,
     paths: tuple[Path, ...],
 ) -> None:
     """Send files and folders, or a text (--text), to a receiver; with several --to, to
-    each of them at once (a line each at the end says how it went)."""
+    each of them at once (a line each at the end says how it went). A name only a
+    LocalSend device answers to is asked about first (its files go unverified)."""
     if text is not None and paths:
         raise click.UsageError("send either --text or files, not both")
     if text is None and not paths:
         raise click.UsageError("name the files or folders to send (or --text)")
     receivers = list(dict.fromkeys(targets))  # the same receiver twice gets one send
     several = len(receivers) > 1
-    renderer = _renderer(as_json, several)
+    asks_unverified = not (as_json or unverified_ok)
+    renderer = _renderer(as_json, several, asks_unverified)
     ctx.logs.to(renderer)
     if text is not None:
         try:
@@ -325,6 +337,13 @@ def send(
             raise TransferError("no PIN entered")
         return pin.strip()
 
+    async def confirm(route: RouteEvent) -> bool:
+        """A LocalSend device found by name: go on only when the user says so."""
+        if not stdin_is_interactive():
+            raise TransferError(f"{route.warning}; nothing sent (add --yes to send anyway)")
+        with _asking(renderer, route.session):
+            return await ask_yes_no(f"{printable(route.warning)} — continue?")
+
     async def run() -> int:
         try:
             node = await Node.start(
@@ -334,16 +353,18 @@ def send(
             renderer(ErrorEvent(str(exc), detail=exc.detail))
             return EXIT_FAILURE
         node.events.subscribe(renderer)
+        taken = _routes_taken(node)
         try:
             # Without a terminal nobody can be asked: the first wrong code ends the send.
             sessions = [
                 node.start_send(to, list(paths), options,
-                                ask_code if stdin_is_interactive() else None, ask_pin)
+                                ask_code if stdin_is_interactive() else None, ask_pin,
+                                confirm if asks_unverified else None)
                 for to in receivers
             ]
             results = [await session.outcome() for session in sessions]
             if several:
-                renderer(_summary(receivers, sessions, results, text is not None))
+                renderer(_summary(receivers, sessions, results, text is not None, taken))
             return _sends_exit_code(results)
         finally:
             renderer.close()
@@ -381,15 +402,28 @@ def _asking(renderer: HumanRenderer | JsonRenderer, key: str) -> Iterator[None]:
         yield
 
 
+def _routes_taken(node: Node) -> dict[str, Via]:
+    """The protocol each send session took, from its ``route`` event."""
+    taken: dict[str, Via] = {}
+
+    def note(event: Event) -> None:
+        if isinstance(event, RouteEvent):
+            taken[event.session] = event.via
+
+    node.events.subscribe(note)
+    return taken
+
+
 def _summary(
     receivers: list[str], sessions: list[RunningSession], results: list[TransferResult],
-    text: bool,
+    text: bool, taken: dict[str, Via],
 ) -> SendSummaryEvent:
     """How the send went for each receiver, in the order they were given."""
     outcomes = [
         ReceiverOutcome(
             to, session.id, session.lifecycle.peer_name, result.state, result.files,
             result.bytes_total if result.ok else result.bytes_transferred, text, result.message,
+            taken.get(session.id, "p2p-transfer"),
         )
         for to, session, result in zip(receivers, sessions, results, strict=True)
     ]

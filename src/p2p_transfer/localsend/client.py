@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any
 
 import aiohttp
 
@@ -40,8 +42,14 @@ class Busy(LockedOut):
     """The device is busy with another session (409)."""
 
 
+class NoAnswer(LocalSendError):
+    """Nothing answered at the device's address (refused, timed out, TLS failed)."""
+
+
 #: Bytes read at a time from a device's answer.
 _READ_SIZE = 64 * 1024
+
+
 def _unverified() -> ssl.SSLContext:
     """TLS that accepts a self-signed certificate: the fingerprint is checked instead."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -56,12 +64,15 @@ class LocalSendClient:
     def __init__(self, own: DeviceInfo) -> None:
         self.own = own
         self._tls = _unverified()
+        sent = aiohttp.TraceConfig()
+        sent.on_request_headers_sent.append(_headers_sent)
         self._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=self._tls, limit=0),
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=LOCALSEND_CONNECT_TIMEOUT,
                 sock_read=LOCALSEND_CONNECT_TIMEOUT,
             ),
+            trace_configs=[sent],
         )
 
     async def close(self) -> None:
@@ -76,9 +87,11 @@ class LocalSendClient:
         *,
         size: int | None = None,
         read_timeout: float | None = LOCALSEND_CONNECT_TIMEOUT,
+        on_sent: Callable[[], None] | None = None,
     ) -> tuple[int, bytes, Target]:
         """POST and read the answer; returns the status, body and the target with its
-        fingerprint learned (checked against the one expected, if any)."""
+        fingerprint learned (checked against the one expected, if any). ``on_sent`` is
+        called once the request is on its way (connected, headers written)."""
         headers = {"Content-Type": "application/json" if isinstance(body, bytes) or body is None
                    else "application/octet-stream"}
         if size is not None:
@@ -93,6 +106,7 @@ class LocalSendClient:
                 timeout=aiohttp.ClientTimeout(
                     total=None, sock_connect=LOCALSEND_CONNECT_TIMEOUT, sock_read=read_timeout
                 ),
+                trace_request_ctx=on_sent,
             ) as response:
                 learned = target
                 if target.scheme == "https" and target.fingerprint is None:
@@ -103,7 +117,7 @@ class LocalSendClient:
                 f"{target.name} presented another certificate than it announced; not sending"
             ) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise LocalSendError(
+            raise NoAnswer(
                 f"cannot reach {target.name} at {target.host}:{target.port} "
                 f"({_describe(exc)})"
             ) from None
@@ -119,14 +133,21 @@ class LocalSendClient:
             raise LocalSendError(f"{target.name}: {exc}") from None
 
     async def prepare_upload(
-        self, target: Target, files: dict[str, FileInfo], pin: str | None, answer_timeout: float
+        self,
+        target: Target,
+        files: dict[str, FileInfo],
+        pin: str | None,
+        answer_timeout: float,
+        on_sent: Callable[[], None] | None = None,
     ) -> tuple[PrepareUploadReply | None, Target]:
-        """Offer ``files``; the tokens (None: nothing to upload, 204). Raises ``Declined``,
-        ``PinRequired``, ``Busy``, ``LockedOut`` or ``LocalSendError``."""
+        """Offer ``files``; the tokens (None: nothing to upload, 204). ``on_sent`` is called
+        when the offer is on its way, so the wait for the device's user can be said.
+        Raises ``Declined``, ``PinRequired``, ``Busy``, ``LockedOut`` or ``LocalSendError``."""
         request = PrepareUpload(info=self.own, files=files)
         params = {"pin": pin} if pin else None
         status, data, learned = await self._post(
-            target, "prepare-upload", params, encode(request), read_timeout=answer_timeout
+            target, "prepare-upload", params, encode(request), read_timeout=answer_timeout,
+            on_sent=on_sent,
         )
         name = target.name
         if status == 204:
@@ -170,6 +191,14 @@ class LocalSendClient:
                 await self._post(target, "cancel", {"sessionId": session_id})
         except (LocalSendError, TimeoutError):
             pass
+
+
+async def _headers_sent(
+    session: aiohttp.ClientSession, context: SimpleNamespace, params: Any
+) -> None:
+    """A request's ``on_sent`` (its trace context), once it is on its way."""
+    if callable(context.trace_request_ctx):
+        context.trace_request_ctx()
 
 
 async def _bounded_body(response: aiohttp.ClientResponse, target: Target) -> bytes:

@@ -1,5 +1,8 @@
 """Sending to a LocalSend device: prepare-upload (asking for a PIN if it wants one), then
-the uploads, ``--parallel`` files at a time, with the progress and summary of any send."""
+the uploads, ``--parallel`` files at a time, with the progress and summary of any send.
+
+The device's user is waited for as ours are (``offer_sent``, then ``decision``), and
+the device is named by its alias, also when it was given by address."""
 
 from __future__ import annotations
 
@@ -8,20 +11,29 @@ import mimetypes
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from p2p_transfer.events import DoneEvent, EventBus, FileDoneEvent, FileFailedEvent, SessionState
+from p2p_transfer.events import (
+    DecisionEvent,
+    DialingEvent,
+    DoneEvent,
+    EventBus,
+    FileDoneEvent,
+    FileFailedEvent,
+    OfferSentEvent,
+    SessionState,
+)
 from p2p_transfer.lifecycle import Lifecycle
 from p2p_transfer.limits import DECISION_TIMEOUT, PUMP_BUFFER_SIZE
 from p2p_transfer.localsend.address import LocalSendError
-from p2p_transfer.localsend.client import LocalSendClient, PinRequired
+from p2p_transfer.localsend.client import LocalSendClient, NoAnswer, PinRequired
 from p2p_transfer.localsend.messages import TEXT_TYPE, FileInfo, FileMetadata, Target
 from p2p_transfer.transfer.local import SourceEntry, SourceError, scan_sources
 from p2p_transfer.transfer.progress import ProgressTracker
 from p2p_transfer.transfer.sender import SendOptions, check_text
-from p2p_transfer.transfer.session import TransferError, TransferResult
+from p2p_transfer.transfer.session import Declined, TransferError, TransferResult
 
 #: PIN prompts before giving up (the receiver locks us out after three wrong ones).
 MAX_PIN_TRIES = 3
@@ -70,6 +82,14 @@ class LocalSendSender:
 
     async def run(self, paths: list[Path]) -> TransferResult:
         """Offer, upload and report; raises the typed outcomes (Declined, ...)."""
+        target = self._target
+        address = f"[{target.host}]:{target.port}" if ":" in target.host else (
+            f"{target.host}:{target.port}"
+        )
+        self._events.emit(
+            DialingEvent(self._session, target.fingerprint or "", target.name, [address])
+        )
+        await self._learn_alias()
         self._lifecycle.peer_name = self._target.name
         if self._options.text is not None:
             return await self._send_text(self._options.text, paths)
@@ -86,7 +106,7 @@ class LocalSendSender:
         files = {o.file_id: _file_info(o) for o in outgoing}
         total = sum(o.source.entry.size for o in outgoing)
         self._lifecycle.advance(SessionState.WAITING)
-        reply = await self._prepare(files)
+        reply = await self._prepare(files, total)
         tracker = ProgressTracker(
             self._session, "send", total, len(outgoing), self._events.emit
         )
@@ -108,7 +128,7 @@ class LocalSendSender:
                         file_type=TEXT_TYPE, preview=text)
         started = asyncio.get_running_loop().time()
         self._lifecycle.advance(SessionState.WAITING)
-        reply = await self._prepare({file_id: info})
+        reply = await self._prepare({file_id: info}, len(data), text=True)
         if reply is not None:
             session_id, tokens = reply
             if file_id not in tokens:
@@ -124,14 +144,33 @@ class LocalSendSender:
         ))
         return TransferResult(SessionState.DONE, 0, 0, len(data), len(data), seconds)
 
+    async def _learn_alias(self) -> None:
+        """A device given by address (``localsend:HOST``) is named by its alias, as its own
+        screen names it: asked with ``register``, which also pins its certificate. A
+        device that does not answer it is named by its address."""
+        if self._target.name != self._target.host:
+            return
+        try:
+            info, self._target = await self._client.register(self._target)
+        except NoAnswer:
+            raise
+        except LocalSendError:
+            return
+        self._target = replace(self._target, name=info.name)
+
     async def _prepare(
-        self, files: dict[str, FileInfo]
+        self, files: dict[str, FileInfo], size: int, text: bool = False
     ) -> tuple[str, dict[str, str]] | None:
+        """Offer ``files`` (``size`` bytes) and wait for the device's user: ``offer_sent``
+        once the offer is on its way, ``decision`` with the answer."""
+        offered = OfferSentEvent(self._session, self._target.name, 0 if text else len(files),
+                                 size, text=text)
         pin = None
         for attempt in range(MAX_PIN_TRIES + 1):
             try:
                 reply, self._target = await self._client.prepare_upload(
-                    self._target, files, pin, DECISION_TIMEOUT
+                    self._target, files, pin, DECISION_TIMEOUT,
+                    on_sent=lambda: self._events.emit(offered),
                 )
             except PinRequired:
                 if self._ask_pin is None or attempt == MAX_PIN_TRIES:
@@ -139,6 +178,11 @@ class LocalSendSender:
                 pin = await self._ask_pin(PinRequest(self._session, self._target.name,
                                                      retry=pin is not None))
                 continue
+            except Declined:
+                # LocalSend says no more than "declined" (403): no reason to show.
+                self._events.emit(DecisionEvent(self._session, False))
+                raise
+            self._events.emit(DecisionEvent(self._session, True))
             return None if reply is None else (reply.session_id, reply.files)
         raise AssertionError("unreachable")
 

@@ -3,7 +3,8 @@
 This node announces itself on the LAN (mDNS) and browses for others; LocalSend
 devices are heard by scanning their multicast. Every way of turning a ``--to``
 (a ticket, HOST:PORT, a device name, a LocalSend address or alias) into
-something to send to is here, in one place: ``send_target``.
+something to send to is here, in one place: ``route`` (what a name means, once
+looked up, is decided in ``names``).
 """
 
 from __future__ import annotations
@@ -14,19 +15,34 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from p2p_transfer.discovery import (
-    AmbiguousDeviceError,
     Announcement,
     Device,
+    DeviceNotFoundError,
     DiscoveryError,
     device_ticket,
     looks_like_ticket,
     port_of,
 )
-from p2p_transfer.events import DeviceEvent, DiscoveryErrorEvent, EventBus, LogEvent
-from p2p_transfer.limits import DISCOVERY_SETTLE_TIME
-from p2p_transfer.net import Transport, fetch_ticket, parse_host_port, parse_ticket, ticket_via
+from p2p_transfer.events import (
+    DeviceEvent,
+    DiscoveryErrorEvent,
+    EventBus,
+    LogEvent,
+    LookupEvent,
+)
+from p2p_transfer.limits import DISCOVERY_SETTLE_TIME, PAIRED_LOOKUP_WINDOW
+from p2p_transfer.net import Transport, fetch_ticket, parse_host_port, ticket_via
 from p2p_transfer.node.config import NodeConfig, endpoint
 from p2p_transfer.node.localsend_bridge import LocalSendBridge
+from p2p_transfer.node.names import (
+    Route,
+    localsend_route,
+    paired_named,
+    route_for_name,
+    ticket_route,
+)
+from p2p_transfer.node.routes import remembered_ticket
+from p2p_transfer.trust import PairingStore
 from p2p_transfer.trust.identity import existing_endpoint_id
 
 if TYPE_CHECKING:
@@ -43,11 +59,13 @@ class Presence:
         events: EventBus,
         transport: Transport | None,
         localsend: LocalSendBridge,
+        pairings: PairingStore,
     ) -> None:
         self._config = config
         self._events = events
         self._transport = transport
         self._localsend = localsend
+        self._pairings = pairings
         #: The LAN announcement, after ``announce_on_lan``.
         self.discovery: Discovery | None = None
         self._withdrawal: asyncio.Task[None] | None = None
@@ -103,15 +121,28 @@ class Presence:
 
     async def send_target(self, to: str | Target) -> str | Target:
         """A ticket for our own protocol, or a LocalSend device to send to."""
+        return (await self.route(to)).target
+
+    async def route(self, to: str | Target, session: str = "") -> Route:
+        """Where ``to`` leads (a ticket, HOST:PORT, ``localsend:HOST``, a device picked
+        from a list, or a name) and how it was found; a name lookup is said first as a
+        ``lookup`` event of ``session``, since it may take seconds."""
         from p2p_transfer.localsend.address import parse_localsend_address
 
         if not isinstance(to, str):
-            return to
+            return localsend_route(to, "device")
         if (address := parse_localsend_address(to)) is not None:
-            return address
-        if looks_like_ticket(to) or parse_host_port(to) is not None:
-            return await self.resolve(to)
-        return await self._resolve_name(to)
+            return localsend_route(address, "address")
+        if looks_like_ticket(to):
+            return ticket_route(await self.resolve(to), "ticket")
+        if parse_host_port(to) is not None:
+            if session:
+                self._events.emit(LookupEvent(session, to.strip(), "address"))
+            return ticket_route(await self.resolve(to), "address")
+        name = to.strip()
+        if session:
+            self._events.emit(LookupEvent(session, name))
+        return await self._route_name(name)
 
     async def resolve(self, to: str) -> str:
         """A ticket for ``--to``: a ticket as is, ``HOST:PORT``, or a LAN device name."""
@@ -131,38 +162,32 @@ class Presence:
         self._events.emit(DeviceEvent(device.name, device.endpoint_id, list(device.addresses)))
         return device_ticket(device)
 
-    async def _resolve_name(self, to: str) -> str | Target:
-        """A device name (or ID prefix): ours on the LAN, or a LocalSend device's alias; a
-        name both answer to is an error listing both (the user picks by ticket or address).
-        A device of ours, which also announces itself to LocalSend, is ours."""
-        from p2p_transfer.localsend.discovery import others
-
+    async def _route_name(self, name: str) -> Route:
+        """A device name (or ID prefix): looked up on the LAN (mDNS), among the pairings and
+        among LocalSend devices at once; ``names.route_for_name`` decides what it means.
+        A paired device that was reached before is looked for on the LAN only briefly:
+        past that, it is dialed where it was last reached."""
+        paired = paired_named(name, self._pairings.list())
+        window = PAIRED_LOOKUP_WINDOW if any(map(remembered_ticket, paired)) else None
         scan = asyncio.create_task(self.scan_localsend(DISCOVERY_SETTLE_TIME * 2))
         try:
-            ours: str | DiscoveryError = await self.resolve(to)
-        except DiscoveryError as exc:
-            ours = exc
+            lan = await self._on_lan(name, window)
         except BaseException:
             scan.cancel()
             raise
-        named = [d for d in await scan if d.name.casefold() == to.strip().casefold()]
-        if isinstance(ours, str):
-            addresses = [str(a) for a in parse_ticket(ours).direct_addresses()]
-            named = others(named, [(to.strip(), addresses)])
-        if not named:
-            if isinstance(ours, DiscoveryError):
-                raise ours
-            return ours
-        listing = "; ".join(f"LocalSend: {d.name} at {d.address} (localsend:{d.address})"
-                            for d in named)
-        if isinstance(ours, str | AmbiguousDeviceError):
-            raise AmbiguousDeviceError(
-                f"{to!r} names a LocalSend device and a p2p-transfer device: {listing}; "
-                "send with --to localsend:HOST:PORT, or the other device's ticket", [],
-            )
-        if len(named) > 1:
-            raise AmbiguousDeviceError(f"{to!r} names several LocalSend devices: {listing}", [])
-        return named[0].target()
+        heard = [d for d in await scan if d.name.casefold() == name.casefold()]
+        return route_for_name(name, lan, paired, heard)
+
+    async def _on_lan(self, name: str, window: float | None) -> str | DiscoveryError:
+        """The LAN's answer for ``name``: a ticket, or why there is none (within ``window``
+        seconds when given)."""
+        try:
+            async with asyncio.timeout(window):
+                return await self.resolve(name)
+        except TimeoutError:
+            return DeviceNotFoundError(f"no device named {name!r} answered in {window:g} s")
+        except DiscoveryError as exc:
+            return exc
 
     # --- who is out there ----------------------------------------------------------
 

@@ -19,7 +19,7 @@ from p2p_transfer.node.inbox import Inbox
 from p2p_transfer.node.localsend_bridge import LocalSendBridge
 from p2p_transfer.node.presence import Presence
 from p2p_transfer.node.reachability import Reachability
-from p2p_transfer.node.sending import Dispatcher
+from p2p_transfer.node.sending import ConfirmPrompt, Dispatcher
 from p2p_transfer.node.sessions import RunningSession, SessionRegistry
 from p2p_transfer.transfer import (
     CodePrompt,
@@ -57,7 +57,9 @@ class Node:
         self.sessions = SessionRegistry(self.events)
         self.inbox = Inbox(self.sessions, transport, self._receiver_services())
         self.localsend_bridge = LocalSendBridge(config, self.events, self.inbox.launch)
-        self.presence = Presence(config, self.events, transport, self.localsend_bridge)
+        self.presence = Presence(
+            config, self.events, transport, self.localsend_bridge, pairings
+        )
         self.reachability = Reachability(config, self.events, transport)
         self._dispatcher = Dispatcher(
             config, self.events, pairings, transport, self.presence, self.localsend_bridge
@@ -113,14 +115,17 @@ class Node:
         options: SendOptions,
         ask_code: CodePrompt | None = None,
         ask_pin: PinPrompt | None = None,
+        confirm: ConfirmPrompt | None = None,
     ) -> RunningSession:
         """Start sending ``paths`` (or, with no paths, the text message ``options.text``)
         to ``to``: a ticket, HOST:PORT, a LAN device name, or a LocalSend device
         (``localsend:HOST[:PORT]``, its name, or a ``Target`` found by discovery);
-        ``ask_pin`` asks for the PIN a LocalSend device may require. Several receivers
-        are several calls: each is its own session."""
+        ``ask_pin`` asks for the PIN a LocalSend device may require, ``confirm`` whether
+        to go on to a LocalSend device found by name (None: go on; the ``route`` event
+        carries the warning). Several receivers are several calls: each is its own
+        session."""
         return self.sessions.start("send", lambda lifecycle: self._dispatcher.send(
-            lifecycle, to, paths, options, ask_code, ask_pin
+            lifecycle, to, paths, options, ask_code, ask_pin, confirm
         ))
 
     async def send(
@@ -130,9 +135,10 @@ class Node:
         options: SendOptions,
         ask_code: CodePrompt | None = None,
         ask_pin: PinPrompt | None = None,
+        confirm: ConfirmPrompt | None = None,
     ) -> TransferResult:
         """Send ``paths`` to ``to`` and wait for the outcome (failures are results too)."""
-        return await self.start_send(to, paths, options, ask_code, ask_pin).outcome()
+        return await self.start_send(to, paths, options, ask_code, ask_pin, confirm).outcome()
 
     async def serve(
         self, options: ReceiveOptions, decide: Decider, once: bool = False

@@ -1,27 +1,51 @@
 """Sending: the route to a ``--to``, and the sender that takes it.
 
-A ``--to`` becomes a ticket for our own protocol or a LocalSend device
-(``Presence.send_target``); each route has its own sender. A new way of reaching
-a receiver (a rendezvous code, say) is a new route here.
+A ``--to`` becomes a route (``Presence.route``): a ticket for our own protocol or a
+LocalSend device, said as a ``route`` event before anything is sent; each route has
+its own sender. A LocalSend device found by name is sent to only once the user heard
+what that gives up (``confirm``). A new way of reaching a receiver (a rendezvous code,
+say) is a new route here.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from p2p_transfer.discovery import looks_like_ticket
-from p2p_transfer.events import EventBus, SessionState
+from p2p_transfer.events import (
+    ConnectionEvent,
+    DialingEvent,
+    Event,
+    EventBus,
+    RouteEvent,
+    SessionEvent,
+    SessionState,
+)
 from p2p_transfer.lifecycle import Lifecycle
-from p2p_transfer.net import Transport
+from p2p_transfer.limits import REMEMBERED_ROUTE_TIMEOUT
+from p2p_transfer.net import Transport, Unreachable, parse_ticket
 from p2p_transfer.node.config import NodeConfig, endpoint
 from p2p_transfer.node.localsend_bridge import LocalSendBridge
+from p2p_transfer.node.names import DOCTOR_HINT, Route
 from p2p_transfer.node.presence import Presence
-from p2p_transfer.transfer import CodePrompt, SendOptions, SendSession, TransferResult
+from p2p_transfer.node.routes import RouteMemory
+from p2p_transfer.transfer import (
+    CodePrompt,
+    SendOptions,
+    SendSession,
+    TransferError,
+    TransferResult,
+)
 from p2p_transfer.trust import PairingStore
 
 if TYPE_CHECKING:
     from p2p_transfer.localsend import PinPrompt, Target
+
+#: Asks the sending user whether to go on over a route that gives something up (the
+#: event's ``warning``): a LocalSend device found by name. True: go on.
+ConfirmPrompt = Callable[[RouteEvent], Awaitable[bool]]
 
 
 class Dispatcher:
@@ -42,6 +66,7 @@ class Dispatcher:
         self._transport = transport
         self._presence = presence
         self._localsend = localsend
+        self._routes = RouteMemory(events, pairings)
 
     async def send(
         self,
@@ -51,15 +76,86 @@ class Dispatcher:
         options: SendOptions,
         ask_code: CodePrompt | None,
         ask_pin: PinPrompt | None,
+        confirm: ConfirmPrompt | None = None,
     ) -> TransferResult:
         """A send session's work, from resolving ``to`` to the sender's result."""
         lifecycle.advance(SessionState.CONNECTING)
-        target = await self._presence.send_target(to)
-        if not isinstance(target, str):
-            return await self._localsend.send(lifecycle, target, paths, options, ask_pin)
+        route = await self._presence.route(to, lifecycle.session)
+        said = to.strip() if isinstance(to, str) else to.name
+        event = route.event(lifecycle.session, said)
+        self._events.emit(event)
+        if not isinstance(route.target, str):
+            if route.found == "localsend" and confirm is not None and not await confirm(event):
+                raise TransferError(
+                    f"nothing sent: {route.peer_name} takes files only over LocalSend, "
+                    "unverified; send to a device of ours (by name or ticket) to verify them"
+                )
+            return await self._localsend.send(lifecycle, route.target, paths, options, ask_pin)
         sender = SendSession(
             lifecycle, endpoint(self._transport), self._config.device_name, self._events,
             self._pairings, options, ask_code,
         )
-        named = "" if isinstance(to, str) and looks_like_ticket(to) else str(to).strip()
-        return await sender.run(target, paths, named)
+        named = "" if route.found == "ticket" else route.peer_name or said
+        # A remembered route keeps the ticket stored; any other is the one that reached it.
+        forget = self._routes.watch(lifecycle.session,
+                                    "" if route.found == "pairing" else route.target)
+        try:
+            if route.found == "pairing":
+                return await self._remembered(sender, route, paths, lifecycle.session)
+            return await sender.run(route.target, paths, named)
+        finally:
+            forget()
+
+    async def _remembered(
+        self, sender: SendSession, route: Route, paths: list[Path], session: str
+    ) -> TransferResult:
+        """A paired device not announced on the LAN, dialed where it was last reached: on a
+        LAN it answers at once or not at all, so it gets REMEMBERED_ROUTE_TIMEOUT from the
+        dial (not the connect deadline of a ticket), and a miss says why and what to do."""
+        assert isinstance(route.target, str)
+        if parse_ticket(route.target).relay_url() is not None:
+            return await self._say_why(sender.run(route.target, paths, route.peer_name), route)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(None) as deadline:
+
+                def on_event(event: Event) -> None:
+                    if not isinstance(event, SessionEvent) or event.session != session:
+                        return
+                    if isinstance(event, DialingEvent):
+                        deadline.reschedule(loop.time() + REMEMBERED_ROUTE_TIMEOUT)
+                    elif isinstance(event, ConnectionEvent):
+                        deadline.reschedule(None)
+
+                unsubscribe = self._events.subscribe(on_event)
+                try:
+                    return await self._say_why(
+                        sender.run(route.target, paths, route.peer_name), route
+                    )
+                finally:
+                    unsubscribe()
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise Unreachable(
+                _not_there(route, f"within {REMEMBERED_ROUTE_TIMEOUT:g} s")
+            ) from None
+
+    @staticmethod
+    async def _say_why(sending: Awaitable[TransferResult], route: Route) -> TransferResult:
+        try:
+            return await sending
+        except Unreachable as exc:
+            raise Unreachable(_not_there(route, ""), str(exc)) from None
+
+
+def _not_there(route: Route, when: str) -> str:
+    """Why a paired device was not reached where it was last, and what to do."""
+    where = ", ".join(route.addresses) or "its relay"
+    return (
+        f"cannot reach {route.peer_name}: it is not announced on this network, and nothing "
+        f"answered where it was last reached ({where}){' ' + when if when else ''}. It may "
+        "be off, or restarted with another port (then its ticket changed); if it is on, "
+        f"the network or a firewall may drop mDNS (UDP 5353): {DOCTOR_HINT}. Meanwhile, "
+        "send with its ticket (`p2p-transfer receive` prints it)"
+    )

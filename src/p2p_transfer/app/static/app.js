@@ -903,6 +903,15 @@ function stateLabel(t) {
   return stateInfo(t.state).label;
 }
 
+// What was checked, said the same on cards and in the history: LocalSend hashes nothing
+// end to end and proves no key, so its transfers are never called verified.
+const LOCALSEND_BADGE = "via LocalSend — not verified end to end";
+
+function viaPill(t) {
+  if (t.via !== "localsend") return null;
+  return h("span", { class: "pill", "data-state": "warn", "data-via": "localsend", text: LOCALSEND_BADGE });
+}
+
 function verifiedPill(t) {
   if (!t.verified) return null;
   const how = t.verified === "code" ? "by code" : "paired";
@@ -966,7 +975,8 @@ function transferCard(t) {
     h("div", { class: "transfer-badges" },
       h("span", { class: "pill", "data-state": stateInfo(t.state).tone, "data-role": "state", text: stateLabel(t) }),
       verifiedPill(t),
-      done ? h("span", { class: "pill", "data-state": "ok",
+      viaPill(t),
+      done && (t.text || t.via !== "localsend") ? h("span", { class: "pill", "data-state": "ok",
         text: t.text ? (t.direction === "send" ? "text delivered" : "text shown in Incoming") : "all files BLAKE3-verified" }) : null,
       t.path ? h("span", { class: "pill plain", text: t.rtt_ms !== null ? `${t.path} · ${Math.round(t.rtt_ms)} ms` : t.path }) : null),
     bar,
@@ -1014,7 +1024,7 @@ async function loadHistory() {
       ...(e.text ? ["text", fmtSize(e.bytes_total)]
         : e.files || e.bytes_total ? [plural(e.files, "file"), fmtSize(e.bytes_total)] : []),
       fmtAgo(e.finished_at),
-      ...(e.verified ? ["verified"] : []),
+      ...(e.via === "localsend" ? [LOCALSEND_BADGE] : e.verified ? ["verified"] : []),
       ...(e.message && !isState(e.state, "done") ? [e.message] : []),
     ];
     return h("li", { class: "row", "data-id": e.id, "data-state": e.state },
