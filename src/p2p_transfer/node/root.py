@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from p2p_transfer.events import DecisionEvent, Event, EventBus, RelayEvent, TicketEvent
 from p2p_transfer.lifecycle import new_session_id
 from p2p_transfer.net import Transport
+from p2p_transfer.node.codes import CodeRoute, Redirect
 from p2p_transfer.node.config import NodeConfig, endpoint
 from p2p_transfer.node.inbox import Inbox
 from p2p_transfer.node.localsend_bridge import LocalSendBridge
@@ -21,6 +22,7 @@ from p2p_transfer.node.presence import Presence
 from p2p_transfer.node.reachability import Reachability
 from p2p_transfer.node.sending import Dispatcher
 from p2p_transfer.node.sessions import RunningSession, SessionRegistry
+from p2p_transfer.rendezvous.twisted_loop import stop_reactor
 from p2p_transfer.transfer import (
     CodePrompt,
     Decider,
@@ -62,6 +64,7 @@ class Node:
         self._dispatcher = Dispatcher(
             config, self.events, pairings, transport, self.presence, self.localsend_bridge
         )
+        self.codes = CodeRoute(config, self.events, pairings, transport, self.inbox)
         self._shares: list[ShareServer] = []
 
     def _receiver_services(self) -> ReceiverServices | None:
@@ -134,6 +137,35 @@ class Node:
         """Send ``paths`` to ``to`` and wait for the outcome (failures are results too)."""
         return await self.start_send(to, paths, options, ask_code, ask_pin).outcome()
 
+    def start_send_by_code(
+        self,
+        paths: list[Path],
+        options: SendOptions,
+        mailbox: str,
+        redirect: asyncio.Future[Redirect] | None = None,
+    ) -> RunningSession:
+        """Start a send by code: its ``invite`` event carries the code to type on the
+        other device; ``redirect`` (a device the person picked instead) cancels the code
+        and sends there, in the same session."""
+        return self.sessions.start("send", lambda lifecycle: self.codes.send(
+            lifecycle, paths, options, mailbox, redirect
+        ))
+
+    def redirect_to(
+        self, to: str | Target, paths: list[Path], options: SendOptions,
+        ask_code: CodePrompt | None = None, ask_pin: PinPrompt | None = None,
+    ) -> Redirect:
+        """A send by code's redirect: a plain send to ``to``, in the code's session."""
+        return lambda lifecycle: self._dispatcher.send(
+            lifecycle, to, paths, options, ask_code, ask_pin
+        )
+
+    async def receive_by_code(
+        self, code: str, options: ReceiveOptions, decide: Decider, mailbox: str
+    ) -> TransferResult | None:
+        """Receive what ``code`` brings: meet its sender, then one receive session."""
+        return await self.codes.receive(code, options, decide, mailbox)
+
     async def serve(
         self, options: ReceiveOptions, decide: Decider, once: bool = False
     ) -> TransferResult | None:
@@ -160,6 +192,13 @@ class Node:
     async def connect_relay(self) -> RelayEvent | None:
         """With a relay chosen, wait briefly for it and say whether it is reachable."""
         return await self.reachability.connect_relay()
+
+    def connect_relay_in_background(self) -> None:
+        """Reach the chosen relay without delaying anything; a ticket naming it follows
+        the first one once it answers (a relay event says how it went either way)."""
+        self.reachability.connect_relay_in_background(
+            lambda: self.presence.discovery is not None
+        )
 
     def announce_ticket(self) -> TicketEvent:
         """Emit (and return) the ticket event peers need to reach this node; it says
@@ -229,3 +268,4 @@ class Node:
         await self.reachability.close()
         if self._transport is not None:
             await self._transport.close()
+        stop_reactor()  # a send by code's Twisted threads, if it had any

@@ -110,6 +110,7 @@ from p2p_transfer.trust import (
     generate_code,
 )
 from p2p_transfer.trust.pake import CodeExchange, PakeError
+from p2p_transfer.trust.vouched import VouchedPeer
 
 #: Time the sender has to send its offer after the handshake.
 OFFER_TIMEOUT = 30.0
@@ -169,6 +170,8 @@ class ReceiveOptions:
     max_size: int | None = None
     umask: int = 0o022
     transport: DataTransport = "auto"
+    #: Set by a receive by code: only this peer is served, and without a 6-digit code.
+    vouched: VouchedPeer | None = None
 
 
 class Refused(P2PTransferError):
@@ -531,6 +534,9 @@ class ReceiveSession(ClaimOwner):
                 prepared.target.close()
 
     async def _verify(self, reader: MessageReader, hello: Hello) -> None:
+        if self._options.vouched is not None:  # a short code's PAKE already verified it
+            await self._admit_vouched(self._options.vouched)
+            return
         # Both sides must hold the pairing: a sender that lost or never had it
         # verifies again, so it always knows whom it sends to.
         if hello.paired and self._pairings.is_trusted(self.peer_id):
@@ -546,6 +552,14 @@ class ReceiveSession(ClaimOwner):
         self._pairings.add(self.peer_id, self.peer_name)
         await self._send(Verified(exchange.receiver_proof()))
         self._events.emit(VerifiedEvent(self.session, self.peer_id, self.peer_name, "code"))
+
+    async def _admit_vouched(self, vouched: VouchedPeer) -> None:
+        """The device that used this receiver's short code, and nobody else, goes on
+        without a 6-digit code (and without becoming a pairing)."""
+        if not vouched.admits(self.peer_id):
+            raise Refused("this receiver only takes files from the device that used its code")
+        await self._send(Welcome(PROTOCOL_VERSION, self._device_name, code_required=False))
+        self._events.emit(VerifiedEvent(self.session, self.peer_id, self.peer_name, "short-code"))
 
     async def _wait_for_code(self) -> int:
         """A place among the verifications waiting for a code, and the first attempt's

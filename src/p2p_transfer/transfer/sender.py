@@ -103,6 +103,7 @@ from p2p_transfer.transfer.session import (
 )
 from p2p_transfer.trust import PairingStore, normalize_code
 from p2p_transfer.trust.pake import CodeExchange, PakeError
+from p2p_transfer.trust.vouched import VouchedPeer
 from p2p_transfer.units import format_size
 
 
@@ -141,6 +142,9 @@ class SendOptions:
     transport: DataTransport = "auto"
     #: Send this text message instead of files (at most MAX_TEXT_BYTES of UTF-8).
     text: str | None = None
+    #: Set by a send by code: this receiver may skip the 6-digit code (its ID came
+    #: under the code's PAKE).
+    vouched: VouchedPeer | None = None
 
 
 def check_text(text: str, paths: list[Path]) -> None:
@@ -423,6 +427,10 @@ class SendSession:
         self, welcome: Welcome, peer_id: str, reader: MessageReader, writer: MessageWriter
     ) -> None:
         if not welcome.code_required:
+            vouched = self._options.vouched
+            if vouched is not None and vouched.admits(peer_id):
+                self._events.emit(VerifiedEvent(self.session, peer_id, welcome.name, "short-code"))
+                return
             if not self._pairings.is_trusted(peer_id):
                 # Only a pairing this device holds may skip the code: a receiver's word
                 # is not enough (it could be an impostor answering for a name).
