@@ -372,7 +372,7 @@ CODE_CONNECT_TIMEOUT = CONNECT_TIMEOUT + 10.0
 CODE_WORDS = 2
 #: Seconds a code's receiver waits for its home relay before sending its ticket (with
 #: internet the relay is up well before the code is typed; without, it never comes).
-RELAY_TICKET_WAIT = 2.0
+RELAY_TICKET_WAIT = 1.5
 #: Seconds a code's receiver looks for the code's sender on the LAN before claiming the
 #: code on the server (a code offered only on the LAN must not burn a stranger's).
 LAN_CODE_LOOKUP = 1.5

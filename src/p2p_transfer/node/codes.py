@@ -113,23 +113,29 @@ class CodeRoute:
     ) -> TransferResult | None:
         """Claim ``code``, meet its sender, and receive what it sends (one session)."""
         channel = CodeChannel.open(mailbox, "receive")
+        # A ticket that names our relay reaches us from anywhere: the relay is given
+        # until the ticket goes, counted from now (with internet it answers long before).
+        relay = asyncio.create_task(self._relay_up())
         try:
             await channel.claim(code)
             peer = await channel.wait_for_peer(CODE_PEER_TIMEOUT)
             self._events.emit(RendezvousEvent("mailbox", peer))
             if peer == "magic-wormhole":
                 return await self._receive_classic(channel, options, decide)
-            # A ticket that names our relay reaches us from anywhere; the relay is up
-            # long before a code is typed when there is internet at all.
-            if self._config.relay != RELAY_OFF:
-                await endpoint(self._transport).wait_for_relay(RELAY_TICKET_WAIT)
+            await relay
             ticket, _ = await self._swap_tickets(channel)
         finally:
+            relay.cancel()
             await channel.close()
         vouched = VouchedPeer(_endpoint_of(ticket))
         return await self._serve_vouched(
             dataclasses.replace(options, vouched=vouched), decide, vouched
         )
+
+    async def _relay_up(self) -> None:
+        """Until the relay answers, at most RELAY_TICKET_WAIT (at once without a relay)."""
+        if self._config.relay != RELAY_OFF:
+            await endpoint(self._transport).wait_for_relay(RELAY_TICKET_WAIT)
 
     async def _receive_classic(
         self, channel: CodeChannel, options: ReceiveOptions, decide: Decider
