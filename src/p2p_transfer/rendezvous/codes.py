@@ -48,9 +48,9 @@ def complete(prefix: str) -> list[str]:
     if len(parts) < 2 or not parts[0].isdigit():
         return []
     head, last = "-".join(parts[:-1]), parts[-1]
-    # Even positions (first word, third...) use the list's "even" words, as wormhole does.
-    even = len(parts) % 2 == 0
-    words = _even_words() if even else _odd_words()
+    # The first word (and third...) comes from the list's "odd" words, as wormhole's do.
+    first_kind = (len(parts) - 2) % 2 == 0
+    words = _odd_words() if first_kind else _even_words()
     return [f"{head}-{word}" for word in sorted(words) if word.startswith(last)]
 
 
