@@ -116,8 +116,9 @@ def _exit_code(result: TransferResult | None) -> int:
     short_help="Wait for files; prints a ticket and QR code.",
     epilog=examples(
         "p2p-transfer receive",
+        "p2p-transfer receive 7-guitarist-revenge   # the code `p2p-transfer send` printed",
         "p2p-transfer receive --dir ~/Inbox --yes --once",
-        "p2p-transfer receive --max-size 2G --relay default   # reachable across the internet",
+        "p2p-transfer receive --max-size 2G --relay off   # this network only",
     ),
 )
 @click.option("--dir", "target", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -196,9 +197,10 @@ def receive(
     async def run() -> int:
         try:
             url = mailbox_url(mailbox) if code is not None else ""
-            node = await Node.start(
-                NodeConfig(ctx.config_dir, ctx.device_name, bind_addr, relay)
-            )
+            # A plain receiver keeps its port, so that its ticket keeps working.
+            node = await Node.start(NodeConfig(
+                ctx.config_dir, ctx.device_name, bind_addr, relay, stable_port=code is None
+            ))
         except (IdentityError, NetError, RendezvousError) as exc:
             renderer(ErrorEvent(str(exc), detail=exc.detail))
             return EXIT_FAILURE
@@ -279,6 +281,7 @@ async def _serve_localsend(
 @click.command(
     short_help="Send files, folders or a text to one or more receivers.",
     epilog=examples(
+        "p2p-transfer send photos/   # prints a code for `p2p-transfer receive CODE`",
         "p2p-transfer send --to endpointacjy…7qaaab report.pdf photos/",
         "p2p-transfer send --to laptop notes.txt        # a receiver on this network",
         "p2p-transfer send --to laptop --to phone photos/   # to each of them",

@@ -8,16 +8,18 @@ each, are listed in this package's ``__init__``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from p2p_transfer.events import DecisionEvent, Event, EventBus, RelayEvent, TicketEvent
 from p2p_transfer.lifecycle import new_session_id
-from p2p_transfer.net import Transport
+from p2p_transfer.net import NetError, Transport
 from p2p_transfer.node.codes import CodeRoute, Redirect
 from p2p_transfer.node.config import NodeConfig, endpoint
 from p2p_transfer.node.inbox import Inbox
 from p2p_transfer.node.localsend_bridge import LocalSendBridge
+from p2p_transfer.node.port import remember_port, stable_bind
 from p2p_transfer.node.presence import Presence
 from p2p_transfer.node.reachability import Reachability
 from p2p_transfer.node.sending import Dispatcher
@@ -84,7 +86,7 @@ class Node:
         """Load (or create) the identity and bind the endpoint."""
         ensure_private_dir(config.config_dir)
         key = await asyncio.to_thread(load_or_create_secret_key, config.config_dir)
-        transport = await Transport.bind(key, config.bind_addr, config.relay)
+        transport = await _bind(key, config)
         return cls(config, transport, PairingStore(config.config_dir))
 
     @classmethod
@@ -269,3 +271,18 @@ class Node:
         if self._transport is not None:
             await self._transport.close()
         stop_reactor()  # a send by code's Twisted threads, if it had any
+
+
+async def _bind(key: bytes, config: NodeConfig) -> Transport:
+    """The endpoint; a receiver's on its remembered port when it is free (else any port),
+    remembered for the next start."""
+    preferred = stable_bind(config.config_dir, config.bind_addr) if config.stable_port else None
+    transport: Transport | None = None
+    if preferred is not None:
+        with contextlib.suppress(NetError):  # taken (another receiver): any port will do
+            transport = await Transport.bind(key, preferred, config.relay)
+    if transport is None:
+        transport = await Transport.bind(key, config.bind_addr, config.relay)
+    if config.stable_port and (local := transport.local_udp_socket) is not None:
+        await asyncio.to_thread(remember_port, config.config_dir, local[1])
+    return transport
