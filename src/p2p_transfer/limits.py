@@ -375,7 +375,7 @@ CODE_WORDS = 2
 RELAY_TICKET_WAIT = 1.5
 #: Seconds a code's receiver looks for the code's sender on the LAN before claiming the
 #: code on the server (a code offered only on the LAN must not burn a stranger's).
-LAN_CODE_LOOKUP = 1.5
+LAN_CODE_LOOKUP = 1.0
 #: Seconds a code's receiver keeps looking on the LAN when the server is out of reach.
 LAN_CODE_SEARCH = 10.0
 #: Seconds the LAN key exchange (connect, both messages, both proofs) may take.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from e2e.cli import CliProcess, throttled
-from e2e.mailbox import MailboxServer
+from e2e.mailbox import MailboxServer, multicast_loopback, namespaces_available
 from p2p_transfer.limits import MiB
 
 #: The big file of the folder test, and how many small ones go with it.
@@ -172,11 +172,49 @@ def test_a_text_by_code(tmp_path: Path, mailbox: MailboxServer) -> None:
     assert receiver.wait_for("text")["text"] == "the wifi password is hunter2"
 
 
-def test_an_unreachable_code_server_is_one_plain_sentence(tmp_path: Path) -> None:
+def test_an_unreachable_code_server_is_one_plain_sentence_on_each_side(tmp_path: Path) -> None:
     note = tmp_path / "note.txt"
     note.write_text("x")
-    sender = CliProcess(["send", "--mailbox", "ws://127.0.0.1:9/v1", "--relay", "off",
-                         "--json", str(note)], tmp_path / "tx")
-    assert sender.wait(20) == 1
-    message = sender.wait_for("error")["message"]
+    nowhere = "ws://127.0.0.1:9/v1"
+    sender = CliProcess(["send", "--mailbox", nowhere, "--relay", "off", "--json", str(note)],
+                        tmp_path / "tx")
+    try:
+        said = sender.wait_for("log")["message"]
+        assert said.startswith("can't reach the code server 127.0.0.1 — offline? On a LAN, "
+                               "the code works through local discovery; or use --to"), said
+        assert sender.wait_for("invite")["via"] == "lan"  # and it waits there
+    finally:
+        sender.stop()
+    receiver = CliProcess(["receive", "7-guitarist-revenge", "--mailbox", nowhere, "--relay",
+                           "off", "--dir", str(tmp_path / "inbox"), "--json"], tmp_path / "rx")
+    assert receiver.wait(30) == 1
+    message = receiver.wait_for("error")["message"]
     assert message.startswith("can't reach the code server 127.0.0.1 — offline?"), message
+
+
+@pytest.mark.skipif(not namespaces_available(), reason="needs root and ip")
+def test_without_the_code_server_the_code_works_on_the_lan(tmp_path: Path) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text("no internet here")
+    nowhere = "ws://127.0.0.1:9/v1"  # the code server is down
+    with multicast_loopback() as inside:
+        sender = _inside(inside, tmp_path / "tx", "--name", "desk", "send", "--mailbox",
+                         nowhere, "--relay", "off", "--json", str(note))
+        try:
+            invite = sender.wait_for("invite")
+            assert invite["via"] == "lan"
+            receiver = _inside(inside, tmp_path / "rx", "receive", invite["code"], "--mailbox",
+                               nowhere, "--dir", str(tmp_path / "inbox"), "--yes", "--json")
+            assert receiver.wait(60) == 0, receiver.stderr_lines
+            assert sender.wait(30) == 0, sender.stderr_lines
+        finally:
+            sender.stop()
+    for side in (sender, receiver):
+        assert side.wait_for("rendezvous")["via"] == "lan"
+        assert side.wait_for("verified")["by"] == "short-code"
+    assert (tmp_path / "inbox" / "note.txt").read_text() == "no internet here"
+
+
+def _inside(inside: list[str], home: Path, *args: str) -> CliProcess:
+    """The CLI run inside a namespace (``ip netns exec NS``)."""
+    return CliProcess(list(args), home, inside=inside)

@@ -16,10 +16,12 @@ import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from p2p_transfer.events import (
     EventBus,
     InviteEvent,
+    LogEvent,
     RendezvousEvent,
     SessionState,
     VerifiedEvent,
@@ -29,6 +31,9 @@ from p2p_transfer.limits import (
     CODE_CONNECT_TIMEOUT,
     CODE_PEER_TIMEOUT,
     CODE_TICKET_TIMEOUT,
+    CODE_WORDS,
+    LAN_CODE_LOOKUP,
+    LAN_CODE_SEARCH,
     RELAY_TICKET_WAIT,
 )
 from p2p_transfer.net import RELAY_OFF, NetError, Transport, ticket_endpoint_id
@@ -36,7 +41,18 @@ from p2p_transfer.node.config import NodeConfig, endpoint
 from p2p_transfer.node.inbox import Inbox
 from p2p_transfer.rendezvous import classic
 from p2p_transfer.rendezvous.abilities import decode_ticket, encode_ticket
-from p2p_transfer.rendezvous.errors import BadRendezvousMessage, PeerWentAway
+from p2p_transfer.rendezvous.errors import (
+    BadRendezvousMessage,
+    MailboxUnreachable,
+    PeerWentAway,
+)
+from p2p_transfer.rendezvous.lan import (
+    LanOffer,
+    find_sender,
+    local_code,
+    made_for_the_lan,
+    meet_sender,
+)
 from p2p_transfer.rendezvous.mailbox import CodeChannel
 from p2p_transfer.transfer import (
     Decider,
@@ -46,6 +62,8 @@ from p2p_transfer.transfer import (
     TransferResult,
 )
 from p2p_transfer.trust import PairingStore, VouchedPeer
+
+T = TypeVar("T")
 
 #: A send that the person redirected while its code waited (a device picked by number):
 #: given the session's lifecycle, it runs the send to that device instead.
@@ -79,26 +97,47 @@ class CodeRoute:
         mailbox: str,
         redirect: asyncio.Future[Redirect] | None = None,
     ) -> TransferResult:
-        """A send session's work: allocate a code, wait until it is used (or the person
-        picks a device instead: ``redirect``), then send to whoever used it."""
+        """A send session's work: allocate a code (on this LAN alone when the server is
+        out of reach), wait until it is used (or the person picks a device instead:
+        ``redirect``), then send to whoever used it."""
         channel = CodeChannel.open(mailbox, "send")
+        lan: LanOffer | None = None
         try:
-            code = await channel.allocate()
+            try:
+                code = await channel.allocate()
+            except MailboxUnreachable as exc:
+                self._events.emit(LogEvent("warning", "codes", str(exc)))
+                transport = endpoint(self._transport)
+                lan = LanOffer(local_code(CODE_WORDS), transport.ticket, self._config.device_name)
+                await lan.start()
+                code = lan.code
             # The code is the first thing a script reads (then the session's states).
-            self._events.emit(InviteEvent(lifecycle.session, code, "mailbox", channel.server))
+            self._events.emit(InviteEvent(
+                lifecycle.session, code, "mailbox" if lan is None else "lan",
+                channel.server if lan is None else "",
+            ))
             lifecycle.advance(SessionState.CONNECTING)
-            peer = await _first(channel.wait_for_peer(), redirect)
-            if not isinstance(peer, str):
-                await channel.close()  # the code goes: nobody else may use it now
-                return await peer(lifecycle)
-            self._events.emit(RendezvousEvent("mailbox", peer, lifecycle.session))
-            if peer == "magic-wormhole":
-                return await classic.send_classic(
-                    channel.wormhole, lifecycle.session, paths, options, self._events
-                )
-            ticket, name = await self._swap_tickets(channel)
+            if lan is not None:
+                met = await _first(lan.wait(), redirect)
+                if callable(met):
+                    return await met(lifecycle)
+                self._events.emit(RendezvousEvent("lan", "p2p-transfer", lifecycle.session))
+                ticket, name = met
+            else:
+                peer = await _first(channel.wait_for_peer(), redirect)
+                if callable(peer):
+                    await channel.close()  # the code goes: nobody else may use it now
+                    return await peer(lifecycle)
+                self._events.emit(RendezvousEvent("mailbox", peer, lifecycle.session))
+                if peer == "magic-wormhole":
+                    return await classic.send_classic(
+                        channel.wormhole, lifecycle.session, paths, options, self._events
+                    )
+                ticket, name = await self._swap_tickets(channel)
         finally:
             await channel.close()
+            if lan is not None:
+                await lan.close()
         vouched = VouchedPeer(_endpoint_of(ticket))
         sender = SendSession(
             lifecycle, endpoint(self._transport), self._config.device_name, self._events,
@@ -111,19 +150,38 @@ class CodeRoute:
     async def receive(
         self, code: str, options: ReceiveOptions, decide: Decider, mailbox: str
     ) -> TransferResult | None:
-        """Claim ``code``, meet its sender, and receive what it sends (one session)."""
+        """Claim ``code``, meet its sender, and receive what it sends (one session).
+
+        A code made without the server (its nameplate says so) is looked for on this
+        LAN first, briefly: it must not be claimed on the server, where it could be a
+        stranger's. Without the server, the LAN is looked at longer."""
         channel = CodeChannel.open(mailbox, "receive")
         # A ticket that names our relay reaches us from anywhere: the relay is given
         # until the ticket goes, counted from now (with internet it answers long before).
         relay = asyncio.create_task(self._relay_up())
         try:
-            await channel.claim(code)
-            peer = await channel.wait_for_peer(CODE_PEER_TIMEOUT)
-            self._events.emit(RendezvousEvent("mailbox", peer))
-            if peer == "magic-wormhole":
-                return await self._receive_classic(channel, options, decide)
-            await relay
-            ticket, _ = await self._swap_tickets(channel)
+            nearby = await find_sender(code, LAN_CODE_LOOKUP) if made_for_the_lan(code) else None
+            if nearby is None:
+                try:
+                    await channel.claim(code)
+                except MailboxUnreachable as exc:
+                    nearby = await find_sender(code, LAN_CODE_SEARCH)
+                    if nearby is None:
+                        raise MailboxUnreachable(channel.server) from exc
+            if nearby is not None:
+                await channel.close()
+                await relay
+                ticket, _ = await meet_sender(
+                    nearby, code, endpoint(self._transport).ticket, self._config.device_name
+                )
+                self._events.emit(RendezvousEvent("lan", "p2p-transfer"))
+            else:
+                peer = await channel.wait_for_peer(CODE_PEER_TIMEOUT)
+                self._events.emit(RendezvousEvent("mailbox", peer))
+                if peer == "magic-wormhole":
+                    return await self._receive_classic(channel, options, decide)
+                await relay
+                ticket, _ = await self._swap_tickets(channel)
         finally:
             relay.cancel()
             await channel.close()
@@ -203,12 +261,12 @@ async def _until(arrived: asyncio.Event, serving: asyncio.Task[object]) -> None:
 
 
 async def _first(
-    peer: Awaitable[str], redirect: asyncio.Future[Redirect] | None
-) -> str | Redirect:
-    """The other side's kind once it used the code, or the redirect if that came first."""
+    met: Awaitable[T], redirect: asyncio.Future[Redirect] | None
+) -> T | Redirect:
+    """What the code brought once it was used, or the redirect if that came first."""
     if redirect is None:
-        return await peer
-    waiting = asyncio.ensure_future(peer)
+        return await met
+    waiting = asyncio.ensure_future(met)
     try:
         await asyncio.wait({waiting, redirect}, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
