@@ -378,6 +378,8 @@ RELAY_TICKET_WAIT = 1.5
 LAN_CODE_LOOKUP = 1.0
 #: Seconds a code's receiver keeps looking on the LAN when the server is out of reach.
 LAN_CODE_SEARCH = 10.0
+#: Seconds between fresh questions for a code's sender on the LAN.
+LAN_CODE_ASK = 0.5
 #: Seconds the LAN key exchange (connect, both messages, both proofs) may take.
 LAN_PAKE_TIMEOUT = 5.0
 

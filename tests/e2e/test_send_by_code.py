@@ -205,7 +205,7 @@ def test_without_the_code_server_the_code_works_on_the_lan(tmp_path: Path) -> No
             assert invite["via"] == "lan"
             receiver = _inside(inside, tmp_path / "rx", "receive", invite["code"], "--mailbox",
                                nowhere, "--dir", str(tmp_path / "inbox"), "--yes", "--json")
-            assert receiver.wait(60) == 0, receiver.stderr_lines
+            assert receiver.wait(60) == 0, (receiver.events, "".join(receiver.stderr_lines))
             assert sender.wait(30) == 0, sender.stderr_lines
         finally:
             sender.stop()

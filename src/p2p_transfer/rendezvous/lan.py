@@ -18,12 +18,12 @@ import struct
 from dataclasses import dataclass
 
 import msgspec
+from zeroconf import DNSQuestionType, IPVersion
 from zeroconf import Error as ZeroconfError
-from zeroconf import IPVersion
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-from p2p_transfer.limits import LAN_PAKE_TIMEOUT, MAX_RENDEZVOUS_MESSAGE
-from p2p_transfer.net import NetError, ticket_addresses, ticket_endpoint_id
+from p2p_transfer.limits import LAN_CODE_ASK, LAN_PAKE_TIMEOUT, MAX_RENDEZVOUS_MESSAGE
+from p2p_transfer.net import NetError, ticket_endpoint_id
 from p2p_transfer.rendezvous.codes import nameplate
 from p2p_transfer.rendezvous.errors import BadRendezvousMessage, RendezvousError, WrongCode
 from p2p_transfer.trust.pake import CodeExchange, PakeError
@@ -101,6 +101,28 @@ async def _read(reader: asyncio.StreamReader, kind: type[msgspec.Struct]) -> msg
         raise BadRendezvousMessage(f"a malformed message ({exc})") from None
 
 
+def _ipv4_addresses() -> list[str]:
+    """This machine's IPv4 addresses, loopback last (a LAN of one host has only it)."""
+    import ifaddr
+
+    found = {
+        ip.ip for adapter in ifaddr.get_adapters() for ip in adapter.ips
+        if isinstance(ip.ip, str) and not ip.ip.startswith("169.254.")
+    }
+    return sorted(found, key=lambda host: (host.startswith("127."), host))
+
+
+async def _connect(sender: LanSender) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to the first of the sender's addresses that answers."""
+    failure: OSError = OSError("the sender announced no address")
+    for host in sender.hosts:
+        try:
+            return await asyncio.open_connection(host, sender.port)
+        except OSError as exc:
+            failure = exc
+    raise failure
+
+
 def _endpoint_of(ticket: str) -> str:
     try:
         return ticket_endpoint_id(ticket)
@@ -125,16 +147,15 @@ class LanOffer:
         """Listen and announce the nameplate; RendezvousError when the LAN cannot."""
         self._server = await asyncio.start_server(self._serve, "0.0.0.0", 0)
         port = self._server.sockets[0].getsockname()[1]
-        hosts = sorted({a.rsplit(":", 1)[0] for a in ticket_addresses(self._ticket)
-                        if not a.startswith("[")})
         try:
             self._zc = AsyncZeroconf(ip_version=IPVersion.V4Only)
             self._info = AsyncServiceInfo(
                 SERVICE_TYPE, f"{nameplate(self.code)}.{SERVICE_TYPE}", port=port,
                 properties={"id": self._own_id},
-                addresses=[socket.inet_aton(host) for host in hosts],
+                addresses=[socket.inet_aton(host) for host in _ipv4_addresses()],
             )
-            await self._zc.async_register_service(self._info)
+            # The first await registers; the task it returns ends when probing is done.
+            await (await self._zc.async_register_service(self._info))
         except (ZeroconfError, OSError) as exc:
             await self.close()
             raise RendezvousError(f"the code cannot be offered on this network: {exc}") from None
@@ -206,8 +227,16 @@ async def find_sender(code: str, timeout: float) -> LanSender | None:
         return None
     try:
         info = AsyncServiceInfo(SERVICE_TYPE, f"{nameplate(code)}.{SERVICE_TYPE}")
-        if not await info.async_request(zc.zeroconf, int(timeout * 1000)):
-            return None
+        deadline = asyncio.get_running_loop().time() + timeout
+        # Multicast answers (QM): a unicast one goes to whichever socket shares port 5353
+        # first on this host, maybe the sender's own. Asked afresh every LAN_CODE_ASK s:
+        # a sender still probing its name does not answer the first questions.
+        while not await info.async_request(
+            zc.zeroconf, int(min(LAN_CODE_ASK, timeout) * 1000),
+            question_type=DNSQuestionType.QM,
+        ):
+            if asyncio.get_running_loop().time() >= deadline:
+                return None
         sender_id = (info.decoded_properties or {}).get("id") or ""
         hosts = info.parsed_addresses(IPVersion.V4Only)
         if not hosts or not info.port or not sender_id:
@@ -227,7 +256,7 @@ async def meet_sender(
     exchange = _exchange(code, own_id, sender.endpoint_id)
     try:
         async with asyncio.timeout(LAN_PAKE_TIMEOUT):
-            reader, writer = await asyncio.open_connection(sender.hosts[0], sender.port)
+            reader, writer = await _connect(sender)
             try:
                 await _write(writer, _Hello(ticket, name, exchange.message))
                 reply = await _read(reader, _Reply)

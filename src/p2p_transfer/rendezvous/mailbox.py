@@ -7,7 +7,9 @@ messages under the key. Library failures become this package's typed errors.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -65,14 +67,16 @@ class CodeChannel:
 
     async def allocate(self) -> str:
         """A new code from the server; MailboxUnreachable when it does not answer in time."""
-        self.wormhole.allocate_code(CODE_WORDS)
+        with _closed_already():
+            self.wormhole.allocate_code(CODE_WORDS)
         self.code = await self._reaching_server(self.wormhole.get_code())
         return self.code
 
     async def claim(self, code: str) -> None:
         """Use ``code`` (typed by the person); the server must answer in time."""
         self.code = code
-        self.wormhole.set_code(code)
+        with _closed_already():
+            self.wormhole.set_code(code)
         await self._reaching_server(self.wormhole.get_welcome())
 
     async def wait_for_peer(self, timeout: float | None = None) -> PeerKind:
@@ -148,6 +152,16 @@ class CodeChannel:
             raise CodeServerError(_server_refusal(str(exc), self.code)) from None
         except errors.WelcomeError as exc:
             raise CodeServerError(f"the code server {self.server} says: {exc}") from None
+
+
+@contextlib.contextmanager
+def _closed_already() -> Iterator[None]:
+    """The library refuses a code once its connection failed (a server that refused at
+    once): the failure itself comes from the Deferred awaited next."""
+    from automat import NoTransition
+
+    with contextlib.suppress(NoTransition):
+        yield
 
 
 def _server_refusal(message: str, code: str) -> str:
