@@ -176,7 +176,8 @@ def _help_options(*command: str) -> set[str]:
 
 def _readme_usage() -> dict[tuple[str, ...], set[str]]:
     """Each command the README's usage table names, with the options its row shows."""
-    usage = README.read_text().split("## Using it", 1)[1].split("\n### ", 1)[0]
+    usage = README.read_text().split("## Using it", 1)[1].split("\n| command |", 1)[1]
+    usage = usage.split("\n\n", 1)[0]
     rows: dict[tuple[str, ...], set[str]] = {}
     for line in usage.splitlines():
         if not line.startswith("| `"):

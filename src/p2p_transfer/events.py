@@ -227,6 +227,29 @@ class RouteEvent(SessionEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class InviteEvent(SessionEvent):
+    """Sender: the code to type on the other device (``receive CODE``); ``via`` says where
+    it waits: the code server (``mailbox``, at ``server``) or only this LAN (``lan``)."""
+
+    name: ClassVar[str] = "invite"
+    code: str
+    via: Literal["mailbox", "lan"]
+    server: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RendezvousEvent(Event):
+    """Both sides of a code met and agreed a key: which way (the code server or the LAN)
+    and what the other side runs (ours, or a magic-wormhole client). ``session`` is the
+    sender's session ("" on the receiving side, whose session starts with the connection)."""
+
+    name: ClassVar[str] = "rendezvous"
+    via: Literal["mailbox", "lan"]
+    peer: Literal["p2p-transfer", "magic-wormhole"]
+    session: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class DialingEvent(SessionEvent):
     """Sender: trying to reach a receiver (the first packets are on their way)."""
 
@@ -271,7 +294,8 @@ class VerifiedEvent(SessionEvent):
     name: ClassVar[str] = "verified"
     peer_id: str
     peer_name: str
-    by: Literal["code", "pairing"]
+    #: ``short-code``: the one-use code of a send by code (its PAKE vouched for the peer).
+    by: Literal["code", "pairing", "short-code"]
 
 
 @dataclass(frozen=True, slots=True)

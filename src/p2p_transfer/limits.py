@@ -464,3 +464,36 @@ WORMHOLE_ACK_TIMEOUT = 600.0
 WORMHOLE_ZIP_MAX_RATIO = 1032
 #: Most entries (files and folders) in a received zip.
 WORMHOLE_ZIP_MAX_ENTRIES = MAX_MANIFEST_ENTRIES
+
+# --- Send by code (magic-wormhole's mailbox server) ----------------------------
+#: Seconds to reach the code server (its welcome) before saying it cannot be reached.
+MAILBOX_CONNECT_TIMEOUT = 5.0
+#: Seconds a receiver waits for the sender's half of the key exchange after claiming a
+#: code: a waiting sender posted it long before, so silence means a code used up,
+#: mistyped, or whose sender left.
+CODE_PEER_TIMEOUT = 5.0
+#: Seconds each side waits for the other's ticket once the key is agreed.
+CODE_TICKET_TIMEOUT = 10.0
+#: Largest rendezvous message accepted from the other side (its abilities, its ticket).
+MAX_RENDEZVOUS_MESSAGE = 4 * KiB
+#: Seconds a code's receiver waits for the sender's connection after the tickets crossed.
+CODE_CONNECT_TIMEOUT = CONNECT_TIMEOUT + 10.0
+#: Words after the nameplate number in a code we allocate (the wormhole CLI's default).
+CODE_WORDS = 2
+#: Seconds a code's receiver waits for its home relay before sending its ticket (with
+#: internet the relay is up well before the code is typed; without, it never comes).
+RELAY_TICKET_WAIT = 1.5
+#: Seconds a code's receiver looks for the code's sender on the LAN before claiming the
+#: code on the server (a code offered only on the LAN must not burn a stranger's).
+LAN_CODE_LOOKUP = 1.0
+#: Seconds a code's receiver keeps looking on the LAN when the server is out of reach.
+LAN_CODE_SEARCH = 10.0
+#: Seconds between fresh questions for a code's sender on the LAN.
+LAN_CODE_ASK = 0.5
+#: Seconds the LAN key exchange (connect, both messages, both proofs) may take.
+LAN_PAKE_TIMEOUT = 5.0
+
+# --- A receiver's stable port ----------------------------------------------------
+#: UDP port ``receive`` tries first when it has none of its own yet (then the last one
+#: it used, kept in the config dir), so a ticket printed yesterday still reaches it.
+DEFAULT_RECEIVE_PORT = 41837

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,14 @@ EVENT_TIMEOUT = 30.0
 class CliProcess:
     """One ``p2p-transfer`` process whose stdout JSON events are collected as they come."""
 
-    def __init__(self, args: list[str], home: Path, stdin: bool = False) -> None:
+    def __init__(
+        self, args: list[str], home: Path, stdin: bool = False, inside: Sequence[str] = ()
+    ) -> None:
+        """``inside`` runs it through a wrapper (``ip netns exec NS``)."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.args = args
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "p2p_transfer", "--config-dir", str(home), *args],
+            [*inside, sys.executable, "-m", "p2p_transfer", "--config-dir", str(home), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,

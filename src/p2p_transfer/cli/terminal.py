@@ -42,6 +42,7 @@ from p2p_transfer.events import (
     Event,
     FileDoneEvent,
     FileFailedEvent,
+    InviteEvent,
     LocalSendReadyEvent,
     LogEvent,
     LookupEvent,
@@ -50,6 +51,7 @@ from p2p_transfer.events import (
     ProgressEvent,
     ReceiverOutcome,
     RelayEvent,
+    RendezvousEvent,
     ResumeEvent,
     RouteEvent,
     SendSummaryEvent,
@@ -167,6 +169,8 @@ class HumanRenderer:
         self._sessions: dict[str, _Session] = {}
         #: A cancel was already told (Ctrl-C need not say it again).
         self.cancel_shown = False
+        #: The ticket is on screen (a later one, naming the relay, is a line).
+        self._ticket_shown = False
 
     def __call__(self, event: Event) -> None:
         handler = getattr(self, f"_on_{event.name}", None)
@@ -305,6 +309,11 @@ class HumanRenderer:
     # --- before the transfer -----------------------------------------------------------
 
     def _on_ticket(self, event: TicketEvent) -> None:
+        if self._ticket_shown:  # the same device, now also reachable through its relay
+            self._print("This ticket also works across the internet (through the relay):")
+            self._print(f"  p2p-transfer send --to {event.ticket} FILE...")
+            return
+        self._ticket_shown = True
         self.console.print(f"[bold]{shown(event.device_name)}[/] is ready to receive.")
         if self._show_qr:
             qr = segno.make(event.ticket, error="l")
@@ -317,6 +326,26 @@ class HumanRenderer:
             )
         for address in event.addresses[:ADDRESSES_SHOWN]:
             self.console.print(f"or: p2p-transfer send --to {address} FILE...")
+
+    def _on_invite(self, event: InviteEvent) -> None:
+        """The code, its QR (magic-wormhole's URI: phone apps such as Warp scan it) and the
+        command to type on the other device."""
+        if self._show_qr:
+            segno.make(f"wormhole-transfer:{event.code}", error="l").terminal(
+                out=self.console.file, compact=True
+            )
+        where = (
+            "" if event.via == "mailbox" else
+            " [yellow](the code server is out of reach: this code works on this network only)[/]"
+        )
+        self.console.print(f"Code: [bold]{shown(event.code)}[/]{where}")
+        self.console.print(f"On the other device: p2p-transfer receive {shown(event.code)}")
+        self.console.print("[dim]Waiting for the code to be used… (Ctrl-C to cancel)[/]")
+
+    def _on_rendezvous(self, event: RendezvousEvent) -> None:
+        way = "the code server" if event.via == "mailbox" else "this network (no code server)"
+        runs = "" if event.peer == "p2p-transfer" else " (a magic-wormhole client)"
+        self._print(f"[dim]code used{runs}; met through {way}[/]")
 
     def _on_relay(self, event: RelayEvent) -> None:
         style = "dim" if event.connected else "yellow"
@@ -394,7 +423,9 @@ class HumanRenderer:
 
     def _on_verified(self, event: VerifiedEvent) -> None:
         self._named(self._session(event.session), event.peer_name)
-        how = "verified by code" if event.by == "code" else "trusted device"
+        how = {"code": "verified by code", "short-code": "verified by the short code"}.get(
+            event.by, "trusted device"
+        )
         self._print(f"[green]✓[/] {shown(event.peer_name)}: {how}")
 
     def _on_offer(self, event: OfferEvent) -> None:

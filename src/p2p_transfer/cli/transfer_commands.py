@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 from collections.abc import Iterator
@@ -10,6 +11,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from p2p_transfer.cli.by_code import (
+    DevicePicker,
+    code_argument,
+    complete_code,
+    confirm_words,
+)
 from p2p_transfer.cli.context import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -46,10 +53,12 @@ from p2p_transfer.limits import (
 )
 from p2p_transfer.localsend.messages import short_fingerprint
 from p2p_transfer.localsend.receiver import ReceiverSetup
-from p2p_transfer.net import RELAY_OFF, NetError
+from p2p_transfer.net import RELAY_DEFAULT, NetError
 from p2p_transfer.node import Node, NodeConfig, RunningSession
+from p2p_transfer.rendezvous import RendezvousError, mailbox_url
 from p2p_transfer.transfer import (
     CodeRequest,
+    Decider,
     Decision,
     IncomingOffer,
     ReceiveOptions,
@@ -114,8 +123,9 @@ def _exit_code(result: TransferResult | None) -> int:
     short_help="Wait for files; prints a ticket and QR code.",
     epilog=examples(
         "p2p-transfer receive",
+        "p2p-transfer receive 7-guitarist-revenge   # the code `p2p-transfer send` printed",
         "p2p-transfer receive --dir ~/Inbox --yes --once",
-        "p2p-transfer receive --max-size 2G --relay default   # reachable across the internet",
+        "p2p-transfer receive --max-size 2G --relay off   # this network only",
     ),
 )
 @click.option("--dir", "target", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -129,8 +139,9 @@ def _exit_code(result: TransferResult | None) -> int:
 @click.option("--max-size", type=SizeType(), default=None,
               help="Decline offers that need more than this (e.g. 500M, 2G, 1.5GiB; each new "
                    f"file or folder counts {format_size(ENTRY_DISK_COST)}).")
-@click.option("--relay", metavar="RELAY", default=RELAY_OFF, show_default=True,
-              help="off (LAN only), default (iroh's public relays, for peers behind NAT) or a URL.")
+@click.option("--relay", metavar="RELAY", default=RELAY_DEFAULT, show_default=True,
+              help="default (iroh's public relays, for peers behind NAT; tried in the "
+                   "background), off (LAN only) or a relay URL.")
 @click.option("--transport", type=click.Choice(["auto", "quic", "tcp"]), default="auto",
               show_default=True,
               help="Channel for file data: TCP+TLS on a direct LAN path (auto), or only one.")
@@ -145,7 +156,12 @@ def _exit_code(result: TransferResult | None) -> int:
               help="Do not receive from LocalSend devices.")
 @click.option("--localsend-pin", default=None, metavar="PIN",
               help="LocalSend senders must type this PIN first.")
+@click.option("--mailbox", metavar="URL", default=None,
+              help="Code server for CODE (default: $P2P_TRANSFER_MAILBOX, else "
+                   "magic-wormhole's public one).")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
+@click.argument("code", required=False, metavar="[CODE]", callback=code_argument,
+                shell_complete=complete_code)
 @click.pass_obj
 def receive(
     ctx: CliContext,
@@ -161,11 +177,14 @@ def receive(
     localsend_port: int,
     localsend: bool,
     localsend_pin: str | None,
+    mailbox: str | None,
     as_json: bool,
+    code: str | None,
 ) -> None:
     """Wait for files: prints a ticket (and QR code) for the sender; LocalSend devices can
-    send here too. Files are saved into Downloads/p2p-transfer unless --dir says
-    otherwise; each offer is asked about unless --yes."""
+    send here too. With a CODE (from `p2p-transfer send` or `wormhole send`), receive
+    what it brings and exit. Files are saved into Downloads/p2p-transfer unless --dir
+    says otherwise; each offer is asked about unless --yes."""
     options = ReceiveOptions(
         target=(target or default_download_dir()).expanduser(),
         auto_accept=auto_accept,
@@ -185,18 +204,22 @@ def receive(
 
     async def run() -> int:
         try:
-            node = await Node.start(
-                NodeConfig(ctx.config_dir, ctx.device_name, bind_addr, relay)
-            )
-        except (IdentityError, NetError) as exc:
+            url = mailbox_url(mailbox) if code is not None else ""
+            # A plain receiver keeps its port, so that its ticket keeps working.
+            node = await Node.start(NodeConfig(
+                ctx.config_dir, ctx.device_name, bind_addr, relay, stable_port=code is None
+            ))
+        except (IdentityError, NetError, RendezvousError) as exc:
             renderer(ErrorEvent(str(exc), detail=exc.detail))
             return EXIT_FAILURE
         node.events.subscribe(renderer)
         try:
-            await node.connect_relay()
+            if code is not None:
+                return await _receive_by_code(node, code, options, decide, url, renderer)
             if announce:
                 await node.announce_on_lan()
             node.announce_ticket()
+            node.connect_relay_in_background()
             await node.answer_address_queries()
             if localsend:
                 await _serve_localsend(
@@ -210,6 +233,20 @@ def receive(
             await node.close()
 
     sys.exit(run_async(run(), lambda: renderer.cancel_shown))
+
+
+async def _receive_by_code(
+    node: Node, code: str, options: ReceiveOptions, decide: Decider, mailbox: str,
+    renderer: HumanRenderer | JsonRenderer,
+) -> int:
+    """``receive CODE``: meet the code's sender, take what it sends, exit."""
+    code = await confirm_words(code)
+    try:
+        result = await node.receive_by_code(code, options, decide, mailbox)
+    except RendezvousError as exc:
+        renderer(ErrorEvent(str(exc), detail=exc.detail))
+        return EXIT_FAILURE
+    return _exit_code(result)
 
 
 def offer_question(offer: IncomingOffer) -> str:
@@ -250,6 +287,7 @@ async def _serve_localsend(
 @click.command(
     short_help="Send files, folders or a text to one or more receivers.",
     epilog=examples(
+        "p2p-transfer send photos/   # prints a code for `p2p-transfer receive CODE`",
         "p2p-transfer send --to endpointacjy…7qaaab report.pdf photos/",
         "p2p-transfer send --to laptop notes.txt        # a receiver on this network",
         "p2p-transfer send --to laptop --to phone photos/   # to each of them",
@@ -261,10 +299,11 @@ async def _serve_localsend(
     ),
 )
 @click.option("--to", "targets", metavar="TICKET|NAME|HOST:PORT|localsend:HOST[:PORT]",
-              required=True, multiple=True,
+              multiple=True,
               help="The receiver's ticket, its HOST:PORT, or its device name (or endpoint-ID "
                    "prefix) on this LAN; a LocalSend device by localsend:HOST[:PORT] or name. "
-                   "Give it several times to send to each receiver.")
+                   "Give it several times to send to each receiver. Without --to, a short "
+                   "code is printed for `p2p-transfer receive CODE` on the other device.")
 @click.option("--text", metavar="TEXT", default=None,
               help="Send this text (a note, a link, a password; up to "
                    f"{format_size(MAX_TEXT_BYTES)}) instead of files; - reads it from stdin.")
@@ -276,11 +315,15 @@ async def _serve_localsend(
 @click.option("--transport", type=click.Choice(["auto", "quic", "tcp"]), default="auto",
               show_default=True,
               help="Channel for file data: TCP+TLS on a direct LAN path (auto), or only one.")
-@click.option("--relay", metavar="RELAY", default=RELAY_OFF, show_default=True,
-              help="off (LAN only), default (iroh's public relays, for peers behind NAT) or a URL.")
+@click.option("--relay", metavar="RELAY", default=RELAY_DEFAULT, show_default=True,
+              help="default (iroh's public relays, for peers behind NAT; tried in the "
+                   "background), off (LAN only) or a relay URL.")
 @click.option("--yes", "unverified_ok", is_flag=True,
               help="Send to a LocalSend device found by name without asking (its files go "
                    "unverified by the receiver's key).")
+@click.option("--mailbox", metavar="URL", default=None,
+              help="Code server for a send without --to (default: $P2P_TRANSFER_MAILBOX, "
+                   "else magic-wormhole's public one).")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
 @click.argument("paths", nargs=-1, metavar="[PATH]...",
                 type=click.Path(exists=True, path_type=Path))
@@ -295,12 +338,14 @@ def send(
     relay: str,
     transport: DataTransport,
     unverified_ok: bool,
+    mailbox: str | None,
     as_json: bool,
     paths: tuple[Path, ...],
 ) -> None:
     """Send files and folders, or a text (--text), to a receiver; with several --to, to
-    each of them at once (a line each at the end says how it went). A name only a
-    LocalSend device answers to is asked about first (its files go unverified)."""
+    each of them at once (a line each at the end says how it went); without --to, to
+    whoever types the short code this prints. A name only a LocalSend device answers to
+    is asked about first (its files go unverified)."""
     if text is not None and paths:
         raise click.UsageError("send either --text or files, not both")
     if text is None and not paths:
@@ -346,15 +391,20 @@ def send(
 
     async def run() -> int:
         try:
+            url = mailbox_url(mailbox) if not receivers else ""
             node = await Node.start(
                 NodeConfig(ctx.config_dir, ctx.device_name, relay=relay)
             )
-        except (IdentityError, NetError) as exc:
+        except (IdentityError, NetError, RendezvousError) as exc:
             renderer(ErrorEvent(str(exc), detail=exc.detail))
             return EXIT_FAILURE
         node.events.subscribe(renderer)
         taken = _routes_taken(node)
         try:
+            if not receivers:
+                picker = (DevicePicker(node, list(paths), options, ask_code, ask_pin)
+                          if stdin_is_interactive() and not as_json else None)
+                return _exit_code(await _send_by_code(node, list(paths), options, url, picker))
             # Without a terminal nobody can be asked: the first wrong code ends the send.
             sessions = [
                 node.start_send(to, list(paths), options,
@@ -371,6 +421,25 @@ def send(
             await node.close()
 
     sys.exit(run_async(run(), lambda: renderer.cancel_shown))
+
+
+async def _send_by_code(
+    node: Node, paths: list[Path], options: SendOptions, mailbox: str,
+    picker: DevicePicker | None,
+) -> TransferResult:
+    """A send without --to: its code waits for the other device (or, in a terminal, the
+    person picks a device on this network instead)."""
+    session = node.start_send_by_code(
+        paths, options, mailbox, picker.redirect if picker is not None else None
+    )
+    picking = asyncio.create_task(picker.run(session)) if picker is not None else None
+    try:
+        return await session.outcome()
+    finally:
+        if picking is not None:
+            picking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await picking
 
 
 def _text_to_send(text: str) -> str:

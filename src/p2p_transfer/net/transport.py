@@ -262,6 +262,12 @@ def _normalize_bind(addr: str) -> str:
     return addr if addr.count(":") == 1 else (f"{addr}:0" if ":" not in addr else f"[{addr}]:0")
 
 
+def split_bind(addr: str) -> tuple[str, int]:
+    """A ``--bind`` address as host and port (0: any port)."""
+    host, _, port = _normalize_bind(addr).rpartition(":")
+    return host.removeprefix("[").removesuffix("]"), int(port) if port.isdigit() else 0
+
+
 def bind_host(addr: str) -> str:
     """The host of a ``--bind`` address (``HOST``, ``HOST:PORT``, ``[V6]:PORT``), for
     listeners that keep a port of their own (LocalSend's)."""

@@ -19,6 +19,8 @@ class NodeConfig:
     device_name: str
     bind_addr: str | None = None
     relay: str = RELAY_OFF
+    #: A receiver keeps its UDP port across restarts (``--bind`` without a port).
+    stable_port: bool = False
 
 
 def endpoint(transport: T | None) -> T:

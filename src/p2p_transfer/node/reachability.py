@@ -6,6 +6,10 @@ learns it from a small TCP responder on the QUIC port's number.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable
+
 from p2p_transfer.events import DiscoveryErrorEvent, EventBus, RelayEvent, TicketEvent
 from p2p_transfer.limits import RELAY_ONLINE_TIMEOUT
 from p2p_transfer.net import RELAY_OFF, IdentityResponder, Transport
@@ -20,6 +24,7 @@ class Reachability:
         self._events = events
         self._transport = transport
         self._identity: IdentityResponder | None = None
+        self._relay_task: asyncio.Task[None] | None = None
 
     async def connect_relay(self) -> RelayEvent | None:
         """With a relay chosen, wait briefly for it and say whether it is reachable."""
@@ -35,6 +40,18 @@ class Reachability:
         event = RelayEvent(self._config.relay, connected, transport.relay_url, message)
         self._events.emit(event)
         return event
+
+    def connect_relay_in_background(self, announced: Callable[[], bool]) -> None:
+        """``connect_relay`` without holding up the ticket: direct addresses work at once
+        (a LAN with no internet is not slowed down), and once the relay answers, a new
+        ticket that also names it follows."""
+
+        async def connect() -> None:
+            event = await self.connect_relay()
+            if event is not None and event.connected:
+                self.announce_ticket(announced())
+
+        self._relay_task = asyncio.create_task(connect(), name="relay")
 
     def announce_ticket(self, announced: bool) -> TicketEvent:
         """Emit (and return) the ticket event peers need to reach this node, saying
@@ -62,5 +79,9 @@ class Reachability:
             )
 
     async def close(self) -> None:
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay_task
         if self._identity is not None:
             await self._identity.close()

@@ -8,19 +8,23 @@ each, are listed in this package's ``__init__``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from p2p_transfer.events import DecisionEvent, Event, EventBus, RelayEvent, TicketEvent
 from p2p_transfer.lifecycle import new_session_id
-from p2p_transfer.net import Transport
+from p2p_transfer.net import NetError, Transport
+from p2p_transfer.node.codes import CodeRoute, Redirect
 from p2p_transfer.node.config import NodeConfig, endpoint
 from p2p_transfer.node.inbox import Inbox
 from p2p_transfer.node.localsend_bridge import LocalSendBridge
+from p2p_transfer.node.port import remember_port, stable_bind
 from p2p_transfer.node.presence import Presence
 from p2p_transfer.node.reachability import Reachability
 from p2p_transfer.node.sending import ConfirmPrompt, Dispatcher
 from p2p_transfer.node.sessions import RunningSession, SessionRegistry
+from p2p_transfer.rendezvous.twisted_loop import stop_reactor
 from p2p_transfer.transfer import (
     CodePrompt,
     Decider,
@@ -64,6 +68,7 @@ class Node:
         self._dispatcher = Dispatcher(
             config, self.events, pairings, transport, self.presence, self.localsend_bridge
         )
+        self.codes = CodeRoute(config, self.events, pairings, transport, self.inbox)
         self._shares: list[ShareServer] = []
 
     def _receiver_services(self) -> ReceiverServices | None:
@@ -83,7 +88,7 @@ class Node:
         """Load (or create) the identity and bind the endpoint."""
         ensure_private_dir(config.config_dir)
         key = await asyncio.to_thread(load_or_create_secret_key, config.config_dir)
-        transport = await Transport.bind(key, config.bind_addr, config.relay)
+        transport = await _bind(key, config)
         return cls(config, transport, PairingStore(config.config_dir))
 
     @classmethod
@@ -140,6 +145,35 @@ class Node:
         """Send ``paths`` to ``to`` and wait for the outcome (failures are results too)."""
         return await self.start_send(to, paths, options, ask_code, ask_pin, confirm).outcome()
 
+    def start_send_by_code(
+        self,
+        paths: list[Path],
+        options: SendOptions,
+        mailbox: str,
+        redirect: asyncio.Future[Redirect] | None = None,
+    ) -> RunningSession:
+        """Start a send by code: its ``invite`` event carries the code to type on the
+        other device; ``redirect`` (a device the person picked instead) cancels the code
+        and sends there, in the same session."""
+        return self.sessions.start("send", lambda lifecycle: self.codes.send(
+            lifecycle, paths, options, mailbox, redirect
+        ))
+
+    def redirect_to(
+        self, to: str | Target, paths: list[Path], options: SendOptions,
+        ask_code: CodePrompt | None = None, ask_pin: PinPrompt | None = None,
+    ) -> Redirect:
+        """A send by code's redirect: a plain send to ``to``, in the code's session."""
+        return lambda lifecycle: self._dispatcher.send(
+            lifecycle, to, paths, options, ask_code, ask_pin
+        )
+
+    async def receive_by_code(
+        self, code: str, options: ReceiveOptions, decide: Decider, mailbox: str
+    ) -> TransferResult | None:
+        """Receive what ``code`` brings: meet its sender, then one receive session."""
+        return await self.codes.receive(code, options, decide, mailbox)
+
     async def serve(
         self, options: ReceiveOptions, decide: Decider, once: bool = False
     ) -> TransferResult | None:
@@ -166,6 +200,13 @@ class Node:
     async def connect_relay(self) -> RelayEvent | None:
         """With a relay chosen, wait briefly for it and say whether it is reachable."""
         return await self.reachability.connect_relay()
+
+    def connect_relay_in_background(self) -> None:
+        """Reach the chosen relay without delaying anything; a ticket naming it follows
+        the first one once it answers (a relay event says how it went either way)."""
+        self.reachability.connect_relay_in_background(
+            lambda: self.presence.discovery is not None
+        )
 
     def announce_ticket(self) -> TicketEvent:
         """Emit (and return) the ticket event peers need to reach this node; it says
@@ -235,3 +276,19 @@ class Node:
         await self.reachability.close()
         if self._transport is not None:
             await self._transport.close()
+        stop_reactor()  # a send by code's Twisted threads, if it had any
+
+
+async def _bind(key: bytes, config: NodeConfig) -> Transport:
+    """The endpoint; a receiver's on its remembered port when it is free (else any port),
+    remembered for the next start."""
+    preferred = stable_bind(config.config_dir, config.bind_addr) if config.stable_port else None
+    transport: Transport | None = None
+    if preferred is not None:
+        with contextlib.suppress(NetError):  # taken (another receiver): any port will do
+            transport = await Transport.bind(key, preferred, config.relay)
+    if transport is None:
+        transport = await Transport.bind(key, config.bind_addr, config.relay)
+    if config.stable_port and (local := transport.local_udp_socket) is not None:
+        await asyncio.to_thread(remember_port, config.config_dir, local[1])
+    return transport

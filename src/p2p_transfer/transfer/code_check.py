@@ -30,6 +30,7 @@ from p2p_transfer.transfer.offers import Refused
 from p2p_transfer.transfer.session import TransferError, raise_if_peer_stopped
 from p2p_transfer.trust import PairingStore, address_group, generate_code, normalize_code
 from p2p_transfer.trust.pake import CodeExchange, PakeError
+from p2p_transfer.trust.vouched import VouchedPeer
 
 if TYPE_CHECKING:
     from p2p_transfer.transfer.receiver import ReceiverServices, ReceiveSession
@@ -50,8 +51,11 @@ class CodeCheck:
         waiter: ReceiveSession,
         remote_ip: str | None,
         fixed_code: str | None,
+        vouched: VouchedPeer | None = None,
     ) -> None:
         self._session = waiter.session
+        #: The one peer a short code's PAKE vouched for (a receive by code), if any.
+        self._vouched = vouched
         self._services = services
         self._connection = connection
         #: The session that holds a place among the verifications (and is ended to free it).
@@ -66,6 +70,9 @@ class CodeCheck:
     async def verify(self, control: ControlStream, hello: Hello) -> None:
         """Welcome the peer: by the pairing both sides hold, or by the code."""
         services, session, peer_name = self._services, self._session, self._waiter.peer_name
+        if self._vouched is not None:  # a short code's PAKE already verified it
+            await self._admit_vouched(control, self._vouched)
+            return
         # Both sides must hold the pairing: a sender that lost or never had it
         # verifies again, so it always knows whom it sends to.
         if hello.paired and services.pairings.is_trusted(self._peer_id):
@@ -81,6 +88,17 @@ class CodeCheck:
         services.pairings.add(self._peer_id, peer_name)
         await control.send(Verified(exchange.receiver_proof()))
         services.events.emit(VerifiedEvent(session, self._peer_id, peer_name, "code"))
+
+    async def _admit_vouched(self, control: ControlStream, vouched: VouchedPeer) -> None:
+        """The device that used this receiver's short code, and nobody else, goes on
+        without a 6-digit code (and without becoming a pairing)."""
+        services = self._services
+        if not vouched.admits(self._peer_id):
+            raise Refused("this receiver only takes files from the device that used its code")
+        await control.send(Welcome(PROTOCOL_VERSION, services.device_name, False))
+        services.events.emit(
+            VerifiedEvent(self._session, self._peer_id, self._waiter.peer_name, "short-code")
+        )
 
     async def _wait_for_code(self) -> int:
         """A place among the verifications waiting for a code, and the first attempt's
@@ -190,8 +208,11 @@ class CodeEntry:
         events: EventBus,
         code: str | None,
         ask_code: CodePrompt | None,
+        vouched: VouchedPeer | None = None,
     ) -> None:
         self._session = session
+        #: The receiver a short code's PAKE vouched for (a send by code), if any.
+        self._vouched = vouched
         self._endpoint_id = endpoint_id
         self._pairings = pairings
         self._events = events
@@ -206,6 +227,11 @@ class CodeEntry:
     async def prove(self, control: ControlStream, welcome: Welcome, peer_id: str) -> None:
         """Verify the receiver ``welcome`` came from, by pairing or by code, or raise."""
         if not welcome.code_required:
+            if self._vouched is not None and self._vouched.admits(peer_id):
+                self._events.emit(
+                    VerifiedEvent(self._session, peer_id, welcome.name, "short-code")
+                )
+                return
             if not self._pairings.is_trusted(peer_id):
                 # Only a pairing this device holds may skip the code: a receiver's word
                 # is not enough (it could be an impostor answering for a name).

@@ -22,6 +22,7 @@ from p2p_transfer.transfer.admission import CountedSlots
 from p2p_transfer.transfer.claims import ClaimOwner, FileClaims, FilesBusyError
 from p2p_transfer.transfer.intake import PreparedOffer, room_shortage
 from p2p_transfer.transfer.session import DataTransport
+from p2p_transfer.trust.vouched import VouchedPeer
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,8 @@ class ReceiveOptions:
     max_size: int | None = None
     umask: int = 0o022
     transport: DataTransport = "auto"
+    #: Set by a receive by code: only this peer is served, and without a 6-digit code.
+    vouched: VouchedPeer | None = None
 
 
 #: The HTTP status a LocalSend peer gets for a refusal that names none.

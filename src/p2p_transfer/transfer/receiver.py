@@ -141,7 +141,9 @@ class ReceiveSession(ClaimOwner):
         self.closing = False
         self._conversation = Conversation(Side.RECEIVER)
         self._control: ControlStream | None = None
-        self._code = CodeCheck(services, connection, self, remote_ip, options.fixed_code)
+        self._code = CodeCheck(
+            services, connection, self, remote_ip, options.fixed_code, options.vouched
+        )
         self._data = DataPaths(
             self.session, connection, services.events, options.transport, services.data_host
         )

@@ -81,6 +81,7 @@ from p2p_transfer.transfer.session import (
     raise_if_peer_stopped,
 )
 from p2p_transfer.trust import PairingStore
+from p2p_transfer.trust.vouched import VouchedPeer
 from p2p_transfer.units import format_size
 
 #: Why a receiver does not answer, said with "cannot reach NAME".
@@ -101,6 +102,9 @@ class SendOptions:
     transport: DataTransport = "auto"
     #: Send this text message instead of files (at most MAX_TEXT_BYTES of UTF-8).
     text: str | None = None
+    #: Set by a send by code: this receiver may skip the 6-digit code (its ID came
+    #: under the code's PAKE).
+    vouched: VouchedPeer | None = None
 
 
 def check_text(text: str, paths: list[Path]) -> None:
@@ -138,7 +142,8 @@ class SendSession:
         self._pairings = pairings
         self._options = options
         self._code = CodeEntry(
-            self.session, transport.endpoint_id, pairings, events, options.code, ask_code
+            self.session, transport.endpoint_id, pairings, events, options.code, ask_code,
+            options.vouched,
         )
         #: The offer's ID on the wire (the receiver's own session ID is its own).
         self._transfer_id = secrets.token_hex(8)

@@ -11,6 +11,7 @@ from p2p_transfer.trust.verification import (
     is_valid_code_format,
     normalize_code,
 )
+from p2p_transfer.trust.vouched import VouchedPeer
 
 __all__ = [
     "AttemptLimiter",
@@ -21,6 +22,7 @@ __all__ = [
     "PakeError",
     "Refusal",
     "VerificationSlots",
+    "VouchedPeer",
     "address_group",
     "endpoint_id_of",
     "format_code",

@@ -1,0 +1,88 @@
+"""The rendezvous package's pure parts: codes as typed, abilities, the ticket message."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from p2p_transfer.limits import MAX_RENDEZVOUS_MESSAGE
+from p2p_transfer.rendezvous import BadRendezvousMessage, mailbox_url
+from p2p_transfer.rendezvous.abilities import (
+    OUR_ABILITIES,
+    decode_ticket,
+    encode_ticket,
+    peer_kind,
+)
+from p2p_transfer.rendezvous.codes import complete, nameplate, normalize_code, unknown_words
+from p2p_transfer.rendezvous.mailbox import DEFAULT_MAILBOX, MAILBOX_ENV, server_name
+
+
+@pytest.mark.parametrize("typed", [
+    "7-guitarist-revenge", "7 guitarist revenge", "  7-Guitarist-Revenge\n",
+    "7_guitarist_revenge", "7 -  guitarist--revenge", "07-guitarist-revenge",
+])
+def test_codes_are_typed_forgivingly(typed: str) -> None:
+    assert normalize_code(typed) == "7-guitarist-revenge"
+
+
+@pytest.mark.parametrize("typed", ["", "7", "guitarist-revenge", "7-", "7-gu1tar", "endpointabc"])
+def test_what_cannot_be_a_code_is_none(typed: str) -> None:
+    assert normalize_code(typed) is None
+
+
+def test_nameplate_and_unknown_words() -> None:
+    assert nameplate("42-absurd-adviser") == "42"
+    assert unknown_words("42-absurd-adviser") == []
+    assert unknown_words("42-absurd-advisre") == ["advisre"]
+
+
+def test_completion_follows_the_word_lists_even_and_odd_words() -> None:
+    assert "7-guitarist" in complete("7-guit")  # even word first
+    assert complete("7-guitarist-reve") == ["7-guitarist-revenge"]  # then an odd one
+    assert complete("7 guitarist rev") == ["7-guitarist-revenge"]
+    assert complete("guit") == []
+
+
+def test_our_abilities_and_a_wormhole_clients() -> None:
+    assert peer_kind(OUR_ABILITIES) == "p2p-transfer"
+    assert peer_kind({}) == "magic-wormhole"  # the wormhole CLI's app_versions
+    assert peer_kind({"other-app": {"x": 1}}) == "magic-wormhole"
+
+
+@pytest.mark.parametrize(("versions", "said"), [
+    ({"p2p-transfer": "yes"}, "its abilities are malformed"),
+    ({"p2p-transfer": {"v": "1"}}, "its abilities are malformed"),
+    ({"p2p-transfer": {"v": 2}}, "version 2 of the code exchange"),
+    ({"p2p-transfer": {"v": 1}, "pad": "x" * MAX_RENDEZVOUS_MESSAGE}, "its version message is"),
+    (["p2p-transfer"], "not an object"),
+])
+def test_bad_abilities_are_refused_in_words(versions: object, said: str) -> None:
+    with pytest.raises(BadRendezvousMessage, match=said) as caught:
+        peer_kind(versions)
+    assert str(caught.value).startswith("the other side sent a bad message: ")
+
+
+def test_the_ticket_message_round_trips_and_is_bounded() -> None:
+    data = encode_ticket("endpointabc", "laptop")
+    assert json.loads(data) == {"p2p-transfer": {"ticket": "endpointabc", "name": "laptop"}}
+    assert decode_ticket(data) == ("endpointabc", "laptop")
+    for bad in (b"{", b'{"p2p-transfer": {"ticket": 5}}', b'{"other": {}}',
+                b'{"p2p-transfer": {"ticket": "t", "extra": 1}}'):
+        with pytest.raises(BadRendezvousMessage, match="its ticket message is malformed"):
+            decode_ticket(bad)
+    with pytest.raises(BadRendezvousMessage, match="its ticket message is"):
+        decode_ticket(encode_ticket("t" * MAX_RENDEZVOUS_MESSAGE, ""))
+
+
+def test_the_mailbox_is_the_option_then_the_environment_then_the_public_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(MAILBOX_ENV, raising=False)
+    assert mailbox_url(None) == DEFAULT_MAILBOX
+    assert server_name(DEFAULT_MAILBOX) == "relay.magic-wormhole.io"
+    monkeypatch.setenv(MAILBOX_ENV, "ws://mailbox.example:4000/v1")
+    assert mailbox_url(None) == "ws://mailbox.example:4000/v1"
+    assert mailbox_url("wss://other/v1") == "wss://other/v1"
+    with pytest.raises(BadRendezvousMessage.__mro__[1], match="ws:// or wss://"):
+        mailbox_url("http://nope")
