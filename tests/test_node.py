@@ -25,6 +25,7 @@ from p2p_transfer.transfer import (
     ReceiveOptions,
     SendOptions,
 )
+from waiting import stays, wait_until
 
 
 class RecordingDiscovery:
@@ -61,7 +62,7 @@ async def _serve_one_send(tmp_path: Path, once: bool) -> RecordingDiscovery:
         if once:
             assert (await asyncio.wait_for(serving, 10)) is not None
         else:
-            await asyncio.sleep(0.2)
+            await stays(lambda: not serving.done(), seconds=0.2, what="the receiver serving on")
             assert not serving.done()
     finally:
         serving.cancel()
@@ -115,10 +116,15 @@ async def test_states_of_a_send_move_forward_and_end_once(peers: Peers, tmp_path
         "receiver": ["verifying", "waiting", "transferring", "done"],
     }
     for side, states in expected.items():
-        deadline = asyncio.get_running_loop().time() + 5
-        while [e.state for e in peers.events[side] if isinstance(e, StateEvent)] != states:
-            assert asyncio.get_running_loop().time() < deadline, peers.events[side]
-            await asyncio.sleep(0.02)
+        await _states_become(peers.events[side], states)
+
+
+async def _states_become(events: list[Event], states: list[str]) -> None:
+    """Until ``events`` hold these states, in this order, and no others."""
+    await wait_until(
+        lambda: [e.state for e in events if isinstance(e, StateEvent)] == states, 5,
+        what=lambda: f"the states {states}; got {events}",
+    )
 
 
 async def test_cancel_by_session_id_ends_both_sides_cancelled_saying_who(
