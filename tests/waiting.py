@@ -8,8 +8,8 @@ something staying true (``stays``), a simulated peer's own pace (``hold_for``), 
 one turn of the event loop (``next_turn``). ``test_waiting.py`` keeps every other
 ``sleep`` out of the tests.
 
-Each comes in an async form, for tests on the event loop, and a ``_blocking`` one for
-synchronous tests (browsers, processes), which must not be used on the loop.
+``wait_until`` and ``hold_for`` also come as ``_blocking`` forms, for synchronous tests
+(browsers, processes, threads); those must not be used on the event loop.
 """
 
 from __future__ import annotations
