@@ -30,11 +30,11 @@ def _sleeps_in(path: Path) -> list[int]:
     written in strings."""
     return sorted({
         node.lineno for node in ast.walk(ast.parse(path.read_text(), str(path)))
-        if _is_a_sleep(node)
+        if _is_sleep_use(node)
     })
 
 
-def _is_a_sleep(node: ast.AST) -> bool:
+def _is_sleep_use(node: ast.AST) -> bool:
     match node:
         case ast.Attribute(attr="sleep") | ast.Name(id="sleep"):
             return True
