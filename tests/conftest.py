@@ -24,6 +24,7 @@ from p2p_transfer.transfer import (
     SendOptions,
     TransferResult,
 )
+from waiting import wait_until
 
 IN_CI = os.environ.get("CI") == "true"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -98,11 +99,9 @@ class Peers:
 
     async def wait_for_receiver(self, kind: type[Event], timeout: float = 5.0) -> Event:
         """The receiver's latest event of ``kind``, waiting for it if needed."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not (found := self.receiver_events(kind)):
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"receiver emitted no {kind.__name__}")
-            await asyncio.sleep(0.02)
+        found = await wait_until(
+            lambda: self.receiver_events(kind), timeout, what=f"a receiver {kind.__name__}"
+        )
         return found[-1]
 
     def sender_events(self, kind: type[Event]) -> list[Event]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from waiting import wait_until_blocking
 
 #: Size of the image: room for a 64 MiB file, a few hundred small ones and their copies.
 IMAGE_SIZE = "256M"
@@ -66,10 +67,17 @@ def mounted_exfat(workdir: Path) -> Iterator[Path]:
 
 def _unmount(mount: Path) -> None:
     """Unmount, waiting a little for files still open; lazily as a last resort."""
-    for _ in range(_UMOUNT_TRIES):
+
+    def unmounted() -> bool:
         try:
             _run("umount", mount)
-            return
         except subprocess.CalledProcessError:
-            time.sleep(1)
-    _run("umount", "-l", mount)
+            return False
+        return True
+
+    try:
+        wait_until_blocking(
+            unmounted, _UMOUNT_TRIES - 1, every=1.0, what=f"{mount} to be unmounted"
+        )
+    except AssertionError:
+        _run("umount", "-l", mount)

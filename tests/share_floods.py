@@ -23,6 +23,8 @@ import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+from waiting import hold_for, wait_until
+
 #: What a flooding connection sends, one byte at a time: a request head never finished.
 _TRICKLE = b"GET /" + b"a" * 4000
 
@@ -59,9 +61,10 @@ class SlowFlood:
 
     async def wait_until_open(self, count: int, timeout: float = 10.0) -> None:
         """Until ``count`` connections were opened (the server may drop some at once)."""
-        async with asyncio.timeout(timeout):
-            while self.opened < count:
-                await asyncio.sleep(0.01)
+        await wait_until(
+            lambda: self.opened >= count, timeout, every=0.01,
+            what=lambda: f"{count} flooding connections to open; {self.opened} so far",
+        )
 
     async def _hold(self, address: str) -> None:
         """Keep one connection open, trickling bytes; reopen it whenever it is dropped."""
@@ -71,7 +74,7 @@ class SlowFlood:
                     self.host, self.port, local_addr=(address, 0)
                 )
             except OSError:
-                await asyncio.sleep(0.05)
+                await hold_for(0.05)  # the flood's pace when the server refuses it
                 continue
             self.opened += 1
             self.open_now += 1

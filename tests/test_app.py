@@ -43,6 +43,7 @@ from p2p_transfer.limits import MAX_TEXT_BYTES, MAX_WRONG_CODES, KiB, MiB
 from p2p_transfer.net import parse_ticket
 from p2p_transfer.net.keys import generate_secret_key, public_id, ticket_for
 from p2p_transfer.trust import Pairing
+from waiting import wait_until
 
 #: Seconds a test waits for an event.
 WAIT = 20.0
@@ -104,15 +105,11 @@ class Ui:
         self, kind: type[Event], where: Callable[[Any], bool] = lambda e: True,
         timeout: float = WAIT,
     ) -> Any:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            found = [e for e in self.of(kind) if where(e)]
-            if found:
-                return found[-1]
-            if asyncio.get_running_loop().time() > deadline:
-                names = [e.name for e in self.events]
-                raise AssertionError(f"no matching {kind.__name__}; got {names}")
-            await asyncio.sleep(0.02)
+        found = await wait_until(
+            lambda: [e for e in self.of(kind) if where(e)], timeout,
+            what=lambda: f"a matching {kind.__name__}; got {[e.name for e in self.events]}",
+        )
+        return found[-1]
 
     async def transfer_done(self, record_id: str | None = None, state: str = "done") -> Any:
         event = await self.wait_for(
@@ -1066,10 +1063,10 @@ async def test_a_staged_batch_goes_when_its_failed_card_leaves_the_board(
     status, answer = await ui.call("POST", "/api/send", {"to": "127.0.0.1:9", "staging": batch})
     assert status == 202
     await ui.transfer_done(answer["transfer"]["id"], "failed")
-    deadline = asyncio.get_running_loop().time() + WAIT
-    while (ui.root / "config" / "staging" / batch).exists():
-        assert asyncio.get_running_loop().time() < deadline, "the staged batch stayed"
-        await asyncio.sleep(0.05)
+    await wait_until(
+        lambda: not (ui.root / "config" / "staging" / batch).exists(), WAIT, every=0.05,
+        what="the staged batch to go",
+    )
     status, _ = await ui.call("POST", f"/api/transfers/{answer['transfer']['id']}/retry")
     assert status == 404  # the card is gone
 

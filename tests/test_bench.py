@@ -233,7 +233,8 @@ def test_report_shows_failures_without_figures_and_computes_ratios(
 
 def test_a_failed_peer_stops_the_other_at_once(tmp_path: Path) -> None:
     with Children(tmp_path) as children:
-        waiting = children.start("waiting", [sys.executable, "-c", "import time; time.sleep(60)"])
+        # A peer that waits for the other until it is stopped.
+        waiting = children.start("waiting", [sys.executable, "-c", "import signal; signal.pause()"])
         failing = children.start("failing", [sys.executable, "-c", "raise SystemExit(3)"])
         started = monotonic()
         with pytest.raises(ChildError, match="failing: exit 3"):

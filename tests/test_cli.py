@@ -44,6 +44,7 @@ from p2p_transfer.events import (
 from p2p_transfer.limits import JSON_FLUSH_INTERVAL as FLUSH_INTERVAL
 from p2p_transfer.limits import GiB, KiB, MiB
 from p2p_transfer.logs import forward_logs
+from waiting import hold_for, next_turn, wait_until
 
 
 def test_json_renderer_writes_one_object_per_line() -> None:
@@ -74,14 +75,17 @@ async def test_a_json_line_goes_out_at_once_alone_and_with_others_in_a_burst() -
     render = JsonRenderer(out)
     loop = asyncio.get_running_loop()
     render(ErrorEvent("alone"))
-    await asyncio.sleep(0)  # the end of this turn of the loop
+    await next_turn()  # the end of this turn of the loop
     assert len(out.flushed) == 1 and out.flushed[0].count("\n") == 1
-    await asyncio.sleep(FLUSH_INTERVAL)
+    await hold_for(FLUSH_INTERVAL)  # a quiet moment before the transfer's burst
     started = loop.time()
     for index in range(2000):
         render(ErrorEvent(f"burst {index}"))
-        await asyncio.sleep(0)  # each file's event in its own turn, as in a transfer
-    await asyncio.sleep(FLUSH_INTERVAL * 2)
+        await next_turn()  # each file's event in its own turn, as in a transfer
+    await wait_until(
+        lambda: out.flushed[-1].count("\n") == 2001, FLUSH_INTERVAL * 2,
+        what="the burst's last line to be flushed",
+    )
     elapsed = loop.time() - started
     assert out.flushed[-1].count("\n") == 2001  # every line out, in order
     assert len(out.flushed) - 1 <= 2 + elapsed / FLUSH_INTERVAL

@@ -61,6 +61,7 @@ from p2p_transfer.limits import (
 )
 from p2p_transfer.net import parse_ticket
 from p2p_transfer.protocol.messages import PROTOCOL_VERSION
+from waiting import hold_for
 
 AGENT = str(Path(__file__).resolve().parent / "discovery_agent.py")
 #: The issue's bar: a device in another namespace is listed within this many seconds.
@@ -366,11 +367,10 @@ class FakeSource:
         return [d for at, d in self.schedule if at <= elapsed]
 
     async def wait_for_change(self, timeout: float) -> None:
-        import asyncio
-
+        """Returns when the next scheduled device appears, or after ``timeout``."""
         elapsed = time.monotonic() - self.start
         upcoming = [at - elapsed for at, _ in self.schedule if at > elapsed]
-        await asyncio.sleep(min([timeout, *upcoming]) if upcoming else timeout)
+        await hold_for(min([timeout, *upcoming]) if upcoming else timeout)
 
 
 async def test_find_waits_for_the_device_then_settles() -> None:

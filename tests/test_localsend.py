@@ -43,6 +43,7 @@ from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.protocol.errors import ProtocolError
 from p2p_transfer.transfer import Decision, IncomingOffer, ReceiveOptions, SendOptions
 from p2p_transfer.trust.identity import endpoint_id_of
+from waiting import wait_until
 
 API = "/api/localsend/v2"
 SENDER = {"alias": "mallory", "version": "2.1", "deviceModel": "Evil", "deviceType": "mobile",
@@ -338,10 +339,9 @@ async def test_a_sender_that_leaves_while_asked_withdraws_the_question(tmp_path:
         assert (state.state, state.by) == (SessionState.CANCELLED, "peer")
         assert node.localsend is not None
         receiver = node.localsend.receiver
-        for _ in range(250):  # the session's task ends right after its final state
-            if not receiver.busy:
-                break
-            await asyncio.sleep(0.02)
+        await wait_until(  # the session's task ends right after its final state
+            lambda: not receiver.busy, 5.0, what="the receiver to be free again"
+        )
         assert not receiver.busy  # the next sender is not told 409
     await node.close()
 
@@ -356,8 +356,10 @@ async def test_cancelling_a_send_tells_the_localsend_receiver(
     events: list[Event] = []
     sender.events.subscribe(events.append)
     session = sender.start_send(f"localsend:127.0.0.1:{served.port}", [source], SendOptions())
-    while not any(isinstance(e, ProgressEvent) for e in events):
-        await asyncio.sleep(0.01)
+    await wait_until(
+        lambda: any(isinstance(e, ProgressEvent) for e in events), every=0.01,
+        what="the send's first progress",
+    )
     assert sender.cancel(session.id)
     result = await session.outcome()
     assert (result.state, result.by) == (SessionState.CANCELLED, "local")
@@ -473,12 +475,11 @@ async def _refuse(offer: IncomingOffer) -> Decision:
 
 
 async def _final_state(events: list[Event]) -> StateEvent:
-    for _ in range(500):
-        final = [e for e in events if isinstance(e, StateEvent) and e.state.final]
-        if final:
-            return final[-1]
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"no final state: {events}")
+    final = await wait_until(
+        lambda: [e for e in events if isinstance(e, StateEvent) and e.state.final], 10.0,
+        what=lambda: f"a final state: {events}",
+    )
+    return final[-1]
 
 
 # --- names shared with our own devices ----------------------------------------------------

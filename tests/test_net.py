@@ -31,6 +31,7 @@ from p2p_transfer.net.keys import public_id, ticket_for
 from p2p_transfer.net.transport import _connection_within
 from p2p_transfer.protocol import Hello, Verify
 from p2p_transfer.trust import load_or_create_secret_key
+from waiting import next_turn
 
 
 async def _transport(home: Path) -> Transport:
@@ -188,7 +189,7 @@ async def test_a_connect_cancelled_as_it_completes_stays_cancelled() -> None:
         return Connection()
 
     connecting = asyncio.create_task(_connection_within(connect(), 30))  # type: ignore[arg-type]
-    await asyncio.sleep(0)
+    await next_turn()  # the connect is under way
     handshake_done.set()
     connecting.cancel()  # in the same turn of the loop
     with pytest.raises(asyncio.CancelledError):

@@ -18,6 +18,7 @@ from p2p_transfer.net import MessageReader, MessageWriter, NetError
 from p2p_transfer.net.certificates import ed25519_self_signed
 from p2p_transfer.net.streams import LocalFileError
 from p2p_transfer.net.tcp import DataListener, TcpEndpointInfo, TlsChannel, connect_data_channel
+from waiting import wait_until
 
 
 async def _drain(listener: DataListener) -> bytes:
@@ -74,10 +75,9 @@ async def test_a_different_certificate_is_refused_as_a_man_in_the_middle() -> No
     spoofed = TcpEndpointInfo(impostor.info.port, genuine.info.fingerprint, impostor.info.token)
     with pytest.raises(NetError, match="man in the middle"):
         await connect_data_channel("127.0.0.1", spoofed)
-    for _ in range(50):  # the impostor notices the aborted connection a moment later
-        if impostor.refused:
-            break
-        await asyncio.sleep(0.02)
+    await wait_until(  # the impostor notices the aborted connection a moment later
+        lambda: impostor.refused, 1.0, what="the impostor to count the refused connection"
+    )
     assert impostor.refused == 1  # it never saw the token
     await genuine.close()
     await impostor.close()
@@ -114,8 +114,7 @@ async def test_nobody_listening_fails_fast() -> None:
     listener = await DataListener.open("127.0.0.1")
     assert listener.info is not None
     info = listener.info
-    await listener.close()
-    await asyncio.sleep(0.05)
+    await listener.close()  # its socket is closed when this returns
     with pytest.raises(NetError):
         await connect_data_channel("127.0.0.1", info, timeout=2.0)
 
@@ -256,10 +255,10 @@ async def test_a_slow_link_shows_progress_before_a_buffer_fills() -> None:
         MessageReader(receiver).pump(PUMP_BUFFER_SIZE, None, received.append)
     )
     await MessageWriter(sender).write(b"x" * 1000)  # then nothing for a while
-    deadline = asyncio.get_running_loop().time() + PUMP_HANDOVER_WAIT + 2.0
-    while sum(received) < 1000:
-        assert asyncio.get_running_loop().time() < deadline, "no progress while waiting"
-        await asyncio.sleep(0.05)
+    await wait_until(
+        lambda: sum(received) >= 1000, PUMP_HANDOVER_WAIT + 2.0, every=0.05,
+        what="progress while no more data comes",
+    )
     receiving.cancel()
     with pytest.raises(asyncio.CancelledError):
         await receiving

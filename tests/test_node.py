@@ -10,6 +10,7 @@ from conftest import CODE
 from p2p_transfer.events import DoneEvent, Event
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.transfer import Decision, IncomingOffer, ReceiveOptions, SendOptions
+from waiting import stays
 
 
 class RecordingDiscovery:
@@ -46,7 +47,7 @@ async def _serve_one_send(tmp_path: Path, once: bool) -> RecordingDiscovery:
         if once:
             assert (await asyncio.wait_for(serving, 10)) is not None
         else:
-            await asyncio.sleep(0.2)
+            await stays(lambda: not serving.done(), seconds=0.2, what="the receiver serving on")
             assert not serving.done()
     finally:
         serving.cancel()

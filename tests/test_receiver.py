@@ -12,11 +12,12 @@ import pytest
 from iroh import iroh_ffi
 
 from conftest import Peers
-from p2p_transfer.events import ErrorEvent
+from p2p_transfer.events import CodeEvent, ErrorEvent, StateEvent
 from p2p_transfer.limits import FIRST_MESSAGE_TIMEOUT, MAX_MESSAGE_SIZE
 from p2p_transfer.net import Transport
 from p2p_transfer.protocol import Hello, encode
 from p2p_transfer.trust import load_or_create_secret_key
+from waiting import wait_until
 
 #: Slack allowed around the receiver's deadlines.
 DEADLINE_SLACK = 3.0
@@ -145,8 +146,17 @@ async def test_one_address_waits_for_two_codes_the_next_replaces_the_oldest(
         for client in clients:
             await client.close()
     # Closed waiters free their places: an honest peer gets through.
-    await asyncio.sleep(0.5)
+    await wait_until(
+        lambda: not _waiting_for_a_code(peers), 5.0, what="the closed waiters' sessions to end"
+    )
     await _honest_send_still_works(peers, tmp_path)
+
+
+def _waiting_for_a_code(peers: Peers) -> set[str]:
+    """The receiver's sessions that showed a code and have not ended."""
+    events = peers.events["receiver"]
+    shown = {e.session for e in events if isinstance(e, CodeEvent)}
+    return shown - {e.session for e in events if isinstance(e, StateEvent) and e.state.final}
 
 
 async def test_code_not_entered_in_time_closes_the_connection(

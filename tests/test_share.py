@@ -44,6 +44,7 @@ from p2p_transfer.share.public import PublicShareError, load_ngrok
 from p2p_transfer.share.zipstream import SourceChangedError, ZipLayout, collect, stream_zip
 from p2p_transfer.webpage import trustworthy_origin
 from share_floods import SlowFlood, frame_flood
+from waiting import hold_for, stays, wait_until
 
 LOOPBACK = "127.0.0.1"
 #: Deadlines used instead of 10 s / 60 s so that crossing them is quick.
@@ -71,11 +72,11 @@ class Share:
         return [e for e in self.events if isinstance(e, kind)]
 
     async def wait_for(self, kind: type[Event], count: int = 1) -> list[Any]:
-        for _ in range(200):
-            if len(self.of(kind)) >= count:
-                return self.of(kind)
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"no {kind.__name__} event; got {self.events}")
+        await wait_until(
+            lambda: len(self.of(kind)) >= count, 2.0, every=0.01,
+            what=lambda: f"{count} {kind.__name__} event(s); got {self.events}",
+        )
+        return self.of(kind)
 
 
 MakeShare = Callable[..., Awaitable[Share]]
@@ -402,10 +403,10 @@ async def test_part_file_is_private_while_receiving(
     assert (await ws.receive_json())["type"] == "accepted"
     await ws.send_bytes(os.urandom(SHARE_CHUNK_SIZE))
     part = share.upload_dir / "secret.bin.part"
-    for _ in range(100):
-        if part.exists() and part.stat().st_size == SHARE_CHUNK_SIZE:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(
+        lambda: part.exists() and part.stat().st_size == SHARE_CHUNK_SIZE, 1.0, every=0.01,
+        what="the first chunk in the part file",
+    )
     assert part.stat().st_mode & 0o777 == 0o600
     assert not (share.upload_dir / "secret.bin").exists()  # nothing finished-looking yet
     await ws.send_bytes(b"67890")
@@ -506,7 +507,7 @@ async def test_data_before_acceptance_ends_the_socket(
     make_share: MakeShare, http: aiohttp.ClientSession
 ) -> None:
     async def slow(request: UploadRequest) -> bool:
-        await asyncio.sleep(5)
+        await hold_for(5)  # the host takes its time to answer
         return True
 
     share = await make_share(decide=slow)
@@ -683,8 +684,9 @@ async def test_eleventh_pending_upload_is_refused(
     sockets = [await connect(share, http) for _ in range(SHARE_MAX_PENDING_UPLOADS + 1)]
     for ws in sockets[:-1]:
         await ws.send_str(file_info("x.txt", 1))
-    while asked < SHARE_MAX_PENDING_UPLOADS:
-        await asyncio.sleep(0.01)
+    await wait_until(
+        lambda: asked == SHARE_MAX_PENDING_UPLOADS, every=0.01, what="every upload to be asked"
+    )
     await sockets[-1].send_str(file_info("x.txt", 1))
     answer = await sockets[-1].receive_json(timeout=5)
     assert answer["type"] == "rejected" and answer["code"] == "busy"
@@ -751,7 +753,9 @@ async def test_twenty_first_connection_from_one_address_is_refused(
     assert response.status == 503
     assert "Too many connections from your address" in await response.text()
     await sockets.pop().close()
-    await asyncio.sleep(0.05)
+    await wait_until(
+        lambda: not share.server._limiter.ip_full(LOOPBACK), 5.0, what="the slot to be freed"
+    )
     sockets.append(await connect(share, http))  # a freed slot is usable again
     for ws in sockets:
         await ws.close()
@@ -828,7 +832,7 @@ async def test_a_browser_with_the_link_gets_through_a_flood_of_slow_connections(
                 assert (await send_file(ws, f"visit-{visit}.bin", data))[-1]["type"] == "complete"
                 await ws.close()
                 assert (share.upload_dir / f"visit-{visit}.bin").read_bytes() == data
-            await asyncio.sleep(HONEST_VISIT_GAP)  # the flood goes on meanwhile
+            await hold_for(HONEST_VISIT_GAP)  # the browser comes back later; the flood goes on
         assert flood.dropped >= HONEST_VISITS  # room was made, visit after visit
         assert flood.open_now >= SHARE_MAX_CONNECTIONS // 2  # and the flood came back
 
@@ -898,7 +902,11 @@ async def test_stopping_the_server_closes_uploads_and_removes_parts(
     await ws.send_str(file_info("x.bin", SHARE_CHUNK_SIZE + 10))
     assert (await ws.receive_json())["type"] == "accepted"
     await ws.send_bytes(os.urandom(SHARE_CHUNK_SIZE))
-    await asyncio.sleep(0.05)
+    part = share.upload_dir / "x.bin.part"
+    await wait_until(
+        lambda: part.exists() and part.stat().st_size == SHARE_CHUNK_SIZE, 5.0,
+        what="the first chunk in the part file",
+    )
     await share.server.stop()
     _, code = await expect_close(ws)
     assert code == 1001
@@ -1151,9 +1159,12 @@ async def _upload_in_frames(url: str, name: str, size: int, frame: int) -> None:
 
 async def _stays_idle(pid: int) -> float:
     """The CPU ``pid`` uses in the two seconds after the next one (all work done by then)."""
-    await asyncio.sleep(1.0)
+    await hold_for(1.0)  # the second the share has to finish what it was doing
     before = _cpu_seconds(pid)
-    await asyncio.sleep(2.0)
+    await stays(
+        lambda: _cpu_seconds(pid) - before <= IDLE_CPU, seconds=2.0, every=0.1,
+        what=f"the share (pid {pid}) idle",
+    )
     return _cpu_seconds(pid) - before
 
 

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from p2p_transfer.transfer.store_behind import StoreBehind
+from waiting import stays, wait_until
 
 BACKLOG = 10
 
@@ -19,10 +20,13 @@ class Disk:
         self.open = threading.Event()
         self.open.set()
         self.threads: set[str] = set()
+        #: Items the worker thread has started to store (held up while ``open`` is clear).
+        self.started: list[int] = []
         self.done: list[tuple[int, int]] = []
         self.batches = 0
 
     def store(self, item: int) -> int:
+        self.started.append(item)
         self.open.wait()
         self.threads.add(threading.current_thread().name)
         if item < 0:
@@ -61,7 +65,7 @@ async def test_items_queued_while_the_disk_works_go_in_one_batch() -> None:
     store._store_all = counting  # type: ignore[method-assign]
     disk.open.clear()
     await store.put(0)
-    await asyncio.sleep(0.05)  # the first batch is in its thread, held up
+    await wait_until(lambda: disk.started == [0], what="the first batch in its thread, held up")
     for item in range(1, 6):
         await store.put(item)
     disk.open.set()
@@ -75,11 +79,11 @@ async def test_a_slow_disk_holds_the_stream_at_the_backlog() -> None:
     store = disk.behind()
     disk.open.clear()
     await store.put(0)
-    await asyncio.sleep(0.05)  # taken into the held-up batch
+    await wait_until(lambda: disk.started == [0], what="item 0 taken into the held-up batch")
     for item in range(1, BACKLOG):
         await store.put(item)  # room for these...
     blocked = asyncio.create_task(store.put(BACKLOG))  # ...not for this one
-    await asyncio.sleep(0.1)
+    await stays(lambda: not blocked.done(), seconds=0.1, what="the put beyond the backlog held")
     assert not blocked.done()
     disk.open.set()
     await asyncio.wait_for(blocked, 5)

@@ -15,7 +15,6 @@ import itertools
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import wormhole
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 
 from p2p_transfer.wormhole_classic import APP_ID
+from waiting import wait_until_blocking
 
 LOOPBACK = "127.0.0.1"
 #: Seconds the servers have to start listening (Twisted's import is slow on a busy box).
@@ -115,16 +115,18 @@ class WormholeServers:
 
 
 def _wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"{process.args[1]} exited with {process.returncode}")
         try:
             with socket.create_connection((LOOPBACK, port), timeout=1.0):
-                return
+                return True
         except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"{process.args[1]} did not listen on port {port}")
+            return False
+
+    wait_until_blocking(
+        listening, START_TIMEOUT, what=f"{process.args[1]} listening on port {port}"
+    )
 
 
 def new_code() -> str:

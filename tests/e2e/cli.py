@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from waiting import hold_for_blocking
+
 CODE = "246810"
 #: Seconds to wait for a process's expected event.
 EVENT_TIMEOUT = 30.0
@@ -112,9 +114,9 @@ def throttled(pid: int, share: float = 0.1, period: float = 0.02) -> Iterator[No
     def pace() -> None:
         while not done.is_set():
             signal_group(signal.SIGSTOP)
-            time.sleep(period * (1 - share))
+            hold_for_blocking(period * (1 - share))
             signal_group(signal.SIGCONT)
-            time.sleep(period * share)
+            hold_for_blocking(period * share)
 
     thread = threading.Thread(target=pace, daemon=True)
     thread.start()

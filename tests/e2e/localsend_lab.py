@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, TypeVar
 import pytest
 
 from netns import Host, JsonLines, Lab
+from waiting import wait_until_blocking
 
 T = TypeVar("T")
 #: ``setns`` flag for a network namespace (linux/sched.h).
@@ -99,13 +99,16 @@ class LocalSendLab:
         env = {**os.environ, "XDG_STATE_HOME": str(root / "state"),
                "XDG_CONFIG_HOME": str(root / "config")}
         proc = self.host.popen(*args, env=env)
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not daemon.socket.exists():
+
+        def ready() -> bool:
+            if daemon.socket.exists():
+                return True
             if proc.poll() is not None:
                 error = proc.stderr.read() if proc.stderr else ""
                 raise AssertionError(f"localsendd ended: {error}")
-            assert time.monotonic() < deadline, "localsendd did not start"
-            time.sleep(0.05)
+            return False
+
+        wait_until_blocking(ready, READY_TIMEOUT, every=0.05, what="localsendd to start")
         return daemon
 
     def ours(self, home: Path, *args: str) -> JsonLines:

@@ -8,9 +8,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from waiting import wait_until_blocking
 
 LOOPBACK = "127.0.0.1"
 #: Seconds the server has to start listening.
@@ -43,16 +44,17 @@ class MailboxServer:
         self._wait_listening()
 
     def _wait_listening(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
+        probe = [*self._inside, sys.executable, "-c",
+                 f"import socket; socket.create_connection(('{LOOPBACK}', {self.port}), 1)"]
+
+        def listening() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError("the mailbox server exited at start")
-            probe = [*self._inside, sys.executable, "-c",
-                     f"import socket; socket.create_connection(('{LOOPBACK}', {self.port}), 1)"]
-            if subprocess.run(probe, capture_output=True, timeout=10).returncode == 0:
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"the mailbox server did not listen on {self.port}")
+            return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
+
+        wait_until_blocking(
+            listening, START_TIMEOUT, what=f"the mailbox server listening on {self.port}"
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:

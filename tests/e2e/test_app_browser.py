@@ -12,7 +12,6 @@ import json
 import os
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from e2e.apps import CLI, AppProcess
 from e2e.cli import throttled
 from p2p_transfer.limits import KiB, MiB
 from p2p_transfer.protocol.paths import PART_SUFFIX
+from waiting import wait_until_blocking
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -67,10 +67,10 @@ def wait_for_staging_emptied(app: AppProcess) -> None:
     """The staged copies go once no send holds them: right after the cards say done
     (a send's task ends after its last event), not necessarily before."""
     staging = app.config / "staging"
-    deadline = time.monotonic() + UI_TIMEOUT / 1000
-    while left := sorted(path.name for path in staging.iterdir()):
-        assert time.monotonic() < deadline, f"staged copies left behind: {left}"
-        time.sleep(0.05)
+    wait_until_blocking(
+        lambda: not any(staging.iterdir()), UI_TIMEOUT / 1000, every=0.05,
+        what=lambda: f"the staged copies to go; left: {sorted(p.name for p in staging.iterdir())}",
+    )
 
 
 def open_page(
@@ -431,12 +431,10 @@ def test_offers_badge_the_title_and_notify_and_a_cancelled_send_resumes_with_ret
         )
         # Sent is not yet kept: Bob runs at 5 % of a core, so wait until his disk holds some.
         part = bob.downloads / f"big.bin{PART_SUFFIX}"
-        for _ in range(UI_TIMEOUT // 50):
-            if part.exists() and part.stat().st_size > 0:
-                break
-            page_b.wait_for_timeout(50)
-        else:
-            pytest.fail("Bob kept nothing of big.bin")
+        wait_until_blocking(
+            lambda: part.exists() and part.stat().st_size > 0, UI_TIMEOUT / 1000, every=0.05,
+            what="Bob to keep some of big.bin",
+        )
         card.get_by_role("button", name="Cancel").click()
         expect(card).to_have_attribute("data-state", "cancelled", timeout=UI_TIMEOUT)
     expect(card.locator('[data-role="state"]')).to_have_text("Cancelled by you")

@@ -20,6 +20,7 @@ import pytest
 from e2e.apps import AppProcess
 from p2p_transfer.events import SessionState
 from p2p_transfer.limits import MiB
+from waiting import wait_until
 
 #: Big enough that the sending card shows several partial byte counts at 10 updates/s.
 BIG_FILE_SIZE = 384 * MiB
@@ -59,14 +60,11 @@ class ApiClient:
         self, name: str, where: Callable[[dict[str, Any]], bool] = lambda e: True,
         timeout: float = STEP_TIMEOUT,
     ) -> dict[str, Any]:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            found = [e for e in self.events if e["event"] == name and where(e)]
-            if found:
-                return found[0]
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"no {name!r}; got {[e['event'] for e in self.events]}")
-            await asyncio.sleep(0.02)
+        found = await wait_until(
+            lambda: [e for e in self.events if e["event"] == name and where(e)], timeout,
+            what=lambda: f"{name!r}; got {[e['event'] for e in self.events]}",
+        )
+        return found[0]
 
     def snapshots(self, transfer_id: str | None = None) -> list[dict[str, Any]]:
         """Every ``transfer`` snapshot this tab received (of one transfer, if given)."""

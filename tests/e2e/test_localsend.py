@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from e2e.localsend_lab import TRANSFER_TIMEOUT, LocalSendLab
 from e2e.terminal import Terminal
 from e2e.test_app_sessions import ApiClient
 from netns import Lab
+from waiting import wait_until, wait_until_blocking
 
 #: The port our receiver listens on (LocalSend's default, as localsendctl dials it).
 OUR_PORT = 53317
@@ -282,13 +282,15 @@ def test_send_text_to_localsend_devices_as_their_text_message(
 
 
 def _wait_for(read: Callable[[], str], needle: str, timeout: float = TRANSFER_TIMEOUT) -> str:
-    """What ``read`` returns once it holds ``needle`` (or at the deadline, for the assert)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """What ``read`` returns once it holds ``needle``."""
+
+    def holding() -> str:
         text = read()
-        if needle in text or time.monotonic() > deadline:
-            return text
-        time.sleep(0.2)
+        return text if needle in text else ""
+
+    return wait_until_blocking(
+        holding, timeout, every=0.2, what=lambda: f"{needle!r} in {read()!r}"
+    )
 
 
 # --- the desktop app ----------------------------------------------------------------
@@ -310,10 +312,10 @@ def test_the_app_receives_from_localsendd_through_its_dialog(
 
 
 async def _running(ui: ApiClient) -> None:
-    deadline = asyncio.get_running_loop().time() + 30
-    while (await ui.call("GET", "/api/state"))[1]["node"]["state"] != "running":
-        assert asyncio.get_running_loop().time() < deadline, "the app's node did not start"
-        await asyncio.sleep(0.1)
+    async def node_running() -> bool:
+        return (await ui.call("GET", "/api/state"))[1]["node"]["state"] == "running"
+
+    await wait_until(node_running, 30, every=0.1, what="the app's node to start")
     status, devices = await ui.call("GET", "/api/devices")
     assert status == 200 and devices["discovery"]["localsend_error"] == ""
 

@@ -21,6 +21,7 @@ from p2p_transfer.events import ShareUploadProgressEvent
 from p2p_transfer.limits import SHARE_MAX_CONNECTIONS, KiB, MiB
 from p2p_transfer.share import ShareConfig, ShareServer, UploadRequest, accept_all
 from share_floods import SlowFlood
+from waiting import hold_for
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -200,7 +201,7 @@ def test_page_says_clearly_when_a_file_is_declined_timed_out_or_failed(
         if request.file_name == "declined.txt":
             return "not from strangers"
         if request.file_name == "slow.txt":
-            await asyncio.sleep(60)
+            await hold_for(60)  # the host does not answer in time
         return True
 
     share = ThreadedShare(ShareConfig(

@@ -13,6 +13,7 @@ from p2p_transfer.events import ErrorEvent, Event
 from p2p_transfer.protocol import Welcome
 from p2p_transfer.transfer import Decider, Decision, IncomingOffer, ReceiveOptions
 from security.hostile import Conversation, HostileClient
+from waiting import wait_until as wait_until  # its old home: tests may import it from here
 
 HostileFactory = Callable[..., Awaitable[HostileClient]]
 
@@ -72,17 +73,6 @@ async def reserve(peers: Peers, decide: Decider = accept_all, **options: object)
 def errors_of(peers: Peers) -> list[str]:
     """The receiver's error events so far."""
     return [e.message for e in peers.receiver_events(ErrorEvent) if isinstance(e, ErrorEvent)]
-
-
-async def wait_until(
-    condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
-) -> None:
-    """Poll ``condition`` until it holds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def events_named(peers: Peers, kind: type[Event]) -> list[Event]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Peers
-from p2p_transfer.events import DoneEvent, OfferEvent
+from p2p_transfer.events import DoneEvent, OfferEvent, StateEvent
 from p2p_transfer.limits import (
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_IP,
@@ -26,8 +26,9 @@ from p2p_transfer.protocol import Decline, Error, Welcome
 from p2p_transfer.transfer import Decision, IncomingOffer, SendOptions
 from p2p_transfer.transfer.admission import ConnectionTable, ManifestBudget
 from p2p_transfer.trust import attempts as attempts_module
-from security.conftest import HostileFactory, reserve, wait_until
+from security.conftest import HostileFactory, reserve
 from security.hostile import Conversation, HostileClient, file_entry
+from waiting import hold_for, stays, wait_until
 
 #: Idle connections an attacker tries to hold while an honest file goes through.
 IDLE_FLOOD = 200
@@ -120,6 +121,12 @@ async def _hold_after_hello(client: HostileClient, ticket: str, count: int) -> l
     return held
 
 
+def _sessions_ended(peers: Peers) -> int:
+    """How many of the receiver's sessions have ended (their connections are let go)."""
+    return sum(1 for e in peers.receiver_events(StateEvent) if isinstance(e, StateEvent)
+               and e.state.final)
+
+
 async def _refused(client: HostileClient, ticket: str) -> bool:
     """True when a new connection is turned away (at connect or right after)."""
     try:
@@ -135,7 +142,10 @@ async def test_idle_connections_make_room_for_an_honest_peer(
 ) -> None:
     client = await hostile("idler")
     idle = [await client.connect(peers.ticket) for _ in range(MAX_CONNECTIONS_PER_IP)]
-    await asyncio.sleep(0.2)
+    await stays(
+        lambda: all(c.connection.close_reason() is None for c in idle), seconds=0.2,
+        what="every idle connection open",
+    )
     assert all(c.connection.close_reason() is None for c in idle)
     source = tmp_path / "honest.txt"
     source.write_text("through")
@@ -168,8 +178,11 @@ async def test_total_cap_holds_across_addresses(
     assert len(held) == MAX_CONNECTIONS
     late = await hostile("late", bind="127.0.1.200", trusted_by=peers)
     assert await _refused(late, peers.ticket)
+    ended = _sessions_ended(peers)
     held[0].close()  # one leaves: there is room again
-    await asyncio.sleep(0.5)
+    await wait_until(
+        lambda: _sessions_ended(peers) > ended, what="the receiver to let the leaving peer go"
+    )
     conversation = await late.connect(peers.ticket)
     assert isinstance(await conversation.hello(), Welcome)
 
@@ -224,7 +237,7 @@ async def test_honest_send_completes_through_a_flood_of_idle_connections(
         while True:
             await open_one(attackers[i % 4])
             i += 1
-            await asyncio.sleep(0.01)
+            await hold_for(0.01)
 
     churn = asyncio.create_task(keep_coming())
     source = tmp_path / "honest.bin"

@@ -31,8 +31,9 @@ from p2p_transfer.protocol import (
 from p2p_transfer.transfer import Decision, IncomingOffer
 from p2p_transfer.transfer import data_paths as data_paths_module
 from p2p_transfer.transfer import receiver as receiver_module
-from security.conftest import HostileFactory, reserve, trusted_conversation, wait_until
+from security.conftest import HostileFactory, reserve, trusted_conversation
 from security.hostile import Conversation, dir_entry, file_entry, files_in
+from waiting import hold_for, wait_until
 
 PROMPT = FIRST_MESSAGE_TIMEOUT - 2
 #: A file big enough to go through a ``.part`` (bigger than the one-step small-file path).
@@ -100,7 +101,7 @@ async def test_data_stream_while_the_user_decides_is_refused(
 
     async def slow_user(offer: IncomingOffer) -> Decision:
         deciding.set()
-        await asyncio.sleep(30)
+        await hold_for(30)  # the user takes their time
         return Decision(True)
 
     await reserve(peers, slow_user, auto_accept=False)
@@ -363,7 +364,7 @@ async def test_steady_stream_of_empty_files_is_not_a_stall(
     stream = await conversation.open_data()
     for index in range(count):
         await _send_file(stream, index, b"")
-        await asyncio.sleep(0.4)
+        await hold_for(0.4)  # a file every 0.4 s: 2.4 s in all, each gap within the 1 s
     await stream.finish()
     results = await _results(conversation, count)
     assert all(r.ok for r in results)

@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from conftest import Peers, assert_same_tree, requires_root
@@ -22,6 +21,7 @@ from p2p_transfer.limits import ENTRY_DISK_COST, MiB
 from p2p_transfer.protocol import PART_SUFFIX
 from p2p_transfer.transfer import Decision, Declined, IncomingOffer
 from security.conftest import reserve
+from waiting import wait_until_blocking
 
 #: Files of the killed transfers: big enough that a kill lands inside one.
 KILL_FILES = 6
@@ -335,11 +335,17 @@ def _cut_off(host: Host) -> None:
     ))
 
 
+def _dropped(host: Host) -> int:
+    """How many packets the cut has dropped so far."""
+    listing = host.run("nft", "list", "table", "inet", CUT_TABLE).stdout
+    return sum(int(n) for n in re.findall(r"counter packets (\d+)", listing))
+
+
 def _reconnect(host: Host) -> int:
     """Remove the cut; returns how many packets it dropped."""
-    listing = host.run("nft", "list", "table", "inet", CUT_TABLE).stdout
+    dropped = _dropped(host)
     host.run("nft", "delete", "table", "inet", CUT_TABLE)
-    return sum(int(n) for n in re.findall(r"counter packets (\d+)", listing))
+    return dropped
 
 
 def test_network_drop_mid_transfer_then_the_sender_comes_back(
@@ -368,7 +374,9 @@ def test_network_drop_mid_transfer_then_the_sender_comes_back(
         with contextlib.suppress(AssertionError):
             receiver.expect(lambda e: False, 1)  # collect what the receiver said
         raise AssertionError(f"{exc}; receiver: {receiver.seen} {receiver.stderr}") from None
-    time.sleep(2)  # the cable is out: nothing moves
+    wait_until_blocking(  # the cable is out: nothing gets through
+        lambda: _dropped(sending) > 0, 10, every=0.1, what="the cut to drop the transfer's packets"
+    )
     os.killpg(first.proc.pid, signal.SIGKILL)
     first.wait(10)
     assert_only_verified_or_resumable(source, inbox / "batch")

@@ -34,8 +34,9 @@ from p2p_transfer.transfer import code_check as code_check_module
 from p2p_transfer.transfer.sender import CodeRequest
 from p2p_transfer.trust import attempts as attempts_module
 from p2p_transfer.trust.attempts import LOCKOUTS_FILE_NAME
-from security.conftest import HostileFactory, accept_all, wait_until
+from security.conftest import HostileFactory, accept_all
 from security.hostile import HostileClient
+from waiting import hold_for, wait_until
 
 WRONG = "000000" if CODE != "000000" else "111111"
 #: How soon an honest new sender must be asked for the code (issue 12).
@@ -112,7 +113,7 @@ async def _sit_at_the_prompt(client: HostileClient, ticket: str) -> None:
             await conversation.closed(timeout=CODE_ENTRY_TIMEOUT + 10)
         except (NetError, TimeoutError):
             pass
-        await asyncio.sleep(0.1)
+        await hold_for(0.1)  # and comes back
 
 
 async def _hello_and_hang_up(
@@ -125,7 +126,7 @@ async def _hello_and_hang_up(
             conversation = await client.connect(ticket, timeout=5)
             hellos.append(await conversation.hello())
             conversation.close()
-        await asyncio.sleep(every)
+        await hold_for(every)
 
 
 async def _hang_up(client: HostileClient, ticket: str) -> Welcome | Error | None:

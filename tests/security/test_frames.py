@@ -28,8 +28,9 @@ from p2p_transfer.protocol import (
     Welcome,
     encode,
 )
-from security.conftest import HostileFactory, errors_of, wait_until
+from security.conftest import HostileFactory, errors_of
 from security.hostile import Conversation, file_entry, files_in
+from waiting import wait_until
 
 #: A refusal must come well before any deadline could have produced it.
 PROMPT = FIRST_MESSAGE_TIMEOUT - 2

@@ -44,7 +44,7 @@ from p2p_transfer.protocol import (
     encode,
     paginate,
 )
-from security.conftest import HostileFactory, errors_of, trusted_conversation, wait_until
+from security.conftest import HostileFactory, errors_of, trusted_conversation
 from security.hostile import (
     Conversation,
     HostileClient,
@@ -53,6 +53,7 @@ from security.hostile import (
     files_in,
     rss_bytes,
 )
+from waiting import wait_until
 
 #: How much the receiving process may grow while refusing a huge manifest.
 HUGE_MANIFEST_RSS_SLACK = 32 * 1024 * 1024
@@ -483,15 +484,19 @@ async def test_the_largest_offers_at_once_stay_within_the_memory_budget(
         for conversation in held:
             conversation.close()
         deadline = time.monotonic() + 30
-        while len([s for s in receiver.named("state") if s["state"] == "failed"]) < len(held):
-            assert time.monotonic() < deadline, "the held offers did not end"
-            await asyncio.sleep(0.1)
+        await wait_until(
+            lambda: len([s for s in receiver.named("state") if s["state"] == "failed"])
+            >= len(held), deadline - time.monotonic(), every=0.1,
+            what="the held offers to end",
+        )
         # The sessions have ended; the connections' buffers go as iroh lets go of them.
-        while (rss := _status_kib(pid, "VmRSS")) > resting + FLOOD_LEFT_OVER_RSS:
-            assert time.monotonic() < deadline, (
-                f"{rss / MiB:.0f} MiB after the flood, {resting / MiB:.0f} MiB before; "
-                f"peak {peak / MiB:.0f} MiB"
-            )
-            await asyncio.sleep(0.2)
+        await wait_until(
+            lambda: _status_kib(pid, "VmRSS") <= resting + FLOOD_LEFT_OVER_RSS,
+            deadline - time.monotonic(), every=0.2,
+            what=lambda: (
+                f"the memory to go back: {_status_kib(pid, 'VmRSS') / MiB:.0f} MiB after the "
+                f"flood, {resting / MiB:.0f} MiB before; peak {peak / MiB:.0f} MiB"
+            ),
+        )
     finally:
         receiver.stop()

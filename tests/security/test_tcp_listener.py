@@ -19,6 +19,7 @@ import time
 import pytest
 
 from conftest import Peers, fails_with
+from p2p_transfer.events import StateEvent
 from p2p_transfer.limits import TCP_MAX_PENDING_CONNECTIONS, TCP_TOKEN_BYTES
 from p2p_transfer.net import NetError
 from p2p_transfer.net import tcp as tcp_module
@@ -32,8 +33,9 @@ from p2p_transfer.protocol import (
 )
 from p2p_transfer.protocol.messages import PROTOCOL_VERSION
 from p2p_transfer.transfer import Decision, Declined, IncomingOffer
-from security.conftest import HostileFactory, errors_of, reserve, wait_until
+from security.conftest import HostileFactory, errors_of, reserve
 from security.hostile import file_entry, files_in
+from waiting import hold_for, wait_until
 
 #: Deadlines shortened for these tests, so a drop is seen in well under a second.
 SHORT_DEADLINE = 0.5
@@ -125,7 +127,12 @@ async def test_a_trusted_peer_that_offers_nothing_gets_no_listener(
     await conversation.send(Hello(PROTOCOL_VERSION, "idle"))
     assert isinstance(await conversation.read(), Welcome)
     conversation.close()
-    await asyncio.sleep(0.2)
+    await wait_until(  # after which no listener can come
+        lambda: any(
+            isinstance(e, StateEvent) and e.state.final for e in peers.receiver_events(StateEvent)
+        ),
+        what="the receiver's session to end",
+    )
     assert opened_listeners == []
 
 
@@ -219,7 +226,7 @@ async def test_a_trickled_handshake_is_cut_at_its_deadline(
             while True:
                 writer.write(b"\x00")
                 await writer.drain()
-                await asyncio.sleep(0.1)
+                await hold_for(0.1)  # a byte every 0.1 s, within any per-read timeout
 
     trickling = asyncio.create_task(trickle())
     elapsed = await _closed_after(reader, SHORT_DEADLINE + DEADLINE_SLACK)

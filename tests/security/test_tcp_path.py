@@ -4,7 +4,6 @@ gets nothing in, the token works once, and the channel obeys the same file rules
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
@@ -14,7 +13,7 @@ import blake3
 import pytest
 
 from conftest import CODE, Peers
-from p2p_transfer.events import ConnectionEvent
+from p2p_transfer.events import ConnectionEvent, StateEvent
 from p2p_transfer.limits import TCP_MAX_PENDING_CONNECTIONS, MiB
 from p2p_transfer.net import MessageWriter, NetError
 from p2p_transfer.net import tcp as tcp_module
@@ -23,6 +22,7 @@ from p2p_transfer.protocol import Accept, DataHeader, DataTrailer, FileResult, S
 from p2p_transfer.transfer import SendOptions
 from security.conftest import HostileFactory, trusted_conversation
 from security.hostile import Conversation, file_entry, files_in
+from waiting import wait_until
 
 HOST = "127.0.0.1"
 
@@ -80,7 +80,12 @@ async def test_tcp_channel_obeys_the_file_rules(peers: Peers, hostile: HostileFa
     closed = await conversation.closed()
     assert "data for unknown or repeated file 5" in closed, closed
     assert files_in(peers.target) == []
-    await asyncio.sleep(0.2)
+    await wait_until(  # its data port is closed before its final state
+        lambda: any(
+            isinstance(e, StateEvent) and e.state.final for e in peers.receiver_events(StateEvent)
+        ),
+        what="the receiver's session to end",
+    )
     assert not _port_open(info.port)
 
 
@@ -124,7 +129,10 @@ async def test_strangers_holding_the_data_port_cannot_stop_a_send(
         for _ in range(TCP_MAX_PENDING_CONNECTIONS):
             stranger = socket.create_connection((HOST, listener.info.port))
             strangers.append(stranger)  # connected, then silent: no TLS, no token
-        await asyncio.sleep(0.1)
+        await wait_until(
+            lambda: listener.pending == TCP_MAX_PENDING_CONNECTIONS,
+            what="the strangers to hold every pending place",
+        )
         listeners.append(listener)
         return listener
 

@@ -13,9 +13,10 @@ from p2p_transfer.events import OfferEvent, TextEvent
 from p2p_transfer.limits import MAX_TEXT_BYTES, TEXT_PREVIEW_CHARS
 from p2p_transfer.protocol import Accept, Summary, TextOffer, TextPage
 from p2p_transfer.transfer import SendOptions
-from security.conftest import HostileFactory, errors_of, trusted_conversation, wait_until
+from security.conftest import HostileFactory, errors_of, trusted_conversation
 from security.hostile import files_in
 from security.test_data_streams import PROMPT, _send_file
+from waiting import wait_until
 
 
 async def _honest_text_still_arrives(peers: Peers) -> None:

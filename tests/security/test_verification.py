@@ -40,6 +40,7 @@ from p2p_transfer.trust import attempts as attempts_module
 from p2p_transfer.trust.attempts import LOCKOUTS_FILE_NAME
 from security.conftest import HostileFactory, accept_all
 from security.hostile import files_in
+from waiting import stays
 
 WRONG = "000000" if CODE != "000000" else "111111"
 LOCKED = f"too many wrong codes; try again in {LOCKOUT_SECONDS // 60} min"
@@ -164,7 +165,7 @@ async def test_expired_code_gets_the_same_answer_right_or_wrong(
         conversation = await client.connect(peers.ticket)
         welcome = await conversation.hello()
         assert isinstance(welcome, Welcome) and welcome.code_required
-        await asyncio.sleep(1.0)
+        await conversation.closed()  # the code's time ran out: the guess comes too late
         try:
             await conversation.send(conversation.answer_code(code))
         except NetError:
@@ -367,7 +368,10 @@ async def test_sender_does_not_take_a_receivers_word_for_a_pairing(
     try:
         with contextlib.suppress(TransferError, NetError):
             await peers.sender.send(impostor.ticket, [source], SendOptions(code=CODE))
-        await asyncio.sleep(0.5)
+        await stays(
+            lambda: b"for verified peers only" not in b"".join(received), seconds=0.5,
+            what="the impostor getting no file data",
+        )
     finally:
         serving.cancel()
         await asyncio.gather(serving, return_exceptions=True)
