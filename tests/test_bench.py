@@ -29,8 +29,9 @@ from bench.peers.share_upload import ws_url
 from bench.peers.stream import Decoder, FileSink, StreamError, encode_header
 from bench.report import RunInfo, first_byte_lines, render, share_rss_lines
 from bench.results import RowResult, best
-from bench.rows import all_rows, p2p
+from bench.rows import all_rows, code, p2p
 from bench.rows.base import Row, RunContext, verify_output
+from bench.rows.code import P2PCodeRow, WormholeToP2PRow
 from bench.rows.iroh_raw import IrohRawRow
 from bench.rows.p2p import P2PRow
 from bench.rows.share import ShareRow, check_uploads, upload_names
@@ -459,3 +460,80 @@ def test_a_full_run_takes_every_workload_and_row() -> None:
     assert parse_args(["--tiny-files", "5000"], rows).mode == "partial"
     takers = {row.key for row in rows if "tiny" in row.workloads}
     assert takers == {"p2p", "wormhole", "p2p-quic", "tcp", "tar"}  # see TINY_NOTE
+
+
+def test_p2p_rows_measure_the_default_relay_setting(tmp_path: Path) -> None:
+    """Issue 25: relays are on by default, and a LAN with no internet must not get slower;
+    the bench measures what users run, so no p2p command line names a relay."""
+    for row in (P2PRow(), *(r for r in all_rows() if r.key == "p2p-quic")):
+        assert isinstance(row, P2PRow)
+        argv = [*row.receiver_argv(tmp_path, tmp_path, None),
+                *row.sender_argv(tmp_path, "ticket", tmp_path, None)]
+        assert "--relay" not in argv
+    assert "--relay" not in P2PCodeRow().receiver_argv(tmp_path, "7-foo-bar", tmp_path)
+
+
+class _Side:
+    """Stands in for a finished Child of a code row: its name and some events."""
+
+    def __init__(self, name: str, *data_paths: str | None, done: bool = False) -> None:
+        self.name = name
+        self._events: list[dict[str, object]] = [
+            {"event": "connection", "data_path": path} for path in data_paths
+        ]
+        if done:
+            self._events.append({"event": "done"})
+
+    def events(self) -> list[dict[str, object]]:
+        return self._events
+
+
+def test_code_row_counts_when_both_sides_name_one_data_path() -> None:
+    sender, receiver = _Side("sender", None, "tcp"), _Side("receiver", "tcp", done=True)
+    assert code.same_data_path(sender, receiver) == ("tcp", None)  # type: ignore[arg-type]
+    path, problem = code.same_data_path(  # type: ignore[arg-type]
+        _Side("sender", "quic"), _Side("receiver", "tcp", done=True)
+    )
+    assert path is None
+    assert problem == "the two sides named different data paths (sender: quic; receiver: tcp)"
+    _, problem = code.same_data_path(sender, _Side("receiver", "tcp"))  # type: ignore[arg-type]
+    assert problem == "receiver exited 0 but printed no 'done' event"
+
+
+def test_wormhole_to_p2p_row_says_when_this_build_cannot_take_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until ``receive`` has ``--transit-relay``, the row is unavailable, said plainly."""
+    fake = tmp_path / "p2p-transfer"
+    fake.write_text("#!/bin/sh\necho 'Usage: receive [CODE]  --mailbox URL  --json'\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(p2p, "cli_path", lambda: fake)
+    reason = code.receive_lacks(code.TRANSIT_OPTION) or ""
+    assert reason.startswith("not available in this build: p2p-transfer receive has no "
+                             "--transit-relay")
+    fake.write_text("#!/bin/sh\necho 'Usage: receive [CODE]  --transit-relay HOST:PORT'\n")
+    assert code.receive_lacks(code.TRANSIT_OPTION) is None
+    row = WormholeToP2PRow()
+    argv = row.receiver_argv(tmp_path, "7-foo-bar", tmp_path / "out")
+    assert argv[argv.index("--transit-relay") + 1] == row.servers.transit_host_port
+
+
+@pytest.mark.parametrize("row_type", [P2PCodeRow, WormholeToP2PRow], ids=["p2p", "wormhole"])
+def test_code_rows_are_verified_and_measured(
+    workloads: list[Workload], row_type: type[Row], tmp_path: Path
+) -> None:
+    """A code from the sender, typed into ``receive CODE``, through a local mailbox."""
+    skip_unless(is_isolated(), "needs a loopback-only namespace: run under scripts/isolated")
+    row = row_type()
+    reason = row.unavailable_reason()
+    skip_unless(reason is None, f"{row.key}: {reason}")
+    row.setup(tmp_path / "work")
+    try:
+        for workload in workloads:
+            result = run_row(row, workload, tmp_path / "work")
+            assert_measured(result, workload)
+            assert "default relay setting" in result.note
+            if row_type is P2PCodeRow:
+                assert "TCP data path" in result.note  # our own path, loopback's direct one
+    finally:
+        row.teardown()

@@ -55,32 +55,51 @@ def _wait_listening(server: Child, port: int) -> None:
     raise ChildError(f"{server.name} did not listen on port {port}")
 
 
-@dataclass
-class WormholeRow(Row):
-    """``wormhole send --code`` and ``wormhole receive --accept-file`` on loopback."""
+def wormhole_tools_missing() -> str | None:
+    """Why magic-wormhole's CLI or servers cannot run here, or None."""
+    for name in ("wormhole", "twist"):
+        if not _script(name).exists():
+            return f"{name} is not installed (pip install -e '.[bench]')"
+    return None
 
-    key: str = "wormhole"
-    label: str = LABEL
-    _servers: Children | None = field(default=None, repr=False)
+
+def wormhole_code(ctx: RunContext) -> str:
+    """A fixed code per run: each run takes the next nameplate, so none meets an old claim."""
+    return f"{WORMHOLE_FIRST_NAMEPLATE + ctx.run_index}-{WORMHOLE_CODE_WORDS}"
+
+
+@dataclass
+class WormholeServers:
+    """A mailbox server and a transit relay on loopback, shared by a row's runs.
+
+    Each row that talks magic-wormhole's protocols holds its own pair, so a
+    row's nameplates and channels never meet another row's.
+    """
+
+    mailbox_url: str = ""  # ws://127.0.0.1:PORT/v1
+    transit: str = ""  # tcp:127.0.0.1:PORT, as wormhole's --transit-helper takes it
+    error: str | None = None
+    _children: Children | None = field(default=None, repr=False)
     _mailbox: Child | None = field(default=None, repr=False)
     _relay: Child | None = field(default=None, repr=False)
-    _urls: tuple[str, str] = ("", "")
-    _setup_error: str | None = None
 
-    def unavailable_reason(self) -> str | None:
-        for name in ("wormhole", "twist"):
-            if not _script(name).exists():
-                return f"{name} is not installed (pip install -e '.[bench]')"
-        return None
+    @property
+    def running(self) -> bool:
+        return self._children is not None
 
-    def setup(self, work_dir: Path) -> None:
-        """Start the mailbox server and the transit relay, both on loopback only."""
-        state = work_dir / "wormhole-servers"
+    @property
+    def transit_host_port(self) -> str:
+        """The relay as ``HOST:PORT`` (p2p-transfer's ``--transit-relay``)."""
+        return self.transit.removeprefix("tcp:")
+
+    def start(self, work_dir: Path, name: str) -> None:
+        """Start both servers (state under ``work_dir``); on failure, set ``error``."""
+        state = work_dir / name
         state.mkdir(parents=True, exist_ok=True)
-        self._servers = Children(work_dir / LOGS_DIR / "wormhole-servers")
+        self._children = Children(work_dir / LOGS_DIR / name)
         twist = str(_script("twist"))
         mailbox_port, relay_port = _free_port(), _free_port()
-        self._mailbox = self._servers.start(
+        self._mailbox = self._children.start(
             "mailbox",
             [
                 twist,
@@ -91,7 +110,7 @@ class WormholeRow(Row):
             cwd=state,
             measured=False,
         )
-        self._relay = self._servers.start(
+        self._relay = self._children.start(
             "transit-relay",
             [twist, "transitrelay", f"--port=tcp:{relay_port}:interface={LOOPBACK}"],
             cwd=state,
@@ -101,32 +120,63 @@ class WormholeRow(Row):
             _wait_listening(self._mailbox, mailbox_port)
             _wait_listening(self._relay, relay_port)
         except ChildError as error:
-            self._setup_error = str(error)
-            self.teardown()
+            self.error = str(error)
+            self.stop()
             return
-        self._urls = (f"ws://{LOOPBACK}:{mailbox_port}/v1", f"tcp:{LOOPBACK}:{relay_port}")
+        self.mailbox_url = f"ws://{LOOPBACK}:{mailbox_port}/v1"
+        self.transit = f"tcp:{LOOPBACK}:{relay_port}"
+
+    def stop(self) -> None:
+        """Stop both servers."""
+        if self._children is not None:
+            self._children.stop_all()
+            self._children = None
+
+    def cpu_seconds(self) -> float:
+        """CPU both servers used so far (not counted in a row's figures, only noted)."""
+        return sum(server.cpu_seconds_now() for server in (self._mailbox, self._relay) if server)
+
+    def not_ready(self, label: str, workload: Workload) -> RowResult | None:
+        """The result of a run that cannot happen because the servers are not up, or None."""
+        if self.error is not None:
+            return failed(label, workload, f"servers: {self.error}")
+        if not self.running:
+            return unavailable(label, workload, "servers not started")
+        return None
+
+
+@dataclass
+class WormholeRow(Row):
+    """``wormhole send --code`` and ``wormhole receive --accept-file`` on loopback."""
+
+    key: str = "wormhole"
+    label: str = LABEL
+    servers: WormholeServers = field(default_factory=WormholeServers, repr=False)
+
+    def unavailable_reason(self) -> str | None:
+        return wormhole_tools_missing()
+
+    def setup(self, work_dir: Path) -> None:
+        """Start the mailbox server and the transit relay, both on loopback only."""
+        self.servers.start(work_dir, "wormhole-servers")
 
     def teardown(self) -> None:
         """Stop both servers."""
-        if self._servers is not None:
-            self._servers.stop_all()
-            self._servers = None
-
-    def _server_cpu(self) -> float:
-        return sum(server.cpu_seconds_now() for server in (self._mailbox, self._relay) if server)
+        self.servers.stop()
 
     def run(self, workload: Workload, ctx: RunContext) -> RowResult:
-        if self._setup_error is not None:
-            return failed(self.label, workload, f"servers: {self._setup_error}")
-        if self._servers is None:
-            return unavailable(self.label, workload, "servers not started")
-        relay_url, transit = self._urls
-        base = [str(_script("wormhole")), "--relay-url", relay_url, "--transit-helper", transit]
-        code = f"{WORMHOLE_FIRST_NAMEPLATE + ctx.run_index}-{WORMHOLE_CODE_WORDS}"
+        not_ready = self.servers.not_ready(self.label, workload)
+        if not_ready is not None:
+            return not_ready
+        base = [
+            str(wormhole_script()), "--relay-url", self.servers.mailbox_url,
+            "--transit-helper", self.servers.transit,
+        ]  # fmt: skip
+        code = wormhole_code(ctx)
         # Temporary zips go to our work folder, not the system's.
         env = {"TMPDIR": str(ctx.scratch("wormhole"))}
         out = ctx.out_dir(self.key)
-        cpu_before = self._server_cpu()
+        cpu_before = self.servers.cpu_seconds()
         with Children(ctx.log_dir(self.key, workload)) as children:
             tx = children.start(
                 "sender",
@@ -140,9 +190,18 @@ class WormholeRow(Row):
                 env=env,
             )
             result = finish_pair(self, workload, ctx, out, sender=tx, receiver=rx)
-        server_cpu = self._server_cpu() - cpu_before
-        notes = [f"servers' CPU {server_cpu:.2f} s (not counted)"]
+        notes = [servers_cpu_note(self.servers.cpu_seconds() - cpu_before)]
         if workload.file_count > 1:
             notes.insert(0, "sent as a deflated zip, unpacked by the receiver")
         result.note = "; ".join(notes)
         return result
+
+
+def servers_cpu_note(seconds: float) -> str:
+    """What the mailbox and relay used during a run, for the notes column."""
+    return f"servers' CPU {seconds:.2f} s (not counted)"
+
+
+def wormhole_script() -> Path:
+    """The ``wormhole`` CLI installed beside this interpreter."""
+    return _script("wormhole")
