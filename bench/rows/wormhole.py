@@ -85,6 +85,7 @@ class WormholeServers:
 
     @property
     def running(self) -> bool:
+        """True between a successful ``start`` and ``stop``."""
         return self._children is not None
 
     @property
