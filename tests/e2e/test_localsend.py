@@ -97,7 +97,7 @@ def test_a_declined_offer_gives_localsendd_403(ls: LocalSendLab, tmp_path: Path)
         terminal.expect_line(r"Accept 1 file, 10 B from alpha via LocalSend .*"
                              r"LocalSend does not prove who sends\)\? \[y/N\]")
         terminal.child.sendline("n")
-        terminal.expect_line(r"declined: declined by the receiver")
+        terminal.expect_line(r"\ndeclined by the receiver")
         # localsendd maps the answer's status: 403 is "declined".
         ctl_out = tmp_path / "ctl.out"
         shown = _wait_for(lambda: ctl_out.read_text() if ctl_out.exists() else "", "Last result")

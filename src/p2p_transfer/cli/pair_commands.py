@@ -50,7 +50,8 @@ def pair_list(ctx: CliContext, as_json: bool) -> None:
 
 
 @pair.command(
-    "remove", epilog=examples("p2p-transfer pair remove 3f2a9c   # a unique prefix of its ID")
+    "remove", short_help="Forget a device (its ID, or a unique prefix of it).",
+    epilog=examples("p2p-transfer pair remove 3f2a9c   # a unique prefix of its ID"),
 )
 @click.argument("endpoint_id")
 @click.pass_obj

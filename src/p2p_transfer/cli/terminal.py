@@ -81,12 +81,21 @@ def shown_text(text: str) -> str:
     return escape(_CONTROL_BUT_LINES.sub("?", text))
 
 
+def declined_line(reason: str) -> str:
+    """``declined: not enough disk space…``; a reason that says "declined" already is said
+    once (``declined by the receiver``)."""
+    if reason.startswith("declined"):
+        return f"[yellow]{shown(reason)}[/]"
+    return f"[yellow]declined:[/] {shown(reason)}" if reason else "[yellow]declined[/]"
+
+
 class RateColumn(ProgressColumn):
     """Speed in IEC units (``12.5 MiB/s``), like every other size this program shows."""
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text("?" if speed is None else format_rate(speed), style="progress.data.speed")
+        # Nothing until there is a speed to say (a tiny file is done before there is one).
+        return Text("" if speed is None else format_rate(speed), style="progress.data.speed")
 
 
 def transfer_bars(console: Console) -> Progress:
@@ -321,6 +330,8 @@ class HumanRenderer:
         if session.connected:
             return  # the same connection, now also naming its data path
         session.connected = True
+        if session.direction == "receive":  # said after the answer, it would only confuse
+            return
         rtt = f", {event.rtt_ms:.0f} ms" if event.rtt_ms is not None else ""
         self._say(event.session, f"[dim]connected ({event.path}{rtt})[/]")
 
@@ -356,7 +367,7 @@ class HumanRenderer:
         if event.already_there:
             held.append(f"{event.already_there} already there: skipped if identical")
         if event.partly_there:
-            held.append(f"{event.partly_there} partly there: resumed")
+            held.append(f"{event.partly_there} partly there: will resume")
         sender = f"[bold]{shown(event.sender)}[/]"
         if event.via == "localsend":
             model = f"{shown(event.device_model)} · " if event.device_model else ""
@@ -404,7 +415,7 @@ class HumanRenderer:
             if event.accepted:
                 self._print(f"[green]✓[/] {shown(session.peer_name)} accepted")
         if not event.accepted:
-            self._say(event.session, f"[yellow]declined:[/] {shown(event.reason)}")
+            self._say(event.session, declined_line(event.reason))
 
     def _on_resume(self, event: ResumeEvent) -> None:
         said = []
@@ -516,7 +527,9 @@ class HumanRenderer:
         else:
             said = f"cancelled: {shown(event.message)}"
         if session.direction == "send" and session.bytes_done:
-            said += f" — {format_size(session.bytes_done)} kept; run the same command to continue"
+            # Sent, not confirmed: the receiver holds about this much (a little less).
+            said += (f" — about {format_size(session.bytes_done)} kept; run the same command "
+                     "to continue")
         return said
 
     def _on_summary(self, event: SendSummaryEvent) -> None:

@@ -120,7 +120,9 @@ def _exit_code(result: TransferResult | None) -> int:
 @click.option("--code", "fixed_code", metavar="CODE", default=None, callback=_code_option,
               help=f"Use this {CODE_DIGITS}-digit code (for scripts).")
 @click.option("--bind", "--bind-addr", "bind_addr", cls=AliasedOption, metavar="ADDR",
-              default=None, help="Address to listen on (default: all).")
+              default=None,
+              help="Address to listen on, HOST or HOST:PORT (default: all, any port); a fixed "
+                   "port for a firewall rule: --bind 0.0.0.0:41641.")
 @click.option("--max-size", type=SizeType(), default=None,
               help="Decline offers that need more than this (e.g. 500M, 2G, 1.5GiB; each new "
                    f"file or folder counts {format_size(ENTRY_DISK_COST)}).")
@@ -204,7 +206,8 @@ def receive(
             renderer.close()
             await node.close()
 
-    sys.exit(run_async(run(), lambda: renderer.cancel_shown))
+    # Nothing was under way when Ctrl-C came (a transfer says what it cancelled itself).
+    sys.exit(run_async(run(), lambda: renderer.cancel_shown, said="stopped"))
 
 
 def offer_question(offer: IncomingOffer) -> str:

@@ -14,6 +14,7 @@ from p2p_transfer.disk import free_space
 from p2p_transfer.events import CheckEvent
 from p2p_transfer.trust.files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 from p2p_transfer.trust.identity import KEY_FILE_NAME
+from p2p_transfer.units import format_size
 
 #: File systems without hard links or POSIX names, as mount tables name them.
 _FAT_LIKE = {"exfat", "vfat", "msdos", "fat", "ntfs", "ntfs3"}
@@ -70,7 +71,7 @@ def check_download_folder(folder: Path) -> CheckEvent:
             "choose another folder (`receive --dir`, the app's settings) or fix its permissions",
         )
     free = free_space(folder)
-    space = "free space unknown" if free is None else f"{free // _MIB:,} MiB free"
+    space = "free space unknown" if free is None else f"{format_size(free)} free"
     fstype = file_system_type(probe_at)
     detail = f"{folder}: writable, {space}, {fstype}"
     if fstype.lower() in _FAT_LIKE:
