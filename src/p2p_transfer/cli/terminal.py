@@ -6,15 +6,17 @@ Kept apart from the JSON renderer so scripts (``--json``) never load rich.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import segno
 from rich.console import Console
 from rich.markup import escape
-from rich.panel import Panel
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -27,6 +29,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.style import Style
 from rich.text import Text
 
 from p2p_transfer.cli.render import attempt_count, counted, printable
@@ -75,10 +78,38 @@ def shown(text: str) -> str:
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def shown_text(text: str) -> str:
-    """A peer's text message made safe for a terminal: its lines and tabs kept, every
-    other control character (escape sequences) replaced, no markup."""
-    return escape(_CONTROL_BUT_LINES.sub("?", text))
+#: A web address in a text, up to the first blank (or control character, which a text
+#: shown never holds: they are replaced before).
+_URL = re.compile(r"\bhttps?://[^\s\x00-\x1f\x7f-\x9f]+")
+#: Punctuation that ends a sentence after an address rather than belonging to it.
+_URL_TAIL = ".,;:!?)]}'\""
+#: Terminals known not to understand OSC 8 links or OSC 52 (they would print them).
+_PLAIN_TERMINALS = {"dumb", "linux", "vt100", "vt220"}
+
+
+def terminal_sequences_allowed(console: Console) -> bool:
+    """True for a terminal that may take links (OSC 8) and clipboard writes (OSC 52):
+    a real terminal that is not one known to show such sequences as text."""
+    return console.is_terminal and os.environ.get("TERM", "") not in _PLAIN_TERMINALS
+
+
+def text_body(text: str, links: bool) -> Text:
+    """A received text as it goes on screen: control characters (escape sequences) replaced
+    so the text cannot drive the terminal, no markup, lines and tabs kept; with ``links``
+    its web addresses are terminal hyperlinks (OSC 8) to exactly what is shown."""
+    safe = _CONTROL_BUT_LINES.sub("?", text)
+    body = Text(safe)
+    if links:
+        for match in _URL.finditer(safe):
+            url = match[0].rstrip(_URL_TAIL)
+            body.stylize(Style(link=url), match.start(), match.start() + len(url))
+    return body
+
+
+def clipboard_sequence(text: str) -> str:
+    """OSC 52: asks the terminal to put ``text`` on the system clipboard (base64 carries it,
+    so nothing in the text can end the sequence early)."""
+    return f"\x1b]52;c;{base64.b64encode(text.encode()).decode()}\x07"
 
 
 def declined_line(reason: str) -> str:
@@ -151,10 +182,13 @@ class HumanRenderer:
         #: Questions of the command's own (a code, a PIN) being asked, and the lines that
         #: came meanwhile: they wait, so none lands on the question's line.
         self._asking = 0
-        self._held: list[tuple[object, ...]] = []
+        self._held: list[tuple[tuple[object, ...], dict[str, Any]]] = []
         self._sessions: dict[str, _Session] = {}
         #: A cancel was already told (Ctrl-C need not say it again).
         self.cancel_shown = False
+
+    #: ``receive --copy``: a text received also goes to the clipboard.
+    copy_texts = False
 
     def __call__(self, event: Event) -> None:
         handler = getattr(self, f"_on_{event.name}", None)
@@ -184,12 +218,12 @@ class HumanRenderer:
     def _session(self, session_id: str) -> _Session:
         return self._sessions.setdefault(session_id, _Session())
 
-    def _print(self, *args: object) -> None:
+    def _print(self, *args: object, **options: Any) -> None:
         if self._asking:
-            self._held.append(args)
+            self._held.append((args, options))
             return
         target = self._bars.console if self._bars is not None else self.console
-        target.print(*args)
+        target.print(*args, **options)
 
     def _say(self, session_id: str | None, line: str) -> None:
         """A line about one session: with several receivers, it names whom it is about."""
@@ -216,8 +250,8 @@ class HumanRenderer:
             self._asking -= 1
             if not self._asking:
                 held, self._held = self._held, []
-                for args in held:
-                    self._print(*args)
+                for args, options in held:
+                    self._print(*args, **options)
             self._resume(key)
 
     def _pause(self, key: str) -> None:
@@ -385,11 +419,25 @@ class HumanRenderer:
         )
 
     def _on_text(self, event: TextEvent) -> None:
+        """A header line, then the text as it is, unboxed and never cut into lines by us
+        (the terminal wraps it): what a person copies from the screen is the text."""
         via = " via LocalSend" if event.via == "localsend" else ""
-        self._print(Panel(
-            shown_text(event.text), title=f"Text from {shown(event.sender)}{via}",
-            title_align="left", expand=False,
-        ))
+        sequences = terminal_sequences_allowed(self.console)
+        self._print(f"[bold]Text from {shown(event.sender)}{via}:[/]")
+        self._print(text_body(event.text, links=sequences), soft_wrap=True)
+        if self.copy_texts:  # what the screen shows: no escape reaches a later paste either
+            self._copy(_CONTROL_BUT_LINES.sub("?", event.text), sequences)
+
+    def _copy(self, text: str, sequences: bool) -> None:
+        """``receive --copy``: the text to the clipboard through the terminal (OSC 52)."""
+        if not sequences:
+            self._print("[yellow]not copied:[/] --copy goes through the terminal, and this "
+                        "output is not one that takes it; copy the text above")
+            return
+        self.console.file.write(clipboard_sequence(text))
+        self.console.file.flush()
+        self._print("[dim]copied to the clipboard through the terminal (if it is not there, "
+                    "the terminal does not allow it: copy the text above)[/]")
 
     def _on_localsend(self, event: LocalSendReadyEvent) -> None:
         fingerprint = f"{event.fingerprint[:4]} {event.fingerprint[4:8]}"

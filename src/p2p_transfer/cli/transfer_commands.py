@@ -28,10 +28,13 @@ if TYPE_CHECKING:
 from p2p_transfer.config import current_umask, default_download_dir
 from p2p_transfer.events import (
     ErrorEvent,
+    Event,
     LogEvent,
     ReceiverOutcome,
     SendSummaryEvent,
     SessionState,
+    StateEvent,
+    VerifiedEvent,
 )
 from p2p_transfer.limits import (
     CODE_DIGITS,
@@ -117,6 +120,11 @@ def _exit_code(result: TransferResult | None) -> int:
               help="Folder to save into (default: Downloads/p2p-transfer).")
 @click.option("--once", is_flag=True, help="Exit after one sending session.")
 @click.option("--yes", "auto_accept", is_flag=True, help="Accept offers without asking.")
+@click.option("--yes-trusted", "accept_trusted", is_flag=True,
+              help="Accept offers from trusted (paired) devices without asking; ask about "
+                   "the others.")
+@click.option("--copy", "copy_texts", is_flag=True,
+              help="Also put a text received on the clipboard (through the terminal).")
 @click.option("--code", "fixed_code", metavar="CODE", default=None, callback=_code_option,
               help=f"Use this {CODE_DIGITS}-digit code (for scripts).")
 @click.option("--bind", "--bind-addr", "bind_addr", cls=AliasedOption, metavar="ADDR",
@@ -149,6 +157,8 @@ def receive(
     target: Path | None,
     once: bool,
     auto_accept: bool,
+    accept_trusted: bool,
+    copy_texts: bool,
     fixed_code: str | None,
     bind_addr: str | None,
     max_size: int | None,
@@ -162,7 +172,11 @@ def receive(
 ) -> None:
     """Wait for files: prints a ticket (and QR code) for the sender; LocalSend devices can
     send here too. Files are saved into Downloads/p2p-transfer unless --dir says
-    otherwise; each offer is asked about unless --yes."""
+    otherwise; each offer is asked about unless --yes (or, from trusted devices,
+    --yes-trusted)."""
+    if copy_texts and as_json:
+        raise click.UsageError("--copy is for a terminal; with --json take the text from "
+                               "the text event")
     options = ReceiveOptions(
         target=(target or default_download_dir()).expanduser(),
         auto_accept=auto_accept,
@@ -173,8 +187,13 @@ def receive(
     )
     renderer = _renderer(as_json)
     ctx.logs.to(renderer)
+    if copy_texts and not isinstance(renderer, JsonRenderer):
+        renderer.copy_texts = True
+    paired_sessions = PairedSessions()
 
     async def decide(offer: IncomingOffer) -> Decision:
+        if accept_trusted and paired_sessions.came_in_paired(offer):
+            return Decision(True)
         if not stdin_is_interactive():
             return Decision(False, "the receiver cannot be asked (no terminal); use --yes")
         answer = await ask_yes_no(offer_question(offer))
@@ -189,6 +208,7 @@ def receive(
             renderer(ErrorEvent(str(exc), detail=exc.detail))
             return EXIT_FAILURE
         node.events.subscribe(renderer)
+        node.events.subscribe(paired_sessions)
         try:
             await node.connect_relay()
             if announce:
@@ -208,6 +228,23 @@ def receive(
 
     # Nothing was under way when Ctrl-C came (a transfer says what it cancelled itself).
     sys.exit(run_async(run(), lambda: renderer.cancel_shown, said="stopped"))
+
+
+class PairedSessions:
+    """Sessions whose sender came in on its pairing (not by typing the code just now):
+    ``--yes-trusted`` accepts only their offers, as the app's setting does."""
+
+    def __init__(self) -> None:
+        self._sessions: set[str] = set()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, VerifiedEvent) and event.by == "pairing":
+            self._sessions.add(event.session)
+        elif isinstance(event, StateEvent) and event.state.final:
+            self._sessions.discard(event.session)
+
+    def came_in_paired(self, offer: IncomingOffer) -> bool:
+        return offer.via != "localsend" and offer.session in self._sessions
 
 
 def offer_question(offer: IncomingOffer) -> str:
