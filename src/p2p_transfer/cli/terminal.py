@@ -34,6 +34,7 @@ from rich.text import Text
 
 from p2p_transfer.cli.render import attempt_count, counted, printable
 from p2p_transfer.events import (
+    CheckEvent,
     CodeEvent,
     ConnectionEvent,
     DecisionEvent,
@@ -622,6 +623,15 @@ class HumanRenderer:
         elif (session := self._sessions.get(event.session)) is not None:
             self._stop_waiting(session)
         self._say(event.session, f"[red]error:[/] {shown(event.message)}")
+
+    def _on_check(self, event: CheckEvent) -> None:
+        """A check of this device's own (the download folder at start): what is wrong, and
+        what to do."""
+        mark = {"ok": "[green]✓[/]", "warn": "[yellow]![/]"}.get(event.status, "[red]✗[/]")
+        # Not cut by us: a path in it stays whole for copying.
+        self._print(f"{mark} {shown(event.check)}: {shown(event.detail)}", soft_wrap=True)
+        if event.advice:
+            self._print(f"  → {shown(event.advice)}")
 
     def _on_log(self, event: LogEvent) -> None:
         self._print(f"[dim]{shown(event.source)}: {shown(event.message)}[/]")

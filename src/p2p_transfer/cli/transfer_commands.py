@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 from collections.abc import Iterator
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
     from p2p_transfer.cli.terminal import HumanRenderer
     from p2p_transfer.localsend.sender import PinRequest  # aiohttp: loaded only to send there
 from p2p_transfer.config import current_umask, default_download_dir
+from p2p_transfer.disk.writable import write_problem
 from p2p_transfer.events import (
+    CheckEvent,
     ErrorEvent,
     Event,
     LogEvent,
@@ -209,6 +212,8 @@ def receive(
             return EXIT_FAILURE
         node.events.subscribe(renderer)
         node.events.subscribe(paired_sessions)
+        if problem := await asyncio.to_thread(write_problem, options.target):
+            renderer(unwritable_folder(options.target, problem, "--dir"))
         try:
             await node.connect_relay()
             if announce:
@@ -228,6 +233,15 @@ def receive(
 
     # Nothing was under way when Ctrl-C came (a transfer says what it cancelled itself).
     sys.exit(run_async(run(), lambda: renderer.cancel_shown, said="stopped"))
+
+
+def unwritable_folder(folder: Path, problem: str, choose: str) -> CheckEvent:
+    """Said as soon as it is known: offers of files will be declined, and why."""
+    return CheckEvent(
+        "download folder", "fail", f"cannot save into {folder} ({problem})",
+        f"offers of files are declined until it is writable: choose another folder "
+        f"({choose}) or fix this one",
+    )
 
 
 class PairedSessions:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets
 import shutil
 import stat
 import subprocess
 from pathlib import Path
 
 from p2p_transfer.disk import free_space
+from p2p_transfer.disk.writable import write_problem
 from p2p_transfer.events import CheckEvent
 from p2p_transfer.trust.files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 from p2p_transfer.trust.identity import KEY_FILE_NAME
@@ -60,15 +59,11 @@ def _existing(path: Path) -> Path:
 def check_download_folder(folder: Path) -> CheckEvent:
     """Writable (a file is created and removed), free space, file system type."""
     probe_at = _existing(folder)
-    probe = probe_at / f".p2p-transfer-doctor-{secrets.token_hex(4)}"
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
+    if problem := write_problem(folder):
         return CheckEvent(
-            "download folder", "fail", f"{folder}: cannot write ({exc.strerror or exc})",
-            "choose another folder (`receive --dir`, the app's settings) or fix its permissions",
+            "download folder", "fail", f"{folder}: cannot write ({problem})",
+            "choose another folder (`receive --dir`, the app's settings) or fix its "
+            "permissions (and `chattr -i`, or a mount that is not read-only)",
         )
     free = free_space(folder)
     space = "free space unknown" if free is None else f"{format_size(free)} free"
