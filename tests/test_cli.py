@@ -198,7 +198,7 @@ def _readme_usage() -> dict[tuple[str, ...], set[str]]:
 def test_the_readme_usage_table_and_help_name_the_same_options() -> None:
     rows = _readme_usage()
     commands = {(name,) for name in COMMANDS if name != "pair"} | {
-        ("pair", sub) for sub in ("list", "remove", "clear")
+        ("pair", sub) for sub in ("list", "remove", "clear", "unlock")
     }
     assert set(rows) == commands, "every command has a row, and only commands do"
     for command, documented in rows.items():
