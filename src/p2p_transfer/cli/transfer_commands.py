@@ -213,7 +213,7 @@ def receive(
         node.events.subscribe(renderer)
         node.events.subscribe(paired_sessions)
         if problem := await asyncio.to_thread(write_problem, options.target):
-            renderer(unwritable_folder(options.target, problem, "--dir"))
+            renderer(unwritable_folder(options.target, problem))
         try:
             await node.connect_relay()
             if announce:
@@ -235,12 +235,12 @@ def receive(
     sys.exit(run_async(run(), lambda: renderer.cancel_shown, said="stopped"))
 
 
-def unwritable_folder(folder: Path, problem: str, choose: str) -> CheckEvent:
+def unwritable_folder(folder: Path, problem: str) -> CheckEvent:
     """Said as soon as it is known: offers of files will be declined, and why."""
     return CheckEvent(
         "download folder", "fail", f"cannot save into {folder} ({problem})",
-        f"offers of files are declined until it is writable: choose another folder "
-        f"({choose}) or fix this one",
+        "offers of files are declined until it is writable: choose another folder (--dir) "
+        "or fix this one",
     )
 
 
