@@ -13,6 +13,7 @@ import os
 import re
 import sqlite3
 import stat
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
@@ -39,10 +40,10 @@ from p2p_transfer.app.history import HISTORY_FILE_NAME, History, HistoryEntry
 from p2p_transfer.app.settings import SETTINGS_FILE_NAME, Settings, SettingsStore
 from p2p_transfer.app.targets import pasted, remembered_ticket
 from p2p_transfer.events import Event, SessionState, TicketEvent
-from p2p_transfer.limits import MAX_TEXT_BYTES, MAX_WRONG_CODES, KiB, MiB
+from p2p_transfer.limits import MAX_TEXT_BYTES, MAX_UNANSWERED_CODES, MAX_WRONG_CODES, KiB, MiB
 from p2p_transfer.net import parse_ticket
 from p2p_transfer.net.keys import generate_secret_key, public_id, ticket_for
-from p2p_transfer.trust import Pairing
+from p2p_transfer.trust import AttemptLimiter, Pairing
 from waiting import wait_until
 
 #: Seconds a test waits for an event.
@@ -1193,3 +1194,32 @@ async def test_answers_to_unknown_prompts_get_410(start_ui: StartUi) -> None:
     assert status == 410 and "no longer open" in answer["error"]
     status, answer = await ui.call("POST", "/api/prompts/x", "not an object")
     assert status in (400, 410)
+
+
+# --- lock-outs (issue 23): the user lets a locked-out device try a code again --------------
+
+#: A key that is locked out in these tests.
+LOCKED = "ab" * 32
+
+
+async def test_a_locked_out_device_is_listed_and_can_be_let_in_again(start_ui: StartUi) -> None:
+    bob = await start_ui("bob")
+    limiter = AttemptLimiter(bob.root / "config")
+    now = time.time()  # the lock-out is read at the real time
+    for i in range(MAX_UNANSWERED_CODES):  # hellos that left their codes unanswered
+        limiter.begin(LOCKED, "10.0.0.9", now=now + i * 0.01)
+        limiter.unanswered(LOCKED, started=now + i * 0.01, now=now + i * 0.01)
+    _, devices = await bob.call("GET", "/api/devices")
+    [locked] = devices["locked_out"]
+    assert (locked["endpoint_id"], locked["short_id"], locked["cause"]) == (
+        LOCKED, LOCKED[:12], "unanswered"
+    )
+    assert 0 < locked["seconds"] <= 600
+    attempts = bob.service.running_node.inbox._services.attempts  # the node's own
+    assert attempts.refusal(LOCKED, "10.0.0.9") is not None
+    status, answer = await bob.call("POST", f"/api/lockouts/{LOCKED}/unlock")
+    assert (status, answer) == (200, {"unlocked": True})
+    assert (await bob.call("GET", "/api/devices"))[1]["locked_out"] == []
+    assert attempts.refusal(LOCKED, "10.0.0.9") is None  # read from the file
+    status, _ = await bob.call("POST", f"/api/lockouts/{'cd' * 32}/unlock")
+    assert status == 404

@@ -133,7 +133,7 @@ def test_what_is_already_there_is_said_in_the_offer_and_the_summary() -> None:
                      files_identical=1))
     assert out.getvalue().splitlines() == [
         "desk offers 3 files, 3.0 MiB: a, b, c (1 already there: skipped if identical; "
-        "1 partly there: resumed)",
+        "1 partly there: will resume)",
         "resuming: 512 KiB already there; 1 file (1.0 MiB) already there: skipped if identical",
         "a: saved as a (1)",
         "✓ 3 files, 3.0 MiB verified into /in in 1.0 s (1.0 MiB already there; "
@@ -151,10 +151,10 @@ def _interrupted(direction: Direction, by: Actor) -> str:
 
 def test_an_interrupted_transfer_says_what_was_kept_and_how_to_go_on() -> None:
     assert _interrupted("send", "local") == (
-        "✗ cancelled — 436 MiB kept; run the same command to continue"
+        "✗ cancelled — about 436 MiB kept; run the same command to continue"
     )
     assert _interrupted("send", "peer") == (
-        "✗ cancelled by laptop — 436 MiB kept; run the same command to continue"
+        "✗ cancelled by laptop — about 436 MiB kept; run the same command to continue"
     )
     assert _interrupted("receive", "peer") == "✗ laptop cancelled; partial files kept for resume"
     assert _interrupted("receive", "local") == "✗ cancelled; partial files kept for resume"
@@ -203,7 +203,7 @@ def _readme_usage() -> dict[tuple[str, ...], set[str]]:
 def test_the_readme_usage_table_and_help_name_the_same_options() -> None:
     rows = _readme_usage()
     commands = {(name,) for name in COMMANDS if name != "pair"} | {
-        ("pair", sub) for sub in ("list", "remove", "clear")
+        ("pair", sub) for sub in ("list", "remove", "clear", "unlock")
     }
     assert set(rows) == commands, "every command has a row, and only commands do"
     for command, documented in rows.items():

@@ -4,6 +4,7 @@ lab network are in tests/e2e/test_doctor.py)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 from pathlib import Path
 
@@ -92,3 +93,11 @@ async def test_an_unreachable_relay_fails_clearly_within_its_deadline() -> None:
     assert check.status == "fail" and "not reached" in check.detail
     assert "directly" in check.advice
     assert asyncio.get_running_loop().time() - started < DOCTOR_RELAY_TIMEOUT + 3
+
+
+def test_free_space_is_said_in_the_unit_that_fits(tmp_path: Path) -> None:
+    check = check_download_folder(tmp_path / "inbox")
+    free = re.search(r"writable, ([^,]+) free", check.detail)
+    assert free is not None, check.detail
+    assert re.fullmatch(r"\d+(\.\d)? (B|KiB|MiB|GiB|TiB)", free[1]), free[1]
+    assert "," not in free[1]  # 62.0 GiB, not 63,503 MiB

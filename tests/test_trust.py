@@ -19,6 +19,7 @@ from p2p_transfer.limits import (
     GLOBAL_ATTEMPTS_PER_MINUTE,
     LOCKOUT_SECONDS,
     MAX_ADDRESS_FAILURES,
+    MAX_UNANSWERED_CODES,
     MAX_WRONG_CODES,
     PAIRING_MAX_ADDRESSES,
     SECRET_KEY_SIZE,
@@ -603,11 +604,14 @@ def test_counted_slots_allow_their_limit_then_refuse() -> None:
 
 def test_a_code_shown_counts_as_a_failed_attempt_until_the_right_code(tmp_path: Path) -> None:
     limiter = AttemptLimiter(tmp_path)
-    for i in range(MAX_WRONG_CODES):  # hello, and gone without a guess
+    for i in range(MAX_UNANSWERED_CODES):  # hello, and gone without a guess
         assert limiter.refusal("key", "10.0.0.1", now=100.0 + i) is None
-        assert limiter.begin("key", "10.0.0.1", now=100.0 + i) == i + 1
+        # No code was typed: each is still attempt 1 for the sender's user (issue 23).
+        assert limiter.begin("key", "10.0.0.1", now=100.0 + i) == 1
+        limiter.unanswered("key", started=100.0 + i, now=100.5 + i)
     refused = limiter.refusal("key", "10.0.0.1", now=110.0)
     assert refused is not None and refused.kind == "locked_out"
+    assert refused.message == "too many codes shown and left unanswered; try again in 10 min"
     assert refused.retry_after == pytest.approx(104.0 + LOCKOUT_SECONDS - 110.0)
     assert AttemptLimiter(tmp_path).attempts_left("key", now=110.0) == 0  # as stored
 
@@ -657,7 +661,8 @@ def test_the_allowance_is_kept_across_restarts_and_the_first_format_still_read(
     restarted = AttemptLimiter(tmp_path)
     refused = restarted.refusal("key0", "10.0.0.1", now=2001.0)
     assert refused is not None and refused.kind == "busy"
-    assert restarted.attempts_left("key0", now=2001.0) == MAX_WRONG_CODES - 1
+    assert restarted.unanswered_left("key0", now=2001.0) == MAX_UNANSWERED_CODES - 1
+    assert restarted.attempts_left("key0", now=2001.0) == MAX_WRONG_CODES  # none typed
     assert stat.S_IMODE((tmp_path / LOCKOUTS_FILE_NAME).stat().st_mode) == 0o600
 
 
@@ -674,3 +679,85 @@ def test_the_allowance_is_kept_across_restarts_and_the_first_format_still_read(
 )
 def test_what_counts_as_one_address(ip: str | None, address: str) -> None:
     assert address_group(ip) == address
+
+
+def test_only_typed_codes_are_wrong_codes(tmp_path: Path) -> None:
+    """Issue 23: codes left unanswered do not make the next one "attempt 3 of 5"; each
+    kind has its own allowance, and an address counts both."""
+    limiter = AttemptLimiter(tmp_path)
+    for i in range(2):
+        assert limiter.begin("key", "10.0.0.1", now=100.0 + i) == 1
+        limiter.unanswered("key", started=100.0 + i, now=100.5 + i)
+    assert limiter.begin("key", "10.0.0.1", now=102.0) == 1
+    limiter.fail("key", "10.0.0.1", now=103.0)  # typed, and wrong
+    assert limiter.attempts_left("key", now=103.0) == MAX_WRONG_CODES - 1
+    assert limiter.unanswered_left("key", now=103.0) == MAX_UNANSWERED_CODES - 2
+    assert limiter.begin("key", "10.0.0.1", now=104.0) == 2
+    for i in range(MAX_WRONG_CODES - 2):
+        limiter.fail("key", "10.0.0.1", now=105.0 + i)
+        assert limiter.begin("key", "10.0.0.1", now=105.5 + i) == 3 + i
+    limiter.fail("key", "10.0.0.1", now=110.0)
+    refused = limiter.refusal("key", "10.0.0.1", now=111.0)
+    assert refused is not None and refused.message == "too many wrong codes; try again in 10 min"
+
+
+def test_the_receiver_can_lift_a_lock_out(tmp_path: Path) -> None:
+    limiter = AttemptLimiter(tmp_path)
+    for i in range(MAX_UNANSWERED_CODES):
+        limiter.begin("key", "10.0.0.1", now=100.0 + i)
+        limiter.unanswered("key", started=100.0 + i, now=100.5 + i)
+    for i in range(MAX_ADDRESS_FAILURES - MAX_UNANSWERED_CODES):
+        limiter.begin(f"other{i}", "10.0.0.1", now=110.0 + i)
+    assert [(k.key, k.cause) for k in limiter.locked_keys(now=120.0)] == [("key", "unanswered")]
+    assert limiter.refusal("fresh", "10.0.0.1", now=120.0) is not None  # the address too
+    # Lifted in another process (``pair unlock``): this one reads it at its next question.
+    assert AttemptLimiter(tmp_path).unlock("key", now=120.0)
+    assert limiter.refusal("key", "10.0.0.1", now=121.0) is None
+    assert limiter.locked_keys(now=121.0) == []
+    assert limiter.unanswered_left("key", now=121.0) == MAX_UNANSWERED_CODES
+    assert not AttemptLimiter(tmp_path).unlock("never-tried", now=122.0)
+
+
+def test_an_address_locked_by_others_stays_locked_when_one_key_is_lifted(
+    tmp_path: Path,
+) -> None:
+    limiter = AttemptLimiter(tmp_path)
+    for i in range(MAX_ADDRESS_FAILURES):
+        limiter.begin(f"k{i}", "10.0.0.1", now=100.0 + i)
+        limiter.fail(f"k{i}", "10.0.0.1", now=100.5 + i)
+    limiter.begin("mine", "10.0.0.2", now=120.0)
+    assert limiter.unlock("k0", now=121.0)
+    # Nine others' failures remain there: still under the limit, so it opens.
+    assert limiter.refusal("k0", "10.0.0.1", now=122.0) is None
+    for i in range(2):
+        limiter.begin(f"late{i}", "10.0.0.1", now=123.0 + i)
+        limiter.fail(f"late{i}", "10.0.0.1", now=123.5 + i)
+    limiter.unlock("mine", now=130.0)  # a key of another address changes nothing here
+    assert limiter.refusal("k0", "10.0.0.1", now=131.0) is not None
+
+
+def test_the_second_format_reads_every_failure_as_a_wrong_code(tmp_path: Path) -> None:
+    second = {"version": 2, "keys": {"key": {"failures": [100.0, 101.0], "locked_until": 0}},
+              "addresses": {}, "recent": []}
+    (tmp_path / LOCKOUTS_FILE_NAME).write_text(json.dumps(second))
+    limiter = AttemptLimiter(tmp_path)
+    assert limiter.attempts_left("key", now=102.0) == MAX_WRONG_CODES - 2
+    assert limiter.begin("key", "10.0.0.1", now=102.0) == 3
+
+
+def test_a_pending_attempt_counts_as_wrong_and_as_unanswered(tmp_path: Path) -> None:
+    """While a code is shown, a second connection of the key cannot start another guess
+    past the limit; once it ended without a guess, it is no wrong code."""
+    limiter = AttemptLimiter(tmp_path)
+    for i in range(MAX_WRONG_CODES - 1):
+        limiter.begin("key", "10.0.0.1", now=100.0 + i)
+        limiter.fail("key", "10.0.0.1", now=100.5 + i)
+    assert limiter.begin("key", "10.0.0.1", now=110.0) == MAX_WRONG_CODES
+    refused = limiter.refusal("key", "10.0.0.1", now=111.0)  # a parallel connection
+    assert refused is not None and refused.message.startswith("too many wrong codes")
+    limiter.unanswered("key", started=110.0, now=112.0)
+    assert limiter.refusal("key", "10.0.0.1", now=113.0) is None
+    assert limiter.attempts_left("key", now=113.0) == 1
+    # A receiver stopped while a code was shown: that attempt was left unanswered.
+    limiter.begin("key", "10.0.0.1", now=114.0)
+    assert AttemptLimiter(tmp_path).attempts_left("key", now=115.0) == 1

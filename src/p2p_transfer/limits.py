@@ -123,10 +123,13 @@ MAX_PENDING_VERIFICATIONS = 8
 #: ...of them from one address: an IPv4 address, an IPv6 /64, or all relayed peers
 #: together (their addresses are not known).
 MAX_PENDING_VERIFICATIONS_PER_ADDRESS = 2
-#: Failed attempts from one endpoint, within WRONG_CODE_WINDOW, that lock it out. An
-#: attempt is one code check: a wrong code fails it, and so does leaving (or running
-#: out of time) without typing one.
+#: Wrong codes typed by one endpoint, within WRONG_CODE_WINDOW, that lock it out (the
+#: sender's "attempt 2 of 5"). Codes left unanswered count apart, below.
 MAX_WRONG_CODES = 5
+#: Codes shown to one endpoint and left unanswered (it said hello and left, its prompt
+#: was closed, the time ran out), within WRONG_CODE_WINDOW, that lock it out: no wrong
+#: codes, but each one a code on the receiving user's screen.
+MAX_UNANSWERED_CODES = 5
 #: Window in which failed attempts are counted (seconds).
 WRONG_CODE_WINDOW = 10 * 60
 #: How long a lock-out lasts (seconds).

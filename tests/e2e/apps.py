@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +61,18 @@ class AppProcess:
         for line in self.process.stderr:
             self._stderr.append(line)
 
-    def wait_for(self, name: str, timeout: float = EVENT_TIMEOUT) -> dict[str, Any]:
+    def wait_for(
+        self, name: str, timeout: float = EVENT_TIMEOUT,
+        where: Callable[[dict[str, Any]], bool] = lambda e: True,
+    ) -> dict[str, Any]:
+        """The first event called ``name`` that satisfies ``where``."""
         with self._changed:
             self._changed.wait_for(
-                lambda: any(e["event"] == name for e in self.events)
+                lambda: any(e["event"] == name and where(e) for e in self.events)
                 or self.process.poll() is not None,
                 timeout,
             )
-            found = [e for e in self.events if e["event"] == name]
+            found = [e for e in self.events if e["event"] == name and where(e)]
         assert found, f"no {name!r}: {[e['event'] for e in self.events]} {''.join(self._stderr)}"
         return found[0]
 

@@ -15,7 +15,10 @@ import pexpect
 COLUMNS, ROWS = 100, 30
 #: Seconds to wait for a line to appear.
 LINE_TIMEOUT = 30.0
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>]|\r")
+_ANSI = re.compile(
+    r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>]|\r"
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC: links (8), the clipboard (52)
+)
 
 
 def plain(text: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -97,7 +98,7 @@ def test_a_declined_offer_gives_localsendd_403(ls: LocalSendLab, tmp_path: Path)
         terminal.expect_line(r"Accept 1 file, 10 B from alpha via LocalSend .*"
                              r"LocalSend does not prove who sends\)\? \[y/N\]")
         terminal.child.sendline("n")
-        terminal.expect_line(r"declined: declined by the receiver")
+        terminal.expect_line(r"\ndeclined by the receiver")
         # localsendd maps the answer's status: 403 is "declined".
         ctl_out = tmp_path / "ctl.out"
         shown = _wait_for(lambda: ctl_out.read_text() if ctl_out.exists() else "", "Last result")
@@ -144,6 +145,29 @@ def test_send_to_localsendd_by_address(
     assert sender.wait(TRANSFER_TIMEOUT) == 0
     # localsendd keeps only each file's name (it flattens folders).
     assert _received(beta.downloads) == {p.name: p.read_bytes() for p in [big, *folder]}
+
+
+def test_an_empty_file_refused_by_localsendd_is_said_as_such(
+    ls: LocalSendLab, tmp_path: Path
+) -> None:
+    """localsendd takes no file without bytes (HTTP 500): the sender says that it was the
+    empty file, not only a status; the other files of the folder arrive (each under its
+    relative path in ``fileName``, which localsendd itself cuts to the name)."""
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "a.txt").write_text("a\n")
+    (tree / "empty.txt").write_bytes(b"")
+    beta = ls.localsendd("beta", THEIR_PORT)
+    sender = ls.ours(tmp_path / "home", "send", "--to", f"localsend:127.0.0.1:{THEIR_PORT}",
+                     str(tree))
+    failed = sender.expect_event("file_failed", TRANSFER_TIMEOUT, path="tree/empty.txt")
+    # The device is named by its alias (or, before it is learned, its address).
+    assert re.fullmatch(r"(beta|127\.0\.0\.1) refused this empty file: some LocalSend apps "
+                        r"take none \(HTTP 500.*\)", failed["message"]), failed
+    done = sender.expect_event("done", TRANSFER_TIMEOUT)
+    assert (done["files"], done["files_failed"]) == (1, 1)
+    assert sender.wait(TRANSFER_TIMEOUT) == 1
+    assert _received(beta.downloads) == {"a.txt": b"a\n"}
 
 
 def test_send_to_localsendd_that_wants_a_pin_prompts_for_it(
@@ -200,6 +224,35 @@ def test_devices_lists_localsendd_and_localsendctl_lists_us(
     assert ready["fingerprint"] not in names
 
 
+def test_a_name_lookup_says_when_another_program_holds_the_localsend_port(
+    ls: LocalSendLab, tmp_path: Path
+) -> None:
+    """With the app (here: any listener) on TCP 53317, LocalSend devices answer it, not a
+    ``send`` looking for them: the sender says so, not only that no device has the name."""
+    holder = ls.host.popen(sys.executable, "-c", (
+        "import socket, sys\n"
+        f"s = socket.create_server(('0.0.0.0', {OUR_PORT}))\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.read()\n"
+    ))
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        note = tmp_path / "note.txt"
+        note.write_text("hi")
+        sender = ls.ours(tmp_path / "home", "send", "--to", "phone", str(note))
+        said = sender.expect_event("log", TRANSFER_TIMEOUT, source="localsend")
+        assert said["message"] == (
+            f"LocalSend devices cannot be found from here: they answer on TCP port {OUR_PORT}, "
+            "which another program holds (`p2p-transfer app` perhaps); send to one with "
+            "--to localsend:HOST, or from that program"
+        )
+        assert "phone" in sender.expect_event("error", TRANSFER_TIMEOUT)["message"]
+        assert sender.wait(TRANSFER_TIMEOUT) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_send_to_a_localsend_device_by_name(ls: LocalSendLab, tmp_path: Path) -> None:
     source = tmp_path / "hello.txt"
     source.write_text("hello LocalSend\n")
@@ -246,8 +299,8 @@ def test_a_text_message_arrives_as_a_text_event_and_shows_in_the_terminal(
     try:
         terminal.expect_line(r"LocalSend devices can send here too")
         ls.host.run(sys.executable, "-c", _SEND_TEXT, "call me back \x1b[31mplease", timeout=30)
-        terminal.expect_line(r"Text from alpha via LocalSend")
-        terminal.expect_line(r"│ call me back \?\[31mplease")  # no escape reaches the tty
+        # Plain under its header line (no box), and no escape reaches the tty.
+        terminal.expect_line(r"Text from alpha via LocalSend:\ncall me back \?\[31mplease\n")
     finally:
         terminal.stop()
 

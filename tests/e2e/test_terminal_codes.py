@@ -136,3 +136,36 @@ def test_a_json_receiver_reports_the_code_as_digits_and_each_attempt(tmp_path: P
     assert [(c["code"], c["attempt"], c["max_attempts"]) for c in codes] == [
         (CODE, 1, MAX_WRONG_CODES), (CODE, 2, MAX_WRONG_CODES),
     ]
+
+
+def test_prompts_left_without_an_answer_are_no_wrong_codes(tmp_path: Path) -> None:
+    """Issue 23 (f): a prompt closed (Ctrl-D) and one interrupted (Ctrl-C), then the right
+    code: accepted as attempt 1; nobody is told a wrong code was typed."""
+    receiver, ticket = receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--yes")
+    source = _note(tmp_path / "src")
+    try:
+        closed = _sending_terminal(tmp_path / "tx", ticket, source)
+        closed.expect_line(r"Code shown on laptop: $")
+        closed.child.sendeof()
+        assert closed.wait() == 1
+        interrupted = _sending_terminal(tmp_path / "tx", ticket, source)
+        interrupted.expect_line(r"Code shown on laptop: $")
+        interrupted.ctrl_c()
+        assert interrupted.wait() == 130
+        sender = _sending_terminal(tmp_path / "tx", ticket, source)
+        # The first prompt of this send says no attempt number: it is attempt 1.
+        sender.expect_line(r"Code shown on laptop: $")
+        receiver.expect_line(r"(?s:Verification code:.*){3}")
+        shown = re.findall(r"Verification code:\s+(\d{3} \d{3})", receiver.text)
+        sender.child.sendline(shown[-1])
+        sender.expect_line(r"✓ laptop: verified by code")
+        assert sender.wait() == 0
+        receiver.expect_line(r"✓ 1 file, 14 B verified into")
+    finally:
+        receiver.stop()
+    for terminal in (closed, interrupted, sender):
+        assert "attempt" not in terminal.text and "wrong" not in terminal.text, terminal.text
+        terminal.assert_clean()
+    assert "wrong code" not in receiver.text
+    assert "attempt" not in receiver.text  # each code was shown as a first attempt
+    assert (tmp_path / "inbox" / "note.txt").read_text() == "first contact\n"

@@ -1,15 +1,19 @@
 """A text message as people send and read it: typed after ``--text`` or piped in, asked
-about by its first line, shown in a box (pexpect), and a ``text`` event for scripts."""
+about by its first line, shown plain under a header line (pexpect) so a copy from the
+screen is the text, links as terminal hyperlinks, ``--copy`` to the clipboard, and a
+``text`` event for scripts."""
 
 from __future__ import annotations
 
+import base64
+import re
 from pathlib import Path
 
 from e2e.cli import CODE, CliProcess, start_receiver
 from e2e.terminal import Terminal, receiving_terminal
 
 
-def test_a_text_goes_through_the_code_and_the_question_and_is_shown_in_a_box(
+def test_a_text_goes_through_the_code_and_the_question_and_is_shown_plain(
     tmp_path: Path,
 ) -> None:
     receiver, ticket = receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--once")
@@ -27,9 +31,8 @@ def test_a_text_goes_through_the_code_and_the_question_and_is_shown_in_a_box(
         assert "call me back" not in receiver.text
         sender.expect_line(r"waiting for laptop to accept the text \(34 B\)…")
         receiver.child.sendline("y")
-        receiver.expect_line(r"Text from desk")
-        receiver.expect_line(r"│ hello ✓ +│")
-        receiver.expect_line(r"│ call me back \?\[31mplease +│")  # no escape reaches the tty
+        receiver.expect_line(r"Text from desk:\nhello ✓\ncall me back \?\[31mplease\n")
+        assert "│" not in receiver.text  # no box: a copy from the screen is the text
         sender.expect_line(r"✓ text \(34 B\) delivered to laptop")
         assert sender.wait() == 0
         assert receiver.wait() == 0
@@ -63,3 +66,61 @@ def test_a_text_piped_in_arrives_as_a_text_event(tmp_path: Path) -> None:
     finally:
         sender.stop()
         receiver.stop()
+
+
+#: A long link, as people send them (tracking parameters and all): 200 characters.
+LONG_URL = "https://example.org/a/very/long/path?" + "&".join(
+    f"k{i:02d}=v{i:02d}" for i in range(40)
+)
+LONG_URL = LONG_URL[:200]
+
+
+def _receiving_a_text(tmp_path: Path, text: str, *extra: str) -> Terminal:
+    """A person's ``receive`` that accepts (fixed code, --yes); a scripted sender sends
+    ``text`` to it; returns the receiver's terminal once both ended."""
+    receiver, ticket = receiving_terminal(tmp_path / "rx", tmp_path / "inbox", "--once",
+                                          "--yes", "--code", CODE, *extra)
+    sender = CliProcess(["--name", "desk", "send", "--to", ticket, "--code", CODE, "--json",
+                         "--text", text], tmp_path / "tx")
+    try:
+        assert sender.wait() == 0
+        assert receiver.wait() == 0
+    finally:
+        sender.stop()
+        receiver.stop()
+    receiver.assert_clean()
+    return receiver
+
+
+def test_a_long_link_is_shown_whole_on_one_line_and_is_a_link(tmp_path: Path) -> None:
+    """Issue 23 (d): a 200-character URL on a 100-column screen is one logical line, the
+    URL and nothing else, after a header line; the terminal gets it as a hyperlink."""
+    assert len(LONG_URL) == 200
+    receiver = _receiving_a_text(tmp_path, LONG_URL)
+    lines = receiver.after(r"Text from desk:\n").splitlines()
+    assert lines[0] == LONG_URL  # unbroken: no line break of ours inside, nothing around
+    links = re.findall(r"\x1b\]8;[^;\x1b]*;([^\x1b\x07]*)\x1b\\", receiver.seen)
+    assert LONG_URL in links  # OSC 8: the link goes where the text says
+    assert "│" not in receiver.text and "╭" not in receiver.text
+
+
+def test_copy_puts_the_text_on_the_clipboard_through_the_terminal(tmp_path: Path) -> None:
+    text = "the wifi password is hunter2 \x1b]52;c;ZXZpbA==\x07"  # and an attempt to inject
+    receiver = _receiving_a_text(tmp_path, text, "--copy")
+    copied = re.findall(r"\x1b\]52;c;([A-Za-z0-9+/=]*)\x07", receiver.seen)
+    # Only ours, the text as shown: its own escapes stay harmless on the clipboard too.
+    assert [base64.b64decode(c).decode() for c in copied] == [
+        text.replace("\x1b", "?").replace("\x07", "?")
+    ]
+    receiver.expect_line(r"copied to the clipboard through the terminal")
+    # Shown, the text's own escape is harmless.
+    receiver.expect_line(r"the wifi password is hunter2 \?\]52;c;ZXZpbA==\?")
+
+
+def test_copy_with_json_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    receiver = CliProcess(["receive", "--copy", "--json"], tmp_path / "rx")
+    try:
+        assert receiver.wait() == 2
+    finally:
+        receiver.stop()
+    assert "take the text from the text event" in "".join(receiver.stderr_lines)

@@ -182,6 +182,7 @@ class AppServer:
         post("/api/doctor", self._doctor)
         delete("/api/pairings", self._forget_all)
         delete("/api/pairings/{endpoint_id}", self._forget)
+        post("/api/lockouts/{endpoint_id}/unlock", self._unlock)
         get("/api/files", self._files)
         post("/api/staging", self._new_batch)
         get("/api/staging/{batch}", self._get_batch)
@@ -382,6 +383,10 @@ class AppServer:
     async def _forget(self, request: web.Request) -> web.StreamResponse:
         removed = self.service.forget(request.match_info["endpoint_id"])
         return web.json_response({"removed": removed})
+
+    async def _unlock(self, request: web.Request) -> web.StreamResponse:
+        self.service.unlock(request.match_info["endpoint_id"])
+        return web.json_response({"unlocked": True})
 
     async def _forget_all(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"removed": self.service.forget_all()})

@@ -41,7 +41,7 @@ from p2p_transfer.app.settings import (
 from p2p_transfer.app.share_control import ShareControl, ShareRefused
 from p2p_transfer.app.targets import Destination, Targets, UnresolvedTarget, pasted
 from p2p_transfer.app.tracker import SessionTracker
-from p2p_transfer.app.views import devices_view, wan_view
+from p2p_transfer.app.views import devices_view, locked_view, wan_view
 from p2p_transfer.config import current_umask
 from p2p_transfer.doctor import DoctorOptions, diagnose
 from p2p_transfer.errors import LocalFault
@@ -65,7 +65,7 @@ from p2p_transfer.protocol import text_preview
 from p2p_transfer.transfer import SendOptions, TransferError
 from p2p_transfer.transfer.sender import check_text
 from p2p_transfer.transfer.session import DataTransport
-from p2p_transfer.trust import normalize_code
+from p2p_transfer.trust import AttemptLimiter, normalize_code
 from p2p_transfer.trust.files import ensure_private_dir
 from p2p_transfer.trust.verification import CODE_FORM
 
@@ -446,9 +446,10 @@ class AppService:
     # --- devices ---------------------------------------------------------------
 
     def devices(self) -> dict[str, Any]:
-        """Discovered devices (with trust) and trusted devices (with presence)."""
+        """Discovered devices (with trust), trusted devices (with presence), and devices
+        locked out after too many failed codes (which the user may let try again)."""
         node = self.node
-        return devices_view(
+        view = devices_view(
             self.nodes.devices(),
             node.pairings.list() if node is not None else [],
             {
@@ -460,6 +461,8 @@ class AppService:
             },
             self.nodes.localsend_devices(),
         )
+        view["locked_out"] = locked_view(AttemptLimiter(self.config_dir).locked_keys())
+        return view
 
     async def check_network(self) -> list[CheckEvent]:
         """``p2p-transfer doctor`` for the app's node: why devices can't see or reach each
@@ -480,6 +483,14 @@ class AppService:
     def forget_all(self) -> int:
         """Forget every trusted device."""
         return self.running_node.pairings.clear()
+
+    def unlock(self, endpoint_id: str) -> None:
+        """Let a locked-out device try a code again at once (``pair unlock``); the node's
+        limits read the change from their file."""
+        limiter = AttemptLimiter(self.config_dir)
+        if endpoint_id.lower() not in {k.key for k in limiter.locked_keys()}:
+            raise NotFoundError("no locked-out device has that ID")
+        limiter.unlock(endpoint_id.lower())
 
     # --- settings --------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from p2p_transfer.discovery import Device
 from p2p_transfer.events import RelayEvent, SessionState
 from p2p_transfer.localsend.discovery import LocalSendDevice
 from p2p_transfer.trust import Pairing
+from p2p_transfer.trust.attempts import LockedKey
 
 if TYPE_CHECKING:
     from p2p_transfer.node import Node
@@ -68,6 +69,16 @@ def devices_view(
             for p in pairings
         ],
     }
+
+
+def locked_view(locked: list[LockedKey]) -> list[dict[str, Any]]:
+    """Devices locked out of trying a code, for how long and why (``wrong`` codes typed,
+    or codes left ``unanswered``)."""
+    return [
+        {"endpoint_id": k.key, "short_id": k.key[:12], "seconds": round(k.seconds),
+         "cause": k.cause}
+        for k in locked
+    ]
 
 
 def wan_view(

@@ -25,6 +25,7 @@ from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
 from p2p_transfer.cli.options import AliasedOption, examples
 from p2p_transfer.cli.render import JsonRenderer, print_log
 from p2p_transfer.config import current_umask
+from p2p_transfer.disk.writable import write_problem
 from p2p_transfer.errors import LocalFault
 from p2p_transfer.events import ErrorEvent, Event, LogEvent
 from p2p_transfer.limits import APP_DEFAULT_PORT
@@ -111,6 +112,19 @@ class _HumanNotes:
             print_log(event)
 
 
+async def _check_download_folder(service: AppService) -> None:
+    """Said at start, to the terminal and every open tab: offers of files would be declined."""
+    options = service.nodes.receive_options
+    if options is None:
+        return
+    if problem := await asyncio.to_thread(write_problem, options.target):
+        service.events.emit(LogEvent(
+            "warning", "app", f"cannot save received files into {options.target} ({problem}): "
+            "offers of files are declined until it is writable; choose another folder in "
+            "Settings or fix this one",
+        ))
+
+
 @click.command(
     "app",
     short_help="Start the desktop app: a local web UI.",
@@ -181,6 +195,7 @@ def app_command(
                 write_private_atomically, obj.config_dir / URL_FILE_NAME, server.url.encode()
             )
             _say(as_json, server.url)
+            await _check_download_folder(service)
             if not no_browser:
                 await asyncio.to_thread(open_in_browser, server.url)
             try:

@@ -35,12 +35,15 @@ class CliContext:
 
 
 def run_async(
-    coroutine: Coroutine[Any, Any, int], cancel_shown: Callable[[], bool] = lambda: False
+    coroutine: Coroutine[Any, Any, int],
+    cancel_shown: Callable[[], bool] = lambda: False,
+    said: str = "cancelled",
 ) -> int:
     """Run a command's coroutine; Ctrl-C or SIGTERM cancel it cleanly (its finally blocks run).
 
-    Exit status 130 and one "cancelled" line, unless ``cancel_shown`` says the renderer
-    already told it (with what was cancelled).
+    Exit status 130 and one line, ``said`` ("stopped" for a receiver that was only
+    waiting), unless ``cancel_shown`` says the renderer already told it (with what was
+    cancelled).
     """
 
     async def main() -> int:
@@ -62,7 +65,7 @@ def run_async(
         return asyncio.run(main())
     except (KeyboardInterrupt, asyncio.CancelledError):
         if not cancel_shown():
-            click.echo("cancelled", err=True)
+            click.echo(said, err=True)
         return EXIT_INTERRUPTED
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import textwrap
 from pathlib import Path
 
 import click
@@ -22,12 +24,27 @@ MARKS = {"ok": "✓", "warn": "!", "fail": "✗"}
 NAME_WIDTH = 16
 
 
-def human_lines(check: CheckEvent) -> list[str]:
-    """``✓ multicast       mDNS works…`` and, when there is advice, ``    → …``."""
-    lines = [f"{MARKS[check.status]} {check.check:<{NAME_WIDTH}} {check.detail}"]
+def human_lines(check: CheckEvent, width: int | None = None) -> list[str]:
+    """``✓ multicast       mDNS works…`` and, when there is advice, ``    → …``; with
+    ``width``, wrapped between words with a hanging indent (a terminal would cut words)."""
+    head = f"{MARKS[check.status]} {check.check:<{NAME_WIDTH}} "
+    lines = _wrapped(head, check.detail, width)
     if check.advice:
-        lines.append(f"  {'':<{NAME_WIDTH}} → {check.advice}")
+        lines += _wrapped(f"  {'':<{NAME_WIDTH}} → ", check.advice, width)
     return lines
+
+
+def _wrapped(head: str, text: str, width: int | None) -> list[str]:
+    """``head`` then ``text``; its further lines indented under the text's start."""
+    if width is None or width <= len(head) + 20:  # too narrow to indent: the terminal wraps
+        return [head + text]
+    return textwrap.wrap(text, width, initial_indent=head, subsequent_indent=" " * len(head),
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def _terminal_width() -> int | None:
+    """The terminal's columns when a person reads the output; None when it is piped."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 @click.command(
@@ -65,7 +82,7 @@ def doctor(ctx: CliContext, download_dir: Path | None, relay: str, as_json: bool
             if render is not None:
                 render(check)
             else:
-                for line in human_lines(check):
+                for line in human_lines(check, _terminal_width()):
                     click.echo(line)
         return EXIT_FAILURE if failed else 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import click
 
 from p2p_transfer import __version__
 from p2p_transfer.cli.context import EXIT_INTERRUPTED, CliContext
-from p2p_transfer.cli.options import examples
+from p2p_transfer.cli.options import HIDDEN_SPELLINGS, examples
 from p2p_transfer.cli.render import LogRoute
 from p2p_transfer.config import default_device_name, resolve_config_dir
 from p2p_transfer.limits import MAX_DEVICE_NAME_CHARS
@@ -44,6 +45,27 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(module_name), attribute)
         assert isinstance(command, click.Command)
         return command
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """An unknown command names the close one people meant (``recieve``: ``receive``)."""
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+            if close:
+                ctx.fail(f"No such command {name!r}. Did you mean {close[0]!r}?")
+        return super().resolve_command(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> object:
+        """An unknown option never suggests an old spelling kept only as an alias."""
+        try:
+            return super().invoke(ctx)
+        except click.NoSuchOption as exc:
+            if exc.possibilities:
+                kept = [p for p in exc.possibilities if p not in HIDDEN_SPELLINGS]
+                exc.possibilities = kept or None  # type: ignore[misc]
+            raise
 
 
 @click.group(

@@ -23,9 +23,19 @@ class SizeType(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+#: The old spellings of options (``--bind-addr``, ``--no-discovery``): they work, but no
+#: help text or "did you mean" ever offers them.
+HIDDEN_SPELLINGS: set[str] = set()
+
+
 class AliasedOption(click.Option):
     """An option known by its first spelling; the others are old names that still work
     and stay out of ``--help`` (``--bind-addr`` is ``--bind``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        HIDDEN_SPELLINGS.update(self.opts[1:])
+        HIDDEN_SPELLINGS.update(self.secondary_opts)
 
     def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
         spellings, secondary = self.opts, self.secondary_opts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import sys
 
 import click
@@ -12,17 +13,18 @@ from p2p_transfer.cli.context import EXIT_FAILURE, CliContext, run_async
 from p2p_transfer.cli.options import AliasedOption, examples
 from p2p_transfer.cli.render import JsonRenderer
 from p2p_transfer.node import Node, NodeConfig
-from p2p_transfer.trust import IdentityError, PairingStore
+from p2p_transfer.trust import AttemptLimiter, IdentityError, PairingStore
 from p2p_transfer.trust.files import ensure_private_dir
 
 
 @click.group(
-    short_help="List or forget trusted devices.",
+    short_help="List or forget trusted devices; let a locked-out one try again.",
     epilog=examples("p2p-transfer pair list", "p2p-transfer pair remove 3f2a9c",
-                    "p2p-transfer pair clear"),
+                    "p2p-transfer pair clear", "p2p-transfer pair unlock 3f2a9c"),
 )
 def pair() -> None:
-    """List or forget trusted (paired) devices."""
+    """List or forget trusted (paired) devices; let a device locked out after too many
+    failed codes try again."""
 
 
 def _store(ctx: CliContext) -> PairingStore:
@@ -50,7 +52,8 @@ def pair_list(ctx: CliContext, as_json: bool) -> None:
 
 
 @pair.command(
-    "remove", epilog=examples("p2p-transfer pair remove 3f2a9c   # a unique prefix of its ID")
+    "remove", short_help="Forget a device (its ID, or a unique prefix of it).",
+    epilog=examples("p2p-transfer pair remove 3f2a9c   # a unique prefix of its ID"),
 )
 @click.argument("endpoint_id")
 @click.pass_obj
@@ -76,6 +79,42 @@ def pair_clear(ctx: CliContext) -> None:
     """Forget every paired device."""
     count = _store(ctx).clear()
     click.echo(f"forgot {count} device(s)")
+
+
+@pair.command(
+    "unlock", short_help="Let a locked-out device try a code again.",
+    epilog=examples("p2p-transfer pair unlock            # which devices are locked out",
+                    "p2p-transfer pair unlock 3f2a9c     # a unique prefix of its ID"),
+)
+@click.argument("endpoint_id", required=False)
+@click.pass_obj
+def pair_unlock(ctx: CliContext, endpoint_id: str | None) -> None:
+    """Lift the lock-out of a device that typed too many wrong codes or left too many
+    unanswered: it may try a code again at once (a running receive sees it too). Without
+    an ID, list the devices locked out."""
+    ensure_private_dir(ctx.config_dir)
+    limiter = AttemptLimiter(ctx.config_dir)
+    locked = limiter.locked_keys()
+    if endpoint_id is None:
+        for key in locked:
+            why = "wrong codes" if key.cause == "wrong" else "codes left unanswered"
+            click.echo(f"{key.key}  locked out for {math.ceil(key.seconds / 60)} min "
+                       f"(too many {why})")
+        if not locked:
+            click.echo("no device is locked out")
+        return
+    matches = [k for k in locked if k.key.startswith(endpoint_id.strip().lower())]
+    if not endpoint_id.strip() or len(matches) > 1:
+        raise click.ClickException(
+            f"{endpoint_id!r} matches {len(matches)} locked-out devices; be more specific"
+        )
+    if not matches:
+        raise click.ClickException(
+            f"no locked-out device matches {endpoint_id!r} (`p2p-transfer pair unlock` "
+            "lists them)"
+        )
+    limiter.unlock(matches[0].key)
+    click.echo(f"{matches[0].key[:10]}… may try a code again")
 
 
 @click.command(

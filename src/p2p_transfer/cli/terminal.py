@@ -6,15 +6,17 @@ Kept apart from the JSON renderer so scripts (``--json``) never load rich.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import segno
 from rich.console import Console
 from rich.markup import escape
-from rich.panel import Panel
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -27,10 +29,12 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.style import Style
 from rich.text import Text
 
 from p2p_transfer.cli.render import attempt_count, counted, printable
 from p2p_transfer.events import (
+    CheckEvent,
     CodeEvent,
     ConnectionEvent,
     DecisionEvent,
@@ -91,10 +95,46 @@ def shown_lines(text: str) -> str:
 UNVERIFIED = "not verified end to end"
 
 
-def shown_text(text: str) -> str:
-    """A peer's text message made safe for a terminal: its lines and tabs kept, every
-    other control character (escape sequences) replaced, no markup."""
-    return escape(_CONTROL_BUT_LINES.sub("?", text))
+#: A web address in a text, up to the first blank (or control character, which a text
+#: shown never holds: they are replaced before).
+_URL = re.compile(r"\bhttps?://[^\s\x00-\x1f\x7f-\x9f]+")
+#: Punctuation that ends a sentence after an address rather than belonging to it.
+_URL_TAIL = ".,;:!?)]}'\""
+#: Terminals known not to understand OSC 8 links or OSC 52 (they would print them).
+_PLAIN_TERMINALS = {"dumb", "linux", "vt100", "vt220"}
+
+
+def terminal_sequences_allowed(console: Console) -> bool:
+    """True for a terminal that may take links (OSC 8) and clipboard writes (OSC 52):
+    a real terminal that is not one known to show such sequences as text."""
+    return console.is_terminal and os.environ.get("TERM", "") not in _PLAIN_TERMINALS
+
+
+def text_body(text: str, links: bool) -> Text:
+    """A received text as it goes on screen: control characters (escape sequences) replaced
+    so the text cannot drive the terminal, no markup, lines and tabs kept; with ``links``
+    its web addresses are terminal hyperlinks (OSC 8) to exactly what is shown."""
+    safe = _CONTROL_BUT_LINES.sub("?", text)
+    body = Text(safe)
+    if links:
+        for match in _URL.finditer(safe):
+            url = match[0].rstrip(_URL_TAIL)
+            body.stylize(Style(link=url), match.start(), match.start() + len(url))
+    return body
+
+
+def clipboard_sequence(text: str) -> str:
+    """OSC 52: asks the terminal to put ``text`` on the system clipboard (base64 carries it,
+    so nothing in the text can end the sequence early)."""
+    return f"\x1b]52;c;{base64.b64encode(text.encode()).decode()}\x07"
+
+
+def declined_line(reason: str) -> str:
+    """``declined: not enough disk space…``; a reason that says "declined" already is said
+    once (``declined by the receiver``)."""
+    if reason.startswith("declined"):
+        return f"[yellow]{shown(reason)}[/]"
+    return f"[yellow]declined:[/] {shown(reason)}" if reason else "[yellow]declined[/]"
 
 
 class RateColumn(ProgressColumn):
@@ -102,7 +142,8 @@ class RateColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text("?" if speed is None else format_rate(speed), style="progress.data.speed")
+        # Nothing until there is a speed to say (a tiny file is done before there is one).
+        return Text("" if speed is None else format_rate(speed), style="progress.data.speed")
 
 
 def transfer_bars(console: Console) -> Progress:
@@ -165,12 +206,15 @@ class HumanRenderer:
         #: Questions of the command's own (a code, a PIN) being asked, and the lines that
         #: came meanwhile: they wait, so none lands on the question's line.
         self._asking = 0
-        self._held: list[tuple[object, ...]] = []
+        self._held: list[tuple[tuple[object, ...], dict[str, Any]]] = []
         self._sessions: dict[str, _Session] = {}
         #: A cancel was already told (Ctrl-C need not say it again).
         self.cancel_shown = False
         #: The ticket is on screen (a later one, naming the relay, is a line).
         self._ticket_shown = False
+
+    #: ``receive --copy``: a text received also goes to the clipboard.
+    copy_texts = False
 
     def __call__(self, event: Event) -> None:
         handler = getattr(self, f"_on_{event.name}", None)
@@ -200,12 +244,12 @@ class HumanRenderer:
     def _session(self, session_id: str) -> _Session:
         return self._sessions.setdefault(session_id, _Session())
 
-    def _print(self, *args: object) -> None:
+    def _print(self, *args: object, **options: Any) -> None:
         if self._asking:
-            self._held.append(args)
+            self._held.append((args, options))
             return
         target = self._bars.console if self._bars is not None else self.console
-        target.print(*args)
+        target.print(*args, **options)
 
     def _say(self, session_id: str | None, line: str) -> None:
         """A line about one session: with several receivers, it names whom it is about."""
@@ -232,8 +276,8 @@ class HumanRenderer:
             self._asking -= 1
             if not self._asking:
                 held, self._held = self._held, []
-                for args in held:
-                    self._print(*args)
+                for args, options in held:
+                    self._print(*args, **options)
             self._resume(key)
 
     def _pause(self, key: str) -> None:
@@ -401,6 +445,8 @@ class HumanRenderer:
         if session.connected:
             return  # the same connection, now also naming its data path
         session.connected = True
+        if session.direction == "receive":  # said after the answer, it would only confuse
+            return
         rtt = f", {event.rtt_ms:.0f} ms" if event.rtt_ms is not None else ""
         self._say(event.session, f"[dim]connected ({event.path}{rtt})[/]")
 
@@ -438,7 +484,7 @@ class HumanRenderer:
         if event.already_there:
             held.append(f"{event.already_there} already there: skipped if identical")
         if event.partly_there:
-            held.append(f"{event.partly_there} partly there: resumed")
+            held.append(f"{event.partly_there} partly there: will resume")
         sender = f"[bold]{shown(event.sender)}[/]"
         if event.via == "localsend":
             model = f"{shown(event.device_model)} · " if event.device_model else ""
@@ -456,11 +502,25 @@ class HumanRenderer:
         )
 
     def _on_text(self, event: TextEvent) -> None:
+        """A header line, then the text as it is, unboxed and never cut into lines by us
+        (the terminal wraps it): what a person copies from the screen is the text."""
         via = " via LocalSend" if event.via == "localsend" else ""
-        self._print(Panel(
-            shown_text(event.text), title=f"Text from {shown(event.sender)}{via}",
-            title_align="left", expand=False,
-        ))
+        sequences = terminal_sequences_allowed(self.console)
+        self._print(f"[bold]Text from {shown(event.sender)}{via}:[/]")
+        self._print(text_body(event.text, links=sequences), soft_wrap=True)
+        if self.copy_texts:  # what the screen shows: no escape reaches a later paste either
+            self._copy(_CONTROL_BUT_LINES.sub("?", event.text), sequences)
+
+    def _copy(self, text: str, sequences: bool) -> None:
+        """``receive --copy``: the text to the clipboard through the terminal (OSC 52)."""
+        if not sequences:
+            self._print("[yellow]not copied:[/] --copy goes through the terminal, and this "
+                        "output is not one that takes it; copy the text above")
+            return
+        self.console.file.write(clipboard_sequence(text))
+        self.console.file.flush()
+        self._print("[dim]copied to the clipboard through the terminal (if it is not there, "
+                    "the terminal does not allow it: copy the text above)[/]")
 
     def _on_localsend(self, event: LocalSendReadyEvent) -> None:
         fingerprint = f"{event.fingerprint[:4]} {event.fingerprint[4:8]}"
@@ -492,7 +552,7 @@ class HumanRenderer:
                 self._print(f"[yellow]✗ {who} declined[/]")
                 return
         if not event.accepted:
-            self._say(event.session, f"[yellow]declined:[/] {shown(event.reason)}")
+            self._say(event.session, declined_line(event.reason))
 
     def _on_resume(self, event: ResumeEvent) -> None:
         said = []
@@ -608,7 +668,9 @@ class HumanRenderer:
         else:
             said = f"cancelled: {shown(event.message)}"
         if session.direction == "send" and session.bytes_done:
-            said += f" — {format_size(session.bytes_done)} kept; run the same command to continue"
+            # Sent, not confirmed: the receiver holds about this much (a little less).
+            said += (f" — about {format_size(session.bytes_done)} kept; run the same command "
+                     "to continue")
         return said
 
     def _on_summary(self, event: SendSummaryEvent) -> None:
@@ -654,6 +716,15 @@ class HumanRenderer:
         elif (session := self._sessions.get(event.session)) is not None:
             self._stop_waiting(session)
         self._say(event.session, f"[red]error:[/] {shown_lines(event.message)}")
+
+    def _on_check(self, event: CheckEvent) -> None:
+        """A check of this device's own (the download folder at start): what is wrong, and
+        what to do."""
+        mark = {"ok": "[green]✓[/]", "warn": "[yellow]![/]"}.get(event.status, "[red]✗[/]")
+        # Not cut by us: a path in it stays whole for copying.
+        self._print(f"{mark} {shown(event.check)}: {shown(event.detail)}", soft_wrap=True)
+        if event.advice:
+            self._print(f"  → {shown(event.advice)}")
 
     def _on_log(self, event: LogEvent) -> None:
         self._print(f"[dim]{shown(event.source)}: {shown(event.message)}[/]")

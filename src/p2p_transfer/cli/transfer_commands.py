@@ -33,7 +33,9 @@ if TYPE_CHECKING:
     from p2p_transfer.cli.terminal import HumanRenderer
     from p2p_transfer.localsend.sender import PinRequest  # aiohttp: loaded only to send there
 from p2p_transfer.config import current_umask, default_download_dir
+from p2p_transfer.disk.writable import write_problem
 from p2p_transfer.events import (
+    CheckEvent,
     ErrorEvent,
     Event,
     LogEvent,
@@ -41,6 +43,8 @@ from p2p_transfer.events import (
     RouteEvent,
     SendSummaryEvent,
     SessionState,
+    StateEvent,
+    VerifiedEvent,
     Via,
 )
 from p2p_transfer.limits import (
@@ -132,10 +136,17 @@ def _exit_code(result: TransferResult | None) -> int:
               help="Folder to save into (default: Downloads/p2p-transfer).")
 @click.option("--once", is_flag=True, help="Exit after one sending session.")
 @click.option("--yes", "auto_accept", is_flag=True, help="Accept offers without asking.")
+@click.option("--yes-trusted", "accept_trusted", is_flag=True,
+              help="Accept offers from trusted (paired) devices without asking; ask about "
+                   "the others.")
+@click.option("--copy", "copy_texts", is_flag=True,
+              help="Also put a text received on the clipboard (through the terminal).")
 @click.option("--code", "fixed_code", metavar="CODE", default=None, callback=_code_option,
               help=f"Use this {CODE_DIGITS}-digit code (for scripts).")
 @click.option("--bind", "--bind-addr", "bind_addr", cls=AliasedOption, metavar="ADDR",
-              default=None, help="Address to listen on (default: all).")
+              default=None,
+              help="Address to listen on, HOST or HOST:PORT (default: all, any port); a fixed "
+                   "port for a firewall rule: --bind 0.0.0.0:41641.")
 @click.option("--max-size", type=SizeType(), default=None,
               help="Decline offers that need more than this (e.g. 500M, 2G, 1.5GiB; each new "
                    f"file or folder counts {format_size(ENTRY_DISK_COST)}).")
@@ -168,6 +179,8 @@ def receive(
     target: Path | None,
     once: bool,
     auto_accept: bool,
+    accept_trusted: bool,
+    copy_texts: bool,
     fixed_code: str | None,
     bind_addr: str | None,
     max_size: int | None,
@@ -184,7 +197,11 @@ def receive(
     """Wait for files: prints a ticket (and QR code) for the sender; LocalSend devices can
     send here too. With a CODE (from `p2p-transfer send` or `wormhole send`), receive
     what it brings and exit. Files are saved into Downloads/p2p-transfer unless --dir
-    says otherwise; each offer is asked about unless --yes."""
+    says otherwise; each offer is asked about unless --yes (or, from trusted devices,
+    --yes-trusted)."""
+    if copy_texts and as_json:
+        raise click.UsageError("--copy is for a terminal; with --json take the text from "
+                               "the text event")
     options = ReceiveOptions(
         target=(target or default_download_dir()).expanduser(),
         auto_accept=auto_accept,
@@ -195,8 +212,13 @@ def receive(
     )
     renderer = _renderer(as_json)
     ctx.logs.to(renderer)
+    if copy_texts and not isinstance(renderer, JsonRenderer):
+        renderer.copy_texts = True
+    paired_sessions = PairedSessions()
 
     async def decide(offer: IncomingOffer) -> Decision:
+        if accept_trusted and paired_sessions.came_in_paired(offer):
+            return Decision(True)
         if not stdin_is_interactive():
             return Decision(False, "the receiver cannot be asked (no terminal); use --yes")
         answer = await ask_yes_no(offer_question(offer))
@@ -213,6 +235,9 @@ def receive(
             renderer(ErrorEvent(str(exc), detail=exc.detail))
             return EXIT_FAILURE
         node.events.subscribe(renderer)
+        node.events.subscribe(paired_sessions)
+        if problem := await asyncio.to_thread(write_problem, options.target):
+            renderer(unwritable_folder(options.target, problem))
         try:
             if code is not None:
                 return await _receive_by_code(node, code, options, decide, url, renderer)
@@ -232,7 +257,34 @@ def receive(
             renderer.close()
             await node.close()
 
-    sys.exit(run_async(run(), lambda: renderer.cancel_shown))
+    # Nothing was under way when Ctrl-C came (a transfer says what it cancelled itself).
+    sys.exit(run_async(run(), lambda: renderer.cancel_shown, said="stopped"))
+
+
+def unwritable_folder(folder: Path, problem: str) -> CheckEvent:
+    """Said as soon as it is known: offers of files will be declined, and why."""
+    return CheckEvent(
+        "download folder", "fail", f"cannot save into {folder} ({problem})",
+        "offers of files are declined until it is writable: choose another folder (--dir) "
+        "or fix this one",
+    )
+
+
+class PairedSessions:
+    """Sessions whose sender came in on its pairing (not by typing the code just now):
+    ``--yes-trusted`` accepts only their offers, as the app's setting does."""
+
+    def __init__(self) -> None:
+        self._sessions: set[str] = set()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, VerifiedEvent) and event.by == "pairing":
+            self._sessions.add(event.session)
+        elif isinstance(event, StateEvent) and event.state.final:
+            self._sessions.discard(event.session)
+
+    def came_in_paired(self, offer: IncomingOffer) -> bool:
+        return offer.via != "localsend" and offer.session in self._sessions
 
 
 async def _receive_by_code(

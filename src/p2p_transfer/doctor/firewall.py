@@ -53,7 +53,8 @@ def check_firewall(findings: list[str], readable: bool) -> CheckEvent:
         return CheckEvent(
             "firewall", "warn", "; ".join(findings),
             "allow UDP 5353 (mDNS) and the receiver's port (UDP, and TCP with the same "
-            "number) from the local network; `receive --bind ADDR` prints the port",
+            "number) from the local network, and give the receiver that port: "
+            "`receive --bind 0.0.0.0:41641`",
         )
     if not readable:
         return CheckEvent("firewall", "ok", "no firewall rules readable here "

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets
 import shutil
 import stat
 import subprocess
 from pathlib import Path
 
 from p2p_transfer.disk import free_space
+from p2p_transfer.disk.writable import write_problem
 from p2p_transfer.events import CheckEvent
 from p2p_transfer.trust.files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 from p2p_transfer.trust.identity import KEY_FILE_NAME
+from p2p_transfer.units import format_size
 
 #: File systems without hard links or POSIX names, as mount tables name them.
 _FAT_LIKE = {"exfat", "vfat", "msdos", "fat", "ntfs", "ntfs3"}
@@ -59,18 +59,14 @@ def _existing(path: Path) -> Path:
 def check_download_folder(folder: Path) -> CheckEvent:
     """Writable (a file is created and removed), free space, file system type."""
     probe_at = _existing(folder)
-    probe = probe_at / f".p2p-transfer-doctor-{secrets.token_hex(4)}"
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
+    if problem := write_problem(folder):
         return CheckEvent(
-            "download folder", "fail", f"{folder}: cannot write ({exc.strerror or exc})",
-            "choose another folder (`receive --dir`, the app's settings) or fix its permissions",
+            "download folder", "fail", f"{folder}: cannot write ({problem})",
+            "choose another folder (`receive --dir`, the app's settings) or fix its "
+            "permissions (and `chattr -i`, or a mount that is not read-only)",
         )
     free = free_space(folder)
-    space = "free space unknown" if free is None else f"{free // _MIB:,} MiB free"
+    space = "free space unknown" if free is None else f"{format_size(free)} free"
     fstype = file_system_type(probe_at)
     detail = f"{folder}: writable, {space}, {fstype}"
     if fstype.lower() in _FAT_LIKE:

@@ -217,8 +217,10 @@ class LocalSendSender:
                     )
                 except (LocalSendError, SourceError, OSError) as exc:
                     failures += 1
-                    self._events.emit(FileFailedEvent(self._session, "send", entry.path,
-                                                      str(exc)))
+                    self._events.emit(FileFailedEvent(
+                        self._session, "send", entry.path,
+                        _refused(exc, entry.size, self._target.name),
+                    ))
                 else:
                     self._events.emit(FileDoneEvent(
                         self._session, "send", entry.path, entry.size, "", 0, "localsend"
@@ -267,6 +269,16 @@ def _file_info(item: _Outgoing) -> FileInfo:
         file_type=mimetypes.guess_type(entry.path)[0] or "application/octet-stream",
         metadata=FileMetadata(modified=modified),
     )
+
+
+def _refused(exc: Exception, size: int, device: str) -> str:
+    """Why a file did not arrive. An empty file refused is said as such: some LocalSend
+    implementations (localsendd) take no file without bytes, and an HTTP status alone
+    would not tell the user that."""
+    if size == 0 and isinstance(exc, LocalSendError):
+        answer = str(exc).partition(": ")[2] or str(exc)  # "HTTP 500 …", without the name
+        return f"{device} refused this empty file: some LocalSend apps take none ({answer})"
+    return str(exc)
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:

@@ -10,6 +10,8 @@ looked up, is decided in ``names``).
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -203,6 +205,12 @@ class Presence:
                 await asyncio.sleep(seconds)
             return service.table.devices()
         info = await self._localsend.info(announce=True)
+        if await asyncio.to_thread(_port_in_use, info.port):
+            self._events.emit(LogEvent("warning", "localsend", (
+                f"LocalSend devices cannot be found from here: they answer on TCP port "
+                f"{info.port}, which another program holds (`p2p-transfer app` perhaps); "
+                "send to one with --to localsend:HOST, or from that program"
+            )))
         table = DeviceTable(info.fingerprint)
         discovery = MulticastDiscovery(
             lambda announce: msgspec.structs.replace(info, announce=announce), table, None,
@@ -245,3 +253,16 @@ class Presence:
             raise
         found: list[Device | LocalSendDevice] = list(ours)
         return found + others(await scan, [(d.name, d.addresses) for d in ours])
+
+
+def _port_in_use(port: int) -> bool:
+    """True when another program listens on TCP ``port`` of this machine: LocalSend
+    devices answer an announcement there (HTTP ``register``), so that program hears
+    them, and a scan of ours does not."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no holder
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False

@@ -9,6 +9,7 @@ receiver are both caught.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -66,6 +67,8 @@ class CodeCheck:
         self._fixed_code = fixed_code
         #: A typed code is being checked (the session must not be dropped for another).
         self.checking = False
+        #: When the running attempt began: how the attempt limits name it.
+        self._attempt_began = 0.0
 
     async def verify(self, control: ControlStream, hello: Hello) -> None:
         """Welcome the peer: by the pairing both sides hold, or by the code."""
@@ -79,6 +82,10 @@ class CodeCheck:
             await control.send(Welcome(PROTOCOL_VERSION, services.device_name, False))
             services.events.emit(VerifiedEvent(session, self._peer_id, peer_name, "pairing"))
             return
+        if services.pairings.is_trusted(self._peer_id):
+            # The sender no longer holds the pairing (forgotten there, or expired): this
+            # side forgets it too, so both show the same trust until a code pairs them again.
+            services.pairings.remove(self._peer_id)
         try:
             attempt = await self._wait_for_code()
             exchange = await self._check_code(control, attempt, hello.retries)
@@ -116,10 +123,15 @@ class CodeCheck:
                 "too many verifications in progress; try again shortly", "busy",
                 retry_after=VERIFICATIONS_BUSY_RETRY,
             )
-        attempt = services.attempts.begin(self._peer_id, self._address)
+        attempt = self._begin()
         for other in displaced:  # their codes go away before this one is shown
             await (other.stop() if other.peer_id == self._peer_id else other.make_room())
         return attempt
+
+    def _begin(self) -> int:
+        """Count an attempt (before its code is shown); its number for the sender."""
+        self._attempt_began = time.time()
+        return self._services.attempts.begin(self._peer_id, self._address, self._attempt_began)
 
     def _refuse_if_over_limits(self) -> None:
         refusal = self._services.attempts.refusal(self._peer_id, self._address)
@@ -150,9 +162,15 @@ class CodeCheck:
                         MAX_WRONG_CODES)
                 if challenge is Welcome else Retry(exchange.message, attempt, MAX_WRONG_CODES)
             )
-            if await self._guessed_right(control, exchange):
+            try:
+                right = await self._guessed_right(control, exchange)
+            except BaseException:
+                # No guess came (closed, out of time, interrupted): not a wrong code.
+                services.attempts.unanswered(peer_id, self._attempt_began)
+                raise
+            if right:
                 return exchange
-            services.attempts.fail(peer_id, self._address)
+            services.attempts.fail(peer_id, self._address, started=self._attempt_began)
             await asyncio.sleep(WRONG_CODE_DELAY)
             attempts_left = services.attempts.attempts_left(peer_id)
             if not retries or attempts_left == 0:
@@ -160,7 +178,7 @@ class CodeCheck:
                     "wrong verification code", "wrong_code", attempts_left=attempts_left
                 )
             self._refuse_if_over_limits()
-            attempt = services.attempts.begin(peer_id, self._address)
+            attempt = self._begin()
             challenge = Retry
 
     async def _guessed_right(self, control: ControlStream, exchange: CodeExchange) -> bool:
@@ -241,6 +259,10 @@ class CodeEntry:
                 )
             self._events.emit(VerifiedEvent(self._session, peer_id, welcome.name, "pairing"))
             return
+        if self._pairings.is_trusted(peer_id):
+            # The receiver asks for a code: it no longer holds the pairing (forgotten there,
+            # or expired). Forget it here too, so both show the same trust.
+            self._pairings.remove(peer_id)
         challenge: Welcome | Retry = welcome
         while True:
             code = await self._code_for(welcome.name, challenge)

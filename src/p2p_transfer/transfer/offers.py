@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from p2p_transfer.disk import TargetError, TargetFolder, describe_os_error
+from p2p_transfer.disk.writable import write_problem
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import OfferEvent, Via
 from p2p_transfer.limits import DECISION_TIMEOUT
@@ -116,6 +117,13 @@ class Refused(P2PTransferError):
         return Error(str(self), self.kind, self.attempts_left, self.retry_after)
 
 
+def cannot_write(problem: str) -> str:
+    """What a sender is told when the receiver's folder takes no files (not where it is:
+    that is the receiving user's business)."""
+    return (f"the receiver cannot save files: its download folder is not writable "
+            f"({problem}); its user must choose another folder or fix this one")
+
+
 async def decide_offer(
     offer: IncomingOffer, options: ReceiveOptions, decide: Decider, pending: CountedSlots
 ) -> Decision:
@@ -134,7 +142,12 @@ async def ask_for_decision(
     offer: IncomingOffer, options: ReceiveOptions, decide: Decider, pending: CountedSlots
 ) -> Decision:
     """``--yes``, or the user's answer within DECISION_TIMEOUT, with a bounded number of
-    offers waiting. Every offer takes this path, whatever protocol it came over."""
+    offers waiting. Every offer takes this path, whatever protocol it came over.
+
+    Files are offered to a folder that can take them: one that cannot is the reason
+    given, before anyone is asked (never a failure after acceptance)."""
+    if not offer.text and (problem := await asyncio.to_thread(write_problem, options.target)):
+        return Decision(False, cannot_write(problem))
     if options.auto_accept:
         return Decision(True)
     if not pending.try_acquire():

@@ -438,7 +438,7 @@ class ReceiveSession(ClaimOwner):
         result = TransferResult(
             SessionState.DONE if ok else SessionState.FAILED, tally.ok, tally.failed,
             offer.total_bytes, tracker.bytes_transferred, tracker.seconds,
-            "" if ok else f"{tally.failed} file(s) failed verification",
+            "" if ok else f"{tally.failed} file(s) did not arrive (each one's line says why)",
         )
         self._events.emit(
             DoneEvent(

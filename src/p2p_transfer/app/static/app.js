@@ -486,7 +486,30 @@ function renderDevices() {
       h("button", { type: "button", class: "ghost small danger", text: "Forget",
         "aria-label": `Forget ${p.name}`, "data-focus-key": `forget:${p.endpoint_id}`,
         onclick: () => forget(p) })),
-  )), $("trusted-empty"));
+  )).concat(lockedRows(state.devices.locked_out || [])), $("trusted-empty"));
+}
+
+// Devices locked out after too many failed codes: the user may let one try again.
+function lockedRows(locked) {
+  return locked.map((k) => h("li", { class: "row", "data-id": k.endpoint_id, "data-role": "locked" },
+    h("span", { class: "row-icon", text: "!" }),
+    h("span", { class: "row-main" },
+      h("span", { class: "row-title" }, h("span", { text: shortId(k.endpoint_id) }),
+        h("span", { class: "pill plain", text: "locked out" })),
+      h("span", { class: "row-meta", text: `${k.cause === "wrong" ? "too many wrong codes"
+        : "too many codes left unanswered"} · ${Math.ceil(k.seconds / 60)} min left` })),
+    h("span", { class: "row-actions" },
+      h("button", { type: "button", class: "ghost small", text: "Allow again",
+        "aria-label": `Allow ${shortId(k.endpoint_id)} to try a code again`,
+        onclick: () => unlock(k) }))));
+}
+
+async function unlock(locked) {
+  try {
+    await api("POST", `/api/lockouts/${encodeURIComponent(locked.endpoint_id)}/unlock`);
+    toast(`${shortId(locked.endpoint_id)} may try a code again`);
+  } catch (error) { toast(error.message); }
+  loadDevices();
 }
 
 // Where a trusted device that is not announced now was last reached (a send goes there).
