@@ -32,11 +32,13 @@ def _cli(host: Host, home: Path, *args: str) -> JsonLines:
     return host.spawn(sys.executable, "-m", "p2p_transfer", "--config-dir", str(home), *args)
 
 
-def _receiver(host: Host, home: Path, name: str, inbox: Path) -> tuple[JsonLines, dict[str, Any]]:
+def _receiver(
+    host: Host, home: Path, name: str, inbox: Path, *bind: str
+) -> tuple[JsonLines, dict[str, Any]]:
     """A JSON receiver as a person starts one (announced, LocalSend on) that accepts with
-    a fixed code; returns it and its ticket event."""
+    a fixed code (``bind``: e.g. ``--bind ADDR``); returns it and its ticket event."""
     receiver = _cli(host, home, "--name", name, "receive", "--dir", str(inbox), "--yes",
-                    "--code", CODE, "--json")
+                    "--code", CODE, "--json", *bind)
     return receiver, receiver.expect_event("ticket", EVENT_TIMEOUT)
 
 
@@ -112,10 +114,14 @@ def test_a_paired_device_behind_dropped_mdns_goes_over_p2p_transfer_or_says_why(
     assert [o["via"] for o in _offers(receiver, 0.5)] == ["p2p-transfer"] * 2
     assert _mdns_dropped(alice) > 0  # the firewall really dropped mDNS
 
-    # Restarted, bob listens on another port: where it was last reached is stale, and its
-    # LocalSend announcement (at its address) is still heard. Nothing goes over LocalSend.
+    # Restarted on another port (receive keeps its port across restarts, so the test
+    # chooses another, as when the last one was taken): where it was last reached is
+    # stale, and its LocalSend announcement (at its address) is still heard. Nothing
+    # goes over LocalSend.
     stop_process(receiver.proc)
-    receiver, _ = _receiver(bob, tmp_path / "bob", "bob", tmp_path / "inbox")
+    last_port = int(re.search(rf"{re.escape(bob.address)}:(\d+)", terminal.text)[1])
+    receiver, _ = _receiver(bob, tmp_path / "bob", "bob", tmp_path / "inbox",
+                            "--bind", f"0.0.0.0:{last_port + 1}")
     started = time.monotonic()
     terminal = _sending(alice, tmp_path / "alice", "--to", "bob", str(second))
     try:

@@ -13,7 +13,7 @@ from p2p_transfer.rendezvous.errors import (
     MailboxUnreachable,
     PeerWentAway,
     RendezvousError,
-    WrongCode,
+    WrongShortCode,
 )
 from p2p_transfer.rendezvous.mailbox import DEFAULT_MAILBOX, MAILBOX_ENV, mailbox_url
 
@@ -25,7 +25,7 @@ __all__ = [
     "MailboxUnreachable",
     "PeerWentAway",
     "RendezvousError",
-    "WrongCode",
+    "WrongShortCode",
     "looks_like_code",
     "mailbox_url",
     "nameplate",

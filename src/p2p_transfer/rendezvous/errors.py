@@ -20,7 +20,7 @@ class MailboxUnreachable(RendezvousError):
         self.server = server
 
 
-class WrongCode(RendezvousError):
+class WrongShortCode(RendezvousError):
     """The code's key exchange failed: someone typed a wrong code. It is used up."""
 
 

@@ -25,7 +25,7 @@ from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 from p2p_transfer.limits import LAN_CODE_ASK, LAN_PAKE_TIMEOUT, MAX_RENDEZVOUS_MESSAGE
 from p2p_transfer.net import NetError, ticket_endpoint_id
 from p2p_transfer.rendezvous.codes import nameplate
-from p2p_transfer.rendezvous.errors import BadRendezvousMessage, RendezvousError, WrongCode
+from p2p_transfer.rendezvous.errors import BadRendezvousMessage, RendezvousError, WrongShortCode
 from p2p_transfer.trust.pake import CodeExchange, PakeError
 
 SERVICE_TYPE = "_p2pt-code._tcp.local."
@@ -96,7 +96,7 @@ async def _read(reader: asyncio.StreamReader, kind: type[msgspec.Struct]) -> msg
             raise BadRendezvousMessage(f"a message of {length:,} bytes")
         return msgspec.json.decode(await reader.readexactly(length), type=kind)
     except asyncio.IncompleteReadError:
-        raise WrongCode("the other side hung up during the key exchange") from None
+        raise WrongShortCode("the other side hung up during the key exchange") from None
     except msgspec.DecodeError as exc:
         raise BadRendezvousMessage(f"a malformed message ({exc})") from None
 
@@ -161,7 +161,7 @@ class LanOffer:
             raise RendezvousError(f"the code cannot be offered on this network: {exc}") from None
 
     async def wait(self) -> tuple[str, str]:
-        """The receiver's ticket and name once one typed the right code; WrongCode when
+        """The receiver's ticket and name once one typed the right code; WrongShortCode when
         the one try was wrong (the code is then withdrawn)."""
         try:
             return await self._met
@@ -179,7 +179,7 @@ class LanOffer:
                 self._met.set_result(met)
         except (RendezvousError, TimeoutError, OSError) as exc:
             if not self._met.done():
-                self._met.set_exception(exc if isinstance(exc, RendezvousError) else WrongCode(
+                self._met.set_exception(exc if isinstance(exc, RendezvousError) else WrongShortCode(
                     "someone tried the code and stopped halfway; it is used up now — run "
                     "send again for a new one"
                 ))
@@ -201,7 +201,7 @@ class LanOffer:
         answer = await _read(reader, _Proof)
         assert isinstance(answer, _Proof)
         if not exchange.check_receiver(answer.proof):
-            raise WrongCode(
+            raise WrongShortCode(
                 f"someone typed a wrong code: {self.code} is used up now — run send again "
                 "for a new one"
             )
@@ -251,7 +251,7 @@ async def meet_sender(
     sender: LanSender, code: str, ticket: str, name: str
 ) -> tuple[str, str]:
     """Receiver: the key exchange with a sender found on the LAN; its ticket and name.
-    WrongCode when the code was wrong (the sender then withdraws it)."""
+    WrongShortCode when the code was wrong (the sender then withdraws it)."""
     own_id = ticket_endpoint_id(ticket)
     exchange = _exchange(code, own_id, sender.endpoint_id)
     try:
@@ -275,7 +275,7 @@ async def meet_sender(
     except (TimeoutError, OSError):
         raise RendezvousError("the sender on this network stopped answering") from None
     if not right:
-        raise WrongCode(
+        raise WrongShortCode(
             f"wrong code: {code} does not match the sender's, and it is used up now — ask "
             "for a new one"
         )

@@ -23,7 +23,7 @@ from p2p_transfer.rendezvous.errors import (
     MailboxUnreachable,
     PeerWentAway,
     RendezvousError,
-    WrongCode,
+    WrongShortCode,
 )
 
 #: The wormhole CLI's mailbox server (its default: codes are shared with its users).
@@ -82,7 +82,7 @@ class CodeChannel:
     async def wait_for_peer(self, timeout: float | None = None) -> PeerKind:
         """Until the other side's key and versions came (``timeout``: its key must come
         that soon, as for a claimed code, whose sender has posted it long ago); what it
-        runs. WrongCode when the key exchange failed (a wrong code: both sides see it)."""
+        runs. WrongShortCode when the key exchange failed (a wrong code: both sides see it)."""
         try:
             await self._library(
                 self.wormhole.get_unverified_key(), timeout, CodeNotWaiting(
@@ -136,7 +136,7 @@ class CodeChannel:
                 "the other side stopped answering; run the command again"
             ) from None
         except errors.WrongPasswordError:
-            raise WrongCode(
+            raise WrongShortCode(
                 f"someone typed a wrong code: {self.code} is used up now — run send again "
                 "for a new one" if self.role == "send" else
                 f"wrong code: {self.code} does not match the sender's, and it is used up "
