@@ -4,16 +4,20 @@ a real mailbox server and transit relay on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from conftest import assert_same_tree, make_tree
 from e2e.cli import CliProcess
-from wormhole_lab import CLI_TIMEOUT, WormholeServers, new_code
+from e2e.mailbox import MailboxServer, multicast_loopback, namespaces_available
+from waiting import wait_until_blocking
+from wormhole_lab import CLI_TIMEOUT, START_TIMEOUT, WormholeServers, new_code, venv_script
 
 
 @pytest.fixture(scope="module")
@@ -22,19 +26,21 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WormholeServer
         yield running
 
 
-def _receive(servers: WormholeServers, home: Path, code: str, target: Path) -> CliProcess:
+def _receive(servers: WormholeServers, home: Path, code: str, target: Path,
+             inside: Sequence[str] = ()) -> CliProcess:
     return CliProcess(
         ["receive", code, "--mailbox", servers.mailbox_url, "--transit-relay",
          servers.transit_relay, "--relay", "off", "--dir", str(target), "--yes", "--json"],
-        home,
+        home, inside=inside,
     )
 
 
-def _send(servers: WormholeServers, home: Path, *args: str) -> CliProcess:
+def _send(servers: WormholeServers, home: Path, *args: str,
+          inside: Sequence[str] = ()) -> CliProcess:
     return CliProcess(
         ["send", "--mailbox", servers.mailbox_url, "--transit-relay", servers.transit_relay,
          "--relay", "off", "--json", *args],
-        home,
+        home, inside=inside,
     )
 
 
@@ -49,13 +55,24 @@ def _output(process: subprocess.Popen[str]) -> str:
     return output
 
 
+def _wormhole(
+    servers: WormholeServers, *args: str, cwd: Path | None = None, inside: Sequence[str] = ()
+) -> subprocess.Popen[str]:
+    """The real ``wormhole`` CLI pointed at the test's servers."""
+    return subprocess.Popen(
+        [*inside, *servers.cli(*args)], cwd=cwd, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
 def _from_wormhole_send(
-    servers: WormholeServers, tmp_path: Path, *send_args: str
+    servers: WormholeServers, tmp_path: Path, *send_args: str, inside: Sequence[str] = ()
 ) -> CliProcess:
     """``wormhole send ARGS`` received by ``p2p-transfer receive CODE --yes``."""
     code = new_code()
-    sender = servers.run_cli("send", "--hide-progress", "--no-qr", "--code", code, *send_args)
-    receiver = _receive(servers, tmp_path / "rx", code, tmp_path / "inbox")
+    sender = _wormhole(servers, "send", "--hide-progress", "--no-qr", "--code", code,
+                       *send_args, inside=inside)
+    receiver = _receive(servers, tmp_path / "rx", code, tmp_path / "inbox", inside)
     try:
         assert receiver.wait(CLI_TIMEOUT) == 0, "".join(receiver.stderr_lines)
     finally:
@@ -91,19 +108,16 @@ def test_a_text_from_wormhole_send(servers: WormholeServers, tmp_path: Path) -> 
 
 
 def _to_wormhole_receive(
-    servers: WormholeServers, tmp_path: Path, *send_args: str
+    servers: WormholeServers, tmp_path: Path, *send_args: str, inside: Sequence[str] = ()
 ) -> tuple[CliProcess, str]:
     """``p2p-transfer send ARGS``'s code typed into ``wormhole receive --accept-file``."""
-    sender = _send(servers, tmp_path / "tx", *send_args)
+    sender = _send(servers, tmp_path / "tx", *send_args, inside=inside)
     out = tmp_path / "out"
-    out.mkdir()
+    out.mkdir(parents=True)
     try:
         code = sender.wait_for("invite")["code"]
-        receiver = subprocess.Popen(
-            servers.cli("receive", "--hide-progress", "--accept-file", code), cwd=out,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True,
-        )
+        receiver = _wormhole(servers, "receive", "--hide-progress", "--accept-file", code,
+                             cwd=out, inside=inside)
         output = _output(receiver)
         assert receiver.returncode == 0, output
         assert sender.wait(CLI_TIMEOUT) == 0, "".join(sender.stderr_lines)
@@ -126,3 +140,69 @@ def test_a_folder_to_wormhole_receive(servers: WormholeServers, tmp_path: Path) 
     tree = make_tree(tmp_path)
     _to_wormhole_receive(servers, tmp_path, str(tree))
     assert_same_tree(tree, tmp_path / "out" / "tree")
+
+
+@contextlib.contextmanager
+def _relay_only(state: Path) -> Iterator[tuple[WormholeServers, list[str]]]:
+    """The servers in a namespace of their own where a new TCP connection to anything but
+    the mailbox server and the transit relay is refused: direct transit hints cannot
+    connect, so the data can only go through the relay. Yields the servers and the
+    prefix that runs a command in there."""
+    relay_port = _free_port()
+    with multicast_loopback() as inside:
+        mailbox = MailboxServer(state / "mailbox", inside)
+        relay = subprocess.Popen(
+            [*inside, venv_script("twist"), "transitrelay",
+             f"--port=tcp:{relay_port}:interface=127.0.0.1"],
+            cwd=state, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            _listening(inside, relay, relay_port)
+            rules = (
+                "table inet relayonly {\n chain out {\n"
+                "  type filter hook output priority 0;\n"
+                f"  ct state new tcp dport != {{ {mailbox.port}, {relay_port} }} "
+                "reject with tcp reset\n }\n}\n"
+            )
+            subprocess.run([*inside, "nft", "-f", "-"], input=rules, text=True, check=True,
+                           capture_output=True, timeout=10)
+            yield WormholeServers(mailbox.port, relay_port, [mailbox.process, relay]), inside
+        finally:
+            relay.terminate()
+            relay.wait(10)
+            mailbox.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _listening(inside: Sequence[str], process: subprocess.Popen[bytes], port: int) -> None:
+    probe = [*inside, sys.executable, "-c",
+             f"import socket; socket.create_connection(('127.0.0.1', {port}), 1)"]
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise AssertionError("the transit relay exited at start")
+        return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
+
+    wait_until_blocking(up, START_TIMEOUT, what=f"the transit relay listening on {port}")
+
+
+@pytest.mark.skipif(not namespaces_available(), reason="needs root, ip and nft")
+def test_through_the_transit_relay_only_both_ways(tmp_path: Path) -> None:
+    source = tmp_path / "relayed.bin"
+    source.write_bytes(os.urandom(512 * 1024 + 1))
+    with _relay_only(tmp_path) as (servers, inside):
+        receiver = _from_wormhole_send(servers, tmp_path / "in", str(source), inside=inside)
+        sender, _ = _to_wormhole_receive(servers, tmp_path / "out", str(source), inside=inside)
+    assert (tmp_path / "in" / "inbox" / "relayed.bin").read_bytes() == source.read_bytes()
+    assert (tmp_path / "out" / "out" / "relayed.bin").read_bytes() == source.read_bytes()
+    relay = f"127.0.0.1:{servers.relay_port}"
+    for side in (receiver, sender):
+        connection = side.wait_for("connection")
+        assert (connection["path"], connection["remote_addr"]) == ("relay", relay)
