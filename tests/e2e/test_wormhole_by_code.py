@@ -11,11 +11,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from conftest import assert_same_tree, make_tree
 from e2e.cli import CliProcess
 from e2e.mailbox import MailboxServer, multicast_loopback, namespaces_available
+from e2e.terminal import Terminal
 from waiting import wait_until_blocking
 from wormhole_lab import CLI_TIMEOUT, START_TIMEOUT, WormholeServers, new_code, venv_script
 
@@ -206,3 +208,41 @@ def test_through_the_transit_relay_only_both_ways(tmp_path: Path) -> None:
     for side in (receiver, sender):
         connection = side.wait_for("connection")
         assert (connection["path"], connection["remote_addr"]) == ("relay", relay)
+
+
+def test_the_receivers_screen_for_a_code_from_wormhole_send(
+    servers: WormholeServers, tmp_path: Path
+) -> None:
+    """In a terminal: the question names a magic-wormhole client; the result says the way
+    and what it checked, never "verified"."""
+    source = tmp_path / "notes.txt"
+    source.write_text("from a wormhole user\n")
+    code = new_code()
+    sender = _wormhole(servers, "send", "--hide-progress", "--no-qr", "--code", code,
+                       str(source))
+    screen = Terminal(
+        tmp_path / "rx", "receive", code, "--mailbox", servers.mailbox_url, "--transit-relay",
+        servers.transit_relay, "--relay", "off", "--dir", str(tmp_path / "inbox"),
+    )
+    try:
+        screen.expect_line(r"code used \(a magic-wormhole client\)")
+        screen.expect_line(
+            r"Accept 1 file, 21 B from a magic-wormhole client \(`wormhole send`; checked by a "
+            r"SHA-256 of the whole transfer\)\? \[y/N\]"
+        )
+        screen.child.sendline("y")
+        # The line wraps at the terminal's width: any space may be a line break.
+        screen.expect_line(r"\s+".join((
+            r"✓ 1 file, 21 B received via magic-wormhole into", r"\S+", r"in [\d.]+ s —",
+            "SHA-256 of the whole transfer, acknowledged by the receiver",
+        )).replace(" ", r"\s+"))
+        screen.child.expect(pexpect.EOF)
+        screen.child.close()
+    finally:
+        screen.child.terminate(force=True)
+    assert screen.child.exitstatus == 0, screen.text
+    output = _output(sender)
+    assert sender.returncode == 0, output
+    screen.assert_clean()
+    assert "verified" not in screen.text.lower().replace("not verified", "")
+    assert (tmp_path / "inbox" / "notes.txt").read_text() == "from a wormhole user\n"
