@@ -246,3 +246,8 @@ def test_the_receivers_screen_for_a_code_from_wormhole_send(
     screen.assert_clean()
     assert "verified" not in screen.text.lower().replace("not verified", "")
     assert (tmp_path / "inbox" / "notes.txt").read_text() == "from a wormhole user\n"
+
+
+def test_a_text_to_wormhole_receive(servers: WormholeServers, tmp_path: Path) -> None:
+    _, output = _to_wormhole_receive(servers, tmp_path, "--text", "meet at 6, door code 4711")
+    assert "meet at 6, door code 4711" in output
