@@ -18,6 +18,7 @@ from e2e.terminal import plain
 from p2p_transfer.cli.main import COMMANDS, cli
 from p2p_transfer.cli.render import JsonRenderer, LogRoute
 from p2p_transfer.cli.terminal import HumanRenderer
+from p2p_transfer.cli.transfer_commands import offer_question
 from p2p_transfer.events import (
     Actor,
     CodeEvent,
@@ -44,6 +45,7 @@ from p2p_transfer.events import (
 from p2p_transfer.limits import JSON_FLUSH_INTERVAL as FLUSH_INTERVAL
 from p2p_transfer.limits import GiB, KiB, MiB
 from p2p_transfer.logs import forward_logs
+from p2p_transfer.transfer import IncomingOffer
 from waiting import hold_for, next_turn, wait_until
 
 
@@ -375,3 +377,12 @@ def test_the_route_main_forwards_to_reaches_the_command_run(tmp_path: Path) -> N
     (line,) = result.stdout.splitlines()
     assert json.loads(line)["event"] == "log"
     assert "pairings.json is damaged" in json.loads(line)["message"]
+
+
+def test_the_question_for_an_offer_from_wormhole_send_names_a_magic_wormhole_client() -> None:
+    offer = IncomingOffer("s", "ab" * 32, "magic-wormhole sender", 1, 0, 2048, ["a.txt"],
+                          via="magic-wormhole")
+    assert offer_question(offer) == (
+        "Accept 1 file, 2.0 KiB from a magic-wormhole client (`wormhole send`; checked by a "
+        "SHA-256 of the whole transfer)?"
+    )

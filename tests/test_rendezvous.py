@@ -7,13 +7,14 @@ import json
 import pytest
 
 from p2p_transfer.limits import MAX_RENDEZVOUS_MESSAGE
-from p2p_transfer.rendezvous import BadRendezvousMessage, mailbox_url
+from p2p_transfer.rendezvous import BadRendezvousMessage, RendezvousError, mailbox_url
 from p2p_transfer.rendezvous.abilities import (
     OUR_ABILITIES,
     decode_ticket,
     encode_ticket,
     peer_kind,
 )
+from p2p_transfer.rendezvous.classic import TRANSIT_RELAY_ENV, transit_relay
 from p2p_transfer.rendezvous.codes import complete, nameplate, normalize_code, unknown_words
 from p2p_transfer.rendezvous.mailbox import DEFAULT_MAILBOX, MAILBOX_ENV, server_name
 
@@ -86,3 +87,15 @@ def test_the_mailbox_is_the_option_then_the_environment_then_the_public_one(
     assert mailbox_url("wss://other/v1") == "wss://other/v1"
     with pytest.raises(BadRendezvousMessage.__mro__[1], match="ws:// or wss://"):
         mailbox_url("http://nope")
+
+
+def test_the_transit_relay_is_the_option_else_the_environment_else_magic_wormholes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(TRANSIT_RELAY_ENV, raising=False)
+    assert transit_relay(None) == "tcp:transit.magic-wormhole.io:4001"
+    monkeypatch.setenv(TRANSIT_RELAY_ENV, "relay.example:4001")
+    assert transit_relay(None) == "relay.example:4001"
+    assert transit_relay("tcp:10.0.0.2:4001") == "tcp:10.0.0.2:4001"
+    with pytest.raises(RendezvousError, match=r"--transit-relay takes HOST:PORT .*'nowhere'"):
+        transit_relay("nowhere")

@@ -93,6 +93,23 @@ def test_a_localsend_send_is_waited_for_its_decline_said_and_its_summary_never_v
     ]
 
 
+def test_a_magic_wormhole_transfer_says_so_and_what_it_checked_never_verified() -> None:
+    render, out = _screen()
+    render(DoneEvent("a", "receive", True, 1, 0, 10, 10, 0.2, "/in", via="magic-wormhole"))
+    render(DoneEvent("b", "send", True, 3, 0, 2048, 2048, 0.5, via="magic-wormhole"))
+    render(DoneEvent("c", "send", True, 0, 0, 5, 5, 0.0, via="magic-wormhole", text=True))
+    lines = _lines(out)
+    assert lines == [
+        "✓ 1 file, 10 B received via magic-wormhole into /in in 0.2 s — SHA-256 of the whole "
+        "transfer, acknowledged by the receiver",
+        "✓ 3 files, 2.0 KiB sent via magic-wormhole in 0.5 s — SHA-256 of the whole transfer, "
+        "acknowledged by the receiver",
+        "✓ text (5 B) delivered via magic-wormhole — sent under the code's key, acknowledged "
+        "by the receiver",
+    ]
+    assert not any("verified" in line for line in lines)
+
+
 def test_a_summary_says_which_receivers_got_files_unverified() -> None:
     render, out = _screen()
     render(SendSummaryEvent(True, [

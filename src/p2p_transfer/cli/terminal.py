@@ -93,6 +93,26 @@ def shown_lines(text: str) -> str:
 
 #: What the summary says of files that came over LocalSend: nothing was hashed end to end.
 UNVERIFIED = "not verified end to end"
+#: What the classic magic-wormhole transfer checks: no per-file BLAKE3, one SHA-256 ack.
+WORMHOLE_CHECKED = "SHA-256 of the whole transfer, acknowledged by the receiver"
+#: Protocols other than ours, by ``via``: their name and what they checked end to end.
+_OTHER_WAYS: dict[str, tuple[str, str]] = {
+    "localsend": ("LocalSend", UNVERIFIED),
+    "magic-wormhole": ("magic-wormhole", WORMHOLE_CHECKED),
+}
+
+
+#: A text over magic-wormhole has no SHA-256: it goes in a message under the code's key.
+WORMHOLE_TEXT_CHECKED = "sent under the code's key, acknowledged by the receiver"
+
+
+def via_note(via: str, text: bool = False) -> str:
+    """`` via LocalSend — not verified end to end`` (or magic-wormhole's check) beside a
+    result that did not come our way: never "verified" where BLAKE3 did not check it."""
+    name, checked = _OTHER_WAYS.get(via, _OTHER_WAYS["localsend"])
+    if text and via == "magic-wormhole":
+        checked = WORMHOLE_TEXT_CHECKED
+    return f" via {name} — [yellow]{checked}[/]"
 
 
 #: A web address in a text, up to the first blank (or control character, which a text
@@ -504,7 +524,7 @@ class HumanRenderer:
     def _on_text(self, event: TextEvent) -> None:
         """A header line, then the text as it is, unboxed and never cut into lines by us
         (the terminal wraps it): what a person copies from the screen is the text."""
-        via = " via LocalSend" if event.via == "localsend" else ""
+        via = f" via {_OTHER_WAYS[event.via][0]}" if event.via in _OTHER_WAYS else ""
         sequences = terminal_sequences_allowed(self.console)
         self._print(f"[bold]Text from {shown(event.sender)}{via}:[/]")
         self._print(text_body(event.text, links=sequences), soft_wrap=True)
@@ -604,7 +624,7 @@ class HumanRenderer:
         if event.text:
             if event.direction == "send":  # the receiver shows it in a box
                 to = f" to {shown(session.peer_name)}" if session.peer_name else ""
-                how = "" if event.verified else f" via LocalSend — [yellow]{UNVERIFIED}[/]"
+                how = "" if event.verified else via_note(event.via, text=True)
                 self._print(
                     f"[green]✓ text ({format_size(event.bytes_total)}) delivered{to}[/]{how}"
                 )
@@ -626,9 +646,11 @@ class HumanRenderer:
             notes.append(
                 f"{counted(event.files_identical, 'file')} already there, identical: skipped"
             )
-        # "verified" only where BLAKE3 and the peer's key checked it; LocalSend checks neither.
-        how = "verified" if event.verified else f"{moved} via LocalSend"
-        unverified = "" if event.verified else f" — [yellow]{UNVERIFIED}[/]"
+        # "verified" only where BLAKE3 and the peer's key checked it; LocalSend checks neither,
+        # magic-wormhole one SHA-256 of the whole transfer.
+        name, checked = _OTHER_WAYS.get(event.via, _OTHER_WAYS["localsend"])
+        how = "verified" if event.verified else f"{moved} via {name}"
+        unverified = "" if event.verified else f" — [yellow]{checked}[/]"
         self._say(
             event.session,
             f"[green]✓ {counted(event.files, 'file')}, {format_size(event.bytes_total)} "

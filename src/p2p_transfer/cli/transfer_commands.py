@@ -60,6 +60,7 @@ from p2p_transfer.localsend.receiver import ReceiverSetup
 from p2p_transfer.net import RELAY_DEFAULT, NetError
 from p2p_transfer.node import Node, NodeConfig, RunningSession
 from p2p_transfer.rendezvous import RendezvousError, mailbox_url
+from p2p_transfer.rendezvous.classic import transit_relay
 from p2p_transfer.transfer import (
     CodeRequest,
     Decider,
@@ -170,6 +171,10 @@ def _exit_code(result: TransferResult | None) -> int:
 @click.option("--mailbox", metavar="URL", default=None,
               help="Code server for CODE (default: $P2P_TRANSFER_MAILBOX, else "
                    "magic-wormhole's public one).")
+@click.option("--transit-relay", "transit", metavar="HOST:PORT", default=None,
+              help="Relay for a CODE from `wormhole send` when no direct path works "
+                   "(default: $P2P_TRANSFER_TRANSIT_RELAY, else magic-wormhole's public "
+                   "one, transit.magic-wormhole.io:4001).")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
 @click.argument("code", required=False, metavar="[CODE]", callback=code_argument,
                 shell_complete=complete_code)
@@ -191,6 +196,7 @@ def receive(
     localsend: bool,
     localsend_pin: str | None,
     mailbox: str | None,
+    transit: str | None,
     as_json: bool,
     code: str | None,
 ) -> None:
@@ -227,6 +233,7 @@ def receive(
     async def run() -> int:
         try:
             url = mailbox_url(mailbox) if code is not None else ""
+            relay_for_classic = transit_relay(transit) if code is not None else ""
             # A plain receiver keeps its port, so that its ticket keeps working.
             node = await Node.start(NodeConfig(
                 ctx.config_dir, ctx.device_name, bind_addr, relay, stable_port=code is None
@@ -240,7 +247,9 @@ def receive(
             renderer(unwritable_folder(options.target, problem))
         try:
             if code is not None:
-                return await _receive_by_code(node, code, options, decide, url, renderer)
+                return await _receive_by_code(
+                    node, code, options, decide, url, relay_for_classic, renderer
+                )
             if announce:
                 await node.announce_on_lan()
             node.announce_ticket()
@@ -289,12 +298,12 @@ class PairedSessions:
 
 async def _receive_by_code(
     node: Node, code: str, options: ReceiveOptions, decide: Decider, mailbox: str,
-    renderer: HumanRenderer | JsonRenderer,
+    relay: str, renderer: HumanRenderer | JsonRenderer,
 ) -> int:
     """``receive CODE``: meet the code's sender, take what it sends, exit."""
     code = await confirm_words(code)
     try:
-        result = await node.receive_by_code(code, options, decide, mailbox)
+        result = await node.receive_by_code(code, options, decide, mailbox, relay)
     except RendezvousError as exc:
         renderer(ErrorEvent(str(exc), detail=exc.detail))
         return EXIT_FAILURE
@@ -306,6 +315,9 @@ def offer_question(offer: IncomingOffer) -> str:
     nothing proves it."""
     size = format_size(offer.total_bytes)
     what = f"a text ({size})" if offer.text else f"{counted(offer.files, 'file')}, {size}"
+    if offer.via == "magic-wormhole":
+        return (f"Accept {what} from a magic-wormhole client (`wormhole send`; checked by "
+                "a SHA-256 of the whole transfer)?")
     if offer.via != "localsend":
         return f"Accept {what} from {printable(offer.peer_name)}?"
     model = f"{offer.device_model}, " if offer.device_model else ""
@@ -376,6 +388,10 @@ async def _serve_localsend(
 @click.option("--mailbox", metavar="URL", default=None,
               help="Code server for a send without --to (default: $P2P_TRANSFER_MAILBOX, "
                    "else magic-wormhole's public one).")
+@click.option("--transit-relay", "transit", metavar="HOST:PORT", default=None,
+              help="Relay for a code typed into `wormhole receive` when no direct path "
+                   "works (default: $P2P_TRANSFER_TRANSIT_RELAY, else magic-wormhole's "
+                   "public one, transit.magic-wormhole.io:4001).")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
 @click.argument("paths", nargs=-1, metavar="[PATH]...",
                 type=click.Path(exists=True, path_type=Path))
@@ -391,6 +407,7 @@ def send(
     transport: DataTransport,
     unverified_ok: bool,
     mailbox: str | None,
+    transit: str | None,
     as_json: bool,
     paths: tuple[Path, ...],
 ) -> None:
@@ -444,6 +461,7 @@ def send(
     async def run() -> int:
         try:
             url = mailbox_url(mailbox) if not receivers else ""
+            relay_for_classic = transit_relay(transit) if not receivers else ""
             node = await Node.start(
                 NodeConfig(ctx.config_dir, ctx.device_name, relay=relay)
             )
@@ -456,7 +474,9 @@ def send(
             if not receivers:
                 picker = (DevicePicker(node, list(paths), options, ask_code, ask_pin)
                           if stdin_is_interactive() and not as_json else None)
-                return _exit_code(await _send_by_code(node, list(paths), options, url, picker))
+                return _exit_code(await _send_by_code(
+                    node, list(paths), options, url, relay_for_classic, picker
+                ))
             # Without a terminal nobody can be asked: the first wrong code ends the send.
             sessions = [
                 node.start_send(to, list(paths), options,
@@ -476,13 +496,13 @@ def send(
 
 
 async def _send_by_code(
-    node: Node, paths: list[Path], options: SendOptions, mailbox: str,
+    node: Node, paths: list[Path], options: SendOptions, mailbox: str, relay: str,
     picker: DevicePicker | None,
 ) -> TransferResult:
     """A send without --to: its code waits for the other device (or, in a terminal, the
     person picks a device on this network instead)."""
     session = node.start_send_by_code(
-        paths, options, mailbox, picker.redirect if picker is not None else None
+        paths, options, mailbox, picker.redirect if picker is not None else None, relay
     )
     picking = asyncio.create_task(picker.run(session)) if picker is not None else None
     try:

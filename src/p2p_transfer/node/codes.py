@@ -96,10 +96,13 @@ class CodeRoute:
         options: SendOptions,
         mailbox: str,
         redirect: asyncio.Future[Redirect] | None = None,
+        transit_relay: str | None = None,
     ) -> TransferResult:
         """A send session's work: allocate a code (on this LAN alone when the server is
         out of reach), wait until it is used (or the person picks a device instead:
-        ``redirect``), then send to whoever used it."""
+        ``redirect``), then send to whoever used it (a magic-wormhole receiver over its
+        own protocol, through ``transit_relay`` if need be)."""
+        transit = classic.transit_relay(transit_relay)
         channel = CodeChannel.open(mailbox, "send")
         lan: LanOffer | None = None
         try:
@@ -131,7 +134,7 @@ class CodeRoute:
                 self._events.emit(RendezvousEvent("mailbox", peer, lifecycle.session))
                 if peer == "magic-wormhole":
                     return await classic.send_classic(
-                        channel.wormhole, lifecycle.session, paths, options, self._events
+                        channel.wormhole, lifecycle, paths, options, transit, self._events
                     )
                 ticket, name = await self._swap_tickets(channel)
         finally:
@@ -148,13 +151,16 @@ class CodeRoute:
     # --- the receiving side --------------------------------------------------------
 
     async def receive(
-        self, code: str, options: ReceiveOptions, decide: Decider, mailbox: str
+        self, code: str, options: ReceiveOptions, decide: Decider, mailbox: str,
+        transit_relay: str | None = None,
     ) -> TransferResult | None:
         """Claim ``code``, meet its sender, and receive what it sends (one session).
 
         A code made without the server (its nameplate says so) is looked for on this
         LAN first, briefly: it must not be claimed on the server, where it could be a
-        stranger's. Without the server, the LAN is looked at longer."""
+        stranger's. Without the server, the LAN is looked at longer. A magic-wormhole
+        sender is received over its own protocol, through ``transit_relay`` if need be."""
+        transit = classic.transit_relay(transit_relay)
         channel = CodeChannel.open(mailbox, "receive")
         # A ticket that names our relay reaches us from anywhere: the relay is given
         # until the ticket goes, counted from now (with internet it answers long before).
@@ -179,7 +185,7 @@ class CodeRoute:
                 peer = await channel.wait_for_peer(CODE_PEER_TIMEOUT)
                 self._events.emit(RendezvousEvent("mailbox", peer))
                 if peer == "magic-wormhole":
-                    return await self._receive_classic(channel, options, decide)
+                    return await self._receive_classic(channel, options, decide, transit)
                 await relay
                 ticket, _ = await self._swap_tickets(channel)
         finally:
@@ -196,11 +202,11 @@ class CodeRoute:
             await endpoint(self._transport).wait_for_relay(RELAY_TICKET_WAIT)
 
     async def _receive_classic(
-        self, channel: CodeChannel, options: ReceiveOptions, decide: Decider
+        self, channel: CodeChannel, options: ReceiveOptions, decide: Decider, relay: str
     ) -> TransferResult | None:
         """A magic-wormhole sender: its own protocol, as one receive session of ours."""
         task = self._inbox.launch(lambda lifecycle: classic.receive_classic(
-            channel.wormhole, lifecycle.session, options, decide, self._events
+            channel.wormhole, lifecycle, options, decide, relay, self._events
         ))
         return await task
 

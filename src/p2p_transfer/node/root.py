@@ -151,12 +151,13 @@ class Node:
         options: SendOptions,
         mailbox: str,
         redirect: asyncio.Future[Redirect] | None = None,
+        transit_relay: str | None = None,
     ) -> RunningSession:
         """Start a send by code: its ``invite`` event carries the code to type on the
         other device; ``redirect`` (a device the person picked instead) cancels the code
         and sends there, in the same session."""
         return self.sessions.start("send", lambda lifecycle: self.codes.send(
-            lifecycle, paths, options, mailbox, redirect
+            lifecycle, paths, options, mailbox, redirect, transit_relay
         ))
 
     def redirect_to(
@@ -169,10 +170,12 @@ class Node:
         )
 
     async def receive_by_code(
-        self, code: str, options: ReceiveOptions, decide: Decider, mailbox: str
+        self, code: str, options: ReceiveOptions, decide: Decider, mailbox: str,
+        transit_relay: str | None = None,
     ) -> TransferResult | None:
-        """Receive what ``code`` brings: meet its sender, then one receive session."""
-        return await self.codes.receive(code, options, decide, mailbox)
+        """Receive what ``code`` brings: meet its sender, then one receive session
+        (``transit_relay``: for a magic-wormhole sender; None for the usual one)."""
+        return await self.codes.receive(code, options, decide, mailbox, transit_relay)
 
     async def serve(
         self, options: ReceiveOptions, decide: Decider, once: bool = False

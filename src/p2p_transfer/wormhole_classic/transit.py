@@ -20,7 +20,7 @@ import hmac
 import ipaddress
 import os
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -212,19 +212,16 @@ class Transit:
         delay = WORMHOLE_RELAY_DELAY if direct else 0.0
         for hint in relays:
             race.run(self._dial(hint, relayed=True, delay=delay))
-        where = ", ".join(hint.describe() for hint in relays) or "none"
-        unreachable = TransitUnreachable(
-            f"could not connect to the other side for the data, directly or through the "
-            f"transit relay ({where}); check that the relay is reachable "
-            "(--transit-relay HOST:PORT)"
-        )
+        def unreachable() -> TransitUnreachable:
+            return _unreachable(relays, direct, race.failures)
+
         if self._server is None:  # nothing can come in: when every dial failed, it is over
             race.give_up_with(unreachable)
         try:
             async with asyncio.timeout(timeout):
                 return await race.winner
         except TimeoutError:
-            raise unreachable from None
+            raise unreachable() from None
         finally:
             await race.stop()
 
@@ -245,12 +242,25 @@ class Transit:
         if delay:
             await asyncio.sleep(delay)
         assert self._race is not None
-        reader, writer = await asyncio.open_connection(hint.host, hint.port)
+        race = self._race
+        try:
+            reader, writer = await asyncio.open_connection(hint.host, hint.port)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc) or "refused"
+            race.failures[hint.describe()] = reason.lower()
+            raise
         try:
             if relayed:
                 writer.write(self._keys.relay_token)
                 await _expect(reader, _RELAY_OK)
-            await self._race.handshake(reader, writer, relayed, hint.describe())
+            await race.handshake(reader, writer, relayed, hint.describe())
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            race.failures[hint.describe()] = (
+                "closed on us" if isinstance(exc, asyncio.IncompleteReadError) else
+                str(exc) or type(exc).__name__
+            )
+            writer.close()
+            raise
         except BaseException:
             writer.close()
             raise
@@ -277,7 +287,9 @@ class _Race:
         self._role = role
         self.winner: asyncio.Future[RecordPipe] = asyncio.get_running_loop().create_future()
         self.contenders: set[asyncio.Task[None]] = set()
-        self._give_up: TransitUnreachable | None = None
+        self._give_up: Callable[[], TransitUnreachable] | None = None
+        #: Why each hint (``HOST:PORT``) that failed did: said when all of them did.
+        self.failures: dict[str, str] = {}
 
     def run(self, attempt: Awaitable[None]) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(attempt)
@@ -285,8 +297,8 @@ class _Race:
         task.add_done_callback(self._ended)
         return task
 
-    def give_up_with(self, error: TransitUnreachable) -> None:
-        """Fail with ``error`` once no attempt is left (now, if none runs)."""
+    def give_up_with(self, error: Callable[[], TransitUnreachable]) -> None:
+        """Fail with ``error()`` once no attempt is left (now, if none runs)."""
         self._give_up = error
         self._maybe_lost()
 
@@ -298,7 +310,7 @@ class _Race:
 
     def _maybe_lost(self) -> None:
         if self._give_up is not None and not self.contenders and not self.winner.done():
-            self.winner.set_exception(self._give_up)
+            self.winner.set_exception(self._give_up())
 
     async def handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, relayed: bool,
@@ -328,6 +340,26 @@ class _Race:
         for task in list(self.contenders):
             task.cancel()
         await asyncio.gather(*self.contenders, return_exceptions=True)
+
+
+def _unreachable(
+    relays: list[TcpHint], direct: list[TcpHint], failures: dict[str, str]
+) -> TransitUnreachable:
+    """Every way failed: the relay (and why), then the direct paths (and why), in words."""
+
+    def tried(hints: list[TcpHint]) -> str:
+        return ", ".join(
+            f"{hint.describe()} ({failures.get(hint.describe(), 'no answer')})"
+            for hint in hints
+        )
+
+    relay = (f"can't reach the transit relay {tried(relays)}" if relays
+             else "no transit relay to try")
+    paths = tried(direct) or "the other side offered none"
+    return TransitUnreachable(
+        f"{relay}, and no direct path: {paths} — check --transit-relay HOST:PORT, or put "
+        "the two devices on one network"
+    )
 
 
 async def _expect(reader: asyncio.StreamReader, expected: bytes) -> None:
