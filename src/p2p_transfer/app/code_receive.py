@@ -53,7 +53,7 @@ class CodeReceives:
     ) -> None:
         """Meet the code's sender and receive what it sends; how the meeting goes is told
         as ``code_receive`` events, the transfer itself as the usual ones."""
-        self._emit(CodeReceiveEvent(code, "waiting"))
+        self._emit(CodeReceiveEvent(code, "looking"))
         home = await asyncio.to_thread(_fresh_dir, self._root)
         node: Node | None = None
         try:

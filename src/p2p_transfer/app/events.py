@@ -227,12 +227,12 @@ class SettingsEvent(Event):
 @dataclass(frozen=True, slots=True)
 class CodeReceiveEvent(Event):
     """Receive with a code: how meeting the code's sender goes, before its offer (which
-    then comes as any other). ``state``: ``waiting`` (looking for the sender), ``met``
-    (the offer follows) or ``failed`` (``message`` says why and what to do)."""
+    then comes as any other). ``step``: ``looking`` (for the sender), ``met`` (the offer
+    follows) or ``failed`` (``message`` says why and what to do)."""
 
     name: ClassVar[str] = "code_receive"
     code: str
-    state: Literal["waiting", "met", "failed"]
+    step: Literal["looking", "met", "failed"]
     message: str = ""
 
 
