@@ -11,11 +11,9 @@ dialog, its card and history row are the usual ones.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from p2p_transfer.app.events import CodeReceiveEvent
@@ -43,12 +41,23 @@ class CodeReceives:
         self._on_node_event = on_node_event
         self._decide = decide
         self._nodes: set[Node] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def clear_stale(self) -> None:
         """Remove identities a previous run left behind (it stopped mid-receive)."""
         shutil.rmtree(self._root, ignore_errors=True)
 
-    async def receive(
+    def start(
+        self, code: str, device_name: str, relay: str, mailbox: str, options: ReceiveOptions
+    ) -> None:
+        """Receive what ``code`` brings, in the background (``close`` stops it)."""
+        task = asyncio.create_task(
+            self._receive(code, device_name, relay, mailbox, options), name="app-code-receive"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _receive(
         self, code: str, device_name: str, relay: str, mailbox: str, options: ReceiveOptions
     ) -> None:
         """Meet the code's sender and receive what it sends; how the meeting goes is told
@@ -61,7 +70,7 @@ class CodeReceives:
             self._nodes.add(node)
             unsubscribe = node.events.subscribe(self._forward(code))
             try:
-                await node.receive_by_code(code, replace(options), self._decide, mailbox)
+                await node.receive_by_code(code, options, self._decide, mailbox)
             finally:
                 unsubscribe()
         except P2PTransferError as exc:
@@ -86,11 +95,10 @@ class CodeReceives:
         return any(node.cancel(session_id) for node in list(self._nodes))
 
     async def close(self) -> None:
-        """Stop every receive by code (their sessions end cancelled)."""
-        for node in list(self._nodes):
-            self._nodes.discard(node)
-            with contextlib.suppress(Exception):
-                await node.close()
+        """Stop every receive by code (their sessions end cancelled, their nodes close)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def _fresh_dir(root: Path) -> Path:

@@ -334,7 +334,6 @@ class AppService:
         """Receive what a code brings (typed as people type it: spaces, capitals), in the
         background: ``code_receive`` events say how meeting its sender goes, then its
         offer is asked as any other. Returns the code as it is used."""
-        node = self.running_node
         code = normalize_short_code(typed)
         if code is None:
             raise AppError(
@@ -342,17 +341,17 @@ class AppService:
                 "words), as the sending device shows it"
             )
         options = self.nodes.receive_options
-        if options is None:
-            raise BusyError("the app is not receiving right now; try again in a moment")
+        if self.node is None or options is None:
+            raise BusyError(
+                "the app is not receiving right now (it is starting or restarting); "
+                "try again in a moment"
+            )
         try:
             mailbox = self.settings.mailbox_url
         except RendezvousError as exc:
             raise AppError(str(exc)) from None
-        self._spawn(
-            self.code_receives.receive(
-                code, self.settings.device_name, self.settings.relay, mailbox, options
-            ),
-            f"app-code-receive {node.endpoint_id[:8]}",
+        self.code_receives.start(
+            code, self.settings.device_name, self.settings.relay, mailbox, options
         )
         return code
 
