@@ -14,7 +14,7 @@ import re
 import sqlite3
 import stat
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,13 @@ import aiohttp
 import pytest
 
 from conftest import assert_same_tree
+from e2e.mailbox import MailboxServer
 from p2p_transfer.app import AppOptions, AppServer, AppService
 from p2p_transfer.app.board import TransferRecord
+from p2p_transfer.app.code_receive import CODE_NODES_DIR
 from p2p_transfer.app.events import (
     CodePromptEvent,
+    CodeReceiveEvent,
     CodeShownEvent,
     NodeStateEvent,
     OfferPromptEvent,
@@ -37,12 +40,21 @@ from p2p_transfer.app.events import (
 )
 from p2p_transfer.app.files import Staging, StagingError
 from p2p_transfer.app.history import HISTORY_FILE_NAME, History, HistoryEntry
-from p2p_transfer.app.settings import SETTINGS_FILE_NAME, Settings, SettingsStore
+from p2p_transfer.app.service import AppError
+from p2p_transfer.app.settings import SETTINGS_FILE_NAME, Settings, SettingsStore, defaults
 from p2p_transfer.app.targets import pasted, remembered_ticket
 from p2p_transfer.events import Event, SessionState, TicketEvent
-from p2p_transfer.limits import MAX_TEXT_BYTES, MAX_UNANSWERED_CODES, MAX_WRONG_CODES, KiB, MiB
+from p2p_transfer.limits import (
+    MAX_TEXT_BYTES,
+    MAX_UNANSWERED_CODES,
+    MAX_WRONG_CODES,
+    RELAY_ONLINE_TIMEOUT,
+    KiB,
+    MiB,
+)
 from p2p_transfer.net import parse_ticket
 from p2p_transfer.net.keys import generate_secret_key, public_id, ticket_for
+from p2p_transfer.rendezvous import DEFAULT_MAILBOX, MAILBOX_ENV
 from p2p_transfer.trust import AttemptLimiter, Pairing
 from waiting import wait_until
 
@@ -139,6 +151,7 @@ async def start_ui(tmp_path: Path) -> AsyncIterator[StartUi]:
         (root / "home").mkdir(parents=True)
         config = root / "config"
         config.mkdir(mode=0o700)
+        settings.setdefault("relay", "off")  # no internet here: tests say when they want one
         SettingsStore(config).save(
             Settings(device_name=name, download_dir=str(root / "downloads"), **settings)
         )
@@ -353,7 +366,7 @@ async def test_settings_are_validated_applied_and_saved_private(
     assert settings == {
         "device_name": "alpha", "download_dir": str(ui.downloads), "auto_accept_trusted": False,
         "pairing_lifetime_hours": 24.0, "parallel_files": 4, "relay": "off",
-        "localsend": True, "localsend_port": 53317, "localsend_pin": "",
+        "localsend": True, "localsend_port": 53317, "localsend_pin": "", "mailbox": "",
     }
     elsewhere = tmp_path / "elsewhere" / "inbox"
     status, settings = await ui.call("PUT", "/api/settings", {
@@ -1223,3 +1236,171 @@ async def test_a_locked_out_device_is_listed_and_can_be_let_in_again(start_ui: S
     assert attempts.refusal(LOCKED, "10.0.0.9") is None  # read from the file
     status, _ = await bob.call("POST", f"/api/lockouts/{'cd' * 32}/unlock")
     assert status == 404
+
+
+# --- send and receive with a code ------------------------------------------------------------
+
+
+@pytest.fixture
+def mailbox(tmp_path: Path) -> Iterator[MailboxServer]:
+    server = MailboxServer(tmp_path / "mailbox")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_a_code_sent_from_one_app_is_received_by_another(
+    start_ui: StartUi, mailbox: MailboxServer
+) -> None:
+    alice = await start_ui("alice", mailbox=mailbox.url)
+    bob = await start_ui("bob", mailbox=mailbox.url)
+    photo = alice.home / "photo.jpg"
+    photo.write_bytes(os.urandom(300 * KiB))
+
+    status, answer = await alice.call("POST", "/api/send-by-code", {"paths": [str(photo)]})
+    assert status == 202, answer
+    record_id = answer["transfer"]["id"]
+    assert answer["transfer"]["peer_name"] == "" and answer["transfer"]["code"] == ""
+    status, _ = await alice.call("GET", f"/api/transfers/{record_id}/qr.svg")
+    assert status == 404  # no code yet
+    coded = await alice.wait_for(
+        TransferUpdateEvent, lambda e: e.transfer.id == record_id and bool(e.transfer.code)
+    )
+    code = coded.transfer.code
+    assert re.fullmatch(r"\d+-[a-z]+-[a-z]+", code)
+    status, svg = await alice.call("GET", f"/api/transfers/{record_id}/qr.svg")
+    assert status == 200 and svg.startswith("<svg")
+
+    # Typed as people type it: capitals, spaces for dashes.
+    typed = " " + code.replace("-", " ").upper() + " "
+    status, answer = await bob.call("POST", "/api/receive-by-code", {"code": typed})
+    assert status == 202 and answer == {"code": code}
+    offer = await bob.wait_for(OfferPromptEvent)
+    assert offer.sender == "alice" and offer.files == 1
+    assert [e.step for e in bob.of(CodeReceiveEvent)] == ["looking", "met"]
+    status, _ = await bob.call("POST", f"/api/prompts/{offer.prompt_id}", {"accept": True})
+    assert status == 200
+
+    sent = await alice.transfer_done(record_id)
+    received = await bob.transfer_done()
+    assert sent.peer_name == "bob" and sent.code == code
+    assert received.peer_name == "alice" and received.folder == str(bob.downloads.resolve())
+    assert (bob.downloads / "photo.jpg").read_bytes() == photo.read_bytes()
+    # The contact by code made no pairing, and its throwaway identity is gone.
+    assert alice.service.running_node.pairings.list() == []
+    assert bob.service.running_node.pairings.list() == []
+    await asyncio.gather(*bob.service._background)
+    assert list((bob.root / "config" / CODE_NODES_DIR).iterdir()) == []
+
+
+async def test_a_code_send_cancelled_while_it_waits_ends_cancelled_and_retries_with_a_new_code(
+    start_ui: StartUi, mailbox: MailboxServer
+) -> None:
+    alice = await start_ui("alice", mailbox=mailbox.url)
+    status, answer = await alice.call("POST", "/api/send-by-code", {"text": "hello"})
+    assert status == 202, answer
+    record_id = answer["transfer"]["id"]
+    first = await alice.wait_for(
+        TransferUpdateEvent, lambda e: e.transfer.id == record_id and bool(e.transfer.code)
+    )
+    status, _ = await alice.call("POST", f"/api/transfers/{record_id}/cancel")
+    assert status == 200
+    cancelled = await alice.transfer_done(record_id, "cancelled")
+    assert cancelled.can_retry
+    status, answer = await alice.call("POST", f"/api/transfers/{record_id}/retry")
+    assert status == 202, answer
+    retry_id = answer["transfer"]["id"]
+    second = await alice.wait_for(
+        TransferUpdateEvent, lambda e: e.transfer.id == retry_id and bool(e.transfer.code)
+    )
+    assert second.transfer.code != first.transfer.code
+    assert second.transfer.names == ["hello"] and second.transfer.text
+
+
+async def test_receive_by_code_refuses_what_cannot_be_a_code_and_says_a_wrong_one(
+    start_ui: StartUi, mailbox: MailboxServer
+) -> None:
+    bob = await start_ui("bob", mailbox=mailbox.url)
+    for body in ({"code": "guitarist-revenge"}, {"code": ""}, {"code": 7}, {}):
+        status, answer = await bob.call("POST", "/api/receive-by-code", body)
+        assert status == 400, (body, answer)
+        assert "code" in answer["error"]
+    status, answer = await bob.call("POST", "/api/receive-by-code", {"code": "99-nobody-sends"})
+    assert status == 202
+    failed = await bob.wait_for(CodeReceiveEvent, lambda e: e.step == "failed")
+    assert failed.code == "99-nobody-sends" and failed.message
+    assert bob.service.board.snapshots() == []  # no card: nothing was offered
+
+
+async def test_send_by_code_checks_what_it_sends(start_ui: StartUi) -> None:
+    alice = await start_ui("alice")
+    for body, status_wanted in [
+        ({}, 400), ({"paths": "x"}, 400), ({"text": ""}, 400),
+        ({"paths": ["/etc/passwd"]}, 403), ({"text": "a", "paths": [str(alice.home)]}, 400),
+    ]:
+        status, answer = await alice.call("POST", "/api/send-by-code", body)
+        assert status == status_wanted, (body, answer)
+    assert alice.service.board.snapshots() == []
+
+
+async def test_relays_are_on_by_default_and_the_mailbox_is_a_checked_setting(
+    start_ui: StartUi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert defaults("x").relay == "default" and defaults("x").mailbox == ""
+    monkeypatch.setenv(MAILBOX_ENV, "ws://127.0.0.1:1/v1")
+    assert defaults("x").mailbox_url == "ws://127.0.0.1:1/v1"
+    monkeypatch.delenv(MAILBOX_ENV)
+    assert defaults("x").mailbox_url == DEFAULT_MAILBOX
+    alice = await start_ui("alice")
+    for wrong in ("http://mailbox", 4, "relay.magic-wormhole.io"):
+        status, answer = await alice.call("PUT", "/api/settings", {"mailbox": wrong})
+        assert status == 400 and "mailbox" in answer["error"]
+    status, settings = await alice.call("PUT", "/api/settings", {"mailbox": " wss://m.example/v1 "})
+    assert status == 200 and settings["mailbox"] == "wss://m.example/v1"
+    assert alice.service.settings.mailbox_url == "wss://m.example/v1"
+
+
+async def test_a_fresh_app_with_relays_on_receives_at_once_without_internet(
+    tmp_path: Path,
+) -> None:
+    """No settings saved: the relay is on, and out of reach here (loopback only); the
+    node receives from the start, the relay is tried in the background."""
+    config = tmp_path / "config"
+    service = AppService(AppOptions(
+        config_dir=config, device_name="fresh", bind_addr="127.0.0.1",
+        share_bind="127.0.0.1", browse_roots=(tmp_path,), discovery=False,
+    ))
+    started = asyncio.get_running_loop().time()
+    try:
+        await service.start()
+        assert service.settings.relay == "default"
+        assert service.nodes.state == "running"
+        assert asyncio.get_running_loop().time() - started < RELAY_ONLINE_TIMEOUT
+    finally:
+        await service.close()
+
+
+async def test_app_options_given_on_the_command_line_replace_the_saved_settings(
+    tmp_path: Path,
+) -> None:
+    service = AppService(AppOptions(
+        config_dir=tmp_path / "config", device_name="x", bind_addr="127.0.0.1",
+        share_bind="127.0.0.1", discovery=False,
+        forced_settings={"relay": "off", "mailbox": "ws://127.0.0.1:9/v1"},
+    ))
+    try:
+        await service.start()
+        assert service.settings.relay == "off"
+        assert service.running_node.config.relay == "off"
+        saved = SettingsStore(tmp_path / "config").load(defaults("x"))
+        assert saved.mailbox == "ws://127.0.0.1:9/v1"
+    finally:
+        await service.close()
+    refused = AppService(AppOptions(
+        config_dir=tmp_path / "other", device_name="x", discovery=False,
+        forced_settings={"mailbox": "http://no"},
+    ))
+    with pytest.raises(AppError, match="mailbox"):
+        await refused.start()
+    await refused.close()

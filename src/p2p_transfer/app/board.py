@@ -63,6 +63,8 @@ class TransferRecord:
     text: bool = False
     #: The protocol it goes over: ours (verified end to end) or LocalSend's (not).
     via: Via = "p2p-transfer"
+    #: A send by code: the code to type on the other device ("" for any other transfer).
+    code: str = ""
 
     @property
     def final(self) -> bool:
@@ -104,6 +106,7 @@ class TransferRecord:
             retried_as=self.retried_as,
             text=self.text,
             via=self.via,
+            code=self.code,
         )
 
 

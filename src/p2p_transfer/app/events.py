@@ -96,6 +96,9 @@ class TransferSnapshot:
     text: bool = False
     #: ``p2p-transfer`` (files verified end to end) or ``localsend`` (not verified).
     via: Via = "p2p-transfer"
+    #: A send by code: the code the other device types ("" until it is allocated, and
+    #: for any other transfer).
+    code: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +221,19 @@ class SettingsEvent(Event):
     localsend: bool = True
     localsend_port: int = LOCALSEND_PORT
     localsend_pin: str = ""
+    mailbox: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CodeReceiveEvent(Event):
+    """Receive with a code: how meeting the code's sender goes, before its offer (which
+    then comes as any other). ``step``: ``looking`` (for the sender), ``met`` (the offer
+    follows) or ``failed`` (``message`` says why and what to do)."""
+
+    name: ClassVar[str] = "code_receive"
+    code: str
+    step: Literal["looking", "met", "failed"]
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)

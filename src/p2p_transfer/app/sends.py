@@ -26,6 +26,8 @@ class SendRequest:
     batch: str | None = None
     #: A text message to send instead of files.
     text: str | None = None
+    #: Sent by a code (no device): Retry asks for a new code.
+    by_code: bool = False
 
 
 class SendBook:

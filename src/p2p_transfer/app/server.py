@@ -189,6 +189,9 @@ class AppServer:
         delete("/api/staging/{batch}", self._drop_batch)
         put("/api/staging/{batch}/files", self._stage_file)
         post("/api/send", self._send)
+        post("/api/send-by-code", self._send_by_code)
+        post("/api/receive-by-code", self._receive_by_code)
+        get("/api/transfers/{id}/qr.svg", self._code_qr)
         get("/api/transfers", self._transfers)
         post("/api/transfers/{id}/cancel", self._cancel)
         post("/api/transfers/{id}/retry", self._retry)
@@ -445,6 +448,31 @@ class AppServer:
             {"transfer": _asdict(snapshots[0]), "transfers": [_asdict(s) for s in snapshots]},
             status=202,
         )
+
+    async def _send_by_code(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        paths = body.get("paths", [])
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise AppError("paths: a list of absolute paths")
+        batch, text = body.get("staging"), body.get("text")
+        for name, value in (("staging", batch), ("text", text)):
+            if value is not None and not isinstance(value, str):
+                raise AppError(f"{name}: text")
+        snapshot = self.service.start_send_by_code(paths, batch, text)
+        return web.json_response({"transfer": _asdict(snapshot)}, status=202)
+
+    async def _receive_by_code(self, request: web.Request) -> web.StreamResponse:
+        code = (await self._body(request)).get("code")
+        if not isinstance(code, str) or not code.strip():
+            raise AppError("code: type the code the sending device shows")
+        return web.json_response({"code": self.service.receive_by_code(code)}, status=202)
+
+    async def _code_qr(self, request: web.Request) -> web.StreamResponse:
+        record = self.service.board.get(request.match_info["id"])
+        if record is None or not record.code:
+            raise NotFoundError("no code for this transfer (yet)")
+        # magic-wormhole's form, which phone apps (Warp) scan, as the CLI's QR code.
+        return _qr_response(f"wormhole-transfer:{record.code}")
 
     async def _transfers(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from p2p_transfer.app.board import TransferBoard, TransferRecord
+from p2p_transfer.app.code_receive import CodeReceives
 from p2p_transfer.app.events import (
     SettingsEvent,
     ShareStateEvent,
@@ -62,6 +63,8 @@ from p2p_transfer.limits import (
 from p2p_transfer.net import NetError, parse_ticket
 from p2p_transfer.node import Node, RunningSession
 from p2p_transfer.protocol import text_preview
+from p2p_transfer.rendezvous import RendezvousError
+from p2p_transfer.rendezvous import normalize_code as normalize_short_code
 from p2p_transfer.transfer import SendOptions, TransferError
 from p2p_transfer.transfer.sender import check_text
 from p2p_transfer.transfer.session import DataTransport
@@ -122,6 +125,9 @@ class AppOptions:
     umask: int = field(default_factory=current_umask)
     #: Which channel carries file data, both ways (``--transport``).
     transport: DataTransport = "auto"
+    #: Settings given on the command line (``--relay``, ``--mailbox``): they replace the
+    #: saved ones, and are saved (None: keep what is saved).
+    forced_settings: dict[str, Any] = field(default_factory=dict)
 
 
 class AppService:
@@ -161,6 +167,9 @@ class AppService:
         #: The latest text messages received (ours and LocalSend's), for the Incoming view.
         self.texts: deque[TextEvent] = deque(maxlen=APP_TEXTS_KEPT)
         self.targets = Targets(self.nodes)
+        self.code_receives = CodeReceives(
+            options.config_dir, self.events.emit, self._on_node_event, self.tracker.decide_offer
+        )
         self._doctor_lock = asyncio.Lock()
         #: What each send on the board was asked to do (Retry), and its staged batch.
         self.sends = SendBook()
@@ -176,9 +185,15 @@ class AppService:
         self.settings = await asyncio.to_thread(self._settings_store.load, fallback)
         if self.options.force_device_name and self.settings.device_name != self.options.device_name:
             self.settings = validated(self.settings, {"device_name": self.options.device_name})
+        if self.options.forced_settings:
+            try:
+                self.settings = validated(self.settings, self.options.forced_settings)
+            except SettingsError as exc:
+                raise AppError(str(exc)) from None
         await asyncio.to_thread(self._settings_store.save, self.settings)
         self._share_settings()
         await asyncio.to_thread(self.staging.clear_all)
+        await asyncio.to_thread(self.code_receives.clear_stale)
         await self._start_node()
 
     async def close(self) -> None:
@@ -187,6 +202,7 @@ class AppService:
             return
         self._closed = True
         await self.share.stop()
+        await self.code_receives.close()
         await self._stop_node()
         self.prompts.close_all("app stopped")
         if self._background:
@@ -294,12 +310,50 @@ class AppService:
         request = self.sends.get(record_id)
         if not record.can_retry or request is None:
             raise BusyError("only a failed or cancelled send can be tried again, once")
-        destination = self._destination(request.to, request.device)
         chosen = self._chosen(list(request.paths), request.batch, request.text)
-        retry = self._launch(node, destination, request, chosen, retry_of=record_id)
+        if request.by_code:  # a code is good for one try: a new one
+            retry = self._launch_by_code(node, request, chosen, retry_of=record_id)
+        else:
+            destination = self._destination(request.to, request.device)
+            retry = self._launch(node, destination, request, chosen, retry_of=record_id)
         self.sends.drop(record_id)  # the retry holds its staged files now
         self.board.note_retry(record, retry.id)
         return retry.snapshot()
+
+    def start_send_by_code(
+        self, paths: list[str], staging_batch: str | None = None, text: str | None = None
+    ) -> TransferSnapshot:
+        """Send the paths (and staged files), or a text, to whoever types the code this
+        allocates on the code server (its card carries the code once it is there)."""
+        node = self.running_node
+        chosen = self._chosen(paths, staging_batch, text)
+        request = SendRequest(None, None, tuple(paths), staging_batch, text, by_code=True)
+        return self._launch_by_code(node, request, chosen).snapshot()
+
+    def receive_by_code(self, typed: str) -> str:
+        """Receive what a code brings (typed as people type it: spaces, capitals), in the
+        background: ``code_receive`` events say how meeting its sender goes, then its
+        offer is asked as any other. Returns the code as it is used."""
+        code = normalize_short_code(typed)
+        if code is None:
+            raise AppError(
+                "that is not a code: a code looks like 7-guitarist-revenge (a number, then "
+                "words), as the sending device shows it"
+            )
+        options = self.nodes.receive_options
+        if self.node is None or options is None:
+            raise BusyError(
+                "the app is not receiving right now (it is starting or restarting); "
+                "try again in a moment"
+            )
+        try:
+            mailbox = self.settings.mailbox_url
+        except RendezvousError as exc:
+            raise AppError(str(exc)) from None
+        self.code_receives.start(
+            code, self.settings.device_name, self.settings.relay, mailbox, options
+        )
+        return code
 
     def _destination(self, to: str | None, device: str | None) -> Destination:
         try:
@@ -346,19 +400,25 @@ class AppService:
         retry_of: str = "",
     ) -> TransferRecord:
         """Start one send session and its card."""
-        options = SendOptions(
-            parallel=self.settings.parallel_files, transport=self.options.transport,
-            text=request.text,
-        )
         session = node.start_send(
-            destination.dial, chosen, options, self.tracker.ask_code, self.tracker.ask_pin
+            destination.dial, chosen, self._send_options(request.text), self.tracker.ask_code,
+            self.tracker.ask_pin,
         )
+        return self._track(
+            session, request, chosen, destination.peer_name, destination.peer_id, retry_of
+        )
+
+    def _track(
+        self, session: RunningSession, request: SendRequest, chosen: list[Path],
+        peer_name: str, peer_id: str, retry_of: str,
+    ) -> TransferRecord:
+        """A send's card, its request (for Retry) and its settling."""
         record = TransferRecord(
             id=session.id,
             direction="send",
             state=SessionState.CONNECTING,
-            peer_name=destination.peer_name,
-            peer_id=destination.peer_id,
+            peer_name=peer_name,
+            peer_id=peer_id,
             folder=str(chosen[0].parent) if request.paths else "",
             names=[text_preview(request.text)] if request.text is not None else (
                 [p.name for p in chosen]
@@ -370,6 +430,22 @@ class AppService:
         self.sends.add(session.id, request)
         self._spawn(self._settle(session), f"app-send {session.id}")
         return record
+
+    def _launch_by_code(
+        self, node: Node, request: SendRequest, chosen: list[Path], retry_of: str = ""
+    ) -> TransferRecord:
+        """Start one send by code and its card (no peer until the code is used)."""
+        try:
+            mailbox = self.settings.mailbox_url
+        except RendezvousError as exc:
+            raise AppError(str(exc)) from None
+        session = node.start_send_by_code(chosen, self._send_options(request.text), mailbox)
+        return self._track(session, request, chosen, "", "", retry_of)
+
+    def _send_options(self, text: str | None) -> SendOptions:
+        return SendOptions(
+            parallel=self.settings.parallel_files, transport=self.options.transport, text=text,
+        )
 
     async def _settle(self, session: RunningSession) -> None:
         """A send that did not fail or get cancelled will not be retried: forget it (and
@@ -395,7 +471,9 @@ class AppService:
         if record.final:
             return record.snapshot()
         node = self.node
-        if node is None or not node.cancel(record_id):
+        if (node is None or not node.cancel(record_id)) and not self.code_receives.cancel(
+            record_id
+        ):
             self.board.finish(record, SessionState.CANCELLED, "cancelled", "local")
         return record.snapshot()
 
@@ -541,6 +619,7 @@ class AppService:
         return SettingsEvent(
             s.device_name, s.download_dir, s.auto_accept_trusted, s.pairing_lifetime_hours,
             s.parallel_files, s.relay, s.localsend, s.localsend_port, s.localsend_pin,
+            s.mailbox,
         )
 
     # --- share -----------------------------------------------------------------

@@ -25,6 +25,7 @@ from p2p_transfer.limits import (
     MAX_PARALLEL_FILES,
 )
 from p2p_transfer.net import RELAY_DEFAULT, RELAY_OFF, NetError, relay_mode
+from p2p_transfer.rendezvous import mailbox_url
 from p2p_transfer.trust.files import write_private_atomically
 
 log = logging.getLogger(__name__)
@@ -49,18 +50,29 @@ class Settings:
     auto_accept_trusted: bool = False
     pairing_lifetime_hours: float = DEFAULT_PAIRING_LIFETIME / _SECONDS_PER_HOUR
     parallel_files: int = DEFAULT_PARALLEL_FILES
-    #: ``off``, ``default`` (iroh's public relays) or a relay URL.
-    relay: str = RELAY_OFF
+    #: ``off``, ``default`` (iroh's public relays) or a relay URL. On by default, as for
+    #: the CLI's send and receive: tickets and codes then work across the internet, and
+    #: the relay is reached in the background (a LAN without internet is not slowed).
+    relay: str = RELAY_DEFAULT
     #: Receive from LocalSend devices (and announce to them), on this TCP port.
     localsend: bool = True
     localsend_port: int = LOCALSEND_PORT
     #: A PIN LocalSend senders must type first ("" for none).
     localsend_pin: str = ""
+    #: The code server for send and receive with a code: a ws:// or wss:// URL, or ""
+    #: for $P2P_TRANSFER_MAILBOX, else magic-wormhole's public one.
+    mailbox: str = ""
 
     @property
     def pairing_lifetime_seconds(self) -> float:
         """The pairing lifetime as the pairing store takes it."""
         return self.pairing_lifetime_hours * _SECONDS_PER_HOUR
+
+    @property
+    def mailbox_url(self) -> str:
+        """The code server actually used (the setting, else the environment's, else the
+        public one)."""
+        return mailbox_url(self.mailbox or None)
 
     @property
     def download_path(self) -> Path:
@@ -170,6 +182,15 @@ def _pin(value: Any) -> str:
     return pin
 
 
+def _mailbox(value: Any) -> str:
+    if not isinstance(value, str):
+        raise SettingsError("mailbox: a ws:// or wss:// URL (empty for the default)")
+    url = value.strip()
+    if url and not url.startswith(("ws://", "wss://")):
+        raise SettingsError("mailbox: a ws:// or wss:// URL (empty for the default)")
+    return url
+
+
 _CHECKS = {
     "device_name": _device_name,
     "download_dir": _download_dir,
@@ -180,6 +201,7 @@ _CHECKS = {
     "localsend": _flag("localsend"),
     "localsend_port": _port,
     "localsend_pin": _pin,
+    "mailbox": _mailbox,
 }
 
 

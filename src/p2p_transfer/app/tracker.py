@@ -27,6 +27,7 @@ from p2p_transfer.events import (
     DoneEvent,
     Event,
     FileFailedEvent,
+    InviteEvent,
     OfferEvent,
     ProgressEvent,
     RouteEvent,
@@ -111,6 +112,8 @@ class SessionTracker:
             )
         elif isinstance(event, RouteEvent):
             self.board.update(record, via=event.via)
+        elif isinstance(event, InviteEvent):
+            self.board.update(record, code=event.code)
         elif isinstance(event, VerifiedEvent):
             self._close_code_prompt(record.id, "verified")
             self.board.update(

@@ -149,6 +149,13 @@ async def _check_download_folder(service: AppService) -> None:
 @click.option("--transport", type=click.Choice(["auto", "quic", "tcp"]), default="auto",
               show_default=True,
               help="Channel for file data: TCP+TLS on a direct LAN path (auto), or only one.")
+@click.option("--relay", metavar="RELAY", default=None,
+              help="Relay for peers off the LAN: default (iroh's public relays), off, or a "
+                   "URL; saved as the app's setting (default: the saved setting, else on).")
+@click.option("--mailbox", metavar="URL", default=None,
+              help="Code server for send and receive with a code (ws:// or wss://); saved "
+                   "as the app's setting (default: $P2P_TRANSFER_MAILBOX, else "
+                   "magic-wormhole's public one).")
 @click.pass_context
 def app_command(
     ctx: click.Context,
@@ -159,6 +166,8 @@ def app_command(
     share_bind: str | None,
     no_discovery: bool,
     transport: DataTransport,
+    relay: str | None,
+    mailbox: str | None,
 ) -> None:
     """Start the desktop app: a local web UI for everything the CLI does."""
     obj: CliContext = ctx.obj
@@ -172,6 +181,10 @@ def app_command(
         discovery=not no_discovery,
         umask=current_umask(),
         transport=transport,
+        forced_settings={
+            key: value for key, value in (("relay", relay), ("mailbox", mailbox))
+            if value is not None
+        },
     )
 
     async def run() -> int:

@@ -161,6 +161,8 @@ const state = {
   // typed ticket/address is one of the targets.
   targets: new Set(),
   ticketChosen: false,
+  // Send with a code: the session its panel shows ("" when the panel is closed).
+  codeSend: "",
 };
 
 // A transfer's state only moves forward. The states are the server's (SessionState), served
@@ -362,6 +364,7 @@ function handleEvent(event) {
     const t = event.transfer;
     state.transfers.set(t.id, t);
     renderTransfers();
+    if (t.id === state.codeSend) renderCodeSend();
     if (isFinal(t.state)) refreshHistory();
     refreshWan();
   } else if (name === "settings") {
@@ -388,6 +391,8 @@ function handleEvent(event) {
     refreshDevices();
   } else if (name === "text") {
     addText(event);
+  } else if (name === "code_receive") {
+    codeReceiveState(event);
   } else if (name.startsWith("share_upload_")) {
     shareActivity(event);
   } else if (name === "state") {
@@ -781,6 +786,106 @@ function updateSendButton() {
   button.disabled = Boolean(reason);
   const what = text.trim() && !hasItems ? "Send text" : "Send";
   button.textContent = count > 1 ? `${what} to ${count} devices` : what;
+  // A code needs something to send, and no device: it is the other device's way in.
+  $("send-code-button").disabled = Boolean(problem) || staged.uploading > 0
+    || !(hasItems || text.trim()) || Boolean(state.codeSend && !codeSendOver());
+}
+
+// What "Send with a code" sends: the same choice as Send, without a device.
+function chosenWhat() {
+  const text = $("send-text").value;
+  const body = text.trim() ? { text } : { paths: [...selection.keys()] };
+  if (!body.text && staged.batch && staged.items.size) body.staging = staged.batch;
+  return body;
+}
+
+function clearChoice() {
+  $("send-text").value = "";
+  selection.clear();
+  staged.batch = null;
+  staged.items.clear();
+  renderSelection();
+  if (sendBrowser.listing) sendBrowser.render(sendBrowser.listing); // no tick stays behind
+}
+
+async function sendByCode() {
+  const button = $("send-code-button");
+  button.disabled = true;
+  setStatus($("send-status"), "Asking for a code…");
+  try {
+    const { transfer } = await api("POST", "/api/send-by-code", chosenWhat());
+    state.transfers.set(transfer.id, transfer);
+    state.codeSend = transfer.id;
+    clearChoice();
+    setStatus($("send-status"), "");
+    renderCodeSend();
+    $("code-send-title").focus();
+  } catch (error) {
+    setStatus($("send-status"), error.message, "bad");
+  }
+  updateSendButton();
+}
+
+const codeSendOver = () => {
+  const t = state.transfers.get(state.codeSend);
+  return !t || isFinal(t.state);
+};
+
+// The code large, a Copy button and its QR code, then the card of its transfer, which
+// moves on as any other (its Cancel cancels the code while nobody used it).
+function renderCodeSend() {
+  const panel = $("code-send-card");
+  const t = state.transfers.get(state.codeSend);
+  panel.hidden = !t;
+  if (!t) return;
+  const code = t.code || "";
+  const input = $("send-code");
+  if (input.value !== code) input.value = code;
+  const qr = $("send-code-qr");
+  const src = code ? `/api/transfers/${encodeURIComponent(t.id)}/qr.svg?code=${encodeURIComponent(code)}` : "";
+  if (qr.getAttribute("src") !== src && src) qr.src = src;
+  qr.hidden = !code || isFinal(t.state);
+  $("send-code-command").textContent = `p2p-transfer receive ${code || "…"}`;
+  $("code-send-hint").textContent = !code ? (isFinal(t.state) ? "No code was made." : "Asking the code server for a code…")
+    : isFinal(t.state) ? "This code is used up." : t.peer_name ? `${t.peer_name} used the code.`
+    : "Waiting for the other device to type this code:";
+  $("code-send-close").hidden = !isFinal(t.state);
+  replaceChildren($("code-send-transfer"), [transferCard(t)]);
+  updateSendButton();
+}
+
+function closeCodeSend() {
+  state.codeSend = "";
+  renderCodeSend();
+  updateSendButton();
+  $("send-title").focus();
+}
+
+// Receive with a code: how meeting its sender goes; its offer is then the usual dialog.
+async function receiveByCode(e) {
+  e.preventDefault();
+  const input = $("receive-code-input");
+  const status = $("receive-code-status");
+  if (!input.value.trim()) {
+    setStatus(status, "Type or paste the code the sending device shows.", "bad");
+    input.focus();
+    return;
+  }
+  setStatus(status, "Starting…");
+  try {
+    const { code } = await api("POST", "/api/receive-by-code", { code: input.value });
+    input.value = "";
+    setStatus(status, `Looking for the sender of ${code}…`);
+  } catch (error) {
+    setStatus(status, error.message, "bad");
+  }
+}
+
+function codeReceiveState(event) {
+  const status = $("receive-code-status");
+  if (event.step === "looking") setStatus(status, `Looking for the sender of ${event.code}…`);
+  else if (event.step === "met") setStatus(status, `Found the sender of ${event.code}: its offer follows.`, "ok");
+  else setStatus(status, event.message, "bad");
 }
 
 async function send() {
@@ -794,12 +899,7 @@ async function send() {
   setStatus($("send-status"), "Starting…");
   try {
     await api("POST", "/api/send", body);
-    $("send-text").value = "";
-    selection.clear();
-    staged.batch = null;
-    staged.items.clear();
-    renderSelection();
-    if (sendBrowser.listing) sendBrowser.render(sendBrowser.listing); // no tick stays behind
+    clearChoice();
     setStatus($("send-status"), "");
     location.hash = "#transfers";
   } catch (error) {
@@ -946,7 +1046,8 @@ function verifiedPill(t) {
 const hasFolder = (folder, files) => Boolean(folder) && files > 0;
 
 function transferCard(t) {
-  const title = t.direction === "send" ? `To ${t.peer_name || "…"}` : `From ${t.peer_name || "…"}`;
+  const title = t.direction === "send" ? `To ${t.peer_name || (t.code ? `whoever types ${t.code}` : "…")}`
+    : `From ${t.peer_name || "…"}`;
   const what = t.text ? `Text: ${t.names[0] || ""}`
     : t.names.length ? t.names.slice(0, 3).join(", ") + (t.names.length > 3 ? "…" : "") : "";
   // What is known of the size: nothing before the offer (a send that failed to connect
@@ -1028,8 +1129,17 @@ async function cancelTransfer(id) {
 async function retryTransfer(t, button) {
   button.disabled = true;
   try {
-    await api("POST", `/api/transfers/${encodeURIComponent(t.id)}/retry`);
-    toast(`Sending to ${t.peer_name || "the device"} again`);
+    const { transfer } = await api("POST", `/api/transfers/${encodeURIComponent(t.id)}/retry`);
+    if (t.code) {
+      // A code is good for one try: the retry has a new one, shown where the old one was.
+      state.transfers.set(transfer.id, transfer);
+      state.codeSend = transfer.id;
+      location.hash = "#send";
+      renderCodeSend();
+      toast("Sending again, with a new code");
+    } else {
+      toast(`Sending to ${t.peer_name || "the device"} again`);
+    }
   } catch (error) {
     toast(error.message);
     button.disabled = false;
@@ -1568,6 +1678,7 @@ function fillSettings(force) {
   $("set-localsend").checked = s.localsend;
   $("set-localsend-port").value = String(s.localsend_port);
   $("set-localsend-pin").value = s.localsend_pin;
+  $("set-mailbox").value = s.mailbox || "";
   settingsDirty = false;
 }
 
@@ -1583,6 +1694,7 @@ async function saveSettings(e) {
     localsend: $("set-localsend").checked,
     localsend_port: Number($("set-localsend-port").value),
     localsend_pin: $("set-localsend-pin").value.trim(),
+    mailbox: $("set-mailbox").value.trim(),
   };
   const changes = {};
   for (const [key, value] of Object.entries(wanted)) if (value !== s[key]) changes[key] = value;
@@ -1620,6 +1732,9 @@ function wire() {
     updateSendButton();
   });
   $("send-button").addEventListener("click", send);
+  $("send-code-button").addEventListener("click", sendByCode);
+  $("code-send-close").addEventListener("click", closeCodeSend);
+  $("receive-code-form").addEventListener("submit", receiveByCode);
   $("send-text").addEventListener("input", updateSendButton);
   $("open-downloads").addEventListener("click", openDownloads);
   $("settings-open-downloads").addEventListener("click", openDownloads);
