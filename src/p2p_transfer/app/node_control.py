@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from p2p_transfer.app.errors import BusyError
 from p2p_transfer.app.events import NodeStateEvent
 from p2p_transfer.app.settings import Settings
 from p2p_transfer.discovery import Device, DeviceBrowser, DiscoveryError
@@ -74,6 +75,13 @@ class NodeControl:
         self._unsubscribe: Callable[[], None] | None = None
         self._serve_task: asyncio.Task[Any] | None = None
         self._relay_task: asyncio.Task[Any] | None = None
+
+    @property
+    def running(self) -> Node:
+        """The node, or BusyError while it (re)starts: what every action on it needs."""
+        if self.node is None:
+            raise BusyError(f"the node is not running ({self.message or self.state})")
+        return self.node
 
     def _set_state(self, state: NodeState, device_name: str, message: str = "") -> None:
         self.state, self.message = state, message

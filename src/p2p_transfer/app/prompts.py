@@ -15,10 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from p2p_transfer.app.errors import AppError, GoneError
 from p2p_transfer.app.events import PromptClosedEvent
 from p2p_transfer.errors import LocalFault
 from p2p_transfer.events import Event
-from p2p_transfer.limits import APP_PROMPT_ID_BYTES
+from p2p_transfer.limits import (
+    APP_DECLINE_REASON_CHARS,
+    APP_PROMPT_ID_BYTES,
+    LOCALSEND_MAX_PIN_CHARS,
+)
+from p2p_transfer.trust import normalize_code
+from p2p_transfer.trust.verification import CODE_FORM
 
 PromptKind = Literal["offer", "code", "code_shown", "upload", "pin"]
 
@@ -161,3 +168,48 @@ class PromptBook:
                 raise PromptGone("the question was closed without an answer") from None
             self.close(prompt.id, "withdrawn")  # the one waiting for it went away
             raise
+
+
+def answer_prompt(book: PromptBook, prompt_id: str, body: dict[str, Any]) -> None:
+    """Answer a prompt from the API: ``accept`` (offer, upload), ``pin``, ``code``, or
+    ``dismiss`` (code_shown); a wrong answer is AppError, a closed prompt GoneError."""
+    try:
+        prompt = book.get(prompt_id)
+    except PromptGone as exc:
+        raise GoneError(str(exc)) from None
+    try:
+        _apply(book, prompt, body)
+    except PromptGone as exc:
+        raise GoneError(str(exc)) from None
+    except PromptError as exc:
+        raise AppError(str(exc)) from None
+
+
+def _apply(book: PromptBook, prompt: Prompt, body: dict[str, Any]) -> None:
+    if prompt.kind in ("offer", "upload"):
+        accept = body.get("accept")
+        if not isinstance(accept, bool):
+            raise PromptError('answer with {"accept": true} or {"accept": false}')
+        reason = body.get("reason", "")
+        if not isinstance(reason, str):
+            raise PromptError("reason: text")
+        reason = reason[:APP_DECLINE_REASON_CHARS]
+        value: Any = (accept, reason) if prompt.kind == "offer" else accept
+        book.answer(prompt.id, value, "accepted" if accept else "declined")
+    elif prompt.kind == "pin":
+        pin = body.get("pin")
+        if not isinstance(pin, str) or not pin.strip() or len(pin) > LOCALSEND_MAX_PIN_CHARS:
+            raise PromptError(
+                f'answer with {{"pin": "..."}} (1 to {LOCALSEND_MAX_PIN_CHARS} characters)'
+            )
+        book.answer(prompt.id, pin.strip(), "answered")
+    elif prompt.kind == "code":
+        typed = body.get("code")
+        code = normalize_code(typed) if isinstance(typed, str) else None
+        if code is None:
+            raise PromptError(f"the code is {CODE_FORM}")
+        book.hand(prompt.id, code)  # open until the code is checked
+    else:
+        if body.get("dismiss") is not True:
+            raise PromptError('a shown code is only dismissed: {"dismiss": true}')
+        book.close(prompt.id, "dismissed")
