@@ -20,14 +20,14 @@ import secrets
 
 from aiohttp import web
 
-from p2p_transfer.app.guard import KEY_PARAM, SECURITY_HEADERS, AccessGuard
+from p2p_transfer.app.guard import KEY_PARAM, AccessGuard
 from p2p_transfer.app.routes import Opener, open_folder, route_groups
 from p2p_transfer.app.service import AppService
 from p2p_transfer.app.sockets import EventSockets
 from p2p_transfer.limits import APP_DEFAULT_PORT, APP_KEY_BITS, APP_MAX_JSON_BODY, CLOSE_GRACE
 from p2p_transfer.webpage import StaticPage
 
-__all__ = ["KEY_PARAM", "SECURITY_HEADERS", "UI_HOST", "AppServer", "open_folder"]
+__all__ = ["UI_HOST", "AppServer", "open_folder"]
 
 #: The UI is reachable on this address only.
 UI_HOST = "127.0.0.1"
