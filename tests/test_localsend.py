@@ -281,6 +281,25 @@ def test_names_that_would_meet_get_numbers() -> None:
     assert paths == ["a.txt", "A (1).txt", "dir/x", "dir/x (1)", "inner"]
 
 
+def test_names_one_disk_would_store_as_one_file_or_its_part_get_numbers() -> None:
+    """``x`` is received as ``x.part``, and FAT stores ``a?b`` as ``a_b``: such names
+    never share a file (nor a part) either."""
+    names = ["x", "x.part", "X.PART", "a?b", "a_b", "dir/y.part", "dir/y"]
+    offer = read_offer(_request({
+        str(n): FileInfo(id=str(n), file_name=name, size=1) for n, name in enumerate(names)
+    }))
+    paths = [f.path for f in offer.files.values()]
+    assert paths == ["x", "x (1).part", "X (2).PART", "a?b", "a_b (1)", "dir/y.part", "dir/y (1)"]
+
+
+def test_more_files_of_one_name_than_numbers_for_them_is_a_protocol_error() -> None:
+    many = {str(n): FileInfo(id=str(n), file_name="a.txt", size=1) for n in range(1001)}
+    with pytest.raises(ProtocolError, match=r"too many files named 'a\.txt'"):
+        read_offer(_request(many))
+    many.popitem()  # a.txt and a (1).txt … a (999).txt: all of them fit
+    assert len(read_offer(_request(many)).files) == 1000
+
+
 def test_a_text_message_is_recognized() -> None:
     offer = read_offer(_request({"t": FileInfo(id="t", file_name="t.txt", size=2,
                                                 file_type="text/plain", preview="hi")}))

@@ -319,26 +319,28 @@ class TargetFolder:
         offset = resume.offset if resumed and resume is not None else 0
         return PartFile(self._folders, folder, name, part_name, fd, hasher, offset)
 
-    def new_part(self, name: str) -> PartFile:
-        """A part of its own for a file that arrives whole (a browser upload), under the
-        first ``name (N)`` whose part and finished name are both free; never resumes,
-        so uploads of one name at once get distinct names."""
+    def new_part(self, relative: str) -> PartFile:
+        """A part of its own for a file that arrives whole (a browser upload, a LocalSend
+        file), under the first ``name (N)`` whose part and finished name are both free;
+        never resumes and never replaces a part, so files of one name at once get
+        distinct names. ``relative``: a sanitized path (its folders are made)."""
+        folder_path, _, name = relative.rpartition("/")
         if not name or name != sanitize_component(name) or "\\" in name:
             raise ValueError(f"not a safe file name: {name!r}")
-        folder = self._folders.hold("", create=False)
-        try:
+
+        def claim_in(folder: Folder) -> tuple[int, str, int] | None:
             for number in range(MAX_NAME_ALTERNATIVES + 1):
                 candidate = name if number == 0 else numbered_name(name, number)
                 if (claimed := self._claim_name(folder, candidate)) is not None:
-                    fd, part_name = claimed
-                    return PartFile(
-                        self._folders, folder, name, part_name, fd, blake3.blake3(), 0, number
-                    )
-        except BaseException:
+                    return (*claimed, number)
+            return None
+
+        claimed, folder = self._holding(folder_path, claim_in)
+        if claimed is None:
             self._folders.release(folder)
-            raise
-        self._folders.release(folder)
-        raise NameTakenError(f"{name!r}: too many files with that name")
+            raise NameTakenError(f"{name!r}: too many files with that name")
+        fd, part_name, number = claimed
+        return PartFile(self._folders, folder, name, part_name, fd, blake3.blake3(), 0, number)
 
     def _claim_name(self, folder: Folder, candidate: str) -> tuple[int, str] | None:
         """Create ``candidate``'s part with O_EXCL if neither it nor ``candidate`` exists."""

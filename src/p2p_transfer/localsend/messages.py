@@ -13,13 +13,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from p2p_transfer.limits import (
-    LOCALSEND_MAX_FILES,
-    LOCALSEND_PORT,
-    MAX_DEVICE_NAME_CHARS,
-    MAX_OFFER_BYTES,
-)
+from p2p_transfer.limits import LOCALSEND_MAX_FILES, LOCALSEND_PORT, MAX_OFFER_BYTES
 from p2p_transfer.protocol.errors import ProtocolError
+from p2p_transfer.protocol.names import clean_device_name
 
 #: The protocol version we speak (``major.minor``), as announced.
 PROTOCOL_VERSION = "2.1"
@@ -73,8 +69,14 @@ class DeviceInfo(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=Tru
 
     @property
     def name(self) -> str:
-        """The alias as we show it: bounded, never empty."""
-        return self.alias.strip()[:MAX_DEVICE_NAME_CHARS] or "LocalSend device"
+        """The alias as we show it: cleaned like every device name (no control or format
+        characters: U+202E would turn what follows around), bounded, never empty."""
+        return clean_device_name(self.alias) or "LocalSend device"
+
+    @property
+    def model(self) -> str:
+        """The device model as we show it, cleaned like the alias ('' when not given)."""
+        return clean_device_name(self.device_model or "")
 
     @property
     def kind(self) -> str:

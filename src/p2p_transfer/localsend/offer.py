@@ -3,7 +3,10 @@
 A LocalSend ``fileName`` may carry folders (``album/img.jpg``, as the official
 app sends a folder); it passes through our path sanitizer like every received
 name, so ``../x`` or ``/etc/x`` land inside the target folder. Two entries that
-would meet on one name (also differing only in case) get ``name (N)``.
+would meet on one name get ``name (N)``: also when they differ only in case, only in
+characters FAT refuses (``a?b``, ``a_b``), or one is the other's ``.part`` (``x`` is
+received as ``x.part``). The numbering is linear in the entries: an offer of 20,000
+files of one name is planned (or refused, past MAX_NAME_ALTERNATIVES) in one pass.
 """
 
 from __future__ import annotations
@@ -12,9 +15,16 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from p2p_transfer.limits import MAX_NAME_ALTERNATIVES
 from p2p_transfer.localsend.messages import FileInfo, PrepareUpload, text_message
 from p2p_transfer.protocol.errors import ProtocolError
-from p2p_transfer.protocol.paths import numbered_name, sanitize_component, sanitize_path
+from p2p_transfer.protocol.paths import (
+    PART_SUFFIX,
+    numbered_name,
+    portable_name,
+    sanitize_component,
+    sanitize_path,
+)
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 #: Example names shown with an offer.
@@ -55,7 +65,9 @@ class LocalSendOffer:
 
 
 def read_offer(request: PrepareUpload) -> LocalSendOffer:
-    """Plan an offer's files (raises ProtocolError for a bad ``sha256``)."""
+    """Plan an offer's files (raises ProtocolError for a bad ``sha256``, or for more
+    files of one name than MAX_NAME_ALTERNATIVES). Its time grows with the offer: run it
+    in a worker thread."""
     text = text_message(request.files)
     if text is not None:
         return LocalSendOffer({}, len(text.encode()), text)
@@ -101,30 +113,51 @@ def _timestamp(value: str | None) -> float | None:
 
 
 class _TakenNames:
-    """Paths given out so far (compared without case), files and the folders they need."""
+    """Paths given out so far, files and the folders they need, by ``_key``."""
 
     def __init__(self) -> None:
         self._files: set[str] = set()
         self._folders: set[str] = set()
+        #: The number to try first for a wanted path: those below it are taken.
+        self._next: dict[str, int] = {}
 
     def claim(self, path: str) -> str:
         folder, _, name = path.rpartition("/")
-        if self._blocked_folder(folder):
-            folder = ""  # a folder of this path is already a file: keep the file at the top
-        for number in range(0, len(self._files) + 2):
-            candidate_name = name if number == 0 else numbered_name(name, number)
-            candidate = f"{folder}/{candidate_name}" if folder else candidate_name
-            key = candidate.casefold()
-            if key not in self._files and key not in self._folders:
-                self._files.add(key)
-                parts = candidate.split("/")[:-1]
-                for depth in range(1, len(parts) + 1):
-                    self._folders.add("/".join(parts[:depth]).casefold())
-                return candidate
-        raise AssertionError("unreachable: one more number than files is always free")
+        folder_key = _key(folder)
+        if folder and folder_key not in self._folders and self._blocked(folder_key):
+            folder = folder_key = ""  # a folder of this path is a file: keep it at the top
+        prefix, key_prefix = (f"{folder}/", f"{folder_key}/") if folder else ("", "")
+        wanted = key_prefix + _key(name)
+        number = self._next.get(wanted, 0)
+        while True:
+            if number > MAX_NAME_ALTERNATIVES:
+                raise ProtocolError(f"too many files named {path!r} in one offer")
+            candidate = name if number == 0 else numbered_name(name, number)
+            key = key_prefix + _key(candidate)
+            if self._free(key):
+                break
+            number += 1
+        self._next[wanted] = number + 1
+        self._files.add(key)
+        if folder_key and folder_key not in self._folders:
+            parts = folder_key.split("/")
+            self._folders.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+        return prefix + candidate
 
-    def _blocked_folder(self, folder: str) -> bool:
-        parts = folder.split("/") if folder else []
-        return any(
-            "/".join(parts[:depth]).casefold() in self._files for depth in range(1, len(parts) + 1)
-        )
+    def _free(self, key: str) -> bool:
+        """Whether a file may have ``key``: no file or folder has it, and it is neither
+        another file's part nor the file of which it would be the part."""
+        if key in self._files or key in self._folders or key + PART_SUFFIX in self._files:
+            return False
+        return not (key.endswith(PART_SUFFIX) and key[: -len(PART_SUFFIX)] in self._files)
+
+    def _blocked(self, folder_key: str) -> bool:
+        """Whether the folder, or one above it, is a file (a folder never becomes one)."""
+        parts = folder_key.split("/")
+        return any("/".join(parts[:depth]) in self._files for depth in range(1, len(parts) + 1))
+
+
+def _key(path: str) -> str:
+    """What two paths share when one file system may store them under one name: case
+    aside (macOS, Windows, FAT) and FAT's refused characters aside."""
+    return portable_name(path).casefold()

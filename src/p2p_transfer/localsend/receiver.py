@@ -235,7 +235,7 @@ class IncomingSession:
         incoming = IncomingOffer(
             session=self._session, peer_id=self.sender.fingerprint, peer_name=self.sender.name,
             files=len(offer.files), folders=offer.folders, total_bytes=offer.total_bytes,
-            sample=offer.sample, via="localsend", device_model=self.sender.device_model or "",
+            sample=offer.sample, via="localsend", device_model=self.sender.model,
             text=offer.text is not None,
             preview=text_preview(offer.text) if offer.text is not None else "",
         )
@@ -466,8 +466,11 @@ async def _discard(target: TargetFolder, part: PartFile) -> None:
 
 
 async def _open_part(target: TargetFolder, path: str) -> PartFile:
-    """A new part; cancelled meanwhile, the part the worker made anyway is removed."""
-    job = asyncio.ensure_future(_on_disk(target.open_part, path, None))
+    """A new part of its own (LocalSend never resumes): the writer claims a name whose
+    part and file are both free, so no part in the folder, nor a file of this offer
+    named like one (``x.part``), is ever taken over. Cancelled meanwhile, the part the
+    worker made anyway is removed."""
+    job = asyncio.ensure_future(_on_disk(target.new_part, path))
     try:
         return await asyncio.shield(job)
     except asyncio.CancelledError:
