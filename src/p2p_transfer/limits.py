@@ -165,6 +165,12 @@ MAX_OFFER_BYTES = 1 << 50
 MANIFEST_ENTRIES_HELD = 3 * MAX_MANIFEST_ENTRIES
 #: The same, for the offers of one peer together.
 MANIFEST_ENTRIES_HELD_PER_PEER = MAX_MANIFEST_ENTRIES
+#: An offer of at most this many entries (a few files, a text) always fits: it draws on
+#: a reserve of its own, so a few peers holding the budget above cannot starve it...
+MANIFEST_SMALL_OFFER_ENTRIES = 1_000
+#: ...of this many entries (~10 MB): more than every connection's offer at once
+#: (MAX_CONNECTIONS, and LocalSend's one session) could hold.
+MANIFEST_SMALL_OFFERS_RESERVE = 100_000
 #: An offer of at least this many entries hands the memory it freed back to the system
 #: when it ends (a garbage collection and ``malloc_trim``: tens of ms).
 LARGE_MANIFEST_ENTRIES = 10_000
