@@ -625,6 +625,8 @@ class Node:
         Raises OSError when the port is taken."""
         from p2p_transfer.localsend import LocalSendService  # aiohttp, only when used
 
+        if self._receiving is not None:  # one manifest budget for the offers of both doors
+            setup.manifests = self._receiving.manifests
         self.localsend = await LocalSendService.start(
             self.config.config_dir, self.config.device_name, self.events, setup,
             self._launch_receive, host=bind_host(self.config.bind_addr or "0.0.0.0"), port=port,

@@ -26,6 +26,7 @@ from p2p_transfer.events import (
     EventBus,
     FileDoneEvent,
     FileFailedEvent,
+    LogEvent,
     OfferEvent,
     SessionState,
     TextEvent,
@@ -35,15 +36,17 @@ from p2p_transfer.limits import (
     CLOSE_GRACE,
     LOCALSEND_DATA_TIMEOUT,
     LOCALSEND_MAX_TEXT_CHARS,
+    LOCALSEND_MAX_WRONG_PINS_IN_ALL,
     LOCALSEND_SESSION_IDLE_TIMEOUT,
+    LOCALSEND_WRONG_PINS_WINDOW,
     MAX_PENDING_OFFERS,
     PART_RELEASE_WAIT,
 )
-from p2p_transfer.localsend.messages import DeviceInfo, PrepareUpload, PrepareUploadReply
-from p2p_transfer.localsend.offer import IncomingFile, LocalSendOffer, read_offer
+from p2p_transfer.localsend.messages import DeviceInfo, PrepareUploadReply
+from p2p_transfer.localsend.offer import IncomingFile, LocalSendOffer
 from p2p_transfer.localsend.pins import PinCheck, PinGate
 from p2p_transfer.protocol import text_preview
-from p2p_transfer.transfer.admission import CountedSlots
+from p2p_transfer.transfer.admission import CountedSlots, ManifestBudget
 from p2p_transfer.transfer.progress import ProgressTracker
 from p2p_transfer.transfer.receiver import (
     Decider,
@@ -87,6 +90,9 @@ class ReceiverSetup:
     pending_offers: CountedSlots = field(
         default_factory=lambda: CountedSlots(MAX_PENDING_OFFERS)
     )
+    #: Manifest entries held by offers; the node shares its own (our protocol's) with
+    #: LocalSend, so the offers of both doors together stay within one budget.
+    manifests: ManifestBudget = field(default_factory=ManifestBudget)
 
 
 class LocalSendReceiver:
@@ -97,32 +103,56 @@ class LocalSendReceiver:
         self.setup = setup
         self._events = events
         self._launch = launch
-        self._pins = PinGate(setup.pin)
+        self._pins = PinGate(setup.pin, on_closed=self._pin_closed)
         self._current: IncomingSession | None = None
 
     @property
     def busy(self) -> bool:
         return self._current is not None
 
-    async def prepare_upload(
-        self, request: PrepareUpload, ip: str, pin: str | None
-    ) -> PrepareUploadReply | None:
-        """Ask the user; the reply with a token per file, or None (204) when there is
-        nothing to upload (no files, or a text message that was shown)."""
+    def _pin_closed(self, addresses: int) -> None:
+        self._events.emit(LogEvent("warning", "localsend", (
+            f"{LOCALSEND_MAX_WRONG_PINS_IN_ALL} wrong LocalSend PINs within "
+            f"{LOCALSEND_WRONG_PINS_WINDOW / 60:g} minutes, from {addresses} address(es): "
+            "someone may be guessing it. LocalSend offers are refused until you start "
+            "receiving again (restart `p2p-transfer receive`, or change the PIN in the app)"
+        )))
+
+    def admit(self, ip: str, pin: str | None) -> None:
+        """Refuse a ``prepare-upload`` that cannot be taken, before its body is read: a
+        wrong or missing PIN, an address (or the PIN itself) locked out, a session open."""
         check = self._pins.check(ip, pin)
         if check is PinCheck.LOCKED:
             raise Refusal(429, "too many wrong PINs; wait a minute")
+        if check is PinCheck.CLOSED:
+            raise Refusal(429, "too many wrong PINs were tried here; the receiving user "
+                               "has to restart receiving before a PIN is taken again")
         if check is PinCheck.WRONG:
             raise Refusal(401, "PIN required" if not pin else "wrong PIN")
-        offer = read_offer(request)
+        self._refuse_if_busy()
+
+    async def prepare_upload(
+        self, sender: DeviceInfo, offer: LocalSendOffer, ip: str
+    ) -> PrepareUploadReply | None:
+        """Ask the user about an offer ``admit`` let in and ``read_offer`` planned; the
+        reply with a token per file, or None (204) when there is nothing to upload (no
+        files, or a text message that was shown)."""
         if not offer.files and offer.text is None:
             return None
-        if self._current is not None:
-            raise Refusal(409, "busy with another session")
-        session = IncomingSession(request.info, ip, offer, self.setup, self._events)
+        self._refuse_if_busy()
+        entries = max(1, len(offer.files))
+        holder = f"localsend {ip}"
+        if refusal := self.setup.manifests.reserve(holder, entries):
+            raise Refusal(503, refusal)
+        session = IncomingSession(sender, ip, offer, self.setup, self._events)
         self._current = session
-        task = self._launch(session.run)
-        task.add_done_callback(lambda _: self._session_ended(session))
+        try:
+            task = self._launch(session.run)
+        except BaseException:
+            self._current = None
+            self.setup.manifests.release(holder, entries)
+            raise
+        task.add_done_callback(lambda _: self._session_ended(session, holder, entries))
         try:
             decision = await asyncio.shield(session.decided)
         except asyncio.CancelledError:
@@ -134,8 +164,13 @@ class LocalSendReceiver:
             return None
         return PrepareUploadReply(session_id=session.wire_id, files=dict(session.tokens))
 
-    def _session_ended(self, session: IncomingSession) -> None:
+    def _refuse_if_busy(self) -> None:
+        if self._current is not None:
+            raise Refusal(409, "busy with another session")
+
+    def _session_ended(self, session: IncomingSession, holder: str, entries: int) -> None:
         session.close()
+        self.setup.manifests.release(holder, entries)
         if self._current is session:
             self._current = None
 

@@ -10,22 +10,24 @@ module only maps HTTP onto it and its refusals onto the spec's status codes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from aiohttp import StreamReader, web
-from aiohttp.typedefs import Handler
 
 from p2p_transfer.limits import (
     CLOSE_GRACE,
+    LOCALSEND_ACCEPT_BACKLOG,
     LOCALSEND_HANDSHAKE_TIMEOUT,
     LOCALSEND_MAX_CONNECTIONS,
     LOCALSEND_MAX_CONNECTIONS_PER_IP,
     LOCALSEND_MAX_JSON_BODY,
     PUMP_BUFFER_SIZE,
 )
+from p2p_transfer.localsend.bodies import BodyBudget
 from p2p_transfer.localsend.identity import Certificate, own_info
 from p2p_transfer.localsend.messages import (
     API_PREFIX,
@@ -34,6 +36,7 @@ from p2p_transfer.localsend.messages import (
     decode_prepare_upload,
     encode,
 )
+from p2p_transfer.localsend.offer import LocalSendOffer, read_offer
 from p2p_transfer.localsend.receiver import LocalSendReceiver, Refusal
 from p2p_transfer.protocol.errors import ProtocolError
 from p2p_transfer.share.limiter import ConnectionLimiter, LimitedSite
@@ -42,6 +45,13 @@ log = logging.getLogger(__name__)
 
 #: Called with a device that registered itself (``POST /register``) and its address.
 RegisterHandler = Callable[[DeviceInfo, str], None]
+#: Why a large body is refused while others are being read (503, Retry-After).
+BODIES_FULL = "the receiver is reading other large requests; try again in a few seconds"
+#: Seconds a 503 asks the client to wait before it tries again.
+RETRY_AFTER = 5
+#: Why a newcomer is refused (503) while every connection is busy.
+DEVICE_FULL = "This device has too many LocalSend connections right now; try again shortly."
+ADDRESS_FULL = "Too many LocalSend connections from your address; try again shortly."
 
 
 def client_ip(request: web.BaseRequest) -> str:
@@ -74,8 +84,10 @@ class LocalSendServer:
         self._sock = sock
         self.on_register = on_register
         self._limiter = ConnectionLimiter(
-            LOCALSEND_MAX_CONNECTIONS, LOCALSEND_MAX_CONNECTIONS_PER_IP
+            LOCALSEND_MAX_CONNECTIONS, LOCALSEND_MAX_CONNECTIONS_PER_IP,
+            full=DEVICE_FULL, ip_full=ADDRESS_FULL,
         )
+        self._bodies = BodyBudget()
         self._runner: web.AppRunner | None = None
         self._site: LimitedSite | None = None
 
@@ -90,9 +102,7 @@ class LocalSendServer:
 
     async def start(self) -> None:
         """Listen; raises OSError when the port is taken."""
-        app = web.Application(
-            client_max_size=LOCALSEND_MAX_JSON_BODY, middlewares=[self._proven_by_asking]
-        )
+        app = web.Application(client_max_size=LOCALSEND_MAX_JSON_BODY)
         prefix = API_PREFIX
         app.router.add_get(f"{prefix}/info", self._info)
         app.router.add_post(f"{prefix}/register", self._register)
@@ -109,7 +119,7 @@ class LocalSendServer:
             runner, host, port, self._limiter, sock=self._sock,
             has_token=lambda target: target.startswith(API_PREFIX + "/"),
             head_timeout=LOCALSEND_HANDSHAKE_TIMEOUT,
-            tls=self.certificate.server_context(),
+            tls=self.certificate.server_context(), backlog=LOCALSEND_ACCEPT_BACKLOG,
         )
         try:
             await site.start()
@@ -127,15 +137,20 @@ class LocalSendServer:
             await self._site.stop()
         await runner.cleanup()
 
-    @web.middleware
-    async def _proven_by_asking(
-        self, request: web.Request, handler: Handler
-    ) -> web.StreamResponse:
-        """A connection that asks LocalSend's API keeps its slot; a silent or stray one
-        makes room for a newcomer that asks (see share/limiter.py)."""
-        if self._site is not None and request.path.startswith(API_PREFIX + "/"):
+    @contextlib.contextmanager
+    def _worth_keeping(self, request: web.Request) -> Iterator[None]:
+        """While ``request`` waits for the user's answer or uploads a file, its
+        connection keeps its slot and no deadline hangs over it; before and after, it is
+        one a newcomer may take the place of, and it has LOCALSEND_HANDSHAKE_TIMEOUT to
+        start such a request (see share/limiter.py). Anyone can ask ``info`` or
+        ``register``: those earn nothing."""
+        if self._site is not None:
             self._site.prove(request)
-        return await handler(request)
+        try:
+            yield
+        finally:
+            if self._site is not None:
+                self._site.unprove(request)
 
     # --- handlers -------------------------------------------------------------------
 
@@ -143,34 +158,60 @@ class LocalSendServer:
         return _json(encode(self.info()))
 
     async def _register(self, request: web.Request) -> web.StreamResponse:
-        body = await _json_body(request)
-        if isinstance(body, web.StreamResponse):
-            return body
-        try:
-            peer = decode_device_info(body)
-        except ProtocolError as exc:
-            return _refused(400, str(exc))
+        if (refusal := _oversized(request)) is not None:
+            return refusal
+        with self._bodies.held_for(client_ip(request), request.content_length) as room:
+            if not room:
+                return _refused(503, BODIES_FULL, unread=True)
+            body = await _json_body(request)
+            if isinstance(body, web.StreamResponse):
+                return body
+            try:
+                peer = decode_device_info(body)
+            except ProtocolError as exc:
+                return _refused(400, str(exc))
         if self.on_register is not None and peer.fingerprint != self.certificate.fingerprint:
             self.on_register(peer, client_ip(request))
         return _json(encode(self.info()))
 
     async def _prepare_upload(self, request: web.Request) -> web.StreamResponse:
         ip = client_ip(request)
-        body = await _json_body(request)
-        if isinstance(body, web.StreamResponse):
-            return body
+        try:  # PIN and busy first: a refused offer's body is never read
+            self.receiver.admit(ip, request.query.get("pin"))
+        except Refusal as exc:
+            return _refused(exc.status, str(exc), unread=True)
+        planned = await self._read_offer(request, ip)
+        if isinstance(planned, web.StreamResponse):
+            return planned
+        sender, offer = planned
         try:
-            offer = decode_prepare_upload(body)
-            reply = await self.receiver.prepare_upload(offer, ip, request.query.get("pin"))
-        except ProtocolError as exc:
-            return _refused(400, str(exc))
+            with self._worth_keeping(request):
+                reply = await self.receiver.prepare_upload(sender, offer, ip)
         except Refusal as exc:
             return _refused(exc.status, str(exc))
         if self.on_register is not None:
-            self.on_register(offer.info, ip)
+            self.on_register(sender, ip)
         if reply is None:
             return web.Response(status=204)
         return _json(encode(reply))
+
+    async def _read_offer(
+        self, request: web.Request, ip: str
+    ) -> tuple[DeviceInfo, LocalSendOffer] | web.StreamResponse:
+        """The offer's body read within the body budget, then decoded and planned in a
+        worker thread (its cost grows with the offer; the event loop keeps serving)."""
+        if (refusal := _oversized(request)) is not None:
+            return refusal
+        with self._bodies.held_for(ip, request.content_length) as room:
+            if not room:
+                return _refused(503, BODIES_FULL, unread=True)
+            body = await _json_body(request)
+            if isinstance(body, web.StreamResponse):
+                return body
+            try:
+                return await asyncio.to_thread(_plan, body)
+            except ProtocolError as exc:
+                return _refused(400, str(exc))
 
     async def _upload(self, request: web.Request) -> web.StreamResponse:
         query = request.query
@@ -179,11 +220,12 @@ class LocalSendServer:
             return _refused(400, "sessionId, fileId and token are required", unread=True)
         length = request.content_length
         content = request.content
-        try:
-            await self.receiver.upload(
-                session_id, file_id, token, client_ip(request), length,
-                lambda size: _body(content, size),
-            )
+        try:  # a wrong token or session is refused before the first await
+            with self._worth_keeping(request):
+                await self.receiver.upload(
+                    session_id, file_id, token, client_ip(request), length,
+                    lambda size: _body(content, size),
+                )
         except Refusal as exc:
             return _refused(exc.status, str(exc), unread=not content.at_eof())
         return web.Response(status=200)
@@ -196,14 +238,28 @@ class LocalSendServer:
         return web.Response(status=200)
 
 
-async def _json_body(request: web.Request) -> bytes | web.StreamResponse:
-    """The request's JSON body, or the refusal when it is (or would be) too large."""
+def _plan(body: bytes) -> tuple[DeviceInfo, LocalSendOffer]:
+    """A ``prepare-upload`` body decoded, and its offer planned (raises ProtocolError)."""
+    request = decode_prepare_upload(body)
+    return request.info, read_offer(request)
+
+
+def _oversized(request: web.Request) -> web.StreamResponse | None:
+    """The refusal of a body announced larger than LOCALSEND_MAX_JSON_BODY, if it is."""
     limit = LOCALSEND_MAX_JSON_BODY
     if request.content_length is not None and request.content_length > limit:
         return _refused(413, f"the body is larger than {limit // 1024} KiB", unread=True)
+    return None
+
+
+async def _json_body(request: web.Request) -> bytes | web.StreamResponse:
+    """The request's JSON body, or the refusal when it turns out too large."""
+    if (refusal := _oversized(request)) is not None:
+        return refusal
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
+        limit = LOCALSEND_MAX_JSON_BODY
         return _refused(413, f"the body is larger than {limit // 1024} KiB", unread=True)
 
 
@@ -232,6 +288,8 @@ def _json(body: bytes) -> web.Response:
 def _refused(status: int, message: str, *, unread: bool = False) -> web.Response:
     """An error answer with a one-line reason; a body left unread ends the connection."""
     response = web.Response(status=status, text=message + "\n")
+    if status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER)
     if unread:
         response.force_close()
     return response
