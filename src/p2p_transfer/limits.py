@@ -327,6 +327,12 @@ LOCALSEND_BODIES_HELD_PER_IP = LOCALSEND_MAX_JSON_BODY
 LOCALSEND_SMALL_BODY = 64 * KiB
 #: Most files one prepare-upload may announce.
 LOCALSEND_MAX_FILES = 20_000
+#: Files of an offer planned (names sanitized and numbered) in one go before the event
+#: loop serves others (~1 ms here): planning the largest offer never holds it longer...
+LOCALSEND_PLAN_STEP = 25
+#: ...and the share of the time planning takes (the rest is left free: the largest
+#: offer, ~0.2 s of work, is planned in ~0.8 s while a transfer goes on at full pace).
+LOCALSEND_PLAN_SHARE = 0.1
 #: Longest text message shown (characters of a ``text/plain`` preview).
 LOCALSEND_MAX_TEXT_CHARS = 100_000
 #: Largest multicast announcement read (one UDP datagram).
@@ -336,9 +342,6 @@ LOCALSEND_MAX_DATAGRAM = 16 * KiB
 #: place of the oldest one not waiting for an answer or uploading.
 LOCALSEND_MAX_CONNECTIONS = 100
 LOCALSEND_MAX_CONNECTIONS_PER_IP = 20
-#: Connections the system queues for the LocalSend server until it accepts them: also
-#: how many one accept takes in at once, before the cap above sees them.
-LOCALSEND_ACCEPT_BACKLOG = 16
 #: Seconds a connection has, from its TCP accept (and again after each answer or
 #: upload), for its TLS handshake and a request that waits for an answer or uploads,
 #: its body included; else it is dropped. Also how long an idle keep-alive is kept.

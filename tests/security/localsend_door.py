@@ -143,6 +143,21 @@ def process_status(pid: int, key: str) -> int:
     raise AssertionError(f"no {key} for process {pid}")
 
 
+def unread_by_server(port: int, client_port: int) -> int | None:
+    """Bytes the server on ``port`` has not read yet from the connection of
+    ``client_port`` (its socket's receive queue); None when there is no such one."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                local, remote, queues = fields[1], fields[2], fields[4]
+                if (int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)) == (
+                    port, client_port
+                ):
+                    return int(queues.split(":")[1], 16)
+    return None
+
+
 def open_descriptors(pid: int) -> int:
     """How many file descriptors process ``pid`` holds."""
     return len(list(Path(f"/proc/{pid}/fd").iterdir()))
@@ -189,15 +204,16 @@ def request_head(method: str, route: str, length: int | None = None, **query: st
 
 
 def post_blocking(port: int, route: str, body: bytes, source: str = "127.0.0.1",
-                  sent: Callable[[], None] | None = None, timeout: float = 120.0) -> int:
+                  sent: Callable[[int], None] | None = None, timeout: float = 120.0) -> int:
     """POST ``body`` with a blocking socket (for a thread: this loop stays free); calls
-    ``sent`` once the whole body is on its way; returns the status code (0: no answer)."""
+    ``sent(client_port)`` once the whole body is on its way; returns the status code
+    (0: no answer)."""
     raw = socket.create_connection(("127.0.0.1", port), timeout=timeout,
                                    source_address=(source, 0))
     with client_tls().wrap_socket(raw, server_hostname="x") as tls:
         tls.sendall(request_head("POST", route, len(body)) + body)
         if sent is not None:
-            sent()
+            sent(int(tls.getsockname()[1]))
         reply = b""
         with contextlib.suppress(OSError):
             while b"\r\n" not in reply and (chunk := tls.recv(4096)):

@@ -484,8 +484,7 @@ class LimitedSite(web.BaseSite):
         """``tls``: serve HTTPS; a connection meets the table at its TCP accept, before
         its handshake (which has ``head_timeout``). ``sock``: a socket already
         listening, served instead of ``host`` and ``port``. ``backlog``: connections the
-        system queues until they are accepted (also how many one accept burst takes
-        before the table sees them)."""
+        system queues until they are accepted."""
         super().__init__(runner, backlog=backlog)
         self._backlog = backlog
         self._host = host
@@ -538,6 +537,14 @@ class LimitedSite(web.BaseSite):
             {"sock": self._sock} if self._sock is not None
             else {"host": self._host, "port": self._port}
         )
-        self._server = await loop.create_server(factory, **where, backlog=self._backlog)
+        # A TLS site takes one connection from the system's queue per loop tick (asyncio
+        # takes up to its backlog), so the table sees each before the next comes in: a
+        # flood never holds many more descriptors than the cap. The queue stays as long.
+        burst = 1 if tls is not None else self._backlog
+        self._server = await loop.create_server(factory, **where, backlog=burst)
+        if burst != self._backlog:
+            for listening in self._server.sockets:
+                with socket.fromfd(listening.fileno(), listening.family, listening.type) as it:
+                    it.listen(self._backlog)
         sockname = self._server.sockets[0].getsockname()
         self._bound = (str(sockname[0]), int(sockname[1]))
