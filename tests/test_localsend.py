@@ -28,6 +28,8 @@ from p2p_transfer.limits import (
     LOCALSEND_MAX_CONNECTIONS_PER_IP,
     LOCALSEND_MAX_JSON_BODY,
     LOCALSEND_MAX_WRONG_PINS,
+    LOCALSEND_MAX_WRONG_PINS_IN_ALL,
+    LOCALSEND_WRONG_PINS_WINDOW,
     MiB,
 )
 from p2p_transfer.localsend.discovery import LocalSendDevice, others
@@ -326,6 +328,29 @@ def test_pin_gate_counts_wrong_pins_per_address_and_forgets_them() -> None:
     assert gate.check("10.0.0.2", "1234") is PinCheck.OK  # another address is not affected
     now[0] = 61.0
     assert gate.check("10.0.0.1", "1234") is PinCheck.OK
+
+
+def test_pin_gate_closes_after_the_wrong_pins_of_all_addresses_until_made_again() -> None:
+    now = [0.0]
+    closed: list[int] = []
+    gate = PinGate("1234", clock=lambda: now[0], on_closed=closed.append)
+    for n in range(LOCALSEND_MAX_WRONG_PINS_IN_ALL):
+        assert gate.check(f"10.0.1.{n}", "9") is PinCheck.WRONG  # one try per address
+    assert closed == [LOCALSEND_MAX_WRONG_PINS_IN_ALL]
+    assert gate.check("10.0.0.1", "1234") is PinCheck.CLOSED  # the right PIN, elsewhere
+    now[0] = 24 * 3600.0
+    assert gate.check("10.0.0.1", "1234") is PinCheck.CLOSED  # until the user acts
+    assert PinGate("1234").check("10.0.0.1", "1234") is PinCheck.OK
+
+
+def test_pin_gate_forgets_wrong_pins_of_all_addresses_after_their_window() -> None:
+    now = [0.0]
+    gate = PinGate("1234", clock=lambda: now[0])
+    for n in range(LOCALSEND_MAX_WRONG_PINS_IN_ALL - 1):
+        assert gate.check(f"10.0.1.{n}", "9") is PinCheck.WRONG
+    now[0] = LOCALSEND_WRONG_PINS_WINDOW
+    assert gate.check("10.0.2.1", "9") is PinCheck.WRONG
+    assert gate.check("10.0.2.2", "1234") is PinCheck.OK
 
 
 # --- cancels, limits and certificates -------------------------------------------------
