@@ -1,10 +1,13 @@
 """The LocalSend HTTPS server (v2.1 routes) on aiohttp, with the share server's guards.
 
-Connections are counted per address and in total, silent ones dropped first
-when full (``share.limiter``); JSON bodies are capped (LOCALSEND_MAX_JSON_BODY)
-and refused unread when announced larger; an upload's body must be exactly the
-size its file announced. The receiving logic is ``LocalSendReceiver``; this
-module only maps HTTP onto it and its refusals onto the spec's status codes.
+Connections are counted per address and in total from their TCP accept, and keep
+their place only while waiting for an answer or uploading (``share.limiter``);
+a ``prepare-upload`` is refused before its body is read when its PIN is wrong or a
+session is open; JSON bodies are capped (LOCALSEND_MAX_JSON_BODY, refused unread
+when announced larger) and read within a budget (``bodies``); an offer is planned
+a few files at a time, leaving the event loop to the rest; an upload's body must be
+exactly the size its file announced. The receiving logic is ``LocalSendReceiver``;
+this module only maps HTTP onto it and its refusals onto the spec's status codes.
 """
 
 from __future__ import annotations

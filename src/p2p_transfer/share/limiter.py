@@ -462,10 +462,7 @@ class _TlsCountedProtocol(_CountedProtocol):
 class LimitedSite(web.BaseSite):
     """A TCP site whose every connection passes through a ``ConnectionTable``."""
 
-    __slots__ = (
-        "_backlog", "_bound", "_has_token", "_host", "_port", "_sock", "_table", "_tls",
-        "_trusted",
-    )
+    __slots__ = ("_bound", "_has_token", "_host", "_port", "_sock", "_table", "_tls", "_trusted")
 
     def __init__(
         self,
@@ -486,7 +483,6 @@ class LimitedSite(web.BaseSite):
         listening, served instead of ``host`` and ``port``. ``backlog``: connections the
         system queues until they are accepted."""
         super().__init__(runner, backlog=backlog)
-        self._backlog = backlog
         self._host = host
         self._port = port
         self._sock = sock
