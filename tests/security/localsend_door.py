@@ -179,19 +179,6 @@ async def open_tls(
     )
 
 
-async def closed_by_server(reader: asyncio.StreamReader, timeout: float) -> bool:
-    """True when the server ends the connection within ``timeout`` s (EOF or reset)."""
-    try:
-        async with asyncio.timeout(timeout):
-            while await reader.read(65536):
-                pass
-    except TimeoutError:
-        return False
-    except (OSError, ssl.SSLError):
-        return True
-    return True
-
-
 def request_head(method: str, route: str, length: int | None = None, **query: str) -> bytes:
     """An HTTP/1.1 request head for a LocalSend route."""
     target = f"{API}/{route}"
@@ -201,22 +188,3 @@ def request_head(method: str, route: str, length: int | None = None, **query: st
     if length is not None:
         lines += ["Content-Type: application/json", f"Content-Length: {length}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def post_blocking(port: int, route: str, body: bytes, source: str = "127.0.0.1",
-                  sent: Callable[[int], None] | None = None, timeout: float = 120.0) -> int:
-    """POST ``body`` with a blocking socket (for a thread: this loop stays free); calls
-    ``sent(client_port)`` once the whole body is on its way; returns the status code
-    (0: no answer)."""
-    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout,
-                                   source_address=(source, 0))
-    with client_tls().wrap_socket(raw, server_hostname="x") as tls:
-        tls.sendall(request_head("POST", route, len(body)) + body)
-        if sent is not None:
-            sent(int(tls.getsockname()[1]))
-        reply = b""
-        with contextlib.suppress(OSError):
-            while b"\r\n" not in reply and (chunk := tls.recv(4096)):
-                reply += chunk
-    parts = reply.split(b" ", 2)
-    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
