@@ -12,9 +12,10 @@ from p2p_transfer.discovery import Device
 from p2p_transfer.doctor import check_relay
 from p2p_transfer.doctor.interfaces import Interface, check_interfaces, default_route_interface
 from p2p_transfer.doctor.multicast import ProbeResult, check_multicast, probe_query
-from p2p_transfer.doctor.reach import Reach, check_devices, check_reach
+from p2p_transfer.doctor.reach import Reach, check_devices, check_reach, reach
 from p2p_transfer.doctor.storage import check_config_dir, check_download_folder
 from p2p_transfer.limits import DOCTOR_RELAY_TIMEOUT
+from p2p_transfer.net import IdentityResponder
 
 ETH0 = Interface("eth0", ("10.0.0.2",), 2)
 
@@ -63,6 +64,37 @@ def test_device_verdicts() -> None:
     assert check_reach(Reach(bob, "10.0.0.3:4000")).status == "ok"
     unreachable = check_reach(Reach(bob, None, ("no answer from 10.0.0.3:4000 within 1 s",)))
     assert unreachable.status == "fail" and "client isolation" in unreachable.advice
+
+
+async def test_a_device_is_tried_at_all_its_addresses_at_once() -> None:
+    """Addresses that accept and never answer do not hold up the one that does, and a
+    device none of whose addresses answers is given up within the timeout, once."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    tarpits = [await asyncio.start_server(silent, f"127.0.0.{n}", 0) for n in (2, 3)]
+    ports = [t.sockets[0].getsockname()[1] for t in tarpits]
+    responder = await IdentityResponder.start("127.0.0.4", ports[0], "endpointticket")
+    try:
+        silent_addresses = tuple(f"127.0.0.{n}:{p}" for n, p in zip((2, 3), ports, strict=True))
+        both = Device("bob", "ab" * 32, (*silent_addresses, f"127.0.0.4:{ports[0]}"), 1, "b.")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert (await reach(both, 5.0)).reached == f"127.0.0.4:{ports[0]}"
+        assert loop.time() - started < 2.0
+        nobody = Device("eve", "cd" * 32, silent_addresses * 8, 1, "e.")
+        started = loop.time()
+        result = await reach(nobody, 0.5)
+        assert result.reached is None and len(result.failures) == 16
+        assert loop.time() - started < 0.5 * 3  # not 16 times the timeout
+    finally:
+        await responder.close()
+        for tarpit in tarpits:
+            tarpit.close()
+        for writer in held:
+            writer.close()
 
 
 def test_an_exfat_download_folder_is_noted(exfat: Path) -> None:

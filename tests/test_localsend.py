@@ -30,6 +30,8 @@ from p2p_transfer.limits import (
     LOCALSEND_MAX_CONNECTIONS_PER_IP,
     LOCALSEND_MAX_JSON_BODY,
     LOCALSEND_MAX_WRONG_PINS,
+    LOCALSEND_MAX_WRONG_PINS_IN_ALL,
+    LOCALSEND_WRONG_PINS_WINDOW,
     MiB,
 )
 from p2p_transfer.localsend.discovery import DeviceTable, LocalSendDevice, others
@@ -284,6 +286,25 @@ def test_names_that_would_meet_get_numbers() -> None:
     assert paths == ["a.txt", "A (1).txt", "dir/x", "dir/x (1)", "inner"]
 
 
+def test_names_one_disk_would_store_as_one_file_or_its_part_get_numbers() -> None:
+    """``x`` is received as ``x.part``, and FAT stores ``a?b`` as ``a_b``: such names
+    never share a file (nor a part) either."""
+    names = ["x", "x.part", "X.PART", "a?b", "a_b", "dir/y.part", "dir/y"]
+    offer = read_offer(_request({
+        str(n): FileInfo(id=str(n), file_name=name, size=1) for n, name in enumerate(names)
+    }))
+    paths = [f.path for f in offer.files.values()]
+    assert paths == ["x", "x (1).part", "X (2).PART", "a?b", "a_b (1)", "dir/y.part", "dir/y (1)"]
+
+
+def test_more_files_of_one_name_than_numbers_for_them_is_a_protocol_error() -> None:
+    many = {str(n): FileInfo(id=str(n), file_name="a.txt", size=1) for n in range(1001)}
+    with pytest.raises(ProtocolError, match=r"too many files named 'a\.txt'"):
+        read_offer(_request(many))
+    many.popitem()  # a.txt and a (1).txt … a (999).txt: all of them fit
+    assert len(read_offer(_request(many)).files) == 1000
+
+
 def test_a_text_message_is_recognized() -> None:
     offer = read_offer(_request({"t": FileInfo(id="t", file_name="t.txt", size=2,
                                                 file_type="text/plain", preview="hi")}))
@@ -310,6 +331,29 @@ def test_pin_gate_counts_wrong_pins_per_address_and_forgets_them() -> None:
     assert gate.check("10.0.0.2", "1234") is PinCheck.OK  # another address is not affected
     now[0] = 61.0
     assert gate.check("10.0.0.1", "1234") is PinCheck.OK
+
+
+def test_pin_gate_closes_after_the_wrong_pins_of_all_addresses_until_made_again() -> None:
+    now = [0.0]
+    closed: list[int] = []
+    gate = PinGate("1234", clock=lambda: now[0], on_closed=closed.append)
+    for n in range(LOCALSEND_MAX_WRONG_PINS_IN_ALL):
+        assert gate.check(f"10.0.1.{n}", "9") is PinCheck.WRONG  # one try per address
+    assert closed == [LOCALSEND_MAX_WRONG_PINS_IN_ALL]
+    assert gate.check("10.0.0.1", "1234") is PinCheck.CLOSED  # the right PIN, elsewhere
+    now[0] = 24 * 3600.0
+    assert gate.check("10.0.0.1", "1234") is PinCheck.CLOSED  # until the user acts
+    assert PinGate("1234").check("10.0.0.1", "1234") is PinCheck.OK
+
+
+def test_pin_gate_forgets_wrong_pins_of_all_addresses_after_their_window() -> None:
+    now = [0.0]
+    gate = PinGate("1234", clock=lambda: now[0])
+    for n in range(LOCALSEND_MAX_WRONG_PINS_IN_ALL - 1):
+        assert gate.check(f"10.0.1.{n}", "9") is PinCheck.WRONG
+    now[0] = LOCALSEND_WRONG_PINS_WINDOW
+    assert gate.check("10.0.2.1", "9") is PinCheck.WRONG
+    assert gate.check("10.0.2.2", "1234") is PinCheck.OK
 
 
 # --- cancels, limits and certificates -------------------------------------------------

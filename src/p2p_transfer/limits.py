@@ -190,6 +190,12 @@ MAX_OFFER_BYTES = 1 << 50
 MANIFEST_ENTRIES_HELD = 3 * MAX_MANIFEST_ENTRIES
 #: The same, for the offers of one peer together.
 MANIFEST_ENTRIES_HELD_PER_PEER = MAX_MANIFEST_ENTRIES
+#: An offer of at most this many entries (a few files, a text) always fits: it draws on
+#: a reserve of its own, so a few peers holding the budget above cannot starve it...
+MANIFEST_SMALL_OFFER_ENTRIES = 1_000
+#: ...of this many entries (~10 MB): more than every connection's offer at once
+#: (MAX_CONNECTIONS, and LocalSend's one session) could hold.
+MANIFEST_SMALL_OFFERS_RESERVE = 100_000
 #: An offer of at least this many entries hands the memory it freed back to the system
 #: when it ends (a garbage collection and ``malloc_trim``: tens of ms).
 LARGE_MANIFEST_ENTRIES = 10_000
@@ -376,18 +382,34 @@ LOCALSEND_PORT = 53317
 #: Largest JSON body read (register, prepare-upload): ~20,000 files' metadata, or a
 #: long text message; a longer one is refused (413) before it is read.
 LOCALSEND_MAX_JSON_BODY = 4 * MiB
+#: Bytes of JSON bodies read (and their offers planned) at once, from all addresses and
+#: from one: one session is taken at a time, so two of the largest are plenty; a body
+#: that does not fit now is refused (503) before it is read...
+LOCALSEND_BODIES_HELD = 2 * LOCALSEND_MAX_JSON_BODY
+LOCALSEND_BODIES_HELD_PER_IP = LOCALSEND_MAX_JSON_BODY
+#: ...except one of at most this many bytes (a register, an offer of a few hundred
+#: files), which the connection cap bounds: LOCALSEND_MAX_CONNECTIONS of them, 6.4 MiB.
+LOCALSEND_SMALL_BODY = 64 * KiB
 #: Most files one prepare-upload may announce.
 LOCALSEND_MAX_FILES = 20_000
+#: Files of an offer planned (decoded, names sanitized and numbered) in one go before
+#: the event loop serves others (~0.25 ms here): planning never holds it longer...
+LOCALSEND_PLAN_STEP = 25
+#: ...and the share of the time planning takes, the rest left free: the largest offer,
+#: ~0.2 s of work, is planned in ~2 s while a transfer goes on at its pace.
+LOCALSEND_PLAN_SHARE = 0.1
 #: Longest text message shown (characters of a ``text/plain`` preview).
 LOCALSEND_MAX_TEXT_CHARS = 100_000
 #: Largest multicast announcement read (one UDP datagram).
 LOCALSEND_MAX_DATAGRAM = 16 * KiB
-#: Open TCP connections to the LocalSend server, in total and from one IP address;
-#: a full table drops the oldest connection that has not sent a byte yet.
+#: Open TCP connections to the LocalSend server, in total and from one IP address,
+#: counted from the TCP accept (before TLS); a newcomer that finds them full takes the
+#: place of the oldest one not waiting for an answer or uploading.
 LOCALSEND_MAX_CONNECTIONS = 100
 LOCALSEND_MAX_CONNECTIONS_PER_IP = 20
-#: Seconds a new connection has for its TLS handshake, then for its first byte;
-#: also how long an idle keep-alive connection is kept.
+#: Seconds a connection has, from its TCP accept (and again after each answer or
+#: upload), for its TLS handshake and a request that waits for an answer or uploads,
+#: its body included; else it is dropped. Also how long an idle keep-alive is kept.
 LOCALSEND_HANDSHAKE_TIMEOUT = 10.0
 #: Seconds an upload may go without a byte before it fails.
 LOCALSEND_DATA_TIMEOUT = 60.0
@@ -399,6 +421,11 @@ LOCALSEND_PIN_LOCKOUT = 60.0
 #: Longest LocalSend PIN, set in the app or typed to a device that asks, in characters
 #: (the official app takes any text).
 LOCALSEND_MAX_PIN_CHARS = 64
+#: Wrong PINs from all addresses together within LOCALSEND_WRONG_PINS_WINDOW seconds
+#: that close the PIN door until the user starts receiving again: at most this many
+#: guesses (a 4-digit PIN: a 0.1 % chance), however many addresses try.
+LOCALSEND_MAX_WRONG_PINS_IN_ALL = 10
+LOCALSEND_WRONG_PINS_WINDOW = 600.0
 #: Seconds a sender waits for a LocalSend device to connect and answer a request.
 LOCALSEND_CONNECT_TIMEOUT = 10.0
 #: Seconds a LocalSend device is listed after its last announcement.

@@ -15,18 +15,21 @@ import pytest
 from conftest import Peers
 from p2p_transfer.events import DoneEvent, OfferEvent, StateEvent
 from p2p_transfer.limits import (
+    MANIFEST_ENTRIES_HELD,
+    MANIFEST_SMALL_OFFER_ENTRIES,
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_IP,
+    MAX_MANIFEST_ENTRIES,
     MAX_PENDING_OFFERS,
     MiB,
 )
 from p2p_transfer.net import NetError
 from p2p_transfer.node import Node, NodeConfig
-from p2p_transfer.protocol import Decline, Error, Welcome
+from p2p_transfer.protocol import Decline, Error, Offer, Welcome
 from p2p_transfer.transfer import Decision, IncomingOffer, SendOptions
 from p2p_transfer.transfer.admission import ConnectionTable, ManifestBudget
 from p2p_transfer.trust import attempts as attempts_module
-from security.conftest import HostileFactory, reserve
+from security.conftest import HostileFactory, reserve, trusted_conversation
 from security.hostile import Conversation, HostileClient, file_entry
 from waiting import hold_for, stays, wait_until
 
@@ -96,7 +99,7 @@ def test_table_release_frees_a_place() -> None:
 
 
 def test_manifest_budget_holds_per_peer_and_in_all_and_gives_back() -> None:
-    budget = ManifestBudget(total=300, per_peer=200)
+    budget = ManifestBudget(total=300, per_peer=200, small=0, reserve=0)
     assert budget.reserve("a", 150) == ""
     assert "this device's other offers" in budget.reserve("a", 100)  # a's 250 > 200
     assert budget.reserve("b", 100) == ""
@@ -105,6 +108,20 @@ def test_manifest_budget_holds_per_peer_and_in_all_and_gives_back() -> None:
     assert budget.held == 300
     budget.release("a", 150)
     assert budget.reserve("c", 100) == "" and budget.held == 250
+
+
+def test_small_offers_fit_while_large_ones_hold_the_budget() -> None:
+    """Three peers hold every entry of the budget: a one-file offer, even from one of
+    them, still fits (the reserve), and the reserve is bounded too."""
+    budget = ManifestBudget(total=600, per_peer=200, small=10, reserve=25)
+    for peer in "abc":
+        assert budget.reserve(peer, 200) == ""
+    assert "too many large offers" in budget.reserve("d", 11)
+    assert budget.reserve("d", 1) == "" and budget.reserve("a", 10) == ""  # a's share aside
+    assert budget.reserve("e", 10) == ""
+    assert "too many offers" in budget.reserve("f", 10)  # 21 + 10 > the reserve of 25
+    budget.release("e", 10)
+    assert budget.reserve("f", 10) == "" and budget.held == 621
 
 
 # --- Real connections ----------------------------------------------------------------
@@ -309,3 +326,47 @@ async def test_a_second_node_on_another_address_is_served_during_a_flood(
         assert (await other.send(peers.ticket, [source], SendOptions(code=CODE))).ok
     finally:
         await other.close()
+
+
+#: Paired keys whose largest offers together hold the whole manifest budget.
+BUDGET_HOLDERS = MANIFEST_ENTRIES_HELD // MAX_MANIFEST_ENTRIES
+
+
+async def test_a_one_file_offer_is_accepted_while_three_keys_hold_the_manifest_budget(
+    peers: Peers, hostile: HostileFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three paired keys each declare the largest manifest and send no page of it: they
+    hold every entry of the budget (a fourth large offer is declined). A paired device's
+    one-file offer still goes through."""
+    first = tmp_path / "first.txt"
+    first.write_text("pairs the honest sender")
+    assert (await peers.send(first)).ok
+    granted: list[int] = []
+    reserve = ManifestBudget.reserve
+
+    def recorded(self: ManifestBudget, peer: str, entries: int) -> str:
+        refusal = reserve(self, peer, entries)
+        if not refusal:
+            granted.append(entries)
+        return refusal
+
+    monkeypatch.setattr(ManifestBudget, "reserve", recorded)
+    holders = []
+    for index in range(BUDGET_HOLDERS):
+        conversation = await trusted_conversation(peers, hostile, f"holder{index}")
+        await conversation.send(Offer(f"hold{index}", MAX_MANIFEST_ENTRIES, MAX_MANIFEST_ENTRIES,
+                                      MAX_MANIFEST_ENTRIES, MAX_MANIFEST_ENTRIES // 1000))
+        holders.append(conversation)
+    await wait_until(lambda: granted.count(MAX_MANIFEST_ENTRIES) == BUDGET_HOLDERS,
+                     what="the holders to take the whole budget")
+    late = await trusted_conversation(peers, hostile, "late")
+    large = [file_entry(f"large-{i}.txt", 1) for i in range(MANIFEST_SMALL_OFFER_ENTRIES + 1)]
+    answer, _ = await late.offer(large)
+    assert isinstance(answer, Decline) and "too many large offers" in answer.reason, answer
+
+    source = tmp_path / "one.txt"
+    source.write_text("one small file")
+    result = await peers.send(source)
+    assert result.ok, result.message
+    assert (peers.target / "one.txt").read_text() == "one small file"
+    assert all(c.connection.close_reason() is None for c in holders)  # still holding

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from p2p_transfer.discovery import Device
 from p2p_transfer.discovery.records import port_of
 from p2p_transfer.events import CheckEvent
-from p2p_transfer.net import NetError, fetch_ticket
+from p2p_transfer.net import fetch_ticket
+
+if TYPE_CHECKING:
+    from p2p_transfer.discovery import DeviceBrowser
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,19 +32,29 @@ class Reach:
 
 
 async def reach(device: Device, timeout: float) -> Reach:
-    """Ask the device's TCP port (the QUIC port's number, where it hands out its ticket)."""
-    failures: list[str] = []
+    """Ask the device's TCP port (the QUIC port's number, where it hands out its ticket)
+    at every address it announced at once, within ``timeout`` in all: the first that
+    answers wins. One after another, a device announcing 16 addresses that never answer
+    would hold doctor 16 times the timeout."""
+    attempts: dict[asyncio.Task[str], str] = {}
     for address in device.addresses:
         host, _, port_text = address.rpartition(":")
         port = int(port_text) if port_text.isdigit() else port_of((address,))
-        if not port:
-            continue
-        try:
-            await fetch_ticket(host.strip("[]"), port, timeout)
-        except NetError as exc:
-            failures.append(str(exc))
-            continue
-        return Reach(device, address)
+        if port:
+            attempts[asyncio.create_task(fetch_ticket(host.strip("[]"), port, timeout))] = address
+    failures: list[str] = []
+    pending = set(attempts)
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task.exception() is None:
+                    return Reach(device, attempts[task])
+                failures.append(str(task.exception()))
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
     return Reach(device, None, tuple(failures))
 
 
@@ -79,6 +93,27 @@ def check_reach(result: Reach) -> CheckEvent:
     )
 
 
-async def reach_all(devices: list[Device], timeout: float) -> list[Reach]:
-    """Try every device at once."""
-    return list(await asyncio.gather(*(reach(device, timeout) for device in devices)))
+async def browse_and_reach(
+    browser: DeviceBrowser, browse_time: float, timeout: float, most: int
+) -> tuple[list[Device], list[Reach]]:
+    """The devices ``browser`` sees within ``browse_time`` seconds, and how reaching them
+    went: each is tried (``reach``, within ``timeout``) as soon as it is seen, at most
+    ``most`` of them, so every check ends by one deadline, ``browse_time + timeout``
+    after the start, and usually with the browsing."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + browse_time
+    reaching: dict[str, asyncio.Task[Reach]] = {}
+    try:
+        while True:
+            for device in browser.devices():
+                if device.endpoint_id not in reaching and len(reaching) < most:
+                    reaching[device.endpoint_id] = asyncio.create_task(reach(device, timeout))
+            if (left := end - loop.time()) <= 0:
+                break
+            await browser.wait_for_change(left)
+        reached = await asyncio.gather(*reaching.values())
+        order = sorted(reached, key=lambda r: (r.device.name.casefold(), r.device.endpoint_id))
+        return browser.devices(), order
+    finally:
+        for task in reaching.values():
+            task.cancel()

@@ -105,7 +105,7 @@ class DeviceTable:
             return None
         device = LocalSendDevice(
             info.name, info.fingerprint, host, info.port, info.protocol,
-            info.device_model or "", info.kind, self._clock(),
+            info.model, info.kind, self._clock(),
         )
         for other_key, other in list(self._devices.items()):
             if other_key != key and (other.host, other.port) == (host, info.port):

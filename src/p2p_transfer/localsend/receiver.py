@@ -25,6 +25,7 @@ from p2p_transfer.events import (
     EventBus,
     FileDoneEvent,
     FileFailedEvent,
+    LogEvent,
     OfferEvent,
     SessionState,
     TextEvent,
@@ -34,15 +35,17 @@ from p2p_transfer.limits import (
     CLOSE_GRACE,
     LOCALSEND_DATA_TIMEOUT,
     LOCALSEND_MAX_TEXT_CHARS,
+    LOCALSEND_MAX_WRONG_PINS_IN_ALL,
     LOCALSEND_SESSION_IDLE_TIMEOUT,
+    LOCALSEND_WRONG_PINS_WINDOW,
     MAX_PENDING_OFFERS,
     PART_RELEASE_WAIT,
 )
-from p2p_transfer.localsend.messages import DeviceInfo, PrepareUpload, PrepareUploadReply
-from p2p_transfer.localsend.offer import IncomingFile, LocalSendOffer, read_offer
+from p2p_transfer.localsend.messages import DeviceInfo, PrepareUploadReply
+from p2p_transfer.localsend.offer import IncomingFile, LocalSendOffer
 from p2p_transfer.localsend.pins import PinCheck, PinGate
 from p2p_transfer.protocol import text_preview
-from p2p_transfer.transfer.admission import CountedSlots
+from p2p_transfer.transfer.admission import CountedSlots, ManifestBudget
 from p2p_transfer.transfer.offers import (
     Decider,
     Decision,
@@ -68,10 +71,6 @@ SessionLauncher = Callable[
 ]
 
 
-#: The name localsend/server.py catches a refusal by (one class, shared with our protocol).
-Refusal = Refused
-
-
 @dataclass(slots=True)
 class ReceiverSetup:
     """How LocalSend offers are received: where to, who decides, which PIN."""
@@ -83,6 +82,9 @@ class ReceiverSetup:
     pending_offers: CountedSlots = field(
         default_factory=lambda: CountedSlots(MAX_PENDING_OFFERS)
     )
+    #: Manifest entries held by offers; the node shares its own (our protocol's) with
+    #: LocalSend, so the offers of both doors together stay within one budget.
+    manifests: ManifestBudget = field(default_factory=ManifestBudget)
 
 
 class LocalSendReceiver:
@@ -93,32 +95,56 @@ class LocalSendReceiver:
         self.setup = setup
         self._events = events
         self._launch = launch
-        self._pins = PinGate(setup.pin)
+        self._pins = PinGate(setup.pin, on_closed=self._pin_closed)
         self._current: IncomingSession | None = None
 
     @property
     def busy(self) -> bool:
         return self._current is not None
 
-    async def prepare_upload(
-        self, request: PrepareUpload, ip: str, pin: str | None
-    ) -> PrepareUploadReply | None:
-        """Ask the user; the reply with a token per file, or None (204) when there is
-        nothing to upload (no files, or a text message that was shown)."""
+    def _pin_closed(self, addresses: int) -> None:
+        self._events.emit(LogEvent("warning", "localsend", (
+            f"{LOCALSEND_MAX_WRONG_PINS_IN_ALL} wrong LocalSend PINs within "
+            f"{LOCALSEND_WRONG_PINS_WINDOW / 60:g} minutes, from {addresses} address(es): "
+            "someone may be guessing it. LocalSend offers are refused until you start "
+            "receiving again (restart `p2p-transfer receive`, or change the PIN in the app)"
+        )))
+
+    def admit(self, ip: str, pin: str | None) -> None:
+        """Refuse a ``prepare-upload`` that cannot be taken, before its body is read: a
+        wrong or missing PIN, an address (or the PIN itself) locked out, a session open."""
         check = self._pins.check(ip, pin)
         if check is PinCheck.LOCKED:
             raise Refused("too many wrong PINs; wait a minute", status=429)
+        if check is PinCheck.CLOSED:
+            raise Refused("too many wrong PINs were tried here; the receiving user "
+                               "has to restart receiving before a PIN is taken again", status=429)
         if check is PinCheck.WRONG:
             raise Refused("PIN required" if not pin else "wrong PIN", status=401)
-        offer = read_offer(request)
+        self._refuse_if_busy()
+
+    async def prepare_upload(
+        self, sender: DeviceInfo, offer: LocalSendOffer, ip: str
+    ) -> PrepareUploadReply | None:
+        """Ask the user about an offer ``admit`` let in and ``read_offer`` planned; the
+        reply with a token per file, or None (204) when there is nothing to upload (no
+        files, or a text message that was shown)."""
         if not offer.files and offer.text is None:
             return None
-        if self._current is not None:
-            raise Refused("busy with another session", status=409)
-        session = IncomingSession(request.info, ip, offer, self.setup, self._events)
+        self._refuse_if_busy()
+        entries = max(1, len(offer.files))
+        holder = f"localsend {ip}"
+        if refusal := self.setup.manifests.reserve(holder, entries):
+            raise Refused(refusal, status=503)
+        session = IncomingSession(sender, ip, offer, self.setup, self._events)
         self._current = session
-        task = self._launch(session.run)
-        task.add_done_callback(lambda _: self._session_ended(session))
+        try:
+            task = self._launch(session.run)
+        except BaseException:
+            self._current = None
+            self.setup.manifests.release(holder, entries)
+            raise
+        task.add_done_callback(lambda _: self._session_ended(session, holder, entries))
         try:
             decision = await asyncio.shield(session.decided)
         except asyncio.CancelledError:
@@ -130,8 +156,13 @@ class LocalSendReceiver:
             return None
         return PrepareUploadReply(session_id=session.wire_id, files=dict(session.tokens))
 
-    def _session_ended(self, session: IncomingSession) -> None:
+    def _refuse_if_busy(self) -> None:
+        if self._current is not None:
+            raise Refused("busy with another session", status=409)
+
+    def _session_ended(self, session: IncomingSession, holder: str, entries: int) -> None:
         session.close()
+        self.setup.manifests.release(holder, entries)
         if self._current is session:
             self._current = None
 
@@ -231,7 +262,7 @@ class IncomingSession:
         incoming = IncomingOffer(
             session=self._session, peer_id=self.sender.fingerprint, peer_name=self.sender.name,
             files=len(offer.files), folders=offer.folders, total_bytes=offer.total_bytes,
-            sample=offer.sample, via="localsend", device_model=self.sender.device_model or "",
+            sample=offer.sample, via="localsend", device_model=self.sender.model,
             text=offer.text is not None,
             preview=text_preview(offer.text) if offer.text is not None else "",
         )
@@ -462,8 +493,11 @@ async def _discard(target: TargetFolder, part: PartFile) -> None:
 
 
 async def _open_part(target: TargetFolder, path: str) -> PartFile:
-    """A new part; cancelled meanwhile, the part the worker made anyway is removed."""
-    job = asyncio.ensure_future(_on_disk(target.open_part, path, None))
+    """A new part of its own (LocalSend never resumes): the writer claims a name whose
+    part and file are both free, so no part in the folder, nor a file of this offer
+    named like one (``x.part``), is ever taken over. Cancelled meanwhile, the part the
+    worker made anyway is removed."""
+    job = asyncio.ensure_future(_on_disk(target.new_part, path))
     try:
         return await asyncio.shield(job)
     except asyncio.CancelledError:

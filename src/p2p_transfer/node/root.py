@@ -59,7 +59,9 @@ class Node:
         self.pairings = pairings
         self.events = EventBus()
         self.sessions = SessionRegistry(self.events)
-        self.inbox = Inbox(self.sessions, transport, self._receiver_services())
+        #: What our receive sessions share; LocalSend's offers draw on its manifest budget.
+        self._receiving = self._receiver_services()
+        self.inbox = Inbox(self.sessions, transport, self._receiving)
         self.localsend_bridge = LocalSendBridge(config, self.events, self.inbox.launch)
         self.presence = Presence(
             config, self.events, transport, self.localsend_bridge, pairings
@@ -254,6 +256,8 @@ class Node:
         receive sessions of this node, asked through ``setup.decide``; with ``announce``,
         announce this device on the LAN and answer others' announcements.
         Raises OSError when the port is taken."""
+        if self._receiving is not None:  # one manifest budget for the offers of both doors
+            setup.manifests = self._receiving.manifests
         return await self.localsend_bridge.start(setup, port, announce=announce)
 
     async def open_share(self, config: ShareConfig) -> ShareServer:

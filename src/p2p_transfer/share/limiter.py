@@ -12,6 +12,13 @@ anything else, or a full table of proven connections, gets a plain ``503``. Whil
 newcomers press like this, unproven connections get SHARE_PRESSED_HEAD_TIMEOUT
 instead of the handshake timeout to prove themselves. So connections that trickle
 a byte now and then, from many addresses, cannot keep a browser with the link out.
+
+A TLS site (LocalSend) counts a connection from its TCP accept, before any TLS
+work (a handshake costs ~300 KB): a newcomer that finds the slots full takes the
+slot of the oldest unproven connection at once (one of its own address when that
+address is full), and only when every such slot is proven is it held and answered
+``503``. Proof there can also be given back (``unprove``): a LocalSend connection is
+proven only while it does something worth keeping.
 """
 
 from __future__ import annotations
@@ -35,12 +42,27 @@ from p2p_transfer.limits import (
 _HEAD_END = b"\r\n\r\n"
 
 
+#: What a refused browser of the share reads (its 503's text).
+SHARE_FULL = "This share has too many connections right now; try again shortly."
+SHARE_IP_FULL = "Too many connections from your address; close other tabs or try again."
+
+
 class ConnectionLimiter:
     """Slots for connections: at most ``total`` at once and ``per_ip`` from one address."""
 
-    def __init__(self, total: int, per_ip: int) -> None:
+    def __init__(
+        self,
+        total: int,
+        per_ip: int,
+        *,
+        full: str = SHARE_FULL,
+        ip_full: str = SHARE_IP_FULL,
+    ) -> None:
+        """``full`` / ``ip_full``: why a newcomer is refused, in the site's own words."""
         self.total = total
         self.per_ip = per_ip
+        self.full_message = full
+        self.ip_full_message = ip_full
         self._by_ip: Counter[str] = Counter()
         self._count = 0
 
@@ -52,9 +74,9 @@ class ConnectionLimiter:
     def refusal(self, ip: str, *, count_ip: bool = True) -> str | None:
         """Why a new connection from ``ip`` has no slot now (a sentence for the client)."""
         if count_ip and self._by_ip[ip] >= self.per_ip:
-            return "Too many connections from your address; close other tabs or try again."
+            return self.ip_full_message
         if self._count >= self.total:
-            return "This share has too many connections right now; try again shortly."
+            return self.full_message
         return None
 
     def try_acquire(self, ip: str, *, count_ip: bool = True) -> str | None:
@@ -164,8 +186,17 @@ class ConnectionTable:
             candidates[0].drop()
         return self.admit(connection)
 
+    def unprove(self, transport: asyncio.BaseTransport | None) -> None:
+        """The connection of ``transport`` no longer does anything worth its slot."""
+        if transport is not None and (connection := self._by_transport.get(transport)):
+            connection.unprove()
+
     def proven(self, connection: _CountedProtocol) -> None:
         self._unproven.pop(connection, None)
+
+    def unproven(self, connection: _CountedProtocol) -> None:
+        """``connection`` may be evicted again, as the youngest."""
+        self._unproven[connection] = None
 
     def forget(self, connection: _CountedProtocol, had_slot: bool) -> None:
         """A connection ended (or was dropped): its slot, if any, is free."""
@@ -226,6 +257,18 @@ class _CountedProtocol(asyncio.Protocol):
             self._table.proven(self)
             if self._deadline is not None:
                 self._deadline.cancel()
+                self._deadline = None
+
+    def unprove(self) -> None:
+        """Its slot may be taken again (as the youngest), and it has the head timeout
+        from now to prove itself once more."""
+        if self._proven and self._has_slot:
+            self._proven = False
+            self._table.unproven(self)
+            self._started = asyncio.get_running_loop().time()
+            self._set_deadline(
+                SHARE_PRESSED_HEAD_TIMEOUT if self._table.pressed else self._table.head_timeout
+            )
 
     def mute(self) -> None:
         """From now on what the client sends is not read (and dropped if aiohttp reads
@@ -320,9 +363,8 @@ class _CountedProtocol(asyncio.Protocol):
         """Answer a held newcomer ``503`` (so it reads why, not a reset) and close."""
         if self._transport is None or self._transport.is_closing():
             return
-        reason = self._table.limiter.refusal(self.ip, count_ip=self.count_ip) or (
-            "This share has too many connections right now; try again shortly."
-        )
+        limiter = self._table.limiter
+        reason = limiter.refusal(self.ip, count_ip=self.count_ip) or limiter.full_message
         self._table.forget(self, False)
         self._transport.write(refusal_response(reason))
         self._transport.close()
@@ -339,6 +381,86 @@ class _CountedProtocol(asyncio.Protocol):
                 return
             self._deadline.cancel()
         self._deadline = loop.call_at(when, self.drop)
+
+
+class _TlsCountedProtocol(_CountedProtocol):
+    """A connection of a TLS site: it meets the table at its TCP accept, and its TLS
+    handshake (within the head timeout) only starts once it has a slot or is held."""
+
+    def __init__(self, tls: ssl.SSLContext, *args: Any) -> None:
+        super().__init__(*args)
+        self._tls = tls
+        self._handshake: asyncio.Task[None] | None = None
+        #: Decrypted bytes (or the end) that came before ``_secure`` went on after the
+        #: handshake: the TLS layer hands them over at once.
+        self._early = bytearray()
+        self._early_eof = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()  # the first bytes are the TLS layer's, not ours
+        self._transport = transport
+        self._started = asyncio.get_running_loop().time()
+        peer = transport.get_extra_info("peername")
+        self.ip = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        self.count_ip = self.ip not in self._trusted
+        table = self._table
+        if table.admit(self) or table.make_room(self):
+            self._has_slot = True
+            self._set_deadline(
+                SHARE_PRESSED_HEAD_TIMEOUT if table.pressed else table.head_timeout
+            )
+        else:  # every slot it could take is proven: hear its head, answer 503
+            table.hold(self)
+            self._set_deadline(SHARE_PRESSED_HEAD_TIMEOUT)
+        self._handshake = asyncio.ensure_future(self._secure(transport))
+
+    async def _secure(self, raw: asyncio.Transport) -> None:
+        """The TLS handshake; then serve (or, held, wait for the head)."""
+        loop = asyncio.get_running_loop()
+        try:
+            secured = await loop.start_tls(
+                raw, self, self._tls, server_side=True,
+                ssl_handshake_timeout=self._table.head_timeout,
+            )
+        except asyncio.CancelledError:
+            self._ended_in_handshake(raw)
+            raise
+        except (OSError, ssl.SSLError, ConnectionError, TimeoutError):
+            secured = None
+        if secured is None or secured.is_closing() or raw.is_closing():
+            self._ended_in_handshake(raw)  # failed, timed out, or dropped meanwhile
+            return
+        self._transport = secured
+        self._table.track(secured, self)
+        if self._has_slot:
+            self._serve()
+        early, self._early = bytes(self._early), bytearray()
+        self._handshake = None
+        if early:
+            self.data_received(early)
+        if self._early_eof:
+            self.eof_received()
+
+    def data_received(self, data: bytes) -> None:
+        if self._handshake is not None:
+            self._early += data
+        else:
+            super().data_received(data)
+
+    def eof_received(self) -> bool | None:
+        if self._handshake is not None:
+            self._early_eof = True
+            return True
+        return super().eof_received()
+
+    def _ended_in_handshake(self, raw: asyncio.Transport) -> None:
+        """No TLS: the slot (or the place among the held) is free, the socket closed."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._table.forget(self, self._has_slot)
+        self._has_slot = False
+        raw.abort()
 
 
 class LimitedSite(web.BaseSite):
@@ -358,11 +480,13 @@ class LimitedSite(web.BaseSite):
         head_timeout: float,
         tls: ssl.SSLContext | None = None,
         sock: socket.socket | None = None,
+        backlog: int = 128,
     ) -> None:
-        """``tls``: serve HTTPS; a connection meets the table once its handshake is done
-        (the handshake itself has ``head_timeout``). ``sock``: a socket already
-        listening, served instead of ``host`` and ``port``."""
-        super().__init__(runner)
+        """``tls``: serve HTTPS; a connection meets the table at its TCP accept, before
+        its handshake (which has ``head_timeout``). ``sock``: a socket already
+        listening, served instead of ``host`` and ``port``. ``backlog``: connections the
+        system queues until they are accepted."""
+        super().__init__(runner, backlog=backlog)
         self._host = host
         self._port = port
         self._sock = sock
@@ -388,6 +512,10 @@ class LimitedSite(web.BaseSite):
         """``request`` asked for the token: its connection keeps its slot."""
         self._table.prove(request.transport)
 
+    def unprove(self, request: web.BaseRequest) -> None:
+        """``request``'s connection is back to proving itself (see ``ConnectionTable``)."""
+        self._table.unprove(request.transport)
+
     def mute(self, request: web.BaseRequest) -> None:
         """The server is ending ``request``'s connection: what it still sends is dropped."""
         self._table.mute(request.transport)
@@ -398,19 +526,25 @@ class LimitedSite(web.BaseSite):
         make_handler = self._runner.server
         assert make_handler is not None
 
+        tls = self._tls
+
         def factory() -> asyncio.Protocol:
-            return _CountedProtocol(make_handler, self._table, self._trusted, self._has_token)
+            parts = (make_handler, self._table, self._trusted, self._has_token)
+            return _CountedProtocol(*parts) if tls is None else _TlsCountedProtocol(tls, *parts)
 
         loop = asyncio.get_running_loop()
         where: dict[str, Any] = (
             {"sock": self._sock} if self._sock is not None
             else {"host": self._host, "port": self._port}
         )
-        if self._tls is None:
-            self._server = await loop.create_server(factory, **where)
-        else:
-            self._server = await loop.create_server(
-                factory, **where, ssl=self._tls, ssl_handshake_timeout=self._table.head_timeout
-            )
+        # A TLS site takes one connection from the system's queue per loop tick (asyncio
+        # takes up to its backlog), so the table sees each before the next comes in: a
+        # flood never holds many more descriptors than the cap. The queue stays as long.
+        burst = 1 if tls is not None else self._backlog
+        self._server = await loop.create_server(factory, **where, backlog=burst)
+        if burst != self._backlog:
+            for listening in self._server.sockets:
+                with socket.fromfd(listening.fileno(), listening.family, listening.type) as it:
+                    it.listen(self._backlog)
         sockname = self._server.sockets[0].getsockname()
         self._bound = (str(sockname[0]), int(sockname[1]))

@@ -16,6 +16,8 @@ from typing import Protocol
 from p2p_transfer.limits import (
     MANIFEST_ENTRIES_HELD,
     MANIFEST_ENTRIES_HELD_PER_PEER,
+    MANIFEST_SMALL_OFFER_ENTRIES,
+    MANIFEST_SMALL_OFFERS_RESERVE,
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_IP,
 )
@@ -93,35 +95,54 @@ class ManifestBudget:
 
     An offer reserves the entries it declares before a page of them is read, and gives
     them back when its session ends, so a few paired peers offering the largest
-    manifests at once cannot make the receiver hold more than the budget.
+    manifests at once cannot make the receiver hold more than the budget. Small offers
+    (at most ``small`` entries: a few files, a text) draw on a reserve of their own
+    beside it, with no peer's share applied: while the budget is taken, a one-file
+    offer still gets in. Offers of every door (our protocol, LocalSend) share one.
     """
 
     def __init__(
-        self, total: int = MANIFEST_ENTRIES_HELD, per_peer: int = MANIFEST_ENTRIES_HELD_PER_PEER
+        self,
+        total: int = MANIFEST_ENTRIES_HELD,
+        per_peer: int = MANIFEST_ENTRIES_HELD_PER_PEER,
+        *,
+        small: int = MANIFEST_SMALL_OFFER_ENTRIES,
+        reserve: int = MANIFEST_SMALL_OFFERS_RESERVE,
     ) -> None:
         self.total = total
         self.per_peer = per_peer
-        self._held: Counter[str] = Counter()
+        self.small = small
+        self.reserve_size = reserve
+        self._held: Counter[str] = Counter()  # large offers' entries, by peer
+        self._small_held = 0
 
     @property
     def held(self) -> int:
         """Entries reserved now, by all peers."""
-        return self._held.total()
+        return self._held.total() + self._small_held
 
     def reserve(self, peer: str, entries: int) -> str:
         """Reserve ``entries`` for ``peer``; '' when done, else why not (for the sender)."""
+        if entries <= self.small:
+            if self._small_held + entries > self.reserve_size:
+                return "the receiver is taking too many offers; try again when they are done"
+            self._small_held += entries
+            return ""
         if self._held[peer] + entries > self.per_peer:
             return (
                 "this device's other offers to the receiver are too large to take another "
                 "now; send again when they are done"
             )
-        if self.held + entries > self.total:
+        if self._held.total() + entries > self.total:
             return "the receiver is taking too many large offers; try again when they are done"
         self._held[peer] += entries
         return ""
 
     def release(self, peer: str, entries: int) -> None:
-        """Give back what ``reserve`` took for ``peer``."""
+        """Give back what ``reserve`` took for ``peer`` (``entries``: as reserved)."""
+        if entries <= self.small:
+            self._small_held = max(0, self._small_held - entries)
+            return
         self._held[peer] -= entries
         if self._held[peer] <= 0:
             del self._held[peer]
