@@ -1290,8 +1290,11 @@ async def test_a_code_sent_from_one_app_is_received_by_another(
     # The contact by code made no pairing, and its throwaway identity is gone.
     assert alice.service.running_node.pairings.list() == []
     assert bob.service.running_node.pairings.list() == []
-    await asyncio.gather(*bob.service._background)
-    assert list((bob.root / "config" / CODE_NODES_DIR).iterdir()) == []
+    code_nodes = bob.root / "config" / CODE_NODES_DIR
+    await wait_until(
+        lambda: not any(code_nodes.iterdir()), 10,
+        what=lambda: f"the code's throwaway identity removed: {list(code_nodes.iterdir())}",
+    )
 
 
 async def test_a_code_send_cancelled_while_it_waits_ends_cancelled_and_retries_with_a_new_code(

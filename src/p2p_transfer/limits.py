@@ -418,6 +418,8 @@ LOCALSEND_SESSION_IDLE_TIMEOUT = 120.0
 #: Wrong PINs from one address that make it wait, and for how long (seconds).
 LOCALSEND_MAX_WRONG_PINS = 3
 LOCALSEND_PIN_LOCKOUT = 60.0
+#: Seconds a LocalSend 503 (too many connections or bodies) asks the client to wait.
+LOCALSEND_RETRY_AFTER = 5
 #: Longest LocalSend PIN, set in the app or typed to a device that asks, in characters
 #: (the official app takes any text).
 LOCALSEND_MAX_PIN_CHARS = 64

@@ -29,6 +29,7 @@ from p2p_transfer.limits import (
     LOCALSEND_MAX_JSON_BODY,
     LOCALSEND_PLAN_SHARE,
     LOCALSEND_PLAN_STEP,
+    LOCALSEND_RETRY_AFTER,
     PUMP_BUFFER_SIZE,
 )
 from p2p_transfer.localsend.bodies import BodyBudget
@@ -52,8 +53,6 @@ log = logging.getLogger(__name__)
 RegisterHandler = Callable[[DeviceInfo, str], None]
 #: Why a large body is refused while others are being read (503, Retry-After).
 BODIES_FULL = "the receiver is reading other large requests; try again in a few seconds"
-#: Seconds a 503 asks the client to wait before it tries again.
-RETRY_AFTER = 5
 #: Why a newcomer is refused (503) while every connection is busy.
 DEVICE_FULL = "This device has too many LocalSend connections right now; try again shortly."
 ADDRESS_FULL = "Too many LocalSend connections from your address; try again shortly."
@@ -308,7 +307,7 @@ def _refused(status: int, message: str, *, unread: bool = False) -> web.Response
     """An error answer with a one-line reason; a body left unread ends the connection."""
     response = web.Response(status=status, text=message + "\n")
     if status == 503:
-        response.headers["Retry-After"] = str(RETRY_AFTER)
+        response.headers["Retry-After"] = str(LOCALSEND_RETRY_AFTER)
     if unread:
         response.force_close()
     return response
