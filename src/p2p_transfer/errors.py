@@ -28,6 +28,7 @@ P2PTransferError
 │   ├── BindingChangedError       the installed iroh binding is not the one we patch
 │   ├── SentOutOfTurn             this side's session tried a message out of turn (a bug)
 │   ├── NoLanAddressError, PublicShareError, AlreadyRunning, NodeStartError
+│   ├── CertificateError          our stored LocalSend certificate cannot be used
 │   └── the app's: AppError (NotFoundError, BusyError, GoneError), UnresolvedTarget,
 │       PromptError (PromptGone), PathRefused (PathMissing), StagingError
 │       (NoSuchBatch), ShareRefused
@@ -35,7 +36,9 @@ P2PTransferError
     Unreachable), TransferError itself and Cancelled (whose ``by`` says who),
     DiscoveryError itself; Refused, this receiver's answer turning a peer away (its
     ``kind`` says why: a lock-out, a full disk, a busy receiver — either side's doing);
-    and, not placed in a branch yet, LocalSendError and CertificateError.
+    LocalSendError (a LocalSend device unreachable, or answering wrongly: the network's
+    or the device's doing), and the short codes' RendezvousError (a code unused,
+    mistyped, or its sender gone).
 
 Outside the root, on purpose: share/upload.py's private ``_Signal`` classes
 (``_Closed``, ``_Timeout``, ``_Violation``), control flow inside one module that never

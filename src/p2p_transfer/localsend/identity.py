@@ -16,7 +16,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from p2p_transfer.errors import P2PTransferError
+from p2p_transfer.errors import LocalFault
 from p2p_transfer.localsend.messages import PROTOCOL_VERSION, DeviceInfo
 from p2p_transfer.net.certificates import rsa_self_signed_apart
 from p2p_transfer.trust.files import ensure_private_dir, write_private_atomically
@@ -31,7 +31,7 @@ _CERT_LIFETIME = datetime.timedelta(days=10 * 365)
 _CLOCK_SKEW = datetime.timedelta(days=1)
 
 
-class CertificateError(P2PTransferError):
+class CertificateError(LocalFault):
     """The stored certificate cannot be used (unreadable, a symlink, or not ours)."""
 
 
