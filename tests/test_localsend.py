@@ -35,7 +35,11 @@ from p2p_transfer.limits import (
     MiB,
 )
 from p2p_transfer.localsend.discovery import DeviceTable, LocalSendDevice, others
-from p2p_transfer.localsend.identity import load_or_create_certificate, own_info
+from p2p_transfer.localsend.identity import (
+    load_or_create_certificate,
+    own_info,
+    sender_fingerprint,
+)
 from p2p_transfer.localsend.messages import FileInfo, PrepareUpload, Target, decode_prepare_upload
 from p2p_transfer.localsend.offer import read_offer
 from p2p_transfer.localsend.pins import PinCheck, PinGate
@@ -512,6 +516,26 @@ def test_our_certificate_is_rsa_made_once_private_and_kept(tmp_path: Path) -> No
     assert cert.not_valid_before_utc < now < cert.not_valid_after_utc
     assert hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest().upper() == fingerprint
     again.server_context()  # raises unless the key is the certificate's
+
+
+async def test_a_sender_claims_the_same_fingerprint_on_every_send(tmp_path: Path) -> None:
+    """A LocalSend receiver shows who sends by the fingerprint claimed: a device that
+    never made a certificate (it only sends) claims one kept from its first send, not a
+    new one each time; once it has a certificate, that certificate's."""
+    home = tmp_path / "home"
+    node = Node.without_endpoint(NodeConfig(home, "alice"))
+    try:
+        first = (await node.localsend_bridge.info()).fingerprint
+        again = (await node.localsend_bridge.info()).fingerprint
+        assert first == again and len(first) == 64
+        kept = home / "localsend" / "sender-fingerprint"
+        assert os.stat(kept).st_mode & 0o777 == 0o600
+        assert not (home / "localsend" / "cert.pem").exists()  # a sender makes none
+        certificate = await asyncio.to_thread(load_or_create_certificate, home)
+        assert sender_fingerprint(home) == certificate.fingerprint
+        assert (await node.localsend_bridge.info()).fingerprint == certificate.fingerprint
+    finally:
+        await node.close()
 
 
 async def _refuse(offer: IncomingOffer) -> Decision:

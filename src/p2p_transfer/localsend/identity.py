@@ -12,6 +12,7 @@ import datetime
 import hashlib
 import os
 import platform
+import secrets
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ from p2p_transfer.trust.files import ensure_private_dir, write_private_atomicall
 FOLDER = "localsend"
 CERT_FILE = "cert.pem"
 KEY_FILE = "key.pem"
+#: The fingerprint a device that never made a certificate claims when it sends: made
+#: once, so a receiver sees the same sender every time (not a new one per send).
+SENDER_FINGERPRINT_FILE = "sender-fingerprint"
 #: LocalSend peers pin the fingerprint, not the dates: a long life avoids a new identity.
 _CERT_LIFETIME = datetime.timedelta(days=10 * 365)
 #: Valid from a day before it was made: devices' clocks differ.
@@ -90,6 +94,24 @@ def existing_fingerprint(config_dir: Path) -> str | None:
         return fingerprint_of(ssl.PEM_cert_to_DER_cert(pem))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
+
+
+def sender_fingerprint(config_dir: Path) -> str:
+    """The fingerprint we claim when we send: our certificate's if one was made, else one
+    made once and kept (a sender needs no certificate, and makes none). Blocking."""
+    if (fingerprint := existing_fingerprint(config_dir)) is not None:
+        return fingerprint
+    path = config_dir / FOLDER / SENDER_FINGERPRINT_FILE
+    try:
+        kept = path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        kept = ""
+    if len(kept) == 64 and all(c in "0123456789ABCDEF" for c in kept):
+        return kept
+    made = secrets.token_hex(32).upper()
+    ensure_private_dir(config_dir / FOLDER)
+    write_private_atomically(path, made.encode())
+    return made
 
 
 def device_model() -> str:

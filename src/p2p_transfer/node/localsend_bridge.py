@@ -9,7 +9,6 @@ when one of these is used.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,15 +68,14 @@ class LocalSendBridge:
 
     async def info(self, announce: bool | None = None) -> DeviceInfo:
         """How we describe ourselves to LocalSend devices: our certificate's fingerprint if
-        we have one (so a scan never lists ourselves), else a random one (a sender or a
-        listing needs no certificate, and makes none)."""
-        from p2p_transfer.localsend.identity import existing_fingerprint, own_info
+        we have one (so a scan never lists ourselves), else one made once and kept, so a
+        receiver sees the same sender on every send (a sender needs no certificate)."""
+        from p2p_transfer.localsend.identity import own_info, sender_fingerprint
 
         if self.service is not None:
             return self.service.info_for_announce(announce)
-        fingerprint = await asyncio.to_thread(existing_fingerprint, self._config.config_dir)
-        return own_info(self._config.device_name, fingerprint or secrets.token_hex(32).upper(),
-                        LOCALSEND_PORT, announce=announce)
+        fingerprint = await asyncio.to_thread(sender_fingerprint, self._config.config_dir)
+        return own_info(self._config.device_name, fingerprint, LOCALSEND_PORT, announce=announce)
 
     async def send(
         self,
