@@ -24,14 +24,19 @@ Actor = Literal["local", "peer"]
 
 
 class SessionState(StrEnum):
-    """Where a session stands. States only move forward, in this order; the last
-    four are final. The app serves them to its page (``GET /api/meta``, docs/API.md)."""
+    """Where a session stands. States only move forward, in this order (``reconnecting``
+    and ``transferring`` may alternate); the last four are final. The app serves them to
+    its page (``GET /api/meta``, docs/API.md)."""
 
+    #: Waiting for the receiver to be reachable before dialing (``send --wait``).
+    QUEUED = "queued"
     CONNECTING = "connecting"
     VERIFYING = "verifying"
     #: Waiting for the receiving user's answer to the offer.
     WAITING = "waiting"
     TRANSFERRING = "transferring"
+    #: The path under a transfer broke; the sender is continuing the same session.
+    RECONNECTING = "reconnecting"
     DONE = "done"
     FAILED = "failed"
     DECLINED = "declined"
@@ -43,11 +48,19 @@ class SessionState(StrEnum):
         return _STATE_RANK[self] >= _STATE_RANK[SessionState.DONE]
 
     def precedes(self, other: SessionState) -> bool:
-        """True when ``other`` comes later in a session's life than this state."""
+        """True when ``other`` comes later in a session's life than this state; only a
+        transfer goes to ``reconnecting``, and back to ``transferring`` (not a step back)."""
+        if other is SessionState.RECONNECTING:
+            return self is SessionState.TRANSFERRING
+        if self is SessionState.RECONNECTING and other is SessionState.TRANSFERRING:
+            return True
         return _STATE_RANK[self] < _STATE_RANK[other]
 
 
-_STATE_RANK = {state: min(rank, 4) for rank, state in enumerate(SessionState)}
+#: Ranks in declaration order; reconnecting shares transferring's, the finals share one.
+_STATE_RANK = {
+    state: min(rank - (rank > 4), 5) for rank, state in enumerate(SessionState)
+}
 
 
 @dataclass(frozen=True, slots=True)
