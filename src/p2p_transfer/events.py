@@ -210,6 +210,31 @@ class DialingEvent(SessionEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class ReconnectingEvent(SessionEvent):
+    """Sender: the path under a transfer broke (``reason``); it tries to reach the same
+    receiver again, ``waited`` s so far, for up to ``retry_for`` s in all."""
+
+    name: ClassVar[str] = "reconnecting"
+    peer_name: str
+    waited: float
+    retry_for: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectedEvent(SessionEvent):
+    """Sender: the same receiver is reached again after ``seconds``; the transfer goes on
+    in the same session, from the last byte the receiver verified."""
+
+    name: ClassVar[str] = "reconnected"
+    peer_name: str
+    #: "direct" or "relay", and the address now in use (when known).
+    path: str
+    remote_addr: str | None
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionEvent(SessionEvent):
     """A peer connection is up; ``path`` is direct or relayed."""
 

@@ -19,6 +19,7 @@ from p2p_transfer.cli.context import (
     run_async,
     stdin_is_interactive,
 )
+from p2p_transfer.cli.durations import Duration
 from p2p_transfer.cli.options import AliasedOption, SizeType, examples
 from p2p_transfer.cli.render import JsonRenderer, attempt_count, counted, printable
 
@@ -36,6 +37,7 @@ from p2p_transfer.events import (
 from p2p_transfer.limits import (
     CODE_DIGITS,
     DEFAULT_PARALLEL_FILES,
+    DEFAULT_RETRY_FOR,
     ENTRY_DISK_COST,
     LOCALSEND_PORT,
     MAX_PARALLEL_FILES,
@@ -272,6 +274,11 @@ async def _serve_localsend(
               help="Channel for file data: TCP+TLS on a direct LAN path (auto), or only one.")
 @click.option("--relay", metavar="RELAY", default=RELAY_OFF, show_default=True,
               help="off (LAN only), default (iroh's public relays, for peers behind NAT) or a URL.")
+@click.option("--retry-for", metavar="DURATION", type=Duration(),
+              default=f"{DEFAULT_RETRY_FOR:.0f}s", show_default=True,
+              help="When the connection breaks during a transfer, keep trying to reach the "
+                   "receiver for this long (seconds, or 90s, 10m, 2h), then continue where it "
+                   "stopped; 0 gives up at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
 @click.argument("paths", nargs=-1, metavar="[PATH]...",
                 type=click.Path(exists=True, path_type=Path))
@@ -285,6 +292,7 @@ def send(
     follow_symlinks: bool,
     relay: str,
     transport: DataTransport,
+    retry_for: float,
     as_json: bool,
     paths: tuple[Path, ...],
 ) -> None:
@@ -307,7 +315,7 @@ def send(
             sys.exit(EXIT_FAILURE)
     options = SendOptions(
         parallel=parallel, follow_symlinks=follow_symlinks, code=code, transport=transport,
-        text=text,
+        text=text, retry_for=retry_for,
     )
 
     async def ask_code(request: CodeRequest) -> str:

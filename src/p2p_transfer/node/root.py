@@ -23,6 +23,7 @@ from p2p_transfer.node.sending import Dispatcher
 from p2p_transfer.node.sessions import RunningSession, SessionRegistry
 from p2p_transfer.transfer import (
     CodePrompt,
+    ContinuationStore,
     Decider,
     ReceiveOptions,
     ReceiverServices,
@@ -74,6 +75,7 @@ class Node:
             self.config.device_name, transport.endpoint_id, self.events, self.pairings,
             AttemptLimiter(self.config.config_dir),
             data_host=local[0] if local else "0.0.0.0",
+            continuations=ContinuationStore(self.config.config_dir),
         )
 
     @classmethod

@@ -7,6 +7,7 @@ a receiver (a rendezvous code, say) is a new route here.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,5 +62,9 @@ class Dispatcher:
             lifecycle, endpoint(self._transport), self._config.device_name, self._events,
             self._pairings, options, ask_code,
         )
-        named = "" if isinstance(to, str) and looks_like_ticket(to) else str(to).strip()
-        return await sender.run(target, paths, named)
+        ticket = isinstance(to, str) and looks_like_ticket(to)
+        named = "" if ticket else str(to).strip()
+        # After a broken path a name (or HOST:PORT) is looked up again: the receiver may
+        # be back on another address.
+        redial = None if ticket else functools.partial(self._presence.resolve, named)
+        return await sender.run(target, paths, named, redial)
