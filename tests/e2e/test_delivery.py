@@ -1,0 +1,87 @@
+"""Delivery that doesn't give up, across real processes: a receiver killed mid-transfer
+and started again, and a send that waits for a device that is away."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+from conftest import assert_same_tree
+from e2e.cli import CODE, CliProcess, start_sender, throttled
+from p2p_transfer.limits import MiB
+from p2p_transfer.net import ticket_endpoint_id
+
+FILES = 6
+FILE_SIZE = 16 * MiB
+#: The pause between the receiver's death and its restart (the issue's scenario).
+RESTART_AFTER = 5.0
+#: Seconds the original send has to finish once the receiver is back.
+FINISH_TIMEOUT = 90.0
+
+
+def _source_folder(root: Path) -> Path:
+    folder = root / "batch"
+    folder.mkdir(parents=True)
+    for i in range(FILES):
+        (folder / f"part-{i}.bin").write_bytes(os.urandom(FILE_SIZE))
+    return folder
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _receiver(home: Path, inbox: Path, port: int, *extra: str) -> CliProcess:
+    """A JSON receiver on a fixed loopback port: its ticket stays the same after a restart."""
+    return CliProcess(
+        ["--name", "desk", "receive", "--dir", str(inbox), "--code", CODE,
+         "--bind", f"127.0.0.1:{port}", "--json", *extra],
+        home,
+    )
+
+
+def _partly_sent(event: dict) -> bool:
+    return event["bytes_done"] >= event["bytes_total"] // 3 and any(
+        0 < f["bytes_done"] < f["size"] for f in event.get("active", [])
+    )
+
+
+def test_a_receiver_killed_and_restarted_gets_the_original_send(tmp_path: Path) -> None:
+    """SIGKILL mid-transfer, the same receiver started 5 s later: the send that was running
+    continues by itself, and the restarted receiver (which, without --yes and without a
+    terminal, would decline any question) asks nothing."""
+    source = _source_folder(tmp_path / "src")
+    inbox, port = tmp_path / "inbox", _free_udp_port()
+    first = _receiver(tmp_path / "rx", inbox, port, "--yes")
+    restarted: CliProcess | None = None
+    try:
+        ticket = first.wait_for("ticket")["ticket"]
+        sender = start_sender(
+            tmp_path / "tx", ticket, source, extra=("--retry-for", "60", "--parallel", "2")
+        )
+        with throttled(sender.process.pid):
+            sender.wait_for("progress", _partly_sent)
+            first.process.send_signal(signal.SIGKILL)
+        first.wait()
+        sender.wait_for("reconnecting")
+        time.sleep(RESTART_AFTER)  # the scenario: the receiver is away this long
+        restarted = _receiver(tmp_path / "rx", inbox, port)
+        again = restarted.wait_for("ticket")["ticket"]
+        assert ticket_endpoint_id(again) == ticket_endpoint_id(ticket)  # the same device
+        assert sender.wait(FINISH_TIMEOUT) == 0, sender.stderr_lines
+        reconnected = sender.wait_for("reconnected")
+        done = sender.wait_for("done")
+        assert done["ok"] and done["session"] == reconnected["session"]
+        assert done["bytes_transferred"] < 2 * FILES * FILE_SIZE
+        assert restarted.wait_for("done")["ok"]
+        assert [e["accepted"] for e in restarted.events if e["event"] == "decision"] == [True]
+    finally:
+        first.stop()
+        if restarted is not None:
+            restarted.stop()
+    assert_same_tree(source, inbox / "batch")
