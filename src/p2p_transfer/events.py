@@ -210,6 +210,17 @@ class DialingEvent(SessionEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class QueuedEvent(SessionEvent):
+    """Sender (``send --wait``): ``to`` cannot be reached yet; the send starts by itself
+    once it can, if within ``wait`` s."""
+
+    name: ClassVar[str] = "queued"
+    #: What the send waits for, as the user named it (a device name, an address, a ticket).
+    to: str
+    wait: float
+
+
+@dataclass(frozen=True, slots=True)
 class ReconnectingEvent(SessionEvent):
     """Sender: the path under a transfer broke (``reason``); it tries to reach the same
     receiver again, ``waited`` s so far, for up to ``retry_for`` s in all."""

@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 
-from conftest import assert_same_tree
+from conftest import assert_same_tree, make_tree
 from e2e.cli import CODE, CliProcess, start_sender, throttled
+from e2e.terminal import Terminal
+from netns import Lab
 from p2p_transfer.limits import MiB
 from p2p_transfer.net import ticket_endpoint_id
 
@@ -85,3 +88,62 @@ def test_a_receiver_killed_and_restarted_gets_the_original_send(tmp_path: Path) 
         if restarted is not None:
             restarted.stop()
     assert_same_tree(source, inbox / "batch")
+
+
+# --- send --wait: a device that is away (two hosts of a LAN, a person at the sender) ------
+
+#: How long the receiver stays away after the send started (the issue's scenario).
+AWAY_FOR = 10.0
+
+
+def test_send_wait_delivers_to_a_device_that_starts_later(
+    netns_lab: Lab, tmp_path: Path
+) -> None:
+    """``send --to desk --wait 60`` while desk is off: the screen says what it waits for,
+    desk starts 10 s later, and the folder arrives without another command."""
+    a, b = netns_lab.lan(2)
+    tree = make_tree(tmp_path / "src")
+    inbox = tmp_path / "inbox"
+    sender = Terminal(tmp_path / "b-home", "--name", "laptop", "send", "--to", "desk",
+                      "--wait", "60", "--code", CODE, str(tree), inside=b.argv())
+    try:
+        sender.expect_line(r"waiting for desk to be reachable \(up to 1:00\)")
+        time.sleep(AWAY_FOR)  # the scenario: desk is off this long
+        assert sender.child.isalive(), sender.text
+        receiver = a.spawn(
+            sys.executable, "-m", "p2p_transfer", "--config-dir", str(tmp_path / "a-home"),
+            "--name", "desk", "receive", "--dir", str(inbox), "--once", "--yes",
+            "--code", CODE, "--bind", a.address, "--json",
+        )
+        assert receiver.expect_event("done", 60)["ok"] is True, receiver.stderr
+        assert sender.wait(30) == 0, sender.text
+        sender.assert_clean()
+    finally:
+        sender.stop()
+    assert_same_tree(tree, inbox / "tree")
+
+
+def test_ctrl_c_while_waiting_for_the_receiver_to_come_back(tmp_path: Path) -> None:
+    """The receiver killed mid-transfer and not back: the sender says it waits for it;
+    Ctrl-C then exits 130 with the kept bytes said."""
+    source = _source_folder(tmp_path / "src")
+    inbox, port = tmp_path / "inbox", _free_udp_port()
+    receiver = _receiver(tmp_path / "rx", inbox, port, "--yes")
+    try:
+        ticket = receiver.wait_for("ticket")["ticket"]
+        sender = Terminal(tmp_path / "tx", "--name", "laptop", "send", "--to", ticket,
+                          "--code", CODE, "--parallel", "2", str(source))
+        try:
+            with throttled(sender.child.pid):
+                receiver.wait_for("progress", _partly_sent)
+                receiver.process.send_signal(signal.SIGKILL)
+            receiver.wait()
+            sender.expect_line(r"waiting for desk to come back \(\d:\d\d\)…")
+            sender.ctrl_c()
+            assert sender.wait() == 130, sender.text
+            sender.expect_line(r"cancelled — [\d.]+ [KMG]iB kept; run the same command")
+            sender.assert_clean()
+        finally:
+            sender.stop()
+    finally:
+        receiver.stop()

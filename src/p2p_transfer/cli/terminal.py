@@ -47,6 +47,7 @@ from p2p_transfer.events import (
     OfferEvent,
     OfferSentEvent,
     ProgressEvent,
+    QueuedEvent,
     ReceiverOutcome,
     ReconnectedEvent,
     ReconnectingEvent,
@@ -327,6 +328,17 @@ class HumanRenderer:
         self._say(event.session, f"[dim]connected ({event.path}{rtt})[/]")
 
     # --- a broken path, reached again (issue 26) ------------------------------------------
+
+    def _on_queued(self, event: QueuedEvent) -> None:
+        """``send --wait``: what the send waits for, and for how long."""
+        session = self._session(event.session)
+        session.direction = "send"
+        minutes, seconds = divmod(int(event.wait), 60)
+        self._say(
+            event.session,
+            f"[yellow]waiting for {shown(event.to)} to be reachable (up to {minutes}:"
+            f"{seconds:02d}); the send starts by itself when it is — Ctrl-C to stop[/]",
+        )
 
     def _on_reconnecting(self, event: ReconnectingEvent) -> None:
         """``waiting for desk to come back (0:12)…``, once per try; the first says why."""

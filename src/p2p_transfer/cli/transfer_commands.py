@@ -274,6 +274,9 @@ async def _serve_localsend(
               help="Channel for file data: TCP+TLS on a direct LAN path (auto), or only one.")
 @click.option("--relay", metavar="RELAY", default=RELAY_OFF, show_default=True,
               help="off (LAN only), default (iroh's public relays, for peers behind NAT) or a URL.")
+@click.option("--wait", metavar="DURATION", type=Duration(), default="0",
+              help="When the receiver can't be reached yet (off, away, not on this network "
+                   "yet), wait for it this long (seconds, or 10m, 2h), then send.")
 @click.option("--retry-for", metavar="DURATION", type=Duration(),
               default=f"{DEFAULT_RETRY_FOR:.0f}s", show_default=True,
               help="When the connection breaks during a transfer, keep trying to reach the "
@@ -292,6 +295,7 @@ def send(
     follow_symlinks: bool,
     relay: str,
     transport: DataTransport,
+    wait: float,
     retry_for: float,
     as_json: bool,
     paths: tuple[Path, ...],
@@ -315,7 +319,7 @@ def send(
             sys.exit(EXIT_FAILURE)
     options = SendOptions(
         parallel=parallel, follow_symlinks=follow_symlinks, code=code, transport=transport,
-        text=text, retry_for=retry_for,
+        text=text, retry_for=retry_for, wait=wait,
     )
 
     async def ask_code(request: CodeRequest) -> str:

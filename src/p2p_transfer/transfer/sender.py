@@ -117,6 +117,8 @@ class SendOptions:
     #: Seconds to keep trying to reach the receiver again when the path under an accepted
     #: transfer breaks (``--retry-for``); 0 fails at once.
     retry_for: float = 0.0
+    #: Seconds to wait for a receiver that cannot be reached yet (``--wait``); 0 fails at once.
+    wait: float = 0.0
 
 
 class _PathBroke(Exception):
@@ -292,13 +294,20 @@ class SendSession:
         self._events.emit(
             DialingEvent(self.session, peer_id, peer_name, list(self._ticket_addresses))
         )
-        try:
-            return await self._transport.connect(ticket)
-        except Unreachable as exc:
-            who = peer_name or f"{peer_id[:10]}…"
-            raise Unreachable(
-                f"cannot reach {who} ({exc}): {UNREACHABLE_CAUSES}", exc.detail
-            ) from None
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._options.wait
+        pause = RETRY_FIRST_PAUSE
+        while True:
+            try:
+                return await self._transport.connect(ticket)
+            except Unreachable as exc:
+                if loop.time() + pause >= give_up:  # --wait: tried until its end
+                    who = peer_name or f"{peer_id[:10]}…"
+                    raise Unreachable(
+                        f"cannot reach {who} ({exc}): {UNREACHABLE_CAUSES}", exc.detail
+                    ) from None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RETRY_LONGEST_PAUSE)
 
     async def _converse(self, connection: PeerConnection, sources: Sources) -> TransferResult:
         path = connection.path()
