@@ -170,6 +170,10 @@ RETRY_FIRST_PAUSE = 0.5
 RETRY_LONGEST_PAUSE = 5.0
 #: A try to reach the receiver again gives up after this long (the next one follows).
 RETRY_CONNECT_TIMEOUT = 10.0
+#: A sender that may reach its receiver again takes a transfer whose data moved not one
+#: byte for this long (bytes still to send) as a broken path: a path cut without a reset
+#: leaves TCP retransmitting for minutes and QUIC silent for ~35 s.
+SEND_STALL_TIMEOUT = 5.0
 #: An accepted transfer may be continued for this long after its acceptance (seconds).
 CONTINUATION_LIFETIME = 3600.0
 #: Continuations a receiver keeps at once; the oldest goes first.

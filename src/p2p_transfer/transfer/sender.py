@@ -38,6 +38,7 @@ from p2p_transfer.limits import (
     RETRY_CONNECT_TIMEOUT,
     RETRY_FIRST_PAUSE,
     RETRY_LONGEST_PAUSE,
+    SEND_STALL_TIMEOUT,
 )
 from p2p_transfer.net import (
     CloseCode,
@@ -124,6 +125,26 @@ class SendOptions:
 class _PathBroke(Exception):
     """The connection under an accepted transfer broke in a way worth continuing (not a
     cancel, a refusal or a protocol error)."""
+
+
+async def _settle(sending: asyncio.Task[None], results: asyncio.Task[Summary]) -> Summary:
+    """Every file sent, then the receiver's Summary."""
+    await sending
+    return await results
+
+
+async def _first_failure_or(
+    settled: asyncio.Future[Summary], *watched: asyncio.Future[object]
+) -> Summary:
+    """What ``settled`` gives, unless one of ``watched`` fails first: a connection that
+    dies under a blocked write shows first in the results, a silent path as a stall."""
+    waiting: set[asyncio.Future[object]] = {settled, *watched}
+    while not settled.done():
+        done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                await task  # raises what ended it
+    return settled.result()
 
 
 def check_text(text: str, paths: list[Path]) -> None:
@@ -427,27 +448,36 @@ class SendSession:
         sender = FileSender(self.session, self._events, resume, tracker)
         sending = asyncio.create_task(sender.send_all(openers, jobs))
         results = asyncio.create_task(verdicts.collect(control))
+        # Only a send that may reach its receiver again gives up on a silent path early.
+        watch = self._watch_stall(tracker) if self._options.retry_for > 0 else asyncio.Future()
+        stalled = asyncio.ensure_future(watch)
+        settled = asyncio.ensure_future(_settle(sending, results))
         try:
-            # A connection that dies under a blocked write shows first in the results.
-            done, _ = await asyncio.wait(
-                (sending, results), return_when=asyncio.FIRST_EXCEPTION
-            )
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    await task  # raises what ended it
-            await sending
-            summary = await results
+            summary = await _first_failure_or(settled, results, stalled)
         except BaseException:
             if channel is not None:
                 channel.abort()  # a failed or cancelled transfer leaves no TLS socket behind
             raise
         finally:
-            for task in (sending, results):
+            for task in (sending, results, stalled, settled):
                 task.cancel()
             if channel is not None:
                 channel.close()  # no-op after the worker's finish; closes it when no file used it
         tracker.flush()
         return self._report(entries, tracker, verdicts, summary)
+
+    @staticmethod
+    async def _watch_stall(tracker: ProgressTracker) -> None:
+        """NetError once data that began to move, with bytes still to send, moved not one
+        byte for SEND_STALL_TIMEOUT (the path under it went silent)."""
+        while True:
+            await asyncio.sleep(SEND_STALL_TIMEOUT / 5)
+            if (
+                tracker.bytes_transferred > 0  # not while resume points are hashed first
+                and tracker.bytes_done < tracker.bytes_total
+                and tracker.idle_seconds >= SEND_STALL_TIMEOUT
+            ):
+                raise NetError(f"no data moved for {SEND_STALL_TIMEOUT:.0f} s")
 
     def _report(
         self, entries: Manifest, tracker: ProgressTracker, verdicts: Verdicts, summary: Summary
