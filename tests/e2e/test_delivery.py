@@ -10,10 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import assert_same_tree, make_tree
 from e2e.cli import CODE, CliProcess, start_sender, throttled
 from e2e.terminal import Terminal
-from netns import Lab
+from e2e.test_fast_path import write_big_file
+from netns import Host, Lab
 from p2p_transfer.limits import MiB
 from p2p_transfer.net import ticket_endpoint_id
 
@@ -147,3 +150,60 @@ def test_ctrl_c_while_waiting_for_the_receiver_to_come_back(tmp_path: Path) -> N
             sender.stop()
     finally:
         receiver.stop()
+
+
+# --- a network change under a running send (two hosts, two links each) -----------------
+
+#: The issue's size: at 80 Mbit/s it takes long enough to act mid-transfer.
+BIG_SIZE = 256 * MiB
+#: Seconds the whole send may take over the slowed links (~27 s of data at 80 Mbit/s).
+BIG_TIMEOUT = 180.0
+
+
+def _two_link_lan(lab: Lab) -> tuple[Host, Host]:
+    """Two hosts joined by two bridges: 10.77.0.0/24 on eth0 and 10.78.0.0/24 on eth1;
+    the sender's outgoing links are slowed to 80 Mbit/s."""
+    first, second = lab.bridge("br1"), lab.bridge("br2")
+    desk, laptop = lab.host("a"), lab.host("b")
+    for index, host in enumerate((desk, laptop)):
+        lab.attach(host, first, f"10.77.0.{index + 2}/24", "eth0")
+        lab.attach(host, second, f"10.78.0.{index + 2}/24", "eth1", default_route=False)
+    for link in ("eth0", "eth1"):
+        laptop.run("tc", "qdisc", "add", "dev", link, "root", "tbf", "rate", "80mbit",
+                   "burst", "256kb", "latency", "50ms")
+    return desk, laptop
+
+
+@pytest.mark.parametrize("transport", ["auto", "quic"])
+def test_a_send_continues_when_the_address_in_use_is_removed(
+    netns_lab: Lab, tmp_path: Path, transport: str
+) -> None:
+    """Mid-transfer the receiver's address in use is removed (``ip addr del``): the send
+    goes on over the other link by itself and the file arrives byte-identical."""
+    desk, laptop = _two_link_lan(netns_lab)
+    source = write_big_file(tmp_path / "big.bin", BIG_SIZE)
+    inbox = tmp_path / "inbox"
+    receiver = desk.spawn(
+        sys.executable, "-m", "p2p_transfer", "--config-dir", str(tmp_path / "a-home"),
+        "--name", "desk", "receive", "--dir", str(inbox), "--once", "--yes", "--code", CODE,
+        "--no-announce", "--json",
+    )
+    ticket = receiver.expect_event("ticket", 30)["ticket"]
+    sender = laptop.spawn(
+        sys.executable, "-m", "p2p_transfer", "--config-dir", str(tmp_path / "b-home"),
+        "--name", "laptop", "send", "--to", ticket, "--code", CODE, "--transport", transport,
+        "--json", str(source),
+    )
+    used = sender.expect_event("connection", 30)["remote_addr"].rsplit(":", 1)[0]
+    sender.expect(lambda e: e.get("event") == "progress" and e["bytes_done"] > BIG_SIZE // 4,
+                  60)
+    link = "eth0" if used.startswith("10.77.") else "eth1"
+    desk.run("ip", "addr", "del", f"{used}/24", "dev", link)
+    reconnected = sender.expect_event("reconnected", 60)
+    assert reconnected["remote_addr"] is None or not reconnected["remote_addr"].startswith(used)
+    done = sender.expect_event("done", BIG_TIMEOUT)
+    assert done["ok"] is True, sender.stderr
+    # Sent twice at most: what was in flight when the path went (bounded by the stall).
+    assert done["bytes_transferred"] < BIG_SIZE * 1.25
+    assert receiver.expect_event("done", 30)["ok"] is True
+    assert (inbox / "big.bin").read_bytes() == source.read_bytes()
