@@ -93,6 +93,27 @@ def test_a_receiver_killed_and_restarted_gets_the_original_send(tmp_path: Path) 
     assert_same_tree(source, inbox / "batch")
 
 
+def test_retry_for_zero_keeps_failing_at_once(tmp_path: Path) -> None:
+    """``--retry-for 0``: a receiver killed mid-transfer ends the send, as before."""
+    source = _source_folder(tmp_path / "src")
+    inbox, port = tmp_path / "inbox", _free_udp_port()
+    receiver = _receiver(tmp_path / "rx", inbox, port, "--yes")
+    try:
+        ticket = receiver.wait_for("ticket")["ticket"]
+        sender = start_sender(
+            tmp_path / "tx", ticket, source, extra=("--retry-for", "0", "--parallel", "2")
+        )
+        with throttled(sender.process.pid):
+            sender.wait_for("progress", _partly_sent)
+            receiver.process.send_signal(signal.SIGKILL)
+        receiver.wait()
+        assert sender.wait(FINISH_TIMEOUT) != 0
+        assert not [e for e in sender.events if e["event"] in ("reconnecting", "reconnected")]
+        assert sender.wait_for("state", lambda e: e["state"] == "failed")
+    finally:
+        receiver.stop()
+
+
 # --- send --wait: a device that is away (two hosts of a LAN, a person at the sender) ------
 
 #: How long the receiver stays away after the send started (the issue's scenario).
