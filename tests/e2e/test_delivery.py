@@ -195,17 +195,13 @@ def _two_link_lan(lab: Lab) -> tuple[Host, Host]:
     return desk, laptop
 
 
-@pytest.mark.parametrize(
-    ("transport", "cut"),
-    [("auto", "addr del"), ("quic", "addr del"), ("auto", "link down")],
-    ids=["tcp-addr-del", "quic-addr-del", "tcp-link-down"],
-)
-def test_a_send_continues_when_the_path_in_use_is_cut(
-    netns_lab: Lab, tmp_path: Path, transport: str, cut: str
+@pytest.mark.parametrize("transport", ["auto", "quic"])
+def test_a_send_continues_when_the_address_in_use_is_removed(
+    netns_lab: Lab, tmp_path: Path, transport: str
 ) -> None:
-    """Mid-transfer the receiver's address in use is removed (``ip addr del``) or its link
-    set down: the send goes on over the other link by itself, no new command, and the
-    file arrives byte-identical."""
+    """Mid-transfer the receiver's address in use is removed (``ip addr del``): the send
+    goes on over the other link by itself, no new command, and the file arrives
+    byte-identical."""
     desk, laptop = _two_link_lan(netns_lab)
     source = write_big_file(tmp_path / "big.bin", BIG_SIZE)
     inbox = tmp_path / "inbox"
@@ -224,10 +220,7 @@ def test_a_send_continues_when_the_path_in_use_is_cut(
     sender.expect(lambda e: e.get("event") == "progress" and e["bytes_done"] > BIG_SIZE // 4,
                   60)
     link = "eth0" if used.startswith("10.77.") else "eth1"
-    if cut == "addr del":
-        desk.run("ip", "addr", "del", f"{used}/24", "dev", link)
-    else:
-        desk.run("ip", "link", "set", link, "down")
+    desk.run("ip", "addr", "del", f"{used}/24", "dev", link)
     reconnected = sender.expect_event("reconnected", 60)
     assert reconnected["remote_addr"] is None or not reconnected["remote_addr"].startswith(used)
     done = sender.expect_event("done", BIG_TIMEOUT)
