@@ -221,10 +221,15 @@ def test_a_send_continues_when_the_address_in_use_is_removed(
                   60)
     link = "eth0" if used.startswith("10.77.") else "eth1"
     desk.run("ip", "addr", "del", f"{used}/24", "dev", link)
-    reconnected = sender.expect_event("reconnected", 60)
-    assert reconnected["remote_addr"] is None or not reconnected["remote_addr"].startswith(used)
     done = sender.expect_event("done", BIG_TIMEOUT)
     assert done["ok"] is True, sender.stderr
+    # The send reached desk again over the other address (iroh may also move a QUIC
+    # connection to it by itself, when it notices first: then nothing is reconnected).
+    for again in (e for e in sender.seen if e.get("event") == "reconnected"):
+        assert again["session"] == done["session"]
+        assert not (again["remote_addr"] or "").startswith(f"{used}:")
+    if transport == "auto":
+        assert any(e.get("event") == "reconnected" for e in sender.seen)  # TCP can't move
     # Sent twice at most: what was in flight when the path went (bounded by the stall).
     assert done["bytes_transferred"] < BIG_SIZE * 1.25
     assert receiver.expect_event("done", 30)["ok"] is True
