@@ -207,7 +207,7 @@ def test_a_send_continues_when_the_address_in_use_is_removed(
     inbox = tmp_path / "inbox"
     receiver = desk.spawn(
         sys.executable, "-m", "p2p_transfer", "--config-dir", str(tmp_path / "a-home"),
-        "--name", "desk", "receive", "--dir", str(inbox), "--once", "--yes", "--code", CODE,
+        "--name", "desk", "receive", "--dir", str(inbox), "--yes", "--code", CODE,
         "--no-announce", "--json",
     )
     ticket = receiver.expect_event("ticket", 30)["ticket"]
