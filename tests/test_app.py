@@ -331,8 +331,8 @@ async def test_the_page_learns_every_session_state_from_the_server(start_ui: Sta
     assert [s["name"] for s in states if s["final"]] == ["done", "failed", "declined", "cancelled"]
     assert all(s["label"] for s in states)
     assert {s["name"]: s["tone"] for s in states if s["tone"]} == {
-        "transferring": "accent", "done": "ok", "failed": "bad", "declined": "warn",
-        "cancelled": "warn",
+        "transferring": "accent", "reconnecting": "warn", "done": "ok", "failed": "bad",
+        "declined": "warn", "cancelled": "warn",
     }
 
 

@@ -40,6 +40,27 @@ def test_final_states_are_the_last_four_and_order_is_shared() -> None:
     assert not SessionState.DONE.precedes(SessionState.CANCELLED)
 
 
+def test_queued_comes_first_and_reconnecting_alternates_with_transferring() -> None:
+    seen: list[Event] = []
+    lifecycle = Lifecycle("s1", "send", seen.append)
+    assert lifecycle.advance(SessionState.QUEUED)
+    assert lifecycle.advance(SessionState.CONNECTING)
+    assert not lifecycle.advance(SessionState.QUEUED)
+    assert not lifecycle.advance(SessionState.RECONNECTING)  # nothing to reconnect yet
+    assert lifecycle.advance(SessionState.TRANSFERRING)
+    assert lifecycle.advance(SessionState.RECONNECTING)
+    assert lifecycle.advance(SessionState.TRANSFERRING)
+    assert lifecycle.advance(SessionState.RECONNECTING)
+    assert not lifecycle.advance(SessionState.RECONNECTING)  # one event per drop
+    assert not lifecycle.advance(SessionState.WAITING)
+    assert lifecycle.advance(SessionState.DONE)
+    assert not lifecycle.advance(SessionState.RECONNECTING)
+    assert [e.state for e in seen if isinstance(e, StateEvent)] == [
+        "queued", "connecting", "transferring", "reconnecting", "transferring",
+        "reconnecting", "done",
+    ]
+
+
 def test_session_ids_are_fresh() -> None:
     ids = {new_session_id() for _ in range(1000)}
     assert len(ids) == 1000 and all(len(i) == 12 for i in ids)

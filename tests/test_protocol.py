@@ -34,6 +34,7 @@ from p2p_transfer.protocol import (
     PROTOCOL_VERSION,
     Accept,
     Cancel,
+    Continue,
     DataHeader,
     DataTrailer,
     Decline,
@@ -78,6 +79,7 @@ HASH = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
 EVERY_MESSAGE: list[Message] = [
     Hello(PROTOCOL_VERSION, "laptop ☃"),
     Hello(PROTOCOL_VERSION, "laptop", paired=True, retries=True),
+    Continue(PROTOCOL_VERSION, "laptop", "0123456789ab", b"\x00" * 16),
     Welcome(PROTOCOL_VERSION, "desk", code_required=True),
     Welcome(PROTOCOL_VERSION, "desk", True, b"\x00spake2", attempt=2, max_attempts=5),
     Welcome(PROTOCOL_VERSION, "desk", code_required=False),
@@ -96,6 +98,7 @@ EVERY_MESSAGE: list[Message] = [
     TextOffer("0123456789abcdef", bytes=9, pages=1, preview="hello ✓"),
     TextPage("hello ✓"),
     Accept(2),
+    Accept(0, session="0123456789ab", continuation=b"\x01" * 16),
     ResumePage([Resume(1, 4096, HASH), Resume(7, 1, HASH)]),
     Decline("not now"),
     DataHeader(index=3, offset=100, length=2**40),

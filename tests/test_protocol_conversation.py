@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from p2p_transfer.protocol import (
     Accept,
     Cancel,
+    Continue,
     DataHeader,
     Decline,
     Error,
@@ -68,6 +69,7 @@ DECLINE: Move = (R, Decline("no"))
 DATA: Move = (S, DataStream)
 RESULT: Move = (R, FileResult(0, True))
 SUMMARY: Move = (R, Summary(2, 0, 10))
+CONTINUE: Move = (S, Continue(1, "desk", "a1b2c3", b"secret"))
 
 #: Every sequence the sessions use, start to end.
 LEGAL: dict[str, list[Move]] = {
@@ -100,6 +102,10 @@ LEGAL: dict[str, list[Move]] = {
         HELLO, WELCOME_PAIRED, OFFER, PAGE, ACCEPT, DATA, RESULT, (R, Error("disk full")),
     ],
     "protocol error at the first message": [(R, Error("protocol error: expected Hello"))],
+    "continued after a broken path": [
+        CONTINUE, WELCOME_PAIRED, OFFER, PAGE, ACCEPT, RESUME, RESULT, DATA, RESULT, SUMMARY,
+    ],
+    "continuation refused": [CONTINUE, (R, Error("this transfer cannot be continued"))],
 }
 
 
@@ -252,6 +258,18 @@ def test_an_own_message_out_of_turn_is_a_local_bug_not_the_peers_error() -> None
     receiver = _play([HELLO, WELCOME_PAIRED, OFFER, ACCEPT, SUMMARY])[1]
     assert not receiver.may_send(Error("too late"))
     assert Conversation(R).may_send(Error("refused before hello"))
+
+
+def test_a_continuation_asks_for_no_code_and_comes_only_first() -> None:
+    # A continued session was verified when it began: a code there is out of turn, and
+    # no Verify may slip in to turn a continuation into a fresh verification.
+    assert _refused([CONTINUE], WELCOME_CODE) == (
+        "expected Welcome without a code to a continuation, got Welcome"
+    )
+    assert _refused([CONTINUE], VERIFY) == "unexpected Verify: it is the receiver's turn"
+    assert _refused([CONTINUE, WELCOME_PAIRED], VERIFY) == "expected Offer, got Verify"
+    assert _refused([HELLO, WELCOME_PAIRED], CONTINUE) == "expected Offer, got Continue"
+    assert _refused([CONTINUE], CONTINUE) == "unexpected Continue: it is the receiver's turn"
 
 
 def test_a_code_welcome_is_its_own_event() -> None:

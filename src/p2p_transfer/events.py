@@ -37,14 +37,19 @@ def verified_via(via: Via) -> bool:
 
 
 class SessionState(StrEnum):
-    """Where a session stands. States only move forward, in this order; the last
-    four are final. The app serves them to its page (``GET /api/meta``, docs/API.md)."""
+    """Where a session stands. States only move forward, in this order (``reconnecting``
+    and ``transferring`` may alternate); the last four are final. The app serves them to
+    its page (``GET /api/meta``, docs/API.md)."""
 
+    #: Waiting for the receiver to be reachable before dialing (``send --wait``).
+    QUEUED = "queued"
     CONNECTING = "connecting"
     VERIFYING = "verifying"
     #: Waiting for the receiving user's answer to the offer.
     WAITING = "waiting"
     TRANSFERRING = "transferring"
+    #: The path under a transfer broke; the sender is continuing the same session.
+    RECONNECTING = "reconnecting"
     DONE = "done"
     FAILED = "failed"
     DECLINED = "declined"
@@ -56,11 +61,19 @@ class SessionState(StrEnum):
         return _STATE_RANK[self] >= _STATE_RANK[SessionState.DONE]
 
     def precedes(self, other: SessionState) -> bool:
-        """True when ``other`` comes later in a session's life than this state."""
+        """True when ``other`` comes later in a session's life than this state; only a
+        transfer goes to ``reconnecting``, and back to ``transferring`` (not a step back)."""
+        if other is SessionState.RECONNECTING:
+            return self is SessionState.TRANSFERRING
+        if self is SessionState.RECONNECTING and other is SessionState.TRANSFERRING:
+            return True
         return _STATE_RANK[self] < _STATE_RANK[other]
 
 
-_STATE_RANK = {state: min(rank, 4) for rank, state in enumerate(SessionState)}
+#: Ranks in declaration order; reconnecting shares transferring's, the finals share one.
+_STATE_RANK = {
+    state: min(rank - (rank > 4), 5) for rank, state in enumerate(SessionState)
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +271,42 @@ class DialingEvent(SessionEvent):
     #: Its name when known (a LAN device, a paired one), else "".
     peer_name: str
     addresses: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedEvent(SessionEvent):
+    """Sender (``send --wait``): ``to`` cannot be reached yet; the send starts by itself
+    once it can, if within ``wait`` s."""
+
+    name: ClassVar[str] = "queued"
+    #: What the send waits for, as the user named it (a device name, an address, a ticket).
+    to: str
+    wait: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectingEvent(SessionEvent):
+    """Sender: the path under a transfer broke (``reason``); it tries to reach the same
+    receiver again, ``waited`` s so far, for up to ``retry_for`` s in all."""
+
+    name: ClassVar[str] = "reconnecting"
+    peer_name: str
+    waited: float
+    retry_for: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectedEvent(SessionEvent):
+    """Sender: the same receiver is reached again after ``seconds``; the transfer goes on
+    in the same session, from the last byte the receiver verified."""
+
+    name: ClassVar[str] = "reconnected"
+    peer_name: str
+    #: "direct" or "relay", and the address now in use (when known).
+    path: str
+    remote_addr: str | None
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)

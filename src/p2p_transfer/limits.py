@@ -165,6 +165,25 @@ DATA_STALL_TIMEOUT = 60.0
 #: the files the new one claims; after that the new session is refused as busy.
 SUPERSEDE_TIMEOUT = 10.0
 
+# --- Continuing a transfer after a broken path (sender and receiver) -----------
+#: How long a sender keeps trying to reach its receiver again (``--retry-for``).
+DEFAULT_RETRY_FOR = 120.0
+#: First and longest pause between a sender's tries to reach its receiver again.
+RETRY_FIRST_PAUSE = 0.5
+RETRY_LONGEST_PAUSE = 5.0
+#: A try to reach the receiver again gives up after this long (the next one follows).
+RETRY_CONNECT_TIMEOUT = 10.0
+#: A sender that may reach its receiver again takes a transfer whose data moved not one
+#: byte for this long (bytes still to send) as a broken path: a path cut without a reset
+#: leaves TCP retransmitting for minutes and QUIC silent for ~35 s.
+SEND_STALL_TIMEOUT = 5.0
+#: An accepted transfer may be continued for this long after its acceptance (seconds).
+CONTINUATION_LIFETIME = 3600.0
+#: Continuations a receiver keeps at once; the oldest goes first.
+MAX_CONTINUATIONS = 64
+#: Bytes of a continuation's secret.
+CONTINUATION_SECRET_BYTES = 16
+
 # --- Names -----------------------------------------------------------------
 #: Longest file name component, in UTF-8 bytes.
 MAX_NAME_BYTES = 255

@@ -31,10 +31,12 @@ class StateInfo:
 
 #: Each state's label and tone: a state added to SessionState without one fails at import.
 _STATE_LOOKS: dict[SessionState, tuple[str, Tone]] = {
+    SessionState.QUEUED: ("Queued", ""),
     SessionState.CONNECTING: ("Connecting…", ""),
     SessionState.VERIFYING: ("Verifying…", ""),
     SessionState.WAITING: ("Waiting", ""),
     SessionState.TRANSFERRING: ("Transferring", "accent"),
+    SessionState.RECONNECTING: ("Reconnecting…", "warn"),
     SessionState.DONE: ("Done", "ok"),
     SessionState.FAILED: ("Failed", "bad"),
     SessionState.DECLINED: ("Declined", "warn"),
@@ -60,8 +62,8 @@ class TransferSnapshot:
     #: The session ID (the ``session`` of the node's events for this transfer).
     id: str
     direction: Direction
-    #: connecting, verifying, waiting (for an answer), transferring, done,
-    #: failed, declined or cancelled; it only ever moves forward in that order.
+    #: queued, connecting, verifying, waiting (for an answer), transferring
+    #: (reconnecting and back), done, failed, declined or cancelled; forward only.
     state: SessionState
     peer_name: str
     peer_id: str

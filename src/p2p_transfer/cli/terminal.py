@@ -53,7 +53,10 @@ from p2p_transfer.events import (
     OfferEvent,
     OfferSentEvent,
     ProgressEvent,
+    QueuedEvent,
     ReceiverOutcome,
+    ReconnectedEvent,
+    ReconnectingEvent,
     RelayEvent,
     RendezvousEvent,
     ResumeEvent,
@@ -469,6 +472,37 @@ class HumanRenderer:
             return
         rtt = f", {event.rtt_ms:.0f} ms" if event.rtt_ms is not None else ""
         self._say(event.session, f"[dim]connected ({event.path}{rtt})[/]")
+
+    # --- a broken path, reached again (issue 26) ------------------------------------------
+
+    def _on_queued(self, event: QueuedEvent) -> None:
+        """``send --wait``: what the send waits for, and for how long."""
+        session = self._session(event.session)
+        session.direction = "send"
+        minutes, seconds = divmod(int(event.wait), 60)
+        self._say(
+            event.session,
+            f"[yellow]waiting for {shown(event.to)} to be reachable (up to {minutes}:"
+            f"{seconds:02d}); the send starts by itself when it is — Ctrl-C to stop[/]",
+        )
+
+    def _on_reconnecting(self, event: ReconnectingEvent) -> None:
+        """``waiting for desk to come back (0:12)…``, once per try; the first says why."""
+        who = shown(event.peer_name) or "the receiver"
+        if event.waited < 1:
+            self._say(event.session, f"[yellow]connection to {who} lost: {shown(event.reason)}[/]")
+        minutes, seconds = divmod(int(event.waited), 60)
+        waited = f"{minutes}:{seconds:02d}"
+        self._say(event.session, f"[yellow]waiting for {who} to come back ({waited})…[/]")
+
+    def _on_reconnected(self, event: ReconnectedEvent) -> None:
+        """``reconnected to desk over 10.0.0.7:41641 (direct) after 3.1 s``."""
+        over = f" over {event.remote_addr}" if event.remote_addr else ""
+        self._say(
+            event.session,
+            f"[green]reconnected to {shown(event.peer_name)}{over} ({event.path}) after "
+            f"{event.seconds:.1f} s — continuing[/]",
+        )
 
     def _on_code(self, event: CodeEvent) -> None:
         session = self._session(event.session)

@@ -26,6 +26,7 @@ from p2p_transfer.cli.context import (
     run_async,
     stdin_is_interactive,
 )
+from p2p_transfer.cli.durations import Duration
 from p2p_transfer.cli.options import AliasedOption, SizeType, examples
 from p2p_transfer.cli.render import JsonRenderer, attempt_count, counted, printable
 
@@ -50,6 +51,7 @@ from p2p_transfer.events import (
 from p2p_transfer.limits import (
     CODE_DIGITS,
     DEFAULT_PARALLEL_FILES,
+    DEFAULT_RETRY_FOR,
     ENTRY_DISK_COST,
     LOCALSEND_PORT,
     MAX_PARALLEL_FILES,
@@ -392,6 +394,14 @@ async def _serve_localsend(
               help="Relay for a code typed into `wormhole receive` when no direct path "
                    "works (default: $P2P_TRANSFER_TRANSIT_RELAY, else magic-wormhole's "
                    "public one, transit.magic-wormhole.io:4001).")
+@click.option("--wait", metavar="DURATION", type=Duration(), default="0",
+              help="When the receiver can't be reached yet (off, away, not on this network "
+                   "yet), wait for it this long (seconds, or 10m, 2h), then send.")
+@click.option("--retry-for", metavar="DURATION", type=Duration(),
+              default=f"{DEFAULT_RETRY_FOR:.0f}s", show_default=True,
+              help="When the connection breaks during a transfer, keep trying to reach the "
+                   "receiver for this long (seconds, or 90s, 10m, 2h), then continue where it "
+                   "stopped; 0 gives up at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
 @click.argument("paths", nargs=-1, metavar="[PATH]...",
                 type=click.Path(exists=True, path_type=Path))
@@ -408,6 +418,8 @@ def send(
     unverified_ok: bool,
     mailbox: str | None,
     transit: str | None,
+    wait: float,
+    retry_for: float,
     as_json: bool,
     paths: tuple[Path, ...],
 ) -> None:
@@ -433,7 +445,7 @@ def send(
             sys.exit(EXIT_FAILURE)
     options = SendOptions(
         parallel=parallel, follow_symlinks=follow_symlinks, code=code, transport=transport,
-        text=text,
+        text=text, retry_for=retry_for, wait=wait,
     )
 
     async def ask_code(request: CodeRequest) -> str:

@@ -27,6 +27,7 @@ from p2p_transfer.node.sessions import RunningSession, SessionRegistry
 from p2p_transfer.rendezvous.twisted_loop import stop_reactor
 from p2p_transfer.transfer import (
     CodePrompt,
+    ContinuationStore,
     Decider,
     ReceiveOptions,
     ReceiverServices,
@@ -83,6 +84,7 @@ class Node:
             self.config.device_name, transport.endpoint_id, self.events, self.pairings,
             AttemptLimiter(self.config.config_dir),
             data_host=local[0] if local else "0.0.0.0",
+            continuations=ContinuationStore(self.config.config_dir),
         )
 
     @classmethod

@@ -10,21 +10,28 @@ say) is a new route here.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import (
     ConnectionEvent,
     DialingEvent,
     Event,
     EventBus,
+    QueuedEvent,
     RouteEvent,
     SessionEvent,
     SessionState,
 )
 from p2p_transfer.lifecycle import Lifecycle
-from p2p_transfer.limits import REMEMBERED_ROUTE_TIMEOUT
+from p2p_transfer.limits import (
+    REMEMBERED_ROUTE_TIMEOUT,
+    RETRY_FIRST_PAUSE,
+    RETRY_LONGEST_PAUSE,
+)
 from p2p_transfer.net import Transport, Unreachable, parse_ticket
 from p2p_transfer.node.config import NodeConfig, endpoint
 from p2p_transfer.node.localsend_bridge import LocalSendBridge
@@ -79,8 +86,14 @@ class Dispatcher:
         confirm: ConfirmPrompt | None = None,
     ) -> TransferResult:
         """A send session's work, from resolving ``to`` to the sender's result."""
+        route: Route | None = None
+        if options.wait > 0:
+            lifecycle.advance(SessionState.QUEUED)
+            self._events.emit(QueuedEvent(lifecycle.session, str(to).strip(), options.wait))
+            route = await self._found(to, options.wait, lifecycle.session)
         lifecycle.advance(SessionState.CONNECTING)
-        route = await self._presence.route(to, lifecycle.session)
+        if route is None:
+            route = await self._presence.route(to, lifecycle.session)
         said = to.strip() if isinstance(to, str) else to.name
         event = route.event(lifecycle.session, said)
         self._events.emit(event)
@@ -102,9 +115,28 @@ class Dispatcher:
         try:
             if route.found == "pairing":
                 return await self._remembered(sender, route, paths, lifecycle.session)
-            return await sender.run(route.target, paths, named)
+            # After a broken path a name (or HOST:PORT) is looked up again: the receiver
+            # may be back on another address.
+            redial = (None if route.found == "ticket"
+                      else functools.partial(self._presence.resolve, said))
+            return await sender.run(route.target, paths, named, redial)
         finally:
             forget()
+
+    async def _found(self, to: str | Target, wait: float, session: str) -> Route:
+        """``to``'s route, looking again (with growing pauses) while it is not found, for
+        up to ``wait`` s (``send --wait``); the last failure after that."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + wait
+        pause = RETRY_FIRST_PAUSE
+        while True:
+            try:
+                return await self._presence.route(to, session)
+            except P2PTransferError:
+                if loop.time() + pause >= give_up:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RETRY_LONGEST_PAUSE)
 
     async def _remembered(
         self, sender: SendSession, route: Route, paths: list[Path], session: str

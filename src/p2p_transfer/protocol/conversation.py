@@ -17,6 +17,7 @@ from p2p_transfer.protocol.errors import ProtocolError
 from p2p_transfer.protocol.messages import (
     Accept,
     Cancel,
+    Continue,
     Decline,
     Error,
     FileResult,
@@ -49,7 +50,8 @@ class Side(Enum):
 class Phase(Enum):
     """Where the conversation stands; each names whose move it is."""
 
-    HELLO = "hello"  # the sender's Hello
+    HELLO = "hello"  # the sender's Hello (or its Continue of a broken transfer)
+    CONTINUING = "continuing"  # the receiver's code-free Welcome to a Continue (or refusal)
     WELCOME = "welcome"  # the receiver's Welcome (or its refusal)
     CODE = "code"  # the sender's guess at the code shown (Verify)
     VERDICT = "verdict"  # the receiver's verdict on that guess
@@ -78,7 +80,7 @@ Event = type[Message] | type[DataStream] | type[CodeWelcome]
 #: Each side's own moves in each phase, and the phase each leads to.
 _MOVES: Final[dict[Side, dict[Phase, dict[Event, Phase]]]] = {
     Side.SENDER: {
-        Phase.HELLO: {Hello: Phase.WELCOME},
+        Phase.HELLO: {Hello: Phase.WELCOME, Continue: Phase.CONTINUING},
         Phase.CODE: {Verify: Phase.VERDICT},
         Phase.OFFER: {Offer: Phase.FILES_OFFERED, TextOffer: Phase.TEXT_OFFERED},
         Phase.FILES_OFFERED: {ManifestPage: Phase.FILES_OFFERED},
@@ -88,6 +90,8 @@ _MOVES: Final[dict[Side, dict[Phase, dict[Event, Phase]]]] = {
     },
     Side.RECEIVER: {
         Phase.WELCOME: {Welcome: Phase.OFFER, CodeWelcome: Phase.CODE},
+        # A continued session was verified when it began: it asks for no code.
+        Phase.CONTINUING: {Welcome: Phase.OFFER},
         Phase.VERDICT: {Verified: Phase.OFFER, Retry: Phase.CODE},
         Phase.FILES_OFFERED: {Accept: Phase.RESUME, Decline: Phase.ENDED},
         Phase.TEXT_OFFERED: {Accept: Phase.TEXT, Decline: Phase.ENDED},
@@ -124,6 +128,7 @@ _REFUSALS: Final[dict[Side, dict[Phase, str]]] = {
     },
     Side.RECEIVER: {
         Phase.WELCOME: "expected Welcome, got {}",
+        Phase.CONTINUING: "expected Welcome without a code to a continuation, got {}",
         Phase.VERDICT: "expected Verified, got {}",
         Phase.FILES_OFFERED: "expected accept or decline, got {}",
         Phase.TEXT_OFFERED: "expected accept or decline, got {}",

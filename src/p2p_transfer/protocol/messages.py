@@ -36,6 +36,18 @@ class Hello(Message, tag="hello"):
     retries: bool = False
 
 
+class Continue(Message, tag="continue"):
+    """The sender's first message instead of Hello when a path under an accepted file
+    transfer broke: it continues the receiver's session ``session`` with the ``secret``
+    that receiver gave in its Accept (over the same endpoint ID, which TLS proves). The
+    receiver answers with a Welcome that asks for no code, or refuses with an Error."""
+
+    version: int
+    name: str
+    session: str
+    secret: bytes
+
+
 class Welcome(Message, tag="welcome"):
     """Receiver's answer to Hello; when a code is needed, its SPAKE2 message, and which
     of the sender's allowed attempts this check is (0 and 0 from older receivers)."""
@@ -135,12 +147,17 @@ class Accept(Message, tag="accept"):
     With ``tcp_port`` set the receiver also offers the LAN fast path: a TLS
     listener whose certificate has SHA-256 ``tcp_fingerprint``, admitting the
     one connection that presents ``tcp_token``.
+
+    With ``session`` and ``continuation`` set the receiver lets the sender continue this
+    transfer over a new connection (``Continue``) when the path breaks.
     """
 
     pages: int
     tcp_port: int = 0
     tcp_fingerprint: str = ""
     tcp_token: bytes = b""
+    session: str = ""
+    continuation: bytes = b""
 
 
 class ResumePage(Message, tag="resume"):
@@ -220,6 +237,7 @@ class Error(Message, tag="error"):
 
 AnyMessage = (
     Hello
+    | Continue
     | Welcome
     | Verify
     | Verified

@@ -1,6 +1,7 @@
 """Sender and receiver sessions over the ``net`` layer: bounded, hashed, resumable."""
 
 from p2p_transfer.transfer.code_check import CodePrompt, CodeRequest
+from p2p_transfer.transfer.continuations import ContinuationStore
 from p2p_transfer.transfer.offers import (
     Decider,
     Decision,
@@ -24,6 +25,7 @@ __all__ = [
     "Cancelled",
     "CodePrompt",
     "CodeRequest",
+    "ContinuationStore",
     "Decider",
     "Decision",
     "Declined",

@@ -17,6 +17,8 @@ import traceback
 from dataclasses import dataclass, field
 from itertools import islice
 
+import msgspec
+
 from p2p_transfer.disk import TargetError, describe_os_error
 from p2p_transfer.events import (
     DecisionEvent,
@@ -38,6 +40,7 @@ from p2p_transfer.net.tcp import TcpEndpointInfo
 from p2p_transfer.protocol import (
     PROTOCOL_VERSION,
     Accept,
+    Continue,
     Decline,
     Error,
     Hello,
@@ -51,6 +54,7 @@ from p2p_transfer.protocol import (
     TextAssembler,
     TextOffer,
     TextPage,
+    Welcome,
     check_offer,
     check_text_offer,
     clean_device_name,
@@ -61,6 +65,13 @@ from p2p_transfer.protocol.conversation import Conversation, Side
 from p2p_transfer.transfer.admission import CountedSlots, ManifestBudget
 from p2p_transfer.transfer.claims import ClaimOwner, FileClaims
 from p2p_transfer.transfer.code_check import CodeCheck
+from p2p_transfer.transfer.continuations import (
+    REFUSAL,
+    Continuation,
+    ContinuationStore,
+    folder_key,
+    manifest_digest,
+)
 from p2p_transfer.transfer.control import ControlStream
 from p2p_transfer.transfer.data_paths import DataPaths, sender_closed
 from p2p_transfer.transfer.intake import FileIntake, PreparedOffer, Tally
@@ -112,6 +123,8 @@ class ReceiverServices:
     )
     #: Manifest entries held by all sessions' offers, and by each peer's.
     manifests: ManifestBudget = field(default_factory=ManifestBudget)
+    #: Accepted transfers their senders may continue after a broken path.
+    continuations: ContinuationStore = field(default_factory=ContinuationStore)
 
 
 class ReceiveSession(ClaimOwner):
@@ -153,6 +166,10 @@ class ReceiveSession(ClaimOwner):
         self._finished = asyncio.Event()
         #: How the connection closes if this session is stopped for another one.
         self._stop_code = CloseCode.CANCELLED
+        #: The accepted transfer this connection continues (a sender's ``Continue``).
+        self._continued: Continuation | None = None
+        #: The continuation this session's transfer holds, once accepted or continued.
+        self._continuation_key = ""
 
     @property
     def checking(self) -> bool:
@@ -177,6 +194,7 @@ class ReceiveSession(ClaimOwner):
             self._connection.close(CloseCode.REFUSED, str(exc))
             raise TransferError(f"{self.peer_name}: {exc}") from None
         except Cancelled:
+            self._end_continuation()
             self._connection.close(CloseCode.DONE, "")
             raise
         except PeerError as exc:
@@ -192,6 +210,8 @@ class ReceiveSession(ClaimOwner):
             self._connection.close(CloseCode.FAILED, reason)
             raise TransferError(f"{self.peer_name}: {reason}") from None
         except asyncio.CancelledError:
+            if not self._lifecycle.cancel_reason:  # this user's cancel, not a newer session's
+                self._end_continuation()
             reason = self._lifecycle.cancel_reason or f"{self._services.device_name} cancelled"
             self._connection.close(self._stop_code, reason)
             raise
@@ -261,11 +281,22 @@ class ReceiveSession(ClaimOwner):
 
     # --- the conversation, in its order ----------------------------------------------------
 
+    def _end_continuation(self) -> None:
+        """This session's transfer ended for good: it can no longer be continued."""
+        if self._continuation_key:
+            self._services.continuations.end(self._continuation_key)
+
     async def _converse(self) -> TransferResult | None:
         control, hello = await self._greet()
-        await self._code.verify(control, hello)
+        if isinstance(hello, Continue):
+            # Verified when it began; the Continue proved it is that transfer's sender.
+            await control.send(Welcome(PROTOCOL_VERSION, self._services.device_name, False))
+        else:
+            await self._code.verify(control, hello)
         with self._connection.deadline(OFFER_TIMEOUT, "no offer in time"):
             offer = await control.expect(Offer, TextOffer)
+            if self._continued is not None and isinstance(offer, TextOffer):
+                raise Refused(REFUSAL)
             if isinstance(offer, TextOffer):
                 check_text_offer(offer)
                 self.offered = True
@@ -279,16 +310,24 @@ class ReceiveSession(ClaimOwner):
             return await self._decline(control, refusal, offer.total_bytes)
         return await self._take_files(control, manifest)
 
-    async def _greet(self) -> tuple[ControlStream, Hello]:
-        """The control stream and the sender's Hello, within FIRST_MESSAGE_TIMEOUT."""
+    async def _greet(self) -> tuple[ControlStream, Hello | Continue]:
+        """The control stream and the sender's Hello (or Continue of a transfer this
+        receiver accepted), within FIRST_MESSAGE_TIMEOUT."""
         self._data.police_data_streams(self._conversation)
         with self._connection.deadline(FIRST_MESSAGE_TIMEOUT, "no hello within 5 s") as deadline:
             reader, writer = await self._connection.accept_control()
             control = self._control = ControlStream(reader, writer, self._conversation)
             self._data.police_control_streams()
-            hello = await control.expect(Hello)
+            hello = await control.expect(Hello, Continue)
         if deadline.expired:
             raise NetError("no hello within 5 s")
+        if isinstance(hello, Continue):
+            self._continued = self._services.continuations.find(
+                hello.session, self.peer_id, hello.secret
+            )
+            if self._continued is None:
+                raise Refused(REFUSAL)
+            self._continuation_key = self._continued.session
         self.said_hello = True
         self.peer_name = clean_device_name(hello.name) or self.peer_id[:10]
         self._lifecycle.peer_name = self.peer_name
@@ -319,6 +358,12 @@ class ReceiveSession(ClaimOwner):
     async def _take_files(self, control: ControlStream, manifest: Manifest) -> TransferResult:
         """Ask about a file offer the target can take, then receive it or decline."""
         services = self._services
+        continued = self._continued
+        if continued is not None and (
+            continued.manifest_digest != manifest_digest(manifest)
+            or continued.folder != folder_key(self._options.target)
+        ):
+            raise Refused(REFUSAL)  # not the files (or the folder) that were accepted
         prepared, refusal = await survey(manifest, self._options, services.claims, self)
         whole, partial = prepared.held_counts() if prepared is not None else (0, 0)
         incoming = IncomingOffer(
@@ -334,8 +379,9 @@ class ReceiveSession(ClaimOwner):
         )
         self._events.emit(incoming.event())
         self._lifecycle.advance(SessionState.WAITING)
+        ask = self._ask_for_files if continued is None else _accepted_before
         decision = Decision(False, refusal) if prepared is None else await consider(
-            prepared, self._options.max_size, lambda: self._ask_for_files(incoming)
+            prepared, self._options.max_size, lambda: ask(incoming)
         )
         self._events.emit(DecisionEvent(self.session, decision.accept, decision.reason))
         if prepared is None or not decision.accept:
@@ -415,7 +461,8 @@ class ReceiveSession(ClaimOwner):
                 if (held := prepared.resume_event(self.session)) is not None:
                     self._events.emit(held)
                 tcp = await self._data.admit(intake)
-                await control.send(_accept(len(pages), tcp), *map(ResumePage, pages))
+                accept = self._with_continuation(_accept(len(pages), tcp), prepared)
+                await control.send(accept, *map(ResumePage, pages))
                 self._lifecycle.advance(SessionState.TRANSFERRING)
                 self._data.start()
                 await self._data.until_settled(tracker, _watch_control(control))
@@ -424,6 +471,17 @@ class ReceiveSession(ClaimOwner):
             return await self._summarize(control, offer, prepared, intake.tally, tracker)
         finally:
             prepared.target.close()
+
+    def _with_continuation(self, accept: Accept, prepared: PreparedOffer) -> Accept:
+        """The Accept with what lets its sender continue after a broken path: a fresh
+        continuation, or the one this connection continues (its secret stays the same)."""
+        if self._continued is not None:
+            return msgspec.structs.replace(accept, session=self._continued.session)
+        secret = self._services.continuations.grant(
+            self.session, self.peer_id, prepared.manifest, self._options.target
+        )
+        self._continuation_key = self.session
+        return msgspec.structs.replace(accept, session=self.session, continuation=secret)
 
     async def _summarize(
         self, control: ControlStream, offer: IncomingOffer, prepared: PreparedOffer,
@@ -434,6 +492,7 @@ class ReceiveSession(ClaimOwner):
         await control.flush_results()
         await asyncio.to_thread(prepared.target.sync)  # what the summary counts is on disk
         await control.send(Summary(tally.ok, tally.failed, tracker.bytes_transferred))
+        self._end_continuation()
         ok = tally.failed == 0
         result = TransferResult(
             SessionState.DONE if ok else SessionState.FAILED, tally.ok, tally.failed,
@@ -457,6 +516,11 @@ def _accept(pages: int, tcp: TcpEndpointInfo | None) -> Accept:
     if tcp is None:
         return Accept(pages)
     return Accept(pages, tcp.port, tcp.fingerprint, tcp.token)
+
+
+async def _accepted_before(offer: IncomingOffer) -> Decision:
+    """A continued transfer's answer: the receiving user accepted it when it began."""
+    return Decision(True)
 
 
 async def _watch_control(control: ControlStream) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
+from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import (
     ConnectionEvent,
     DecisionEvent,
@@ -22,6 +24,8 @@ from p2p_transfer.events import (
     DoneEvent,
     EventBus,
     OfferSentEvent,
+    ReconnectedEvent,
+    ReconnectingEvent,
     ResumeEvent,
     SessionState,
 )
@@ -31,11 +35,16 @@ from p2p_transfer.limits import (
     DEFAULT_PARALLEL_FILES,
     MAX_PARALLEL_FILES,
     MAX_TEXT_BYTES,
+    RETRY_CONNECT_TIMEOUT,
+    RETRY_FIRST_PAUSE,
+    RETRY_LONGEST_PAUSE,
+    SEND_STALL_TIMEOUT,
 )
 from p2p_transfer.net import (
     CloseCode,
     MessageWriter,
     NetError,
+    PeerClose,
     PeerConnection,
     Transport,
     Unreachable,
@@ -46,6 +55,7 @@ from p2p_transfer.net.tcp import TlsChannel
 from p2p_transfer.protocol import (
     PROTOCOL_VERSION,
     Accept,
+    Continue,
     Decline,
     Hello,
     Manifest,
@@ -84,6 +94,10 @@ from p2p_transfer.trust import PairingStore
 from p2p_transfer.trust.vouched import VouchedPeer
 from p2p_transfer.units import format_size
 
+#: Where to reach the receiver again after a broken path: a fresh ticket (a LAN name is
+#: looked up again; the receiver may have restarted on another address).
+Redial = Callable[[], Awaitable[str]]
+
 #: Why a receiver does not answer, said with "cannot reach NAME".
 UNREACHABLE_CAUSES = (
     "the receiver may have stopped; a ticket's addresses change when the receiver "
@@ -105,6 +119,36 @@ class SendOptions:
     #: Set by a send by code: this receiver may skip the 6-digit code (its ID came
     #: under the code's PAKE).
     vouched: VouchedPeer | None = None
+    #: Seconds to keep trying to reach the receiver again when the path under an accepted
+    #: transfer breaks (``--retry-for``); 0 fails at once.
+    retry_for: float = 0.0
+    #: Seconds to wait for a receiver that cannot be reached yet (``--wait``); 0 fails at once.
+    wait: float = 0.0
+
+
+class _PathBroke(Exception):
+    """The connection under an accepted transfer broke in a way worth continuing (not a
+    cancel, a refusal or a protocol error)."""
+
+
+async def _settle(sending: asyncio.Task[None], results: asyncio.Task[Summary]) -> Summary:
+    """Every file sent, then the receiver's Summary."""
+    await sending
+    return await results
+
+
+async def _first_failure_or(
+    settled: asyncio.Future[Summary], *watched: asyncio.Future[object]
+) -> Summary:
+    """What ``settled`` gives, unless one of ``watched`` fails first: a connection that
+    dies under a blocked write shows first in the results, a silent path as a stall."""
+    waiting: set[asyncio.Future[object]] = {settled, *watched}
+    while not settled.done():
+        done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                await task  # raises what ended it
+    return settled.result()
 
 
 def check_text(text: str, paths: list[Path]) -> None:
@@ -148,11 +192,20 @@ class SendSession:
         #: The offer's ID on the wire (the receiver's own session ID is its own).
         self._transfer_id = secrets.token_hex(8)
         self._ticket_addresses: list[str] = []
+        #: The receiver's session and secret from its Accept: what continues the transfer.
+        self._continuation: tuple[str, bytes] | None = None
+        #: Bytes sent and seconds spent over connections that broke (for the result).
+        self._carried = (0, 0.0)
+        self._tracker: ProgressTracker | None = None
+        self._peer_name = ""
 
-    async def run(self, ticket: str, paths: list[Path], peer_name: str = "") -> TransferResult:
+    async def run(
+        self, ticket: str, paths: list[Path], peer_name: str = "", redial: Redial | None = None
+    ) -> TransferResult:
         """Send ``paths`` to the receiver a ticket names (``peer_name`` when known); returns
         the result or raises a TransferError (Declined, Cancelled, WrongCode, ...) or
-        NetError."""
+        NetError. A path that breaks under an accepted transfer is reached again (through
+        ``redial`` when given) for ``retry_for`` seconds, and the same session goes on."""
         if not 1 <= self._options.parallel <= MAX_PARALLEL_FILES:
             raise TransferError(f"--parallel must be between 1 and {MAX_PARALLEL_FILES}")
         sources = Sources()
@@ -166,6 +219,15 @@ class SendSession:
             except SourceError as exc:
                 raise TransferError(str(exc)) from None
         connection = await self._dial(ticket, peer_name)
+        while True:
+            try:
+                return await self._attempt(connection, sources)
+            except _PathBroke as broke:
+                connection = await self._reconnect(redial, ticket, str(broke))
+
+    async def _attempt(self, connection: PeerConnection, sources: Sources) -> TransferResult:
+        """One connection's part of the session; _PathBroke when it broke under an accepted
+        transfer that may be continued."""
         try:
             result = await self._converse(connection, sources)
         except asyncio.CancelledError:
@@ -182,12 +244,70 @@ class SendSession:
             connection.close(CloseCode.FAILED, "sender stopped")
             if close is not None and close.cancelled:
                 raise Cancelled(close.reason or "cancelled by the receiver", "peer") from None
+            if self._may_continue(close):
+                self._carry()
+                raise _PathBroke(str(exc)) from None
             raise NetError(close.reason if close and close.reason else str(exc)) from None
         except TransferError as exc:
             connection.close(CloseCode.FAILED, f"sender stopped: {exc}")
             raise
         connection.close(CloseCode.DONE, "transfer complete")
         return result
+
+    def _may_continue(self, close: PeerClose | None) -> bool:
+        """A broken path is worth reaching again: the receiver gave a continuation, the
+        user allows retries, and the receiver did not end it on purpose."""
+        if self._continuation is None or self._options.retry_for <= 0:
+            return False
+        return close is None or close.code in (CloseCode.FAILED, CloseCode.TIMEOUT)
+
+    def _carry(self) -> None:
+        """Keep what the broken connection moved, for the result's totals."""
+        if self._tracker is not None:
+            sent, seconds = self._carried
+            self._carried = (
+                sent + self._tracker.bytes_transferred, seconds + self._tracker.seconds
+            )
+            self._tracker = None
+
+    async def _reconnect(self, redial: Redial | None, ticket: str, reason: str) -> PeerConnection:
+        """Reach the same receiver again, trying its addresses (a fresh lookup when
+        ``redial``) with growing pauses, for up to ``retry_for`` s; Unreachable after."""
+        self._lifecycle.advance(SessionState.RECONNECTING, reason)
+        loop = asyncio.get_running_loop()
+        retry_for = self._options.retry_for
+        started = loop.time()
+        pause = RETRY_FIRST_PAUSE
+        while (waited := loop.time() - started) < retry_for:
+            self._events.emit(ReconnectingEvent(
+                self.session, self._peer_name, round(waited, 1), retry_for, reason
+            ))
+            timeout = min(RETRY_CONNECT_TIMEOUT, max(0.1, retry_for - waited))
+            try:
+                connection = await asyncio.wait_for(self._connect_again(redial, ticket), timeout)
+            except (P2PTransferError, TimeoutError):
+                await asyncio.sleep(min(pause, max(0.0, retry_for - (loop.time() - started))))
+                pause = min(pause * 2, RETRY_LONGEST_PAUSE)
+                continue
+            path = connection.path()
+            self._events.emit(ReconnectedEvent(
+                self.session, self._peer_name, path.kind, path.remote_addr,
+                round(loop.time() - started, 1),
+            ))
+            return connection
+        who = self._peer_name or "the receiver"
+        raise Unreachable(
+            f"{who} did not come back within {retry_for:.0f} s ({reason}); what arrived is "
+            "kept: run the same command to continue"
+        )
+
+    async def _connect_again(self, redial: Redial | None, ticket: str) -> PeerConnection:
+        """A new connection to the receiver this session was accepted by, and no other
+        (its continuation's secret is for that endpoint only)."""
+        target = await redial() if redial is not None else ticket
+        if ticket_endpoint_id(target) != ticket_endpoint_id(ticket):
+            raise Unreachable("another device answers at the receiver's name or address")
+        return await self._transport.connect(target)
 
     async def _dial(self, ticket: str, peer_name: str) -> PeerConnection:
         """Connect, saying whom we try to reach, and why that may fail when it does."""
@@ -196,16 +316,24 @@ class SendSession:
         peer_name = peer_name or next(
             (p.name for p in self._pairings.list() if p.endpoint_id == peer_id), ""
         )
+        self._peer_name = peer_name or f"{peer_id[:10]}…"
         self._events.emit(
             DialingEvent(self.session, peer_id, peer_name, list(self._ticket_addresses))
         )
-        try:
-            return await self._transport.connect(ticket)
-        except Unreachable as exc:
-            who = peer_name or f"{peer_id[:10]}…"
-            raise Unreachable(
-                f"cannot reach {who} ({exc}): {UNREACHABLE_CAUSES}", exc.detail
-            ) from None
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._options.wait
+        pause = RETRY_FIRST_PAUSE
+        while True:
+            try:
+                return await self._transport.connect(ticket)
+            except Unreachable as exc:
+                if loop.time() + pause >= give_up:  # --wait: tried until its end
+                    who = peer_name or f"{peer_id[:10]}…"
+                    raise Unreachable(
+                        f"cannot reach {who} ({exc}): {UNREACHABLE_CAUSES}", exc.detail
+                    ) from None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RETRY_LONGEST_PAUSE)
 
     async def _converse(self, connection: PeerConnection, sources: Sources) -> TransferResult:
         path = connection.path()
@@ -215,7 +343,8 @@ class SendSession:
             )
         )
         control, welcome = await self._greet(connection)
-        await self._code.prove(control, welcome, connection.peer_id)
+        if self._continuation is None:
+            await self._code.prove(control, welcome, connection.peer_id)
         if self._options.text is not None:
             return await self._send_text(control, self._options.text, welcome.name)
         answer, resume = await self._offer(control, sources.entries, welcome.name)
@@ -235,8 +364,14 @@ class SendSession:
         peer_id = connection.peer_id
         reader, writer = await connection.open_control()
         control = ControlStream(reader, writer, Conversation(Side.SENDER))
-        paired = self._pairings.is_trusted(peer_id)
-        await control.send(Hello(PROTOCOL_VERSION, self._device_name, paired, self._code.retries))
+        if self._continuation is not None:
+            session, secret = self._continuation
+            await control.send(Continue(PROTOCOL_VERSION, self._device_name, session, secret))
+        else:
+            paired = self._pairings.is_trusted(peer_id)
+            await control.send(
+                Hello(PROTOCOL_VERSION, self._device_name, paired, self._code.retries)
+            )
         welcome = await control.expect(Welcome)
         # The receiver's name is shown and stored: nothing in it may hide or reorder text.
         welcome = msgspec.structs.replace(
@@ -246,7 +381,7 @@ class SendSession:
             raise TransferError(
                 f"receiver speaks protocol {welcome.version}, not {PROTOCOL_VERSION}"
             )
-        self._lifecycle.peer_name = welcome.name
+        self._lifecycle.peer_name = self._peer_name = welcome.name
         self._lifecycle.advance(SessionState.VERIFYING)
         return control, welcome
 
@@ -262,9 +397,10 @@ class SendSession:
         for page in pages:
             await control.send_encoded(ManifestPage, page)
         del pages
-        self._events.emit(
-            OfferSentEvent(self.session, peer_name, files, total, len(entries) - files)
-        )
+        if self._continuation is None:  # a continued offer was answered before
+            self._events.emit(
+                OfferSentEvent(self.session, peer_name, files, total, len(entries) - files)
+            )
         answer = await self._await_answer(control)
         resume: dict[int, Resume] = {}
         for _ in range(answer.pages):
@@ -285,7 +421,10 @@ class SendSession:
                 raise_if_peer_stopped(answer)
             return_kind = type(answer).__name__ if answer else "nothing"
             raise ProtocolError(f"expected accept or decline, got {return_kind}")
-        self._events.emit(DecisionEvent(self.session, True))
+        if self._continuation is None:
+            self._events.emit(DecisionEvent(self.session, True))
+            if answer.session and answer.continuation:
+                self._continuation = (answer.session, answer.continuation)
         self._lifecycle.advance(SessionState.TRANSFERRING)
         return answer
 
@@ -300,7 +439,7 @@ class SendSession:
         """Stream the files over ``channel`` (TCP) or QUIC data streams while the
         receiver's verdicts come in; the result once its Summary is here."""
         entries = sources.entries
-        tracker = ProgressTracker(
+        tracker = self._tracker = ProgressTracker(
             self.session, "send", entries.total_bytes, entries.files, self._events.emit
         )
         if channel is not None:
@@ -314,20 +453,36 @@ class SendSession:
         sender = FileSender(self.session, self._events, resume, tracker)
         sending = asyncio.create_task(sender.send_all(openers, jobs))
         results = asyncio.create_task(verdicts.collect(control))
+        # Only a send that may reach its receiver again gives up on a silent path early.
+        watch = self._watch_stall(tracker) if self._options.retry_for > 0 else asyncio.Future()
+        stalled = asyncio.ensure_future(watch)
+        settled = asyncio.ensure_future(_settle(sending, results))
         try:
-            await sending
-            summary = await results
+            summary = await _first_failure_or(settled, results, stalled)
         except BaseException:
             if channel is not None:
                 channel.abort()  # a failed or cancelled transfer leaves no TLS socket behind
             raise
         finally:
-            for task in (sending, results):
+            for task in (sending, results, stalled, settled):
                 task.cancel()
             if channel is not None:
                 channel.close()  # no-op after the worker's finish; closes it when no file used it
         tracker.flush()
         return self._report(entries, tracker, verdicts, summary)
+
+    @staticmethod
+    async def _watch_stall(tracker: ProgressTracker) -> None:
+        """NetError once data that began to move, with bytes still to send, moved not one
+        byte for SEND_STALL_TIMEOUT (the path under it went silent)."""
+        while True:
+            await asyncio.sleep(SEND_STALL_TIMEOUT / 5)
+            if (
+                tracker.bytes_transferred > 0  # not while resume points are hashed first
+                and tracker.bytes_done < tracker.bytes_total
+                and tracker.idle_seconds >= SEND_STALL_TIMEOUT
+            ):
+                raise NetError(f"no data moved for {SEND_STALL_TIMEOUT:.0f} s")
 
     def _report(
         self, entries: Manifest, tracker: ProgressTracker, verdicts: Verdicts, summary: Summary
@@ -335,13 +490,14 @@ class SendSession:
         """How the transfer went, as a result and a done event."""
         files = entries.files
         ok = not verdicts.failed and verdicts.ok == files
+        sent_before, seconds_before = self._carried
         result = TransferResult(
             state=SessionState.DONE if ok else SessionState.FAILED,
             files=verdicts.ok,
             files_failed=files - verdicts.ok,
             bytes_total=entries.total_bytes,
-            bytes_transferred=tracker.bytes_transferred,
-            seconds=tracker.seconds,
+            bytes_transferred=sent_before + tracker.bytes_transferred,
+            seconds=seconds_before + tracker.seconds,
             message="" if ok else verdicts.failure_message(summary),
         )
         self._events.emit(

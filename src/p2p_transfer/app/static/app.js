@@ -326,7 +326,7 @@ function connect() {
 function setLinkState(kind) {
   const pill = $("link-state");
   pill.dataset.state = kind === "live" ? "live" : kind === "offline" ? "bad" : "warn";
-  pill.textContent = kind === "live" ? "live" : kind === "offline" ? "reconnecting" : "connecting…";
+  pill.textContent = kind === "live" ? "live" : kind === "offline" ? "reconnecting…" : "connecting…";
 }
 
 const debounced = (fn, ms) => {
