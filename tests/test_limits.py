@@ -49,6 +49,10 @@ NOT_MOVED_YET = {
 NOT_LIMIT_TEXTS = {
     "Refuse uploads larger than this (e.g. 500M, 2G, 1.5GiB).",
     " is not a size (e.g. 1048576, 500M, 2G, 1.5GiB)",
+    " is not a duration: give seconds, or e.g. 90s, 10m, 2h",
+    "When the connection breaks during a transfer, keep trying to reach the receiver for "
+    "this long (seconds, or 90s, 10m, 2h), then continue where it stopped; 0 gives up at "
+    "once.",
 }
 NOT_LIMIT_TEXT_STARTS = ("Decline offers that need more than this (e.g. 500M, 2G, 1.5GiB;",)
 #: Messages with a limit typed in, in modules being rewritten (see NOT_MOVED_YET).

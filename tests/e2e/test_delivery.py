@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from e2e.test_fast_path import write_big_file
 from netns import Host, Lab
 from p2p_transfer.limits import MiB
 from p2p_transfer.net import ticket_endpoint_id
+from waiting import hold_for_blocking
 
 FILES = 6
 FILE_SIZE = 16 * MiB
@@ -75,7 +75,7 @@ def test_a_receiver_killed_and_restarted_gets_the_original_send(tmp_path: Path) 
             first.process.send_signal(signal.SIGKILL)
         first.wait()
         sender.wait_for("reconnecting")
-        time.sleep(RESTART_AFTER)  # the scenario: the receiver is away this long
+        hold_for_blocking(RESTART_AFTER)  # the scenario: the receiver is away this long
         restarted = _receiver(tmp_path / "rx", inbox, port)
         again = restarted.wait_for("ticket")["ticket"]
         assert ticket_endpoint_id(again) == ticket_endpoint_id(ticket)  # the same device
@@ -132,7 +132,7 @@ def test_send_wait_delivers_to_a_device_that_starts_later(
                       "--wait", "60", "--code", CODE, str(tree), inside=b.argv())
     try:
         sender.expect_line(r"waiting for desk to be reachable \(up to 1:00\)")
-        time.sleep(AWAY_FOR)  # the scenario: desk is off this long
+        hold_for_blocking(AWAY_FOR)  # the scenario: desk is off this long
         assert sender.child.isalive(), sender.text
         receiver = a.spawn(
             sys.executable, "-m", "p2p_transfer", "--config-dir", str(tmp_path / "a-home"),
