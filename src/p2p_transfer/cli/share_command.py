@@ -28,7 +28,7 @@ from p2p_transfer.cli.context import (
 )
 from p2p_transfer.cli.options import AliasedOption, SizeType, examples
 from p2p_transfer.cli.render import JsonRenderer, printable
-from p2p_transfer.cli.terminal import transfer_bars
+from p2p_transfer.cli.terminal_screen import transfer_bars
 from p2p_transfer.config import (
     current_umask,
     default_device_name,
