@@ -109,9 +109,11 @@ class Screen:
                 session.reach_notice.cancel()
 
     def session(self, session_id: str) -> SessionView:
+        """What is remembered of a session, begun on its first event."""
         return self.sessions.setdefault(session_id, SessionView())
 
     def print(self, *args: object, **options: Any) -> None:
+        """A line now, above the bars if they draw; held while the command asks something."""
         if self._asking:
             self._held.append((args, options))
             return
@@ -126,6 +128,7 @@ class Screen:
         self.print(line)
 
     def named(self, session: SessionView, peer_name: str) -> None:
+        """Remember the peer's name once an event says it (an empty one changes nothing)."""
         if peer_name:
             session.peer_name = peer_name
 
@@ -195,6 +198,7 @@ class Screen:
             self._waiting = None
 
     def live_bars(self) -> Progress:
+        """The progress bars, started unless a question is on screen."""
         if self._bars is None:
             self._bars = transfer_bars(self.console)
             if not self._questions_open:

@@ -25,6 +25,7 @@ def shown(text: str) -> str:
     return escape(printable(text))
 
 
+#: Control characters but the line break and the tab: what a text shown may not hold.
 CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
