@@ -221,9 +221,12 @@ def receive(
     ctx.logs.to(renderer)
     if copy_texts and not isinstance(renderer, JsonRenderer):
         renderer.copy_texts = True
-    job = _ReceiveJob(ctx, options, OfferAnswers(accept_trusted), renderer, code, bind_addr,
-                      relay, announce, once, localsend, localsend_port, localsend_pin,
-                      mailbox, transit)
+    job = _ReceiveJob(
+        ctx=ctx, options=options, decide=OfferAnswers(accept_trusted), renderer=renderer,
+        code=code, bind_addr=bind_addr, relay=relay, announce=announce, once=once,
+        localsend=localsend, localsend_port=localsend_port, localsend_pin=localsend_pin,
+        mailbox=mailbox, transit=transit,
+    )
     # Nothing was under way when Ctrl-C came (a transfer says what it cancelled itself).
     sys.exit(run_async(_run_receive(job), lambda: renderer.cancel_shown, said="stopped"))
 
@@ -477,8 +480,11 @@ def send(
         parallel=parallel, follow_symlinks=follow_symlinks, code=code, transport=transport,
         text=text,
     )
-    job = _SendJob(ctx, receivers, list(paths), options, renderer, relay, mailbox, transit,
-                   as_json, asks_unverified)
+    job = _SendJob(
+        ctx=ctx, receivers=receivers, paths=list(paths), options=options, renderer=renderer,
+        relay=relay, mailbox=mailbox, transit=transit, as_json=as_json,
+        asks_unverified=asks_unverified,
+    )
     sys.exit(run_async(_run_send(job), lambda: renderer.cancel_shown))
 
 
