@@ -187,45 +187,9 @@ def app_command(
         },
     )
 
-    async def run() -> int:
-        service = AppService(options)
-        render = JsonRenderer() if as_json else _HumanNotes()
-        service.events.subscribe(render)
-        # Warnings reach the terminal and every open UI tab, as the node's events do.
-        obj.logs.to(service.events.emit)
-        server = AppServer(service, port)
-        try:
-            await service.start()
-            await server.start()
-        except (AppError, OSError) as exc:
-            await server.stop()
-            await service.close()
-            message = getattr(exc, "strerror", None) or str(exc)
-            render(ErrorEvent(f"cannot start: {message}"))
-            return EXIT_FAILURE
-        try:
-            await asyncio.to_thread(
-                write_private_atomically, obj.config_dir / URL_FILE_NAME, server.url.encode()
-            )
-            _say(as_json, server.url)
-            await _check_download_folder(service)
-            if not no_browser:
-                await asyncio.to_thread(open_in_browser, server.url)
-            try:
-                await asyncio.Event().wait()  # until Ctrl-C or SIGTERM
-            except asyncio.CancelledError:
-                # Stopping is how an app ends: not a failure. Clean up, then exit 0.
-                task = asyncio.current_task()
-                if task is not None:
-                    task.uncancel()
-            return 0
-        finally:
-            await server.stop()
-            await service.close()
-
     try:
         with single_instance(obj.config_dir):
-            status = run_async(run())
+            status = run_async(_run(options, obj, port, as_json, no_browser))
     except AlreadyRunning as exc:
         if exc.url is None:
             click.echo("error: another app is running with this config dir", err=True)
@@ -235,3 +199,43 @@ def app_command(
             open_in_browser(exc.url)
         status = 0
     sys.exit(status)
+
+
+async def _run(
+    options: AppOptions, obj: CliContext, port: int, as_json: bool, no_browser: bool
+) -> int:
+    """Start the app's service and server, say its URL, and serve until stopped."""
+    service = AppService(options)
+    render = JsonRenderer() if as_json else _HumanNotes()
+    service.events.subscribe(render)
+    # Warnings reach the terminal and every open UI tab, as the node's events do.
+    obj.logs.to(service.events.emit)
+    server = AppServer(service, port)
+    try:
+        await service.start()
+        await server.start()
+    except (AppError, OSError) as exc:
+        await server.stop()
+        await service.close()
+        message = getattr(exc, "strerror", None) or str(exc)
+        render(ErrorEvent(f"cannot start: {message}"))
+        return EXIT_FAILURE
+    try:
+        await asyncio.to_thread(
+            write_private_atomically, obj.config_dir / URL_FILE_NAME, server.url.encode()
+        )
+        _say(as_json, server.url)
+        await _check_download_folder(service)
+        if not no_browser:
+            await asyncio.to_thread(open_in_browser, server.url)
+        try:
+            await asyncio.Event().wait()  # until Ctrl-C or SIGTERM
+        except asyncio.CancelledError:
+            # Stopping is how an app ends: not a failure. Clean up, then exit 0.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+        return 0
+    finally:
+        await server.stop()
+        await service.close()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, NoReturn
 
 import click
 import segno
@@ -28,7 +30,7 @@ from p2p_transfer.cli.context import (
 )
 from p2p_transfer.cli.options import AliasedOption, SizeType, examples
 from p2p_transfer.cli.render import JsonRenderer, printable
-from p2p_transfer.cli.terminal import transfer_bars
+from p2p_transfer.cli.terminal_screen import transfer_bars
 from p2p_transfer.config import (
     current_umask,
     default_device_name,
@@ -41,7 +43,11 @@ from p2p_transfer.share import ShareConfig, UploadRequest, accept_all
 from p2p_transfer.share.address import UNSPECIFIED, NoLanAddressError
 from p2p_transfer.share.config import Decision
 from p2p_transfer.share.public import PublicShareError, PublicTunnel, load_ngrok
+from p2p_transfer.share.server import ShareServer
 from p2p_transfer.units import format_size
+
+#: Where the share's events go: the terminal's view or JSON lines.
+Renderer = Callable[[Event], None]
 
 #: Longest file name shown in a progress line before it is shortened.
 _LABEL_CHARS = 40
@@ -243,18 +249,12 @@ def share_command(
     if isinstance(ctx.obj, CliContext):
         ctx.obj.logs.to(render)
 
-    def fail(message: str) -> None:
-        if as_json:
-            render(ErrorEvent(message))
-            sys.exit(EXIT_FAILURE)
-        raise click.ClickException(message)
-
     ngrok = None
     if public:
         try:
             ngrok = load_ngrok()
         except PublicShareError as exc:
-            fail(str(exc))
+            _fail(render, as_json, str(exc))
 
     cli_context: CliContext | None = ctx.obj
     device_name = cli_context.device_name if cli_context else default_device_name()
@@ -263,7 +263,7 @@ def share_command(
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        fail(f"cannot share: {exc}")
+        _fail(render, as_json, f"cannot share: {exc}")
     config = ShareConfig(
         upload_dir=folder,
         decide=accept_all if auto_accept else TerminalDecider(view),
@@ -277,46 +277,73 @@ def share_command(
     node = Node.without_endpoint(NodeConfig(config_dir, device_name))
     stop_rendering = node.events.subscribe(render)
 
-    async def serve() -> int:
-        try:
-            server = await node.open_share(config)
-        except NoLanAddressError as exc:
-            render(ErrorEvent(str(exc)))
-            return EXIT_FAILURE
-        except (OSError, ValueError) as exc:
-            what = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-            render(ErrorEvent(f"cannot share: {what}"))
-            return EXIT_FAILURE
-        tunnel: PublicTunnel | None = None
-        try:
-            if view is not None:
-                _describe(view.console, folder, paths, auto_accept, max_size)
-            if ngrok is not None:
-                host, bound_port = server.address
-                if host in UNSPECIFIED:
-                    host = "::1" if ":" in host else "127.0.0.1"
-                server.trusted_proxies.add(host)
-                try:
-                    tunnel = await PublicTunnel.open(ngrok, host, bound_port)
-                except PublicShareError as exc:
-                    render(ErrorEvent(str(exc)))
-                    return EXIT_FAILURE
-                node.events.emit(ShareUrlEvent(
-                    url=f"{tunnel.base_url}/{server.token}", token=server.token, public=True
-                ))
-            await asyncio.Event().wait()  # until Ctrl-C or SIGTERM
-            return 0
-        finally:
-            if tunnel is not None:
-                await tunnel.close()
-            if view is not None:
-                # Stopping ends every upload; the person who stopped it needs no line each.
-                stop_rendering()
-            await node.close()
-            if view is not None:
-                view.close()
+    sys.exit(run_async(_serve(
+        node, config, render, view, ngrok, stop_rendering, paths, auto_accept
+    )))
 
-    sys.exit(run_async(serve()))
+
+def _fail(render: Renderer, as_json: bool, message: str) -> NoReturn:
+    """The share cannot start: an error event with --json, else click's error line."""
+    if as_json:
+        render(ErrorEvent(message))
+        sys.exit(EXIT_FAILURE)
+    raise click.ClickException(message)
+
+
+async def _serve(
+    node: Node, config: ShareConfig, render: Renderer, view: HumanShareView | None,
+    ngrok: ModuleType | None, stop_rendering: Callable[[], None], paths: tuple[Path, ...],
+    auto_accept: bool,
+) -> int:
+    """Serve the share until Ctrl-C or SIGTERM (``--public``: through an ngrok tunnel)."""
+    try:
+        server = await node.open_share(config)
+    except NoLanAddressError as exc:
+        render(ErrorEvent(str(exc)))
+        return EXIT_FAILURE
+    except (OSError, ValueError) as exc:
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        render(ErrorEvent(f"cannot share: {what}"))
+        return EXIT_FAILURE
+    tunnel: PublicTunnel | None = None
+    try:
+        if view is not None:
+            _describe(view.console, config.upload_dir, paths, auto_accept, config.max_size)
+        if ngrok is not None:
+            tunnel = await _open_tunnel(ngrok, server, node, render)
+            if tunnel is None:
+                return EXIT_FAILURE
+        await asyncio.Event().wait()  # until Ctrl-C or SIGTERM
+        return 0
+    finally:
+        if tunnel is not None:
+            await tunnel.close()
+        if view is not None:
+            # Stopping ends every upload; the person who stopped it needs no line each.
+            stop_rendering()
+        await node.close()
+        if view is not None:
+            view.close()
+
+
+async def _open_tunnel(
+    ngrok: ModuleType, server: ShareServer, node: Node, render: Renderer
+) -> PublicTunnel | None:
+    """``--public``: the share through an ngrok tunnel, its address said as a share URL
+    (None, the error said, when the tunnel cannot open)."""
+    host, bound_port = server.address
+    if host in UNSPECIFIED:
+        host = "::1" if ":" in host else "127.0.0.1"
+    server.trusted_proxies.add(host)
+    try:
+        tunnel = await PublicTunnel.open(ngrok, host, bound_port)
+    except PublicShareError as exc:
+        render(ErrorEvent(str(exc)))
+        return None
+    node.events.emit(ShareUrlEvent(
+        url=f"{tunnel.base_url}/{server.token}", token=server.token, public=True
+    ))
+    return tunnel
 
 
 def _describe(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -222,54 +223,98 @@ def receive(
     ctx.logs.to(renderer)
     if copy_texts and not isinstance(renderer, JsonRenderer):
         renderer.copy_texts = True
-    paired_sessions = PairedSessions()
+    job = _ReceiveJob(
+        ctx=ctx, options=options, decide=OfferAnswers(accept_trusted), renderer=renderer,
+        code=code, bind_addr=bind_addr, relay=relay, announce=announce, once=once,
+        localsend=localsend, localsend_port=localsend_port, localsend_pin=localsend_pin,
+        mailbox=mailbox, transit=transit,
+    )
+    # Nothing was under way when Ctrl-C came (a transfer says what it cancelled itself).
+    sys.exit(run_async(_run_receive(job), lambda: renderer.cancel_shown, said="stopped"))
 
-    async def decide(offer: IncomingOffer) -> Decision:
-        if accept_trusted and paired_sessions.came_in_paired(offer):
+
+class OfferAnswers:
+    """The receiver's answer to an offer: yes for a paired sender with ``--yes-trusted``,
+    else the person's (no terminal: declined, saying how to accept)."""
+
+    def __init__(self, accept_trusted: bool) -> None:
+        self._accept_trusted = accept_trusted
+        #: Watches the node's events for senders that came in on their pairing.
+        self.paired_sessions = PairedSessions()
+
+    async def __call__(self, offer: IncomingOffer) -> Decision:
+        if self._accept_trusted and self.paired_sessions.came_in_paired(offer):
             return Decision(True)
         if not stdin_is_interactive():
             return Decision(False, "the receiver cannot be asked (no terminal); use --yes")
         answer = await ask_yes_no(offer_question(offer))
         return Decision(True) if answer else Decision(False, "declined by the receiver")
 
-    async def run() -> int:
-        try:
-            url = mailbox_url(mailbox) if code is not None else ""
-            relay_for_classic = transit_relay(transit) if code is not None else ""
-            # A plain receiver keeps its port, so that its ticket keeps working.
-            node = await Node.start(NodeConfig(
-                ctx.config_dir, ctx.device_name, bind_addr, relay, stable_port=code is None
-            ))
-        except (IdentityError, NetError, RendezvousError) as exc:
-            renderer(ErrorEvent(str(exc), detail=exc.detail))
-            return EXIT_FAILURE
-        node.events.subscribe(renderer)
-        node.events.subscribe(paired_sessions)
-        if problem := await asyncio.to_thread(write_problem, options.target):
-            renderer(unwritable_folder(options.target, problem))
-        try:
-            if code is not None:
-                return await _receive_by_code(
-                    node, code, options, decide, url, relay_for_classic, renderer
-                )
-            if announce:
-                await node.announce_on_lan()
-            node.announce_ticket()
-            node.connect_relay_in_background()
-            await node.answer_address_queries()
-            if localsend:
-                await _serve_localsend(
-                    node, ReceiverSetup(options, decide, localsend_pin), localsend_port,
-                    announce, renderer,
-                )
-            result = await node.serve(options, decide, once=once)
-            return _exit_code(result)
-        finally:
-            renderer.close()
-            await node.close()
 
-    # Nothing was under way when Ctrl-C came (a transfer says what it cancelled itself).
-    sys.exit(run_async(run(), lambda: renderer.cancel_shown, said="stopped"))
+@dataclass(frozen=True, slots=True)
+class _ReceiveJob:
+    """What one ``receive`` command was asked to do, for its run."""
+
+    ctx: CliContext
+    options: ReceiveOptions
+    decide: OfferAnswers
+    renderer: HumanRenderer | JsonRenderer
+    code: str | None
+    bind_addr: str | None
+    relay: str
+    announce: bool
+    once: bool
+    localsend: bool
+    localsend_port: int
+    localsend_pin: str | None
+    mailbox: str | None
+    transit: str | None
+
+
+async def _run_receive(job: _ReceiveJob) -> int:
+    """Start the node, then take what a CODE brings or serve until stopped (``--once``:
+    one session)."""
+    renderer, code = job.renderer, job.code
+    try:
+        url = mailbox_url(job.mailbox) if code is not None else ""
+        relay_for_classic = transit_relay(job.transit) if code is not None else ""
+        # A plain receiver keeps its port, so that its ticket keeps working.
+        node = await Node.start(NodeConfig(
+            job.ctx.config_dir, job.ctx.device_name, job.bind_addr, job.relay,
+            stable_port=code is None,
+        ))
+    except (IdentityError, NetError, RendezvousError) as exc:
+        renderer(ErrorEvent(str(exc), detail=exc.detail))
+        return EXIT_FAILURE
+    node.events.subscribe(renderer)
+    node.events.subscribe(job.decide.paired_sessions)
+    if problem := await asyncio.to_thread(write_problem, job.options.target):
+        renderer(unwritable_folder(job.options.target, problem))
+    try:
+        if code is not None:
+            return await _receive_by_code(
+                node, code, job.options, job.decide, url, relay_for_classic, renderer
+            )
+        return await _serve(node, job)
+    finally:
+        renderer.close()
+        await node.close()
+
+
+async def _serve(node: Node, job: _ReceiveJob) -> int:
+    """A receiver without a code: announced, its ticket shown, LocalSend let in, serving."""
+    if job.announce:
+        await node.announce_on_lan()
+    node.announce_ticket()
+    node.connect_relay_in_background()
+    await node.answer_address_queries()
+    if job.localsend:
+        await _serve_localsend(
+            node, ReceiverSetup(job.options, job.decide, job.localsend_pin),
+            job.localsend_port, job.announce, job.renderer,
+        )
+    result = await node.serve(job.options, job.decide, once=job.once)
+    return _exit_code(result)
 
 
 def unwritable_folder(folder: Path, problem: str) -> CheckEvent:
@@ -447,64 +492,107 @@ def send(
         parallel=parallel, follow_symlinks=follow_symlinks, code=code, transport=transport,
         text=text, retry_for=retry_for, wait=wait,
     )
+    job = _SendJob(
+        ctx=ctx, receivers=receivers, paths=list(paths), options=options, renderer=renderer,
+        relay=relay, mailbox=mailbox, transit=transit, as_json=as_json,
+        asks_unverified=asks_unverified,
+    )
+    sys.exit(run_async(_run_send(job), lambda: renderer.cancel_shown))
 
-    async def ask_code(request: CodeRequest) -> str:
-        with _asking(renderer, request.session):
+
+class SendQuestions:
+    """What a send may ask the person at the terminal: the receiver's code, a LocalSend
+    PIN, whether to send unverified; the live displays wait while each is on screen."""
+
+    def __init__(self, renderer: HumanRenderer | JsonRenderer) -> None:
+        self._renderer = renderer
+
+    async def code(self, request: CodeRequest) -> str:
+        with _asking(self._renderer, request.session):
             return await _ask_code(request)
 
-    async def ask_pin(request: PinRequest) -> str:
+    async def pin(self, request: PinRequest) -> str:
         if not stdin_is_interactive():
             raise TransferError(f"{request.peer_name} asks for a PIN; run send in a terminal")
         again = "Wrong PIN. " if request.retry else ""
-        with _asking(renderer, request.session):
+        with _asking(self._renderer, request.session):
             pin = await ask(f"{again}PIN for {printable(request.peer_name)} (LocalSend): ",
                             hidden=True)
         if pin is None:
             raise TransferError("no PIN entered")
         return pin.strip()
 
-    async def confirm(route: RouteEvent) -> bool:
+    async def confirm(self, route: RouteEvent) -> bool:
         """A LocalSend device found by name: go on only when the user says so."""
         if not stdin_is_interactive():
             raise TransferError(f"{route.warning}; nothing sent (add --yes to send anyway)")
-        with _asking(renderer, route.session):
+        with _asking(self._renderer, route.session):
             return await ask_yes_no(f"{printable(route.warning)} — continue?")
 
-    async def run() -> int:
-        try:
-            url = mailbox_url(mailbox) if not receivers else ""
-            relay_for_classic = transit_relay(transit) if not receivers else ""
-            node = await Node.start(
-                NodeConfig(ctx.config_dir, ctx.device_name, relay=relay)
-            )
-        except (IdentityError, NetError, RendezvousError) as exc:
-            renderer(ErrorEvent(str(exc), detail=exc.detail))
-            return EXIT_FAILURE
-        node.events.subscribe(renderer)
-        taken = _routes_taken(node)
-        try:
-            if not receivers:
-                picker = (DevicePicker(node, list(paths), options, ask_code, ask_pin)
-                          if stdin_is_interactive() and not as_json else None)
-                return _exit_code(await _send_by_code(
-                    node, list(paths), options, url, relay_for_classic, picker
-                ))
-            # Without a terminal nobody can be asked: the first wrong code ends the send.
-            sessions = [
-                node.start_send(to, list(paths), options,
-                                ask_code if stdin_is_interactive() else None, ask_pin,
-                                confirm if asks_unverified else None)
-                for to in receivers
-            ]
-            results = [await session.outcome() for session in sessions]
-            if several:
-                renderer(_summary(receivers, sessions, results, text is not None, taken))
-            return _sends_exit_code(results)
-        finally:
-            renderer.close()
-            await node.close()
 
-    sys.exit(run_async(run(), lambda: renderer.cancel_shown))
+@dataclass(frozen=True, slots=True)
+class _SendJob:
+    """What one ``send`` command was asked to do, for its run."""
+
+    ctx: CliContext
+    receivers: list[str]
+    paths: list[Path]
+    options: SendOptions
+    renderer: HumanRenderer | JsonRenderer
+    relay: str
+    mailbox: str | None
+    transit: str | None
+    as_json: bool
+    asks_unverified: bool
+
+
+async def _run_send(job: _SendJob) -> int:
+    """Start the node, then send by code (no --to) or to each receiver."""
+    renderer, receivers = job.renderer, job.receivers
+    try:
+        url = mailbox_url(job.mailbox) if not receivers else ""
+        relay_for_classic = transit_relay(job.transit) if not receivers else ""
+        node = await Node.start(
+            NodeConfig(job.ctx.config_dir, job.ctx.device_name, relay=job.relay)
+        )
+    except (IdentityError, NetError, RendezvousError) as exc:
+        renderer(ErrorEvent(str(exc), detail=exc.detail))
+        return EXIT_FAILURE
+    node.events.subscribe(renderer)
+    taken = _routes_taken(node)
+    questions = SendQuestions(renderer)
+    try:
+        if not receivers:
+            picker = (
+                DevicePicker(node, job.paths, job.options, questions.code, questions.pin)
+                if stdin_is_interactive() and not job.as_json else None
+            )
+            return _exit_code(await _send_by_code(
+                node, job.paths, job.options, url, relay_for_classic, picker
+            ))
+        return await _send_to_receivers(node, job, questions, taken)
+    finally:
+        renderer.close()
+        await node.close()
+
+
+async def _send_to_receivers(
+    node: Node, job: _SendJob, questions: SendQuestions, taken: dict[str, Via]
+) -> int:
+    """A send with --to: to each receiver at once; with several, a summary at the end."""
+    # Without a terminal nobody can be asked: the first wrong code ends the send.
+    sessions = [
+        node.start_send(to, job.paths, job.options,
+                        questions.code if stdin_is_interactive() else None, questions.pin,
+                        questions.confirm if job.asks_unverified else None)
+        for to in job.receivers
+    ]
+    results = [await session.outcome() for session in sessions]
+    if len(job.receivers) > 1:
+        job.renderer(_summary(
+            job.receivers, sessions, results, job.options.text is not None, taken
+        ))
+    return _sends_exit_code(results)
 
 
 async def _send_by_code(
