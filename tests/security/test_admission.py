@@ -76,6 +76,15 @@ def test_table_refuses_when_no_one_of_that_ip_is_idle() -> None:
     assert table.admit(_Holder("elsewhere"), "10.0.0.2")  # other addresses unaffected
 
 
+def test_table_counts_an_ipv6_64_as_one_address() -> None:
+    """One host holds a whole /64: its addresses share one per-address share."""
+    table = ConnectionTable(max_total=10, max_per_ip=2)
+    for suffix in ("1", "2"):
+        assert table.admit(_Holder(suffix, idle=False), f"2001:db8:1:2::{suffix}")
+    assert not table.admit(_Holder("3", idle=False), "2001:db8:1:2:ffff::3")
+    assert table.admit(_Holder("other /64", idle=False), "2001:db8:1:3::1")
+
+
 def test_table_total_cap_evicts_idle_from_any_ip_then_refuses() -> None:
     table = ConnectionTable(max_total=3, max_per_ip=3)
     idle = _Holder("idle")
