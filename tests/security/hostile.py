@@ -22,6 +22,7 @@ from p2p_transfer.net import (
     NetError,
     Transport,
     describe_iroh_error,
+    parse_ticket,
 )
 from p2p_transfer.protocol import (
     PROTOCOL_VERSION,
@@ -48,17 +49,20 @@ REPLY_TIMEOUT = 10.0
 class HostileClient:
     """An endpoint (one identity, one bind address) that can open many connections."""
 
-    def __init__(self, transport: Transport, home: Path) -> None:
+    def __init__(self, transport: Transport, home: Path, key: bytes, bind: str) -> None:
         self.transport = transport
         self.home = home
+        self.key = key
+        self.bind = bind
         self.conversations: list[Conversation] = []
+        self._own_endpoints: list[Transport] = []  # see connect_from_bind
 
     @classmethod
     async def start(cls, home: Path, bind: str = "127.0.0.1") -> HostileClient:
         """Bind a new identity (created in ``home``) on ``bind``."""
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = await asyncio.to_thread(load_or_create_secret_key, home)
-        return cls(await Transport.bind(key, bind), home)
+        return cls(await Transport.bind(key, bind), home, key, bind)
 
     @property
     def endpoint_id(self) -> str:
@@ -71,8 +75,40 @@ class HostileClient:
         self.conversations.append(conversation)
         return conversation
 
+    async def connect_from_bind(
+        self, ticket: str, timeout: float = REPLY_TIMEOUT
+    ) -> Conversation:
+        """A new connection the receiver counts under this client's bind address.
+
+        iroh binds an IPv6 socket beside an IPv4 bind, and an endpoint that met the
+        receiver before starts a new connection on any path it validated (on loopback
+        often ``::1``, which the receiver counts as another address). A fresh endpoint
+        of the same identity that knows only the ticket's addresses of the bind's
+        family can start on that family alone.
+        """
+        transport = await Transport.bind(self.key, self.bind)
+        self._own_endpoints.append(transport)
+        connection = (await transport.connect(same_family(ticket, self.bind), timeout)).raw
+        conversation = Conversation(connection, self.endpoint_id)
+        self.conversations.append(conversation)
+        return conversation
+
     async def close(self) -> None:
-        await self.transport.close()
+        await asyncio.gather(
+            *(t.close() for t in (self.transport, *self._own_endpoints)),
+            return_exceptions=True,
+        )
+
+
+def same_family(ticket: str, host: str) -> str:
+    """``ticket`` with only its addresses of ``host``'s family (IPv4 or IPv6), so that
+    an endpoint dialing it cannot start on the other one."""
+    addr = parse_ticket(ticket)
+    ipv6 = ":" in host
+    addresses = [a for a in addr.direct_addresses() if a.startswith("[") == ipv6]
+    return str(iroh_ffi.EndpointTicket.from_addr(
+        iroh_ffi.EndpointAddr(addr.id(), addr.relay_url(), addresses)
+    ))
 
 
 class HostileWriter(MessageWriter):

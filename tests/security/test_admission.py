@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Peers
+from conftest import CODE, Peers
 from p2p_transfer.events import DoneEvent, OfferEvent, StateEvent
 from p2p_transfer.limits import (
     MANIFEST_ENTRIES_HELD,
@@ -30,7 +30,7 @@ from p2p_transfer.transfer import Decision, IncomingOffer, SendOptions
 from p2p_transfer.transfer.admission import ConnectionTable, ManifestBudget
 from p2p_transfer.trust import attempts as attempts_module
 from security.conftest import HostileFactory, reserve, trusted_conversation
-from security.hostile import Conversation, HostileClient, file_entry
+from security.hostile import Conversation, HostileClient, file_entry, same_family
 from waiting import hold_for, stays, wait_until
 
 #: Idle connections an attacker tries to hold while an honest file goes through.
@@ -74,6 +74,15 @@ def test_table_refuses_when_no_one_of_that_ip_is_idle() -> None:
     assert not table.admit(_Holder("new"), "10.0.0.1")
     assert all(h.evicted is None for h in busy)
     assert table.admit(_Holder("elsewhere"), "10.0.0.2")  # other addresses unaffected
+
+
+def test_table_counts_an_ipv6_64_as_one_address() -> None:
+    """One host holds a whole /64: its addresses share one per-address share."""
+    table = ConnectionTable(max_total=10, max_per_ip=2)
+    for suffix in ("1", "2"):
+        assert table.admit(_Holder(suffix, idle=False), f"2001:db8:1:2::{suffix}")
+    assert not table.admit(_Holder("3", idle=False), "2001:db8:1:2:ffff::3")
+    assert table.admit(_Holder("other /64", idle=False), "2001:db8:1:3::1")
 
 
 def test_table_total_cap_evicts_idle_from_any_ip_then_refuses() -> None:
@@ -128,10 +137,11 @@ def test_small_offers_fit_while_large_ones_hold_the_budget() -> None:
 
 
 async def _hold_after_hello(client: HostileClient, ticket: str, count: int) -> list[Conversation]:
-    """``count`` connections of a trusted client that said hello and then sit."""
+    """``count`` connections of a trusted client that said hello and then sit, each
+    counted under the client's own address."""
     held = []
     for _ in range(count):
-        conversation = await client.connect(ticket)
+        conversation = await client.connect_from_bind(ticket)
         welcome = await conversation.hello()
         assert isinstance(welcome, Welcome), welcome
         held.append(conversation)
@@ -145,9 +155,10 @@ def _sessions_ended(peers: Peers) -> int:
 
 
 async def _refused(client: HostileClient, ticket: str) -> bool:
-    """True when a new connection is turned away (at connect or right after)."""
+    """True when a new connection from the client's address is turned away (at connect
+    or right after)."""
     try:
-        conversation = await client.connect(ticket, timeout=5)
+        conversation = await client.connect_from_bind(ticket, timeout=5)
         reply = await conversation.hello()
     except NetError:
         return True
@@ -158,7 +169,7 @@ async def test_idle_connections_make_room_for_an_honest_peer(
     peers: Peers, hostile: HostileFactory, tmp_path: Path
 ) -> None:
     client = await hostile("idler")
-    idle = [await client.connect(peers.ticket) for _ in range(MAX_CONNECTIONS_PER_IP)]
+    idle = [await client.connect_from_bind(peers.ticket) for _ in range(MAX_CONNECTIONS_PER_IP)]
     await stays(
         lambda: all(c.connection.close_reason() is None for c in idle), seconds=0.2,
         what="every idle connection open",
@@ -166,7 +177,9 @@ async def test_idle_connections_make_room_for_an_honest_peer(
     assert all(c.connection.close_reason() is None for c in idle)
     source = tmp_path / "honest.txt"
     source.write_text("through")
-    assert (await peers.send(source)).ok  # same IP (127.0.0.1) as the idle ones
+    # From the same address (127.0.0.1) as the idle ones, not over ::1 (see same_family).
+    ticket = same_family(peers.ticket, "127.0.0.1")
+    assert (await peers.sender.send(ticket, [source], SendOptions(code=CODE))).ok
     reason = await idle[0].closed(5)
     assert "too many connections; idle connection dropped" in reason
 
@@ -200,7 +213,7 @@ async def test_total_cap_holds_across_addresses(
     await wait_until(
         lambda: _sessions_ended(peers) > ended, what="the receiver to let the leaving peer go"
     )
-    conversation = await late.connect(peers.ticket)
+    conversation = await late.connect_from_bind(peers.ticket)
     assert isinstance(await conversation.hello(), Welcome)
 
 
@@ -215,12 +228,12 @@ async def test_refused_peers_lingering_before_close_can_be_dropped(
     lingering = []
     for i in range(MAX_CONNECTIONS_PER_IP):
         client = await hostile(f"refused{i}", bind=address)
-        conversation = await client.connect(peers.ticket)
+        conversation = await client.connect_from_bind(peers.ticket)
         reply = await conversation.hello()
         assert isinstance(reply, Error) and "too many verification attempts" in reply.message
         lingering.append(conversation)  # ...and never closes
     trusted = await hostile("trusted", bind=address, trusted_by=peers)
-    conversation = await trusted.connect(peers.ticket)
+    conversation = await trusted.connect_from_bind(peers.ticket)
     assert isinstance(await conversation.hello(), Welcome)
 
 
@@ -321,8 +334,6 @@ async def test_a_second_node_on_another_address_is_served_during_a_flood(
     try:
         source = tmp_path / "from-elsewhere.txt"
         source.write_text("hi")
-        from conftest import CODE
-
         assert (await other.send(peers.ticket, [source], SendOptions(code=CODE))).ok
     finally:
         await other.close()

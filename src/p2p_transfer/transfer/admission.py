@@ -1,5 +1,6 @@
-"""How much a receiver holds for its peers: connections (in total and per IP
-address) and manifest entries (in total and per peer).
+"""How much a receiver holds for its peers: connections (in total and per address:
+an IPv4 address or an IPv6 /64, as ``address_group`` counts) and manifest entries
+(in total and per peer).
 
 A full table first evicts the oldest idle connection: one that has not yet
 said hello, or one that was answered (refused, declined, done) and is only
@@ -21,6 +22,7 @@ from p2p_transfer.limits import (
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_IP,
 )
+from p2p_transfer.trust import address_group
 
 
 class Admittee(Protocol):
@@ -48,8 +50,11 @@ class ConnectionTable:
         return len(self._holders)
 
     def admit(self, holder: Admittee, ip: str | None) -> bool:
-        """Add ``holder``; False when the caps are reached and nothing idle can go."""
-        key = ip or "?"
+        """Add ``holder``; False when the caps are reached and nothing idle can go.
+
+        Counted by ``address_group``: one host's IPv6 /64 is one address, as for the
+        verification limits, or a host would get a share per address in its /64."""
+        key = address_group(ip)
         same_ip = [h for h, i in self._holders.items() if i == key]
         if len(same_ip) >= self.max_per_ip and not self._evict_idle(same_ip):
             return False
