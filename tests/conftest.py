@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from e2e.mailbox import MailboxServer
 from exfat import exfat_missing, mounted_exfat
 from netns import Lab, netns_available
 from p2p_transfer.errors import P2PTransferError
@@ -65,6 +66,16 @@ def artifacts_dir() -> Path:
     """Folder for screenshots and other files kept after the run."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def mailbox(tmp_path: Path) -> Iterator[MailboxServer]:
+    """A magic-wormhole mailbox server of the test's own, on loopback (sends by code)."""
+    server = MailboxServer(tmp_path / "mailbox")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

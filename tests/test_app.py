@@ -14,7 +14,7 @@ import re
 import sqlite3
 import stat
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -1239,15 +1239,6 @@ async def test_a_locked_out_device_is_listed_and_can_be_let_in_again(start_ui: S
 
 
 # --- send and receive with a code ------------------------------------------------------------
-
-
-@pytest.fixture
-def mailbox(tmp_path: Path) -> Iterator[MailboxServer]:
-    server = MailboxServer(tmp_path / "mailbox")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_a_code_sent_from_one_app_is_received_by_another(

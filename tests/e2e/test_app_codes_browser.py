@@ -34,15 +34,6 @@ CLI_TIMEOUT = 60.0
 
 
 @pytest.fixture
-def mailbox(tmp_path: Path) -> Iterator[MailboxServer]:
-    server = MailboxServer(tmp_path / "mailbox")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def app(tmp_path: Path, mailbox: MailboxServer) -> Iterator[AppProcess]:
     """The app with its defaults (relays on: out of reach here) and the test's mailbox."""
     requires_axe()  # before the app starts: a skip must not stop it mid-start

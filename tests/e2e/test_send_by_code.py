@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,6 @@ SMALL_FILES = 120
 WRONG_CODE_LIMIT = 5.0
 #: What starting a receiving process may take on a loaded 2-core machine.
 STARTUP_ALLOWANCE = 10.0
-
-
-@pytest.fixture
-def mailbox(tmp_path: Path) -> Iterator[MailboxServer]:
-    server = MailboxServer(tmp_path / "mailbox")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _send(home: Path, mailbox: MailboxServer, *args: str) -> CliProcess:

@@ -5,7 +5,7 @@ refuses in one sentence, connects to nothing and writes nothing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +19,6 @@ from p2p_transfer.rendezvous.twisted_loop import reactor_for_loop, stop_reactor,
 
 #: Seconds the real side may take to refuse (two Python start-ups included).
 REFUSAL_TIMEOUT = 30.0
-
-
-@pytest.fixture
-def mailbox(tmp_path: Path) -> Iterator[MailboxServer]:
-    server = MailboxServer(tmp_path / "mailbox")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
