@@ -44,6 +44,7 @@ from p2p_transfer.protocol import (
     encode,
     paginate,
 )
+from p2p_transfer.transfer.continuations import CONTINUATIONS_FILE_NAME
 from security.conftest import HostileFactory, errors_of, trusted_conversation
 from security.hostile import (
     Conversation,
@@ -79,10 +80,16 @@ async def _deliver(conversation: Conversation, entries: list[Entry], data: bytes
     return replies
 
 
+#: What a receiver itself keeps in its config dir while a transfer it accepted runs
+#: (the continuation it granted, transfer/continuations.py): its own state, no peer's.
+RECEIVER_STATE = {CONTINUATIONS_FILE_NAME}
+
+
 def _snapshot(root: Path, skip: Path) -> set[str]:
-    """Every path under ``root`` except inside ``skip``."""
+    """Every path under ``root`` except inside ``skip`` and the receiver's own state."""
     return {
-        str(p.relative_to(root)) for p in root.rglob("*") if skip not in (p, *p.parents)
+        str(p.relative_to(root)) for p in root.rglob("*")
+        if skip not in (p, *p.parents) and p.name not in RECEIVER_STATE
     }
 
 
