@@ -26,7 +26,6 @@ from p2p_transfer.events import (
     FileDoneEvent,
     FileFailedEvent,
     LogEvent,
-    OfferEvent,
     SessionState,
     TextEvent,
 )
@@ -266,11 +265,7 @@ class IncomingSession:
             text=offer.text is not None,
             preview=text_preview(offer.text) if offer.text is not None else "",
         )
-        self._events.emit(OfferEvent(
-            self._session, incoming.files, incoming.total_bytes, incoming.peer_name,
-            incoming.peer_id, incoming.folders, incoming.sample, "localsend",
-            incoming.device_model, incoming.text, incoming.preview,
-        ))
+        self._events.emit(incoming.event())
         lifecycle.advance(SessionState.WAITING)
         setup = self._setup
         deciding = asyncio.create_task(
