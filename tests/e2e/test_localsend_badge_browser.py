@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +13,17 @@ import pytest
 
 from e2e.apps import AppProcess
 from e2e.test_app_browser import DESKTOP, UI_TIMEOUT, chromium, open_page, shoot
+from e2e.test_localsend_browser import app
 from p2p_transfer.limits import LOCALSEND_PORT
 from p2p_transfer.localsend.client import LocalSendClient
 from p2p_transfer.localsend.identity import own_info
 from p2p_transfer.localsend.messages import FileInfo, Target
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
-__all__ = ["chromium"]  # the browser fixture, shared with the app's browser tests
+__all__ = ["app", "chromium"]  # fixtures shared with the app's and LocalSend's browser tests
 expect = playwright_sync.expect
 PHOTO = b"not really a photo\n" * 100
 BADGE = "via LocalSend — not verified end to end"
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[AppProcess]:
-    process = AppProcess(tmp_path, "Dana", "--no-discovery")
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def _send_photo(outcome: dict[str, Any]) -> None:
