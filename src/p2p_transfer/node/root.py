@@ -125,6 +125,8 @@ class Node:
         ask_code: CodePrompt | None = None,
         ask_pin: PinPrompt | None = None,
         confirm: ConfirmPrompt | None = None,
+        *,
+        session_id: str | None = None,
     ) -> RunningSession:
         """Start sending ``paths`` (or, with no paths, the text message ``options.text``)
         to ``to``: a ticket, HOST:PORT, a LAN device name, or a LocalSend device
@@ -132,10 +134,11 @@ class Node:
         ``ask_pin`` asks for the PIN a LocalSend device may require, ``confirm`` whether
         to go on to a LocalSend device found by name (None: go on; the ``route`` event
         carries the warning). Several receivers are several calls: each is its own
-        session."""
+        session. ``session_id``: one made earlier (a send that waited in the app's outbox
+        keeps the ID its card had)."""
         return self.sessions.start("send", lambda lifecycle: self._dispatcher.send(
             lifecycle, to, paths, options, ask_code, ask_pin, confirm
-        ))
+        ), session_id)
 
     async def send(
         self,

@@ -1,6 +1,7 @@
 """The session registry: every session a node runs, by ID, from start to final state.
 
-Each session (a send, a receive from any door) gets its ID here; its work runs in
+Each session (a send, a receive from any door) gets its ID here (or keeps the one a
+send waiting in the app's outbox was given, so its card stays one card); its work runs in
 one task, and however that work ends (a result, a typed exception, a cancel)
 becomes its final state and events in one place: ``_conclude``.
 """
@@ -58,10 +59,15 @@ class SessionRegistry:
     def __contains__(self, session_id: object) -> bool:
         return session_id in self._sessions
 
-    def start(self, direction: Direction, work: SessionWork) -> RunningSession:
-        """Give a new session its ID and run ``work`` as its task; it leaves the
-        registry when the task ends."""
-        session = RunningSession(Lifecycle(new_session_id(), direction, self._events.emit))
+    def start(
+        self, direction: Direction, work: SessionWork, session_id: str | None = None
+    ) -> RunningSession:
+        """Give a new session its ID (``session_id``, when the caller made it earlier) and
+        run ``work`` as its task; it leaves the registry when the task ends."""
+        session_id = session_id or new_session_id()
+        if session_id in self._sessions:
+            raise ValueError(f"session {session_id} is running already")
+        session = RunningSession(Lifecycle(session_id, direction, self._events.emit))
         running = work(session.lifecycle)
         self._sessions[session.id] = session
         task = asyncio.create_task(self._conclude(session, running), name=f"session {session.id}")
