@@ -77,6 +77,12 @@ class NodeControl:
         self._relay_task: asyncio.Task[Any] | None = None
 
     @property
+    def announces(self) -> bool:
+        """Whether this app announces itself and looks for LAN devices (``--no-announce``
+        turns it off): only then can a device never reached before be found."""
+        return self._options.discovery
+
+    @property
     def running(self) -> Node:
         """The node, or BusyError while it (re)starts: what every action on it needs."""
         if self.node is None:
@@ -94,9 +100,11 @@ class NodeControl:
         """Start the node the settings describe: receiving, announced, answering HOST:PORT."""
         async with self._lock:
             self._set_state("starting", settings.device_name)
+            # A stable port, as ``receive``'s: where devices last reached this one (and
+            # sends in their outboxes wait to reach it again) stays right across restarts.
             config = NodeConfig(
                 self._options.config_dir, settings.device_name, self._options.bind_addr,
-                settings.relay,
+                settings.relay, stable_port=True,
             )
             try:
                 node = await Node.start(config)
