@@ -934,6 +934,45 @@ async def test_a_trusted_device_off_the_lan_is_sent_to_where_it_was_last_reached
     assert (bob.downloads / "note.txt").read_text() == "hello\n"
 
 
+async def test_a_send_to_a_trusted_device_that_is_away_waits_in_the_outbox_until_cancelled(
+    start_ui: StartUi,
+) -> None:
+    """Bob is off: the send waits on a queued card (saved in the outbox file), a restart of
+    Alice's node neither waits for it nor ends it, and Cancel takes it out for good."""
+    alice, bob = await start_ui("alice"), await start_ui("bob")
+    note = alice.home / "note.txt"
+    note.write_text("hello\n")
+    await pair(alice, bob, bob.service.running_node.transport.ticket, note)
+    bob_id = bob.service.running_node.endpoint_id
+    await bob.close()
+    saved = alice.service.outbox.file.path
+
+    status, answer = await alice.call("POST", "/api/send", {"device": bob_id, "paths": [str(note)]})
+    assert status == 202, answer
+    card = answer["transfer"]
+    assert (card["state"], card["peer_name"], card["names"]) == ("queued", "bob", ["note.txt"])
+    await wait_until(saved.exists, what="the outbox file")
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    record = alice.service.board.get(card["id"])
+    assert record is not None
+    status, _ = await alice.call("PUT", "/api/settings", {"device_name": "alice 2"})
+    assert status == 200  # a queued send is no running transfer: the node restarts
+    assert record.state is SessionState.QUEUED and alice.service.outbox.holds(record.id)
+
+    # More sends than the outbox holds are refused before any starts.
+    alice.service.outbox.room = lambda: 0  # type: ignore[method-assign]
+    status, answer = await alice.call("POST", "/api/send", {"device": bob_id, "paths": [str(note)]})
+    assert status == 409 and "wait for devices that are away" in answer["error"]
+
+    status, answer = await alice.call("POST", f"/api/transfers/{record.id}/cancel")
+    assert status == 200
+    cancelled = answer["transfer"]
+    assert (cancelled["state"], cancelled["cancelled_by"]) == ("cancelled", "local")
+    assert cancelled["can_retry"] is True
+    assert not alice.service.outbox.holds(record.id)
+    await wait_until(lambda: not saved.exists(), what="the emptied outbox file to go")
+
+
 async def test_one_send_to_two_devices_is_a_session_and_a_card_each(start_ui: StartUi) -> None:
     alice, bob, carol = await start_ui("alice"), await start_ui("bob"), await start_ui("carol")
     folder = alice.home / "Album"

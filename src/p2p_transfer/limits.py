@@ -392,6 +392,21 @@ APP_DECLINE_REASON_CHARS = 200
 APP_PROMPT_ID_BYTES = 12
 #: Hex characters of a staging batch's ID (64 random bits).
 APP_STAGING_BATCH_ID_CHARS = 16
+#: Sends waiting in the outbox for a trusted device that is away; one more is refused
+#: (each holds its paths, and a device's tries run while any of its sends waits).
+APP_OUTBOX_MAX_SENDS = 64
+#: Seconds a send waits in the outbox; past that it is dropped, and its card says so.
+APP_OUTBOX_MAX_AGE = 7 * 24 * 3600.0
+#: First and longest pause between two tries to reach a device an outbox send waits for
+#: (doubling in between); a device announcing itself on the LAN is tried at once.
+APP_OUTBOX_FIRST_PAUSE = 2.0
+APP_OUTBOX_LONGEST_PAUSE = 60.0
+#: Seconds one try waits for an answer at a device's remembered addresses (all asked at
+#: once): on a LAN a device answers at once or not at all.
+APP_OUTBOX_TRY_TIMEOUT = 3.0
+#: Largest outbox file read at start (64 sends of 10,000 paths fit); a larger one is
+#: ignored and said, as a damaged one is.
+APP_OUTBOX_MAX_FILE_BYTES = 64 * MiB
 
 # --- LocalSend ---------------------------------------------------------------
 # The LocalSend protocol (v2.1): an HTTPS server any device on the LAN reaches,

@@ -20,7 +20,7 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -172,9 +172,16 @@ class Staging:
     def __init__(self, config_dir: Path) -> None:
         self.root = config_dir / STAGING_DIR_NAME
 
-    def clear_all(self) -> None:
-        """Remove every batch (left over from an earlier run)."""
-        shutil.rmtree(self.root, ignore_errors=True)
+    def clear_all(self, keep: Collection[str] = ()) -> None:
+        """Remove every batch (left over from an earlier run) but those in ``keep``: the
+        dropped files of sends waiting in the outbox."""
+        if not keep:
+            shutil.rmtree(self.root, ignore_errors=True)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            for batch in self.root.iterdir():
+                if batch.name not in keep:
+                    shutil.rmtree(batch, ignore_errors=True)
 
     def create(self) -> str:
         """A new, empty batch; returns its ID."""

@@ -7,12 +7,15 @@ takes the batch over). Several sends (one per device) may hold one batch; it is
 deleted when the last lets go.
 
 ``SendControl`` starts sends (to devices, by code, again on Retry) and keeps that
-book; staging batches are made and dropped through it, as it knows which are held.
+book; staging batches are made and dropped through it, as it knows which are held. A
+send to a trusted device that is away waits in the outbox (``outbox.py``) under a
+``queued`` card; the outbox hands it back here when the device answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +24,15 @@ from typing import Any
 from p2p_transfer.app.board import TransferBoard, TransferRecord
 from p2p_transfer.app.errors import AppError, BusyError, NotFoundError
 from p2p_transfer.app.events import TransferSnapshot
-from p2p_transfer.app.files import FileBrowser, Staging, StagingError
+from p2p_transfer.app.files import FileBrowser, PathRefused, Staging, StagingError
 from p2p_transfer.app.node_control import NodeControl
+from p2p_transfer.app.outbox import Outbox, QueuedSend
 from p2p_transfer.app.settings import Settings
 from p2p_transfer.app.targets import Destination, Targets, UnresolvedTarget
 from p2p_transfer.app.tracker import SessionTracker
 from p2p_transfer.events import SessionState
-from p2p_transfer.limits import APP_MAX_SEND_PATHS, APP_MAX_SEND_TARGETS
+from p2p_transfer.lifecycle import new_session_id
+from p2p_transfer.limits import APP_MAX_SEND_PATHS, APP_MAX_SEND_TARGETS, APP_OUTBOX_MAX_SENDS
 from p2p_transfer.node import Node, RunningSession
 from p2p_transfer.protocol import text_preview
 from p2p_transfer.rendezvous import RendezvousError
@@ -95,6 +100,7 @@ class SendParts:
     settings: Callable[[], Settings]
     transport: DataTransport
     spawn: Spawn
+    outbox: Outbox
 
 
 class SendControl:
@@ -128,8 +134,9 @@ class SendControl:
             request = SendRequest(to, device, tuple(paths), staging_batch, text)
             destinations.setdefault(destination.peer_id or str(destination.dial),
                                     (destination, request))
+        self._check_room(sum(d.away for d, _ in destinations.values()))
         return [
-            self._launch(node, destination, request, chosen).snapshot()
+            self._begin(node, destination, request, chosen).snapshot()
             for destination, request in destinations.values()
         ]
 
@@ -148,7 +155,8 @@ class SendControl:
             retry = self._launch_by_code(node, request, chosen, retry_of=record_id)
         else:
             destination = self._destination(request.to, request.device)
-            retry = self._launch(node, destination, request, chosen, retry_of=record_id)
+            self._check_room(int(destination.away))
+            retry = self._begin(node, destination, request, chosen, retry_of=record_id)
         self.book.drop(record_id)  # the retry holds its staged files now
         self._p.board.note_retry(record, retry.id)
         return retry.snapshot()
@@ -199,7 +207,7 @@ class SendControl:
             raise AppError("two of the chosen items have the same name; send them separately")
         return chosen
 
-    def _launch(
+    def _begin(
         self,
         node: Node,
         destination: Destination,
@@ -207,24 +215,36 @@ class SendControl:
         chosen: list[Path],
         retry_of: str = "",
     ) -> TransferRecord:
-        """Start one send session and its card."""
+        """Start one send session and its card; to a device that is away, the card waits
+        in the outbox instead."""
+        if destination.away:
+            send = QueuedSend(
+                new_session_id(), destination.peer_id, destination.peer_name,
+                tuple(map(str, chosen)), request.paths, request.batch, request.text,
+            )
+            record = self._card(send.id, request, chosen, send.peer_name, send.peer_id,
+                                retry_of, SessionState.QUEUED)
+            self._p.outbox.queue(send)
+            return record
         session = node.start_send(
             destination.dial, chosen, self._send_options(request.text), self._p.tracker.ask_code,
             self._p.tracker.ask_pin,
         )
-        return self._track(
-            session, request, chosen, destination.peer_name, destination.peer_id, retry_of
-        )
+        record = self._card(session.id, request, chosen, destination.peer_name,
+                            destination.peer_id, retry_of)
+        self._p.spawn(self._settle(session), f"app-send {session.id}")
+        return record
 
-    def _track(
-        self, session: RunningSession, request: SendRequest, chosen: list[Path],
+    def _card(
+        self, record_id: str, request: SendRequest, chosen: list[Path],
         peer_name: str, peer_id: str, retry_of: str,
+        state: SessionState = SessionState.CONNECTING,
     ) -> TransferRecord:
-        """A send's card, its request (for Retry) and its settling."""
+        """A send's card and its request (for Retry)."""
         record = TransferRecord(
-            id=session.id,
+            id=record_id,
             direction="send",
-            state=SessionState.CONNECTING,
+            state=state,
             peer_name=peer_name,
             peer_id=peer_id,
             folder=str(chosen[0].parent) if request.paths else "",
@@ -235,9 +255,53 @@ class SendControl:
             text=request.text is not None,
         )
         self._p.tracker.track_send(record)
-        self.book.add(session.id, request)
-        self._p.spawn(self._settle(session), f"app-send {session.id}")
+        self.book.add(record_id, request)
         return record
+
+    # --- the outbox's sends (``Outbox`` calls these) -------------------------------------
+
+    def _check_room(self, away: int) -> None:
+        """Refuse, before anything starts, sends to devices that are away beyond what the
+        outbox may hold."""
+        if away > self._p.outbox.room():
+            raise BusyError(
+                f"{APP_OUTBOX_MAX_SENDS} sends wait for devices that are away already: cancel "
+                "one of them, or send when the device is on"
+            )
+
+    def show_queued(self, send: QueuedSend) -> TransferRecord:
+        """A send an earlier run left in the outbox: its card, queued, and its request."""
+        request = SendRequest(None, send.peer_id, send.paths, send.batch, send.text)
+        record = self._card(send.id, request, [Path(p) for p in send.chosen], send.peer_name,
+                            send.peer_id, "", SessionState.QUEUED)
+        self._p.board.update(record, started_at=send.queued_at)
+        return record
+
+    def start_queued(self, send: QueuedSend, ticket: str) -> None:
+        """The device a waiting send is for answers at ``ticket``: the send starts under
+        its card's ID (the card goes on to connecting), its items chosen again as Retry
+        would, so they pass the same checks."""
+        record = self._p.board.get(send.id)
+        request = self.book.get(send.id)
+        if record is None or record.final or request is None:
+            return
+        try:
+            node = self._p.nodes.running
+            chosen = self._chosen(list(request.paths), request.batch, request.text)
+        except (AppError, PathRefused) as exc:
+            self._p.board.finish(record, SessionState.FAILED, f"Nothing was sent: {exc}.")
+            return
+        self._p.board.update(record, started_at=time.time())  # "took" counts from here
+        session = node.start_send(
+            ticket, chosen, self._send_options(request.text), self._p.tracker.ask_code,
+            self._p.tracker.ask_pin, session_id=send.id,
+        )
+        self._p.spawn(self._settle(session), f"app-send {session.id}")
+
+    def drop_queued(self, send: QueuedSend, message: str) -> None:
+        """A waiting send leaves the outbox unsent: its card fails with ``message``."""
+        record = self._p.board.get(send.id) or self.show_queued(send)
+        self._p.board.finish(record, SessionState.FAILED, message)
 
     def _launch_by_code(
         self, node: Node, request: SendRequest, chosen: list[Path], retry_of: str = ""
@@ -248,7 +312,9 @@ class SendControl:
         except RendezvousError as exc:
             raise AppError(str(exc)) from None
         session = node.start_send_by_code(chosen, self._send_options(request.text), mailbox)
-        return self._track(session, request, chosen, "", "", retry_of)
+        record = self._card(session.id, request, chosen, "", "", retry_of)
+        self._p.spawn(self._settle(session), f"app-send {session.id}")
+        return record
 
     def _send_options(self, text: str | None) -> SendOptions:
         return SendOptions(

@@ -7,9 +7,11 @@ an event on ``AppService.events`` (the node's own events, forwarded unchanged,
 plus the app's ``transfer`` snapshots and prompts). It composes its parts, one
 job each, and keeps the node's lifecycle and the settings: the node control
 (``node_control.py``), the session tracker (node events → board, by session ID),
-the sends (``sends.py``: to devices, by code, Retry, staging), the prompts, the
-devices (``devices.py``: trust, lock-outs, the network check, tickets), the share
-control, the code receives. A new part is built here and handed only what it needs.
+the sends (``sends.py``: to devices, by code, Retry, staging), the outbox
+(``outbox.py``: sends waiting for a trusted device that is away, kept across restarts),
+the prompts, the devices (``devices.py``: trust, lock-outs, the network check, tickets),
+the share control, the code receives. A new part is built here and handed only what it
+needs.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from p2p_transfer.app.board import TransferBoard
+from p2p_transfer.app.board import TransferBoard, TransferRecord
 from p2p_transfer.app.code_receive import CodeReceives
 from p2p_transfer.app.devices import DeviceControl
 from p2p_transfer.app.errors import AppError, BusyError, NotFoundError
@@ -30,6 +32,7 @@ from p2p_transfer.app.events import SettingsEvent, ShareStateEvent, TransferSnap
 from p2p_transfer.app.files import FileBrowser, Staging
 from p2p_transfer.app.history import History, HistoryEntry
 from p2p_transfer.app.node_control import NodeControl, NodeOptions, NodeStartError
+from p2p_transfer.app.outbox import Outbox, OutboxParts
 from p2p_transfer.app.prompts import PromptBook
 from p2p_transfer.app.sends import SendControl, SendParts
 from p2p_transfer.app.settings import (
@@ -43,7 +46,14 @@ from p2p_transfer.app.share_control import ShareControl, ShareRefused
 from p2p_transfer.app.targets import Targets
 from p2p_transfer.app.tracker import SessionTracker
 from p2p_transfer.config import current_umask
-from p2p_transfer.events import Event, EventBus, SessionState, TextEvent
+from p2p_transfer.events import (
+    DeviceEvent,
+    Event,
+    EventBus,
+    SessionState,
+    TextEvent,
+    VerifiedEvent,
+)
 from p2p_transfer.limits import APP_TEXTS_KEPT
 from p2p_transfer.node import Node
 from p2p_transfer.rendezvous import RendezvousError
@@ -125,12 +135,19 @@ class AppService:
         #: The latest text messages received (ours and LocalSend's), for the Incoming view.
         self.texts: deque[TextEvent] = deque(maxlen=APP_TEXTS_KEPT)
         self.targets = Targets(self.nodes)
+        self.outbox = Outbox(OutboxParts(
+            options.config_dir,
+            reach=lambda peer_id: self.targets.reach(peer_id),
+            show=lambda send: self.sends.show_queued(send),
+            start=lambda send, ticket: self.sends.start_queued(send, ticket),
+            drop=lambda send, message: self.sends.drop_queued(send, message),
+        ))
         self.code_receives = CodeReceives(
             options.config_dir, self.events.emit, self._on_node_event, self.tracker.decide_offer
         )
         self.sends = SendControl(SendParts(
             self.nodes, self.board, self.tracker, self.targets, self.files, self.staging,
-            lambda: self.settings, options.transport, self._spawn,
+            lambda: self.settings, options.transport, self._spawn, self.outbox,
         ))
         self.devices = DeviceControl(
             self.nodes, options.config_dir, options.discovery, lambda: self.settings,
@@ -155,22 +172,25 @@ class AppService:
                 raise AppError(str(exc)) from None
         await asyncio.to_thread(self._settings_store.save, self.settings)
         self._share_settings()
-        await asyncio.to_thread(self.staging.clear_all)
+        await self.outbox.load()  # its cards come back, and the dropped files they hold
+        await asyncio.to_thread(self.staging.clear_all, self.outbox.batches())
         await asyncio.to_thread(self.code_receives.clear_stale)
         await self._start_node()
+        self.outbox.start()
 
     async def close(self) -> None:
         """Stop the share, every transfer, discovery and the node; wait for history writes."""
         if self._closed:
             return
         self._closed = True
+        await self.outbox.close()  # its sends stay saved for the next start
         await self.share.stop()
         await self.code_receives.close()
         await self._stop_node()
         self.prompts.close_all("app stopped")
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        await asyncio.to_thread(self.staging.clear_all)
+        await asyncio.to_thread(self.staging.clear_all, self.outbox.batches())
 
     def _spawn(self, coroutine: Any, name: str) -> asyncio.Task[Any]:
         """A background task kept referenced until done (and awaited on close)."""
@@ -201,6 +221,12 @@ class AppService:
             await self.nodes.start(self.settings)
         except NodeStartError as exc:
             raise AppError(str(exc)) from None
+        self.outbox.wake_all()  # a new node: every device the outbox waits for is tried
+
+    def _running(self) -> list[TransferRecord]:
+        """Transfers under way: not those waiting in the outbox (no node work holds them,
+        so a restart of the node does not wait for them or end them)."""
+        return [r for r in self.board.active() if not self.outbox.holds(r.id)]
 
     async def _stop_node(self) -> None:
         await self.nodes.stop(self.settings.device_name)
@@ -208,12 +234,12 @@ class AppService:
         for prompt in self.prompts.pending():
             if prompt.kind in ("offer", "code", "code_shown"):
                 self.prompts.close(prompt.id, "node stopped")
-        for record in self.board.active():
+        for record in self._running():
             self.board.finish(record, SessionState.CANCELLED, "the app stopped", "local")
 
     async def restart_node(self) -> None:
         """Stop and start the node (a new name or relay); refused while transfers run."""
-        if self.board.active():
+        if self._running():
             raise BusyError("wait until the running transfers finish (or cancel them)")
         await self._stop_node()
         await self._start_node()
@@ -223,6 +249,10 @@ class AppService:
         """Forward the event unchanged, then fold it into the board and prompts."""
         if isinstance(event, TextEvent):
             self.texts.append(event)  # a tab opened later shows it too
+        elif isinstance(event, DeviceEvent) and event.endpoint_id:
+            self.outbox.device_seen(event.endpoint_id)  # announced on the LAN: try it now
+        elif isinstance(event, VerifiedEvent):
+            self.outbox.device_seen(event.peer_id)  # it reached this device: it is on
         self.events.emit(event)
         self.tracker.on_event(event)
 
@@ -263,6 +293,10 @@ class AppService:
             raise NotFoundError("no such transfer")
         if record.final:
             return record.snapshot()
+        if self.outbox.cancel(record_id):  # waiting in the outbox: it never starts
+            self.board.finish(record, SessionState.CANCELLED, "cancelled before it was sent",
+                              "local")
+            return record.snapshot()
         node = self.node
         if (node is None or not node.cancel(record_id)) and not self.code_receives.cancel(
             record_id
@@ -280,7 +314,7 @@ class AppService:
             raise AppError(str(exc)) from None
         old = self.settings
         restart = _node_settings(new) != _node_settings(old)
-        if restart and self.board.active():
+        if restart and self._running():
             raise BusyError("a new name or relay needs a restart: wait for the transfers to finish")
         if new.download_dir != old.download_dir:
             try:

@@ -699,12 +699,14 @@ function renderTargets() {
       : `${shortId(d.endpoint_id)} · ${d.trusted ? "trusted" : "new device"}`;
     choices.push({ id: d.endpoint_id, name: d.name, meta, pill: d.protocol === "localsend" ? "LocalSend" : "LAN" });
   }
-  // Trusted devices not announced now, sent to where they were last reached.
+  // Trusted devices not announced now: a send waits in the outbox until one answers where
+  // it was last reached (at once, if it is there).
   const listed = new Set(choices.map((c) => c.id));
   for (const p of state.devices.trusted || []) {
     if (listed.has(p.endpoint_id) || !p.reachable) continue;
     choices.push({ id: p.endpoint_id, name: p.name,
-      meta: `${shortId(p.endpoint_id)} · not on this network: ${lastReached(p)}`, pill: "trusted" });
+      meta: `${shortId(p.endpoint_id)} · not on this network: ${lastReached(p)}; a send waits until it answers`,
+      pill: "trusted" });
   }
   const known = new Set(choices.map((c) => c.id));
   for (const id of state.targets) if (!known.has(id)) state.targets.delete(id);
@@ -1016,6 +1018,10 @@ function setupDrop() {
 // --- transfers -------------------------------------------------------------------------------------
 
 function stateLabel(t) {
+  if (isState(t.state, "queued") && t.direction === "send") {
+    // In the outbox: a trusted device that is away (docs/API.md, "The outbox").
+    return `Waiting for ${t.peer_name || "the device"} — will send when it is reachable`;
+  }
   if (isState(t.state, "waiting")) {
     return t.direction === "send" ? `Waiting for ${t.peer_name} to accept` : "Waiting for your answer";
   }
@@ -1053,15 +1059,17 @@ function transferCard(t) {
   // What is known of the size: nothing before the offer (a send that failed to connect
   // shows its reason only, never "0 / 0 files").
   const known = t.files_total > 0 || t.bytes_total > 0;
+  // A send in the outbox has read nothing yet: no sizes, no bar, until it starts.
+  const queued = isState(t.state, "queued");
   const stats = t.text ? (t.bytes_total ? [`text, ${fmtSize(t.bytes_total)}`] : []) : known ? [
     `${t.files_done} / ${plural(t.files_total, "file")}`,
     `${fmtSize(t.bytes_done)} of ${fmtSize(t.bytes_total)}`,
-  ] : isFinal(t.state) ? [] : ["Preparing…"];
+  ] : isFinal(t.state) || queued ? [] : ["Preparing…"];
   if (!isFinal(t.state) && t.rate) stats.push(fmtRate(t.rate));
   if (!isFinal(t.state) && t.eta !== null && t.eta !== undefined) stats.push(`${fmtDuration(t.eta)} left`);
   if (isFinal(t.state) && t.finished_at && known) stats.push(`took ${fmtDuration(t.finished_at - t.started_at)}`);
   const done = isState(t.state, "done");
-  const bar = !t.text && (known || !isFinal(t.state)) ? h("progress", { max: Math.max(1, t.bytes_total),
+  const bar = !t.text && !queued && (known || !isFinal(t.state)) ? h("progress", { max: Math.max(1, t.bytes_total),
     value: done ? Math.max(1, t.bytes_total) : t.bytes_done, "aria-label": `${title} progress` }) : null;
   const files = (t.active || []).map((f) => h("li", {},
     h("span", { class: "name", title: f.path, text: f.path }),
