@@ -28,7 +28,7 @@ class AppProcess:
         """``wrap``: a command to run it under (``ip netns exec NS`` for a namespace)."""
         self.home = root / f"{name}-home"
         self.config = root / f"{name}-config"
-        self.home.mkdir()
+        self.home.mkdir(exist_ok=True)  # the same app started again keeps its home
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "HOME": str(self.home)}
         for variable in ("XDG_DOWNLOAD_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
             env.pop(variable, None)
