@@ -49,7 +49,8 @@ OUTBOX_FILE_NAME = "app-outbox.json"
 _FORMAT_VERSION = 1
 #: A send's ID: a session ID (hex), also in the API's paths.
 _SEND_ID = re.compile(r"[0-9a-f]{8,64}")
-_SECONDS_PER_DAY = 24 * 3600
+#: A day, in seconds (a unit, to say the age limit in days).
+_DAY = 24 * 3600
 
 
 class NotTrusted(LocalFault):
@@ -201,8 +202,8 @@ class OutboxFile:
         except FileNotFoundError:
             return []
         except OSError as exc:
-            log.warning("the outbox %s cannot be read (%s): its sends are not sent", self.path,
-                        exc.strerror)
+            log.warning("the outbox %s cannot be read (%s): the sends waiting in it are not "
+                        "sent; send them again", self.path, exc.strerror)
             return []
         try:
             if len(data) > APP_OUTBOX_MAX_FILE_BYTES:
@@ -212,16 +213,16 @@ class OutboxFile:
             if not isinstance(entries, list):
                 raise ValueError("no list of sends")
         except (ValueError, KeyError) as exc:
-            log.warning("the outbox %s is damaged and ignored (%s): its sends are not sent",
-                        self.path, exc)
+            log.warning("the outbox %s is damaged and ignored (%s): the sends waiting in it "
+                        "are not sent; send them again", self.path, exc)
             return []
         sends: list[QueuedSend] = []
         for entry in entries[:APP_OUTBOX_MAX_SENDS]:
             try:
                 sends.append(QueuedSend.from_dict(entry))
             except (ValueError, TypeError) as exc:
-                log.warning("a send in the outbox %s is damaged and ignored (%s)", self.path,
-                            exc)
+                log.warning("a send in the outbox %s is damaged and ignored (%s): send it "
+                            "again", self.path, exc)
         return sends
 
 
@@ -237,7 +238,7 @@ def pauses(first: float = APP_OUTBOX_FIRST_PAUSE,
 
 def too_old_message(peer_name: str) -> str:
     """What the card of a send dropped for its age says."""
-    days = APP_OUTBOX_MAX_AGE / _SECONDS_PER_DAY
+    days = APP_OUTBOX_MAX_AGE / _DAY
     return (f"Nothing was sent: {peer_name} could not be reached within {days:g} days, so "
             "the send left the outbox; Retry queues it again.")
 
@@ -382,8 +383,9 @@ class Outbox:
             try:
                 await asyncio.to_thread(self.file.save, ready)
             except OSError as exc:
-                log.warning("the outbox %s cannot be saved (%s): sends waiting now are lost "
-                            "if the app stops", self.file.path, exc.strerror)
+                log.warning("the outbox %s cannot be saved (%s): the sends waiting now are "
+                            "lost if the app stops; keep it open until they are sent",
+                            self.file.path, exc.strerror)
 
     def _watch(self, peer_id: str) -> None:
         """Make sure a watcher tries ``peer_id``, and tries it now."""
