@@ -22,8 +22,8 @@ class StateInfo:
     server (``GET /api/meta``) and keeps no list of its own, so the two cannot drift."""
 
     name: SessionState
-    #: The label of its pill (the page words ``waiting`` and a cancel by whom itself,
-    #: from the transfer's direction and peer).
+    #: The label of its pill (the page words a send ``queued`` in the outbox, ``waiting``
+    #: and a cancel by whom itself, from the transfer's direction and peer).
     label: str
     final: bool
     tone: Tone
