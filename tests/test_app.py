@@ -955,6 +955,8 @@ async def test_a_send_to_a_trusted_device_that_is_away_waits_in_the_outbox_until
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     record = alice.service.board.get(card["id"])
     assert record is not None
+    _, wan = await alice.call("GET", "/api/wan")
+    assert wan["connections"] == []  # waiting: no connection to show
     status, _ = await alice.call("PUT", "/api/settings", {"device_name": "alice 2"})
     assert status == 200  # a queued send is no running transfer: the node restarts
     assert record.state is SessionState.QUEUED and alice.service.outbox.holds(record.id)

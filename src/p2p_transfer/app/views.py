@@ -104,7 +104,7 @@ def wan_view(
                 "path": r.path or "unknown",
                 "rtt_ms": r.rtt_ms,
             }
-            for r in active
-            if r.state is not SessionState.CONNECTING
+            for r in active  # connected: not waiting in the outbox, nor still connecting
+            if r.state not in (SessionState.QUEUED, SessionState.CONNECTING)
         ],
     }
