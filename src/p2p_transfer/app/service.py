@@ -135,13 +135,7 @@ class AppService:
         #: The latest text messages received (ours and LocalSend's), for the Incoming view.
         self.texts: deque[TextEvent] = deque(maxlen=APP_TEXTS_KEPT)
         self.targets = Targets(self.nodes)
-        self.outbox = Outbox(OutboxParts(
-            options.config_dir,
-            reach=lambda peer_id: self.targets.reach(peer_id),
-            show=lambda send: self.sends.show_queued(send),
-            start=lambda send, ticket: self.sends.start_queued(send, ticket),
-            drop=lambda send, message: self.sends.drop_queued(send, message),
-        ))
+        self.outbox = self._outbox(options.config_dir)
         self.code_receives = CodeReceives(
             options.config_dir, self.events.emit, self._on_node_event, self.tracker.decide_offer
         )
@@ -155,6 +149,17 @@ class AppService:
         )
         self._background: set[asyncio.Task[Any]] = set()
         self._closed = False
+
+    def _outbox(self, config_dir: Path) -> Outbox:
+        """The outbox, trying devices through the targets and handing its sends to the
+        send control (which shows, starts and drops their cards)."""
+        return Outbox(OutboxParts(
+            config_dir,
+            reach=lambda peer_id: self.targets.reach(peer_id),
+            show=lambda send: self.sends.show_queued(send),
+            start=lambda send, ticket: self.sends.start_queued(send, ticket),
+            drop=lambda send, message: self.sends.drop_queued(send, message),
+        ))
 
     # --- lifecycle -------------------------------------------------------------
 
