@@ -143,8 +143,9 @@ class ReachLines:
         # Each line names the device already: no "name:" before it with several receivers.
         if event.found == "pairing":
             where = ", ".join(event.addresses) or "its relay"
+            until = " until it answers there" if session.queued else ""
             self.screen.print(f"[dim]{who} is not announced on this network; trying where it was "
-                        f"last reached ({shown(where)})…[/]")
+                        f"last reached ({shown(where)}){until}…[/]")
         if event.warning and not (self._asks_unverified and event.found == "localsend"):
             self.screen.print(f"[yellow]![/] {shown(event.warning)}")
 
@@ -356,7 +357,7 @@ class TransferLines:
     def on_queued(self, event: QueuedEvent) -> None:
         """``send --wait``: what the send waits for, and for how long."""
         session = self.screen.session(event.session)
-        session.direction = "send"
+        session.direction, session.queued = "send", True
         minutes, seconds = divmod(int(event.wait), 60)
         self.screen.say(
             event.session,
