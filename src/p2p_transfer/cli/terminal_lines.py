@@ -26,6 +26,7 @@ from p2p_transfer.cli.terminal_text import (
 from p2p_transfer.events import (
     CheckEvent,
     CodeEvent,
+    CodeWaitEvent,
     ConnectionEvent,
     DecisionEvent,
     DeviceEvent,
@@ -60,6 +61,9 @@ from p2p_transfer.events import (
 from p2p_transfer.limits import REACH_NOTICE_DELAY
 from p2p_transfer.trust.verification import format_code
 from p2p_transfer.units import format_size
+
+#: The terminal's key for the wait of ``receive CODE --wait`` (no session exists yet).
+CODE_WAIT = "code-wait"
 
 
 class ReachLines:
@@ -110,7 +114,20 @@ class ReachLines:
         self.screen.console.print(f"On the other device: p2p-transfer receive {shown(event.code)}")
         self.screen.console.print("[dim]Waiting for the code to be used… (Ctrl-C to cancel)[/]")
 
+    def on_code_wait(self, event: CodeWaitEvent) -> None:
+        """``receive CODE --wait``: whose sender it waits for, for how long, and the time
+        it has waited so far."""
+        minutes, seconds = divmod(int(event.wait), 60)
+        where = "" if event.via == "mailbox" else " on this network (no code server)"
+        self.screen.start_waiting(
+            self.screen.session(CODE_WAIT),
+            f"waiting for the sender of {shown(event.code)}{where} (up to {minutes}:"
+            f"{seconds:02d}; Ctrl-C to stop)…",
+        )
+
     def on_rendezvous(self, event: RendezvousEvent) -> None:
+        if CODE_WAIT in self.screen.sessions:  # the sender came
+            self.screen.stop_waiting(self.screen.sessions[CODE_WAIT])
         way = "the code server" if event.via == "mailbox" else "this network (no code server)"
         runs = "" if event.peer == "p2p-transfer" else " (a magic-wormhole client)"
         self.screen.print(f"[dim]code used{runs}; met through {way}[/]")

@@ -156,12 +156,14 @@ class Node:
         mailbox: str,
         redirect: asyncio.Future[Redirect] | None = None,
         transit_relay: str | None = None,
+        code: str | None = None,
     ) -> RunningSession:
         """Start a send by code: its ``invite`` event carries the code to type on the
-        other device; ``redirect`` (a device the person picked instead) cancels the code
-        and sends there, in the same session."""
+        other device (a new one, or ``code`` as the person chose it); ``redirect`` (a
+        device the person picked instead) cancels the code and sends there, in the same
+        session."""
         return self.sessions.start("send", lambda lifecycle: self.codes.send(
-            lifecycle, paths, options, mailbox, redirect, transit_relay
+            lifecycle, paths, options, mailbox, redirect, transit_relay, code
         ))
 
     def redirect_to(
@@ -175,11 +177,12 @@ class Node:
 
     async def receive_by_code(
         self, code: str, options: ReceiveOptions, decide: Decider, mailbox: str,
-        transit_relay: str | None = None,
+        transit_relay: str | None = None, wait: float = 0.0,
     ) -> TransferResult | None:
-        """Receive what ``code`` brings: meet its sender, then one receive session
-        (``transit_relay``: for a magic-wormhole sender; None for the usual one)."""
-        return await self.codes.receive(code, options, decide, mailbox, transit_relay)
+        """Receive what ``code`` brings: meet its sender (waiting up to ``wait`` s for one
+        that is not there yet), then one receive session (``transit_relay``: for a
+        magic-wormhole sender; None for the usual one)."""
+        return await self.codes.receive(code, options, decide, mailbox, transit_relay, wait)
 
     async def serve(
         self, options: ReceiveOptions, decide: Decider, once: bool = False

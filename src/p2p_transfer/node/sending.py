@@ -48,6 +48,7 @@ from p2p_transfer.transfer import (
     TransferResult,
 )
 from p2p_transfer.trust import PairingStore
+from p2p_transfer.units import format_duration
 
 if TYPE_CHECKING:
     from p2p_transfer.localsend import PinPrompt, Target
@@ -197,7 +198,7 @@ class Dispatcher:
             if not deadline.expired():
                 raise
             when = (f"within {REMEMBERED_ROUTE_TIMEOUT:g} s" if waiting is None
-                    else f"within the {waiting.seconds:g} s the send waited")
+                    else f"within the {format_duration(waiting.seconds)} the send waited")
             raise Unreachable(_not_there(route, when)) from None
 
     @staticmethod
