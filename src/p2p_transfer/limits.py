@@ -327,7 +327,8 @@ DISCOVERY_SETTLE_TIME = 1.0
 PAIRED_LOOKUP_WINDOW = 2.5
 #: Seconds a paired device, not announced on the LAN, has to answer where it was last
 #: reached before the send says it is not there (on a LAN it answers in milliseconds;
-#: a remembered route with a relay gets the full CONNECT_TIMEOUT).
+#: a remembered route with a relay gets the full CONNECT_TIMEOUT when this node is at a
+#: relay itself).
 REMEMBERED_ROUTE_TIMEOUT = 3.0
 #: Shortest endpoint-ID prefix accepted by ``send --to`` (hex characters).
 MIN_ENDPOINT_PREFIX = 4

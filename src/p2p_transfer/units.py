@@ -48,8 +48,8 @@ def format_duration(seconds: float) -> str:
     parts = [(hours, "h"), (minutes, "min"), (secs, "s")]
     while len(parts) > 1 and parts[0][0] == 0:
         parts.pop(0)
-    shown = [f"{count} {unit}" for count, unit in parts[:2] if count]
-    return " ".join(shown) or "0 s"
+    shown = [f"{count} {unit}" for count, unit in parts[:2] if count] or [f"{secs} s"]
+    return " ".join(shown)
 
 
 def parse_size(text: str) -> int:

@@ -128,12 +128,13 @@ def _which_code(code: str | None, with_to: bool) -> tuple[str | None, str | None
     if short and with_to:
         raise click.UsageError(
             f"--code {code} is a short code, for a send without --to; with --to, --code is "
-            "the 6-digit code the receiver shows"
+            f"the {CODE_DIGITS}-digit code the receiver shows"
         )
     if not short and not with_to:
         raise click.UsageError(
             "without --to, --code is the short code to send with (like "
-            "7-guitarist-revenge); a 6-digit code is the one a receiver shows, for --to"
+            f"7-guitarist-revenge); a {CODE_DIGITS}-digit code is the one a receiver shows, "
+            "for --to"
         )
     return (None, code) if short else (code, None)
 

@@ -19,7 +19,7 @@ from p2p_transfer.node.codes import CodeRoute, Redirect
 from p2p_transfer.node.config import NodeConfig, endpoint
 from p2p_transfer.node.inbox import Inbox
 from p2p_transfer.node.localsend_bridge import LocalSendBridge
-from p2p_transfer.node.port import remember_port, stable_bind
+from p2p_transfer.node.port import remember_port, stable_bind, stable_relay
 from p2p_transfer.node.presence import Presence
 from p2p_transfer.node.reachability import Reachability
 from p2p_transfer.node.sending import ConfirmPrompt, Dispatcher
@@ -293,14 +293,17 @@ class Node:
 
 async def _bind(key: bytes, config: NodeConfig) -> Transport:
     """The endpoint; a receiver's on its remembered port when it is free (else any port),
-    remembered for the next start."""
+    remembered for the next start, and with its one relay (``stable_relay``)."""
     preferred = stable_bind(config.config_dir, config.bind_addr) if config.stable_port else None
+    relay = config.relay
+    if config.stable_port:  # its ticket names its relay from the start
+        relay = await asyncio.to_thread(stable_relay, config.config_dir, config.relay)
     transport: Transport | None = None
     if preferred is not None:
         with contextlib.suppress(NetError):  # taken (another receiver): any port will do
-            transport = await Transport.bind(key, preferred, config.relay)
+            transport = await Transport.bind(key, preferred, relay)
     if transport is None:
-        transport = await Transport.bind(key, config.bind_addr, config.relay)
+        transport = await Transport.bind(key, config.bind_addr, relay)
     if config.stable_port and (local := transport.local_udp_socket) is not None:
         await asyncio.to_thread(remember_port, config.config_dir, local[1])
     return transport

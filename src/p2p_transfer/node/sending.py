@@ -166,11 +166,12 @@ class Dispatcher:
     ) -> TransferResult:
         """A paired device not announced on the LAN, dialed where it was last reached: on a
         LAN it answers at once or not at all, so it gets REMEMBERED_ROUTE_TIMEOUT from the
-        dial (not the connect deadline of a ticket), and a miss says why and what to do.
+        dial (not the connect deadline of a ticket; that only when its relay may help),
+        and a miss says why and what to do.
         With ``waiting`` (``send --wait``) the dial goes on to the wait's end: the sender
         dials again, with growing pauses, until the device is back there."""
         assert isinstance(route.target, str)
-        if parse_ticket(route.target).relay_url() is not None:
+        if parse_ticket(route.target).relay_url() is not None and self._at_a_relay():
             return await self._say_why(sender.run(route.target, paths, route.peer_name), route)
         loop = asyncio.get_running_loop()
         try:
@@ -200,6 +201,12 @@ class Dispatcher:
             when = (f"within {REMEMBERED_ROUTE_TIMEOUT:g} s" if waiting is None
                     else f"within the {format_duration(waiting.seconds)} the send waited")
             raise Unreachable(_not_there(route, when)) from None
+
+    def _at_a_relay(self) -> bool:
+        """This node is connected to a relay: a remembered route's relay may lead to the
+        device from another network (without one, as on a LAN with no internet, only its
+        addresses can, and they answer at once or not at all)."""
+        return self._transport is not None and self._transport.relay_url is not None
 
     @staticmethod
     async def _say_why(sending: Awaitable[TransferResult], route: Route) -> TransferResult:
