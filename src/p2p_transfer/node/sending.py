@@ -13,7 +13,6 @@ import asyncio
 import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,7 +57,7 @@ if TYPE_CHECKING:
 ConfirmPrompt = Callable[[RouteEvent], Awaitable[bool]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Waiting:
     """``send --wait``: how long the send waits for its receiver, and until when (the
     event loop's clock)."""
@@ -100,8 +99,8 @@ class Dispatcher:
         """A send session's work, from resolving ``to`` to the sender's result.
 
         With ``options.wait`` (``send --wait``) the session stays ``queued`` until the
-        receiver answers: ``to`` is looked up again and dialed again, with growing pauses,
-        until the wait is over."""
+        receiver answers: ``to`` is looked up until it is found, then dialed, again and
+        again with growing pauses, until the wait is over."""
         waiting: _Waiting | None = None
         if options.wait > 0:
             waiting = _Waiting(options.wait, asyncio.get_running_loop().time() + options.wait)
