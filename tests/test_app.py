@@ -24,7 +24,7 @@ import pytest
 
 from conftest import assert_same_tree
 from e2e.mailbox import MailboxServer
-from p2p_transfer.app import AppOptions, AppServer, AppService
+from p2p_transfer.app import AppOptions, AppServer, AppService, code_receive
 from p2p_transfer.app.board import TransferRecord
 from p2p_transfer.app.code_receive import CODE_NODES_DIR
 from p2p_transfer.app.events import (
@@ -1354,8 +1354,10 @@ async def test_a_code_send_cancelled_while_it_waits_ends_cancelled_and_retries_w
 
 
 async def test_receive_by_code_refuses_what_cannot_be_a_code_and_says_a_wrong_one(
-    start_ui: StartUi, mailbox: MailboxServer
+    start_ui: StartUi, mailbox: MailboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A code's sender may come later: the app waits for it APP_CODE_WAIT (here shorter).
+    monkeypatch.setattr(code_receive, "APP_CODE_WAIT", 2.0)
     bob = await start_ui("bob", mailbox=mailbox.url)
     for body in ({"code": "guitarist-revenge"}, {"code": ""}, {"code": 7}, {}):
         status, answer = await bob.call("POST", "/api/receive-by-code", body)
@@ -1365,6 +1367,7 @@ async def test_receive_by_code_refuses_what_cannot_be_a_code_and_says_a_wrong_on
     assert status == 202
     failed = await bob.wait_for(CodeReceiveEvent, lambda e: e.step == "failed")
     assert failed.code == "99-nobody-sends" and failed.message
+    assert failed.message.startswith("no one sent with the code 99-nobody-sends within 2 s")
     assert bob.service.board.snapshots() == []  # no card: nothing was offered
 
 

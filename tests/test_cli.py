@@ -386,3 +386,29 @@ def test_the_question_for_an_offer_from_wormhole_send_names_a_magic_wormhole_cli
         "Accept 1 file, 2.0 KiB from a magic-wormhole client (`wormhole send`; checked by a "
         "SHA-256 of the whole transfer)?"
     )
+
+
+def test_send_code_is_the_6_digit_code_with_to_and_a_short_code_without(tmp_path: Path) -> None:
+    from p2p_transfer.cli.transfer_commands import receive
+
+    note = tmp_path / "note.txt"
+    note.write_text("x")
+    home = ["--config-dir", str(tmp_path / "home")]
+    runner = CliRunner()
+    result = runner.invoke(cli, [*home, "send", "--to", "laptop", "--code", "7 Guitarist Revenge",
+                                 str(note)])
+    assert result.exit_code == 2, result.output
+    assert ("--code 7-guitarist-revenge is a short code, for a send without --to; with --to, "
+            "--code is the 6-digit code the receiver shows") in " ".join(result.output.split())
+    result = runner.invoke(cli, [*home, "send", "--code", "026 767", str(note)])
+    assert result.exit_code == 2, result.output
+    assert "without --to, --code is the short code to send with" in result.output
+    result = runner.invoke(cli, [*home, "send", "--code", "seven", str(note)])
+    assert result.exit_code == 2 and "or a short code like 7-guitarist-revenge" in " ".join(
+        result.output.split()
+    )
+    # receive --wait is for a code's sender; with a code, it takes a duration.
+    result = runner.invoke(cli, [*home, "receive", "--wait", "10m"])
+    assert result.exit_code == 2 and "--wait is for `receive CODE`" in result.output
+    context = receive.make_context("receive", ["7-guitarist-revenge", "--wait", "10m"])
+    assert (context.params["code"], context.params["wait"]) == ("7-guitarist-revenge", 600.0)

@@ -12,6 +12,7 @@ import pytest
 from iroh import iroh_ffi
 
 from p2p_transfer.net import (
+    RELAY_DEFAULT,
     CloseCode,
     DamagedTicket,
     MessageReader,
@@ -31,6 +32,7 @@ from p2p_transfer.net.keys import public_id, ticket_for
 from p2p_transfer.net.transport import _connection_within
 from p2p_transfer.protocol import Hello, Verify
 from p2p_transfer.trust import load_or_create_secret_key
+from p2p_transfer.trust.files import ensure_private_dir
 from waiting import next_turn
 
 
@@ -242,6 +244,24 @@ async def test_ticket_via_puts_the_known_address_first(tmp_path: Path) -> None:
         assert addr.direct_addresses()[0] == "10.1.2.3:4567"
     finally:
         await transport.close()
+
+
+async def test_a_ticket_names_the_one_relay_before_it_answers_and_none_of_several(
+    tmp_path: Path,
+) -> None:
+    """Offline (as here) no relay ever answers: a node with one relay names it anyway (it
+    is where the node will be); with iroh's several, which one is iroh's pick, not ours."""
+    key = load_or_create_secret_key(ensure_private_dir(tmp_path / "a"))
+    one = await Transport.bind(key, "127.0.0.1", "https://relay.example.org")
+    several = await Transport.bind(key, "127.0.0.1", RELAY_DEFAULT)
+    try:
+        assert one.relay_url is None and several.relay_url is None  # not reached
+        assert parse_ticket(one.ticket).relay_url() == "https://relay.example.org/"
+        assert parse_ticket(several.ticket).relay_url() is None
+        assert one.endpoint_id == several.endpoint_id
+    finally:
+        await one.close()
+        await several.close()
 
 
 async def test_a_host_port_that_refuses_is_said_in_a_sentence_not_a_python_tuple() -> None:

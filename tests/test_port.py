@@ -1,4 +1,5 @@
-"""A receiver's stable port: the same one after a restart, any other when it is taken."""
+"""A receiver's stable port: the same one after a restart, any other when it is taken;
+and its one public relay, the same at every start."""
 
 from __future__ import annotations
 
@@ -6,11 +7,28 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
 
 from p2p_transfer.limits import DEFAULT_RECEIVE_PORT
-from p2p_transfer.net import RELAY_OFF, ticket_addresses, ticket_endpoint_id
+from p2p_transfer.net import (
+    RELAY_DEFAULT,
+    RELAY_OFF,
+    default_relays,
+    ticket_addresses,
+    ticket_endpoint_id,
+)
 from p2p_transfer.node import Node, NodeConfig
-from p2p_transfer.node.port import PORT_FILE, remember_port, remembered_port, stable_bind
+from p2p_transfer.node.port import (
+    PORT_FILE,
+    RELAY_FILE,
+    nearest_relay,
+    remember_port,
+    remembered_port,
+    stable_bind,
+    stable_relay,
+)
 
 
 def test_the_port_is_remembered_and_a_bad_file_means_the_default(tmp_path: Path) -> None:
@@ -77,3 +95,37 @@ async def test_a_receiver_keeps_its_port_across_restarts_or_moves_when_taken(
     finally:
         await holder.close()
     assert remembered_port(tmp_path / "rx") == moved  # the last one used, next time
+
+
+def test_a_receiver_keeps_one_public_relay_and_any_other_choice_is_as_given(
+    tmp_path: Path,
+) -> None:
+    relays = default_relays()
+    assert stable_relay(tmp_path, RELAY_OFF) == RELAY_OFF
+    assert stable_relay(tmp_path, "https://relay.example.org") == "https://relay.example.org"
+    assert not (tmp_path / RELAY_FILE).exists()
+    chosen = stable_relay(tmp_path, RELAY_DEFAULT)
+    assert chosen in relays
+    assert (tmp_path / RELAY_FILE).read_text().strip() == chosen
+    # Kept (the time zone may change; the ticket must not) ...
+    other = next(r for r in relays if r != chosen)
+    (tmp_path / RELAY_FILE).write_text(f"{other}\n")
+    assert stable_relay(tmp_path, RELAY_DEFAULT) == other
+    # ... unless iroh no longer has it: then chosen afresh.
+    (tmp_path / RELAY_FILE).write_text("https://gone.example.org/\n")
+    assert stable_relay(tmp_path, RELAY_DEFAULT) in relays
+
+
+@pytest.mark.parametrize(
+    ("utc_offset", "region"),
+    [(-8, "usw"), (-7, "usw"), (-5, "use"), (-3, "use"), (0, "euc"), (2, "euc"),
+     (4, "euc"), (5.5, "aps"), (9, "aps"), (12, "aps")],
+)
+def test_the_first_relay_is_the_nearest_by_the_time_zone(utc_offset: float, region: str) -> None:
+    relays = ["https://usw1-1.relay.example./", "https://aps1-1.relay.example./",
+              "https://euc1-1.relay.example./", "https://use1-1.relay.example./"]
+    assert urlsplit(nearest_relay(relays, utc_offset)).hostname.startswith(region)
+    # Relays named otherwise: the first one.
+    assert nearest_relay(["https://a.example/", "https://b.example/"], utc_offset) == (
+        "https://a.example/"
+    )

@@ -1,8 +1,8 @@
 """The node's sending part (node/sending.py, node/routes.py): the route said before anything
 is sent, a LocalSend device found by name sent to only once the user says so, a paired
 device that is not announced dialed where it was last reached (with its own short
-deadline and an error that says why), and where each send reached a trusted device
-noted for the next one."""
+deadline and an error that says why; with ``--wait``, dialed there until it is back),
+and where each send reached a trusted device noted for the next one."""
 
 from __future__ import annotations
 
@@ -14,15 +14,24 @@ import pytest
 
 from conftest import CODE, Peers
 from p2p_transfer.discovery import DeviceNotFoundError
-from p2p_transfer.events import Event, RouteEvent, SessionState
+from p2p_transfer.events import DialingEvent, Event, RouteEvent, SessionState, StateEvent
 from p2p_transfer.lifecycle import Lifecycle
 from p2p_transfer.limits import CONNECT_TIMEOUT, REMEMBERED_ROUTE_TIMEOUT
 from p2p_transfer.localsend import LocalSendDevice, Target
 from p2p_transfer.net import Unreachable, parse_ticket
 from p2p_transfer.net.keys import generate_secret_key
 from p2p_transfer.node import Node, NodeConfig
-from p2p_transfer.transfer import SendOptions, TransferError, TransferResult
-from p2p_transfer.trust.identity import endpoint_id_of
+from p2p_transfer.transfer import (
+    Decision,
+    IncomingOffer,
+    ReceiveOptions,
+    SendOptions,
+    TransferError,
+    TransferResult,
+)
+from p2p_transfer.trust.files import ensure_private_dir
+from p2p_transfer.trust.identity import endpoint_id_of, load_or_create_secret_key
+from waiting import stays, wait_until
 
 
 class _NotOnTheLan:
@@ -158,3 +167,76 @@ async def test_where_a_send_reached_a_trusted_device_is_noted_and_used_when_it_i
     (pairing,) = peers.sender.pairings.list()
     assert pairing.ticket == peers.ticket
     assert str(parse_ticket(pairing.ticket).id()) == peers.receiver.endpoint_id
+
+
+async def _accept(offer: IncomingOffer) -> Decision:
+    return Decision(True)
+
+
+def _states(events: list[Event]) -> list[str]:
+    return [e.state.value for e in events if isinstance(e, StateEvent)]
+
+
+async def test_send_wait_dials_a_trusted_device_where_it_was_last_reached_until_it_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``send --to bob --wait``: bob is paired, not announced, and off. The send stays
+    queued, dialing bob's last address (past the deadline a send without --wait has),
+    and goes through once bob starts there."""
+    rx_home = ensure_private_dir(tmp_path / "rx-home")
+    bob = endpoint_id_of(load_or_create_secret_key(rx_home))
+    address = f"127.0.0.1:{_unused_udp_port()}"
+    node = await Node.start(NodeConfig(tmp_path / "home", "us", "127.0.0.1"))
+    receiver: Node | None = None
+    try:
+        node.pairings.add(bob, "bob")
+        node.pairings.remember_route(bob, [address])
+        _quiet(node, monkeypatch, [])
+        events: list[Event] = []
+        node.events.subscribe(events.append)
+        note = tmp_path / "note.txt"
+        note.write_text("hello")
+        sending = asyncio.create_task(node.send("bob", [note], SendOptions(code=CODE, wait=60)))
+        await wait_until(lambda: [e for e in events if isinstance(e, DialingEvent)],
+                         what="the dial where bob was last reached")
+        await stays(lambda: not sending.done() and _states(events) == ["queued"],
+                    seconds=REMEMBERED_ROUTE_TIMEOUT + 1, what="the send queued for bob")
+        receiver = await Node.start(NodeConfig(rx_home, "bob", address))
+        serving = asyncio.create_task(receiver.serve(
+            ReceiveOptions(target=tmp_path / "inbox", auto_accept=True, fixed_code=CODE),
+            _accept,
+        ))
+        result = await asyncio.wait_for(sending, 60)
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+    finally:
+        await node.close()
+        if receiver is not None:
+            await receiver.close()
+    assert result.ok, result
+    assert (tmp_path / "inbox" / "note.txt").read_text() == "hello"
+    assert _states(events)[:3] == ["queued", "connecting", "verifying"]
+    (route,) = [e for e in events if isinstance(e, RouteEvent)]
+    assert (route.found, route.addresses) == ("pairing", [address])
+
+
+async def test_send_wait_for_a_trusted_device_that_never_comes_back_says_how_long_it_waited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = await Node.start(NodeConfig(tmp_path / "home", "us", "127.0.0.1"))
+    try:
+        bob = endpoint_id_of(generate_secret_key())
+        address = f"127.0.0.1:{_unused_udp_port()}"
+        node.pairings.add(bob, "bob")
+        node.pairings.remember_route(bob, [address])
+        _quiet(node, monkeypatch, [])
+        note = tmp_path / "note.txt"
+        note.write_text("hello")
+        result = await node.send("bob", [note], SendOptions(wait=REMEMBERED_ROUTE_TIMEOUT + 2))
+    finally:
+        await node.close()
+    assert result.state is SessionState.FAILED and isinstance(result.error, Unreachable)
+    assert (
+        f"nothing answered where it was last reached ({address}) within the "
+        f"{REMEMBERED_ROUTE_TIMEOUT + 2:g} s the send waited. It may be off"
+    ) in str(result.error)

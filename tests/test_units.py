@@ -1,11 +1,12 @@
-"""Sizes in IEC units: what every front end prints, and what every size option accepts."""
+"""Sizes in IEC units: what every front end prints, and what every size option accepts;
+lengths of time as messages say them."""
 
 from __future__ import annotations
 
 import pytest
 
 from p2p_transfer.limits import GiB, KiB, MiB
-from p2p_transfer.units import SizeError, format_rate, format_size, parse_size
+from p2p_transfer.units import SizeError, format_duration, format_rate, format_size, parse_size
 
 
 @pytest.mark.parametrize(
@@ -50,3 +51,12 @@ def test_a_size_is_typed_in_bytes_or_with_a_unit(text: str, size: int) -> None:
 def test_what_is_not_a_size_says_what_one_looks_like(text: str) -> None:
     with pytest.raises(SizeError, match=r"500M"):
         parse_size(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [(0, "0 s"), (3, "3 s"), (59.6, "1 min"), (90, "1 min 30 s"), (600, "10 min"),
+     (3600, "1 h"), (3900, "1 h 5 min"), (3661, "1 h 1 min")],
+)
+def test_durations_are_said_in_their_two_largest_units(seconds: float, said: str) -> None:
+    assert format_duration(seconds) == said

@@ -263,6 +263,18 @@ class RendezvousEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class CodeWaitEvent(Event):
+    """Receiver (``receive CODE --wait``): nobody uses the code yet; it waits for the code's
+    sender for up to ``wait`` s, on the code server (``mailbox``) and on this LAN, or only
+    on this LAN (``lan``: the server is out of reach)."""
+
+    name: ClassVar[str] = "code_wait"
+    code: str
+    wait: float
+    via: Literal["mailbox", "lan"]
+
+
+@dataclass(frozen=True, slots=True)
 class DialingEvent(SessionEvent):
     """Sender: trying to reach a receiver (the first packets are on their way)."""
 

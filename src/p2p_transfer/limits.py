@@ -327,7 +327,8 @@ DISCOVERY_SETTLE_TIME = 1.0
 PAIRED_LOOKUP_WINDOW = 2.5
 #: Seconds a paired device, not announced on the LAN, has to answer where it was last
 #: reached before the send says it is not there (on a LAN it answers in milliseconds;
-#: a remembered route with a relay gets the full CONNECT_TIMEOUT).
+#: a remembered route with a relay gets the full CONNECT_TIMEOUT when this node is at a
+#: relay itself).
 REMEMBERED_ROUTE_TIMEOUT = 3.0
 #: Shortest endpoint-ID prefix accepted by ``send --to`` (hex characters).
 MIN_ENDPOINT_PREFIX = 4
@@ -372,6 +373,9 @@ APP_HISTORY_MAX_ROWS = 10_000
 APP_HISTORY_PAGE = 200
 #: Rows a history query returns when it does not say how many.
 APP_HISTORY_DEFAULT_ROWS = 100
+#: Seconds the app's "Receive with a code" waits for the code's sender (``receive CODE
+#: --wait``): the person may type the code before the other device shows it.
+APP_CODE_WAIT = 120.0
 #: Seconds a history write waits for another one holding the database (SQLite's lock).
 APP_HISTORY_LOCK_TIMEOUT = 5.0
 #: Bounds of the pairing-lifetime setting, in hours.
@@ -554,8 +558,11 @@ RELAY_TICKET_WAIT = 1.5
 LAN_CODE_LOOKUP = 1.0
 #: Seconds a code's receiver keeps looking on the LAN when the server is out of reach.
 LAN_CODE_SEARCH = 10.0
-#: Seconds between fresh questions for a code's sender on the LAN.
+#: Seconds between fresh questions for a code's sender on the LAN...
 LAN_CODE_ASK = 0.5
+#: ...and, past LAN_CODE_SEARCH (``receive CODE --wait``), growing up to this: a long wait
+#: does not ask the LAN twice a second for minutes.
+LAN_CODE_ASK_LONGEST = 5.0
 #: Seconds the LAN key exchange (connect, both messages, both proofs) may take.
 LAN_PAKE_TIMEOUT = 5.0
 

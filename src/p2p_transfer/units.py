@@ -1,4 +1,5 @@
-"""Sizes as people read and type them: IEC units (KiB, MiB, GiB), one formatter, one parser.
+"""Sizes as people read and type them: IEC units (KiB, MiB, GiB), one formatter, one parser;
+and lengths of time as messages say them (``2 min``).
 
 Every front end (terminal, share page, the receiver's messages to a sender)
 says sizes the same way, so ``3.0 MiB`` here is ``3.0 MiB`` there.
@@ -36,6 +37,19 @@ def format_size(count: float) -> str:
 def format_rate(bytes_per_second: float) -> str:
     """``1.5 MiB/s``."""
     return f"{format_size(bytes_per_second)}/s"
+
+
+def format_duration(seconds: float) -> str:
+    """``45`` → ``45 s``, ``90`` → ``1 min 30 s``, ``3900`` → ``1 h 5 min``: the two
+    largest units, whole."""
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(hours, "h"), (minutes, "min"), (secs, "s")]
+    while len(parts) > 1 and parts[0][0] == 0:
+        parts.pop(0)
+    shown = [f"{count} {unit}" for count, unit in parts[:2] if count] or [f"{secs} s"]
+    return " ".join(shown)
 
 
 def parse_size(text: str) -> int:

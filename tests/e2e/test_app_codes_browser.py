@@ -3,7 +3,8 @@
 "Send with a code": the app shows the code (large, Copy, QR) and its card, and
 ``p2p-transfer receive CODE --yes`` gets the file byte-identical. "Receive with a
 code": ``p2p-transfer send FILE`` prints a code, the app takes it as typed, asks
-the usual offer, and its card ends done with the file there. Both pages pass
+the usual offer, and its card ends done with the file there; a code typed before its
+sender starts waits (the form says for how long) until ``send --code`` brings it. Both pages pass
 axe-core with the code views on screen.
 """
 
@@ -22,7 +23,8 @@ from e2e.axe import audit, requires_axe
 from e2e.cli import CliProcess
 from e2e.mailbox import MailboxServer
 from e2e.test_app_browser import DESKTOP, PHONE, UI_TIMEOUT, chromium, go, open_page, pick
-from p2p_transfer.limits import KiB
+from p2p_transfer.limits import APP_CODE_WAIT, KiB
+from p2p_transfer.units import format_duration
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
@@ -124,13 +126,25 @@ def test_the_app_receives_with_a_code_the_cli_sends(
     assert (app.downloads / "report.pdf").read_bytes() == report.read_bytes()
     expect(page.locator('#history-list .row').first).to_be_visible(timeout=UI_TIMEOUT)
 
-    # A code nobody sends with: said in the form, in plain words.
+    # A code typed before its sender starts: the form says it waits, and for how long;
+    # the sender then comes with that code (agreed beforehand) and its offer follows.
     go(page, "incoming")
-    page.get_by_label("Code from the sending device").fill("42-nobody-here")
+    page.get_by_label("Code from the sending device").fill("42 Guitarist Revenge")
     page.get_by_role("button", name="Receive", exact=True).click()
     expect(page.locator("#receive-code-status")).to_contain_text(
-        "no one is sending", timeout=UI_TIMEOUT
+        f"Waiting for the sender of 42-guitarist-revenge, for up to "
+        f"{format_duration(APP_CODE_WAIT)}", timeout=UI_TIMEOUT
     )
-    found += audit(page, "the Incoming view after a code nobody sends with")
+    found += audit(page, "the Incoming view while a code waits for its sender")
+    later = CliProcess(["send", "--code", "42-guitarist-revenge", str(report), "--json",
+                        "--mailbox", mailbox.url], tmp_path / "later-home")
+    try:
+        offer = page.locator('#dialog[data-prompt-kind="offer"]')
+        expect(offer).to_be_visible(timeout=UI_TIMEOUT)
+        offer.get_by_role("button", name="Decline").click()
+        assert later.wait(CLI_TIMEOUT) == 1, "".join(later.stderr_lines)
+    finally:
+        later.stop()
+    assert later.wait_for("decision")["accepted"] is False
     assert found == [], "\n".join(found)
     assert errors == []

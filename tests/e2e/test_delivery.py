@@ -4,6 +4,7 @@ and started again, and a send that waits for a device that is away."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sys
@@ -15,9 +16,9 @@ from conftest import assert_same_tree, make_tree
 from e2e.cli import CODE, CliProcess, start_sender, throttled
 from e2e.terminal import Terminal
 from e2e.test_fast_path import write_big_file
-from netns import Host, Lab
+from netns import Host, JsonLines, Lab
 from p2p_transfer.limits import MiB
-from p2p_transfer.net import ticket_endpoint_id
+from p2p_transfer.net import ticket_addresses, ticket_endpoint_id
 from waiting import hold_for_blocking
 
 FILES = 6
@@ -140,6 +141,59 @@ def test_send_wait_delivers_to_a_device_that_starts_later(
             "--code", CODE, "--bind", a.address, "--json",
         )
         assert receiver.expect_event("done", 60)["ok"] is True, receiver.stderr
+        assert sender.wait(30) == 0, sender.text
+        sender.assert_clean()
+    finally:
+        sender.stop()
+    assert_same_tree(tree, inbox / "tree")
+
+
+def _desk(host: Host, home: Path, inbox: Path) -> JsonLines:
+    """desk's ``receive --once --yes`` on its own address, at the port it keeps."""
+    return host.spawn(
+        sys.executable, "-m", "p2p_transfer", "--config-dir", str(home), "--name", "desk",
+        "receive", "--dir", str(inbox), "--once", "--yes", "--code", CODE,
+        "--bind", host.address, "--json",
+    )
+
+
+def test_send_wait_reaches_a_trusted_device_where_it_was_last_reached_without_multicast(
+    netns_lab: Lab, tmp_path: Path
+) -> None:
+    """Two subnets joined by a router: unicast passes, multicast (mDNS) does not, so desk is
+    never announced to laptop. laptop once sent to desk by its ticket (they are paired now)
+    and desk stopped. ``send --to desk --wait 60`` says what it waits for and dials desk
+    where it was last reached; desk starts 10 s later on the same address and port (a
+    receiver keeps its port), and the folder arrives without another command."""
+    (laptop,), desk, _router = netns_lab.routed(1)
+    inbox, desk_home = tmp_path / "inbox", tmp_path / "desk-home"
+    first = desk_home.parent / "note.txt"
+    first.write_text("first contact\n")
+    receiver = _desk(desk, desk_home, inbox)
+    ticket = receiver.expect_event("ticket", 30)["ticket"]
+    introduced = laptop.spawn(
+        sys.executable, "-m", "p2p_transfer", "--config-dir", str(tmp_path / "laptop-home"),
+        "--name", "laptop", "send", "--to", ticket, "--code", CODE, "--json", str(first),
+    )
+    assert introduced.expect_event("done", 60)["ok"] is True, introduced.stderr
+    assert receiver.expect_event("done", 30)["ok"] is True, receiver.stderr
+    assert receiver.proc.wait(30) == 0  # --once: desk is off now
+    used = ticket_addresses(ticket)[0]
+
+    tree = make_tree(tmp_path / "src")
+    sender = Terminal(tmp_path / "laptop-home", "--name", "laptop", "send", "--to", "desk",
+                      "--wait", "60", str(tree), inside=laptop.argv())
+    try:
+        sender.expect_line(r"waiting for desk to be reachable \(up to 1:00\)")
+        sender.expect_line(
+            r"desk is not announced on this network; trying where it was\s+last\s+reached\s+"
+            + re.escape(f"({used})") + r"\s+until\s+it\s+answers\s+there"
+        )
+        hold_for_blocking(AWAY_FOR)  # the scenario: desk is off this long
+        assert sender.child.isalive(), sender.text
+        again = _desk(desk, desk_home, inbox)
+        assert ticket_addresses(again.expect_event("ticket", 30)["ticket"])[0] == used
+        assert again.expect_event("done", 60)["ok"] is True, again.stderr
         assert sender.wait(30) == 0, sender.text
         sender.assert_clean()
     finally:

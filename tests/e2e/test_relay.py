@@ -1,4 +1,5 @@
-"""``--relay``: with no internet (tests run without one) it says so quickly and goes on direct."""
+"""``--relay``: with no internet (tests run without one) it says so quickly and goes on direct;
+and ``receive`` with relays on by default prints a ticket that names its relay anyway."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import time
 from pathlib import Path
 
 from e2e.cli import CODE, CliProcess
+from p2p_transfer.net import default_relays, parse_ticket, ticket_endpoint_id
+from p2p_transfer.node.port import RELAY_FILE
 
 #: The longest a relay that cannot be reached may delay start-up, per the issue.
 RELAY_GIVE_UP_LIMIT = 10.0
@@ -41,3 +44,28 @@ def test_bad_relay_value_is_a_one_line_error(tmp_path: Path) -> None:
     receiver = CliProcess(["receive", "--relay", "ftp://nowhere", "--json"], tmp_path / "rx")
     assert receiver.wait() == 1
     assert "--relay takes off, default or an http(s) URL" in receiver.wait_for("error")["message"]
+
+
+def _first_ticket(home: Path, inbox: Path) -> str:
+    """The ticket a ``receive`` with no --relay prints first (then it is stopped)."""
+    receiver = CliProcess(["receive", "--dir", str(inbox), "--bind", "127.0.0.1", "--json"],
+                          home)
+    try:
+        return str(receiver.wait_for("ticket")["ticket"])
+    finally:
+        receiver.stop()
+
+
+def test_receive_with_no_relay_option_prints_a_ticket_that_names_its_relay(
+    tmp_path: Path,
+) -> None:
+    """Relays are on by default. Offline, as here, the relay never answers, yet the ticket
+    names the one of iroh's public relays this receiver uses (kept in its config dir, the
+    same at every start): a sender on the internet can use the ticket once it is there."""
+    ticket = _first_ticket(tmp_path / "rx", tmp_path / "inbox")
+    relay = parse_ticket(ticket).relay_url()
+    assert relay in default_relays(), ticket
+    assert (tmp_path / "rx" / RELAY_FILE).read_text().strip() == relay
+    again = _first_ticket(tmp_path / "rx", tmp_path / "inbox")
+    assert ticket_endpoint_id(again) == ticket_endpoint_id(ticket)
+    assert parse_ticket(again).relay_url() == relay

@@ -1,5 +1,7 @@
 """``send`` without ``--to`` prints a short code; ``receive CODE`` takes what it brings,
-through a real magic-wormhole mailbox server on loopback, over our own path."""
+through a real magic-wormhole mailbox server on loopback, over our own path. With
+``--wait`` the receiver may come first, and the sender then uses the same code
+(``send --code CODE``): through the server, or on the LAN when it has none."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import pytest
 
 from e2e.cli import CliProcess, throttled
 from e2e.mailbox import MailboxServer, multicast_loopback, namespaces_available
-from p2p_transfer.limits import MiB
+from p2p_transfer.limits import LAN_CODE_SEARCH, MiB
+from waiting import hold_for_blocking
 
 #: The big file of the folder test, and how many small ones go with it.
 BIG_FILE_SIZE = 64 * MiB
@@ -209,3 +212,80 @@ def test_without_the_code_server_the_code_works_on_the_lan(tmp_path: Path) -> No
 def _inside(inside: list[str], home: Path, *args: str) -> CliProcess:
     """The CLI run inside a namespace (``ip netns exec NS``)."""
     return CliProcess(list(args), home, inside=inside)
+
+
+#: A code chosen beforehand by the people on both sides.
+CHOSEN = "7-guitarist-revenge"
+
+
+def test_receive_wait_with_nobody_sending_says_it_waits_then_how_long_it_waited(
+    tmp_path: Path, mailbox: MailboxServer
+) -> None:
+    receiver = _receive(tmp_path / "rx", mailbox, CHOSEN, tmp_path / "inbox", "--wait", "3")
+    assert receiver.wait(3 + STARTUP_ALLOWANCE + WRONG_CODE_LIMIT) == 1
+    waiting = receiver.wait_for("code_wait")
+    assert (waiting["code"], waiting["wait"], waiting["via"]) == (CHOSEN, 3.0, "mailbox")
+    said = receiver.wait_for("error")["message"]
+    assert said == (f"no one sent with the code {CHOSEN} within 3 s: check it with the "
+                    "sender, or ask for a new one"), said
+
+
+@pytest.mark.skipif(not namespaces_available(), reason="needs root and ip")
+def test_a_receiver_waiting_on_the_server_finds_a_sender_that_offers_the_code_on_the_lan(
+    tmp_path: Path
+) -> None:
+    """The receiver reaches the code server and waits there; the sender, which does not
+    (offline), offers the same code on this LAN: the receiver finds it there."""
+    note = tmp_path / "note.txt"
+    note.write_text("met on the lan")
+    with multicast_loopback() as inside:
+        server = MailboxServer(tmp_path / "mailbox", inside)
+        try:
+            receiver = _inside(inside, tmp_path / "rx", "receive", CHOSEN, "--wait", "60",
+                               "--mailbox", server.url, "--relay", "off", "--dir",
+                               str(tmp_path / "inbox"), "--yes", "--json")
+            assert receiver.wait_for("code_wait")["via"] == "mailbox"
+            sender = _inside(inside, tmp_path / "tx", "--name", "desk", "send", "--code",
+                             CHOSEN, "--mailbox", "ws://127.0.0.1:9/v1", "--relay", "off",
+                             "--json", str(note))
+            try:
+                invite = sender.wait_for("invite")
+                assert (invite["code"], invite["via"]) == (CHOSEN, "lan")
+                assert receiver.wait(60) == 0, (receiver.events, receiver.stderr_lines)
+                assert sender.wait(30) == 0, sender.stderr_lines
+            finally:
+                sender.stop()
+        finally:
+            receiver.stop()
+            server.stop()
+    assert receiver.wait_for("rendezvous")["via"] == "lan"
+    assert (tmp_path / "inbox" / "note.txt").read_text() == "met on the lan"
+
+
+@pytest.mark.skipif(not namespaces_available(), reason="needs root and ip")
+def test_without_the_code_server_a_waiting_receiver_keeps_looking_on_the_lan(
+    tmp_path: Path
+) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text("no internet, receiver first")
+    nowhere = "ws://127.0.0.1:9/v1"
+    with multicast_loopback() as inside:
+        receiver = _inside(inside, tmp_path / "rx", "receive", CHOSEN, "--wait", "60",
+                           "--mailbox", nowhere, "--relay", "off", "--dir",
+                           str(tmp_path / "inbox"), "--yes", "--json")
+        try:
+            assert receiver.wait_for("code_wait")["via"] == "lan"
+            hold_for_blocking(LAN_CODE_SEARCH)  # past the search a receiver has without --wait
+            assert receiver.process.poll() is None, receiver.events
+            sender = _inside(inside, tmp_path / "tx", "--name", "desk", "send", "--code",
+                             CHOSEN, "--mailbox", nowhere, "--relay", "off", "--json",
+                             str(note))
+            try:
+                assert receiver.wait(60) == 0, (receiver.events, receiver.stderr_lines)
+                assert sender.wait(30) == 0, sender.stderr_lines
+            finally:
+                sender.stop()
+        finally:
+            receiver.stop()
+    assert receiver.wait_for("rendezvous")["via"] == "lan"
+    assert (tmp_path / "inbox" / "note.txt").read_text() == "no internet, receiver first"

@@ -1,5 +1,7 @@
 """A send by code as a person sees it (pexpect): the code, its QR, the waiting line and
-the devices of this network to pick by number; ``receive CODE`` with a mistyped word."""
+the devices of this network to pick by number; ``receive CODE`` with a mistyped word;
+``receive CODE --wait`` started before its sender (``send --code CODE``), and stopped
+with Ctrl-C while it waits."""
 
 from __future__ import annotations
 
@@ -10,9 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from e2e.cli import CODE
+from e2e.cli import CODE, CliProcess
 from e2e.mailbox import MailboxServer, multicast_loopback, namespaces_available
 from e2e.terminal import Terminal
+from waiting import hold_for_blocking
+
+#: A code chosen by the people on both sides (words of the list: nothing to correct).
+CHOSEN = "7-guitarist-revenge"
+#: How long after the receiver the sender starts (the scenario).
+SENDER_LATER = 5.0
 
 pytestmark = pytest.mark.skipif(not namespaces_available(), reason="needs root and ip")
 
@@ -96,3 +104,50 @@ def test_receive_with_a_mistyped_word_is_offered_the_right_one_then_told_plainly
     assert sender.wait() == 1
     for side in (sender, receiver):
         side.assert_clean()
+
+
+def test_receive_waits_for_a_sender_that_starts_later_with_the_code(
+    tmp_path: Path, mailbox: MailboxServer
+) -> None:
+    """``receive 7-guitarist-revenge --wait 60`` first: it says whom it waits for and for how
+    long; ``send --code 7-guitarist-revenge`` 5 s later, and the file arrives."""
+    note = tmp_path / "note.txt"
+    note.write_text("the receiver was first")
+    inbox = tmp_path / "inbox"
+    receiver = Terminal(tmp_path / "rx", "--name", "laptop", "receive", CHOSEN, "--wait", "60",
+                        "--yes", "--mailbox", mailbox.url, "--relay", "off", "--dir", str(inbox))
+    sender: CliProcess | None = None
+    try:
+        receiver.expect_line(
+            rf"waiting for the sender of {CHOSEN} \(up to 1:00; Ctrl-C to stop\)…"
+        )
+        hold_for_blocking(SENDER_LATER)  # the scenario: the sender comes this much later
+        assert receiver.child.isalive(), receiver.text
+        sender = CliProcess(["--name", "desk", "send", "--code", CHOSEN, "--mailbox",
+                             mailbox.url, "--relay", "off", "--json", str(note)], tmp_path / "tx")
+        assert sender.wait_for("invite")["code"] == CHOSEN
+        receiver.expect_line(r"code used; met through the code server")
+        receiver.expect_line(r"✓ 1 file, \d+ B verified into")
+        assert receiver.wait() == 0, receiver.text
+        assert sender.wait(30) == 0, sender.stderr_lines
+        receiver.assert_clean()
+    finally:
+        receiver.stop()
+        if sender is not None:
+            sender.stop()
+    assert (inbox / "note.txt").read_text() == "the receiver was first"
+
+
+def test_ctrl_c_while_receive_waits_for_the_sender_exits_130(
+    tmp_path: Path, mailbox: MailboxServer
+) -> None:
+    receiver = Terminal(tmp_path / "rx", "receive", CHOSEN, "--wait", "10m", "--mailbox",
+                        mailbox.url, "--relay", "off", "--dir", str(tmp_path / "inbox"))
+    try:
+        receiver.expect_line(rf"waiting for the sender of {CHOSEN} \(up to 10:00; Ctrl-C")
+        receiver.ctrl_c()
+        assert receiver.wait() == 130, receiver.text
+        assert receiver.after(r"Ctrl-C to stop\)…").strip().endswith("stopped"), receiver.text
+        receiver.assert_clean()
+    finally:
+        receiver.stop()

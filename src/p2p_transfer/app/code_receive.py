@@ -19,8 +19,10 @@ from pathlib import Path
 from p2p_transfer.app.events import CodeReceiveEvent
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import Event, RendezvousEvent, SessionEvent
+from p2p_transfer.limits import APP_CODE_WAIT
 from p2p_transfer.node import Node, NodeConfig
 from p2p_transfer.transfer import Decider, ReceiveOptions
+from p2p_transfer.units import format_duration
 
 #: The folder (in the config dir) of the code receivers' throwaway identities.
 CODE_NODES_DIR = "code-receivers"
@@ -62,7 +64,10 @@ class CodeReceives:
     ) -> None:
         """Meet the code's sender and receive what it sends; how the meeting goes is told
         as ``code_receive`` events, the transfer itself as the usual ones."""
-        self._emit(CodeReceiveEvent(code, "looking"))
+        # The person may type the code before the other device shows it: it waits.
+        self._emit(CodeReceiveEvent(code, "looking", (
+            f"Waiting for the sender of {code}, for up to {format_duration(APP_CODE_WAIT)}…"
+        )))
         home = await asyncio.to_thread(_fresh_dir, self._root)
         node: Node | None = None
         try:
@@ -70,7 +75,9 @@ class CodeReceives:
             self._nodes.add(node)
             unsubscribe = node.events.subscribe(self._forward(code))
             try:
-                await node.receive_by_code(code, options, self._decide, mailbox)
+                await node.receive_by_code(
+                    code, options, self._decide, mailbox, wait=APP_CODE_WAIT
+                )
             finally:
                 unsubscribe()
         except P2PTransferError as exc:

@@ -26,6 +26,7 @@ from p2p_transfer.cli.terminal_text import (
 from p2p_transfer.events import (
     CheckEvent,
     CodeEvent,
+    CodeWaitEvent,
     ConnectionEvent,
     DecisionEvent,
     DeviceEvent,
@@ -60,6 +61,9 @@ from p2p_transfer.events import (
 from p2p_transfer.limits import REACH_NOTICE_DELAY
 from p2p_transfer.trust.verification import format_code
 from p2p_transfer.units import format_size
+
+#: The terminal's key for the wait of ``receive CODE --wait`` (no session exists yet).
+CODE_WAIT = "code-wait"
 
 
 class ReachLines:
@@ -110,7 +114,20 @@ class ReachLines:
         self.screen.console.print(f"On the other device: p2p-transfer receive {shown(event.code)}")
         self.screen.console.print("[dim]Waiting for the code to be used… (Ctrl-C to cancel)[/]")
 
+    def on_code_wait(self, event: CodeWaitEvent) -> None:
+        """``receive CODE --wait``: whose sender it waits for, for how long, and the time
+        it has waited so far."""
+        minutes, seconds = divmod(int(event.wait), 60)
+        where = "" if event.via == "mailbox" else " on this network (no code server)"
+        self.screen.start_waiting(
+            self.screen.session(CODE_WAIT),
+            f"waiting for the sender of {shown(event.code)}{where} (up to {minutes}:"
+            f"{seconds:02d}; Ctrl-C to stop)…",
+        )
+
     def on_rendezvous(self, event: RendezvousEvent) -> None:
+        if CODE_WAIT in self.screen.sessions:  # the sender came
+            self.screen.stop_waiting(self.screen.sessions[CODE_WAIT])
         way = "the code server" if event.via == "mailbox" else "this network (no code server)"
         runs = "" if event.peer == "p2p-transfer" else " (a magic-wormhole client)"
         self.screen.print(f"[dim]code used{runs}; met through {way}[/]")
@@ -143,8 +160,9 @@ class ReachLines:
         # Each line names the device already: no "name:" before it with several receivers.
         if event.found == "pairing":
             where = ", ".join(event.addresses) or "its relay"
+            until = " until it answers there" if session.queued else ""
             self.screen.print(f"[dim]{who} is not announced on this network; trying where it was "
-                        f"last reached ({shown(where)})…[/]")
+                        f"last reached ({shown(where)}){until}…[/]")
         if event.warning and not (self._asks_unverified and event.found == "localsend"):
             self.screen.print(f"[yellow]![/] {shown(event.warning)}")
 
@@ -356,7 +374,7 @@ class TransferLines:
     def on_queued(self, event: QueuedEvent) -> None:
         """``send --wait``: what the send waits for, and for how long."""
         session = self.screen.session(event.session)
-        session.direction = "send"
+        session.direction, session.queued = "send", True
         minutes, seconds = divmod(int(event.wait), 60)
         self.screen.say(
             event.session,

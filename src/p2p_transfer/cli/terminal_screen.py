@@ -56,6 +56,8 @@ class SessionView:
     direction: str = ""
     peer_name: str = ""
     connected: bool = False
+    #: A send that waits for its receiver (``send --wait``).
+    queued: bool = False
     #: Prints "trying to reach …" if the connection takes a while.
     reach_notice: asyncio.TimerHandle | None = None
     overall: TaskID | None = None

@@ -63,10 +63,10 @@ from p2p_transfer.localsend.receiver import ReceiverSetup
 from p2p_transfer.net import RELAY_DEFAULT, NetError
 from p2p_transfer.node import Node, NodeConfig, RunningSession
 from p2p_transfer.rendezvous import RendezvousError, mailbox_url
+from p2p_transfer.rendezvous import normalize_code as normalize_short_code
 from p2p_transfer.rendezvous.classic import transit_relay
 from p2p_transfer.transfer import (
     CodeRequest,
-    Decider,
     Decision,
     IncomingOffer,
     ReceiveOptions,
@@ -103,6 +103,42 @@ def _code_option(
     return code
 
 
+def _send_code_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """``send --code``: a 6-digit code (bare digits) or a short code (canonical), as people
+    write either; which one it must be depends on ``--to`` (``_which_code``)."""
+    if value is None:
+        return None
+    code = normalize_code(value) or normalize_short_code(value)
+    if code is None:
+        raise click.BadParameter(
+            f"a code is {CODE_FORM} (with --to) or a short code like 7-guitarist-revenge "
+            "(without --to)"
+        )
+    return code
+
+
+def _which_code(code: str | None, with_to: bool) -> tuple[str | None, str | None]:
+    """``send --code`` as the 6-digit code of a send with --to, or the short code of a send
+    without; the other form is a usage error that says which is which."""
+    if code is None:
+        return None, None
+    short = not code.isdigit()
+    if short and with_to:
+        raise click.UsageError(
+            f"--code {code} is a short code, for a send without --to; with --to, --code is "
+            f"the {CODE_DIGITS}-digit code the receiver shows"
+        )
+    if not short and not with_to:
+        raise click.UsageError(
+            "without --to, --code is the short code to send with (like "
+            f"7-guitarist-revenge); a {CODE_DIGITS}-digit code is the one a receiver shows, "
+            "for --to"
+        )
+    return (None, code) if short else (code, None)
+
+
 async def _ask_code(request: CodeRequest) -> str:
     """The code the receiver shows, asked until it looks like one (a typo in its form
     costs no attempt); the end of input gives up."""
@@ -132,6 +168,7 @@ def _exit_code(result: TransferResult | None) -> int:
     epilog=examples(
         "p2p-transfer receive",
         "p2p-transfer receive 7-guitarist-revenge   # the code `p2p-transfer send` printed",
+        "p2p-transfer receive 7-guitarist-revenge --wait 10m   # before the sender is there",
         "p2p-transfer receive --dir ~/Inbox --yes --once",
         "p2p-transfer receive --max-size 2G --relay off   # this network only",
     ),
@@ -178,6 +215,10 @@ def _exit_code(result: TransferResult | None) -> int:
               help="Relay for a CODE from `wormhole send` when no direct path works "
                    "(default: $P2P_TRANSFER_TRANSIT_RELAY, else magic-wormhole's public "
                    "one, transit.magic-wormhole.io:4001).")
+@click.option("--wait", metavar="DURATION", type=Duration(), default="0",
+              help="With CODE: when its sender is not there yet (the other device runs "
+                   "`send --code CODE` later), wait for it this long (seconds, or 10m, 2h); "
+                   "without, a code nobody sends with fails at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
 @click.argument("code", required=False, metavar="[CODE]", callback=code_argument,
                 shell_complete=complete_code)
@@ -200,6 +241,7 @@ def receive(
     localsend_pin: str | None,
     mailbox: str | None,
     transit: str | None,
+    wait: float,
     as_json: bool,
     code: str | None,
 ) -> None:
@@ -211,6 +253,9 @@ def receive(
     if copy_texts and as_json:
         raise click.UsageError("--copy is for a terminal; with --json take the text from "
                                "the text event")
+    if wait and code is None:
+        raise click.UsageError("--wait is for `receive CODE` (a sender yet to come with that "
+                               "code); without a code, receive waits for senders anyway")
     options = ReceiveOptions(
         target=(target or default_download_dir()).expanduser(),
         auto_accept=auto_accept,
@@ -227,7 +272,7 @@ def receive(
         ctx=ctx, options=options, decide=OfferAnswers(accept_trusted), renderer=renderer,
         code=code, bind_addr=bind_addr, relay=relay, announce=announce, once=once,
         localsend=localsend, localsend_port=localsend_port, localsend_pin=localsend_pin,
-        mailbox=mailbox, transit=transit,
+        mailbox=mailbox, transit=transit, wait=wait,
     )
     # Nothing was under way when Ctrl-C came (a transfer says what it cancelled itself).
     sys.exit(run_async(_run_receive(job), lambda: renderer.cancel_shown, said="stopped"))
@@ -269,6 +314,8 @@ class _ReceiveJob:
     localsend_pin: str | None
     mailbox: str | None
     transit: str | None
+    #: ``--wait``: how long a CODE's sender may take to come.
+    wait: float
 
 
 async def _run_receive(job: _ReceiveJob) -> int:
@@ -293,7 +340,7 @@ async def _run_receive(job: _ReceiveJob) -> int:
     try:
         if code is not None:
             return await _receive_by_code(
-                node, code, job.options, job.decide, url, relay_for_classic, renderer
+                node, code, job, url, relay_for_classic
             )
         return await _serve(node, job)
     finally:
@@ -344,15 +391,17 @@ class PairedSessions:
 
 
 async def _receive_by_code(
-    node: Node, code: str, options: ReceiveOptions, decide: Decider, mailbox: str,
-    relay: str, renderer: HumanRenderer | JsonRenderer,
+    node: Node, code: str, job: _ReceiveJob, mailbox: str, relay: str
 ) -> int:
-    """``receive CODE``: meet the code's sender, take what it sends, exit."""
+    """``receive CODE``: meet the code's sender (``--wait``: one that comes later), take
+    what it sends, exit."""
     code = await confirm_words(code)
     try:
-        result = await node.receive_by_code(code, options, decide, mailbox, relay)
+        result = await node.receive_by_code(
+            code, job.options, job.decide, mailbox, relay, job.wait
+        )
     except RendezvousError as exc:
-        renderer(ErrorEvent(str(exc), detail=exc.detail))
+        job.renderer(ErrorEvent(str(exc), detail=exc.detail))
         return EXIT_FAILURE
     return _exit_code(result)
 
@@ -399,6 +448,7 @@ async def _serve_localsend(
     short_help="Send files, folders or a text to one or more receivers.",
     epilog=examples(
         "p2p-transfer send photos/   # prints a code for `p2p-transfer receive CODE`",
+        "p2p-transfer send --code 7-guitarist-revenge photos/   # a code chosen beforehand",
         "p2p-transfer send --to endpointacjy…7qaaab report.pdf photos/",
         "p2p-transfer send --to laptop notes.txt        # a receiver on this network",
         "p2p-transfer send --to laptop --to phone photos/   # to each of them",
@@ -418,8 +468,11 @@ async def _serve_localsend(
 @click.option("--text", metavar="TEXT", default=None,
               help="Send this text (a note, a link, a password; up to "
                    f"{format_size(MAX_TEXT_BYTES)}) instead of files; - reads it from stdin.")
-@click.option("--code", metavar="CODE", default=None, callback=_code_option,
-              help="The verification code the receiver shows (asked for when not given).")
+@click.option("--code", metavar="CODE", default=None, callback=_send_code_option,
+              help="With --to: the verification code the receiver shows (asked for when "
+                   "not given). Without --to: the short code to use instead of a new one "
+                   "(7-guitarist-revenge), for a receiver that may already wait with it "
+                   "(`receive CODE --wait`).")
 @click.option("--parallel", metavar="N", type=click.IntRange(1, MAX_PARALLEL_FILES),
               default=DEFAULT_PARALLEL_FILES, show_default=True, help="Files in flight at once.")
 @click.option("--follow-symlinks", is_flag=True, help="Send what symlinks point to.")
@@ -477,6 +530,7 @@ def send(
     if text is None and not paths:
         raise click.UsageError("name the files or folders to send (or --text)")
     receivers = list(dict.fromkeys(targets))  # the same receiver twice gets one send
+    code, chosen = _which_code(code, bool(receivers))
     several = len(receivers) > 1
     asks_unverified = not (as_json or unverified_ok)
     renderer = _renderer(as_json, several, asks_unverified)
@@ -495,7 +549,7 @@ def send(
     job = _SendJob(
         ctx=ctx, receivers=receivers, paths=list(paths), options=options, renderer=renderer,
         relay=relay, mailbox=mailbox, transit=transit, as_json=as_json,
-        asks_unverified=asks_unverified,
+        asks_unverified=asks_unverified, chosen_code=chosen,
     )
     sys.exit(run_async(_run_send(job), lambda: renderer.cancel_shown))
 
@@ -544,6 +598,8 @@ class _SendJob:
     transit: str | None
     as_json: bool
     asks_unverified: bool
+    #: ``--code`` without ``--to``: the short code to send with (None: a new one).
+    chosen_code: str | None = None
 
 
 async def _run_send(job: _SendJob) -> int:
@@ -568,7 +624,7 @@ async def _run_send(job: _SendJob) -> int:
                 if stdin_is_interactive() and not job.as_json else None
             )
             return _exit_code(await _send_by_code(
-                node, job.paths, job.options, url, relay_for_classic, picker
+                node, job, url, relay_for_classic, picker
             ))
         return await _send_to_receivers(node, job, questions, taken)
     finally:
@@ -596,13 +652,13 @@ async def _send_to_receivers(
 
 
 async def _send_by_code(
-    node: Node, paths: list[Path], options: SendOptions, mailbox: str, relay: str,
-    picker: DevicePicker | None,
+    node: Node, job: _SendJob, mailbox: str, relay: str, picker: DevicePicker | None
 ) -> TransferResult:
-    """A send without --to: its code waits for the other device (or, in a terminal, the
-    person picks a device on this network instead)."""
+    """A send without --to: its code (a new one, or ``--code``) waits for the other
+    device (or, in a terminal, the person picks a device on this network instead)."""
     session = node.start_send_by_code(
-        paths, options, mailbox, picker.redirect if picker is not None else None, relay
+        job.paths, job.options, mailbox, picker.redirect if picker is not None else None,
+        relay, job.chosen_code,
     )
     picking = asyncio.create_task(picker.run(session)) if picker is not None else None
     try:

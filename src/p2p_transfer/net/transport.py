@@ -1,4 +1,4 @@
-"""The iroh endpoint: one per process, identity-bearing, relays off by default."""
+"""The iroh endpoint: one per process, identity-bearing; relays as the node chooses."""
 
 from __future__ import annotations
 
@@ -37,6 +37,16 @@ def relay_mode(choice: str) -> iroh_ffi.RelayMode:
         raise NetError(
             f"invalid relay URL {choice!r}: {describe_iroh_error(exc)}", iroh_detail(exc)
         ) from None
+
+
+def default_relays() -> list[str]:
+    """iroh's public relays (``--relay default``), as iroh writes their URLs."""
+    return list(iroh_ffi.RelayMode.default_mode().relay_map().urls())
+
+
+def _only_relay(choice: str) -> str | None:
+    """The relay a node uses when it can use only one (a URL), else None."""
+    return None if choice in (RELAY_OFF, RELAY_DEFAULT) else choice
 
 
 class DamagedTicket(NetError, LocalFault):
@@ -146,15 +156,18 @@ def _ip_of(socket_addr: str) -> str:
 class Transport:
     """Owns the process's iroh endpoint; connect out, accept in, close once."""
 
-    def __init__(self, endpoint: iroh_ffi.Endpoint) -> None:
+    def __init__(self, endpoint: iroh_ffi.Endpoint, relay: str | None = None) -> None:
         self._endpoint = endpoint
+        #: The one relay this endpoint may use (``--relay URL``): its home, once it answers.
+        self._relay = relay
         self._closed = False
 
     @classmethod
     async def bind(
         cls, secret_key: bytes, bind_addr: str | None = None, relay: str = RELAY_OFF
     ) -> Transport:
-        """Bind an endpoint with this identity; LAN only unless a relay is chosen."""
+        """Bind an endpoint with this identity; LAN only unless a relay is chosen
+        (``default``: iroh's public ones, the nearest found by latency; a URL: that one)."""
         mode = relay_mode(relay)
         apply_binding_fix()
         iroh_ffi.uniffi_set_event_loop(asyncio.get_running_loop())
@@ -171,7 +184,7 @@ class Transport:
             raise NetError(
                 f"cannot bind {bind_addr}: {describe_iroh_error(exc)}", iroh_detail(exc)
             ) from None
-        return cls(endpoint)
+        return cls(endpoint, _only_relay(relay))
 
     async def wait_for_relay(self, timeout: float) -> bool:
         """True once a home relay is reachable; False after ``timeout`` (no internet)."""
@@ -194,8 +207,15 @@ class Transport:
 
     @property
     def ticket(self) -> str:
-        """A ticket carrying this node's ID and addresses."""
-        return str(iroh_ffi.EndpointTicket.from_addr(self._endpoint.addr()))
+        """A ticket carrying this node's ID, addresses and relay. A node with one relay
+        names it from the start, before it answers (without internet it never does):
+        that relay is where the node will be, so a peer on the internet can use the
+        ticket once it is there. With several (iroh's public ones), only the one iroh
+        chose, once it did."""
+        addr = self._endpoint.addr()
+        if addr.relay_url() is None and self._relay is not None:
+            addr = iroh_ffi.EndpointAddr(addr.id(), self._relay, addr.direct_addresses())
+        return str(iroh_ffi.EndpointTicket.from_addr(addr))
 
     @property
     def local_udp_socket(self) -> tuple[str, int] | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from p2p_transfer.events import (
+    CodeWaitEvent,
     EventBus,
     InviteEvent,
     LogEvent,
@@ -40,14 +41,16 @@ from p2p_transfer.net import RELAY_OFF, NetError, Transport, ticket_endpoint_id
 from p2p_transfer.node.config import NodeConfig, endpoint
 from p2p_transfer.node.inbox import Inbox
 from p2p_transfer.rendezvous import classic
-from p2p_transfer.rendezvous.abilities import decode_ticket, encode_ticket
+from p2p_transfer.rendezvous.abilities import PeerKind, decode_ticket, encode_ticket
 from p2p_transfer.rendezvous.errors import (
     BadRendezvousMessage,
+    CodeNotWaiting,
     MailboxUnreachable,
     PeerWentAway,
 )
 from p2p_transfer.rendezvous.lan import (
     LanOffer,
+    LanSender,
     find_sender,
     local_code,
     made_for_the_lan,
@@ -62,6 +65,7 @@ from p2p_transfer.transfer import (
     TransferResult,
 )
 from p2p_transfer.trust import PairingStore, VouchedPeer
+from p2p_transfer.units import format_duration
 
 T = TypeVar("T")
 
@@ -97,22 +101,21 @@ class CodeRoute:
         mailbox: str,
         redirect: asyncio.Future[Redirect] | None = None,
         transit_relay: str | None = None,
+        chosen: str | None = None,
     ) -> TransferResult:
-        """A send session's work: allocate a code (on this LAN alone when the server is
-        out of reach), wait until it is used (or the person picks a device instead:
-        ``redirect``), then send to whoever used it (a magic-wormhole receiver over its
-        own protocol, through ``transit_relay`` if need be)."""
+        """A send session's work: allocate a code, or use the one ``chosen`` by the person
+        (``send --code``: the receiver may be waiting with it already); on this LAN alone
+        when the server is out of reach. Wait until it is used (or the person picks a
+        device instead: ``redirect``), then send to whoever used it (a magic-wormhole
+        receiver over its own protocol, through ``transit_relay`` if need be)."""
         transit = classic.transit_relay(transit_relay)
         channel = CodeChannel.open(mailbox, "send")
         lan: LanOffer | None = None
         try:
             try:
-                code = await channel.allocate()
+                code = await channel.allocate() if chosen is None else await channel.claim(chosen)
             except MailboxUnreachable as exc:
-                self._events.emit(LogEvent("warning", "codes", str(exc)))
-                transport = endpoint(self._transport)
-                lan = LanOffer(local_code(CODE_WORDS), transport.ticket, self._config.device_name)
-                await lan.start()
+                lan = await self._offer_on_the_lan(chosen, exc)
                 code = lan.code
             # The code is the first thing a script reads (then the session's states).
             self._events.emit(InviteEvent(
@@ -148,43 +151,42 @@ class CodeRoute:
         )
         return await sender.run(ticket, paths, name)
 
+    async def _offer_on_the_lan(self, chosen: str | None, unreachable: Exception) -> LanOffer:
+        """The server is out of reach (said as a warning): the code, made here unless
+        ``chosen``, is offered on this LAN only."""
+        self._events.emit(LogEvent("warning", "codes", str(unreachable)))
+        lan = LanOffer(chosen or local_code(CODE_WORDS), endpoint(self._transport).ticket,
+                       self._config.device_name)
+        await lan.start()
+        return lan
+
     # --- the receiving side --------------------------------------------------------
 
     async def receive(
         self, code: str, options: ReceiveOptions, decide: Decider, mailbox: str,
-        transit_relay: str | None = None,
+        transit_relay: str | None = None, wait: float = 0.0,
     ) -> TransferResult | None:
-        """Claim ``code``, meet its sender, and receive what it sends (one session).
-
-        A code made without the server (its nameplate says so) is looked for on this
-        LAN first, briefly: it must not be claimed on the server, where it could be a
-        stranger's. Without the server, the LAN is looked at longer. A magic-wormhole
-        sender is received over its own protocol, through ``transit_relay`` if need be."""
+        """Claim ``code``, meet its sender, and receive what it sends (one session); with
+        ``wait`` (``receive CODE --wait``), its sender may come that much later. A magic-
+        wormhole sender is received over its own protocol, through ``transit_relay`` if
+        need be."""
         transit = classic.transit_relay(transit_relay)
         channel = CodeChannel.open(mailbox, "receive")
         # A ticket that names our relay reaches us from anywhere: the relay is given
         # until the ticket goes, counted from now (with internet it answers long before).
         relay = asyncio.create_task(self._relay_up())
         try:
-            nearby = await find_sender(code, LAN_CODE_LOOKUP) if made_for_the_lan(code) else None
-            if nearby is None:
-                try:
-                    await channel.claim(code)
-                except MailboxUnreachable as exc:
-                    nearby = await find_sender(code, LAN_CODE_SEARCH)
-                    if nearby is None:
-                        raise MailboxUnreachable(channel.server) from exc
-            if nearby is not None:
+            met = await self._meet(channel, code, wait)
+            if isinstance(met, LanSender):
                 await channel.close()
                 await relay
                 ticket, _ = await meet_sender(
-                    nearby, code, endpoint(self._transport).ticket, self._config.device_name
+                    met, code, endpoint(self._transport).ticket, self._config.device_name
                 )
                 self._events.emit(RendezvousEvent("lan", "p2p-transfer"))
             else:
-                peer = await channel.wait_for_peer(CODE_PEER_TIMEOUT)
-                self._events.emit(RendezvousEvent("mailbox", peer))
-                if peer == "magic-wormhole":
+                self._events.emit(RendezvousEvent("mailbox", met))
+                if met == "magic-wormhole":
                     return await self._receive_classic(channel, options, decide, transit)
                 await relay
                 ticket, _ = await self._swap_tickets(channel)
@@ -195,6 +197,39 @@ class CodeRoute:
         return await self._serve_vouched(
             dataclasses.replace(options, vouched=vouched), decide, vouched
         )
+
+    async def _meet(self, channel: CodeChannel, code: str, wait: float) -> LanSender | PeerKind:
+        """Where ``code``'s sender is: on this LAN, or met on the code server (what it runs).
+
+        A code made without the server (its nameplate says so) is looked for on this LAN
+        first, briefly: it must not be claimed on the server, where it could be a
+        stranger's. Without the server, the LAN is looked at longer. With ``wait`` the
+        sender may come later: the claimed code waits on the server for it while the LAN
+        is watched too (a sender without the server offers its code there)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + wait
+        nearby = await find_sender(code, LAN_CODE_LOOKUP) if made_for_the_lan(code) else None
+        if nearby is not None:
+            return nearby
+        try:
+            await channel.claim(code)
+        except MailboxUnreachable as exc:
+            if wait > 0:
+                self._events.emit(CodeWaitEvent(code, wait, "lan"))
+            nearby = await find_sender(code, max(LAN_CODE_SEARCH, until - loop.time()))
+            if nearby is not None:
+                return nearby
+            if wait > 0:
+                raise CodeNotWaiting(
+                    f"no one sent with the code {code} on this network within "
+                    f"{format_duration(wait)}, and the code server {channel.server} is out "
+                    "of reach (offline?); check the code with the sender, or use --to"
+                ) from exc
+            raise MailboxUnreachable(channel.server) from exc
+        if wait <= 0:
+            return await channel.wait_for_peer(CODE_PEER_TIMEOUT)
+        self._events.emit(CodeWaitEvent(code, wait, "mailbox"))
+        return await _sender_anywhere(channel, code, until - loop.time(), wait)
 
     async def _relay_up(self) -> None:
         """Until the relay answers, at most RELAY_TICKET_WAIT (at once without a relay)."""
@@ -284,3 +319,23 @@ async def _first(
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await waiting
     return redirect.result()
+
+
+async def _sender_anywhere(
+    channel: CodeChannel, code: str, seconds: float, wait: float
+) -> LanSender | PeerKind:
+    """The code's sender, whichever way it comes first within ``seconds``: through the
+    code server (the claimed code), or offering the code on this LAN."""
+    server = asyncio.ensure_future(channel.wait_for_peer(seconds, waiting=wait))
+    lan = asyncio.ensure_future(find_sender(code, seconds))
+    try:
+        await asyncio.wait({server, lan}, return_when=asyncio.FIRST_COMPLETED)
+        if not server.done() and lan.exception() is None and (nearby := lan.result()):
+            return nearby
+        return await server
+    finally:
+        for task in (server, lan):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task

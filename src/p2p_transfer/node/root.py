@@ -19,7 +19,7 @@ from p2p_transfer.node.codes import CodeRoute, Redirect
 from p2p_transfer.node.config import NodeConfig, endpoint
 from p2p_transfer.node.inbox import Inbox
 from p2p_transfer.node.localsend_bridge import LocalSendBridge
-from p2p_transfer.node.port import remember_port, stable_bind
+from p2p_transfer.node.port import remember_port, stable_bind, stable_relay
 from p2p_transfer.node.presence import Presence
 from p2p_transfer.node.reachability import Reachability
 from p2p_transfer.node.sending import ConfirmPrompt, Dispatcher
@@ -159,12 +159,14 @@ class Node:
         mailbox: str,
         redirect: asyncio.Future[Redirect] | None = None,
         transit_relay: str | None = None,
+        code: str | None = None,
     ) -> RunningSession:
         """Start a send by code: its ``invite`` event carries the code to type on the
-        other device; ``redirect`` (a device the person picked instead) cancels the code
-        and sends there, in the same session."""
+        other device (a new one, or ``code`` as the person chose it); ``redirect`` (a
+        device the person picked instead) cancels the code and sends there, in the same
+        session."""
         return self.sessions.start("send", lambda lifecycle: self.codes.send(
-            lifecycle, paths, options, mailbox, redirect, transit_relay
+            lifecycle, paths, options, mailbox, redirect, transit_relay, code
         ))
 
     def redirect_to(
@@ -178,11 +180,12 @@ class Node:
 
     async def receive_by_code(
         self, code: str, options: ReceiveOptions, decide: Decider, mailbox: str,
-        transit_relay: str | None = None,
+        transit_relay: str | None = None, wait: float = 0.0,
     ) -> TransferResult | None:
-        """Receive what ``code`` brings: meet its sender, then one receive session
-        (``transit_relay``: for a magic-wormhole sender; None for the usual one)."""
-        return await self.codes.receive(code, options, decide, mailbox, transit_relay)
+        """Receive what ``code`` brings: meet its sender (waiting up to ``wait`` s for one
+        that is not there yet), then one receive session (``transit_relay``: for a
+        magic-wormhole sender; None for the usual one)."""
+        return await self.codes.receive(code, options, decide, mailbox, transit_relay, wait)
 
     async def serve(
         self, options: ReceiveOptions, decide: Decider, once: bool = False
@@ -293,14 +296,17 @@ class Node:
 
 async def _bind(key: bytes, config: NodeConfig) -> Transport:
     """The endpoint; a receiver's on its remembered port when it is free (else any port),
-    remembered for the next start."""
+    remembered for the next start, and with its one relay (``stable_relay``)."""
     preferred = stable_bind(config.config_dir, config.bind_addr) if config.stable_port else None
+    relay = config.relay
+    if config.stable_port:  # its ticket names its relay from the start
+        relay = await asyncio.to_thread(stable_relay, config.config_dir, config.relay)
     transport: Transport | None = None
     if preferred is not None:
         with contextlib.suppress(NetError):  # taken (another receiver): any port will do
-            transport = await Transport.bind(key, preferred, config.relay)
+            transport = await Transport.bind(key, preferred, relay)
     if transport is None:
-        transport = await Transport.bind(key, config.bind_addr, config.relay)
+        transport = await Transport.bind(key, config.bind_addr, relay)
     if config.stable_port and (local := transport.local_udp_socket) is not None:
         await asyncio.to_thread(remember_port, config.config_dir, local[1])
     return transport

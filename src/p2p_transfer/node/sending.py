@@ -10,6 +10,7 @@ say) is a new route here.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -46,6 +47,7 @@ from p2p_transfer.transfer import (
     TransferResult,
 )
 from p2p_transfer.trust import PairingStore
+from p2p_transfer.units import format_duration
 
 if TYPE_CHECKING:
     from p2p_transfer.localsend import PinPrompt, Target
@@ -53,6 +55,15 @@ if TYPE_CHECKING:
 #: Asks the sending user whether to go on over a route that gives something up (the
 #: event's ``warning``): a LocalSend device found by name. True: go on.
 ConfirmPrompt = Callable[[RouteEvent], Awaitable[bool]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Waiting:
+    """``send --wait``: how long the send waits for its receiver, and until when (the
+    event loop's clock)."""
+
+    seconds: float
+    until: float
 
 
 class Dispatcher:
@@ -85,25 +96,34 @@ class Dispatcher:
         ask_pin: PinPrompt | None,
         confirm: ConfirmPrompt | None = None,
     ) -> TransferResult:
-        """A send session's work, from resolving ``to`` to the sender's result."""
-        route: Route | None = None
+        """A send session's work, from resolving ``to`` to the sender's result.
+
+        With ``options.wait`` (``send --wait``) the session stays ``queued`` until the
+        receiver answers: ``to`` is looked up until it is found, then dialed, again and
+        again with growing pauses, until the wait is over."""
+        waiting: _Waiting | None = None
         if options.wait > 0:
+            waiting = _Waiting(options.wait, asyncio.get_running_loop().time() + options.wait)
             lifecycle.advance(SessionState.QUEUED)
             self._events.emit(QueuedEvent(lifecycle.session, str(to).strip(), options.wait))
-            route = await self._found(to, options.wait, lifecycle.session)
-        lifecycle.advance(SessionState.CONNECTING)
-        if route is None:
+            route = await self._found(to, waiting.until, lifecycle.session)
+        else:
+            lifecycle.advance(SessionState.CONNECTING)
             route = await self._presence.route(to, lifecycle.session)
         said = to.strip() if isinstance(to, str) else to.name
         event = route.event(lifecycle.session, said)
         self._events.emit(event)
         if not isinstance(route.target, str):
+            lifecycle.advance(SessionState.CONNECTING)
             if route.found == "localsend" and confirm is not None and not await confirm(event):
                 raise TransferError(
                     f"nothing sent: {route.peer_name} takes files only over LocalSend, "
                     "unverified; send to a device of ours (by name or ticket) to verify them"
                 )
             return await self._localsend.send(lifecycle, route.target, paths, options, ask_pin)
+        if waiting is not None:  # what is left of the wait is the dial's to use
+            left = max(0.0, waiting.until - asyncio.get_running_loop().time())
+            options = dataclasses.replace(options, wait=left)
         sender = SendSession(
             lifecycle, endpoint(self._transport), self._config.device_name, self._events,
             self._pairings, options, ask_code,
@@ -112,22 +132,23 @@ class Dispatcher:
         # A remembered route keeps the ticket stored; any other is the one that reached it.
         forget = self._routes.watch(lifecycle.session,
                                     "" if route.found == "pairing" else route.target)
+        reached = _connecting_once_reached(self._events, lifecycle)
         try:
             if route.found == "pairing":
-                return await self._remembered(sender, route, paths, lifecycle.session)
+                return await self._remembered(sender, route, paths, lifecycle.session, waiting)
             # After a broken path a name (or HOST:PORT) is looked up again: the receiver
             # may be back on another address.
             redial = (None if route.found == "ticket"
                       else functools.partial(self._presence.resolve, said))
             return await sender.run(route.target, paths, named, redial)
         finally:
+            reached()
             forget()
 
-    async def _found(self, to: str | Target, wait: float, session: str) -> Route:
-        """``to``'s route, looking again (with growing pauses) while it is not found, for
-        up to ``wait`` s (``send --wait``); the last failure after that."""
+    async def _found(self, to: str | Target, give_up: float, session: str) -> Route:
+        """``to``'s route, looking again (with growing pauses) while it is not found, until
+        ``give_up`` (``send --wait``); the last failure after that."""
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + wait
         pause = RETRY_FIRST_PAUSE
         while True:
             try:
@@ -139,13 +160,17 @@ class Dispatcher:
             pause = min(pause * 2, RETRY_LONGEST_PAUSE)
 
     async def _remembered(
-        self, sender: SendSession, route: Route, paths: list[Path], session: str
+        self, sender: SendSession, route: Route, paths: list[Path], session: str,
+        waiting: _Waiting | None,
     ) -> TransferResult:
         """A paired device not announced on the LAN, dialed where it was last reached: on a
         LAN it answers at once or not at all, so it gets REMEMBERED_ROUTE_TIMEOUT from the
-        dial (not the connect deadline of a ticket), and a miss says why and what to do."""
+        dial (not the connect deadline of a ticket; that only when its relay may help),
+        and a miss says why and what to do.
+        With ``waiting`` (``send --wait``) the dial goes on to the wait's end: the sender
+        dials again, with growing pauses, until the device is back there."""
         assert isinstance(route.target, str)
-        if parse_ticket(route.target).relay_url() is not None:
+        if parse_ticket(route.target).relay_url() is not None and self._at_a_relay():
             return await self._say_why(sender.run(route.target, paths, route.peer_name), route)
         loop = asyncio.get_running_loop()
         try:
@@ -155,7 +180,10 @@ class Dispatcher:
                     if not isinstance(event, SessionEvent) or event.session != session:
                         return
                     if isinstance(event, DialingEvent):
-                        deadline.reschedule(loop.time() + REMEMBERED_ROUTE_TIMEOUT)
+                        deadline.reschedule(
+                            waiting.until if waiting is not None
+                            else loop.time() + REMEMBERED_ROUTE_TIMEOUT
+                        )
                     elif isinstance(event, ConnectionEvent):
                         deadline.reschedule(None)
 
@@ -169,9 +197,15 @@ class Dispatcher:
         except TimeoutError:
             if not deadline.expired():
                 raise
-            raise Unreachable(
-                _not_there(route, f"within {REMEMBERED_ROUTE_TIMEOUT:g} s")
-            ) from None
+            when = (f"within {REMEMBERED_ROUTE_TIMEOUT:g} s" if waiting is None
+                    else f"within the {format_duration(waiting.seconds)} the send waited")
+            raise Unreachable(_not_there(route, when)) from None
+
+    def _at_a_relay(self) -> bool:
+        """This node is connected to a relay: a remembered route's relay may lead to the
+        device from another network (without one, as on a LAN with no internet, only its
+        addresses can, and they answer at once or not at all)."""
+        return self._transport is not None and self._transport.relay_url is not None
 
     @staticmethod
     async def _say_why(sending: Awaitable[TransferResult], route: Route) -> TransferResult:
@@ -191,3 +225,14 @@ def _not_there(route: Route, when: str) -> str:
         f"the network or a firewall may drop mDNS (UDP 5353): {DOCTOR_HINT}. Meanwhile, "
         "send with its ticket (`p2p-transfer receive` prints it)"
     )
+
+
+def _connecting_once_reached(events: EventBus, lifecycle: Lifecycle) -> Callable[[], None]:
+    """A queued session (``send --wait``) is ``connecting`` once its receiver answers; a
+    session already connecting stays so. Returns the function that stops watching."""
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, ConnectionEvent) and event.session == lifecycle.session:
+            lifecycle.advance(SessionState.CONNECTING)
+
+    return events.subscribe(on_event)

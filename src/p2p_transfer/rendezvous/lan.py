@@ -22,7 +22,13 @@ from zeroconf import DNSQuestionType, IPVersion
 from zeroconf import Error as ZeroconfError
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-from p2p_transfer.limits import LAN_CODE_ASK, LAN_PAKE_TIMEOUT, MAX_RENDEZVOUS_MESSAGE
+from p2p_transfer.limits import (
+    LAN_CODE_ASK,
+    LAN_CODE_ASK_LONGEST,
+    LAN_CODE_SEARCH,
+    LAN_PAKE_TIMEOUT,
+    MAX_RENDEZVOUS_MESSAGE,
+)
 from p2p_transfer.net import NetError, ticket_endpoint_id
 from p2p_transfer.rendezvous.codes import nameplate
 from p2p_transfer.rendezvous.errors import BadRendezvousMessage, RendezvousError, WrongShortCode
@@ -227,16 +233,22 @@ async def find_sender(code: str, timeout: float) -> LanSender | None:
         return None
     try:
         info = AsyncServiceInfo(SERVICE_TYPE, f"{nameplate(code)}.{SERVICE_TYPE}")
-        deadline = asyncio.get_running_loop().time() + timeout
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        ask = min(LAN_CODE_ASK, timeout)
         # Multicast answers (QM): a unicast one goes to whichever socket shares port 5353
         # first on this host, maybe the sender's own. Asked afresh every LAN_CODE_ASK s:
-        # a sender still probing its name does not answer the first questions.
+        # a sender still probing its name does not answer the first questions. A long
+        # wait (``receive CODE --wait``) asks less and less often after LAN_CODE_SEARCH.
         while not await info.async_request(
-            zc.zeroconf, int(min(LAN_CODE_ASK, timeout) * 1000),
-            question_type=DNSQuestionType.QM,
+            zc.zeroconf, int(ask * 1000), question_type=DNSQuestionType.QM,
         ):
-            if asyncio.get_running_loop().time() >= deadline:
+            elapsed = loop.time() - started
+            if elapsed >= timeout:
                 return None
+            if elapsed >= LAN_CODE_SEARCH:
+                ask = min(ask * 2, LAN_CODE_ASK_LONGEST)
+            ask = min(ask, max(timeout - elapsed, 0.05))
         sender_id = (info.decoded_properties or {}).get("id") or ""
         hosts = info.parsed_addresses(IPVersion.V4Only)
         if not hosts or not info.port or not sender_id:

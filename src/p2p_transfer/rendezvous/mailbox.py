@@ -25,6 +25,7 @@ from p2p_transfer.rendezvous.errors import (
     RendezvousError,
     WrongShortCode,
 )
+from p2p_transfer.units import format_duration
 
 #: The wormhole CLI's mailbox server (its default: codes are shared with its users).
 DEFAULT_MAILBOX = "ws://relay.magic-wormhole.io:4000/v1"
@@ -72,22 +73,29 @@ class CodeChannel:
         self.code = await self._reaching_server(self.wormhole.get_code())
         return self.code
 
-    async def claim(self, code: str) -> None:
-        """Use ``code`` (typed by the person); the server must answer in time."""
+    async def claim(self, code: str) -> str:
+        """Use ``code`` (typed by the person, or chosen by the sender: either side may
+        come first); the server must answer in time. Returns the code."""
         self.code = code
         with _closed_already():
             self.wormhole.set_code(code)
         await self._reaching_server(self.wormhole.get_welcome())
+        return code
 
-    async def wait_for_peer(self, timeout: float | None = None) -> PeerKind:
+    async def wait_for_peer(
+        self, timeout: float | None = None, waiting: float = 0.0
+    ) -> PeerKind:
         """Until the other side's key and versions came (``timeout``: its key must come
-        that soon, as for a claimed code, whose sender has posted it long ago); what it
-        runs. WrongShortCode when the key exchange failed (a wrong code: both sides see it)."""
+        that soon, as for a claimed code, whose sender has posted it long ago; or, with
+        ``waiting``, the receiver waits that long for a sender yet to come); what it runs.
+        WrongShortCode when the key exchange failed (a wrong code: both sides see it)."""
         try:
             await self._library(
                 self.wormhole.get_unverified_key(), timeout, CodeNotWaiting(
                     f"no one is sending with the code {self.code}: it was used already, "
-                    "mistyped, or the sender stopped; ask for a new code"
+                    "mistyped, or the sender stopped; ask for a new code" if not waiting else
+                    f"no one sent with the code {self.code} within {format_duration(waiting)}: "
+                    "check it with the sender, or ask for a new one"
                 ),
             )
             versions = await self._library(self.wormhole.get_versions(), CODE_PEER_TIMEOUT)

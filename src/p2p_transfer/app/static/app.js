@@ -875,9 +875,8 @@ async function receiveByCode(e) {
   }
   setStatus(status, "Starting…");
   try {
-    const { code } = await api("POST", "/api/receive-by-code", { code: input.value });
-    input.value = "";
-    setStatus(status, `Looking for the sender of ${code}…`);
+    await api("POST", "/api/receive-by-code", { code: input.value });
+    input.value = "";  // the code_receive events say how it goes (they may come first)
   } catch (error) {
     setStatus(status, error.message, "bad");
   }
@@ -885,7 +884,7 @@ async function receiveByCode(e) {
 
 function codeReceiveState(event) {
   const status = $("receive-code-status");
-  if (event.step === "looking") setStatus(status, `Looking for the sender of ${event.code}…`);
+  if (event.step === "looking") setStatus(status, event.message || `Looking for the sender of ${event.code}…`);
   else if (event.step === "met") setStatus(status, `Found the sender of ${event.code}: its offer follows.`, "ok");
   else setStatus(status, event.message, "bad");
 }
