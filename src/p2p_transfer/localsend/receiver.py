@@ -423,6 +423,7 @@ class IncomingSession:
 
         tracker.start_file(index, file.path, file.size)
         final: str | None = None
+        writes = _OneAhead(store)
         try:
             received = 0
             async for data in _with_deadline(body, LOCALSEND_DATA_TIMEOUT, self._stop_signal):
@@ -430,9 +431,10 @@ class IncomingSession:
                     raise self._stopped
                 if received + len(data) > file.size:
                     raise Refused(f"more data than the announced {file.size} bytes", status=400)
-                await _on_disk(store, data)
+                await writes.put(data)
                 received += len(data)
                 tracker.advance(index, len(data))
+            await writes.drain()
             if self._stopped is not None:
                 raise self._stopped
             if received != file.size:
@@ -458,6 +460,7 @@ class IncomingSession:
             self._fail(file.file_id, "the upload broke off")
             raise Refused("the upload broke off", status=400) from None
         finally:
+            await writes.settle()
             if final is None:
                 await _discard(target, part)
             tracker.finish_file(index)
@@ -502,6 +505,31 @@ async def _open_part(target: TargetFolder, path: str) -> PartFile:
             raise asyncio.CancelledError from None
         await _discard(target, part)
         raise
+
+
+class _OneAhead:
+    """Stores one piece of an upload in a worker thread while the next is read, so the
+    loop's decryption and the disk's write and hashing overlap (one piece in flight)."""
+
+    def __init__(self, store: Callable[[bytes], None]) -> None:
+        self._store = store
+        self._job: asyncio.Future[None] | None = None
+
+    async def put(self, data: bytes) -> None:
+        """Hand ``data`` over once the piece before it is stored (its error raised here)."""
+        await self.drain()
+        self._job = asyncio.ensure_future(_on_disk(self._store, data))
+
+    async def drain(self) -> None:
+        """Until the piece in flight is stored; its failure is raised."""
+        if self._job is not None:
+            await asyncio.shield(self._job)
+            self._job = None
+
+    async def settle(self) -> None:
+        """Until no thread writes any more, whatever happened: the part may be closed."""
+        if self._job is not None:
+            await asyncio.gather(self._job, return_exceptions=True)
 
 
 async def _on_disk(call: Callable[..., T], *args: object) -> T:
