@@ -10,12 +10,13 @@ from pathlib import Path
 
 from p2p_transfer.discovery import Device
 from p2p_transfer.doctor import check_relay
-from p2p_transfer.doctor.interfaces import Interface, check_interfaces, default_route_interface
+from p2p_transfer.doctor.interfaces import check_interfaces
 from p2p_transfer.doctor.multicast import ProbeResult, check_multicast, probe_query
 from p2p_transfer.doctor.reach import Reach, check_devices, check_reach, reach
 from p2p_transfer.doctor.storage import check_config_dir, check_download_folder
 from p2p_transfer.limits import DOCTOR_RELAY_TIMEOUT
 from p2p_transfer.net import IdentityResponder
+from p2p_transfer.net.interfaces import Interface, default_route_interface
 
 ETH0 = Interface("eth0", ("10.0.0.2",), 2)
 

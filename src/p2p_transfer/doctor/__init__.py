@@ -16,7 +16,7 @@ from pathlib import Path
 
 from p2p_transfer.discovery import Device, DiscoveryError
 from p2p_transfer.doctor.firewall import check_firewall, check_own_ports, firewall_findings
-from p2p_transfer.doctor.interfaces import check_interfaces, default_route_interface, lan_interfaces
+from p2p_transfer.doctor.interfaces import check_interfaces
 from p2p_transfer.doctor.multicast import check_multicast, probe
 from p2p_transfer.doctor.reach import Reach, browse_and_reach, check_devices, check_reach
 from p2p_transfer.doctor.storage import check_config_dir, check_download_folder
@@ -29,6 +29,7 @@ from p2p_transfer.limits import (
     DOCTOR_RELAY_TIMEOUT,
 )
 from p2p_transfer.net import RELAY_OFF, NetError, Transport
+from p2p_transfer.net.interfaces import default_route_interface, lan_interfaces
 from p2p_transfer.net.keys import generate_secret_key
 from p2p_transfer.node import Node
 

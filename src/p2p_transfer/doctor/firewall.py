@@ -7,8 +7,8 @@ import shutil
 import socket
 import subprocess
 
-from p2p_transfer.doctor.interfaces import Interface
 from p2p_transfer.events import CheckEvent
+from p2p_transfer.net.interfaces import Interface
 
 #: Seconds one firewall tool may take to list its rules.
 _LIST_TIMEOUT = 2.0

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 
 from p2p_transfer.discovery.records import SERVICE_TYPE
-from p2p_transfer.doctor.interfaces import Interface
 from p2p_transfer.events import CheckEvent
+from p2p_transfer.net.interfaces import Interface
 
 MDNS_GROUP = "224.0.0.251"
 MDNS_PORT = 5353

@@ -415,15 +415,9 @@ class IncomingSession:
             self._fail(file.file_id, str(exc))
             raise Refused("the receiver cannot create the file", status=500) from None
         checksum = hashlib.sha256() if file.sha256 is not None else None
-
-        def store(data: bytes) -> None:
-            part.write(data)
-            if checksum is not None:
-                checksum.update(data)
-
         tracker.start_file(index, file.path, file.size)
         final: str | None = None
-        writes = _OneAhead(store)
+        writes = _OneAhead(part, checksum)
         try:
             received = 0
             async for data in _with_deadline(body, LOCALSEND_DATA_TIMEOUT, self._stop_signal):
@@ -511,14 +505,20 @@ class _OneAhead:
     """Stores one piece of an upload in a worker thread while the next is read, so the
     loop's decryption and the disk's write and hashing overlap (one piece in flight)."""
 
-    def __init__(self, store: Callable[[bytes], None]) -> None:
-        self._store = store
+    def __init__(self, part: PartFile, checksum: hashlib._Hash | None) -> None:
+        self._part = part
+        self._checksum = checksum
         self._job: asyncio.Future[None] | None = None
 
     async def put(self, data: bytes) -> None:
         """Hand ``data`` over once the piece before it is stored (its error raised here)."""
         await self.drain()
         self._job = asyncio.ensure_future(_on_disk(self._store, data))
+
+    def _store(self, data: bytes) -> None:
+        self._part.write(data)
+        if self._checksum is not None:
+            self._checksum.update(data)
 
     async def drain(self) -> None:
         """Until the piece in flight is stored; its failure is raised."""

@@ -33,7 +33,6 @@ from wormhole.transit import (
 )
 from wormhole.util import HKDF
 
-from p2p_transfer.doctor.interfaces import lan_interfaces
 from p2p_transfer.limits import (
     DATA_STALL_TIMEOUT,
     WORMHOLE_MAX_PENDING_TRANSIT,
@@ -41,6 +40,7 @@ from p2p_transfer.limits import (
     WORMHOLE_RELAY_DELAY,
     WORMHOLE_TRANSIT_TIMEOUT,
 )
+from p2p_transfer.net.interfaces import lan_interfaces
 from p2p_transfer.protocol import ProtocolError
 from p2p_transfer.transfer import TransferError
 from p2p_transfer.units import format_size
