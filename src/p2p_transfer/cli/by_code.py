@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import difflib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +48,8 @@ async def confirm_words(code: str) -> str:
     unknown = unknown_words(code)
     if not unknown or not stdin_is_interactive():
         return code
+    import difflib
+
     from p2p_transfer.cli.context import ask_yes_no
     from p2p_transfer.rendezvous.codes import known_words
 

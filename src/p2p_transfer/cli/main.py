@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import sys
 from pathlib import Path
@@ -52,6 +51,8 @@ class LazyGroup(click.Group):
         """An unknown command names the close one people meant (``recieve``: ``receive``)."""
         name = args[0] if args else ""
         if name and not name.startswith("-") and name not in COMMANDS:
+            import difflib  # only for a mistyped command
+
             close = difflib.get_close_matches(name, list(COMMANDS), n=1)
             if close:
                 ctx.fail(f"No such command {name!r}. Did you mean {close[0]!r}?")

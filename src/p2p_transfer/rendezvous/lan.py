@@ -16,11 +16,9 @@ import secrets
 import socket
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
-from zeroconf import DNSQuestionType, IPVersion
-from zeroconf import Error as ZeroconfError
-from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from p2p_transfer.limits import (
     LAN_CODE_ASK,
@@ -33,6 +31,9 @@ from p2p_transfer.net import NetError, ticket_endpoint_id
 from p2p_transfer.rendezvous.codes import nameplate
 from p2p_transfer.rendezvous.errors import BadRendezvousMessage, RendezvousError, WrongShortCode
 from p2p_transfer.trust.pake import CodeExchange, PakeError
+
+if TYPE_CHECKING:  # zeroconf loads on first use: most commands never offer a code here
+    from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 SERVICE_TYPE = "_p2pt-code._tcp.local."
 #: What a code is prefixed with as a SPAKE2 password here (not a 6-digit code's).
@@ -153,6 +154,10 @@ class LanOffer:
         """Listen and announce the nameplate; RendezvousError when the LAN cannot."""
         self._server = await asyncio.start_server(self._serve, "0.0.0.0", 0)
         port = self._server.sockets[0].getsockname()[1]
+        from zeroconf import Error as ZeroconfError
+        from zeroconf import IPVersion
+        from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+
         try:
             self._zc = AsyncZeroconf(ip_version=IPVersion.V4Only)
             self._info = AsyncServiceInfo(
@@ -216,6 +221,8 @@ class LanOffer:
     async def close(self) -> None:
         """Withdraw the nameplate and stop listening."""
         if self._zc is not None:
+            from zeroconf import Error as ZeroconfError
+
             zc, self._zc = self._zc, None
             with contextlib.suppress(ZeroconfError, OSError):
                 if self._info is not None:
@@ -227,6 +234,10 @@ class LanOffer:
 
 async def find_sender(code: str, timeout: float) -> LanSender | None:
     """The sender offering ``code``'s nameplate on this LAN, if one answers in time."""
+    from zeroconf import DNSQuestionType, IPVersion
+    from zeroconf import Error as ZeroconfError
+    from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+
     try:
         zc = AsyncZeroconf(ip_version=IPVersion.V4Only)
     except (ZeroconfError, OSError):
