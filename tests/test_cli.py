@@ -93,6 +93,36 @@ async def test_a_json_line_goes_out_at_once_alone_and_with_others_in_a_burst() -
     assert len(out.flushed) - 1 <= 2 + elapsed / FLUSH_INTERVAL
 
 
+class _CountedWrites(io.StringIO):
+    """A stream that writes at once (as stdout under PYTHONUNBUFFERED) and counts writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+async def test_a_turn_of_json_lines_is_one_write_also_to_a_stream_that_writes_at_once() -> None:
+    """Each write to an unbuffered stdout is a system call and wakes the script reading
+    it: a burst of a transfer's lines goes out together."""
+    out = _CountedWrites()
+    render = JsonRenderer(out)
+    for index in range(100):
+        render(ErrorEvent(f"file {index}"))
+    assert out.writes == 0  # held until the end of the loop's turn
+    await next_turn()
+    assert [json.loads(line)["message"] for line in out.getvalue().splitlines()] == [
+        f"file {index}" for index in range(100)
+    ]
+    assert out.writes == 1
+    render(ErrorEvent("after the loop"))
+    render.close()
+    assert out.getvalue().splitlines()[-1] == ErrorEvent("after the loop").to_json()
+
+
 def test_peer_text_cannot_inject_markup_or_terminal_escapes() -> None:
     out = io.StringIO()
     render = HumanRenderer(Console(file=out, force_terminal=False, width=200))
