@@ -49,7 +49,7 @@ class _FileState(IntEnum):
     SETTLED = 2
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IncomingFile:
     """One offered file whose data is arriving, and what was held of it."""
 
@@ -58,7 +58,7 @@ class IncomingFile:
     resume: ResumePoint | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _SmallFile:
     """A small file read off a stream, waiting to be stored."""
 
@@ -276,14 +276,14 @@ class FileIntake:
         identical = resume is not None and resume.complete_file and start == entry.size
         if start == 0 and not identical:
             resume = None  # the sender starts over: what we held did not match
-        tracker.skip(start)
-        tracker.start_file(header.index, entry.path, entry.size, start)
         if header.length <= SMALL_FILE_SIZE and not identical:
             data = await reader.read_exact(header.length)
             claimed = await _read_trailer(reader, header)
-            tracker.advance(header.index, len(data))
+            tracker.moved_whole(header.index, entry.path, entry.size, start)
             await small_files.put(_SmallFile(incoming, resume, data, claimed, start))
             return
+        tracker.skip(start)
+        tracker.start_file(header.index, entry.path, entry.size, start)
         part: PartFile | None = None
         disk_error = ""  # the part stays, resumable
         if resume is None or not resume.complete_file:  # else: identical file already here
