@@ -8,6 +8,7 @@ import io
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -121,6 +122,34 @@ async def test_a_turn_of_json_lines_is_one_write_also_to_a_stream_that_writes_at
     render(ErrorEvent("after the loop"))
     render.close()
     assert out.getvalue().splitlines()[-1] == ErrorEvent("after the loop").to_json()
+
+
+class _Trickle(io.RawIOBase):
+    """stdout's raw file under PYTHONUNBUFFERED on a pipe that takes part of a write (it
+    is full when a signal comes): at most 100 bytes a write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        taken = bytes(data[:100])
+        self.data += taken
+        return len(taken)
+
+
+async def test_a_turn_of_json_lines_arrives_whole_where_a_write_takes_part_of_it() -> None:
+    raw = _Trickle()
+    render = JsonRenderer(io.TextIOWrapper(raw, encoding="utf-8", write_through=True))
+    for index in range(50):
+        render(ErrorEvent(f"file {index}"))
+    await next_turn()
+    assert [json.loads(line)["message"] for line in raw.data.decode().splitlines()] == [
+        f"file {index}" for index in range(50)
+    ]
 
 
 def test_peer_text_cannot_inject_markup_or_terminal_escapes() -> None:

@@ -7,7 +7,9 @@ import asyncio
 import atexit
 import contextlib
 import functools
+import io
 import re
+import select
 import sys
 import threading
 from collections.abc import Callable
@@ -70,7 +72,7 @@ class JsonRenderer:
             lines, self._lines, self._due_on = self._lines, [], None
             if lines:
                 lines.append("")
-                self._stream.write("\n".join(lines))
+                _write_all(self._stream, "\n".join(lines))
             self._stream.flush()
 
     def close(self) -> None:
@@ -81,6 +83,25 @@ class JsonRenderer:
         if self._lines:
             with contextlib.suppress(ValueError, OSError):  # the stream is gone already
                 self._write_out()
+
+
+def _write_all(stream: TextIO, text: str) -> None:
+    """``stream.write(text)``, every byte of it. Where stdout writes at once
+    (``PYTHONUNBUFFERED``) its text layer hands the text to the raw file and drops what
+    a partial write left (a pipe that is full when a signal comes: a burst of lines is
+    more than the pipe takes at once), so the bytes go to that file until all are out."""
+    raw = getattr(stream, "buffer", None)
+    if not isinstance(raw, io.RawIOBase):
+        stream.write(text)
+        return
+    stream.flush()
+    view = memoryview(text.encode(stream.encoding, stream.errors or "strict"))
+    while view:
+        written = raw.write(view)
+        if written is None:  # a non-blocking file that is full: wait until it takes more
+            select.select([], [raw], [])
+            continue
+        view = view[written:]
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
