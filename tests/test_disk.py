@@ -523,13 +523,11 @@ def test_a_small_file_gets_its_mode_also_where_the_process_umask_takes_more(
     previous = os.umask(0o077)
     try:
         target = TargetFolder(tmp_path / "inbox", umask=0o022)
+        assert target.store_whole("a.txt", b"x", 0o755, None) == "a.txt"
+        target.close()
     finally:
         os.umask(previous)
-    try:
-        assert target.store_whole("a.txt", b"x", 0o755, None) == "a.txt"
-        assert stat.S_IMODE((target.root / "a.txt").stat().st_mode) == 0o755
-    finally:
-        target.close()
+    assert stat.S_IMODE((tmp_path / "inbox" / "a.txt").stat().st_mode) == 0o755
 
 
 def test_a_small_file_goes_through_a_part_where_there_are_no_unnamed_files(
