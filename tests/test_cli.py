@@ -106,19 +106,22 @@ class _CountedWrites(io.StringIO):
         return super().write(text)
 
 
-async def test_a_turn_of_json_lines_is_one_write_also_to_a_stream_that_writes_at_once() -> None:
+async def test_a_burst_of_json_lines_is_one_write_also_to_a_stream_that_writes_at_once() -> None:
     """Each write to an unbuffered stdout is a system call and wakes the script reading
     it: a burst of a transfer's lines goes out together."""
     out = _CountedWrites()
     render = JsonRenderer(out)
     for index in range(100):
         render(ErrorEvent(f"file {index}"))
-    assert out.writes == 0  # held until the end of the loop's turn
-    await next_turn()
+    assert out.writes == 1  # the first line at once, the others held
+    await wait_until(
+        lambda: out.getvalue().count("\n") == 100, FLUSH_INTERVAL * 10,
+        what="the held lines to be written",
+    )
     assert [json.loads(line)["message"] for line in out.getvalue().splitlines()] == [
         f"file {index}" for index in range(100)
     ]
-    assert out.writes == 1
+    assert out.writes == 2
     render(ErrorEvent("after the loop"))
     render.close()
     assert out.getvalue().splitlines()[-1] == ErrorEvent("after the loop").to_json()
@@ -146,7 +149,10 @@ async def test_a_turn_of_json_lines_arrives_whole_where_a_write_takes_part_of_it
     render = JsonRenderer(io.TextIOWrapper(raw, encoding="utf-8", write_through=True))
     for index in range(50):
         render(ErrorEvent(f"file {index}"))
-    await next_turn()
+    await wait_until(
+        lambda: raw.data.count(b"\n") == 50, FLUSH_INTERVAL * 10,
+        what="the held lines to be written",
+    )
     assert [json.loads(line)["message"] for line in raw.data.decode().splitlines()] == [
         f"file {index}" for index in range(50)
     ]

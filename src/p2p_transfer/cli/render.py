@@ -25,10 +25,11 @@ if TYPE_CHECKING:
 class JsonRenderer:
     """One JSON object per stdout line, each with an ``event`` field.
 
-    Lines are written out at the end of the event loop's turn, or, in a burst, at most
-    every JSON_FLUSH_INTERVAL, in one write: also where the stream itself writes at
-    once (``PYTHONUNBUFFERED``), a transfer's line per file costs no system call each,
-    nor a wake-up of the script reading them. Outside the loop they go out at once.
+    A line after a quiet moment goes out at once; in a burst the lines are held and
+    written at most every JSON_FLUSH_INTERVAL, in one write: also where the stream
+    itself writes at once (``PYTHONUNBUFFERED``), a transfer's line per file costs no
+    system call each, nor a wake-up of the script reading them. Outside the loop every
+    line goes out at once.
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -55,12 +56,12 @@ class JsonRenderer:
         except RuntimeError:  # outside the loop (a log from a thread, a command's end)
             self._write_out()
             return
-        self._due_on = loop
         wait = self._flushed_at + JSON_FLUSH_INTERVAL - loop.time()
-        if wait > 0:
-            loop.call_later(wait, self._flush, loop)
-        else:
-            loop.call_soon(self._flush, loop)
+        if wait <= 0:  # a quiet moment: out at once, in order with what else is printed
+            self._flush(loop)
+            return
+        self._due_on = loop
+        loop.call_later(wait, self._flush, loop)
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         self._flushed_at = loop.time()
