@@ -19,7 +19,7 @@ from p2p_transfer.limits import (
 )
 from p2p_transfer.protocol.errors import ProtocolError
 from p2p_transfer.protocol.messages import Entry, Offer, Resume
-from p2p_transfer.protocol.paths import PART_SUFFIX, numbered_name, portable_name, sanitize_path
+from p2p_transfer.protocol.paths import PART_SUFFIX, PathSanitizer, numbered_name, portable_name
 
 _encoder = msgspec.msgpack.Encoder()
 #: Bytes a page's envelope and per-item list overhead may add to its items.
@@ -156,6 +156,7 @@ class ManifestAssembler:
         #: or a part there.
         self._renamed_on_fat: set[str] = set()
         self._name_bytes = 0
+        self._sanitize = PathSanitizer()
         self._pages = 0
         if self.complete:  # no pages will come: the offer must declare an empty manifest
             self._check_totals()
@@ -185,7 +186,7 @@ class ManifestAssembler:
             raise ProtocolError(f"manifest names exceed {MAX_MANIFEST_NAME_BYTES} bytes")
         if not math.isfinite(entry.mtime) or abs(entry.mtime) > _MAX_MTIME:
             raise ProtocolError(f"invalid mtime for {entry.path!r}")
-        path = self._unique(sanitize_path(entry.path), entry.kind)
+        path = self._unique(self._sanitize(entry.path), entry.kind)
         return Entry(path, entry.kind, entry.size, entry.mode & 0o777, entry.mtime)
 
     def _unique(self, path: str, kind: str) -> str:
