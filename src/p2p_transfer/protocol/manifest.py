@@ -203,25 +203,24 @@ class ManifestAssembler:
             return path
         parent, _, name = path.rpartition("/")
         candidate, number = path, 0
-        while self._taken(candidate):
+        while self._taken(candidate, portable := portable_name(candidate)):
             number += 1
             if number > MAX_NAME_ALTERNATIVES:
                 raise ProtocolError(f"too many files named {path!r} in manifest")
             renamed = numbered_name(name, number)
             candidate = f"{parent}/{renamed}" if parent else renamed
         self._paths[candidate] = "file"
-        if (portable := portable_name(candidate)) != candidate:
+        if portable != candidate:
             self._renamed_on_fat.add(portable)
         return candidate
 
-    def _taken(self, path: str) -> bool:
-        """True when a file may not have ``path``: an entry has it, or it is (or has) the
-        ``.part`` name of another file, also once made portable. Each file is received
-        as ``NAME.part`` first, so ``x`` and ``x.part`` in one offer would otherwise
-        overwrite each other."""
+    def _taken(self, path: str, portable: str) -> bool:
+        """True when a file may not have ``path`` (``portable`` once made portable): an
+        entry has it, or it is (or has) the ``.part`` name of another file, also once made
+        portable. Each file is received as ``NAME.part`` first, so ``x`` and ``x.part`` in
+        one offer would otherwise overwrite each other."""
         if path in self._paths or path + PART_SUFFIX in self._paths:
             return True
-        portable = portable_name(path)
         stem = portable.removesuffix(PART_SUFFIX)
         return self._portable_file(portable) or self._portable_file(portable + PART_SUFFIX) or (
             stem != portable and self._portable_file(stem)
