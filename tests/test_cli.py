@@ -8,6 +8,7 @@ import io
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -91,6 +92,70 @@ async def test_a_json_line_goes_out_at_once_alone_and_with_others_in_a_burst() -
     elapsed = loop.time() - started
     assert out.flushed[-1].count("\n") == 2001  # every line out, in order
     assert len(out.flushed) - 1 <= 2 + elapsed / FLUSH_INTERVAL
+
+
+class _CountedWrites(io.StringIO):
+    """A stream that writes at once (as stdout under PYTHONUNBUFFERED) and counts writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+async def test_a_burst_of_json_lines_is_one_write_also_to_a_stream_that_writes_at_once() -> None:
+    """Each write to an unbuffered stdout is a system call and wakes the script reading
+    it: a burst of a transfer's lines goes out together."""
+    out = _CountedWrites()
+    render = JsonRenderer(out)
+    for index in range(100):
+        render(ErrorEvent(f"file {index}"))
+    assert out.writes == 1  # the first line at once, the others held
+    await wait_until(
+        lambda: out.getvalue().count("\n") == 100, FLUSH_INTERVAL * 10,
+        what="the held lines to be written",
+    )
+    assert [json.loads(line)["message"] for line in out.getvalue().splitlines()] == [
+        f"file {index}" for index in range(100)
+    ]
+    assert out.writes == 2
+    render(ErrorEvent("after the loop"))
+    render.close()
+    assert out.getvalue().splitlines()[-1] == ErrorEvent("after the loop").to_json()
+
+
+class _Trickle(io.RawIOBase):
+    """stdout's raw file under PYTHONUNBUFFERED on a pipe that takes part of a write (it
+    is full when a signal comes): at most 100 bytes a write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        taken = bytes(data[:100])
+        self.data += taken
+        return len(taken)
+
+
+async def test_a_turn_of_json_lines_arrives_whole_where_a_write_takes_part_of_it() -> None:
+    raw = _Trickle()
+    render = JsonRenderer(io.TextIOWrapper(raw, encoding="utf-8", write_through=True))
+    for index in range(50):
+        render(ErrorEvent(f"file {index}"))
+    await wait_until(
+        lambda: raw.data.count(b"\n") == 50, FLUSH_INTERVAL * 10,
+        what="the held lines to be written",
+    )
+    assert [json.loads(line)["message"] for line in raw.data.decode().splitlines()] == [
+        f"file {index}" for index in range(50)
+    ]
 
 
 def test_peer_text_cannot_inject_markup_or_terminal_escapes() -> None:

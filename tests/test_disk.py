@@ -26,6 +26,7 @@ from p2p_transfer.disk import (
     TargetError,
     TargetFolder,
     UploadFile,
+    WholeFile,
     durability,
     free_inodes,
     free_space,
@@ -491,6 +492,42 @@ def test_a_small_file_written_whole_never_replaces_anything(
     assert (target.root / "a.txt").read_bytes() == b"original"
     assert (target.root / "a (1).txt").read_bytes() == b"new"
     assert list(outside.iterdir()) == []
+
+
+def test_a_batch_of_small_files_is_stored_in_order_and_one_failure_stops_no_other(
+    target: TargetFolder,
+) -> None:
+    (target.root / "docs").mkdir()
+    (target.root / "docs" / "a.txt").write_bytes(b"original")
+    (target.root / "blocked").write_bytes(b"a file where a folder would go")
+    stored = target.store_wholes([
+        WholeFile("docs/a.txt", b"one", 0o644, None),
+        WholeFile("blocked/b.txt", b"two", 0o644, None),
+        WholeFile("photos/c.jpg", b"three", 0o600, 1_234_567_890.0),
+        WholeFile("docs/d.txt", b"four", 0o644, None),
+    ])
+    assert stored[0] == "docs/a (1).txt" and stored[2:] == ["photos/c.jpg", "docs/d.txt"]
+    assert isinstance(stored[1], TargetError)
+    assert (target.root / "docs" / "a (1).txt").read_bytes() == b"one"
+    assert (target.root / "docs" / "a.txt").read_bytes() == b"original"
+    photo = target.root / "photos" / "c.jpg"
+    assert photo.read_bytes() == b"three" and stat.S_IMODE(photo.stat().st_mode) == 0o600
+    assert photo.stat().st_mtime == 1_234_567_890.0
+
+
+def test_a_small_file_gets_its_mode_also_where_the_process_umask_takes_more(
+    tmp_path: Path,
+) -> None:
+    """The create gives the mode less the process umask; a bit that takes away, and the
+    target's umask does not, is set after."""
+    previous = os.umask(0o077)
+    try:
+        target = TargetFolder(tmp_path / "inbox", umask=0o022)
+        assert target.store_whole("a.txt", b"x", 0o755, None) == "a.txt"
+        target.close()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "inbox" / "a.txt").stat().st_mode) == 0o755
 
 
 def test_a_small_file_goes_through_a_part_where_there_are_no_unnamed_files(

@@ -184,3 +184,28 @@ def test_idle_seconds_count_from_the_last_byte(clock: FakeClock, recorder: Recor
     tracker.finish_file(0)
     tracker.flush()
     assert tracker.idle_seconds == 15.0
+
+
+def test_a_small_file_that_moved_whole_counts_as_its_start_and_its_bytes(
+    clock: FakeClock, recorder: Recorder
+) -> None:
+    """One step per small file: the same counts and active file as start_file + advance."""
+    one_step = tracker_for(clock, recorder, total=300, files=2)
+    one_step.moved_whole(0, "a.txt", 100)
+    one_step.moved_whole(1, "b.txt", 200, done=50)  # 50 bytes were here already
+    two_steps = ProgressTracker("t1", "send", 300, 2, lambda event: None, clock=clock)
+    two_steps.start_file(0, "a.txt", 100)
+    two_steps.advance(0, 100)
+    two_steps.skip(50)
+    two_steps.start_file(1, "b.txt", 200, 50)
+    two_steps.advance(1, 150)
+    for tracker in (one_step, two_steps):
+        assert (tracker.bytes_done, tracker.bytes_transferred) == (300, 250)
+    one_step.flush()
+    assert recorder.last.active == [
+        FileProgress("a.txt", 100, 100), FileProgress("b.txt", 200, 200),
+    ]
+    one_step.finish_file(0)
+    one_step.finish_file(1)
+    one_step.flush()
+    assert recorder.last.files_done == 2 and recorder.last.active == []

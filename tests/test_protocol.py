@@ -72,7 +72,7 @@ from p2p_transfer.protocol import (
     sanitize_path,
     text_preview,
 )
-from p2p_transfer.protocol.paths import _sanitized
+from p2p_transfer.protocol.paths import PathSanitizer, _sanitized
 
 HASH = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
 
@@ -597,6 +597,44 @@ def test_fuzz_sanitize_path(raw: str) -> None:
         return
     assert_safe_relative_path(result)
     assert sanitize_path(result) == result  # a sanitized path is a fixed point
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    folders=st.lists(st.lists(_path_alphabet, max_size=12).map("".join), min_size=1, max_size=3),
+    names=st.lists(st.lists(_path_alphabet, max_size=8).map("".join), max_size=12),
+    picks=st.lists(st.integers(min_value=0, max_value=2), max_size=12),
+)
+def test_fuzz_an_offers_paths_sanitize_as_each_alone(
+    folders: list[str], names: list[str], picks: list[int]
+) -> None:
+    """The offer's sanitizer skips the folder of a path in the folder before: the same
+    result, or the same refusal, as sanitize_path on each path alone."""
+    sanitize = PathSanitizer()
+    for name, pick in zip(names, picks + [0] * len(names), strict=False):
+        raw = f"{folders[pick % len(folders)]}/{name}"
+        try:
+            expected: str | None = sanitize_path(raw)
+        except ProtocolError as exc:
+            expected = None
+            refusal = str(exc)
+        if expected is None:
+            with pytest.raises(ProtocolError) as caught:
+                sanitize(raw)
+            assert str(caught.value) == refusal
+        else:
+            assert sanitize(raw) == expected
+
+
+def test_an_offers_sanitizer_refuses_a_path_in_a_known_folder_as_sanitize_path_does() -> None:
+    sanitize = PathSanitizer()
+    deepest = "/".join(["d"] * MAX_PATH_DEPTH)
+    assert sanitize(f"{deepest}/..") == deepest  # its folder is now known
+    with pytest.raises(ProtocolError, match="deeper"):
+        sanitize(f"{deepest}/x")
+    assert sanitize("a/x") == "a/x"
+    with pytest.raises(ProtocolError, match="longer"):
+        sanitize("a/" + "文" * (MAX_PATH_BYTES // 3 + 1))
 
 
 _plain_alphabet = st.sampled_from(

@@ -38,7 +38,10 @@ class Disk:
         self.done.append((item, outcome))
 
     def behind(self) -> StoreBehind[int, int]:
-        return StoreBehind(self.store, self.finished, lambda item: 1, BACKLOG)
+        return StoreBehind(
+            lambda batch: [self.store(item) for item in batch], self.finished, lambda item: 1,
+            BACKLOG,
+        )
 
 
 async def test_every_item_is_stored_off_the_loop_and_done_in_order() -> None:

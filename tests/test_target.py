@@ -166,6 +166,22 @@ def test_paths_stay_inside_the_root(target: TargetFolder, relative: str) -> None
     assert path == target.root.joinpath(*relative.split("/"))
 
 
+@pytest.mark.parametrize(
+    "relative",
+    ["a", "a/b", ".hidden/x", "a/.b", "a/./b", "a//b", "a/", "/abs", "a/..", "..", ".", "",
+     "a/b/../c", "x y/ünï.txt", "a\\..\\b"],
+)
+def test_a_path_is_placed_as_normalizing_it_would(target: TargetFolder, relative: str) -> None:
+    """The plain path's shortcut gives what the full normalization gives (or refuses)."""
+    root = str(target.root)
+    expected = os.path.normpath(os.path.join(root, *relative.split("/")))
+    if expected != root and not expected.startswith(root + os.sep):
+        with pytest.raises(TargetError):
+            target.location_of(relative)
+    else:
+        assert target.location_of(relative) == expected
+
+
 @pytest.mark.parametrize("relative", ["../escape", "a/../../escape"])
 def test_location_of_refuses_traversal_even_unsanitized(
     target: TargetFolder, relative: str

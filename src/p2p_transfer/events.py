@@ -94,15 +94,7 @@ class Event:
     def to_json(self) -> str:
         """``json.dumps(self.to_dict(), ensure_ascii=False)``, the same text byte for byte,
         without building the dict: the CLI and the web UI render an event per file sent."""
-        head, prefixes = _json_prefixes(type(self))
-        parts = [head]
-        for field_name, prefix in prefixes:
-            value = getattr(self, field_name)
-            encode = _JSON_BY_TYPE.get(type(value), _json_other)
-            parts.append(prefix)
-            parts.append(encode(value))
-        parts.append("}")
-        return "".join(parts)
+        return _json_writer(type(self))(self)
 
 
 @functools.cache
@@ -122,6 +114,27 @@ def _json_prefixes(kind: type[Event]) -> tuple[str, tuple[tuple[str, str], ...]]
         for field_name, json_name in _json_fields(kind)
     )
     return head, prefixes
+
+
+@functools.cache
+def _json_writer(kind: type[Event]) -> Callable[[Event], str]:
+    """The function that writes the JSON text of ``kind``'s events, made once per class
+    (as dataclasses make ``__init__``): the text between values is constant in it, and
+    each value is read by name and escaped without a loop; a ``str`` (most values) goes
+    straight to the escaper, anything else by its exact type (``_JSON_BY_TYPE``)."""
+    head, prefixes = _json_prefixes(kind)
+    values = "".join(
+        f"{prefix!r}, (_str(v) if (v := event.{field_name}).__class__ is str "
+        "else _by_type(v.__class__, _other)(v)), "
+        for field_name, prefix in prefixes
+    )
+    source = (
+        "def write(event, _str=_str, _by_type=_by_type, _other=_other):\n"
+        f"    return ''.join(({head!r}, {values}'}}'))\n"
+    )
+    scope = {"_str": encode_basestring, "_by_type": _JSON_BY_TYPE.get, "_other": _json_other}
+    exec(source, scope)  # the text is made here, from field names and constants
+    return scope["write"]  # type: ignore[no-any-return]
 
 
 def _json_ready(value: Any) -> Any:

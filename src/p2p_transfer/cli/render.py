@@ -4,9 +4,14 @@ program's warnings go."""
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import functools
+import io
 import re
+import select
 import sys
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
@@ -20,41 +25,84 @@ if TYPE_CHECKING:
 class JsonRenderer:
     """One JSON object per stdout line, each with an ``event`` field.
 
-    Lines are flushed at the end of the event loop's turn, or, in a burst, at most
-    every JSON_FLUSH_INTERVAL.
+    A line after a quiet moment goes out at once; in a burst the lines are held and
+    written at most every JSON_FLUSH_INTERVAL, in one write: also where the stream
+    itself writes at once (``PYTHONUNBUFFERED``), a transfer's line per file costs no
+    system call each, nor a wake-up of the script reading them. Outside the loop every
+    line goes out at once.
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stdout
-        self._flush_pending = False
+        self._lines: list[str] = []
+        self._lock = threading.Lock()  # a log may come from another thread
+        #: The loop whose turn will write out the lines held (None: no write is due).
+        self._due_on: asyncio.AbstractEventLoop | None = None
         self._flushed_at = float("-inf")
         #: Ctrl-C says "cancelled" on stderr: scripts read the ``state`` event.
         self.cancel_shown = False
+        # Lines of a loop's last turn, if no one closes the renderer: out at the exit.
+        atexit.register(self._write_out_at_exit)
 
     def __call__(self, event: Event) -> None:
-        self._stream.write(event.to_json() + "\n")
+        line = event.to_json()
+        with self._lock:
+            self._lines.append(line)
+            due_on = self._due_on
+        if due_on is not None and due_on.is_running():
+            return  # that loop's write takes this line too
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # outside the loop (a log from a thread, a command's end)
-            self._stream.flush()
+            self._write_out()
             return
-        if self._flush_pending:
-            return
-        self._flush_pending = True
         wait = self._flushed_at + JSON_FLUSH_INTERVAL - loop.time()
-        if wait > 0:
-            loop.call_later(wait, self._flush, loop)
-        else:
-            loop.call_soon(self._flush, loop)
+        if wait <= 0:  # a quiet moment: out at once, in order with what else is printed
+            self._flush(loop)
+            return
+        self._due_on = loop
+        loop.call_later(wait, self._flush, loop)
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._flush_pending = False
         self._flushed_at = loop.time()
-        self._stream.flush()
+        self._write_out()
+
+    def _write_out(self) -> None:
+        """Write the lines held in one go, and flush the stream."""
+        with self._lock:
+            lines, self._lines, self._due_on = self._lines, [], None
+            if lines:
+                lines.append("")
+                _write_all(self._stream, "\n".join(lines))
+            self._stream.flush()
 
     def close(self) -> None:
-        """Write out what is still buffered."""
-        self._stream.flush()
+        """Write out what is still held."""
+        self._write_out()
+
+    def _write_out_at_exit(self) -> None:
+        if self._lines:
+            with contextlib.suppress(ValueError, OSError):  # the stream is gone already
+                self._write_out()
+
+
+def _write_all(stream: TextIO, text: str) -> None:
+    """``stream.write(text)``, every byte of it. Where stdout writes at once
+    (``PYTHONUNBUFFERED``) its text layer hands the text to the raw file and drops what
+    a partial write left (a pipe that is full when a signal comes: a burst of lines is
+    more than the pipe takes at once), so the bytes go to that file until all are out."""
+    raw = getattr(stream, "buffer", None)
+    if not isinstance(raw, io.RawIOBase):
+        stream.write(text)
+        return
+    stream.flush()
+    view = memoryview(text.encode(stream.encoding, stream.errors or "strict"))
+    while view:
+        written = raw.write(view)
+        if written is None:  # a non-blocking file that is full: wait until it takes more
+            select.select([], [raw], [])
+            continue
+        view = view[written:]
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

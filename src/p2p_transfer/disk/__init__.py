@@ -13,7 +13,7 @@ and before it reports the transfer done (``UploadFile.finish`` does it itself).
 
 from p2p_transfer.disk.errors import NameTakenError, TargetError, describe_os_error
 from p2p_transfer.disk.space import free_inodes, free_space
-from p2p_transfer.disk.target import PartFile, ResumePoint, TargetFolder
+from p2p_transfer.disk.target import PartFile, ResumePoint, TargetFolder, WholeFile
 from p2p_transfer.disk.upload import UploadFile
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "TargetError",
     "TargetFolder",
     "UploadFile",
+    "WholeFile",
     "describe_os_error",
     "free_inodes",
     "free_space",

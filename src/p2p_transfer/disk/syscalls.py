@@ -49,6 +49,19 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
+def process_umask() -> int:
+    """The process umask, read without setting it (``os.umask`` would, for every thread
+    at once); all permission bits where it cannot be read (Linux before 4.7)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o777
+
+
 def flush_data(fd: int) -> None:
     """Wait until the file's data is on the disk (``fdatasync``; ``fsync`` where it is missing)."""
     getattr(os, "fdatasync", os.fsync)(fd)

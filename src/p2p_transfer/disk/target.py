@@ -20,10 +20,10 @@ import os
 import stat
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import blake3
 
@@ -32,7 +32,7 @@ from p2p_transfer.disk.errors import TargetError, describe_os_error, name_taken
 from p2p_transfer.disk.folders import Folder, FolderHandles
 from p2p_transfer.disk.names import DiskNames
 from p2p_transfer.disk.place import NoClobber, identity
-from p2p_transfer.disk.syscalls import flush_data, start_writeback, write_all
+from p2p_transfer.disk.syscalls import flush_data, process_umask, start_writeback, write_all
 from p2p_transfer.limits import (
     HASH_READ_SIZE,
     MAX_NAME_ALTERNATIVES,
@@ -62,6 +62,11 @@ _NO_UNNAMED = frozenset(
 )
 #: How file systems without Unix permissions or times (FAT, some shares) refuse them.
 _NO_METADATA = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+#: Whether a relative path with no empty, "." or ".." part joins the root as it is (the
+#: usual, already sanitized one: an offer's 100,000 paths take no normpath each).
+_PLAIN_RELATIVE = os.sep == "/" and os.altsep is None
+#: Last components that are no file's name: a path ending so is checked in full.
+_NOT_PLAIN_NAMES = frozenset({"", ".", ".."})
 
 Result = TypeVar("Result")
 
@@ -119,6 +124,15 @@ class ResumePoint:
     def digest(self) -> str:
         """BLAKE3 of the bytes held so far."""
         return self.hasher.hexdigest()
+
+
+class WholeFile(NamedTuple):
+    """A complete, verified small file to store in one go (``store_wholes``)."""
+
+    relative: str
+    data: bytes
+    mode: int
+    mtime: float | None
 
 
 class PartFile:
@@ -205,6 +219,9 @@ class TargetFolder:
         self._pending = PendingSync(self._folders)
         #: Whether this file system makes unnamed files that can be linked in (learned).
         self._unnamed_files = bool(getattr(os, "O_TMPFILE", 0)) and os.path.isdir("/proc/self/fd")
+        #: What the process umask takes from a create's mode (all bits when unknown: then
+        #: every mode is set explicitly).
+        self._process_umask = process_umask()
         self._close = weakref.finalize(self, _close_handles, self._pending, self._folders)
 
     def close(self) -> None:
@@ -221,6 +238,10 @@ class TargetFolder:
         The check runs on the normalized path (a prefix check alone is lexical and
         would let ``a/../../x`` through), so it holds even for an unsanitized path.
         """
+        if _PLAIN_RELATIVE and relative and "//" not in (slashed := "/" + relative) and (
+            "/." not in slashed and not relative.endswith("/")
+        ):
+            return self._inside + relative  # no empty, "." or ".." part: already normal
         root = str(self.root)
         candidate = os.path.normpath(os.path.join(root, *relative.split("/")))
         if candidate != root and not candidate.startswith(self._inside):
@@ -419,42 +440,95 @@ class TargetFolder:
     def store_whole(
         self, relative: str, data: bytes, mode: int, mtime: float | None
     ) -> str | None:
-        """Write a complete, verified small file straight under the first free name of
-        ``relative`` (as ``finish`` names it) and return the path it got; None where the
-        file system has no unnamed files: then it goes through a part.
+        """One file of ``store_wholes``: the path it got, None where the file system has
+        no unnamed files; TargetError if it could not be stored."""
+        stored = self.store_wholes([WholeFile(relative, data, mode, mtime)])[0]
+        if isinstance(stored, TargetError):
+            raise stored
+        return stored
 
-        Its data waits for ``sync`` like any small file's.
+    def store_wholes(self, files: Sequence[WholeFile]) -> list[str | TargetError | None]:
+        """Write complete, verified small files straight under the first free name of
+        each (as ``finish`` names it): for each, the path it got, None where the file
+        system has no unnamed files (then it goes through a part), or why it failed.
+
+        A batch holds each of its folders once and leaves the data for ``sync``, like
+        any small file's: a receiver of many small files pays little beyond the system
+        calls (an unnamed create, a write, the time, a link, a close).
         """
-        if not self._unnamed_files:
-            return None
-        folder_path, _, name = relative.rpartition("/")
-
-        def write_in(folder: Folder) -> str | None:
-            try:
-                fd = os.open(".", _UNNAMED, PART_MODE, dir_fd=folder.fd)
-            except OSError as exc:
-                if exc.errno not in _NO_UNNAMED:
-                    raise
-                self._unnamed_files = False
-                return None
-            try:
-                write_all(fd, data)
-                self._set_metadata(fd, mode, mtime)
-                return self._no_clobber.link_unnamed(folder.fd, fd, name)
-            finally:
-                os.close(fd)
-
+        stored: list[str | TargetError | None] = []
+        held: dict[str, Folder] = {}  # folders of this batch, held until its end
+        placed: set[str] = set()  # of those, the ones given a file
         try:
-            placed, folder = self._holding(folder_path, write_in)
-        except OSError as exc:
-            raise TargetError(_describe(relative, exc)) from None
-        try:
-            if placed is None:
-                return None
-            self._pending.named(folder, flushed=False)
-            return folder.child_path(placed)
+            for file in files:
+                if not self._unnamed_files:
+                    stored.append(None)
+                    continue
+                folder_path, _, name = file.relative.rpartition("/")
+                try:
+                    name_got = self._store_unnamed(held, folder_path, name, file)
+                except TargetError as exc:
+                    stored.append(exc)
+                    continue
+                except OSError as exc:
+                    stored.append(TargetError(_describe(file.relative, exc)))
+                    continue
+                if name_got is None:
+                    stored.append(None)
+                    continue
+                placed.add(folder_path)
+                stored.append(held[folder_path].child_path(name_got))
         finally:
-            self._folders.release(folder)
+            for folder_path, folder in held.items():
+                if folder_path in placed:
+                    self._pending.named(folder, flushed=False)
+                self._folders.release(folder)
+        return stored
+
+    def _store_unnamed(
+        self, held: dict[str, Folder], folder_path: str, name: str, file: WholeFile
+    ) -> str | None:
+        """One file of ``store_wholes`` in its folder (held in ``held``): the name it got,
+        or None without unnamed files. A folder found removed is walked to once more."""
+        for last_try in (False, True):
+            folder = held.get(folder_path)
+            if folder is None or name in _NOT_PLAIN_NAMES:
+                self.location_of(file.relative)  # a new folder: the whole path checked
+            try:
+                if folder is None:
+                    folder = held[folder_path] = self._folders.hold(folder_path, create=True)
+                return self._write_unnamed(folder, name, file)
+            except FileNotFoundError:
+                if last_try:
+                    raise
+                if folder is not None:
+                    del held[folder_path]
+                    self._folders.release(folder)
+                self._folders.forget(folder_path)
+        raise AssertionError("unreachable")
+
+    def _write_unnamed(self, folder: Folder, name: str, file: WholeFile) -> str | None:
+        """Create an unnamed file in ``folder`` with ``file``'s bytes, mode and time, then
+        link it in under the first free name of ``name``; None without unnamed files."""
+        mode = PART_MODE if self.umask is None else file.mode & 0o777 & ~self.umask
+        try:
+            fd = os.open(".", _UNNAMED, mode, dir_fd=folder.fd)
+        except OSError as exc:
+            if exc.errno not in _NO_UNNAMED:
+                raise
+            self._unnamed_files = False
+            return None
+        try:
+            data = file.data
+            if (written := os.write(fd, data)) < len(data):
+                write_all(fd, memoryview(data)[written:])
+            if mode & self._process_umask:  # the create left out bits the mode wants
+                _best_effort(os.fchmod, fd, mode)
+            if file.mtime is not None:
+                _best_effort(os.utime, fd, (file.mtime, file.mtime))
+            return self._no_clobber.link_unnamed(folder.fd, fd, name)
+        finally:
+            os.close(fd)
 
     def _set_metadata(self, fd: int, mode: int, mtime: float | None) -> None:
         """Mode (less the umask) and time, where the file system keeps them."""

@@ -227,6 +227,13 @@ class MessageReader:
 
     async def read_message(self) -> AnyMessage | None:
         """The next framed message; None if the stream ended cleanly between messages."""
+        buffer, start = self._buffer, self._position
+        body_start = start + FRAME_HEADER_SIZE
+        if len(buffer) >= body_start:  # a message per file: whole in the buffer, mostly
+            end = body_start + body_length(buffer[start:body_start])
+            if len(buffer) >= end:
+                self._position = end
+                return decode_body(buffer[body_start:end])
         if not self._available and not await self._fill():
             return None
         header = await self.read_exact(FRAME_HEADER_SIZE)

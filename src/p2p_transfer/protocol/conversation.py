@@ -180,6 +180,7 @@ class Conversation:
 
     def __init__(self, side: Side) -> None:
         self.side = side
+        self._peer = side.peer  # looked up once: a message per file passes ``receive``
         self.phase = Phase.HELLO
 
     @property
@@ -200,4 +201,4 @@ class Conversation:
     def receive(self, move: Message | Event) -> None:
         """Record a message (or data stream) the peer sent; the ProtocolError the peer broke
         when it was out of turn (the phase then stays as it was)."""
-        self.phase = next_phase(self.side.peer, self.phase, move)
+        self.phase = next_phase(self._peer, self.phase, move)

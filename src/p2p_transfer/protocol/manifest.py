@@ -19,7 +19,7 @@ from p2p_transfer.limits import (
 )
 from p2p_transfer.protocol.errors import ProtocolError
 from p2p_transfer.protocol.messages import Entry, Offer, Resume
-from p2p_transfer.protocol.paths import PART_SUFFIX, numbered_name, portable_name, sanitize_path
+from p2p_transfer.protocol.paths import PART_SUFFIX, PathSanitizer, numbered_name, portable_name
 
 _encoder = msgspec.msgpack.Encoder()
 #: Bytes a page's envelope and per-item list overhead may add to its items.
@@ -156,6 +156,7 @@ class ManifestAssembler:
         #: or a part there.
         self._renamed_on_fat: set[str] = set()
         self._name_bytes = 0
+        self._sanitize = PathSanitizer()
         self._pages = 0
         if self.complete:  # no pages will come: the offer must declare an empty manifest
             self._check_totals()
@@ -185,7 +186,7 @@ class ManifestAssembler:
             raise ProtocolError(f"manifest names exceed {MAX_MANIFEST_NAME_BYTES} bytes")
         if not math.isfinite(entry.mtime) or abs(entry.mtime) > _MAX_MTIME:
             raise ProtocolError(f"invalid mtime for {entry.path!r}")
-        path = self._unique(sanitize_path(entry.path), entry.kind)
+        path = self._unique(self._sanitize(entry.path), entry.kind)
         return Entry(path, entry.kind, entry.size, entry.mode & 0o777, entry.mtime)
 
     def _unique(self, path: str, kind: str) -> str:
@@ -202,25 +203,24 @@ class ManifestAssembler:
             return path
         parent, _, name = path.rpartition("/")
         candidate, number = path, 0
-        while self._taken(candidate):
+        while self._taken(candidate, portable := portable_name(candidate)):
             number += 1
             if number > MAX_NAME_ALTERNATIVES:
                 raise ProtocolError(f"too many files named {path!r} in manifest")
             renamed = numbered_name(name, number)
             candidate = f"{parent}/{renamed}" if parent else renamed
         self._paths[candidate] = "file"
-        if (portable := portable_name(candidate)) != candidate:
+        if portable != candidate:
             self._renamed_on_fat.add(portable)
         return candidate
 
-    def _taken(self, path: str) -> bool:
-        """True when a file may not have ``path``: an entry has it, or it is (or has) the
-        ``.part`` name of another file, also once made portable. Each file is received
-        as ``NAME.part`` first, so ``x`` and ``x.part`` in one offer would otherwise
-        overwrite each other."""
+    def _taken(self, path: str, portable: str) -> bool:
+        """True when a file may not have ``path`` (``portable`` once made portable): an
+        entry has it, or it is (or has) the ``.part`` name of another file, also once made
+        portable. Each file is received as ``NAME.part`` first, so ``x`` and ``x.part`` in
+        one offer would otherwise overwrite each other."""
         if path in self._paths or path + PART_SUFFIX in self._paths:
             return True
-        portable = portable_name(path)
         stem = portable.removesuffix(PART_SUFFIX)
         return self._portable_file(portable) or self._portable_file(portable + PART_SUFFIX) or (
             stem != portable and self._portable_file(stem)

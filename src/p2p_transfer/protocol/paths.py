@@ -112,10 +112,42 @@ def sanitize_path(path: str) -> str:
     are dropped, so absolute paths and traversal land inside the target folder. Any
     other component keeps its place, as a placeholder if nothing of it is usable.
     """
+    _check_length(path)
+    return _joined(path, _usable_parts(path))
+
+
+class PathSanitizer:
+    """``sanitize_path`` for the many paths of one offer: a path in the same folder as the
+    one before (the usual order) has only its name sanitized, not its folders again."""
+
+    def __init__(self) -> None:
+        self._folder: str | None = None  # the last path's folder, as received
+        self._folder_parts: list[str] = []  # ...and its usable parts, sanitized
+
+    def __call__(self, path: str) -> str:
+        folder, slash, name = path.rpartition("/")
+        if slash and folder == self._folder and "\\" not in name:
+            _check_length(path)
+            if clean := sanitize_component(name):
+                return _joined(path, [*self._folder_parts, clean])
+        result = sanitize_path(path)
+        if slash:
+            self._folder, self._folder_parts = folder, _usable_parts(folder)
+        return result
+
+
+def _check_length(path: str) -> None:
     if len(path.encode(errors="surrogatepass")) > MAX_PATH_BYTES:
         raise ProtocolError(f"path longer than {MAX_PATH_BYTES} bytes")
-    parts = [sanitize_component(part) for part in re.split(r"[/\\]", path)]
-    parts = [part for part in parts if part]
+
+
+def _usable_parts(path: str) -> list[str]:
+    """The components of ``path`` (``/`` or ``\\`` separated), sanitized, those that
+    clean to path syntax dropped."""
+    return [part for part in map(sanitize_component, _SEPARATORS.split(path)) if part]
+
+
+def _joined(path: str, parts: list[str]) -> str:
     if not parts:
         raise ProtocolError(f"path {path!r} has no usable name")
     if len(parts) > MAX_PATH_DEPTH:

@@ -147,12 +147,10 @@ class FileSender:
                     FileFailedEvent(self._session, "send", entry.path, _describe(small))
                 )
                 small = SmallFile(0, bytes(entry.size), "")  # in step; the receiver drops it
-            tracker.skip(small.offset)
-            tracker.start_file(index, entry.path, entry.size, small.offset)
             batch += encode(DataHeader(index, small.offset, entry.size - small.offset))
             batch += small.data
             batch += encode(DataTrailer(index, small.digest))
-            tracker.advance(index, len(small.data))
+            tracker.moved_whole(index, entry.path, entry.size, small.offset)
             if len(batch) >= BATCH_WRITE_SIZE:
                 await writer.write(batch)
                 batch = bytearray()

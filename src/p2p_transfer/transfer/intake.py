@@ -22,6 +22,7 @@ from p2p_transfer.disk import (
     ResumePoint,
     TargetError,
     TargetFolder,
+    WholeFile,
     describe_os_error,
     free_inodes,
     free_space,
@@ -48,7 +49,7 @@ class _FileState(IntEnum):
     SETTLED = 2
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IncomingFile:
     """One offered file whose data is arriving, and what was held of it."""
 
@@ -57,7 +58,7 @@ class IncomingFile:
     resume: ResumePoint | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _SmallFile:
     """A small file read off a stream, waiting to be stored."""
 
@@ -231,7 +232,7 @@ class FileIntake:
             self._settle(small.incoming, *stored, small.start)
 
         small_files: StoreBehind[_SmallFile, _Stored] = StoreBehind(
-            lambda small: self._store_small(self._target, small),
+            lambda batch: _store_small_files(self._target, batch),
             settle_small,
             lambda small: len(small.data),
             SMALL_STORE_BACKLOG,
@@ -275,14 +276,14 @@ class FileIntake:
         identical = resume is not None and resume.complete_file and start == entry.size
         if start == 0 and not identical:
             resume = None  # the sender starts over: what we held did not match
-        tracker.skip(start)
-        tracker.start_file(header.index, entry.path, entry.size, start)
         if header.length <= SMALL_FILE_SIZE and not identical:
             data = await reader.read_exact(header.length)
             claimed = await _read_trailer(reader, header)
-            tracker.advance(header.index, len(data))
+            tracker.moved_whole(header.index, entry.path, entry.size, start)
             await small_files.put(_SmallFile(incoming, resume, data, claimed, start))
             return
+        tracker.skip(start)
+        tracker.start_file(header.index, entry.path, entry.size, start)
         part: PartFile | None = None
         disk_error = ""  # the part stays, resumable
         if resume is None or not resume.complete_file:  # else: identical file already here
@@ -310,33 +311,6 @@ class FileIntake:
         )
         self._settle(incoming, final_path, digest, error, start, identical)
 
-    @staticmethod
-    def _store_small(target: TargetFolder, small: _SmallFile) -> _Stored:
-        """Verify a small file in memory, then write it under its name in one go; one
-        that was partly here goes through its part (runs in a thread)."""
-        entry = small.incoming.entry
-        if small.incoming.resume is None:
-            digest = blake3.blake3(small.data).hexdigest()
-            if refusal := _refusal(digest, small.claimed):
-                return entry.path, digest, refusal  # nothing was written
-            try:
-                stored = target.store_whole(entry.path, small.data, entry.mode, entry.mtime)
-            except TargetError as exc:
-                return entry.path, digest, str(exc)
-            if stored is not None:
-                return stored, digest, ""
-        try:
-            part = target.open_part(entry.path, small.resume)
-        except TargetError as exc:
-            return entry.path, "", str(exc)
-        try:
-            part.write(small.data)
-        except OSError as exc:
-            part.close()
-            return entry.path, part.digest, describe_os_error(exc)
-        final_path, error = _conclude(target, part, entry, part.digest, small.claimed, "")
-        return final_path, part.digest, error
-
     def _settle(
         self, incoming: IncomingFile, final_path: str, digest: str, error: str,
         resumed_from: int, identical: bool = False,
@@ -362,6 +336,55 @@ class FileIntake:
         self._report(
             FileResult(incoming.index, True, blake3=digest, saved_as=saved_as, identical=identical)
         )
+
+
+def _store_small_files(target: TargetFolder, batch: list[_SmallFile]) -> list[_Stored]:
+    """Verify small files in memory, then write those new here under their names in one
+    go; one that was partly here goes through its part (runs in a thread)."""
+    stored: list[_Stored | None] = []
+    whole: list[WholeFile] = []
+    whole_at: list[int] = []  # where each of ``whole`` is in ``stored``
+    for small in batch:
+        entry = small.incoming.entry
+        if small.incoming.resume is not None:
+            stored.append(None)
+            continue
+        digest = blake3.blake3(small.data).hexdigest()
+        if refusal := _refusal(digest, small.claimed):
+            stored.append((entry.path, digest, refusal))  # nothing was written
+            continue
+        whole_at.append(len(stored))
+        stored.append((entry.path, digest, ""))
+        whole.append(WholeFile(entry.path, small.data, entry.mode, entry.mtime))
+    for at, placed in zip(whole_at, target.store_wholes(whole), strict=True):
+        path, digest, _ = stored[at]  # type: ignore[misc]
+        if placed is None:
+            stored[at] = None  # no unnamed files on this disk: through a part
+        elif isinstance(placed, TargetError):
+            stored[at] = (path, digest, str(placed))
+        else:
+            stored[at] = (placed, digest, "")
+    return [
+        done if done is not None else _store_through_part(target, small)
+        for done, small in zip(stored, batch, strict=True)
+    ]
+
+
+def _store_through_part(target: TargetFolder, small: _SmallFile) -> _Stored:
+    """A small file stored through its part: one partly here already, or any where the
+    disk has no unnamed files."""
+    entry = small.incoming.entry
+    try:
+        part = target.open_part(entry.path, small.resume)
+    except TargetError as exc:
+        return entry.path, "", str(exc)
+    try:
+        part.write(small.data)
+    except OSError as exc:
+        part.close()
+        return entry.path, part.digest, describe_os_error(exc)
+    final_path, error = _conclude(target, part, entry, part.digest, small.claimed, "")
+    return final_path, part.digest, error
 
 
 async def _read_trailer(reader: MessageReader, header: DataHeader) -> str:

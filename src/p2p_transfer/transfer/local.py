@@ -83,7 +83,10 @@ class Sources(Sequence[SourceEntry]):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         entry = self.entries[index]  # IndexError out of range, as any sequence
-        return SourceEntry(entry, self.source(index))
+        if index < 0:
+            index += len(self)
+        base = self._bases[bisect_right(self._starts, index) - 1]
+        return SourceEntry(entry, self._derived(base, entry.path))  # the path decoded once
 
 
 def scan_sources(paths: list[Path], follow_symlinks: bool = False) -> Sources:

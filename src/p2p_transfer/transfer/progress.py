@@ -58,17 +58,27 @@ class ProgressTracker:
         """A file's bytes begin to move."""
         self._active[index] = FileProgress(path, done, size)
 
+    def moved_whole(self, index: int, path: str, size: int, done: int = 0) -> None:
+        """``skip(done)``, ``start_file`` and ``advance`` by the rest, for a small file whose
+        bytes moved in one piece (a transfer of many small files: one step each)."""
+        count = size - done
+        self.bytes_done += size
+        self.bytes_transferred += count
+        self._last_activity = now = self._clock()
+        self._active[index] = FileProgress(path, size, size)
+        self._maybe_emit(now)
+
     def advance(self, index: int, count: int) -> None:
         """``count`` more bytes of file ``index`` moved."""
         self.bytes_done += count
         self.bytes_transferred += count
-        self._last_activity = self._clock()
+        self._last_activity = now = self._clock()
         current = self._active.get(index)
         if current is not None:
             self._active[index] = FileProgress(
                 current.path, current.bytes_done + count, current.size
             )
-        self._maybe_emit()
+        self._maybe_emit(now)
 
     def finish_file(self, index: int) -> None:
         """A file is settled (verified or failed)."""
@@ -80,8 +90,9 @@ class ProgressTracker:
         """Emit the current state now, regardless of the rate limit."""
         self._maybe_emit(force=True)
 
-    def _maybe_emit(self, force: bool = False) -> None:
-        now = self._clock()
+    def _maybe_emit(self, now: float | None = None, force: bool = False) -> None:
+        if now is None:
+            now = self._clock()
         if not force and now - self._last_emit < 1.0 / PROGRESS_EVENTS_PER_SECOND:
             return
         self._last_emit = now

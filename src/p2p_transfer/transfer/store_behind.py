@@ -17,7 +17,8 @@ Outcome = TypeVar("Outcome")
 
 
 class StoreBehind(Generic[Item, Outcome]):
-    """Runs ``store`` on queued items in a thread, a batch per hop, then ``done`` on the loop.
+    """Runs ``store`` on queued items in a thread, a batch per hop (``store`` takes the
+    batch and gives an outcome for each item, in order), then ``done`` on the loop.
 
     At most ``backlog`` bytes (by ``size_of``) wait in the queue: ``put`` waits
     for the worker beyond that, so a slow disk slows the stream instead of
@@ -27,7 +28,7 @@ class StoreBehind(Generic[Item, Outcome]):
 
     def __init__(
         self,
-        store: Callable[[Item], Outcome],
+        store: Callable[[list[Item]], list[Outcome]],
         done: Callable[[Item, Outcome], None],
         size_of: Callable[[Item], int],
         backlog: int,
@@ -75,7 +76,7 @@ class StoreBehind(Generic[Item, Outcome]):
             self._taken.set()  # a put waiting for room learns of a failure too
 
     def _store_all(self, batch: list[Item]) -> list[Outcome]:
-        return [self._store(item) for item in batch]
+        return self._store(batch)
 
     def _raise_failure(self) -> None:
         worker = self._worker
