@@ -15,6 +15,8 @@ process the lab started and deletes every namespace it made.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import itertools
 import json
 import os
@@ -100,6 +102,24 @@ def remove_stale_namespaces() -> list[str]:
             _ip("netns", "del", name)
             removed.append(name)
     return removed
+
+
+#: ``unshare(2)`` flag for a new network namespace (linux/sched.h).
+CLONE_NEWNET = 0x40000000
+
+
+def isolate_this_process() -> None:
+    """Move the calling thread into a new network namespace holding only loopback, up.
+
+    Each test worker (pytest-xdist) calls this before it opens a socket or starts a
+    thread, so fixed ports (LocalSend's, the app's) and mDNS multicast of two workers
+    never meet. Threads and processes started afterwards inherit the namespace.
+    """
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        error = ctypes.get_errno()
+        raise LabError(f"unshare(CLONE_NEWNET) failed: {os.strerror(error)}")
+    _ip("link", "set", "lo", "up")
 
 
 @dataclass
