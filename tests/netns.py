@@ -26,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -193,6 +194,7 @@ class Lab:
         self.tag = f"{NS_PREFIX}{os.getpid()}-{next(_counter)}"
         self.namespaces: list[str] = []
         self.processes: list[subprocess.Popen[str]] = []
+        self.folders: list[Path] = []
 
     def __enter__(self) -> Lab:
         remove_stale_namespaces()
@@ -207,6 +209,13 @@ class Lab:
         self.namespaces.append(name)
         _ip("-n", name, "link", "set", "lo", "up")
         return name
+
+    def short_folder(self) -> Path:
+        """A new folder with a short path, removed at close: for Unix sockets, whose path
+        may be 107 bytes at most (a pytest-xdist worker's tmp_path is longer)."""
+        path = Path(tempfile.mkdtemp(prefix=f"{self.tag}-"))
+        self.folders.append(path)
+        return path
 
     def bridge(self, role: str = "br") -> Bridge:
         """A new bridge namespace holding ``br0``, up, with no address."""
@@ -330,6 +339,9 @@ class Lab:
         for proc in self.processes:
             stop_process(proc)
         self.processes.clear()
+        for folder in self.folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        self.folders.clear()
         errors: list[str] = []
         for ns in reversed(self.namespaces):
             try:
