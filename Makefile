@@ -33,8 +33,13 @@ run: $(STAMP) bytecode
 lint: $(STAMP)
 	$(PY) -m ruff check src tests bench
 
+# Two workers: most tests wait on timers, processes and browsers rather than on a CPU.
+# Each worker gets a network namespace of its own (tests/conftest.py), which needs
+# root; without it the workers would share fixed ports, so the tests run in one process.
+TEST_WORKERS ?= $(if $(filter 0,$(shell id -u)),2,0)
+
 test: $(STAMP) system-deps js-deps lint
-	$(ISOLATED) $(PY) -m pytest $(PYTEST_ARGS)
+	$(ISOLATED) $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 bench: $(STAMP) system-deps bytecode
 	$(ISOLATED) $(PY) -m bench $(BENCH_ARGS)

@@ -14,7 +14,7 @@ import pytest
 
 from e2e.mailbox import MailboxServer
 from exfat import exfat_missing, mounted_exfat
-from netns import Lab, netns_available
+from netns import Lab, isolate_this_process, netns_available
 from p2p_transfer.errors import P2PTransferError
 from p2p_transfer.events import Event
 from p2p_transfer.node import Node, NodeConfig
@@ -29,6 +29,15 @@ from waiting import wait_until
 
 IN_CI = os.environ.get("CI") == "true"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Inside ``scripts/isolated`` each xdist worker gets a loopback-only network of its
+    own, so two workers' fixed ports and multicast never collide (see netns.py)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and os.environ.get("P2P_TRANSFER_ISOLATED") == "1" and os.geteuid() == 0:
+        isolate_this_process()
 
 
 def skip_unless(condition: bool, reason: str) -> None:

@@ -15,6 +15,8 @@ process the lab started and deletes every namespace it made.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import itertools
 import json
 import os
@@ -24,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -102,6 +105,24 @@ def remove_stale_namespaces() -> list[str]:
     return removed
 
 
+#: ``unshare(2)`` flag for a new network namespace (linux/sched.h).
+CLONE_NEWNET = 0x40000000
+
+
+def isolate_this_process() -> None:
+    """Move the calling thread into a new network namespace holding only loopback, up.
+
+    Each test worker (pytest-xdist) calls this before it opens a socket or starts a
+    thread, so fixed ports (LocalSend's, the app's) and mDNS multicast of two workers
+    never meet. Threads and processes started afterwards inherit the namespace.
+    """
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        error = ctypes.get_errno()
+        raise LabError(f"unshare(CLONE_NEWNET) failed: {os.strerror(error)}")
+    _ip("link", "set", "lo", "up")
+
+
 @dataclass
 class Host:
     """A node namespace: one process group's view of a private machine."""
@@ -173,6 +194,7 @@ class Lab:
         self.tag = f"{NS_PREFIX}{os.getpid()}-{next(_counter)}"
         self.namespaces: list[str] = []
         self.processes: list[subprocess.Popen[str]] = []
+        self.folders: list[Path] = []
 
     def __enter__(self) -> Lab:
         remove_stale_namespaces()
@@ -187,6 +209,13 @@ class Lab:
         self.namespaces.append(name)
         _ip("-n", name, "link", "set", "lo", "up")
         return name
+
+    def short_folder(self) -> Path:
+        """A new folder with a short path, removed at close: for Unix sockets, whose path
+        may be 107 bytes at most (a pytest-xdist worker's tmp_path is longer)."""
+        path = Path(tempfile.mkdtemp(prefix=f"{self.tag}-"))
+        self.folders.append(path)
+        return path
 
     def bridge(self, role: str = "br") -> Bridge:
         """A new bridge namespace holding ``br0``, up, with no address."""
@@ -310,6 +339,9 @@ class Lab:
         for proc in self.processes:
             stop_process(proc)
         self.processes.clear()
+        for folder in self.folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        self.folders.clear()
         errors: list[str] = []
         for ns in reversed(self.namespaces):
             try:

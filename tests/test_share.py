@@ -11,12 +11,13 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import WSMsgType
+from aiohttp import WSMessage, WSMsgType
 
 from e2e.share_cli import ShareProcess, share_argv
 from p2p_transfer.events import (
@@ -36,9 +37,11 @@ from p2p_transfer.limits import (
     SHARE_MAX_CONNECTIONS_PER_IP,
     SHARE_MAX_PENDING_UPLOADS,
     SHARE_MIN_CHUNK_SIZE,
+    KiB,
     MiB,
 )
 from p2p_transfer.share import ShareConfig, ShareServer, UploadRequest, accept_all
+from p2p_transfer.share import upload as upload_module
 from p2p_transfer.share.browser import browser_summary
 from p2p_transfer.share.public import PublicShareError, load_ngrok
 from p2p_transfer.share.zipstream import SourceChangedError, ZipLayout, collect, stream_zip
@@ -1125,14 +1128,53 @@ async def _upload_over_http(url: str, name: str, data: bytes) -> dict:
         return answer
 
 
-#: Per byte, the worst framing the server accepts (SHARE_MIN_CHUNK_SIZE frames) and a
-#: flood of 1-byte frames cost its CPU at most this many times what the page's frames
-#: (SHARE_CHUNK_SIZE) cost (SHARE.md).
+#: What the share spends on one WebSocket frame, in bytes of data that cost it as much
+#: (measured, docs/SHARE.md). The CPU itself is the benchmark's to measure; a timed
+#: comparison here failed whenever the machine was busy, so the test counts the work.
+FRAME_COST_IN_BYTES = 100 * KiB
+#: Per byte, the worst framing the server accepts (SHARE_MIN_CHUNK_SIZE frames) costs
+#: it at most this many times what the page's frames (SHARE_CHUNK_SIZE) cost (SHARE.md).
 FRAME_COST_FACTOR = 2.0
-#: Bytes of each measured upload: enough CPU time for /proc's 10 ms clock ticks.
+#: Bytes of each counted upload: several batches of SHARE_CHUNK_SIZE.
+COUNTED_UPLOAD_SIZE = 4 * MiB
+#: Bytes of the upload whose CPU is watched after its browser leaves: enough CPU time
+#: for /proc's 10 ms clock ticks.
 CPU_UPLOAD_SIZE = 64 * MiB
 #: CPU seconds a share may use while idle over two seconds (two clock ticks).
 IDLE_CPU = 0.02
+
+
+@dataclass
+class ServerWork:
+    """What the share did for uploads: data frames it handled, and batches it wrote
+    (each one thread hop and one write per frame of the batch)."""
+
+    frames: int = 0
+    batches: int = 0
+
+    def cost_in_bytes(self, size: int) -> int:
+        """The upload's cost, counted in bytes of data (a frame is FRAME_COST_IN_BYTES)."""
+        return self.frames * FRAME_COST_IN_BYTES + size
+
+
+def _count_server_work(monkeypatch: pytest.MonkeyPatch) -> ServerWork:
+    """Count, in this process, every data frame an upload hands to the share and every
+    batch it writes."""
+    work = ServerWork()
+    handled, written = upload_module.UploadSession._next, upload_module._write_all
+
+    async def counting_next(self: upload_module.UploadSession, timeout: float) -> WSMessage:
+        msg = await handled(self, timeout)
+        work.frames += msg.type is WSMsgType.BINARY
+        return msg
+
+    def counting_write_all(part: Any, chunks: list[bytes]) -> None:
+        work.batches += 1
+        written(part, chunks)
+
+    monkeypatch.setattr(upload_module.UploadSession, "_next", counting_next)
+    monkeypatch.setattr(upload_module, "_write_all", counting_write_all)
+    return work
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -1168,43 +1210,59 @@ async def _stays_idle(pid: int) -> float:
     return _cpu_seconds(pid) - before
 
 
+SMALLEST_FRAME_MESSAGE = (
+    f"data frames must be at least {SHARE_MIN_CHUNK_SIZE // 1024} KiB, "
+    "except the last one of a file"
+)
+
+
 async def test_tiny_frames_cost_the_server_no_more_per_byte_than_the_pages(
+    make_share: MakeShare, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted, not timed: an upload in the smallest frames the share accepts is written
+    in as many batches as the page's and costs at most FRAME_COST_FACTOR times its work
+    per byte; one sent as 1-byte frames ends at the first frame (what follows is not
+    handled), costing less than a real upload of its size and writing nothing."""
+    work = _count_server_work(monkeypatch)
+    share = await make_share()
+    cost: dict[str, int] = {}
+    for name, frame in (("page", SHARE_CHUNK_SIZE), ("smallest", SHARE_MIN_CHUNK_SIZE)):
+        work.frames = work.batches = 0
+        await _upload_in_frames(share.url, f"{name}.bin", COUNTED_UPLOAD_SIZE, frame)
+        assert work.frames == COUNTED_UPLOAD_SIZE // frame, (name, work)
+        assert work.batches == COUNTED_UPLOAD_SIZE // SHARE_CHUNK_SIZE, (name, work)
+        cost[name] = work.cost_in_bytes(COUNTED_UPLOAD_SIZE)
+    assert cost["smallest"] <= FRAME_COST_FACTOR * cost["page"], cost
+
+    work.frames = work.batches = 0
+    taken = await asyncio.to_thread(frame_flood, share.url, COUNTED_UPLOAD_SIZE)
+    assert taken > 0
+    (failed,) = await share.wait_for(ShareUploadFailedEvent)
+    assert failed.file_name == "flood.bin"
+    assert failed.message == SMALLEST_FRAME_MESSAGE
+    assert (work.frames, work.batches) == (1, 0)
+    assert work.cost_in_bytes(1) <= cost["page"]
+    assert listing(share.upload_dir) == ["page.bin", "smallest.bin"]
+
+
+async def test_a_flood_of_one_byte_frames_leaves_the_share_idle_once_its_client_closes(
     tmp_path: Path,
 ) -> None:
-    """The share's CPU, measured in its own process: an upload in the smallest frames it
-    accepts, and one sent as 1-byte frames (ended at the first one, what follows is not
-    parsed), each cost at most FRAME_COST_FACTOR times the page's framing per byte; and
-    a client that closes leaves no work behind a second later."""
+    """The share in its own process: a client sending 1-byte frames is ended at the
+    first one and, once it has closed, leaves no work behind a second later."""
     home, uploads = tmp_path / "home", tmp_path / "uploads"
     share = ShareProcess(share_argv(
         home, "--json", "--yes", "--bind", LOOPBACK, "--dir", str(uploads),
     ))
     try:
         url = share.wait_for("share_url")[0]["url"]
-        pid = share.process.pid
-        await _upload_in_frames(url, "warm-up.bin", MiB, SHARE_CHUNK_SIZE)
-        cost: dict[str, float] = {}
-        for name, frame in (("page", SHARE_CHUNK_SIZE), ("smallest", SHARE_MIN_CHUNK_SIZE)):
-            before = _cpu_seconds(pid)
-            await _upload_in_frames(url, f"{name}.bin", CPU_UPLOAD_SIZE, frame)
-            cost[name] = _cpu_seconds(pid) - before
-        assert cost["smallest"] <= FRAME_COST_FACTOR * cost["page"], cost
-
-        before = _cpu_seconds(pid)
         taken = await asyncio.to_thread(frame_flood, url, CPU_UPLOAD_SIZE)
         assert taken > 0
-        assert await _stays_idle(pid) <= IDLE_CPU  # the flood's client closed: no work left
-        cost["flood"] = _cpu_seconds(pid) - before
-        assert cost["flood"] <= FRAME_COST_FACTOR * cost["page"], cost
+        assert await _stays_idle(share.process.pid) <= IDLE_CPU
         (failed,) = share.wait_for("share_upload_failed")
         assert failed["file_name"] == "flood.bin"
-        assert failed["message"] == (
-            f"data frames must be at least {SHARE_MIN_CHUNK_SIZE // 1024} KiB, "
-            "except the last one of a file"
-        )
-        assert sorted(p.name for p in uploads.iterdir()) == [
-            "page.bin", "smallest.bin", "warm-up.bin",
-        ]
+        assert failed["message"] == SMALLEST_FRAME_MESSAGE
+        assert list(uploads.iterdir()) == []
     finally:
         share.stop()
 

@@ -50,6 +50,8 @@ class Localsendd:
     root: Path
     alias: str
     port: int
+    #: Folder of the control socket: a short path (see Lab.short_folder).
+    socket_folder: Path
 
     @property
     def downloads(self) -> Path:
@@ -57,7 +59,7 @@ class Localsendd:
 
     @property
     def socket(self) -> Path:
-        return self.root / "control.sock"
+        return self.socket_folder / "control.sock"
 
     @property
     def ctl_command(self) -> str:
@@ -81,6 +83,7 @@ class LocalSendLab:
             host = lab.host("ls")
             host.run("ip", "link", "set", "lo", "multicast", "on")
             host.run("ip", "route", "add", "224.0.0.0/4", "dev", "lo")
+        self.lab = lab
         self.host = host
         self.root = root
 
@@ -90,7 +93,7 @@ class LocalSendLab:
         """Start ``localsendd`` on ``port`` (HTTPS), accepting unattended unless told not to."""
         root = self.root / f"localsendd-{alias}"
         (root / "state").mkdir(parents=True)
-        daemon = Localsendd(self.host, root, alias, port)
+        daemon = Localsendd(self.host, root, alias, port, self.lab.short_folder())
         args = [localsendd_bin("localsendd"), "--port", str(port), "--socket", str(daemon.socket),
                 "--alias", alias, "--download-dir", str(daemon.downloads), "--no-log-time",
                 "--unattended" if unattended else "--no-unattended"]
