@@ -25,8 +25,11 @@ SMALL_FILE_SIZE = IO_BUFFER_SIZE
 BATCH_WRITE_SIZE = IO_BUFFER_SIZE
 #: Small files a receiving stream holds in memory while earlier ones are stored: its
 #: disk thread takes all of them in one hop (64 KiB made a hop of 16 files of 4 KiB,
-#: and the stream waited for it each time).
-SMALL_STORE_BACKLOG = 1 * MiB
+#: and the stream waited for it each time). Each of a session's streams has one (QUIC:
+#: DEFAULT_PARALLEL_FILES): 1 MiB took a QUIC receiver of 100,000 files to 88–95 MB
+#: peak, 256 KiB keeps it at 74–76 at the same speed within the noise (bench, 30,000
+#: files, alternately).
+SMALL_STORE_BACKLOG = 256 * KiB
 #: Small files a sender reads in one go (one thread hop), in bytes and in files.
 SMALL_READ_AHEAD = 256 * KiB
 SMALL_READ_AHEAD_FILES = 256
