@@ -470,9 +470,19 @@ async def test_the_receiver_syncs_before_it_reports_the_transfer_done(
 # --- Small files written whole ---------------------------------------------------------
 
 
+def store_whole(
+    target: TargetFolder, relative: str, data: bytes, mode: int, mtime: float | None
+) -> str | None:
+    """One file through ``store_wholes``: the path it got, None without unnamed files."""
+    stored = target.store_wholes([WholeFile(relative, data, mode, mtime)])[0]
+    if isinstance(stored, TargetError):
+        raise stored
+    return stored
+
+
 def test_a_small_file_written_whole_takes_its_name_in_one_step(target: TargetFolder) -> None:
     """Verified in memory, written unnamed and linked in: no part is ever seen."""
-    assert target.store_whole("docs/a.txt", b"hello", 0o755, 1_234_567_890.0) == "docs/a.txt"
+    assert store_whole(target, "docs/a.txt", b"hello", 0o755, 1_234_567_890.0) == "docs/a.txt"
     path = target.root / "docs" / "a.txt"
     assert path.read_bytes() == b"hello"
     assert stat.S_IMODE(path.stat().st_mode) == 0o755
@@ -486,9 +496,9 @@ def test_a_small_file_written_whole_never_replaces_anything(
     (target.root / "a.txt").write_bytes(b"original")
     (target.root / "notes").mkdir()
     (target.root / "link.txt").symlink_to(outside / "victim.txt")
-    assert target.store_whole("a.txt", b"new", 0o644, None) == "a (1).txt"
-    assert target.store_whole("notes", b"text", 0o644, None) == "notes (1)"
-    assert target.store_whole("link.txt", b"x", 0o644, None) == "link (1).txt"
+    assert store_whole(target, "a.txt", b"new", 0o644, None) == "a (1).txt"
+    assert store_whole(target, "notes", b"text", 0o644, None) == "notes (1)"
+    assert store_whole(target, "link.txt", b"x", 0o644, None) == "link (1).txt"
     assert (target.root / "a.txt").read_bytes() == b"original"
     assert (target.root / "a (1).txt").read_bytes() == b"new"
     assert list(outside.iterdir()) == []
@@ -523,7 +533,7 @@ def test_a_small_file_gets_its_mode_also_where_the_process_umask_takes_more(
     previous = os.umask(0o077)
     try:
         target = TargetFolder(tmp_path / "inbox", umask=0o022)
-        assert target.store_whole("a.txt", b"x", 0o755, None) == "a.txt"
+        assert store_whole(target, "a.txt", b"x", 0o755, None) == "a.txt"
         target.close()
     finally:
         os.umask(previous)
@@ -536,7 +546,7 @@ def test_a_small_file_goes_through_a_part_where_there_are_no_unnamed_files(
     """exFAT (FUSE) has no O_TMPFILE: nothing is written, the caller uses a part."""
     target = TargetFolder(exfat / "inbox")
     try:
-        assert target.store_whole("a.txt", b"hello", 0o644, None) is None
+        assert store_whole(target, "a.txt", b"hello", 0o644, None) is None
         assert tree_of(exfat / "inbox") == set()
         assert receive(target, "a.txt", b"hello") == "a.txt"
     finally:

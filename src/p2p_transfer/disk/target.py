@@ -437,16 +437,6 @@ class TargetFolder:
         part.close()
         return final
 
-    def store_whole(
-        self, relative: str, data: bytes, mode: int, mtime: float | None
-    ) -> str | None:
-        """One file of ``store_wholes``: the path it got, None where the file system has
-        no unnamed files; TargetError if it could not be stored."""
-        stored = self.store_wholes([WholeFile(relative, data, mode, mtime)])[0]
-        if isinstance(stored, TargetError):
-            raise stored
-        return stored
-
     def store_wholes(self, files: Sequence[WholeFile]) -> list[str | TargetError | None]:
         """Write complete, verified small files straight under the first free name of
         each (as ``finish`` names it): for each, the path it got, None where the file
