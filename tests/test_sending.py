@@ -107,16 +107,23 @@ def _unused_udp_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _paired_off_the_lan(node: Node, monkeypatch: pytest.MonkeyPatch, bob: str) -> str:
+    """``bob`` paired, not announced, last reached at a loopback port nobody listens on
+    (returned), and no LocalSend device around."""
+    address = f"127.0.0.1:{_unused_udp_port()}"
+    node.pairings.add(bob, "bob")
+    node.pairings.remember_route(bob, [address])
+    _quiet(node, monkeypatch, [])
+    return address
+
+
 async def test_a_paired_device_not_there_where_it_was_last_reached_fails_in_seconds_saying_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     node = await Node.start(NodeConfig(tmp_path / "home", "us", "127.0.0.1"))
     try:
         bob = endpoint_id_of(generate_secret_key())
-        address = f"127.0.0.1:{_unused_udp_port()}"
-        node.pairings.add(bob, "bob")
-        node.pairings.remember_route(bob, [address])
-        _quiet(node, monkeypatch, [])
+        address = _paired_off_the_lan(node, monkeypatch, bob)
         note = tmp_path / "note.txt"
         note.write_text("hello")
         loop = asyncio.get_running_loop()
@@ -185,13 +192,10 @@ async def test_send_wait_dials_a_trusted_device_where_it_was_last_reached_until_
     and goes through once bob starts there."""
     rx_home = ensure_private_dir(tmp_path / "rx-home")
     bob = endpoint_id_of(load_or_create_secret_key(rx_home))
-    address = f"127.0.0.1:{_unused_udp_port()}"
     node = await Node.start(NodeConfig(tmp_path / "home", "us", "127.0.0.1"))
     receiver: Node | None = None
     try:
-        node.pairings.add(bob, "bob")
-        node.pairings.remember_route(bob, [address])
-        _quiet(node, monkeypatch, [])
+        address = _paired_off_the_lan(node, monkeypatch, bob)
         events: list[Event] = []
         node.events.subscribe(events.append)
         note = tmp_path / "note.txt"
@@ -226,10 +230,7 @@ async def test_send_wait_for_a_trusted_device_that_never_comes_back_says_how_lon
     node = await Node.start(NodeConfig(tmp_path / "home", "us", "127.0.0.1"))
     try:
         bob = endpoint_id_of(generate_secret_key())
-        address = f"127.0.0.1:{_unused_udp_port()}"
-        node.pairings.add(bob, "bob")
-        node.pairings.remember_route(bob, [address])
-        _quiet(node, monkeypatch, [])
+        address = _paired_off_the_lan(node, monkeypatch, bob)
         note = tmp_path / "note.txt"
         note.write_text("hello")
         result = await node.send("bob", [note], SendOptions(wait=REMEMBERED_ROUTE_TIMEOUT + 2))
