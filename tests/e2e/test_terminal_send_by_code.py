@@ -94,7 +94,7 @@ def test_receive_with_a_mistyped_word_is_offered_the_right_one_then_told_plainly
         rf"{number}-[a-z]+-{second}\? \[y/N\]: "
     )
     receiver.child.sendline("n")  # as typed, then: one guess, and it was wrong
-    said = receiver.expect_line(r"error: ([\s\S]*?new one)").group(1)
+    said = receiver.expect_line(r"error: ([\s\S]*?new\s+one)").group(1)
     assert " ".join(said.split()) == (  # one sentence, however the terminal wraps it
         f"wrong code: {number}-{first[:-1]}-{second} does not match the sender's, and it is "
         "used up now — ask for a new one"
