@@ -1,4 +1,5 @@
-"""The rendezvous package's pure parts: codes as typed, abilities, the ticket message."""
+"""The rendezvous package's pure parts: codes as typed and made, abilities, the ticket
+message, the code's key (checked against the wormhole CLI's own derivations)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,23 @@ import pytest
 from p2p_transfer.limits import MAX_RENDEZVOUS_MESSAGE
 from p2p_transfer.rendezvous import BadRendezvousMessage, RendezvousError, mailbox_url
 from p2p_transfer.rendezvous.abilities import (
+    APP_ID,
     OUR_ABILITIES,
     decode_ticket,
     encode_ticket,
     peer_kind,
 )
 from p2p_transfer.rendezvous.classic import TRANSIT_RELAY_ENV, transit_relay
-from p2p_transfer.rendezvous.codes import complete, nameplate, normalize_code, unknown_words
+from p2p_transfer.rendezvous.codes import (
+    choose_words,
+    complete,
+    known_words,
+    nameplate,
+    normalize_code,
+    unknown_words,
+)
 from p2p_transfer.rendezvous.mailbox import DEFAULT_MAILBOX, MAILBOX_ENV, server_name
+from p2p_transfer.rendezvous.wormhole_key import CodeKey, KeyMismatch, finish_pake, start_pake
 
 
 @pytest.mark.parametrize("typed", [
@@ -99,3 +109,57 @@ def test_the_transit_relay_is_the_option_else_the_environment_else_magic_wormhol
     assert transit_relay("tcp:10.0.0.2:4001") == "tcp:10.0.0.2:4001"
     with pytest.raises(RendezvousError, match=r"--transit-relay takes HOST:PORT .*'nowhere'"):
         transit_relay("nowhere")
+
+
+def test_new_codes_take_odd_and_even_words_in_turn_from_wormholes_list() -> None:
+    from wormhole._wordlist import raw_words  # the reference client's own list
+
+    odd = {pair[1].lower() for pair in raw_words.values()}
+    even = {pair[0].lower() for pair in raw_words.values()}
+    for _ in range(64):
+        first, second, third = choose_words(3).split("-")
+        assert (first in odd, second in even, third in odd) == (True, True, True)
+    assert set(known_words()) == odd | even
+
+
+def _their_pake(code: str) -> tuple[object, bytes]:
+    """The other side's half, by the pure-Python ``spake2`` package the wormhole CLI uses."""
+    from spake2 import SPAKE2_Symmetric
+
+    theirs = SPAKE2_Symmetric(code.encode(), idSymmetric=APP_ID.encode())
+    return theirs, json.dumps({"pake_v1": theirs.start().hex()}).encode()
+
+
+def test_the_code_key_and_its_boxes_are_the_wormhole_clis() -> None:
+    from wormhole._key import decrypt_data, derive_key, derive_phase_key, encrypt_data
+
+    ours, our_body = start_pake("7-guitarist-revenge", APP_ID)
+    theirs, their_body = _their_pake("7-guitarist-revenge")
+    key = finish_pake(ours, their_body)
+    shared = theirs.finish(bytes.fromhex(json.loads(our_body)["pake_v1"]))  # type: ignore[attr-defined]
+    sealed = key.seal("0123456789", "version", b'{"app_versions": {}}')
+    assert decrypt_data(derive_phase_key(shared, "0123456789", "version"), sealed) == (
+        b'{"app_versions": {}}'
+    )
+    boxed = encrypt_data(derive_phase_key(shared, "abcdef0123", "0"), b"hello")
+    assert key.open("abcdef0123", "0", boxed) == b"hello"
+    with pytest.raises(KeyMismatch):  # a message replayed as another phase does not open
+        key.open("abcdef0123", "1", boxed)
+    assert key.derive("transit_key", 32) == derive_key(shared, b"transit_key", 32)
+    assert key.verifier == derive_key(shared, b"wormhole:verifier", 32)
+
+
+def test_a_wrong_code_gives_a_key_that_opens_nothing() -> None:
+    ours, _ = start_pake("7-guitarist-revenge", APP_ID)
+    _, their_body = _their_pake("7-guitarist-revenue")
+    key = finish_pake(ours, their_body)
+    their_box = CodeKey(b"\x00" * 32).seal("abcdef0123", "version", b"{}")
+    with pytest.raises(KeyMismatch):
+        key.open("abcdef0123", "version", their_box)
+
+
+@pytest.mark.parametrize("body", [b"not json", b"{}", b'{"pake_v1": "zz"}', b'{"pake_v1": "00"}'])
+def test_a_malformed_key_exchange_message_is_refused_in_words(body: bytes) -> None:
+    ours, _ = start_pake("7-guitarist-revenge", APP_ID)
+    with pytest.raises(BadRendezvousMessage, match="its half of the key exchange is malformed"):
+        finish_pake(ours, body)

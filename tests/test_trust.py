@@ -437,11 +437,11 @@ def test_the_exchange_s_hkdf_is_cryptography_s(salt: bytes, info: bytes, length:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-    from p2p_transfer.trust.pake import _hkdf_sha256
+    from p2p_transfer.trust.pake import hkdf_sha256
 
     for key in (b"482913", b"", os.urandom(80)):
         expected = HKDF(hashes.SHA256(), length=length, salt=salt, info=info).derive(key)
-        assert _hkdf_sha256(key, salt=salt, info=info, length=length) == expected
+        assert hkdf_sha256(key, salt=salt, info=info, length=length) == expected
 
 
 @pytest.mark.parametrize(
@@ -458,11 +458,11 @@ def test_the_exchange_s_hkdf_is_cryptography_s(salt: bytes, info: bytes, length:
     ],
 )  # fmt: skip
 def test_the_exchange_s_hkdf_gives_rfc_5869_s_vectors(salt: bytes, info: bytes, okm: str) -> None:
-    from p2p_transfer.trust.pake import _hkdf_sha256
+    from p2p_transfer.trust.pake import hkdf_sha256
 
-    assert _hkdf_sha256(b"\x0b" * 22, salt=salt, info=info, length=42).hex() == okm
+    assert hkdf_sha256(b"\x0b" * 22, salt=salt, info=info, length=42).hex() == okm
     with pytest.raises(ValueError):
-        _hkdf_sha256(b"\x0b" * 22, salt=salt, info=info, length=255 * 32 + 1)
+        hkdf_sha256(b"\x0b" * 22, salt=salt, info=info, length=255 * 32 + 1)
 
 
 def test_code_exchange_is_bound_to_both_endpoint_ids() -> None:

@@ -33,6 +33,7 @@ from p2p_transfer.wormhole_classic.transit import (
     RecordPipe,
     Transit,
     TransitUnreachable,
+    _Keys,
     parse_relay,
 )
 from p2p_transfer.wormhole_classic.unzip import Unpacked, check_zip, read_entries, unpack
@@ -313,3 +314,22 @@ async def test_an_unreachable_relay_fails_at_once_with_a_plain_sentence() -> Non
                 await transit.connect(timeout=60)
     finally:
         await transit.close()
+
+
+def test_the_transit_handshakes_and_record_keys_are_the_wormhole_clis() -> None:
+    from nacl.secret import SecretBox
+    from wormhole.transit import (
+        build_receiver_handshake,
+        build_sender_handshake,
+        build_sided_relay_handshake,
+    )
+    from wormhole.util import HKDF
+
+    key, side = os.urandom(32), "0123456789abcdef"
+    sender, receiver = _Keys.derive("sender", key, side), _Keys.derive("receiver", key, side)
+    assert sender.send_handshake == receiver.expect_handshake == build_sender_handshake(key)
+    assert receiver.send_handshake == sender.expect_handshake == build_receiver_handshake(key)
+    assert sender.relay_token == build_sided_relay_handshake(key, side)
+    to_receiver = HKDF(key, SecretBox.KEY_SIZE, CTXinfo=b"transit_record_sender_key")
+    assert sender.send_key == receiver.receive_key == to_receiver
+    assert receiver.send_key == sender.receive_key != to_receiver

@@ -2,9 +2,10 @@
 
 ``WormholeServers`` starts a real ``magic-wormhole-mailbox-server`` and
 ``magic-wormhole-transit-relay`` (the ``test`` extra installs both) on loopback, once
-per test module. ``connected`` makes a wormhole with the library on the test's own
-asyncio loop (Twisted's asyncio reactor, not installed globally) and waits until
-the peer's versions arrive: what ``receive_classic``/``send_classic`` are given.
+per test module. ``connected`` opens our side of a code and waits until the peer's
+versions arrive: what ``receive_classic``/``send_classic`` are given. The library
+itself (``library_wormhole``) plays the other side where a test needs a client that
+is not ours, on the test's own asyncio loop (``asyncio_reactor``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pytest
 import wormhole
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 
+from p2p_transfer.rendezvous.mailbox import CodeChannel
 from p2p_transfer.wormhole_classic import APP_ID
 from waiting import wait_until_blocking
 
@@ -136,7 +138,8 @@ def new_code() -> str:
 
 @contextlib.asynccontextmanager
 async def asyncio_reactor() -> AsyncIterator[AsyncioSelectorReactor]:
-    """Twisted on the running asyncio loop, for this test only (never installed)."""
+    """Twisted on the running asyncio loop, for this test only (never installed): the
+    magic-wormhole library, as the other side, runs on it."""
     reactor = AsyncioSelectorReactor(asyncio.get_running_loop())
     reactor.startRunning(installSignalHandlers=False)
     try:
@@ -146,22 +149,29 @@ async def asyncio_reactor() -> AsyncIterator[AsyncioSelectorReactor]:
             reactor.threadpool.stop()
 
 
+async def deferred(result: Any, timeout: float | None = None) -> Any:
+    """A Twisted Deferred's result, awaited on asyncio (its failure raised)."""
+    return await asyncio.wait_for(result.asFuture(asyncio.get_running_loop()), timeout)
+
+
+def library_wormhole(
+    url: str, reactor: AsyncioSelectorReactor, versions: dict[str, object] | None = None
+) -> Any:
+    """A wormhole of the magic-wormhole library (the reference client) on ``url``."""
+    return wormhole.create(APP_ID, url, reactor, versions=versions or {})
+
+
 @contextlib.asynccontextmanager
-async def connected(
-    servers: WormholeServers, reactor: AsyncioSelectorReactor, code: str
-) -> AsyncIterator[Any]:
-    """A wormhole on ``code`` whose key is agreed and whose peer's versions arrived."""
-    loop = asyncio.get_running_loop()
-    w = wormhole.create(APP_ID, servers.mailbox_url, reactor)
+async def connected(servers: WormholeServers, code: str) -> AsyncIterator[CodeChannel]:
+    """Our side of ``code``, its key agreed and its peer's versions arrived."""
+    channel = CodeChannel.open(servers.mailbox_url, "receive")
     try:
-        w.set_code(code)
         async with asyncio.timeout(CONNECT_TIMEOUT):
-            await w.get_versions().asFuture(loop)
-        yield w
+            await channel.claim(code)
+            await channel.wait_for_peer(CONNECT_TIMEOUT)
+        yield channel
     finally:
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(10):
-                await w.close().asFuture(loop)
+        await channel.close()
 
 
 async def finished(process: subprocess.Popen[str], timeout: float = CLI_TIMEOUT) -> str:

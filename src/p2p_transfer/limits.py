@@ -543,6 +543,12 @@ WORMHOLE_ZIP_MAX_ENTRIES = MAX_MANIFEST_ENTRIES
 # --- Send by code (magic-wormhole's mailbox server) ----------------------------
 #: Seconds to reach the code server (its welcome) before saying it cannot be reached.
 MAILBOX_CONNECT_TIMEOUT = 5.0
+#: Largest WebSocket message taken from the code server: a boxed message in hex (the
+#: largest a wormhole client may send us is WORMHOLE_MAX_MESSAGE_SIZE, refused after).
+MAILBOX_MAX_FRAME = 4 * MiB
+#: Messages of the other side held unread before it is refused (a wormhole client sends
+#: two or three at once, ours one).
+MAILBOX_MAX_PENDING = 8
 #: Seconds a receiver waits for the sender's half of the key exchange after claiming a
 #: code: a waiting sender posted it long before, so silence means a code used up,
 #: mistyped, or whose sender left.

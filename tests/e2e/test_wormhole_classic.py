@@ -31,7 +31,7 @@ from p2p_transfer.wormhole_classic import (
     receive_classic,
     send_classic,
 )
-from wormhole_lab import WormholeServers, asyncio_reactor, connected, finished, new_code
+from wormhole_lab import WormholeServers, connected, finished, new_code
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ async def _receive_from_cli(
     sender = servers.run_cli("send", "--hide-progress", "--no-qr", "--code", code, *send_args)
     recorder = Recorder()
     lifecycle = Lifecycle(new_session_id(), "receive", recorder.bus.emit)
-    async with asyncio_reactor() as reactor, connected(servers, reactor, code) as w:
+    async with connected(servers, code) as w:
         result = await receive_classic(
             w, setup or _receiving(servers, target, listen), lifecycle, recorder.bus
         )
@@ -150,7 +150,7 @@ async def test_a_declined_offer_tells_wormhole_send_why(
     lifecycle = Lifecycle(new_session_id(), "receive", recorder.bus.emit)
     setup = ClassicReceive(ReceiveOptions(target=tmp_path / "inbox"), decline,
                            servers.transit_relay)
-    async with asyncio_reactor() as reactor, connected(servers, reactor, code) as w:
+    async with connected(servers, code) as w:
         result = await receive_classic(w, setup, lifecycle, recorder.bus)
     output = await finished(sender)
     assert result.state == "declined" and result.message == "not today"
@@ -170,7 +170,7 @@ async def _send_to_cli(
     )
     recorder = Recorder()
     lifecycle = Lifecycle(new_session_id(), "send", recorder.bus.emit)
-    async with asyncio_reactor() as reactor, connected(servers, reactor, code) as w:
+    async with connected(servers, code) as w:
         result = await send_classic(w, setup, lifecycle, recorder.bus)
     output = await finished(receiver)
     assert result.ok, result
@@ -222,7 +222,7 @@ async def test_wormhole_receive_declining_is_a_declined_send(
                                cwd=tmp_path / "out")
     lifecycle = Lifecycle(new_session_id(), "send", EventBus().emit)
     setup = ClassicSend([source], transit_relay=servers.transit_relay)
-    async with asyncio_reactor() as reactor, connected(servers, reactor, code) as w:
+    async with connected(servers, code) as w:
         with pytest.raises(Declined, match="transfer rejected"):
             await send_classic(w, setup, lifecycle, EventBus())
     await finished(receiver)

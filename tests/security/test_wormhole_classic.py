@@ -21,12 +21,13 @@ import pytest
 from p2p_transfer.events import EventBus
 from p2p_transfer.lifecycle import Lifecycle, new_session_id
 from p2p_transfer.protocol import ProtocolError
+from p2p_transfer.rendezvous.mailbox import CodeChannel
 from p2p_transfer.transfer import Decision, IncomingOffer, ReceiveOptions
 from p2p_transfer.wormhole_classic import ClassicReceive, receive_classic
 from p2p_transfer.wormhole_classic.mailbox import Mailbox
 from p2p_transfer.wormhole_classic.messages import encode_hints
 from p2p_transfer.wormhole_classic.transit import Transit
-from wormhole_lab import WormholeServers, asyncio_reactor, connected, new_code
+from wormhole_lab import WormholeServers, connected, new_code
 
 #: Seconds a hostile exchange may take end to end.
 EXCHANGE_TIMEOUT = 60.0
@@ -45,17 +46,17 @@ async def _accept(offer: IncomingOffer) -> Decision:
 class Hostile:
     """A sender that knows the code and speaks the protocol as it likes."""
 
-    def __init__(self, wormhole: Any) -> None:
-        self.wormhole = wormhole
-        self.mailbox = Mailbox(wormhole)
+    def __init__(self, channel: CodeChannel) -> None:
+        self.channel = channel
+        self.mailbox = Mailbox(channel)
         #: The last message the receiver sent through the mailbox.
         self.heard: dict[str, Any] = {}
 
     def send_raw(self, data: bytes) -> None:
-        self.wormhole.send_message(data)
+        self.channel.send(data)
 
     async def hear(self) -> dict[str, Any]:
-        data = await self.wormhole.get_message().asFuture(asyncio.get_running_loop())
+        data = await self.channel.receive(None)
         self.heard = json.loads(data)
         return self.heard
 
@@ -84,22 +85,21 @@ async def pair(
 ) -> AsyncIterator[tuple[Any, Hostile]]:
     """Our wormhole and a hostile one, on one code, key agreed."""
     code = new_code()
-    async with asyncio_reactor() as reactor:
-        ours_ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        release = asyncio.Event()
+    ours_ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    release = asyncio.Event()
 
-        async def ours() -> None:
-            async with connected(servers, reactor, code) as w:
-                ours_ready.set_result(w)
-                await release.wait()
+    async def ours() -> None:
+        async with connected(servers, code) as w:
+            ours_ready.set_result(w)
+            await release.wait()
 
-        task = asyncio.create_task(ours())
-        try:
-            async with connected(servers, reactor, code) as theirs:
-                yield await ours_ready, Hostile(theirs)
-        finally:
-            release.set()
-            await task
+    task = asyncio.create_task(ours())
+    try:
+        async with connected(servers, code) as theirs:
+            yield await ours_ready, Hostile(theirs)
+    finally:
+        release.set()
+        await task
 
 
 def _receive(w: Any, target: Path) -> Any:

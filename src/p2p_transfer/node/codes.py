@@ -137,7 +137,7 @@ class CodeRoute:
                 self._events.emit(RendezvousEvent("mailbox", peer, lifecycle.session))
                 if peer == "magic-wormhole":
                     return await classic.send_classic(
-                        channel.wormhole, lifecycle, paths, options, transit, self._events
+                        channel, lifecycle, paths, options, transit, self._events
                     )
                 ticket, name = await self._swap_tickets(channel)
         finally:
@@ -241,7 +241,7 @@ class CodeRoute:
     ) -> TransferResult | None:
         """A magic-wormhole sender: its own protocol, as one receive session of ours."""
         task = self._inbox.launch(lambda lifecycle: classic.receive_classic(
-            channel.wormhole, lifecycle, options, decide, relay, self._events
+            channel, lifecycle, options, decide, relay, self._events
         ))
         return await task
 
@@ -280,7 +280,7 @@ class CodeRoute:
     async def _swap_tickets(self, channel: CodeChannel) -> tuple[str, str]:
         """Send our ticket under the code's key and read the other side's."""
         transport = endpoint(self._transport)
-        await channel.send(encode_ticket(transport.ticket, self._config.device_name))
+        channel.send(encode_ticket(transport.ticket, self._config.device_name))
         return decode_ticket(await channel.receive(CODE_TICKET_TIMEOUT))
 
 

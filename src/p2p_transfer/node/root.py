@@ -24,7 +24,6 @@ from p2p_transfer.node.presence import Presence
 from p2p_transfer.node.reachability import Reachability
 from p2p_transfer.node.sending import ConfirmPrompt, Dispatcher
 from p2p_transfer.node.sessions import RunningSession, SessionRegistry
-from p2p_transfer.rendezvous.twisted_loop import stop_reactor
 from p2p_transfer.transfer import (
     CodePrompt,
     ContinuationStore,
@@ -291,7 +290,6 @@ class Node:
         await self.reachability.close()
         if self._transport is not None:
             await self._transport.close()
-        stop_reactor()  # a send by code's Twisted threads, if it had any
 
 
 async def _bind(key: bytes, config: NodeConfig) -> Transport:

@@ -1,8 +1,8 @@
 """Short codes (``7-guitarist-revenge``): where two devices meet before a transfer.
 
-The meeting place is magic-wormhole's mailbox server, through the magic-wormhole
-library (run on our asyncio loop), with the wormhole CLI's application ID so
-codes are shared with its clients. Both sides agree a key on the code (SPAKE2),
+The meeting place is magic-wormhole's mailbox server, spoken to by our own client
+(mailbox, wormhole_key), with the wormhole CLI's application ID so codes are
+shared with its clients. Both sides agree a key on the code (SPAKE2),
 then say what they run; two sides of ours swap endpoint tickets under that key.
 """
 

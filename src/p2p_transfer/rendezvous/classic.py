@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from p2p_transfer.events import EventBus
 from p2p_transfer.lifecycle import Lifecycle
 from p2p_transfer.rendezvous.errors import RendezvousError
 from p2p_transfer.transfer import Decider, ReceiveOptions, SendOptions, TransferResult
 
-# wormhole_classic (and the magic-wormhole library under it) loads only for a code's
-# transfer, as the mailbox client does.
+if TYPE_CHECKING:
+    from p2p_transfer.rendezvous.mailbox import CodeChannel
+
+# wormhole_classic loads only for a magic-wormhole peer's transfer.
 
 #: Environment variable naming another transit relay (a self-hosted one).
 TRANSIT_RELAY_ENV = "P2P_TRANSFER_TRANSIT_RELAY"
@@ -40,26 +42,26 @@ def transit_relay(choice: str | None) -> str:
 
 
 async def receive_classic(
-    wormhole: Any, lifecycle: Lifecycle, options: ReceiveOptions, decide: Decider,
+    channel: CodeChannel, lifecycle: Lifecycle, options: ReceiveOptions, decide: Decider,
     relay: str, events: EventBus,
 ) -> TransferResult:
     """Receive from a magic-wormhole sender over its own protocol; the caller closes
-    the wormhole."""
+    the channel."""
     from p2p_transfer.wormhole_classic import ClassicReceive
     from p2p_transfer.wormhole_classic import receive_classic as receive
 
     setup = ClassicReceive(options, decide, relay)
-    return await receive(wormhole, setup, lifecycle, events)
+    return await receive(channel, setup, lifecycle, events)
 
 
 async def send_classic(
-    wormhole: Any, lifecycle: Lifecycle, paths: list[Path], options: SendOptions,
+    channel: CodeChannel, lifecycle: Lifecycle, paths: list[Path], options: SendOptions,
     relay: str, events: EventBus,
 ) -> TransferResult:
     """Send to a magic-wormhole receiver over its own protocol; the caller closes the
-    wormhole."""
+    channel."""
     from p2p_transfer.wormhole_classic import ClassicSend
     from p2p_transfer.wormhole_classic import send_classic as send
 
     setup = ClassicSend(list(paths), options.text, options.follow_symlinks, relay)
-    return await send(wormhole, setup, lifecycle, events)
+    return await send(channel, setup, lifecycle, events)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import re
+import secrets
+from importlib import resources
 
 #: What separates a code's parts when typed: dashes, spaces, underscores, dots.
 _SEPARATORS = re.compile(r"[\s_.\-]+")
@@ -55,17 +57,31 @@ def complete(prefix: str) -> list[str]:
 
 
 @functools.cache
+def _word_pairs() -> tuple[tuple[str, str], ...]:
+    """The PGP word list, a byte's (even, odd) words in byte order: the list magic-
+    wormhole's codes use. Read from the package, not taken from the library (whose
+    import loads Twisted)."""
+    text = resources.files(__package__).joinpath("pgp_words.txt").read_text("ascii")
+    rows = [line.split() for line in text.splitlines() if line and not line.startswith("#")]
+    return tuple((even, odd) for _, even, odd in rows)
+
+
 def _even_words() -> frozenset[str]:
-    from wormhole._wordlist import raw_words  # the list magic-wormhole's codes use
-
-    return frozenset(pair[0].lower() for pair in raw_words.values())
+    return frozenset(even for even, _ in _word_pairs())
 
 
-@functools.cache
 def _odd_words() -> frozenset[str]:
-    from wormhole._wordlist import raw_words
+    return frozenset(odd for _, odd in _word_pairs())
 
-    return frozenset(pair[1].lower() for pair in raw_words.values())
+
+def choose_words(count: int) -> str:
+    """``count`` random words for a new code, odd and even words in turn (as magic-
+    wormhole's: a dropped word shows)."""
+    pairs = _word_pairs()
+    return "-".join(
+        pairs[secrets.randbelow(len(pairs))][1 if index % 2 == 0 else 0]
+        for index in range(count)
+    )
 
 
 def known_words() -> list[str]:

@@ -28,7 +28,7 @@ from p2p_transfer.limits import (
     MAX_RENDEZVOUS_MESSAGE,
 )
 from p2p_transfer.net import NetError, ticket_endpoint_id
-from p2p_transfer.rendezvous.codes import nameplate
+from p2p_transfer.rendezvous.codes import choose_words, nameplate
 from p2p_transfer.rendezvous.errors import BadRendezvousMessage, RendezvousError, WrongShortCode
 from p2p_transfer.trust.pake import CodeExchange, PakeError
 
@@ -75,10 +75,8 @@ LAN_NAMEPLATES = range(1000, 10000)
 def local_code(words: int) -> str:
     """A code made here, for the LAN only: a nameplate of LAN_NAMEPLATES and words of
     magic-wormhole's list."""
-    from wormhole._wordlist import PGPWordList
-
     number = LAN_NAMEPLATES[secrets.randbelow(len(LAN_NAMEPLATES))]
-    return f"{number}-{PGPWordList().choose_words(words)}"
+    return f"{number}-{choose_words(words)}"
 
 
 def made_for_the_lan(code: str) -> bool:

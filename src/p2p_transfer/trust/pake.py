@@ -50,7 +50,7 @@ def _binding(receiver_id: str, sender_id: str) -> bytes:
     return b"|".join((_CONTEXT, receiver_id.encode(), sender_id.encode()))
 
 
-def _hkdf_sha256(key: bytes, salt: bytes, info: bytes, length: int) -> bytes:
+def hkdf_sha256(key: bytes, salt: bytes, info: bytes, length: int) -> bytes:
     """HKDF-SHA256 (RFC 5869) on the standard library: ``cryptography``'s would cost every
     sender its ~6 MB Rust module for this one derivation."""
     if not 0 <= length <= 255 * _SHA256_BYTES:
@@ -67,11 +67,11 @@ def _hkdf_sha256(key: bytes, salt: bytes, info: bytes, length: int) -> bytes:
 def _password_scalar(password: bytes) -> bytes:
     """python-spake2's ``password_to_scalar``: HKDF-SHA256 to 48 bytes, big-endian, mod L
     (as the 32 little-endian bytes libsodium takes)."""
-    oversized = _hkdf_sha256(password, salt=b"", info=b"SPAKE2 pw", length=48)
+    oversized = hkdf_sha256(password, salt=b"", info=b"SPAKE2 pw", length=48)
     return (int.from_bytes(oversized, "big") % _L).to_bytes(32, "little")
 
 
-class _Spake2Symmetric:
+class Spake2Symmetric:
     """One side of symmetric SPAKE2 (both sides run the same steps)."""
 
     def __init__(self, password: bytes, id_symmetric: bytes) -> None:
@@ -112,7 +112,7 @@ class CodeExchange:
     """One side's half of the exchange for one code."""
 
     def __init__(self, code: str, receiver_id: str, sender_id: str) -> None:
-        self._spake = _Spake2Symmetric(code.strip().encode(), _binding(receiver_id, sender_id))
+        self._spake = Spake2Symmetric(code.strip().encode(), _binding(receiver_id, sender_id))
         self.message = self._spake.message
         self._key: bytes | None = None
 

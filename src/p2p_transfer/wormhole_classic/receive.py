@@ -110,7 +110,7 @@ async def receive_classic(
     except ProtocolError as exc:
         mailbox.refuse(exc)
         raise
-    peer_id = await mailbox.verifier()
+    peer_id = mailbox.verifier()
     decision = await _decide(offer, setup, lifecycle, events, peer_id)
     events.emit(DecisionEvent(lifecycle.session, decision.accept, decision.reason))
     if not decision.accept:

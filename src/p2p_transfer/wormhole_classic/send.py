@@ -120,7 +120,7 @@ async def _send(
         lifecycle.advance(SessionState.TRANSFERRING)
         pipe = await transit.connect()
         try:
-            return await _Upload(what, lifecycle, events, await mailbox.verifier()).run(pipe)
+            return await _Upload(what, lifecycle, events, mailbox.verifier()).run(pipe)
         finally:
             await pipe.close()
     finally:

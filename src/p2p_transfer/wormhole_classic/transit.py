@@ -3,8 +3,8 @@
 Why not the library's own ``wormhole.transit``: it buffers a record whatever length
 its 4-byte header declares (a peer can fill our memory), writes what arrives into a
 file synchronously with no push-back (our writer runs in a worker thread), and needs
-a running Twisted reactor. The wire format is small and this follows it exactly;
-the handshake strings and key derivations are the library's own functions.
+a running Twisted reactor. The wire format is small and this follows it exactly:
+the same handshake strings and key derivations (HKDF-SHA256 of the transit key).
 
 Both sides listen and dial each other's direct hints; the relays (ours and the
 peer's) are dialled ``WORMHOLE_RELAY_DELAY`` later. The sender picks the first
@@ -26,12 +26,6 @@ from typing import Literal
 
 from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
-from wormhole.transit import (
-    build_receiver_handshake,
-    build_sender_handshake,
-    build_sided_relay_handshake,
-)
-from wormhole.util import HKDF
 
 from p2p_transfer.limits import (
     DATA_STALL_TIMEOUT,
@@ -43,6 +37,7 @@ from p2p_transfer.limits import (
 from p2p_transfer.net.interfaces import lan_interfaces
 from p2p_transfer.protocol import ProtocolError
 from p2p_transfer.transfer import TransferError
+from p2p_transfer.trust.pake import hkdf_sha256
 from p2p_transfer.units import format_size
 from p2p_transfer.wormhole_classic.messages import TcpHint, TransitHints
 
@@ -88,13 +83,25 @@ class _Keys:
 
     @classmethod
     def derive(cls, role: Role, key: bytes, side: str) -> _Keys:
-        sender, receiver = build_sender_handshake(key), build_receiver_handshake(key)
-        to_receiver = HKDF(key, SecretBox.KEY_SIZE, CTXinfo=b"transit_record_sender_key")
-        to_sender = HKDF(key, SecretBox.KEY_SIZE, CTXinfo=b"transit_record_receiver_key")
-        relay = build_sided_relay_handshake(key, side)
+        sender = b"transit sender %s ready\n\n" % _hex_of(key, b"transit_sender")
+        receiver = b"transit receiver %s ready\n\n" % _hex_of(key, b"transit_receiver")
+        to_receiver = _derive(key, b"transit_record_sender_key", SecretBox.KEY_SIZE)
+        to_sender = _derive(key, b"transit_record_receiver_key", SecretBox.KEY_SIZE)
+        relay = b"please relay %s for side %s\n" % (
+            _hex_of(key, b"transit_relay_token"), side.encode("ascii")
+        )
         if role == "sender":
             return cls(sender, receiver, relay, to_receiver, to_sender)
         return cls(receiver, sender, relay, to_sender, to_receiver)
+
+
+def _derive(key: bytes, purpose: bytes, length: int) -> bytes:
+    return hkdf_sha256(key, salt=b"", info=purpose, length=length)
+
+
+def _hex_of(key: bytes, purpose: bytes) -> bytes:
+    """A handshake's token: 32 bytes derived for ``purpose``, in hex."""
+    return _derive(key, purpose, 32).hex().encode("ascii")
 
 
 class RecordPipe:
