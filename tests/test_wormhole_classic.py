@@ -36,7 +36,7 @@ from p2p_transfer.wormhole_classic.transit import (
     _Keys,
     parse_relay,
 )
-from p2p_transfer.wormhole_classic.unzip import Unpacked, check_zip, read_entries, unpack
+from p2p_transfer.wormhole_classic.unzip import Unpacked, check_zip, open_zip, unpack
 
 # --- messages -------------------------------------------------------------------------
 
@@ -192,11 +192,11 @@ def test_a_zip_unpacks_through_the_writer_without_replacing_anything(tmp_path: P
     (root / "folder" / "sub" / "a.txt").write_text("mine\n")
     archive = _zip({"sub/a.txt": b"theirs\n", "sub/b.txt": b"b\n", "empty/": b""})
     offer = FolderOffer("folder", len(archive.getvalue()), 2, 9)
-    planned = check_zip(read_entries(archive), offer)
     target = TargetFolder(root)
     done: list[Unpacked] = []
     try:
-        unpack(archive, planned, target, "folder", done.append)
+        with open_zip(archive) as zipped:
+            unpack(zipped, check_zip(zipped.infolist(), offer), target, "folder", done.append)
     finally:
         target.close()
     assert (root / "folder" / "sub" / "a.txt").read_text() == "mine\n"
@@ -216,11 +216,11 @@ def test_a_damaged_entry_leaves_no_file_and_no_part(tmp_path: Path) -> None:
     data = bytearray(archive.getvalue())
     data[60:70] = bytes(10)  # inside a.bin's compressed bytes
     damaged = io.BytesIO(bytes(data))
-    planned = check_zip(read_entries(damaged), FolderOffer("f", len(data), 1, 5000))
     target = TargetFolder(tmp_path / "inbox")
     try:
-        with pytest.raises(ProtocolError, match="damaged"):
-            unpack(damaged, planned, target, "f", lambda _: None)
+        with open_zip(damaged) as zipped, pytest.raises(ProtocolError, match="damaged"):
+            planned = check_zip(zipped.infolist(), FolderOffer("f", len(data), 1, 5000))
+            unpack(zipped, planned, target, "f", lambda _: None)
     finally:
         target.close()
     assert [p.name for p in (tmp_path / "inbox" / "f").iterdir()] == []
@@ -228,7 +228,7 @@ def test_a_damaged_entry_leaves_no_file_and_no_part(tmp_path: Path) -> None:
 
 def test_something_that_is_not_a_zip_is_refused() -> None:
     with pytest.raises(ProtocolError, match="readable zip"):
-        read_entries(io.BytesIO(b"PK but not really"))
+        open_zip(io.BytesIO(b"PK but not really"))
 
 
 # --- transit on loopback ---------------------------------------------------------------

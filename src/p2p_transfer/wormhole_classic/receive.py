@@ -66,7 +66,7 @@ from p2p_transfer.wormhole_classic.transit import (
     Transit,
     parse_relay,
 )
-from p2p_transfer.wormhole_classic.unzip import Unpacked, check_zip, read_entries, unpack
+from p2p_transfer.wormhole_classic.unzip import Unpacked, check_zip, open_zip, unpack
 
 #: How this path is named in events (``via``) and messages.
 VIA = "magic-wormhole"
@@ -327,8 +327,9 @@ class _Sink:
         else:
             assert self._spool is not None
             self._spool.seek(0)
-            planned = check_zip(read_entries(self._spool), offer)
-            unpack(self._spool, planned, target, offer.name, unpacked.append)
+            with open_zip(self._spool) as archive:
+                planned = check_zip(archive.infolist(), offer)
+                unpack(archive, planned, target, offer.name, unpacked.append)
         self._finished = True
         target.sync()
         return unpacked

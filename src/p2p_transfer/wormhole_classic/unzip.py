@@ -81,7 +81,7 @@ def check_zip(infos: list[zipfile.ZipInfo], offer: FolderOffer) -> list[PlannedE
 
 
 def unpack(
-    source: BinaryIO,
+    archive: zipfile.ZipFile,
     planned: list[PlannedEntry],
     target: TargetFolder,
     top: str,
@@ -90,21 +90,20 @@ def unpack(
     """Write the checked entries under ``top`` in ``target``; ``done`` is told of each
     file. A file whose data is not what its entry says is removed, and raises."""
     target.ensure_folder(top)
-    with zipfile.ZipFile(source) as archive:
-        for entry in planned:
-            relative = f"{top}/{entry.path}"
-            if entry.is_dir:
-                target.ensure_folder(relative)
-                continue
-            saved = _unpack_file(archive, entry.info, target, relative)
-            done(Unpacked(relative, entry.info.file_size, saved))
+    for entry in planned:
+        relative = f"{top}/{entry.path}"
+        if entry.is_dir:
+            target.ensure_folder(relative)
+            continue
+        saved = _unpack_file(archive, entry.info, target, relative)
+        done(Unpacked(relative, entry.info.file_size, saved))
 
 
-def read_entries(source: BinaryIO) -> list[zipfile.ZipInfo]:
-    """The zip's central directory (nothing is decompressed)."""
+def open_zip(source: BinaryIO) -> zipfile.ZipFile:
+    """The zip, its central directory read (nothing is decompressed): its entries are
+    checked and then unpacked from this one reading (a second held ~6 MB per 10,000)."""
     try:
-        with zipfile.ZipFile(source) as archive:
-            return archive.infolist()
+        return zipfile.ZipFile(source)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
         raise ProtocolError("refused: the folder did not arrive as a readable zip") from None
 
