@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bench.config import (
@@ -47,6 +48,8 @@ from bench.data import (
     make_small,
     make_uploads,
 )
+from bench.fresh_disk import fresh_disk
+from bench.fresh_disk import unavailable_reason as fresh_disk_unavailable
 from bench.isolation import ISOLATED_COMMAND, is_isolated, non_loopback_interfaces
 from bench.report import RunInfo, render
 from bench.results import RowResult, best, unavailable
@@ -317,12 +320,13 @@ def run_all(
                 for row in runnable:
                     if workload.key not in row.workloads:
                         continue
-                    ctx = RunContext(work_dir=run_dir, run_index=run_index, timeout=args.timeout)
-                    run_index += 1
-                    try:
-                        result = row.run(workload, ctx)
-                    finally:
-                        ctx.clean()
+                    with _run_disk(run_dir, workload, args.fresh_disk) as disk:
+                        ctx = RunContext(run_dir, run_index, args.timeout, disk)
+                        run_index += 1
+                        try:
+                            result = row.run(workload, ctx)
+                        finally:
+                            ctx.clean()
                     log(f"{row.label}, {workload.title}: {summary(result)}")
                     runs.setdefault((row.key, workload.key), []).append(result)
     finally:
@@ -330,6 +334,17 @@ def run_all(
             row.teardown()
     results += [best(found) for found in runs.values()]
     return results
+
+
+@contextlib.contextmanager
+def _run_disk(run_dir: Path, workload: Workload, fresh: bool) -> Iterator[Path | None]:
+    """A new file system for one run (bench.fresh_disk) when ``fresh``, else None."""
+    if not fresh:
+        yield None
+        return
+    folders = -(-workload.file_count // SMALL_FILES_PER_FOLDER)
+    with fresh_disk(run_dir / "disk", workload.total_bytes, workload.file_count + folders) as disk:
+        yield disk
 
 
 def summary(result: RowResult) -> str:
@@ -368,6 +383,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Write only the data some selected row takes (the uploads are the share row's alone).
     args.workloads = [k for k in args.workloads if any(k in row.workloads for row in selected)]
     check_free_space(args.work_dir, needed_space(args, selected))
+    disk_problem = fresh_disk_unavailable()
+    args.fresh_disk = disk_problem is None
+    if disk_problem is not None:
+        log(f"runs write to the work folder's own disk: no fresh file system ({disk_problem})")
     run_dir = make_run_dir(args.work_dir)
     results: list[RowResult] = []
     try:
@@ -384,6 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode=args.mode,
         repeat=args.repeat,
         isolated=is_isolated(),
+        fresh_disk=args.fresh_disk,
         load_before=load_before,
         load_after=load_after,
     )

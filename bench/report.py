@@ -83,6 +83,7 @@ class RunInfo:
     isolated: bool
     load_before: float  # 1-minute load average when the runs began
     load_after: float  # and when they ended: others share this machine
+    fresh_disk: bool = False  # each run received into a new file system (bench.fresh_disk)
 
 
 def _version(package: str) -> str:
@@ -269,6 +270,10 @@ def render(info: RunInfo, workloads: Sequence[Workload], results: Sequence[RowRe
         f"- Workloads: {sizes}; pseudo-random (incompressible) data",
         "- Network: "
         + ("a network namespace with only loopback" if info.isolated else "host (loopback)"),
+        "- Disk: "
+        + ("each run receives into a new ext4 file system (loop device, no journal, like "
+           "this machine's disk), so no run's creates pay for another run's deletions"
+           if info.fresh_disk else "the work folder's own disk"),
         "- Wall time: first process started → last process exited (setup included, "
         "as a user sees it); MB = 10^6 bytes",
         "- CPU: user + system seconds of sender and receiver, from `wait4` rusage "

@@ -537,3 +537,23 @@ def test_code_rows_are_verified_and_measured(
                 assert "TCP data path" in result.note  # our own path, loopback's direct one
     finally:
         row.teardown()
+
+
+def test_each_run_receives_into_a_new_file_system_that_goes_after_it(tmp_path: Path) -> None:
+    """No run's creates pay for another run's deletions (bench/fresh_disk.py)."""
+    from bench.fresh_disk import fresh_disk, unavailable_reason
+
+    from conftest import skip_unless
+
+    reason = unavailable_reason()
+    skip_unless(reason is None, f"no fresh file system: {reason}")
+    files = 5000
+    with fresh_disk(tmp_path / "disk", 64 * MiB, files) as disk:
+        assert os.path.ismount(disk) and os.listdir(disk) == ["lost+found"]
+        assert os.statvfs(disk).f_ffree >= 2 * files  # room for the workload's inodes
+        (disk / "received.bin").write_bytes(b"x" * KiB)
+        run = RunContext(work_dir=tmp_path / "work", disk=disk)
+        assert run.out_dir("p2p").is_relative_to(disk)
+        assert run.scratch("p2p").is_relative_to(disk)
+    assert not os.path.ismount(tmp_path / "disk" / "mnt")
+    assert sorted(os.listdir(tmp_path / "disk")) == ["mnt"]  # the image is gone

@@ -31,10 +31,13 @@ class RunContext:
     work_dir: Path
     run_index: int = 0
     timeout: float | None = None  # None: derived from the workload
+    #: A new file system for this run's output and scratch (bench.fresh_disk), else
+    #: None: they go to the work dir's disk.
+    disk: Path | None = None
 
     def out_dir(self, tool_key: str) -> Path:
         """A fresh, empty folder for the receiver's output."""
-        path = self.work_dir / "out" / tool_key
+        path = self._written / "out" / tool_key
         self._discard(path)
         path.mkdir(parents=True)
         return path
@@ -45,15 +48,22 @@ class RunContext:
 
     def scratch(self, tool_key: str) -> Path:
         """A fresh folder for a tool's config or temporary files."""
-        path = self.work_dir / "scratch" / tool_key
+        path = self._written / "scratch" / tool_key
         self._discard(path)
         path.mkdir(parents=True)
         return path
 
     def clean(self) -> None:
-        """Remove what a run received or wrote besides its logs (keeps the disk need low)."""
-        for name in ("out", "scratch"):
-            self._discard(self.work_dir / name)
+        """Remove what a run received or wrote besides its logs (keeps the disk need low);
+        a fresh disk goes whole instead."""
+        if self.disk is None:
+            for name in ("out", "scratch"):
+                self._discard(self.work_dir / name)
+
+    @property
+    def _written(self) -> Path:
+        """Where the run's output and scratch go."""
+        return self.disk or self.work_dir
 
     def _discard(self, path: Path) -> None:
         discard_tree(path, self.work_dir / SET_ASIDE_DIR)
