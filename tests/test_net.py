@@ -278,3 +278,52 @@ async def test_a_host_port_that_refuses_is_said_in_a_sentence_not_a_python_tuple
         "and that p2p-transfer receive or the app runs on that device"
     )
     assert "Connect call" not in message and "(" not in message
+
+
+_HOST_ROUTES = (
+    "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+    "eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+    "eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+)
+_NO_ROUTES = _HOST_ROUTES.splitlines(keepends=True)[0]
+#: What a namespace with only loopback holds: IPv6's default is a reject route on lo.
+_REJECT6 = (
+    "00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
+    "00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo\n"
+)
+_DEFAULT6 = (
+    "00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
+    "fd000000000000000000000000000001 00000400 00000002 00000000 00000003     eth0\n"
+)
+
+
+@pytest.mark.parametrize(("routes", "routes6", "internet"), [
+    (_HOST_ROUTES, _REJECT6, True),
+    (_NO_ROUTES, _DEFAULT6, True),
+    (_NO_ROUTES, _REJECT6, False),
+    (_NO_ROUTES, "", False),
+])
+def test_a_default_route_is_one_that_is_up_and_leaves_the_machine(
+    tmp_path: Path, routes: str, routes6: str, internet: bool
+) -> None:
+    from p2p_transfer.net.interfaces import has_default_route
+
+    (tmp_path / "route").write_text(routes)
+    (tmp_path / "ipv6_route").write_text(routes6)
+    assert has_default_route(tmp_path / "route", tmp_path / "ipv6_route") is internet
+    assert has_default_route(tmp_path / "absent", tmp_path / "absent6")  # unknown: True
+
+
+def test_a_namespace_with_only_loopback_has_no_route_off_the_machine() -> None:
+    """The kernel's own tables, in a network namespace made here (a LAN with no internet
+    is like it: a code's receiver does not wait for a relay that cannot answer)."""
+    import subprocess
+    import sys
+
+    from conftest import requires_root
+
+    requires_root()
+    probe = "from p2p_transfer.net.interfaces import has_default_route as h; print(h())"
+    said = subprocess.run(["unshare", "--net", sys.executable, "-c", probe],
+                          capture_output=True, text=True, check=True).stdout
+    assert said.strip() == "False"

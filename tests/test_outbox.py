@@ -195,6 +195,7 @@ async def test_the_outbox_holds_a_bounded_number_of_sends(
     with pytest.raises(ValueError, match="full"):
         outbox.queue(device.send(text="one too many"))
     await wait_until(lambda: len(device.saved()) == APP_OUTBOX_MAX_SENDS, what="all saved")
+    await outbox.close()  # the app stops: it writes the file no more
 
     # A file holding more (written by hand) gives no more than the bound back.
     sends = [device.send(text=str(i)) for i in range(APP_OUTBOX_MAX_SENDS + 5)]

@@ -12,6 +12,8 @@ import ifaddr
 #: Interface name prefixes of tunnels and VPNs (WireGuard, OpenVPN, Tailscale, ZeroTier…).
 VPN_PREFIXES = ("tun", "tap", "wg", "tailscale", "utun", "ppp", "zt", "ipsec", "vpn", "nordlynx")
 _ROUTES = Path("/proc/net/route")
+_ROUTES6 = Path("/proc/net/ipv6_route")
+_RTF_UP, _RTF_REJECT = 0x1, 0x200
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +58,24 @@ def default_route_interface(routes: Path = _ROUTES) -> str | None:
         if len(fields) > 1 and fields[1] == "00000000":
             return fields[0]
     return None
+
+
+def has_default_route(routes: Path = _ROUTES, routes6: Path = _ROUTES6) -> bool:
+    """True when some packet could leave this machine for the internet: a default route
+    (IPv4 or IPv6) that is up and not a reject route. Where the kernel's tables cannot
+    be read (not Linux), True: nothing is known."""
+    try:
+        table4 = [line.split() for line in routes.read_text().splitlines()[1:]]
+        table6 = [line.split() for line in routes6.read_text().splitlines()]
+    except OSError:
+        return True
+    usable = [  # (device, flags) of each default route
+        (fields[0], int(fields[3], 16)) for fields in table4
+        if len(fields) > 7 and fields[1] == "00000000" and fields[7] == "00000000"
+    ] + [
+        (fields[9], int(fields[8], 16)) for fields in table6
+        if len(fields) > 9 and fields[1] == "00" and int(fields[0], 16) == 0
+    ]
+    return any(
+        device != "lo" and flags & _RTF_UP and not flags & _RTF_REJECT for device, flags in usable
+    )

@@ -38,6 +38,7 @@ from p2p_transfer.limits import (
     RELAY_TICKET_WAIT,
 )
 from p2p_transfer.net import RELAY_OFF, NetError, Transport, ticket_endpoint_id
+from p2p_transfer.net.interfaces import has_default_route
 from p2p_transfer.node.config import NodeConfig, endpoint
 from p2p_transfer.node.inbox import Inbox
 from p2p_transfer.rendezvous import classic
@@ -232,8 +233,9 @@ class CodeRoute:
         return await _sender_anywhere(channel, code, until - loop.time(), wait)
 
     async def _relay_up(self) -> None:
-        """Until the relay answers, at most RELAY_TICKET_WAIT (at once without a relay)."""
-        if self._config.relay != RELAY_OFF:
+        """Until the relay answers, at most RELAY_TICKET_WAIT; at once without a relay, or
+        with no route off this machine (a LAN with no internet), where it cannot answer."""
+        if self._config.relay != RELAY_OFF and has_default_route():
             await endpoint(self._transport).wait_for_relay(RELAY_TICKET_WAIT)
 
     async def _receive_classic(
