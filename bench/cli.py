@@ -145,6 +145,10 @@ def parse_args(argv: Sequence[str] | None, rows: Sequence[Row]) -> argparse.Name
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder afterwards")
     parser.add_argument(
+        "--same-disk", action="store_true",
+        help="receive on the work folder's own disk, not a new file system per run",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         help="where to write the markdown report (default: bench/results.md for a full "
@@ -383,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Write only the data some selected row takes (the uploads are the share row's alone).
     args.workloads = [k for k in args.workloads if any(k in row.workloads for row in selected)]
     check_free_space(args.work_dir, needed_space(args, selected))
-    disk_problem = fresh_disk_unavailable()
+    disk_problem = "--same-disk" if args.same_disk else fresh_disk_unavailable()
     args.fresh_disk = disk_problem is None
     if disk_problem is not None:
         log(f"runs write to the work folder's own disk: no fresh file system ({disk_problem})")
