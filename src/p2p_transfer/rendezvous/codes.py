@@ -66,10 +66,12 @@ def _word_pairs() -> tuple[tuple[str, str], ...]:
     return tuple((even, odd) for _, even, odd in rows)
 
 
+@functools.cache
 def _even_words() -> frozenset[str]:
     return frozenset(even for even, _ in _word_pairs())
 
 
+@functools.cache
 def _odd_words() -> frozenset[str]:
     return frozenset(odd for _, odd in _word_pairs())
 
