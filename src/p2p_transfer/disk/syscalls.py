@@ -43,10 +43,13 @@ def _raise_errno() -> None:
 
 
 def write_all(fd: int, data: bytes | memoryview) -> None:
-    """Write every byte of ``data`` to ``fd`` (one ``os.write`` may take only part)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    """Write every byte of ``data`` to ``fd`` (one ``os.write`` may take only part; the
+    first usually takes all, and a small file's then costs no view of its bytes)."""
+    written = os.write(fd, data)
+    if written < len(data):
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def process_umask() -> int:

@@ -509,9 +509,7 @@ class TargetFolder:
             self._unnamed_files = False
             return None
         try:
-            data = file.data
-            if (written := os.write(fd, data)) < len(data):
-                write_all(fd, memoryview(data)[written:])
+            write_all(fd, file.data)
             if mode & self._process_umask:  # the create left out bits the mode wants
                 _best_effort(os.fchmod, fd, mode)
             if file.mtime is not None:

@@ -49,12 +49,8 @@ def _usable(address: ipaddress.IPv4Address) -> bool:
 
 def default_route_interface(routes: Path = _ROUTES) -> str | None:
     """The interface of the IPv4 default route (from the kernel's routing table)."""
-    try:
-        lines = routes.read_text().splitlines()[1:]
-    except OSError:
-        return None
-    for line in lines:
-        fields = line.split()
+    rows = _table(routes, header=True)
+    for fields in rows or ():
         if len(fields) > 1 and fields[1] == "00000000":
             return fields[0]
     return None
@@ -64,10 +60,8 @@ def has_default_route(routes: Path = _ROUTES, routes6: Path = _ROUTES6) -> bool:
     """True when some packet could leave this machine for the internet: a default route
     (IPv4 or IPv6) that is up and not a reject route. Where the kernel's tables cannot
     be read (not Linux), True: nothing is known."""
-    try:
-        table4 = [line.split() for line in routes.read_text().splitlines()[1:]]
-        table6 = [line.split() for line in routes6.read_text().splitlines()]
-    except OSError:
+    table4, table6 = _table(routes, header=True), _table(routes6, header=False)
+    if table4 is None or table6 is None:
         return True
     usable = [  # (device, flags) of each default route
         (fields[0], int(fields[3], 16)) for fields in table4
@@ -79,3 +73,12 @@ def has_default_route(routes: Path = _ROUTES, routes6: Path = _ROUTES6) -> bool:
     return any(
         device != "lo" and flags & _RTF_UP and not flags & _RTF_REJECT for device, flags in usable
     )
+
+
+def _table(path: Path, header: bool) -> list[list[str]] | None:
+    """The fields of each row of a kernel routing table, or None where it cannot be read."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return None
+    return [line.split() for line in lines[1 if header else 0 :]]

@@ -63,9 +63,13 @@ class Sources(Sequence[SourceEntry]):
     def source(self, index: int) -> str:
         """The path entry ``index`` is read from."""
         path = self.entries.path(index)  # IndexError out of range
+        return self._derived(self._base_of(index), path)
+
+    def _base_of(self, index: int) -> tuple[str, int]:
+        """The source base of entry ``index`` (an index already checked)."""
         if index < 0:
             index += len(self)
-        return self._derived(self._bases[bisect_right(self._starts, index) - 1], path)
+        return self._bases[bisect_right(self._starts, index) - 1]
 
     @staticmethod
     def _derived(base: tuple[str, int], path: str) -> str:
@@ -83,10 +87,7 @@ class Sources(Sequence[SourceEntry]):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         entry = self.entries[index]  # IndexError out of range, as any sequence
-        if index < 0:
-            index += len(self)
-        base = self._bases[bisect_right(self._starts, index) - 1]
-        return SourceEntry(entry, self._derived(base, entry.path))  # the path decoded once
+        return SourceEntry(entry, self._derived(self._base_of(index), entry.path))
 
 
 def scan_sources(paths: list[Path], follow_symlinks: bool = False) -> Sources:
