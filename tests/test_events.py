@@ -12,6 +12,7 @@ import typing
 from typing import Any
 
 import pytest
+from msgspec import Struct
 
 import p2p_transfer.app.events  # noqa: F401  (the app's events: the web UI sends them too)
 from p2p_transfer.events import (
@@ -146,16 +147,20 @@ def samples(kind: Any) -> list[Any]:
         return [[], samples(args[0])[:1], samples(args[0])]
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         return list(kind)
-    if dataclasses.is_dataclass(kind):
+    if dataclasses.is_dataclass(kind) or (isinstance(kind, type) and issubclass(kind, Struct)):
         return instances(kind)
     raise TypeError(f"no samples for {kind!r}: add them to samples()")
 
 
 def instances(kind: type) -> list[Any]:
-    """Instances of a dataclass covering every sample of each field (in turn); a field
-    the class derives itself (``init=False``) is left to it."""
+    """Instances of a dataclass or struct (an event) covering every sample of each field
+    (in turn); a field the class derives itself (``init=False``) is left to it."""
     hints = typing.get_type_hints(kind)
-    values = {f.name: samples(hints[f.name]) for f in dataclasses.fields(kind) if f.init}
+    names = (
+        kind.__struct_fields__ if issubclass(kind, Struct)
+        else [f.name for f in dataclasses.fields(kind) if f.init]
+    )
+    values = {name: samples(hints[name]) for name in names}
     count = max((len(v) for v in values.values()), default=1)
     return [kind(**{n: v[(i + j) % len(v)] for j, (n, v) in enumerate(values.items())})
             for i in range(count)]  # fmt: skip
@@ -163,7 +168,7 @@ def instances(kind: type) -> list[Any]:
 
 def concrete_events(kind: type[Event] = Event) -> list[type[Event]]:
     """Every event class with its own ``name`` (not a base such as SessionEvent), as its
-    module has it (not the class a slotted dataclass replaced)."""
+    module has it."""
     exported = getattr(sys.modules[kind.__module__], kind.__qualname__, None) is kind
     found = [kind] if exported and "name" in vars(kind) and kind is not Event else []
     for sub in kind.__subclasses__():

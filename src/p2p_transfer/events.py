@@ -1,7 +1,9 @@
 """The one typed event stream that feeds every front end (terminal, JSON lines, web UI).
 
-Each event is a frozen dataclass with a ``name``; ``to_dict`` gives the JSON
+Each event is a frozen ``msgspec.Struct`` with a ``name``; ``to_dict`` gives the JSON
 object the CLI prints with ``--json`` and the web UI receives, ``to_json`` its text.
+Structs, not dataclasses: a process made its 45 event classes in ~35 ms as dataclasses
+(before its first byte), and an event per file took ~3.4 µs to make where it takes ~0.5.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from json.encoder import encode_basestring
 from typing import Any, ClassVar, Literal
+
+import msgspec
 
 Direction = Literal["send", "receive"]
 #: Which protocol carried a session: ours, LocalSend's (a LocalSend device), or the
@@ -76,13 +80,14 @@ _STATE_RANK = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(msgspec.Struct, frozen=True):
     """Base of all events; ``name`` is the ``event`` field of its JSON form."""
 
     name: ClassVar[str] = "event"
     #: Field names renamed in JSON (Python keywords).
     _json_names: ClassVar[dict[str, str]] = {}
+    #: Properties written in JSON after the fields: what is derived from them.
+    _json_derived: ClassVar[tuple[str, ...]] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The event as a JSON-ready dict with an ``event`` field first."""
@@ -101,7 +106,8 @@ class Event:
 def _json_fields(kind: type[Event]) -> tuple[tuple[str, str], ...]:
     """Each field of an event class with its JSON name, worked out once per class:
     a transfer of many small files emits an event per file."""
-    return tuple((f.name, kind._json_names.get(f.name, f.name)) for f in dataclasses.fields(kind))
+    names = (*kind.__struct_fields__, *kind._json_derived)
+    return tuple((name, kind._json_names.get(name, name)) for name in names)
 
 
 @functools.cache
@@ -177,7 +183,6 @@ _JSON_BY_TYPE: dict[type, Callable[[Any], str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
 class SessionEvent(Event):
     """An event of one session (a send, a receive, a share upload): ``session`` is the ID
     the Node gave it when it started, the same on every event it emits."""
@@ -185,7 +190,6 @@ class SessionEvent(Event):
     session: str
 
 
-@dataclass(frozen=True, slots=True)
 class StateEvent(SessionEvent):
     """A session moved on (never back); a final state says why, and ``by`` who ended it."""
 
@@ -199,7 +203,6 @@ class StateEvent(SessionEvent):
     peer_name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
 class TicketEvent(Event):
     """This node is reachable with ``ticket``."""
 
@@ -207,13 +210,12 @@ class TicketEvent(Event):
     ticket: str
     endpoint_id: str
     device_name: str
-    addresses: list[str] = field(default_factory=list)
+    addresses: list[str] = msgspec.field(default_factory=list)
     #: Announced on the LAN: senders there can also use ``--to NAME``.
     announced: bool = False
     _json_names: ClassVar[dict[str, str]] = {"device_name": "name"}
 
 
-@dataclass(frozen=True, slots=True)
 class RelayEvent(Event):
     """Whether the chosen relay is reachable; if not, only direct addresses work."""
 
@@ -224,7 +226,6 @@ class RelayEvent(Event):
     message: str
 
 
-@dataclass(frozen=True, slots=True)
 class LookupEvent(SessionEvent):
     """Sender: looking up ``to`` before anything is sent: a name (LAN devices, pairings,
     LocalSend devices: seconds on a network that drops multicast), or a ``HOST:PORT`` asked
@@ -235,7 +236,6 @@ class LookupEvent(SessionEvent):
     what: Literal["name", "address"] = "name"
 
 
-@dataclass(frozen=True, slots=True)
 class RouteEvent(SessionEvent):
     """Sender: where ``to`` leads, before anything is sent to it. ``warning`` says what the
     route gives up (a LocalSend device: files go unverified by the receiver's key)."""
@@ -248,11 +248,10 @@ class RouteEvent(SessionEvent):
     #: claims ("" when not known yet: ``localsend:HOST`` before it answers).
     peer_id: str
     found: Found
-    addresses: list[str] = field(default_factory=list)
+    addresses: list[str] = msgspec.field(default_factory=list)
     warning: str = ""
 
 
-@dataclass(frozen=True, slots=True)
 class InviteEvent(SessionEvent):
     """Sender: the code to type on the other device (``receive CODE``); ``via`` says where
     it waits: the code server (``mailbox``, at ``server``) or only this LAN (``lan``)."""
@@ -263,7 +262,6 @@ class InviteEvent(SessionEvent):
     server: str = ""
 
 
-@dataclass(frozen=True, slots=True)
 class RendezvousEvent(Event):
     """Both sides of a code met and agreed a key: which way (the code server or the LAN)
     and what the other side runs (ours, or a magic-wormhole client). ``session`` is the
@@ -275,7 +273,6 @@ class RendezvousEvent(Event):
     session: str = ""
 
 
-@dataclass(frozen=True, slots=True)
 class CodeWaitEvent(Event):
     """Receiver (``receive CODE --wait``): nobody uses the code yet; it waits for the code's
     sender for up to ``wait`` s, on the code server (``mailbox``) and on this LAN, or only
@@ -287,7 +284,6 @@ class CodeWaitEvent(Event):
     via: Literal["mailbox", "lan"]
 
 
-@dataclass(frozen=True, slots=True)
 class DialingEvent(SessionEvent):
     """Sender: trying to reach a receiver (the first packets are on their way)."""
 
@@ -295,10 +291,9 @@ class DialingEvent(SessionEvent):
     peer_id: str
     #: Its name when known (a LAN device, a paired one), else "".
     peer_name: str
-    addresses: list[str] = field(default_factory=list)
+    addresses: list[str] = msgspec.field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
 class QueuedEvent(SessionEvent):
     """Sender (``send --wait``): ``to`` cannot be reached yet; the send starts by itself
     once it can, if within ``wait`` s."""
@@ -309,7 +304,6 @@ class QueuedEvent(SessionEvent):
     wait: float
 
 
-@dataclass(frozen=True, slots=True)
 class ReconnectingEvent(SessionEvent):
     """Sender: the path under a transfer broke (``reason``); it tries to reach the same
     receiver again, ``waited`` s so far, for up to ``retry_for`` s in all."""
@@ -321,7 +315,6 @@ class ReconnectingEvent(SessionEvent):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
 class ReconnectedEvent(SessionEvent):
     """Sender: the same receiver is reached again after ``seconds``; the transfer goes on
     in the same session, from the last byte the receiver verified."""
@@ -334,7 +327,6 @@ class ReconnectedEvent(SessionEvent):
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
 class ConnectionEvent(SessionEvent):
     """A peer connection is up; ``path`` is direct or relayed."""
 
@@ -347,7 +339,6 @@ class ConnectionEvent(SessionEvent):
     data_path: Literal["tcp", "quic"] | None = None
 
 
-@dataclass(frozen=True, slots=True)
 class CodeEvent(SessionEvent):
     """Receiver: show this verification code to the sending user. Emitted again, with
     the same code and the next ``attempt``, when the sender typed a wrong one and may
@@ -361,7 +352,6 @@ class CodeEvent(SessionEvent):
     max_attempts: int = 0
 
 
-@dataclass(frozen=True, slots=True)
 class VerifiedEvent(SessionEvent):
     """The peer is verified: by code just now, or by an earlier pairing."""
 
@@ -372,7 +362,6 @@ class VerifiedEvent(SessionEvent):
     by: Literal["code", "pairing", "short-code"]
 
 
-@dataclass(frozen=True, slots=True)
 class OfferEvent(SessionEvent):
     """Receiver: a peer offers ``files`` files of ``bytes`` bytes in total."""
 
@@ -382,7 +371,7 @@ class OfferEvent(SessionEvent):
     sender: str
     sender_id: str
     folders: int = 0
-    sample: list[str] = field(default_factory=list)
+    sample: list[str] = msgspec.field(default_factory=list)
     via: Via = "p2p-transfer"
     #: The sender's device model, as a LocalSend sender states it ("" otherwise).
     device_model: str = ""
@@ -397,7 +386,6 @@ class OfferEvent(SessionEvent):
     _json_names: ClassVar[dict[str, str]] = {"sender": "from"}
 
 
-@dataclass(frozen=True, slots=True)
 class OfferSentEvent(SessionEvent):
     """Sender: the offer is with the receiver, whose user now decides."""
 
@@ -410,7 +398,6 @@ class OfferSentEvent(SessionEvent):
     text: bool = False
 
 
-@dataclass(frozen=True, slots=True)
 class ResumeEvent(SessionEvent):
     """The offer was accepted and the receiver already holds ``bytes`` of ``files`` of its
     files, ``whole_files`` of them (``whole_bytes``) complete: skipped if identical. Said
@@ -425,7 +412,6 @@ class ResumeEvent(SessionEvent):
     whole_bytes: int = 0
 
 
-@dataclass(frozen=True, slots=True)
 class DecisionEvent(SessionEvent):
     """The offer was accepted or declined (and why)."""
 
@@ -443,7 +429,6 @@ class FileProgress:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
 class ProgressEvent(SessionEvent):
     """Throttled progress of a whole transfer, with the files in flight."""
 
@@ -455,10 +440,9 @@ class ProgressEvent(SessionEvent):
     files_total: int
     rate: float
     eta: float | None
-    active: list[FileProgress] = field(default_factory=list)
+    active: list[FileProgress] = msgspec.field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
 class FileDoneEvent(SessionEvent):
     """One file arrived and its BLAKE3 matched (or, on the sender, was confirmed)."""
 
@@ -472,15 +456,15 @@ class FileDoneEvent(SessionEvent):
     #: Where the receiver saved it, relative to its folder, when that is not ``path``
     #: (a different file had the name, or the disk refused it); "" otherwise.
     saved_as: str = ""
-    #: Checked end to end (BLAKE3, over a connection bound to the peer's key): true over
-    #: p2p-transfer, false over LocalSend. Derived from ``via``, so it cannot be set wrong.
-    verified: bool = field(init=False, default=False)
+    _json_derived: ClassVar[tuple[str, ...]] = ("verified",)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "verified", verified_via(self.via))
+    @property
+    def verified(self) -> bool:
+        """Checked end to end (BLAKE3, over a connection bound to the peer's key): true
+        over p2p-transfer, false over LocalSend. Derived from ``via``: never set wrong."""
+        return verified_via(self.via)
 
 
-@dataclass(frozen=True, slots=True)
 class FileFailedEvent(SessionEvent):
     """One file did not arrive verified; it is kept only as a ``.part``."""
 
@@ -490,7 +474,6 @@ class FileFailedEvent(SessionEvent):
     message: str
 
 
-@dataclass(frozen=True, slots=True)
 class DoneEvent(SessionEvent):
     """A transfer ended; ``ok`` only when every file arrived verified."""
 
@@ -508,15 +491,15 @@ class DoneEvent(SessionEvent):
     files_identical: int = 0
     #: A text message (of ``bytes_total`` bytes) was delivered, not files.
     text: bool = False
-    #: What this transfer reports as arrived was checked end to end (see FileDoneEvent):
-    #: true over p2p-transfer, false over LocalSend; ``ok`` says whether all of it arrived.
-    verified: bool = field(init=False, default=False)
+    _json_derived: ClassVar[tuple[str, ...]] = ("verified",)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "verified", verified_via(self.via))
+    @property
+    def verified(self) -> bool:
+        """What this transfer reports as arrived was checked end to end (see FileDoneEvent);
+        ``ok`` says whether all of it arrived."""
+        return verified_via(self.via)
 
 
-@dataclass(frozen=True, slots=True)
 class TextEvent(SessionEvent):
     """A text message arrived (a note, a link, a password): shown, never stored as a file."""
 
@@ -552,7 +535,6 @@ class ReceiverOutcome:
         object.__setattr__(self, "verified", verified_via(self.via))
 
 
-@dataclass(frozen=True, slots=True)
 class SendSummaryEvent(Event):
     """A send to several receivers is over: how it went for each, in the order given;
     ``ok`` only when every receiver got everything."""
@@ -562,7 +544,6 @@ class SendSummaryEvent(Event):
     receivers: list[ReceiverOutcome]
 
 
-@dataclass(frozen=True, slots=True)
 class ErrorEvent(Event):
     """Something failed; ``message`` is one clear line for the user (what happened and,
     where there is something to do, what to do next)."""
@@ -576,7 +557,6 @@ class ErrorEvent(Event):
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True)
 class LogEvent(Event):
     """A warning from a part of the program (discovery, share, app) for the user to see."""
 
@@ -615,7 +595,6 @@ class EventBus:
 # --- Share (browser uploads and downloads) ----------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class ShareUrlEvent(Event):
     """The share server is up: browsers open ``url`` (which contains ``token``)."""
 
@@ -625,7 +604,6 @@ class ShareUrlEvent(Event):
     public: bool = False
 
 
-@dataclass(frozen=True, slots=True)
 class ShareUploadRequestEvent(SessionEvent):
     """A browser asks to upload one file; the host is being asked."""
 
@@ -638,7 +616,6 @@ class ShareUploadRequestEvent(SessionEvent):
     browser: str = ""
 
 
-@dataclass(frozen=True, slots=True)
 class ShareUploadAcceptedEvent(SessionEvent):
     """The upload was accepted (by the host, or by ``--yes``) and may send bytes."""
 
@@ -648,7 +625,6 @@ class ShareUploadAcceptedEvent(SessionEvent):
     file_size: int
 
 
-@dataclass(frozen=True, slots=True)
 class ShareUploadRejectedEvent(SessionEvent):
     """The upload was refused before any byte was written; ``code`` says why."""
 
@@ -659,7 +635,6 @@ class ShareUploadRejectedEvent(SessionEvent):
     code: str
 
 
-@dataclass(frozen=True, slots=True)
 class ShareUploadProgressEvent(SessionEvent):
     """Throttled progress of one upload."""
 
@@ -671,7 +646,6 @@ class ShareUploadProgressEvent(SessionEvent):
     rate: float
 
 
-@dataclass(frozen=True, slots=True)
 class ShareUploadCompleteEvent(SessionEvent):
     """One upload is finalized under ``path`` (relative to the upload folder)."""
 
@@ -684,7 +658,6 @@ class ShareUploadCompleteEvent(SessionEvent):
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
 class ShareUploadFailedEvent(SessionEvent):
     """An accepted upload did not finish; its partial data was removed."""
 
@@ -695,7 +668,6 @@ class ShareUploadFailedEvent(SessionEvent):
     received_bytes: int = 0
 
 
-@dataclass(frozen=True, slots=True)
 class ShareDownloadStartedEvent(Event):
     """A browser started downloading a shared item (a file, or a folder as zip)."""
 
@@ -708,7 +680,6 @@ class ShareDownloadStartedEvent(Event):
     offset: int = 0
 
 
-@dataclass(frozen=True, slots=True)
 class ShareDownloadDoneEvent(Event):
     """A download ended; ``ok`` is false when the browser went away midway."""
 
@@ -723,7 +694,6 @@ class ShareDownloadDoneEvent(Event):
 # --- LocalSend ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class LocalSendReadyEvent(Event):
     """LocalSend devices can send here: our HTTPS server listens on ``port``."""
 
@@ -738,7 +708,6 @@ class LocalSendReadyEvent(Event):
 # --- Discovery (LAN devices by name) ----------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class DeviceEvent(Event):
     """A device on the LAN was found, or its name or addresses changed: one of ours (by its
     endpoint ID) or a LocalSend device (by its certificate fingerprint, ``endpoint_id`` "")."""
@@ -746,7 +715,7 @@ class DeviceEvent(Event):
     name: ClassVar[str] = "device"
     device_name: str
     endpoint_id: str
-    addresses: list[str] = field(default_factory=list)
+    addresses: list[str] = msgspec.field(default_factory=list)
     protocol: Via = "p2p-transfer"
     #: A LocalSend device's certificate fingerprint, model and type, as it announces
     #: them ("" for ours).
@@ -756,7 +725,6 @@ class DeviceEvent(Event):
     _json_names: ClassVar[dict[str, str]] = {"device_name": "name"}
 
 
-@dataclass(frozen=True, slots=True)
 class DeviceLostEvent(Event):
     """A device left the LAN table: it said goodbye, or its records expired."""
 
@@ -767,7 +735,6 @@ class DeviceLostEvent(Event):
     _json_names: ClassVar[dict[str, str]] = {"device_name": "name"}
 
 
-@dataclass(frozen=True, slots=True)
 class CheckEvent(Event):
     """One finding of ``p2p-transfer doctor``: what was checked, how it went, what to do."""
 
@@ -781,7 +748,6 @@ class CheckEvent(Event):
     _json_names: ClassVar[dict[str, str]] = {"check": "name"}
 
 
-@dataclass(frozen=True, slots=True)
 class DiscoveryErrorEvent(Event):
     """LAN discovery could not start or announce; transfers by ticket still work."""
 

@@ -172,6 +172,26 @@ def test_identity_key_with_loose_permissions_is_refused(tmp_path: Path) -> None:
     assert "readable by others" in result.stderr + result.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "status", "last_line"),
+    [
+        (("id", "--json"), 0, '"event": "id"'),
+        (("send", "--to", "endpointnotavalidticket0000", "--json", "."), 1, '"state": "failed"'),
+        (("no-such-command",), 2, "No such command 'no-such-command'."),
+    ],
+    ids=["done", "failed", "misused"],
+)
+def test_a_command_ends_at_once_with_its_status_and_every_line_out(
+    tmp_path: Path, args: tuple[str, ...], status: int, last_line: str
+) -> None:
+    """``main`` ends the process without tearing the interpreter down (``exit_now``): a
+    script reading through pipes still gets the status and the last line of each ending."""
+    result = _cli(tmp_path / "home", *args)
+    assert result.returncode == status, result.stderr
+    printed = (result.stdout if status < 2 else result.stderr).splitlines()
+    assert printed and last_line in printed[-1]
+
+
 def test_id_is_stable_and_pair_commands_work(tmp_path: Path) -> None:
     source = tmp_path / "a.txt"
     source.write_text("a")

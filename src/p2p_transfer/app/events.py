@@ -103,7 +103,6 @@ class TransferSnapshot:
     code: str = ""
 
 
-@dataclass(frozen=True, slots=True)
 class TransferUpdateEvent(Event):
     """A transfer changed; ``transfer`` is its whole current state."""
 
@@ -111,7 +110,6 @@ class TransferUpdateEvent(Event):
     transfer: TransferSnapshot
 
 
-@dataclass(frozen=True, slots=True)
 class OfferPromptEvent(Event):
     """Receiver: ask the user to accept or decline an offer (answer with the prompt ID)."""
 
@@ -139,7 +137,6 @@ class OfferPromptEvent(Event):
     _json_names: ClassVar[dict[str, str]] = {"sender": "from"}
 
 
-@dataclass(frozen=True, slots=True)
 class CodePromptEvent(Event):
     """Sender: ask the user for the 6-digit code the receiver shows. Sent again with the
     same ``prompt_id`` when a typed code was wrong and may be typed again (``retry``)."""
@@ -157,7 +154,6 @@ class CodePromptEvent(Event):
     retry: bool = False
 
 
-@dataclass(frozen=True, slots=True)
 class PinPromptEvent(Event):
     """Sender: a LocalSend device asks for its PIN (``retry``: the last one was wrong)."""
 
@@ -170,7 +166,6 @@ class PinPromptEvent(Event):
     deadline: float
 
 
-@dataclass(frozen=True, slots=True)
 class CodeShownEvent(Event):
     """Receiver: show this code large until the sender has typed it (or gave up). Sent
     again with the same ``prompt_id`` and the next ``attempt`` after a wrong code."""
@@ -185,7 +180,6 @@ class CodeShownEvent(Event):
     max_attempts: int = 0
 
 
-@dataclass(frozen=True, slots=True)
 class UploadPromptEvent(Event):
     """Share: ask the user to accept or decline one browser upload."""
 
@@ -200,7 +194,6 @@ class UploadPromptEvent(Event):
     browser: str = ""
 
 
-@dataclass(frozen=True, slots=True)
 class PromptClosedEvent(Event):
     """A prompt is gone: answered, timed out, withdrawn by the peer, or dismissed."""
 
@@ -209,7 +202,6 @@ class PromptClosedEvent(Event):
     outcome: str
 
 
-@dataclass(frozen=True, slots=True)
 class SettingsEvent(Event):
     """The app's settings changed (every open UI tab shows the new values)."""
 
@@ -226,7 +218,6 @@ class SettingsEvent(Event):
     mailbox: str = ""
 
 
-@dataclass(frozen=True, slots=True)
 class CodeReceiveEvent(Event):
     """Receive with a code: how meeting the code's sender goes, before its offer (which
     then comes as any other). ``step``: ``looking`` (for the sender), ``met`` (the offer
@@ -238,7 +229,6 @@ class CodeReceiveEvent(Event):
     message: str = ""
 
 
-@dataclass(frozen=True, slots=True)
 class ShareStateEvent(Event):
     """The app's share server started, stopped, or changed what it offers."""
 
@@ -251,7 +241,6 @@ class ShareStateEvent(Event):
     notice: str = ""
 
 
-@dataclass(frozen=True, slots=True)
 class NodeStateEvent(Event):
     """The app's node is (re)starting, running or stopped (a name or relay change restarts it)."""
 
