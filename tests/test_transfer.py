@@ -357,6 +357,7 @@ async def test_many_small_files_share_streams(peers: Peers, tmp_path: Path) -> N
 
 async def test_unreadable_source_is_a_clear_error(peers: Peers, tmp_path: Path) -> None:
     await fails_with(TransferError, peers.send(tmp_path / "missing.txt"), "cannot read")
+    assert not peers.receiver_events(OfferEvent)  # listed while dialing: nothing offered
 
 
 @pytest.mark.parametrize("transport", ["auto", "quic"])

@@ -208,22 +208,34 @@ class SendSession:
         ``redial`` when given) for ``retry_for`` seconds, and the same session goes on."""
         if not 1 <= self._options.parallel <= MAX_PARALLEL_FILES:
             raise TransferError(f"--parallel must be between 1 and {MAX_PARALLEL_FILES}")
-        sources = Sources()
         if self._options.text is not None:
             check_text(self._options.text, paths)
-        else:
-            try:
-                sources = await asyncio.to_thread(
-                    scan_sources, paths, self._options.follow_symlinks
-                )
-            except SourceError as exc:
-                raise TransferError(str(exc)) from None
-        connection = await self._dial(ticket, peer_name)
+        listing = asyncio.create_task(self._list(paths))
+        try:
+            connection = await self._dial(ticket, peer_name)
+        except BaseException:
+            listing.cancel()
+            raise
+        try:
+            sources = await listing
+        except TransferError as exc:
+            connection.close(CloseCode.FAILED, f"sender stopped: {exc}")
+            raise
         while True:
             try:
                 return await self._attempt(connection, sources)
             except _PathBroke as broke:
                 connection = await self._reconnect(redial, ticket, str(broke))
+
+    async def _list(self, paths: list[Path]) -> Sources:
+        """What ``paths`` hold (nothing for a text), listed while the receiver is dialed:
+        10,000 files take ~40 ms, a dial on a LAN 30-150."""
+        if self._options.text is not None:
+            return Sources()
+        try:
+            return await asyncio.to_thread(scan_sources, paths, self._options.follow_symlinks)
+        except SourceError as exc:
+            raise TransferError(str(exc)) from None
 
     async def _attempt(self, connection: PeerConnection, sources: Sources) -> TransferResult:
         """One connection's part of the session; _PathBroke when it broke under an accepted
