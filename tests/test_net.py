@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import blake3
@@ -20,12 +22,13 @@ from p2p_transfer.net import (
     Transport,
     Unreachable,
     bind_host,
+    binding,
     describe_iroh_error,
     parse_host_port,
     parse_ticket,
     ticket_via,
 )
-from p2p_transfer.net.binding import apply_binding_fix, is_binding_fix_applied
+from p2p_transfer.net.binding import BindingChangedError, apply_binding_fix, is_binding_fix_applied
 from p2p_transfer.net.errors import NetError
 from p2p_transfer.net.identify import fetch_ticket
 from p2p_transfer.net.keys import public_id, ticket_for
@@ -49,6 +52,32 @@ async def test_binding_fix_is_in_effect_once_a_transport_binds(tmp_path: Path) -
         assert is_binding_fix_applied()
     finally:
         await transport.close()
+
+
+def test_a_binding_whose_buffer_write_changed_is_refused_not_patched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def write(self: object, value: bytes) -> None:  # a new shape: no _reserve, no rbuf
+        self.buffer += value  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(binding, "_ORIGINAL_WRITE", write)
+    with pytest.raises(BindingChangedError, match="buffer write changed"):
+        binding._check_shape()
+
+
+def test_checking_the_binding_keeps_none_of_its_source_in_memory() -> None:
+    """The check reads the generated write's code, not its file's ~10,700 lines."""
+    checked = subprocess.run(
+        [sys.executable, "-c", (
+            "import linecache\n"
+            "from iroh import iroh_ffi\n"
+            "from p2p_transfer.net.binding import apply_binding_fix\n"
+            "apply_binding_fix()\n"
+            "print(iroh_ffi.__file__ in linecache.cache)"
+        )],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert checked.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview", "slice"])

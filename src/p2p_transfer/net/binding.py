@@ -10,7 +10,6 @@ something it does not understand.
 from __future__ import annotations
 
 import ctypes
-import inspect
 from typing import Any
 
 from iroh import iroh_ffi
@@ -19,6 +18,8 @@ from p2p_transfer.errors import LocalFault
 
 _BUILDER: Any = getattr(iroh_ffi, "_UniffiRustBufferBuilder", None)
 _ORIGINAL_WRITE = getattr(_BUILDER, "write", None)
+#: What the generated write uses: ``self._reserve(len(value))``, then ``self.rbuf.data``.
+_WRITE_NAMES = frozenset({"_reserve", "len", "rbuf", "data"})
 
 
 class BindingChangedError(LocalFault, RuntimeError):
@@ -47,8 +48,10 @@ def _check_shape() -> None:
         raise BindingChangedError("iroh binding has no _UniffiRustBufferBuilder.write")
     if not hasattr(_BUILDER, "_reserve"):
         raise BindingChangedError("iroh binding's buffer builder has no _reserve")
-    source = inspect.getsource(_ORIGINAL_WRITE)
-    if "self._reserve(len(value))" not in source or "self.rbuf.data" not in source:
+    # Read from its code, not its source: the source would keep the binding's ~10,700
+    # lines in linecache (~1 MB of every process).
+    code = _ORIGINAL_WRITE.__code__
+    if code.co_varnames[:2] != ("self", "value") or not _WRITE_NAMES.issubset(code.co_names):
         raise BindingChangedError("iroh binding's buffer write changed; review net/binding.py")
     fields = dict(getattr(iroh_ffi._UniffiRustBuffer, "_fields_", []))
     if set(fields) != {"capacity", "len", "data"}:
