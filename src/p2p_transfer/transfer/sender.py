@@ -215,6 +215,8 @@ class SendSession:
             connection = await self._dial(ticket, peer_name)
         except BaseException:
             listing.cancel()
+            if listing.done() and not listing.cancelled():
+                listing.exception()  # seen: the dial's failure is the one to tell
             raise
         try:
             sources = await listing
