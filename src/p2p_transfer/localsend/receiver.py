@@ -57,8 +57,8 @@ from p2p_transfer.transfer.progress import ProgressTracker
 from p2p_transfer.transfer.session import Cancelled, TransferError, TransferResult
 
 T = TypeVar("T")
-#: An upload's body, read as chunks given the size announced for it.
-BodyReader = Callable[[int], AsyncIterator[bytes]]
+#: An upload's body, read as batches of pieces given the size announced for it.
+BodyReader = Callable[[int], AsyncIterator[list[bytes]]]
 #: Random bytes of a LocalSend session ID and of each file's token (URL-safe text).
 WIRE_SECRET_BYTES = 16
 #: Mode of a finished file before the umask (LocalSend sends no modes).
@@ -406,7 +406,7 @@ class IncomingSession:
             self._active.pop(file_id, None)
             self._changed.set()
 
-    async def _write(self, file: IncomingFile, body: AsyncIterator[bytes]) -> None:
+    async def _write(self, file: IncomingFile, body: AsyncIterator[list[bytes]]) -> None:
         assert self._target is not None and self._tracker is not None
         target, tracker, index = self._target, self._tracker, self._index[file.file_id]
         try:
@@ -420,14 +420,15 @@ class IncomingSession:
         writes = _OneAhead(part, checksum)
         try:
             received = 0
-            async for data in _with_deadline(body, LOCALSEND_DATA_TIMEOUT, self._stop_signal):
+            async for batch in _with_deadline(body, LOCALSEND_DATA_TIMEOUT, self._stop_signal):
                 if self._stopped is not None:
                     raise self._stopped
-                if received + len(data) > file.size:
+                size = sum(map(len, batch))
+                if received + size > file.size:
                     raise Refused(f"more data than the announced {file.size} bytes", status=400)
-                await writes.put(data)
-                received += len(data)
-                tracker.advance(index, len(data))
+                await writes.put(batch)
+                received += size
+                tracker.advance(index, size)
             await writes.drain()
             if self._stopped is not None:
                 raise self._stopped
@@ -502,23 +503,24 @@ async def _open_part(target: TargetFolder, path: str) -> PartFile:
 
 
 class _OneAhead:
-    """Stores one piece of an upload in a worker thread while the next is read, so the
-    loop's decryption and the disk's write and hashing overlap (one piece in flight)."""
+    """Stores one batch of an upload in a worker thread while the next is read, so the
+    loop's decryption and the disk's write and hashing overlap (one batch in flight)."""
 
     def __init__(self, part: PartFile, checksum: hashlib._Hash | None) -> None:
         self._part = part
         self._checksum = checksum
         self._job: asyncio.Future[None] | None = None
 
-    async def put(self, data: bytes) -> None:
-        """Hand ``data`` over once the piece before it is stored (its error raised here)."""
+    async def put(self, batch: list[bytes]) -> None:
+        """Hand ``batch`` over once the one before it is stored (its error raised here)."""
         await self.drain()
-        self._job = asyncio.ensure_future(_on_disk(self._store, data))
+        self._job = asyncio.ensure_future(_on_disk(self._store, batch))
 
-    def _store(self, data: bytes) -> None:
-        self._part.write(data)
-        if self._checksum is not None:
-            self._checksum.update(data)
+    def _store(self, batch: list[bytes]) -> None:
+        for data in batch:
+            self._part.write(data)
+            if self._checksum is not None:
+                self._checksum.update(data)
 
     async def drain(self) -> None:
         """Until the piece in flight is stored; its failure is raised."""
@@ -541,8 +543,8 @@ async def _on_disk(call: Callable[..., T], *args: object) -> T:
 
 
 async def _with_deadline(
-    body: AsyncIterator[bytes], seconds: float, stop: asyncio.Event
-) -> AsyncIterator[bytes]:
+    body: AsyncIterator[T], seconds: float, stop: asyncio.Event
+) -> AsyncIterator[T]:
     """``body``'s chunks, each of which must come within ``seconds``; ends at once (with
     nothing more) when ``stop`` is set, also while waiting for a chunk."""
     iterator = aiter(body)

@@ -281,22 +281,28 @@ async def _json_body(request: web.Request) -> bytes | web.StreamResponse:
         return _refused(413, f"the body is larger than {limit // 1024} KiB", unread=True)
 
 
-async def _body(content: StreamReader, size: int) -> AsyncIterator[bytes]:
-    """An upload's body in big pieces; ``size`` bytes, then whatever more it holds (so
-    the receiver sees a body longer than announced), or less when it ends early."""
-    remaining = size
-    while remaining:
-        try:
-            data = await content.readexactly(min(remaining, PUMP_BUFFER_SIZE))
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial:
-                yield exc.partial
-            return
-        remaining -= len(data)
-        yield data
-    extra = await content.read(1)
-    if extra:
-        yield extra
+async def _body(content: StreamReader, size: int) -> AsyncIterator[list[bytes]]:
+    """An upload's body in batches of about PUMP_BUFFER_SIZE bytes, each the pieces as
+    they came (joining them would copy every byte once more): ``size`` bytes and
+    whatever more came or comes with them (so the receiver sees a body longer than
+    announced), or less when it ends early."""
+    received = 0
+    batch: list[bytes] = []
+    batched = 0
+    while received < size:
+        piece = await content.readany()
+        if not piece:
+            break
+        batch.append(piece)
+        batched += len(piece)
+        received += len(piece)
+        if batched >= PUMP_BUFFER_SIZE:
+            yield batch
+            batch, batched = [], 0
+    if received == size and (extra := await content.read(1)):
+        batch.append(extra)
+    if batch:
+        yield batch
 
 
 def _json(body: bytes) -> web.Response:
