@@ -1,9 +1,11 @@
-"""Small files stored in batches behind the stream: every one done, memory bounded."""
+"""Small files stored in batches behind the stream: every one done, memory bounded,
+on the loop only while the disk keeps up."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -14,12 +16,15 @@ BACKLOG = 10
 
 
 class Disk:
-    """Stores items in a worker thread; can be held up to show what waits for it."""
+    """Stores items; can be held up or slowed down to show what waits for it."""
 
     def __init__(self) -> None:
         self.open = threading.Event()
         self.open.set()
-        self.threads: set[str] = set()
+        #: Seconds each item takes to store.
+        self.delay = 0.0
+        #: The thread that stored each item.
+        self.thread_of: dict[int, threading.Thread] = {}
         #: Items the worker thread has started to store (held up while ``open`` is clear).
         self.started: list[int] = []
         self.done: list[tuple[int, int]] = []
@@ -28,7 +33,8 @@ class Disk:
     def store(self, item: int) -> int:
         self.started.append(item)
         self.open.wait()
-        self.threads.add(threading.current_thread().name)
+        time.sleep(self.delay)
+        self.thread_of[item] = threading.current_thread()
         if item < 0:
             raise OSError("disk on fire")
         return item * 10
@@ -37,21 +43,48 @@ class Disk:
         assert threading.current_thread() is threading.main_thread()  # on the loop
         self.done.append((item, outcome))
 
-    def behind(self) -> StoreBehind[int, int]:
+    def behind(self, inline_budget: float = 0.0) -> StoreBehind[int, int]:
         return StoreBehind(
             lambda batch: [self.store(item) for item in batch], self.finished, lambda item: 1,
-            BACKLOG,
+            BACKLOG, inline_budget,
         )
 
+    def on_the_loop(self, item: int) -> bool:
+        return self.thread_of[item] is threading.main_thread()
 
-async def test_every_item_is_stored_off_the_loop_and_done_in_order() -> None:
+
+async def test_every_item_is_stored_and_done_in_order() -> None:
     disk = Disk()
     store = disk.behind()
     for item in range(25):
         await store.put(item)
     await store.drain()
     assert disk.done == [(item, item * 10) for item in range(25)]
-    assert threading.main_thread().name not in disk.threads
+    assert not any(disk.on_the_loop(item) for item in range(25))  # no budget: all in threads
+
+
+async def test_once_a_batch_was_quick_the_next_is_stored_on_the_loop() -> None:
+    disk = Disk()
+    store = disk.behind(inline_budget=0.2)
+    await store.put(0)
+    await store.drain()
+    for item in range(1, 6):
+        await store.put(item)
+    await store.drain()
+    assert not disk.on_the_loop(0)  # the disk's pace unknown yet: a thread
+    assert all(disk.on_the_loop(item) for item in range(1, 6))  # one batch, on the loop
+    assert disk.done == [(item, item * 10) for item in range(6)]
+
+
+async def test_after_a_slow_batch_the_next_goes_to_a_thread() -> None:
+    disk = Disk()
+    store = disk.behind(inline_budget=0.2)
+    for item, delay in enumerate((0.0, 0.3, 0.0, 0.0)):
+        disk.delay = delay
+        await store.put(item)
+        await store.drain()
+    # 0: pace unknown; 1: quick pace, on the loop, but slow; 2: after it; 3: quick again
+    assert [disk.on_the_loop(item) for item in range(4)] == [False, True, False, True]
 
 
 async def test_items_queued_while_the_disk_works_go_in_one_batch() -> None:

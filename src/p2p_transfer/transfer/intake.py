@@ -340,7 +340,7 @@ class FileIntake:
 
 def _store_small_files(target: TargetFolder, batch: list[_SmallFile]) -> list[_Stored]:
     """Verify small files in memory, then write those new here under their names in one
-    go; one that was partly here goes through its part (runs in a thread)."""
+    go; one that was partly here goes through its part (blocking: run by StoreBehind)."""
     stored: list[_Stored | None] = []
     whole: list[WholeFile] = []
     whole_at: list[int] = []  # where each of ``whole`` is in ``stored``
