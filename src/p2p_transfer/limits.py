@@ -110,9 +110,11 @@ TCP_TOKEN_BYTES = 32
 TCP_MAX_PENDING_CONNECTIONS = 8
 #: Bytes a data channel pumps per disk read or write and per TLS socket call.
 PUMP_BUFFER_SIZE = 1 * MiB
-#: A receiving pump hands over what it holds once it has this much...
+#: A receiving pump hands over what it holds once it has this much (TCP; on QUIC a
+#: batch of PUMP_BUFFER_SIZE goes to the disk)...
 PUMP_HANDOVER_SIZE = 256 * KiB
-#: ...or when no more bytes came for this long (seconds), so slow links show progress.
+#: ...or when no more bytes came for this long (seconds), so slow links show progress
+#: and what arrived is on disk while the sender is away.
 PUMP_HANDOVER_WAIT = 0.5
 #: Writes a data channel queues behind the event loop before ``write_all`` waits for the
 #: oldest: enough to keep the socket busy, few enough to bound memory (x PUMP_BUFFER_SIZE).
