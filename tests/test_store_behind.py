@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
 from p2p_transfer.transfer.store_behind import StoreBehind
-from waiting import stays, wait_until
+from waiting import hold_for_blocking, stays, wait_until
 
 BACKLOG = 10
 
@@ -33,7 +32,7 @@ class Disk:
     def store(self, item: int) -> int:
         self.started.append(item)
         self.open.wait()
-        time.sleep(self.delay)
+        hold_for_blocking(self.delay)  # a slow disk's pace
         self.thread_of[item] = threading.current_thread()
         if item < 0:
             raise OSError("disk on fire")

@@ -523,7 +523,7 @@ class _OneAhead:
                 self._checksum.update(data)
 
     async def drain(self) -> None:
-        """Until the piece in flight is stored; its failure is raised."""
+        """Until the batch in flight is stored; its failure is raised."""
         if self._job is not None:
             await asyncio.shield(self._job)
             self._job = None

@@ -198,7 +198,7 @@ class _WriteBehind:
     async def hand_over(self) -> None:
         """Wait for the write in flight, then start one of what is held."""
         if self._pending is not None:
-            await asyncio.shield(self._pending)  # cancelled, finish still waits for it
+            await asyncio.shield(self._pending)  # a cancel leaves the write to end
             self._pending = None
         self._start()
 
@@ -227,14 +227,25 @@ class _WriteBehind:
             self._buffers, self.held = [], 0
 
     async def finish(self) -> None:
-        """Until every byte held or in flight is written, even when cancelled."""
+        """Until every byte held or in flight is written, even when cancelled meanwhile
+        (then cancelled after it): what arrived is where a resume starts."""
         self.disarm()
+        job = asyncio.ensure_future(self._write_out())
+        cancelled = False
+        while not job.done():
+            try:
+                await asyncio.shield(job)
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
+        job.result()
+
+    async def _write_out(self) -> None:
         if self._pending is not None:
-            await asyncio.shield(self._pending)
+            await self._pending
         if self._buffers:
-            await asyncio.shield(
-                self._loop.run_in_executor(None, self._drain.take_all, self._buffers)
-            )
+            await self._loop.run_in_executor(None, self._drain.take_all, self._buffers)
 
 
 class MessageReader:
