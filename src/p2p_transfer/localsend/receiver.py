@@ -44,6 +44,7 @@ from p2p_transfer.localsend.messages import DeviceInfo, PrepareUploadReply
 from p2p_transfer.localsend.offer import IncomingFile, LocalSendOffer
 from p2p_transfer.localsend.pins import PinCheck, PinGate
 from p2p_transfer.protocol import text_preview
+from p2p_transfer.tasks import run_to_the_end
 from p2p_transfer.transfer.admission import CountedSlots, ManifestBudget
 from p2p_transfer.transfer.offers import (
     Decider,
@@ -473,16 +474,7 @@ class IncomingSession:
 async def _discard(target: TargetFolder, part: PartFile) -> None:
     """Remove a part, to the end even when cancelled meanwhile (then cancelled after it):
     whoever waits for this upload must not see a part that is still there."""
-    job = asyncio.ensure_future(asyncio.to_thread(target.discard, part))
-    cancelled = False
-    while not job.done():
-        try:
-            await asyncio.shield(job)
-        except asyncio.CancelledError:
-            cancelled = True
-    job.result()
-    if cancelled:
-        raise asyncio.CancelledError
+    await run_to_the_end(asyncio.to_thread(target.discard, part))
 
 
 async def _open_part(target: TargetFolder, path: str) -> PartFile:

@@ -24,6 +24,7 @@ from p2p_transfer.limits import (
 from p2p_transfer.net.errors import NetError, describe_iroh_error
 from p2p_transfer.protocol import AnyMessage, Message, body_length, decode_body
 from p2p_transfer.protocol import encode as encode_message
+from p2p_transfer.tasks import run_to_the_end
 
 
 class StreamEnded(NetError, PeerFault):
@@ -230,22 +231,12 @@ class _WriteBehind:
         """Until every byte held or in flight is written, even when cancelled meanwhile
         (then cancelled after it): what arrived is where a resume starts."""
         self.disarm()
-        job = asyncio.ensure_future(self._write_out())
-        cancelled = False
-        while not job.done():
-            try:
-                await asyncio.shield(job)
-            except asyncio.CancelledError:
-                cancelled = True
-        if cancelled:
-            raise asyncio.CancelledError
-        job.result()
+        await run_to_the_end(self._write_out())
 
     async def _write_out(self) -> None:
+        await self.hand_over()
         if self._pending is not None:
             await self._pending
-        if self._buffers:
-            await self._loop.run_in_executor(None, self._drain.take_all, self._buffers)
 
 
 class MessageReader:
