@@ -7,6 +7,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+from itertools import groupby
 from pathlib import Path
 
 import blake3
@@ -26,6 +28,7 @@ from p2p_transfer.net import (
     describe_iroh_error,
     parse_host_port,
     parse_ticket,
+    streams,
     ticket_via,
 )
 from p2p_transfer.net.binding import BindingChangedError, apply_binding_fix, is_binding_fix_applied
@@ -36,7 +39,7 @@ from p2p_transfer.net.transport import _connection_within
 from p2p_transfer.protocol import Hello, Verify
 from p2p_transfer.trust import load_or_create_secret_key
 from p2p_transfer.trust.files import ensure_private_dir
-from waiting import next_turn
+from waiting import hold_for_blocking, next_turn
 
 
 async def _transport(home: Path) -> Transport:
@@ -140,6 +143,146 @@ async def test_framed_messages_cross_a_stream(tmp_path: Path) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+class Disk:
+    """A pumped file's writes: its bytes, and whether each write ran on the loop."""
+
+    def __init__(self, slow_on_loop: float = 0.0) -> None:
+        self.data = bytearray()
+        self.on_loop: list[bool] = []
+        #: Seconds the first write on the loop takes (the disk slowing down under it).
+        self._slow_on_loop = slow_on_loop
+
+    def write(self, view: memoryview) -> None:
+        on_loop = threading.current_thread() is threading.main_thread()
+        if on_loop and self._slow_on_loop and not any(self.on_loop):
+            hold_for_blocking(self._slow_on_loop)
+        self.on_loop.append(on_loop)
+        self.data += view
+
+    def runs(self) -> list[bool]:
+        """Where the writes ran, each run of writes in one place once: a batch at least."""
+        return [on_loop for on_loop, _ in groupby(self.on_loop)]
+
+
+async def _pumped(tmp_path: Path, files: list[bytes], disks: list[Disk]) -> None:
+    """``files`` sent back to back over a real stream, each pumped by the receiver into
+    its disk."""
+    a, b = await _transport(tmp_path / "a"), await _transport(tmp_path / "b")
+    try:
+        async def receive() -> None:
+            accepted = await b.accept()
+            assert accepted is not None
+            stream = await accepted.raw.accept_bi()
+            reader = MessageReader(stream.recv())
+            for data, disk in zip(files, disks, strict=True):
+                assert await reader.pump(len(data), disk.write, lambda count: None) is None
+            await stream.send().finish()
+
+        receiving = asyncio.create_task(receive())
+        stream = await (await a.connect(b.ticket)).raw.open_bi()
+        for data in files:
+            await stream.send().write_all(data)
+        await stream.send().finish()
+        await receiving
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_pump_writes_on_the_loop_once_the_disk_proved_quick_also_for_the_next_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(streams, "INLINE_DISK_BUDGET", 2.0)  # any write here is quick
+    monkeypatch.setattr(streams, "PUMP_HANDOVER_WAIT", 60.0)  # no pause writes in between
+    files = [os.urandom(4 * streams.PUMP_BUFFER_SIZE + 7), os.urandom(3 * 1024 * 1024)]
+    disks = [Disk(), Disk()]
+    await _pumped(tmp_path, files, disks)
+    assert [bytes(disk.data) for disk in disks] == files
+    assert disks[0].runs() == [False, True]  # the disk's pace unknown: the first in a thread
+    assert disks[1].runs() == [True]  # the stream's pace carries over to its next file
+
+
+async def test_after_a_slow_write_on_the_loop_the_next_goes_to_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(streams, "INLINE_DISK_BUDGET", 0.2)
+    monkeypatch.setattr(streams, "PUMP_HANDOVER_WAIT", 60.0)
+    data = os.urandom(6 * streams.PUMP_BUFFER_SIZE)
+    disk = Disk(slow_on_loop=0.5)
+    await _pumped(tmp_path, [data], [disk])
+    assert bytes(disk.data) == data
+    # thread (pace unknown); loop, slowly; thread (after it); loop again (quick again)
+    assert disk.runs()[:4] == [False, True, False, True]
+
+
+class SourceFile:
+    """A sent file's reads: from ``data``, each noting whether it ran on the loop."""
+
+    def __init__(self, data: bytes, slow_on_loop: float = 0.0) -> None:
+        self._data = memoryview(data)
+        self._at = 0
+        self.on_loop: list[bool] = []
+        self._slow_on_loop = slow_on_loop  # the first read on the loop takes this long
+
+    def read(self, view: memoryview) -> None:
+        on_loop = threading.current_thread() is threading.main_thread()
+        if on_loop and self._slow_on_loop and not any(self.on_loop):
+            hold_for_blocking(self._slow_on_loop)
+        self.on_loop.append(on_loop)
+        view[:] = self._data[self._at : self._at + len(view)]
+        self._at += len(view)
+
+    def runs(self) -> list[bool]:
+        return [on_loop for on_loop, _ in groupby(self.on_loop)]
+
+
+async def _pumped_out(tmp_path: Path, sources: list[SourceFile], sizes: list[int]) -> bytes:
+    """The files of ``sources`` pumped back to back by the sender over a real stream;
+    what the receiver read."""
+    a, b = await _transport(tmp_path / "a"), await _transport(tmp_path / "b")
+    try:
+        async def receive() -> bytes:
+            accepted = await b.accept()
+            assert accepted is not None
+            stream = await accepted.raw.accept_bi()
+            data = await stream.recv().read_to_end(sum(sizes) + 1)
+            await stream.send().finish()
+            return data
+
+        receiving = asyncio.create_task(receive())
+        stream = await (await a.connect(b.ticket)).raw.open_bi()
+        writer = MessageWriter(stream.send())
+        for source, size in zip(sources, sizes, strict=True):
+            assert await writer.pump(size, source.read, lambda count: None) is None
+        await writer.finish()
+        return await receiving
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_sender_reads_on_the_loop_once_the_disk_proved_quick_also_for_the_next_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(streams, "INLINE_DISK_BUDGET", 2.0)  # any read here is quick
+    files = [os.urandom(4 * streams.PUMP_BUFFER_SIZE + 7), os.urandom(3 * 1024 * 1024)]
+    sources = [SourceFile(data) for data in files]
+    assert await _pumped_out(tmp_path, sources, [len(data) for data in files]) == b"".join(files)
+    assert sources[0].runs() == [False, True]  # the disk's pace unknown: the first in a thread
+    assert sources[1].runs() == [True]  # the stream's pace carries over to its next file
+
+
+async def test_after_a_slow_read_on_the_loop_the_next_goes_to_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(streams, "INLINE_DISK_BUDGET", 0.2)
+    data = os.urandom(6 * streams.PUMP_BUFFER_SIZE)
+    source = SourceFile(data, slow_on_loop=0.5)
+    assert await _pumped_out(tmp_path, [source], [len(data)]) == data
+    # thread (pace unknown); loop, slowly; thread (after it); loop again (quick again)
+    assert source.runs()[:4] == [False, True, False, True]
 
 
 def _a_ticket() -> str:

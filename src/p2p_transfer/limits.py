@@ -30,10 +30,12 @@ BATCH_WRITE_SIZE = IO_BUFFER_SIZE
 #: peak, 256 KiB keeps it at 74–76 at the same speed within the noise (bench, 30,000
 #: files, alternately).
 SMALL_STORE_BACKLOG = 256 * KiB
-#: A batch of small files the last batch's pace says will be stored within this many
-#: seconds is stored on the event loop, not through a thread hop (transfer/store_behind):
-#: a full backlog of 1 KiB files (256) takes ~10 ms on a fast disk.
-INLINE_STORE_BUDGET = 0.015
+#: Disk work the last run's pace says will take at most this many seconds runs on the
+#: event loop, not through a thread hop (``pace.Pace``): a batch of small files
+#: (transfer/store_behind; a full backlog of 256 files of 1 KiB takes ~10 ms on a fast
+#: disk) and a QUIC sender's read or receiver's write of PUMP_BUFFER_SIZE (~1 ms,
+#: hashing included).
+INLINE_DISK_BUDGET = 0.015
 #: Small files a sender reads in one go (one thread hop), in bytes and in files.
 SMALL_READ_AHEAD = 256 * KiB
 SMALL_READ_AHEAD_FILES = 256

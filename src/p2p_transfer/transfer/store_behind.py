@@ -10,11 +10,11 @@ where the hop would cost more than the overlap gains.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from p2p_transfer.limits import INLINE_STORE_BUDGET
+from p2p_transfer.limits import INLINE_DISK_BUDGET
+from p2p_transfer.pace import Pace
 
 Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
@@ -42,11 +42,10 @@ class StoreBehind(Generic[Item, Outcome]):
         done: Callable[[Item, Outcome], None],
         size_of: Callable[[Item], int],
         backlog: int,
-        inline_budget: float = INLINE_STORE_BUDGET,
+        inline_budget: float = INLINE_DISK_BUDGET,
     ) -> None:
         self._store = store
-        self._inline_budget = inline_budget
-        self._seconds_per_item: float | None = None  # the last batch's pace; None: none yet
+        self._pace = Pace(inline_budget)  # seconds per file of the last batch
         self._done = done
         self._size_of = size_of
         self._backlog = backlog
@@ -82,7 +81,7 @@ class StoreBehind(Generic[Item, Outcome]):
             while self._queued:
                 batch, self._queued, self._queued_bytes = self._queued, [], 0
                 self._taken.set()
-                if self._fits_budget(len(batch)):
+                if self._pace.fits(len(batch)):
                     outcomes = self._store_all(batch)
                 else:
                     outcomes = await asyncio.to_thread(self._store_all, batch)
@@ -91,16 +90,8 @@ class StoreBehind(Generic[Item, Outcome]):
         finally:
             self._taken.set()  # a put waiting for room learns of a failure too
 
-    def _fits_budget(self, count: int) -> bool:
-        pace = self._seconds_per_item
-        return pace is not None and pace * count <= self._inline_budget
-
     def _store_all(self, batch: list[Item]) -> list[Outcome]:
-        started = time.perf_counter()
-        try:
-            return self._store(batch)
-        finally:
-            self._seconds_per_item = (time.perf_counter() - started) / len(batch)
+        return self._pace.timed(lambda: self._store(batch), len(batch))
 
     def _raise_failure(self) -> None:
         worker = self._worker
