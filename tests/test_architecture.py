@@ -32,6 +32,8 @@ IO_MODULES = frozenset({
 })
 #: Packages that talk to a person: only cli/ imports them.
 TERMINAL_MODULES = frozenset({"rich", "click", "typer"})
+#: Modules run as child programs, whose stdout is read by the parent, not a person.
+CHILD_PROGRAMS = frozenset({"net.rsa_certificate"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +232,12 @@ def test_nothing_below_the_cli_prints() -> None:
         f"{_module_name(path)}: {what}"
         for path in sorted(SOURCES.rglob("*.py"))
         if _unit(_module_name(path)) not in ("cli", "__main__")
+        and _module_name(path) not in CHILD_PROGRAMS
         for what in _prints(path)
+    ]
+    found += [  # an exemption outlives no program
+        f"{name}: listed in CHILD_PROGRAMS, not found" for name in sorted(CHILD_PROGRAMS)
+        if not (SOURCES / f"{name.replace('.', '/')}.py").is_file()
     ]
     found += [
         f"{imp.module}:{imp.line} imports {imp.target}" for imp in _all_imports()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import os
 import socket
 import subprocess
@@ -25,6 +26,7 @@ from p2p_transfer.net import (
     Unreachable,
     bind_host,
     binding,
+    certificates,
     describe_iroh_error,
     parse_host_port,
     parse_ticket,
@@ -283,6 +285,29 @@ async def test_after_a_slow_read_on_the_loop_the_next_goes_to_a_thread(
     assert await _pumped_out(tmp_path, [source], [len(data)]) == data
     # thread (pace unknown); loop, slowly; thread (after it); loop again (quick again)
     assert source.runs()[:4] == [False, True, False, True]
+
+
+def test_the_rsa_key_is_made_by_a_child_that_loads_nothing_of_ours() -> None:
+    """The child pays for Python and ``cryptography`` only: importing our network
+    package (asyncio, iroh) cost it ~0.1 CPU-s of a fresh receiver's start."""
+    made = subprocess.run(
+        [sys.executable, "-P", "-X", "importtime", str(certificates._RSA_PROGRAM),
+         "LocalSend User", "86400", "864000"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    cert, key = certificates.rsa_self_signed_apart(
+        "LocalSend User", datetime.timedelta(days=1), datetime.timedelta(days=10)
+    )
+    for output in (made.stdout, cert + key):
+        assert output.startswith(b"-----BEGIN CERTIFICATE-----")
+        assert b"-----BEGIN PRIVATE KEY-----" in output
+    imported = {
+        line.rpartition("|")[2].strip().split(".")[0]
+        for line in made.stderr.decode().splitlines()
+        if line.startswith("import time:")
+    }
+    assert "cryptography" in imported
+    assert not imported & {"p2p_transfer", "iroh", "asyncio", "nacl"}
 
 
 def _a_ticket() -> str:

@@ -58,63 +58,25 @@ def ed25519_self_signed(
     return _pem("CERTIFICATE", certificate), _pem("PRIVATE KEY", key)
 
 
-def rsa_self_signed(
-    common_name: str, valid_before_now: datetime.timedelta, lifetime: datetime.timedelta
-) -> tuple[bytes, bytes]:
-    """``ed25519_self_signed`` with an RSA 2048 key, for peers that expect one."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - valid_before_now)
-        .not_valid_after(now + lifetime)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
-
-
-#: What the child of ``rsa_self_signed_apart`` runs: the certificate, then the key, PEM.
-_MAKE_RSA = (
-    "import datetime, sys\n"
-    "from p2p_transfer.net.certificates import rsa_self_signed\n"
-    "name, before, life = sys.argv[1], *(float(a) for a in sys.argv[2:])\n"
-    "cert, key = rsa_self_signed(\n"
-    "    name, datetime.timedelta(seconds=before), datetime.timedelta(seconds=life))\n"
-    "sys.stdout.buffer.write(cert + key)\n"
-)
+#: The program ``rsa_self_signed_apart`` runs: the certificate, then the key, PEM.
+_RSA_PROGRAM = Path(__file__).with_name("rsa_certificate.py")
 _KEY_BEGINS = b"-----BEGIN PRIVATE KEY-----"
 
 
 def rsa_self_signed_apart(
     common_name: str, valid_before_now: datetime.timedelta, lifetime: datetime.timedelta
 ) -> tuple[bytes, bytes]:
-    """``rsa_self_signed`` in a child process: ``cryptography`` would stay loaded in
-    ours (~12 MB of a receiver's memory) for a key made once. Blocking; OSError if the
-    child fails."""
-    package_root = str(Path(__file__).resolve().parents[2])
-    paths = [package_root, *filter(None, [os.environ.get("PYTHONPATH")])]
+    """``ed25519_self_signed`` with an RSA 2048 key, for peers that expect one, made in a
+    child process: ``cryptography`` would stay loaded in ours (~12 MB of a receiver's
+    memory) for a key made once. Blocking; OSError if the child fails."""
     try:
         made = subprocess.run(
             [
-                sys.executable, "-c", _MAKE_RSA, common_name,
+                # -P: the program's folder (this package's modules) stays off sys.path
+                sys.executable, "-P", str(_RSA_PROGRAM), common_name,
                 str(valid_before_now.total_seconds()), str(lifetime.total_seconds()),
             ],
             capture_output=True, timeout=RSA_KEY_TIMEOUT, check=False,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         raise OSError(f"making an RSA key took over {RSA_KEY_TIMEOUT:g} s") from None
