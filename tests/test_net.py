@@ -9,8 +9,10 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from itertools import groupby
 from pathlib import Path
+from typing import TypeVar
 
 import blake3
 import pytest
@@ -43,10 +45,35 @@ from p2p_transfer.trust import load_or_create_secret_key
 from p2p_transfer.trust.files import ensure_private_dir
 from waiting import hold_for_blocking, next_turn
 
+T = TypeVar("T")
+
 
 async def _transport(home: Path) -> Transport:
     home.mkdir(mode=0o700)
     return await Transport.bind(load_or_create_secret_key(home), "127.0.0.1")
+
+
+async def _across(
+    tmp_path: Path,
+    send: Callable[[iroh_ffi.BiStream], Awaitable[None]],
+    receive: Callable[[iroh_ffi.BiStream], Awaitable[T]],
+) -> T:
+    """One bi stream between two transports on loopback: ``send`` on the end that opens
+    it, ``receive`` on the end that accepts it; what ``receive`` returned."""
+    a, b = await _transport(tmp_path / "a"), await _transport(tmp_path / "b")
+    try:
+        async def accept() -> T:
+            accepted = await b.accept()
+            assert accepted is not None
+            return await receive(await accepted.raw.accept_bi())
+
+        receiving = asyncio.create_task(accept())
+        connection = await a.connect(b.ticket)  # held: a connection let go of closes
+        await send(await connection.raw.open_bi())
+        return await receiving
+    finally:
+        await a.close()
+        await b.close()
 
 
 async def test_binding_fix_is_in_effect_once_a_transport_binds(tmp_path: Path) -> None:
@@ -87,7 +114,6 @@ def test_checking_the_binding_keeps_none_of_its_source_in_memory() -> None:
 
 @pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview", "slice"])
 async def test_fixed_binding_moves_every_byte(tmp_path: Path, kind: str) -> None:
-    a, b = await _transport(tmp_path / "a"), await _transport(tmp_path / "b")
     payload = os.urandom(3 * 1024 * 1024 + 5)
     buffers = {
         "bytes": payload,
@@ -95,102 +121,87 @@ async def test_fixed_binding_moves_every_byte(tmp_path: Path, kind: str) -> None
         "memoryview": memoryview(payload),
         "slice": memoryview(b"xx" + payload + b"yy")[2:-2],
     }
-    try:
-        async def receive() -> bytes:
-            accepted = await b.accept()
-            assert accepted is not None
-            connection = accepted.raw
-            stream = await connection.accept_bi()
-            data = await stream.recv().read_to_end(len(payload) + 1)
-            await stream.send().finish()
-            return data
 
-        receiving = asyncio.create_task(receive())
-        connection = (await a.connect(b.ticket)).raw
-        stream = await connection.open_bi()
+    async def send(stream: iroh_ffi.BiStream) -> None:
         await stream.send().write_all(buffers[kind])
         await stream.send().finish()
-        received = await receiving
-        assert blake3.blake3(received).digest() == blake3.blake3(payload).digest()
-    finally:
-        await a.close()
-        await b.close()
+
+    async def receive(stream: iroh_ffi.BiStream) -> bytes:
+        data = await stream.recv().read_to_end(len(payload) + 1)
+        await stream.send().finish()
+        return data
+
+    received = await _across(tmp_path, send, receive)
+    assert blake3.blake3(received).digest() == blake3.blake3(payload).digest()
 
 
 async def test_framed_messages_cross_a_stream(tmp_path: Path) -> None:
-    a, b = await _transport(tmp_path / "a"), await _transport(tmp_path / "b")
-    try:
-        async def receive() -> list[object]:
-            accepted = await b.accept()
-            assert accepted is not None
-            connection = accepted.raw
-            stream = await connection.accept_bi()
-            reader = MessageReader(stream.recv())
-            messages = [await reader.read_message() for _ in range(3)]
-            raw = await reader.read_exact(5)
-            end = await reader.read_message()
-            return [*messages, raw, end]
-
-        receiving = asyncio.create_task(receive())
-        connection = (await a.connect(b.ticket)).raw
-        stream = await connection.open_bi()
+    async def send(stream: iroh_ffi.BiStream) -> None:
         writer = MessageWriter(stream.send())
         for message in (Hello(1, "a"), Verify(b"\x00pake", b"proof"), Hello(1, "ü" * 100)):
             await writer.send(message)
         await writer.write(b"12345")
         await writer.finish()
-        assert await receiving == [
-            Hello(1, "a"), Verify(b"\x00pake", b"proof"), Hello(1, "ü" * 100), b"12345", None
-        ]
-    finally:
-        await a.close()
-        await b.close()
+
+    async def receive(stream: iroh_ffi.BiStream) -> list[object]:
+        reader = MessageReader(stream.recv())
+        messages = [await reader.read_message() for _ in range(3)]
+        raw = await reader.read_exact(5)
+        end = await reader.read_message()
+        return [*messages, raw, end]
+
+    assert await _across(tmp_path, send, receive) == [
+        Hello(1, "a"), Verify(b"\x00pake", b"proof"), Hello(1, "ü" * 100), b"12345", None
+    ]
 
 
-class Disk:
-    """A pumped file's writes: its bytes, and whether each write ran on the loop."""
+class WhereItRan:
+    """Whether each of a file's disk calls ran on the loop (else in a thread); the
+    first on the loop can be made slow, as a disk slowing down under it."""
 
     def __init__(self, slow_on_loop: float = 0.0) -> None:
-        self.data = bytearray()
         self.on_loop: list[bool] = []
-        #: Seconds the first write on the loop takes (the disk slowing down under it).
-        self._slow_on_loop = slow_on_loop
+        self._slow_on_loop = slow_on_loop  # seconds the first call on the loop takes
 
-    def write(self, view: memoryview) -> None:
+    def note(self) -> None:
         on_loop = threading.current_thread() is threading.main_thread()
         if on_loop and self._slow_on_loop and not any(self.on_loop):
             hold_for_blocking(self._slow_on_loop)
         self.on_loop.append(on_loop)
-        self.data += view
 
     def runs(self) -> list[bool]:
-        """Where the writes ran, each run of writes in one place once: a batch at least."""
+        """Where the calls ran, each run of calls in one place once: a batch at least."""
         return [on_loop for on_loop, _ in groupby(self.on_loop)]
+
+
+class Disk(WhereItRan):
+    """A pumped file's writes: its bytes, and where each write ran."""
+
+    def __init__(self, slow_on_loop: float = 0.0) -> None:
+        super().__init__(slow_on_loop)
+        self.data = bytearray()
+
+    def write(self, view: memoryview) -> None:
+        self.note()
+        self.data += view
 
 
 async def _pumped(tmp_path: Path, files: list[bytes], disks: list[Disk]) -> None:
     """``files`` sent back to back over a real stream, each pumped by the receiver into
     its disk."""
-    a, b = await _transport(tmp_path / "a"), await _transport(tmp_path / "b")
-    try:
-        async def receive() -> None:
-            accepted = await b.accept()
-            assert accepted is not None
-            stream = await accepted.raw.accept_bi()
-            reader = MessageReader(stream.recv())
-            for data, disk in zip(files, disks, strict=True):
-                assert await reader.pump(len(data), disk.write, lambda count: None) is None
-            await stream.send().finish()
 
-        receiving = asyncio.create_task(receive())
-        stream = await (await a.connect(b.ticket)).raw.open_bi()
+    async def send(stream: iroh_ffi.BiStream) -> None:
         for data in files:
             await stream.send().write_all(data)
         await stream.send().finish()
-        await receiving
-    finally:
-        await a.close()
-        await b.close()
+
+    async def receive(stream: iroh_ffi.BiStream) -> None:
+        reader = MessageReader(stream.recv())
+        for data, disk in zip(files, disks, strict=True):
+            assert await reader.pump(len(data), disk.write, lambda count: None) is None
+        await stream.send().finish()
+
+    await _across(tmp_path, send, receive)
 
 
 async def test_a_pump_writes_on_the_loop_once_the_disk_proved_quick_also_for_the_next_file(
@@ -219,50 +230,36 @@ async def test_after_a_slow_write_on_the_loop_the_next_goes_to_a_thread(
     assert disk.runs()[:4] == [False, True, False, True]
 
 
-class SourceFile:
-    """A sent file's reads: from ``data``, each noting whether it ran on the loop."""
+class SourceFile(WhereItRan):
+    """A sent file's reads: from ``data``, and where each read ran."""
 
     def __init__(self, data: bytes, slow_on_loop: float = 0.0) -> None:
+        super().__init__(slow_on_loop)
         self._data = memoryview(data)
         self._at = 0
-        self.on_loop: list[bool] = []
-        self._slow_on_loop = slow_on_loop  # the first read on the loop takes this long
 
     def read(self, view: memoryview) -> None:
-        on_loop = threading.current_thread() is threading.main_thread()
-        if on_loop and self._slow_on_loop and not any(self.on_loop):
-            hold_for_blocking(self._slow_on_loop)
-        self.on_loop.append(on_loop)
+        self.note()
         view[:] = self._data[self._at : self._at + len(view)]
         self._at += len(view)
-
-    def runs(self) -> list[bool]:
-        return [on_loop for on_loop, _ in groupby(self.on_loop)]
 
 
 async def _pumped_out(tmp_path: Path, sources: list[SourceFile], sizes: list[int]) -> bytes:
     """The files of ``sources`` pumped back to back by the sender over a real stream;
     what the receiver read."""
-    a, b = await _transport(tmp_path / "a"), await _transport(tmp_path / "b")
-    try:
-        async def receive() -> bytes:
-            accepted = await b.accept()
-            assert accepted is not None
-            stream = await accepted.raw.accept_bi()
-            data = await stream.recv().read_to_end(sum(sizes) + 1)
-            await stream.send().finish()
-            return data
 
-        receiving = asyncio.create_task(receive())
-        stream = await (await a.connect(b.ticket)).raw.open_bi()
+    async def send(stream: iroh_ffi.BiStream) -> None:
         writer = MessageWriter(stream.send())
         for source, size in zip(sources, sizes, strict=True):
             assert await writer.pump(size, source.read, lambda count: None) is None
         await writer.finish()
-        return await receiving
-    finally:
-        await a.close()
-        await b.close()
+
+    async def receive(stream: iroh_ffi.BiStream) -> bytes:
+        data = await stream.recv().read_to_end(sum(sizes) + 1)
+        await stream.send().finish()
+        return data
+
+    return await _across(tmp_path, send, receive)
 
 
 async def test_a_sender_reads_on_the_loop_once_the_disk_proved_quick_also_for_the_next_file(
