@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from p2p_transfer.limits import (
     FRAME_HEADER_SIZE,
+    MANIFEST_PAGE_BUDGET,
     MAX_MANIFEST_ENTRIES,
     MAX_MANIFEST_NAME_BYTES,
     MAX_MESSAGE_SIZE,
@@ -745,6 +746,54 @@ def test_a_manifest_is_indexed_as_a_list_is() -> None:
 
 def test_paginate_nothing() -> None:
     assert list(paginate([])) == []
+
+
+def _manifest_of(entries: list[Entry]) -> Manifest:
+    manifest = Manifest()
+    for entry in entries:
+        manifest.append(entry)
+    return manifest
+
+
+def _largest_entries(path_bytes: int, count: int) -> list[Entry]:
+    """Entries whose every field takes its most bytes: 64-bit sizes, mode 0o777, a float
+    time, paths of ``path_bytes`` bytes of 3-byte characters."""
+    path = "文" * (path_bytes // 3 - 3)
+    return [Entry(f"{path}{i:03d}", "file", 2**62, 0o777, -1e300) for i in range(count)]
+
+
+@pytest.mark.parametrize("kind", ["typical", "longest paths", "largest fields"])
+def test_a_manifests_own_pages_hold_its_entries_in_order_each_within_the_budget(
+    kind: str,
+) -> None:
+    """The sender pages its manifest from the columns, with a bound for each entry in
+    place of paginate's trial encoding: entries whose fields take their most bytes fill
+    a page to within one entry of the budget, never over it."""
+    if kind == "typical":
+        entries = [
+            Entry(f"photos/album-{i // 1000:03d}/IMG_{i:06d}.jpeg", "file", i, 0o644, 1.7e9)
+            if i % 500 else Entry(f"photos/album-{i // 1000:03d}", "dir", 0, 0o755, 1.7e9)
+            for i in range(20_000)
+        ]
+    else:
+        entries = _largest_entries(MAX_PATH_BYTES if kind == "longest paths" else 300, 600)
+    pages = list(_manifest_of(entries).pages())
+    assert len(pages) > 1
+    received: list[Entry] = []
+    for page in pages:
+        assert len(msgspec.msgpack.encode(page)) <= MANIFEST_PAGE_BUDGET
+        message = _through_the_wire(ManifestPage(page))  # encode refuses > MAX_MESSAGE_SIZE
+        assert isinstance(message, ManifestPage)
+        received.extend(message.entries)
+    assert received == entries
+    if kind != "typical":
+        entry_size = len(msgspec.msgpack.encode(entries[0]))
+        for page in pages[:-1]:
+            assert len(msgspec.msgpack.encode(page)) + entry_size > MANIFEST_PAGE_BUDGET - 16
+
+
+def test_an_empty_manifest_has_no_pages() -> None:
+    assert list(Manifest().pages()) == []
 
 
 # --- Manifest: validation ------------------------------------------------------------------

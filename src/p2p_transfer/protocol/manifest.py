@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import overload
@@ -24,6 +25,9 @@ from p2p_transfer.protocol.paths import PART_SUFFIX, PathSanitizer, numbered_nam
 _encoder = msgspec.msgpack.Encoder()
 #: Bytes a page's envelope and per-item list overhead may add to its items.
 _PAGE_OVERHEAD = 16
+#: Most bytes an Entry's encoding adds to its path's UTF-8: the array's and the path's
+#: headers (1 + 3), the kind (5), the size (9), the mode (3) and the time (9).
+_ENTRY_OVERHEAD = 30
 #: Largest |mtime| accepted (about 34,000 years); os.utime fails on NaN, inf and beyond time_t.
 _MAX_MTIME = float(2**40)
 
@@ -94,16 +98,19 @@ class Manifest(Sequence[Entry]):
 
     def append(self, entry: Entry) -> None:
         """Keep one entry, already checked (``mode`` within 0o777, ``size`` within 64 bits)."""
-        is_file = entry.kind == "file"
-        self._names += entry.path.encode()
+        self.add(entry.path, entry.kind == "file", entry.size, entry.mode, entry.mtime)
+
+    def add(self, path: str, is_file: bool, size: int, mode: int, mtime: float) -> None:
+        """``append`` by its fields, for a caller that has no Entry at hand."""
+        self._names += path.encode()
         self._ends.append(len(self._names))
         self._is_file.append(is_file)
-        self._sizes.append(entry.size)
-        self._modes.append(entry.mode)
-        self._mtimes.append(entry.mtime)
+        self._sizes.append(size)
+        self._modes.append(mode)
+        self._mtimes.append(mtime)
         if is_file:
             self.files += 1
-            self.total_bytes += entry.size
+            self.total_bytes += size
 
     def __len__(self) -> int:
         return len(self._ends)
@@ -133,6 +140,34 @@ class Manifest(Sequence[Entry]):
 
     def is_file(self, index: int) -> bool:
         return bool(self._is_file[index])
+
+    def pages(self) -> Iterator[list[Entry]]:
+        """The entries in pages whose encoding stays within the page budget, as
+        ``paginate`` makes them but from the columns: no method call and no trial
+        encoding per entry (100,000 entries took ~0.12 s through ``paginate``)."""
+        ends = self._ends
+
+        def reach(index: int) -> int:
+            """The most bytes entries 0 to ``index`` encode to, less a constant."""
+            return (ends[index] if index >= 0 else 0) + _ENTRY_OVERHEAD * index
+
+        start, room = 0, MANIFEST_PAGE_BUDGET - _PAGE_OVERHEAD
+        while start < len(ends):
+            stop = bisect_right(range(len(ends)), reach(start - 1) + room, start, key=reach)
+            stop = max(stop, start + 1)  # an entry alone over budget still gets its page
+            yield self._entries(start, stop)
+            start = stop
+
+    def _entries(self, start: int, stop: int) -> list[Entry]:
+        """Entries ``start`` to ``stop`` (within range), made from the columns at once."""
+        names, bounds = self._names, self._ends[start:stop]
+        begins = [self._ends[start - 1] if start else 0, *bounds[:-1]]
+        paths = [names[begin:end].decode() for begin, end in zip(begins, bounds, strict=True)]
+        kinds = ["file" if is_file else "dir" for is_file in self._is_file[start:stop]]
+        return list(map(
+            Entry, paths, kinds, self._sizes[start:stop], self._modes[start:stop],
+            self._mtimes[start:stop],
+        ))
 
     def file_indexes(self) -> Iterator[int]:
         """The indexes of the files, in order."""
@@ -174,20 +209,24 @@ class ManifestAssembler:
             raise ProtocolError("more manifest entries than declared")
         self._pages += 1
         for entry in entries:
-            self.entries.append(self._check(entry))
+            self._keep(entry)
         if self.complete:
             self._check_totals()
 
-    def _check(self, entry: Entry) -> Entry:
-        if not 0 <= entry.size <= MAX_OFFER_BYTES or (entry.kind == "dir" and entry.size != 0):
-            raise ProtocolError(f"invalid size for {entry.path!r}")
-        self._name_bytes += len(entry.path.encode(errors="surrogatepass"))
+    def _keep(self, entry: Entry) -> None:
+        """Check one entry and keep it under its safe, unique path."""
+        path, kind, size, mtime = entry.path, entry.kind, entry.size, entry.mtime
+        if not 0 <= size <= MAX_OFFER_BYTES or (kind == "dir" and size != 0):
+            raise ProtocolError(f"invalid size for {path!r}")
+        self._name_bytes += len(path) if path.isascii() else len(
+            path.encode(errors="surrogatepass")
+        )
         if self._name_bytes > MAX_MANIFEST_NAME_BYTES:
             raise ProtocolError(f"manifest names exceed {MAX_MANIFEST_NAME_BYTES} bytes")
-        if not math.isfinite(entry.mtime) or abs(entry.mtime) > _MAX_MTIME:
-            raise ProtocolError(f"invalid mtime for {entry.path!r}")
-        path = self._unique(self._sanitize(entry.path), entry.kind)
-        return Entry(path, entry.kind, entry.size, entry.mode & 0o777, entry.mtime)
+        if not math.isfinite(mtime) or abs(mtime) > _MAX_MTIME:
+            raise ProtocolError(f"invalid mtime for {path!r}")
+        safe = self._unique(self._sanitize(path), kind)
+        self.entries.add(safe, kind == "file", size, entry.mode & 0o777, mtime)
 
     def _unique(self, path: str, kind: str) -> str:
         """Give a file whose sanitized path is taken (``x`` twice, ``x`` vs ``x.part``, or

@@ -122,22 +122,27 @@ class PathSanitizer:
 
     def __init__(self) -> None:
         self._folder: str | None = None  # the last path's folder, as received
-        self._folder_parts: list[str] = []  # ...and its usable parts, sanitized
+        #: ...its usable parts, sanitized and joined, ending in "/"; "" when a name in
+        #: it would not take the shortcut (no usable parts, or already as deep as allowed).
+        self._folder_prefix = ""
 
     def __call__(self, path: str) -> str:
         folder, slash, name = path.rpartition("/")
-        if slash and folder == self._folder and "\\" not in name:
+        if slash and folder == self._folder and self._folder_prefix and "\\" not in name:
             _check_length(path)
             if clean := sanitize_component(name):
-                return _joined(path, [*self._folder_parts, clean])
+                return self._folder_prefix + clean
         result = sanitize_path(path)
         if slash:
-            self._folder, self._folder_parts = folder, _usable_parts(folder)
+            parts = _usable_parts(folder)
+            self._folder = folder
+            self._folder_prefix = "/".join(parts) + "/" if 0 < len(parts) < MAX_PATH_DEPTH else ""
         return result
 
 
 def _check_length(path: str) -> None:
-    if len(path.encode(errors="surrogatepass")) > MAX_PATH_BYTES:
+    # A character takes at most 4 bytes: most paths need no encoding to be counted.
+    if len(path) * 4 > MAX_PATH_BYTES and len(path.encode(errors="surrogatepass")) > MAX_PATH_BYTES:
         raise ProtocolError(f"path longer than {MAX_PATH_BYTES} bytes")
 
 

@@ -55,10 +55,20 @@ class Sources(Sequence[SourceEntry]):
 
     def append(self, entry: Entry, source: str) -> None:
         """Keep one entry read from ``source``."""
-        if not self._bases or self._derived(self._bases[-1], entry.path) != source:
-            self._starts.append(len(self.entries))
-            self._bases.append((source, len(entry.path)))
+        self._note_source(entry.path, source)
         self.entries.append(entry)
+
+    def append_file(self, path: str, info: os.stat_result, source: str) -> None:
+        """Keep the file at ``path`` (relative) as ``info`` describes it, read from
+        ``source``: no Entry made on the way, as a listing may hold a million files."""
+        self._note_source(path, source)
+        self.entries.add(path, True, info.st_size, stat.S_IMODE(info.st_mode), info.st_mtime)
+
+    def _note_source(self, path: str, source: str) -> None:
+        """A new base from the next entry on, where ``source`` is not derived from ``path``."""
+        if not self._bases or self._derived(self._bases[-1], path) != source:
+            self._starts.append(len(self.entries))
+            self._bases.append((source, len(path)))
 
     def source(self, index: int) -> str:
         """The path entry ``index`` is read from."""
@@ -111,7 +121,7 @@ def scan_sources(paths: list[Path], follow_symlinks: bool = False) -> Sources:
         if stat.S_ISDIR(info.st_mode):
             _scan_folder(path, name, follow_symlinks, out, visited=set())
         elif stat.S_ISREG(info.st_mode):
-            out.append(*_file_entry(str(path), name, info))
+            out.append_file(name, info, str(path))
         elif stat.S_ISLNK(info.st_mode):
             raise SourceError(f"{path} is a symlink; use --follow-symlinks to send its target")
         else:
@@ -126,11 +136,6 @@ def _check_encodable(relative: str) -> None:
     except UnicodeEncodeError:
         shown = relative.encode(errors="surrogateescape").decode(errors="replace")
         raise SourceError(f"{shown!r} is not a valid UTF-8 name; rename it to send it") from None
-
-
-def _file_entry(path: str, relative: str, info: os.stat_result) -> tuple[Entry, str]:
-    mode = stat.S_IMODE(info.st_mode)
-    return Entry(relative, "file", info.st_size, mode, info.st_mtime), path
 
 
 def _scan_folder(
@@ -153,6 +158,7 @@ def _scan_folder(
         handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
         raise SourceError(f"cannot list {folder}: {exc.strerror}") from None
+    prefix = os.path.join(folder, "")  # joined once, not for each child
     try:
         names = sorted(os.listdir(handle))  # names only: a folder may hold a million
         for name in names:
@@ -166,11 +172,10 @@ def _scan_folder(
                     child_info = os.stat(name, dir_fd=handle)
             except OSError:
                 continue  # a dangling link or a file that vanished
-            child = os.path.join(folder, name)
-            if stat.S_ISDIR(child_info.st_mode):
-                _scan_folder(child, child_relative, follow_symlinks, out, visited)
-            elif stat.S_ISREG(child_info.st_mode):
-                out.append(*_file_entry(child, child_relative, child_info))
+            if stat.S_ISREG(child_info.st_mode):
+                out.append_file(child_relative, child_info, prefix + name)
+            elif stat.S_ISDIR(child_info.st_mode):
+                _scan_folder(prefix + name, child_relative, follow_symlinks, out, visited)
     except OSError as exc:
         raise SourceError(f"cannot list {folder}: {exc.strerror}") from None
     finally:
