@@ -18,6 +18,7 @@ import blake3
 import pytest
 from iroh import iroh_ffi
 
+from p2p_transfer.limits import IO_BUFFER_SIZE, MESSAGE_READ_SIZE
 from p2p_transfer.net import (
     RELAY_DEFAULT,
     CloseCode,
@@ -153,6 +154,47 @@ async def test_framed_messages_cross_a_stream(tmp_path: Path) -> None:
     assert await _across(tmp_path, send, receive) == [
         Hello(1, "a"), Verify(b"\x00pake", b"proof"), Hello(1, "ü" * 100), b"12345", None
     ]
+
+
+async def test_a_reader_asks_the_stream_for_little_for_messages_and_a_full_buffer_for_a_run(
+    tmp_path: Path,
+) -> None:
+    """Messages and small files are read MESSAGE_READ_SIZE at a time (iroh makes a buffer
+    of the size asked for, each read: four streams of tiny files held MBs more), a
+    larger whole what it needs, and a file's run IO_BUFFER_SIZE."""
+    small, run = os.urandom(100 * 1024), os.urandom(3 * IO_BUFFER_SIZE)
+
+    async def send(stream: iroh_ffi.BiStream) -> None:
+        writer = MessageWriter(stream.send())
+        await writer.send(Hello(1, "a"))
+        await writer.write(small + run)
+        await writer.finish()
+
+    async def receive(stream: iroh_ffi.BiStream) -> tuple[list[int], list[int], list[int]]:
+        recv, asked = stream.recv(), []
+
+        class Recorded:
+            async def read(self, limit: int) -> bytes:
+                asked.append(limit)
+                return await recv.read(limit)
+
+        reader = MessageReader(Recorded())
+        assert await reader.read_message() == Hello(1, "a")
+        for_message, asked = asked, []
+        assert await reader.read_exact(len(small)) == small
+        for_small, asked = asked, []
+        received = bytearray()
+        while len(received) < len(run):
+            received += await reader.read_some(min(IO_BUFFER_SIZE, len(run) - len(received)))
+        assert received == run
+        await stream.send().finish()
+        return for_message, for_small, asked
+
+    for_message, for_small, for_run = await _across(tmp_path, send, receive)
+    assert for_message == [MESSAGE_READ_SIZE]
+    assert for_small and all(MESSAGE_READ_SIZE <= limit <= len(small) for limit in for_small)
+    assert for_run[0] == IO_BUFFER_SIZE  # then what is left of the run, up to as much
+    assert all(MESSAGE_READ_SIZE < limit <= IO_BUFFER_SIZE for limit in for_run)
 
 
 class WhereItRan:

@@ -20,6 +20,7 @@ from p2p_transfer.limits import (
     FRAME_HEADER_SIZE,
     INLINE_DISK_BUDGET,
     IO_BUFFER_SIZE,
+    MESSAGE_READ_SIZE,
     PUMP_BUFFER_SIZE,
     PUMP_HANDOVER_WAIT,
 )
@@ -276,11 +277,12 @@ class MessageReader:
     def _available(self) -> int:
         return len(self._buffer) - self._position
 
-    async def _fill(self) -> bool:
-        """Read more bytes into the buffer; False at the end of the stream."""
+    async def _fill(self, wanted: int) -> bool:
+        """Read more bytes into the buffer, ``wanted`` of them if they come at once (but
+        at least MESSAGE_READ_SIZE and at most the read size); False at the end."""
         if self._eof:
             return False
-        chunk = await self._stream.read(self._read_size)
+        chunk = await self._stream.read(min(self._read_size, max(wanted, MESSAGE_READ_SIZE)))
         if not chunk:
             self._eof = True
             return False
@@ -302,13 +304,13 @@ class MessageReader:
     async def read_exact(self, size: int) -> bytes:
         """Exactly ``size`` bytes, or StreamEnded."""
         while self._available < size:
-            if not await self._fill():
+            if not await self._fill(size - self._available):
                 raise StreamEnded("stream ended early")
         return self._take(size)
 
     async def read_some(self, limit: int) -> bytes:
         """Between 1 and ``limit`` bytes (no copy when a whole buffer fits), or StreamEnded."""
-        if not self._available and not await self._fill():
+        if not self._available and not await self._fill(limit):
             raise StreamEnded("stream ended early")
         return self._take(min(limit, self._available))
 
@@ -321,7 +323,7 @@ class MessageReader:
             if len(buffer) >= end:
                 self._position = end
                 return decode_body(buffer[body_start:end])
-        if not self._available and not await self._fill():
+        if not self._available and not await self._fill(FRAME_HEADER_SIZE):
             return None
         header = await self.read_exact(FRAME_HEADER_SIZE)
         length = body_length(header)
