@@ -156,43 +156,47 @@ async def test_framed_messages_cross_a_stream(tmp_path: Path) -> None:
     ]
 
 
-async def test_a_reader_asks_the_stream_for_little_for_messages_and_a_full_buffer_for_a_run(
+async def test_a_reader_asks_the_stream_for_little_for_tiny_items_and_a_full_buffer_for_large(
     tmp_path: Path,
 ) -> None:
-    """Messages and small files are read MESSAGE_READ_SIZE at a time (iroh makes a buffer
-    of the size asked for, each read: four streams of tiny files held MBs more), a
-    larger whole what it needs, and a file's run IO_BUFFER_SIZE."""
-    small, run = os.urandom(100 * 1024), os.urandom(3 * IO_BUFFER_SIZE)
+    """Messages and tiny files are read MESSAGE_READ_SIZE at a time (iroh makes a buffer
+    of the size asked for, each read: four streams of tiny files held MBs more); a whole
+    of 100 KiB, and a file's run, IO_BUFFER_SIZE at a time (room for several)."""
+    tiny, small, run = os.urandom(1024), os.urandom(100 * 1024), os.urandom(3 * IO_BUFFER_SIZE)
 
     async def send(stream: iroh_ffi.BiStream) -> None:
         writer = MessageWriter(stream.send())
+        await writer.write(tiny)
         await writer.send(Hello(1, "a"))
         await writer.write(small + run)
         await writer.finish()
 
-    async def receive(stream: iroh_ffi.BiStream) -> tuple[list[int], list[int], list[int]]:
-        recv, asked = stream.recv(), []
+    async def receive(stream: iroh_ffi.BiStream) -> list[list[int]]:
+        recv, asked = stream.recv(), [[]]
 
         class Recorded:
             async def read(self, limit: int) -> bytes:
-                asked.append(limit)
+                asked[-1].append(limit)
                 return await recv.read(limit)
 
         reader = MessageReader(Recorded())
+        assert await reader.read_exact(len(tiny)) == tiny
+        asked.append([])
         assert await reader.read_message() == Hello(1, "a")
-        for_message, asked = asked, []
+        asked.append([])
         assert await reader.read_exact(len(small)) == small
-        for_small, asked = asked, []
+        asked.append([])
         received = bytearray()
         while len(received) < len(run):
             received += await reader.read_some(min(IO_BUFFER_SIZE, len(run) - len(received)))
         assert received == run
         await stream.send().finish()
-        return for_message, for_small, asked
+        return asked
 
-    for_message, for_small, for_run = await _across(tmp_path, send, receive)
-    assert for_message == [MESSAGE_READ_SIZE]
-    assert for_small and all(MESSAGE_READ_SIZE <= limit <= len(small) for limit in for_small)
+    for_tiny, for_message, for_small, for_run = await _across(tmp_path, send, receive)
+    assert for_tiny[0] == MESSAGE_READ_SIZE
+    assert all(limit == MESSAGE_READ_SIZE for limit in for_tiny + for_message)
+    assert for_small and all(limit == IO_BUFFER_SIZE for limit in for_small)
     assert for_run[0] == IO_BUFFER_SIZE  # then what is left of the run, up to as much
     assert all(MESSAGE_READ_SIZE < limit <= IO_BUFFER_SIZE for limit in for_run)
 

@@ -255,6 +255,12 @@ class _WriteBehind:
             await self._pending
 
 
+#: A read asks room for this many items of the size being read (within its bounds):
+#: reading files of 64 KiB one read each, every read joined to what was left, took the
+#: receiver ~18 % more CPU (1,000 such files, 4 pairs).
+_ITEMS_PER_READ = 4
+
+
 class MessageReader:
     """Buffered reads from a stream: whole messages or raw byte runs."""
 
@@ -277,12 +283,14 @@ class MessageReader:
     def _available(self) -> int:
         return len(self._buffer) - self._position
 
-    async def _fill(self, wanted: int) -> bool:
-        """Read more bytes into the buffer, ``wanted`` of them if they come at once (but
-        at least MESSAGE_READ_SIZE and at most the read size); False at the end."""
+    async def _fill(self, item: int) -> bool:
+        """Read more bytes into the buffer for an item (a message, a whole small file, a
+        piece of a run) of ``item`` bytes: room for several such, at least
+        MESSAGE_READ_SIZE and at most the read size. False at the end of the stream."""
         if self._eof:
             return False
-        chunk = await self._stream.read(min(self._read_size, max(wanted, MESSAGE_READ_SIZE)))
+        wanted = min(self._read_size, max(MESSAGE_READ_SIZE, _ITEMS_PER_READ * item))
+        chunk = await self._stream.read(wanted)
         if not chunk:
             self._eof = True
             return False
@@ -304,7 +312,7 @@ class MessageReader:
     async def read_exact(self, size: int) -> bytes:
         """Exactly ``size`` bytes, or StreamEnded."""
         while self._available < size:
-            if not await self._fill(size - self._available):
+            if not await self._fill(size):
                 raise StreamEnded("stream ended early")
         return self._take(size)
 
