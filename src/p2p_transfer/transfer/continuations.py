@@ -21,7 +21,6 @@ from hashlib import sha256
 from pathlib import Path
 
 import blake3
-import msgspec
 
 from p2p_transfer.limits import (
     CONTINUATION_LIFETIME,
@@ -40,9 +39,8 @@ REFUSAL = "this transfer cannot be continued here; send again"
 def manifest_digest(manifest: Manifest) -> str:
     """A digest of every entry of an offer (path, kind, size, mode, mtime), in order."""
     hasher = blake3.blake3()
-    encoder = msgspec.msgpack.Encoder()
-    for entry in manifest:
-        hasher.update(encoder.encode(entry))
+    for data in manifest.column_bytes():
+        hasher.update(data)
     return hasher.hexdigest()
 
 
