@@ -161,6 +161,8 @@ def test_ctrl_c_at_a_code_prompt_cancels_every_receiver_with_a_line_each(
 ) -> None:
     receivers, sender = _note_to_two_receivers(tmp_path, ("alpha", "beta"))
     try:
+        for receiver in receivers:  # both connected: no line of a connection still to come
+            receiver.wait_for("code")
         asked = sender.expect_line(r"Code shown on (alpha|beta): $").group(1)
         sender.ctrl_c()
         assert sender.wait() == 130

@@ -23,7 +23,7 @@ from p2p_transfer.events import StateEvent
 from p2p_transfer.limits import TCP_MAX_PENDING_CONNECTIONS, TCP_TOKEN_BYTES
 from p2p_transfer.net import NetError
 from p2p_transfer.net import tcp as tcp_module
-from p2p_transfer.net.tcp import DataListener, TcpEndpointInfo, connect_data_channel
+from p2p_transfer.net.tcp import DataListener, TcpEndpointInfo, TlsChannel, connect_data_channel
 from p2p_transfer.protocol import (
     Accept,
     Error,
@@ -173,6 +173,12 @@ async def test_a_token_opens_no_other_session_and_nothing_after_its_own(
     assert files_in(peers.target) == ["first.txt"]
 
 
+async def _handed_over(listener: DataListener) -> TlsChannel:
+    """The listener's side of the sender's channel. Its thread hands it to the loop just
+    after telling the sender yes, so the sender's connect may return a moment before."""
+    return await asyncio.wait_for(listener.accepted(), DEADLINE_SLACK)
+
+
 # --- Strangers at the port: deadlines and a cap ----------------------------------------
 
 
@@ -193,7 +199,7 @@ async def test_no_token_within_the_deadline_is_dropped(
     writer.close()
     # The stranger did not spend the token: the real sender still gets in.
     channel = await connect_data_channel("127.0.0.1", listener.info)
-    assert listener.has_accepted
+    (await _handed_over(listener)).close()
     channel.close()
     await listener.close()
 
@@ -259,6 +265,7 @@ async def test_strangers_beyond_the_pending_cap_are_closed_at_once(
         writer.close()
     await wait_until(lambda: listener.pending == 0, what="the strangers to be let go")
     channel = await connect_data_channel("127.0.0.1", listener.info)
-    assert listener.has_accepted and listener.refused == 1 + TCP_MAX_PENDING_CONNECTIONS
+    (await _handed_over(listener)).close()
+    assert listener.refused == 1 + TCP_MAX_PENDING_CONNECTIONS
     channel.close()
     await listener.close()
