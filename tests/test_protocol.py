@@ -751,14 +751,14 @@ def _column_bytes(entries: list[Entry]) -> list[bytes]:
 def test_two_manifests_columns_are_the_same_exactly_when_their_entries_are() -> None:
     """What a continuation's digest reads: any field of any entry changed, or a path's
     bytes moved to its neighbour, changes them."""
-    entries = [Entry("ab", "file", 3, 0o644, 1.5), Entry("c", "dir", 0, 0o755, 2.0)]
+    entries = [Entry("ab", "file", 0, 0o644, 1.5), Entry("c", "dir", 0, 0o755, 2.0)]
     assert _column_bytes(entries) == _column_bytes(list(entries))
     changed = [
-        [Entry("a", "file", 3, 0o644, 1.5), Entry("bc", "dir", 0, 0o755, 2.0)],
+        [Entry("a", "file", 0, 0o644, 1.5), Entry("bc", "dir", 0, 0o755, 2.0)],
         [Entry("ab", "dir", 0, 0o644, 1.5), entries[1]],
         [Entry("ab", "file", 4, 0o644, 1.5), entries[1]],
-        [Entry("ab", "file", 3, 0o600, 1.5), entries[1]],
-        [Entry("ab", "file", 3, 0o644, 1.25), entries[1]],
+        [Entry("ab", "file", 0, 0o600, 1.5), entries[1]],
+        [Entry("ab", "file", 0, 0o644, 1.25), entries[1]],
         entries[:1],
     ]
     for other in changed:
