@@ -730,11 +730,16 @@ def test_paginate_resume_items_fit_the_message_limit() -> None:
     assert [r for page in pages for r in page] == items
 
 
-def test_a_manifest_is_indexed_as_a_list_is() -> None:
-    entries = [Entry("a", "dir", 0, 0o755, 1.0), Entry("a/b.txt", "file", 3, 0o644, 2.0)]
+def _manifest_of(entries: list[Entry]) -> Manifest:
     manifest = Manifest()
     for entry in entries:
         manifest.append(entry)
+    return manifest
+
+
+def test_a_manifest_is_indexed_as_a_list_is() -> None:
+    entries = [Entry("a", "dir", 0, 0o755, 1.0), Entry("a/b.txt", "file", 3, 0o644, 2.0)]
+    manifest = _manifest_of(entries)
     assert [manifest[i] for i in (-2, -1, 0, 1)] == entries * 2
     assert manifest[::-1] == entries[::-1]
     for beyond in (2, -3):
@@ -767,13 +772,6 @@ def test_two_manifests_columns_are_the_same_exactly_when_their_entries_are() -> 
 
 def test_paginate_nothing() -> None:
     assert list(paginate([])) == []
-
-
-def _manifest_of(entries: list[Entry]) -> Manifest:
-    manifest = Manifest()
-    for entry in entries:
-        manifest.append(entry)
-    return manifest
 
 
 def _largest_entries(path_bytes: int, count: int) -> list[Entry]:
